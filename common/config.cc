@@ -1,0 +1,251 @@
+#include "common/config.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "common/json_escape.h"
+
+namespace katy::config {
+
+std::vector<SettingSpec> CommonSpecs(std::string grpc_addr_default, std::string admin_addr_default) {
+  return {
+      {"KATY_REDIS_URL", "redis://127.0.0.1:6379/0",
+       "Redis to use: redis://[:password@]host:port/db (a password is never logged)"},
+      {"KATY_SHARDS", "16",
+       "Number of shards; fixed per deployment (changing it needs a drain of every stream)"},
+      {"KATY_KEY_PREFIX", "katy", "Prefix of every Redis key"},
+      {"KATY_GRPC_ADDR", std::move(grpc_addr_default), "gRPC health + katy.v1.Control address"},
+      {"KATY_ADMIN_ADDR", std::move(admin_addr_default), "Admin HTTP address (/metrics, /healthz)"},
+      {"KATY_CONTROL_TOKEN", "", "Bearer token required by Control RPCs when set", false, true},
+      {"KATY_LOG_LEVEL", "info", "debug, info, warn or error"},
+      {"KATY_DRAIN_TIMEOUT_S", "10", "Seconds to finish in-flight work after SIGTERM"},
+  };
+}
+
+std::string HostPort::ToString() const {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+std::optional<HostPort> ParseHostPort(std::string_view text) {
+  HostPort out;
+  std::string_view port_text;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return std::nullopt;
+    }
+    out.host = std::string(text.substr(1, close - 1));
+    port_text = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    out.host = std::string(text.substr(0, colon));
+    port_text = text.substr(colon + 1);
+  }
+  if (out.host.empty()) out.host = "127.0.0.1";
+  if (port_text.empty() || port_text.size() > 5) return std::nullopt;
+  unsigned port = 0;
+  for (char c : port_text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    port = port * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (port > 65535) return std::nullopt;
+  out.port = static_cast<uint16_t>(port);
+  return out;
+}
+
+std::string FlagForSetting(std::string_view name) {
+  std::string_view base = name;
+  if (base.rfind("KATY_", 0) == 0) base.remove_prefix(5);
+  std::string flag = "--";
+  for (char c : base) flag += c == '_' ? '-' : static_cast<char>(std::tolower(c));
+  return flag;
+}
+
+namespace {
+
+std::optional<std::string> ProcessEnv(const std::string& name) {
+  const char* value = std::getenv(name.c_str());
+  if (value == nullptr) return std::nullopt;
+  return std::string(value);
+}
+
+std::string ReadSecretFile(const std::string& setting, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(setting + "_FILE: cannot read " + path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  std::string value = buffer.str();
+  while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
+  return value;
+}
+
+}  // namespace
+
+std::string RedactUrlCredentials(const std::string& value) {
+  auto scheme = value.find("://");
+  if (scheme == std::string::npos) return value;
+  auto at = value.find('@', scheme + 3);
+  auto slash = value.find('/', scheme + 3);
+  if (at == std::string::npos || (slash != std::string::npos && slash < at)) return value;
+  return value.substr(0, scheme + 3) + "[redacted]" + value.substr(at);
+}
+
+Settings Settings::Load(std::vector<SettingSpec> specs, int argc, char** argv) {
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
+  return Load(std::move(specs), args);
+}
+
+Settings Settings::Load(std::vector<SettingSpec> specs, const std::vector<std::string>& args,
+                        Lookup getenv) {
+  if (!getenv) getenv = ProcessEnv;
+  Settings settings;
+  std::map<std::string, std::string> flag_to_name;
+  for (auto& spec : specs) {
+    std::string name = spec.name;
+    flag_to_name[FlagForSetting(name)] = name;
+    settings.order_.push_back(name);
+    settings.entries_[name] = Entry{std::move(spec), "", false};
+  }
+
+  std::map<std::string, std::string> from_flags;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      settings.help_requested_ = true;
+      continue;
+    }
+    std::string flag = arg;
+    std::optional<std::string> value;
+    if (auto eq = arg.find('='); eq != std::string::npos) {
+      flag = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+    }
+    auto known = flag_to_name.find(flag);
+    if (known == flag_to_name.end()) throw ConfigError("unknown option " + flag + " (see --help)");
+    if (!value) {
+      if (i + 1 >= args.size()) throw ConfigError("option " + flag + " needs a value");
+      value = args[++i];
+    }
+    from_flags[known->second] = *value;
+  }
+
+  for (auto& [name, entry] : settings.entries_) {
+    if (auto flag = from_flags.find(name); flag != from_flags.end()) {
+      entry.value = flag->second;
+      entry.set = true;
+    } else if (auto env = getenv(name); env && !env->empty()) {
+      entry.value = *env;
+      entry.set = true;
+    } else if (auto file = entry.spec.secret ? getenv(name + "_FILE") : std::nullopt;
+               file && !file->empty()) {
+      entry.value = ReadSecretFile(name, *file);
+      entry.set = true;
+    } else {
+      entry.value = entry.spec.default_value;
+    }
+    if (entry.spec.required && (!entry.set || entry.value.empty()) && !settings.help_requested_) {
+      std::string how = "set " + name;
+      if (entry.spec.secret) how += " or " + name + "_FILE";
+      throw ConfigError("missing required setting " + name + " (" + how + ", or pass " +
+                        FlagForSetting(name) + "): " + entry.spec.help);
+    }
+  }
+  return settings;
+}
+
+const std::string& Settings::String(const std::string& name) const {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) throw ConfigError("setting " + name + " is not declared");
+  return it->second.value;
+}
+
+bool Settings::IsSet(const std::string& name) const {
+  auto it = entries_.find(name);
+  return it != entries_.end() && it->second.set;
+}
+
+int64_t Settings::Int(const std::string& name, int64_t min, int64_t max) const {
+  const std::string& text = String(name);
+  char* end = nullptr;
+  errno = 0;
+  long long value = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno != 0 || value < min || value > max) {
+    throw ConfigError(name + "=" + text + ": expected a whole number from " + std::to_string(min) +
+                      " to " + std::to_string(max));
+  }
+  return value;
+}
+
+double Settings::Double(const std::string& name, double min, double max) const {
+  const std::string& text = String(name);
+  char* end = nullptr;
+  double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !(value >= min && value <= max)) {
+    std::ostringstream msg;
+    msg << name << "=" << text << ": expected a number from " << min << " to " << max;
+    throw ConfigError(msg.str());
+  }
+  return value;
+}
+
+bool Settings::Bool(const std::string& name) const {
+  const std::string& text = String(name);
+  if (text == "1" || text == "true" || text == "yes" || text == "on") return true;
+  if (text == "0" || text == "false" || text == "no" || text == "off" || text.empty()) return false;
+  throw ConfigError(name + "=" + text + ": expected 1/0, true/false, yes/no or on/off");
+}
+
+HostPort Settings::Address(const std::string& name) const {
+  auto parsed = ParseHostPort(String(name));
+  if (!parsed) throw ConfigError(name + "=" + String(name) + ": expected host:port");
+  return *parsed;
+}
+
+std::string Settings::RedactedJson() const {
+  std::string out = "{";
+  bool first = true;
+  for (const auto& name : order_) {
+    const Entry& entry = entries_.at(name);
+    if (!first) out += ',';
+    first = false;
+    out += '"';
+    AppendJsonEscaped(out, name);
+    out += "\":\"";
+    if (entry.spec.secret) {
+      out += entry.value.empty() ? "" : "[redacted]";
+    } else {
+      AppendJsonEscaped(out, RedactUrlCredentials(entry.value));
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
+std::vector<std::string> Settings::SecretValues() const {
+  std::vector<std::string> values;
+  for (const auto& [name, entry] : entries_) {
+    if (entry.spec.secret && !entry.value.empty()) values.push_back(entry.value);
+  }
+  return values;
+}
+
+std::string Settings::Usage(std::string_view program) const {
+  std::ostringstream out;
+  out << "usage: " << program << " [--flag value ...]\n\nSettings (environment variable, flag):\n";
+  for (const auto& name : order_) {
+    const Entry& entry = entries_.at(name);
+    out << "  " << name << ", " << FlagForSetting(name) << "\n      " << entry.spec.help;
+    if (entry.spec.required) out << " (required)";
+    else if (!entry.spec.default_value.empty()) out << " (default " << entry.spec.default_value << ")";
+    if (entry.spec.secret) out << " [secret; also " << name << "_FILE]";
+    out << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace katy::config

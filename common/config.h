@@ -1,0 +1,92 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace katy::config {
+
+// Thrown only at start-up, when settings are missing or malformed. Its what() is the one
+// clear line a service prints before exiting with status 2.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Declares one setting. `name` is the environment variable (KATY_REDIS_URL); the matching
+// command-line flag is derived from it (--redis-url). A secret is also read from NAME_FILE and
+// is never shown in the effective configuration.
+struct SettingSpec {
+  std::string name;
+  std::string default_value;  // used when nothing is given; ignored when required
+  std::string help;
+  bool required = false;
+  bool secret = false;
+};
+
+// The settings every service shares (Redis, shards, key prefix, gRPC, admin, log level, drain).
+std::vector<SettingSpec> CommonSpecs(std::string grpc_addr_default, std::string admin_addr_default);
+
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+  std::string ToString() const;
+};
+
+// "host:port", "[v6]:port" or ":port" (loopback). Returns nullopt when malformed.
+std::optional<HostPort> ParseHostPort(std::string_view text);
+
+// Where each value comes from, in order of precedence: a command-line flag (--name=value or
+// --name value), the environment variable, the environment variable NAME_FILE (secrets only;
+// the file's content with trailing newlines removed), the default.
+class Settings {
+ public:
+  using Lookup = std::function<std::optional<std::string>(const std::string&)>;
+
+  // Throws ConfigError for an unknown flag, a flag without a value, a missing required setting
+  // or an unreadable *_FILE. `getenv` defaults to the process environment.
+  static Settings Load(std::vector<SettingSpec> specs, const std::vector<std::string>& args,
+                       Lookup getenv = {});
+  static Settings Load(std::vector<SettingSpec> specs, int argc, char** argv);
+
+  // The value of a declared setting ("" when optional and unset). Throws ConfigError for a
+  // name that was never declared (a programmer error caught at start-up).
+  const std::string& String(const std::string& name) const;
+  bool IsSet(const std::string& name) const;
+  // Typed views; each throws ConfigError naming the setting when the value does not parse.
+  int64_t Int(const std::string& name, int64_t min, int64_t max) const;
+  double Double(const std::string& name, double min, double max) const;
+  bool Bool(const std::string& name) const;  // 1/0, true/false, yes/no, on/off
+  HostPort Address(const std::string& name) const;
+
+  // The effective configuration as a JSON object, secrets shown as "[redacted]" (or "" if unset).
+  std::string RedactedJson() const;
+  // Every value that is a secret (non-empty), so tests and log scrubbing can find them.
+  std::vector<std::string> SecretValues() const;
+  // A usage text listing every setting, its flag, default and help.
+  std::string Usage(std::string_view program) const;
+  bool HelpRequested() const { return help_requested_; }
+
+ private:
+  struct Entry {
+    SettingSpec spec;
+    std::string value;
+    bool set = false;
+  };
+  std::map<std::string, Entry> entries_;
+  std::vector<std::string> order_;
+  bool help_requested_ = false;
+};
+
+// "redis://:pw@host:6379/0" -> "redis://[redacted]@host:6379/0"; other values unchanged.
+std::string RedactUrlCredentials(const std::string& value);
+
+// KATY_REDIS_URL -> --redis-url.
+std::string FlagForSetting(std::string_view name);
+
+}  // namespace katy::config

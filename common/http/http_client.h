@@ -1,0 +1,47 @@
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace katy::http {
+
+struct Response {
+  long status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  // names lowercased
+
+  // The header's value, or "" when absent. `name` must be lowercase.
+  std::string Header(const std::string& name) const;
+};
+
+// A blocking HTTP/1.1 client over one libcurl easy handle: connections are kept alive and
+// reused between calls. Not thread-safe: one per thread. Error codes: "timeout", "connect",
+// "io" (anything else libcurl reports). An HTTP error status is a Response, not an Error.
+class Client {
+ public:
+  explicit Client(std::chrono::milliseconds timeout = std::chrono::milliseconds(10000),
+                  std::chrono::milliseconds connect_timeout = std::chrono::milliseconds(3000));
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  Result<Response> Get(const std::string& url, const std::vector<std::string>& headers = {});
+  Result<Response> Post(const std::string& url, const std::string& body,
+                        const std::vector<std::string>& headers = {});
+  Result<Response> Request(const std::string& method, const std::string& url,
+                           const std::string& body, const std::vector<std::string>& headers);
+
+ private:
+  void* curl_;
+  std::chrono::milliseconds timeout_;
+  std::chrono::milliseconds connect_timeout_;
+};
+
+// Percent-encodes a query-string component.
+std::string UrlEncode(const std::string& text);
+
+}  // namespace katy::http

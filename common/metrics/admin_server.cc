@@ -1,0 +1,67 @@
+#include "common/metrics/admin_server.h"
+
+#include <pistache/endpoint.h>
+#include <pistache/http.h>
+
+#include "common/http/pistache_util.h"
+
+namespace katy::metrics {
+namespace {
+
+using namespace Pistache;
+
+class AdminHandler : public Http::Handler {
+ public:
+  HTTP_PROTOTYPE(AdminHandler)
+  AdminHandler(const Registry& registry, std::function<bool()> healthy)
+      : registry_(registry), healthy_(std::move(healthy)) {}
+
+  void onRequest(const Http::Request& request, Http::ResponseWriter response) override {
+    http::KeepAliveUnlessClosed(request, response);
+    if (request.method() != Http::Method::Get) {
+      response.send(Http::Code::Method_Not_Allowed, "GET only\n");
+    } else if (request.resource() == "/metrics") {
+      response.headers().add<Http::Header::ContentType>(MIME(Text, Plain));
+      response.send(Http::Code::Ok, registry_.Render());
+    } else if (request.resource() == "/healthz") {
+      bool ok = !healthy_ || healthy_();
+      response.send(ok ? Http::Code::Ok : Http::Code::Service_Unavailable, ok ? "ok\n" : "unavailable\n");
+    } else {
+      response.send(Http::Code::Not_Found, "not found\n");
+    }
+  }
+
+ private:
+  const Registry& registry_;
+  std::function<bool()> healthy_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<AdminServer>> AdminServer::Start(const config::HostPort& address,
+                                                        const Registry& registry,
+                                                        std::function<bool()> healthy) {
+  std::unique_ptr<AdminServer> out(new AdminServer());
+  try {
+    out->endpoint_ = std::make_shared<Http::Endpoint>(
+        Address(address.host, Port(address.port)));
+    out->endpoint_->init(Http::Endpoint::options().threads(1).flags(Tcp::Options::ReuseAddr));
+    out->endpoint_->setHandler(Http::make_handler<AdminHandler>(registry, std::move(healthy)));
+    out->endpoint_->serveThreaded();
+    out->port_ = static_cast<uint16_t>(out->endpoint_->getPort());
+  } catch (const std::exception& e) {
+    return Error{"io", "cannot serve admin HTTP on " + address.ToString() + ": " + e.what()};
+  }
+  return out;
+}
+
+AdminServer::~AdminServer() { Shutdown(); }
+
+void AdminServer::Shutdown() {
+  if (endpoint_) {
+    endpoint_->shutdown();
+    endpoint_.reset();
+  }
+}
+
+}  // namespace katy::metrics

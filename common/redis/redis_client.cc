@@ -1,0 +1,189 @@
+#include "common/redis/redis_client.h"
+
+#include <hiredis/hiredis.h>
+
+#include <charconv>
+#include <utility>
+
+namespace katy::redis {
+namespace {
+
+Reply Copy(const redisReply* raw) {
+  Reply reply;
+  switch (raw->type) {
+    case REDIS_REPLY_STRING:
+      reply.type = Reply::Type::kString;
+      reply.str.assign(raw->str, raw->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      reply.type = Reply::Type::kStatus;
+      reply.str.assign(raw->str, raw->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      reply.type = Reply::Type::kError;
+      reply.str.assign(raw->str, raw->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      reply.type = Reply::Type::kInteger;
+      reply.integer = raw->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      reply.type = Reply::Type::kArray;
+      reply.elements.reserve(raw->elements);
+      for (size_t i = 0; i < raw->elements; ++i) reply.elements.push_back(Copy(raw->element[i]));
+      break;
+    default:
+      reply.type = Reply::Type::kNil;
+  }
+  return reply;
+}
+
+timeval ToTimeval(std::chrono::milliseconds ms) {
+  return timeval{static_cast<time_t>(ms.count() / 1000),
+                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+}
+
+void AppendArgv(redisContext* context, const std::vector<std::string>& argv) {
+  std::vector<const char*> ptrs;
+  std::vector<size_t> lens;
+  ptrs.reserve(argv.size());
+  lens.reserve(argv.size());
+  for (const auto& arg : argv) {
+    ptrs.push_back(arg.data());
+    lens.push_back(arg.size());
+  }
+  redisAppendCommandArgv(context, static_cast<int>(argv.size()), ptrs.data(), lens.data());
+}
+
+}  // namespace
+
+Result<Options> ParseUrl(std::string_view url) {
+  constexpr std::string_view kScheme = "redis://";
+  if (url.substr(0, kScheme.size()) != kScheme) {
+    return Error{"config", "Redis URL must start with redis:// (got '" + std::string(url) + "')"};
+  }
+  Options options;
+  std::string_view rest = url.substr(kScheme.size());
+  if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+    std::string_view userinfo = rest.substr(0, at);
+    auto colon = userinfo.find(':');
+    options.password = std::string(colon == std::string_view::npos ? userinfo : userinfo.substr(colon + 1));
+    rest = rest.substr(at + 1);
+  }
+  std::string_view hostport = rest;
+  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+    hostport = rest.substr(0, slash);
+    std::string_view db = rest.substr(slash + 1);
+    if (!db.empty()) {
+      auto [ptr, ec] = std::from_chars(db.data(), db.data() + db.size(), options.db);
+      if (ec != std::errc() || ptr != db.data() + db.size()) {
+        return Error{"config", "Redis URL has a bad database number: " + std::string(db)};
+      }
+    }
+  }
+  if (auto colon = hostport.rfind(':'); colon != std::string_view::npos) {
+    std::string_view port = hostport.substr(colon + 1);
+    auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), options.port);
+    if (ec != std::errc() || ptr != port.data() + port.size() || options.port <= 0 ||
+        options.port > 65535) {
+      return Error{"config", "Redis URL has a bad port: " + std::string(port)};
+    }
+    hostport = hostport.substr(0, colon);
+  }
+  if (!hostport.empty()) options.host = std::string(hostport);
+  return options;
+}
+
+Client::Client(Options options) : options_(std::move(options)) {}
+
+Client::~Client() {
+  if (context_ != nullptr) redisFree(context_);
+}
+
+Client::Client(Client&& other) noexcept
+    : options_(std::move(other.options_)), context_(std::exchange(other.context_, nullptr)) {}
+
+Client& Client::operator=(Client&& other) noexcept {
+  if (this != &other) {
+    if (context_ != nullptr) redisFree(context_);
+    options_ = std::move(other.options_);
+    context_ = std::exchange(other.context_, nullptr);
+  }
+  return *this;
+}
+
+Error Client::DropConnection(const char* what) {
+  std::string message = what;
+  std::string code = "io";
+  if (context_ != nullptr) {
+    message += ": ";
+    message += context_->errstr;
+    // hiredis reports a socket timeout as an I/O error with EAGAIN.
+    if (context_->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK)) code = "timeout";
+    redisFree(context_);
+    context_ = nullptr;
+  }
+  return Error{code, message};
+}
+
+Status Client::EnsureConnected() {
+  if (context_ != nullptr) return Ok{};
+  timeval connect_timeout = ToTimeval(options_.connect_timeout);
+  context_ = redisConnectWithTimeout(options_.host.c_str(), options_.port, connect_timeout);
+  if (context_ == nullptr) return Error{"io", "cannot allocate a Redis context"};
+  if (context_->err != 0) {
+    Error error{"io", "cannot connect to Redis at " + options_.host + ":" +
+                          std::to_string(options_.port) + ": " + context_->errstr};
+    redisFree(context_);
+    context_ = nullptr;
+    return error;
+  }
+  redisSetTimeout(context_, ToTimeval(options_.socket_timeout));
+  std::vector<std::vector<std::string>> setup;
+  if (!options_.password.empty()) setup.push_back({"AUTH", options_.password});
+  if (options_.db != 0) setup.push_back({"SELECT", std::to_string(options_.db)});
+  for (const auto& command : setup) {
+    AppendArgv(context_, command);
+    void* raw = nullptr;
+    if (redisGetReply(context_, &raw) != REDIS_OK) return DropConnection("Redis handshake failed");
+    Reply reply = Copy(static_cast<redisReply*>(raw));
+    freeReplyObject(raw);
+    if (reply.IsError()) {
+      redisFree(context_);
+      context_ = nullptr;
+      return Error{"io", "Redis refused " + command[0] + ": " + reply.str};
+    }
+  }
+  return Ok{};
+}
+
+Result<Reply> Client::Command(const std::vector<std::string>& argv) {
+  auto replies = Pipeline({argv});
+  if (!replies) return replies.error();
+  Reply& reply = replies->front();
+  if (reply.IsError()) return Error{"reply", reply.str};
+  return std::move(reply);
+}
+
+Result<std::vector<Reply>> Client::Pipeline(const std::vector<std::vector<std::string>>& commands) {
+  if (auto connected = EnsureConnected(); !connected) return connected.error();
+  for (const auto& argv : commands) AppendArgv(context_, argv);
+  std::vector<Reply> replies;
+  replies.reserve(commands.size());
+  for (size_t i = 0; i < commands.size(); ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(context_, &raw) != REDIS_OK || raw == nullptr) {
+      return DropConnection("Redis command failed");
+    }
+    replies.push_back(Copy(static_cast<redisReply*>(raw)));
+    freeReplyObject(raw);
+  }
+  return replies;
+}
+
+bool Client::Ping() {
+  auto reply = Command({"PING"});
+  return reply.ok() && reply->str == "PONG";
+}
+
+}  // namespace katy::redis

@@ -1,0 +1,71 @@
+#include "common/redis/script.h"
+
+#include <openssl/sha.h>
+
+namespace katy::redis {
+namespace {
+
+bool IsNoScript(const Reply& reply) {
+  return reply.IsError() && reply.str.rfind("NOSCRIPT", 0) == 0;
+}
+
+std::string Sha1Hex(const std::string& text) {
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char byte : digest) {
+    hex += kDigits[byte >> 4];
+    hex += kDigits[byte & 0xF];
+  }
+  return hex;
+}
+
+}  // namespace
+
+Script::Script(std::string source) : source_(std::move(source)), sha_(Sha1Hex(source_)) {}
+
+std::vector<std::string> Script::EvalShaCommand(const std::vector<std::string>& keys,
+                                                const std::vector<std::string>& args) const {
+  std::vector<std::string> argv;
+  argv.reserve(3 + keys.size() + args.size());
+  argv.push_back("EVALSHA");
+  argv.push_back(sha_);
+  argv.push_back(std::to_string(keys.size()));
+  argv.insert(argv.end(), keys.begin(), keys.end());
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+Result<Reply> Script::Run(Client& client, const std::vector<std::string>& keys,
+                          const std::vector<std::string>& args) const {
+  auto replies = RunPipelined(client, {Call{keys, args}});
+  if (!replies) return replies.error();
+  Reply& reply = replies->front();
+  if (reply.IsError()) return Error{"reply", reply.str};
+  return std::move(reply);
+}
+
+Result<std::vector<Reply>> Script::RunPipelined(Client& client, const std::vector<Call>& calls) const {
+  std::vector<std::vector<std::string>> commands;
+  commands.reserve(calls.size());
+  for (const auto& call : calls) commands.push_back(EvalShaCommand(call.keys, call.args));
+  auto replies = client.Pipeline(commands);
+  if (!replies) return replies.error();
+
+  std::vector<size_t> missing;
+  for (size_t i = 0; i < replies->size(); ++i) {
+    if (IsNoScript((*replies)[i])) missing.push_back(i);
+  }
+  if (missing.empty()) return replies;
+
+  std::vector<std::vector<std::string>> retry{{"SCRIPT", "LOAD", source_}};
+  for (size_t i : missing) retry.push_back(commands[i]);
+  auto retried = client.Pipeline(retry);
+  if (!retried) return retried.error();
+  if ((*retried)[0].IsError()) return Error{"reply", "SCRIPT LOAD failed: " + (*retried)[0].str};
+  for (size_t k = 0; k < missing.size(); ++k) (*replies)[missing[k]] = std::move((*retried)[k + 1]);
+  return replies;
+}
+
+}  // namespace katy::redis

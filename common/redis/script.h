@@ -1,0 +1,41 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/redis/redis_client.h"
+
+namespace katy::redis {
+
+// A Lua script run by its SHA1 (EVALSHA), loaded on demand: when Redis answers NOSCRIPT
+// (after a restart or SCRIPT FLUSH) it is loaded and the call repeated. Immutable and
+// thread-safe; the Client passed in is not.
+class Script {
+ public:
+  explicit Script(std::string source);
+
+  const std::string& sha() const { return sha_; }
+  const std::string& source() const { return source_; }
+
+  // Runs the script once. Error "reply" carries a script error's text.
+  Result<Reply> Run(Client& client, const std::vector<std::string>& keys,
+                    const std::vector<std::string>& args) const;
+
+  struct Call {
+    std::vector<std::string> keys;
+    std::vector<std::string> args;
+  };
+  // Runs many calls in one round trip (plus one more only if the script must be loaded).
+  // Replies come back in call order; a script error is a Reply{kError} in its place.
+  // Calls that met NOSCRIPT did not run and are re-sent once the script is loaded.
+  Result<std::vector<Reply>> RunPipelined(Client& client, const std::vector<Call>& calls) const;
+
+ private:
+  std::vector<std::string> EvalShaCommand(const std::vector<std::string>& keys,
+                                          const std::vector<std::string>& args) const;
+
+  std::string source_;
+  std::string sha_;
+};
+
+}  // namespace katy::redis

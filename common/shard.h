@@ -1,0 +1,47 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace katy {
+
+// FNV-1a, 64 bits: stable across machines and releases, so shard assignment never moves.
+uint64_t Fnv1a64(std::string_view data);
+
+// shard = fnv1a64(page_id + ":" + user_id) % shards. Every event and reply of one conversation
+// lands on the same shard, which is what keeps a conversation in order.
+int ShardOf(std::string_view page_id, std::string_view user_id, int shards);
+
+// The names of every Redis key Katy uses (architecture.md "Shards, streams and keys"). Each
+// shard's keys carry the hash tag {sNN}, so one Lua script may touch all of them, on one Redis
+// or on a Redis Cluster. Immutable and thread-safe.
+class KeySpace {
+ public:
+  KeySpace(std::string prefix, int shards) : prefix_(std::move(prefix)), shards_(shards) {}
+
+  int shards() const { return shards_; }
+  const std::string& prefix() const { return prefix_; }
+
+  std::string Tag(int shard) const;  // "{s07}"
+  std::string InStream(int shard) const;   // katy:{s07}:in
+  std::string OutStream(int shard) const;  // katy:{s07}:out
+  std::string DeadLetters(int shard) const;  // katy:{s07}:dlq
+  // Prefix of dedupe marks; the script appends the event's dedupe key.
+  std::string SeenPrefix(int shard) const;  // katy:{s07}:seen:
+  std::string Conversation(int shard, std::string_view page, std::string_view user) const;
+  std::string Sent(int shard, std::string_view message_id) const;
+  std::string Lease(int shard, std::string_view role) const;
+  std::string Members(std::string_view role) const;  // katy:members:<role>
+  std::string Rate(std::string_view page) const;      // katy:rate:<page>
+
+  static constexpr const char* kResponderGroup = "responders";
+  static constexpr const char* kSenderGroup = "senders";
+
+ private:
+  std::string Shard(int shard) const { return prefix_ + ":" + Tag(shard) + ":"; }
+  std::string prefix_;
+  int shards_;
+};
+
+}  // namespace katy

@@ -1,0 +1,40 @@
+#include "services/ingress/ingress_config.h"
+
+namespace katy::ingress {
+
+IngressConfig LoadIngressConfig(int argc, char** argv, config::Settings* settings_out) {
+  auto specs = config::CommonSpecs("127.0.0.1:50051", "127.0.0.1:9101");
+  specs.insert(specs.end(), {
+      {"KATY_HTTP_ADDR", "0.0.0.0:8080", "Public address for Meta's webhook (GET/POST /webhook)"},
+      {"KATY_APP_SECRET", "", "Meta app secret: verifies X-Hub-Signature-256", true, true},
+      {"KATY_VERIFY_TOKEN", "", "Token Meta echoes in the GET /webhook handshake", true, true},
+      {"KATY_ACCEPT_SHA1", "0", "Accept the legacy sha1 X-Hub-Signature when sha256 is absent"},
+      {"KATY_MAX_BODY_BYTES", "1048576", "Largest webhook body accepted; larger gets 413"},
+      {"KATY_DEDUPE_TTL_S", "86400", "How long a delivered event's dedupe mark is kept"},
+      {"KATY_HTTP_THREADS", "2", "Webhook HTTP worker threads"},
+      {"KATY_REDIS_TIMEOUT_MS", "1000", "Longest wait for Redis per request before answering 503"},
+      {"KATY_HTTP_READ_TIMEOUT_MS", "5000", "A client that takes longer to send its request is cut off"},
+  });
+  auto settings = config::Settings::Load(std::move(specs), argc, argv);
+  IngressConfig cfg;
+  cfg.http_addr = settings.Address("KATY_HTTP_ADDR");
+  cfg.grpc_addr = settings.Address("KATY_GRPC_ADDR");
+  cfg.admin_addr = settings.Address("KATY_ADMIN_ADDR");
+  cfg.redis_url = settings.String("KATY_REDIS_URL");
+  cfg.shards = static_cast<int>(settings.Int("KATY_SHARDS", 1, 1024));
+  cfg.key_prefix = settings.String("KATY_KEY_PREFIX");
+  cfg.app_secret = settings.String("KATY_APP_SECRET");
+  cfg.verify_token = settings.String("KATY_VERIFY_TOKEN");
+  cfg.accept_sha1 = settings.Bool("KATY_ACCEPT_SHA1");
+  cfg.max_body_bytes = static_cast<size_t>(settings.Int("KATY_MAX_BODY_BYTES", 1024, 64 << 20));
+  cfg.dedupe_ttl = std::chrono::seconds(settings.Int("KATY_DEDUPE_TTL_S", 60, 30LL * 86400));
+  cfg.http_threads = static_cast<int>(settings.Int("KATY_HTTP_THREADS", 1, 256));
+  cfg.redis_timeout = std::chrono::milliseconds(settings.Int("KATY_REDIS_TIMEOUT_MS", 50, 60000));
+  cfg.read_timeout = std::chrono::milliseconds(settings.Int("KATY_HTTP_READ_TIMEOUT_MS", 100, 600000));
+  cfg.drain_timeout = std::chrono::seconds(settings.Int("KATY_DRAIN_TIMEOUT_S", 0, 3600));
+  cfg.log_level = settings.String("KATY_LOG_LEVEL");
+  if (settings_out != nullptr) *settings_out = std::move(settings);
+  return cfg;
+}
+
+}  // namespace katy::ingress

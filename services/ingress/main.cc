@@ -1,0 +1,81 @@
+// katy-ingress: verifies Meta's webhooks and enqueues every event onto Redis streams.
+#include <csignal>
+#include <chrono>
+
+#include "common/grpc/service_server.h"
+#include "common/log.h"
+#include "common/metrics/admin_server.h"
+#include "common/redis/client_pool.h"
+#include "common/runtime/service_main.h"
+#include "common/runtime/signals.h"
+#include "services/ingress/event_sink.h"
+#include "services/ingress/ingress_config.h"
+#include "services/ingress/webhook_server.h"
+#include "services/ingress/webhook_service.h"
+
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int Run(int argc, char** argv) {
+  using namespace katy;
+  config::Settings settings;
+  ingress::IngressConfig cfg = ingress::LoadIngressConfig(argc, argv, &settings);
+  if (settings.HelpRequested()) {
+    std::fputs(settings.Usage("katy-ingress").c_str(), stdout);
+    return 0;
+  }
+  log::Level level;
+  if (!log::ParseLevel(cfg.log_level, &level)) throw config::ConfigError("KATY_LOG_LEVEL: unknown level");
+  log::Init("ingress", level);
+  log::Info("starting", {{"config", log::RawJson{settings.RedactedJson()}}});
+
+  auto redis_options = redis::ParseUrl(cfg.redis_url);
+  if (!redis_options) throw config::ConfigError("KATY_REDIS_URL: " + redis_options.error().message);
+  redis_options->connect_timeout = cfg.redis_timeout / 2;
+  redis_options->socket_timeout = cfg.redis_timeout;
+  redis::ClientPool pool(*redis_options, static_cast<size_t>(cfg.http_threads));
+
+  metrics::Registry registry;
+  ingress::IngressMetrics ingress_metrics(registry);
+  ingress::RedisEventSink sink(pool, KeySpace(cfg.key_prefix, cfg.shards), cfg.dedupe_ttl);
+  ingress::WebhookService service({cfg.app_secret, cfg.verify_token, cfg.accept_sha1, cfg.max_body_bytes},
+                                  sink, ingress_metrics, NowMs);
+
+  auto grpc_server = grpcsvc::ServiceServer::Start(cfg.grpc_addr, nullptr);
+  if (!grpc_server) throw std::runtime_error(grpc_server.error().message);
+  redis::Client health_client(*redis_options);
+  grpcsvc::HealthMonitor health(**grpc_server, [&health_client] { return health_client.Ping(); });
+  auto admin = metrics::AdminServer::Start(cfg.admin_addr, registry, [&health] { return health.last_healthy(); });
+  if (!admin) throw std::runtime_error(admin.error().message);
+
+  auto server = ingress::WebhookServer::Start(
+      {cfg.http_addr, cfg.http_threads, cfg.max_body_bytes, cfg.read_timeout}, service);
+  if (!server) throw std::runtime_error(server.error().message);
+  log::Info("listening", {{"http_port", (*server)->port()},
+                          {"grpc_port", (*grpc_server)->port()},
+                          {"admin_port", (*admin)->port()}});
+
+  while (runtime::WaitForSignal() == SIGHUP) {
+  }
+  runtime::ExitOnSecondSignal();
+  // Shutdown order: stop reporting healthy, stop taking webhooks (requests in flight finish:
+  // each is answered only after its events are stored), then the control and admin ports.
+  log::Info("stopping");
+  health.Drain();
+  (*server)->Shutdown();
+  (*grpc_server)->Shutdown();
+  (*admin)->Shutdown();
+  log::Info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return katy::runtime::ServiceMain("katy-ingress", [&] { return Run(argc, argv); });
+}

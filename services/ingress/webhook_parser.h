@@ -1,0 +1,39 @@
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "katy/v1/events.pb.h"
+
+namespace katy::ingress {
+
+// Deepest JSON nesting accepted. Meta's payloads nest about 8 levels; anything near this is
+// an attack or a bug, and rejecting it bounds the parser's memory and stack.
+inline constexpr int kMaxJsonDepth = 64;
+
+// Turns a webhook POST body into one InboundEvent per item of every entry[].messaging[] and
+// entry[].standby[], in body order. Pure and thread-safe.
+//
+// Accepts numbers given as strings, unknown keys and unknown event kinds (kept as
+// EVENT_KIND_UNKNOWN with their raw JSON), items without a sender (policy_enforcement) and
+// chat-plugin senders (user_ref). Each event carries its dedupe key (see DedupeKey).
+//
+// Errors (all mean "answer 400"): "invalid_json" (includes invalid UTF-8), "too_deep",
+// "not_an_object", "wrong_object" (object != "page"), "bad_shape" (entry/messaging not arrays,
+// an item not an object, an entry without id).
+Result<std::vector<katy::v1::InboundEvent>> ParseWebhook(std::string_view body,
+                                                         int64_t received_at_ms);
+
+// What identifies a redelivery of `event` (messenger-platform.md §4): the mid for messages,
+// echoes and postbacks; mid + edit count for edits; (user, watermark) for deliveries and reads;
+// (mid, action, emoji) for reactions; a hash of the raw item for everything else.
+// Meta's genuine duplicates differ in entry.time, which no key includes.
+std::string DedupeKey(const katy::v1::InboundEvent& event);
+
+// Largest nesting depth of `json`'s arrays and objects (strings are skipped). Linear, no
+// allocation: it runs before the real parser so hostile depth is refused cheaply.
+int JsonDepth(std::string_view json);
+
+}  // namespace katy::ingress

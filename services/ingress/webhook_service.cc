@@ -1,0 +1,87 @@
+#include "services/ingress/webhook_service.h"
+
+#include "katy/v1/events.pb.h"
+#include "services/ingress/handshake.h"
+#include "services/ingress/signature.h"
+#include "services/ingress/webhook_parser.h"
+
+namespace katy::ingress {
+
+IngressMetrics::IngressMetrics(metrics::Registry& registry)
+    : requests(registry.AddCounter("katy_ingress_requests_total", "Webhook HTTP requests by status")),
+      events(registry.AddCounter("katy_ingress_events_total",
+                                 "Webhook events by kind and result (enqueued, duplicate)")),
+      rejections(registry.AddCounter("katy_ingress_rejections_total",
+                                     "Rejected webhook requests by reason")),
+      latency(registry.AddHistogram("katy_ingress_request_duration_seconds",
+                                    "Webhook request handling time", metrics::LatencyBuckets())),
+      last_webhook(registry.AddGauge("katy_ingress_last_webhook_timestamp_seconds",
+                                     "Unix time of the last event received per page (Meta "
+                                     "unsubscribes a failing webhook silently)")) {}
+
+std::string KindName(int kind) {
+  std::string name = katy::v1::EventKind_Name(static_cast<katy::v1::EventKind>(kind));
+  constexpr std::string_view kPrefix = "EVENT_KIND_";
+  if (name.rfind(kPrefix, 0) == 0) name = name.substr(kPrefix.size());
+  for (char& c : name) c = static_cast<char>(std::tolower(c));
+  return name;
+}
+
+WebhookService::WebhookService(WebhookOptions options, EventSink& sink, IngressMetrics& metrics,
+                               Clock now_ms)
+    : options_(std::move(options)), sink_(sink), metrics_(metrics), now_ms_(std::move(now_ms)) {}
+
+HttpReply WebhookService::Reject(int status, const std::string& reason, const std::string& detail) const {
+  metrics_.rejections.WithLabels({{"reason", reason}}).Inc();
+  rejection_log_.Write(log::Level::kWarn, "webhook rejected",
+                       {{"status", status}, {"reason", reason}, {"detail", detail}});
+  HttpReply reply{status, detail + "\n", {}};
+  if (status == 503) reply.headers.emplace_back("Retry-After", "1");
+  return reply;
+}
+
+void WebhookService::RecordRequest(int status, double seconds) const {
+  metrics_.requests.WithLabels({{"status", std::to_string(status)}}).Inc();
+  metrics_.latency.WithLabels({}).Observe(seconds);
+}
+
+HttpReply WebhookService::HandleGet(std::string_view mode, std::string_view token,
+                                    std::string_view challenge) const {
+  HandshakeReply handshake = Handshake(mode, token, challenge, options_.verify_token);
+  if (handshake.status != 200) return Reject(403, "handshake", "verification failed");
+  log::Info("webhook verified by handshake");
+  return {200, handshake.body, {}};
+}
+
+HttpReply WebhookService::HandlePost(std::string_view body, std::string_view sha256_header,
+                                     std::string_view sha1_header) const {
+  if (body.size() > options_.max_body_bytes) {
+    return Reject(413, "too_large", "body exceeds " + std::to_string(options_.max_body_bytes) + " bytes");
+  }
+  SignatureCheck check =
+      VerifySignature(options_.app_secret, body, sha256_header, sha1_header, options_.accept_sha1);
+  if (check != SignatureCheck::kValid) {
+    return Reject(403, std::string("signature_") + SignatureCheckName(check), "invalid signature");
+  }
+  const int64_t received_at = now_ms_();
+  auto events = ParseWebhook(body, received_at);
+  if (!events) return Reject(400, events.error().code, events.error().message);
+
+  auto stored = sink_.Enqueue(*events);
+  if (!stored) {
+    metrics_.rejections.WithLabels({{"reason", "storage_" + stored.error().code}}).Inc();
+    storage_log_.Write(log::Level::kError, "cannot store webhook events; answering 503",
+                       {{"error", stored.error().message}, {"events", events->size()}});
+    return {503, "storage unavailable, retry\n", {{"Retry-After", "1"}}};
+  }
+  for (size_t i = 0; i < events->size(); ++i) {
+    const auto& event = (*events)[i];
+    metrics_.events
+        .WithLabels({{"kind", KindName(event.kind())}, {"result", (*stored)[i] ? "enqueued" : "duplicate"}})
+        .Inc();
+    metrics_.last_webhook.WithLabels({{"page", event.page_id()}}).Set(static_cast<double>(received_at) / 1000.0);
+  }
+  return {200, "EVENT_RECEIVED", {}};
+}
+
+}  // namespace katy::ingress

@@ -1,0 +1,72 @@
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/log.h"
+#include "common/metrics/metrics.h"
+#include "services/ingress/event_sink.h"
+
+namespace katy::ingress {
+
+struct HttpReply {
+  int status = 200;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+struct WebhookOptions {
+  std::string app_secret;
+  std::string verify_token;
+  bool accept_sha1 = false;
+  size_t max_body_bytes = 1 << 20;
+};
+
+// Ingress's metrics, registered once per process.
+struct IngressMetrics {
+  explicit IngressMetrics(metrics::Registry& registry);
+  metrics::Family<metrics::Counter>& requests;     // by status
+  metrics::Family<metrics::Counter>& events;       // by kind, result (enqueued|duplicate)
+  metrics::Family<metrics::Counter>& rejections;   // by reason
+  metrics::Family<metrics::Histogram>& latency;    // request duration, seconds
+  metrics::Family<metrics::Gauge>& last_webhook;   // by page: unix seconds of the last event
+};
+
+// The webhook's behaviour, independent of the HTTP library: what to answer to a GET handshake
+// and to a POST of events. Thread-safe (the sink is; the rest is read-only or atomic).
+class WebhookService {
+ public:
+  using Clock = std::function<int64_t()>;  // epoch milliseconds
+
+  WebhookService(WebhookOptions options, EventSink& sink, IngressMetrics& metrics, Clock now_ms);
+
+  // GET /webhook with Meta's hub.* query parameters.
+  HttpReply HandleGet(std::string_view mode, std::string_view token, std::string_view challenge) const;
+
+  // POST /webhook. Answers 200 EVENT_RECEIVED only after the sink stored every event;
+  // 403 bad signature, 413 too large, 400 bad JSON/shape, 503 (+Retry-After) when storage failed.
+  HttpReply HandlePost(std::string_view body, std::string_view sha256_header,
+                       std::string_view sha1_header) const;
+
+  // Counts one finished HTTP request (any path) by status, with its duration.
+  void RecordRequest(int status, double seconds) const;
+
+ private:
+  HttpReply Reject(int status, const std::string& reason, const std::string& detail) const;
+
+  WebhookOptions options_;
+  EventSink& sink_;
+  IngressMetrics& metrics_;
+  Clock now_ms_;
+  mutable log::RateLimited rejection_log_{std::chrono::seconds(1)};
+  mutable log::RateLimited storage_log_{std::chrono::seconds(1)};
+};
+
+// The EventKind's short name used in metrics and logs ("message", "echo", ...).
+std::string KindName(int kind);
+
+}  // namespace katy::ingress
