@@ -1,6 +1,6 @@
 #include "services/ingress/webhook_service.h"
 
-#include "katy/v1/events.pb.h"
+#include "common/events.h"
 #include "services/ingress/handshake.h"
 #include "services/ingress/signature.h"
 #include "services/ingress/webhook_parser.h"
@@ -18,14 +18,6 @@ IngressMetrics::IngressMetrics(metrics::Registry& registry)
       last_webhook(registry.AddGauge("katy_ingress_last_webhook_timestamp_seconds",
                                      "Unix time of the last event received per page (Meta "
                                      "unsubscribes a failing webhook silently)")) {}
-
-std::string KindName(int kind) {
-  std::string name = katy::v1::EventKind_Name(static_cast<katy::v1::EventKind>(kind));
-  constexpr std::string_view kPrefix = "EVENT_KIND_";
-  if (name.rfind(kPrefix, 0) == 0) name = name.substr(kPrefix.size());
-  for (char& c : name) c = static_cast<char>(std::tolower(c));
-  return name;
-}
 
 WebhookService::WebhookService(WebhookOptions options, EventSink& sink, IngressMetrics& metrics,
                                Clock now_ms)
@@ -77,7 +69,7 @@ HttpReply WebhookService::HandlePost(std::string_view body, std::string_view sha
   for (size_t i = 0; i < events->size(); ++i) {
     const auto& event = (*events)[i];
     metrics_.events
-        .WithLabels({{"kind", KindName(event.kind())}, {"result", (*stored)[i] ? "enqueued" : "duplicate"}})
+        .WithLabels({{"kind", EventKindName(event.kind())}, {"result", (*stored)[i] ? "enqueued" : "duplicate"}})
         .Inc();
     metrics_.last_webhook.WithLabels({{"page", event.page_id()}}).Set(static_cast<double>(received_at) / 1000.0);
   }

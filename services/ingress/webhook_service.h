@@ -66,7 +66,4 @@ class WebhookService {
   mutable log::RateLimited storage_log_{std::chrono::seconds(1)};
 };
 
-// The EventKind's short name used in metrics and logs ("message", "echo", ...).
-std::string KindName(int kind);
-
 }  // namespace katy::ingress

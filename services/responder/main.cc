@@ -1,0 +1,81 @@
+// katy-responder: picks replies for inbound events with the YAML rules engine.
+#include <chrono>
+#include <cstdio>
+
+#include "common/events.h"
+#include "common/log.h"
+#include "common/redis/stream_worker.h"
+#include "common/runtime/service_main.h"
+#include "common/runtime/worker_service.h"
+#include "services/responder/responder_config.h"
+#include "services/responder/responder_handler.h"
+
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int Run(int argc, char** argv) {
+  using namespace katy;
+  config::Settings settings;
+  responder::ResponderConfig cfg = responder::LoadResponderConfig(argc, argv, &settings);
+  if (settings.HelpRequested()) {
+    std::fputs(settings.Usage("katy-responder").c_str(), stdout);
+    return 0;
+  }
+  log::Level level;
+  if (!log::ParseLevel(cfg.log_level, &level)) throw config::ConfigError("KATY_LOG_LEVEL: unknown level");
+  log::Init("responder", level);
+  log::Info("starting", {{"config", log::RawJson{settings.RedactedJson()}}});
+
+  auto redis_options = redis::ParseUrl(cfg.redis_url);
+  if (!redis_options) throw config::ConfigError("KATY_REDIS_URL: " + redis_options.error().message);
+
+  responder::RulesHolder rules(cfg.rules_path);
+  if (auto loaded = rules.Reload(); !loaded) throw config::ConfigError(loaded.error().message);
+  log::Info("rules loaded", {{"path", cfg.rules_path}, {"rules", rules.Current()->rules.size()}});
+
+  metrics::Registry registry;
+  responder::ResponderMetrics responder_metrics(registry);
+  KeySpace keys(cfg.key_prefix, cfg.shards);
+
+  redis::StreamWorkerOptions worker_options;
+  worker_options.group = KeySpace::kResponderGroup;
+  worker_options.consumer = "responder-" + InstanceId();
+  worker_options.stage = "responder";
+  for (int shard = 0; shard < cfg.shards; ++shard) {
+    worker_options.streams.push_back(keys.InStream(shard));
+    worker_options.dead_letter_streams.push_back(keys.DeadLetters(shard));
+  }
+  worker_options.reclaim_idle = cfg.lease_ttl;
+  worker_options.max_attempts = cfg.max_attempts;
+
+  runtime::WorkerServiceSpec spec;
+  spec.grpc_addr = cfg.grpc_addr;
+  spec.admin_addr = cfg.admin_addr;
+  spec.redis = *redis_options;
+  spec.drain_timeout = cfg.drain_timeout;
+  spec.registry = &registry;
+  spec.on_reload = [&rules] {
+    auto reloaded = rules.Reload();
+    if (reloaded) log::Info("rules reloaded", {{"rules", *reloaded}});
+    else log::Error("rules reload refused; the rules in force stay", {{"error", reloaded.error().message}});
+  };
+  spec.run = [&](const std::atomic<bool>& stop) {
+    redis::Options worker_redis = *redis_options;
+    worker_redis.socket_timeout = worker_options.block + std::chrono::milliseconds(2000);
+    responder::ResponderHandler handler(keys, rules, responder_metrics, NowMs);
+    redis::StreamWorker worker(redis::Client(worker_redis), worker_options, std::ref(handler));
+    worker.Run(stop);
+  };
+  return runtime::RunWorkerService(spec);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return katy::runtime::ServiceMain("katy-responder", [&] { return Run(argc, argv); });
+}

@@ -1,0 +1,60 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/metrics/metrics.h"
+#include "common/redis/script.h"
+#include "common/redis/stream_worker.h"
+#include "common/shard.h"
+#include "services/responder/rules.h"
+
+namespace katy::responder {
+
+// The rules in force, swapped whole on reload so a reply never sees half of two files.
+// Thread-safe.
+class RulesHolder {
+ public:
+  explicit RulesHolder(std::string path) : path_(std::move(path)) {}
+  // Loads the file; on error keeps the rules in force and returns the file:line error.
+  Result<size_t> Reload();
+  std::shared_ptr<const RuleSet> Current() const;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  mutable std::mutex mutex_;
+  std::shared_ptr<const RuleSet> rules_ = std::make_shared<RuleSet>();
+};
+
+struct ResponderMetrics {
+  explicit ResponderMetrics(metrics::Registry& registry);
+  metrics::Family<metrics::Counter>& events;       // by kind and rule
+  metrics::Family<metrics::Counter>& replies;      // messages enqueued for the sender
+  metrics::Family<metrics::Histogram>& latency;    // per-event processing, seconds
+};
+
+// Handles one inbound stream entry: reads the conversation, asks the rules for replies, and
+// commits in one Lua script (XACK the event, XADD the replies to the shard's outbound stream,
+// update the conversation hash). The XACK comes first inside the script: an event some other
+// consumer already committed is not committed twice, so re-processing never doubles a reply.
+// Reply ids are "<inbound entry id>#<n>". Thread-compatible (one per worker thread).
+class ResponderHandler {
+ public:
+  using Clock = std::function<int64_t()>;  // epoch ms
+
+  ResponderHandler(KeySpace keys, const RulesHolder& rules, ResponderMetrics& metrics, Clock now_ms);
+
+  redis::HandleResult operator()(redis::Client& client, const redis::StreamEntry& entry);
+
+ private:
+  KeySpace keys_;
+  const RulesHolder& rules_;
+  ResponderMetrics& metrics_;
+  Clock now_ms_;
+  redis::Script commit_script_;
+};
+
+}  // namespace katy::responder

@@ -1,0 +1,90 @@
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "katy/v1/events.pb.h"
+
+namespace re2 {
+class RE2;
+}
+
+namespace katy::responder {
+
+// One message to send, before placeholders are filled in.
+struct MessageTemplate {
+  std::vector<std::string> variants;  // text; one is picked at random when several
+  struct QuickReply {
+    std::string title;
+    std::string payload;
+  };
+  std::vector<QuickReply> quick_replies;
+};
+
+// All conditions given must hold (AND); an empty matcher matches every event.
+struct Matcher {
+  std::vector<std::string> keywords;  // folded; any one of them, as a whole word
+  std::string postback;               // postback payload, exact
+  std::string quick_reply;            // quick-reply payload, exact
+  std::shared_ptr<re2::RE2> regex;    // partial match on the text; named groups are captures
+  std::string attachment;             // an attachment of this type
+  std::optional<std::string> state;   // the conversation's state ("" = no state)
+  std::optional<bool> first_contact;  // the user's first event ever
+};
+
+struct Rule {
+  std::string name;
+  int line = 0;  // where the rule starts in its file, for errors and metrics
+  Matcher when;
+  std::vector<MessageTemplate> replies;
+  std::map<std::string, std::string> set;  // variables to set (values are templates)
+  std::optional<std::string> next_state;   // set the state ("" clears it)
+};
+
+struct RuleSet {
+  std::vector<Rule> rules;    // tried in file order; the first match wins
+  std::optional<Rule> fallback;
+};
+
+// What the responder knows of a conversation when it picks a reply.
+struct Conversation {
+  std::string state;
+  std::map<std::string, std::string> vars;
+  std::string first_name;
+  bool first_contact = false;
+};
+
+// The result of matching one event.
+struct Decision {
+  std::string rule;                       // the rule's name ("fallback", "" when nothing matched)
+  std::vector<std::string> messages;      // Send API `message` objects, as JSON
+  std::map<std::string, std::string> set_vars;
+  std::optional<std::string> next_state;
+};
+
+// Parses a rules file's YAML text. Errors carry "file:line: what is wrong" (code "rules").
+// Limits Meta enforces are checked here, at load, not at send time: at most 13 quick replies,
+// titles at most 20 characters, payloads at most 1000, text under 2000 characters.
+Result<RuleSet> ParseRules(const std::string& yaml_text, const std::string& file_name);
+// Reads and parses a file.
+Result<RuleSet> LoadRulesFile(const std::string& path);
+
+// Picks the reply for an event: the first rule whose matcher holds, else the fallback.
+// Echoes, deliveries, reads, standby and page-level events never get a reply (empty Decision).
+// `pick(n)` returns a number in [0, n) for random variants. Pure, thread-safe.
+Decision Decide(const RuleSet& rules, const katy::v1::InboundEvent& event,
+                const Conversation& conversation, const std::function<size_t(size_t)>& pick);
+
+// True for events that may be answered at all.
+bool IsReplyable(const katy::v1::InboundEvent& event);
+
+// Fills {{name}} placeholders: regex captures first, then text and first_name, then variables;
+// unknown names become "". Pure.
+std::string Render(const std::string& text, const std::map<std::string, std::string>& values);
+
+}  // namespace katy::responder

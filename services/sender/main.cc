@@ -1,0 +1,77 @@
+// katy-sender: delivers replies through the Send API, in order, under Meta's limits.
+#include <chrono>
+#include <cstdio>
+
+#include "common/events.h"
+#include "common/log.h"
+#include "common/redis/stream_worker.h"
+#include "common/runtime/service_main.h"
+#include "common/runtime/worker_service.h"
+#include "services/sender/sender_config.h"
+#include "services/sender/sender_handler.h"
+
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int Run(int argc, char** argv) {
+  using namespace katy;
+  config::Settings settings;
+  sender::SenderConfig cfg = sender::LoadSenderConfig(argc, argv, &settings);
+  if (settings.HelpRequested()) {
+    std::fputs(settings.Usage("katy-sender").c_str(), stdout);
+    return 0;
+  }
+  log::Level level;
+  if (!log::ParseLevel(cfg.log_level, &level)) throw config::ConfigError("KATY_LOG_LEVEL: unknown level");
+  log::Init("sender", level);
+  log::Info("starting", {{"config", log::RawJson{settings.RedactedJson()}}});
+
+  auto redis_options = redis::ParseUrl(cfg.redis_url);
+  if (!redis_options) throw config::ConfigError("KATY_REDIS_URL: " + redis_options.error().message);
+  auto tokens = sender::PageTokens::Load(cfg.page_token, cfg.page_tokens_file);
+  if (!tokens) throw config::ConfigError(tokens.error().message);
+
+  metrics::Registry registry;
+  sender::SenderMetrics sender_metrics(registry);
+  KeySpace keys(cfg.key_prefix, cfg.shards);
+  sender::SenderOptions options;
+  options.graph_url = cfg.graph_url;
+  if (cfg.appsecret_proof) options.appsecret = cfg.app_secret;
+
+  redis::StreamWorkerOptions worker_options;
+  worker_options.group = KeySpace::kSenderGroup;
+  worker_options.consumer = "sender-" + InstanceId();
+  worker_options.stage = "sender";
+  for (int shard = 0; shard < cfg.shards; ++shard) {
+    worker_options.streams.push_back(keys.OutStream(shard));
+    worker_options.dead_letter_streams.push_back(keys.DeadLetters(shard));
+  }
+  worker_options.reclaim_idle = cfg.lease_ttl;
+  worker_options.max_attempts = cfg.max_attempts;
+
+  runtime::WorkerServiceSpec spec;
+  spec.grpc_addr = cfg.grpc_addr;
+  spec.admin_addr = cfg.admin_addr;
+  spec.redis = *redis_options;
+  spec.drain_timeout = cfg.drain_timeout;
+  spec.registry = &registry;
+  spec.run = [&](const std::atomic<bool>& stop) {
+    redis::Options worker_redis = *redis_options;
+    worker_redis.socket_timeout = worker_options.block + std::chrono::milliseconds(2000);
+    sender::SenderHandler handler(keys, options, *tokens, sender_metrics, NowMs);
+    redis::StreamWorker worker(redis::Client(worker_redis), worker_options, std::ref(handler));
+    worker.Run(stop);
+  };
+  return runtime::RunWorkerService(spec);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return katy::runtime::ServiceMain("katy-sender", [&] { return Run(argc, argv); });
+}

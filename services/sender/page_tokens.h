@@ -1,0 +1,29 @@
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "common/result.h"
+
+namespace katy::sender {
+
+// Which access token sends for which page: a per-page map (KATY_PAGE_TOKENS_FILE, JSON
+// {"<page id>": "<token>"}) with a default for every other page (KATY_PAGE_TOKEN).
+// Immutable after loading; thread-safe. Tokens are secrets: never log them.
+class PageTokens {
+ public:
+  // Error "config" when the file cannot be read or is not a JSON object of strings.
+  static Result<PageTokens> Load(std::string default_token, const std::string& file_path);
+  static PageTokens FromMap(std::string default_token, std::map<std::string, std::string> per_page);
+
+  // The page's token, the default one, or nullopt when neither exists.
+  std::optional<std::string> For(const std::string& page_id) const;
+  bool empty() const { return default_token_.empty() && per_page_.empty(); }
+
+ private:
+  std::string default_token_;
+  std::map<std::string, std::string> per_page_;
+};
+
+}  // namespace katy::sender

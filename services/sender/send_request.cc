@@ -1,0 +1,35 @@
+#include "services/sender/send_request.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/hmac.h"
+#include "common/http/http_client.h"
+
+namespace katy::sender {
+
+std::optional<SendRequest> BuildSendRequest(const katy::v1::OutboundMessage& message,
+                                            const std::string& graph_url,
+                                            const std::string& page_token,
+                                            const std::string& app_secret) {
+  nlohmann::json body;
+  if (message.recipient_is_ref()) body["recipient"]["user_ref"] = message.recipient_id();
+  else body["recipient"]["id"] = message.recipient_id();
+  if (!message.sender_action().empty()) {
+    body["sender_action"] = message.sender_action();
+  } else {
+    auto content = nlohmann::json::parse(message.message_json(), nullptr, false);
+    if (!content.is_object()) return std::nullopt;
+    body["messaging_type"] = message.messaging_type().empty() ? "RESPONSE" : message.messaging_type();
+    if (!message.tag().empty()) body["tag"] = message.tag();
+    body["message"] = std::move(content);
+  }
+  SendRequest request;
+  std::string base = graph_url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  request.url = base + "/" + message.page_id() + "/messages?access_token=" + http::UrlEncode(page_token);
+  if (!app_secret.empty()) request.url += "&appsecret_proof=" + HmacSha256Hex(app_secret, page_token);
+  request.body = body.dump();
+  return request;
+}
+
+}  // namespace katy::sender

@@ -1,0 +1,25 @@
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "katy/v1/events.pb.h"
+
+namespace katy::sender {
+
+// The HTTP request for one OutboundMessage.
+struct SendRequest {
+  std::string url;   // <graph>/<page>/messages?access_token=...[&appsecret_proof=...]
+  std::string body;  // Send API JSON
+};
+
+// Builds the Send API call: {"recipient":{"id"|"user_ref"},"messaging_type",["tag"],
+// "message"|"sender_action"}. `appsecret_proof` is added when `app_secret` is non-empty.
+// Returns nullopt when the message's JSON is unusable (the message must be dead-lettered).
+// Pure, thread-safe. The URL carries the token: never log it.
+std::optional<SendRequest> BuildSendRequest(const katy::v1::OutboundMessage& message,
+                                            const std::string& graph_url,
+                                            const std::string& page_token,
+                                            const std::string& app_secret);
+
+}  // namespace katy::sender

@@ -1,0 +1,46 @@
+#include "services/sender/sender_config.h"
+
+namespace katy::sender {
+
+SenderConfig LoadSenderConfig(int argc, char** argv, config::Settings* settings_out) {
+  auto specs = config::CommonSpecs("127.0.0.1:50053", "127.0.0.1:9103");
+  specs.insert(specs.end(), {
+      {"KATY_GRAPH_URL", "http://127.0.0.1:8090/v25.0",
+       "Send API base URL (the local emulator by default; https://graph.facebook.com/v25.0 for Meta)"},
+      {"KATY_PAGE_TOKEN", "", "Page access token used for every page without its own", false, true},
+      {"KATY_PAGE_TOKENS_FILE", "", "JSON file {\"<page id>\": \"<token>\"} for several pages"},
+      {"KATY_APP_SECRET", "", "Meta app secret, for appsecret_proof", false, true},
+      {"KATY_APPSECRET_PROOF", "0", "Send appsecret_proof (needs KATY_APP_SECRET)"},
+      {"KATY_LEASE_TTL_MS", "10000", "Shard lease TTL; a dead instance's work is taken over after it"},
+      {"KATY_MAX_ATTEMPTS", "8", "Transient failures before a message is dead-lettered"},
+  });
+  auto settings = config::Settings::Load(std::move(specs), argc, argv);
+  SenderConfig cfg;
+  cfg.grpc_addr = settings.Address("KATY_GRPC_ADDR");
+  cfg.admin_addr = settings.Address("KATY_ADMIN_ADDR");
+  cfg.redis_url = settings.String("KATY_REDIS_URL");
+  cfg.shards = static_cast<int>(settings.Int("KATY_SHARDS", 1, 1024));
+  cfg.key_prefix = settings.String("KATY_KEY_PREFIX");
+  cfg.graph_url = settings.String("KATY_GRAPH_URL");
+  cfg.page_token = settings.String("KATY_PAGE_TOKEN");
+  cfg.page_tokens_file = settings.String("KATY_PAGE_TOKENS_FILE");
+  cfg.app_secret = settings.String("KATY_APP_SECRET");
+  cfg.appsecret_proof = settings.Bool("KATY_APPSECRET_PROOF");
+  cfg.lease_ttl = std::chrono::milliseconds(settings.Int("KATY_LEASE_TTL_MS", 500, 600000));
+  cfg.max_attempts = static_cast<int>(settings.Int("KATY_MAX_ATTEMPTS", 1, 1000));
+  cfg.drain_timeout = std::chrono::seconds(settings.Int("KATY_DRAIN_TIMEOUT_S", 0, 3600));
+  cfg.log_level = settings.String("KATY_LOG_LEVEL");
+  if (!settings.HelpRequested()) {
+    if (cfg.page_token.empty() && cfg.page_tokens_file.empty()) {
+      throw config::ConfigError(
+          "missing required setting KATY_PAGE_TOKEN (or KATY_PAGE_TOKEN_FILE, or KATY_PAGE_TOKENS_FILE)");
+    }
+    if (cfg.appsecret_proof && cfg.app_secret.empty()) {
+      throw config::ConfigError("KATY_APPSECRET_PROOF=1 needs KATY_APP_SECRET");
+    }
+  }
+  if (settings_out != nullptr) *settings_out = std::move(settings);
+  return cfg;
+}
+
+}  // namespace katy::sender

@@ -1,0 +1,30 @@
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "common/config.h"
+
+namespace katy::sender {
+
+struct SenderConfig {
+  config::HostPort grpc_addr;     // KATY_GRPC_ADDR: health + control
+  config::HostPort admin_addr;    // KATY_ADMIN_ADDR: /metrics, /healthz
+  std::string redis_url;          // KATY_REDIS_URL
+  int shards = 16;                // KATY_SHARDS
+  std::string key_prefix;         // KATY_KEY_PREFIX
+  std::string graph_url;          // KATY_GRAPH_URL: the Send API base (the emulator by default)
+  std::string page_token;         // KATY_PAGE_TOKEN (secret): token for every page
+  std::string page_tokens_file;   // KATY_PAGE_TOKENS_FILE: JSON {page id: token}
+  std::string app_secret;         // KATY_APP_SECRET (secret): for appsecret_proof
+  bool appsecret_proof = false;   // KATY_APPSECRET_PROOF: send appsecret_proof
+  std::chrono::milliseconds lease_ttl{10000};  // KATY_LEASE_TTL_MS
+  int max_attempts = 8;           // KATY_MAX_ATTEMPTS: transient failures before dead-lettering
+  std::chrono::seconds drain_timeout{10};      // KATY_DRAIN_TIMEOUT_S
+  std::string log_level;          // KATY_LOG_LEVEL
+};
+
+// Throws config::ConfigError with one clear line (for example when no page token is given).
+SenderConfig LoadSenderConfig(int argc, char** argv, config::Settings* settings_out = nullptr);
+
+}  // namespace katy::sender

@@ -1,0 +1,186 @@
+#include "tools/emulator/emulator_server.h"
+
+#include <pistache/endpoint.h>
+#include <pistache/http.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "common/hmac.h"
+#include "common/http/http_client.h"
+#include "common/http/pistache_util.h"
+#include "common/log.h"
+#include "tools/emulator/send_api.h"
+#include "tools/emulator/webhook_builder.h"
+
+namespace katy::emulator {
+namespace {
+
+using namespace Pistache;
+using nlohmann::json;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::vector<std::string> SplitPath(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t start = 1;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string::npos) slash = path.size();
+    if (slash > start) parts.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return parts;
+}
+
+json ToJson(const RecordedMessage& message) {
+  json out{{"message_id", message.message_id}, {"page", message.page_id},
+           {"recipient", message.recipient}, {"seq", message.seq},
+           {"received_at_ms", message.received_at_ms}};
+  if (!message.messaging_type.empty()) out["messaging_type"] = message.messaging_type;
+  if (!message.message_json.empty()) out["message"] = json::parse(message.message_json, nullptr, false);
+  if (!message.sender_action.empty()) out["sender_action"] = message.sender_action;
+  return out;
+}
+
+struct Reply {
+  int status;
+  std::string body;
+};
+
+class EmulatorHandler : public Http::Handler {
+ public:
+  HTTP_PROTOTYPE(EmulatorHandler)
+  EmulatorHandler(std::shared_ptr<MessageStore> store, std::shared_ptr<const EmulatorOptions> options,
+                  std::shared_ptr<std::atomic<uint64_t>> mid_counter)
+      : store_(std::move(store)), options_(std::move(options)), mid_counter_(std::move(mid_counter)) {}
+
+  void onRequest(const Http::Request& request, Http::ResponseWriter response) override {
+    http::KeepAliveUnlessClosed(request, response);
+    Reply reply = Route(request);
+    response.headers().add<Http::Header::ContentType>(MIME(Application, Json));
+    response.send(static_cast<Http::Code>(reply.status), reply.body);
+  }
+
+ private:
+  Reply Route(const Http::Request& request) {
+    const std::string& path = request.resource();
+    auto parts = SplitPath(path);
+    const auto method = request.method();
+    if (parts.size() == 3 && parts[0].size() > 1 && parts[0][0] == 'v' && parts[2] == "messages" &&
+        method == Http::Method::Post) {
+      return SendApi(parts[1], request);
+    }
+    if (path == "/_emulator/messages" && method == Http::Method::Get) {
+      json list = json::array();
+      for (const auto& message : store_->For(request.query().get("psid").value_or(""))) {
+        list.push_back(ToJson(message));
+      }
+      return {200, list.dump()};
+    }
+    if (path == "/_emulator/messages" && method == Http::Method::Delete) {
+      store_->Clear();
+      return {200, R"({"cleared":true})"};
+    }
+    if (path == "/_emulator/say" && method == Http::Method::Post) return Say(request.body());
+    if (path == "/_emulator/health") return {200, R"({"ok":true})"};
+    return {404, R"({"error":{"message":"Unknown path components","type":"OAuthException","code":2500}})"};
+  }
+
+  Reply SendApi(const std::string& page_in_path, const Http::Request& request) {
+    std::string token = request.query().get("access_token").value_or("");
+    if (token.empty()) {
+      GraphError error{400, 104, 0, "OAuthException", "An access token is required to request this resource."};
+      return {error.http_status, error.Body()};
+    }
+    if (!options_->page_token.empty() && !ConstantTimeEquals(token, options_->page_token)) {
+      GraphError error{400, 190, 0, "OAuthException", "Invalid OAuth access token."};
+      return {error.http_status, error.Body()};
+    }
+    auto verdict = ValidateSend(request.body());
+    if (auto* error = std::get_if<GraphError>(&verdict)) return {error->http_status, error->Body()};
+    const auto& send = std::get<AcceptedSend>(verdict);
+    RecordedMessage message;
+    message.page_id = page_in_path;
+    message.recipient = send.recipient;
+    message.messaging_type = send.messaging_type;
+    message.message_json = send.message_json;
+    message.sender_action = send.sender_action;
+    message.received_at_ms = NowMs();
+    RecordedMessage stored = store_->Add(std::move(message));
+    json answer{{"recipient_id", send.recipient}};
+    if (send.sender_action.empty()) answer["message_id"] = stored.message_id;
+    return {200, answer.dump()};
+  }
+
+  Reply Say(const std::string& body) {
+    json request = json::parse(body, nullptr, false);
+    if (!request.is_object() || !request.contains("psid") || !request["psid"].is_string() ||
+        !request.contains("page") || !request["page"].is_string() ||
+        (!request.contains("text") && !request.contains("postback"))) {
+      json error{{"error", "expected {\"page\":\"...\",\"psid\":\"...\",\"text\":\"...\"} "
+                                "(or \"postback\" instead of \"text\")"}};
+      return {400, error.dump()};
+    }
+    UserEvent event;
+    event.page_id = request["page"].get<std::string>();
+    event.psid = request["psid"].get<std::string>();
+    event.timestamp_ms = NowMs();
+    event.mid = "m_user_" + std::to_string(event.timestamp_ms) + "_" + std::to_string(++*mid_counter_);
+    event.text = request.value("text", "");
+    event.quick_reply_payload = request.value("quick_reply", "");
+    event.postback_payload = request.value("postback", "");
+    event.postback_title = request.value("title", event.postback_payload);
+    std::string webhook = BuildWebhookBody(event);
+    thread_local http::Client client(std::chrono::milliseconds(10000));
+    auto delivered = client.Post(options_->ingress_url, webhook,
+                                 {"Content-Type: application/json",
+                                  "X-Hub-Signature-256: " + SignBody(options_->app_secret, webhook)});
+    json answer{{"mid", event.mid}};
+    if (!delivered) {
+      answer["error"] = "ingress unreachable: " + delivered.error().message;
+      return {502, answer.dump()};
+    }
+    answer["ingress_status"] = delivered->status;
+    return {delivered->status == 200 ? 200 : 502, answer.dump()};
+  }
+
+  std::shared_ptr<MessageStore> store_;
+  std::shared_ptr<const EmulatorOptions> options_;
+  std::shared_ptr<std::atomic<uint64_t>> mid_counter_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<EmulatorServer>> EmulatorServer::Start(EmulatorOptions options) {
+  std::unique_ptr<EmulatorServer> out(new EmulatorServer());
+  out->store_ = std::make_shared<MessageStore>();
+  auto shared_options = std::make_shared<const EmulatorOptions>(options);
+  try {
+    out->endpoint_ = std::make_shared<Http::Endpoint>(Address(options.address.host, Port(options.address.port)));
+    out->endpoint_->init(Http::Endpoint::options().threads(options.threads).flags(Tcp::Options::ReuseAddr));
+    out->endpoint_->setHandler(Http::make_handler<EmulatorHandler>(
+        out->store_, shared_options, std::make_shared<std::atomic<uint64_t>>(0)));
+    out->endpoint_->serveThreaded();
+    out->port_ = static_cast<uint16_t>(out->endpoint_->getPort());
+  } catch (const std::exception& e) {
+    return Error{"io", "cannot serve HTTP on " + options.address.ToString() + ": " + e.what()};
+  }
+  return out;
+}
+
+EmulatorServer::~EmulatorServer() { Shutdown(); }
+
+void EmulatorServer::Shutdown() {
+  if (endpoint_) {
+    endpoint_->shutdown();
+    endpoint_.reset();
+  }
+}
+
+}  // namespace katy::emulator

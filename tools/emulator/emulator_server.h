@@ -1,0 +1,46 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "common/config.h"
+#include "common/result.h"
+#include "tools/emulator/message_store.h"
+
+namespace Pistache::Http {
+class Endpoint;
+}
+
+namespace katy::emulator {
+
+struct EmulatorOptions {
+  config::HostPort address;
+  std::string app_secret;      // signs the webhooks it delivers
+  std::string ingress_url;     // where webhooks go, e.g. http://127.0.0.1:8080/webhook
+  std::string page_token;      // when non-empty, the only access token the Send API accepts
+  int threads = 4;
+};
+
+// Meta, as far as Katy can tell, over HTTP:
+//   POST /v{N}/{page}/messages, /v{N}/me/messages   the Send API (validated, recorded)
+//   GET  /_emulator/messages?psid=ID                 what the Send API accepted for a user
+//   DELETE /_emulator/messages                       forget every recorded message
+//   POST /_emulator/say {"page","psid","text"}       a user's message, delivered as a signed
+//                                                    Meta-form webhook to the ingress URL
+class EmulatorServer {
+ public:
+  static Result<std::unique_ptr<EmulatorServer>> Start(EmulatorOptions options);
+  ~EmulatorServer();
+  int port() const { return port_; }
+  MessageStore& store() { return *store_; }
+  void Shutdown();
+
+ private:
+  EmulatorServer() = default;
+  std::shared_ptr<MessageStore> store_;
+  std::shared_ptr<Pistache::Http::Endpoint> endpoint_;
+  int port_ = 0;
+};
+
+}  // namespace katy::emulator

@@ -1,0 +1,38 @@
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace katy::emulator {
+
+// One message the emulated Send API accepted.
+struct RecordedMessage {
+  std::string message_id;    // the mid returned to the bot
+  std::string page_id;
+  std::string recipient;     // PSID or user_ref
+  std::string messaging_type;
+  std::string message_json;  // empty for sender actions
+  std::string sender_action;
+  int64_t received_at_ms = 0;
+  uint64_t seq = 0;          // arrival order across all users
+};
+
+// Everything the emulated Send API accepted, in arrival order. Thread-safe.
+class MessageStore {
+ public:
+  // Stores the message, assigning message_id and seq; returns the stored copy.
+  RecordedMessage Add(RecordedMessage message);
+  // The messages for one recipient (every recipient when empty), in arrival order.
+  std::vector<RecordedMessage> For(const std::string& recipient) const;
+  size_t size() const;
+  void Clear();
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<RecordedMessage> messages_;
+  uint64_t next_seq_ = 1;
+};
+
+}  // namespace katy::emulator

@@ -1,0 +1,33 @@
+#include "tools/emulator/webhook_builder.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/hmac.h"
+#include "common/json_escape.h"
+
+namespace katy::emulator {
+
+std::string BuildWebhookBody(const UserEvent& event) {
+  using nlohmann::json;
+  json item{{"sender", {{"id", event.psid}}},
+            {"recipient", {{"id", event.page_id}}},
+            {"timestamp", event.timestamp_ms}};
+  if (!event.postback_payload.empty()) {
+    item["postback"] = {{"mid", event.mid}, {"title", event.postback_title}, {"payload", event.postback_payload}};
+  } else {
+    item["message"] = {{"mid", event.mid}, {"text", event.text}};
+    if (!event.quick_reply_payload.empty()) {
+      item["message"]["quick_reply"] = {{"payload", event.quick_reply_payload}};
+    }
+  }
+  json body{{"object", "page"},
+            {"entry", json::array({{{"id", event.page_id}, {"time", event.timestamp_ms},
+                                    {"messaging", json::array({item})}}})}};
+  return EscapeJsonLikeMeta(body.dump());
+}
+
+std::string SignBody(const std::string& app_secret, const std::string& body) {
+  return "sha256=" + HmacSha256Hex(app_secret, body);
+}
+
+}  // namespace katy::emulator
