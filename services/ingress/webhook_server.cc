@@ -20,7 +20,7 @@ class WebhookHandler : public Http::Handler {
     http::KeepAliveUnlessClosed(request, response);
     HttpReply reply;
     if (request.resource() != "/webhook") {
-      reply = {404, "not found\n", {}};
+      reply = {404, "not found\n", 0};
     } else if (request.method() == Http::Method::Get) {
       const auto& query = request.query();
       reply = service_->HandleGet(query.get("hub.mode").value_or(""),
@@ -30,10 +30,10 @@ class WebhookHandler : public Http::Handler {
       reply = service_->HandlePost(request.body(), http::RawHeader(request, "X-Hub-Signature-256"),
                                    http::RawHeader(request, "X-Hub-Signature"));
     } else {
-      reply = {405, "GET or POST only\n", {}};
+      reply = {405, "GET or POST only\n", 0};
     }
-    for (const auto& [name, value] : reply.headers) {
-      response.headers().addRaw(Http::Header::Raw(name, value));
+    if (reply.retry_after_s > 0) {
+      response.headers().add<http::RetryAfterHeader>(std::to_string(reply.retry_after_s));
     }
     response.send(static_cast<Http::Code>(reply.status), reply.body);
     service_->RecordRequest(

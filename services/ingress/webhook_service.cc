@@ -27,9 +27,7 @@ HttpReply WebhookService::Reject(int status, const std::string& reason, const st
   metrics_.rejections.WithLabels({{"reason", reason}}).Inc();
   rejection_log_.Write(log::Level::kWarn, "webhook rejected",
                        {{"status", status}, {"reason", reason}, {"detail", detail}});
-  HttpReply reply{status, detail + "\n", {}};
-  if (status == 503) reply.headers.emplace_back("Retry-After", "1");
-  return reply;
+  return {status, detail + "\n", 0};
 }
 
 void WebhookService::RecordRequest(int status, double seconds) const {
@@ -42,7 +40,7 @@ HttpReply WebhookService::HandleGet(std::string_view mode, std::string_view toke
   HandshakeReply handshake = Handshake(mode, token, challenge, options_.verify_token);
   if (handshake.status != 200) return Reject(403, "handshake", "verification failed");
   log::Info("webhook verified by handshake");
-  return {200, handshake.body, {}};
+  return {200, handshake.body, 0};
 }
 
 HttpReply WebhookService::HandlePost(std::string_view body, std::string_view sha256_header,
@@ -64,7 +62,7 @@ HttpReply WebhookService::HandlePost(std::string_view body, std::string_view sha
     metrics_.rejections.WithLabels({{"reason", "storage_" + stored.error().code}}).Inc();
     storage_log_.Write(log::Level::kError, "cannot store webhook events; answering 503",
                        {{"error", stored.error().message}, {"events", events->size()}});
-    return {503, "storage unavailable, retry\n", {{"Retry-After", "1"}}};
+    return {503, "storage unavailable, retry\n", 1};
   }
   for (size_t i = 0; i < events->size(); ++i) {
     const auto& event = (*events)[i];
@@ -73,7 +71,7 @@ HttpReply WebhookService::HandlePost(std::string_view body, std::string_view sha
         .Inc();
     metrics_.last_webhook.WithLabels({{"page", event.page_id()}}).Set(static_cast<double>(received_at) / 1000.0);
   }
-  return {200, "EVENT_RECEIVED", {}};
+  return {200, "EVENT_RECEIVED", 0};
 }
 
 }  // namespace katy::ingress

@@ -16,7 +16,7 @@ namespace katy::ingress {
 struct HttpReply {
   int status = 200;
   std::string body;
-  std::vector<std::pair<std::string, std::string>> headers;
+  int retry_after_s = 0;  // > 0: send Retry-After (with 503)
 };
 
 struct WebhookOptions {

@@ -245,9 +245,19 @@ std::string Render(const std::string& text, const std::map<std::string, std::str
     if (close == std::string::npos) break;
     out.append(text, pos, open - pos);
     std::string name = text.substr(open + 2, close - open - 2);
-    while (!name.empty() && name.front() == ' ') name.erase(0, 1);
-    while (!name.empty() && name.back() == ' ') name.pop_back();
-    if (auto it = values.find(name); it != values.end()) out += it->second;
+    std::string fallback;
+    if (auto bar = name.find('|'); bar != std::string::npos) {
+      fallback = name.substr(bar + 1);
+      name.erase(bar);
+    }
+    auto trim = [](std::string& s) {
+      while (!s.empty() && s.front() == ' ') s.erase(0, 1);
+      while (!s.empty() && s.back() == ' ') s.pop_back();
+    };
+    trim(name);
+    trim(fallback);
+    auto it = values.find(name);
+    out += it != values.end() && !it->second.empty() ? it->second : fallback;
     pos = close + 2;
   }
   out.append(text, pos, std::string::npos);

@@ -83,8 +83,9 @@ Decision Decide(const RuleSet& rules, const katy::v1::InboundEvent& event,
 // True for events that may be answered at all.
 bool IsReplyable(const katy::v1::InboundEvent& event);
 
-// Fills {{name}} placeholders: regex captures first, then text and first_name, then variables;
-// unknown names become "". Pure.
+// Fills {{name}} placeholders: regex captures first, then text and first_name, then variables.
+// {{name|default}} gives the default when the value is unknown or empty; otherwise an unknown
+// name becomes "". Pure.
 std::string Render(const std::string& text, const std::map<std::string, std::string>& values);
 
 }  // namespace katy::responder

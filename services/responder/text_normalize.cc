@@ -5,13 +5,17 @@
 namespace katy::responder {
 namespace {
 
-// ASCII stand-ins for U+00C0..U+017F (Latin-1 Supplement letters and Latin Extended-A).
-// '\0' keeps the original character.
-constexpr std::string_view kFold0xC0 =
-    "aaaaaaaceeeeiiiidnooooo\0ouuuuyts"   // U+00C0..U+00DF
-    "aaaaaaaceeeeiiiidnooooo\0ouuuuyty"   // U+00E0..U+00FF
-    "aaaaaaccccccccddddeeeeeeeeeegggggggghhhhiiiiiiiiiijjjjkkklllllllllln"  // U+0100..U+0143
-    "nnnnnnnnnoooooooorrrrrrssssssssttttttuuuuuuuuuuuuwwyyyzzzzzzs";       // U+0144..U+017F
+// ASCII stand-ins for U+00C0..U+017F (Latin-1 Supplement letters and Latin Extended-A),
+// generated from Unicode's canonical decompositions; '\0' keeps the original character.
+// An array, not a string_view: the table contains NUL bytes.
+constexpr char kFold0xC0[] =
+    "aaaaaaaceeeeiiiidnooooo\0ouuuuyts"  // U+00C0..U+00DF
+    "aaaaaaaceeeeiiiidnooooo\0ouuuuyty"  // U+00E0..U+00FF
+    "aaaaaaccccccccddddeeeeeeeeeegggg"  // U+0100..U+011F
+    "gggghhhhiiiiiiiiiiiijjkkklllllll"  // U+0120..U+013F
+    "lllnnnnnnnnnoooooooorrrrrrssssss"  // U+0140..U+015F
+    "ssttttttuuuuuuuuuuuuwwyyyzzzzzzs";  // U+0160..U+017F
+constexpr uint32_t kFoldCount = sizeof(kFold0xC0) - 1;
 
 bool IsWordChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -31,7 +35,7 @@ std::string FoldForMatching(std::string_view utf8) {
     }
     if ((c & 0xE0) == 0xC0 && i + 1 < utf8.size()) {
       uint32_t cp = ((c & 0x1F) << 6) | (static_cast<unsigned char>(utf8[i + 1]) & 0x3F);
-      if (cp >= 0xC0 && cp - 0xC0 < kFold0xC0.size() && kFold0xC0[cp - 0xC0] != '\0') {
+      if (cp >= 0xC0 && cp - 0xC0 < kFoldCount && kFold0xC0[cp - 0xC0] != '\0') {
         out += kFold0xC0[cp - 0xC0];
         ++i;
         continue;

@@ -33,7 +33,7 @@ SenderMetrics::SenderMetrics(metrics::Registry& registry)
 SenderHandler::SenderHandler(KeySpace keys, SenderOptions options, const PageTokens& tokens,
                              SenderMetrics& metrics, Clock now_ms)
     : keys_(std::move(keys)), options_(std::move(options)), tokens_(tokens), metrics_(metrics),
-      now_ms_(std::move(now_ms)), delivered_script_(kDeliveredLua) {}
+      now_ms_(std::move(now_ms)), http_(options_.request_timeout), delivered_script_(kDeliveredLua) {}
 
 redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis::StreamEntry& entry) {
   katy::v1::OutboundMessage message;

@@ -19,6 +19,7 @@ struct SenderOptions {
   std::string appsecret;        // non-empty: send appsecret_proof with every call
   std::chrono::seconds sent_ttl{7 * 24 * 3600};  // how long delivered marks are kept
   std::chrono::hours window{24};                  // Meta's standard messaging window
+  std::chrono::milliseconds request_timeout{10000};  // one Send API call, connect to answer
 };
 
 struct SenderMetrics {
