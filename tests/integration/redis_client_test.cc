@@ -1,0 +1,102 @@
+#include "common/redis/redis_client.h"
+
+#include <gtest/gtest.h>
+
+#include "common/redis/script.h"
+#include "common/redis/streams.h"
+#include "tests/support/test_support.h"
+
+namespace katy::redis {
+namespace {
+
+TEST(RedisClientTest, CommandsNilErrorsAndPipelines) {
+  Client client(testing::TestRedisOptions());
+  const std::string key = testing::UniquePrefix("client") + ":k";
+  ASSERT_TRUE(client.Ping());
+  ASSERT_TRUE(client.Command({"SET", key, "v"}).ok());
+  EXPECT_EQ(client.Command({"GET", key})->str, "v");
+  EXPECT_TRUE(client.Command({"GET", key + ":absent"})->IsNil());
+  auto wrong = client.Command({"INCR", key});
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.error().code, "reply");
+  auto replies = client.Pipeline({{"INCR", key + ":n"}, {"INCR", key + ":n"}, {"LPUSH", key, "x"}});
+  ASSERT_TRUE(replies.ok());
+  EXPECT_EQ((*replies)[1].integer, 2);
+  EXPECT_TRUE((*replies)[2].IsError());  // WRONGTYPE, in its place
+  std::string binary("a\0b", 3);
+  ASSERT_TRUE(client.Command({"SET", key + ":bin", binary}).ok());
+  EXPECT_EQ(client.Command({"GET", key + ":bin"})->str, binary);
+}
+
+TEST(RedisClientTest, UnreachableRedisIsAnIoError) {
+  Options options;
+  options.port = testing::FreePort();
+  Client client(options);
+  auto reply = client.Command({"PING"});
+  ASSERT_FALSE(reply.ok());
+  EXPECT_EQ(reply.error().code, "io");
+  EXPECT_FALSE(client.Ping());
+}
+
+TEST(RedisClientTest, ReconnectsAfterTheConnectionIsKilled) {
+  Client client(testing::TestRedisOptions());
+  Client admin(testing::TestRedisOptions());
+  auto id = client.Command({"CLIENT", "ID"});
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(admin.Command({"CLIENT", "KILL", "ID", std::to_string(id->integer)}).ok());
+  auto first = client.Command({"PING"});  // may fail: the connection is gone
+  if (!first.ok()) {
+    EXPECT_EQ(first.error().code, "io");
+  }
+  EXPECT_TRUE(client.Ping());
+}
+
+TEST(RedisClientTest, ScriptsSurviveScriptFlush) {
+  Client client(testing::TestRedisOptions());
+  Script script("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+  const std::string key = testing::UniquePrefix("script") + ":n";
+  EXPECT_EQ(script.Run(client, {key}, {"2"})->integer, 2);
+  ASSERT_TRUE(client.Command({"SCRIPT", "FLUSH"}).ok());
+  EXPECT_EQ(script.Run(client, {key}, {"3"})->integer, 5);
+  ASSERT_TRUE(client.Command({"SCRIPT", "FLUSH"}).ok());
+  auto many = script.RunPipelined(client, {{{key}, {"1"}}, {{key}, {"1"}}});
+  ASSERT_TRUE(many.ok());
+  EXPECT_EQ((*many)[1].integer, 7);
+  Script broken("return redis.call('NOPE')");
+  auto failed = broken.Run(client, {}, {});
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code, "reply");
+}
+
+TEST(StreamsTest, GroupReadAckAndAutoClaim) {
+  Client client(testing::TestRedisOptions());
+  const std::string stream = testing::UniquePrefix("streams") + ":in";
+  ASSERT_TRUE(EnsureGroup(client, stream, "g").ok());
+  ASSERT_TRUE(EnsureGroup(client, stream, "g").ok());  // idempotent
+  auto first = XAdd(client, stream, {{"pb", "one"}});
+  auto second = XAdd(client, stream, {{"pb", "two"}});
+  ASSERT_TRUE(first.ok() && second.ok());
+
+  auto read = XReadGroup(client, "g", "dead", {stream}, {">"}, 10, std::chrono::milliseconds(100));
+  ASSERT_TRUE(read.ok());
+  ASSERT_EQ(read->size(), 2u);
+  EXPECT_EQ((*read)[0].id, *first);
+  EXPECT_EQ((*read)[0].Field("pb"), "one");
+  EXPECT_EQ((*read)[0].stream, stream);
+  EXPECT_FALSE((*read)[0].Field("missing"));
+  EXPECT_EQ(*XAck(client, stream, "g", {*first}), 1);
+
+  auto empty = XReadGroup(client, "g", "dead", {stream}, {">"}, 10, std::chrono::milliseconds(50));
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->empty());
+
+  auto claimed = XAutoClaim(client, stream, "g", "alive", std::chrono::milliseconds(0), "0-0", 10);
+  ASSERT_TRUE(claimed.ok());
+  ASSERT_EQ(claimed->entries.size(), 1u);
+  EXPECT_EQ(claimed->entries[0].id, *second);
+  auto own = XReadGroup(client, "g", "alive", {stream}, {"0"}, 10, std::chrono::milliseconds(0));
+  ASSERT_EQ(own->size(), 1u);
+}
+
+}  // namespace
+}  // namespace katy::redis

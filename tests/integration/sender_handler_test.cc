@@ -1,0 +1,104 @@
+#include "services/sender/sender_handler.h"
+
+#include <gtest/gtest.h>
+
+#include "common/redis/streams.h"
+#include "katy/v1/events.pb.h"
+#include "tests/support/test_support.h"
+#include "tools/emulator/emulator_server.h"
+
+namespace katy::sender {
+namespace {
+
+// The sender's handler against a real emulator (HTTP on port 0) and a real Redis.
+class SenderHandlerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    emulator::EmulatorOptions options;
+    options.address = {"127.0.0.1", 0};
+    options.app_secret = "s";
+    options.ingress_url = "http://127.0.0.1:1/webhook";
+    options.page_token = "page-token";
+    auto started = emulator::EmulatorServer::Start(options);
+    ASSERT_TRUE(started.ok()) << started.error().message;
+    emulator_ = std::move(*started);
+    keys_ = std::make_unique<KeySpace>(testing::UniquePrefix("sender"), 4);
+    SenderOptions sender_options;
+    sender_options.graph_url = "http://127.0.0.1:" + std::to_string(emulator_->port()) + "/v25.0";
+    sender_options.request_timeout = std::chrono::milliseconds(1000);
+    handler_ = std::make_unique<SenderHandler>(*keys_, sender_options, tokens_, metrics_, [this] { return now_; });
+  }
+
+  redis::StreamEntry Queue(const std::string& id, const std::string& message_json, int64_t last_user_ms = 0) {
+    katy::v1::OutboundMessage message;
+    message.set_id(id);
+    message.set_page_id("p1");
+    message.set_recipient_id("u1");
+    message.set_messaging_type("RESPONSE");
+    message.set_message_json(message_json);
+    message.set_user_last_message_ms(last_user_ms);
+    message.set_event_received_at_ms(now_ - 5);
+    const std::string stream = keys_->OutStream(ShardOf("p1", "u1", 4));
+    EXPECT_TRUE(redis::EnsureGroup(client_, stream, KeySpace::kSenderGroup).ok());
+    EXPECT_TRUE(redis::XAdd(client_, stream, {{"pb", message.SerializeAsString()}}).ok());
+    auto read = redis::XReadGroup(client_, KeySpace::kSenderGroup, "c1", {stream}, {">"}, 1,
+                                  std::chrono::milliseconds(0));
+    EXPECT_TRUE(read.ok() && read->size() == 1);
+    return read->front();
+  }
+
+  int64_t Pending(const std::string& stream) {
+    return client_.Command({"XPENDING", stream, KeySpace::kSenderGroup})->elements[0].integer;
+  }
+
+  redis::Client client_{testing::TestRedisOptions()};
+  metrics::Registry registry_;
+  SenderMetrics metrics_{registry_};
+  PageTokens tokens_ = PageTokens::FromMap("page-token", {{"p-other", "wrong-token"}});
+  std::unique_ptr<emulator::EmulatorServer> emulator_;
+  std::unique_ptr<KeySpace> keys_;
+  std::unique_ptr<SenderHandler> handler_;
+  int64_t now_ = 10'000'000'000;
+};
+
+TEST_F(SenderHandlerTest, DeliversRecordsAndAcknowledges) {
+  auto entry = Queue("1-0#0", R"({"text":"hello there"})", now_ - 1000);
+  EXPECT_EQ((*handler_)(client_, entry).kind, redis::HandleResult::Kind::kDone);
+  auto received = emulator_->store().For("u1");
+  ASSERT_EQ(received.size(), 1u);
+  EXPECT_EQ(received[0].page_id, "p1");
+  EXPECT_EQ(received[0].message_json, R"({"text":"hello there"})");
+  EXPECT_EQ(Pending(entry.stream), 0);
+  auto mark = client_.Command({"GET", keys_->Sent(ShardOf("p1", "u1", 4), "1-0#0")});
+  EXPECT_EQ(mark->str, received[0].message_id);
+}
+
+TEST_F(SenderHandlerTest, AlreadyDeliveredMessageIsNotSentAgain) {
+  ASSERT_EQ((*handler_)(client_, Queue("2-0#0", R"({"text":"once"})")).kind, redis::HandleResult::Kind::kDone);
+  // The same reply queued again (a responder re-processed its event): skipped.
+  auto again = Queue("2-0#0", R"({"text":"once"})");
+  EXPECT_EQ((*handler_)(client_, again).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(emulator_->store().For("u1").size(), 1u);
+  EXPECT_EQ(Pending(again.stream), 0);
+}
+
+TEST_F(SenderHandlerTest, PermanentErrorsArePoisonTransientOnesRetry) {
+  std::string too_many = R"({"text":"x","quick_replies":[)";
+  for (int i = 0; i < 14; ++i) too_many += std::string(i ? "," : "") + R"({"content_type":"text","title":"t","payload":"p"})";
+  too_many += "]}";
+  auto rejected = (*handler_)(client_, Queue("3-0#0", too_many));
+  EXPECT_EQ(rejected.kind, redis::HandleResult::Kind::kPoison);
+  EXPECT_EQ(rejected.reason, "bad_request");
+
+  auto outside = (*handler_)(client_, Queue("4-0#0", R"({"text":"late"})", now_ - 25LL * 3600 * 1000));
+  EXPECT_EQ(outside.kind, redis::HandleResult::Kind::kPoison);
+  EXPECT_EQ(outside.reason, "outside_window");
+
+  emulator_->Shutdown();  // nobody answers: a transient failure
+  auto unreachable = (*handler_)(client_, Queue("5-0#0", R"({"text":"x"})"));
+  EXPECT_EQ(unreachable.kind, redis::HandleResult::Kind::kRetry);
+  EXPECT_TRUE(emulator_->store().For("u1").empty());
+}
+
+}  // namespace
+}  // namespace katy::sender

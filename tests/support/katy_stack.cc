@@ -1,0 +1,78 @@
+#include "tests/support/katy_stack.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+namespace katy::testing {
+
+KatyStack::KatyStack(Options options) {
+  dir_ = MakeTempDir("stack");
+  redis_port_ = FreePort();
+  emulator_port_ = FreePort();
+  ingress_port_ = FreePort();
+  std::ofstream(dir_ + "/rules.yaml") << options.rules_yaml;
+
+  processes_["redis"] = std::make_unique<Process>(
+      "/usr/bin/redis-server",
+      std::vector<std::string>{"--port", std::to_string(redis_port_), "--bind", "127.0.0.1", "--dir", dir_,
+                               "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""},
+      std::map<std::string, std::string>{}, dir_ + "/redis.log");
+  if (!WaitForPort(redis_port_, std::chrono::seconds(10))) return;
+
+  base_env_ = {{"KATY_REDIS_URL", redis_url()},
+               {"KATY_APP_SECRET", kAppSecret},
+               {"KATY_VERIFY_TOKEN", kVerifyToken},
+               {"KATY_PAGE_TOKEN", kPageToken},
+               {"KATY_RULES", dir_ + "/rules.yaml"},
+               {"KATY_GRAPH_URL", emulator_url() + "/v25.0"},
+               {"KATY_LOG_LEVEL", "debug"}};
+  for (const auto& [key, value] : options.extra_env) base_env_[key] = value;
+
+  auto env = ServiceEnv("emulator");
+  env["KATY_EMULATOR_ADDR"] = "127.0.0.1:" + std::to_string(emulator_port_);
+  env["KATY_INGRESS_URL"] = ingress_url();
+  env["KATY_EMULATOR_PAGE_TOKEN"] = kPageToken;
+  processes_["emulator"] = std::make_unique<Process>(BinaryPath("katy-emulator"), std::vector<std::string>{},
+                                                     env, dir_ + "/emulator.log");
+  env = ServiceEnv("ingress");
+  env["KATY_HTTP_ADDR"] = "127.0.0.1:" + std::to_string(ingress_port_);
+  processes_["ingress"] = std::make_unique<Process>(BinaryPath("katy-ingress"), std::vector<std::string>{},
+                                                    env, dir_ + "/ingress.log");
+  processes_["responder"] = std::make_unique<Process>(BinaryPath("katy-responder"), std::vector<std::string>{},
+                                                      ServiceEnv("responder"), dir_ + "/responder.log");
+  processes_["sender"] = std::make_unique<Process>(BinaryPath("katy-sender"), std::vector<std::string>{},
+                                                   ServiceEnv("sender"), dir_ + "/sender.log");
+  ready_ = WaitForPort(emulator_port_, std::chrono::seconds(10)) &&
+           WaitForPort(ingress_port_, std::chrono::seconds(10));
+  for (const char* name : {"responder", "sender"}) ready_ = ready_ && processes_[name]->Running();
+  if (!ready_) {
+    ADD_FAILURE() << "the stack did not start; logs in " << dir_;
+  }
+}
+
+KatyStack::~KatyStack() {
+  // Services first, Redis last.
+  for (auto it = processes_.begin(); it != processes_.end();) {
+    if (it->first != "redis") it = processes_.erase(it);
+    else ++it;
+  }
+  processes_.clear();
+}
+
+std::map<std::string, std::string> KatyStack::ServiceEnv(const std::string& name) const {
+  auto env = base_env_;
+  // Each process gets its own gRPC and admin ports so several can run side by side.
+  env["KATY_GRPC_ADDR"] = "127.0.0.1:" + std::to_string(FreePort());
+  env["KATY_ADMIN_ADDR"] = "127.0.0.1:" + std::to_string(FreePort());
+  return env;
+}
+
+Process& KatyStack::StartExtra(const std::string& name, const std::string& binary) {
+  std::string key = name + "-" + std::to_string(++extra_count_);
+  processes_[key] = std::make_unique<Process>(BinaryPath(binary), std::vector<std::string>{}, ServiceEnv(name),
+                                              dir_ + "/" + key + ".log");
+  return *processes_[key];
+}
+
+}  // namespace katy::testing

@@ -1,0 +1,165 @@
+#include "tests/support/test_support.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace katy::testing {
+
+std::string FixturesDir() { return std::string(KATY_SOURCE_DIR) + "/tests/fixtures/webhooks"; }
+
+std::string ReadFixture(const std::string& name) {
+  std::ifstream in(FixturesDir() + "/" + name, std::ios::binary);
+  if (!in) {
+    ADD_FAILURE() << "missing fixture " << name;
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+std::vector<std::string> FixtureNames() {
+  std::vector<std::string> names;
+  if (DIR* dir = opendir(FixturesDir().c_str())) {
+    while (dirent* entry = readdir(dir)) {
+      std::string name = entry->d_name;
+      if (name.size() > 5 && name.substr(name.size() - 5) == ".json") names.push_back(name);
+    }
+    closedir(dir);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+redis::Options TestRedisOptions() {
+  const char* url = std::getenv("KATY_TEST_REDIS_URL");
+  if (url == nullptr || *url == '\0') {
+    ADD_FAILURE() << "KATY_TEST_REDIS_URL is not set: run the suites through scripts/test.sh, "
+                     "which starts a Redis for them";
+    return {};
+  }
+  auto options = redis::ParseUrl(url);
+  if (!options) {
+    ADD_FAILURE() << options.error().message;
+  }
+  return options ? *options : redis::Options{};
+}
+
+std::string UniquePrefix(const std::string& test_name) {
+  static std::atomic<int> counter{0};
+  return "t" + std::to_string(getpid()) + "-" + std::to_string(++counter) + "-" + test_name;
+}
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int port = ntohs(addr.sin_port);
+  close(fd);
+  return port;
+}
+
+bool WaitForPort(int port, std::chrono::milliseconds timeout) {
+  return WaitFor(
+      [port] {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        addr.sin_port = htons(static_cast<uint16_t>(port));
+        bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+        close(fd);
+        return ok;
+      },
+      timeout);
+}
+
+bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (condition()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+Process::Process(const std::string& binary, const std::vector<std::string>& args,
+                 const std::map<std::string, std::string>& env, const std::string& log_path) {
+  pid_ = fork();
+  if (pid_ == 0) {
+    int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (log_fd >= 0) {
+      dup2(log_fd, STDOUT_FILENO);
+      dup2(log_fd, STDERR_FILENO);
+    }
+    // The test may have blocked signals; the child starts with a clean mask.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (const auto& [key, value] : env) setenv(key.c_str(), value.c_str(), 1);
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(binary.c_str()));
+    for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    execv(binary.c_str(), argv.data());
+    _exit(127);
+  }
+}
+
+Process::~Process() {
+  if (pid_ > 0 && !reaped_) {
+    if (Stop(SIGTERM, std::chrono::milliseconds(5000)) == -1000) Kill();
+  }
+}
+
+bool Process::Running() {
+  if (reaped_) return false;
+  pid_t done = waitpid(pid_, &status_, WNOHANG);
+  if (done == pid_) reaped_ = true;
+  return !reaped_;
+}
+
+int Process::Stop(int signal, std::chrono::milliseconds timeout) {
+  if (!reaped_) kill(pid_, signal);
+  WaitFor([this] { return !Running(); }, timeout);
+  if (!reaped_) return -1000;
+  if (WIFEXITED(status_)) return WEXITSTATUS(status_);
+  return -WTERMSIG(status_);
+}
+
+void Process::Kill() {
+  if (reaped_) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, &status_, 0);
+  reaped_ = true;
+}
+
+std::string BinaryPath(const std::string& name) { return std::string(KATY_BIN_DIR) + "/" + name; }
+
+std::string MakeTempDir(const std::string& tag) {
+  std::string pattern = "/tmp/katy-test-" + tag + "-XXXXXX";
+  std::vector<char> buffer(pattern.begin(), pattern.end());
+  buffer.push_back('\0');
+  char* dir = mkdtemp(buffer.data());
+  return dir != nullptr ? dir : "/tmp";
+}
+
+}  // namespace katy::testing

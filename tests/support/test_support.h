@@ -1,0 +1,62 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/redis/redis_client.h"
+
+namespace katy::testing {
+
+// The bytes of tests/fixtures/webhooks/<name>, exactly as stored.
+std::string ReadFixture(const std::string& name);
+// Every fixture file name (*.json) in tests/fixtures/webhooks.
+std::vector<std::string> FixtureNames();
+std::string FixturesDir();
+
+// The Redis the test script started (KATY_TEST_REDIS_URL). Fails the calling test with a clear
+// message when the variable is missing (run the suites through scripts/test.sh).
+redis::Options TestRedisOptions();
+// A key prefix no other test uses, so tests sharing one Redis never see each other's keys.
+std::string UniquePrefix(const std::string& test_name);
+
+// A TCP port that was free a moment ago (bound to port 0, read back, closed).
+int FreePort();
+// True once something accepts TCP connections on 127.0.0.1:port, polling up to `timeout`.
+bool WaitForPort(int port, std::chrono::milliseconds timeout);
+// Polls `condition` every 20 ms until it holds or `timeout` passes; returns its last value.
+bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
+// A real child process (fork + exec) with extra environment variables; stdout and stderr go
+// to `log_path`. Terminated (SIGTERM, then SIGKILL after 5 s) when destroyed.
+class Process {
+ public:
+  Process(const std::string& binary, const std::vector<std::string>& args,
+          const std::map<std::string, std::string>& env, const std::string& log_path);
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool Running();
+  // Sends `signal` and waits up to `timeout` for exit; returns the exit status (or -signal), or
+  // nullopt-like -1000 when it did not exit in time.
+  int Stop(int signal, std::chrono::milliseconds timeout);
+  void Kill();  // SIGKILL, reaped
+
+ private:
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+  int status_ = 0;
+};
+
+// Where the built binaries are (build/bin).
+std::string BinaryPath(const std::string& name);
+// A fresh temporary directory for a test's logs and files.
+std::string MakeTempDir(const std::string& tag);
+
+}  // namespace katy::testing

@@ -1,0 +1,218 @@
+#include "services/responder/rules.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "services/responder/text_normalize.h"
+
+namespace katy::responder {
+namespace {
+
+using katy::v1::InboundEvent;
+
+RuleSet MustParse(const std::string& yaml) {
+  auto rules = ParseRules(yaml, "test.yaml");
+  EXPECT_TRUE(rules.ok()) << (rules.ok() ? "" : rules.error().message);
+  return rules.ok() ? *rules : RuleSet{};
+}
+
+std::string LoadError(const std::string& yaml) {
+  auto rules = ParseRules(yaml, "bad.yaml");
+  EXPECT_FALSE(rules.ok());
+  return rules.ok() ? "" : rules.error().message;
+}
+
+InboundEvent Text(const std::string& text) {
+  InboundEvent event;
+  event.set_kind(katy::v1::EVENT_KIND_MESSAGE);
+  event.set_page_id("p");
+  event.set_user_id("u");
+  event.set_text(text);
+  return event;
+}
+
+size_t First(size_t) { return 0; }
+
+std::string TextOf(const std::string& message_json) {
+  return nlohmann::json::parse(message_json)["text"].get<std::string>();
+}
+
+Decision DecideText(const RuleSet& rules, const std::string& text, const Conversation& conversation = {}) {
+  return Decide(rules, Text(text), conversation, First);
+}
+
+constexpr const char* kFoundationRules = R"(
+rules:
+  - when: { keywords: [hello, hi] }
+    reply: "hi there"
+fallback:
+  reply: "echo: {{text}}"
+)";
+
+TEST(RulesTest, FoundationFormat) {
+  RuleSet rules = MustParse(kFoundationRules);
+  Decision hello = DecideText(rules, "Hello Katy!");
+  ASSERT_EQ(hello.messages.size(), 1u);
+  EXPECT_EQ(TextOf(hello.messages[0]), "hi there");
+  EXPECT_EQ(hello.rule, "rule1");
+  Decision other = DecideText(rules, "what's up");
+  ASSERT_EQ(other.messages.size(), 1u);
+  EXPECT_EQ(TextOf(other.messages[0]), "echo: what's up");
+  EXPECT_EQ(other.rule, "fallback");
+}
+
+TEST(RulesTest, KeywordsAreWholeWordsCaseAndAccentInsensitive) {
+  RuleSet rules = MustParse(R"yaml(
+rules:
+  - name: weather
+    when: { keywords: [météo, "good morning"] }
+    reply: "sunny"
+)yaml");
+  EXPECT_EQ(DecideText(rules, "METEO today?").rule, "weather");
+  EXPECT_EQ(DecideText(rules, "la Météo").rule, "weather");
+  EXPECT_EQ(DecideText(rules, "Good Morning!").rule, "weather");
+  EXPECT_EQ(DecideText(rules, "meteorology").rule, "");  // not a whole word; no fallback
+  EXPECT_EQ(FoldForMatching("Ça VA Zürich ÉTÉ ñ"), "ca va zurich ete n");
+  EXPECT_TRUE(ContainsWord("hi, there", "hi"));
+  EXPECT_FALSE(ContainsWord("this", "hi"));
+}
+
+TEST(RulesTest, PostbackQuickReplyAttachmentStateAndFirstContact) {
+  RuleSet rules = MustParse(R"yaml(
+rules:
+  - name: start
+    when: { postback: GET_STARTED }
+    reply: "welcome"
+  - name: weather
+    when: { quick_reply: WEATHER }
+    reply: "sunny"
+  - name: photo
+    when: { attachment: image }
+    reply: "nice photo"
+  - name: named
+    when: { state: asking_name }
+    reply: "thanks {{text}}"
+    set: { name: "{{text}}" }
+    state: ~
+  - name: newcomer
+    when: { first_contact: true }
+    reply: "first time?"
+)yaml");
+  InboundEvent postback;
+  postback.set_kind(katy::v1::EVENT_KIND_POSTBACK);
+  postback.set_user_id("u");
+  postback.set_postback_payload("GET_STARTED");
+  EXPECT_EQ(Decide(rules, postback, {}, First).rule, "start");
+
+  InboundEvent quick = Text("Weather");
+  quick.set_quick_reply_payload("WEATHER");
+  EXPECT_EQ(Decide(rules, quick, {}, First).rule, "weather");
+
+  InboundEvent photo = Text("");
+  photo.add_attachments()->set_type("image");
+  EXPECT_EQ(Decide(rules, photo, {}, First).rule, "photo");
+
+  Conversation asking;
+  asking.state = "asking_name";
+  Decision named = DecideText(rules, "Ada", asking);
+  EXPECT_EQ(named.rule, "named");
+  EXPECT_EQ(TextOf(named.messages[0]), "thanks Ada");
+  EXPECT_EQ(named.set_vars.at("name"), "Ada");
+  ASSERT_TRUE(named.next_state.has_value());
+  EXPECT_EQ(*named.next_state, "");
+
+  Conversation fresh;
+  fresh.first_contact = true;
+  EXPECT_EQ(DecideText(rules, "yo", fresh).rule, "newcomer");
+  EXPECT_EQ(DecideText(rules, "yo", {}).rule, "");
+}
+
+TEST(RulesTest, RegexCapturesVariablesAndFirstName) {
+  RuleSet rules = MustParse(R"yaml(
+rules:
+  - name: intro
+    when: { regex: "(?i)my name is (?P<name>\\w+)" }
+    reply:
+      - "Nice to meet you, {{name}}!"
+      - "I'm Katy, {{ first_name }}. You said {{missing}}."
+    set: { name: "{{name}}" }
+fallback:
+  reply: "Hi {{name}}"
+)yaml");
+  Conversation conversation;
+  conversation.first_name = "Grace";
+  Decision intro = DecideText(rules, "My name is Ada", conversation);
+  ASSERT_EQ(intro.messages.size(), 2u);
+  EXPECT_EQ(TextOf(intro.messages[0]), "Nice to meet you, Ada!");
+  EXPECT_EQ(TextOf(intro.messages[1]), "I'm Katy, Grace. You said .");
+  EXPECT_EQ(intro.set_vars.at("name"), "Ada");
+  conversation.vars["name"] = "Ada";
+  EXPECT_EQ(TextOf(DecideText(rules, "anything", conversation).messages[0]), "Hi Ada");
+  Conversation nameless;
+  Decision neutral = DecideText(rules, "my name is Bo", nameless);
+  EXPECT_EQ(TextOf(neutral.messages[1]), "I'm Katy, there. You said .");
+}
+
+TEST(RulesTest, VariantsAndQuickReplies) {
+  RuleSet rules = MustParse(R"yaml(
+rules:
+  - when: { keywords: [menu] }
+    reply:
+      variants: ["one", "two", "three"]
+      quick_replies: ["Help", { title: "Weather", payload: WEATHER }]
+)yaml");
+  Decision first = Decide(rules, Text("menu"), {}, [](size_t n) { return n - 1; });
+  auto json = nlohmann::json::parse(first.messages[0]);
+  EXPECT_EQ(json["text"], "three");
+  ASSERT_EQ(json["quick_replies"].size(), 2u);
+  EXPECT_EQ(json["quick_replies"][0]["title"], "Help");
+  EXPECT_EQ(json["quick_replies"][0]["payload"], "Help");
+  EXPECT_EQ(json["quick_replies"][1]["payload"], "WEATHER");
+  EXPECT_EQ(json["quick_replies"][1]["content_type"], "text");
+}
+
+TEST(RulesTest, NeverRepliesToEchoesReceiptsStandbyOrPageEvents) {
+  RuleSet rules = MustParse(kFoundationRules);
+  for (auto kind : {katy::v1::EVENT_KIND_ECHO, katy::v1::EVENT_KIND_DELIVERY, katy::v1::EVENT_KIND_READ,
+                    katy::v1::EVENT_KIND_REACTION, katy::v1::EVENT_KIND_UNKNOWN}) {
+    InboundEvent event = Text("hello");
+    event.set_kind(kind);
+    EXPECT_TRUE(Decide(rules, event, {}, First).messages.empty()) << kind;
+  }
+  InboundEvent standby = Text("hello");
+  standby.set_standby(true);
+  EXPECT_TRUE(Decide(rules, standby, {}, First).messages.empty());
+  InboundEvent no_user = Text("hello");
+  no_user.clear_user_id();
+  EXPECT_TRUE(Decide(rules, no_user, {}, First).messages.empty());
+}
+
+TEST(RulesTest, LoadErrorsNameFileAndLine) {
+  EXPECT_EQ(LoadError("rules:\n  - when: { keywords: [a] }\n    replyy: x\n"),
+            "bad.yaml:3: unknown rule field 'replyy'");
+  EXPECT_EQ(LoadError("rules:\n  - when: { regex: \"(\" }\n    reply: x\n").rfind("bad.yaml:2: bad regex", 0), 0u);
+  std::string many = "rules:\n  - reply:\n      text: x\n      quick_replies: [";
+  for (int i = 0; i < 14; ++i) many += (i ? ",q" : "q") + std::to_string(i);
+  many += "]\n";
+  EXPECT_NE(LoadError(many).find("at most 13 quick replies"), std::string::npos);
+  EXPECT_NE(LoadError("rules:\n  - reply: { text: x, quick_replies: [\"twenty-one characters\"] }\n")
+                .find("must have 1 to 20 characters"),
+            std::string::npos);
+  EXPECT_NE(LoadError("rules: [\n").find("bad.yaml:"), std::string::npos);
+  EXPECT_EQ(LoadError("rulez: []\n"), "bad.yaml:1: unknown top-level key 'rulez'");
+  EXPECT_EQ(LoadError("rules:\n  - when: { colour: red }\n"), "bad.yaml:2: unknown condition 'colour'");
+  EXPECT_NE(LoadError("rules:\n  - reply: \"" + std::string(2000, 'a') + "\"\n").find("2000"), std::string::npos);
+}
+
+TEST(RulesTest, RenderPlaceholders) {
+  EXPECT_EQ(Render("a {{x}} b {{ y }} {{z}}", {{"x", "1"}, {"y", "2"}}), "a 1 b 2 ");
+  EXPECT_EQ(Render("no placeholders", {}), "no placeholders");
+  EXPECT_EQ(Render("unclosed {{x", {{"x", "1"}}), "unclosed {{x");
+  EXPECT_EQ(Render("hi {{name|friend}}!", {}), "hi friend!");
+  EXPECT_EQ(Render("hi {{ name | friend }}!", {{"name", ""}}), "hi friend!");
+  EXPECT_EQ(Render("hi {{name|friend}}!", {{"name", "Ada"}}), "hi Ada!");
+}
+
+}  // namespace
+}  // namespace katy::responder

@@ -1,0 +1,74 @@
+#include "tools/emulator/send_api.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "services/ingress/webhook_parser.h"
+#include "tools/emulator/webhook_builder.h"
+
+namespace katy::emulator {
+namespace {
+
+int ErrorCode(const std::string& body) {
+  auto verdict = ValidateSend(body);
+  if (std::holds_alternative<AcceptedSend>(verdict)) return 0;
+  return std::get<GraphError>(verdict).code;
+}
+
+TEST(SendApiTest, AcceptsValidMessagesAndSenderActions) {
+  auto verdict = ValidateSend(R"({"recipient":{"id":"7"},"messaging_type":"RESPONSE","message":{"text":"hi"}})");
+  ASSERT_TRUE(std::holds_alternative<AcceptedSend>(verdict));
+  EXPECT_EQ(std::get<AcceptedSend>(verdict).recipient, "7");
+  EXPECT_EQ(ErrorCode(R"({"recipient":{"id":"7"},"sender_action":"typing_on"})"), 0);
+  EXPECT_EQ(ErrorCode(R"({"recipient":{"user_ref":"r"},"messaging_type":"UPDATE","message":{"text":"x"}})"), 0);
+  EXPECT_EQ(ErrorCode(R"({"recipient":{"id":"7"},"messaging_type":"MESSAGE_TAG","tag":"HUMAN_AGENT","message":{"text":"x"}})"), 0);
+}
+
+TEST(SendApiTest, RejectsLikeMeta) {
+  EXPECT_EQ(ErrorCode("nope"), 100);
+  EXPECT_EQ(ErrorCode(R"({"messaging_type":"RESPONSE","message":{"text":"x"}})"), 100);
+  EXPECT_EQ(ErrorCode(R"({"recipient":{"id":"7"},"message":{"text":"x"}})"), 100);
+  EXPECT_EQ(ErrorCode(R"({"recipient":{"id":"7"},"messaging_type":"PROMO","message":{"text":"x"}})"), 100);
+  EXPECT_EQ(ErrorCode(R"({"recipient":{"id":"7"},"messaging_type":"MESSAGE_TAG","message":{"text":"x"}})"), 100);
+  EXPECT_EQ(ErrorCode(R"({"recipient":{"id":"7"},"sender_action":"typing_on","message":{"text":"x"}})"), 100);
+  EXPECT_EQ(ErrorCode(R"({"recipient":{"id":"7"},"sender_action":"dance"})"), 100);
+  std::string long_text = nlohmann::json{{"recipient", {{"id", "7"}}}, {"messaging_type", "RESPONSE"},
+                                         {"message", {{"text", std::string(2000, 'a')}}}}.dump();
+  EXPECT_EQ(ErrorCode(long_text), 100);
+  nlohmann::json many{{"recipient", {{"id", "7"}}}, {"messaging_type", "RESPONSE"}, {"message", {{"text", "x"}}}};
+  for (int i = 0; i < 14; ++i) {
+    many["message"]["quick_replies"].push_back({{"content_type", "text"}, {"title", "t"}, {"payload", "p"}});
+  }
+  EXPECT_EQ(ErrorCode(many.dump()), 100);
+  nlohmann::json long_title{{"recipient", {{"id", "7"}}}, {"messaging_type", "RESPONSE"},
+                            {"message", {{"text", "x"}, {"quick_replies", {{{"content_type", "text"},
+                                                                            {"title", std::string(21, 't')},
+                                                                            {"payload", "p"}}}}}}};
+  EXPECT_EQ(ErrorCode(long_title.dump()), 100);
+  GraphError error{400, 100, 2018001, "OAuthException", "m"};
+  auto body = nlohmann::json::parse(error.Body());
+  EXPECT_EQ(body["error"]["code"], 100);
+  EXPECT_EQ(body["error"]["error_subcode"], 2018001);
+}
+
+TEST(WebhookBuilderTest, BuildsMetaWireFormThatIngressParses) {
+  UserEvent event{"1045", "7100", "m_1", 1700000000000, "Ça va? https://x.y", "", "", ""};
+  std::string body = BuildWebhookBody(event);
+  EXPECT_NE(body.find("\\u00c7a va? https:\\/\\/x.y"), std::string::npos) << body;
+  auto events = ingress::ParseWebhook(body, 0);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].text(), "Ça va? https://x.y");
+  EXPECT_EQ((*events)[0].user_id(), "7100");
+  EXPECT_EQ((*events)[0].page_id(), "1045");
+  EXPECT_EQ(SignBody("s", body).rfind("sha256=", 0), 0u);
+
+  UserEvent postback{"1045", "7100", "m_2", 1, "", "", "GET_STARTED", "Get Started"};
+  auto parsed = ingress::ParseWebhook(BuildWebhookBody(postback), 0);
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ((*parsed)[0].postback_payload(), "GET_STARTED");
+}
+
+}  // namespace
+}  // namespace katy::emulator

@@ -1,0 +1,59 @@
+#include "services/sender/send_request.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/hmac.h"
+
+namespace katy::sender {
+namespace {
+
+katy::v1::OutboundMessage Reply() {
+  katy::v1::OutboundMessage message;
+  message.set_id("1-0#0");
+  message.set_page_id("1045");
+  message.set_recipient_id("7100");
+  message.set_messaging_type("RESPONSE");
+  message.set_message_json(R"({"text":"hi"})");
+  return message;
+}
+
+TEST(SendRequestTest, BuildsSendApiCall) {
+  auto request = BuildSendRequest(Reply(), "http://graph/v25.0/", "tok en", "");
+  ASSERT_TRUE(request);
+  EXPECT_EQ(request->url, "http://graph/v25.0/1045/messages?access_token=tok%20en");
+  auto body = nlohmann::json::parse(request->body);
+  EXPECT_EQ(body["recipient"]["id"], "7100");
+  EXPECT_EQ(body["messaging_type"], "RESPONSE");
+  EXPECT_EQ(body["message"]["text"], "hi");
+  EXPECT_FALSE(body.contains("sender_action"));
+}
+
+TEST(SendRequestTest, AppsecretProofTagsUserRefAndSenderAction) {
+  auto message = Reply();
+  message.set_recipient_is_ref(true);
+  message.set_messaging_type("MESSAGE_TAG");
+  message.set_tag("ACCOUNT_UPDATE");
+  auto request = BuildSendRequest(message, "http://g", "tok", "secret");
+  ASSERT_TRUE(request);
+  EXPECT_NE(request->url.find("&appsecret_proof=" + HmacSha256Hex("secret", "tok")), std::string::npos);
+  auto body = nlohmann::json::parse(request->body);
+  EXPECT_EQ(body["recipient"]["user_ref"], "7100");
+  EXPECT_EQ(body["tag"], "ACCOUNT_UPDATE");
+
+  auto typing = Reply();
+  typing.set_message_json("");
+  typing.set_sender_action("typing_on");
+  auto typing_body = nlohmann::json::parse(BuildSendRequest(typing, "http://g", "t", "")->body);
+  EXPECT_EQ(typing_body["sender_action"], "typing_on");
+  EXPECT_FALSE(typing_body.contains("message"));
+  EXPECT_FALSE(typing_body.contains("messaging_type"));
+
+  auto broken = Reply();
+  broken.set_message_json("not json");
+  EXPECT_FALSE(BuildSendRequest(broken, "http://g", "t", ""));
+}
+
+}  // namespace
+}  // namespace katy::sender

@@ -1,0 +1,244 @@
+#include "services/ingress/webhook_parser.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "tests/support/test_support.h"
+
+namespace katy::ingress {
+namespace {
+
+using katy::v1::InboundEvent;
+
+std::vector<InboundEvent> Parse(const std::string& fixture) {
+  auto events = ParseWebhook(testing::ReadFixture(fixture), 1234);
+  EXPECT_TRUE(events.ok()) << fixture << ": " << (events.ok() ? "" : events.error().message);
+  return events.ok() ? *events : std::vector<InboundEvent>{};
+}
+
+TEST(WebhookParserTest, TextMessage) {
+  auto events = Parse("text_message.json");
+  ASSERT_EQ(events.size(), 1u);
+  const auto& e = events[0];
+  EXPECT_EQ(e.kind(), katy::v1::EVENT_KIND_MESSAGE);
+  EXPECT_EQ(e.page_id(), "104560000000001");
+  EXPECT_EQ(e.user_id(), "7100000000000001");
+  EXPECT_EQ(e.mid(), "m_text_0001");
+  EXPECT_EQ(e.text(), "hello");
+  EXPECT_EQ(e.timestamp_ms(), 1764230400000);
+  EXPECT_EQ(e.entry_time_ms(), 1764230400000);
+  EXPECT_EQ(e.received_at_ms(), 1234);
+  EXPECT_FALSE(e.standby());
+  EXPECT_EQ(e.dedupe_key(), "msg:m_text_0001");
+  EXPECT_NE(e.raw_json().find("\"mid\":\"m_text_0001\""), std::string::npos);
+}
+
+TEST(WebhookParserTest, QuickReplyPayload) {
+  auto events = Parse("quick_reply.json");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].quick_reply_payload(), "WEATHER");
+  EXPECT_EQ(events[0].text(), "Weather");
+}
+
+TEST(WebhookParserTest, PostbackWithReferral) {
+  auto events = Parse("postback_get_started.json");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind(), katy::v1::EVENT_KIND_POSTBACK);
+  EXPECT_EQ(events[0].postback_payload(), "GET_STARTED");
+  EXPECT_EQ(events[0].postback_title(), "Get Started");
+  EXPECT_EQ(events[0].referral().ref(), "spring_ad");
+  EXPECT_EQ(events[0].referral().source(), "SHORTLINK");
+  EXPECT_EQ(events[0].referral().type(), "OPEN_THREAD");
+  EXPECT_EQ(events[0].user_id(), "7100000000000002");
+}
+
+TEST(WebhookParserTest, BatchedYieldsEveryItemOfEveryEntry) {
+  auto events = Parse("batched.json");
+  ASSERT_EQ(events.size(), 5u);
+  EXPECT_EQ(events[0].kind(), katy::v1::EVENT_KIND_MESSAGE);
+  EXPECT_EQ(events[1].kind(), katy::v1::EVENT_KIND_DELIVERY);
+  EXPECT_EQ(events[2].kind(), katy::v1::EVENT_KIND_MESSAGE);
+  EXPECT_EQ(events[3].kind(), katy::v1::EVENT_KIND_READ);
+  EXPECT_EQ(events[4].kind(), katy::v1::EVENT_KIND_POSTBACK);
+  EXPECT_EQ(events[0].page_id(), "104560000000001");
+  EXPECT_EQ(events[3].page_id(), "104560000000002");
+  EXPECT_EQ(events[4].page_id(), "104560000000002");
+  EXPECT_EQ(events[2].user_id(), "7100000000000002");
+  EXPECT_EQ(events[4].postback_payload(), "MENU");
+  EXPECT_EQ(events[1].watermark(), 1764230400005);
+}
+
+TEST(WebhookParserTest, EchoIsKeyedByTheUserNotThePage) {
+  auto events = Parse("echo.json");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind(), katy::v1::EVENT_KIND_ECHO);
+  EXPECT_EQ(events[0].user_id(), "7100000000000001");  // the recipient: roles flip in echoes
+  EXPECT_EQ(events[0].app_id(), "1517776481860111");
+  EXPECT_EQ(events[0].metadata(), "katy:reply:m_text_0001#0");
+  EXPECT_EQ(events[0].dedupe_key(), "echo:m_echo_0001");
+}
+
+TEST(WebhookParserTest, DeliveryWithoutMidsAndRead) {
+  auto events = Parse("delivery_read.json");
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].kind(), katy::v1::EVENT_KIND_DELIVERY);
+  EXPECT_EQ(events[0].dedupe_key(), "dlv:7100000000000001:1764230400029");
+  EXPECT_EQ(events[1].kind(), katy::v1::EVENT_KIND_READ);
+  EXPECT_EQ(events[1].dedupe_key(), "read:7100000000000001:1764230400030");
+}
+
+TEST(WebhookParserTest, Reaction) {
+  auto events = Parse("reaction.json");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind(), katy::v1::EVENT_KIND_REACTION);
+  EXPECT_EQ(events[0].reaction(), "love");
+  EXPECT_EQ(events[0].emoji(), "\u2764\ufe0f");
+  EXPECT_EQ(events[0].action(), "react");
+  EXPECT_EQ(events[0].dedupe_key(), "rx:m_out_0001:react:\u2764\ufe0f");
+}
+
+TEST(WebhookParserTest, StandbyIsMarked) {
+  auto events = Parse("standby.json");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_TRUE(events[0].standby());
+  EXPECT_EQ(events[0].kind(), katy::v1::EVENT_KIND_MESSAGE);
+  EXPECT_EQ(events[0].text(), "talking to a human");
+}
+
+TEST(WebhookParserTest, PolicyEnforcementWithoutSender) {
+  auto events = Parse("policy_enforcement.json");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind(), katy::v1::EVENT_KIND_POLICY_ENFORCEMENT);
+  EXPECT_EQ(events[0].user_id(), "");
+  EXPECT_EQ(events[0].action(), "block");
+  EXPECT_EQ(events[0].dedupe_key().rfind("raw:", 0), 0u);
+}
+
+TEST(WebhookParserTest, UnicodeEscapesDecode) {
+  auto events = Parse("unicode_escaped.json");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].text(),
+            "\u00c7a va? \u2600\ufe0f m\u00e9t\u00e9o \u00e0 Z\u00fcrich: https://example.com/a?b=c <3 100% "
+            "@katy \u65e5\u672c\u8a9e");
+}
+
+TEST(WebhookParserTest, Attachments) {
+  auto events = Parse("attachments.json");
+  ASSERT_EQ(events.size(), 1u);
+  ASSERT_EQ(events[0].attachments_size(), 2);
+  EXPECT_EQ(events[0].attachments(0).type(), "image");
+  EXPECT_EQ(events[0].attachments(0).url(), "https://scontent.example.net/v/t1/abc.jpg?x=1");
+  EXPECT_EQ(events[0].attachments(1).type(), "fallback");
+  EXPECT_EQ(events[0].attachments(1).url(), "https://example.com/article");
+  EXPECT_EQ(events[0].attachments(1).title(), "A shared link");
+}
+
+TEST(WebhookParserTest, UserRefSender) {
+  auto events = Parse("user_ref.json");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].user_id(), "chat_plugin_user_42");
+  EXPECT_TRUE(events[0].user_is_ref());
+}
+
+TEST(WebhookParserTest, StringTimestampsAreNumbers) {
+  auto events = Parse("string_timestamps.json");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].timestamp_ms(), 1764230400100);
+  EXPECT_EQ(events[0].entry_time_ms(), 1764230400100);
+  EXPECT_EQ(events[0].postback_payload(), "HELP");
+}
+
+TEST(WebhookParserTest, MessageEditIsNotADuplicateOfTheOriginal) {
+  auto edit = Parse("message_edit.json");
+  auto original = Parse("text_message.json");
+  ASSERT_EQ(edit.size(), 1u);
+  EXPECT_EQ(edit[0].kind(), katy::v1::EVENT_KIND_MESSAGE_EDIT);
+  EXPECT_EQ(edit[0].text(), "hello again");
+  EXPECT_EQ(edit[0].mid(), original[0].mid());
+  EXPECT_NE(edit[0].dedupe_key(), original[0].dedupe_key());
+}
+
+TEST(WebhookParserTest, UnknownKindIsKeptRaw) {
+  auto events = Parse("unknown_event_kind.json");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind(), katy::v1::EVENT_KIND_UNKNOWN);
+  EXPECT_EQ(events[0].kind_key(), "messaging_feedback");
+  EXPECT_NE(events[0].raw_json().find("feedback_screens"), std::string::npos);
+}
+
+TEST(WebhookParserTest, EveryFixtureParsesAndIsCovered) {
+  // A fixture added to the folder without a test above fails here.
+  const std::set<std::string> covered = {
+      "text_message.json", "quick_reply.json", "postback_get_started.json", "batched.json",
+      "echo.json", "delivery_read.json", "reaction.json", "standby.json", "policy_enforcement.json",
+      "unicode_escaped.json", "attachments.json", "user_ref.json", "string_timestamps.json",
+      "message_edit.json", "unknown_event_kind.json"};
+  auto names = testing::FixtureNames();
+  EXPECT_EQ(names.size(), covered.size());
+  for (const auto& name : names) {
+    EXPECT_TRUE(covered.count(name)) << name << " has no parser test";
+    EXPECT_FALSE(Parse(name).empty()) << name;
+  }
+}
+
+TEST(WebhookParserTest, FixtureCopiesMatchSharedOnes) {
+  // tests/fixtures is a copy of ../shared/fixtures so the repo tests itself; keep them equal.
+  const std::string shared = std::string(KATY_SOURCE_DIR) + "/../shared/fixtures/webhooks/";
+  std::ifstream probe(shared + "text_message.json");
+  if (!probe) GTEST_SKIP() << "no ../shared beside this clone";
+  for (const auto& name : testing::FixtureNames()) {
+    std::ifstream in(shared + name, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    EXPECT_EQ(text.str(), testing::ReadFixture(name)) << name << " differs from ../shared";
+  }
+}
+
+TEST(WebhookParserTest, DuplicateDeliveryHasTheSameKeyDespiteNewTime) {
+  std::string body = testing::ReadFixture("text_message.json");
+  std::string redelivered = body;
+  redelivered.replace(redelivered.find("\"time\":1764230400000"), 20, "\"time\":1764230499999");
+  auto a = ParseWebhook(body, 1);
+  auto b = ParseWebhook(redelivered, 2);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ((*a)[0].dedupe_key(), (*b)[0].dedupe_key());
+}
+
+TEST(WebhookParserTest, RejectsBadBodies) {
+  EXPECT_EQ(ParseWebhook("{not json", 0).error().code, "invalid_json");
+  EXPECT_EQ(ParseWebhook("", 0).error().code, "invalid_json");
+  EXPECT_EQ(ParseWebhook("{\"object\":\"page\",\"entry\":[{\"id\":\"1\",\"messaging\":[{\"message\":{\"text\":\"\xff\xfe\"}}]}]}", 0)
+                .error().code,
+            "invalid_json");
+  EXPECT_EQ(ParseWebhook("[1,2]", 0).error().code, "not_an_object");
+  EXPECT_EQ(ParseWebhook("\"page\"", 0).error().code, "not_an_object");
+  EXPECT_EQ(ParseWebhook("{\"object\":\"user\",\"entry\":[]}", 0).error().code, "wrong_object");
+  EXPECT_EQ(ParseWebhook("{\"entry\":[]}", 0).error().code, "wrong_object");
+  EXPECT_EQ(ParseWebhook("{\"object\":\"page\"}", 0).error().code, "bad_shape");
+  EXPECT_EQ(ParseWebhook("{\"object\":\"page\",\"entry\":{}}", 0).error().code, "bad_shape");
+  EXPECT_EQ(ParseWebhook("{\"object\":\"page\",\"entry\":[{\"time\":1}]}", 0).error().code, "bad_shape");
+  EXPECT_EQ(ParseWebhook("{\"object\":\"page\",\"entry\":[{\"id\":\"1\",\"messaging\":[1]}]}", 0).error().code,
+            "bad_shape");
+  EXPECT_EQ(ParseWebhook("{\"object\":\"page\",\"entry\":[{\"id\":\"1\",\"messaging\":{}}]}", 0).error().code,
+            "bad_shape");
+  // An entry without messaging/standby (for example only "changes") yields no events.
+  auto none = ParseWebhook("{\"object\":\"page\",\"entry\":[{\"id\":\"1\",\"time\":1}]}", 0);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+TEST(WebhookParserTest, RejectsDeepNestingCheaply) {
+  std::string deep = "{\"object\":\"page\",\"entry\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  auto result = ParseWebhook(deep, 0);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().code, "too_deep");
+  EXPECT_EQ(JsonDepth("{\"a\":\"[[[[\"}"), 1);  // brackets inside strings do not count
+  EXPECT_EQ(JsonDepth("{\"a\":\"\\\"[[\"}"), 1);
+  EXPECT_EQ(JsonDepth("[[{}]]"), 3);
+}
+
+}  // namespace
+}  // namespace katy::ingress
