@@ -1,5 +1,7 @@
 #include "services/ingress/webhook_parser.h"
 
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -20,16 +22,27 @@ std::string IdString(const json& value) {
   return "";
 }
 
+// Epoch milliseconds from a number or a numeric string; 0 when absent, malformed or out of
+// range (a float like 1e20 must not reach an integer cast: that is undefined behaviour).
 int64_t Millis(const json& parent, const char* key) {
+  constexpr double kLimit = 9.2e18;  // just under INT64_MAX
   auto it = parent.find(key);
   if (it == parent.end()) return 0;
+  if (it->is_number_unsigned()) {
+    uint64_t value = it->get<uint64_t>();
+    return value <= static_cast<uint64_t>(INT64_MAX) ? static_cast<int64_t>(value) : 0;
+  }
   if (it->is_number_integer()) return it->get<int64_t>();
-  if (it->is_number_float()) return static_cast<int64_t>(it->get<double>());
+  if (it->is_number_float()) {
+    double value = it->get<double>();
+    return std::isfinite(value) && std::fabs(value) < kLimit ? static_cast<int64_t>(value) : 0;
+  }
   if (it->is_string()) {
     const std::string& text = it->get_ref<const std::string&>();
     char* end = nullptr;
+    errno = 0;
     long long value = std::strtoll(text.c_str(), &end, 10);
-    if (!text.empty() && *end == '\0') return value;
+    if (!text.empty() && *end == '\0' && errno == 0) return value;
   }
   return 0;
 }

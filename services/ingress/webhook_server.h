@@ -5,6 +5,7 @@
 
 #include "common/config.h"
 #include "common/result.h"
+#include "services/ingress/enqueue_batcher.h"
 #include "services/ingress/webhook_service.h"
 
 namespace Pistache::Http {
@@ -21,12 +22,15 @@ struct ServerOptions {
 };
 
 // The public HTTP face of ingress (Pistache): GET/POST /webhook, everything else 404.
-// The WebhookService must outlive the server.
+// A POST's events go to the batcher and the request is answered from the batcher's thread
+// once they are stored; the HTTP thread moves on at once. The WebhookService and the batcher
+// must outlive the server; stop the batcher first so queued requests get their answers.
 class WebhookServer {
  public:
   // Port 0 picks a free port. Error "io" if the address cannot be bound.
   static Result<std::unique_ptr<WebhookServer>> Start(const ServerOptions& options,
-                                                      const WebhookService& service);
+                                                      const WebhookService& service,
+                                                      EnqueueBatcher& batcher);
   ~WebhookServer();
   int port() const { return port_; }
   // Stops accepting and closes connections.

@@ -19,9 +19,8 @@ IngressMetrics::IngressMetrics(metrics::Registry& registry)
                                      "Unix time of the last event received per page (Meta "
                                      "unsubscribes a failing webhook silently)")) {}
 
-WebhookService::WebhookService(WebhookOptions options, EventSink& sink, IngressMetrics& metrics,
-                               Clock now_ms)
-    : options_(std::move(options)), sink_(sink), metrics_(metrics), now_ms_(std::move(now_ms)) {}
+WebhookService::WebhookService(WebhookOptions options, IngressMetrics& metrics, Clock now_ms)
+    : options_(std::move(options)), metrics_(metrics), now_ms_(std::move(now_ms)) {}
 
 HttpReply WebhookService::Reject(int status, const std::string& reason, const std::string& detail) const {
   metrics_.rejections.WithLabels({{"reason", reason}}).Inc();
@@ -43,8 +42,8 @@ HttpReply WebhookService::HandleGet(std::string_view mode, std::string_view toke
   return {200, handshake.body, 0};
 }
 
-HttpReply WebhookService::HandlePost(std::string_view body, std::string_view sha256_header,
-                                     std::string_view sha1_header) const {
+std::variant<HttpReply, std::vector<katy::v1::InboundEvent>> WebhookService::CheckPost(
+    std::string_view body, std::string_view sha256_header, std::string_view sha1_header) const {
   if (body.size() > options_.max_body_bytes) {
     return Reject(413, "too_large", "body exceeds " + std::to_string(options_.max_body_bytes) + " bytes");
   }
@@ -53,23 +52,26 @@ HttpReply WebhookService::HandlePost(std::string_view body, std::string_view sha
   if (check != SignatureCheck::kValid) {
     return Reject(403, std::string("signature_") + SignatureCheckName(check), "invalid signature");
   }
-  const int64_t received_at = now_ms_();
-  auto events = ParseWebhook(body, received_at);
+  auto events = ParseWebhook(body, now_ms_());
   if (!events) return Reject(400, events.error().code, events.error().message);
+  return std::move(*events);
+}
 
-  auto stored = sink_.Enqueue(*events);
+HttpReply WebhookService::FinishPost(const std::vector<katy::v1::InboundEvent>& events,
+                                     const Result<std::vector<bool>>& stored) const {
   if (!stored) {
     metrics_.rejections.WithLabels({{"reason", "storage_" + stored.error().code}}).Inc();
     storage_log_.Write(log::Level::kError, "cannot store webhook events; answering 503",
-                       {{"error", stored.error().message}, {"events", events->size()}});
+                       {{"error", stored.error().message}, {"events", events.size()}});
     return {503, "storage unavailable, retry\n", 1};
   }
-  for (size_t i = 0; i < events->size(); ++i) {
-    const auto& event = (*events)[i];
+  for (size_t i = 0; i < events.size(); ++i) {
+    const auto& event = events[i];
     metrics_.events
         .WithLabels({{"kind", EventKindName(event.kind())}, {"result", (*stored)[i] ? "enqueued" : "duplicate"}})
         .Inc();
-    metrics_.last_webhook.WithLabels({{"page", event.page_id()}}).Set(static_cast<double>(received_at) / 1000.0);
+    metrics_.last_webhook.WithLabels({{"page", event.page_id()}})
+        .Set(static_cast<double>(event.received_at_ms()) / 1000.0);
   }
   return {200, "EVENT_RECEIVED", 0};
 }

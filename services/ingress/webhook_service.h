@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "common/log.h"
@@ -36,21 +37,26 @@ struct IngressMetrics {
   metrics::Family<metrics::Gauge>& last_webhook;   // by page: unix seconds of the last event
 };
 
-// The webhook's behaviour, independent of the HTTP library: what to answer to a GET handshake
-// and to a POST of events. Thread-safe (the sink is; the rest is read-only or atomic).
+// The webhook's behaviour, independent of the HTTP library and of storage: what to answer to a
+// GET handshake and to a POST of events. Thread-safe (read-only state, atomic metrics).
 class WebhookService {
  public:
   using Clock = std::function<int64_t()>;  // epoch milliseconds
 
-  WebhookService(WebhookOptions options, EventSink& sink, IngressMetrics& metrics, Clock now_ms);
+  WebhookService(WebhookOptions options, IngressMetrics& metrics, Clock now_ms);
 
   // GET /webhook with Meta's hub.* query parameters.
   HttpReply HandleGet(std::string_view mode, std::string_view token, std::string_view challenge) const;
 
-  // POST /webhook. Answers 200 EVENT_RECEIVED only after the sink stored every event;
-  // 403 bad signature, 413 too large, 400 bad JSON/shape, 503 (+Retry-After) when storage failed.
-  HttpReply HandlePost(std::string_view body, std::string_view sha256_header,
-                       std::string_view sha1_header) const;
+  // POST /webhook, first half: the checks before storage. Returns the rejection to send
+  // (403 bad signature, 413 too large, 400 bad JSON/shape), or the events to store.
+  std::variant<HttpReply, std::vector<katy::v1::InboundEvent>> CheckPost(
+      std::string_view body, std::string_view sha256_header, std::string_view sha1_header) const;
+
+  // POST /webhook, second half, once storage answered: 200 EVENT_RECEIVED only when every
+  // event is stored; 503 with Retry-After otherwise (Meta retries; dedupe makes that safe).
+  HttpReply FinishPost(const std::vector<katy::v1::InboundEvent>& events,
+                       const Result<std::vector<bool>>& stored) const;
 
   // Counts one finished HTTP request (any path) by status, with its duration.
   void RecordRequest(int status, double seconds) const;
@@ -59,7 +65,6 @@ class WebhookService {
   HttpReply Reject(int status, const std::string& reason, const std::string& detail) const;
 
   WebhookOptions options_;
-  EventSink& sink_;
   IngressMetrics& metrics_;
   Clock now_ms_;
   mutable log::RateLimited rejection_log_{std::chrono::seconds(1)};

@@ -30,7 +30,9 @@ class IngressServerTest : public ::testing::Test {
   void SetUp() override { Start(testing::TestRedisOptions()); }
 
   void Start(redis::Options redis_options) {
+    if (batcher_) batcher_->Stop();
     server_.reset();
+    batcher_.reset();
     service_.reset();
     redis_options.socket_timeout = std::chrono::milliseconds(1000);
     redis_options.connect_timeout = std::chrono::milliseconds(500);
@@ -40,15 +42,19 @@ class IngressServerTest : public ::testing::Test {
     registry_ = std::make_unique<metrics::Registry>();
     metrics_ = std::make_unique<IngressMetrics>(*registry_);
     service_ = std::make_unique<WebhookService>(WebhookOptions{kSecret, "verify-me", false, 64 * 1024},
-                                                *sink_, *metrics_, Now);
+                                                *metrics_, Now);
+    batcher_ = std::make_unique<EnqueueBatcher>(*sink_, 512, 2);
     auto started = WebhookServer::Start({{"127.0.0.1", 0}, 2, 64 * 1024, std::chrono::milliseconds(2000)},
-                                        *service_);
+                                        *service_, *batcher_);
     ASSERT_TRUE(started.ok()) << started.error().message;
     server_ = std::move(*started);
     url_ = "http://127.0.0.1:" + std::to_string(server_->port()) + "/webhook";
   }
 
-  void TearDown() override { server_.reset(); }
+  void TearDown() override {
+    batcher_->Stop();
+    server_.reset();
+  }
 
   Result<http::Response> PostSigned(const std::string& body) {
     return http_.Post(url_, body, {"Content-Type: application/json; charset=utf-8",
@@ -83,6 +89,7 @@ class IngressServerTest : public ::testing::Test {
   std::unique_ptr<metrics::Registry> registry_;
   std::unique_ptr<IngressMetrics> metrics_;
   std::unique_ptr<WebhookService> service_;
+  std::unique_ptr<EnqueueBatcher> batcher_;
   std::unique_ptr<WebhookServer> server_;
   std::string url_;
   http::Client http_;

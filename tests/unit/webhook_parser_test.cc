@@ -230,6 +230,22 @@ TEST(WebhookParserTest, RejectsBadBodies) {
   EXPECT_TRUE(none->empty());
 }
 
+TEST(WebhookParserTest, OutOfRangeTimestampsBecomeZero) {
+  // Found by the fuzzer: a float timestamp beyond int64 was cast (undefined behaviour).
+  for (const char* value : {"1.76423e+20", "-1e300", "18446744073709551615", "\"99999999999999999999\"",
+                            "\"12ab\"", "true", "null"}) {
+    std::string body = std::string("{\"object\":\"page\",\"entry\":[{\"id\":\"1\",\"time\":") + value +
+                       ",\"messaging\":[{\"sender\":{\"id\":\"u\"},\"timestamp\":" + value +
+                       ",\"message\":{\"mid\":\"m\",\"text\":\"t\"}}]}]}";
+    auto events = ParseWebhook(body, 0);
+    ASSERT_TRUE(events.ok()) << value;
+    EXPECT_EQ((*events)[0].timestamp_ms(), 0) << value;
+    EXPECT_EQ((*events)[0].entry_time_ms(), 0) << value;
+  }
+  auto fractional = ParseWebhook(R"({"object":"page","entry":[{"id":"1","time":1764230400000.7,"messaging":[]}]})", 0);
+  ASSERT_TRUE(fractional.ok());
+}
+
 TEST(WebhookParserTest, RejectsDeepNestingCheaply) {
   std::string deep = "{\"object\":\"page\",\"entry\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
   auto result = ParseWebhook(deep, 0);

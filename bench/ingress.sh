@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Ingress throughput benchmark (issue 3): unique, correctly signed one-message webhooks from wrk
+# (keep-alive, 16 connections) against katy-ingress with a real Redis (AOF, appendfsync
+# everysec), and in the same run the same load against nginx answering a static 200 (the HTTP
+# ceiling of this machine). Prints both rates, their ratio, p50/p99 latency, non-2xx counts and
+# how many events actually reached Redis.
+#
+# Usage: bench/ingress.sh [seconds] [connections]      (defaults 10 and 16)
+# Env:   KATY_HTTP_THREADS (ingress worker threads, default 2), WRK_THREADS (default 2)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+seconds="${1:-10}"
+connections="${2:-16}"
+wrk_threads="${WRK_THREADS:-2}"
+ingress_threads="${KATY_HTTP_THREADS:-2}"
+
+KATY_EXTRA_PACKAGES="wrk nginx-light" "$root/scripts/setup.sh"
+"$root/scripts/build.sh" --target katy-ingress >/dev/null
+
+work=$(mktemp -d /tmp/katy-bench.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+secret="bench-secret"
+# Enough unique bodies that no connection ever repeats one at the rates this machine reaches.
+bodies=$((seconds * 120000))
+python3 - "$work/bodies.txt" "$bodies" "$secret" <<'PY'
+import hashlib, hmac, sys
+path, count, secret = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+with open(path, "w") as out:
+    for i in range(count):
+        body = ('{"object":"page","entry":[{"id":"104560000000001","time":1764230400000,"messaging":'
+                '[{"sender":{"id":"71%014d"},"recipient":{"id":"104560000000001"},"timestamp":1764230400000,'
+                '"message":{"mid":"m_bench_%d","text":"hello"}}]}]}') % (i % 5000, i)
+        sig = hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()
+        out.write(sig + " " + body + "\n")
+PY
+
+cat >"$work/webhooks.lua" <<LUA
+-- Each wrk thread sends its own slice of the pre-signed bodies, so no body is sent twice.
+local threads_seen = 0
+function setup(thread)
+  thread:set("id", threads_seen)
+  threads_seen = threads_seen + 1
+end
+local sigs, bodies, n, i = {}, {}, 0, 0
+function init(args)
+  local k = 0
+  for line in io.lines("$work/bodies.txt") do
+    if k % $wrk_threads == id then
+      local sp = line:find(" ")
+      n = n + 1
+      sigs[n] = line:sub(1, sp - 1)
+      bodies[n] = line:sub(sp + 1)
+    end
+    k = k + 1
+  end
+end
+function request()
+  i = i + 1
+  if i > n then i = 1 end
+  return wrk.format("POST", "/webhook", {["Content-Type"] = "application/json",
+    ["X-Hub-Signature-256"] = "sha256=" .. sigs[i]}, bodies[i])
+end
+LUA
+
+# Redis as production runs it.
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" --appendonly yes \
+  --appendfsync everysec --save "" >"$work/redis.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+ingress_port=$(free_port)
+admin_port=$(free_port)
+KATY_REDIS_URL="redis://127.0.0.1:$redis_port/0" KATY_APP_SECRET="$secret" KATY_VERIFY_TOKEN=v \
+  KATY_HTTP_ADDR="127.0.0.1:$ingress_port" KATY_GRPC_ADDR="127.0.0.1:$(free_port)" \
+  KATY_ADMIN_ADDR="127.0.0.1:$admin_port" KATY_HTTP_THREADS="$ingress_threads" KATY_LOG_LEVEL=error \
+  "$root/build/bin/katy-ingress" >"$work/ingress.log" 2>&1 &
+pids+=($!)
+
+nginx_port=$(free_port)
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<NGINX
+worker_processes auto;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+daemon off;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $work/nginx;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location /webhook { return 200 "EVENT_RECEIVED"; }
+  }
+}
+NGINX
+nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
+pids+=($!)
+for port in "$ingress_port" "$nginx_port"; do
+  for _ in $(seq 1 100); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+done
+
+run_wrk() {  # run_wrk PORT -> wrk output
+  wrk -t"$wrk_threads" -c"$connections" -d"${seconds}s" --latency -s "$work/webhooks.lua" \
+    "http://127.0.0.1:$1/webhook"
+}
+field() { awk -v k="$2" '$1 == k {print $2}' <<<"$1"; }
+rate() { awk '/Requests\/sec/ {print $2}' <<<"$1"; }
+non2xx() { local n; n=$(awk '/Non-2xx/ {print $NF}' <<<"$1"); echo "${n:-0}"; }
+errors() { awk '/Socket errors/ {print}' <<<"$1"; }
+
+nginx_out=$(run_wrk "$nginx_port")
+ingress_out=$(run_wrk "$ingress_port")
+sent=$(awk '/requests in/ {print $1}' <<<"$ingress_out")
+in_redis=0
+for shard in $(seq 0 15); do
+  n=$(redis-cli -p "$redis_port" xlen "katy:{s$(printf %02d "$shard")}:in")
+  in_redis=$((in_redis + n))
+done
+
+batching=$(curl -s "http://127.0.0.1:$admin_port/metrics" | awk '
+  /^katy_ingress_batch_requests_sum/ {s=$2} /^katy_ingress_batch_requests_count/ {c=$2}
+  /^katy_ingress_store_seconds_sum/ {t=$2}
+  END {if (c > 0) printf "%.1f requests per Redis round trip, %.0f us per round trip", s / c, t / c * 1e6}')
+nginx_rate=$(rate "$nginx_out")
+ingress_rate=$(rate "$ingress_out")
+cat <<REPORT
+machine: $(nproc) cores, $(awk '/model name/ {sub(/.*: /, ""); print; exit}' /proc/cpuinfo)
+load: wrk -t$wrk_threads -c$connections -d${seconds}s, unique signed one-message webhooks; ingress threads: $ingress_threads
+nginx static 200:  $nginx_rate req/s   p50 $(field "$nginx_out" 50%)   p99 $(field "$nginx_out" 99%)   non-2xx $(non2xx "$nginx_out")
+katy-ingress:      $ingress_rate req/s   p50 $(field "$ingress_out" 50%)   p99 $(field "$ingress_out" 99%)   non-2xx $(non2xx "$ingress_out")
+ratio ingress/nginx: $(awk -v a="$ingress_rate" -v b="$nginx_rate" 'BEGIN {printf "%.2f", a / b}')
+requests answered by ingress: $sent; events in Redis: $in_redis
+batching: $batching
+$(errors "$ingress_out")
+REPORT
