@@ -2,7 +2,9 @@
 
 #include <hiredis/hiredis.h>
 
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <utility>
 
 namespace katy::redis {
@@ -118,8 +120,11 @@ Error Client::DropConnection(const char* what) {
   if (context_ != nullptr) {
     message += ": ";
     message += context_->errstr;
-    // hiredis reports a socket timeout as an I/O error with EAGAIN.
-    if (context_->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK)) code = "timeout";
+    // hiredis reports a socket timeout as an I/O error whose text is strerror(EAGAIN); errno
+    // itself may have changed since.
+    if (context_->err == REDIS_ERR_IO && std::strcmp(context_->errstr, std::strerror(EAGAIN)) == 0) {
+      code = "timeout";
+    }
     redisFree(context_);
     context_ = nullptr;
   }

@@ -1,4 +1,10 @@
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
 
 #include <chrono>
 #include <map>
@@ -209,6 +215,77 @@ TEST_F(IngressServerTest, RedisOutageAnswers503QuicklyAndRecoversByItself) {
   redis::Client check(options);
   const std::string stream = keys_->InStream(ShardOf("104560000000001", "7100000000000001", kShards));
   EXPECT_EQ(check.Command({"XLEN", stream})->integer, 1);
+}
+
+TEST_F(IngressServerTest, StalledClientNeitherBlocksOthersNorStaysForever) {
+  // A client that sends half a request and stops.
+  int stalled = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
+  ASSERT_EQ(connect(stalled, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string partial = "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"obj";
+  ASSERT_EQ(send(stalled, partial.data(), partial.size(), 0), static_cast<ssize_t>(partial.size()));
+
+  // Everyone else is served meanwhile, on both worker threads.
+  for (int i = 0; i < 4; ++i) {
+    http::Client other;
+    auto response = other.Get(url_ + "?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1");
+    ASSERT_TRUE(response.ok());
+    EXPECT_EQ(response->status, 200);
+  }
+  // The read timeout (2 s here) ends the stalled request: Pistache answers 408 or closes.
+  timeval wait{6, 0};
+  setsockopt(stalled, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+  char buffer[256];
+  ssize_t got = recv(stalled, buffer, sizeof buffer - 1, 0);
+  ASSERT_GE(got, 0) << "the stalled connection was still open after 6 s";
+  if (got > 0) {
+    buffer[got] = '\0';
+    EXPECT_NE(std::string(buffer).find("408"), std::string::npos) << buffer;
+  }
+  close(stalled);
+  EXPECT_EQ(StoredCount(), 0u);
+}
+
+TEST_F(IngressServerTest, SlowRedisAnswers503WithinTheTimeout) {
+  const int port = testing::FreePort();
+  const std::string dir = testing::MakeTempDir("slow");
+  testing::Process redis_process(
+      "/usr/bin/redis-server",
+      {"--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+       "--dir", dir, "--enable-debug-command", "yes"},
+      {}, dir + "/redis.log");
+  ASSERT_TRUE(testing::WaitForPort(port, std::chrono::seconds(5)));
+  redis::Options options;
+  options.port = port;
+  Start(options);  // socket timeout 1 s
+  ASSERT_EQ(PostSigned(testing::ReadFixture("text_message.json"))->status, 200);
+
+  std::thread sleeper([port] {
+    redis::Options admin;
+    admin.port = port;
+    admin.socket_timeout = std::chrono::seconds(10);
+    redis::Client client(admin);
+    client.Command({"DEBUG", "SLEEP", "3"});
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto started = std::chrono::steady_clock::now();
+  auto response = PostSigned(testing::ReadFixture("quick_reply.json"));
+  const auto took = std::chrono::steady_clock::now() - started;
+  sleeper.join();
+  ASSERT_TRUE(response.ok());
+  EXPECT_EQ(response->status, 503);
+  EXPECT_LT(took, std::chrono::seconds(2));
+  EXPECT_NE(registry_->Render().find("katy_ingress_rejections_total{reason=\"storage_timeout\"} 1"),
+            std::string::npos);
+  // Redis is responsive again: the retry is stored once, even though the timed-out attempt
+  // may have been stored too (its dedupe mark makes the retry a duplicate, not a second copy).
+  EXPECT_EQ(PostSigned(testing::ReadFixture("quick_reply.json"))->status, 200);
+  redis::Client check(options);
+  const std::string stream = keys_->InStream(ShardOf("104560000000001", "7100000000000001", kShards));
+  EXPECT_EQ(check.Command({"XLEN", stream})->integer, 2);
 }
 
 }  // namespace
