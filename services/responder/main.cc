@@ -4,7 +4,7 @@
 
 #include "common/events.h"
 #include "common/log.h"
-#include "common/redis/stream_worker.h"
+#include "common/redis/sharded_consumer.h"
 #include "common/runtime/service_main.h"
 #include "common/runtime/worker_service.h"
 #include "services/responder/responder_config.h"
@@ -42,16 +42,26 @@ int Run(int argc, char** argv) {
   responder::ResponderMetrics responder_metrics(registry);
   KeySpace keys(cfg.key_prefix, cfg.shards);
 
-  redis::StreamWorkerOptions worker_options;
-  worker_options.group = KeySpace::kResponderGroup;
-  worker_options.consumer = "responder-" + InstanceId();
-  worker_options.stage = "responder";
-  for (int shard = 0; shard < cfg.shards; ++shard) {
-    worker_options.streams.push_back(keys.InStream(shard));
-    worker_options.dead_letter_streams.push_back(keys.DeadLetters(shard));
-  }
-  worker_options.reclaim_idle = cfg.lease_ttl;
-  worker_options.max_attempts = cfg.max_attempts;
+  redis::ShardedConsumerOptions consumer_options;
+  consumer_options.role = "responder";
+  consumer_options.group = KeySpace::kResponderGroup;
+  consumer_options.instance = "responder-" + InstanceId();
+  consumer_options.stream = [keys](int shard) { return keys.InStream(shard); };
+  consumer_options.dead_letters = [keys](int shard) { return keys.DeadLetters(shard); };
+  consumer_options.lease_ttl = cfg.lease_ttl;
+  consumer_options.workers = cfg.workers;
+  consumer_options.max_attempts = cfg.max_attempts;
+
+  responder::ResponderHandler handler(keys, rules, responder_metrics, NowMs);
+  redis::ShardedConsumer consumer(
+      *redis_options, keys, consumer_options,
+      [&]() -> redis::EntryHandler {
+    responder::ResponderHandler* shared = &handler;
+    return [shared](redis::Client& client, const redis::StreamEntry& entry, const redis::Fence& fence) {
+      return (*shared)(client, entry, fence);
+    };
+      },
+      responder::ConversationOfEvent, &registry);
 
   runtime::WorkerServiceSpec spec;
   spec.grpc_addr = cfg.grpc_addr;
@@ -64,13 +74,7 @@ int Run(int argc, char** argv) {
     if (reloaded) log::Info("rules reloaded", {{"rules", *reloaded}});
     else log::Error("rules reload refused; the rules in force stay", {{"error", reloaded.error().message}});
   };
-  spec.run = [&](const std::atomic<bool>& stop) {
-    redis::Options worker_redis = *redis_options;
-    worker_redis.socket_timeout = worker_options.block + std::chrono::milliseconds(2000);
-    responder::ResponderHandler handler(keys, rules, responder_metrics, NowMs);
-    redis::StreamWorker worker(redis::Client(worker_redis), worker_options, std::ref(handler));
-    worker.Run(stop);
-  };
+  spec.run = [&consumer](const std::atomic<bool>& stop) { consumer.Run(stop); };
   return runtime::RunWorkerService(spec);
 }
 

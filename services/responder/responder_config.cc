@@ -7,6 +7,7 @@ ResponderConfig LoadResponderConfig(int argc, char** argv, config::Settings* set
   specs.insert(specs.end(), {
       {"KATY_RULES", "deploy/rules/katy.yaml", "The YAML rules file (reloaded on SIGHUP)"},
       {"KATY_LEASE_TTL_MS", "10000", "Shard lease TTL; a dead instance's work is taken over after it"},
+      {"KATY_WORKERS", "8", "Conversations handled at once"},
       {"KATY_MAX_ATTEMPTS", "5", "Failed attempts before an event is dead-lettered"},
   });
   auto settings = config::Settings::Load(std::move(specs), argc, argv);
@@ -18,6 +19,7 @@ ResponderConfig LoadResponderConfig(int argc, char** argv, config::Settings* set
   cfg.key_prefix = settings.String("KATY_KEY_PREFIX");
   cfg.rules_path = settings.String("KATY_RULES");
   cfg.lease_ttl = std::chrono::milliseconds(settings.Int("KATY_LEASE_TTL_MS", 500, 600000));
+  cfg.workers = static_cast<int>(settings.Int("KATY_WORKERS", 1, 1024));
   cfg.max_attempts = static_cast<int>(settings.Int("KATY_MAX_ATTEMPTS", 1, 1000));
   cfg.drain_timeout = std::chrono::seconds(settings.Int("KATY_DRAIN_TIMEOUT_S", 0, 3600));
   cfg.log_level = settings.String("KATY_LOG_LEVEL");

@@ -16,6 +16,7 @@ struct ResponderConfig {
   std::string rules_path;         // KATY_RULES: the YAML rules file (reloaded on SIGHUP)
   std::chrono::milliseconds lease_ttl{10000};  // KATY_LEASE_TTL_MS: a dead consumer's entries
                                                // are taken over after this long
+  int workers = 8;               // KATY_WORKERS: conversations handled at once
   int max_attempts = 5;           // KATY_MAX_ATTEMPTS: tries before an event is dead-lettered
   std::chrono::seconds drain_timeout{10};  // KATY_DRAIN_TIMEOUT_S
   std::string log_level;          // KATY_LOG_LEVEL

@@ -10,14 +10,16 @@
 namespace katy::responder {
 namespace {
 
-// KEYS[1] outbound stream, KEYS[2] inbound stream, KEYS[3] conversation hash.
-// ARGV[1] group, ARGV[2] inbound entry id, ARGV[3] conversation TTL (s),
-// ARGV[4] n = number of HSET pairs, then 2n values, then m = number of HDEL fields, m names,
+// KEYS[1] outbound stream, KEYS[2] inbound stream, KEYS[3] conversation hash, KEYS[4] lease.
+// ARGV[1] group, ARGV[2] inbound entry id, ARGV[3] conversation TTL (s), ARGV[4] lease owner,
+// ARGV[5] n = number of HSET pairs, then 2n values, then m = number of HDEL fields, m names,
 // then one serialized OutboundMessage per reply.
-// Returns the number of replies added, or -1 when the event was already committed.
+// Returns the number of replies added, -1 when the event was already committed, -2 when this
+// instance no longer owns the shard.
 constexpr const char* kCommitLua = R"lua(
+if redis.call('GET', KEYS[4]) ~= ARGV[4] then return -2 end
 if redis.call('XACK', KEYS[2], ARGV[1], ARGV[2]) == 0 then return -1 end
-local i = 4
+local i = 5
 local n = tonumber(ARGV[i]); i = i + 1
 if n > 0 then
   local pairs = {}
@@ -86,7 +88,15 @@ ResponderHandler::ResponderHandler(KeySpace keys, const RulesHolder& rules, Resp
     : keys_(std::move(keys)), rules_(rules), metrics_(metrics), now_ms_(std::move(now_ms)),
       commit_script_(kCommitLua) {}
 
-redis::HandleResult ResponderHandler::operator()(redis::Client& client, const redis::StreamEntry& entry) {
+std::string ConversationOfEvent(const redis::StreamEntry& entry) {
+  katy::v1::InboundEvent event;
+  auto payload = entry.Field("pb");
+  if (!payload || !event.ParseFromString(*payload)) return "";
+  return event.page_id() + ":" + event.user_id();
+}
+
+redis::HandleResult ResponderHandler::operator()(redis::Client& client, const redis::StreamEntry& entry,
+                                                 const redis::Fence& fence) const {
   const auto started = std::chrono::steady_clock::now();
   katy::v1::InboundEvent event;
   auto payload = entry.Field("pb");
@@ -123,7 +133,7 @@ redis::HandleResult ResponderHandler::operator()(redis::Client& client, const re
   }
 
   std::vector<std::string> args{KeySpace::kResponderGroup, entry.id, std::to_string(kConversationTtlS),
-                                 std::to_string(hset.size() / 2)};
+                                 fence.owner, std::to_string(hset.size() / 2)};
   args.insert(args.end(), hset.begin(), hset.end());
   args.push_back(std::to_string(hdel.size()));
   args.insert(args.end(), hdel.begin(), hdel.end());
@@ -144,8 +154,9 @@ redis::HandleResult ResponderHandler::operator()(redis::Client& client, const re
   }
 
   auto committed = commit_script_.Run(
-      client, {keys_.OutStream(shard), entry.stream, conversation_key}, args);
+      client, {keys_.OutStream(shard), entry.stream, conversation_key, fence.lease_key}, args);
   if (!committed) return redis::HandleResult::Retry("redis_" + committed.error().code);
+  if (committed->integer == -2) return redis::HandleResult::Abandon("lost_lease");
 
   const std::string kind = EventKindName(event.kind());
   metrics_.events.WithLabels({{"kind", kind}, {"rule", decision.rule.empty() ? "none" : decision.rule}}).Inc();

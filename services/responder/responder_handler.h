@@ -7,7 +7,7 @@
 
 #include "common/metrics/metrics.h"
 #include "common/redis/script.h"
-#include "common/redis/stream_worker.h"
+#include "common/redis/sharded_consumer.h"
 #include "common/shard.h"
 #include "services/responder/rules.h"
 
@@ -37,17 +37,19 @@ struct ResponderMetrics {
 };
 
 // Handles one inbound stream entry: reads the conversation, asks the rules for replies, and
-// commits in one Lua script (XACK the event, XADD the replies to the shard's outbound stream,
-// update the conversation hash). The XACK comes first inside the script: an event some other
-// consumer already committed is not committed twice, so re-processing never doubles a reply.
-// Reply ids are "<inbound entry id>#<n>". Thread-compatible (one per worker thread).
+// commits in one Lua script: check that this instance still holds the shard's lease (else
+// nothing is written and the event is left to the new owner), XACK the event (an event
+// already committed is not committed twice, so re-processing never doubles a reply), XADD the
+// replies to the shard's outbound stream, update the conversation hash.
+// Reply ids are "<inbound entry id>#<n>". Thread-safe (one may serve every worker thread).
 class ResponderHandler {
  public:
   using Clock = std::function<int64_t()>;  // epoch ms
 
   ResponderHandler(KeySpace keys, const RulesHolder& rules, ResponderMetrics& metrics, Clock now_ms);
 
-  redis::HandleResult operator()(redis::Client& client, const redis::StreamEntry& entry);
+  redis::HandleResult operator()(redis::Client& client, const redis::StreamEntry& entry,
+                                 const redis::Fence& fence) const;
 
  private:
   KeySpace keys_;
@@ -56,5 +58,8 @@ class ResponderHandler {
   Clock now_ms_;
   redis::Script commit_script_;
 };
+
+// The conversation an inbound entry belongs to ("<page>:<user>"), for per-conversation order.
+std::string ConversationOfEvent(const redis::StreamEntry& entry);
 
 }  // namespace katy::responder

@@ -4,7 +4,7 @@
 
 #include "common/events.h"
 #include "common/log.h"
-#include "common/redis/stream_worker.h"
+#include "common/redis/sharded_consumer.h"
 #include "common/runtime/service_main.h"
 #include "common/runtime/worker_service.h"
 #include "services/sender/sender_config.h"
@@ -43,16 +43,26 @@ int Run(int argc, char** argv) {
   options.graph_url = cfg.graph_url;
   if (cfg.appsecret_proof) options.appsecret = cfg.app_secret;
 
-  redis::StreamWorkerOptions worker_options;
-  worker_options.group = KeySpace::kSenderGroup;
-  worker_options.consumer = "sender-" + InstanceId();
-  worker_options.stage = "sender";
-  for (int shard = 0; shard < cfg.shards; ++shard) {
-    worker_options.streams.push_back(keys.OutStream(shard));
-    worker_options.dead_letter_streams.push_back(keys.DeadLetters(shard));
-  }
-  worker_options.reclaim_idle = cfg.lease_ttl;
-  worker_options.max_attempts = cfg.max_attempts;
+  redis::ShardedConsumerOptions consumer_options;
+  consumer_options.role = "sender";
+  consumer_options.group = KeySpace::kSenderGroup;
+  consumer_options.instance = "sender-" + InstanceId();
+  consumer_options.stream = [keys](int shard) { return keys.OutStream(shard); };
+  consumer_options.dead_letters = [keys](int shard) { return keys.DeadLetters(shard); };
+  consumer_options.lease_ttl = cfg.lease_ttl;
+  consumer_options.workers = cfg.workers;
+  consumer_options.max_attempts = cfg.max_attempts;
+
+  redis::ShardedConsumer consumer(
+      *redis_options, keys, consumer_options,
+      [&]() -> redis::EntryHandler {
+    // One handler per worker thread: each owns its HTTP connection.
+    auto handler = std::make_shared<sender::SenderHandler>(keys, options, *tokens, sender_metrics, NowMs);
+    return [handler](redis::Client& client, const redis::StreamEntry& entry, const redis::Fence& fence) {
+      return (*handler)(client, entry, fence);
+    };
+      },
+      sender::ConversationOfMessage, &registry);
 
   runtime::WorkerServiceSpec spec;
   spec.grpc_addr = cfg.grpc_addr;
@@ -60,13 +70,7 @@ int Run(int argc, char** argv) {
   spec.redis = *redis_options;
   spec.drain_timeout = cfg.drain_timeout;
   spec.registry = &registry;
-  spec.run = [&](const std::atomic<bool>& stop) {
-    redis::Options worker_redis = *redis_options;
-    worker_redis.socket_timeout = worker_options.block + std::chrono::milliseconds(2000);
-    sender::SenderHandler handler(keys, options, *tokens, sender_metrics, NowMs);
-    redis::StreamWorker worker(redis::Client(worker_redis), worker_options, std::ref(handler));
-    worker.Run(stop);
-  };
+  spec.run = [&consumer](const std::atomic<bool>& stop) { consumer.Run(stop); };
   return runtime::RunWorkerService(spec);
 }
 

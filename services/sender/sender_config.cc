@@ -12,6 +12,7 @@ SenderConfig LoadSenderConfig(int argc, char** argv, config::Settings* settings_
       {"KATY_APP_SECRET", "", "Meta app secret, for appsecret_proof", false, true},
       {"KATY_APPSECRET_PROOF", "0", "Send appsecret_proof (needs KATY_APP_SECRET)"},
       {"KATY_LEASE_TTL_MS", "10000", "Shard lease TTL; a dead instance's work is taken over after it"},
+      {"KATY_WORKERS", "32", "Recipients with a message in flight at once"},
       {"KATY_MAX_ATTEMPTS", "8", "Transient failures before a message is dead-lettered"},
   });
   auto settings = config::Settings::Load(std::move(specs), argc, argv);
@@ -27,6 +28,7 @@ SenderConfig LoadSenderConfig(int argc, char** argv, config::Settings* settings_
   cfg.app_secret = settings.String("KATY_APP_SECRET");
   cfg.appsecret_proof = settings.Bool("KATY_APPSECRET_PROOF");
   cfg.lease_ttl = std::chrono::milliseconds(settings.Int("KATY_LEASE_TTL_MS", 500, 600000));
+  cfg.workers = static_cast<int>(settings.Int("KATY_WORKERS", 1, 1024));
   cfg.max_attempts = static_cast<int>(settings.Int("KATY_MAX_ATTEMPTS", 1, 1000));
   cfg.drain_timeout = std::chrono::seconds(settings.Int("KATY_DRAIN_TIMEOUT_S", 0, 3600));
   cfg.log_level = settings.String("KATY_LOG_LEVEL");

@@ -19,6 +19,7 @@ struct SenderConfig {
   std::string app_secret;         // KATY_APP_SECRET (secret): for appsecret_proof
   bool appsecret_proof = false;   // KATY_APPSECRET_PROOF: send appsecret_proof
   std::chrono::milliseconds lease_ttl{10000};  // KATY_LEASE_TTL_MS
+  int workers = 32;               // KATY_WORKERS: recipients with a message in flight at once
   int max_attempts = 8;           // KATY_MAX_ATTEMPTS: transient failures before dead-lettering
   std::chrono::seconds drain_timeout{10};      // KATY_DRAIN_TIMEOUT_S
   std::string log_level;          // KATY_LOG_LEVEL

@@ -35,16 +35,25 @@ SenderHandler::SenderHandler(KeySpace keys, SenderOptions options, const PageTok
     : keys_(std::move(keys)), options_(std::move(options)), tokens_(tokens), metrics_(metrics),
       now_ms_(std::move(now_ms)), http_(options_.request_timeout), delivered_script_(kDeliveredLua) {}
 
-redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis::StreamEntry& entry) {
+std::string ConversationOfMessage(const redis::StreamEntry& entry) {
+  katy::v1::OutboundMessage message;
+  auto payload = entry.Field("pb");
+  if (!payload || !message.ParseFromString(*payload)) return "";
+  return message.page_id() + ":" + message.recipient_id();
+}
+
+redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis::StreamEntry& entry,
+                                              const redis::Fence& fence) {
   katy::v1::OutboundMessage message;
   auto payload = entry.Field("pb");
   if (!payload || !message.ParseFromString(*payload)) return redis::HandleResult::Poison("undecodable_message");
 
   const int shard = ShardOf(message.page_id(), message.recipient_id(), keys_.shards());
   const std::string sent_key = keys_.Sent(shard, message.id());
-  auto already = client.Command({"EXISTS", sent_key});
-  if (!already) return redis::HandleResult::Retry("redis_" + already.error().code);
-  if (already->integer == 1) {
+  auto checks = client.Pipeline({{"EXISTS", sent_key}, {"GET", fence.lease_key}});
+  if (!checks) return redis::HandleResult::Retry("redis_" + checks.error().code);
+  if ((*checks)[1].str != fence.owner) return redis::HandleResult::Abandon("lost_lease");
+  if ((*checks)[0].integer == 1) {
     // Delivered before a crash that came between the send and the acknowledgement.
     auto acked = client.Command({"XACK", entry.stream, KeySpace::kSenderGroup, entry.id});
     if (!acked) return redis::HandleResult::Retry("redis_" + acked.error().code);

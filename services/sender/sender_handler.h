@@ -7,7 +7,7 @@
 #include "common/http/http_client.h"
 #include "common/metrics/metrics.h"
 #include "common/redis/script.h"
-#include "common/redis/stream_worker.h"
+#include "common/redis/sharded_consumer.h"
 #include "common/shard.h"
 #include "services/sender/error_classifier.h"
 #include "services/sender/page_tokens.h"
@@ -30,9 +30,11 @@ struct SenderMetrics {
   metrics::Family<metrics::Counter>& skipped;       // already delivered (sent mark present)
 };
 
-// Handles one outbound stream entry: skips it if already delivered, refuses automated replies
-// outside the 24 h window, calls the Send API, classifies the answer, and on success records
-// the delivered mark and acknowledges in one Lua script. Thread-compatible (one per thread).
+// Handles one outbound stream entry: checks (in one round trip) that it was not delivered
+// already and that this instance still owns the shard, refuses automated replies outside the
+// 24 h window, calls the Send API, classifies the answer, and on success records the delivered
+// mark and acknowledges in one Lua script. Thread-compatible: one per worker thread (it owns
+// an HTTP connection).
 class SenderHandler {
  public:
   using Clock = std::function<int64_t()>;  // epoch ms
@@ -40,7 +42,8 @@ class SenderHandler {
   SenderHandler(KeySpace keys, SenderOptions options, const PageTokens& tokens,
                 SenderMetrics& metrics, Clock now_ms);
 
-  redis::HandleResult operator()(redis::Client& client, const redis::StreamEntry& entry);
+  redis::HandleResult operator()(redis::Client& client, const redis::StreamEntry& entry,
+                                 const redis::Fence& fence);
 
  private:
   KeySpace keys_;
@@ -51,5 +54,9 @@ class SenderHandler {
   http::Client http_;
   redis::Script delivered_script_;
 };
+
+// The conversation an outbound entry belongs to ("<page>:<recipient>"): one message in flight
+// per recipient, in order.
+std::string ConversationOfMessage(const redis::StreamEntry& entry);
 
 }  // namespace katy::sender

@@ -34,7 +34,11 @@ fallback:
     ASSERT_TRUE(rules_->Reload().ok());
     keys_ = std::make_unique<KeySpace>(testing::UniquePrefix("responder"), 4);
     handler_ = std::make_unique<ResponderHandler>(*keys_, *rules_, metrics_, [] { return int64_t{5000}; });
+    fence_ = {keys_->Lease(Shard(), "responder"), "me"};
+    ASSERT_TRUE(client_.Command({"SET", fence_.lease_key, "me"}).ok());
   }
+
+  redis::HandleResult Handle(const redis::StreamEntry& entry) { return (*handler_)(client_, entry, fence_); }
 
   // Adds an event to its shard's inbound stream and reads it back through the group.
   redis::StreamEntry Deliver(const std::string& text, katy::v1::EventKind kind = katy::v1::EVENT_KIND_MESSAGE) {
@@ -80,12 +84,13 @@ fallback:
   std::unique_ptr<RulesHolder> rules_;
   std::unique_ptr<KeySpace> keys_;
   std::unique_ptr<ResponderHandler> handler_;
+  redis::Fence fence_;
   int mids_ = 0;
 };
 
 TEST_F(ResponderHandlerTest, CommitsRepliesConversationAndAckTogether) {
   auto entry = Deliver("hello");
-  EXPECT_EQ((*handler_)(client_, entry).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(Handle(entry).kind, redis::HandleResult::Kind::kDone);
   auto replies = Outbound();
   ASSERT_EQ(replies.size(), 1u);
   EXPECT_EQ(replies[0].id(), entry.id + "#0");
@@ -103,15 +108,15 @@ TEST_F(ResponderHandlerTest, CommitsRepliesConversationAndAckTogether) {
 
 TEST_F(ResponderHandlerTest, ReprocessingACommittedEventAddsNoSecondReply) {
   auto entry = Deliver("hello");
-  ASSERT_EQ((*handler_)(client_, entry).kind, redis::HandleResult::Kind::kDone);
-  ASSERT_EQ((*handler_)(client_, entry).kind, redis::HandleResult::Kind::kDone);
+  ASSERT_EQ(Handle(entry).kind, redis::HandleResult::Kind::kDone);
+  ASSERT_EQ(Handle(entry).kind, redis::HandleResult::Kind::kDone);
   EXPECT_EQ(Outbound().size(), 1u);
 }
 
 TEST_F(ResponderHandlerTest, MultiTurnStateAndVariables) {
-  ASSERT_EQ((*handler_)(client_, Deliver("what is your name")).kind, redis::HandleResult::Kind::kDone);
+  ASSERT_EQ(Handle(Deliver("what is your name")).kind, redis::HandleResult::Kind::kDone);
   EXPECT_EQ(ConversationField("state"), "asking_name");
-  ASSERT_EQ((*handler_)(client_, Deliver("Ada")).kind, redis::HandleResult::Kind::kDone);
+  ASSERT_EQ(Handle(Deliver("Ada")).kind, redis::HandleResult::Kind::kDone);
   EXPECT_EQ(ConversationField("state"), "<nil>");
   EXPECT_EQ(ConversationField("var:name"), "Ada");
   auto replies = Outbound();
@@ -122,15 +127,26 @@ TEST_F(ResponderHandlerTest, MultiTurnStateAndVariables) {
 }
 
 TEST_F(ResponderHandlerTest, EchoesAndReceiptsUpdateStateWithoutReplying) {
-  ASSERT_EQ((*handler_)(client_, Deliver("hello", katy::v1::EVENT_KIND_ECHO)).kind, redis::HandleResult::Kind::kDone);
-  ASSERT_EQ((*handler_)(client_, Deliver("", katy::v1::EVENT_KIND_READ)).kind, redis::HandleResult::Kind::kDone);
+  ASSERT_EQ(Handle(Deliver("hello", katy::v1::EVENT_KIND_ECHO)).kind, redis::HandleResult::Kind::kDone);
+  ASSERT_EQ(Handle(Deliver("", katy::v1::EVENT_KIND_READ)).kind, redis::HandleResult::Kind::kDone);
   EXPECT_TRUE(Outbound().empty());
   EXPECT_EQ(ConversationField("read_watermark"), "0");
 }
 
+TEST_F(ResponderHandlerTest, AnInstanceThatLostTheShardWritesNothing) {
+  auto entry = Deliver("hello");
+  ASSERT_TRUE(client_.Command({"SET", fence_.lease_key, "someone-else"}).ok());
+  EXPECT_EQ(Handle(entry).kind, redis::HandleResult::Kind::kAbandon);
+  EXPECT_TRUE(Outbound().empty());
+  EXPECT_EQ(ConversationField("last_user_ms"), "<nil>");
+  auto pending = client_.Command({"XPENDING", entry.stream, KeySpace::kResponderGroup});
+  EXPECT_EQ(pending->elements[0].integer, 1) << "the event must stay pending for the new owner";
+  EXPECT_EQ(ConversationOfEvent(entry), "p1:u1");
+}
+
 TEST_F(ResponderHandlerTest, UndecodableEntryIsPoison) {
   redis::StreamEntry garbage{keys_->InStream(0), "1-1", {{"pb", "\xff\xff not a protobuf"}}};
-  EXPECT_EQ((*handler_)(client_, garbage).kind, redis::HandleResult::Kind::kPoison);
+  EXPECT_EQ((*handler_)(client_, garbage, fence_).kind, redis::HandleResult::Kind::kPoison);
 }
 
 TEST_F(ResponderHandlerTest, BadRulesFileIsRefusedAndOldRulesStay) {

@@ -27,7 +27,11 @@ class SenderHandlerTest : public ::testing::Test {
     sender_options.graph_url = "http://127.0.0.1:" + std::to_string(emulator_->port()) + "/v25.0";
     sender_options.request_timeout = std::chrono::milliseconds(1000);
     handler_ = std::make_unique<SenderHandler>(*keys_, sender_options, tokens_, metrics_, [this] { return now_; });
+    fence_ = {keys_->Lease(ShardOf("p1", "u1", 4), "sender"), "me"};
+    ASSERT_TRUE(client_.Command({"SET", fence_.lease_key, "me"}).ok());
   }
+
+  redis::HandleResult Handle(const redis::StreamEntry& entry) { return (*handler_)(client_, entry, fence_); }
 
   redis::StreamEntry Queue(const std::string& id, const std::string& message_json, int64_t last_user_ms = 0) {
     katy::v1::OutboundMessage message;
@@ -58,12 +62,13 @@ class SenderHandlerTest : public ::testing::Test {
   std::unique_ptr<emulator::EmulatorServer> emulator_;
   std::unique_ptr<KeySpace> keys_;
   std::unique_ptr<SenderHandler> handler_;
+  redis::Fence fence_;
   int64_t now_ = 10'000'000'000;
 };
 
 TEST_F(SenderHandlerTest, DeliversRecordsAndAcknowledges) {
   auto entry = Queue("1-0#0", R"({"text":"hello there"})", now_ - 1000);
-  EXPECT_EQ((*handler_)(client_, entry).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(Handle(entry).kind, redis::HandleResult::Kind::kDone);
   auto received = emulator_->store().For("u1");
   ASSERT_EQ(received.size(), 1u);
   EXPECT_EQ(received[0].page_id, "p1");
@@ -74,28 +79,36 @@ TEST_F(SenderHandlerTest, DeliversRecordsAndAcknowledges) {
 }
 
 TEST_F(SenderHandlerTest, AlreadyDeliveredMessageIsNotSentAgain) {
-  ASSERT_EQ((*handler_)(client_, Queue("2-0#0", R"({"text":"once"})")).kind, redis::HandleResult::Kind::kDone);
+  ASSERT_EQ(Handle(Queue("2-0#0", R"({"text":"once"})")).kind, redis::HandleResult::Kind::kDone);
   // The same reply queued again (a responder re-processed its event): skipped.
   auto again = Queue("2-0#0", R"({"text":"once"})");
-  EXPECT_EQ((*handler_)(client_, again).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(Handle(again).kind, redis::HandleResult::Kind::kDone);
   EXPECT_EQ(emulator_->store().For("u1").size(), 1u);
   EXPECT_EQ(Pending(again.stream), 0);
+}
+
+TEST_F(SenderHandlerTest, AnInstanceThatLostTheShardSendsNothing) {
+  auto entry = Queue("6-0#0", R"({"text":"not mine"})");
+  ASSERT_TRUE(client_.Command({"SET", fence_.lease_key, "someone-else"}).ok());
+  EXPECT_EQ(Handle(entry).kind, redis::HandleResult::Kind::kAbandon);
+  EXPECT_TRUE(emulator_->store().For("u1").empty());
+  EXPECT_EQ(ConversationOfMessage(entry), "p1:u1");
 }
 
 TEST_F(SenderHandlerTest, PermanentErrorsArePoisonTransientOnesRetry) {
   std::string too_many = R"({"text":"x","quick_replies":[)";
   for (int i = 0; i < 14; ++i) too_many += std::string(i ? "," : "") + R"({"content_type":"text","title":"t","payload":"p"})";
   too_many += "]}";
-  auto rejected = (*handler_)(client_, Queue("3-0#0", too_many));
+  auto rejected = Handle(Queue("3-0#0", too_many));
   EXPECT_EQ(rejected.kind, redis::HandleResult::Kind::kPoison);
   EXPECT_EQ(rejected.reason, "bad_request");
 
-  auto outside = (*handler_)(client_, Queue("4-0#0", R"({"text":"late"})", now_ - 25LL * 3600 * 1000));
+  auto outside = Handle(Queue("4-0#0", R"({"text":"late"})", now_ - 25LL * 3600 * 1000));
   EXPECT_EQ(outside.kind, redis::HandleResult::Kind::kPoison);
   EXPECT_EQ(outside.reason, "outside_window");
 
   emulator_->Shutdown();  // nobody answers: a transient failure
-  auto unreachable = (*handler_)(client_, Queue("5-0#0", R"({"text":"x"})"));
+  auto unreachable = Handle(Queue("5-0#0", R"({"text":"x"})"));
   EXPECT_EQ(unreachable.kind, redis::HandleResult::Kind::kRetry);
   EXPECT_TRUE(emulator_->store().For("u1").empty());
 }

@@ -1,0 +1,314 @@
+#include "common/redis/sharded_consumer.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "common/log.h"
+#include "common/redis/shard_leases.h"
+
+namespace katy::redis {
+namespace {
+
+// KEYS[1] dead-letter stream, KEYS[2] source stream, KEYS[3] the shard's lease.
+// ARGV: owner, group, entry id, stage, reason, attempts, then the entry's field/value pairs.
+// Returns -1 (and does nothing) when this instance no longer holds the lease.
+constexpr const char* kDeadLetterLua = R"lua(
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end
+local fields = {'stream', KEYS[2], 'id', ARGV[3], 'stage', ARGV[4], 'reason', ARGV[5],
+                'attempts', ARGV[6]}
+for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('XADD', KEYS[1], '*', unpack(fields))
+return redis.call('XACK', KEYS[2], ARGV[2], ARGV[3])
+)lua";
+
+log::RateLimited g_read_errors(std::chrono::seconds(5));
+
+void SleepUnless(const std::atomic<bool>& stop, std::chrono::milliseconds total) {
+  auto until = std::chrono::steady_clock::now() + total;
+  while (!stop && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace
+
+ShardedConsumer::ShardedConsumer(Options redis, KeySpace keys, ShardedConsumerOptions options,
+                                 HandlerFactory make_handler, ConversationKey conversation_of,
+                                 metrics::Registry* registry)
+    : redis_(std::move(redis)), keys_(std::move(keys)), options_(std::move(options)),
+      make_handler_(std::move(make_handler)), conversation_of_(std::move(conversation_of)),
+      dead_letter_script_(kDeadLetterLua) {
+  // Blocking reads must end before the socket times out, or a delivered batch is lost in transit.
+  redis_.socket_timeout = std::max(redis_.socket_timeout, options_.block + std::chrono::milliseconds(2000));
+  if (registry != nullptr) {
+    owned_gauge_ = &registry->AddGauge("katy_shards_owned", "Shards this instance owns, by role")
+                        .WithLabels({{"role", options_.role}});
+    outcomes_ = &registry->AddCounter("katy_consumer_entries_total",
+                                      "Stream entries finished, by role and outcome");
+  }
+}
+
+ShardedConsumer::~ShardedConsumer() = default;
+
+std::set<int> ShardedConsumer::OwnedShards() const {
+  std::lock_guard lock(mutex_);
+  std::set<int> out;
+  for (const auto& [shard, generation] : owned_) out.insert(shard);
+  return out;
+}
+
+bool ShardedConsumer::StillOwned(int shard, uint64_t generation) const {
+  auto it = owned_.find(shard);
+  return it != owned_.end() && it->second == generation;
+}
+
+void ShardedConsumer::Run(const std::atomic<bool>& stop) {
+  std::thread lease_thread([this, &stop] { LeaseLoop(stop); });
+  std::vector<std::thread> workers;
+  for (int i = 0; i < std::max(1, options_.workers); ++i) workers.emplace_back([this] { WorkerLoop(); });
+  ReadLoop(stop);
+  // Finish what is in hand (queued entries stay pending), then give the leases back.
+  {
+    std::lock_guard lock(mutex_);
+    workers_stop_ = true;
+  }
+  work_ready_.notify_all();
+  for (auto& worker : workers) worker.join();
+  release_now_ = true;
+  lease_thread.join();
+}
+
+void ShardedConsumer::LeaseLoop(const std::atomic<bool>& stop) {
+  ShardLeases leases(Client(redis_), keys_, {options_.role, options_.instance, options_.lease_ttl});
+  const auto period = options_.lease_ttl / 3;
+  while (!release_now_) {
+    // During shutdown, keep renewing (entries in hand still commit under the lease) but take
+    // nothing new.
+    auto owned = leases.Tick([this, &stop](int shard) {
+      if (stop) return false;
+      std::lock_guard lock(mutex_);
+      auto busy = in_hand_.find(shard);
+      return busy == in_hand_.end() || busy->second == 0;  // never while an old entry is in hand
+    });
+    {
+      std::lock_guard lock(mutex_);
+      for (auto it = owned_.begin(); it != owned_.end();) {
+        if (!owned.count(it->first)) {
+          to_claim_.erase(it->first);
+          it = owned_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      for (int shard : owned) {
+        if (!owned_.count(shard)) {
+          owned_[shard] = next_generation_++;
+          to_claim_.insert(shard);
+        }
+      }
+      if (owned_gauge_ != nullptr) owned_gauge_->Set(static_cast<double>(owned_.size()));
+    }
+    SleepUnless(release_now_, period);
+  }
+  leases.ReleaseAll();
+  std::lock_guard lock(mutex_);
+  owned_.clear();
+  if (owned_gauge_ != nullptr) owned_gauge_->Set(0);
+}
+
+void ShardedConsumer::ClaimPending(Client& client, int shard, uint64_t generation,
+                                   const std::atomic<bool>& stop) {
+  const std::string stream = options_.stream(shard);
+  std::string start = "0-0";
+  do {
+    auto claimed = XAutoClaim(client, stream, options_.group, options_.instance,
+                              std::chrono::milliseconds(0), start, options_.batch);
+    if (!claimed) {
+      g_read_errors.Write(log::Level::kError, "cannot claim pending entries",
+                          {{"stream", stream}, {"error", claimed.error().message}});
+      std::lock_guard lock(mutex_);
+      if (StillOwned(shard, generation)) to_claim_.insert(shard);  // try again next round
+      return;
+    }
+    if (!claimed->entries.empty()) {
+      log::Info("taking over pending entries", {{"stream", stream}, {"count", claimed->entries.size()}});
+      Dispatch(std::move(claimed->entries), shard, generation);
+    }
+    start = claimed->next_start;
+  } while (start != "0-0" && !stop);
+}
+
+void ShardedConsumer::ReadLoop(const std::atomic<bool>& stop) {
+  Client client(redis_);
+  int failures = 0;
+  while (!stop) {
+    // Newly acquired shards: their pending entries first, in id order.
+    std::map<int, uint64_t> claim;
+    {
+      std::lock_guard lock(mutex_);
+      for (int shard : to_claim_) claim[shard] = owned_[shard];
+      to_claim_.clear();
+    }
+    for (const auto& [shard, generation] : claim) {
+      if (auto created = EnsureGroup(client, options_.stream(shard), options_.group); !created) {
+        std::lock_guard lock(mutex_);
+        if (StillOwned(shard, generation)) to_claim_.insert(shard);
+        continue;
+      }
+      ClaimPending(client, shard, generation, stop);
+    }
+
+    std::vector<std::string> streams;
+    std::map<std::string, std::pair<int, uint64_t>> by_stream;
+    {
+      std::unique_lock lock(mutex_);
+      room_.wait_for(lock, std::chrono::milliseconds(100),
+                     [this, &stop] { return stop || in_flight_ < options_.max_in_flight; });
+      if (in_flight_ >= options_.max_in_flight) continue;
+      for (const auto& [shard, generation] : owned_) {
+        if (to_claim_.count(shard)) continue;
+        streams.push_back(options_.stream(shard));
+        by_stream[streams.back()] = {shard, generation};
+      }
+    }
+    if (streams.empty()) {
+      SleepUnless(stop, std::chrono::milliseconds(100));
+      continue;
+    }
+    std::vector<std::string> ids(streams.size(), ">");
+    auto entries = XReadGroup(client, options_.group, options_.instance, streams, ids, options_.batch,
+                              options_.block);
+    if (!entries) {
+      g_read_errors.Write(log::Level::kError, "cannot read streams", {{"error", entries.error().message}});
+      if (entries.error().message.find("NOGROUP") != std::string::npos) {
+        for (const auto& stream : streams) EnsureGroup(client, stream, options_.group);
+      }
+      SleepUnless(stop, std::chrono::milliseconds(std::min(5000, 100 << std::min(++failures, 6))));
+      continue;
+    }
+    failures = 0;
+    std::map<std::string, std::vector<StreamEntry>> grouped;
+    for (auto& entry : *entries) grouped[entry.stream].push_back(std::move(entry));
+    for (auto& [stream, list] : grouped) {
+      const auto& [shard, generation] = by_stream[stream];
+      Dispatch(std::move(list), shard, generation);
+    }
+  }
+}
+
+void ShardedConsumer::Dispatch(std::vector<StreamEntry> entries, int shard, uint64_t generation) {
+  std::vector<std::string> keys;
+  keys.reserve(entries.size());
+  for (const auto& entry : entries) keys.push_back(conversation_of_(entry));
+  std::lock_guard lock(mutex_);
+  if (!StillOwned(shard, generation)) return;  // stays pending for whoever owns it now
+  for (size_t i = 0; i < entries.size(); ++i) {
+    Conversation& conversation = conversations_[keys[i]];
+    conversation.items.push_back(Item{std::move(entries[i]), shard, generation, 0});
+    ++in_flight_;
+    // A conversation is in ready_ (or delayed_) exactly when it has items and no worker holds it.
+    if (!conversation.busy && conversation.items.size() == 1) ready_.push_back(keys[i]);
+  }
+  work_ready_.notify_all();
+}
+
+Status ShardedConsumer::DeadLetter(Client& client, const Item& item, const std::string& reason) {
+  std::vector<std::string> args{options_.instance, options_.group, item.entry.id, options_.role,
+                                reason, std::to_string(item.attempts)};
+  for (const auto& [field, value] : item.entry.fields) {
+    args.push_back(field);
+    args.push_back(value);
+  }
+  auto reply = dead_letter_script_.Run(
+      client, {options_.dead_letters(item.shard), item.entry.stream, keys_.Lease(item.shard, options_.role)},
+      args);
+  if (!reply) return reply.error();
+  if (reply->integer == -1) return Error{"lost_lease", "the shard changed owner"};
+  log::Warn("dead-lettered", {{"stream", item.entry.stream}, {"id", item.entry.id}, {"reason", reason},
+                              {"attempts", item.attempts}, {"stage", options_.role}});
+  return Ok{};
+}
+
+void ShardedConsumer::WorkerLoop() {
+  Client client(redis_);
+  EntryHandler handler = make_handler_();
+  std::unique_lock lock(mutex_);
+  while (true) {
+    const auto now = std::chrono::steady_clock::now();
+    while (!delayed_.empty() && delayed_.begin()->first <= now) {
+      ready_.push_back(delayed_.begin()->second);
+      delayed_.erase(delayed_.begin());
+    }
+    if (workers_stop_) return;
+    if (ready_.empty()) {
+      auto until = delayed_.empty() ? now + std::chrono::milliseconds(200) : delayed_.begin()->first;
+      work_ready_.wait_until(lock, until);
+      continue;
+    }
+    const std::string key = ready_.front();
+    ready_.pop_front();
+    Conversation& conversation = conversations_[key];
+    if (conversation.items.empty()) {
+      conversations_.erase(key);
+      continue;
+    }
+    Item item = conversation.items.front();
+    std::string outcome;
+    if (!StillOwned(item.shard, item.generation)) {
+      outcome = "dropped";  // the shard moved on; the entry is pending for its new owner
+    } else {
+      conversation.busy = true;
+      ++in_hand_[item.shard];
+      lock.unlock();
+
+      const Fence fence{keys_.Lease(item.shard, options_.role), options_.instance};
+      HandleResult result = handler(client, item.entry, fence);
+      ++item.attempts;
+      if (result.kind == HandleResult::Kind::kRetry && item.attempts >= options_.max_attempts) {
+        result = HandleResult::Poison(result.reason);
+      }
+      if (result.kind == HandleResult::Kind::kPoison) {
+        auto moved = DeadLetter(client, item, result.reason);
+        if (moved) {
+          outcome = "dead_lettered";
+        } else if (moved.error().code == "lost_lease") {
+          result = HandleResult::Abandon("lost_lease");
+        } else {
+          --item.attempts;  // not this entry's fault: try dead-lettering again later
+          result = HandleResult::Retry("dead_letter_failed");
+        }
+      }
+
+      lock.lock();
+      --in_hand_[item.shard];
+      Conversation& after = conversations_[key];
+      after.busy = false;
+      if (result.kind == HandleResult::Kind::kRetry) {
+        after.items.front().attempts = item.attempts;
+        // Exponential, capped at max_backoff, but never shorter than what the handler asked for
+        // (a throttled page's regain-access time, for example).
+        std::chrono::milliseconds backoff(100LL << std::min(item.attempts, 10));
+        backoff = std::max(std::min(backoff, options_.max_backoff), result.wait);
+        delayed_.emplace(std::chrono::steady_clock::now() + backoff, key);
+        if (outcomes_ != nullptr) outcomes_->WithLabels({{"role", options_.role}, {"outcome", "retry"}}).Inc();
+        work_ready_.notify_all();
+        continue;
+      }
+      if (outcome.empty()) outcome = result.kind == HandleResult::Kind::kAbandon ? "abandoned" : "done";
+    }
+    // The item is finished (handled, dead-lettered, or left to the shard's new owner).
+    Conversation& done = conversations_[key];
+    done.items.pop_front();
+    --in_flight_;
+    if (outcomes_ != nullptr) outcomes_->WithLabels({{"role", options_.role}, {"outcome", outcome}}).Inc();
+    if (done.items.empty()) {
+      conversations_.erase(key);
+    } else {
+      ready_.push_back(key);
+    }
+    room_.notify_one();
+    work_ready_.notify_all();
+  }
+}
+
+}  // namespace katy::redis

@@ -1,0 +1,144 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/metrics/metrics.h"
+#include "common/redis/redis_client.h"
+#include "common/redis/script.h"
+#include "common/redis/streams.h"
+#include "common/shard.h"
+
+namespace katy::redis {
+
+// What a handler did with one stream entry.
+struct HandleResult {
+  enum class Kind {
+    kDone,     // handled, and acknowledged by the handler's own commit
+    kRetry,    // not handled (a dependency failed): try again later; later entries of the same
+               // conversation wait, other conversations go on
+    kPoison,   // can never be handled: dead-letter it now
+    kAbandon,  // this instance no longer owns the shard: leave it pending for the new owner
+  };
+  Kind kind = Kind::kDone;
+  std::string reason;  // becomes the dead letter's reason
+  std::chrono::milliseconds wait{0};  // kRetry: the least time before the next attempt
+
+  static HandleResult Done() { return {Kind::kDone, "", {}}; }
+  static HandleResult Retry(std::string why, std::chrono::milliseconds wait = {}) {
+    return {Kind::kRetry, std::move(why), wait};
+  }
+  static HandleResult Poison(std::string why) { return {Kind::kPoison, std::move(why), {}}; }
+  static HandleResult Abandon(std::string why) { return {Kind::kAbandon, std::move(why), {}}; }
+};
+
+// Proof of ownership a handler passes into its commit script: the commit checks atomically
+// that `lease_key` still holds `owner`, so an instance that lost a shard can never commit
+// after the new owner took it over.
+struct Fence {
+  std::string lease_key;
+  std::string owner;
+};
+
+// Handles one entry; runs on a worker thread with that thread's own Redis connection.
+using EntryHandler = std::function<HandleResult(Client&, const StreamEntry&, const Fence&)>;
+// The conversation an entry belongs to: entries with the same key are handled one after
+// another, in stream order. Called on the reader thread; must be thread-safe.
+using ConversationKey = std::function<std::string(const StreamEntry&)>;
+
+struct ShardedConsumerOptions {
+  std::string role;      // "responder" or "sender" (lease and metrics label)
+  std::string group;     // consumer group, created on each owned stream if missing
+  std::string instance;  // this process's consumer and lease-owner name
+  std::function<std::string(int shard)> stream;       // the stream of a shard
+  std::function<std::string(int shard)> dead_letters; // its dead-letter stream
+  std::chrono::milliseconds lease_ttl{10000};
+  int workers = 8;          // conversations handled at once
+  int max_in_flight = 1024; // entries read but not yet finished
+  int batch = 128;          // entries per read
+  std::chrono::milliseconds block{500};  // longest blocking read; bounds reaction to changes
+  int max_attempts = 5;     // kRetry entries are dead-lettered after this many attempts
+  std::chrono::milliseconds max_backoff{5000};
+};
+
+// The at-least-once, ordered, scaled-out consumer that responder and sender share, written once:
+//  - owns shards through ShardLeases (fair share among live instances, renewed every ttl/3);
+//  - on taking a shard, first claims all of the shard's pending entries (XAUTOCLAIM from 0-0,
+//    idle 0: the lease makes this instance the only rightful owner) in id order, then reads
+//    new ones (XREADGROUP >);
+//  - hands entries to a bounded pool: one conversation's entries strictly one after another,
+//    different conversations concurrently;
+//  - retries with exponential backoff (a waiting entry holds back only its conversation);
+//    after max_attempts or on kPoison, moves the entry to the dead-letter stream with stage,
+//    reason and attempts, and acknowledges it, atomically and fenced by the lease;
+//  - on losing a shard, stops handing out its entries at once (queued ones stay pending).
+// Thread-safe accessors; Run() on one thread.
+class ShardedConsumer {
+ public:
+  using HandlerFactory = std::function<EntryHandler()>;  // one handler per worker thread
+
+  ShardedConsumer(Options redis, KeySpace keys, ShardedConsumerOptions options,
+                  HandlerFactory make_handler, ConversationKey conversation_of,
+                  metrics::Registry* registry = nullptr);
+  ~ShardedConsumer();
+
+  // Runs until `stop` is set; then finishes the entries in hand (not the queued ones), gives
+  // back every lease so another instance takes over at once, and returns.
+  void Run(const std::atomic<bool>& stop);
+
+  std::set<int> OwnedShards() const;
+
+ private:
+  struct Item {
+    StreamEntry entry;
+    int shard;
+    uint64_t generation;  // the shard's ownership generation when the entry was read
+    int attempts = 0;
+  };
+  struct Conversation {
+    std::deque<Item> items;
+    bool busy = false;  // a worker holds it
+  };
+
+  void LeaseLoop(const std::atomic<bool>& stop);
+  void ReadLoop(const std::atomic<bool>& stop);
+  void WorkerLoop();
+  void ClaimPending(Client& client, int shard, uint64_t generation, const std::atomic<bool>& stop);
+  void Dispatch(std::vector<StreamEntry> entries, int shard, uint64_t generation);
+  bool StillOwned(int shard, uint64_t generation) const;
+  Status DeadLetter(Client& client, const Item& item, const std::string& reason);
+
+  Options redis_;
+  KeySpace keys_;
+  ShardedConsumerOptions options_;
+  HandlerFactory make_handler_;
+  ConversationKey conversation_of_;
+  Script dead_letter_script_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable work_ready_;   // workers wait for a conversation to handle
+  std::condition_variable room_;         // the reader waits for in-flight room
+  std::map<int, uint64_t> owned_;        // shard -> generation (bumped on every acquisition)
+  std::set<int> to_claim_;               // acquired shards whose pending entries are not claimed yet
+  std::map<int, int> in_hand_;           // shard -> entries a worker is handling right now
+  std::map<std::string, Conversation> conversations_;
+  std::deque<std::string> ready_;                            // conversations with work, not busy
+  std::multimap<std::chrono::steady_clock::time_point, std::string> delayed_;  // retry times
+  int in_flight_ = 0;
+  uint64_t next_generation_ = 1;
+  bool workers_stop_ = false;
+  std::atomic<bool> release_now_{false};
+
+  metrics::Gauge* owned_gauge_ = nullptr;
+  metrics::Family<metrics::Counter>* outcomes_ = nullptr;
+};
+
+}  // namespace katy::redis

@@ -1,0 +1,276 @@
+#include "common/redis/sharded_consumer.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+#include <thread>
+
+#include "common/redis/shard_leases.h"
+#include "tests/support/test_support.h"
+
+namespace katy::redis {
+namespace {
+
+constexpr int kShards = 8;
+
+class LeasesTest : public ::testing::Test {
+ protected:
+  KeySpace keys_{testing::UniquePrefix("leases"), kShards};
+  LeaseConfig Config(const std::string& name, std::chrono::milliseconds ttl = std::chrono::milliseconds(3000)) {
+    return {"responder", name, ttl};
+  }
+};
+
+TEST_F(LeasesTest, InstancesSplitTheShardsFairlyAndDisjointly) {
+  ShardLeases a(Client(testing::TestRedisOptions()), keys_, Config("a"));
+  ShardLeases b(Client(testing::TestRedisOptions()), keys_, Config("b"));
+  ShardLeases c(Client(testing::TestRedisOptions()), keys_, Config("c"));
+  EXPECT_EQ(a.Tick().size(), 8u);  // alone: everything
+  // b and c join: a gives back its surplus, they take it (a few rounds, as in production).
+  for (int round = 0; round < 3; ++round) {
+    b.Tick();
+    c.Tick();
+    a.Tick();
+  }
+  std::set<int> all;
+  for (auto* leases : {&a, &b, &c}) {
+    EXPECT_LE(leases->owned().size(), 3u);  // ceil(8 / 3)
+    EXPECT_EQ(leases->live_members(), 3);
+    for (int shard : leases->owned()) EXPECT_TRUE(all.insert(shard).second) << "shard " << shard << " owned twice";
+  }
+  EXPECT_EQ(all.size(), 8u);
+  // Redis agrees with what each believes.
+  Client client(testing::TestRedisOptions());
+  for (int shard : b.owned()) EXPECT_EQ(client.Command({"GET", b.LeaseKey(shard)})->str, "b");
+}
+
+TEST_F(LeasesTest, DeadInstancesShardsAreTakenOverAfterTheTtl) {
+  ShardLeases dead(Client(testing::TestRedisOptions()), keys_, Config("dead", std::chrono::milliseconds(600)));
+  ShardLeases alive(Client(testing::TestRedisOptions()), keys_, Config("alive", std::chrono::milliseconds(600)));
+  dead.Tick();
+  alive.Tick();
+  dead.Tick();
+  alive.Tick();
+  ASSERT_EQ(dead.owned().size() + alive.owned().size(), 8u);
+  ASSERT_FALSE(dead.owned().empty());
+  // `dead` stops renewing (SIGKILL); its leases and its membership expire.
+  EXPECT_TRUE(testing::WaitFor([&] { return alive.Tick().size() == 8u; }, std::chrono::seconds(5)));
+}
+
+TEST_F(LeasesTest, ReleaseAllHandsOverAtOnceAndLostLeasesAreDropped) {
+  ShardLeases first(Client(testing::TestRedisOptions()), keys_, Config("first"));
+  ShardLeases second(Client(testing::TestRedisOptions()), keys_, Config("second"));
+  ASSERT_EQ(first.Tick().size(), 8u);
+  first.ReleaseAll();
+  EXPECT_EQ(second.Tick().size(), 8u);
+  // Someone else overwrote a lease (an operator, or a split brain): the next renewal drops it.
+  Client client(testing::TestRedisOptions());
+  ASSERT_TRUE(client.Command({"SET", second.LeaseKey(3), "intruder", "PX", "10000"}).ok());
+  auto owned = second.Tick();
+  EXPECT_FALSE(owned.count(3));
+  EXPECT_EQ(owned.size(), 7u);
+  EXPECT_EQ(FairShare(16, 3), 6);
+  EXPECT_EQ(FairShare(16, 0), 16);
+  EXPECT_EQ(FairShare(16, 16), 1);
+}
+
+// A consumer over kShards test streams, with a handler the test controls.
+class ConsumerTest : public ::testing::Test {
+ protected:
+  ConsumerTest() {
+    options_.role = "responder";
+    options_.group = "g";
+    options_.instance = "consumer-1";
+    options_.stream = [this](int shard) { return keys_.InStream(shard); };
+    options_.dead_letters = [this](int shard) { return keys_.DeadLetters(shard); };
+    options_.lease_ttl = std::chrono::milliseconds(900);
+    options_.workers = 4;
+    options_.block = std::chrono::milliseconds(100);
+    options_.max_attempts = 3;
+    options_.max_backoff = std::chrono::milliseconds(50);
+  }
+
+  // Adds one entry for conversation `user` to its shard: fields user, n.
+  void Add(const std::string& user, int n) {
+    int shard = ShardOf("p", user, kShards);
+    ASSERT_TRUE(EnsureGroup(client_, keys_.InStream(shard), "g").ok());
+    ASSERT_TRUE(XAdd(client_, keys_.InStream(shard), {{"user", user}, {"n", std::to_string(n)}}).ok());
+  }
+
+  static std::string UserOf(const StreamEntry& entry) { return entry.Field("user").value_or(""); }
+
+  // Runs a consumer with `handler` until `done` holds (or 20 s pass), then stops it.
+  void RunUntil(EntryHandler handler, const std::function<bool()>& done, ShardedConsumerOptions options) {
+    ShardedConsumer consumer(testing::TestRedisOptions(), keys_, options, [&] { return handler; }, UserOf);
+    std::atomic<bool> stop{false};
+    std::thread thread([&] { consumer.Run(stop); });
+    EXPECT_TRUE(testing::WaitFor(done, std::chrono::seconds(20)));
+    stop = true;
+    thread.join();
+  }
+  void RunUntil(EntryHandler handler, const std::function<bool()>& done) { RunUntil(handler, done, options_); }
+
+  static HandleResult Ack(Client& client, const StreamEntry& entry) {
+    client.Command({"XACK", entry.stream, "g", entry.id});
+    return HandleResult::Done();
+  }
+
+  int64_t PendingTotal() {
+    int64_t total = 0;
+    for (int shard = 0; shard < kShards; ++shard) {
+      auto reply = client_.Command({"XPENDING", keys_.InStream(shard), "g"});
+      if (reply) total += reply->elements[0].integer;
+    }
+    return total;
+  }
+
+  Client client_{testing::TestRedisOptions()};
+  KeySpace keys_{testing::UniquePrefix("consumer"), kShards};
+  ShardedConsumerOptions options_;
+};
+
+TEST_F(ConsumerTest, EachConversationInOrderWhileConversationsRunConcurrently) {
+  constexpr int kUsers = 20;
+  constexpr int kPerUser = 10;
+  for (int n = 0; n < kPerUser; ++n) {
+    for (int u = 0; u < kUsers; ++u) Add("user" + std::to_string(u), n);
+  }
+  std::mutex mutex;
+  std::map<std::string, std::vector<int>> seen;
+  std::atomic<int> running{0};
+  std::atomic<int> most_running{0};
+  std::atomic<int> total{0};
+  RunUntil(
+      [&](Client& client, const StreamEntry& entry, const Fence&) {
+        int now = ++running;
+        int expected = most_running.load();
+        while (now > expected && !most_running.compare_exchange_weak(expected, now)) {
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        {
+          std::lock_guard lock(mutex);
+          seen[UserOf(entry)].push_back(std::stoi(*entry.Field("n")));
+        }
+        --running;
+        ++total;
+        return Ack(client, entry);
+      },
+      [&] { return total == kUsers * kPerUser; });
+  ASSERT_EQ(seen.size(), static_cast<size_t>(kUsers));
+  for (const auto& [user, order] : seen) {
+    std::vector<int> expected(kPerUser);
+    for (int n = 0; n < kPerUser; ++n) expected[n] = n;
+    EXPECT_EQ(order, expected) << user;
+  }
+  EXPECT_GT(most_running.load(), 1) << "conversations never ran concurrently";
+  EXPECT_EQ(PendingTotal(), 0);
+}
+
+TEST_F(ConsumerTest, ARetryHoldsBackItsConversationOnly) {
+  Add("slow", 0);
+  Add("slow", 1);
+  Add("fast", 0);
+  Add("fast", 1);
+  std::mutex mutex;
+  std::vector<std::string> log;
+  int slow_failures = 0;
+  RunUntil(
+      [&](Client& client, const StreamEntry& entry, const Fence&) {
+        std::lock_guard lock(mutex);
+        std::string item = UserOf(entry) + *entry.Field("n");
+        if (item == "slow0" && slow_failures < 2) {
+          ++slow_failures;
+          log.push_back("fail:" + item);
+          return HandleResult::Retry("flaky");
+        }
+        log.push_back(item);
+        return Ack(client, entry);
+      },
+      [&] {
+        std::lock_guard lock(mutex);
+        return std::count(log.begin(), log.end(), "slow1") == 1 && std::count(log.begin(), log.end(), "fast1") == 1;
+      });
+  auto position = [&](const std::string& item) { return std::find(log.begin(), log.end(), item) - log.begin(); };
+  EXPECT_LT(position("slow0"), position("slow1"));
+  EXPECT_LT(position("fast1"), position("slow0")) << "the fast conversation waited for the slow one";
+  EXPECT_EQ(slow_failures, 2);
+}
+
+TEST_F(ConsumerTest, PoisonAndExhaustedRetriesAreDeadLetteredWithoutBlocking) {
+  Add("u", 0);  // poison
+  Add("u", 1);  // always fails
+  Add("u", 2);  // fine
+  std::atomic<int> attempts_on_1{0};
+  std::atomic<bool> fine{false};
+  RunUntil(
+      [&](Client& client, const StreamEntry& entry, const Fence&) {
+        int n = std::stoi(*entry.Field("n"));
+        if (n == 0) return HandleResult::Poison("undecodable");
+        if (n == 1) {
+          ++attempts_on_1;
+          return HandleResult::Retry("downstream_down");
+        }
+        fine = true;
+        return Ack(client, entry);
+      },
+      [&] { return fine.load(); });
+  EXPECT_EQ(attempts_on_1.load(), 3);
+  const int shard = ShardOf("p", "u", kShards);
+  auto letters = ParseEntries("", *client_.Command({"XRANGE", keys_.DeadLetters(shard), "-", "+"}));
+  ASSERT_EQ(letters.size(), 2u);
+  EXPECT_EQ(letters[0].Field("reason"), "undecodable");
+  EXPECT_EQ(letters[0].Field("attempts"), "1");
+  EXPECT_EQ(letters[0].Field("stage"), "responder");
+  EXPECT_EQ(letters[0].Field("n"), "0");
+  EXPECT_EQ(letters[0].Field("stream"), keys_.InStream(shard));
+  EXPECT_EQ(letters[1].Field("reason"), "downstream_down");
+  EXPECT_EQ(letters[1].Field("attempts"), "3");
+  EXPECT_EQ(PendingTotal(), 0);
+}
+
+TEST_F(ConsumerTest, ANewOwnerFinishesTheDeadOwnersPendingEntriesFirstInOrder) {
+  // A previous owner read three entries of one conversation, handled none, and was SIGKILLed
+  // while holding the shard's lease.
+  for (int n = 0; n < 3; ++n) Add("u", n);
+  const int shard = ShardOf("p", "u", kShards);
+  ASSERT_EQ(XReadGroup(client_, "g", "dead-owner", {keys_.InStream(shard)}, {">"}, 10,
+                       std::chrono::milliseconds(0))->size(), 3u);
+  ASSERT_TRUE(client_.Command({"SET", keys_.Lease(shard, "responder"), "dead-owner", "PX", "1500"}).ok());
+  Add("u", 3);  // arrives after the crash
+  std::mutex mutex;
+  std::vector<int> order;
+  const auto started = std::chrono::steady_clock::now();
+  RunUntil(
+      [&](Client& client, const StreamEntry& entry, const Fence& fence) {
+        EXPECT_EQ(client.Command({"GET", fence.lease_key})->str, "consumer-1");
+        std::lock_guard lock(mutex);
+        order.push_back(std::stoi(*entry.Field("n")));
+        return Ack(client, entry);
+      },
+      [&] {
+        std::lock_guard lock(mutex);
+        return order.size() == 4;
+      });
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3}));
+  // Not before the dead owner's lease expired (1.5 s), and soon after.
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(1400));
+  EXPECT_EQ(PendingTotal(), 0);
+}
+
+TEST_F(ConsumerTest, StoppingReleasesTheLeases) {
+  Add("u", 0);
+  std::atomic<bool> handled{false};
+  RunUntil(
+      [&](Client& client, const StreamEntry& entry, const Fence&) {
+        handled = true;
+        return Ack(client, entry);
+      },
+      [&] { return handled.load(); });
+  for (int shard = 0; shard < kShards; ++shard) {
+    EXPECT_TRUE(client_.Command({"GET", keys_.Lease(shard, "responder")})->IsNil()) << shard;
+  }
+}
+
+}  // namespace
+}  // namespace katy::redis
