@@ -35,6 +35,9 @@ class Client {
   Result<Response> Request(const std::string& method, const std::string& url,
                            const std::string& body, const std::vector<std::string>& headers);
 
+  // The whole-request timeout of the next calls (connect timeout unchanged).
+  void set_timeout(std::chrono::milliseconds timeout) { timeout_ = timeout; }
+
  private:
   void* curl_;
   std::chrono::milliseconds timeout_;

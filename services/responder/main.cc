@@ -52,7 +52,10 @@ int Run(int argc, char** argv) {
   consumer_options.workers = cfg.workers;
   consumer_options.max_attempts = cfg.max_attempts;
 
-  responder::ResponderHandler handler(keys, rules, responder_metrics, NowMs);
+  auto tokens = PageTokens::Load(cfg.page_token, cfg.page_tokens_file);
+  if (!tokens) throw config::ConfigError(tokens.error().message);
+  responder::ProfileClient profiles(cfg.graph_url, *tokens, cfg.profile_timeout);
+  responder::ResponderHandler handler(keys, rules, responder_metrics, NowMs, &profiles);
   redis::ShardedConsumer consumer(
       *redis_options, keys, consumer_options,
       [&]() -> redis::EntryHandler {

@@ -7,6 +7,11 @@ ResponderConfig LoadResponderConfig(int argc, char** argv, config::Settings* set
   specs.insert(specs.end(), {
       {"KATY_RULES", "deploy/rules/katy.yaml", "The YAML rules file (reloaded on SIGHUP)"},
       {"KATY_LEASE_TTL_MS", "10000", "Shard lease TTL; a dead instance's work is taken over after it"},
+      {"KATY_GRAPH_URL", "http://127.0.0.1:8090/v25.0",
+       "Graph API base, for the user profile behind {{first_name}} (the emulator by default)"},
+      {"KATY_PAGE_TOKEN", "", "Page access token for profile reads (no token: names stay neutral)", false, true},
+      {"KATY_PAGE_TOKENS_FILE", "", "JSON file {\"<page id>\": \"<token>\"} for several pages"},
+      {"KATY_PROFILE_TIMEOUT_MS", "500", "Longest a reply waits for the user's first name"},
       {"KATY_WORKERS", "8", "Conversations handled at once"},
       {"KATY_MAX_ATTEMPTS", "5", "Failed attempts before an event is dead-lettered"},
   });
@@ -19,6 +24,10 @@ ResponderConfig LoadResponderConfig(int argc, char** argv, config::Settings* set
   cfg.key_prefix = settings.String("KATY_KEY_PREFIX");
   cfg.rules_path = settings.String("KATY_RULES");
   cfg.lease_ttl = std::chrono::milliseconds(settings.Int("KATY_LEASE_TTL_MS", 500, 600000));
+  cfg.graph_url = settings.String("KATY_GRAPH_URL");
+  cfg.page_token = settings.String("KATY_PAGE_TOKEN");
+  cfg.page_tokens_file = settings.String("KATY_PAGE_TOKENS_FILE");
+  cfg.profile_timeout = std::chrono::milliseconds(settings.Int("KATY_PROFILE_TIMEOUT_MS", 10, 10000));
   cfg.workers = static_cast<int>(settings.Int("KATY_WORKERS", 1, 1024));
   cfg.max_attempts = static_cast<int>(settings.Int("KATY_MAX_ATTEMPTS", 1, 1000));
   cfg.drain_timeout = std::chrono::seconds(settings.Int("KATY_DRAIN_TIMEOUT_S", 0, 3600));

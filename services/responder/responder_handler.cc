@@ -1,9 +1,12 @@
 #include "services/responder/responder_handler.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <random>
 
 #include "common/events.h"
+#include "common/http/http_client.h"
+#include "services/responder/skill_client.h"
 #include "common/log.h"
 #include "katy/v1/events.pb.h"
 
@@ -40,10 +43,24 @@ return added
 )lua";
 
 constexpr int64_t kConversationTtlS = 90LL * 24 * 3600;
+constexpr int64_t kProfileFreshMs = 24LL * 3600 * 1000;  // re-read a name once a day
+constexpr int64_t kProfileRetryMs = 10LL * 60 * 1000;    // after a failure, do not ask for 10 min
+
+// Skill and profile calls: one HTTP connection per worker thread, kept alive.
+http::Client& ThreadHttp() {
+  thread_local http::Client client;
+  return client;
+}
 
 size_t PickRandom(size_t n) {
   thread_local std::mt19937 generator{std::random_device{}()};
   return std::uniform_int_distribution<size_t>(0, n - 1)(generator);
+}
+
+bool ProfileDue(const Conversation& conversation, int64_t now) {
+  if (conversation.profile_checked_ms == 0) return true;
+  const int64_t age = now - conversation.profile_checked_ms;
+  return conversation.first_name.empty() ? age > kProfileRetryMs : age > kProfileFreshMs;
 }
 
 Conversation ReadConversation(const redis::Reply& hash) {
@@ -55,6 +72,7 @@ Conversation ReadConversation(const redis::Reply& hash) {
     if (field == "state") conversation.state = value;
     else if (field == "first_name") conversation.first_name = value;
     else if (field == "first_seen_ms") conversation.first_contact = false;
+    else if (field == "profile_checked_ms") conversation.profile_checked_ms = std::atoll(value.c_str());
     else if (field.rfind("var:", 0) == 0) conversation.vars[field.substr(4)] = value;
   }
   return conversation;
@@ -81,12 +99,17 @@ ResponderMetrics::ResponderMetrics(metrics::Registry& registry)
     : events(registry.AddCounter("katy_responder_events_total", "Inbound events processed, by kind and rule")),
       replies(registry.AddCounter("katy_responder_replies_total", "Reply messages enqueued for the sender")),
       latency(registry.AddHistogram("katy_responder_processing_seconds",
-                                    "Time to process one inbound event", metrics::LatencyBuckets())) {}
+                                    "Time to process one inbound event", metrics::LatencyBuckets())),
+      skill_calls(registry.AddCounter("katy_responder_skill_calls_total", "Skill calls by rule and result")),
+      skill_latency(registry.AddHistogram("katy_responder_skill_seconds", "Skill call time by rule, retry included",
+                                          metrics::LatencyBuckets())),
+      profile_fetches(registry.AddCounter("katy_responder_profile_fetches_total",
+                                          "Graph user profile reads by result")) {}
 
 ResponderHandler::ResponderHandler(KeySpace keys, const RulesHolder& rules, ResponderMetrics& metrics,
-                                   Clock now_ms)
+                                   Clock now_ms, const ProfileClient* profiles)
     : keys_(std::move(keys)), rules_(rules), metrics_(metrics), now_ms_(std::move(now_ms)),
-      commit_script_(kCommitLua) {}
+      profiles_(profiles), commit_script_(kCommitLua) {}
 
 std::string ConversationOfEvent(const redis::StreamEntry& entry) {
   katy::v1::InboundEvent event;
@@ -112,10 +135,42 @@ redis::HandleResult ResponderHandler::operator()(redis::Client& client, const re
   }
 
   const int64_t now = now_ms_();
-  Decision decision = Decide(*rules_.Current(), event, conversation, PickRandom);
-
   std::vector<std::string> hset;
   std::vector<std::string> hdel;
+  const auto rules = rules_.Current();  // the rule set in force for this whole event
+  std::map<std::string, std::string> captures;
+  const Rule* rule = FindRule(*rules, event, conversation, &captures);
+
+  if (rule != nullptr && rule->uses_first_name && profiles_ != nullptr && profiles_->enabled() &&
+      !event.user_is_ref() && ProfileDue(conversation, now)) {
+    auto name = profiles_->FirstName(ThreadHttp(), event.page_id(), event.user_id());
+    metrics_.profile_fetches.WithLabels({{"result", name ? "ok" : name.error().code}}).Inc();
+    if (name) {
+      conversation.first_name = *name;
+      hset.insert(hset.end(), {"first_name", *name});
+    }
+    hset.insert(hset.end(), {"profile_checked_ms", std::to_string(now)});
+  }
+
+  Decision decision;
+  if (rule != nullptr) decision = ApplyRule(*rule, event, conversation, std::move(captures), PickRandom);
+  if (decision.skill != nullptr) {
+    const auto skill_started = std::chrono::steady_clock::now();
+    auto answer = CallSkill(ThreadHttp(), *decision.skill, event, conversation);
+    metrics_.skill_latency.WithLabels({{"rule", decision.rule}})
+        .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - skill_started).count());
+    metrics_.skill_calls.WithLabels({{"rule", decision.rule}, {"result", answer ? "ok" : answer.error().code}}).Inc();
+    if (answer) {
+      decision.messages = std::move(answer->messages);
+      for (auto& [name, value] : answer->set_vars) decision.set_vars[name] = std::move(value);
+      if (answer->next_state) decision.next_state = answer->next_state;
+    } else {
+      log::Warn("skill failed; sending its fallback", {{"rule", decision.rule}, {"error", answer.error().message},
+                                                       {"code", answer.error().code}});
+      decision.messages = RenderMessages(decision.skill->fallback, event, conversation, PickRandom);
+    }
+  }
+
   const bool from_user = IsReplyable(event);
   if (from_user) {
     int64_t at = event.timestamp_ms() > 0 ? event.timestamp_ms() : event.received_at_ms();
@@ -138,18 +193,28 @@ redis::HandleResult ResponderHandler::operator()(redis::Client& client, const re
   args.push_back(std::to_string(hdel.size()));
   args.insert(args.end(), hdel.begin(), hdel.end());
   const int64_t user_last_ms = from_user ? event.timestamp_ms() : 0;
-  for (size_t i = 0; i < decision.messages.size(); ++i) {
+  auto outbound = [&](const std::string& id_suffix) {
     katy::v1::OutboundMessage reply;
-    reply.set_id(entry.id + "#" + std::to_string(i));
+    reply.set_id(entry.id + id_suffix);
     reply.set_page_id(event.page_id());
     reply.set_recipient_id(event.user_id());
     reply.set_recipient_is_ref(event.user_is_ref());
     reply.set_messaging_type("RESPONSE");
-    reply.set_message_json(decision.messages[i]);
     reply.set_in_reply_to_mid(event.mid());
     reply.set_created_at_ms(now);
     reply.set_event_received_at_ms(event.received_at_ms());
     reply.set_user_last_message_ms(user_last_ms);
+    return reply;
+  };
+  if (decision.typing && !decision.messages.empty()) {
+    // Typing is its own Send API call, before the replies (Meta: sender_action goes alone).
+    katy::v1::OutboundMessage typing = outbound("#typing");
+    typing.set_sender_action("typing_on");
+    args.push_back(typing.SerializeAsString());
+  }
+  for (size_t i = 0; i < decision.messages.size(); ++i) {
+    katy::v1::OutboundMessage reply = outbound("#" + std::to_string(i));
+    reply.set_message_json(decision.messages[i]);
     args.push_back(reply.SerializeAsString());
   }
 

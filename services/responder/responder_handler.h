@@ -9,6 +9,7 @@
 #include "common/redis/script.h"
 #include "common/redis/sharded_consumer.h"
 #include "common/shard.h"
+#include "services/responder/profile_client.h"
 #include "services/responder/rules.h"
 
 namespace katy::responder {
@@ -34,9 +35,15 @@ struct ResponderMetrics {
   metrics::Family<metrics::Counter>& events;       // by kind and rule
   metrics::Family<metrics::Counter>& replies;      // messages enqueued for the sender
   metrics::Family<metrics::Histogram>& latency;    // per-event processing, seconds
+  metrics::Family<metrics::Counter>& skill_calls;  // by rule and result (ok or error code)
+  metrics::Family<metrics::Histogram>& skill_latency;  // by rule, seconds (retry included)
+  metrics::Family<metrics::Counter>& profile_fetches;  // by result
 };
 
-// Handles one inbound stream entry: reads the conversation, asks the rules for replies, and
+// Handles one inbound stream entry: reads the conversation, finds the rule, fetches the user's
+// first name when the rule needs it (cached in the conversation for a day; a failure or a
+// slow profile API costs at most the profile timeout, and the placeholder turns neutral),
+// calls the rule's skill if it has one (falling back to its fallback reply), and
 // commits in one Lua script: check that this instance still holds the shard's lease (else
 // nothing is written and the event is left to the new owner), XACK the event (an event
 // already committed is not committed twice, so re-processing never doubles a reply), XADD the
@@ -46,7 +53,9 @@ class ResponderHandler {
  public:
   using Clock = std::function<int64_t()>;  // epoch ms
 
-  ResponderHandler(KeySpace keys, const RulesHolder& rules, ResponderMetrics& metrics, Clock now_ms);
+  // `profiles` may be null (no Graph access: {{first_name}} stays neutral).
+  ResponderHandler(KeySpace keys, const RulesHolder& rules, ResponderMetrics& metrics, Clock now_ms,
+                   const ProfileClient* profiles = nullptr);
 
   redis::HandleResult operator()(redis::Client& client, const redis::StreamEntry& entry,
                                  const redis::Fence& fence) const;
@@ -56,6 +65,7 @@ class ResponderHandler {
   const RulesHolder& rules_;
   ResponderMetrics& metrics_;
   Clock now_ms_;
+  const ProfileClient* profiles_;
   redis::Script commit_script_;
 };
 

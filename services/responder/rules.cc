@@ -3,6 +3,7 @@
 #include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -16,6 +17,11 @@ constexpr size_t kMaxQuickReplies = 13;
 constexpr size_t kMaxQuickReplyTitle = 20;
 constexpr size_t kMaxPayload = 1000;
 constexpr size_t kMaxText = 2000;
+constexpr size_t kMaxButtons = 3;
+constexpr size_t kMaxButtonTitle = 20;
+constexpr size_t kMaxButtonText = 640;
+constexpr size_t kMaxCards = 10;
+constexpr size_t kMaxCardTitle = 80;
 
 // Thrown only inside ParseRules and turned into an Error there.
 struct RulesError {
@@ -54,6 +60,56 @@ void CheckText(const YAML::Node& node, const std::string& text) {
   }
 }
 
+MessageTemplate::Button ParseButton(const YAML::Node& node) {
+  if (!node.IsMap() || !node["title"] || (!node["url"] == !node["payload"])) {
+    throw RulesError{LineOf(node), "a button is {title, url} or {title, payload}"};
+  }
+  MessageTemplate::Button button;
+  button.title = Scalar(node["title"], "title");
+  if (button.title.empty() || CodePoints(button.title) > kMaxButtonTitle) {
+    throw RulesError{LineOf(node), "button title '" + button.title + "' must have 1 to 20 characters (Meta's limit)"};
+  }
+  if (node["url"]) button.url = Scalar(node["url"], "url");
+  if (node["payload"]) button.payload = Scalar(node["payload"], "payload");
+  if (button.payload.size() > kMaxPayload) throw RulesError{LineOf(node), "button payload over 1000 characters"};
+  return button;
+}
+
+std::vector<MessageTemplate::Button> ParseButtons(const YAML::Node& node) {
+  if (!node.IsSequence() || node.size() == 0 || node.size() > kMaxButtons) {
+    throw RulesError{LineOf(node), "buttons must be a list of 1 to 3 buttons (Meta's limit)"};
+  }
+  std::vector<MessageTemplate::Button> buttons;
+  for (const auto& item : node) buttons.push_back(ParseButton(item));
+  return buttons;
+}
+
+std::vector<MessageTemplate::Card> ParseCards(const YAML::Node& node) {
+  if (!node.IsSequence() || node.size() == 0 || node.size() > kMaxCards) {
+    throw RulesError{LineOf(node), "cards must be a list of 1 to 10 cards (Meta's limit)"};
+  }
+  std::vector<MessageTemplate::Card> cards;
+  for (const auto& item : node) {
+    if (!item.IsMap() || !item["title"]) throw RulesError{LineOf(item), "a card needs a title"};
+    for (const auto& field : item) {
+      std::string key = field.first.as<std::string>();
+      if (key != "title" && key != "subtitle" && key != "image_url" && key != "buttons") {
+        throw RulesError{LineOf(field.first), "unknown card field '" + key + "'"};
+      }
+    }
+    MessageTemplate::Card card;
+    card.title = Scalar(item["title"], "title");
+    if (card.title.empty() || CodePoints(card.title) > kMaxCardTitle) {
+      throw RulesError{LineOf(item), "card title must have 1 to 80 characters (Meta's limit)"};
+    }
+    if (item["subtitle"]) card.subtitle = Scalar(item["subtitle"], "subtitle");
+    if (item["image_url"]) card.image_url = Scalar(item["image_url"], "image_url");
+    if (item["buttons"]) card.buttons = ParseButtons(item["buttons"]);
+    cards.push_back(std::move(card));
+  }
+  return cards;
+}
+
 MessageTemplate ParseMessage(const YAML::Node& node) {
   MessageTemplate message;
   if (node.IsScalar()) {
@@ -64,7 +120,7 @@ MessageTemplate ParseMessage(const YAML::Node& node) {
   if (!node.IsMap()) throw RulesError{LineOf(node), "a reply must be text or a map with text"};
   for (const auto& field : node) {
     std::string key = field.first.as<std::string>();
-    if (key != "text" && key != "variants" && key != "quick_replies") {
+    if (key != "text" && key != "variants" && key != "quick_replies" && key != "buttons" && key != "cards") {
       throw RulesError{LineOf(field.first), "unknown reply field '" + key + "'"};
     }
   }
@@ -72,8 +128,22 @@ MessageTemplate ParseMessage(const YAML::Node& node) {
   if (node["variants"]) {
     for (auto& variant : StringList(node["variants"], "variants")) message.variants.push_back(variant);
   }
-  if (message.variants.empty()) throw RulesError{LineOf(node), "a reply needs text or variants"};
+  if (node["cards"]) {
+    if (!message.variants.empty()) throw RulesError{LineOf(node["cards"]), "a reply has either text or cards"};
+    message.cards = ParseCards(node["cards"]);
+  } else if (message.variants.empty()) {
+    throw RulesError{LineOf(node), "a reply needs text, variants or cards"};
+  }
   for (const auto& text : message.variants) CheckText(node, text);
+  if (node["buttons"]) {
+    if (message.variants.empty()) throw RulesError{LineOf(node["buttons"]), "buttons need a text"};
+    for (const auto& text : message.variants) {
+      if (CodePoints(text) > kMaxButtonText) {
+        throw RulesError{LineOf(node), "text with buttons must be at most 640 characters (Meta's limit)"};
+      }
+    }
+    message.buttons = ParseButtons(node["buttons"]);
+  }
   if (const auto& list = node["quick_replies"]) {
     if (!list.IsSequence()) throw RulesError{LineOf(list), "quick_replies must be a list"};
     if (list.size() > kMaxQuickReplies) {
@@ -126,9 +196,9 @@ Matcher ParseMatcher(const YAML::Node& node) {
         matcher.keywords.push_back(FoldForMatching(keyword));
       }
     } else if (key == "postback") {
-      matcher.postback = Scalar(value, "postback");
+      matcher.postbacks = StringList(value, "postback");
     } else if (key == "quick_reply") {
-      matcher.quick_reply = Scalar(value, "quick_reply");
+      matcher.quick_replies = StringList(value, "quick_reply");
     } else if (key == "regex") {
       RE2::Options options;
       options.set_log_errors(false);
@@ -148,6 +218,57 @@ Matcher ParseMatcher(const YAML::Node& node) {
   return matcher;
 }
 
+Skill ParseSkill(const YAML::Node& node) {
+  if (!node.IsScalar() && (!node.IsMap() || !node["url"])) {
+    throw RulesError{LineOf(node), "a skill is a URL or {url, timeout_ms, fallback}"};
+  }
+  if (node.IsMap()) {
+    for (const auto& field : node) {
+      std::string key = field.first.as<std::string>();
+      if (key != "url" && key != "timeout_ms" && key != "fallback") {
+        throw RulesError{LineOf(field.first), "unknown skill field '" + key + "'"};
+      }
+    }
+  }
+  const YAML::Node url = node.IsScalar() ? node : node["url"];
+  Skill skill;
+  skill.url = Scalar(url, "url");
+  if (skill.url.rfind("http://", 0) != 0 && skill.url.rfind("https://", 0) != 0) {
+    throw RulesError{LineOf(url), "skill url must start with http:// or https://"};
+  }
+  if (node.IsScalar()) return skill;
+  if (node["timeout_ms"]) {
+    int timeout = node["timeout_ms"].as<int>();
+    if (timeout < 10 || timeout > 30000) throw RulesError{LineOf(node["timeout_ms"]), "timeout_ms must be 10 to 30000"};
+    skill.timeout = std::chrono::milliseconds(timeout);
+  }
+  if (node["fallback"]) skill.fallback = ParseReplies(node["fallback"]);
+  return skill;
+}
+
+bool Mentions(const std::string& text) { return text.find("first_name") != std::string::npos; }
+
+bool MentionsFirstName(const std::vector<MessageTemplate>& messages) {
+  for (const auto& message : messages) {
+    for (const auto& text : message.variants) {
+      if (Mentions(text)) return true;
+    }
+    for (const auto& card : message.cards) {
+      if (Mentions(card.title) || Mentions(card.subtitle)) return true;
+    }
+  }
+  return false;
+}
+
+bool MentionsFirstName(const Rule& rule) {
+  if (MentionsFirstName(rule.replies)) return true;
+  if (rule.skill && MentionsFirstName(rule.skill->fallback)) return true;
+  for (const auto& [name, value] : rule.set) {
+    if (Mentions(value)) return true;
+  }
+  return false;
+}
+
 Rule ParseRule(const YAML::Node& node, const std::string& default_name) {
   if (!node.IsMap()) throw RulesError{LineOf(node), "a rule must be a map"};
   Rule rule;
@@ -155,26 +276,66 @@ Rule ParseRule(const YAML::Node& node, const std::string& default_name) {
   rule.name = node["name"] ? Scalar(node["name"], "name") : default_name;
   for (const auto& field : node) {
     std::string key = field.first.as<std::string>();
-    if (key != "name" && key != "when" && key != "reply" && key != "set" && key != "state") {
+    if (key != "name" && key != "when" && key != "reply" && key != "set" && key != "state" &&
+        key != "typing" && key != "skill") {
       throw RulesError{LineOf(field.first), "unknown rule field '" + key + "'"};
     }
   }
   rule.when = ParseMatcher(node["when"]);
+  if (node["reply"] && node["skill"]) {
+    throw RulesError{LineOf(node["skill"]), "a rule has either 'reply' or 'skill' (the skill's fallback is its own)"};
+  }
   if (node["reply"]) rule.replies = ParseReplies(node["reply"]);
+  if (const auto& skill = node["skill"]) rule.skill = ParseSkill(skill);
+  if (const auto& typing = node["typing"]) rule.typing = typing.as<bool>();
   if (const auto& set = node["set"]) {
     if (!set.IsMap()) throw RulesError{LineOf(set), "'set' must be a map of variable: value"};
     for (const auto& item : set) rule.set[item.first.as<std::string>()] = Scalar(item.second, "value");
   }
   if (const auto& state = node["state"]) rule.next_state = state.IsNull() ? "" : Scalar(state, "state");
+  rule.uses_first_name = MentionsFirstName(rule);
   return rule;
+}
+
+nlohmann::json ButtonsJson(const std::vector<MessageTemplate::Button>& buttons,
+                           const std::map<std::string, std::string>& values) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& button : buttons) {
+    if (!button.url.empty()) {
+      out.push_back({{"type", "web_url"}, {"title", Render(button.title, values)}, {"url", Render(button.url, values)}});
+    } else {
+      out.push_back({{"type", "postback"}, {"title", Render(button.title, values)}, {"payload", button.payload}});
+    }
+  }
+  return out;
 }
 
 std::string MessageJson(const MessageTemplate& message, const std::map<std::string, std::string>& values,
                         const std::function<size_t(size_t)>& pick) {
-  const std::string& text =
-      message.variants.size() == 1 ? message.variants[0] : message.variants[pick(message.variants.size())];
   nlohmann::json out;
-  out["text"] = Render(text, values);
+  if (!message.cards.empty()) {
+    nlohmann::json elements = nlohmann::json::array();
+    for (const auto& card : message.cards) {
+      nlohmann::json element{{"title", Render(card.title, values)}};
+      if (!card.subtitle.empty()) element["subtitle"] = Render(card.subtitle, values);
+      if (!card.image_url.empty()) element["image_url"] = Render(card.image_url, values);
+      if (!card.buttons.empty()) element["buttons"] = ButtonsJson(card.buttons, values);
+      elements.push_back(std::move(element));
+    }
+    out["attachment"] = {{"type", "template"},
+                         {"payload", {{"template_type", "generic"}, {"elements", std::move(elements)}}}};
+  } else {
+    const std::string& variant =
+        message.variants.size() == 1 ? message.variants[0] : message.variants[pick(message.variants.size())];
+    std::string text = Render(variant, values);
+    if (message.buttons.empty()) {
+      out["text"] = std::move(text);
+    } else {
+      out["attachment"] = {{"type", "template"},
+                           {"payload", {{"template_type", "button"}, {"text", std::move(text)},
+                                        {"buttons", ButtonsJson(message.buttons, values)}}}};
+    }
+  }
   for (const auto& reply : message.quick_replies) {
     out["quick_replies"].push_back(
         {{"content_type", "text"}, {"title", reply.title}, {"payload", reply.payload}});
@@ -184,11 +345,14 @@ std::string MessageJson(const MessageTemplate& message, const std::map<std::stri
 
 bool Matches(const Matcher& when, const katy::v1::InboundEvent& event, const Conversation& conversation,
              const std::string& folded_text, std::map<std::string, std::string>* captures) {
-  if (!when.postback.empty() && (event.kind() != katy::v1::EVENT_KIND_POSTBACK ||
-                                 event.postback_payload() != when.postback)) {
+  auto one_of = [](const std::vector<std::string>& list, const std::string& value) {
+    return std::find(list.begin(), list.end(), value) != list.end();
+  };
+  if (!when.postbacks.empty() &&
+      (event.kind() != katy::v1::EVENT_KIND_POSTBACK || !one_of(when.postbacks, event.postback_payload()))) {
     return false;
   }
-  if (!when.quick_reply.empty() && event.quick_reply_payload() != when.quick_reply) return false;
+  if (!when.quick_replies.empty() && !one_of(when.quick_replies, event.quick_reply_payload())) return false;
   if (when.state && conversation.state != *when.state) return false;
   if (when.first_contact && conversation.first_contact != *when.first_contact) return false;
   if (!when.attachment.empty()) {
@@ -215,12 +379,20 @@ bool Matches(const Matcher& when, const katy::v1::InboundEvent& event, const Con
   return true;
 }
 
-Decision Apply(const Rule& rule, const katy::v1::InboundEvent& event, const Conversation& conversation,
-               std::map<std::string, std::string> values, const std::function<size_t(size_t)>& pick) {
-  // Lookup order: captures (already in `values`), then built-ins, then variables.
+// Placeholder values, in lookup order: captures (already in `values`), built-ins, variables.
+std::map<std::string, std::string> Values(const katy::v1::InboundEvent& event, const Conversation& conversation,
+                                          std::map<std::string, std::string> values) {
   values.emplace("text", event.text());
   values.emplace("first_name", conversation.first_name.empty() ? "there" : conversation.first_name);
   for (const auto& [name, value] : conversation.vars) values.emplace(name, value);
+  return values;
+}
+
+}  // namespace
+
+Decision ApplyRule(const Rule& rule, const katy::v1::InboundEvent& event, const Conversation& conversation,
+                   std::map<std::string, std::string> captures, const std::function<size_t(size_t)>& pick) {
+  auto values = Values(event, conversation, std::move(captures));
   Decision decision;
   decision.rule = rule.name;
   for (const auto& [name, value] : rule.set) {
@@ -229,10 +401,19 @@ Decision Apply(const Rule& rule, const katy::v1::InboundEvent& event, const Conv
   }
   for (const auto& message : rule.replies) decision.messages.push_back(MessageJson(message, values, pick));
   decision.next_state = rule.next_state;
+  decision.typing = rule.typing;
+  if (rule.skill) decision.skill = &*rule.skill;
   return decision;
 }
 
-}  // namespace
+std::vector<std::string> RenderMessages(const std::vector<MessageTemplate>& templates,
+                                        const katy::v1::InboundEvent& event, const Conversation& conversation,
+                                        const std::function<size_t(size_t)>& pick) {
+  auto values = Values(event, conversation, {});
+  std::vector<std::string> out;
+  for (const auto& message : templates) out.push_back(MessageJson(message, values, pick));
+  return out;
+}
 
 std::string Render(const std::string& text, const std::map<std::string, std::string>& values) {
   std::string out;
@@ -309,18 +490,24 @@ Result<RuleSet> LoadRulesFile(const std::string& path) {
   return ParseRules(text.str(), path);
 }
 
-Decision Decide(const RuleSet& rules, const katy::v1::InboundEvent& event,
-                const Conversation& conversation, const std::function<size_t(size_t)>& pick) {
-  if (!IsReplyable(event)) return {};
+const Rule* FindRule(const RuleSet& rules, const katy::v1::InboundEvent& event,
+                     const Conversation& conversation, std::map<std::string, std::string>* captures) {
+  if (!IsReplyable(event)) return nullptr;
   const std::string folded = FoldForMatching(event.text());
   for (const auto& rule : rules.rules) {
-    std::map<std::string, std::string> captures;
-    if (Matches(rule.when, event, conversation, folded, &captures)) {
-      return Apply(rule, event, conversation, std::move(captures), pick);
-    }
+    captures->clear();
+    if (Matches(rule.when, event, conversation, folded, captures)) return &rule;
   }
-  if (rules.fallback) return Apply(*rules.fallback, event, conversation, {}, pick);
-  return {};
+  captures->clear();
+  return rules.fallback ? &*rules.fallback : nullptr;
+}
+
+Decision Decide(const RuleSet& rules, const katy::v1::InboundEvent& event,
+                const Conversation& conversation, const std::function<size_t(size_t)>& pick) {
+  std::map<std::string, std::string> captures;
+  const Rule* rule = FindRule(rules, event, conversation, &captures);
+  if (rule == nullptr) return {};
+  return ApplyRule(*rule, event, conversation, std::move(captures), pick);
 }
 
 }  // namespace katy::responder

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -24,13 +25,33 @@ struct MessageTemplate {
     std::string payload;
   };
   std::vector<QuickReply> quick_replies;
+  struct Button {
+    std::string title;
+    std::string url;      // a web_url button when set
+    std::string payload;  // else a postback button
+  };
+  std::vector<Button> buttons;  // with text: a button template (at most 3)
+  struct Card {
+    std::string title;
+    std::string subtitle;
+    std::string image_url;
+    std::vector<Button> buttons;  // at most 3
+  };
+  std::vector<Card> cards;  // a generic template (at most 10 cards), instead of text
+};
+
+// Hands the event to an HTTP endpoint that answers with messages (see docs/rules.md).
+struct Skill {
+  std::string url;
+  std::chrono::milliseconds timeout{2000};
+  std::vector<MessageTemplate> fallback;  // sent when the skill fails (after one retry)
 };
 
 // All conditions given must hold (AND); an empty matcher matches every event.
 struct Matcher {
   std::vector<std::string> keywords;  // folded; any one of them, as a whole word
-  std::string postback;               // postback payload, exact
-  std::string quick_reply;            // quick-reply payload, exact
+  std::vector<std::string> postbacks;     // postback payload, exactly one of these
+  std::vector<std::string> quick_replies; // quick-reply payload, exactly one of these
   std::shared_ptr<re2::RE2> regex;    // partial match on the text; named groups are captures
   std::string attachment;             // an attachment of this type
   std::optional<std::string> state;   // the conversation's state ("" = no state)
@@ -44,6 +65,9 @@ struct Rule {
   std::vector<MessageTemplate> replies;
   std::map<std::string, std::string> set;  // variables to set (values are templates)
   std::optional<std::string> next_state;   // set the state ("" clears it)
+  bool typing = false;                     // send typing_on before the replies
+  std::optional<Skill> skill;              // replies come from this skill (then `reply` is unused)
+  bool uses_first_name = false;            // a template mentions {{first_name}}: fetch the profile
 };
 
 struct RuleSet {
@@ -57,6 +81,7 @@ struct Conversation {
   std::map<std::string, std::string> vars;
   std::string first_name;
   bool first_contact = false;
+  int64_t profile_checked_ms = 0;  // when the profile was last fetched (or failed); 0 never
 };
 
 // The result of matching one event.
@@ -65,6 +90,8 @@ struct Decision {
   std::vector<std::string> messages;      // Send API `message` objects, as JSON
   std::map<std::string, std::string> set_vars;
   std::optional<std::string> next_state;
+  bool typing = false;                    // send typing_on first
+  const Skill* skill = nullptr;           // when set, the skill decides the messages
 };
 
 // Parses a rules file's YAML text. Errors carry "file:line: what is wrong" (code "rules").
@@ -74,11 +101,25 @@ Result<RuleSet> ParseRules(const std::string& yaml_text, const std::string& file
 // Reads and parses a file.
 Result<RuleSet> LoadRulesFile(const std::string& path);
 
-// Picks the reply for an event: the first rule whose matcher holds, else the fallback.
-// Echoes, deliveries, reads, standby and page-level events never get a reply (empty Decision).
-// `pick(n)` returns a number in [0, n) for random variants. Pure, thread-safe.
+// The rule that answers an event: the first whose matcher holds, else the fallback; null when
+// none does or the event must not be answered (echoes, deliveries, reads, standby, page-level
+// events). Fills `captures` with the regex's named groups. Pure, thread-safe.
+const Rule* FindRule(const RuleSet& rules, const katy::v1::InboundEvent& event,
+                     const Conversation& conversation, std::map<std::string, std::string>* captures);
+
+// Renders a rule's replies and actions for an event. `pick(n)` returns a number in [0, n) for
+// random variants. Pure, thread-safe.
+Decision ApplyRule(const Rule& rule, const katy::v1::InboundEvent& event, const Conversation& conversation,
+                   std::map<std::string, std::string> captures, const std::function<size_t(size_t)>& pick);
+
+// FindRule then ApplyRule; an empty Decision when no rule answers.
 Decision Decide(const RuleSet& rules, const katy::v1::InboundEvent& event,
                 const Conversation& conversation, const std::function<size_t(size_t)>& pick);
+
+// Renders message templates (for a skill's fallback), with the same placeholders as replies.
+std::vector<std::string> RenderMessages(const std::vector<MessageTemplate>& templates,
+                                        const katy::v1::InboundEvent& event, const Conversation& conversation,
+                                        const std::function<size_t(size_t)>& pick);
 
 // True for events that may be answered at all.
 bool IsReplyable(const katy::v1::InboundEvent& event);

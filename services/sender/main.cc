@@ -33,7 +33,7 @@ int Run(int argc, char** argv) {
 
   auto redis_options = redis::ParseUrl(cfg.redis_url);
   if (!redis_options) throw config::ConfigError("KATY_REDIS_URL: " + redis_options.error().message);
-  auto tokens = sender::PageTokens::Load(cfg.page_token, cfg.page_tokens_file);
+  auto tokens = PageTokens::Load(cfg.page_token, cfg.page_tokens_file);
   if (!tokens) throw config::ConfigError(tokens.error().message);
 
   metrics::Registry registry;

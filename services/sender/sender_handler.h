@@ -10,7 +10,7 @@
 #include "common/redis/sharded_consumer.h"
 #include "common/shard.h"
 #include "services/sender/error_classifier.h"
-#include "services/sender/page_tokens.h"
+#include "common/page_tokens.h"
 
 namespace katy::sender {
 

@@ -5,7 +5,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/page_tokens.h"
 #include "common/redis/streams.h"
+#include "tools/emulator/emulator_server.h"
 #include "tests/support/test_support.h"
 
 namespace katy::responder {
@@ -33,9 +35,31 @@ fallback:
     rules_ = std::make_unique<RulesHolder>(rules_path_);
     ASSERT_TRUE(rules_->Reload().ok());
     keys_ = std::make_unique<KeySpace>(testing::UniquePrefix("responder"), 4);
-    handler_ = std::make_unique<ResponderHandler>(*keys_, *rules_, metrics_, [] { return int64_t{5000}; });
+    MakeHandler(nullptr);
     fence_ = {keys_->Lease(Shard(), "responder"), "me"};
     ASSERT_TRUE(client_.Command({"SET", fence_.lease_key, "me"}).ok());
+  }
+
+  void MakeHandler(const ProfileClient* profiles) {
+    handler_ = std::make_unique<ResponderHandler>(*keys_, *rules_, metrics_, [] { return int64_t{5000}; }, profiles);
+  }
+
+  void UseRules(const std::string& yaml) {
+    std::ofstream(rules_path_) << yaml;
+    auto reloaded = rules_->Reload();
+    ASSERT_TRUE(reloaded.ok()) << reloaded.error().message;
+  }
+
+  std::vector<std::string> ReplyTexts() {
+    std::vector<std::string> texts;
+    for (const auto& reply : Outbound()) {
+      if (!reply.sender_action().empty()) {
+        texts.push_back("<" + reply.sender_action() + ">");
+      } else {
+        texts.push_back(nlohmann::json::parse(reply.message_json()).value("text", "<template>"));
+      }
+    }
+    return texts;
   }
 
   redis::HandleResult Handle(const redis::StreamEntry& entry) { return (*handler_)(client_, entry, fence_); }
@@ -142,6 +166,110 @@ TEST_F(ResponderHandlerTest, AnInstanceThatLostTheShardWritesNothing) {
   auto pending = client_.Command({"XPENDING", entry.stream, KeySpace::kResponderGroup});
   EXPECT_EQ(pending->elements[0].integer, 1) << "the event must stay pending for the new owner";
   EXPECT_EQ(ConversationOfEvent(entry), "p1:u1");
+}
+
+// The example skill (tests/skills/weather_skill.py) as a real HTTP server.
+class SkillServer {
+ public:
+  SkillServer() : port_(testing::FreePort()), dir_(testing::MakeTempDir("skill")) {
+    process_ = std::make_unique<testing::Process>(
+        "/usr/bin/env", std::vector<std::string>{"python3", std::string(KATY_SOURCE_DIR) + "/tests/skills/weather_skill.py",
+                                                 std::to_string(port_)},
+        std::map<std::string, std::string>{}, dir_ + "/skill.log");
+    EXPECT_TRUE(testing::WaitForPort(port_, std::chrono::seconds(10))) << "the example skill did not start";
+  }
+  std::string Url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+
+ private:
+  int port_;
+  std::string dir_;
+  std::unique_ptr<testing::Process> process_;
+};
+
+std::string SkillRules(const std::string& url, int timeout_ms) {
+  return "rules:\n  - name: weather\n    when: { keywords: [weather] }\n    typing: true\n    skill:\n      url: \"" +
+         url + "\"\n      timeout_ms: " + std::to_string(timeout_ms) +
+         "\n      fallback: \"No weather today, {{first_name}}.\"\n";
+}
+
+TEST_F(ResponderHandlerTest, SkillAnswersWithMessagesAndVariables) {
+  SkillServer skill;
+  UseRules(SkillRules(skill.Url("/weather"), 2000));
+  ASSERT_EQ(Handle(Deliver("weather in Lyon?")).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(ReplyTexts(), (std::vector<std::string>{"<typing_on>", "It's sunny in Lyon, friend.", "Anything else?"}));
+  EXPECT_EQ(ConversationField("var:city"), "Lyon");
+  auto replies = Outbound();
+  EXPECT_EQ(nlohmann::json::parse(replies[2].message_json())["quick_replies"][0]["payload"], "TOMORROW");
+  EXPECT_EQ(replies[0].id(), replies[1].id().substr(0, replies[1].id().find('#')) + "#typing");
+  EXPECT_NE(registry_.Render().find("katy_responder_skill_calls_total{rule=\"weather\",result=\"ok\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(ResponderHandlerTest, FailingOrSlowSkillGetsTheFallbackReply) {
+  SkillServer skill;
+  UseRules(SkillRules(skill.Url("/broken"), 2000));
+  ASSERT_EQ(Handle(Deliver("weather?")).kind, redis::HandleResult::Kind::kDone);
+  UseRules(SkillRules(skill.Url("/slow"), 200));
+  const auto started = std::chrono::steady_clock::now();
+  ASSERT_EQ(Handle(Deliver("weather?")).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(1500));  // 2 x 200 ms, not 3 s
+  UseRules(SkillRules("http://127.0.0.1:" + std::to_string(testing::FreePort()) + "/gone", 2000));
+  ASSERT_EQ(Handle(Deliver("weather?")).kind, redis::HandleResult::Kind::kDone);
+  const std::string fallback = "No weather today, there.";
+  EXPECT_EQ(ReplyTexts(), (std::vector<std::string>{"<typing_on>", fallback, "<typing_on>", fallback,
+                                                    "<typing_on>", fallback}));
+  std::string metrics = registry_.Render();
+  EXPECT_NE(metrics.find("result=\"skill_http_500\""), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("result=\"skill_timeout\""), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("result=\"skill_unreachable\""), std::string::npos) << metrics;
+}
+
+TEST_F(ResponderHandlerTest, FirstNameComesFromTheProfileApiOnceAndFallsBackWhenItFails) {
+  emulator::EmulatorOptions options;
+  options.address = {"127.0.0.1", 0};
+  options.app_secret = "s";
+  options.ingress_url = "http://127.0.0.1:1/webhook";
+  options.page_token = "token";
+  auto graph = emulator::EmulatorServer::Start(options);
+  ASSERT_TRUE(graph.ok());
+  (*graph)->profiles().Set("u1", {"Ada", "Lovelace"});
+  PageTokens tokens = PageTokens::FromMap("token", {});
+  ProfileClient profiles("http://127.0.0.1:" + std::to_string((*graph)->port()) + "/v25.0", tokens,
+                         std::chrono::milliseconds(300));
+  MakeHandler(&profiles);
+  UseRules("rules:\n  - when: { keywords: [hi] }\n    reply: \"Hi {{first_name}}!\"\nfallback:\n  reply: \"ok\"\n");
+  ASSERT_EQ(Handle(Deliver("hi")).kind, redis::HandleResult::Kind::kDone);
+  ASSERT_EQ(Handle(Deliver("something")).kind, redis::HandleResult::Kind::kDone);  // no name needed
+  ASSERT_EQ(Handle(Deliver("hi again")).kind, redis::HandleResult::Kind::kDone);   // cached
+  EXPECT_EQ(ConversationField("first_name"), "Ada");
+  std::string metrics = registry_.Render();
+  EXPECT_NE(metrics.find("katy_responder_profile_fetches_total{result=\"ok\"} 1\n"), std::string::npos) << metrics;
+
+  // Another user, and the Graph API is gone: the reply still goes out, with a neutral word.
+  (*graph)->Shutdown();
+  katy::v1::InboundEvent event;
+  event.set_kind(katy::v1::EVENT_KIND_MESSAGE);
+  event.set_page_id("p1");
+  event.set_user_id("u2");
+  event.set_text("hi");
+  const std::string stream = keys_->InStream(ShardOf("p1", "u2", 4));
+  ASSERT_TRUE(client_.Command({"SET", keys_->Lease(ShardOf("p1", "u2", 4), "responder"), "me"}).ok());
+  ASSERT_TRUE(redis::EnsureGroup(client_, stream, KeySpace::kResponderGroup).ok());
+  ASSERT_TRUE(redis::XAdd(client_, stream, {{"pb", event.SerializeAsString()}}).ok());
+  auto read = redis::XReadGroup(client_, KeySpace::kResponderGroup, "c1", {stream}, {">"}, 1, std::chrono::milliseconds(0));
+  ASSERT_TRUE(read.ok() && read->size() == 1);
+  const auto started = std::chrono::steady_clock::now();
+  redis::Fence fence{keys_->Lease(ShardOf("p1", "u2", 4), "responder"), "me"};
+  ASSERT_EQ((*handler_)(client_, read->front(), fence).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
+  auto range = client_.Command({"XRANGE", keys_->OutStream(ShardOf("p1", "u2", 4)), "-", "+"});
+  bool neutral = false;
+  for (const auto& entry : redis::ParseEntries("", *range)) {
+    katy::v1::OutboundMessage message;
+    message.ParseFromString(*entry.Field("pb"));
+    if (message.recipient_id() == "u2") neutral = nlohmann::json::parse(message.message_json())["text"] == "Hi there!";
+  }
+  EXPECT_TRUE(neutral);
 }
 
 TEST_F(ResponderHandlerTest, UndecodableEntryIsPoison) {

@@ -84,6 +84,9 @@ rules:
   - name: start
     when: { postback: GET_STARTED }
     reply: "welcome"
+  - name: adopt
+    when: { postback: [ADOPT_MITTENS, ADOPT_TOM] }
+    reply: "purr"
   - name: weather
     when: { quick_reply: WEATHER }
     reply: "sunny"
@@ -104,6 +107,8 @@ rules:
   postback.set_user_id("u");
   postback.set_postback_payload("GET_STARTED");
   EXPECT_EQ(Decide(rules, postback, {}, First).rule, "start");
+  postback.set_postback_payload("ADOPT_TOM");
+  EXPECT_EQ(Decide(rules, postback, {}, First).rule, "adopt");
 
   InboundEvent quick = Text("Weather");
   quick.set_quick_reply_payload("WEATHER");
@@ -203,6 +208,117 @@ TEST(RulesTest, LoadErrorsNameFileAndLine) {
   EXPECT_EQ(LoadError("rulez: []\n"), "bad.yaml:1: unknown top-level key 'rulez'");
   EXPECT_EQ(LoadError("rules:\n  - when: { colour: red }\n"), "bad.yaml:2: unknown condition 'colour'");
   EXPECT_NE(LoadError("rules:\n  - reply: \"" + std::string(2000, 'a') + "\"\n").find("2000"), std::string::npos);
+}
+
+TEST(RulesTest, ButtonAndGenericTemplatesTypingAndSkills) {
+  RuleSet rules = MustParse(R"yaml(
+rules:
+  - name: links
+    when: { keywords: [links] }
+    typing: true
+    reply:
+      text: "Where to, {{first_name}}?"
+      buttons:
+        - { title: "Docs", url: "https://example.com/docs" }
+        - { title: "Help", payload: HELP }
+  - name: kittens
+    when: { keywords: [kittens] }
+    reply:
+      cards:
+        - title: "Mittens"
+          subtitle: "Sleeps a lot"
+          image_url: "https://example.com/m.jpg"
+          buttons: [{ title: "Adopt", payload: ADOPT_MITTENS }]
+        - title: "Tom"
+  - name: weather
+    when: { keywords: [weather] }
+    skill:
+      url: "http://127.0.0.1:9999/weather"
+      timeout_ms: 500
+      fallback: "The weather service is napping, {{first_name}}."
+)yaml");
+  ASSERT_EQ(rules.rules.size(), 3u);
+  EXPECT_TRUE(rules.rules[0].uses_first_name);
+  EXPECT_FALSE(rules.rules[1].uses_first_name);
+  EXPECT_TRUE(rules.rules[2].uses_first_name);
+
+  Conversation ada;
+  ada.first_name = "Ada";
+  Decision links = DecideText(rules, "links please", ada);
+  EXPECT_TRUE(links.typing);
+  auto button = nlohmann::json::parse(links.messages.at(0));
+  EXPECT_EQ(button["attachment"]["payload"]["template_type"], "button");
+  EXPECT_EQ(button["attachment"]["payload"]["text"], "Where to, Ada?");
+  EXPECT_EQ(button["attachment"]["payload"]["buttons"][0]["type"], "web_url");
+  EXPECT_EQ(button["attachment"]["payload"]["buttons"][0]["url"], "https://example.com/docs");
+  EXPECT_EQ(button["attachment"]["payload"]["buttons"][1]["type"], "postback");
+  EXPECT_EQ(button["attachment"]["payload"]["buttons"][1]["payload"], "HELP");
+
+  auto generic = nlohmann::json::parse(DecideText(rules, "kittens!").messages.at(0));
+  EXPECT_EQ(generic["attachment"]["payload"]["template_type"], "generic");
+  ASSERT_EQ(generic["attachment"]["payload"]["elements"].size(), 2u);
+  EXPECT_EQ(generic["attachment"]["payload"]["elements"][0]["subtitle"], "Sleeps a lot");
+  EXPECT_EQ(generic["attachment"]["payload"]["elements"][0]["buttons"][0]["payload"], "ADOPT_MITTENS");
+  EXPECT_FALSE(generic["attachment"]["payload"]["elements"][1].contains("buttons"));
+
+  Decision weather = DecideText(rules, "weather?", ada);
+  ASSERT_NE(weather.skill, nullptr);
+  EXPECT_EQ(weather.skill->url, "http://127.0.0.1:9999/weather");
+  EXPECT_EQ(weather.skill->timeout, std::chrono::milliseconds(500));
+  EXPECT_TRUE(weather.messages.empty());
+  auto fallback = RenderMessages(weather.skill->fallback, Text("weather?"), ada, First);
+  EXPECT_EQ(TextOf(fallback.at(0)), "The weather service is napping, Ada.");
+}
+
+TEST(RulesTest, TemplateAndSkillLoadErrors) {
+  EXPECT_NE(LoadError("rules:\n  - reply: { text: x, buttons: [{title: a, payload: b}, {title: a, payload: b}, "
+                      "{title: a, payload: b}, {title: a, payload: b}] }\n")
+                .find("1 to 3 buttons"),
+            std::string::npos);
+  EXPECT_NE(LoadError("rules:\n  - reply: { text: x, buttons: [{title: a}] }\n").find("{title, url}"),
+            std::string::npos);
+  EXPECT_NE(LoadError("rules:\n  - reply: { buttons: [{title: a, payload: b}] }\n").find("needs text"),
+            std::string::npos);
+  EXPECT_NE(LoadError("rules:\n  - reply: { text: x, cards: [{title: a}] }\n").find("either text or cards"),
+            std::string::npos);
+  EXPECT_NE(LoadError("rules:\n  - reply: { cards: [{subtitle: a}] }\n").find("needs a title"), std::string::npos);
+  EXPECT_NE(LoadError("rules:\n  - skill: ftp://x\n").find("http://"), std::string::npos);
+  EXPECT_NE(LoadError("rules:\n  - skill: http://x\n    reply: y\n").find("either 'reply' or 'skill'"),
+            std::string::npos);
+  EXPECT_NE(LoadError("rules:\n  - skill: { url: \"http://x\", timeout_ms: 5 }\n").find("timeout_ms"),
+            std::string::npos);
+}
+
+TEST(RulesTest, TheDemoBotLoadsAndHolds) {
+  auto loaded = LoadRulesFile(std::string(KATY_SOURCE_DIR) + "/deploy/rules/katy.yaml");
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  const RuleSet& rules = *loaded;
+  InboundEvent start;
+  start.set_kind(katy::v1::EVENT_KIND_POSTBACK);
+  start.set_user_id("u");
+  start.set_postback_payload("GET_STARTED");
+  Conversation grace;
+  grace.first_name = "Grace";
+  Decision welcome = Decide(rules, start, grace, First);
+  EXPECT_TRUE(welcome.typing);
+  EXPECT_NE(TextOf(welcome.messages.at(0)).find("Grace"), std::string::npos);
+
+  EXPECT_EQ(DecideText(rules, "Hello!").rule, "greeting");
+  Decision ask = DecideText(rules, "my name");
+  EXPECT_EQ(ask.next_state, "asking_name");
+  Conversation asking;
+  asking.state = "asking_name";
+  Decision remember = DecideText(rules, "Ada", asking);
+  EXPECT_EQ(remember.set_vars.at("name"), "Ada");
+  Conversation known;
+  known.vars["name"] = "Ada";
+  EXPECT_NE(TextOf(DecideText(rules, "hi", known).messages.at(0)).find("Ada"), std::string::npos);
+  auto help = nlohmann::json::parse(DecideText(rules, "help").messages.at(0));
+  EXPECT_EQ(help["attachment"]["payload"]["template_type"], "button");
+  auto kittens = DecideText(rules, "show me kittens");
+  ASSERT_EQ(kittens.messages.size(), 2u);
+  EXPECT_EQ(nlohmann::json::parse(kittens.messages[1])["attachment"]["payload"]["template_type"], "generic");
+  EXPECT_EQ(DecideText(rules, "qwertyuiop").rule, "fallback");
 }
 
 TEST(RulesTest, RenderPlaceholders) {

@@ -56,9 +56,10 @@ struct Reply {
 class EmulatorHandler : public Http::Handler {
  public:
   HTTP_PROTOTYPE(EmulatorHandler)
-  EmulatorHandler(std::shared_ptr<MessageStore> store, std::shared_ptr<const EmulatorOptions> options,
-                  std::shared_ptr<std::atomic<uint64_t>> mid_counter)
-      : store_(std::move(store)), options_(std::move(options)), mid_counter_(std::move(mid_counter)) {}
+  EmulatorHandler(std::shared_ptr<MessageStore> store, std::shared_ptr<ProfileBook> profiles,
+                  std::shared_ptr<const EmulatorOptions> options, std::shared_ptr<std::atomic<uint64_t>> mid_counter)
+      : store_(std::move(store)), profiles_(std::move(profiles)), options_(std::move(options)),
+        mid_counter_(std::move(mid_counter)) {}
 
   void onRequest(const Http::Request& request, Http::ResponseWriter response) override {
     http::KeepAliveUnlessClosed(request, response);
@@ -88,20 +89,18 @@ class EmulatorHandler : public Http::Handler {
       return {200, R"({"cleared":true})"};
     }
     if (path == "/_emulator/say" && method == Http::Method::Post) return Say(request.body());
+    if (path == "/_emulator/profiles" && method == Http::Method::Post) return NameUser(request.body());
+    if (parts.size() == 2 && parts[0].size() > 1 && parts[0][0] == 'v' && method == Http::Method::Get &&
+        parts[1].rfind("_", 0) != 0) {
+      return UserProfile(parts[1], request);
+    }
     if (path == "/_emulator/health") return {200, R"({"ok":true})"};
     return {404, R"({"error":{"message":"Unknown path components","type":"OAuthException","code":2500}})"};
   }
 
   Reply SendApi(const std::string& page_in_path, const Http::Request& request) {
-    std::string token = request.query().get("access_token").value_or("");
-    if (token.empty()) {
-      GraphError error{400, 104, 0, "OAuthException", "An access token is required to request this resource."};
-      return {error.http_status, error.Body()};
-    }
-    if (!options_->page_token.empty() && !ConstantTimeEquals(token, options_->page_token)) {
-      GraphError error{400, 190, 0, "OAuthException", "Invalid OAuth access token."};
-      return {error.http_status, error.Body()};
-    }
+    Reply refusal;
+    if (!TokenAccepted(request, &refusal)) return refusal;
     auto verdict = ValidateSend(request.body());
     if (auto* error = std::get_if<GraphError>(&verdict)) return {error->http_status, error->Body()};
     const auto& send = std::get<AcceptedSend>(verdict);
@@ -116,6 +115,46 @@ class EmulatorHandler : public Http::Handler {
     json answer{{"recipient_id", send.recipient}};
     if (send.sender_action.empty()) answer["message_id"] = stored.message_id;
     return {200, answer.dump()};
+  }
+
+  bool TokenAccepted(const Http::Request& request, Reply* refusal) {
+    std::string token = request.query().get("access_token").value_or("");
+    if (token.empty()) {
+      GraphError error{400, 104, 0, "OAuthException", "An access token is required to request this resource."};
+      *refusal = {error.http_status, error.Body()};
+      return false;
+    }
+    if (!options_->page_token.empty() && !ConstantTimeEquals(token, options_->page_token)) {
+      GraphError error{400, 190, 0, "OAuthException", "Invalid OAuth access token."};
+      *refusal = {error.http_status, error.Body()};
+      return false;
+    }
+    return true;
+  }
+
+  Reply UserProfile(const std::string& psid, const Http::Request& request) {
+    Reply refusal;
+    if (!TokenAccepted(request, &refusal)) return refusal;
+    auto profile = profiles_->Get(psid);
+    json answer{{"id", psid}};
+    std::string fields = request.query().get("fields").value_or("first_name,last_name");
+    if (fields.find("first_name") != std::string::npos) answer["first_name"] = profile.first_name;
+    if (fields.find("last_name") != std::string::npos) answer["last_name"] = profile.last_name;
+    if (fields.find("profile_pic") != std::string::npos) {
+      answer["profile_pic"] = "https://example.com/emulator/" + psid + ".png";
+    }
+    return {200, answer.dump()};
+  }
+
+  Reply NameUser(const std::string& body) {
+    json request = json::parse(body, nullptr, false);
+    if (!request.is_object() || !request.contains("psid") || !request["psid"].is_string() ||
+        !request.contains("first_name") || !request["first_name"].is_string()) {
+      return {400, R"({"error":"expected {\"psid\":\"...\",\"first_name\":\"...\",\"last_name\":\"...\"}"})"};
+    }
+    profiles_->Set(request["psid"].get<std::string>(),
+                   {request["first_name"].get<std::string>(), request.value("last_name", "")});
+    return {200, R"({"ok":true})"};
   }
 
   Reply Say(const std::string& body) {
@@ -136,6 +175,9 @@ class EmulatorHandler : public Http::Handler {
     event.quick_reply_payload = request.value("quick_reply", "");
     event.postback_payload = request.value("postback", "");
     event.postback_title = request.value("title", event.postback_payload);
+    if (request.contains("first_name") && request["first_name"].is_string()) {
+      profiles_->Set(event.psid, {request["first_name"].get<std::string>(), request.value("last_name", "")});
+    }
     std::string webhook = BuildWebhookBody(event);
     thread_local http::Client client(std::chrono::milliseconds(10000));
     auto delivered = client.Post(options_->ingress_url, webhook,
@@ -151,6 +193,7 @@ class EmulatorHandler : public Http::Handler {
   }
 
   std::shared_ptr<MessageStore> store_;
+  std::shared_ptr<ProfileBook> profiles_;
   std::shared_ptr<const EmulatorOptions> options_;
   std::shared_ptr<std::atomic<uint64_t>> mid_counter_;
 };
@@ -160,12 +203,13 @@ class EmulatorHandler : public Http::Handler {
 Result<std::unique_ptr<EmulatorServer>> EmulatorServer::Start(EmulatorOptions options) {
   std::unique_ptr<EmulatorServer> out(new EmulatorServer());
   out->store_ = std::make_shared<MessageStore>();
+  out->profiles_ = std::make_shared<ProfileBook>();
   auto shared_options = std::make_shared<const EmulatorOptions>(options);
   try {
     out->endpoint_ = std::make_shared<Http::Endpoint>(Address(options.address.host, Port(options.address.port)));
     out->endpoint_->init(Http::Endpoint::options().threads(options.threads).flags(Tcp::Options::ReuseAddr));
     out->endpoint_->setHandler(Http::make_handler<EmulatorHandler>(
-        out->store_, shared_options, std::make_shared<std::atomic<uint64_t>>(0)));
+        out->store_, out->profiles_, shared_options, std::make_shared<std::atomic<uint64_t>>(0)));
     out->endpoint_->serveThreaded();
     out->port_ = static_cast<uint16_t>(out->endpoint_->getPort());
   } catch (const std::exception& e) {

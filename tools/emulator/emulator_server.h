@@ -28,17 +28,21 @@ struct EmulatorOptions {
 //   DELETE /_emulator/messages                       forget every recorded message
 //   POST /_emulator/say {"page","psid","text"}       a user's message, delivered as a signed
 //                                                    Meta-form webhook to the ingress URL
+//   GET  /v{N}/{psid}?fields=...                     the user profile API
+//   POST /_emulator/profiles {"psid","first_name","last_name"}   names a user
 class EmulatorServer {
  public:
   static Result<std::unique_ptr<EmulatorServer>> Start(EmulatorOptions options);
   ~EmulatorServer();
   int port() const { return port_; }
   MessageStore& store() { return *store_; }
+  ProfileBook& profiles() { return *profiles_; }
   void Shutdown();
 
  private:
   EmulatorServer() = default;
   std::shared_ptr<MessageStore> store_;
+  std::shared_ptr<ProfileBook> profiles_;
   std::shared_ptr<Pistache::Http::Endpoint> endpoint_;
   int port_ = 0;
 };

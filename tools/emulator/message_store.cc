@@ -1,5 +1,7 @@
 #include "tools/emulator/message_store.h"
 
+#include "common/shard.h"
+
 namespace katy::emulator {
 
 RecordedMessage MessageStore::Add(RecordedMessage message) {
@@ -28,6 +30,22 @@ size_t MessageStore::size() const {
 void MessageStore::Clear() {
   std::lock_guard lock(mutex_);
   messages_.clear();
+}
+
+void ProfileBook::Set(const std::string& psid, Profile profile) {
+  std::lock_guard lock(mutex_);
+  profiles_[psid] = std::move(profile);
+}
+
+ProfileBook::Profile ProfileBook::Get(const std::string& psid) const {
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = profiles_.find(psid); it != profiles_.end()) return it->second;
+  }
+  static const char* const kFirst[] = {"Alex", "Sam", "Robin", "Kim", "Noor", "Jules", "Mika", "Lou"};
+  static const char* const kLast[] = {"Martin", "Garcia", "Rossi", "Nguyen", "Novak", "Silva"};
+  const uint64_t hash = Fnv1a64(psid);
+  return {kFirst[hash % 8], kLast[(hash / 8) % 6]};
 }
 
 }  // namespace katy::emulator

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -33,6 +34,22 @@ class MessageStore {
   mutable std::mutex mutex_;
   std::vector<RecordedMessage> messages_;
   uint64_t next_seq_ = 1;
+};
+
+// The emulated users' profiles (Graph `GET /{psid}`). A user nobody named gets a stable name
+// derived from the PSID, like a real account would have. Thread-safe.
+class ProfileBook {
+ public:
+  struct Profile {
+    std::string first_name;
+    std::string last_name;
+  };
+  void Set(const std::string& psid, Profile profile);
+  Profile Get(const std::string& psid) const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, Profile> profiles_;
 };
 
 }  // namespace katy::emulator

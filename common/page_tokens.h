@@ -6,7 +6,7 @@
 
 #include "common/result.h"
 
-namespace katy::sender {
+namespace katy {
 
 // Which access token sends for which page: a per-page map (KATY_PAGE_TOKENS_FILE, JSON
 // {"<page id>": "<token>"}) with a default for every other page (KATY_PAGE_TOKEN).
@@ -26,4 +26,4 @@ class PageTokens {
   std::map<std::string, std::string> per_page_;
 };
 
-}  // namespace katy::sender
+}  // namespace katy

@@ -1,10 +1,10 @@
-#include "services/sender/page_tokens.h"
+#include "common/page_tokens.h"
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-namespace katy::sender {
+namespace katy {
 
 Result<PageTokens> PageTokens::Load(std::string default_token, const std::string& file_path) {
   std::map<std::string, std::string> per_page;
@@ -40,4 +40,4 @@ std::optional<std::string> PageTokens::For(const std::string& page_id) const {
   return std::nullopt;
 }
 
-}  // namespace katy::sender
+}  // namespace katy

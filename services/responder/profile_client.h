@@ -1,0 +1,32 @@
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "common/http/http_client.h"
+#include "common/page_tokens.h"
+#include "common/result.h"
+
+namespace katy::responder {
+
+// Reads a user's first name from the Graph user profile API
+// (GET {graph}/{psid}?fields=first_name&access_token=...), for {{first_name}}. A profile is
+// optional: callers fall back to a neutral word on any error. Thread-compatible.
+class ProfileClient {
+ public:
+  ProfileClient(std::string graph_url, const PageTokens& tokens, std::chrono::milliseconds timeout)
+      : graph_url_(std::move(graph_url)), tokens_(tokens), timeout_(timeout) {}
+
+  // The first name, or an Error ("no_token", "timeout", "http_<status>", "bad_answer", ...).
+  // Never waits longer than the timeout. Uses `http` (one per thread).
+  Result<std::string> FirstName(http::Client& http, const std::string& page_id, const std::string& psid) const;
+
+  bool enabled() const { return !graph_url_.empty() && !tokens_.empty(); }
+
+ private:
+  std::string graph_url_;
+  const PageTokens& tokens_;
+  std::chrono::milliseconds timeout_;
+};
+
+}  // namespace katy::responder

@@ -1,0 +1,85 @@
+#include "services/responder/skill_client.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/events.h"
+
+namespace katy::responder {
+
+using nlohmann::json;
+
+std::string SkillRequestBody(const katy::v1::InboundEvent& event, const Conversation& conversation) {
+  json attachments = json::array();
+  for (const auto& attachment : event.attachments()) {
+    attachments.push_back({{"type", attachment.type()}, {"url", attachment.url()}});
+  }
+  json body{{"event",
+             {{"page", event.page_id()},
+              {"user", event.user_id()},
+              {"kind", EventKindName(event.kind())},
+              {"mid", event.mid()},
+              {"text", event.text()},
+              {"postback_payload", event.postback_payload()},
+              {"quick_reply_payload", event.quick_reply_payload()},
+              {"attachments", attachments},
+              {"timestamp", event.timestamp_ms()}}},
+            {"conversation",
+             {{"state", conversation.state}, {"vars", conversation.vars}, {"first_name", conversation.first_name}}}};
+  return body.dump();
+}
+
+Result<SkillAnswer> ParseSkillAnswer(const std::string& body) {
+  auto bad = [](const std::string& why) { return Error{"skill_bad_answer", why}; };
+  json answer = json::parse(body, nullptr, false);
+  if (!answer.is_object()) return bad("the answer is not a JSON object");
+  SkillAnswer out;
+  if (auto messages = answer.find("messages"); messages != answer.end()) {
+    if (!messages->is_array() || messages->size() > 10) return bad("messages must be a list of at most 10");
+    for (const auto& message : *messages) {
+      if (message.is_string()) {
+        if (message.get<std::string>().empty()) return bad("an empty text message");
+        out.messages.push_back(json{{"text", message}}.dump());
+      } else if (message.is_object() && (message.contains("text") || message.contains("attachment"))) {
+        out.messages.push_back(message.dump());
+      } else {
+        return bad("a message must be text or an object with text or attachment");
+      }
+    }
+  }
+  if (auto set = answer.find("set"); set != answer.end()) {
+    if (!set->is_object()) return bad("set must be an object");
+    for (const auto& [name, value] : set->items()) {
+      out.set_vars[name] = value.is_string() ? value.get<std::string>() : value.dump();
+    }
+  }
+  if (auto state = answer.find("state"); state != answer.end()) {
+    if (state->is_null()) out.next_state = "";
+    else if (state->is_string()) out.next_state = state->get<std::string>();
+    else return bad("state must be a string or null");
+  }
+  return out;
+}
+
+Result<SkillAnswer> CallSkill(http::Client& http, const Skill& skill, const katy::v1::InboundEvent& event,
+                              const Conversation& conversation) {
+  const std::string body = SkillRequestBody(event, conversation);
+  http.set_timeout(skill.timeout);
+  Error last{"skill_unreachable", ""};
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto response = http.Post(skill.url, body, {"Content-Type: application/json"});
+    if (!response) {
+      last = Error{response.error().code == "timeout" ? "skill_timeout" : "skill_unreachable",
+                   response.error().message};
+      continue;
+    }
+    if (response->status < 200 || response->status >= 300) {
+      last = Error{"skill_http_" + std::to_string(response->status), response->body.substr(0, 200)};
+      if (response->status < 500) break;  // the skill refused this event: retrying will not help
+      continue;
+    }
+    return ParseSkillAnswer(response->body);  // a malformed answer is not retried either
+  }
+  return last;
+}
+
+}  // namespace katy::responder
