@@ -4,6 +4,7 @@
 
 #include <csignal>
 #include <fstream>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "common/http/http_client.h"
@@ -58,6 +59,31 @@ TEST(EndToEndTest, HelloThroughTheEmulatorGetsTheBotsReply) {
       },
       std::chrono::seconds(15)));
   EXPECT_EQ(replies[0]["message"]["text"], "echo: Ça va? ☀️");
+}
+
+TEST(EndToEndTest, RulesReloadOnSighupAndABrokenFileIsRefused) {
+  testing::KatyStack stack({kRules, {}});
+  ASSERT_TRUE(stack.ready());
+  http::Client http;
+  auto say_and_read = [&](const std::string& psid, const std::string& text) {
+    nlohmann::json body{{"page", "1045"}, {"psid", psid}, {"text", text}};
+    EXPECT_EQ(http.Post(stack.emulator_url() + "/_emulator/say", body.dump())->status, 200);
+    nlohmann::json replies;
+    testing::WaitFor([&] { return (replies = Replies(http, stack.emulator_url(), psid)).size() >= 1; },
+                     std::chrono::seconds(10));
+    return replies.empty() ? std::string() : replies.back()["message"]["text"].get<std::string>();
+  };
+  EXPECT_EQ(say_and_read("r1", "hello"), "hi there");
+
+  std::ofstream(stack.dir() + "/rules.yaml") << "rules:\n  - when: { keywords: [hello] }\n    reply: \"hello v2\"\n";
+  ASSERT_EQ(kill(stack.process("responder").pid(), SIGHUP), 0);
+  EXPECT_TRUE(testing::WaitFor([&] { return say_and_read("r2", "hello") == "hello v2"; }, std::chrono::seconds(10)));
+
+  std::ofstream(stack.dir() + "/rules.yaml") << "rules:\n  - when: { keywords: [hello] }\n    replyy: broken\n";
+  ASSERT_EQ(kill(stack.process("responder").pid(), SIGHUP), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(say_and_read("r3", "hello"), "hello v2") << "a broken file replaced the rules in force";
+  EXPECT_TRUE(stack.process("responder").Running());
 }
 
 TEST(EndToEndTest, ServicesStopCleanlyOnSigterm) {
