@@ -1,6 +1,7 @@
 #include "common/redis/sharded_consumer.h"
 
 #include <algorithm>
+#include <random>
 #include <thread>
 
 #include "common/log.h"
@@ -279,18 +280,31 @@ void ShardedConsumer::WorkerLoop() {
         }
       }
 
+      if (result.kind == HandleResult::Kind::kWait) --item.attempts;  // not a failure
+
       lock.lock();
       --in_hand_[item.shard];
       Conversation& after = conversations_[key];
       after.busy = false;
-      if (result.kind == HandleResult::Kind::kRetry) {
+      if (result.kind == HandleResult::Kind::kRetry || result.kind == HandleResult::Kind::kWait) {
         after.items.front().attempts = item.attempts;
-        // Exponential, capped at max_backoff, but never shorter than what the handler asked for
-        // (a throttled page's regain-access time, for example).
-        std::chrono::milliseconds backoff(100LL << std::min(item.attempts, 10));
-        backoff = std::max(std::min(backoff, options_.max_backoff), result.wait);
-        delayed_.emplace(std::chrono::steady_clock::now() + backoff, key);
-        if (outcomes_ != nullptr) outcomes_->WithLabels({{"role", options_.role}, {"outcome", "retry"}}).Inc();
+        std::chrono::milliseconds delay = result.wait;
+        if (result.kind == HandleResult::Kind::kRetry) {
+          // Exponential with +-20% jitter (so retries of many conversations spread out), capped
+          // at max_backoff, but never shorter than what the handler asked for.
+          thread_local std::mt19937 random{std::random_device{}()};
+          std::chrono::milliseconds backoff(100LL << std::min(item.attempts, 10));
+          backoff = std::min(backoff, options_.max_backoff);
+          backoff = std::chrono::milliseconds(static_cast<long long>(
+              static_cast<double>(backoff.count()) * std::uniform_real_distribution<double>(0.8, 1.2)(random)));
+          delay = std::max(backoff, result.wait);
+        }
+        delayed_.emplace(std::chrono::steady_clock::now() + delay, key);
+        if (outcomes_ != nullptr) {
+          outcomes_->WithLabels({{"role", options_.role},
+                                 {"outcome", result.kind == HandleResult::Kind::kRetry ? "retry" : "wait"}})
+              .Inc();
+        }
         work_ready_.notify_all();
         continue;
       }

@@ -27,6 +27,8 @@ struct HandleResult {
                // conversation wait, other conversations go on
     kPoison,   // can never be handled: dead-letter it now
     kAbandon,  // this instance no longer owns the shard: leave it pending for the new owner
+    kWait,     // not this entry's failure (rate limit, paused page): try again after `wait`,
+               // without counting an attempt; later entries of the conversation wait too
   };
   Kind kind = Kind::kDone;
   std::string reason;  // becomes the dead letter's reason
@@ -38,6 +40,9 @@ struct HandleResult {
   }
   static HandleResult Poison(std::string why) { return {Kind::kPoison, std::move(why), {}}; }
   static HandleResult Abandon(std::string why) { return {Kind::kAbandon, std::move(why), {}}; }
+  static HandleResult Wait(std::string why, std::chrono::milliseconds wait) {
+    return {Kind::kWait, std::move(why), wait};
+  }
 };
 
 // Proof of ownership a handler passes into its commit script: the commit checks atomically
@@ -76,7 +81,8 @@ struct ShardedConsumerOptions {
 //    new ones (XREADGROUP >);
 //  - hands entries to a bounded pool: one conversation's entries strictly one after another,
 //    different conversations concurrently;
-//  - retries with exponential backoff (a waiting entry holds back only its conversation);
+//  - retries with exponential backoff and jitter (a waiting entry holds back only its
+//    conversation); kWait entries wait as asked without using up attempts;
 //    after max_attempts or on kPoison, moves the entry to the dead-letter stream with stage,
 //    reason and attempts, and acknowledges it, atomically and fenced by the lease;
 //  - on losing a shard, stops handing out its entries at once (queued ones stay pending).

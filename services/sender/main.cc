@@ -42,6 +42,11 @@ int Run(int argc, char** argv) {
   sender::SenderOptions options;
   options.graph_url = cfg.graph_url;
   if (cfg.appsecret_proof) options.appsecret = cfg.app_secret;
+  options.request_timeout = cfg.send_timeout;
+  options.retry_max_age = cfg.retry_max_age;
+  options.typing = cfg.typing;
+  options.mark_seen = cfg.mark_seen;
+  sender::PageLimiter limiter(keys, cfg.page_rate, cfg.media_rate);
 
   redis::ShardedConsumerOptions consumer_options;
   consumer_options.role = "sender";
@@ -57,7 +62,7 @@ int Run(int argc, char** argv) {
       *redis_options, keys, consumer_options,
       [&]() -> redis::EntryHandler {
     // One handler per worker thread: each owns its HTTP connection.
-    auto handler = std::make_shared<sender::SenderHandler>(keys, options, *tokens, sender_metrics, NowMs);
+    auto handler = std::make_shared<sender::SenderHandler>(keys, options, *tokens, limiter, sender_metrics, NowMs);
     return [handler](redis::Client& client, const redis::StreamEntry& entry, const redis::Fence& fence) {
       return (*handler)(client, entry, fence);
     };

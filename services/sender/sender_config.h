@@ -19,6 +19,12 @@ struct SenderConfig {
   std::string app_secret;         // KATY_APP_SECRET (secret): for appsecret_proof
   bool appsecret_proof = false;   // KATY_APPSECRET_PROOF: send appsecret_proof
   std::chrono::milliseconds lease_ttl{10000};  // KATY_LEASE_TTL_MS
+  double page_rate = 250;         // KATY_PAGE_RATE: messages/s per page, all senders together
+  double media_rate = 10;         // KATY_MEDIA_RATE: audio/video messages/s per page
+  std::chrono::milliseconds send_timeout{10000};  // KATY_SEND_TIMEOUT_MS: one Send API call
+  std::chrono::seconds retry_max_age{3600};       // KATY_RETRY_MAX_AGE_S: then "expired"
+  bool typing = false;            // KATY_TYPING: typing_on before every text reply
+  bool mark_seen = false;         // KATY_MARK_SEEN: mark_seen before the first reply to an event
   int workers = 32;               // KATY_WORKERS: recipients with a message in flight at once
   int max_attempts = 8;           // KATY_MAX_ATTEMPTS: transient failures before dead-lettering
   std::chrono::seconds drain_timeout{10};      // KATY_DRAIN_TIMEOUT_S

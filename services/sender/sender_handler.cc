@@ -3,20 +3,39 @@
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
-#include "katy/v1/events.pb.h"
 #include "services/sender/send_request.h"
+#include "services/sender/text_split.h"
 
 namespace katy::sender {
 namespace {
 
-// KEYS[1] the message's sent mark, KEYS[2] the outbound stream.
+// KEYS[1] the message's sent mark, KEYS[2] the outbound stream, KEYS[3] its in-flight mark.
 // ARGV[1] group, ARGV[2] entry id, ARGV[3] mark TTL (s), ARGV[4] Meta's message id.
 constexpr const char* kDeliveredLua = R"lua(
 redis.call('SET', KEYS[1], ARGV[4], 'EX', ARGV[3])
+redis.call('DEL', KEYS[3])
 return redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
 )lua";
 
+constexpr size_t kMaxTextChars = 2000;  // Meta: under 2000, so parts of at most 1999
+constexpr std::chrono::milliseconds kPausedRecheck{1000};
+constexpr int64_t kInFlightMarkMs = 3600 * 1000;
+
 log::RateLimited g_page_alerts(std::chrono::seconds(10));
+
+std::string MetaMessageId(const std::string& body) {
+  auto json = nlohmann::json::parse(body, nullptr, false);
+  if (json.is_object() && json.contains("message_id") && json["message_id"].is_string()) {
+    return json["message_id"].get<std::string>();
+  }
+  return "";
+}
+
+bool IsMedia(const nlohmann::json& message) {
+  if (!message.is_object() || !message.contains("attachment")) return false;
+  const auto& type = message["attachment"].value("type", "");
+  return type == "audio" || type == "video";
+}
 
 }  // namespace
 
@@ -28,11 +47,19 @@ SenderMetrics::SenderMetrics(metrics::Registry& registry)
                                        "From ingress receipt of the event to the Send API's 2xx",
                                        metrics::LatencyBuckets())),
       skipped(registry.AddCounter("katy_sender_skipped_total",
-                                  "Messages not sent because they were already delivered")) {}
+                                  "Messages not sent because they were already delivered")),
+      throttled(registry.AddCounter("katy_sender_throttled_seconds_total",
+                                    "Seconds of sending stopped for a page after Meta throttled it")),
+      pauses(registry.AddCounter("katy_sender_page_pauses_total", "Pages paused by the sender, by reason")),
+      possible_duplicates(registry.AddCounter(
+          "katy_sender_possible_duplicates_total",
+          "Sends of a message whose previous attempt had an unknown outcome (crash or timeout)")),
+      rate_waits(registry.AddCounter("katy_sender_rate_waits_total",
+                                     "Times a message waited for its page's rate limit")) {}
 
 SenderHandler::SenderHandler(KeySpace keys, SenderOptions options, const PageTokens& tokens,
-                             SenderMetrics& metrics, Clock now_ms)
-    : keys_(std::move(keys)), options_(std::move(options)), tokens_(tokens), metrics_(metrics),
+                             const PageLimiter& limiter, SenderMetrics& metrics, Clock now_ms)
+    : keys_(std::move(keys)), options_(std::move(options)), tokens_(tokens), limiter_(limiter), metrics_(metrics),
       now_ms_(std::move(now_ms)), http_(options_.request_timeout), delivered_script_(kDeliveredLua) {}
 
 std::string ConversationOfMessage(const redis::StreamEntry& entry) {
@@ -42,38 +69,41 @@ std::string ConversationOfMessage(const redis::StreamEntry& entry) {
   return message.page_id() + ":" + message.recipient_id();
 }
 
-redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis::StreamEntry& entry,
-                                              const redis::Fence& fence) {
-  katy::v1::OutboundMessage message;
-  auto payload = entry.Field("pb");
-  if (!payload || !message.ParseFromString(*payload)) return redis::HandleResult::Poison("undecodable_message");
+void SenderHandler::SendAction(const katy::v1::OutboundMessage& message, const std::string& action,
+                               const std::string& token) {
+  katy::v1::OutboundMessage request = message;
+  request.clear_message_json();
+  request.set_sender_action(action);
+  auto built = BuildSendRequest(request, options_.graph_url, token, options_.appsecret);
+  auto answer = http_.Post(built->url, built->body, {"Content-Type: application/json"});
+  metrics_.sends.WithLabels({{"result", answer && answer->status == 200 ? "delivered" : "action_failed"},
+                             {"code", "0"}})
+      .Inc();
+}
 
-  const int shard = ShardOf(message.page_id(), message.recipient_id(), keys_.shards());
-  const std::string sent_key = keys_.Sent(shard, message.id());
-  auto checks = client.Pipeline({{"EXISTS", sent_key}, {"GET", fence.lease_key}});
-  if (!checks) return redis::HandleResult::Retry("redis_" + checks.error().code);
-  if ((*checks)[1].str != fence.owner) return redis::HandleResult::Abandon("lost_lease");
-  if ((*checks)[0].integer == 1) {
-    // Delivered before a crash that came between the send and the acknowledgement.
-    auto acked = client.Command({"XACK", entry.stream, KeySpace::kSenderGroup, entry.id});
-    if (!acked) return redis::HandleResult::Retry("redis_" + acked.error().code);
-    metrics_.skipped.WithLabels({}).Inc();
-    return redis::HandleResult::Done();
+redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1::OutboundMessage& message,
+                                           const std::string& mark_key, const std::string& body_json,
+                                           const std::string& token, bool media, std::string* meta_id) {
+  // A slot from the page's shared limit.
+  auto gate = limiter_.Acquire(client, message.page_id(), media);
+  if (!gate) return redis::HandleResult::Retry("redis_" + gate.error().code);
+  if (gate->kind == PageGate::Kind::kPaused) return redis::HandleResult::Wait("page_paused", kPausedRecheck);
+  if (gate->kind == PageGate::Kind::kWait) {
+    metrics_.rate_waits.WithLabels({{"page", message.page_id()}}).Inc();
+    return redis::HandleResult::Wait("rate_limited", gate->wait);
   }
 
-  const int64_t now = now_ms_();
-  const bool automated = message.messaging_type() != "MESSAGE_TAG";
-  const int64_t window_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.window).count();
-  if (automated && message.user_last_message_ms() > 0 && now - message.user_last_message_ms() > window_ms) {
-    metrics_.sends.WithLabels({{"result", "outside_window"}, {"code", "0"}}).Inc();
-    return redis::HandleResult::Poison("outside_window");
-  }
+  // The in-flight mark outlives a crash: finding it means an earlier attempt's outcome is
+  // unknown, so this send may duplicate it (the one duplicate at-least-once allows).
+  const std::string inflight_key = mark_key + ":inflight";
+  auto marked = client.Command({"SET", inflight_key, "1", "NX", "PX", std::to_string(kInFlightMarkMs)});
+  if (!marked) return redis::HandleResult::Retry("redis_" + marked.error().code);
+  if (marked->IsNil()) metrics_.possible_duplicates.WithLabels({}).Inc();
 
-  auto token = tokens_.For(message.page_id());
-  if (!token) return redis::HandleResult::Poison("no_page_token");
-  auto request = BuildSendRequest(message, options_.graph_url, *token, options_.appsecret);
+  katy::v1::OutboundMessage part = message;
+  part.set_message_json(body_json);
+  auto request = BuildSendRequest(part, options_.graph_url, token, options_.appsecret);
   if (!request) return redis::HandleResult::Poison("bad_message");
-
   const auto started = std::chrono::steady_clock::now();
   auto answer = http_.Post(request->url, request->body, {"Content-Type: application/json"});
   metrics_.latency.WithLabels({}).Observe(
@@ -86,46 +116,149 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
   } else {
     response.transport_error = answer.error().code;
   }
-  Classification verdict = Classify(response);
+  const Classification verdict = Classify(response);
   metrics_.sends.WithLabels({{"result", verdict.reason}, {"code", std::to_string(verdict.code)}}).Inc();
+  // A definite answer means this attempt's outcome is known: the mark has done its job.
+  if (answer && verdict.action != SendAction::kDelivered) client.Command({"DEL", inflight_key});
 
+  const int64_t age_ms = now_ms_() - message.created_at_ms();
   switch (verdict.action) {
-    case SendAction::kDelivered: {
-      std::string meta_id;
-      if (answer) {
-        auto json = nlohmann::json::parse(answer->body, nullptr, false);
-        if (json.is_object() && json.contains("message_id") && json["message_id"].is_string()) {
-          meta_id = json["message_id"].get<std::string>();
-        }
+    case SendAction::kDelivered:
+      if (verdict.wait.count() > 0) {
+        // Delivered, but Meta's usage headers say the page is at its limit: slow it down.
+        limiter_.Throttle(client, message.page_id(), verdict.wait);
+        metrics_.throttled.WithLabels({{"page", message.page_id()}}).Inc(std::chrono::duration<double>(verdict.wait).count());
       }
-      auto committed = delivered_script_.Run(
-          client, {sent_key, entry.stream},
-          {KeySpace::kSenderGroup, entry.id, std::to_string(options_.sent_ttl.count()), meta_id});
-      if (!committed) {
-        // Meta has it but Redis did not record it: the retry will find no mark and send again.
-        // This is the one duplicate window of at-least-once delivery.
-        log::Error("delivered but not recorded", {{"id", message.id()}, {"error", committed.error().message}});
-        return redis::HandleResult::Retry("redis_" + committed.error().code);
-      }
-      if (message.event_received_at_ms() > 0) {
-        metrics_.end_to_end.WithLabels({}).Observe(
-            static_cast<double>(now_ms_() - message.event_received_at_ms()) / 1000.0);
-      }
-      log::Debug("delivered", {{"id", message.id()}, {"page", message.page_id()}, {"shard", shard},
-                               {"message_id", meta_id}});
+      *meta_id = MetaMessageId(response.body);
       return redis::HandleResult::Done();
-    }
     case SendAction::kRetry:
+      if (message.created_at_ms() > 0 && age_ms > std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                      options_.retry_max_age).count()) {
+        return redis::HandleResult::Poison("expired_" + verdict.reason);
+      }
+      return redis::HandleResult::Retry(verdict.reason);
     case SendAction::kThrottle:
-      return redis::HandleResult::Retry(verdict.reason);
+      limiter_.Throttle(client, message.page_id(), verdict.wait);
+      metrics_.throttled.WithLabels({{"page", message.page_id()}}).Inc(std::chrono::duration<double>(verdict.wait).count());
+      log::Warn("page throttled by Meta", {{"page", message.page_id()}, {"code", verdict.code},
+                                           {"wait_ms", static_cast<long long>(verdict.wait.count())}});
+      return redis::HandleResult::Wait(verdict.reason, verdict.wait);
     case SendAction::kPausePage:
-      g_page_alerts.Write(log::Level::kError, "page cannot send; its messages stay queued",
-                          {{"page", message.page_id()}, {"code", verdict.code}, {"subcode", verdict.subcode}});
-      return redis::HandleResult::Retry(verdict.reason);
+    {
+      auto paused = limiter_.Pause(client, message.page_id(), verdict.reason + "_" + std::to_string(verdict.code));
+      if (paused && *paused) {
+        metrics_.pauses.WithLabels({{"page", message.page_id()}, {"reason", verdict.reason}}).Inc();
+        g_page_alerts.Write(log::Level::kError,
+                            "ALERT: page cannot send (token or restriction); paused, its messages stay queued "
+                            "until it is resumed",
+                            {{"page", message.page_id()}, {"code", verdict.code}, {"subcode", verdict.subcode}});
+      }
+      return redis::HandleResult::Wait("page_paused", kPausedRecheck);
+    }
     case SendAction::kDeadLetter:
       return redis::HandleResult::Poison(verdict.reason);
   }
   return redis::HandleResult::Retry("unknown");
+}
+
+redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis::StreamEntry& entry,
+                                              const redis::Fence& fence) {
+  katy::v1::OutboundMessage message;
+  auto payload = entry.Field("pb");
+  if (!payload || !message.ParseFromString(*payload)) return redis::HandleResult::Poison("undecodable_message");
+
+  const int shard = ShardOf(message.page_id(), message.recipient_id(), keys_.shards());
+  const std::string sent_key = keys_.Sent(shard, message.id());
+  auto checks = client.Pipeline({{"EXISTS", sent_key},
+                                 {"GET", fence.lease_key},
+                                 {"HGET", keys_.Conversation(shard, message.page_id(), message.recipient_id()),
+                                  "last_user_ms"}});
+  if (!checks) return redis::HandleResult::Retry("redis_" + checks.error().code);
+  if ((*checks)[1].str != fence.owner) return redis::HandleResult::Abandon("lost_lease");
+  if ((*checks)[0].integer == 1) {
+    // Delivered before a crash that came between the send and the acknowledgement.
+    auto acked = client.Command({"XACK", entry.stream, KeySpace::kSenderGroup, entry.id});
+    if (!acked) return redis::HandleResult::Retry("redis_" + acked.error().code);
+    metrics_.skipped.WithLabels({}).Inc();
+    return redis::HandleResult::Done();
+  }
+
+  // The 24 h window runs from the user's last message: the one this replies to, or a later one.
+  const int64_t now = now_ms_();
+  const int64_t last_user_ms =
+      std::max<int64_t>(message.user_last_message_ms(), std::atoll((*checks)[2].str.c_str()));
+  const bool automated = message.messaging_type() != "MESSAGE_TAG";
+  const int64_t window_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.window).count();
+  if (automated && last_user_ms > 0 && now - last_user_ms > window_ms) {
+    metrics_.sends.WithLabels({{"result", "outside_window"}, {"code", "0"}}).Inc();
+    return redis::HandleResult::Poison("outside_window");
+  }
+
+  auto token = tokens_.For(message.page_id());
+  if (!token) return redis::HandleResult::Poison("no_page_token");
+
+  // What to send: a sender action alone, or the message (long text in ordered parts; quick
+  // replies ride on the last part).
+  std::vector<std::string> bodies;
+  bool media = false;
+  if (!message.sender_action().empty()) {
+    bodies.push_back("");
+  } else {
+    auto content = nlohmann::json::parse(message.message_json(), nullptr, false);
+    if (!content.is_object()) return redis::HandleResult::Poison("bad_message");
+    media = IsMedia(content);
+    if (content.contains("text") && content["text"].is_string()) {
+      auto parts = SplitText(content["text"].get<std::string>(), kMaxTextChars - 1);
+      for (size_t i = 0; i < parts.size(); ++i) {
+        nlohmann::json part = content;
+        part["text"] = parts[i];
+        if (i + 1 < parts.size()) part.erase("quick_replies");
+        bodies.push_back(part.dump());
+      }
+    }
+    if (bodies.empty()) bodies.push_back(message.message_json());
+  }
+
+  const bool first_reply = message.id().size() > 2 && message.id().compare(message.id().size() - 2, 2, "#0") == 0;
+  if (options_.mark_seen && first_reply) SendAction(message, "mark_seen", *token);
+
+  std::string meta_id;
+  for (size_t part = 0; part < bodies.size(); ++part) {
+    const bool last = part + 1 == bodies.size();
+    const std::string mark_key = bodies.size() == 1 ? sent_key : sent_key + "@" + std::to_string(part);
+    if (bodies.size() > 1) {
+      auto done = client.Command({"EXISTS", mark_key});
+      if (!done) return redis::HandleResult::Retry("redis_" + done.error().code);
+      if (done->integer == 1) continue;  // this part went out before a retry
+    }
+    if (options_.typing && !bodies[part].empty() && message.sender_action().empty()) {
+      SendAction(message, "typing_on", *token);
+    }
+    auto result = SendOne(client, message, mark_key, bodies[part], *token, media, &meta_id);
+    if (result.kind != redis::HandleResult::Kind::kDone) return result;
+    if (!last) {
+      auto recorded = client.Command({"SET", mark_key, meta_id, "EX", std::to_string(options_.sent_ttl.count())});
+      client.Command({"DEL", mark_key + ":inflight"});
+      if (!recorded) return redis::HandleResult::Retry("redis_" + recorded.error().code);
+    }
+  }
+
+  const std::string final_mark = bodies.size() == 1 ? sent_key : sent_key + "@" + std::to_string(bodies.size() - 1);
+  auto committed = delivered_script_.Run(
+      client, {sent_key, entry.stream, final_mark + ":inflight"},
+      {KeySpace::kSenderGroup, entry.id, std::to_string(options_.sent_ttl.count()), meta_id});
+  if (!committed) {
+    // Meta has it but Redis did not record it: the retry finds the in-flight mark, sends again
+    // and counts a possible duplicate. This is the one duplicate window of at-least-once.
+    log::Error("delivered but not recorded", {{"id", message.id()}, {"error", committed.error().message}});
+    return redis::HandleResult::Retry("redis_" + committed.error().code);
+  }
+  if (message.event_received_at_ms() > 0) {
+    metrics_.end_to_end.WithLabels({}).Observe(static_cast<double>(now_ms_() - message.event_received_at_ms()) / 1000.0);
+  }
+  log::Debug("delivered", {{"id", message.id()}, {"page", message.page_id()}, {"shard", shard},
+                           {"message_id", meta_id}, {"parts", bodies.size()}});
+  return redis::HandleResult::Done();
 }
 
 }  // namespace katy::sender

@@ -6,11 +6,13 @@
 
 #include "common/http/http_client.h"
 #include "common/metrics/metrics.h"
+#include "common/page_tokens.h"
 #include "common/redis/script.h"
 #include "common/redis/sharded_consumer.h"
 #include "common/shard.h"
 #include "services/sender/error_classifier.h"
-#include "common/page_tokens.h"
+#include "katy/v1/events.pb.h"
+#include "services/sender/page_limiter.h"
 
 namespace katy::sender {
 
@@ -20,6 +22,10 @@ struct SenderOptions {
   std::chrono::seconds sent_ttl{7 * 24 * 3600};  // how long delivered marks are kept
   std::chrono::hours window{24};                  // Meta's standard messaging window
   std::chrono::milliseconds request_timeout{10000};  // one Send API call, connect to answer
+  std::chrono::seconds retry_max_age{3600};  // a message failing transiently is dead-lettered
+                                             // ("expired") once this old
+  bool typing = false;     // typing_on before every text reply
+  bool mark_seen = false;  // mark_seen before the first reply to an event
 };
 
 struct SenderMetrics {
@@ -28,18 +34,27 @@ struct SenderMetrics {
   metrics::Family<metrics::Histogram>& latency;     // Send API call, seconds
   metrics::Family<metrics::Histogram>& end_to_end;  // ingress receipt -> Send API 2xx, seconds
   metrics::Family<metrics::Counter>& skipped;       // already delivered (sent mark present)
+  metrics::Family<metrics::Counter>& throttled;     // by page: seconds of throttle imposed
+  metrics::Family<metrics::Counter>& pauses;        // by page and reason
+  metrics::Family<metrics::Counter>& possible_duplicates;  // sends after an unknown outcome
+  metrics::Family<metrics::Counter>& rate_waits;    // by page: times a message waited for a slot
 };
 
-// Handles one outbound stream entry: checks (in one round trip) that it was not delivered
-// already and that this instance still owns the shard, refuses automated replies outside the
-// 24 h window, calls the Send API, classifies the answer, and on success records the delivered
-// mark and acknowledges in one Lua script. Thread-compatible: one per worker thread (it owns
-// an HTTP connection).
+// Handles one outbound stream entry (docs/sending.md):
+//  1. in one round trip: was it delivered already (skip), does this instance still own the
+//     shard (else leave it), when did the user last write (the 24 h window);
+//  2. refuses automated messages outside the window (dead letter `outside_window`);
+//  3. takes a slot from the page's shared rate limit (a wait or a pause is not a failure);
+//  4. sends, part by part for text over 2000 characters (each part marked when delivered),
+//     with an in-flight mark that reveals a possible duplicate after a crash or a timeout;
+//  5. acts on the classified answer: record + XACK in one script, retry, throttle the page,
+//     pause the page, or dead-letter.
+// Thread-compatible: one per worker thread (it owns an HTTP connection).
 class SenderHandler {
  public:
   using Clock = std::function<int64_t()>;  // epoch ms
 
-  SenderHandler(KeySpace keys, SenderOptions options, const PageTokens& tokens,
+  SenderHandler(KeySpace keys, SenderOptions options, const PageTokens& tokens, const PageLimiter& limiter,
                 SenderMetrics& metrics, Clock now_ms);
 
   redis::HandleResult operator()(redis::Client& client, const redis::StreamEntry& entry,
@@ -49,10 +64,20 @@ class SenderHandler {
   KeySpace keys_;
   SenderOptions options_;
   const PageTokens& tokens_;
+  const PageLimiter& limiter_;
   SenderMetrics& metrics_;
   Clock now_ms_;
   http::Client http_;
   redis::Script delivered_script_;
+
+  // Sends one Send API call for `message` with `body_json` as its message (a slot from the
+  // page's limit first, an in-flight mark around it) and turns the classified answer into
+  // what the consumer must do. On kDone, `meta_id` is Meta's message id.
+  redis::HandleResult SendOne(redis::Client& client, const katy::v1::OutboundMessage& message,
+                              const std::string& mark_key, const std::string& body_json, const std::string& token,
+                              bool media, std::string* meta_id);
+  // typing_on / mark_seen, best effort (a lost indicator is no reason to retry a reply).
+  void SendAction(const katy::v1::OutboundMessage& message, const std::string& action, const std::string& token);
 };
 
 // The conversation an outbound entry belongs to ("<page>:<recipient>"): one message in flight

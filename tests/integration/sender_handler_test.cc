@@ -26,7 +26,9 @@ class SenderHandlerTest : public ::testing::Test {
     SenderOptions sender_options;
     sender_options.graph_url = "http://127.0.0.1:" + std::to_string(emulator_->port()) + "/v25.0";
     sender_options.request_timeout = std::chrono::milliseconds(1000);
-    handler_ = std::make_unique<SenderHandler>(*keys_, sender_options, tokens_, metrics_, [this] { return now_; });
+    limiter_ = std::make_unique<PageLimiter>(*keys_, 1000, 100);
+    handler_ = std::make_unique<SenderHandler>(*keys_, sender_options, tokens_, *limiter_, metrics_,
+                                               [this] { return now_; });
     fence_ = {keys_->Lease(ShardOf("p1", "u1", 4), "sender"), "me"};
     ASSERT_TRUE(client_.Command({"SET", fence_.lease_key, "me"}).ok());
   }
@@ -61,6 +63,7 @@ class SenderHandlerTest : public ::testing::Test {
   PageTokens tokens_ = PageTokens::FromMap("page-token", {{"p-other", "wrong-token"}});
   std::unique_ptr<emulator::EmulatorServer> emulator_;
   std::unique_ptr<KeySpace> keys_;
+  std::unique_ptr<PageLimiter> limiter_;
   std::unique_ptr<SenderHandler> handler_;
   redis::Fence fence_;
   int64_t now_ = 10'000'000'000;

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <sstream>
+
+#include "common/http/http_client.h"
 
 namespace katy::testing {
 
@@ -37,12 +40,14 @@ KatyStack::KatyStack(Options options) {
                                                      env, dir_ + "/emulator.log");
   env = ServiceEnv("ingress");
   env["KATY_HTTP_ADDR"] = "127.0.0.1:" + std::to_string(ingress_port_);
+  envs_["ingress"] = env;
   processes_["ingress"] = std::make_unique<Process>(BinaryPath("katy-ingress"), std::vector<std::string>{},
                                                     env, dir_ + "/ingress.log");
-  processes_["responder"] = std::make_unique<Process>(BinaryPath("katy-responder"), std::vector<std::string>{},
-                                                      ServiceEnv("responder"), dir_ + "/responder.log");
-  processes_["sender"] = std::make_unique<Process>(BinaryPath("katy-sender"), std::vector<std::string>{},
-                                                   ServiceEnv("sender"), dir_ + "/sender.log");
+  for (const char* name : {"responder", "sender"}) {
+    envs_[name] = ServiceEnv(name);
+    processes_[name] = std::make_unique<Process>(BinaryPath(std::string("katy-") + name), std::vector<std::string>{},
+                                                 envs_[name], dir_ + "/" + name + ".log");
+  }
   ready_ = WaitForPort(emulator_port_, std::chrono::seconds(10)) &&
            WaitForPort(ingress_port_, std::chrono::seconds(10));
   for (const char* name : {"responder", "sender"}) ready_ = ready_ && processes_[name]->Running();
@@ -70,9 +75,33 @@ std::map<std::string, std::string> KatyStack::ServiceEnv(const std::string& name
 
 Process& KatyStack::StartExtra(const std::string& name, const std::string& binary) {
   std::string key = name + "-" + std::to_string(++extra_count_);
-  processes_[key] = std::make_unique<Process>(BinaryPath(binary), std::vector<std::string>{}, ServiceEnv(name),
+  envs_[key] = ServiceEnv(name);
+  processes_[key] = std::make_unique<Process>(BinaryPath(binary), std::vector<std::string>{}, envs_[key],
                                               dir_ + "/" + key + ".log");
   return *processes_[key];
+}
+
+std::string KatyStack::AdminUrl(const std::string& process_name) const {
+  return "http://" + envs_.at(process_name).at("KATY_ADMIN_ADDR");
+}
+
+std::string KatyStack::GrpcAddress(const std::string& process_name) const {
+  return envs_.at(process_name).at("KATY_GRPC_ADDR");
+}
+
+double KatyStack::MetricSum(const std::string& process_name, const std::string& metric) const {
+  http::Client http;
+  auto response = http.Get(AdminUrl(process_name) + "/metrics");
+  if (!response || response->status != 200) return 0;
+  double sum = 0;
+  std::istringstream lines(response->body);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(metric, 0) != 0) continue;
+    const char next = line.size() > metric.size() ? line[metric.size()] : '\0';
+    if (next != '{' && next != ' ') continue;  // another metric sharing the prefix
+    sum += std::atof(line.substr(line.rfind(' ') + 1).c_str());
+  }
+  return sum;
 }
 
 }  // namespace katy::testing

@@ -28,8 +28,14 @@ class KatyStack {
   Process& process(const std::string& name) { return *processes_.at(name); }
   // The environment the services were started with (for starting more instances).
   std::map<std::string, std::string> ServiceEnv(const std::string& name) const;
-  // Starts one more process of a service (responder or sender) with its own ports.
+  // Starts one more process of a service (responder or sender) with its own ports; its name in
+  // process() and AdminUrl() is "<name>-<n>".
   Process& StartExtra(const std::string& name, const std::string& binary);
+  // http://127.0.0.1:<admin port> of a started service process ("ingress", "sender-1", ...).
+  std::string AdminUrl(const std::string& process_name) const;
+  std::string GrpcAddress(const std::string& process_name) const;
+  // The sum of every sample of `metric` (any labels) in a process's /metrics; 0 when absent.
+  double MetricSum(const std::string& process_name, const std::string& metric) const;
 
   static constexpr const char* kAppSecret = "e2e-app-secret";
   static constexpr const char* kPageToken = "e2e-page-token";
@@ -42,6 +48,7 @@ class KatyStack {
   int ingress_port_ = 0;
   std::map<std::string, std::string> base_env_;
   std::map<std::string, std::unique_ptr<Process>> processes_;
+  std::map<std::string, std::map<std::string, std::string>> envs_;  // process name -> its environment
   int extra_count_ = 0;
   bool ready_ = false;
 };

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 
 #include "common/hmac.h"
 #include "common/http/http_client.h"
@@ -57,9 +58,10 @@ class EmulatorHandler : public Http::Handler {
  public:
   HTTP_PROTOTYPE(EmulatorHandler)
   EmulatorHandler(std::shared_ptr<MessageStore> store, std::shared_ptr<ProfileBook> profiles,
-                  std::shared_ptr<const EmulatorOptions> options, std::shared_ptr<std::atomic<uint64_t>> mid_counter)
-      : store_(std::move(store)), profiles_(std::move(profiles)), options_(std::move(options)),
-        mid_counter_(std::move(mid_counter)) {}
+                  std::shared_ptr<FaultInjector> faults, std::shared_ptr<const EmulatorOptions> options,
+                  std::shared_ptr<std::atomic<uint64_t>> mid_counter)
+      : store_(std::move(store)), profiles_(std::move(profiles)), faults_(std::move(faults)),
+        options_(std::move(options)), mid_counter_(std::move(mid_counter)) {}
 
   void onRequest(const Http::Request& request, Http::ResponseWriter response) override {
     http::KeepAliveUnlessClosed(request, response);
@@ -89,6 +91,7 @@ class EmulatorHandler : public Http::Handler {
       return {200, R"({"cleared":true})"};
     }
     if (path == "/_emulator/say" && method == Http::Method::Post) return Say(request.body());
+    if (path == "/_emulator/faults") return Faults(method, request.body());
     if (path == "/_emulator/profiles" && method == Http::Method::Post) return NameUser(request.body());
     if (parts.size() == 2 && parts[0].size() > 1 && parts[0][0] == 'v' && method == Http::Method::Get &&
         parts[1].rfind("_", 0) != 0) {
@@ -98,9 +101,25 @@ class EmulatorHandler : public Http::Handler {
     return {404, R"({"error":{"message":"Unknown path components","type":"OAuthException","code":2500}})"};
   }
 
+  Reply Faults(Http::Method method, const std::string& body) {
+    if (method == Http::Method::Delete) {
+      faults_->Set(FaultConfig{});
+    } else if (method == Http::Method::Post) {
+      auto parsed = ParseFaults(body);
+      if (!parsed) return {400, json{{"error", parsed.error().message}}.dump()};
+      faults_->Set(*parsed);
+    }
+    json answer = json::parse(FaultsToJson(faults_->Get()));
+    for (const auto& [code, count] : faults_->InjectedCounts()) answer["injected"][std::to_string(code)] = count;
+    return {200, answer.dump()};
+  }
+
   Reply SendApi(const std::string& page_in_path, const Http::Request& request) {
     Reply refusal;
     if (!TokenAccepted(request, &refusal)) return refusal;
+    auto fault = faults_->Next(page_in_path, NowMs());
+    if (fault.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(fault.delay_ms));
+    if (fault.error) return {fault.error->http_status, fault.error->Body()};
     auto verdict = ValidateSend(request.body());
     if (auto* error = std::get_if<GraphError>(&verdict)) return {error->http_status, error->Body()};
     const auto& send = std::get<AcceptedSend>(verdict);
@@ -194,6 +213,7 @@ class EmulatorHandler : public Http::Handler {
 
   std::shared_ptr<MessageStore> store_;
   std::shared_ptr<ProfileBook> profiles_;
+  std::shared_ptr<FaultInjector> faults_;
   std::shared_ptr<const EmulatorOptions> options_;
   std::shared_ptr<std::atomic<uint64_t>> mid_counter_;
 };
@@ -204,12 +224,18 @@ Result<std::unique_ptr<EmulatorServer>> EmulatorServer::Start(EmulatorOptions op
   std::unique_ptr<EmulatorServer> out(new EmulatorServer());
   out->store_ = std::make_shared<MessageStore>();
   out->profiles_ = std::make_shared<ProfileBook>();
+  out->faults_ = std::make_shared<FaultInjector>();
+  if (!options.faults_json.empty()) {
+    auto faults = ParseFaults(options.faults_json);
+    if (!faults) return Error{"config", "faults: " + faults.error().message};
+    out->faults_->Set(*faults);
+  }
   auto shared_options = std::make_shared<const EmulatorOptions>(options);
   try {
     out->endpoint_ = std::make_shared<Http::Endpoint>(Address(options.address.host, Port(options.address.port)));
     out->endpoint_->init(Http::Endpoint::options().threads(options.threads).flags(Tcp::Options::ReuseAddr));
     out->endpoint_->setHandler(Http::make_handler<EmulatorHandler>(
-        out->store_, out->profiles_, shared_options, std::make_shared<std::atomic<uint64_t>>(0)));
+        out->store_, out->profiles_, out->faults_, shared_options, std::make_shared<std::atomic<uint64_t>>(0)));
     out->endpoint_->serveThreaded();
     out->port_ = static_cast<uint16_t>(out->endpoint_->getPort());
   } catch (const std::exception& e) {

@@ -6,6 +6,7 @@
 
 #include "common/config.h"
 #include "common/result.h"
+#include "tools/emulator/fault_injector.h"
 #include "tools/emulator/message_store.h"
 
 namespace Pistache::Http {
@@ -19,6 +20,7 @@ struct EmulatorOptions {
   std::string app_secret;      // signs the webhooks it delivers
   std::string ingress_url;     // where webhooks go, e.g. http://127.0.0.1:8080/webhook
   std::string page_token;      // when non-empty, the only access token the Send API accepts
+  std::string faults_json;     // initial faults (fault_injector.h), empty for none
   int threads = 4;
 };
 
@@ -30,6 +32,7 @@ struct EmulatorOptions {
 //                                                    Meta-form webhook to the ingress URL
 //   GET  /v{N}/{psid}?fields=...                     the user profile API
 //   POST /_emulator/profiles {"psid","first_name","last_name"}   names a user
+//   GET|POST|DELETE /_emulator/faults                read, set or clear injected faults
 class EmulatorServer {
  public:
   static Result<std::unique_ptr<EmulatorServer>> Start(EmulatorOptions options);
@@ -37,12 +40,14 @@ class EmulatorServer {
   int port() const { return port_; }
   MessageStore& store() { return *store_; }
   ProfileBook& profiles() { return *profiles_; }
+  FaultInjector& faults() { return *faults_; }
   void Shutdown();
 
  private:
   EmulatorServer() = default;
   std::shared_ptr<MessageStore> store_;
   std::shared_ptr<ProfileBook> profiles_;
+  std::shared_ptr<FaultInjector> faults_;
   std::shared_ptr<Pistache::Http::Endpoint> endpoint_;
   int port_ = 0;
 };

@@ -19,6 +19,8 @@ int Run(int argc, char** argv) {
           {"KATY_INGRESS_URL", "http://127.0.0.1:8080/webhook", "Where webhooks are delivered"},
           {"KATY_EMULATOR_PAGE_TOKEN", "",
            "When set, the only page access token the Send API accepts (else any non-empty one)", false, true},
+          {"KATY_EMULATOR_FAULTS", "", "Faults to inject from the start, as JSON (see tools/emulator/README.md)"},
+          {"KATY_EMULATOR_THREADS", "8", "HTTP worker threads (an injected hang holds one)"},
           {"KATY_LOG_LEVEL", "info", "debug, info, warn or error"},
       },
       argc, argv);
@@ -37,6 +39,8 @@ int Run(int argc, char** argv) {
   options.app_secret = settings.String("KATY_APP_SECRET");
   options.ingress_url = settings.String("KATY_INGRESS_URL");
   options.page_token = settings.String("KATY_EMULATOR_PAGE_TOKEN");
+  options.faults_json = settings.String("KATY_EMULATOR_FAULTS");
+  options.threads = static_cast<int>(settings.Int("KATY_EMULATOR_THREADS", 1, 256));
   auto server = emulator::EmulatorServer::Start(options);
   if (!server) throw std::runtime_error(server.error().message);
   log::Info("listening", {{"port", (*server)->port()}});

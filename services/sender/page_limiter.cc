@@ -1,0 +1,105 @@
+#include "services/sender/page_limiter.h"
+
+#include <cmath>
+
+namespace katy::sender {
+namespace {
+
+// KEYS[1] the page's hash. ARGV: tat field (tat|media_tat), rate field (rate|media_rate),
+// default rate, the default-rate fallback hash's rate (from katy:rate:*, may be empty).
+// Returns {1, 0} go, {0, wait_ms} wait, {-1, 0} paused. Uses Redis's clock: every sender
+// instance measures time the same way.
+constexpr const char* kAcquireLua = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local cfg = redis.call('HMGET', KEYS[1], ARGV[2], 'paused', 'blocked_until', ARGV[1])
+if cfg[2] == '1' then return {-1, 0} end
+local blocked = tonumber(cfg[3]) or 0
+if blocked > now then return {0, math.ceil(blocked - now)} end
+local rate = tonumber(cfg[1]) or tonumber(ARGV[4]) or tonumber(ARGV[3])
+local interval = 1000 / rate
+local tolerance = interval * math.max(1, math.floor(rate * 0.01))
+local tat = tonumber(cfg[4]) or now
+if tat < now then tat = now end
+if tat - now > tolerance then return {0, math.ceil(tat - now - tolerance)} end
+redis.call('HSET', KEYS[1], ARGV[1], tostring(tat + interval))
+return {1, 0}
+)lua";
+
+// KEYS[1] the page's hash. ARGV[1] duration ms. Extends blocked_until, never shortens it.
+constexpr const char* kThrottleLua = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local until_ms = now + tonumber(ARGV[1])
+local current = tonumber(redis.call('HGET', KEYS[1], 'blocked_until')) or 0
+if until_ms > current then redis.call('HSET', KEYS[1], 'blocked_until', tostring(math.floor(until_ms))) end
+return 1
+)lua";
+
+std::string Number(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.6g", value);
+  return buffer;
+}
+
+}  // namespace
+
+GcraResult Gcra(double tat_ms, double now_ms, double rate_per_s) {
+  const double interval = 1000.0 / rate_per_s;
+  const double tolerance = interval * std::max(1.0, std::floor(rate_per_s * 0.01));
+  double tat = std::max(tat_ms, now_ms);
+  if (tat - now_ms > tolerance) return {false, tat_ms, tat - now_ms - tolerance};
+  return {true, tat + interval, 0};
+}
+
+PageLimiter::PageLimiter(KeySpace keys, double default_rate, double default_media_rate)
+    : keys_(std::move(keys)), default_rate_(Number(default_rate)), default_media_rate_(Number(default_media_rate)),
+      acquire_(kAcquireLua), throttle_(kThrottleLua) {}
+
+Result<PageGate> PageLimiter::Acquire(redis::Client& client, const std::string& page, bool media) const {
+  // The global hash (pause-all, default rate) is read in the same round trip; it is a separate
+  // key, so it cannot join the script on a Redis Cluster.
+  const std::string rate_field = media ? "media_rate" : "rate";
+  auto global = client.Command({"HMGET", keys_.Rate(kAllPages), "paused", rate_field});
+  if (!global) return global.error();
+  if (global->elements.size() == 2 && global->elements[0].str == "1") return PageGate{PageGate::Kind::kPaused, {}};
+  const std::string& global_rate = global->elements.size() == 2 ? global->elements[1].str : "";
+  auto reply = acquire_.Run(client, {keys_.Rate(page)},
+                            {media ? "media_tat" : "tat", rate_field,
+                             media ? default_media_rate_ : default_rate_, global_rate});
+  if (!reply) return reply.error();
+  if (!reply->IsArray() || reply->elements.size() != 2) return Error{"reply", "unexpected limiter answer"};
+  const long long verdict = reply->elements[0].integer;
+  if (verdict == -1) return PageGate{PageGate::Kind::kPaused, {}};
+  if (verdict == 0) return PageGate{PageGate::Kind::kWait, std::chrono::milliseconds(reply->elements[1].integer)};
+  return PageGate{};
+}
+
+Status PageLimiter::Throttle(redis::Client& client, const std::string& page, std::chrono::milliseconds duration) const {
+  auto reply = throttle_.Run(client, {keys_.Rate(page)}, {std::to_string(duration.count())});
+  if (!reply) return reply.error();
+  return Ok{};
+}
+
+Result<bool> PageLimiter::Pause(redis::Client& client, const std::string& page, const std::string& reason) const {
+  // HSETNX: of several senders (or workers) hitting the same broken page, one pauses it.
+  auto replies = client.Pipeline({{"HSETNX", keys_.Rate(page), "paused", "1"},
+                                  {"HSETNX", keys_.Rate(page), "paused_reason", reason}});
+  if (!replies) return replies.error();
+  return (*replies)[0].integer == 1;
+}
+
+Status PageLimiter::Resume(redis::Client& client, const std::string& page) const {
+  auto reply = client.Command({"HDEL", keys_.Rate(page), "paused", "paused_reason"});
+  if (!reply) return reply.error();
+  return Ok{};
+}
+
+Status PageLimiter::SetRate(redis::Client& client, const std::string& page, double per_second) const {
+  if (!(per_second > 0 && per_second <= 100000)) return Error{"invalid", "rate must be > 0 and at most 100000"};
+  auto reply = client.Command({"HSET", keys_.Rate(page), "rate", Number(per_second)});
+  if (!reply) return reply.error();
+  return Ok{};
+}
+
+}  // namespace katy::sender

@@ -1,0 +1,63 @@
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "common/redis/redis_client.h"
+#include "common/redis/script.h"
+#include "common/result.h"
+#include "common/shard.h"
+
+namespace katy::sender {
+
+// GCRA (the generic cell rate algorithm), one step: may a message go at `now_ms` when the
+// theoretical arrival time is `tat_ms` and the rate `rate_per_s`? Burst tolerance is 1% of the
+// rate, at least one message: no 1-second window carries more than rate + 1% + 2 messages, and
+// a sender that asks a little late does not lose that time (with no tolerance, scheduling
+// delays alone cost ~10% of a 50/s limit).
+// Pure; the Lua script in page_limiter.cc computes exactly this on Redis's clock.
+struct GcraResult {
+  bool allowed;
+  double new_tat_ms;  // the state to keep when allowed
+  double wait_ms;     // when not allowed: how long until it would be
+};
+GcraResult Gcra(double tat_ms, double now_ms, double rate_per_s);
+
+// What the page's gate says about sending one message now.
+struct PageGate {
+  enum class Kind { kGo, kWait, kPaused };
+  Kind kind = Kind::kGo;
+  std::chrono::milliseconds wait{0};  // kWait: until the next slot (rate) or the throttle's end
+};
+
+// The shared per-page limits in Redis (katy:rate:<page>, a hash): GCRA state for messages and
+// for audio/video, the rate and media rate (set at run time; defaults otherwise), a throttle
+// deadline after Meta said 'slow down', and a paused flag. Every sender instance goes through
+// the same hash, so together they stay under the page's limit. katy:rate:* pauses every page.
+// Thread-safe (immutable); the Client passed in is not.
+class PageLimiter {
+ public:
+  PageLimiter(KeySpace keys, double default_rate, double default_media_rate);
+
+  // Takes one slot for `page` if allowed now. Error only on Redis failure.
+  Result<PageGate> Acquire(redis::Client& client, const std::string& page, bool media) const;
+  // Nobody sends for this page before now + `duration` (longer throttles win).
+  Status Throttle(redis::Client& client, const std::string& page, std::chrono::milliseconds duration) const;
+  // Stops (or resumes) sending for `page`; "*" means every page. Messages stay queued.
+  // Returns true when this call paused it, false when it was paused already.
+  Result<bool> Pause(redis::Client& client, const std::string& page, const std::string& reason) const;
+  Status Resume(redis::Client& client, const std::string& page) const;
+  // Messages per second for `page` ("*": the default for pages without their own).
+  Status SetRate(redis::Client& client, const std::string& page, double per_second) const;
+
+  static constexpr const char* kAllPages = "*";
+
+ private:
+  KeySpace keys_;
+  std::string default_rate_;
+  std::string default_media_rate_;
+  redis::Script acquire_;
+  redis::Script throttle_;
+};
+
+}  // namespace katy::sender
