@@ -52,3 +52,11 @@ std::string KeySpace::Rate(std::string_view page) const {
 }
 
 }  // namespace katy
+
+namespace katy {
+
+std::string KeySpace::Paused(std::string_view role) const {
+  return prefix_ + ":paused:" + std::string(role);
+}
+
+}  // namespace katy

@@ -34,6 +34,7 @@ class KeySpace {
   std::string Lease(int shard, std::string_view role) const;
   std::string Members(std::string_view role) const;  // katy:members:<role>
   std::string Rate(std::string_view page) const;      // katy:rate:<page>
+  std::string Paused(std::string_view role) const;    // katy:paused:<role>
 
   static constexpr const char* kResponderGroup = "responders";
   static constexpr const char* kSenderGroup = "senders";

@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 # docker-compose validates the compose file offline (no Docker engine runs here); clang-14
-# builds the fuzzer.
-KATY_EXTRA_PACKAGES="docker-compose clang-14 libclang-rt-14-dev ${KATY_EXTRA_PACKAGES:-}" scripts/setup.sh
+# builds the fuzzer; prometheus brings promtool, which checks every service's /metrics.
+KATY_EXTRA_PACKAGES="docker-compose clang-14 libclang-rt-14-dev prometheus ${KATY_EXTRA_PACKAGES:-}" scripts/setup.sh
 KATY_CMAKE_ARGS="-DKATY_WERROR=ON" scripts/build.sh
 
 work=$(mktemp -d /tmp/katy-test.XXXXXX)

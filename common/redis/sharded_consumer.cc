@@ -81,7 +81,9 @@ void ShardedConsumer::Run(const std::atomic<bool>& stop) {
 
 void ShardedConsumer::LeaseLoop(const std::atomic<bool>& stop) {
   ShardLeases leases(Client(redis_), keys_, {options_.role, options_.instance, options_.lease_ttl});
-  const auto period = options_.lease_ttl / 3;
+  // Renew every third of the TTL, but look at least every second, so that shards released by a
+  // stopping instance, or a new member's share, are taken up within about a second.
+  const auto period = std::min<std::chrono::milliseconds>(options_.lease_ttl / 3, std::chrono::milliseconds(1000));
   while (!release_now_) {
     // During shutdown, keep renewing (entries in hand still commit under the lease) but take
     // nothing new.
@@ -159,6 +161,10 @@ void ShardedConsumer::ReadLoop(const std::atomic<bool>& stop) {
       ClaimPending(client, shard, generation, stop);
     }
 
+    if (options_.paused && options_.paused()) {
+      SleepUnless(stop, std::chrono::milliseconds(200));
+      continue;
+    }
     std::vector<std::string> streams;
     std::map<std::string, std::pair<int, uint64_t>> by_stream;
     {
@@ -263,7 +269,11 @@ void ShardedConsumer::WorkerLoop() {
       lock.unlock();
 
       const Fence fence{keys_.Lease(item.shard, options_.role), options_.instance};
-      HandleResult result = handler(client, item.entry, fence);
+      // Paused: entries already read (say, by a blocking read that began before the pause)
+      // wait here rather than be handled.
+      HandleResult result = options_.paused && options_.paused()
+                                ? HandleResult::Wait("paused", std::chrono::milliseconds(200))
+                                : handler(client, item.entry, fence);
       ++item.attempts;
       if (result.kind == HandleResult::Kind::kRetry && item.attempts >= options_.max_attempts) {
         result = HandleResult::Poison(result.reason);

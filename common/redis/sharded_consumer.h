@@ -72,6 +72,7 @@ struct ShardedConsumerOptions {
   std::chrono::milliseconds block{500};  // longest blocking read; bounds reaction to changes
   int max_attempts = 5;     // kRetry entries are dead-lettered after this many attempts
   std::chrono::milliseconds max_backoff{5000};
+  std::function<bool()> paused;  // when set and true, no new entries are read (held ones finish)
 };
 
 // The at-least-once, ordered, scaled-out consumer that responder and sender share, written once:

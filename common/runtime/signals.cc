@@ -33,6 +33,8 @@ int WaitForSignal() {
   return signal_number;
 }
 
+void RequestShutdown() { kill(getpid(), SIGTERM); }
+
 void ExitOnSecondSignal() {
   std::thread([] {
     while (true) {

@@ -10,6 +10,9 @@ void BlockSignals();
 // Waits on the calling thread for SIGTERM, SIGINT or SIGHUP and returns which one came.
 int WaitForSignal();
 
+// Asks this process to shut down gracefully, exactly as SIGTERM would (Control.Drain).
+void RequestShutdown();
+
 // After a stop signal: starts a thread that exits the process at once (status 130) on a second
 // SIGTERM/SIGINT, so an operator can cut a slow drain short.
 void ExitOnSecondSignal();

@@ -4,9 +4,11 @@
 #include <future>
 #include <thread>
 
+#include "common/grpc/control_service.h"
 #include "common/grpc/service_server.h"
 #include "common/log.h"
 #include "common/metrics/admin_server.h"
+#include "common/metrics/queue_metrics.h"
 #include "common/runtime/signals.h"
 
 namespace katy::runtime {
@@ -16,6 +18,8 @@ int RunWorkerService(const WorkerServiceSpec& spec) {
   if (!grpc_server) throw std::runtime_error(grpc_server.error().message);
   redis::Client health_client(spec.redis);
   grpcsvc::HealthMonitor health(**grpc_server, [&health_client] { return health_client.Ping(); });
+  if (spec.control != nullptr) spec.control->SetServingSource([&health] { return health.last_healthy(); });
+  metrics::AddQueueDepthCollector(*spec.registry, spec.redis, spec.keys);
   auto admin = metrics::AdminServer::Start(spec.admin_addr, *spec.registry,
                                            [&health] { return health.last_healthy(); });
   if (!admin) throw std::runtime_error(admin.error().message);
@@ -40,11 +44,13 @@ int RunWorkerService(const WorkerServiceSpec& spec) {
     // What is in hand stays pending in Redis; the next owner of the shard re-processes it.
     log::Warn("drain deadline passed; leaving unfinished work pending");
     worker.detach();
+    if (spec.control != nullptr) spec.control->SetServingSource({});
     (*grpc_server)->Shutdown();
     (*admin)->Shutdown();
     std::_Exit(0);
   }
   worker.join();
+  if (spec.control != nullptr) spec.control->SetServingSource({});
   (*grpc_server)->Shutdown();
   (*admin)->Shutdown();
   log::Info("stopped");

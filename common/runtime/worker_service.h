@@ -8,9 +8,10 @@
 #include "common/config.h"
 #include "common/metrics/metrics.h"
 #include "common/redis/redis_client.h"
+#include "common/shard.h"
 
-namespace grpc {
-class Service;
+namespace katy::grpcsvc {
+class ControlService;
 }
 
 namespace katy::runtime {
@@ -19,16 +20,17 @@ namespace katy::runtime {
 struct WorkerServiceSpec {
   config::HostPort grpc_addr;
   config::HostPort admin_addr;
-  redis::Options redis;  // for the health probe
+  redis::Options redis;  // for the health probe and the queue-depth metrics
+  KeySpace keys{"katy", 16};
   std::chrono::seconds drain_timeout{10};
   metrics::Registry* registry = nullptr;
-  grpc::Service* control = nullptr;  // null: Control answers UNIMPLEMENTED
+  grpcsvc::ControlService* control = nullptr;
   std::function<void()> on_reload;   // SIGHUP
   // The worker body: runs on its own thread until `stop` is set, then returns.
   std::function<void(const std::atomic<bool>& stop)> run;
 };
 
-// Starts gRPC health/control and the admin HTTP port, runs `spec.run` on a thread and waits
+// Starts gRPC health/control and the admin HTTP port (with the queue-depth gauges), runs `spec.run` on a thread and waits
 // for signals: SIGHUP calls on_reload; SIGTERM/SIGINT shut down in order (health NOT_SERVING,
 // stop the worker and give it drain_timeout to finish the entry in hand, stop the servers).
 // Work not finished by then stays pending in Redis for the next owner. Returns the exit status.

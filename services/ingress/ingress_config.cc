@@ -32,6 +32,7 @@ IngressConfig LoadIngressConfig(int argc, char** argv, config::Settings* setting
   cfg.redis_timeout = std::chrono::milliseconds(settings.Int("KATY_REDIS_TIMEOUT_MS", 50, 60000));
   cfg.read_timeout = std::chrono::milliseconds(settings.Int("KATY_HTTP_READ_TIMEOUT_MS", 100, 600000));
   cfg.drain_timeout = std::chrono::seconds(settings.Int("KATY_DRAIN_TIMEOUT_S", 0, 3600));
+  cfg.control_token = settings.String("KATY_CONTROL_TOKEN");
   cfg.log_level = settings.String("KATY_LOG_LEVEL");
   if (settings_out != nullptr) *settings_out = std::move(settings);
   return cfg;

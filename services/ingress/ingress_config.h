@@ -23,6 +23,7 @@ struct IngressConfig {
   std::chrono::milliseconds redis_timeout{1000};  // KATY_REDIS_TIMEOUT_MS: per Redis round trip
   std::chrono::milliseconds read_timeout{5000};   // KATY_HTTP_READ_TIMEOUT_MS: slow clients
   std::chrono::seconds drain_timeout{10};         // KATY_DRAIN_TIMEOUT_S
+  std::string control_token;      // KATY_CONTROL_TOKEN (secret): required by Control RPCs when set
   std::string log_level;             // KATY_LOG_LEVEL
 };
 

@@ -2,9 +2,12 @@
 #include <csignal>
 #include <chrono>
 
+#include "common/events.h"
+#include "common/grpc/control_service.h"
 #include "common/grpc/service_server.h"
 #include "common/log.h"
 #include "common/metrics/admin_server.h"
+#include "common/metrics/queue_metrics.h"
 #include "common/redis/client_pool.h"
 #include "common/runtime/service_main.h"
 #include "common/runtime/signals.h"
@@ -55,10 +58,17 @@ int Run(int argc, char** argv) {
   ingress::WebhookService service({cfg.app_secret, cfg.verify_token, cfg.accept_sha1, cfg.max_body_bytes},
                                   ingress_metrics, NowMs);
 
-  auto grpc_server = grpcsvc::ServiceServer::Start(cfg.grpc_addr, nullptr);
+  const KeySpace keys(cfg.key_prefix, cfg.shards);
+  grpcsvc::ControlHooks hooks;
+  hooks.drain = runtime::RequestShutdown;  // ingress has nothing to pause: Meta must always get an answer
+  grpcsvc::ControlService control({"ingress", "ingress-" + InstanceId(), cfg.control_token, keys, *redis_options},
+                                  hooks);
+  auto grpc_server = grpcsvc::ServiceServer::Start(cfg.grpc_addr, &control);
   if (!grpc_server) throw std::runtime_error(grpc_server.error().message);
   redis::Client health_client(*redis_options);
   grpcsvc::HealthMonitor health(**grpc_server, [&health_client] { return health_client.Ping(); });
+  control.SetServingSource([&health] { return health.last_healthy(); });
+  metrics::AddQueueDepthCollector(registry, *redis_options, keys);
   auto admin = metrics::AdminServer::Start(cfg.admin_addr, registry, [&health] { return health.last_healthy(); });
   if (!admin) throw std::runtime_error(admin.error().message);
 
@@ -78,6 +88,7 @@ int Run(int argc, char** argv) {
   health.Drain();
   batcher.Stop();
   (*server)->Shutdown();
+  control.SetServingSource({});
   (*grpc_server)->Shutdown();
   (*admin)->Shutdown();
   log::Info("stopped");

@@ -4,7 +4,10 @@
 
 #include "common/events.h"
 #include "common/log.h"
+#include "common/grpc/control_service.h"
+#include "common/redis/pause_flag.h"
 #include "common/redis/sharded_consumer.h"
+#include "common/runtime/signals.h"
 #include "common/runtime/service_main.h"
 #include "common/runtime/worker_service.h"
 #include "services/responder/responder_config.h"
@@ -51,6 +54,8 @@ int Run(int argc, char** argv) {
   consumer_options.lease_ttl = cfg.lease_ttl;
   consumer_options.workers = cfg.workers;
   consumer_options.max_attempts = cfg.max_attempts;
+  redis::PauseFlag paused(*redis_options, keys.Paused("responder"));
+  consumer_options.paused = [&paused] { return paused.IsSet(); };
 
   auto tokens = PageTokens::Load(cfg.page_token, cfg.page_tokens_file);
   if (!tokens) throw config::ConfigError(tokens.error().message);
@@ -66,12 +71,45 @@ int Run(int argc, char** argv) {
       },
       responder::ConversationOfEvent, &registry);
 
+  grpcsvc::ControlHooks hooks;
+  hooks.owned_shards = [&consumer] {
+    auto owned = consumer.OwnedShards();
+    return std::vector<int>(owned.begin(), owned.end());
+  };
+  hooks.paused = [&paused] { return paused.IsSet(); };
+  auto set_paused = [&paused](bool value) {
+    return [&paused, value](const std::string& page) {
+      if (!page.empty()) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the responder pauses as a whole; pages pause in the sender");
+      }
+      auto done = paused.Set(value);
+      return done ? grpc::Status::OK : grpcsvc::ToGrpc(done.error());
+    };
+  };
+  hooks.pause = set_paused(true);
+  hooks.resume = set_paused(false);
+  hooks.reload_rules = [&rules](int* count) {
+    auto reloaded = rules.Reload();
+    if (!reloaded) {
+      log::Error("rules reload refused; the rules in force stay", {{"error", reloaded.error().message}});
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, reloaded.error().message);
+    }
+    *count = static_cast<int>(*reloaded);
+    log::Info("rules reloaded", {{"rules", *reloaded}});
+    return grpc::Status::OK;
+  };
+  hooks.drain = runtime::RequestShutdown;
+  grpcsvc::ControlService control({"responder", consumer_options.instance, cfg.control_token, keys, *redis_options},
+                                  hooks);
+
   runtime::WorkerServiceSpec spec;
   spec.grpc_addr = cfg.grpc_addr;
   spec.admin_addr = cfg.admin_addr;
   spec.redis = *redis_options;
   spec.drain_timeout = cfg.drain_timeout;
   spec.registry = &registry;
+  spec.keys = keys;
+  spec.control = &control;
   spec.on_reload = [&rules] {
     auto reloaded = rules.Reload();
     if (reloaded) log::Info("rules reloaded", {{"rules", *reloaded}});

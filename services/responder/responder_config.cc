@@ -31,6 +31,7 @@ ResponderConfig LoadResponderConfig(int argc, char** argv, config::Settings* set
   cfg.workers = static_cast<int>(settings.Int("KATY_WORKERS", 1, 1024));
   cfg.max_attempts = static_cast<int>(settings.Int("KATY_MAX_ATTEMPTS", 1, 1000));
   cfg.drain_timeout = std::chrono::seconds(settings.Int("KATY_DRAIN_TIMEOUT_S", 0, 3600));
+  cfg.control_token = settings.String("KATY_CONTROL_TOKEN");
   cfg.log_level = settings.String("KATY_LOG_LEVEL");
   if (settings_out != nullptr) *settings_out = std::move(settings);
   return cfg;

@@ -24,6 +24,7 @@ struct ResponderConfig {
   int workers = 8;               // KATY_WORKERS: conversations handled at once
   int max_attempts = 5;           // KATY_MAX_ATTEMPTS: tries before an event is dead-lettered
   std::chrono::seconds drain_timeout{10};  // KATY_DRAIN_TIMEOUT_S
+  std::string control_token;      // KATY_CONTROL_TOKEN (secret): required by Control RPCs when set
   std::string log_level;          // KATY_LOG_LEVEL
 };
 

@@ -4,7 +4,10 @@
 
 #include "common/events.h"
 #include "common/log.h"
+#include "common/grpc/control_service.h"
+#include "common/redis/client_pool.h"
 #include "common/redis/sharded_consumer.h"
+#include "common/runtime/signals.h"
 #include "common/runtime/service_main.h"
 #include "common/runtime/worker_service.h"
 #include "services/sender/sender_config.h"
@@ -69,12 +72,45 @@ int Run(int argc, char** argv) {
       },
       sender::ConversationOfMessage, &registry);
 
+  // Sender state lives in Redis (katy:rate:<page>), so every instance obeys it at once.
+  redis::ClientPool control_redis(*redis_options, 1);
+  auto with_redis = [&control_redis](auto action) {
+    auto client = control_redis.Acquire();
+    auto done = action(*client);
+    return done ? grpc::Status::OK : grpcsvc::ToGrpc(done.error());
+  };
+  grpcsvc::ControlHooks hooks;
+  hooks.owned_shards = [&consumer] {
+    auto owned = consumer.OwnedShards();
+    return std::vector<int>(owned.begin(), owned.end());
+  };
+  hooks.pause = [&](const std::string& page) {
+    return with_redis([&](redis::Client& client) -> Status {
+      auto paused = limiter.Pause(client, page.empty() ? sender::PageLimiter::kAllPages : page, "operator");
+      if (!paused) return paused.error();
+      return Ok{};
+    });
+  };
+  hooks.resume = [&](const std::string& page) {
+    return with_redis([&](redis::Client& client) {
+      return limiter.Resume(client, page.empty() ? sender::PageLimiter::kAllPages : page);
+    });
+  };
+  hooks.set_rate = [&](const std::string& page, double per_second) {
+    return with_redis([&](redis::Client& client) { return limiter.SetRate(client, page, per_second); });
+  };
+  hooks.drain = runtime::RequestShutdown;
+  grpcsvc::ControlService control({"sender", consumer_options.instance, cfg.control_token, keys, *redis_options},
+                                  hooks);
+
   runtime::WorkerServiceSpec spec;
   spec.grpc_addr = cfg.grpc_addr;
   spec.admin_addr = cfg.admin_addr;
   spec.redis = *redis_options;
   spec.drain_timeout = cfg.drain_timeout;
   spec.registry = &registry;
+  spec.keys = keys;
+  spec.control = &control;
   spec.run = [&consumer](const std::atomic<bool>& stop) { consumer.Run(stop); };
   return runtime::RunWorkerService(spec);
 }

@@ -28,6 +28,7 @@ struct SenderConfig {
   int workers = 32;               // KATY_WORKERS: recipients with a message in flight at once
   int max_attempts = 8;           // KATY_MAX_ATTEMPTS: transient failures before dead-lettering
   std::chrono::seconds drain_timeout{10};      // KATY_DRAIN_TIMEOUT_S
+  std::string control_token;      // KATY_CONTROL_TOKEN (secret): required by Control RPCs when set
   std::string log_level;          // KATY_LOG_LEVEL
 };
 

@@ -16,11 +16,7 @@ KatyStack::KatyStack(Options options) {
   ingress_port_ = FreePort();
   std::ofstream(dir_ + "/rules.yaml") << options.rules_yaml;
 
-  processes_["redis"] = std::make_unique<Process>(
-      "/usr/bin/redis-server",
-      std::vector<std::string>{"--port", std::to_string(redis_port_), "--bind", "127.0.0.1", "--dir", dir_,
-                               "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""},
-      std::map<std::string, std::string>{}, dir_ + "/redis.log");
+  StartRedis();
   if (!WaitForPort(redis_port_, std::chrono::seconds(10))) return;
 
   base_env_ = {{"KATY_REDIS_URL", redis_url()},
@@ -79,6 +75,28 @@ Process& KatyStack::StartExtra(const std::string& name, const std::string& binar
   processes_[key] = std::make_unique<Process>(BinaryPath(binary), std::vector<std::string>{}, envs_[key],
                                               dir_ + "/" + key + ".log");
   return *processes_[key];
+}
+
+void KatyStack::StartRedis() {
+  processes_["redis"] = std::make_unique<Process>(
+      "/usr/bin/redis-server",
+      std::vector<std::string>{"--port", std::to_string(redis_port_), "--bind", "127.0.0.1", "--dir", dir_,
+                               "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""},
+      std::map<std::string, std::string>{}, dir_ + "/redis.log");
+  WaitForPort(redis_port_, std::chrono::seconds(10));
+}
+
+void KatyStack::StopRedis() { processes_.at("redis")->Kill(); }
+
+std::string KatyStack::AllLogs() const {
+  std::string all;
+  for (const auto& [name, process] : processes_) {
+    std::ifstream in(dir_ + "/" + name + ".log");
+    std::stringstream text;
+    text << in.rdbuf();
+    all += text.str();
+  }
+  return all;
 }
 
 std::string KatyStack::AdminUrl(const std::string& process_name) const {

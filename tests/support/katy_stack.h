@@ -31,6 +31,12 @@ class KatyStack {
   // Starts one more process of a service (responder or sender) with its own ports; its name in
   // process() and AdminUrl() is "<name>-<n>".
   Process& StartExtra(const std::string& name, const std::string& binary);
+  // Stops Redis (SIGKILL) or starts it again on the same port and data directory (its AOF
+  // brings the data back).
+  void StopRedis();
+  void StartRedis();
+  // Every log line the stack's processes wrote so far.
+  std::string AllLogs() const;
   // http://127.0.0.1:<admin port> of a started service process ("ingress", "sender-1", ...).
   std::string AdminUrl(const std::string& process_name) const;
   std::string GrpcAddress(const std::string& process_name) const;

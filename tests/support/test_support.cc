@@ -152,6 +152,18 @@ void Process::Kill() {
   reaped_ = true;
 }
 
+CommandResult RunCommand(const std::string& command) {
+  CommandResult result;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, n);
+  int status = pclose(pipe);
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
 std::string BinaryPath(const std::string& name) { return std::string(KATY_BIN_DIR) + "/" + name; }
 
 std::string MakeTempDir(const std::string& tag) {

@@ -54,6 +54,14 @@ class Process {
   int status_ = 0;
 };
 
+// Runs a shell command to completion; returns its exit status and what it printed
+// (stdout and stderr together).
+struct CommandResult {
+  int status = -1;
+  std::string output;
+};
+CommandResult RunCommand(const std::string& command);
+
 // Where the built binaries are (build/bin).
 std::string BinaryPath(const std::string& name);
 // A fresh temporary directory for a test's logs and files.

@@ -1,0 +1,255 @@
+// Control and observability against real processes (issue 6): a standard gRPC health client,
+// the real katyctl binary, promtool on real /metrics, and the logs of a whole run.
+#include <gtest/gtest.h>
+#include <grpcpp/grpcpp.h>
+
+#include <csignal>
+#include <fstream>
+#include <thread>
+#include <nlohmann/json.hpp>
+
+#include "common/http/http_client.h"
+#include "common/redis/redis_client.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "tests/support/katy_stack.h"
+
+namespace katy {
+namespace {
+
+constexpr const char* kRules = R"(
+rules:
+  - when: { keywords: [hello] }
+    reply: "hi there"
+fallback:
+  reply: "echo: {{text}}"
+)";
+const char* const kServices[] = {"ingress", "responder", "sender"};
+
+std::string Health(const std::string& address) {
+  auto stub = grpc::health::v1::Health::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  grpc::health::v1::HealthCheckResponse response;
+  auto status = stub->Check(&context, {}, &response);
+  if (!status.ok()) return "ERROR " + status.error_message();
+  return grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
+}
+
+testing::CommandResult Katyctl(const testing::KatyStack& stack, const std::string& service, const std::string& args) {
+  return testing::RunCommand(testing::BinaryPath("katyctl") + " --addr " + stack.GrpcAddress(service) + " " + args);
+}
+
+void Say(const testing::KatyStack& stack, const std::string& psid, const std::string& text) {
+  http::Client http;
+  nlohmann::json body{{"page", "1045"}, {"psid", psid}, {"text", text}};
+  auto said = http.Post(stack.emulator_url() + "/_emulator/say", body.dump());
+  ASSERT_TRUE(said.ok());
+  ASSERT_EQ(said->status, 200);
+}
+
+size_t RepliesTo(const testing::KatyStack& stack, const std::string& psid) {
+  http::Client http;
+  auto response = http.Get(stack.emulator_url() + "/_emulator/messages?psid=" + psid);
+  return response && response->status == 200 ? nlohmann::json::parse(response->body).size() : 0;
+}
+
+TEST(ControlTest, HealthIsServingOnlyWhileRedisAnswers) {
+  testing::KatyStack stack({kRules, {}});
+  ASSERT_TRUE(stack.ready());
+  for (const char* service : kServices) {
+    EXPECT_TRUE(testing::WaitFor([&] { return Health(stack.GrpcAddress(service)) == "SERVING"; }, std::chrono::seconds(5)))
+        << service;
+  }
+  stack.StopRedis();
+  for (const char* service : kServices) {
+    EXPECT_TRUE(testing::WaitFor([&] { return Health(stack.GrpcAddress(service)) == "NOT_SERVING"; },
+                                 std::chrono::seconds(5)))
+        << service << " still says " << Health(stack.GrpcAddress(service));
+  }
+  stack.StartRedis();
+  for (const char* service : kServices) {
+    EXPECT_TRUE(testing::WaitFor([&] { return Health(stack.GrpcAddress(service)) == "SERVING"; }, std::chrono::seconds(5)))
+        << service;
+  }
+  // And the bot works again.
+  Say(stack, "h1", "hello");
+  EXPECT_TRUE(testing::WaitFor([&] { return RepliesTo(stack, "h1") == 1; }, std::chrono::seconds(15)));
+}
+
+TEST(ControlTest, ControlTokenIsRequiredWhenSetAndHealthStaysOpen) {
+  testing::KatyStack stack({kRules, {{"KATY_CONTROL_TOKEN", "ctl-secret-token-1"}}});
+  ASSERT_TRUE(stack.ready());
+  for (const char* service : kServices) {
+    auto refused = Katyctl(stack, service, "status");
+    EXPECT_EQ(refused.status, 1) << service;
+    EXPECT_NE(refused.output.find("--token"), std::string::npos) << refused.output;
+    EXPECT_EQ(Katyctl(stack, service, "--token wrong status").status, 1) << service;
+    EXPECT_EQ(Katyctl(stack, service, "--token ctl-secret-token-1 status").status, 0) << service;
+    EXPECT_EQ(Katyctl(stack, service, "health").status, 0) << service;  // no token needed
+  }
+}
+
+TEST(ControlTest, KatyctlStatusPauseResumeRateRulesAndDrain) {
+  testing::KatyStack stack({kRules, {}});
+  ASSERT_TRUE(stack.ready());
+  Say(stack, "k1", "hello");
+  ASSERT_TRUE(testing::WaitFor([&] { return RepliesTo(stack, "k1") == 1; }, std::chrono::seconds(15)));
+
+  auto status = Katyctl(stack, "ingress", "--json status");
+  ASSERT_EQ(status.status, 0) << status.output;
+  auto json = nlohmann::json::parse(status.output);
+  EXPECT_EQ(json["service"], "ingress");
+  EXPECT_EQ(json["streams"].size(), 32u);
+  EXPECT_EQ(json["dead_letters"].size(), 16u);
+  EXPECT_EQ(json["leases"].size(), 32u);
+  int64_t inbound = 0;
+  for (const auto& stream : json["streams"]) {
+    if (stream["group"] == "responders") inbound += std::stoll(stream["length"].get<std::string>());
+  }
+  EXPECT_EQ(inbound, 1);
+  auto table = Katyctl(stack, "responder", "status");
+  EXPECT_EQ(table.status, 0);
+  EXPECT_NE(table.output.find("owns shards 0-15"), std::string::npos) << table.output;
+
+  // Pause the page in the sender: replies wait; resume: they go.
+  ASSERT_EQ(Katyctl(stack, "sender", "pause 1045").status, 0);
+  Say(stack, "k2", "hello");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(RepliesTo(stack, "k2"), 0u);
+  auto paused = Katyctl(stack, "sender", "status");
+  EXPECT_NE(paused.output.find("yes (operator)"), std::string::npos) << paused.output;
+  ASSERT_EQ(Katyctl(stack, "sender", "resume 1045").status, 0);
+  EXPECT_TRUE(testing::WaitFor([&] { return RepliesTo(stack, "k2") == 1; }, std::chrono::seconds(10)));
+
+  // Pause the responder as a whole: events wait in the stream (lag), then flow.
+  ASSERT_EQ(Katyctl(stack, "responder", "pause").status, 0);
+  Say(stack, "k3", "hello");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(RepliesTo(stack, "k3"), 0u);
+  EXPECT_EQ(Katyctl(stack, "responder", "pause 1045").status, 1);  // pages pause in the sender
+  ASSERT_EQ(Katyctl(stack, "responder", "resume").status, 0);
+  EXPECT_TRUE(testing::WaitFor([&] { return RepliesTo(stack, "k3") == 1; }, std::chrono::seconds(10)));
+
+  ASSERT_EQ(Katyctl(stack, "sender", "rate 1045 7").status, 0);
+  auto pages = nlohmann::json::parse(Katyctl(stack, "sender", "--json status").output)["pages"];
+  bool seen = false;
+  for (const auto& page : pages) seen = seen || (page["page_id"] == "1045" && page["rate"] == 7);
+  EXPECT_TRUE(seen) << pages.dump();
+  EXPECT_EQ(Katyctl(stack, "sender", "rate 1045 0").status, 2);
+  EXPECT_EQ(Katyctl(stack, "responder", "rate 1045 5").status, 1);  // UNIMPLEMENTED there
+
+  std::ofstream(stack.dir() + "/rules.yaml") << "fallback:\n  reply: \"v2: {{text}}\"\n";
+  auto reloaded = Katyctl(stack, "responder", "rules reload");
+  EXPECT_EQ(reloaded.status, 0) << reloaded.output;
+  Say(stack, "k4", "anything");
+  EXPECT_TRUE(testing::WaitFor([&] { return RepliesTo(stack, "k4") == 1; }, std::chrono::seconds(10)));
+  std::ofstream(stack.dir() + "/rules.yaml") << "rules: [\n";
+  auto refused = Katyctl(stack, "responder", "rules reload");
+  EXPECT_EQ(refused.status, 1);
+  EXPECT_NE(refused.output.find("rules.yaml:"), std::string::npos) << refused.output;
+
+  EXPECT_EQ(Katyctl(stack, "ingress", "drain").status, 0);
+  EXPECT_EQ(stack.process("ingress").Stop(0, std::chrono::seconds(10)), 0);
+}
+
+TEST(ControlTest, DeadLettersAreListedShownAndReplayedInOrder) {
+  testing::KatyStack stack({kRules, {}});
+  ASSERT_TRUE(stack.ready());
+  http::Client http;
+  ASSERT_EQ(http.Post(stack.emulator_url() + "/_emulator/faults",
+                      R"({"fail_next":2,"error":{"http_status":400,"code":100,"message":"(#100) bad"}})")->status,
+            200);
+  Say(stack, "d1", "first");
+  Say(stack, "d1", "second");
+  auto list = [&] { return nlohmann::json::parse(Katyctl(stack, "ingress", "--json dlq list").output); };
+  ASSERT_TRUE(testing::WaitFor([&] { return list()["letters"].size() == 2; }, std::chrono::seconds(15)));
+  auto letters = list()["letters"];
+  EXPECT_EQ(letters[0]["reason"], "bad_request");
+  EXPECT_EQ(letters[0]["stage"], "sender");
+  const std::string ref = letters[0]["dlq_stream"].get<std::string>() + "/" + letters[0]["id"].get<std::string>();
+  auto shown = Katyctl(stack, "ingress", "dlq show " + ref);
+  ASSERT_EQ(shown.status, 0) << shown.output;
+  auto entry = nlohmann::json::parse(nlohmann::json::parse(shown.output)["entry_json"].get<std::string>());
+  EXPECT_EQ(nlohmann::json::parse(entry["message_json"].get<std::string>())["text"], "echo: first");
+  EXPECT_EQ(Katyctl(stack, "ingress", "dlq").status, 0);  // list is the default
+
+  auto replayed = Katyctl(stack, "ingress", "dlq replay --all");
+  ASSERT_EQ(replayed.status, 0) << replayed.output;
+  EXPECT_NE(replayed.output.find("replayed 2"), std::string::npos) << replayed.output;
+  ASSERT_TRUE(testing::WaitFor([&] { return RepliesTo(stack, "d1") == 2; }, std::chrono::seconds(15)));
+  auto texts = nlohmann::json::parse(http.Get(stack.emulator_url() + "/_emulator/messages?psid=d1")->body);
+  EXPECT_EQ(texts[0]["message"]["text"], "echo: first");
+  EXPECT_EQ(texts[1]["message"]["text"], "echo: second");
+  EXPECT_TRUE(list()["letters"].empty());
+  EXPECT_EQ(Katyctl(stack, "ingress", "dlq replay " + ref).status, 1);  // gone now
+}
+
+TEST(ControlTest, PromtoolAcceptsEveryServicesMetrics) {
+  testing::KatyStack stack({kRules, {}});
+  ASSERT_TRUE(stack.ready());
+  Say(stack, "m1", "hello");
+  ASSERT_TRUE(testing::WaitFor([&] { return RepliesTo(stack, "m1") == 1; }, std::chrono::seconds(15)));
+  for (const char* service : kServices) {
+    auto checked = testing::RunCommand("curl -sf " + stack.AdminUrl(service) + "/metrics | promtool check metrics");
+    EXPECT_EQ(checked.status, 0) << service << ": " << checked.output;
+    EXPECT_GT(stack.MetricSum(service, "katy_stream_length"), 0) << service;
+    EXPECT_EQ(stack.MetricSum(service, "katy_redis_up"), 1) << service;
+  }
+  EXPECT_EQ(stack.MetricSum("ingress", "katy_ingress_events_total"), 1);
+  EXPECT_GE(stack.MetricSum("sender", "katy_sender_end_to_end_seconds_count"), 1);
+  http::Client http;
+  EXPECT_EQ(http.Get(stack.AdminUrl("sender") + "/healthz")->status, 200);
+}
+
+TEST(ControlTest, SecretsNeverReachTheLogs) {
+  const std::map<std::string, std::string> secrets = {{"KATY_CONTROL_TOKEN", "ctl-token-5e3f9a"}};
+  testing::KatyStack stack({kRules, secrets});
+  ASSERT_TRUE(stack.ready());
+  Say(stack, "s1", "hello");
+  ASSERT_TRUE(testing::WaitFor([&] { return RepliesTo(stack, "s1") == 1; }, std::chrono::seconds(15)));
+  // Some failures too: a bad signature, a wrong control token, a Send API error.
+  http::Client http;
+  http.Post(stack.ingress_url(), "{}", {"X-Hub-Signature-256: sha256=" + std::string(64, '0')});
+  Katyctl(stack, "sender", "--token nope status");
+  http.Post(stack.emulator_url() + "/_emulator/faults", R"({"fail_next":1,"error":{"code":190,"http_status":400}})");
+  Say(stack, "s2", "hello");
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  for (const char* service : kServices) stack.process(service).Stop(SIGTERM, std::chrono::seconds(10));
+  const std::string logs = stack.AllLogs();
+  ASSERT_GT(logs.size(), 1000u);
+  for (const char* secret : {testing::KatyStack::kAppSecret, testing::KatyStack::kPageToken,
+                             testing::KatyStack::kVerifyToken, "ctl-token-5e3f9a"}) {
+    EXPECT_EQ(logs.find(secret), std::string::npos) << "a secret is in the logs: " << secret;
+  }
+  EXPECT_NE(logs.find("[redacted]"), std::string::npos);  // the config lines are there, redacted
+}
+
+TEST(ControlTest, SigtermHandsShardsOverAtOnce) {
+  // A lease TTL far longer than the test: a takeover by expiry would take 30 s.
+  testing::KatyStack stack({kRules, {{"KATY_LEASE_TTL_MS", "30000"}}});
+  ASSERT_TRUE(stack.ready());
+  stack.StartExtra("responder", "katy-responder");
+  auto owners = [&] {
+    auto json = nlohmann::json::parse(Katyctl(stack, "ingress", "--json status").output);
+    std::map<std::string, int> count;
+    for (const auto& lease : json["leases"]) {
+      if (lease["role"] == "responder" && lease.contains("owner")) ++count[lease["owner"].get<std::string>()];
+    }
+    return count;
+  };
+  ASSERT_TRUE(testing::WaitFor([&] { return owners().size() == 2; }, std::chrono::seconds(30)));
+  const auto started = std::chrono::steady_clock::now();
+  ASSERT_EQ(stack.process("responder").Stop(SIGTERM, std::chrono::seconds(15)), 0);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto now = owners();
+        return now.size() == 1 && now.begin()->second == 16;
+      },
+      std::chrono::seconds(20)));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(15)) << "the leases were not released";
+  Say(stack, "t1", "hello");
+  EXPECT_TRUE(testing::WaitFor([&] { return RepliesTo(stack, "t1") == 1; }, std::chrono::seconds(10)));
+}
+
+}  // namespace
+}  // namespace katy

@@ -1,0 +1,305 @@
+#include "tools/katyctl/katyctl_commands.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "katy/v1/control.grpc.pb.h"
+#include "tools/katyctl/katyctl_format.h"
+
+namespace katy::ctl {
+namespace {
+
+struct Options {
+  std::string addr;
+  std::string token;
+  bool json = false;
+  bool all = false;
+  double interval_s = 1;
+  int count = 0;  // top: frames to show (0: until interrupted)
+  int shard = -1;
+  int limit = 100;
+  std::vector<std::string> words;  // the command and its arguments
+};
+
+// Which service a command talks to when --addr is not given.
+std::string DefaultAddress(const std::string& command) {
+  if (const char* env = std::getenv("KATY_CTL_ADDR"); env != nullptr && *env != '\0') return env;
+  if (command == "pause" || command == "resume" || command == "rate") return "127.0.0.1:50053";  // sender
+  if (command == "rules") return "127.0.0.1:50052";                                              // responder
+  return "127.0.0.1:50051";                                                                      // ingress
+}
+
+class Session {
+ public:
+  Session(const Options& options, std::ostream& out, std::ostream& err)
+      : options_(options), out_(out), err_(err),
+        channel_(grpc::CreateChannel(options.addr, grpc::InsecureChannelCredentials())),
+        control_(katy::v1::Control::NewStub(channel_)),
+        health_(grpc::health::v1::Health::NewStub(channel_)) {}
+
+  // Prepares a call: a deadline, and the bearer token when given.
+  std::unique_ptr<grpc::ClientContext> Context(std::chrono::seconds deadline = std::chrono::seconds(5)) {
+    auto context = std::make_unique<grpc::ClientContext>();
+    context->set_deadline(std::chrono::system_clock::now() + deadline);
+    if (!options_.token.empty()) context->AddMetadata("authorization", "Bearer " + options_.token);
+    return context;
+  }
+
+  // One clear line for a failed call; returns the exit status.
+  int Fail(const grpc::Status& status) {
+    if (status.error_code() == grpc::StatusCode::UNAVAILABLE || status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      err_ << "katyctl: cannot reach a Katy service at " << options_.addr << " (is it running? see --addr): "
+           << status.error_message() << "\n";
+    } else if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+      err_ << "katyctl: " << options_.addr << " refused the call: give the control token with --token "
+           << "(or KATY_CONTROL_TOKEN)\n";
+    } else {
+      err_ << "katyctl: " << status.error_message() << "\n";
+    }
+    return 1;
+  }
+
+  template <typename Message>
+  void PrintJson(const Message& message) {
+    std::string json;
+    google::protobuf::util::JsonPrintOptions print;
+    print.preserve_proto_field_names = true;
+    print.always_print_primitive_fields = true;
+    (void)google::protobuf::util::MessageToJsonString(message, &json, print);
+    out_ << json << "\n";
+  }
+
+  int Status() {
+    katy::v1::Status status;
+    auto result = control_->GetStatus(Context().get(), {}, &status);
+    if (!result.ok()) return Fail(result);
+    if (options_.json) PrintJson(status);
+    else out_ << RenderStatus(status, options_.all);
+    return 0;
+  }
+
+  int Top() {
+    katy::v1::Status previous;
+    auto result = control_->GetStatus(Context().get(), {}, &previous);
+    if (!result.ok()) return Fail(result);
+    auto previous_at = std::chrono::steady_clock::now();
+    for (int frame = 0; options_.count == 0 || frame < options_.count; ++frame) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(options_.interval_s));
+      katy::v1::Status status;
+      result = control_->GetStatus(Context().get(), {}, &status);
+      if (!result.ok()) return Fail(result);
+      const auto now = std::chrono::steady_clock::now();
+      if (options_.json) {
+        PrintJson(status);
+      } else {
+        out_ << "\033[H\033[2J" << RenderTop(status, previous, now - previous_at) << std::flush;
+      }
+      previous = status;
+      previous_at = now;
+    }
+    return 0;
+  }
+
+  int Health() {
+    grpc::health::v1::HealthCheckResponse response;
+    auto result = health_->Check(Context().get(), {}, &response);
+    if (!result.ok()) return Fail(result);
+    const std::string status = grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
+    if (options_.json) out_ << "{\"status\":\"" << status << "\"}\n";
+    else out_ << status << "\n";
+    return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
+  }
+
+  int DeadLetters(const std::vector<std::string>& words) {
+    const std::string action = words.size() > 1 ? words[1] : "list";
+    if (action == "list" || action == "show") {
+      katy::v1::ListDeadLettersRequest request;
+      request.set_all_shards(options_.shard < 0);
+      request.set_shard(std::max(options_.shard, 0));
+      request.set_limit(action == "show" ? 100000 : options_.limit);
+      katy::v1::ListDeadLettersResponse response;
+      auto result = control_->ListDeadLetters(Context().get(), request, &response);
+      if (!result.ok()) return Fail(result);
+      if (action == "list") {
+        if (options_.json) PrintJson(response);
+        else out_ << RenderDeadLetters(response);
+        return 0;
+      }
+      if (words.size() < 3) return UsageError("dlq show needs a dead letter: STREAM/ID (from dlq list)");
+      for (const auto& letter : response.letters()) {
+        if (letter.dlq_stream() + "/" + letter.id() == words[2] || letter.id() == words[2]) {
+          PrintJson(letter);
+          return 0;
+        }
+      }
+      err_ << "katyctl: no dead letter " << words[2] << "\n";
+      return 1;
+    }
+    if (action == "replay") {
+      katy::v1::ReplayDeadLettersRequest request;
+      for (size_t i = 2; i < words.size(); ++i) {
+        if (words[i] == "--all" || words[i] == "all") {
+          request.set_all(true);
+          continue;
+        }
+        auto slash = words[i].rfind('/');
+        if (slash == std::string::npos) return UsageError("dlq replay takes STREAM/ID ... or --all");
+        auto* ref = request.add_letters();
+        ref->set_dlq_stream(words[i].substr(0, slash));
+        ref->set_id(words[i].substr(slash + 1));
+      }
+      if (!request.all() && request.letters_size() == 0) return UsageError("dlq replay takes STREAM/ID ... or --all");
+      katy::v1::ReplayDeadLettersResponse response;
+      auto result = control_->ReplayDeadLetters(Context().get(), request, &response);
+      if (!result.ok()) return Fail(result);
+      if (options_.json) PrintJson(response);
+      else out_ << "replayed " << response.replayed() << " dead letter(s)\n";
+      return 0;
+    }
+    return UsageError("dlq takes list, show or replay");
+  }
+
+  int Pause(bool pause, const std::vector<std::string>& words) {
+    katy::v1::PauseRequest request;
+    if (words.size() > 1) request.set_page_id(words[1]);
+    katy::v1::PauseResponse response;
+    auto result = pause ? control_->Pause(Context().get(), request, &response)
+                        : control_->Resume(Context().get(), request, &response);
+    if (!result.ok()) return Fail(result);
+    out_ << (pause ? "paused " : "resumed ") << (request.page_id().empty() ? "everything" : "page " + request.page_id())
+         << "\n";
+    return 0;
+  }
+
+  int Rate(const std::vector<std::string>& words) {
+    if (words.size() != 3) return UsageError("rate takes PAGE and messages per second (PAGE * for the default)");
+    char* end = nullptr;
+    double rate = std::strtod(words[2].c_str(), &end);
+    if (*end != '\0' || !(rate > 0)) return UsageError("the rate must be a number above 0");
+    katy::v1::SetRateLimitRequest request;
+    request.set_page_id(words[1]);
+    request.set_per_second(rate);
+    katy::v1::SetRateLimitResponse response;
+    auto result = control_->SetRateLimit(Context().get(), request, &response);
+    if (!result.ok()) return Fail(result);
+    out_ << "page " << words[1] << ": " << words[2] << " messages/s\n";
+    return 0;
+  }
+
+  int Rules(const std::vector<std::string>& words) {
+    if (words.size() != 2 || words[1] != "reload") return UsageError("rules takes reload");
+    katy::v1::ReloadRulesResponse response;
+    auto result = control_->ReloadRules(Context().get(), {}, &response);
+    if (!result.ok()) return Fail(result);
+    out_ << "rules reloaded: " << response.rules() << " rules\n";
+    return 0;
+  }
+
+  int Drain() {
+    katy::v1::DrainResponse response;
+    auto result = control_->Drain(Context().get(), {}, &response);
+    if (!result.ok()) return Fail(result);
+    out_ << "draining " << options_.addr << "\n";
+    return 0;
+  }
+
+  int UsageError(const std::string& message) {
+    err_ << "katyctl: " << message << " (katyctl --help)\n";
+    return 2;
+  }
+
+ private:
+  const Options& options_;
+  std::ostream& out_;
+  std::ostream& err_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<katy::v1::Control::Stub> control_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+};
+
+}  // namespace
+
+std::string Usage() {
+  return R"(usage: katyctl [--addr HOST:PORT] [--token TOKEN] [--json] COMMAND
+
+  status [--all]              streams, pending, lag, dead letters, shard owners, pages
+  top [--interval S] [--count N]   status refreshed, with rates (Ctrl-C to stop)
+  health                      grpc.health.v1 status of the service (exit 1 unless SERVING)
+  dlq list [--shard N] [--limit N]
+  dlq show STREAM/ID          one dead letter, decoded to JSON
+  dlq replay STREAM/ID ... | --all    put dead letters back on their stream, in order
+  pause [PAGE]                sender: stop sending for PAGE, or every page (responder: all)
+  resume [PAGE]
+  rate PAGE N                 sender: N messages/s for PAGE (* for the default), every sender
+  rules reload                responder: reload the rules file
+  drain                       graceful shutdown of the service, as SIGTERM
+
+--addr defaults to the service the command is for: ingress 127.0.0.1:50051 (status, top,
+health, dlq, drain), responder 127.0.0.1:50052 (rules), sender 127.0.0.1:50053 (pause, resume,
+rate); KATY_CTL_ADDR overrides. --token defaults to KATY_CONTROL_TOKEN.
+)";
+}
+
+int RunKatyctl(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  Options options;
+  if (const char* token = std::getenv("KATY_CONTROL_TOKEN")) options.token = token;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    auto value = [&](const char* name) -> std::string {
+      if (i + 1 >= args.size()) throw std::invalid_argument(std::string(name) + " needs a value");
+      return args[++i];
+    };
+    try {
+      if (arg == "--help" || arg == "-h") {
+        out << Usage();
+        return 0;
+      } else if (arg == "--addr") {
+        options.addr = value("--addr");
+      } else if (arg == "--token") {
+        options.token = value("--token");
+      } else if (arg == "--json") {
+        options.json = true;
+      } else if (arg == "--all" && (options.words.empty() || options.words[0] != "dlq")) {
+        options.all = true;
+      } else if (arg == "--interval") {
+        options.interval_s = std::stod(value("--interval"));
+      } else if (arg == "--count") {
+        options.count = std::stoi(value("--count"));
+      } else if (arg == "--shard") {
+        options.shard = std::stoi(value("--shard"));
+      } else if (arg == "--limit") {
+        options.limit = std::stoi(value("--limit"));
+      } else {
+        options.words.push_back(arg);
+      }
+    } catch (const std::exception& e) {
+      err << "katyctl: " << arg << ": " << e.what() << " (katyctl --help)\n";
+      return 2;
+    }
+  }
+  if (options.words.empty()) {
+    err << Usage();
+    return 2;
+  }
+  const std::string& command = options.words[0];
+  if (options.addr.empty()) options.addr = DefaultAddress(command);
+  Session session(options, out, err);
+  if (command == "status") return session.Status();
+  if (command == "top") return session.Top();
+  if (command == "health") return session.Health();
+  if (command == "dlq") return session.DeadLetters(options.words);
+  if (command == "pause") return session.Pause(true, options.words);
+  if (command == "resume") return session.Pause(false, options.words);
+  if (command == "rate") return session.Rate(options.words);
+  if (command == "rules") return session.Rules(options.words);
+  if (command == "drain") return session.Drain();
+  err << "katyctl: unknown command '" << command << "' (katyctl --help)\n";
+  return 2;
+}
+
+}  // namespace katy::ctl

@@ -1,0 +1,137 @@
+#include "tools/katyctl/katyctl_format.h"
+
+#include <algorithm>
+#include <cstdarg>
+#include <cstdio>
+#include <map>
+#include <sstream>
+
+namespace katy::ctl {
+
+QueueTotals Totals(const katy::v1::Status& status) {
+  QueueTotals totals;
+  for (const auto& stream : status.streams()) {
+    const bool in = stream.stream().size() >= 3 && stream.stream().compare(stream.stream().size() - 3, 3, ":in") == 0;
+    (in ? totals.in_length : totals.out_length) += stream.length();
+    (in ? totals.in_pending : totals.out_pending) += stream.pending();
+    (in ? totals.in_lag : totals.out_lag) += stream.lag();
+  }
+  for (const auto& dlq : status.dead_letters()) totals.dead_letters += dlq.length();
+  return totals;
+}
+
+std::string ShardRanges(const std::vector<int>& shards) {
+  std::vector<int> sorted(shards);
+  std::sort(sorted.begin(), sorted.end());
+  std::string out;
+  for (size_t i = 0; i < sorted.size();) {
+    size_t j = i;
+    while (j + 1 < sorted.size() && sorted[j + 1] == sorted[j] + 1) ++j;
+    if (!out.empty()) out += ",";
+    out += std::to_string(sorted[i]);
+    if (j > i) out += "-" + std::to_string(sorted[j]);
+    i = j + 1;
+  }
+  return out.empty() ? "-" : out;
+}
+
+namespace {
+
+std::string Uptime(int64_t seconds) {
+  if (seconds < 120) return std::to_string(seconds) + "s";
+  if (seconds < 7200) return std::to_string(seconds / 60) + "m";
+  return std::to_string(seconds / 3600) + "h";
+}
+
+std::string Row(const char* format, ...) __attribute__((format(printf, 1, 2)));
+std::string Row(const char* format, ...) {
+  char buffer[512];
+  va_list args;
+  va_start(args, format);
+  std::vsnprintf(buffer, sizeof buffer, format, args);
+  va_end(args);
+  return std::string(buffer) + "\n";
+}
+
+}  // namespace
+
+std::string RenderStatus(const katy::v1::Status& status, bool all) {
+  std::string out;
+  out += Row("katy %s  %s  v%s  up %s  %s%s", status.service().c_str(), status.instance().c_str(),
+             status.version().c_str(), Uptime(status.uptime_s()).c_str(), status.serving() ? "SERVING" : "NOT_SERVING",
+             status.paused() ? "  PAUSED" : "");
+  if (status.owned_shards_size() > 0) {
+    out += Row("owns shards %s", ShardRanges({status.owned_shards().begin(), status.owned_shards().end()}).c_str());
+  }
+  const QueueTotals totals = Totals(status);
+  out += Row("inbound  %8lld entries  %6lld pending  %6lld lag", static_cast<long long>(totals.in_length),
+             static_cast<long long>(totals.in_pending), static_cast<long long>(totals.in_lag));
+  out += Row("outbound %8lld entries  %6lld pending  %6lld lag", static_cast<long long>(totals.out_length),
+             static_cast<long long>(totals.out_pending), static_cast<long long>(totals.out_lag));
+  out += Row("dead letters %lld", static_cast<long long>(totals.dead_letters));
+
+  out += "\n" + Row("%-18s %-11s %8s %8s %8s %9s", "STREAM", "GROUP", "LENGTH", "PENDING", "LAG", "CONSUMERS");
+  size_t shown = 0;
+  for (const auto& stream : status.streams()) {
+    if (!all && stream.pending() == 0 && stream.lag() == 0) continue;
+    out += Row("%-18s %-11s %8lld %8lld %8lld %9d", stream.stream().c_str(), stream.group().c_str(),
+               static_cast<long long>(stream.length()), static_cast<long long>(stream.pending()),
+               static_cast<long long>(stream.lag()), stream.consumers());
+    ++shown;
+  }
+  for (const auto& dlq : status.dead_letters()) {
+    if (!all && dlq.length() == 0) continue;
+    out += Row("%-18s %-11s %8lld %8s %8s %9s", dlq.stream().c_str(), "(dead)", static_cast<long long>(dlq.length()),
+               "-", "-", "-");
+    ++shown;
+  }
+  if (shown == 0) out += "(nothing pending or waiting; --all shows every stream)\n";
+
+  std::map<std::string, std::map<std::string, std::vector<int>>> owners;  // role -> owner -> shards
+  for (const auto& lease : status.leases()) {
+    owners[lease.role()][lease.owner().empty() ? "(nobody)" : lease.owner()].push_back(lease.shard());
+  }
+  out += "\n" + Row("%-10s %-40s %s", "ROLE", "INSTANCE", "SHARDS");
+  for (const auto& [role, by_owner] : owners) {
+    for (const auto& [owner, shards] : by_owner) {
+      out += Row("%-10s %-40s %s", role.c_str(), owner.c_str(), ShardRanges(shards).c_str());
+    }
+  }
+  if (status.pages_size() > 0) {
+    out += "\n" + Row("%-20s %8s %-24s %s", "PAGE", "RATE/S", "PAUSED", "THROTTLED");
+    for (const auto& page : status.pages()) {
+      std::string rate = page.rate() > 0 ? std::to_string(static_cast<long long>(page.rate())) : "default";
+      std::string paused = page.paused() ? "yes (" + page.paused_reason() + ")" : "no";
+      std::string throttled =
+          page.throttled_for_ms() > 0 ? std::to_string(page.throttled_for_ms() / 1000) + "s left" : "-";
+      out += Row("%-20s %8s %-24s %s", page.page_id().c_str(), rate.c_str(), paused.c_str(), throttled.c_str());
+    }
+  }
+  return out;
+}
+
+std::string RenderTop(const katy::v1::Status& status, const katy::v1::Status& previous,
+                      std::chrono::duration<double> elapsed) {
+  const QueueTotals now = Totals(status);
+  const QueueTotals before = Totals(previous);
+  const double seconds = std::max(elapsed.count(), 0.001);
+  std::string out = RenderStatus(status, false);
+  out += "\n" + Row("rates: %.1f events/s in, %.1f replies/s out, %.1f dead letters/s",
+                    static_cast<double>(now.in_length - before.in_length) / seconds,
+                    static_cast<double>(now.out_length - before.out_length) / seconds,
+                    static_cast<double>(now.dead_letters - before.dead_letters) / seconds);
+  return out;
+}
+
+std::string RenderDeadLetters(const katy::v1::ListDeadLettersResponse& letters) {
+  if (letters.letters_size() == 0) return "no dead letters\n";
+  std::string out = Row("%-16s %-20s %-10s %-22s %8s %s", "DLQ", "ID", "STAGE", "REASON", "ATTEMPTS", "SOURCE");
+  for (const auto& letter : letters.letters()) {
+    out += Row("%-16s %-20s %-10s %-22s %8d %s %s", letter.dlq_stream().c_str(), letter.id().c_str(),
+               letter.stage().c_str(), letter.reason().c_str(), letter.attempts(), letter.source_stream().c_str(),
+               letter.source_id().c_str());
+  }
+  return out;
+}
+
+}  // namespace katy::ctl
