@@ -72,3 +72,43 @@ TEST(WebhookBuilderTest, BuildsMetaWireFormThatIngressParses) {
 
 }  // namespace
 }  // namespace katy::emulator
+
+#include "tools/emulator/load_runner.h"
+
+namespace katy::emulator {
+namespace {
+
+TEST(LoadRunnerTest, PercentilesAndReportJson) {
+  std::vector<double> samples;
+  for (int i = 100; i >= 1; --i) samples.push_back(i);
+  LoadReport report;
+  FillPercentiles(samples, &report);
+  EXPECT_EQ(report.p50_ms, 50);
+  EXPECT_EQ(report.p90_ms, 90);
+  EXPECT_EQ(report.p99_ms, 99);
+  EXPECT_EQ(report.max_ms, 100);
+  report.sent = 3;
+  auto json = nlohmann::json::parse(LoadReportJson(report));
+  EXPECT_EQ(json.size(), 9u);
+  EXPECT_EQ(json["sent"], 3);
+  std::vector<double> one{7};
+  LoadReport single;
+  FillPercentiles(one, &single);
+  EXPECT_EQ(single.p50_ms, 7);
+  EXPECT_EQ(single.p99_ms, 7);
+}
+
+TEST(LoadRunnerTest, ParsesArguments) {
+  auto options = ParseLoadArgs({"--ingress", "http://x/webhook", "--users", "5", "--rate", "20.5", "--duration",
+                                "2", "--app-secret", "s", "--json"});
+  ASSERT_TRUE(options.ok()) << options.error().message;
+  EXPECT_EQ(options->users, 5);
+  EXPECT_EQ(options->rate, 20.5);
+  EXPECT_TRUE(options->json);
+  EXPECT_FALSE(ParseLoadArgs({"--ingress", "http://x", "--app-secret", "s", "--rate", "fast"}).ok());
+  EXPECT_FALSE(ParseLoadArgs({"--ingress", "http://x", "--app-secret", "s", "--users", "0"}).ok());
+  EXPECT_FALSE(ParseLoadArgs({"--ingress", "http://x", "--app-secret", "s", "--colour", "red"}).ok());
+}
+
+}  // namespace
+}  // namespace katy::emulator

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <future>
 #include <random>
 #include <thread>
 
@@ -58,10 +59,10 @@ class EmulatorHandler : public Http::Handler {
  public:
   HTTP_PROTOTYPE(EmulatorHandler)
   EmulatorHandler(std::shared_ptr<MessageStore> store, std::shared_ptr<ProfileBook> profiles,
-                  std::shared_ptr<FaultInjector> faults, std::shared_ptr<const EmulatorOptions> options,
-                  std::shared_ptr<std::atomic<uint64_t>> mid_counter)
+                  std::shared_ptr<FaultInjector> faults, std::shared_ptr<WebhookDelivery> webhooks,
+                  std::shared_ptr<const EmulatorOptions> options, std::shared_ptr<std::atomic<uint64_t>> mid_counter)
       : store_(std::move(store)), profiles_(std::move(profiles)), faults_(std::move(faults)),
-        options_(std::move(options)), mid_counter_(std::move(mid_counter)) {}
+        webhooks_(std::move(webhooks)), options_(std::move(options)), mid_counter_(std::move(mid_counter)) {}
 
   void onRequest(const Http::Request& request, Http::ResponseWriter response) override {
     http::KeepAliveUnlessClosed(request, response);
@@ -92,6 +93,8 @@ class EmulatorHandler : public Http::Handler {
     }
     if (path == "/_emulator/say" && method == Http::Method::Post) return Say(request.body());
     if (path == "/_emulator/faults") return Faults(method, request.body());
+    if (path == "/_emulator/read" && method == Http::Method::Post) return Receipt(request.body(), false);
+    if (path == "/_emulator/delivered" && method == Http::Method::Post) return Receipt(request.body(), true);
     if (path == "/_emulator/profiles" && method == Http::Method::Post) return NameUser(request.body());
     if (parts.size() == 2 && parts[0].size() > 1 && parts[0][0] == 'v' && method == Http::Method::Get &&
         parts[1].rfind("_", 0) != 0) {
@@ -131,6 +134,8 @@ class EmulatorHandler : public Http::Handler {
     message.sender_action = send.sender_action;
     message.received_at_ms = NowMs();
     RecordedMessage stored = store_->Add(std::move(message));
+    if (options_->on_message) options_->on_message(stored);
+    Echo(stored);
     json answer{{"recipient_id", send.recipient}};
     if (send.sender_action.empty()) answer["message_id"] = stored.message_id;
     return {200, answer.dump()};
@@ -197,23 +202,64 @@ class EmulatorHandler : public Http::Handler {
     if (request.contains("first_name") && request["first_name"].is_string()) {
       profiles_->Set(event.psid, {request["first_name"].get<std::string>(), request.value("last_name", "")});
     }
-    std::string webhook = BuildWebhookBody(event);
-    thread_local http::Client client(std::chrono::milliseconds(10000));
-    auto delivered = client.Post(options_->ingress_url, webhook,
-                                 {"Content-Type: application/json",
-                                  "X-Hub-Signature-256: " + SignBody(options_->app_secret, webhook)});
     json answer{{"mid", event.mid}};
-    if (!delivered) {
-      answer["error"] = "ingress unreachable: " + delivered.error().message;
+    const int status = DeliverAndWait(event.page_id, UserEventItem(event));
+    if (status == 0) {
+      answer["error"] = "ingress unreachable at " + options_->ingress_url;
       return {502, answer.dump()};
     }
-    answer["ingress_status"] = delivered->status;
-    return {delivered->status == 200 ? 200 : 502, answer.dump()};
+    answer["ingress_status"] = status;
+    return {status == 200 ? 200 : 502, answer.dump()};
+  }
+
+  // Queues one item and waits (at most 20 s) for the final status of its delivery.
+  int DeliverAndWait(const std::string& page, json item) {
+    auto result = std::make_shared<std::promise<int>>();
+    auto delivered = result->get_future();
+    webhooks_->Enqueue(page, std::move(item), [result](int status) { result->set_value(status); });
+    if (delivered.wait_for(std::chrono::seconds(20)) != std::future_status::ready) return 0;
+    return delivered.get();
+  }
+
+  Reply Receipt(const std::string& body, bool delivery) {
+    json request = json::parse(body, nullptr, false);
+    if (!request.is_object() || !request.contains("psid") || !request.contains("page")) {
+      return {400, R"({"error":"expected {\"page\":\"...\",\"psid\":\"...\"}"})"};
+    }
+    const std::string page = request["page"].get<std::string>();
+    const std::string psid = request["psid"].get<std::string>();
+    const int64_t now = NowMs();
+    json item{{"sender", {{"id", psid}}}, {"recipient", {{"id", page}}}, {"timestamp", now}};
+    if (delivery) {
+      json mids = json::array();
+      for (const auto& message : store_->For(psid)) {
+        if (message.page_id == page && message.sender_action.empty()) mids.push_back(message.message_id);
+      }
+      item["delivery"] = {{"mids", mids}, {"watermark", now}};
+    } else {
+      item["read"] = {{"watermark", now}};
+    }
+    const int status = DeliverAndWait(page, std::move(item));
+    return {status == 200 ? 200 : 502, json{{"ingress_status", status}}.dump()};
+  }
+
+  // An echo of a message the bot sent, as Meta sends one back (sender is the page).
+  void Echo(const RecordedMessage& sent) {
+    if (!options_->echoes || sent.message_json.empty()) return;
+    json message = json::parse(sent.message_json, nullptr, false);
+    if (!message.is_object()) return;
+    message["is_echo"] = true;
+    message["app_id"] = options_->app_id;
+    message["mid"] = sent.message_id;
+    json item{{"sender", {{"id", sent.page_id}}}, {"recipient", {{"id", sent.recipient}}},
+              {"timestamp", sent.received_at_ms}, {"message", message}};
+    webhooks_->Enqueue(sent.page_id, std::move(item));
   }
 
   std::shared_ptr<MessageStore> store_;
   std::shared_ptr<ProfileBook> profiles_;
   std::shared_ptr<FaultInjector> faults_;
+  std::shared_ptr<WebhookDelivery> webhooks_;
   std::shared_ptr<const EmulatorOptions> options_;
   std::shared_ptr<std::atomic<uint64_t>> mid_counter_;
 };
@@ -225,6 +271,8 @@ Result<std::unique_ptr<EmulatorServer>> EmulatorServer::Start(EmulatorOptions op
   out->store_ = std::make_shared<MessageStore>();
   out->profiles_ = std::make_shared<ProfileBook>();
   out->faults_ = std::make_shared<FaultInjector>();
+  out->webhooks_ = std::make_shared<WebhookDelivery>(
+      DeliveryOptions{options.ingress_url, options.app_secret, options.webhook_batch, options.webhook_workers});
   if (!options.faults_json.empty()) {
     auto faults = ParseFaults(options.faults_json);
     if (!faults) return Error{"config", "faults: " + faults.error().message};
@@ -235,7 +283,8 @@ Result<std::unique_ptr<EmulatorServer>> EmulatorServer::Start(EmulatorOptions op
     out->endpoint_ = std::make_shared<Http::Endpoint>(Address(options.address.host, Port(options.address.port)));
     out->endpoint_->init(Http::Endpoint::options().threads(options.threads).flags(Tcp::Options::ReuseAddr));
     out->endpoint_->setHandler(Http::make_handler<EmulatorHandler>(
-        out->store_, out->profiles_, out->faults_, shared_options, std::make_shared<std::atomic<uint64_t>>(0)));
+        out->store_, out->profiles_, out->faults_, out->webhooks_, shared_options,
+        std::make_shared<std::atomic<uint64_t>>(0)));
     out->endpoint_->serveThreaded();
     out->port_ = static_cast<uint16_t>(out->endpoint_->getPort());
   } catch (const std::exception& e) {
@@ -247,6 +296,7 @@ Result<std::unique_ptr<EmulatorServer>> EmulatorServer::Start(EmulatorOptions op
 EmulatorServer::~EmulatorServer() { Shutdown(); }
 
 void EmulatorServer::Shutdown() {
+  if (webhooks_) webhooks_->Stop();
   if (endpoint_) {
     endpoint_->shutdown();
     endpoint_.reset();

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -8,6 +9,7 @@
 #include "common/result.h"
 #include "tools/emulator/fault_injector.h"
 #include "tools/emulator/message_store.h"
+#include "tools/emulator/webhook_delivery.h"
 
 namespace Pistache::Http {
 class Endpoint;
@@ -22,6 +24,13 @@ struct EmulatorOptions {
   std::string page_token;      // when non-empty, the only access token the Send API accepts
   std::string faults_json;     // initial faults (fault_injector.h), empty for none
   int threads = 4;
+  size_t webhook_batch = 1;    // messaging items per webhook POST at most
+  int webhook_workers = 1;     // webhook POSTs in flight at once (1 keeps everything in order)
+  bool echoes = false;         // send the bot an echo webhook for every message it sends
+  std::string app_id = "1517776481860111";  // the app id in echoes
+  // Called for every message the Send API accepts (load mode matches replies with it); on an
+  // HTTP thread, so it must be thread-safe and quick.
+  std::function<void(const RecordedMessage&)> on_message;
 };
 
 // Meta, as far as Katy can tell, over HTTP:
@@ -29,7 +38,9 @@ struct EmulatorOptions {
 //   GET  /_emulator/messages?psid=ID                 what the Send API accepted for a user
 //   DELETE /_emulator/messages                       forget every recorded message
 //   POST /_emulator/say {"page","psid","text"}       a user's message, delivered as a signed
-//                                                    Meta-form webhook to the ingress URL
+//                                                    Meta-form webhook to the ingress URL (queued,
+//                                                    batched, retried on non-200 like Meta)
+//   POST /_emulator/read, /_emulator/delivered {"page","psid"}   read / delivery receipts
 //   GET  /v{N}/{psid}?fields=...                     the user profile API
 //   POST /_emulator/profiles {"psid","first_name","last_name"}   names a user
 //   GET|POST|DELETE /_emulator/faults                read, set or clear injected faults
@@ -41,6 +52,7 @@ class EmulatorServer {
   MessageStore& store() { return *store_; }
   ProfileBook& profiles() { return *profiles_; }
   FaultInjector& faults() { return *faults_; }
+  WebhookDelivery& webhooks() { return *webhooks_; }
   void Shutdown();
 
  private:
@@ -48,6 +60,7 @@ class EmulatorServer {
   std::shared_ptr<MessageStore> store_;
   std::shared_ptr<ProfileBook> profiles_;
   std::shared_ptr<FaultInjector> faults_;
+  std::shared_ptr<WebhookDelivery> webhooks_;
   std::shared_ptr<Pistache::Http::Endpoint> endpoint_;
   int port_ = 0;
 };

@@ -1,12 +1,16 @@
 // katy-emulator: stands in for Meta (Send API + webhooks) on a machine with no Facebook account.
 #include <csignal>
 #include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
 
 #include "common/config.h"
 #include "common/log.h"
 #include "common/runtime/service_main.h"
 #include "common/runtime/signals.h"
 #include "tools/emulator/emulator_server.h"
+#include "tools/emulator/load_runner.h"
 
 namespace {
 
@@ -21,6 +25,8 @@ int Run(int argc, char** argv) {
            "When set, the only page access token the Send API accepts (else any non-empty one)", false, true},
           {"KATY_EMULATOR_FAULTS", "", "Faults to inject from the start, as JSON (see tools/emulator/README.md)"},
           {"KATY_EMULATOR_THREADS", "8", "HTTP worker threads (an injected hang holds one)"},
+          {"KATY_EMULATOR_WEBHOOK_BATCH", "1", "Messaging items per webhook POST at most (Meta batches under load)"},
+          {"KATY_EMULATOR_ECHOES", "0", "Send an echo webhook for every message the bot sends"},
           {"KATY_LOG_LEVEL", "info", "debug, info, warn or error"},
       },
       argc, argv);
@@ -41,6 +47,8 @@ int Run(int argc, char** argv) {
   options.page_token = settings.String("KATY_EMULATOR_PAGE_TOKEN");
   options.faults_json = settings.String("KATY_EMULATOR_FAULTS");
   options.threads = static_cast<int>(settings.Int("KATY_EMULATOR_THREADS", 1, 256));
+  options.webhook_batch = static_cast<size_t>(settings.Int("KATY_EMULATOR_WEBHOOK_BATCH", 1, 1000));
+  options.echoes = settings.Bool("KATY_EMULATOR_ECHOES");
   auto server = emulator::EmulatorServer::Start(options);
   if (!server) throw std::runtime_error(server.error().message);
   log::Info("listening", {{"port", (*server)->port()}});
@@ -53,6 +61,35 @@ int Run(int argc, char** argv) {
 
 }  // namespace
 
+// katy-emulator load ...: a load run (see load_runner.h), then exit.
+int Load(const std::vector<std::string>& args) {
+  using namespace katy;
+  log::Init("emulator-load", log::Level::kWarn);
+  auto options = emulator::ParseLoadArgs(args);
+  if (!options) {
+    std::fprintf(stderr, "katy-emulator load: %s\nusage: katy-emulator load --ingress URL [--users N] [--rate R] "
+                         "[--duration S] [--listen HOST:PORT] [--app-secret S] [--batch N] [--drain S] "
+                         "[--faults JSON] [--json]\n", options.error().message.c_str());
+    return 2;
+  }
+  auto report = emulator::RunLoad(*options, std::cerr);
+  if (!report) {
+    std::fprintf(stderr, "katy-emulator load: %s\n", report.error().message.c_str());
+    return 1;
+  }
+  std::printf("sent %lld (%.0f/s)  received %lld  lost %lld  duplicates %lld  throughput %.1f replies/s\n"
+              "latency p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n",
+              static_cast<long long>(report->sent), report->send_rate, static_cast<long long>(report->received),
+              static_cast<long long>(report->lost), static_cast<long long>(report->duplicates), report->throughput,
+              report->p50_ms, report->p90_ms, report->p99_ms, report->max_ms);
+  if (options->json) std::printf("%s\n", emulator::LoadReportJson(*report).c_str());
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "load") {
+    katy::runtime::BlockSignals();
+    return Load(std::vector<std::string>(argv + 2, argv + argc));
+  }
   return katy::runtime::ServiceMain("katy-emulator", [&] { return Run(argc, argv); });
 }

@@ -4,10 +4,11 @@
 
 #include "common/hmac.h"
 #include "common/json_escape.h"
+#include "tools/emulator/webhook_delivery.h"
 
 namespace katy::emulator {
 
-std::string BuildWebhookBody(const UserEvent& event) {
+nlohmann::json UserEventItem(const UserEvent& event) {
   using nlohmann::json;
   json item{{"sender", {{"id", event.psid}}},
             {"recipient", {{"id", event.page_id}}},
@@ -20,10 +21,11 @@ std::string BuildWebhookBody(const UserEvent& event) {
       item["message"]["quick_reply"] = {{"payload", event.quick_reply_payload}};
     }
   }
-  json body{{"object", "page"},
-            {"entry", json::array({{{"id", event.page_id}, {"time", event.timestamp_ms},
-                                    {"messaging", json::array({item})}}})}};
-  return EscapeJsonLikeMeta(body.dump());
+  return item;
+}
+
+std::string BuildWebhookBody(const UserEvent& event) {
+  return BuildBatchBody({{event.page_id, UserEventItem(event)}}, event.timestamp_ms);
 }
 
 std::string SignBody(const std::string& app_secret, const std::string& body) {

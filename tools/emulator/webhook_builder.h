@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 namespace katy::emulator {
 
 // A user's action to turn into a webhook.
@@ -17,8 +19,11 @@ struct UserEvent {
   std::string postback_title;
 };
 
-// The POST body Meta would send for `event`, byte for byte in Meta's wire form: ASCII JSON with
-// non-ASCII escaped as \uXXXX (lowercase) and '/' as "\/". Pure.
+// The messaging item Meta would send for `event` (a message, or a postback). Pure.
+nlohmann::json UserEventItem(const UserEvent& event);
+
+// The POST body Meta would send for `event` alone, byte for byte in Meta's wire form: ASCII JSON
+// with non-ASCII escaped as \uXXXX (lowercase) and '/' as "\/". Pure.
 std::string BuildWebhookBody(const UserEvent& event);
 
 // "sha256=" + hex HMAC-SHA256(app_secret, body): the X-Hub-Signature-256 header value.

@@ -1,0 +1,102 @@
+#include "tools/emulator/webhook_delivery.h"
+
+#include <map>
+
+#include "common/http/http_client.h"
+#include "common/json_escape.h"
+#include "tools/emulator/webhook_builder.h"
+
+namespace katy::emulator {
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+std::string BuildBatchBody(const std::vector<std::pair<std::string, nlohmann::json>>& items, int64_t time_ms) {
+  nlohmann::json entries = nlohmann::json::array();
+  std::map<std::string, size_t> entry_of;
+  for (const auto& [page, item] : items) {
+    auto found = entry_of.find(page);
+    if (found == entry_of.end()) {
+      found = entry_of.emplace(page, entries.size()).first;
+      entries.push_back({{"id", page}, {"time", time_ms}, {"messaging", nlohmann::json::array()}});
+    }
+    entries[found->second]["messaging"].push_back(item);
+  }
+  return EscapeJsonLikeMeta(nlohmann::json{{"object", "page"}, {"entry", entries}}.dump());
+}
+
+WebhookDelivery::WebhookDelivery(DeliveryOptions options) : options_(std::move(options)) {
+  for (int i = 0; i < std::max(1, options_.workers); ++i) workers_.emplace_back([this] { Work(); });
+}
+
+WebhookDelivery::~WebhookDelivery() { Stop(); }
+
+void WebhookDelivery::Enqueue(std::string page_id, nlohmann::json item, Done done) {
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back({std::move(page_id), std::move(item), std::move(done)});
+  }
+  wake_.notify_one();
+}
+
+void WebhookDelivery::Stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  for (auto& worker : workers_) {
+    if (worker.joinable()) worker.join();
+  }
+}
+
+int WebhookDelivery::Post(const std::string& body) {
+  thread_local http::Client client(std::chrono::milliseconds(10000), std::chrono::milliseconds(2000));
+  auto response = client.Post(options_.ingress_url, body,
+                              {"Content-Type: application/json", "X-Hub-Signature-256: " + SignBody(options_.app_secret, body)});
+  ++posts_;
+  return response ? static_cast<int>(response->status) : 0;
+}
+
+void WebhookDelivery::Work() {
+  while (true) {
+    std::vector<Item> batch;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      while (!queue_.empty() && batch.size() < std::max<size_t>(1, options_.max_batch)) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    std::vector<std::pair<std::string, nlohmann::json>> items;
+    items.reserve(batch.size());
+    for (const auto& item : batch) items.emplace_back(item.page_id, item.item);
+    // Meta re-sends the same items (with a new entry time) until it gets a 200.
+    int status = 0;
+    for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
+      status = Post(BuildBatchBody(items, NowMs()));
+      if (status == 200) break;
+      bool stopping;
+      {
+        std::lock_guard lock(mutex_);
+        stopping = stopping_;
+      }
+      if (stopping) break;
+      ++retries_;
+      auto backoff = std::min(options_.max_backoff, std::chrono::milliseconds(50LL << std::min(attempt, 10)));
+      std::this_thread::sleep_for(backoff);
+    }
+    for (auto& item : batch) {
+      if (item.done) item.done(status);
+    }
+  }
+}
+
+}  // namespace katy::emulator
