@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 scripts/setup.sh
-scripts/build.sh --target katy-ingress katy-responder katy-sender katy-emulator >/dev/null
+scripts/build.sh --target katy-ingress katy-responder katy-sender katy-emulator katyctl >/dev/null
 
 data="${KATY_DATA_DIR:-$root/.katy}"
 mkdir -p "$data/redis" "$data/logs"
@@ -81,7 +81,8 @@ if [[ -z "${KATY_GRAPH_URL:-}" ]]; then
   export KATY_INGRESS_URL="${KATY_INGRESS_URL:-http://127.0.0.1:$ingress_port/webhook}"
   export KATY_GRAPH_URL="http://$KATY_EMULATOR_ADDR/v25.0"
   emulator="http://$KATY_EMULATOR_ADDR"
-  start emulator "$bin/katy-emulator"
+  start emulator env KATY_EMULATOR_METRICS_URLS="http://${KATY_INGRESS_ADMIN_ADDR:-127.0.0.1:9101}/metrics,http://${KATY_SENDER_ADMIN_ADDR:-127.0.0.1:9103}/metrics" \
+    "$bin/katy-emulator"
 fi
 
 # Each service has its own gRPC and admin ports (KATY_GRPC_ADDR/KATY_ADMIN_ADDR would give all
@@ -102,6 +103,10 @@ for i in "${!pids[@]}"; do
   fi
 done
 
+echo
+if [[ -n "$emulator" ]]; then
+  echo "Chat with the bot in your browser: $emulator/"
+fi
 cat <<MSG
 
 Katy is running (logs in $data/logs, Redis data in $data/redis).
@@ -112,8 +117,9 @@ MSG
 if [[ -n "$emulator" ]]; then
   cat <<MSG
   emulator   $emulator    (a stand-in for Meta: no Facebook account needed)
+  katyctl    $bin/katyctl status    (queues, shard owners, pages; katyctl --help)
 
-Talk to the bot as a user:
+Talk to the bot as a user, from the command line:
   curl -s -X POST $emulator/_emulator/say -d '{"page":"1045","psid":"42","text":"hello"}'
 Read the bot's replies to that user:
   curl -s '$emulator/_emulator/messages?psid=42'

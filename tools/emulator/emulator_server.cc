@@ -13,6 +13,7 @@
 #include "common/http/http_client.h"
 #include "common/http/pistache_util.h"
 #include "common/log.h"
+#include "tools/emulator/chat_page.h"
 #include "tools/emulator/send_api.h"
 #include "tools/emulator/webhook_builder.h"
 
@@ -66,6 +67,11 @@ class EmulatorHandler : public Http::Handler {
 
   void onRequest(const Http::Request& request, Http::ResponseWriter response) override {
     http::KeepAliveUnlessClosed(request, response);
+    if (request.resource() == "/" && request.method() == Http::Method::Get) {
+      response.headers().add<Http::Header::ContentType>(MIME(Text, Html));
+      response.send(Http::Code::Ok, ChatPageHtml());
+      return;
+    }
     Reply reply = Route(request);
     response.headers().add<Http::Header::ContentType>(MIME(Application, Json));
     response.send(static_cast<Http::Code>(reply.status), reply.body);
@@ -93,6 +99,8 @@ class EmulatorHandler : public Http::Handler {
     }
     if (path == "/_emulator/say" && method == Http::Method::Post) return Say(request.body());
     if (path == "/_emulator/faults") return Faults(method, request.body());
+    if (path == "/_emulator/config") return {200, json{{"page", options_->chat_page_id}}.dump()};
+    if (path == "/_emulator/queues") return Queues();
     if (path == "/_emulator/read" && method == Http::Method::Post) return Receipt(request.body(), false);
     if (path == "/_emulator/delivered" && method == Http::Method::Post) return Receipt(request.body(), true);
     if (path == "/_emulator/profiles" && method == Http::Method::Post) return NameUser(request.body());
@@ -102,6 +110,17 @@ class EmulatorHandler : public Http::Handler {
     }
     if (path == "/_emulator/health") return {200, R"({"ok":true})"};
     return {404, R"({"error":{"message":"Unknown path components","type":"OAuthException","code":2500}})"};
+  }
+
+  // Queue depth for the chat page, from the first service whose /metrics answers (each service
+  // exports the same queue-depth gauges).
+  Reply Queues() {
+    thread_local http::Client client(std::chrono::milliseconds(800), std::chrono::milliseconds(300));
+    for (const auto& url : options_->metrics_urls) {
+      auto response = client.Get(url);
+      if (response && response->status == 200) return {200, QueueTotalsFromMetrics(response->body).dump()};
+    }
+    return {200, R"({"available":false})"};
   }
 
   Reply Faults(Http::Method method, const std::string& body) {

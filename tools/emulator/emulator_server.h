@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/config.h"
 #include "common/result.h"
@@ -28,6 +29,8 @@ struct EmulatorOptions {
   int webhook_workers = 1;     // webhook POSTs in flight at once (1 keeps everything in order)
   bool echoes = false;         // send the bot an echo webhook for every message it sends
   std::string app_id = "1517776481860111";  // the app id in echoes
+  std::string chat_page_id = "1045";       // the page the chat page talks to
+  std::vector<std::string> metrics_urls;   // services' /metrics, for the chat page's queue panel
   // Called for every message the Send API accepts (load mode matches replies with it); on an
   // HTTP thread, so it must be thread-safe and quick.
   std::function<void(const RecordedMessage&)> on_message;
@@ -44,6 +47,8 @@ struct EmulatorOptions {
 //   GET  /v{N}/{psid}?fields=...                     the user profile API
 //   POST /_emulator/profiles {"psid","first_name","last_name"}   names a user
 //   GET|POST|DELETE /_emulator/faults                read, set or clear injected faults
+//   GET  /                                           the chat page (a person talks to the bot)
+//   GET  /_emulator/config, /_emulator/queues        the chat page's settings and queue depth
 class EmulatorServer {
  public:
   static Result<std::unique_ptr<EmulatorServer>> Start(EmulatorOptions options);

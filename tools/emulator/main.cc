@@ -2,6 +2,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ int Run(int argc, char** argv) {
           {"KATY_EMULATOR_THREADS", "8", "HTTP worker threads (an injected hang holds one)"},
           {"KATY_EMULATOR_WEBHOOK_BATCH", "1", "Messaging items per webhook POST at most (Meta batches under load)"},
           {"KATY_EMULATOR_ECHOES", "0", "Send an echo webhook for every message the bot sends"},
+          {"KATY_EMULATOR_PAGE", "1045", "The page id the chat page talks to"},
+          {"KATY_EMULATOR_METRICS_URLS", "http://127.0.0.1:9101/metrics,http://127.0.0.1:9102/metrics",
+           "Comma-separated /metrics URLs of the services, for the chat page's queue panel"},
           {"KATY_LOG_LEVEL", "info", "debug, info, warn or error"},
       },
       argc, argv);
@@ -49,6 +53,11 @@ int Run(int argc, char** argv) {
   options.threads = static_cast<int>(settings.Int("KATY_EMULATOR_THREADS", 1, 256));
   options.webhook_batch = static_cast<size_t>(settings.Int("KATY_EMULATOR_WEBHOOK_BATCH", 1, 1000));
   options.echoes = settings.Bool("KATY_EMULATOR_ECHOES");
+  options.chat_page_id = settings.String("KATY_EMULATOR_PAGE");
+  std::stringstream urls(settings.String("KATY_EMULATOR_METRICS_URLS"));
+  for (std::string url; std::getline(urls, url, ',');) {
+    if (!url.empty()) options.metrics_urls.push_back(url);
+  }
   auto server = emulator::EmulatorServer::Start(options);
   if (!server) throw std::runtime_error(server.error().message);
   log::Info("listening", {{"port", (*server)->port()}});

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# How fast katy-emulator's load mode itself is, so that it is never the bottleneck it measures:
+#  1. sending: `katy-emulator load` at a rate far above Katy's, against nginx answering 200
+#     (a webhook sink that costs nothing), batched as Meta batches under load;
+#  2. receiving: wrk POSTing Send API calls to the emulator (keep-alive, 16 connections).
+# Usage: bench/emulator_load.sh [seconds]   (default 5)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+seconds="${1:-5}"
+KATY_EXTRA_PACKAGES="wrk nginx-light" "$root/scripts/setup.sh"
+"$root/scripts/build.sh" --target katy-emulator >/dev/null
+
+work=$(mktemp -d /tmp/katy-bench-emulator.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+nginx_port=$(free_port)
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+daemon off;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx;
+  client_max_body_size 10m;
+  server { listen 127.0.0.1:$nginx_port; location / { return 200 "EVENT_RECEIVED"; } }
+}
+NGINX
+nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
+pids+=($!)
+sleep 0.5
+
+echo "== sending: katy-emulator load --rate 40000 --batch 100, webhooks to nginx"
+send=$("$root/build/bin/katy-emulator" load --ingress "http://127.0.0.1:$nginx_port/webhook" \
+  --listen "127.0.0.1:$(free_port)" --app-secret bench --users 1000 --rate 40000 --duration "$seconds" \
+  --drain 0 --batch 100 2>/dev/null | head -1)
+echo "$send"
+
+echo "== receiving: wrk -t2 -c16 -d${seconds}s POST /v25.0/<page>/messages"
+emulator_port=$(free_port)
+KATY_APP_SECRET=bench KATY_EMULATOR_ADDR="127.0.0.1:$emulator_port" KATY_LOG_LEVEL=error \
+  KATY_EMULATOR_THREADS=2 "$root/build/bin/katy-emulator" >"$work/emulator.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 50); do (echo >"/dev/tcp/127.0.0.1/$emulator_port") 2>/dev/null && break; sleep 0.1; done
+cat >"$work/send.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local n = 0
+function request()
+  n = n + 1
+  return wrk.format(nil, nil, nil, '{"recipient":{"id":"load-user-' .. (n % 1000) ..
+    '"},"messaging_type":"RESPONSE","message":{"text":"echo: load ' .. n .. '"}}')
+end
+LUA
+wrk -t2 -c16 -d"${seconds}s" --latency -s "$work/send.lua" \
+  "http://127.0.0.1:$emulator_port/v25.0/104560000000001/messages?access_token=t" | grep -E "Requests/sec|99%|Non-2xx"

@@ -1,0 +1,51 @@
+// The chat page as a person uses it, in Debian's headless Chromium: type a message, see the
+// reply, tap a quick reply, see the next reply, tap a button, see cards; save a screenshot.
+// Usage: node chat_test.mjs CHAT_URL SCREENSHOT_PATH
+import { chromium } from "playwright-core";
+
+const [url, screenshot] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"],
+});
+let failed = 0;
+const check = (ok, what) => {
+  console.log((ok ? "ok   " : "FAIL ") + what);
+  if (!ok) failed++;
+};
+try {
+  const page = await browser.newPage({ viewport: { width: 1180, height: 720 } });
+  page.setDefaultTimeout(20000);
+  await page.goto(url);
+  check(await page.isVisible("#get-started"), "a new conversation offers Get Started");
+
+  await page.fill("#text", "hello");
+  await page.press("#text", "Enter");
+  await page.waitForSelector(".msg.user >> text=hello");
+  const greeting = await page.waitForSelector(".msg.bot");
+  check(/hello|hi there/i.test(await greeting.textContent()), "the bot greets back");
+  await page.waitForSelector(".chip >> text=Help");
+  check((await page.$$(".chip")).length >= 3, "its quick replies show as chips");
+
+  await page.click(".chip >> text=Help");
+  const help = await page.waitForSelector(".msg.bot.template");
+  check((await help.textContent()).includes("I can chat"), "tapping a chip gets the next reply (a button template)");
+
+  await page.click(".template .button >> text=Show kittens");
+  await page.waitForSelector(".cards .card >> text=Mittens");
+  check(true, "a postback button brings a carousel of cards");
+
+  await page.waitForFunction(() => Number(document.getElementById("in-length").textContent) >= 3);
+  check(true, "the side panel shows live queue depth");
+
+  await page.screenshot({ path: screenshot });
+  console.log("screenshot: " + screenshot);
+} catch (error) {
+  console.log("FAIL " + error.message);
+  failed++;
+} finally {
+  await browser.close();
+}
+console.log(`${failed === 0 ? 1 : 0} passed, ${failed === 0 ? 0 : 1} failed`);
+process.exit(failed === 0 ? 0 : 1);

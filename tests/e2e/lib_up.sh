@@ -1,0 +1,46 @@
+# Sourced by tests that run scripts/up.sh as a user would. Starts it on free ports with its
+# own data directory and waits for it; stop_up stops it like Ctrl-C and checks it went.
+# Sets: work, up_pid, up_out, and KATY_* addresses (exported).
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+work=$(mktemp -d /tmp/katy-up-test.XXXXXX)
+up_out="$work/up.out"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+fail() {
+  echo "FAIL: $*"
+  echo "--- up.sh output"; cat "$up_out"
+  for log in "$KATY_DATA_DIR"/logs/*.log; do echo "--- $log"; tail -n 20 "$log"; done
+  [[ -n "${up_pid:-}" ]] && kill -TERM "$up_pid" 2>/dev/null
+  echo "0 passed, 1 failed"
+  exit 1
+}
+
+start_up() {
+  export KATY_DATA_DIR="$work/data"
+  export KATY_REDIS_PORT=$(free_port)
+  export KATY_HTTP_ADDR="127.0.0.1:$(free_port)"
+  export KATY_EMULATOR_ADDR="127.0.0.1:$(free_port)"
+  for service in INGRESS RESPONDER SENDER; do
+    export "KATY_${service}_GRPC_ADDR=127.0.0.1:$(free_port)"
+    export "KATY_${service}_ADMIN_ADDR=127.0.0.1:$(free_port)"
+  done
+  unset KATY_GRAPH_URL KATY_REDIS_URL KATY_APP_SECRET KATY_PAGE_TOKEN KATY_RULES
+  setsid "$root/scripts/up.sh" >"$up_out" 2>&1 &
+  up_pid=$!
+  for _ in $(seq 1 600); do
+    grep -q "Press Ctrl-C" "$up_out" && return 0
+    kill -0 "$up_pid" 2>/dev/null || fail "up.sh exited early"
+    sleep 0.5
+  done
+  fail "up.sh did not come up"
+}
+
+stop_up() {
+  kill -TERM "$up_pid"
+  for _ in $(seq 1 100); do kill -0 "$up_pid" 2>/dev/null || break; sleep 0.2; done
+  kill -0 "$up_pid" 2>/dev/null && fail "up.sh did not stop"
+  grep -q "up: stopped" "$up_out" || fail "up.sh did not report a clean stop"
+  if pgrep -f "$KATY_DATA_DIR" >/dev/null || pgrep -f "port $KATY_REDIS_PORT" >/dev/null; then
+    fail "processes left running"
+  fi
+}
