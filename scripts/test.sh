@@ -19,7 +19,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(python3 "$root/scripts/free_port.py")
 redis-server --port "$port" --bind 127.0.0.1 --dir "$work" --save "" --appendonly yes \
   --appendfsync everysec --daemonize no >"$work/redis.log" 2>&1 &
 redis_pid=$!

@@ -80,12 +80,15 @@ std::chrono::milliseconds UsageBackoff(const std::map<std::string, std::string>&
         if (!entries.is_array()) continue;
         for (const auto& entry : entries) {
           if (!entry.is_object()) continue;
-          for (const char* key : {"call_count", "total_cputime", "total_time"}) {
-            if (entry.contains(key) && NumberOf(entry[key]) >= 100) wait = std::max(wait, kUsageExhaustedWait);
-          }
+          // Meta's own estimate, when given, says how long; only without one does a figure at
+          // 100 mean "stop for a while".
           if (entry.contains("estimated_time_to_regain_access")) {
             auto minutes = static_cast<long long>(NumberOf(entry["estimated_time_to_regain_access"]));
             wait = std::max(wait, std::chrono::milliseconds(minutes * 60000));
+            continue;
+          }
+          for (const char* key : {"call_count", "total_cputime", "total_time"}) {
+            if (entry.contains(key) && NumberOf(entry[key]) >= 100) wait = std::max(wait, kUsageExhaustedWait);
           }
         }
       }

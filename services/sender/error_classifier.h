@@ -39,8 +39,9 @@ struct SendResponse {
 // retrying the delivered message. Pure, thread-safe.
 Classification Classify(const SendResponse& response);
 
-// Longest wait the usage headers ask for: estimated_time_to_regain_access minutes, or one
-// minute when any X-App-Usage / X-Business-Use-Case-Usage figure has reached 100. Zero if none.
+// Longest wait the usage headers ask for: a business use case's estimated_time_to_regain_access
+// (minutes) when Meta gives one; else one minute when any X-App-Usage or
+// X-Business-Use-Case-Usage figure has reached 100. Zero if none.
 std::chrono::milliseconds UsageBackoff(const std::map<std::string, std::string>& headers);
 
 const char* SendActionName(SendAction action);

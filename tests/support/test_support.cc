@@ -7,13 +7,16 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <utime.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -63,18 +66,48 @@ std::string UniquePrefix(const std::string& test_name) {
   return "t" + std::to_string(getpid()) + "-" + std::to_string(++counter) + "-" + test_name;
 }
 
+namespace {
+
+// Reserves `port` for this test run across every process (tests run in parallel): an exclusive
+// file in /tmp/katy-test-ports; a reservation older than ten minutes is stale and reusable.
+bool Reserve(int port) {
+  const std::string dir = "/tmp/katy-test-ports";
+  mkdir(dir.c_str(), 0777);
+  const std::string path = dir + "/" + std::to_string(port);
+  int fd = open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0666);
+  if (fd >= 0) {
+    close(fd);
+    return true;
+  }
+  struct stat info {};
+  if (stat(path.c_str(), &info) == 0 && time(nullptr) - info.st_mtime > 600) {
+    return utime(path.c_str(), nullptr) == 0;  // stale: take it over
+  }
+  return false;
+}
+
+}  // namespace
+
 int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  int port = ntohs(addr.sin_port);
-  close(fd);
-  return port;
+  // Below the kernel's ephemeral range (32768+): ports handed out for port 0 come from there,
+  // and so do the local ports of every outgoing connection, which could take a port between
+  // this check and the service binding it. Reserved so parallel tests never pick the same one.
+  static std::mt19937 random{std::random_device{}()};
+  std::uniform_int_distribution<int> pick(20000, 31999);
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const int port = pick(random);
+    if (!Reserve(port)) continue;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    const bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    close(fd);
+    if (free) return port;
+  }
+  ADD_FAILURE() << "no free port between 20000 and 31999";
+  return 0;
 }
 
 bool WaitForPort(int port, std::chrono::milliseconds timeout) {

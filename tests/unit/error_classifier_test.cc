@@ -96,6 +96,12 @@ TEST(ErrorClassifierTest, UsageHeaders) {
                            R"({"1045":[{"type":"messenger","call_count":30,"total_cputime":1,"total_time":1,"estimated_time_to_regain_access":7}]})"}}),
             std::chrono::minutes(7));
   EXPECT_EQ(UsageBackoff({{"x-app-usage", "garbage"}}), std::chrono::milliseconds(0));
+  // Meta's estimate wins over a bare 100: 0 minutes means access is back soon.
+  EXPECT_EQ(UsageBackoff({{"x-business-use-case-usage",
+                           R"({"1":[{"type":"messenger","call_count":100,"estimated_time_to_regain_access":0}]})"}}),
+            std::chrono::milliseconds(0));
+  EXPECT_EQ(UsageBackoff({{"x-business-use-case-usage", R"({"1":[{"type":"messenger","call_count":100}]})"}}),
+            std::chrono::minutes(1));
   // A throttling error waits at least what the headers say; a success still reports it.
   SendResponse throttled = GraphError(400, 613);
   throttled.headers["x-business-use-case-usage"] =

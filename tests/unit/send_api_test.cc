@@ -74,6 +74,7 @@ TEST(WebhookBuilderTest, BuildsMetaWireFormThatIngressParses) {
 }  // namespace katy::emulator
 
 #include "tools/emulator/load_runner.h"
+#include "tools/emulator/webhook_delivery.h"
 
 namespace katy::emulator {
 namespace {
@@ -108,6 +109,79 @@ TEST(LoadRunnerTest, ParsesArguments) {
   EXPECT_FALSE(ParseLoadArgs({"--ingress", "http://x", "--app-secret", "s", "--rate", "fast"}).ok());
   EXPECT_FALSE(ParseLoadArgs({"--ingress", "http://x", "--app-secret", "s", "--users", "0"}).ok());
   EXPECT_FALSE(ParseLoadArgs({"--ingress", "http://x", "--app-secret", "s", "--colour", "red"}).ok());
+}
+
+}  // namespace
+}  // namespace katy::emulator
+
+namespace katy::emulator {
+namespace {
+
+TEST(SendApiFidelityTest, FormBodiesTemplatesAndAttachments) {
+  std::string form = "recipient=%7B%22id%22%3A%227%22%7D&messaging_type=RESPONSE&message=%7B%22text%22%3A%22hi+there%22%7D";
+  auto json = nlohmann::json::parse(FormToJson(form));
+  EXPECT_EQ(json["recipient"]["id"], "7");
+  EXPECT_EQ(json["message"]["text"], "hi there");
+  EXPECT_EQ(ErrorCode(FormToJson(form)), 0);
+
+  auto with_attachment = [](nlohmann::json attachment) {
+    return ErrorCode(nlohmann::json{{"recipient", {{"id", "7"}}}, {"messaging_type", "RESPONSE"},
+                                    {"message", {{"attachment", attachment}}}}.dump());
+  };
+  nlohmann::json button{{"type", "postback"}, {"title", "Help"}, {"payload", "HELP"}};
+  EXPECT_EQ(with_attachment({{"type", "template"},
+                             {"payload", {{"template_type", "button"}, {"text", "Pick"}, {"buttons", {button}}}}}),
+            0);
+  EXPECT_EQ(with_attachment({{"type", "template"},
+                             {"payload", {{"template_type", "button"}, {"text", "Pick"},
+                                          {"buttons", {button, button, button, button}}}}}),
+            100);
+  nlohmann::json elements = nlohmann::json::array();
+  for (int i = 0; i < 11; ++i) elements.push_back({{"title", "card"}});
+  EXPECT_EQ(with_attachment({{"type", "template"}, {"payload", {{"template_type", "generic"}, {"elements", elements}}}}),
+            100);
+  elements.erase(elements.begin());
+  EXPECT_EQ(with_attachment({{"type", "template"}, {"payload", {{"template_type", "generic"}, {"elements", elements}}}}),
+            0);
+  EXPECT_EQ(with_attachment({{"type", "image"}, {"payload", {{"url", "https://example.com/a.png"}}}}), 0);
+  EXPECT_EQ(with_attachment({{"type", "image"}, {"payload", nlohmann::json::object()}}), 100);
+  EXPECT_EQ(with_attachment({{"type", "hologram"}}), 100);
+}
+
+TEST(SendApiFidelityTest, UsageHeadersAndMessengerProfile) {
+  auto usage = MakeUsageHeaders("1045", 150, 300, false);
+  EXPECT_EQ(nlohmann::json::parse(usage.app_usage)["call_count"], 50);
+  auto business = nlohmann::json::parse(usage.business_use_case_usage)["1045"][0];
+  EXPECT_EQ(business["type"], "messenger");
+  EXPECT_EQ(business["estimated_time_to_regain_access"], 0);
+  auto throttled = MakeUsageHeaders("1045", 10, 300, true);
+  EXPECT_EQ(nlohmann::json::parse(throttled.business_use_case_usage)["1045"][0]["call_count"], 100);
+  EXPECT_LT(nlohmann::json::parse(throttled.app_usage)["call_count"], 100);
+  EXPECT_EQ(nlohmann::json::parse(MakeUsageHeaders("p", 300, 300, false).app_usage)["call_count"], 99);
+
+  EXPECT_FALSE(ValidateMessengerProfile({{"get_started", {{"payload", "GET_STARTED"}}},
+                                         {"greeting", {{{"locale", "default"}, {"text", "Hi!"}}}}}));
+  EXPECT_TRUE(ValidateMessengerProfile({{"get_started", {{"title", "x"}}}}));
+  EXPECT_TRUE(ValidateMessengerProfile({{"whitelisted_domains", {"http://insecure.example"}}}));
+  EXPECT_TRUE(ValidateMessengerProfile({{"colour", "red"}}));
+  EXPECT_TRUE(ValidateMessengerProfile(nlohmann::json::object()));
+}
+
+TEST(WebhookDeliveryTest, BatchesGroupItemsByPageInMetaWireForm) {
+  std::vector<std::pair<std::string, nlohmann::json>> items{
+      {"p1", {{"message", {{"mid", "a"}, {"text", "Ça/va"}}}}},
+      {"p2", {{"message", {{"mid", "b"}}}}},
+      {"p1", {{"message", {{"mid", "c"}}}}}};
+  std::string body = BuildBatchBody(items, 42);
+  EXPECT_NE(body.find("\\u00c7a\\/va"), std::string::npos) << body;
+  auto parsed = ingress::ParseWebhook(body, 0);
+  ASSERT_TRUE(parsed.ok());
+  ASSERT_EQ(parsed->size(), 3u);
+  EXPECT_EQ((*parsed)[0].page_id(), "p1");
+  EXPECT_EQ((*parsed)[1].page_id(), "p1");  // grouped: p1's entry holds a and c
+  EXPECT_EQ((*parsed)[1].mid(), "c");
+  EXPECT_EQ((*parsed)[2].page_id(), "p2");
+  EXPECT_EQ(nlohmann::json::parse(body)["entry"].size(), 2u);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <future>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "common/hmac.h"
@@ -52,9 +53,18 @@ json ToJson(const RecordedMessage& message) {
 }
 
 struct Reply {
-  int status;
+  Reply() = default;
+  Reply(int status_code, std::string text, UsageHeaders usage_headers = {})
+      : status(status_code), body(std::move(text)), usage(std::move(usage_headers)) {}
+  int status = 200;
   std::string body;
+  UsageHeaders usage;  // sent as X-App-Usage / X-Business-Use-Case-Usage when set
 };
+
+constexpr char kAppUsageName[] = "X-App-Usage";
+constexpr char kBusinessUsageName[] = "X-Business-Use-Case-Usage";
+using AppUsageHeader = http::StringHeader<kAppUsageName>;
+using BusinessUsageHeader = http::StringHeader<kBusinessUsageName>;
 
 class EmulatorHandler : public Http::Handler {
  public:
@@ -74,6 +84,10 @@ class EmulatorHandler : public Http::Handler {
     }
     Reply reply = Route(request);
     response.headers().add<Http::Header::ContentType>(MIME(Application, Json));
+    if (!reply.usage.app_usage.empty()) {
+      response.headers().add<AppUsageHeader>(reply.usage.app_usage);
+      response.headers().add<BusinessUsageHeader>(reply.usage.business_use_case_usage);
+    }
     response.send(static_cast<Http::Code>(reply.status), reply.body);
   }
 
@@ -85,6 +99,9 @@ class EmulatorHandler : public Http::Handler {
     if (parts.size() == 3 && parts[0].size() > 1 && parts[0][0] == 'v' && parts[2] == "messages" &&
         method == Http::Method::Post) {
       return SendApi(parts[1], request);
+    }
+    if (parts.size() == 3 && parts[0].size() > 1 && parts[0][0] == 'v' && parts[2] == "messenger_profile") {
+      return MessengerProfile(parts[1], request);
     }
     if (path == "/_emulator/messages" && method == Http::Method::Get) {
       json list = json::array();
@@ -136,14 +153,48 @@ class EmulatorHandler : public Http::Handler {
     return {200, answer.dump()};
   }
 
+  Reply MessengerProfile(const std::string& page, const Http::Request& request) {
+    Reply refusal;
+    if (!TokenAccepted(request, &refusal)) return refusal;
+    if (request.method() == Http::Method::Get) {
+      std::vector<std::string> fields;
+      std::stringstream list(request.query().get("fields").value_or(""));
+      for (std::string field; std::getline(list, field, ',');) fields.push_back(field);
+      json data = json::array();
+      json found = messenger_profiles_->Get(page, fields);
+      if (!found.empty()) data.push_back(found);
+      return {200, json{{"data", data}}.dump()};
+    }
+    json body = json::parse(request.body(), nullptr, false);
+    if (request.method() == Http::Method::Delete) {
+      if (!body.is_object() || !body.contains("fields") || !body["fields"].is_array()) {
+        GraphError error{400, 100, 0, "OAuthException", "(#100) param fields must be a list of field names"};
+        return {400, error.Body()};
+      }
+      messenger_profiles_->Delete(page, body["fields"].get<std::vector<std::string>>());
+      return {200, R"({"result":"success"})"};
+    }
+    if (request.method() != Http::Method::Post) return {405, R"({"error":"GET, POST or DELETE"})"};
+    if (auto error = ValidateMessengerProfile(body)) return {error->http_status, error->Body()};
+    messenger_profiles_->Merge(page, body);
+    return {200, R"({"result":"success"})"};
+  }
+
   Reply SendApi(const std::string& page_in_path, const Http::Request& request) {
     Reply refusal;
     if (!TokenAccepted(request, &refusal)) return refusal;
-    auto fault = faults_->Next(page_in_path, NowMs());
+    const int64_t now = NowMs();
+    auto fault = faults_->Next(page_in_path, now);
     if (fault.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(fault.delay_ms));
-    if (fault.error) return {fault.error->http_status, fault.error->Body()};
-    auto verdict = ValidateSend(request.body());
-    if (auto* error = std::get_if<GraphError>(&verdict)) return {error->http_status, error->Body()};
+    // Every answer carries the usage headers, as Meta's do.
+    const UsageHeaders usage = MakeUsageHeaders(page_in_path, faults_->CallsLastSecond(page_in_path, now),
+                                                faults_->LimitFor(page_in_path),
+                                                fault.error && fault.error->code == 613);
+    if (fault.error) return {fault.error->http_status, fault.error->Body(), usage};
+    auto content_type = request.headers().tryGet<Http::Header::ContentType>();
+    const bool form = content_type && content_type->mime() == MIME(Application, FormUrlEncoded);
+    auto verdict = ValidateSend(form ? FormToJson(request.body()) : request.body());
+    if (auto* error = std::get_if<GraphError>(&verdict)) return {error->http_status, error->Body(), usage};
     const auto& send = std::get<AcceptedSend>(verdict);
     RecordedMessage message;
     message.page_id = page_in_path;
@@ -157,7 +208,7 @@ class EmulatorHandler : public Http::Handler {
     Echo(stored);
     json answer{{"recipient_id", send.recipient}};
     if (send.sender_action.empty()) answer["message_id"] = stored.message_id;
-    return {200, answer.dump()};
+    return {200, answer.dump(), usage};
   }
 
   bool TokenAccepted(const Http::Request& request, Reply* refusal) {
@@ -279,6 +330,7 @@ class EmulatorHandler : public Http::Handler {
   std::shared_ptr<ProfileBook> profiles_;
   std::shared_ptr<FaultInjector> faults_;
   std::shared_ptr<WebhookDelivery> webhooks_;
+  std::shared_ptr<MessengerProfiles> messenger_profiles_ = std::make_shared<MessengerProfiles>();
   std::shared_ptr<const EmulatorOptions> options_;
   std::shared_ptr<std::atomic<uint64_t>> mid_counter_;
 };

@@ -108,17 +108,29 @@ FaultInjector::Verdict FaultInjector::Next(const std::string& page, int64_t now_
   }
   if (config_.error_rate > 0 && unit(random_) < config_.error_rate) return inject(config_.error);
 
+  auto& times = recent_[page];
+  while (!times.empty() && times.front() <= now_ms - 1000) times.pop_front();
   auto limit = config_.rate_limits.find(page);
   if (limit == config_.rate_limits.end()) limit = config_.rate_limits.find("*");
-  if (limit != config_.rate_limits.end()) {
-    auto& times = recent_[page];
-    while (!times.empty() && times.front() <= now_ms - 1000) times.pop_front();
-    if (static_cast<double>(times.size()) >= limit->second) {
-      return inject(GraphError{400, 613, 0, "OAuthException", "(#613) Calls to this api have exceeded the rate limit."});
-    }
-    times.push_back(now_ms);
+  if (limit != config_.rate_limits.end() && static_cast<double>(times.size()) >= limit->second) {
+    return inject(GraphError{400, 613, 0, "OAuthException", "(#613) Calls to this api have exceeded the rate limit."});
   }
+  times.push_back(now_ms);
   return verdict;
+}
+
+double FaultInjector::CallsLastSecond(const std::string& page, int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  auto& times = recent_[page];
+  while (!times.empty() && times.front() <= now_ms - 1000) times.pop_front();
+  return static_cast<double>(times.size());
+}
+
+double FaultInjector::LimitFor(const std::string& page) const {
+  std::lock_guard lock(mutex_);
+  auto limit = config_.rate_limits.find(page);
+  if (limit == config_.rate_limits.end()) limit = config_.rate_limits.find("*");
+  return limit != config_.rate_limits.end() ? limit->second : 300.0;
 }
 
 }  // namespace katy::emulator

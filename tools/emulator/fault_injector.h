@@ -53,12 +53,16 @@ class FaultInjector {
   Verdict Next(const std::string& page, int64_t now_ms);
   // Calls answered with an injected error, by Graph code.
   std::map<int, int64_t> InjectedCounts() const;
+  // The page's Send API calls in the second before `now_ms`, and its limit (the configured
+  // rate_limit, else Meta's 300/s): what the usage headers report.
+  double CallsLastSecond(const std::string& page, int64_t now_ms);
+  double LimitFor(const std::string& page) const;
 
  private:
   mutable std::mutex mutex_;
   FaultConfig config_;
   std::mt19937_64 random_{1};
-  std::map<std::string, std::deque<int64_t>> recent_;  // page -> accepted call times (ms)
+  std::map<std::string, std::deque<int64_t>> recent_;  // page -> call times in the last second (ms)
   std::map<int, int64_t> injected_;
 };
 

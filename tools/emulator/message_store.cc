@@ -1,5 +1,7 @@
 #include "tools/emulator/message_store.h"
 
+#include <algorithm>
+
 #include "common/shard.h"
 
 namespace katy::emulator {
@@ -46,6 +48,31 @@ ProfileBook::Profile ProfileBook::Get(const std::string& psid) const {
   static const char* const kLast[] = {"Martin", "Garcia", "Rossi", "Nguyen", "Novak", "Silva"};
   const uint64_t hash = Fnv1a64(psid);
   return {kFirst[hash % 8], kLast[(hash / 8) % 6]};
+}
+
+void MessengerProfiles::Merge(const std::string& page, const nlohmann::json& fields) {
+  std::lock_guard lock(mutex_);
+  auto& profile = profiles_[page];
+  if (!profile.is_object()) profile = nlohmann::json::object();
+  for (const auto& [field, value] : fields.items()) profile[field] = value;
+}
+
+nlohmann::json MessengerProfiles::Get(const std::string& page, const std::vector<std::string>& fields) const {
+  std::lock_guard lock(mutex_);
+  nlohmann::json out = nlohmann::json::object();
+  auto found = profiles_.find(page);
+  if (found == profiles_.end()) return out;
+  for (const auto& [field, value] : found->second.items()) {
+    if (fields.empty() || std::find(fields.begin(), fields.end(), field) != fields.end()) out[field] = value;
+  }
+  return out;
+}
+
+void MessengerProfiles::Delete(const std::string& page, const std::vector<std::string>& fields) {
+  std::lock_guard lock(mutex_);
+  auto found = profiles_.find(page);
+  if (found == profiles_.end()) return;
+  for (const auto& field : fields) found->second.erase(field);
 }
 
 }  // namespace katy::emulator

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace katy::emulator {
 
 // One message the emulated Send API accepted.
@@ -50,6 +52,19 @@ class ProfileBook {
  private:
   mutable std::mutex mutex_;
   std::map<std::string, Profile> profiles_;
+};
+
+// Each page's Messenger Profile (get_started, greeting, persistent_menu, ...). Thread-safe.
+class MessengerProfiles {
+ public:
+  void Merge(const std::string& page, const nlohmann::json& fields);
+  // The requested fields that are set ({} when none); every field when `fields` is empty.
+  nlohmann::json Get(const std::string& page, const std::vector<std::string>& fields) const;
+  void Delete(const std::string& page, const std::vector<std::string>& fields);
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, nlohmann::json> profiles_;
 };
 
 }  // namespace katy::emulator

@@ -1,5 +1,7 @@
 #include "tools/emulator/send_api.h"
 
+#include <algorithm>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 namespace katy::emulator {
@@ -17,7 +19,151 @@ GraphError Invalid(std::string message, int subcode = 0) {
   return GraphError{400, 100, subcode, "OAuthException", "(#100) " + std::move(message)};
 }
 
+std::optional<GraphError> ValidateButtons(const json& buttons) {
+  if (!buttons.is_array() || buttons.empty() || buttons.size() > 3) {
+    return Invalid("param buttons must have between 1 and 3 items");
+  }
+  for (const auto& button : buttons) {
+    const std::string type = button.value("type", "");
+    const std::string title = button.value("title", "");
+    if (title.empty() || CodePoints(title) > 20) return Invalid("param title of a button must be 1 to 20 characters");
+    if (type == "web_url" && !button.contains("url")) return Invalid("a web_url button needs a url");
+    if (type == "postback" && !button.contains("payload")) return Invalid("a postback button needs a payload");
+    if (type != "web_url" && type != "postback" && type != "phone_number" && type != "account_link" &&
+        type != "account_unlink" && type != "game_play") {
+      return Invalid("unknown button type '" + type + "'");
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<GraphError> ValidateAttachment(const json& attachment) {
+  if (!attachment.is_object() || !attachment.contains("type")) return Invalid("param message[attachment][type] is required");
+  const std::string type = attachment.value("type", "");
+  const json payload = attachment.value("payload", json::object());
+  if (type == "image" || type == "audio" || type == "video" || type == "file") {
+    if (!payload.contains("url") && !payload.contains("attachment_id")) {
+      return Invalid("param message[attachment][payload] needs a url or an attachment_id");
+    }
+    return std::nullopt;
+  }
+  if (type != "template") return Invalid("param message[attachment][type] must be image, audio, video, file or template");
+  const std::string template_type = payload.value("template_type", "");
+  if (template_type == "button") {
+    const std::string text = payload.value("text", "");
+    if (text.empty() || CodePoints(text) > 640) return Invalid("param text of a button template must be 1 to 640 characters");
+    return ValidateButtons(payload.value("buttons", json()));
+  }
+  if (template_type == "generic") {
+    const json elements = payload.value("elements", json());
+    if (!elements.is_array() || elements.empty() || elements.size() > 10) {
+      return Invalid("param elements must have between 1 and 10 items");
+    }
+    for (const auto& element : elements) {
+      const std::string title = element.value("title", "");
+      if (title.empty() || CodePoints(title) > 80) return Invalid("param title of an element must be 1 to 80 characters");
+      if (element.contains("buttons")) {
+        if (auto error = ValidateButtons(element["buttons"])) return error;
+      }
+    }
+    return std::nullopt;
+  }
+  if (template_type == "media" || template_type == "receipt" || template_type == "customer_feedback") return std::nullopt;
+  return Invalid("unknown template_type '" + template_type + "'");
+}
+
+std::string UrlDecode(std::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '+') {
+      out += ' ';
+    } else if (text[i] == '%' && i + 2 < text.size() && std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+int Percent(double used, double limit) {
+  if (limit <= 0) return 0;
+  return static_cast<int>(std::min(100.0, std::round(used / limit * 100.0)));
+}
+
 }  // namespace
+
+std::string FormToJson(std::string_view form) {
+  json out = json::object();
+  size_t start = 0;
+  while (start <= form.size()) {
+    size_t end = form.find('&', start);
+    if (end == std::string_view::npos) end = form.size();
+    std::string_view pair = form.substr(start, end - start);
+    if (!pair.empty()) {
+      size_t eq = pair.find('=');
+      std::string key = UrlDecode(pair.substr(0, eq));
+      std::string value = eq == std::string_view::npos ? "" : UrlDecode(pair.substr(eq + 1));
+      json parsed = json::parse(value, nullptr, false);
+      out[key] = parsed.is_object() ? parsed : json(value);
+    }
+    start = end + 1;
+  }
+  return out.dump();
+}
+
+UsageHeaders MakeUsageHeaders(const std::string& page_id, double calls_last_second, double limit_per_second,
+                              bool throttled) {
+  // The page's (business use case) figure is 100 while throttled; the emulator's limits are per
+  // second, so access comes back within the minute (estimate 0). The app-level figure, an hourly
+  // one at Meta, stays below 100: a per-second limit says nothing about the hour.
+  const int percent = throttled ? 100 : std::min(99, Percent(calls_last_second, limit_per_second));
+  const int app_percent = std::min(99, percent);
+  json app{{"call_count", app_percent}, {"total_cputime", app_percent / 2}, {"total_time", app_percent / 2}};
+  json business{{page_id, json::array({{{"type", "messenger"},
+                                        {"call_count", percent},
+                                        {"total_cputime", percent / 2},
+                                        {"total_time", percent / 2},
+                                        {"estimated_time_to_regain_access", 0}}})}};
+  return {app.dump(), business.dump()};
+}
+
+std::optional<GraphError> ValidateMessengerProfile(const json& body) {
+  if (!body.is_object() || body.empty()) return Invalid("the Messenger Profile needs at least one field");
+  for (const auto& [field, value] : body.items()) {
+    if (field == "get_started") {
+      if (!value.is_object() || !value.contains("payload")) return Invalid("get_started needs a payload");
+    } else if (field == "greeting") {
+      if (!value.is_array() || value.empty()) return Invalid("greeting must be a list of {locale, text}");
+      for (const auto& greeting : value) {
+        if (greeting.value("locale", "").empty() || CodePoints(greeting.value("text", "")) > 160) {
+          return Invalid("each greeting needs a locale and a text of at most 160 characters");
+        }
+      }
+    } else if (field == "persistent_menu") {
+      if (!value.is_array() || value.empty()) return Invalid("persistent_menu must be a list of menus");
+      for (const auto& menu : value) {
+        if (menu.value("locale", "").empty()) return Invalid("each persistent menu needs a locale");
+        const json items = menu.value("call_to_actions", json::array());
+        if (!items.is_array() || items.size() > 20) return Invalid("a persistent menu has at most 20 items");
+      }
+    } else if (field == "ice_breakers") {
+      if (!value.is_array() || value.size() > 4) return Invalid("at most 4 ice breakers");
+    } else if (field == "whitelisted_domains") {
+      if (!value.is_array() || value.size() > 50) return Invalid("at most 50 whitelisted domains");
+      for (const auto& domain : value) {
+        if (!domain.is_string() || domain.get<std::string>().rfind("https://", 0) != 0) {
+          return Invalid("whitelisted domains must be https:// URLs");
+        }
+      }
+    } else {
+      return Invalid("unknown Messenger Profile field '" + field + "'");
+    }
+  }
+  return std::nullopt;
+}
 
 std::string GraphError::Body() const {
   json error{{"message", message}, {"type", type}, {"code", code}, {"fbtrace_id", "AemulatorTrace"}};
@@ -69,6 +215,9 @@ std::variant<AcceptedSend, GraphError> ValidateSend(std::string_view body) {
   bool has_text = message->contains("text");
   bool has_attachment = message->contains("attachment");
   if (has_text == has_attachment) return Invalid("message must have exactly one of text or attachment");
+  if (has_attachment) {
+    if (auto error = ValidateAttachment((*message)["attachment"])) return *error;
+  }
   if (has_text) {
     if (!(*message)["text"].is_string() || (*message)["text"].get<std::string>().empty()) {
       return Invalid("param message[text] must be a non-empty UTF-8 encoded string");

@@ -2,7 +2,10 @@
 
 #include <string>
 #include <string_view>
+#include <optional>
 #include <variant>
+
+#include <nlohmann/json.hpp>
 
 #include "common/result.h"
 
@@ -34,5 +37,25 @@ struct GraphError {
 // or MESSAGE_TAG (+tag); text under 2000 characters; at most 13 quick replies with titles of at
 // most 20 characters and payloads of at most 1000. Pure, thread-safe.
 std::variant<AcceptedSend, GraphError> ValidateSend(std::string_view body);
+
+// A form-encoded Send API body (recipient={"id":"..."}&message={...}&messaging_type=RESPONSE)
+// as the JSON body ValidateSend takes: JSON-valued fields (recipient, message) are parsed,
+// the others kept as strings. Pure.
+std::string FormToJson(std::string_view form);
+
+// The usage headers Meta sends with Graph answers, for a page that made `calls_last_second`
+// calls against a limit of `limit_per_second`: X-App-Usage and X-Business-Use-Case-Usage
+// (percentages; the page's figure is 100 only while throttled, with access back within the
+// minute; the app-level figure stays below 100). Pure.
+struct UsageHeaders {
+  std::string app_usage;
+  std::string business_use_case_usage;
+};
+UsageHeaders MakeUsageHeaders(const std::string& page_id, double calls_last_second, double limit_per_second,
+                              bool throttled);
+
+// Validates a Messenger Profile POST body (get_started, greeting, persistent_menu, ice_breakers,
+// whitelisted_domains). Returns the error to answer, or nullopt. Pure.
+std::optional<GraphError> ValidateMessengerProfile(const nlohmann::json& body);
 
 }  // namespace katy::emulator
