@@ -18,7 +18,7 @@ SenderConfig LoadSenderConfig(int argc, char** argv, config::Settings* settings_
       {"KATY_RETRY_MAX_AGE_S", "3600", "A message failing transiently is dead-lettered once this old"},
       {"KATY_TYPING", "0", "Send typing_on before every text reply"},
       {"KATY_MARK_SEEN", "0", "Send mark_seen before the first reply to an event"},
-      {"KATY_WORKERS", "32", "Recipients with a message in flight at once"},
+      {"KATY_WORKERS", "64", "Recipients with a message in flight at once"},
       {"KATY_MAX_ATTEMPTS", "8", "Transient failures before a message is dead-lettered"},
   });
   auto settings = config::Settings::Load(std::move(specs), argc, argv);

@@ -25,7 +25,7 @@ struct SenderConfig {
   std::chrono::seconds retry_max_age{3600};       // KATY_RETRY_MAX_AGE_S: then "expired"
   bool typing = false;            // KATY_TYPING: typing_on before every text reply
   bool mark_seen = false;         // KATY_MARK_SEEN: mark_seen before the first reply to an event
-  int workers = 32;               // KATY_WORKERS: recipients with a message in flight at once
+  int workers = 64;               // KATY_WORKERS: recipients with a message in flight at once
   int max_attempts = 8;           // KATY_MAX_ATTEMPTS: transient failures before dead-lettering
   std::chrono::seconds drain_timeout{10};      // KATY_DRAIN_TIMEOUT_S
   std::string control_token;      // KATY_CONTROL_TOKEN (secret): required by Control RPCs when set

@@ -148,6 +148,12 @@ TEST(ControlTest, KatyctlStatusPauseResumeRateRulesAndDrain) {
   EXPECT_EQ(refused.status, 1);
   EXPECT_NE(refused.output.find("rules.yaml:"), std::string::npos) << refused.output;
 
+  auto top = Katyctl(stack, "ingress", "top --interval 0.2 --count 2");
+  EXPECT_EQ(top.status, 0) << top.output;
+  EXPECT_NE(top.output.find("rates:"), std::string::npos) << top.output;
+  EXPECT_NE(Katyctl(stack, "ingress", "--help").output.find("usage: katyctl"), std::string::npos);
+  EXPECT_EQ(Katyctl(stack, "ingress", "fly").status, 2);
+
   EXPECT_EQ(Katyctl(stack, "ingress", "drain").status, 0);
   EXPECT_EQ(stack.process("ingress").Stop(0, std::chrono::seconds(10)), 0);
 }

@@ -86,6 +86,31 @@ TEST(EndToEndTest, RulesReloadOnSighupAndABrokenFileIsRefused) {
   EXPECT_TRUE(stack.process("responder").Running());
 }
 
+TEST(EndToEndTest, EchoesAndReceiptsReachKatyButGetNoReply) {
+  testing::KatyStack stack({kRules, {{"KATY_EMULATOR_ECHOES", "1"}, {"KATY_EMULATOR_WEBHOOK_BATCH", "20"}}});
+  ASSERT_TRUE(stack.ready());
+  http::Client http;
+  ASSERT_EQ(http.Post(stack.emulator_url() + "/_emulator/say", R"({"page":"1045","psid":"e1","text":"hello"})")->status, 200);
+  ASSERT_TRUE(testing::WaitFor([&] { return Replies(http, stack.emulator_url(), "e1").size() == 1; },
+                               std::chrono::seconds(15)));
+  ASSERT_EQ(http.Post(stack.emulator_url() + "/_emulator/delivered", R"({"page":"1045","psid":"e1"})")->status, 200);
+  ASSERT_EQ(http.Post(stack.emulator_url() + "/_emulator/read", R"({"page":"1045","psid":"e1"})")->status, 200);
+  // The echo of the bot's reply, the delivery and the read all reach ingress as their kinds...
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        return stack.MetricSum("ingress", "katy_ingress_events_total") >= 4 &&
+               stack.MetricSum("responder", "katy_responder_events_total") >= 4;
+      },
+      std::chrono::seconds(10)));
+  auto metrics = http.Get(stack.AdminUrl("ingress") + "/metrics")->body;
+  for (const char* kind : {"echo", "delivery", "read"}) {
+    EXPECT_NE(metrics.find(std::string("kind=\"") + kind + "\",result=\"enqueued\""), std::string::npos) << kind;
+  }
+  // ...and none of them is answered: still exactly one reply.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(Replies(http, stack.emulator_url(), "e1").size(), 1u);
+}
+
 TEST(EndToEndTest, ServicesStopCleanlyOnSigterm) {
   testing::KatyStack stack({kRules, {}});
   ASSERT_TRUE(stack.ready());

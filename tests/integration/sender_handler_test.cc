@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "common/redis/streams.h"
+
+#include <nlohmann/json.hpp>
 #include "katy/v1/events.pb.h"
 #include "tests/support/test_support.h"
 #include "tools/emulator/emulator_server.h"
@@ -79,6 +81,36 @@ TEST_F(SenderHandlerTest, DeliversRecordsAndAcknowledges) {
   EXPECT_EQ(Pending(entry.stream), 0);
   auto mark = client_.Command({"GET", keys_->Sent(ShardOf("p1", "u1", 4), "1-0#0")});
   EXPECT_EQ(mark->str, received[0].message_id);
+}
+
+TEST_F(SenderHandlerTest, LongTextGoesInOrderedPartsWithTypingAndMarkSeen) {
+  SenderOptions options;
+  options.graph_url = "http://127.0.0.1:" + std::to_string(emulator_->port()) + "/v25.0";
+  options.typing = true;
+  options.mark_seen = true;
+  SenderHandler handler(*keys_, options, tokens_, *limiter_, metrics_, [this] { return now_; });
+  std::string text;
+  for (int i = 0; i < 700; ++i) text += "word" + std::to_string(i) + " ";  // ~5300 characters
+  nlohmann::json message{{"text", text}, {"quick_replies", {{{"content_type", "text"}, {"title", "OK"}, {"payload", "OK"}}}}};
+  auto entry = Queue("7-0#0", message.dump());
+  ASSERT_EQ(handler(client_, entry, fence_).kind, redis::HandleResult::Kind::kDone);
+  auto received = emulator_->store().For("u1");
+  std::vector<std::string> kinds;
+  std::string joined;
+  for (const auto& item : received) {
+    if (!item.sender_action.empty()) {
+      kinds.push_back(item.sender_action);
+      continue;
+    }
+    auto body = nlohmann::json::parse(item.message_json);
+    kinds.push_back(body.contains("quick_replies") ? "text+qr" : "text");
+    EXPECT_LT(body["text"].get<std::string>().size(), 2000u);
+    joined += body["text"].get<std::string>() + " ";
+  }
+  EXPECT_EQ(kinds, (std::vector<std::string>{"mark_seen", "typing_on", "text", "typing_on", "text", "typing_on",
+                                             "text+qr"}));
+  EXPECT_EQ(joined, text);
+  EXPECT_EQ(Pending(entry.stream), 0);
 }
 
 TEST_F(SenderHandlerTest, AlreadyDeliveredMessageIsNotSentAgain) {

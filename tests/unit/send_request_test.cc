@@ -5,6 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include "common/hmac.h"
+#include "common/page_tokens.h"
+
+#include <fstream>
 
 namespace katy::sender {
 namespace {
@@ -53,6 +56,19 @@ TEST(SendRequestTest, AppsecretProofTagsUserRefAndSenderAction) {
   auto broken = Reply();
   broken.set_message_json("not json");
   EXPECT_FALSE(BuildSendRequest(broken, "http://g", "t", ""));
+}
+
+TEST(PageTokensTest, FileDefaultAndErrors) {
+  const std::string path = "/tmp/katy-page-tokens-test.json";
+  std::ofstream(path) << R"({"1045": "token-a", "2046": "token-b"})";
+  auto tokens = PageTokens::Load("default-token", path);
+  ASSERT_TRUE(tokens.ok()) << tokens.error().message;
+  EXPECT_EQ(tokens->For("1045"), "token-a");
+  EXPECT_EQ(tokens->For("9999"), "default-token");
+  EXPECT_FALSE(PageTokens::Load("", "")->For("1045").has_value());
+  std::ofstream(path) << R"({"1045": 7})";
+  EXPECT_FALSE(PageTokens::Load("", path).ok());
+  EXPECT_FALSE(PageTokens::Load("", "/nonexistent/tokens.json").ok());
 }
 
 }  // namespace
