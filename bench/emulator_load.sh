@@ -5,20 +5,12 @@
 #  2. receiving: wrk POSTing Send API calls to the emulator (keep-alive, 16 connections).
 # Usage: bench/emulator_load.sh [seconds]   (default 5)
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+source "$(dirname "$0")/lib.sh"
 seconds="${1:-5}"
 KATY_EXTRA_PACKAGES="wrk nginx-light" "$root/scripts/setup.sh"
 "$root/scripts/build.sh" --target katy-emulator >/dev/null
 
 work=$(mktemp -d /tmp/katy-bench-emulator.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 "$root/scripts/free_port.py"; }
 
 nginx_port=$(free_port)
 mkdir -p "$work/nginx"

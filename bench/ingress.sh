@@ -8,7 +8,7 @@
 # Usage: bench/ingress.sh [seconds] [connections]      (defaults 10 and 16)
 # Env:   KATY_HTTP_THREADS (ingress worker threads, default 2), WRK_THREADS (default 2)
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+source "$(dirname "$0")/lib.sh"
 seconds="${1:-10}"
 connections="${2:-16}"
 wrk_threads="${WRK_THREADS:-2}"
@@ -18,14 +18,6 @@ KATY_EXTRA_PACKAGES="wrk nginx-light" "$root/scripts/setup.sh"
 "$root/scripts/build.sh" --target katy-ingress >/dev/null
 
 work=$(mktemp -d /tmp/katy-bench.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 "$root/scripts/free_port.py"; }
 
 secret="bench-secret"
 # Enough unique bodies that no connection ever repeats one at the rates this machine reaches.

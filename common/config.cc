@@ -23,6 +23,19 @@ std::vector<SettingSpec> CommonSpecs(std::string grpc_addr_default, std::string 
   };
 }
 
+CommonConfig LoadCommonConfig(const Settings& settings) {
+  CommonConfig common;
+  common.grpc_addr = settings.Address("KATY_GRPC_ADDR");
+  common.admin_addr = settings.Address("KATY_ADMIN_ADDR");
+  common.redis_url = settings.String("KATY_REDIS_URL");
+  common.shards = static_cast<int>(settings.Int("KATY_SHARDS", 1, 1024));
+  common.key_prefix = settings.String("KATY_KEY_PREFIX");
+  common.control_token = settings.String("KATY_CONTROL_TOKEN");
+  common.drain_timeout = std::chrono::seconds(settings.Int("KATY_DRAIN_TIMEOUT_S", 0, 3600));
+  common.log_level = settings.String("KATY_LOG_LEVEL");
+  return common;
+}
+
 std::string HostPort::ToString() const {
   if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
   return host + ":" + std::to_string(port);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -85,6 +86,20 @@ class Settings {
 
 // "redis://:pw@host:6379/0" -> "redis://[redacted]@host:6379/0"; other values unchanged.
 std::string RedactUrlCredentials(const std::string& value);
+
+// The settings every Katy service reads (CommonSpecs), typed.
+struct CommonConfig {
+  HostPort grpc_addr;          // KATY_GRPC_ADDR: health + katy.v1.Control
+  HostPort admin_addr;         // KATY_ADMIN_ADDR: /metrics, /healthz
+  std::string redis_url;       // KATY_REDIS_URL
+  int shards = 16;             // KATY_SHARDS: fixed per deployment
+  std::string key_prefix;      // KATY_KEY_PREFIX
+  std::string control_token;   // KATY_CONTROL_TOKEN (secret): required by Control RPCs when set
+  std::chrono::seconds drain_timeout{10};  // KATY_DRAIN_TIMEOUT_S
+  std::string log_level;       // KATY_LOG_LEVEL
+};
+// Reads them from settings loaded with CommonSpecs; throws ConfigError naming a bad one.
+CommonConfig LoadCommonConfig(const Settings& settings);
 
 // KATY_REDIS_URL -> --redis-url.
 std::string FlagForSetting(std::string_view name);

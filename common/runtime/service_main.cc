@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "common/config.h"
+#include "common/log.h"
 #include "common/runtime/signals.h"
 
 namespace katy::runtime {
@@ -19,6 +20,27 @@ int ServiceMain(const char* program, const std::function<int()>& body) {
     std::fprintf(stderr, "%s: fatal: %s\n", program, e.what());
     return 1;
   }
+}
+
+bool BeginService(const char* program, const std::string& service, const config::Settings& settings) {
+  if (settings.HelpRequested()) {
+    std::fputs(settings.Usage(program).c_str(), stdout);
+    return false;
+  }
+  log::Level level;
+  if (!log::ParseLevel(settings.String("KATY_LOG_LEVEL"), &level)) {
+    throw config::ConfigError("KATY_LOG_LEVEL=" + settings.String("KATY_LOG_LEVEL") +
+                              ": expected debug, info, warn or error");
+  }
+  log::Init(service, level);
+  log::Info("starting", {{"config", log::RawJson{settings.RedactedJson()}}});
+  return true;
+}
+
+redis::Options RedisOptions(const config::CommonConfig& common) {
+  auto options = redis::ParseUrl(common.redis_url);
+  if (!options) throw config::ConfigError("KATY_REDIS_URL: " + options.error().message);
+  return *options;
 }
 
 }  // namespace katy::runtime

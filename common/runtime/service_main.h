@@ -1,6 +1,10 @@
 #pragma once
 
 #include <functional>
+#include <string>
+
+#include "common/config.h"
+#include "common/redis/redis_client.h"
 
 namespace katy::runtime {
 
@@ -8,5 +12,13 @@ namespace katy::runtime {
 // then calls `body`. A config::ConfigError becomes one line on stderr and exit status 2; any
 // other start-up exception one line and status 1.
 int ServiceMain(const char* program, const std::function<int()>& body);
+
+// The start every service shares once its settings are loaded: with --help, prints the usage
+// and returns false (exit 0); otherwise sets up the JSON log (KATY_LOG_LEVEL; ConfigError when
+// unknown) and logs "starting" with the effective configuration, secrets redacted.
+bool BeginService(const char* program, const std::string& service, const config::Settings& settings);
+
+// KATY_REDIS_URL as client options; ConfigError when it does not parse.
+redis::Options RedisOptions(const config::CommonConfig& common);
 
 }  // namespace katy::runtime

@@ -18,11 +18,7 @@ IngressConfig LoadIngressConfig(int argc, char** argv, config::Settings* setting
   auto settings = config::Settings::Load(std::move(specs), argc, argv);
   IngressConfig cfg;
   cfg.http_addr = settings.Address("KATY_HTTP_ADDR");
-  cfg.grpc_addr = settings.Address("KATY_GRPC_ADDR");
-  cfg.admin_addr = settings.Address("KATY_ADMIN_ADDR");
-  cfg.redis_url = settings.String("KATY_REDIS_URL");
-  cfg.shards = static_cast<int>(settings.Int("KATY_SHARDS", 1, 1024));
-  cfg.key_prefix = settings.String("KATY_KEY_PREFIX");
+  cfg.common = config::LoadCommonConfig(settings);
   cfg.app_secret = settings.String("KATY_APP_SECRET");
   cfg.verify_token = settings.String("KATY_VERIFY_TOKEN");
   cfg.accept_sha1 = settings.Bool("KATY_ACCEPT_SHA1");
@@ -31,9 +27,6 @@ IngressConfig LoadIngressConfig(int argc, char** argv, config::Settings* setting
   cfg.http_threads = static_cast<int>(settings.Int("KATY_HTTP_THREADS", 1, 256));
   cfg.redis_timeout = std::chrono::milliseconds(settings.Int("KATY_REDIS_TIMEOUT_MS", 50, 60000));
   cfg.read_timeout = std::chrono::milliseconds(settings.Int("KATY_HTTP_READ_TIMEOUT_MS", 100, 600000));
-  cfg.drain_timeout = std::chrono::seconds(settings.Int("KATY_DRAIN_TIMEOUT_S", 0, 3600));
-  cfg.control_token = settings.String("KATY_CONTROL_TOKEN");
-  cfg.log_level = settings.String("KATY_LOG_LEVEL");
   if (settings_out != nullptr) *settings_out = std::move(settings);
   return cfg;
 }

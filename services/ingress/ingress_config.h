@@ -8,12 +8,8 @@
 namespace katy::ingress {
 
 struct IngressConfig {
+  config::CommonConfig common;    // the settings every service reads (README)
   config::HostPort http_addr;        // KATY_HTTP_ADDR: the public webhook port
-  config::HostPort grpc_addr;        // KATY_GRPC_ADDR: health + control
-  config::HostPort admin_addr;       // KATY_ADMIN_ADDR: /metrics, /healthz
-  std::string redis_url;             // KATY_REDIS_URL
-  int shards = 16;                   // KATY_SHARDS
-  std::string key_prefix;            // KATY_KEY_PREFIX
   std::string app_secret;            // KATY_APP_SECRET (secret): verifies X-Hub-Signature-256
   std::string verify_token;          // KATY_VERIFY_TOKEN (secret): the GET handshake's token
   bool accept_sha1 = false;          // KATY_ACCEPT_SHA1: also accept legacy X-Hub-Signature
@@ -22,9 +18,6 @@ struct IngressConfig {
   int http_threads = 2;              // KATY_HTTP_THREADS: Pistache worker threads
   std::chrono::milliseconds redis_timeout{1000};  // KATY_REDIS_TIMEOUT_MS: per Redis round trip
   std::chrono::milliseconds read_timeout{5000};   // KATY_HTTP_READ_TIMEOUT_MS: slow clients
-  std::chrono::seconds drain_timeout{10};         // KATY_DRAIN_TIMEOUT_S
-  std::string control_token;      // KATY_CONTROL_TOKEN (secret): required by Control RPCs when set
-  std::string log_level;             // KATY_LOG_LEVEL
 };
 
 // Reads the environment and command line. Throws config::ConfigError with one clear line.

@@ -2,6 +2,7 @@
 #include <csignal>
 #include <chrono>
 
+#include "common/clock.h"
 #include "common/events.h"
 #include "common/grpc/control_service.h"
 #include "common/grpc/service_server.h"
@@ -25,51 +26,37 @@ constexpr size_t kMaxEventsPerRoundTrip = 512;
 // batches, and per-round-trip overhead dominates (bench/RESULTS.md).
 constexpr size_t kStoreWorkers = 1;
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 int Run(int argc, char** argv) {
   using namespace katy;
   config::Settings settings;
   ingress::IngressConfig cfg = ingress::LoadIngressConfig(argc, argv, &settings);
-  if (settings.HelpRequested()) {
-    std::fputs(settings.Usage("katy-ingress").c_str(), stdout);
-    return 0;
-  }
-  log::Level level;
-  if (!log::ParseLevel(cfg.log_level, &level)) throw config::ConfigError("KATY_LOG_LEVEL: unknown level");
-  log::Init("ingress", level);
-  log::Info("starting", {{"config", log::RawJson{settings.RedactedJson()}}});
-
-  auto redis_options = redis::ParseUrl(cfg.redis_url);
-  if (!redis_options) throw config::ConfigError("KATY_REDIS_URL: " + redis_options.error().message);
-  redis_options->connect_timeout = cfg.redis_timeout / 2;
-  redis_options->socket_timeout = cfg.redis_timeout;
+  if (!runtime::BeginService("katy-ingress", "ingress", settings)) return 0;  // --help
+  redis::Options redis_options = runtime::RedisOptions(cfg.common);
+  redis_options.connect_timeout = cfg.redis_timeout / 2;
+  redis_options.socket_timeout = cfg.redis_timeout;
   // Only the batcher's threads talk to Redis: one connection each.
-  redis::ClientPool pool(*redis_options, kStoreWorkers);
+  redis::ClientPool pool(redis_options, kStoreWorkers);
 
   metrics::Registry registry;
   ingress::IngressMetrics ingress_metrics(registry);
-  ingress::RedisEventSink sink(pool, KeySpace(cfg.key_prefix, cfg.shards), cfg.dedupe_ttl);
+  ingress::RedisEventSink sink(pool, KeySpace(cfg.common.key_prefix, cfg.common.shards), cfg.dedupe_ttl);
   ingress::EnqueueBatcher batcher(sink, kMaxEventsPerRoundTrip, kStoreWorkers, &registry);
   ingress::WebhookService service({cfg.app_secret, cfg.verify_token, cfg.accept_sha1, cfg.max_body_bytes},
-                                  ingress_metrics, NowMs);
+                                  ingress_metrics, WallClockMs);
 
-  const KeySpace keys(cfg.key_prefix, cfg.shards);
+  const KeySpace keys(cfg.common.key_prefix, cfg.common.shards);
   grpcsvc::ControlHooks hooks;
   hooks.drain = runtime::RequestShutdown;  // ingress has nothing to pause: Meta must always get an answer
-  grpcsvc::ControlService control({"ingress", "ingress-" + InstanceId(), cfg.control_token, keys, *redis_options},
+  grpcsvc::ControlService control({"ingress", "ingress-" + InstanceId(), cfg.common.control_token, keys, redis_options},
                                   hooks);
-  auto grpc_server = grpcsvc::ServiceServer::Start(cfg.grpc_addr, &control);
+  auto grpc_server = grpcsvc::ServiceServer::Start(cfg.common.grpc_addr, &control);
   if (!grpc_server) throw std::runtime_error(grpc_server.error().message);
-  redis::Client health_client(*redis_options);
+  redis::Client health_client(redis_options);
   grpcsvc::HealthMonitor health(**grpc_server, [&health_client] { return health_client.Ping(); });
   control.SetServingSource([&health] { return health.last_healthy(); });
-  metrics::AddQueueDepthCollector(registry, *redis_options, keys);
-  auto admin = metrics::AdminServer::Start(cfg.admin_addr, registry, [&health] { return health.last_healthy(); });
+  metrics::AddQueueDepthCollector(registry, redis_options, keys);
+  auto admin = metrics::AdminServer::Start(cfg.common.admin_addr, registry, [&health] { return health.last_healthy(); });
   if (!admin) throw std::runtime_error(admin.error().message);
 
   auto server = ingress::WebhookServer::Start(

@@ -2,6 +2,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "common/clock.h"
 #include "common/events.h"
 #include "common/log.h"
 #include "common/grpc/control_service.h"
@@ -15,27 +16,13 @@
 
 namespace {
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 int Run(int argc, char** argv) {
   using namespace katy;
   config::Settings settings;
   responder::ResponderConfig cfg = responder::LoadResponderConfig(argc, argv, &settings);
-  if (settings.HelpRequested()) {
-    std::fputs(settings.Usage("katy-responder").c_str(), stdout);
-    return 0;
-  }
-  log::Level level;
-  if (!log::ParseLevel(cfg.log_level, &level)) throw config::ConfigError("KATY_LOG_LEVEL: unknown level");
-  log::Init("responder", level);
-  log::Info("starting", {{"config", log::RawJson{settings.RedactedJson()}}});
-
-  auto redis_options = redis::ParseUrl(cfg.redis_url);
-  if (!redis_options) throw config::ConfigError("KATY_REDIS_URL: " + redis_options.error().message);
+  if (!runtime::BeginService("katy-responder", "responder", settings)) return 0;  // --help
+  redis::Options redis_options = runtime::RedisOptions(cfg.common);
 
   responder::RulesHolder rules(cfg.rules_path);
   if (auto loaded = rules.Reload(); !loaded) throw config::ConfigError(loaded.error().message);
@@ -43,7 +30,7 @@ int Run(int argc, char** argv) {
 
   metrics::Registry registry;
   responder::ResponderMetrics responder_metrics(registry);
-  KeySpace keys(cfg.key_prefix, cfg.shards);
+  KeySpace keys(cfg.common.key_prefix, cfg.common.shards);
 
   redis::ShardedConsumerOptions consumer_options;
   consumer_options.role = "responder";
@@ -54,15 +41,15 @@ int Run(int argc, char** argv) {
   consumer_options.lease_ttl = cfg.lease_ttl;
   consumer_options.workers = cfg.workers;
   consumer_options.max_attempts = cfg.max_attempts;
-  redis::PauseFlag paused(*redis_options, keys.Paused("responder"));
+  redis::PauseFlag paused(redis_options, keys.Paused("responder"));
   consumer_options.paused = [&paused] { return paused.IsSet(); };
 
   auto tokens = PageTokens::Load(cfg.page_token, cfg.page_tokens_file);
   if (!tokens) throw config::ConfigError(tokens.error().message);
   responder::ProfileClient profiles(cfg.graph_url, *tokens, cfg.profile_timeout);
-  responder::ResponderHandler handler(keys, rules, responder_metrics, NowMs, &profiles);
+  responder::ResponderHandler handler(keys, rules, responder_metrics, WallClockMs, &profiles);
   redis::ShardedConsumer consumer(
-      *redis_options, keys, consumer_options,
+      redis_options, keys, consumer_options,
       [&]() -> redis::EntryHandler {
     responder::ResponderHandler* shared = &handler;
     return [shared](redis::Client& client, const redis::StreamEntry& entry, const redis::Fence& fence) {
@@ -99,14 +86,14 @@ int Run(int argc, char** argv) {
     return grpc::Status::OK;
   };
   hooks.drain = runtime::RequestShutdown;
-  grpcsvc::ControlService control({"responder", consumer_options.instance, cfg.control_token, keys, *redis_options},
+  grpcsvc::ControlService control({"responder", consumer_options.instance, cfg.common.control_token, keys, redis_options},
                                   hooks);
 
   runtime::WorkerServiceSpec spec;
-  spec.grpc_addr = cfg.grpc_addr;
-  spec.admin_addr = cfg.admin_addr;
-  spec.redis = *redis_options;
-  spec.drain_timeout = cfg.drain_timeout;
+  spec.grpc_addr = cfg.common.grpc_addr;
+  spec.admin_addr = cfg.common.admin_addr;
+  spec.redis = redis_options;
+  spec.drain_timeout = cfg.common.drain_timeout;
   spec.registry = &registry;
   spec.keys = keys;
   spec.control = &control;

@@ -17,11 +17,7 @@ ResponderConfig LoadResponderConfig(int argc, char** argv, config::Settings* set
   });
   auto settings = config::Settings::Load(std::move(specs), argc, argv);
   ResponderConfig cfg;
-  cfg.grpc_addr = settings.Address("KATY_GRPC_ADDR");
-  cfg.admin_addr = settings.Address("KATY_ADMIN_ADDR");
-  cfg.redis_url = settings.String("KATY_REDIS_URL");
-  cfg.shards = static_cast<int>(settings.Int("KATY_SHARDS", 1, 1024));
-  cfg.key_prefix = settings.String("KATY_KEY_PREFIX");
+  cfg.common = config::LoadCommonConfig(settings);
   cfg.rules_path = settings.String("KATY_RULES");
   cfg.lease_ttl = std::chrono::milliseconds(settings.Int("KATY_LEASE_TTL_MS", 500, 600000));
   cfg.graph_url = settings.String("KATY_GRAPH_URL");
@@ -30,9 +26,6 @@ ResponderConfig LoadResponderConfig(int argc, char** argv, config::Settings* set
   cfg.profile_timeout = std::chrono::milliseconds(settings.Int("KATY_PROFILE_TIMEOUT_MS", 10, 10000));
   cfg.workers = static_cast<int>(settings.Int("KATY_WORKERS", 1, 1024));
   cfg.max_attempts = static_cast<int>(settings.Int("KATY_MAX_ATTEMPTS", 1, 1000));
-  cfg.drain_timeout = std::chrono::seconds(settings.Int("KATY_DRAIN_TIMEOUT_S", 0, 3600));
-  cfg.control_token = settings.String("KATY_CONTROL_TOKEN");
-  cfg.log_level = settings.String("KATY_LOG_LEVEL");
   if (settings_out != nullptr) *settings_out = std::move(settings);
   return cfg;
 }

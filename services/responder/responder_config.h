@@ -8,11 +8,7 @@
 namespace katy::responder {
 
 struct ResponderConfig {
-  config::HostPort grpc_addr;     // KATY_GRPC_ADDR: health + control
-  config::HostPort admin_addr;    // KATY_ADMIN_ADDR: /metrics, /healthz
-  std::string redis_url;          // KATY_REDIS_URL
-  int shards = 16;                // KATY_SHARDS
-  std::string key_prefix;         // KATY_KEY_PREFIX
+  config::CommonConfig common;    // the settings every service reads (README)
   std::string rules_path;         // KATY_RULES: the YAML rules file (reloaded on SIGHUP)
   std::chrono::milliseconds lease_ttl{10000};  // KATY_LEASE_TTL_MS: a dead consumer's entries
                                                // are taken over after this long
@@ -23,9 +19,6 @@ struct ResponderConfig {
                                                    // reply waits for a first name
   int workers = 8;               // KATY_WORKERS: conversations handled at once
   int max_attempts = 5;           // KATY_MAX_ATTEMPTS: tries before an event is dead-lettered
-  std::chrono::seconds drain_timeout{10};  // KATY_DRAIN_TIMEOUT_S
-  std::string control_token;      // KATY_CONTROL_TOKEN (secret): required by Control RPCs when set
-  std::string log_level;          // KATY_LOG_LEVEL
 };
 
 // Throws config::ConfigError with one clear line.

@@ -2,6 +2,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "common/clock.h"
 #include "common/events.h"
 #include "common/log.h"
 #include "common/grpc/control_service.h"
@@ -15,33 +16,19 @@
 
 namespace {
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 int Run(int argc, char** argv) {
   using namespace katy;
   config::Settings settings;
   sender::SenderConfig cfg = sender::LoadSenderConfig(argc, argv, &settings);
-  if (settings.HelpRequested()) {
-    std::fputs(settings.Usage("katy-sender").c_str(), stdout);
-    return 0;
-  }
-  log::Level level;
-  if (!log::ParseLevel(cfg.log_level, &level)) throw config::ConfigError("KATY_LOG_LEVEL: unknown level");
-  log::Init("sender", level);
-  log::Info("starting", {{"config", log::RawJson{settings.RedactedJson()}}});
-
-  auto redis_options = redis::ParseUrl(cfg.redis_url);
-  if (!redis_options) throw config::ConfigError("KATY_REDIS_URL: " + redis_options.error().message);
+  if (!runtime::BeginService("katy-sender", "sender", settings)) return 0;  // --help
+  redis::Options redis_options = runtime::RedisOptions(cfg.common);
   auto tokens = PageTokens::Load(cfg.page_token, cfg.page_tokens_file);
   if (!tokens) throw config::ConfigError(tokens.error().message);
 
   metrics::Registry registry;
   sender::SenderMetrics sender_metrics(registry);
-  KeySpace keys(cfg.key_prefix, cfg.shards);
+  KeySpace keys(cfg.common.key_prefix, cfg.common.shards);
   sender::SenderOptions options;
   options.graph_url = cfg.graph_url;
   if (cfg.appsecret_proof) options.appsecret = cfg.app_secret;
@@ -62,10 +49,10 @@ int Run(int argc, char** argv) {
   consumer_options.max_attempts = cfg.max_attempts;
 
   redis::ShardedConsumer consumer(
-      *redis_options, keys, consumer_options,
+      redis_options, keys, consumer_options,
       [&]() -> redis::EntryHandler {
     // One handler per worker thread: each owns its HTTP connection.
-    auto handler = std::make_shared<sender::SenderHandler>(keys, options, *tokens, limiter, sender_metrics, NowMs);
+    auto handler = std::make_shared<sender::SenderHandler>(keys, options, *tokens, limiter, sender_metrics, WallClockMs);
     return [handler](redis::Client& client, const redis::StreamEntry& entry, const redis::Fence& fence) {
       return (*handler)(client, entry, fence);
     };
@@ -73,7 +60,7 @@ int Run(int argc, char** argv) {
       sender::ConversationOfMessage, &registry);
 
   // Sender state lives in Redis (katy:rate:<page>), so every instance obeys it at once.
-  redis::ClientPool control_redis(*redis_options, 1);
+  redis::ClientPool control_redis(redis_options, 1);
   auto with_redis = [&control_redis](auto action) {
     auto client = control_redis.Acquire();
     auto done = action(*client);
@@ -100,14 +87,14 @@ int Run(int argc, char** argv) {
     return with_redis([&](redis::Client& client) { return limiter.SetRate(client, page, per_second); });
   };
   hooks.drain = runtime::RequestShutdown;
-  grpcsvc::ControlService control({"sender", consumer_options.instance, cfg.control_token, keys, *redis_options},
+  grpcsvc::ControlService control({"sender", consumer_options.instance, cfg.common.control_token, keys, redis_options},
                                   hooks);
 
   runtime::WorkerServiceSpec spec;
-  spec.grpc_addr = cfg.grpc_addr;
-  spec.admin_addr = cfg.admin_addr;
-  spec.redis = *redis_options;
-  spec.drain_timeout = cfg.drain_timeout;
+  spec.grpc_addr = cfg.common.grpc_addr;
+  spec.admin_addr = cfg.common.admin_addr;
+  spec.redis = redis_options;
+  spec.drain_timeout = cfg.common.drain_timeout;
   spec.registry = &registry;
   spec.keys = keys;
   spec.control = &control;

@@ -23,11 +23,7 @@ SenderConfig LoadSenderConfig(int argc, char** argv, config::Settings* settings_
   });
   auto settings = config::Settings::Load(std::move(specs), argc, argv);
   SenderConfig cfg;
-  cfg.grpc_addr = settings.Address("KATY_GRPC_ADDR");
-  cfg.admin_addr = settings.Address("KATY_ADMIN_ADDR");
-  cfg.redis_url = settings.String("KATY_REDIS_URL");
-  cfg.shards = static_cast<int>(settings.Int("KATY_SHARDS", 1, 1024));
-  cfg.key_prefix = settings.String("KATY_KEY_PREFIX");
+  cfg.common = config::LoadCommonConfig(settings);
   cfg.graph_url = settings.String("KATY_GRAPH_URL");
   cfg.page_token = settings.String("KATY_PAGE_TOKEN");
   cfg.page_tokens_file = settings.String("KATY_PAGE_TOKENS_FILE");
@@ -42,9 +38,6 @@ SenderConfig LoadSenderConfig(int argc, char** argv, config::Settings* settings_
   cfg.mark_seen = settings.Bool("KATY_MARK_SEEN");
   cfg.workers = static_cast<int>(settings.Int("KATY_WORKERS", 1, 1024));
   cfg.max_attempts = static_cast<int>(settings.Int("KATY_MAX_ATTEMPTS", 1, 1000));
-  cfg.drain_timeout = std::chrono::seconds(settings.Int("KATY_DRAIN_TIMEOUT_S", 0, 3600));
-  cfg.control_token = settings.String("KATY_CONTROL_TOKEN");
-  cfg.log_level = settings.String("KATY_LOG_LEVEL");
   if (!settings.HelpRequested()) {
     if (cfg.page_token.empty() && cfg.page_tokens_file.empty()) {
       throw config::ConfigError(

@@ -8,11 +8,7 @@
 namespace katy::sender {
 
 struct SenderConfig {
-  config::HostPort grpc_addr;     // KATY_GRPC_ADDR: health + control
-  config::HostPort admin_addr;    // KATY_ADMIN_ADDR: /metrics, /healthz
-  std::string redis_url;          // KATY_REDIS_URL
-  int shards = 16;                // KATY_SHARDS
-  std::string key_prefix;         // KATY_KEY_PREFIX
+  config::CommonConfig common;    // the settings every service reads (README)
   std::string graph_url;          // KATY_GRAPH_URL: the Send API base (the emulator by default)
   std::string page_token;         // KATY_PAGE_TOKEN (secret): token for every page
   std::string page_tokens_file;   // KATY_PAGE_TOKENS_FILE: JSON {page id: token}
@@ -27,9 +23,6 @@ struct SenderConfig {
   bool mark_seen = false;         // KATY_MARK_SEEN: mark_seen before the first reply to an event
   int workers = 64;               // KATY_WORKERS: recipients with a message in flight at once
   int max_attempts = 8;           // KATY_MAX_ATTEMPTS: transient failures before dead-lettering
-  std::chrono::seconds drain_timeout{10};      // KATY_DRAIN_TIMEOUT_S
-  std::string control_token;      // KATY_CONTROL_TOKEN (secret): required by Control RPCs when set
-  std::string log_level;          // KATY_LOG_LEVEL
 };
 
 // Throws config::ConfigError with one clear line (for example when no page token is given).

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/hmac.h"
 #include "common/http/http_client.h"
 #include "common/http/pistache_util.h"
@@ -24,11 +25,6 @@ namespace {
 using namespace Pistache;
 using nlohmann::json;
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::vector<std::string> SplitPath(const std::string& path) {
   std::vector<std::string> parts;
@@ -183,7 +179,7 @@ class EmulatorHandler : public Http::Handler {
   Reply SendApi(const std::string& page_in_path, const Http::Request& request) {
     Reply refusal;
     if (!TokenAccepted(request, &refusal)) return refusal;
-    const int64_t now = NowMs();
+    const int64_t now = WallClockMs();
     auto fault = faults_->Next(page_in_path, now);
     if (fault.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(fault.delay_ms));
     // Every answer carries the usage headers, as Meta's do.
@@ -202,7 +198,7 @@ class EmulatorHandler : public Http::Handler {
     message.messaging_type = send.messaging_type;
     message.message_json = send.message_json;
     message.sender_action = send.sender_action;
-    message.received_at_ms = NowMs();
+    message.received_at_ms = WallClockMs();
     RecordedMessage stored = store_->Add(std::move(message));
     if (options_->on_message) options_->on_message(stored);
     Echo(stored);
@@ -263,7 +259,7 @@ class EmulatorHandler : public Http::Handler {
     UserEvent event;
     event.page_id = request["page"].get<std::string>();
     event.psid = request["psid"].get<std::string>();
-    event.timestamp_ms = NowMs();
+    event.timestamp_ms = WallClockMs();
     event.mid = "m_user_" + std::to_string(event.timestamp_ms) + "_" + std::to_string(++*mid_counter_);
     event.text = request.value("text", "");
     event.quick_reply_payload = request.value("quick_reply", "");
@@ -298,7 +294,7 @@ class EmulatorHandler : public Http::Handler {
     }
     const std::string page = request["page"].get<std::string>();
     const std::string psid = request["psid"].get<std::string>();
-    const int64_t now = NowMs();
+    const int64_t now = WallClockMs();
     json item{{"sender", {{"id", psid}}}, {"recipient", {{"id", page}}}, {"timestamp", now}};
     if (delivery) {
       json mids = json::array();

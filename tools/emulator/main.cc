@@ -34,16 +34,7 @@ int Run(int argc, char** argv) {
           {"KATY_LOG_LEVEL", "info", "debug, info, warn or error"},
       },
       argc, argv);
-  if (settings.HelpRequested()) {
-    std::fputs(settings.Usage("katy-emulator").c_str(), stdout);
-    return 0;
-  }
-  log::Level level;
-  if (!log::ParseLevel(settings.String("KATY_LOG_LEVEL"), &level)) {
-    throw config::ConfigError("KATY_LOG_LEVEL: unknown level");
-  }
-  log::Init("emulator", level);
-  log::Info("starting", {{"config", log::RawJson{settings.RedactedJson()}}});
+  if (!runtime::BeginService("katy-emulator", "emulator", settings)) return 0;  // --help
   emulator::EmulatorOptions options;
   options.address = settings.Address("KATY_EMULATOR_ADDR");
   options.app_secret = settings.String("KATY_APP_SECRET");

@@ -2,20 +2,12 @@
 
 #include <map>
 
+#include "common/clock.h"
 #include "common/http/http_client.h"
 #include "common/json_escape.h"
 #include "tools/emulator/webhook_builder.h"
 
 namespace katy::emulator {
-namespace {
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-}  // namespace
-
 std::string BuildBatchBody(const std::vector<std::pair<std::string, nlohmann::json>>& items, int64_t time_ms) {
   nlohmann::json entries = nlohmann::json::array();
   std::map<std::string, size_t> entry_of;
@@ -81,7 +73,7 @@ void WebhookDelivery::Work() {
     // Meta re-sends the same items (with a new entry time) until it gets a 200.
     int status = 0;
     for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
-      status = Post(BuildBatchBody(items, NowMs()));
+      status = Post(BuildBatchBody(items, WallClockMs()));
       if (status == 200) break;
       bool stopping;
       {
