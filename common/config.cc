@@ -36,6 +36,24 @@ CommonConfig LoadCommonConfig(const Settings& settings) {
   return common;
 }
 
+std::vector<SettingSpec> ConsumerSpecs(const ConsumerConfig& defaults, const std::string& workers_help,
+                                       const std::string& attempts_help) {
+  return {
+      {"KATY_LEASE_TTL_MS", std::to_string(defaults.lease_ttl.count()),
+       "Shard lease TTL; a dead instance's shards and pending work are taken over after it"},
+      {"KATY_WORKERS", std::to_string(defaults.workers), workers_help},
+      {"KATY_MAX_ATTEMPTS", std::to_string(defaults.max_attempts), attempts_help},
+  };
+}
+
+ConsumerConfig LoadConsumerConfig(const Settings& settings) {
+  ConsumerConfig consumer;
+  consumer.lease_ttl = std::chrono::milliseconds(settings.Int("KATY_LEASE_TTL_MS", 500, 600000));
+  consumer.workers = static_cast<int>(settings.Int("KATY_WORKERS", 1, 1024));
+  consumer.max_attempts = static_cast<int>(settings.Int("KATY_MAX_ATTEMPTS", 1, 1000));
+  return consumer;
+}
+
 std::string HostPort::ToString() const {
   if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
   return host + ":" + std::to_string(port);

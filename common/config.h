@@ -101,6 +101,17 @@ struct CommonConfig {
 // Reads them from settings loaded with CommonSpecs; throws ConfigError naming a bad one.
 CommonConfig LoadCommonConfig(const Settings& settings);
 
+// The settings of the stream consumers (responder, sender), with each service's defaults.
+struct ConsumerConfig {
+  std::chrono::milliseconds lease_ttl{10000};  // KATY_LEASE_TTL_MS: a dead instance's shards
+                                               // (and pending work) are taken over after it
+  int workers = 8;                             // KATY_WORKERS: conversations handled at once
+  int max_attempts = 5;                        // KATY_MAX_ATTEMPTS: before dead-lettering
+};
+std::vector<SettingSpec> ConsumerSpecs(const ConsumerConfig& defaults, const std::string& workers_help,
+                                       const std::string& attempts_help);
+ConsumerConfig LoadConsumerConfig(const Settings& settings);
+
 // KATY_REDIS_URL -> --redis-url.
 std::string FlagForSetting(std::string_view name);
 

@@ -58,6 +58,11 @@ std::set<int> ShardedConsumer::OwnedShards() const {
   return out;
 }
 
+std::vector<int> ShardedConsumer::OwnedShardList() const {
+  auto owned = OwnedShards();
+  return {owned.begin(), owned.end()};
+}
+
 bool ShardedConsumer::StillOwned(int shard, uint64_t generation) const {
   auto it = owned_.find(shard);
   return it != owned_.end() && it->second == generation;

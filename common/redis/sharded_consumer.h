@@ -102,6 +102,7 @@ class ShardedConsumer {
   void Run(const std::atomic<bool>& stop);
 
   std::set<int> OwnedShards() const;
+  std::vector<int> OwnedShardList() const;
 
  private:
   struct Item {

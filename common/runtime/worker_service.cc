@@ -14,13 +14,13 @@
 namespace katy::runtime {
 
 int RunWorkerService(const WorkerServiceSpec& spec) {
-  auto grpc_server = grpcsvc::ServiceServer::Start(spec.grpc_addr, spec.control);
+  auto grpc_server = grpcsvc::ServiceServer::Start(spec.common.grpc_addr, spec.control);
   if (!grpc_server) throw std::runtime_error(grpc_server.error().message);
   redis::Client health_client(spec.redis);
   grpcsvc::HealthMonitor health(**grpc_server, [&health_client] { return health_client.Ping(); });
   if (spec.control != nullptr) spec.control->SetServingSource([&health] { return health.last_healthy(); });
-  metrics::AddQueueDepthCollector(*spec.registry, spec.redis, spec.keys);
-  auto admin = metrics::AdminServer::Start(spec.admin_addr, *spec.registry,
+  metrics::AddQueueDepthCollector(*spec.registry, spec.redis, KeySpace(spec.common.key_prefix, spec.common.shards));
+  auto admin = metrics::AdminServer::Start(spec.common.admin_addr, *spec.registry,
                                            [&health] { return health.last_healthy(); });
   if (!admin) throw std::runtime_error(admin.error().message);
   log::Info("listening", {{"grpc_port", (*grpc_server)->port()}, {"admin_port", (*admin)->port()}});
@@ -37,10 +37,10 @@ int RunWorkerService(const WorkerServiceSpec& spec) {
     if (spec.on_reload) spec.on_reload();
   }
   ExitOnSecondSignal();
-  log::Info("stopping", {{"drain_timeout_s", static_cast<long long>(spec.drain_timeout.count())}});
+  log::Info("stopping", {{"drain_timeout_s", static_cast<long long>(spec.common.drain_timeout.count())}});
   health.Drain();
   stop = true;
-  if (worker_done.wait_for(spec.drain_timeout) == std::future_status::timeout) {
+  if (worker_done.wait_for(spec.common.drain_timeout) == std::future_status::timeout) {
     // What is in hand stays pending in Redis; the next owner of the shard re-processes it.
     log::Warn("drain deadline passed; leaving unfinished work pending");
     worker.detach();

@@ -18,11 +18,8 @@ namespace katy::runtime {
 
 // Everything a stream-consuming service (responder, sender) does around its worker loop.
 struct WorkerServiceSpec {
-  config::HostPort grpc_addr;
-  config::HostPort admin_addr;
-  redis::Options redis;  // for the health probe and the queue-depth metrics
-  KeySpace keys{"katy", 16};
-  std::chrono::seconds drain_timeout{10};
+  config::CommonConfig common;  // addresses, keys, drain timeout
+  redis::Options redis;         // for the health probe and the queue-depth metrics
   metrics::Registry* registry = nullptr;
   grpcsvc::ControlService* control = nullptr;
   std::function<void()> on_reload;   // SIGHUP

@@ -38,9 +38,9 @@ int Run(int argc, char** argv) {
   consumer_options.instance = "responder-" + InstanceId();
   consumer_options.stream = [keys](int shard) { return keys.InStream(shard); };
   consumer_options.dead_letters = [keys](int shard) { return keys.DeadLetters(shard); };
-  consumer_options.lease_ttl = cfg.lease_ttl;
-  consumer_options.workers = cfg.workers;
-  consumer_options.max_attempts = cfg.max_attempts;
+  consumer_options.lease_ttl = cfg.consumer.lease_ttl;
+  consumer_options.workers = cfg.consumer.workers;
+  consumer_options.max_attempts = cfg.consumer.max_attempts;
   redis::PauseFlag paused(redis_options, keys.Paused("responder"));
   consumer_options.paused = [&paused] { return paused.IsSet(); };
 
@@ -59,10 +59,7 @@ int Run(int argc, char** argv) {
       responder::ConversationOfEvent, &registry);
 
   grpcsvc::ControlHooks hooks;
-  hooks.owned_shards = [&consumer] {
-    auto owned = consumer.OwnedShards();
-    return std::vector<int>(owned.begin(), owned.end());
-  };
+  hooks.owned_shards = [&consumer] { return consumer.OwnedShardList(); };
   hooks.paused = [&paused] { return paused.IsSet(); };
   auto set_paused = [&paused](bool value) {
     return [&paused, value](const std::string& page) {
@@ -75,14 +72,17 @@ int Run(int argc, char** argv) {
   };
   hooks.pause = set_paused(true);
   hooks.resume = set_paused(false);
-  hooks.reload_rules = [&rules](int* count) {
+  // SIGHUP and Control.ReloadRules reload the same way; a bad file leaves the rules in force.
+  auto reload = [&rules] {
     auto reloaded = rules.Reload();
-    if (!reloaded) {
-      log::Error("rules reload refused; the rules in force stay", {{"error", reloaded.error().message}});
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, reloaded.error().message);
-    }
+    if (reloaded) log::Info("rules reloaded", {{"rules", *reloaded}});
+    else log::Error("rules reload refused; the rules in force stay", {{"error", reloaded.error().message}});
+    return reloaded;
+  };
+  hooks.reload_rules = [&reload](int* count) {
+    auto reloaded = reload();
+    if (!reloaded) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, reloaded.error().message);
     *count = static_cast<int>(*reloaded);
-    log::Info("rules reloaded", {{"rules", *reloaded}});
     return grpc::Status::OK;
   };
   hooks.drain = runtime::RequestShutdown;
@@ -90,18 +90,11 @@ int Run(int argc, char** argv) {
                                   hooks);
 
   runtime::WorkerServiceSpec spec;
-  spec.grpc_addr = cfg.common.grpc_addr;
-  spec.admin_addr = cfg.common.admin_addr;
+  spec.common = cfg.common;
   spec.redis = redis_options;
-  spec.drain_timeout = cfg.common.drain_timeout;
   spec.registry = &registry;
-  spec.keys = keys;
   spec.control = &control;
-  spec.on_reload = [&rules] {
-    auto reloaded = rules.Reload();
-    if (reloaded) log::Info("rules reloaded", {{"rules", *reloaded}});
-    else log::Error("rules reload refused; the rules in force stay", {{"error", reloaded.error().message}});
-  };
+  spec.on_reload = [&reload] { reload(); };
   spec.run = [&consumer](const std::atomic<bool>& stop) { consumer.Run(stop); };
   return runtime::RunWorkerService(spec);
 }

@@ -6,26 +6,24 @@ ResponderConfig LoadResponderConfig(int argc, char** argv, config::Settings* set
   auto specs = config::CommonSpecs("127.0.0.1:50052", "127.0.0.1:9102");
   specs.insert(specs.end(), {
       {"KATY_RULES", "deploy/rules/katy.yaml", "The YAML rules file (reloaded on SIGHUP)"},
-      {"KATY_LEASE_TTL_MS", "10000", "Shard lease TTL; a dead instance's work is taken over after it"},
       {"KATY_GRAPH_URL", "http://127.0.0.1:8090/v25.0",
        "Graph API base, for the user profile behind {{first_name}} (the emulator by default)"},
       {"KATY_PAGE_TOKEN", "", "Page access token for profile reads (no token: names stay neutral)", false, true},
       {"KATY_PAGE_TOKENS_FILE", "", "JSON file {\"<page id>\": \"<token>\"} for several pages"},
       {"KATY_PROFILE_TIMEOUT_MS", "500", "Longest a reply waits for the user's first name"},
-      {"KATY_WORKERS", "8", "Conversations handled at once"},
-      {"KATY_MAX_ATTEMPTS", "5", "Failed attempts before an event is dead-lettered"},
   });
+  auto consumer_specs = config::ConsumerSpecs({std::chrono::milliseconds(10000), 8, 5}, "Conversations handled at once",
+                                              "Failed attempts before an event is dead-lettered");
+  specs.insert(specs.end(), consumer_specs.begin(), consumer_specs.end());
   auto settings = config::Settings::Load(std::move(specs), argc, argv);
   ResponderConfig cfg;
   cfg.common = config::LoadCommonConfig(settings);
   cfg.rules_path = settings.String("KATY_RULES");
-  cfg.lease_ttl = std::chrono::milliseconds(settings.Int("KATY_LEASE_TTL_MS", 500, 600000));
   cfg.graph_url = settings.String("KATY_GRAPH_URL");
   cfg.page_token = settings.String("KATY_PAGE_TOKEN");
   cfg.page_tokens_file = settings.String("KATY_PAGE_TOKENS_FILE");
   cfg.profile_timeout = std::chrono::milliseconds(settings.Int("KATY_PROFILE_TIMEOUT_MS", 10, 10000));
-  cfg.workers = static_cast<int>(settings.Int("KATY_WORKERS", 1, 1024));
-  cfg.max_attempts = static_cast<int>(settings.Int("KATY_MAX_ATTEMPTS", 1, 1000));
+  cfg.consumer = config::LoadConsumerConfig(settings);
   if (settings_out != nullptr) *settings_out = std::move(settings);
   return cfg;
 }

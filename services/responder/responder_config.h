@@ -9,16 +9,13 @@ namespace katy::responder {
 
 struct ResponderConfig {
   config::CommonConfig common;    // the settings every service reads (README)
+  config::ConsumerConfig consumer;  // KATY_LEASE_TTL_MS, KATY_WORKERS, KATY_MAX_ATTEMPTS
   std::string rules_path;         // KATY_RULES: the YAML rules file (reloaded on SIGHUP)
-  std::chrono::milliseconds lease_ttl{10000};  // KATY_LEASE_TTL_MS: a dead consumer's entries
-                                               // are taken over after this long
   std::string graph_url;          // KATY_GRAPH_URL: for the user profile API ({{first_name}})
   std::string page_token;         // KATY_PAGE_TOKEN (secret): token for every page
   std::string page_tokens_file;   // KATY_PAGE_TOKENS_FILE: JSON {page id: token}
   std::chrono::milliseconds profile_timeout{500};  // KATY_PROFILE_TIMEOUT_MS: longest a
                                                    // reply waits for a first name
-  int workers = 8;               // KATY_WORKERS: conversations handled at once
-  int max_attempts = 5;           // KATY_MAX_ATTEMPTS: tries before an event is dead-lettered
 };
 
 // Throws config::ConfigError with one clear line.

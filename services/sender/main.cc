@@ -44,9 +44,9 @@ int Run(int argc, char** argv) {
   consumer_options.instance = "sender-" + InstanceId();
   consumer_options.stream = [keys](int shard) { return keys.OutStream(shard); };
   consumer_options.dead_letters = [keys](int shard) { return keys.DeadLetters(shard); };
-  consumer_options.lease_ttl = cfg.lease_ttl;
-  consumer_options.workers = cfg.workers;
-  consumer_options.max_attempts = cfg.max_attempts;
+  consumer_options.lease_ttl = cfg.consumer.lease_ttl;
+  consumer_options.workers = cfg.consumer.workers;
+  consumer_options.max_attempts = cfg.consumer.max_attempts;
 
   redis::ShardedConsumer consumer(
       redis_options, keys, consumer_options,
@@ -67,10 +67,7 @@ int Run(int argc, char** argv) {
     return done ? grpc::Status::OK : grpcsvc::ToGrpc(done.error());
   };
   grpcsvc::ControlHooks hooks;
-  hooks.owned_shards = [&consumer] {
-    auto owned = consumer.OwnedShards();
-    return std::vector<int>(owned.begin(), owned.end());
-  };
+  hooks.owned_shards = [&consumer] { return consumer.OwnedShardList(); };
   hooks.pause = [&](const std::string& page) {
     return with_redis([&](redis::Client& client) -> Status {
       auto paused = limiter.Pause(client, page.empty() ? sender::PageLimiter::kAllPages : page, "operator");
@@ -91,12 +88,9 @@ int Run(int argc, char** argv) {
                                   hooks);
 
   runtime::WorkerServiceSpec spec;
-  spec.grpc_addr = cfg.common.grpc_addr;
-  spec.admin_addr = cfg.common.admin_addr;
+  spec.common = cfg.common;
   spec.redis = redis_options;
-  spec.drain_timeout = cfg.common.drain_timeout;
   spec.registry = &registry;
-  spec.keys = keys;
   spec.control = &control;
   spec.run = [&consumer](const std::atomic<bool>& stop) { consumer.Run(stop); };
   return runtime::RunWorkerService(spec);

@@ -11,16 +11,16 @@ SenderConfig LoadSenderConfig(int argc, char** argv, config::Settings* settings_
       {"KATY_PAGE_TOKENS_FILE", "", "JSON file {\"<page id>\": \"<token>\"} for several pages"},
       {"KATY_APP_SECRET", "", "Meta app secret, for appsecret_proof", false, true},
       {"KATY_APPSECRET_PROOF", "0", "Send appsecret_proof (needs KATY_APP_SECRET)"},
-      {"KATY_LEASE_TTL_MS", "10000", "Shard lease TTL; a dead instance's work is taken over after it"},
       {"KATY_PAGE_RATE", "250", "Messages per second per page, all sender instances together (Meta allows 300)"},
       {"KATY_MEDIA_RATE", "10", "Audio/video messages per second per page (Meta allows 10)"},
       {"KATY_SEND_TIMEOUT_MS", "10000", "Longest one Send API call may take"},
       {"KATY_RETRY_MAX_AGE_S", "3600", "A message failing transiently is dead-lettered once this old"},
       {"KATY_TYPING", "0", "Send typing_on before every text reply"},
       {"KATY_MARK_SEEN", "0", "Send mark_seen before the first reply to an event"},
-      {"KATY_WORKERS", "64", "Recipients with a message in flight at once"},
-      {"KATY_MAX_ATTEMPTS", "8", "Transient failures before a message is dead-lettered"},
   });
+  auto consumer_specs = config::ConsumerSpecs({std::chrono::milliseconds(10000), 64, 8}, "Recipients with a message in flight at once",
+                                              "Transient failures before a message is dead-lettered");
+  specs.insert(specs.end(), consumer_specs.begin(), consumer_specs.end());
   auto settings = config::Settings::Load(std::move(specs), argc, argv);
   SenderConfig cfg;
   cfg.common = config::LoadCommonConfig(settings);
@@ -29,15 +29,13 @@ SenderConfig LoadSenderConfig(int argc, char** argv, config::Settings* settings_
   cfg.page_tokens_file = settings.String("KATY_PAGE_TOKENS_FILE");
   cfg.app_secret = settings.String("KATY_APP_SECRET");
   cfg.appsecret_proof = settings.Bool("KATY_APPSECRET_PROOF");
-  cfg.lease_ttl = std::chrono::milliseconds(settings.Int("KATY_LEASE_TTL_MS", 500, 600000));
   cfg.page_rate = settings.Double("KATY_PAGE_RATE", 0.01, 100000);
   cfg.media_rate = settings.Double("KATY_MEDIA_RATE", 0.01, 100000);
   cfg.send_timeout = std::chrono::milliseconds(settings.Int("KATY_SEND_TIMEOUT_MS", 100, 600000));
   cfg.retry_max_age = std::chrono::seconds(settings.Int("KATY_RETRY_MAX_AGE_S", 1, 7 * 86400));
   cfg.typing = settings.Bool("KATY_TYPING");
   cfg.mark_seen = settings.Bool("KATY_MARK_SEEN");
-  cfg.workers = static_cast<int>(settings.Int("KATY_WORKERS", 1, 1024));
-  cfg.max_attempts = static_cast<int>(settings.Int("KATY_MAX_ATTEMPTS", 1, 1000));
+  cfg.consumer = config::LoadConsumerConfig(settings);
   if (!settings.HelpRequested()) {
     if (cfg.page_token.empty() && cfg.page_tokens_file.empty()) {
       throw config::ConfigError(

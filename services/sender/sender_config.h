@@ -9,20 +9,18 @@ namespace katy::sender {
 
 struct SenderConfig {
   config::CommonConfig common;    // the settings every service reads (README)
+  config::ConsumerConfig consumer;  // KATY_LEASE_TTL_MS, KATY_WORKERS, KATY_MAX_ATTEMPTS
   std::string graph_url;          // KATY_GRAPH_URL: the Send API base (the emulator by default)
   std::string page_token;         // KATY_PAGE_TOKEN (secret): token for every page
   std::string page_tokens_file;   // KATY_PAGE_TOKENS_FILE: JSON {page id: token}
   std::string app_secret;         // KATY_APP_SECRET (secret): for appsecret_proof
   bool appsecret_proof = false;   // KATY_APPSECRET_PROOF: send appsecret_proof
-  std::chrono::milliseconds lease_ttl{10000};  // KATY_LEASE_TTL_MS
   double page_rate = 250;         // KATY_PAGE_RATE: messages/s per page, all senders together
   double media_rate = 10;         // KATY_MEDIA_RATE: audio/video messages/s per page
   std::chrono::milliseconds send_timeout{10000};  // KATY_SEND_TIMEOUT_MS: one Send API call
   std::chrono::seconds retry_max_age{3600};       // KATY_RETRY_MAX_AGE_S: then "expired"
   bool typing = false;            // KATY_TYPING: typing_on before every text reply
   bool mark_seen = false;         // KATY_MARK_SEEN: mark_seen before the first reply to an event
-  int workers = 64;               // KATY_WORKERS: recipients with a message in flight at once
-  int max_attempts = 8;           // KATY_MAX_ATTEMPTS: transient failures before dead-lettering
 };
 
 // Throws config::ConfigError with one clear line (for example when no page token is given).
