@@ -13,22 +13,7 @@ KATY_EXTRA_PACKAGES="wrk nginx-light" "$root/scripts/setup.sh"
 work=$(mktemp -d /tmp/katy-bench-emulator.XXXXXX)
 
 nginx_port=$(free_port)
-mkdir -p "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<NGINX
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-daemon off;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx;
-  client_max_body_size 10m;
-  server { listen 127.0.0.1:$nginx_port; location / { return 200 "EVENT_RECEIVED"; } }
-}
-NGINX
-nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
-pids+=($!)
+start_nginx "$nginx_port" 1
 sleep 0.5
 
 echo "== sending: katy-emulator load --rate 40000 --batch 100, webhooks to nginx"

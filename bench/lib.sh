@@ -8,3 +8,26 @@ cleanup() {
 }
 trap cleanup EXIT
 free_port() { python3 "$root/scripts/free_port.py"; }
+
+# start_nginx PORT [WORKERS]: nginx answering 200 "EVENT_RECEIVED" to everything on 127.0.0.1:PORT,
+# with keep-alive; in the background, stopped on exit. Needs $work.
+start_nginx() {
+  local port=$1 workers=${2:-auto}
+  mkdir -p "$work/nginx"
+  cat >"$work/nginx/nginx.conf" <<NGINX
+worker_processes $workers;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+daemon off;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $work/nginx;
+  client_max_body_size 10m;
+  server { listen 127.0.0.1:$port; location / { return 200 "EVENT_RECEIVED"; } }
+}
+NGINX
+  nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
+  pids+=($!)
+}

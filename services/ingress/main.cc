@@ -26,7 +26,6 @@ constexpr size_t kMaxEventsPerRoundTrip = 512;
 // batches, and per-round-trip overhead dominates (bench/RESULTS.md).
 constexpr size_t kStoreWorkers = 1;
 
-
 int Run(int argc, char** argv) {
   using namespace katy;
   config::Settings settings;

@@ -16,7 +16,6 @@
 
 namespace {
 
-
 int Run(int argc, char** argv) {
   using namespace katy;
   config::Settings settings;
