@@ -18,7 +18,9 @@ try {
   const page = await browser.newPage({ viewport: { width: 1180, height: 720 } });
   page.setDefaultTimeout(20000);
   await page.goto(url);
-  check(await page.isVisible("#get-started"), "a new conversation offers Get Started");
+  // The page renders after its first fetches: wait for it rather than look at once.
+  check(await page.waitForSelector("#get-started").then(() => true, () => false),
+        "a new conversation offers Get Started");
 
   await page.fill("#text", "hello");
   await page.press("#text", "Enter");
