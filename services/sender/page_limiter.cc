@@ -18,7 +18,7 @@ local blocked = tonumber(cfg[3]) or 0
 if blocked > now then return {0, math.ceil(blocked - now)} end
 local rate = tonumber(cfg[1]) or tonumber(ARGV[4]) or tonumber(ARGV[3])
 local interval = 1000 / rate
-local tolerance = interval * math.max(1, math.floor(rate * 0.01))
+local tolerance = interval * math.max(0.5, math.floor(rate * 0.01))
 local tat = tonumber(cfg[4]) or now
 if tat < now then tat = now end
 if tat - now > tolerance then return {0, math.ceil(tat - now - tolerance)} end
@@ -46,7 +46,7 @@ std::string Number(double value) {
 
 GcraResult Gcra(double tat_ms, double now_ms, double rate_per_s) {
   const double interval = 1000.0 / rate_per_s;
-  const double tolerance = interval * std::max(1.0, std::floor(rate_per_s * 0.01));
+  const double tolerance = interval * std::max(0.5, std::floor(rate_per_s * 0.01));
   double tat = std::max(tat_ms, now_ms);
   if (tat - now_ms > tolerance) return {false, tat_ms, tat - now_ms - tolerance};
   return {true, tat + interval, 0};

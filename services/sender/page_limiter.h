@@ -12,9 +12,10 @@ namespace katy::sender {
 
 // GCRA (the generic cell rate algorithm), one step: may a message go at `now_ms` when the
 // theoretical arrival time is `tat_ms` and the rate `rate_per_s`? Burst tolerance is 1% of the
-// rate, at least one message: no 1-second window carries more than rate + 1% + 2 messages, and
-// a sender that asks a little late does not lose that time (with no tolerance, scheduling
-// delays alone cost ~10% of a 50/s limit).
+// rate, at least half an interval: a sender that asks a little late does not lose that time
+// (with no tolerance, scheduling delays alone cost ~10% of a 50/s limit), and no 1-second window
+// carries more than rate + 1% + 1 messages (a full interval's tolerance allowed rate + 2, which
+// left no margin for delivery jitter under a 5% cap at 50/s).
 // Pure; the Lua script in page_limiter.cc computes exactly this on Redis's clock.
 struct GcraResult {
   bool allowed;

@@ -41,19 +41,17 @@ TEST(GcraTest, NoSecondExceedsTheRateByMoreThanFivePercentAndBackloggedRunsAtThe
     EXPECT_LE(static_cast<double>(BusiestSecond(sent)), rate * 1.05 + 1) << rate;
     EXPECT_GE(static_cast<double>(sent.size()), rate * 10 * 0.95) << rate;
   }
-  EXPECT_LE(BusiestSecond(Greedy(50, 10)), 52u);  // the figure for 50/s
+  EXPECT_LE(BusiestSecond(Greedy(50, 10)), 51u);  // one under the 52 for 50/s: room for jitter
 }
 
 TEST(GcraTest, SaysHowLongToWait) {
-  // 10/s: 100 ms apart, with a tolerance of one interval (two may go back to back).
+  // 10/s: 100 ms apart, with a tolerance of half an interval.
   auto first = sender::Gcra(0, 1000, 10);
   ASSERT_TRUE(first.allowed);
   auto second = sender::Gcra(first.new_tat_ms, 1000, 10);
-  ASSERT_TRUE(second.allowed);
-  auto third = sender::Gcra(second.new_tat_ms, 1000, 10);
-  EXPECT_FALSE(third.allowed);
-  EXPECT_DOUBLE_EQ(third.wait_ms, 100);
-  EXPECT_TRUE(sender::Gcra(second.new_tat_ms, 1100, 10).allowed);
+  EXPECT_FALSE(second.allowed);
+  EXPECT_DOUBLE_EQ(second.wait_ms, 50);
+  EXPECT_TRUE(sender::Gcra(first.new_tat_ms, 1050, 10).allowed);  // 50 ms "late" is absorbed
 }
 
 TEST(TextSplitTest, SplitsAtWordBoundariesWithoutBreakingUtf8) {
