@@ -24,7 +24,10 @@ start_up() {
     export "KATY_${service}_GRPC_ADDR=127.0.0.1:$(free_port)"
     export "KATY_${service}_ADMIN_ADDR=127.0.0.1:$(free_port)"
   done
-  unset KATY_GRAPH_URL KATY_REDIS_URL KATY_APP_SECRET KATY_PAGE_TOKEN KATY_RULES
+  unset KATY_REDIS_URL KATY_RULES
+  # A run against the emulator started by up.sh, unless the caller points Katy elsewhere
+  # (KATY_KEEP_META_ENV=1 with its own KATY_GRAPH_URL, KATY_APP_SECRET, KATY_PAGE_TOKEN).
+  [[ -n "${KATY_KEEP_META_ENV:-}" ]] || unset KATY_GRAPH_URL KATY_APP_SECRET KATY_PAGE_TOKEN
   setsid "$root/scripts/up.sh" >"$up_out" 2>&1 &
   up_pid=$!
   for _ in $(seq 1 600); do
