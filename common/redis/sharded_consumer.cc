@@ -4,6 +4,7 @@
 #include <random>
 #include <thread>
 
+#include "common/events.h"
 #include "common/log.h"
 #include "common/redis/shard_leases.h"
 
@@ -32,6 +33,21 @@ void SleepUnless(const std::atomic<bool>& stop, std::chrono::milliseconds total)
 }
 
 }  // namespace
+
+ShardedConsumerOptions ShardedConsumerOptions::ForRole(const std::string& role, const KeySpace& keys,
+                                                      const config::ConsumerConfig& consumer) {
+  const bool inbound = role == "responder";
+  ShardedConsumerOptions options;
+  options.role = role;
+  options.group = inbound ? KeySpace::kResponderGroup : KeySpace::kSenderGroup;
+  options.instance = role + "-" + InstanceId();
+  options.stream = [keys, inbound](int shard) { return inbound ? keys.InStream(shard) : keys.OutStream(shard); };
+  options.dead_letters = [keys](int shard) { return keys.DeadLetters(shard); };
+  options.lease_ttl = consumer.lease_ttl;
+  options.workers = consumer.workers;
+  options.max_attempts = consumer.max_attempts;
+  return options;
+}
 
 ShardedConsumer::ShardedConsumer(Options redis, KeySpace keys, ShardedConsumerOptions options,
                                  HandlerFactory make_handler, ConversationKey conversation_of,

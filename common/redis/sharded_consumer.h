@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/config.h"
 #include "common/metrics/metrics.h"
 #include "common/redis/redis_client.h"
 #include "common/redis/script.h"
@@ -73,6 +74,12 @@ struct ShardedConsumerOptions {
   int max_attempts = 5;     // kRetry entries are dead-lettered after this many attempts
   std::chrono::milliseconds max_backoff{5000};
   std::function<bool()> paused;  // when set and true, no new entries are read (held ones finish)
+
+  // The options of a Katy role over its shards: "responder" reads the inbound streams with
+  // group responders, "sender" the outbound streams with group senders; both dead-letter to
+  // the shard's DLQ; this process's instance name is "<role>-<host>-<pid>".
+  static ShardedConsumerOptions ForRole(const std::string& role, const KeySpace& keys,
+                                        const config::ConsumerConfig& consumer);
 };
 
 // The at-least-once, ordered, scaled-out consumer that responder and sender share, written once:

@@ -3,7 +3,6 @@
 #include <cstdio>
 
 #include "common/clock.h"
-#include "common/events.h"
 #include "common/log.h"
 #include "common/grpc/control_service.h"
 #include "common/redis/pause_flag.h"
@@ -31,15 +30,7 @@ int Run(int argc, char** argv) {
   responder::ResponderMetrics responder_metrics(registry);
   KeySpace keys(cfg.common.key_prefix, cfg.common.shards);
 
-  redis::ShardedConsumerOptions consumer_options;
-  consumer_options.role = "responder";
-  consumer_options.group = KeySpace::kResponderGroup;
-  consumer_options.instance = "responder-" + InstanceId();
-  consumer_options.stream = [keys](int shard) { return keys.InStream(shard); };
-  consumer_options.dead_letters = [keys](int shard) { return keys.DeadLetters(shard); };
-  consumer_options.lease_ttl = cfg.consumer.lease_ttl;
-  consumer_options.workers = cfg.consumer.workers;
-  consumer_options.max_attempts = cfg.consumer.max_attempts;
+  auto consumer_options = redis::ShardedConsumerOptions::ForRole("responder", keys, cfg.consumer);
   redis::PauseFlag paused(redis_options, keys.Paused("responder"));
   consumer_options.paused = [&paused] { return paused.IsSet(); };
 

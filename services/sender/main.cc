@@ -3,7 +3,6 @@
 #include <cstdio>
 
 #include "common/clock.h"
-#include "common/events.h"
 #include "common/log.h"
 #include "common/grpc/control_service.h"
 #include "common/redis/client_pool.h"
@@ -37,15 +36,7 @@ int Run(int argc, char** argv) {
   options.mark_seen = cfg.mark_seen;
   sender::PageLimiter limiter(keys, cfg.page_rate, cfg.media_rate);
 
-  redis::ShardedConsumerOptions consumer_options;
-  consumer_options.role = "sender";
-  consumer_options.group = KeySpace::kSenderGroup;
-  consumer_options.instance = "sender-" + InstanceId();
-  consumer_options.stream = [keys](int shard) { return keys.OutStream(shard); };
-  consumer_options.dead_letters = [keys](int shard) { return keys.DeadLetters(shard); };
-  consumer_options.lease_ttl = cfg.consumer.lease_ttl;
-  consumer_options.workers = cfg.consumer.workers;
-  consumer_options.max_attempts = cfg.consumer.max_attempts;
+  auto consumer_options = redis::ShardedConsumerOptions::ForRole("sender", keys, cfg.consumer);
 
   redis::ShardedConsumer consumer(
       redis_options, keys, consumer_options,
