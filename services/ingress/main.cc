@@ -12,19 +12,12 @@
 #include "common/redis/client_pool.h"
 #include "common/runtime/service_main.h"
 #include "common/runtime/signals.h"
-#include "services/ingress/enqueue_batcher.h"
 #include "services/ingress/event_sink.h"
 #include "services/ingress/ingress_config.h"
 #include "services/ingress/webhook_server.h"
 #include "services/ingress/webhook_service.h"
 
 namespace {
-
-// Events stored per Redis round trip at most; a larger backlog takes several round trips.
-constexpr size_t kMaxEventsPerRoundTrip = 512;
-// Redis round trips in flight at once. On 2 cores one is best: more workers make smaller
-// batches, and per-round-trip overhead dominates (bench/RESULTS.md).
-constexpr size_t kStoreWorkers = 1;
 
 int Run(int argc, char** argv) {
   using namespace katy;
@@ -34,13 +27,12 @@ int Run(int argc, char** argv) {
   redis::Options redis_options = runtime::RedisOptions(cfg.common);
   redis_options.connect_timeout = cfg.redis_timeout / 2;
   redis_options.socket_timeout = cfg.redis_timeout;
-  // Only the batcher's threads talk to Redis: one connection each.
-  redis::ClientPool pool(redis_options, kStoreWorkers);
+  // Each HTTP loop makes one Redis round trip at a time: one connection each.
+  redis::ClientPool pool(redis_options, static_cast<size_t>(cfg.http_threads));
 
   metrics::Registry registry;
   ingress::IngressMetrics ingress_metrics(registry);
   ingress::RedisEventSink sink(pool, KeySpace(cfg.common.key_prefix, cfg.common.shards), cfg.dedupe_ttl);
-  ingress::EnqueueBatcher batcher(sink, kMaxEventsPerRoundTrip, kStoreWorkers, &registry);
   ingress::WebhookService service({cfg.app_secret, cfg.verify_token, cfg.accept_sha1, cfg.max_body_bytes},
                                   ingress_metrics, WallClockMs);
 
@@ -59,7 +51,7 @@ int Run(int argc, char** argv) {
   if (!admin) throw std::runtime_error(admin.error().message);
 
   auto server = ingress::WebhookServer::Start(
-      {cfg.http_addr, cfg.http_threads, cfg.max_body_bytes, cfg.read_timeout}, service, batcher);
+      {cfg.http_addr, cfg.http_threads, cfg.max_body_bytes, cfg.read_timeout}, service, sink, &registry);
   if (!server) throw std::runtime_error(server.error().message);
   log::Info("listening", {{"http_port", (*server)->port()},
                           {"grpc_port", (*grpc_server)->port()},
@@ -68,11 +60,11 @@ int Run(int argc, char** argv) {
   while (runtime::WaitForSignal() == SIGHUP) {
   }
   runtime::ExitOnSecondSignal();
-  // Shutdown order: stop reporting healthy; store and answer every request already queued
-  // (later ones get 503 and Meta retries them); close the webhook port; then control and admin.
+  // Shutdown order: stop reporting healthy; stop accepting, store and answer every request
+  // already read, close the webhook port (Meta retries what it could not send); then control
+  // and admin.
   log::Info("stopping");
   health.Drain();
-  batcher.Stop();
   (*server)->Shutdown();
   control.SetServingSource({});
   (*grpc_server)->Shutdown();

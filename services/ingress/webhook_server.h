@@ -1,45 +1,77 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
+#include <thread>
+#include <vector>
 
 #include "common/config.h"
+#include "common/metrics/metrics.h"
 #include "common/result.h"
-#include "services/ingress/enqueue_batcher.h"
+#include "services/ingress/event_sink.h"
 #include "services/ingress/webhook_service.h"
-
-namespace Pistache::Http {
-class Endpoint;
-}
 
 namespace katy::ingress {
 
 struct ServerOptions {
   config::HostPort address;
   int threads = 2;
-  size_t max_request_bytes = 1 << 20;  // Pistache refuses larger requests before buffering them
+  size_t max_body_bytes = 1 << 20;  // a larger Content-Length gets 413 before the body is read
+  // A request must arrive whole within this from its first byte, and a client must take its
+  // answer within it; otherwise 408 (when a request was started) and the connection is closed.
   std::chrono::milliseconds read_timeout{5000};
+  // A keep-alive connection with nothing to say for this long is closed (nginx's default).
+  std::chrono::milliseconds idle_timeout{75000};
 };
 
-// The public HTTP face of ingress (Pistache): GET/POST /webhook, everything else 404.
-// A POST's events go to the batcher and the request is answered from the batcher's thread
-// once they are stored; the HTTP thread moves on at once. The WebhookService and the batcher
-// must outlive the server; stop the batcher first so queued requests get their answers.
+// The public HTTP face of ingress: GET/POST /webhook, everything else 404.
+//
+// Why not Pistache, which the other services use: its reactor hands every response through an
+// eventfd queue and arms a timerfd per request, and its handlers cannot take part in the
+// reactor's loop, so storing a request's events in Redis meant two thread hand-offs per request.
+// Those context switches were most of ingress's CPU (bench/RESULTS.md). Here each of `threads`
+// event loops runs its requests to completion, as Redis and nginx do:
+//
+//   epoll_wait -> read every ready connection -> parse, verify, check each request
+//   -> ONE Redis round trip storing the events of every request read in this pass
+//   -> write every answer -> epoll_wait
+//
+// Requests that arrive while a round trip is in flight are read in the next pass, so batches
+// grow with load without any timer or queue. A request is answered 200 only after its events
+// are stored; a connection's answers go out in its requests' order (pipelining works).
+//
+// Each loop makes at most one sink call at a time, so the sink needs one Redis connection per
+// thread. The sink and service must outlive the server.
 class WebhookServer {
  public:
-  // Port 0 picks a free port. Error "io" if the address cannot be bound.
+  // Port 0 picks a free port. Error "io" if the address cannot be bound. `metrics`, when
+  // given, gets katy_ingress_batch_requests and katy_ingress_store_seconds.
   static Result<std::unique_ptr<WebhookServer>> Start(const ServerOptions& options,
-                                                      const WebhookService& service,
-                                                      EnqueueBatcher& batcher);
+                                                      const WebhookService& service, EventSink& sink,
+                                                      metrics::Registry* metrics = nullptr);
   ~WebhookServer();
+  WebhookServer(const WebhookServer&) = delete;
+  WebhookServer& operator=(const WebhookServer&) = delete;
+
   int port() const { return port_; }
-  // Stops accepting and closes connections.
+
+  // Stops accepting; every request already read is stored and answered; then every
+  // connection is closed (a half-received request gets nothing: Meta retries it).
+  // Idempotent; the destructor calls it.
   void Shutdown();
 
  private:
+  class Loop;
   WebhookServer() = default;
-  std::shared_ptr<Pistache::Http::Endpoint> endpoint_;
+
+  ServerOptions options_;
+  int listen_fd_ = -1;
+  int wake_fd_ = -1;  // eventfd: wakes every loop for Shutdown
   int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::vector<std::unique_ptr<Loop>> loops_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace katy::ingress

@@ -61,8 +61,12 @@ class WebhookService {
   // Counts one finished HTTP request (any path) by status, with its duration.
   void RecordRequest(int status, double seconds) const;
 
- private:
+  // A refusal: counted under `reason` in katy_ingress_rejections_total, logged at a bounded
+  // rate, answered `status` with `detail`. The HTTP layer uses it for what it refuses itself
+  // (malformed HTTP, 413 before the body, read timeouts).
   HttpReply Reject(int status, const std::string& reason, const std::string& detail) const;
+
+ private:
 
   WebhookOptions options_;
   IngressMetrics& metrics_;

@@ -9,7 +9,6 @@
 #include "common/http/http_client.h"
 #include "common/metrics/metrics.h"
 #include "common/redis/client_pool.h"
-#include "services/ingress/enqueue_batcher.h"
 #include "services/ingress/event_sink.h"
 #include "services/ingress/webhook_server.h"
 #include "services/ingress/webhook_service.h"
@@ -84,14 +83,13 @@ TEST(WebhookDeliveryIntegrationTest, RetriesLikeMetaUntilIngressStoresTheEvents)
   redis_options.port = redis_port;
   redis_options.socket_timeout = std::chrono::milliseconds(500);
   redis_options.connect_timeout = std::chrono::milliseconds(200);
-  redis::ClientPool pool(redis_options, 1);
+  redis::ClientPool pool(redis_options, 2);  // one per HTTP loop
   KeySpace keys("katy", 16);
   ingress::RedisEventSink sink(pool, keys, std::chrono::seconds(60));
   metrics::Registry registry;
   ingress::IngressMetrics ingress_metrics(registry);
   ingress::WebhookService service({"secret", "v", false, 1 << 20}, ingress_metrics, [] { return int64_t{1}; });
-  ingress::EnqueueBatcher batcher(sink, 512);
-  auto server = ingress::WebhookServer::Start({{"127.0.0.1", 0}, 2, 1 << 20, std::chrono::milliseconds(2000)}, service, batcher);
+  auto server = ingress::WebhookServer::Start({{"127.0.0.1", 0}, 2, 1 << 20, std::chrono::milliseconds(2000)}, service, sink);
   ASSERT_TRUE(server.ok());
 
   WebhookDelivery delivery({"http://127.0.0.1:" + std::to_string((*server)->port()) + "/webhook", "secret", 10, 1, 20,
@@ -118,7 +116,6 @@ TEST(WebhookDeliveryIntegrationTest, RetriesLikeMetaUntilIngressStoresTheEvents)
   EXPECT_GE(delivery.posts(), delivery.retries() + 1);
   redis::Client check(redis_options);
   EXPECT_EQ(check.Command({"XLEN", keys.InStream(ShardOf("1045", "u", 16))})->integer, 3);
-  batcher.Stop();
 }
 
 }  // namespace

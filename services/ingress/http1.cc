@@ -1,0 +1,253 @@
+#include "services/ingress/http1.h"
+
+#include <charconv>
+
+namespace katy::ingress {
+namespace {
+
+constexpr std::string_view kCrlf = "\r\n";
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+// RFC 9110 tchar: what method and header names are made of.
+bool IsTokenChar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
+    case '.': case '^': case '_': case '`': case '|': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsToken(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!IsTokenChar(c)) return false;
+  }
+  return true;
+}
+
+// Field values may hold visible characters, spaces, tabs and obs-text, never control characters
+// (a bare CR or LF in a value is how request smuggling starts).
+bool IsFieldValue(std::string_view s) {
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t') || u == 0x7f) return false;
+  }
+  return true;
+}
+
+std::string_view TrimWhitespace(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// True when the comma-separated list `value` holds `token` (case-insensitive).
+bool ListContains(std::string_view value, std::string_view token) {
+  while (!value.empty()) {
+    const size_t comma = value.find(',');
+    if (EqualsIgnoreCase(TrimWhitespace(value.substr(0, comma)), token)) return true;
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+HttpParse Fail(int status, std::string_view reason) {
+  HttpParse out;
+  out.status = HttpParse::Status::kError;
+  out.error_status = status;
+  out.error = reason;
+  return out;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string FormDecode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
+      out += static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];  // a stray '%' stays as it is
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string_view HttpRequest::Header(std::string_view name) const {
+  for (size_t i = 0; i < header_count; ++i) {
+    if (EqualsIgnoreCase(headers[i].name, name)) return headers[i].value;
+  }
+  return {};
+}
+
+HttpParse ParseHttpRequest(std::string_view buffer, const HttpLimits& limits) {
+  // Empty lines before a request are ignored (RFC 9112 §2.2): some clients send a CRLF
+  // after a body.
+  size_t start = 0;
+  while (buffer.substr(start, 2) == kCrlf) start += 2;
+  const size_t head_end = buffer.find("\r\n\r\n", start);
+  if (head_end == std::string_view::npos) {
+    if (buffer.size() - start > limits.max_head_bytes) return Fail(431, "request head too large");
+    return {};
+  }
+  if (head_end - start > limits.max_head_bytes) return Fail(431, "request head too large");
+
+  HttpParse out;
+  HttpRequest& request = out.request;
+  std::string_view head = buffer.substr(start, head_end - start);
+
+  // Request line: METHOD SP target SP HTTP/x.y
+  const size_t line_end = head.find(kCrlf);
+  std::string_view line = head.substr(0, line_end);
+  head = line_end == std::string_view::npos ? std::string_view{} : head.substr(line_end + 2);
+  const size_t sp1 = line.find(' ');
+  const size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos) {
+    return Fail(400, "bad request line");
+  }
+  request.method = line.substr(0, sp1);
+  const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  const std::string_view version = line.substr(sp2 + 1);
+  if (!IsToken(request.method) || target.empty() || target.front() != '/' || !IsFieldValue(target)) {
+    return Fail(400, "bad request line");
+  }
+  if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || version[6] != '.') {
+    return Fail(400, "bad request line");
+  }
+  if (version[5] != '1') return Fail(505, "only HTTP/1.x is served");
+  const bool http10 = version[7] == '0';
+  const size_t question = target.find('?');
+  request.path = target.substr(0, question);
+  if (question != std::string_view::npos) request.query = target.substr(question + 1);
+
+  // Headers.
+  std::optional<size_t> content_length;
+  bool has_transfer_encoding = false;
+  std::string_view connection;
+  while (!head.empty()) {
+    const size_t end = head.find(kCrlf);
+    std::string_view field = head.substr(0, end);
+    head = end == std::string_view::npos ? std::string_view{} : head.substr(end + 2);
+    const size_t colon = field.find(':');
+    if (colon == std::string_view::npos) return Fail(400, "bad header line");
+    const std::string_view name = field.substr(0, colon);
+    const std::string_view value = TrimWhitespace(field.substr(colon + 1));
+    // A space before the colon or a folded line (starting with whitespace) is refused.
+    if (!IsToken(name) || !IsFieldValue(value)) return Fail(400, "bad header line");
+    if (request.header_count == HttpRequest::kMaxHeaders) return Fail(431, "too many headers");
+    request.headers[request.header_count++] = {name, value};
+
+    if (EqualsIgnoreCase(name, "Content-Length")) {
+      size_t length = 0;
+      const auto [end_ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), length);
+      if (ec == std::errc::result_out_of_range) return Fail(413, "body too large");
+      if (ec != std::errc() || end_ptr != value.data() + value.size() || value.empty()) {
+        return Fail(400, "bad Content-Length");
+      }
+      // Two different lengths are how requests are smuggled past a proxy.
+      if (content_length && *content_length != length) return Fail(400, "conflicting Content-Length");
+      content_length = length;
+    } else if (EqualsIgnoreCase(name, "Transfer-Encoding")) {
+      has_transfer_encoding = true;
+    } else if (EqualsIgnoreCase(name, "Connection")) {
+      connection = value;
+    } else if (EqualsIgnoreCase(name, "Expect")) {
+      if (!EqualsIgnoreCase(value, "100-continue")) return Fail(417, "only Expect: 100-continue is understood");
+      request.expects_continue = !http10;
+    }
+  }
+  if (has_transfer_encoding) return Fail(411, "send the body with Content-Length");
+  request.keep_alive = http10 ? ListContains(connection, "keep-alive") : !ListContains(connection, "close");
+
+  const size_t body_length = content_length.value_or(0);
+  if (body_length > limits.max_body_bytes) return Fail(413, "body too large");
+  out.head_complete = true;
+  const size_t body_start = head_end + 4;
+  if (buffer.size() - body_start < body_length) return out;  // kIncomplete, head in hand
+  request.body = buffer.substr(body_start, body_length);
+  out.consumed = body_start + body_length;
+  out.status = HttpParse::Status::kComplete;
+  return out;
+}
+
+std::optional<std::string> QueryParam(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    const size_t eq = pair.find('=');
+    if (FormDecode(pair.substr(0, eq)) == name) {
+      return eq == std::string_view::npos ? std::string() : FormDecode(pair.substr(eq + 1));
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
+
+std::string_view ReasonPhrase(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 417: return "Expectation Failed";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+  }
+}
+
+void AppendHttpResponse(std::string& out, int status, std::string_view body, int retry_after_s,
+                        bool keep_alive) {
+  char number[16];
+  auto append_number = [&](long value) {
+    const auto [end, ec] = std::to_chars(number, number + sizeof number, value);
+    out.append(number, end);
+  };
+  out += "HTTP/1.1 ";
+  append_number(status);
+  out += ' ';
+  out += ReasonPhrase(status);
+  out += "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ";
+  append_number(static_cast<long>(body.size()));
+  if (retry_after_s > 0) {
+    out += "\r\nRetry-After: ";
+    append_number(retry_after_s);
+  }
+  out += keep_alive ? "\r\nConnection: keep-alive\r\n\r\n" : "\r\nConnection: close\r\n\r\n";
+  out += body;
+}
+
+}  // namespace katy::ingress
