@@ -2,12 +2,13 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+
+#include <cstring>
 
 namespace katy {
 namespace {
 
-std::string Hex(const unsigned char* bytes, unsigned len) {
+std::string HexOf(const unsigned char* bytes, unsigned len) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out(len * 2, '\0');
   for (unsigned i = 0; i < len; ++i) {
@@ -17,22 +18,82 @@ std::string Hex(const unsigned char* bytes, unsigned len) {
   return out;
 }
 
-std::string HmacHex(const EVP_MD* md, std::string_view key, std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  HMAC(md, key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest, &len);
-  return Hex(digest, len);
-}
+// HMAC with the keyed halves precomputed (RFC 2104): H((K ^ opad) || H((K ^ ipad) || data)).
+// OpenSSL 3's one-shot HMAC() looks the digest up by name in its provider tables on every call
+// (a lock and a hash lookup), which cost more than the hashing itself for webhook-sized bodies.
+// Each thread keeps one per digest for the last key it saw: callers use one app secret.
+class KeyedDigest {
+ public:
+  explicit KeyedDigest(const char* digest_name)
+      : md_(EVP_MD_fetch(nullptr, digest_name, nullptr)), inner_(EVP_MD_CTX_new()), outer_(EVP_MD_CTX_new()),
+        work_(EVP_MD_CTX_new()) {}
+  ~KeyedDigest() {
+    EVP_MD_CTX_free(work_);
+    EVP_MD_CTX_free(outer_);
+    EVP_MD_CTX_free(inner_);
+    EVP_MD_free(md_);
+    OPENSSL_cleanse(key_.data(), key_.size());
+  }
+  KeyedDigest(const KeyedDigest&) = delete;
+  KeyedDigest& operator=(const KeyedDigest&) = delete;
+
+  std::string Hex(std::string_view key, std::string_view data) {
+    if (!keyed_ || key != key_) Rekey(key);
+    unsigned char inner_hash[EVP_MAX_MD_SIZE];
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned inner_len = 0;
+    unsigned len = 0;
+    EVP_MD_CTX_copy_ex(work_, inner_);
+    EVP_DigestUpdate(work_, data.data(), data.size());
+    EVP_DigestFinal_ex(work_, inner_hash, &inner_len);
+    EVP_MD_CTX_copy_ex(work_, outer_);
+    EVP_DigestUpdate(work_, inner_hash, inner_len);
+    EVP_DigestFinal_ex(work_, digest, &len);
+    return HexOf(digest, len);
+  }
+
+ private:
+  void Rekey(std::string_view key) {
+    const auto block = static_cast<size_t>(EVP_MD_get_block_size(md_));
+    unsigned char k[EVP_MAX_MD_SIZE * 2] = {};  // >= every block size this is used with (64)
+    if (key.size() > block) {
+      unsigned len = 0;
+      EVP_Digest(key.data(), key.size(), k, &len, md_, nullptr);
+    } else {
+      std::memcpy(k, key.data(), key.size());
+    }
+    unsigned char pad[sizeof k];
+    for (size_t i = 0; i < block; ++i) pad[i] = k[i] ^ 0x36;
+    EVP_DigestInit_ex(inner_, md_, nullptr);
+    EVP_DigestUpdate(inner_, pad, block);
+    for (size_t i = 0; i < block; ++i) pad[i] = k[i] ^ 0x5c;
+    EVP_DigestInit_ex(outer_, md_, nullptr);
+    EVP_DigestUpdate(outer_, pad, block);
+    OPENSSL_cleanse(k, sizeof k);
+    OPENSSL_cleanse(pad, sizeof pad);
+    OPENSSL_cleanse(key_.data(), key_.size());
+    key_.assign(key);
+    keyed_ = true;
+  }
+
+  EVP_MD* md_;
+  EVP_MD_CTX* inner_;
+  EVP_MD_CTX* outer_;
+  EVP_MD_CTX* work_;
+  std::string key_;
+  bool keyed_ = false;
+};
 
 }  // namespace
 
 std::string HmacSha256Hex(std::string_view key, std::string_view data) {
-  return HmacHex(EVP_sha256(), key, data);
+  thread_local KeyedDigest sha256("SHA256");
+  return sha256.Hex(key, data);
 }
 
 std::string HmacSha1Hex(std::string_view key, std::string_view data) {
-  return HmacHex(EVP_sha1(), key, data);
+  thread_local KeyedDigest sha1("SHA1");
+  return sha1.Hex(key, data);
 }
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {

@@ -1,6 +1,6 @@
 #include "common/redis/redis_client.h"
 
-#include <hiredis/hiredis.h>
+#include "common/redis/hiredis_reply.h"
 
 #include <cerrno>
 #include <charconv>
@@ -8,9 +8,8 @@
 #include <utility>
 
 namespace katy::redis {
-namespace {
 
-Reply Copy(const redisReply* raw) {
+Reply CopyReply(const redisReply* raw) {
   Reply reply;
   switch (raw->type) {
     case REDIS_REPLY_STRING:
@@ -32,13 +31,15 @@ Reply Copy(const redisReply* raw) {
     case REDIS_REPLY_ARRAY:
       reply.type = Reply::Type::kArray;
       reply.elements.reserve(raw->elements);
-      for (size_t i = 0; i < raw->elements; ++i) reply.elements.push_back(Copy(raw->element[i]));
+      for (size_t i = 0; i < raw->elements; ++i) reply.elements.push_back(CopyReply(raw->element[i]));
       break;
     default:
       reply.type = Reply::Type::kNil;
   }
   return reply;
 }
+
+namespace {
 
 timeval ToTimeval(std::chrono::milliseconds ms) {
   return timeval{static_cast<time_t>(ms.count() / 1000),
@@ -151,7 +152,7 @@ Status Client::EnsureConnected() {
     AppendArgv(context_, command);
     void* raw = nullptr;
     if (redisGetReply(context_, &raw) != REDIS_OK) return DropConnection("Redis handshake failed");
-    Reply reply = Copy(static_cast<redisReply*>(raw));
+    Reply reply = CopyReply(static_cast<redisReply*>(raw));
     freeReplyObject(raw);
     if (reply.IsError()) {
       redisFree(context_);
@@ -180,7 +181,7 @@ Result<std::vector<Reply>> Client::Pipeline(const std::vector<std::vector<std::s
     if (redisGetReply(context_, &raw) != REDIS_OK || raw == nullptr) {
       return DropConnection("Redis command failed");
     }
-    replies.push_back(Copy(static_cast<redisReply*>(raw)));
+    replies.push_back(CopyReply(static_cast<redisReply*>(raw)));
     freeReplyObject(raw);
   }
   return replies;

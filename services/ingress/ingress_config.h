@@ -15,7 +15,7 @@ struct IngressConfig {
   bool accept_sha1 = false;          // KATY_ACCEPT_SHA1: also accept legacy X-Hub-Signature
   size_t max_body_bytes = 1 << 20;   // KATY_MAX_BODY_BYTES: larger bodies get 413
   std::chrono::seconds dedupe_ttl{86400};       // KATY_DEDUPE_TTL_S
-  int http_threads = 2;              // KATY_HTTP_THREADS: Pistache worker threads
+  int http_threads = 2;              // KATY_HTTP_THREADS: HTTP event loops (one Redis connection each)
   std::chrono::milliseconds redis_timeout{1000};  // KATY_REDIS_TIMEOUT_MS: per Redis round trip
   std::chrono::milliseconds read_timeout{5000};   // KATY_HTTP_READ_TIMEOUT_MS: slow clients
 };

@@ -9,10 +9,9 @@
 #include "common/log.h"
 #include "common/metrics/admin_server.h"
 #include "common/metrics/queue_metrics.h"
-#include "common/redis/client_pool.h"
 #include "common/runtime/service_main.h"
 #include "common/runtime/signals.h"
-#include "services/ingress/event_sink.h"
+#include "services/ingress/event_store.h"
 #include "services/ingress/ingress_config.h"
 #include "services/ingress/webhook_server.h"
 #include "services/ingress/webhook_service.h"
@@ -27,12 +26,9 @@ int Run(int argc, char** argv) {
   redis::Options redis_options = runtime::RedisOptions(cfg.common);
   redis_options.connect_timeout = cfg.redis_timeout / 2;
   redis_options.socket_timeout = cfg.redis_timeout;
-  // Each HTTP loop makes one Redis round trip at a time: one connection each.
-  redis::ClientPool pool(redis_options, static_cast<size_t>(cfg.http_threads));
 
   metrics::Registry registry;
   ingress::IngressMetrics ingress_metrics(registry);
-  ingress::RedisEventSink sink(pool, KeySpace(cfg.common.key_prefix, cfg.common.shards), cfg.dedupe_ttl);
   ingress::WebhookService service({cfg.app_secret, cfg.verify_token, cfg.accept_sha1, cfg.max_body_bytes},
                                   ingress_metrics, WallClockMs);
 
@@ -51,7 +47,8 @@ int Run(int argc, char** argv) {
   if (!admin) throw std::runtime_error(admin.error().message);
 
   auto server = ingress::WebhookServer::Start(
-      {cfg.http_addr, cfg.http_threads, cfg.max_body_bytes, cfg.read_timeout}, service, sink, &registry);
+      {cfg.http_addr, cfg.http_threads, cfg.max_body_bytes, cfg.read_timeout}, service,
+      {redis_options, keys, cfg.dedupe_ttl}, &registry);
   if (!server) throw std::runtime_error(server.error().message);
   log::Info("listening", {{"http_port", (*server)->port()},
                           {"grpc_port", (*grpc_server)->port()},

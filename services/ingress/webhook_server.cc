@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <unordered_map>
 
 #include "common/log.h"
@@ -76,22 +77,21 @@ struct BatchMetrics {
 
 }  // namespace
 
-// One event loop: its own epoll, its own connections, one sink call at a time. Used only by
+// One event loop: its own epoll, its own connections, its own Redis connection. Used only by
 // its thread.
 class WebhookServer::Loop {
  public:
-  Loop(const ServerOptions& options, const WebhookService& service, EventSink& sink,
+  Loop(const ServerOptions& options, const WebhookService& service, const StoreOptions& store,
        BatchMetrics metrics, int listen_fd, int wake_fd, const std::atomic<bool>& stopping)
-      : options_(options), limits_{16 * 1024, options.max_body_bytes}, service_(service),
-        sink_(sink), metrics_(metrics), listen_fd_(listen_fd), stopping_(stopping) {
+      : options_(options), limits_{16 * 1024, options.max_body_bytes}, service_(service), store_(store),
+        metrics_(metrics), listen_fd_(listen_fd), wake_fd_(wake_fd), stopping_(stopping) {
     epoll_ = epoll_create1(EPOLL_CLOEXEC);
     if (epoll_ < 0) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
-    // EPOLLEXCLUSIVE: a new connection wakes one loop, not all of them.
     AddListener();
     epoll_event wake{};
     wake.events = EPOLLIN;
     wake.data.ptr = &wake_tag_;
-    epoll_ctl(epoll_, EPOLL_CTL_ADD, wake_fd, &wake);
+    epoll_ctl(epoll_, EPOLL_CTL_ADD, wake_fd_, &wake);
   }
 
   ~Loop() {
@@ -100,63 +100,104 @@ class WebhookServer::Loop {
   }
 
   void Run() {
-    std::vector<epoll_event> events(256);
     Clock::time_point next_sweep = Clock::now() + kSweepInterval;
     while (!stopping_.load(std::memory_order_relaxed)) {
-      const int timeout_ms = parse_later_.empty() ? static_cast<int>(kSweepInterval.count()) : 0;
-      const int n = epoll_wait(epoll_, events.data(), static_cast<int>(events.size()), timeout_ms);
-      if (n < 0 && errno != EINTR) {
-        log::Error("epoll_wait failed", {{"error", std::strerror(errno)}});
-        return;
-      }
-      now_ = Clock::now();
-      for (Connection* conn : std::exchange(parse_later_, {})) {
-        if (!conn->dead) ParseRequests(*conn);
-      }
-      for (int i = 0; i < n; ++i) {
-        void* tag = events[i].data.ptr;
-        if (tag == &listen_tag_) {
-          AcceptAll();
-        } else if (tag != &wake_tag_) {
-          OnReady(*static_cast<Connection*>(tag), events[i].events);
-        }
-      }
-      StoreAndAnswer();
+      Pass(parse_later_.empty() ? static_cast<int>(kSweepInterval.count()) : 0);
       if (now_ >= next_sweep) {
         Sweep();
         next_sweep = now_ + kSweepInterval;
       }
-      graveyard_.clear();
+    }
+    // Stopping: accept and read nothing more, but finish the batches in flight (they end,
+    // stored or failed, within the store's timeout) so every request read gets its answer.
+    epoll_ctl(epoll_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+    epoll_ctl(epoll_, EPOLL_CTL_DEL, wake_fd_, nullptr);
+    draining_ = true;
+    std::vector<ConnectionPtr> idle;
+    for (auto& [fd, conn] : connections_) {
+      if (conn->state != State::kAwaiting && conn->state != State::kWriting) idle.push_back(conn);
+    }
+    for (const ConnectionPtr& conn : idle) Kill(*conn);
+    graveyard_.clear();
+    while (!batches_.empty()) {
+      Pass(static_cast<int>(kSweepInterval.count()));
+      store_.connection().CheckTimeouts(now_);
+      AnswerCompletedBatches();
+      SyncStoreWatch();
     }
   }
 
  private:
-  struct Connection {
-    int fd = -1;
-    std::string in;             // received, not yet parsed
-    std::string out;            // answers not yet written
-    size_t out_sent = 0;
-    bool continue_sent = false; // 100 Continue already sent for the request at the front of `in`
-    bool closing = false;       // answer what was read, then close; parse nothing more
-    bool lingering = false;     // answered and half-closed; input is discarded until EOF
-    bool writing = false;       // waiting for EPOLLOUT: the client is slow to take its answers
-    bool dead = false;          // closed; freed at the end of the pass
-    bool touched = false;       // has new answers this pass
-    Clock::time_point deadline;
+  enum class State {
+    kReading,    // waiting for (the rest of) a request
+    kAwaiting,   // a request is in hand; its answer waits for its batch
+    kWriting,    // the client is slow to take its answer
+    kLingering,  // answered and half-closed; input is discarded until EOF
   };
 
-  // One request's answer, in the order requests were read. `store`: the answer depends on
-  // storing `events` first.
-  struct Answer {
-    Connection* conn;
-    HttpReply reply;
-    bool store = false;
-    bool interim_continue = false;  // "100 Continue": not a reply, counts nothing
-    std::vector<katy::v1::InboundEvent> events;
+  struct Connection {
+    int fd = -1;
+    State state = State::kReading;
+    std::string in;             // received, not yet parsed
+    std::string out;            // not yet written
+    size_t out_sent = 0;
+    bool continue_sent = false; // 100 Continue already sent for the request at the front of `in`
+    bool closing = false;       // close once the answer in hand is written
+    bool dead = false;          // closed; freed when no answer refers to it any more
+    Clock::time_point deadline;
   };
+  using ConnectionPtr = std::shared_ptr<Connection>;
+
+  struct Answer {
+    ConnectionPtr conn;
+    HttpReply reply;
+    std::vector<katy::v1::InboundEvent> events;  // to store before answering
+    bool store = false;
+  };
+
+  // The requests of one pass. Batches are answered strictly in order.
+  struct Batch {
+    std::vector<Answer> answers;
+    std::vector<katy::v1::InboundEvent> events;  // of the answers that store, in order
+    size_t storing_requests = 0;
+    Clock::time_point read_at;
+    Clock::time_point sent_at;
+    bool done = false;
+    Result<std::vector<bool>> stored = std::vector<bool>{};
+  };
+
+  // One turn of the loop: wait, do every I/O epoll reports, send this pass's batch.
+  void Pass(int timeout_ms) {
+    epoll_event events[256];
+    const int n = epoll_wait(epoll_, events, 256, timeout_ms);
+    if (n < 0 && errno != EINTR) log::Error("epoll_wait failed", {{"error", std::strerror(errno)}});
+    now_ = Clock::now();
+    for (ConnectionPtr& conn : std::exchange(parse_later_, {})) {
+      if (!conn->dead) ParseRequest(conn, false);
+    }
+    for (int i = 0; i < n; ++i) {
+      void* tag = events[i].data.ptr;
+      if (tag == &listen_tag_) {
+        AcceptAll();
+      } else if (tag == &store_tag_) {
+        store_.connection().OnEvents(events[i].events);
+      } else if (tag != &wake_tag_) {
+        // Connections killed in this pass are still in the graveyard, so `tag` is valid.
+        auto* conn = static_cast<Connection*>(tag);
+        if (conn->dead) continue;
+        OnReady(connections_.at(conn->fd), events[i].events);
+      }
+    }
+    SendBatch();
+    AnswerCompletedBatches();
+    store_.connection().Flush();
+    SyncStoreWatch();
+    graveyard_.clear();
+  }
 
   void AddListener() {
     epoll_event listen{};
+    // EPOLLEXCLUSIVE: a new connection wakes one loop, not all of them.
     listen.events = EPOLLIN | EPOLLEXCLUSIVE;
     listen.data.ptr = &listen_tag_;
     epoll_ctl(epoll_, EPOLL_CTL_ADD, listen_fd_, &listen);
@@ -167,6 +208,30 @@ class WebhookServer::Loop {
     ev.events = events;
     ev.data.ptr = &conn;
     epoll_ctl(epoll_, EPOLL_CTL_MOD, conn.fd, &ev);
+  }
+
+  // The Redis socket changes with each reconnection, and wants EPOLLOUT only while it has
+  // output queued.
+  void SyncStoreWatch() {
+    auto& redis = store_.connection();
+    const uint32_t want = EPOLLIN | (redis.wants_write() ? EPOLLOUT : 0u);
+    if (redis.fd() < 0) {
+      store_watched_ = false;
+      return;
+    }
+    epoll_event ev{};
+    ev.events = want;
+    ev.data.ptr = &store_tag_;
+    if (!store_watched_ || store_generation_ != redis.generation()) {
+      // A closed socket left the epoll set by itself.
+      epoll_ctl(epoll_, EPOLL_CTL_ADD, redis.fd(), &ev);
+      store_watched_ = true;
+      store_generation_ = redis.generation();
+      store_events_ = want;
+    } else if (want != store_events_) {
+      epoll_ctl(epoll_, EPOLL_CTL_MOD, redis.fd(), &ev);
+      store_events_ = want;
+    }
   }
 
   void AcceptAll() {
@@ -187,7 +252,7 @@ class WebhookServer::Loop {
       const int one = 1;
       // Answers are small and written whole: send them now, not after a delayed ACK.
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      auto conn = std::make_unique<Connection>();
+      auto conn = std::make_shared<Connection>();
       conn->fd = fd;
       conn->deadline = now_ + options_.idle_timeout;
       epoll_event ev{};
@@ -201,191 +266,191 @@ class WebhookServer::Loop {
     }
   }
 
-  void OnReady(Connection& conn, uint32_t events) {
-    if (conn.dead) return;
-    if ((events & EPOLLERR) != 0) return Kill(conn);
-    if ((events & EPOLLOUT) != 0) Flush(conn);
-    if (!conn.dead && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) != 0) Read(conn);
+  void OnReady(const ConnectionPtr& conn, uint32_t events) {
+    if ((events & EPOLLERR) != 0) return Kill(*conn);
+    switch (conn->state) {
+      case State::kWriting:
+        if ((events & EPOLLOUT) != 0) Flush(conn);
+        return;
+      case State::kAwaiting:
+        // Not watching for input: only a hang-up gets here. The events are stored anyway.
+        if ((events & EPOLLHUP) != 0) Kill(*conn);
+        return;
+      case State::kReading:
+      case State::kLingering:
+        Read(conn);
+        return;
+    }
   }
 
-  void Read(Connection& conn) {
-    if (conn.writing) return;  // the client is not taking its answers: read nothing more
+  void Read(const ConnectionPtr& conn) {
     ssize_t got;
     do {
-      got = recv(conn.fd, scratch_, sizeof scratch_, 0);
+      got = recv(conn->fd, scratch_, sizeof scratch_, 0);
     } while (got < 0 && errno == EINTR);
     if (got < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK) Kill(conn);
+      if (errno != EAGAIN && errno != EWOULDBLOCK) Kill(*conn);
       return;
     }
-    if (got == 0) {  // the client closed its side: answer what it sent, then close
-      if (conn.lingering) return Kill(conn);
-      conn.closing = true;
-      ParseRequests(conn);
-      if (!conn.touched && conn.out.empty()) Kill(conn);
-      return;
-    }
-    if (conn.lingering || conn.closing) return;  // discarded
-    const bool fresh_input = conn.in.empty();
-    conn.in.append(scratch_, static_cast<size_t>(got));
-    ParseRequests(conn, fresh_input);
+    // EOF: whatever was sent whole has been answered; a partial request is dropped.
+    if (got == 0) return Kill(*conn);
+    if (conn->state == State::kLingering) return;  // discarded
+    const bool fresh_input = conn->in.empty();
+    conn->in.append(scratch_, static_cast<size_t>(got));
+    ParseRequest(conn, fresh_input);
   }
 
-  // Turns every whole request in `conn.in` into an Answer (the body must be checked before the
-  // buffer moves on, so checks happen here; storage waits for the end of the pass).
-  // `fresh_input`: `conn.in` was empty before the bytes just read (a request may start now).
-  void ParseRequests(Connection& conn, bool fresh_input = false) {
-    size_t offset = 0;
-    while (!conn.lingering && offset < conn.in.size()) {
-      HttpParse parsed = ParseHttpRequest(std::string_view(conn.in).substr(offset), limits_);
-      if (parsed.status == HttpParse::Status::kIncomplete) {
-        if (parsed.head_complete && parsed.request.expects_continue && !conn.continue_sent) {
-          conn.continue_sent = true;
-          AddAnswer({&conn, {}, false, true, {}});
+  // Takes the request at the front of `conn->in` in hand when it is whole. `fresh_input`:
+  // the buffer was empty before the bytes just read, so a request may start now.
+  void ParseRequest(const ConnectionPtr& conn, bool fresh_input) {
+    HttpParse parsed = ParseHttpRequest(conn->in, limits_);
+    switch (parsed.status) {
+      case HttpParse::Status::kIncomplete:
+        // A request must arrive whole within the read timeout of its first byte; between
+        // requests, the idle timeout applies.
+        if (fresh_input) conn->deadline = now_ + (conn->in.empty() ? options_.idle_timeout : options_.read_timeout);
+        if (parsed.head_complete && parsed.request.expects_continue && !conn->continue_sent) {
+          conn->continue_sent = true;
+          conn->out += kHttpContinue;
+          Flush(conn);
         }
-        break;
-      }
-      if (parsed.status == HttpParse::Status::kError) {
+        return;
+      case HttpParse::Status::kError: {
         const std::string reason = parsed.error_status == 413 ? "too_large" : "bad_http";
-        AddAnswer({&conn, service_.Reject(parsed.error_status, reason, std::string(parsed.error)), false, false, {}});
-        conn.closing = true;
-        offset = conn.in.size();
-        break;
+        conn->closing = true;
+        conn->in.clear();
+        Take(conn, {conn, service_.Reject(parsed.error_status, reason, std::string(parsed.error)), {}, false});
+        return;
       }
-      offset += parsed.consumed;
-      conn.continue_sent = false;
-      AddAnswer(Handle(conn, parsed.request));
-      if (!parsed.request.keep_alive) {
-        conn.closing = true;
-        offset = conn.in.size();
-        break;
-      }
-    }
-    conn.in.erase(0, offset);
-    if (conn.closing) conn.in.clear();
-    // A request must arrive whole within the read timeout of its first byte; between
-    // requests, the idle timeout applies.
-    if (conn.in.empty()) {
-      conn.deadline = now_ + options_.idle_timeout;
-    } else if (offset > 0 || fresh_input) {
-      conn.deadline = now_ + options_.read_timeout;
+      case HttpParse::Status::kComplete:
+        conn->continue_sent = false;
+        if (!parsed.request.keep_alive) conn->closing = true;
+        Take(conn, Handle(conn, parsed.request));
+        // The request's bytes are dropped only now: until here `parsed` pointed into them.
+        conn->in.erase(0, parsed.consumed);
+        return;
     }
   }
 
-  Answer Handle(Connection& conn, const HttpRequest& request) {
-    if (request.path != "/webhook") return {&conn, {404, "not found\n", 0}, false, false, {}};
+  Answer Handle(const ConnectionPtr& conn, const HttpRequest& request) {
+    if (request.path != "/webhook") return {conn, {404, "not found\n", 0}, {}, false};
     if (request.method == "GET") {
-      return {&conn,
+      return {conn,
               service_.HandleGet(QueryParam(request.query, "hub.mode").value_or(""),
                                  QueryParam(request.query, "hub.verify_token").value_or(""),
                                  QueryParam(request.query, "hub.challenge").value_or("")),
-              false, false, {}};
+              {}, false};
     }
-    if (request.method != "POST") return {&conn, {405, "GET or POST only\n", 0}, false, false, {}};
+    if (request.method != "POST") return {conn, {405, "GET or POST only\n", 0}, {}, false};
     auto checked = service_.CheckPost(request.body, request.Header("X-Hub-Signature-256"),
                                       request.Header("X-Hub-Signature"));
     if (auto* events = std::get_if<std::vector<katy::v1::InboundEvent>>(&checked)) {
-      return {&conn, {}, true, false, std::move(*events)};
+      return {conn, {}, std::move(*events), true};
     }
-    return {&conn, std::get<HttpReply>(std::move(checked)), false, false, {}};
+    return {conn, std::get<HttpReply>(std::move(checked)), {}, false};
   }
 
-  void AddAnswer(Answer answer) {
-    answer.conn->touched = true;
-    answers_.push_back(std::move(answer));
+  // The connection reads nothing more until this answer is written.
+  void Take(const ConnectionPtr& conn, Answer answer) {
+    conn->state = State::kAwaiting;
+    Watch(*conn, 0);
+    if (!pass_) {
+      pass_ = std::make_unique<Batch>();
+      pass_->read_at = now_;
+    }
+    if (answer.store) {
+      ++pass_->storing_requests;
+      for (auto& event : answer.events) pass_->events.push_back(std::move(event));
+    }
+    pass_->answers.push_back(std::move(answer));
   }
 
-  // The pass's one Redis round trip, then every answer in request order.
-  void StoreAndAnswer() {
-    if (answers_.empty()) return;
-    batch_.clear();
-    size_t stored_requests = 0;
-    for (auto& answer : answers_) {
-      if (!answer.store) continue;
-      ++stored_requests;
-      for (auto& event : answer.events) batch_.push_back(std::move(event));
+  // This pass's requests become one batch: one pipelined write of their events.
+  void SendBatch() {
+    if (!pass_) return;
+    Batch* batch = pass_.get();
+    batches_.push_back(std::move(pass_));
+    batch->sent_at = Clock::now();
+    if (batch->events.empty()) {
+      batch->done = true;
+      return;
     }
-    Result<std::vector<bool>> stored = std::vector<bool>{};
-    if (!batch_.empty()) {
-      const auto started = Clock::now();
-      stored = sink_.Enqueue(batch_);
+    store_.Store(batch->events, [this, batch](Result<std::vector<bool>> stored) {
+      batch->stored = std::move(stored);
+      batch->done = true;
       if (metrics_.seconds != nullptr) {
-        metrics_.seconds->Observe(SecondsBetween(started, Clock::now()));
-        metrics_.requests->Observe(static_cast<double>(stored_requests));
+        metrics_.seconds->Observe(SecondsBetween(batch->sent_at, Clock::now()));
+        metrics_.requests->Observe(static_cast<double>(batch->storing_requests));
       }
-    }
-    const auto finished = Clock::now();
-    size_t offset = 0;
-    for (auto& answer : answers_) {
-      Connection& conn = *answer.conn;
-      if (answer.interim_continue) {
-        if (!conn.dead) conn.out += kHttpContinue;
-        continue;
-      }
-      if (answer.store) {
-        const size_t n = answer.events.size();
-        for (size_t i = 0; i < n; ++i) answer.events[i] = std::move(batch_[offset + i]);
-        if (stored) {
-          std::vector<bool> mine(stored->begin() + static_cast<long>(offset),
-                                 stored->begin() + static_cast<long>(offset + n));
-          answer.reply = service_.FinishPost(answer.events, mine);
-        } else {
-          answer.reply = service_.FinishPost(answer.events, stored.error());
-        }
-        offset += n;
-      }
-      service_.RecordRequest(answer.reply.status, SecondsBetween(now_, finished));
-      if (conn.dead) continue;  // the client left; its events are stored all the same
-      // Only the last answer of a closing connection says so.
-      AppendHttpResponse(conn.out, answer.reply.status, answer.reply.body, answer.reply.retry_after_s,
-                         !conn.closing);
-    }
-    for (auto& answer : answers_) {
-      Connection& conn = *answer.conn;
-      if (!conn.touched) continue;
-      conn.touched = false;
-      if (!conn.dead) Flush(conn);
-    }
-    answers_.clear();
+    });
   }
 
-  void Flush(Connection& conn) {
-    while (conn.out_sent < conn.out.size()) {
-      const ssize_t sent = send(conn.fd, conn.out.data() + conn.out_sent, conn.out.size() - conn.out_sent,
+  // Answers finished batches, oldest first, stopping at the first one still in flight.
+  void AnswerCompletedBatches() {
+    while (!batches_.empty() && batches_.front()->done) {
+      std::unique_ptr<Batch> batch = std::move(batches_.front());
+      batches_.pop_front();
+      const auto finished = Clock::now();
+      size_t offset = 0;
+      for (auto& answer : batch->answers) {
+        if (answer.store) {
+          const size_t n = answer.events.size();
+          for (size_t i = 0; i < n; ++i) answer.events[i] = std::move(batch->events[offset + i]);
+          if (batch->stored) {
+            std::vector<bool> mine(batch->stored->begin() + static_cast<long>(offset),
+                                   batch->stored->begin() + static_cast<long>(offset + n));
+            answer.reply = service_.FinishPost(answer.events, mine);
+          } else {
+            answer.reply = service_.FinishPost(answer.events, batch->stored.error());
+          }
+          offset += n;
+        }
+        service_.RecordRequest(answer.reply.status, SecondsBetween(batch->read_at, finished));
+        const ConnectionPtr& conn = answer.conn;
+        if (conn->dead) continue;  // the client left; its events are stored all the same
+        AppendHttpResponse(conn->out, answer.reply.status, answer.reply.body, answer.reply.retry_after_s,
+                           !conn->closing && !draining_);
+        if (draining_) conn->closing = true;
+        conn->state = State::kWriting;
+        Flush(conn);
+      }
+    }
+  }
+
+  void Flush(const ConnectionPtr& conn) {
+    while (conn->out_sent < conn->out.size()) {
+      const ssize_t sent = send(conn->fd, conn->out.data() + conn->out_sent, conn->out.size() - conn->out_sent,
                                 MSG_NOSIGNAL);
       if (sent > 0) {
-        conn.out_sent += static_cast<size_t>(sent);
+        conn->out_sent += static_cast<size_t>(sent);
       } else if (sent < 0 && errno == EINTR) {
         continue;
       } else if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        if (!conn.writing) {
-          // Stop reading until the client takes what it was sent (bounded memory), and give
-          // it the read timeout to do so.
-          conn.writing = true;
-          conn.deadline = now_ + options_.read_timeout;
-          Watch(conn, EPOLLOUT);
+        if (conn->state != State::kWriting || conn->deadline < now_) {
+          // Give the client the read timeout to take its answer.
+          conn->deadline = now_ + options_.read_timeout;
         }
+        if (conn->state == State::kWriting) Watch(*conn, EPOLLOUT);
         return;
       } else {
-        return Kill(conn);
+        return Kill(*conn);
       }
     }
-    conn.out.clear();
-    conn.out_sent = 0;
-    if (conn.closing) return Linger(conn);
-    if (conn.writing) {
-      conn.writing = false;
-      conn.deadline = now_ + (conn.in.empty() ? options_.idle_timeout : options_.read_timeout);
-      Watch(conn, EPOLLIN | EPOLLRDHUP);
-      if (!conn.in.empty()) parse_later_.push_back(&conn);  // read while we could not answer
-    }
+    conn->out.clear();
+    conn->out_sent = 0;
+    if (conn->state != State::kWriting) return;  // a 100 Continue went out
+    if (conn->closing) return Linger(*conn);
+    conn->state = State::kReading;
+    conn->deadline = now_ + (conn->in.empty() ? options_.idle_timeout : options_.read_timeout);
+    Watch(*conn, EPOLLIN | EPOLLRDHUP);
+    if (!conn->in.empty()) parse_later_.push_back(conn);  // a pipelined request waits in `in`
   }
 
   // Everything is answered on a connection that must close. Closing with unread input would
   // make the kernel send a reset that can destroy the answer before the client reads it, so
   // half-close and discard the rest for a while (as nginx's lingering close does).
   void Linger(Connection& conn) {
-    conn.lingering = true;
+    conn.state = State::kLingering;
     conn.deadline = now_ + kLingerTime;
     shutdown(conn.fd, SHUT_WR);
     Watch(conn, EPOLLIN | EPOLLRDHUP);
@@ -394,10 +459,10 @@ class WebhookServer::Loop {
   void Kill(Connection& conn) {
     if (conn.dead) return;
     conn.dead = true;
-    std::erase(parse_later_, &conn);
     epoll_ctl(epoll_, EPOLL_CTL_DEL, conn.fd, nullptr);
     close(conn.fd);
-    // Answers of this pass may still point at it: it is freed at the end of the pass.
+    // Events of this pass and answers in flight may still point at it: it is freed when
+    // both are done with it.
     auto it = connections_.find(conn.fd);
     graveyard_.push_back(std::move(it->second));
     connections_.erase(it);
@@ -408,17 +473,22 @@ class WebhookServer::Loop {
       accept_paused_ = false;
       AddListener();
     }
-    std::vector<Connection*> expired;
+    store_.connection().CheckTimeouts(now_);
+    AnswerCompletedBatches();
+    store_.connection().Flush();
+    SyncStoreWatch();
+    std::vector<ConnectionPtr> expired;
     for (auto& [fd, conn] : connections_) {
-      if (now_ >= conn->deadline) expired.push_back(conn.get());
+      if (conn->state != State::kAwaiting && now_ >= conn->deadline) expired.push_back(conn);
     }
-    for (Connection* conn : expired) {
-      if (!conn->in.empty() && !conn->lingering && !conn->closing && !conn->writing) {
+    for (const ConnectionPtr& conn : expired) {
+      if (conn->state == State::kReading && !conn->in.empty()) {
         // A request started and never finished (a stalled or very slow client).
         HttpReply reply = service_.Reject(408, "read_timeout", "request not received in time");
         service_.RecordRequest(408, 0);
-        AppendHttpResponse(conn->out, reply.status, reply.body, 0, false);
-        send(conn->fd, conn->out.data(), conn->out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        std::string answer;
+        AppendHttpResponse(answer, reply.status, reply.body, 0, false);
+        send(conn->fd, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
       }
       Kill(*conn);
     }
@@ -427,26 +497,33 @@ class WebhookServer::Loop {
   const ServerOptions& options_;
   const HttpLimits limits_;
   const WebhookService& service_;
-  EventSink& sink_;
+  RedisEventStore store_;
   BatchMetrics metrics_;
   const int listen_fd_;
+  const int wake_fd_;
   const std::atomic<bool>& stopping_;
   int epoll_ = -1;
   char listen_tag_ = 0;  // epoll tags: addresses told apart from connections
   char wake_tag_ = 0;
+  char store_tag_ = 0;
+  bool store_watched_ = false;
+  uint64_t store_generation_ = 0;
+  uint32_t store_events_ = 0;
   bool accept_paused_ = false;
+  bool draining_ = false;
   Clock::time_point now_;
-  std::unordered_map<int, std::unique_ptr<Connection>> connections_;
-  std::vector<std::unique_ptr<Connection>> graveyard_;
-  std::vector<Connection*> parse_later_;
-  std::vector<Answer> answers_;
-  std::vector<katy::v1::InboundEvent> batch_;
+  std::unordered_map<int, ConnectionPtr> connections_;
+  std::vector<ConnectionPtr> parse_later_;
+  std::vector<ConnectionPtr> graveyard_;        // killed in this pass
+  std::unique_ptr<Batch> pass_;                 // requests read in this pass
+  std::deque<std::unique_ptr<Batch>> batches_;  // sent, oldest first
   log::RateLimited accept_log_{std::chrono::seconds(1)};
   char scratch_[kReadChunk];
 };
 
 Result<std::unique_ptr<WebhookServer>> WebhookServer::Start(const ServerOptions& options,
-                                                            const WebhookService& service, EventSink& sink,
+                                                            const WebhookService& service,
+                                                            const StoreOptions& store,
                                                             metrics::Registry* metrics) {
   auto listen_fd = Listen(options.address);
   if (!listen_fd) return listen_fd.error();
@@ -471,7 +548,7 @@ Result<std::unique_ptr<WebhookServer>> WebhookServer::Start(const ServerOptions&
   server->options_ = options;
   try {
     for (int i = 0; i < std::max(options.threads, 1); ++i) {
-      server->loops_.push_back(std::make_unique<Loop>(server->options_, service, sink, batch_metrics,
+      server->loops_.push_back(std::make_unique<Loop>(server->options_, service, store, batch_metrics,
                                                       server->listen_fd_, server->wake_fd_, server->stopping_));
     }
   } catch (const std::exception& e) {

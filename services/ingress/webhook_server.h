@@ -9,7 +9,7 @@
 #include "common/config.h"
 #include "common/metrics/metrics.h"
 #include "common/result.h"
-#include "services/ingress/event_sink.h"
+#include "services/ingress/event_store.h"
 #include "services/ingress/webhook_service.h"
 
 namespace katy::ingress {
@@ -28,27 +28,27 @@ struct ServerOptions {
 // The public HTTP face of ingress: GET/POST /webhook, everything else 404.
 //
 // Why not Pistache, which the other services use: its reactor hands every response through an
-// eventfd queue and arms a timerfd per request, and its handlers cannot take part in the
-// reactor's loop, so storing a request's events in Redis meant two thread hand-offs per request.
-// Those context switches were most of ingress's CPU (bench/RESULTS.md). Here each of `threads`
-// event loops runs its requests to completion, as Redis and nginx do:
+// eventfd queue and arms a timerfd per request, and its handlers cannot take part in its loop,
+// so storing a request's events meant thread hand-offs and blocking on Redis. Those context
+// switches were most of ingress's CPU (bench/RESULTS.md). Here each of `threads` event loops
+// owns its connections and a non-blocking Redis connection, and never waits on anything but
+// epoll, as Redis and nginx do:
 //
-//   epoll_wait -> read every ready connection -> parse, verify, check each request
-//   -> ONE Redis round trip storing the events of every request read in this pass
-//   -> write every answer -> epoll_wait
+//   epoll_wait -> read every ready connection; parse, verify, check each request
+//   -> the events of every request read in this pass go to Redis as one pipelined batch
+//      (several batches may be in flight) -> answer each batch as its replies arrive
 //
-// Requests that arrive while a round trip is in flight are read in the next pass, so batches
-// grow with load without any timer or queue. A request is answered 200 only after its events
-// are stored; a connection's answers go out in its requests' order (pipelining works).
-//
-// Each loop makes at most one sink call at a time, so the sink needs one Redis connection per
-// thread. The sink and service must outlive the server.
+// A request is answered 200 only after all its events are stored, 503 with Retry-After when
+// Redis fails or takes longer than the store's socket_timeout. Each connection has at most one
+// request in hand: pipelined requests are read one after the other, answered in order.
 class WebhookServer {
  public:
-  // Port 0 picks a free port. Error "io" if the address cannot be bound. `metrics`, when
-  // given, gets katy_ingress_batch_requests and katy_ingress_store_seconds.
+  // Port 0 picks a free port. Error "io" if the address cannot be bound. Each loop opens its
+  // own Redis connection with `store`. `metrics`, when given, gets katy_ingress_batch_requests
+  // and katy_ingress_store_seconds. The service must outlive the server.
   static Result<std::unique_ptr<WebhookServer>> Start(const ServerOptions& options,
-                                                      const WebhookService& service, EventSink& sink,
+                                                      const WebhookService& service,
+                                                      const StoreOptions& store,
                                                       metrics::Registry* metrics = nullptr);
   ~WebhookServer();
   WebhookServer(const WebhookServer&) = delete;
@@ -56,8 +56,9 @@ class WebhookServer {
 
   int port() const { return port_; }
 
-  // Stops accepting; every request already read is stored and answered; then every
-  // connection is closed (a half-received request gets nothing: Meta retries it).
+  // Stops accepting; every request already read is stored (or fails, within the store's
+  // timeout) and answered; then every connection is closed (a half-received request gets
+  // nothing: Meta retries it).
   // Idempotent; the destructor calls it.
   void Shutdown();
 

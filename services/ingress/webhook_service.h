@@ -10,7 +10,8 @@
 
 #include "common/log.h"
 #include "common/metrics/metrics.h"
-#include "services/ingress/event_sink.h"
+#include "common/result.h"
+#include "katy/v1/events.pb.h"
 
 namespace katy::ingress {
 

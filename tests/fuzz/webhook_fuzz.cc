@@ -1,11 +1,12 @@
-// libFuzzer target for everything ingress does to untrusted bytes before Redis: signature
-// verification over the raw body and webhook parsing. Must never crash, leak or hang, and the
+// libFuzzer target for everything ingress does to untrusted bytes before Redis: HTTP request
+// parsing, signature verification over the raw body and webhook parsing. Must never crash, leak or hang, and the
 // parser's events must always carry the fields the rest of Katy relies on.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
 #include "common/hmac.h"
+#include "services/ingress/http1.h"
 #include "services/ingress/signature.h"
 #include "services/ingress/webhook_parser.h"
 
@@ -19,6 +20,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     __builtin_trap();
   }
   katy::ingress::VerifySignature(kSecret, body, body.substr(0, 80), body.substr(0, 50), true);
+
+  // The bytes as an HTTP request: never read past them, and a whole request is inside them.
+  katy::ingress::HttpParse http = katy::ingress::ParseHttpRequest(body, {4096, 16384});
+  if (http.status == katy::ingress::HttpParse::Status::kComplete) {
+    if (http.consumed > body.size() || http.request.body.size() > 16384) __builtin_trap();
+    katy::ingress::QueryParam(http.request.query, "hub.challenge");
+  }
 
   auto events = katy::ingress::ParseWebhook(body, 1);
   if (events.ok()) {

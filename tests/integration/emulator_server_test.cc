@@ -9,7 +9,7 @@
 #include "common/http/http_client.h"
 #include "common/metrics/metrics.h"
 #include "common/redis/client_pool.h"
-#include "services/ingress/event_sink.h"
+#include "services/ingress/event_store.h"
 #include "services/ingress/webhook_server.h"
 #include "services/ingress/webhook_service.h"
 #include "services/sender/error_classifier.h"
@@ -83,13 +83,12 @@ TEST(WebhookDeliveryIntegrationTest, RetriesLikeMetaUntilIngressStoresTheEvents)
   redis_options.port = redis_port;
   redis_options.socket_timeout = std::chrono::milliseconds(500);
   redis_options.connect_timeout = std::chrono::milliseconds(200);
-  redis::ClientPool pool(redis_options, 2);  // one per HTTP loop
   KeySpace keys("katy", 16);
-  ingress::RedisEventSink sink(pool, keys, std::chrono::seconds(60));
   metrics::Registry registry;
   ingress::IngressMetrics ingress_metrics(registry);
   ingress::WebhookService service({"secret", "v", false, 1 << 20}, ingress_metrics, [] { return int64_t{1}; });
-  auto server = ingress::WebhookServer::Start({{"127.0.0.1", 0}, 2, 1 << 20, std::chrono::milliseconds(2000)}, service, sink);
+  auto server = ingress::WebhookServer::Start({{"127.0.0.1", 0}, 2, 1 << 20, std::chrono::milliseconds(2000)}, service,
+                                              {redis_options, keys, std::chrono::seconds(60)});
   ASSERT_TRUE(server.ok());
 
   WebhookDelivery delivery({"http://127.0.0.1:" + std::to_string((*server)->port()) + "/webhook", "secret", 10, 1, 20,

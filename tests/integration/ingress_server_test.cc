@@ -14,7 +14,7 @@
 #include "common/metrics/metrics.h"
 #include "common/redis/client_pool.h"
 #include "common/redis/streams.h"
-#include "services/ingress/event_sink.h"
+#include "services/ingress/event_store.h"
 #include "services/ingress/webhook_server.h"
 #include "services/ingress/webhook_service.h"
 #include "tests/support/test_support.h"
@@ -30,6 +30,48 @@ int64_t Now() {
              std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// A client speaking raw HTTP/1.1 over one TCP connection, for what libcurl will not do:
+// pipelining, a head without its body, reading until the server closes.
+class RawClient {
+ public:
+  explicit RawClient(int port) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    timeval wait{5, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+  }
+  ~RawClient() { close(fd_); }
+  bool connected() const { return connected_; }
+  bool Send(const std::string& bytes) {
+    return send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+  }
+  // Everything until the server closes the connection (or 5 s pass without a byte).
+  std::string ReadUntilClosed() {
+    std::string all;
+    char buffer[4096];
+    ssize_t got;
+    while ((got = recv(fd_, buffer, sizeof buffer, 0)) > 0) all.append(buffer, static_cast<size_t>(got));
+    closed_ = got == 0;
+    return all;
+  }
+  bool closed() const { return closed_; }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+  bool closed_ = false;
+};
+
+std::string SignedPost(const std::string& body, const std::string& extra_headers = "") {
+  return "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Hub-Signature-256: sha256=" +
+         HmacSha256Hex(kSecret, body) + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" +
+         extra_headers + "\r\n" + body;
+}
+
 // A real ingress (its HTTP loops on port 0) over a real Redis, with its own key prefix.
 class IngressServerTest : public ::testing::Test {
  protected:
@@ -40,15 +82,14 @@ class IngressServerTest : public ::testing::Test {
     service_.reset();
     redis_options.socket_timeout = std::chrono::milliseconds(1000);
     redis_options.connect_timeout = std::chrono::milliseconds(500);
-    pool_ = std::make_unique<redis::ClientPool>(redis_options, 2);
     keys_ = std::make_unique<KeySpace>(testing::UniquePrefix("ingress"), kShards);
-    sink_ = std::make_unique<RedisEventSink>(*pool_, *keys_, std::chrono::seconds(60));
     registry_ = std::make_unique<metrics::Registry>();
     metrics_ = std::make_unique<IngressMetrics>(*registry_);
     service_ = std::make_unique<WebhookService>(WebhookOptions{kSecret, "verify-me", false, 64 * 1024},
                                                 *metrics_, Now);
     auto started = WebhookServer::Start({{"127.0.0.1", 0}, 2, 64 * 1024, std::chrono::milliseconds(2000)},
-                                        *service_, *sink_, registry_.get());
+                                        *service_, {redis_options, *keys_, std::chrono::seconds(60)},
+                                        registry_.get());
     ASSERT_TRUE(started.ok()) << started.error().message;
     server_ = std::move(*started);
     url_ = "http://127.0.0.1:" + std::to_string(server_->port()) + "/webhook";
@@ -83,9 +124,7 @@ class IngressServerTest : public ::testing::Test {
     return n;
   }
 
-  std::unique_ptr<redis::ClientPool> pool_;
   std::unique_ptr<KeySpace> keys_;
-  std::unique_ptr<RedisEventSink> sink_;
   std::unique_ptr<metrics::Registry> registry_;
   std::unique_ptr<IngressMetrics> metrics_;
   std::unique_ptr<WebhookService> service_;
@@ -278,6 +317,115 @@ TEST_F(IngressServerTest, SlowRedisAnswers503WithinTheTimeout) {
   redis::Client check(options);
   const std::string stream = keys_->InStream(ShardOf("104560000000001", "7100000000000001", kShards));
   EXPECT_EQ(check.Command({"XLEN", stream})->integer, 2);
+}
+
+TEST_F(IngressServerTest, PipelinedRequestsAreAnsweredInOrder) {
+  RawClient client(server_->port());
+  ASSERT_TRUE(client.connected());
+  // Three requests in one write: a webhook (answered after Redis), then two answered at once.
+  ASSERT_TRUE(client.Send(SignedPost(testing::ReadFixture("text_message.json")) +
+                          "GET /elsewhere HTTP/1.1\r\nHost: x\r\n\r\n"
+                          "GET /webhook?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=c3 HTTP/1.1\r\n"
+                          "Host: x\r\nConnection: close\r\n\r\n"));
+  const std::string answers = client.ReadUntilClosed();
+  EXPECT_TRUE(client.closed());
+  const size_t first = answers.find("HTTP/1.1 200 OK");
+  const size_t second = answers.find("HTTP/1.1 404 Not Found");
+  const size_t third = answers.find("HTTP/1.1 200 OK", second);
+  ASSERT_NE(first, std::string::npos) << answers;
+  ASSERT_NE(second, std::string::npos) << answers;
+  ASSERT_NE(third, std::string::npos) << answers;
+  EXPECT_LT(first, second);
+  EXPECT_NE(answers.find("EVENT_RECEIVED", first), std::string::npos);
+  EXPECT_EQ(answers.substr(answers.size() - 2), "c3");
+  EXPECT_NE(answers.find("Connection: close", third), std::string::npos);
+  EXPECT_EQ(StoredCount(), 1u);
+}
+
+TEST_F(IngressServerTest, OversizedBodyIsRefusedBeforeItIsSent) {
+  RawClient client(server_->port());
+  ASSERT_TRUE(client.connected());
+  // Only the head: the 413 must come without the server waiting for 100 kB it will not read.
+  ASSERT_TRUE(client.Send("POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{\"object\""));
+  const std::string answer = client.ReadUntilClosed();
+  EXPECT_EQ(answer.rfind("HTTP/1.1 413 ", 0), 0u) << answer;
+  EXPECT_TRUE(client.closed());
+  EXPECT_NE(registry_->Render().find("katy_ingress_rejections_total{reason=\"too_large\"} 1"), std::string::npos);
+}
+
+TEST_F(IngressServerTest, ExpectContinueGetsTheGoAheadThenTheAnswer) {
+  RawClient client(server_->port());
+  ASSERT_TRUE(client.connected());
+  const std::string body = testing::ReadFixture("text_message.json");
+  const std::string request = SignedPost(body, "Expect: 100-continue\r\nConnection: close\r\n");
+  const std::string head = request.substr(0, request.size() - body.size());
+  ASSERT_TRUE(client.Send(head));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the 100 comes before any body
+  ASSERT_TRUE(client.Send(body));
+  const std::string answers = client.ReadUntilClosed();
+  EXPECT_EQ(answers.rfind("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK", 0), 0u) << answers;
+  EXPECT_EQ(StoredCount(), 1u);
+}
+
+TEST_F(IngressServerTest, ChunkedAndMalformedRequestsGetAClearAnswer) {
+  {
+    RawClient client(server_->port());
+    ASSERT_TRUE(client.Send("POST /webhook HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
+    EXPECT_EQ(client.ReadUntilClosed().rfind("HTTP/1.1 411 ", 0), 0u);
+  }
+  {
+    RawClient client(server_->port());
+    ASSERT_TRUE(client.Send("NOT HTTP AT ALL\r\n\r\n"));
+    EXPECT_EQ(client.ReadUntilClosed().rfind("HTTP/1.1 400 ", 0), 0u);
+  }
+  {
+    RawClient client(server_->port());
+    ASSERT_TRUE(client.Send("DELETE /webhook HTTP/1.1\r\nConnection: close\r\n\r\n"));
+    EXPECT_EQ(client.ReadUntilClosed().rfind("HTTP/1.1 405 ", 0), 0u);
+  }
+  EXPECT_EQ(StoredCount(), 0u);
+}
+
+TEST_F(IngressServerTest, ScriptFlushedFromRedisIsLoadedAgain) {
+  ASSERT_EQ(PostSigned(testing::ReadFixture("text_message.json"))->status, 200);
+  redis::Client admin(testing::TestRedisOptions());
+  ASSERT_TRUE(admin.Command({"SCRIPT", "FLUSH"}).ok());
+  // The first webhook after the flush may be refused (503: Meta retries); the script is
+  // loaded again and the retry is stored.
+  const std::string body = testing::ReadFixture("quick_reply.json");
+  auto first = PostSigned(body);
+  ASSERT_TRUE(first.ok());
+  if (first->status != 200) {
+    EXPECT_EQ(first->status, 503);
+    ASSERT_TRUE(testing::WaitFor([&] { return PostSigned(body)->status == 200; }, std::chrono::seconds(5)));
+  }
+  EXPECT_EQ(StoredCount(), 2u);
+}
+
+TEST_F(IngressServerTest, RedisPasswordAndDatabaseAreUsed) {
+  const int port = testing::FreePort();
+  const std::string dir = testing::MakeTempDir("auth");
+  testing::Process redis_process("/usr/bin/redis-server",
+                                 {"--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
+                                  "--appendonly", "no", "--dir", dir, "--requirepass", "s3cret"},
+                                 {}, dir + "/redis.log");
+  ASSERT_TRUE(testing::WaitForPort(port, std::chrono::seconds(5)));
+  redis::Options options;
+  options.port = port;
+  options.password = "wrong";
+  Start(options);
+  EXPECT_EQ(PostSigned(testing::ReadFixture("text_message.json"))->status, 503);
+
+  options.password = "s3cret";
+  options.db = 3;
+  Start(options);
+  ASSERT_EQ(PostSigned(testing::ReadFixture("text_message.json"))->status, 200);
+  redis::Client check(options);
+  const std::string stream = keys_->InStream(ShardOf("104560000000001", "7100000000000001", kShards));
+  EXPECT_EQ(check.Command({"XLEN", stream})->integer, 1);
+  options.db = 0;
+  redis::Client db0(options);
+  EXPECT_EQ(db0.Command({"XLEN", stream})->integer, 0);
 }
 
 }  // namespace

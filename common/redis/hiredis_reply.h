@@ -1,0 +1,12 @@
+#pragma once
+
+#include <hiredis/hiredis.h>
+
+#include "common/redis/redis_client.h"
+
+namespace katy::redis {
+
+// An owned copy of a hiredis reply tree (for the connections built on hiredis).
+Reply CopyReply(const redisReply* raw);
+
+}  // namespace katy::redis

@@ -1,0 +1,111 @@
+#include "services/ingress/event_store.h"
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <optional>
+
+namespace katy::ingress {
+namespace {
+
+// KEYS[1]   the shard's inbound stream
+// KEYS[2..] one dedupe mark per event; ARGV[1] the marks' TTL (s); ARGV[2..] the events (pb).
+// Returns one 1 (enqueued) or 0 (duplicate) per event. The mark is written after the XADD:
+// if the XADD fails the script stops there and Meta's retry finds no mark, so nothing is lost.
+constexpr const char* kEnqueueLua = R"lua(
+local results = {}
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    redis.call('XADD', KEYS[1], '*', 'pb', ARGV[i])
+    redis.call('SET', KEYS[i], '1', 'EX', ARGV[1])
+    results[#results + 1] = 1
+  else
+    results[#results + 1] = 0
+  end
+end
+return results
+)lua";
+
+bool IsNoScript(const redis::Reply& reply) {
+  return reply.IsError() && reply.str.rfind("NOSCRIPT", 0) == 0;
+}
+
+}  // namespace
+
+const redis::Script& EnqueueScript() {
+  static const redis::Script script(kEnqueueLua);
+  return script;
+}
+
+std::vector<EnqueueCall> PlanEnqueue(const std::vector<katy::v1::InboundEvent>& events, const KeySpace& keys,
+                                     std::chrono::seconds dedupe_ttl, const std::string& script_sha) {
+  std::map<int, std::vector<size_t>> by_shard;
+  for (size_t i = 0; i < events.size(); ++i) {
+    by_shard[ShardOf(events[i].page_id(), events[i].user_id(), keys.shards())].push_back(i);
+  }
+  std::vector<EnqueueCall> calls;
+  calls.reserve(by_shard.size());
+  const std::string ttl = std::to_string(dedupe_ttl.count());
+  for (auto& [shard, indexes] : by_shard) {
+    std::stable_sort(indexes.begin(), indexes.end(), [&](size_t a, size_t b) {
+      return events[a].timestamp_ms() < events[b].timestamp_ms();
+    });
+    EnqueueCall call;
+    const size_t n = indexes.size();
+    call.argv.reserve(4 + 2 * n + 1);
+    call.argv.push_back("EVALSHA");
+    call.argv.push_back(script_sha);
+    call.argv.push_back(std::to_string(1 + n));
+    call.argv.push_back(keys.InStream(shard));
+    const std::string seen_prefix = keys.SeenPrefix(shard);
+    for (size_t i : indexes) call.argv.push_back(seen_prefix + events[i].page_id() + ":" + events[i].dedupe_key());
+    call.argv.push_back(ttl);
+    for (size_t i : indexes) call.argv.push_back(events[i].SerializeAsString());
+    call.events = std::move(indexes);
+    calls.push_back(std::move(call));
+  }
+  return calls;
+}
+
+RedisEventStore::RedisEventStore(StoreOptions options)
+    : options_(std::move(options)),
+      // Each connection loads the script first, so EVALSHA finds it from the first batch on.
+      connection_(options_.redis, {{"SCRIPT", "LOAD", EnqueueScript().source()}}) {}
+
+void RedisEventStore::Store(const std::vector<katy::v1::InboundEvent>& events, Done done) {
+  if (events.empty()) return done(std::vector<bool>{});
+  // What the batch's calls have answered so far; the last reply (or the first failure)
+  // completes it.
+  struct Progress {
+    std::vector<bool> flags;
+    size_t calls_left;
+    std::optional<Error> error;
+    Done done;
+  };
+  auto calls = PlanEnqueue(events, options_.keys, options_.dedupe_ttl, EnqueueScript().sha());
+  auto progress = std::make_shared<Progress>(Progress{std::vector<bool>(events.size(), false), calls.size(), {}, std::move(done)});
+  for (auto& call : calls) {
+    connection_.Send(call.argv, [this, progress, indexes = std::move(call.events)](Result<redis::Reply> reply) {
+      if (!reply) {
+        if (!progress->error) progress->error = reply.error();
+      } else if (reply->IsError()) {
+        // After a Redis restart or SCRIPT FLUSH the script is gone: load it for the next
+        // batches. This one fails (503) and Meta's retry stores it.
+        if (IsNoScript(*reply)) connection_.Send({"SCRIPT", "LOAD", EnqueueScript().source()}, [](auto) {});
+        if (!progress->error) progress->error = Error{"reply", reply->str};
+      } else {
+        for (size_t k = 0; k < indexes.size() && k < reply->elements.size(); ++k) {
+          progress->flags[indexes[k]] = reply->elements[k].integer == 1;
+        }
+      }
+      if (--progress->calls_left > 0) return;
+      if (progress->error) {
+        progress->done(*progress->error);
+      } else {
+        progress->done(std::move(progress->flags));
+      }
+    });
+  }
+}
+
+}  // namespace katy::ingress

@@ -1,0 +1,62 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/redis/async_connection.h"
+#include "common/redis/script.h"
+#include "common/result.h"
+#include "common/shard.h"
+#include "katy/v1/events.pb.h"
+
+namespace katy::ingress {
+
+// One EVALSHA of the enqueue script: a shard's events of one batch.
+struct EnqueueCall {
+  std::vector<std::string> argv;  // the whole command
+  std::vector<size_t> events;     // indexes into the batch, in the order the script returns flags
+};
+
+// The Lua calls that store `events`: one per shard they touch, each with the shard's inbound
+// stream and the events' dedupe marks as keys (all under the shard's hash tag, so each call
+// is valid in Redis Cluster). Inside a shard, events are ordered by timestamp (Meta may
+// deliver out of order after failures), body order kept for equal timestamps. Pure.
+std::vector<EnqueueCall> PlanEnqueue(const std::vector<katy::v1::InboundEvent>& events, const KeySpace& keys,
+                                     std::chrono::seconds dedupe_ttl, const std::string& script_sha);
+
+// The Lua script behind PlanEnqueue's calls: for each event, if its mark is absent, XADD
+// then set the mark; one flag per event (1 enqueued, 0 duplicate).
+const redis::Script& EnqueueScript();
+
+struct StoreOptions {
+  redis::Options redis;  // socket_timeout bounds each batch; connect_timeout each connection
+  KeySpace keys;
+  std::chrono::seconds dedupe_ttl{86400};
+};
+
+// Stores batches of events in Redis without ever blocking: each batch is one pipelined write
+// of PlanEnqueue's calls, and any number of batches may be in flight on the connection.
+// Driven by its owner's event loop through connection(). One thread.
+class RedisEventStore {
+ public:
+  // One flag per event of the batch, in order: true newly enqueued, false a duplicate of one
+  // already accepted. On Error nothing is known about which events were stored; storing the
+  // same events again is safe (their marks make each enqueue at most once).
+  using Done = std::function<void(Result<std::vector<bool>>)>;
+
+  explicit RedisEventStore(StoreOptions options);
+
+  // Queues the batch (call connection().Flush() to send it). `done` runs exactly once, from
+  // the connection's callbacks; batches complete in the order they were stored.
+  void Store(const std::vector<katy::v1::InboundEvent>& events, Done done);
+
+  redis::AsyncConnection& connection() { return connection_; }
+
+ private:
+  StoreOptions options_;
+  redis::AsyncConnection connection_;
+};
+
+}  // namespace katy::ingress
