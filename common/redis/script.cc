@@ -3,11 +3,11 @@
 #include <openssl/sha.h>
 
 namespace katy::redis {
-namespace {
-
 bool IsNoScript(const Reply& reply) {
   return reply.IsError() && reply.str.rfind("NOSCRIPT", 0) == 0;
 }
+
+namespace {
 
 std::string Sha1Hex(const std::string& text) {
   unsigned char digest[SHA_DIGEST_LENGTH];

@@ -10,6 +10,10 @@ namespace katy::redis {
 // A Lua script run by its SHA1 (EVALSHA), loaded on demand: when Redis answers NOSCRIPT
 // (after a restart or SCRIPT FLUSH) it is loaded and the call repeated. Immutable and
 // thread-safe; the Client passed in is not.
+// True for Redis's answer to EVALSHA of a script it does not hold (after a restart or
+// SCRIPT FLUSH).
+bool IsNoScript(const Reply& reply);
+
 class Script {
  public:
   explicit Script(std::string source);
@@ -25,15 +29,16 @@ class Script {
     std::vector<std::string> keys;
     std::vector<std::string> args;
   };
+  // The EVALSHA command for one call, for connections that send commands themselves.
+  std::vector<std::string> EvalShaCommand(const std::vector<std::string>& keys,
+                                          const std::vector<std::string>& args) const;
+
   // Runs many calls in one round trip (plus one more only if the script must be loaded).
   // Replies come back in call order; a script error is a Reply{kError} in its place.
   // Calls that met NOSCRIPT did not run and are re-sent once the script is loaded.
   Result<std::vector<Reply>> RunPipelined(Client& client, const std::vector<Call>& calls) const;
 
  private:
-  std::vector<std::string> EvalShaCommand(const std::vector<std::string>& keys,
-                                          const std::vector<std::string>& args) const;
-
   std::string source_;
   std::string sha_;
 };

@@ -26,10 +26,6 @@ end
 return results
 )lua";
 
-bool IsNoScript(const redis::Reply& reply) {
-  return reply.IsError() && reply.str.rfind("NOSCRIPT", 0) == 0;
-}
-
 }  // namespace
 
 const redis::Script& EnqueueScript() {
@@ -38,7 +34,7 @@ const redis::Script& EnqueueScript() {
 }
 
 std::vector<EnqueueCall> PlanEnqueue(const std::vector<katy::v1::InboundEvent>& events, const KeySpace& keys,
-                                     std::chrono::seconds dedupe_ttl, const std::string& script_sha) {
+                                     std::chrono::seconds dedupe_ttl) {
   std::map<int, std::vector<size_t>> by_shard;
   for (size_t i = 0; i < events.size(); ++i) {
     by_shard[ShardOf(events[i].page_id(), events[i].user_id(), keys.shards())].push_back(i);
@@ -50,19 +46,16 @@ std::vector<EnqueueCall> PlanEnqueue(const std::vector<katy::v1::InboundEvent>& 
     std::stable_sort(indexes.begin(), indexes.end(), [&](size_t a, size_t b) {
       return events[a].timestamp_ms() < events[b].timestamp_ms();
     });
-    EnqueueCall call;
-    const size_t n = indexes.size();
-    call.argv.reserve(4 + 2 * n + 1);
-    call.argv.push_back("EVALSHA");
-    call.argv.push_back(script_sha);
-    call.argv.push_back(std::to_string(1 + n));
-    call.argv.push_back(keys.InStream(shard));
+    EnqueueCall out;
+    out.call.keys.push_back(keys.InStream(shard));
+    out.call.args.push_back(ttl);
     const std::string seen_prefix = keys.SeenPrefix(shard);
-    for (size_t i : indexes) call.argv.push_back(seen_prefix + events[i].page_id() + ":" + events[i].dedupe_key());
-    call.argv.push_back(ttl);
-    for (size_t i : indexes) call.argv.push_back(events[i].SerializeAsString());
-    call.events = std::move(indexes);
-    calls.push_back(std::move(call));
+    for (size_t i : indexes) {
+      out.call.keys.push_back(seen_prefix + events[i].page_id() + ":" + events[i].dedupe_key());
+      out.call.args.push_back(events[i].SerializeAsString());
+    }
+    out.events = std::move(indexes);
+    calls.push_back(std::move(out));
   }
   return calls;
 }
@@ -82,16 +75,17 @@ void RedisEventStore::Store(const std::vector<katy::v1::InboundEvent>& events, D
     std::optional<Error> error;
     Done done;
   };
-  auto calls = PlanEnqueue(events, options_.keys, options_.dedupe_ttl, EnqueueScript().sha());
+  auto calls = PlanEnqueue(events, options_.keys, options_.dedupe_ttl);
   auto progress = std::make_shared<Progress>(Progress{std::vector<bool>(events.size(), false), calls.size(), {}, std::move(done)});
   for (auto& call : calls) {
-    connection_.Send(call.argv, [this, progress, indexes = std::move(call.events)](Result<redis::Reply> reply) {
+    const auto command = EnqueueScript().EvalShaCommand(call.call.keys, call.call.args);
+    connection_.Send(command, [this, progress, indexes = std::move(call.events)](Result<redis::Reply> reply) {
       if (!reply) {
         if (!progress->error) progress->error = reply.error();
       } else if (reply->IsError()) {
         // After a Redis restart or SCRIPT FLUSH the script is gone: load it for the next
         // batches. This one fails (503) and Meta's retry stores it.
-        if (IsNoScript(*reply)) connection_.Send({"SCRIPT", "LOAD", EnqueueScript().source()}, [](auto) {});
+        if (redis::IsNoScript(*reply)) connection_.Send({"SCRIPT", "LOAD", EnqueueScript().source()}, [](auto) {});
         if (!progress->error) progress->error = Error{"reply", reply->str};
       } else {
         for (size_t k = 0; k < indexes.size() && k < reply->elements.size(); ++k) {

@@ -13,18 +13,18 @@
 
 namespace katy::ingress {
 
-// One EVALSHA of the enqueue script: a shard's events of one batch.
+// One call of the enqueue script (EnqueueScript): a shard's events of one batch.
 struct EnqueueCall {
-  std::vector<std::string> argv;  // the whole command
-  std::vector<size_t> events;     // indexes into the batch, in the order the script returns flags
+  redis::Script::Call call;
+  std::vector<size_t> events;  // indexes into the batch, in the order the script returns flags
 };
 
-// The Lua calls that store `events`: one per shard they touch, each with the shard's inbound
+// The calls that store `events`: one per shard they touch, each with the shard's inbound
 // stream and the events' dedupe marks as keys (all under the shard's hash tag, so each call
 // is valid in Redis Cluster). Inside a shard, events are ordered by timestamp (Meta may
 // deliver out of order after failures), body order kept for equal timestamps. Pure.
 std::vector<EnqueueCall> PlanEnqueue(const std::vector<katy::v1::InboundEvent>& events, const KeySpace& keys,
-                                     std::chrono::seconds dedupe_ttl, const std::string& script_sha);
+                                     std::chrono::seconds dedupe_ttl);
 
 // The Lua script behind PlanEnqueue's calls: for each event, if its mark is absent, XADD
 // then set the mark; one flag per event (1 enqueued, 0 duplicate).
