@@ -439,7 +439,7 @@ class WebhookServer::Loop {
     conn->out.clear();
     conn->out_sent = 0;
     if (conn->state != State::kWriting) return;  // a 100 Continue went out
-    if (conn->closing) return Linger(*conn);
+    if (conn->closing || draining_) return Linger(*conn);  // stopping: no next request
     conn->state = State::kReading;
     conn->deadline = now_ + (conn->in.empty() ? options_.idle_timeout : options_.read_timeout);
     Watch(*conn, EPOLLIN | EPOLLRDHUP);
