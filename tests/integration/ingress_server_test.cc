@@ -319,6 +319,42 @@ TEST_F(IngressServerTest, SlowRedisAnswers503WithinTheTimeout) {
   EXPECT_EQ(check.Command({"XLEN", stream})->integer, 2);
 }
 
+TEST_F(IngressServerTest, ShutdownAnswersTheRequestsItHasRead) {
+  const int port = testing::FreePort();
+  const std::string dir = testing::MakeTempDir("drain");
+  testing::Process redis_process(
+      "/usr/bin/redis-server",
+      {"--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+       "--dir", dir, "--enable-debug-command", "yes"},
+      {}, dir + "/redis.log");
+  ASSERT_TRUE(testing::WaitForPort(port, std::chrono::seconds(5)));
+  redis::Options options;
+  options.port = port;
+  Start(options);  // socket timeout 1 s
+  ASSERT_EQ(PostSigned(testing::ReadFixture("text_message.json"))->status, 200);
+
+  // Redis stalls for 500 ms; a webhook arrives meanwhile, then ingress is told to stop.
+  std::thread sleeper([port] {
+    redis::Options admin;
+    admin.port = port;
+    admin.socket_timeout = std::chrono::seconds(10);
+    redis::Client(admin).Command({"DEBUG", "SLEEP", "0.5"});
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  Result<http::Response> response = Error{"none", ""};
+  std::thread poster([&] { response = PostSigned(testing::ReadFixture("quick_reply.json")); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  server_->Shutdown();  // returns once the request in flight has its answer
+  poster.join();
+  sleeper.join();
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->Header("connection"), "close");
+  redis::Client check(options);
+  const std::string stream = keys_->InStream(ShardOf("104560000000001", "7100000000000001", kShards));
+  EXPECT_EQ(check.Command({"XLEN", stream})->integer, 2);
+}
+
 TEST_F(IngressServerTest, PipelinedRequestsAreAnsweredInOrder) {
   RawClient client(server_->port());
   ASSERT_TRUE(client.connected());
