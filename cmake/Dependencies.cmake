@@ -5,6 +5,7 @@ find_package(Threads REQUIRED)
 find_package(Protobuf REQUIRED)                 # module mode: Debian ships no config file
 find_package(gRPC CONFIG REQUIRED)              # gRPC::grpc++, gRPC::grpc_cpp_plugin
 find_package(nlohmann_json REQUIRED)
+find_package(simdjson CONFIG REQUIRED)             # simdjson::simdjson (ingress's webhook parser)
 find_package(CURL REQUIRED)
 find_package(OpenSSL REQUIRED)
 find_package(yaml-cpp REQUIRED)

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config make git curl ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libpistache-dev libhiredis-dev nlohmann-json3-dev libcurl4-openssl-dev libssl-dev
+  libpistache-dev libhiredis-dev nlohmann-json3-dev libsimdjson-dev libcurl4-openssl-dev libssl-dev
   libre2-dev libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   redis-server redis-tools python3
 )

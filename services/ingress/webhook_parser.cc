@@ -1,61 +1,83 @@
 #include "services/ingress/webhook_parser.h"
 
+#include <simdjson.h>
+
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <nlohmann/json.hpp>
 
 #include "common/shard.h"
 
 namespace katy::ingress {
 namespace {
 
-using nlohmann::json;
+// simdjson's DOM: it validates UTF-8 and the whole document in one pass and builds a flat
+// tape, reused between calls, instead of a tree of maps. Parsing was most of ingress's
+// per-request CPU with a tree-building parser (bench/RESULTS.md).
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+using simdjson::dom::object;
 using katy::v1::EventKind;
 using katy::v1::InboundEvent;
 
+// The member `key` of `parent`, if any.
+std::optional<element> Field(const object& parent, std::string_view key) {
+  element value;
+  if (parent.at_key(key).get(value) != simdjson::SUCCESS) return std::nullopt;
+  return value;
+}
+
+std::optional<object> ObjectField(const object& parent, std::string_view key) {
+  auto value = Field(parent, key);
+  object out;
+  if (!value || value->get_object().get(out) != simdjson::SUCCESS) return std::nullopt;
+  return out;
+}
+
 // Meta documents ids and timestamps as numbers but some pages show them as strings.
-std::string IdString(const json& value) {
-  if (value.is_string()) return value.get<std::string>();
-  if (value.is_number_unsigned()) return std::to_string(value.get<uint64_t>());
-  if (value.is_number_integer()) return std::to_string(value.get<int64_t>());
-  return "";
+std::string IdString(const element& value) {
+  switch (value.type()) {
+    case element_type::STRING: return std::string(value.get_string().value_unsafe());
+    case element_type::INT64: return std::to_string(value.get_int64().value_unsafe());
+    case element_type::UINT64: return std::to_string(value.get_uint64().value_unsafe());
+    default: return "";
+  }
 }
 
 // Epoch milliseconds from a number or a numeric string; 0 when absent, malformed or out of
 // range (a float like 1e20 must not reach an integer cast: that is undefined behaviour).
-int64_t Millis(const json& parent, const char* key) {
+int64_t Millis(const object& parent, std::string_view key) {
   constexpr double kLimit = 9.2e18;  // just under INT64_MAX
-  auto it = parent.find(key);
-  if (it == parent.end()) return 0;
-  if (it->is_number_unsigned()) {
-    uint64_t value = it->get<uint64_t>();
-    return value <= static_cast<uint64_t>(INT64_MAX) ? static_cast<int64_t>(value) : 0;
+  auto value = Field(parent, key);
+  if (!value) return 0;
+  switch (value->type()) {
+    case element_type::INT64: return value->get_int64().value_unsafe();
+    case element_type::UINT64: {
+      const uint64_t big = value->get_uint64().value_unsafe();
+      return big <= static_cast<uint64_t>(INT64_MAX) ? static_cast<int64_t>(big) : 0;
+    }
+    case element_type::DOUBLE: {
+      const double d = value->get_double().value_unsafe();
+      return std::isfinite(d) && std::fabs(d) < kLimit ? static_cast<int64_t>(d) : 0;
+    }
+    case element_type::STRING: {
+      const std::string text(value->get_string().value_unsafe());
+      char* end = nullptr;
+      errno = 0;
+      long long parsed = std::strtoll(text.c_str(), &end, 10);
+      if (!text.empty() && *end == '\0' && errno == 0) return parsed;
+      return 0;
+    }
+    default: return 0;
   }
-  if (it->is_number_integer()) return it->get<int64_t>();
-  if (it->is_number_float()) {
-    double value = it->get<double>();
-    return std::isfinite(value) && std::fabs(value) < kLimit ? static_cast<int64_t>(value) : 0;
-  }
-  if (it->is_string()) {
-    const std::string& text = it->get_ref<const std::string&>();
-    char* end = nullptr;
-    errno = 0;
-    long long value = std::strtoll(text.c_str(), &end, 10);
-    if (!text.empty() && *end == '\0' && errno == 0) return value;
-  }
-  return 0;
 }
 
-std::string Str(const json& parent, const char* key) {
-  auto it = parent.find(key);
-  if (it == parent.end()) return "";
-  if (it->is_string()) return it->get<std::string>();
-  if (it->is_number()) return IdString(*it);
-  return "";
+std::string Str(const object& parent, std::string_view key) {
+  auto value = Field(parent, key);
+  return value ? IdString(*value) : "";
 }
 
-void ReadReferral(const json& node, InboundEvent& event) {
+void ReadReferral(const object& node, InboundEvent& event) {
   auto* referral = event.mutable_referral();
   referral->set_ref(Str(node, "ref"));
   referral->set_source(Str(node, "source"));
@@ -63,32 +85,30 @@ void ReadReferral(const json& node, InboundEvent& event) {
   referral->set_ad_id(Str(node, "ad_id"));
 }
 
-void ReadMessage(const json& message, InboundEvent& event) {
+void ReadMessage(const object& message, InboundEvent& event) {
   event.set_mid(Str(message, "mid"));
   event.set_text(Str(message, "text"));
-  if (auto qr = message.find("quick_reply"); qr != message.end() && qr->is_object()) {
-    event.set_quick_reply_payload(Str(*qr, "payload"));
-  }
-  if (auto reply_to = message.find("reply_to"); reply_to != message.end() && reply_to->is_object()) {
-    event.set_reply_to_mid(Str(*reply_to, "mid"));
-  }
-  if (auto list = message.find("attachments"); list != message.end() && list->is_array()) {
-    for (const auto& item : *list) {
-      if (!item.is_object()) continue;
+  if (auto qr = ObjectField(message, "quick_reply")) event.set_quick_reply_payload(Str(*qr, "payload"));
+  if (auto reply_to = ObjectField(message, "reply_to")) event.set_reply_to_mid(Str(*reply_to, "mid"));
+  simdjson::dom::array list;
+  if (auto attachments = Field(message, "attachments");
+      attachments && attachments->get_array().get(list) == simdjson::SUCCESS) {
+    for (element entry : list) {
+      object item;
+      if (entry.get_object().get(item) != simdjson::SUCCESS) continue;
       auto* attachment = event.add_attachments();
       attachment->set_type(Str(item, "type"));
       attachment->set_title(Str(item, "title"));
       std::string url = Str(item, "URL");  // fallback attachments put the link here
-      if (auto payload = item.find("payload"); payload != item.end() && payload->is_object()) {
+      if (auto payload = ObjectField(item, "payload")) {
         if (std::string payload_url = Str(*payload, "url"); !payload_url.empty()) url = payload_url;
       }
       attachment->set_url(url);
     }
   }
-  if (auto referral = message.find("referral"); referral != message.end() && referral->is_object()) {
-    ReadReferral(*referral, event);
-  }
-  if (message.value("is_echo", false)) {
+  if (auto referral = ObjectField(message, "referral")) ReadReferral(*referral, event);
+  bool is_echo = false;
+  if (auto echo = Field(message, "is_echo"); echo && echo->get_bool().get(is_echo) == simdjson::SUCCESS && is_echo) {
     event.set_kind(katy::v1::EVENT_KIND_ECHO);
     event.set_app_id(Str(message, "app_id"));
     event.set_metadata(Str(message, "metadata"));
@@ -98,78 +118,81 @@ void ReadMessage(const json& message, InboundEvent& event) {
 }
 
 // Sets kind and kind-specific fields from the one key that names the event.
-void ReadKind(const json& item, InboundEvent& event) {
+void ReadKind(const object& item, InboundEvent& event) {
   static const char* const kHandover[] = {"pass_thread_control", "take_thread_control",
                                           "request_thread_control", "app_roles"};
-  if (auto it = item.find("message"); it != item.end() && it->is_object()) {
+  if (auto it = ObjectField(item, "message")) {
     event.set_kind_key("message");
     ReadMessage(*it, event);
-  } else if (auto it = item.find("postback"); it != item.end() && it->is_object()) {
+  } else if (auto it = ObjectField(item, "postback")) {
     event.set_kind_key("postback");
     event.set_kind(katy::v1::EVENT_KIND_POSTBACK);
     event.set_mid(Str(*it, "mid"));
     event.set_postback_title(Str(*it, "title"));
     event.set_postback_payload(Str(*it, "payload"));
-    if (auto ref = it->find("referral"); ref != it->end() && ref->is_object()) ReadReferral(*ref, event);
-  } else if (auto it = item.find("delivery"); it != item.end() && it->is_object()) {
+    if (auto ref = ObjectField(*it, "referral")) ReadReferral(*ref, event);
+  } else if (auto it = ObjectField(item, "delivery")) {
     event.set_kind_key("delivery");
     event.set_kind(katy::v1::EVENT_KIND_DELIVERY);
     event.set_watermark(Millis(*it, "watermark"));
-  } else if (auto it = item.find("read"); it != item.end() && it->is_object()) {
+  } else if (auto it = ObjectField(item, "read")) {
     event.set_kind_key("read");
     event.set_kind(katy::v1::EVENT_KIND_READ);
     event.set_watermark(Millis(*it, "watermark"));
-  } else if (auto it = item.find("reaction"); it != item.end() && it->is_object()) {
+  } else if (auto it = ObjectField(item, "reaction")) {
     event.set_kind_key("reaction");
     event.set_kind(katy::v1::EVENT_KIND_REACTION);
     event.set_mid(Str(*it, "mid"));
     event.set_reaction(Str(*it, "reaction"));
     event.set_emoji(Str(*it, "emoji"));
     event.set_action(Str(*it, "action"));
-  } else if (auto it = item.find("message_edit"); it != item.end() && it->is_object()) {
+  } else if (auto it = ObjectField(item, "message_edit")) {
     event.set_kind_key("message_edit");
     event.set_kind(katy::v1::EVENT_KIND_MESSAGE_EDIT);
     event.set_mid(Str(*it, "mid"));
     event.set_text(Str(*it, "text"));
     event.set_watermark(Millis(*it, "num_edit"));  // edit counter: distinguishes successive edits
-  } else if (auto it = item.find("optin"); it != item.end() && it->is_object()) {
+  } else if (auto it = ObjectField(item, "optin")) {
     event.set_kind_key("optin");
     event.set_kind(katy::v1::EVENT_KIND_OPTIN);
     event.set_postback_payload(Str(*it, "payload"));
-  } else if (auto it = item.find("referral"); it != item.end() && it->is_object()) {
+  } else if (auto it = ObjectField(item, "referral")) {
     event.set_kind_key("referral");
     event.set_kind(katy::v1::EVENT_KIND_REFERRAL);
     ReadReferral(*it, event);
-  } else if (auto it = item.find("account_linking"); it != item.end() && it->is_object()) {
+  } else if (auto it = ObjectField(item, "account_linking")) {
     event.set_kind_key("account_linking");
     event.set_kind(katy::v1::EVENT_KIND_ACCOUNT_LINKING);
     event.set_action(Str(*it, "status"));
-  } else if (auto it = item.find("policy_enforcement"); it != item.end() && it->is_object()) {
+  } else if (auto it = ObjectField(item, "policy_enforcement")) {
     event.set_kind_key("policy_enforcement");
     event.set_kind(katy::v1::EVENT_KIND_POLICY_ENFORCEMENT);
     event.set_action(Str(*it, "action"));
     event.set_text(Str(*it, "reason"));
   } else {
     for (const char* key : kHandover) {
-      if (item.contains(key)) {
+      if (Field(item, key)) {
         event.set_kind_key(key);
         event.set_kind(katy::v1::EVENT_KIND_HANDOVER);
         return;
       }
     }
     event.set_kind(katy::v1::EVENT_KIND_UNKNOWN);
-    for (const auto& [key, value] : item.items()) {
-      if (key != "sender" && key != "recipient" && key != "timestamp") {
-        event.set_kind_key(key);
+    for (auto field : item) {
+      if (field.key != "sender" && field.key != "recipient" && field.key != "timestamp") {
+        event.set_kind_key(std::string(field.key));
         break;
       }
     }
   }
 }
 
-std::optional<Error> ParseItem(const json& item, const std::string& page_id, int64_t entry_time,
+std::optional<Error> ParseItem(const element& value, const std::string& page_id, int64_t entry_time,
                                bool standby, int64_t received_at_ms, std::vector<InboundEvent>& out) {
-  if (!item.is_object()) return Error{"bad_shape", "a messaging item is not an object"};
+  object item;
+  if (value.get_object().get(item) != simdjson::SUCCESS) {
+    return Error{"bad_shape", "a messaging item is not an object"};
+  }
   InboundEvent event;
   event.set_page_id(page_id);
   event.set_standby(standby);
@@ -180,7 +203,7 @@ std::optional<Error> ParseItem(const json& item, const std::string& page_id, int
 
   // The conversation's user is the sender, except in echoes where the page is the sender.
   const char* user_side = event.kind() == katy::v1::EVENT_KIND_ECHO ? "recipient" : "sender";
-  if (auto party = item.find(user_side); party != item.end() && party->is_object()) {
+  if (auto party = ObjectField(item, user_side)) {
     if (std::string id = Str(*party, "id"); !id.empty()) {
       event.set_user_id(id);
     } else if (std::string ref = Str(*party, "user_ref"); !ref.empty()) {
@@ -188,7 +211,7 @@ std::optional<Error> ParseItem(const json& item, const std::string& page_id, int
       event.set_user_is_ref(true);
     }
   }
-  event.set_raw_json(item.dump());
+  event.set_raw_json(simdjson::minify(value));
   event.set_dedupe_key(DedupeKey(event));
   out.push_back(std::move(event));
   return std::nullopt;
@@ -249,28 +272,39 @@ Result<std::vector<InboundEvent>> ParseWebhook(std::string_view body, int64_t re
   if (JsonDepth(body) > kMaxJsonDepth) {
     return Error{"too_deep", "JSON nests deeper than " + std::to_string(kMaxJsonDepth) + " levels"};
   }
-  json root = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (root.is_discarded()) return Error{"invalid_json", "body is not valid UTF-8 JSON"};
-  if (!root.is_object()) return Error{"not_an_object", "body is not a JSON object"};
-  auto object = root.find("object");
-  if (object == root.end() || !object->is_string() || *object != "page") {
+  // One parser per thread: its buffers are reused from one webhook to the next.
+  thread_local simdjson::dom::parser parser;
+  element root;
+  if (parser.parse(body.data(), body.size()).get(root) != simdjson::SUCCESS) {
+    return Error{"invalid_json", "body is not valid UTF-8 JSON"};
+  }
+  object top;
+  if (root.get_object().get(top) != simdjson::SUCCESS) return Error{"not_an_object", "body is not a JSON object"};
+  std::string_view object_name;
+  if (auto name = Field(top, "object"); !name || name->get_string().get(object_name) != simdjson::SUCCESS ||
+                                         object_name != "page") {
     return Error{"wrong_object", "field \"object\" must be \"page\""};
   }
-  auto entries = root.find("entry");
-  if (entries == root.end() || !entries->is_array()) {
+  simdjson::dom::array entries;
+  if (auto list = Field(top, "entry"); !list || list->get_array().get(entries) != simdjson::SUCCESS) {
     return Error{"bad_shape", "field \"entry\" must be an array"};
   }
   std::vector<InboundEvent> events;
-  for (const auto& entry : *entries) {
-    if (!entry.is_object()) return Error{"bad_shape", "an entry is not an object"};
-    std::string page_id = entry.contains("id") ? IdString(entry["id"]) : "";
+  for (element entry_value : entries) {
+    object entry;
+    if (entry_value.get_object().get(entry) != simdjson::SUCCESS) return Error{"bad_shape", "an entry is not an object"};
+    auto id = Field(entry, "id");
+    std::string page_id = id ? IdString(*id) : "";
     if (page_id.empty()) return Error{"bad_shape", "an entry has no page id"};
     int64_t entry_time = Millis(entry, "time");
     for (const auto& [key, standby] : {std::pair{"messaging", false}, std::pair{"standby", true}}) {
-      auto list = entry.find(key);
-      if (list == entry.end()) continue;
-      if (!list->is_array()) return Error{"bad_shape", std::string("\"") + key + "\" must be an array"};
-      for (const auto& item : *list) {
+      auto list = Field(entry, key);
+      if (!list) continue;
+      simdjson::dom::array items;
+      if (list->get_array().get(items) != simdjson::SUCCESS) {
+        return Error{"bad_shape", std::string("\"") + key + "\" must be an array"};
+      }
+      for (element item : items) {
         if (auto error = ParseItem(item, page_id, entry_time, standby, received_at_ms, events)) {
           return *error;
         }

@@ -17,7 +17,7 @@ if [[ ! -x "$out/webhook_fuzz" || -n "$(find "$root/services/ingress" "$root/com
     "$root/services/ingress/webhook_parser.cc" "$root/services/ingress/signature.cc" \
     "$root/services/ingress/http1.cc" \
     "$root/common/hmac.cc" "$root/common/shard.cc" "$out/gen/katy/v1/events.pb.cc" \
-    -lprotobuf -lcrypto -pthread -o "$out/webhook_fuzz"
+    -lprotobuf -lcrypto -lsimdjson -pthread -o "$out/webhook_fuzz"
 fi
 cp "$root"/tests/fixtures/webhooks/*.json "$out/corpus/"
 # A whole webhook POST as it arrives on the wire, so the HTTP parser is explored from a real request.

@@ -34,6 +34,8 @@ TEST(WebhookParserTest, TextMessage) {
   EXPECT_FALSE(e.standby());
   EXPECT_EQ(e.dedupe_key(), "msg:m_text_0001");
   EXPECT_NE(e.raw_json().find("\"mid\":\"m_text_0001\""), std::string::npos);
+  // The item as Meta sent it, minified, its keys in Meta's order.
+  EXPECT_EQ(e.raw_json().rfind("{\"sender\":{\"id\":\"7100000000000001\"},\"recipient\":", 0), 0u) << e.raw_json();
 }
 
 TEST(WebhookParserTest, QuickReplyPayload) {
