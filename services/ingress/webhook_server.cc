@@ -24,8 +24,9 @@ using Clock = std::chrono::steady_clock;
 
 // How often a loop looks for connections past their deadline.
 constexpr auto kSweepInterval = std::chrono::milliseconds(100);
-// Bytes read from a connection per readiness: bounds what one client takes of a pass.
+// What one client may take of a pass: kReadsPerPass reads of kReadChunk bytes.
 constexpr size_t kReadChunk = 64 * 1024;
+constexpr int kReadsPerPass = 4;
 // After answering a request it refuses (413 mid-body, say), a connection is half-closed and
 // its remaining input discarded for this long, so the answer is not destroyed by a reset.
 constexpr auto kLingerTime = std::chrono::seconds(2);
@@ -102,7 +103,7 @@ class WebhookServer::Loop {
   void Run() {
     Clock::time_point next_sweep = Clock::now() + kSweepInterval;
     while (!stopping_.load(std::memory_order_relaxed)) {
-      Pass(parse_later_.empty() ? static_cast<int>(kSweepInterval.count()) : 0);
+      Pass(resume_.empty() ? static_cast<int>(kSweepInterval.count()) : 0);
       if (now_ >= next_sweep) {
         Sweep();
         next_sweep = now_ + kSweepInterval;
@@ -172,8 +173,8 @@ class WebhookServer::Loop {
     const int n = epoll_wait(epoll_, events, 256, timeout_ms);
     if (n < 0 && errno != EINTR) log::Error("epoll_wait failed", {{"error", std::strerror(errno)}});
     now_ = Clock::now();
-    for (ConnectionPtr& conn : std::exchange(parse_later_, {})) {
-      if (!conn->dead) ParseRequest(conn, false);
+    for (ConnectionPtr& conn : std::exchange(resume_, {})) {
+      if (!conn->dead) Resume(conn);
     }
     for (int i = 0; i < n; ++i) {
       void* tag = events[i].data.ptr;
@@ -201,13 +202,6 @@ class WebhookServer::Loop {
     listen.events = EPOLLIN | EPOLLEXCLUSIVE;
     listen.data.ptr = &listen_tag_;
     epoll_ctl(epoll_, EPOLL_CTL_ADD, listen_fd_, &listen);
-  }
-
-  void Watch(Connection& conn, uint32_t events) {
-    epoll_event ev{};
-    ev.events = events;
-    ev.data.ptr = &conn;
-    epoll_ctl(epoll_, EPOLL_CTL_MOD, conn.fd, &ev);
   }
 
   // The Redis socket changes with each reconnection, and wants EPOLLOUT only while it has
@@ -255,8 +249,11 @@ class WebhookServer::Loop {
       auto conn = std::make_shared<Connection>();
       conn->fd = fd;
       conn->deadline = now_ + options_.idle_timeout;
+      // Edge-triggered, registered once: a connection's state decides what to do with an
+      // edge, so no request costs an epoll_ctl. Whatever an edge announces must be consumed
+      // (or the connection put on resume_), since it will not be announced again.
       epoll_event ev{};
-      ev.events = EPOLLIN | EPOLLRDHUP;
+      ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
       ev.data.ptr = conn.get();
       if (epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev) != 0) {
         close(fd);
@@ -273,31 +270,51 @@ class WebhookServer::Loop {
         if ((events & EPOLLOUT) != 0) Flush(conn);
         return;
       case State::kAwaiting:
-        // Not watching for input: only a hang-up gets here. The events are stored anyway.
+        // Input waits in the kernel until the answer is out (then Resume reads it). A hang-up
+        // ends the connection; the request's events are stored anyway.
         if ((events & EPOLLHUP) != 0) Kill(*conn);
         return;
       case State::kReading:
+        if ((events & EPOLLOUT) != 0 && !conn->out.empty()) Flush(conn);  // a 100 Continue
+        if (!conn->dead && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) != 0) Read(conn);
+        return;
       case State::kLingering:
-        Read(conn);
+        if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) != 0) Read(conn);
         return;
     }
   }
 
+  // Reads until the socket is drained, a request is in hand, or this pass's share is used
+  // (then the connection is resumed next pass: with edge-triggered epoll nothing else would).
   void Read(const ConnectionPtr& conn) {
-    ssize_t got;
-    do {
-      got = recv(conn->fd, scratch_, sizeof scratch_, 0);
-    } while (got < 0 && errno == EINTR);
-    if (got < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK) Kill(*conn);
-      return;
+    for (int reads = 0; reads < kReadsPerPass; ++reads) {
+      const ssize_t got = recv(conn->fd, scratch_, sizeof scratch_, 0);
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) Kill(*conn);
+        return;
+      }
+      // EOF: whatever was sent whole has been answered; a partial request is dropped.
+      if (got == 0) return Kill(*conn);
+      if (conn->state != State::kLingering) {  // a lingering connection's input is discarded
+        const bool fresh_input = conn->in.empty();
+        conn->in.append(scratch_, static_cast<size_t>(got));
+        ParseRequest(conn, fresh_input);
+        if (conn->dead || conn->state != State::kReading) return;  // Resume reads the rest
+      }
+      // A short read drained the socket: the next bytes will raise a new edge.
+      if (static_cast<size_t>(got) < sizeof scratch_) return;
     }
-    // EOF: whatever was sent whole has been answered; a partial request is dropped.
-    if (got == 0) return Kill(*conn);
-    if (conn->state == State::kLingering) return;  // discarded
-    const bool fresh_input = conn->in.empty();
-    conn->in.append(scratch_, static_cast<size_t>(got));
-    ParseRequest(conn, fresh_input);
+    resume_.push_back(conn);
+  }
+
+  // Back to reading after an answer: a request may already wait in `in`, and more input in
+  // the kernel that raised its edge while the connection was not reading.
+  void Resume(const ConnectionPtr& conn) {
+    if (conn->state == State::kLingering) return Read(conn);
+    if (conn->state != State::kReading) return;
+    if (!conn->in.empty()) ParseRequest(conn, false);
+    if (!conn->dead && conn->state == State::kReading) Read(conn);
   }
 
   // Takes the request at the front of `conn->in` in hand when it is whole. `fresh_input`:
@@ -353,7 +370,6 @@ class WebhookServer::Loop {
   // The connection reads nothing more until this answer is written.
   void Take(const ConnectionPtr& conn, Answer answer) {
     conn->state = State::kAwaiting;
-    Watch(*conn, 0);
     if (!pass_) {
       pass_ = std::make_unique<Batch>();
       pass_->read_at = now_;
@@ -430,8 +446,7 @@ class WebhookServer::Loop {
           // Give the client the read timeout to take its answer.
           conn->deadline = now_ + options_.read_timeout;
         }
-        if (conn->state == State::kWriting) Watch(*conn, EPOLLOUT);
-        return;
+        return;  // the rest on the next EPOLLOUT edge
       } else {
         return Kill(*conn);
       }
@@ -439,21 +454,20 @@ class WebhookServer::Loop {
     conn->out.clear();
     conn->out_sent = 0;
     if (conn->state != State::kWriting) return;  // a 100 Continue went out
-    if (conn->closing || draining_) return Linger(*conn);  // stopping: no next request
+    if (conn->closing || draining_) return Linger(conn);  // stopping: no next request
     conn->state = State::kReading;
     conn->deadline = now_ + (conn->in.empty() ? options_.idle_timeout : options_.read_timeout);
-    Watch(*conn, EPOLLIN | EPOLLRDHUP);
-    if (!conn->in.empty()) parse_later_.push_back(conn);  // a pipelined request waits in `in`
+    resume_.push_back(conn);
   }
 
   // Everything is answered on a connection that must close. Closing with unread input would
   // make the kernel send a reset that can destroy the answer before the client reads it, so
   // half-close and discard the rest for a while (as nginx's lingering close does).
-  void Linger(Connection& conn) {
-    conn.state = State::kLingering;
-    conn.deadline = now_ + kLingerTime;
-    shutdown(conn.fd, SHUT_WR);
-    Watch(conn, EPOLLIN | EPOLLRDHUP);
+  void Linger(const ConnectionPtr& conn) {
+    conn->state = State::kLingering;
+    conn->deadline = now_ + kLingerTime;
+    shutdown(conn->fd, SHUT_WR);
+    resume_.push_back(conn);  // input that came while answering is discarded too
   }
 
   void Kill(Connection& conn) {
@@ -513,7 +527,7 @@ class WebhookServer::Loop {
   bool draining_ = false;
   Clock::time_point now_;
   std::unordered_map<int, ConnectionPtr> connections_;
-  std::vector<ConnectionPtr> parse_later_;
+  std::vector<ConnectionPtr> resume_;           // to read (on) at the start of the next pass
   std::vector<ConnectionPtr> graveyard_;        // killed in this pass
   std::unique_ptr<Batch> pass_;                 // requests read in this pass
   std::deque<std::unique_ptr<Batch>> batches_;  // sent, oldest first
