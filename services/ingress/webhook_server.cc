@@ -145,6 +145,7 @@ class WebhookServer::Loop {
     bool continue_sent = false; // 100 Continue already sent for the request at the front of `in`
     bool closing = false;       // close once the answer in hand is written
     bool dead = false;          // closed; freed when no answer refers to it any more
+    bool write_blocked = false; // `out` is waiting for the client to read (deadline set then)
     Clock::time_point deadline;
   };
   using ConnectionPtr = std::shared_ptr<Connection>;
@@ -442,8 +443,10 @@ class WebhookServer::Loop {
       } else if (sent < 0 && errno == EINTR) {
         continue;
       } else if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        if (conn->state != State::kWriting || conn->deadline < now_) {
-          // Give the client the read timeout to take its answer.
+        if (!conn->write_blocked) {
+          // The client has the read timeout to take what it was sent (a client that sends
+          // without ever reading would otherwise hold the connection forever).
+          conn->write_blocked = true;
           conn->deadline = now_ + options_.read_timeout;
         }
         return;  // the rest on the next EPOLLOUT edge
@@ -453,6 +456,7 @@ class WebhookServer::Loop {
     }
     conn->out.clear();
     conn->out_sent = 0;
+    conn->write_blocked = false;
     if (conn->state != State::kWriting) return;  // a 100 Continue went out
     if (conn->closing || draining_) return Linger(conn);  // stopping: no next request
     conn->state = State::kReading;

@@ -355,6 +355,47 @@ TEST_F(IngressServerTest, ShutdownAnswersTheRequestsItHasRead) {
   EXPECT_EQ(check.Command({"XLEN", stream})->integer, 2);
 }
 
+TEST_F(IngressServerTest, ClientThatNeverReadsItsAnswersIsDisconnected) {
+  // A client pipelining requests without ever reading: its answers fill the socket, ingress
+  // stops reading from it, and after the read timeout (2 s here) closes it.
+  int greedy = socket(AF_INET, SOCK_STREAM, 0);
+  const int small = 4096;
+  setsockopt(greedy, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
+  ASSERT_EQ(connect(greedy, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string get = "GET /webhook?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=" +
+                          std::string(200, 'c') + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  std::string burst;
+  for (int i = 0; i < 200; ++i) burst += get;
+  size_t sent = 0;
+  const auto started = std::chrono::steady_clock::now();
+  // Send until the connection is closed under us (or 8 s pass): never read.
+  bool closed = false;
+  while (!closed && std::chrono::steady_clock::now() - started < std::chrono::seconds(8)) {
+    const ssize_t n = send(greedy, burst.data() + sent % burst.size(), burst.size() - sent % burst.size(),
+                           MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+    } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      closed = true;  // EPIPE or ECONNRESET: ingress closed it
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  const auto took = std::chrono::steady_clock::now() - started;
+  close(greedy);
+  EXPECT_TRUE(closed) << "still open after 8 s; " << sent << " bytes sent";
+  EXPECT_GE(took, std::chrono::milliseconds(1500));  // it was given the read timeout first
+  // Everyone else is served meanwhile and after.
+  http::Client other;
+  auto response = other.Get(url_ + "?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1");
+  ASSERT_TRUE(response.ok());
+  EXPECT_EQ(response->status, 200);
+}
+
 TEST_F(IngressServerTest, PipelinedRequestsAreAnsweredInOrder) {
   RawClient client(server_->port());
   ASSERT_TRUE(client.connected());
