@@ -104,11 +104,7 @@ TEST(WebhookDeliveryIntegrationTest, RetriesLikeMetaUntilIngressStoresTheEvents)
                      });
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(600));  // a few 503s
-  const std::string dir = testing::MakeTempDir("delivery");
-  testing::Process redis_process("/usr/bin/redis-server",
-                                 {"--port", std::to_string(redis_port), "--bind", "127.0.0.1", "--save", "",
-                                  "--appendonly", "no", "--dir", dir},
-                                 {}, dir + "/redis.log");
+  auto redis_process = testing::StartPrivateRedis(redis_port, testing::MakeTempDir("delivery"));
   ASSERT_TRUE(testing::WaitFor([&] { return done == 3; }, std::chrono::seconds(15)));
   EXPECT_EQ(status, 200);
   EXPECT_GE(delivery.retries(), 1);

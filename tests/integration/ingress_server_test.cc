@@ -30,17 +30,27 @@ int64_t Now() {
              std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// A TCP connection to 127.0.0.1:port, or -1. `receive_buffer` > 0 shrinks the socket's
+// receive buffer first (a client slow to take what it is sent).
+int ConnectLoopback(int port, int receive_buffer = 0) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (receive_buffer > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
+  close(fd);
+  return -1;
+}
+
 // A client speaking raw HTTP/1.1 over one TCP connection, for what libcurl will not do:
 // pipelining, a head without its body, reading until the server closes.
 class RawClient {
  public:
   explicit RawClient(int port) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    fd_ = ConnectLoopback(port);
+    connected_ = fd_ >= 0;
     timeval wait{5, 0};
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
   }
@@ -65,6 +75,14 @@ class RawClient {
   bool connected_ = false;
   bool closed_ = false;
 };
+
+// Makes the private Redis on `port` unresponsive for `seconds` (DEBUG SLEEP; blocks as long).
+void StallRedis(int port, const std::string& seconds) {
+  redis::Options admin;
+  admin.port = port;
+  admin.socket_timeout = std::chrono::seconds(10);
+  redis::Client(admin).Command({"DEBUG", "SLEEP", seconds});
+}
 
 std::string SignedPost(const std::string& body, const std::string& extra_headers = "") {
   return "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Hub-Signature-256: sha256=" +
@@ -214,16 +232,7 @@ TEST_F(IngressServerTest, RedisOutageAnswers503QuicklyAndRecoversByItself) {
   // A private Redis this test can stop and restart under the same running ingress.
   const int port = testing::FreePort();
   const std::string dir = testing::MakeTempDir("outage");
-  auto start_redis = [&] {
-    auto redis = std::make_unique<testing::Process>(
-        "/usr/bin/redis-server",
-        std::vector<std::string>{"--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
-                                 "--appendonly", "no", "--dir", dir},
-        std::map<std::string, std::string>{}, dir + "/redis.log");
-    EXPECT_TRUE(testing::WaitForPort(port, std::chrono::seconds(5)));
-    return redis;
-  };
-  auto redis_process = start_redis();
+  auto redis_process = testing::StartPrivateRedis(port, dir);
   redis::Options options;
   options.port = port;
   Start(options);
@@ -239,7 +248,7 @@ TEST_F(IngressServerTest, RedisOutageAnswers503QuicklyAndRecoversByItself) {
   EXPECT_LT(took, std::chrono::seconds(2));
 
   // Redis returns (empty: it kept no data); Meta's retry of the same body is accepted.
-  redis_process = start_redis();
+  redis_process = testing::StartPrivateRedis(port, dir);
   auto retried = PostSigned(testing::ReadFixture("quick_reply.json"));
   ASSERT_TRUE(retried.ok());
   EXPECT_EQ(retried->status, 200);
@@ -250,12 +259,8 @@ TEST_F(IngressServerTest, RedisOutageAnswers503QuicklyAndRecoversByItself) {
 
 TEST_F(IngressServerTest, StalledClientNeitherBlocksOthersNorStaysForever) {
   // A client that sends half a request and stops.
-  int stalled = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
-  ASSERT_EQ(connect(stalled, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const int stalled = ConnectLoopback(server_->port());
+  ASSERT_GE(stalled, 0);
   const std::string partial = "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"obj";
   ASSERT_EQ(send(stalled, partial.data(), partial.size(), 0), static_cast<ssize_t>(partial.size()));
 
@@ -282,25 +287,14 @@ TEST_F(IngressServerTest, StalledClientNeitherBlocksOthersNorStaysForever) {
 
 TEST_F(IngressServerTest, SlowRedisAnswers503WithinTheTimeout) {
   const int port = testing::FreePort();
-  const std::string dir = testing::MakeTempDir("slow");
-  testing::Process redis_process(
-      "/usr/bin/redis-server",
-      {"--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-       "--dir", dir, "--enable-debug-command", "yes"},
-      {}, dir + "/redis.log");
-  ASSERT_TRUE(testing::WaitForPort(port, std::chrono::seconds(5)));
+  auto redis_process =
+      testing::StartPrivateRedis(port, testing::MakeTempDir("slow"), {"--enable-debug-command", "yes"});
   redis::Options options;
   options.port = port;
   Start(options);  // socket timeout 1 s
   ASSERT_EQ(PostSigned(testing::ReadFixture("text_message.json"))->status, 200);
 
-  std::thread sleeper([port] {
-    redis::Options admin;
-    admin.port = port;
-    admin.socket_timeout = std::chrono::seconds(10);
-    redis::Client client(admin);
-    client.Command({"DEBUG", "SLEEP", "3"});
-  });
+  std::thread sleeper([port] { StallRedis(port, "3"); });
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   const auto started = std::chrono::steady_clock::now();
   auto response = PostSigned(testing::ReadFixture("quick_reply.json"));
@@ -321,25 +315,15 @@ TEST_F(IngressServerTest, SlowRedisAnswers503WithinTheTimeout) {
 
 TEST_F(IngressServerTest, ShutdownAnswersTheRequestsItHasRead) {
   const int port = testing::FreePort();
-  const std::string dir = testing::MakeTempDir("drain");
-  testing::Process redis_process(
-      "/usr/bin/redis-server",
-      {"--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-       "--dir", dir, "--enable-debug-command", "yes"},
-      {}, dir + "/redis.log");
-  ASSERT_TRUE(testing::WaitForPort(port, std::chrono::seconds(5)));
+  auto redis_process =
+      testing::StartPrivateRedis(port, testing::MakeTempDir("drain"), {"--enable-debug-command", "yes"});
   redis::Options options;
   options.port = port;
   Start(options);  // socket timeout 1 s
   ASSERT_EQ(PostSigned(testing::ReadFixture("text_message.json"))->status, 200);
 
   // Redis stalls for 500 ms; a webhook arrives meanwhile, then ingress is told to stop.
-  std::thread sleeper([port] {
-    redis::Options admin;
-    admin.port = port;
-    admin.socket_timeout = std::chrono::seconds(10);
-    redis::Client(admin).Command({"DEBUG", "SLEEP", "0.5"});
-  });
+  std::thread sleeper([port] { StallRedis(port, "0.5"); });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   Result<http::Response> response = Error{"none", ""};
   std::thread poster([&] { response = PostSigned(testing::ReadFixture("quick_reply.json")); });
@@ -358,14 +342,8 @@ TEST_F(IngressServerTest, ShutdownAnswersTheRequestsItHasRead) {
 TEST_F(IngressServerTest, ClientThatNeverReadsItsAnswersIsDisconnected) {
   // A client pipelining requests without ever reading: its answers fill the socket, ingress
   // stops reading from it, and after the read timeout (2 s here) closes it.
-  int greedy = socket(AF_INET, SOCK_STREAM, 0);
-  const int small = 4096;
-  setsockopt(greedy, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
-  ASSERT_EQ(connect(greedy, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const int greedy = ConnectLoopback(server_->port(), 4096);
+  ASSERT_GE(greedy, 0);
   const std::string get = "GET /webhook?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=" +
                           std::string(200, 'c') + " HTTP/1.1\r\nHost: x\r\n\r\n";
   std::string burst;
@@ -481,12 +459,7 @@ TEST_F(IngressServerTest, ScriptFlushedFromRedisIsLoadedAgain) {
 
 TEST_F(IngressServerTest, RedisPasswordAndDatabaseAreUsed) {
   const int port = testing::FreePort();
-  const std::string dir = testing::MakeTempDir("auth");
-  testing::Process redis_process("/usr/bin/redis-server",
-                                 {"--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
-                                  "--appendonly", "no", "--dir", dir, "--requirepass", "s3cret"},
-                                 {}, dir + "/redis.log");
-  ASSERT_TRUE(testing::WaitForPort(port, std::chrono::seconds(5)));
+  auto redis_process = testing::StartPrivateRedis(port, testing::MakeTempDir("auth"), {"--requirepass", "s3cret"});
   redis::Options options;
   options.port = port;
   options.password = "wrong";

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,12 @@ class Process {
   bool reaped_ = false;
   int status_ = 0;
 };
+
+// A throwaway redis-server on 127.0.0.1:port (no persistence, files in `dir`), for tests that
+// stop, stall or reconfigure their Redis. `extra_args` are appended ("--requirepass", "x").
+// Returns once it accepts connections (the calling test fails if it does not within 5 s).
+std::unique_ptr<Process> StartPrivateRedis(int port, const std::string& dir,
+                                           const std::vector<std::string>& extra_args = {});
 
 // Runs a shell command to completion; returns its exit status and what it printed
 // (stdout and stderr together).
