@@ -37,6 +37,17 @@ std::vector<std::string> Script::EvalShaCommand(const std::vector<std::string>& 
   return argv;
 }
 
+std::vector<std::string> Script::EvalShaCommand(Call&& call) const {
+  std::vector<std::string> argv;
+  argv.reserve(3 + call.keys.size() + call.args.size());
+  argv.push_back("EVALSHA");
+  argv.push_back(sha_);
+  argv.push_back(std::to_string(call.keys.size()));
+  for (auto& key : call.keys) argv.push_back(std::move(key));
+  for (auto& arg : call.args) argv.push_back(std::move(arg));
+  return argv;
+}
+
 Result<Reply> Script::Run(Client& client, const std::vector<std::string>& keys,
                           const std::vector<std::string>& args) const {
   auto replies = RunPipelined(client, {Call{keys, args}});

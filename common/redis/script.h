@@ -32,6 +32,8 @@ class Script {
   // The EVALSHA command for one call, for connections that send commands themselves.
   std::vector<std::string> EvalShaCommand(const std::vector<std::string>& keys,
                                           const std::vector<std::string>& args) const;
+  // The same, taking the call's strings instead of copying them (large arguments on hot paths).
+  std::vector<std::string> EvalShaCommand(Call&& call) const;
 
   // Runs many calls in one round trip (plus one more only if the script must be loaded).
   // Replies come back in call order; a script error is a Reply{kError} in its place.

@@ -78,7 +78,7 @@ void RedisEventStore::Store(const std::vector<katy::v1::InboundEvent>& events, D
   auto calls = PlanEnqueue(events, options_.keys, options_.dedupe_ttl);
   auto progress = std::make_shared<Progress>(Progress{std::vector<bool>(events.size(), false), calls.size(), {}, std::move(done)});
   for (auto& call : calls) {
-    const auto command = EnqueueScript().EvalShaCommand(call.call.keys, call.call.args);
+    const auto command = EnqueueScript().EvalShaCommand(std::move(call.call));
     connection_.Send(command, [this, progress, indexes = std::move(call.events)](Result<redis::Reply> reply) {
       if (!reply) {
         if (!progress->error) progress->error = reply.error();
