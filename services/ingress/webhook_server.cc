@@ -146,6 +146,7 @@ class WebhookServer::Loop {
     bool closing = false;       // close once the answer in hand is written
     bool dead = false;          // closed; freed when no answer refers to it any more
     bool write_blocked = false; // `out` is waiting for the client to read (deadline set then)
+    bool peer_shut = false;     // the client has sent its FIN: reads end in EOF, not EAGAIN
     Clock::time_point deadline;
   };
   using ConnectionPtr = std::shared_ptr<Connection>;
@@ -266,6 +267,9 @@ class WebhookServer::Loop {
 
   void OnReady(const ConnectionPtr& conn, uint32_t events) {
     if ((events & EPOLLERR) != 0) return Kill(*conn);
+    // Bytes and FIN often come in one edge; the FIN raises no further edge after the bytes are
+    // read, so it is remembered here (whatever the state) for Read to reach the EOF.
+    if ((events & EPOLLRDHUP) != 0) conn->peer_shut = true;
     switch (conn->state) {
       case State::kWriting:
         if ((events & EPOLLOUT) != 0) Flush(conn);
@@ -303,8 +307,9 @@ class WebhookServer::Loop {
         ParseRequest(conn, fresh_input);
         if (conn->dead || conn->state != State::kReading) return;  // Resume reads the rest
       }
-      // A short read drained the socket: the next bytes will raise a new edge.
-      if (static_cast<size_t>(got) < sizeof scratch_) return;
+      // A short read drained the socket: the next bytes will raise a new edge. Not so after
+      // the client's FIN: the EOF behind these bytes must be read now or never.
+      if (static_cast<size_t>(got) < sizeof scratch_ && !conn->peer_shut) return;
     }
     resume_.push_back(conn);
   }
