@@ -4,10 +4,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <thread>
-
+#include <atomic>
 #include <chrono>
 #include <map>
+#include <random>
+#include <set>
+#include <thread>
 
 #include "common/hmac.h"
 #include "common/http/http_client.h"
@@ -90,12 +92,77 @@ std::string SignedPost(const std::string& body, const std::string& extra_headers
          extra_headers + "\r\n" + body;
 }
 
+// A client connection for the chaos test: writes requests in pieces and reads answers one at
+// a time, however the server's bytes are split or run together on the wire.
+class ChaosConnection {
+ public:
+  static constexpr int kNoAnswer = -1;  // nothing within 5 s: the server hangs
+  static constexpr int kGone = 0;       // the connection ended before the answer
+
+  explicit ChaosConnection(int port) : port_(port) {}
+  ~ChaosConnection() { Close(); }
+
+  bool Open() {
+    if (fd_ >= 0) return true;
+    fd_ = ConnectLoopback(port_);
+    timeval wait{5, 0};
+    if (fd_ >= 0) setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+    return fd_ >= 0;
+  }
+  void Close() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+    in_.clear();
+  }
+  // Writes `bytes` in `pieces` fragments, pausing up to a millisecond between them.
+  bool Write(const std::string& bytes, int pieces, std::mt19937& random) {
+    const size_t step = bytes.size() / static_cast<size_t>(pieces) + 1;
+    for (size_t at = 0; at < bytes.size(); at += step) {
+      const size_t n = std::min(step, bytes.size() - at);
+      if (send(fd_, bytes.data() + at, n, MSG_NOSIGNAL) != static_cast<ssize_t>(n)) return false;
+      if (at + n < bytes.size()) std::this_thread::sleep_for(std::chrono::microseconds(random() % 1000));
+    }
+    return true;
+  }
+  // The status of the next answer, kGone or kNoAnswer. Closes after a `Connection: close`.
+  int ReadStatus() {
+    while (true) {
+      const size_t head_end = in_.find("\r\n\r\n");
+      if (head_end != std::string::npos) {
+        const std::string head = in_.substr(0, head_end);
+        const size_t length_at = head.find("Content-Length: ");
+        const size_t length = length_at == std::string::npos ? 0 : std::stoul(head.substr(length_at + 16));
+        if (in_.size() >= head_end + 4 + length) {
+          const int status = std::stoi(head.substr(9, 3));
+          in_.erase(0, head_end + 4 + length);
+          if (head.find("Connection: close") != std::string::npos) Close();
+          return status;
+        }
+      }
+      char buffer[4096];
+      const ssize_t got = recv(fd_, buffer, sizeof buffer, 0);
+      if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return kNoAnswer;
+      if (got <= 0) {
+        Close();
+        return kGone;
+      }
+      in_.append(buffer, static_cast<size_t>(got));
+    }
+  }
+
+ private:
+  int port_;
+  int fd_ = -1;
+  std::string in_;
+};
+
 // A real ingress (its HTTP loops on port 0) over a real Redis, with its own key prefix.
 class IngressServerTest : public ::testing::Test {
  protected:
   void SetUp() override { Start(testing::TestRedisOptions()); }
 
   void Start(redis::Options redis_options) {
+    redis_options_ = redis_options;
     server_.reset();
     service_.reset();
     redis_options.socket_timeout = std::chrono::milliseconds(1000);
@@ -120,9 +187,9 @@ class IngressServerTest : public ::testing::Test {
                                    "X-Hub-Signature-256: sha256=" + HmacSha256Hex(kSecret, body)});
   }
 
-  // Every event in every inbound stream of this test's prefix, by shard.
+  // Every event in every inbound stream of this test's prefix (in the Redis ingress uses), by shard.
   std::map<int, std::vector<katy::v1::InboundEvent>> Stored() {
-    redis::Client client(testing::TestRedisOptions());
+    redis::Client client(redis_options_);
     std::map<int, std::vector<katy::v1::InboundEvent>> out;
     for (int shard = 0; shard < kShards; ++shard) {
       auto range = client.Command({"XRANGE", keys_->InStream(shard), "-", "+"});
@@ -142,6 +209,7 @@ class IngressServerTest : public ::testing::Test {
     return n;
   }
 
+  redis::Options redis_options_;
   std::unique_ptr<KeySpace> keys_;
   std::unique_ptr<metrics::Registry> registry_;
   std::unique_ptr<IngressMetrics> metrics_;
@@ -476,6 +544,160 @@ TEST_F(IngressServerTest, RedisPasswordAndDatabaseAreUsed) {
   options.db = 0;
   redis::Client db0(options);
   EXPECT_EQ(db0.Command({"XLEN", stream})->integer, 0);
+}
+
+// Clients that split, pipeline, abandon and retry their requests, against a Redis that keeps
+// dropping ingress's connections (so batches fail after their script may have run). Whatever
+// happens, every acknowledged event is stored exactly once, nothing half-sent or badly signed is
+// stored, and nothing is ever stored twice. Seeds are fixed: a failure replays the same choices
+// (the thread timing differs).
+TEST_F(IngressServerTest, MisbehavingClientsAndADroppingRedisLoseAndDoubleNothing) {
+  const int port = testing::FreePort();
+  auto redis_process = testing::StartPrivateRedis(port, testing::MakeTempDir("chaos"));
+  redis::Options options;
+  options.port = port;
+  Start(options);
+
+  std::atomic<bool> clients_done{false};
+  std::thread disruptor([&] {
+    redis::Client admin(options);
+    while (!clients_done) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      admin.Command({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"});
+    }
+  });
+
+  struct Outcome {
+    std::set<std::string> acknowledged;  // answered 200
+    std::set<std::string> never_whole;   // cut off halfway, or badly signed
+    int unexpected = 0;                  // an answer no well-behaved server gives here
+    std::string first_unexpected;
+  };
+  constexpr int kClients = 6;
+  constexpr int kRequestsEach = 120;
+  std::vector<Outcome> outcomes(kClients);
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      std::mt19937 random(static_cast<unsigned>(7919 * (c + 1)));
+      ChaosConnection connection(server_->port());
+      Outcome& out = outcomes[static_cast<size_t>(c)];
+      auto unexpected = [&](const std::string& what) {
+        if (out.unexpected++ == 0) out.first_unexpected = what;
+      };
+      auto body_of = [&](const std::string& mid, int user) {
+        return "{\"object\":\"page\",\"entry\":[{\"id\":\"104560000000001\",\"time\":1764230400000,"
+               "\"messaging\":[{\"sender\":{\"id\":\"71" + std::to_string(100000 + user) +
+               "\"},\"recipient\":{\"id\":\"104560000000001\"},\"timestamp\":1764230400000,"
+               "\"message\":{\"mid\":\"" + mid + "\",\"text\":\"chaos\"}}]}]}";
+      };
+      std::vector<std::pair<std::string, std::string>> acknowledged_requests;  // mid, body
+      // Sends the request until it is acknowledged, as Meta retries: after a 503 or a lost
+      // connection, again.
+      auto deliver = [&](const std::string& mid, const std::string& body) {
+        for (int attempt = 0; attempt < 100; ++attempt) {
+          if (!connection.Open()) continue;
+          if (!connection.Write(SignedPost(body), 1 + static_cast<int>(random() % 4), random)) {
+            connection.Close();
+            continue;
+          }
+          const int status = connection.ReadStatus();
+          if (status == 200) {
+            out.acknowledged.insert(mid);
+            acknowledged_requests.emplace_back(mid, body);
+            return;
+          }
+          if (status == 503) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          if (status == ChaosConnection::kGone || status == 503) continue;
+          return unexpected(mid + " answered " + std::to_string(status));
+        }
+        unexpected(mid + " never acknowledged");
+      };
+      for (int i = 0; i < kRequestsEach; ++i) {
+        const std::string mid = "m_chaos_" + std::to_string(c) + "_" + std::to_string(i);
+        const std::string body = body_of(mid, static_cast<int>(random() % 40));
+        const unsigned dice = random() % 100;
+        if (dice < 55) {
+          deliver(mid, body);
+        } else if (dice < 70) {
+          // Three requests in one write; each is answered in order, the refused ones retried.
+          std::vector<std::pair<std::string, std::string>> batch = {{mid, body}};
+          for (int k = 1; k < 3; ++k) {
+            const std::string next = mid + "_p" + std::to_string(k);
+            batch.emplace_back(next, body_of(next, static_cast<int>(random() % 40)));
+          }
+          std::string wire;
+          for (const auto& [m, b] : batch) wire += SignedPost(b);
+          if (!connection.Open() || !connection.Write(wire, 1 + static_cast<int>(random() % 3), random)) {
+            connection.Close();
+          }
+          for (const auto& [m, b] : batch) {
+            const int status = connection.ReadStatus();
+            if (status == 200) {
+              out.acknowledged.insert(m);
+              acknowledged_requests.emplace_back(m, b);
+            } else if (status == 503 || status == ChaosConnection::kGone) {
+              deliver(m, b);
+            } else {
+              unexpected(m + " (pipelined) answered " + std::to_string(status));
+            }
+          }
+        } else if (dice < 80) {
+          // Sent whole, then gone before the answer: stored or not, but at most once.
+          if (connection.Open()) connection.Write(SignedPost(body), 1, random);
+          connection.Close();
+        } else if (dice < 90) {
+          // Half a request, then gone: never stored.
+          const std::string request = SignedPost(body);
+          if (connection.Open()) connection.Write(request.substr(0, request.size() / 2), 2, random);
+          connection.Close();
+          out.never_whole.insert(mid);
+        } else if (dice < 95) {
+          // Signed with another secret: 403, never stored.
+          const std::string forged = "POST /webhook HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: sha256=" +
+                                     HmacSha256Hex("not-the-secret", body) + "\r\nContent-Length: " +
+                                     std::to_string(body.size()) + "\r\n\r\n" + body;
+          out.never_whole.insert(mid);
+          if (!connection.Open() || !connection.Write(forged, 1, random)) continue;
+          const int status = connection.ReadStatus();
+          if (status != 403 && status != ChaosConnection::kGone) {
+            unexpected(mid + " (forged) answered " + std::to_string(status));
+          }
+        } else if (!acknowledged_requests.empty()) {
+          // Meta's retry of something already acknowledged: 200 again, stored once all the same.
+          const auto [again, again_body] = acknowledged_requests[random() % acknowledged_requests.size()];
+          deliver(again, again_body);
+        }
+      }
+    });
+  }
+  for (auto& client : clients) client.join();
+  clients_done = true;
+  disruptor.join();
+
+  std::map<std::string, int> stored;  // mid -> times stored
+  for (const auto& [shard, events] : Stored()) {
+    for (const auto& event : events) ++stored[event.mid()];
+  }
+  size_t acknowledged = 0;
+  for (const Outcome& out : outcomes) {
+    EXPECT_EQ(out.unexpected, 0) << out.first_unexpected;
+    acknowledged += out.acknowledged.size();
+    for (const std::string& mid : out.acknowledged) EXPECT_EQ(stored[mid], 1) << mid << " acknowledged";
+    for (const std::string& mid : out.never_whole) EXPECT_EQ(stored.count(mid), 0u) << mid << " never sent whole";
+  }
+  for (const auto& [mid, times] : stored) EXPECT_EQ(times, 1) << mid << " stored more than once";
+  // Most requests were delivered, so the checks above had something to check.
+  EXPECT_GT(acknowledged, static_cast<size_t>(kClients * kRequestsEach) / 2);
+  // Redis's dropped connections did fail batches, so retries of partly stored work were tested.
+  const std::string metrics = registry_->Render();
+  EXPECT_NE(metrics.find("katy_ingress_requests_total{status=\"503\"}"), std::string::npos) << metrics;
+  // No client here pauses for the read timeout: a 408 would be a connection whose end went
+  // unnoticed until then (the bytes and the FIN of a client that gave up, read as one).
+  EXPECT_EQ(metrics.find("katy_ingress_requests_total{status=\"408\"}"), std::string::npos) << metrics;
+  // And ingress still serves.
+  http::Client after;
+  EXPECT_EQ(after.Get(url_ + "?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1")->status, 200);
 }
 
 }  // namespace
