@@ -182,6 +182,17 @@ class IngressServerTest : public ::testing::Test {
 
   void TearDown() override { server_.reset(); }
 
+  // Starts ingress on a throwaway Redis of its own, for tests that stall it or drop its
+  // connections; that Redis lives until the test ends. Returns how to reach it.
+  redis::Options StartOnPrivateRedis(const std::string& tag, const std::vector<std::string>& extra_args = {}) {
+    const int port = testing::FreePort();
+    private_redis_ = testing::StartPrivateRedis(port, testing::MakeTempDir(tag), extra_args);
+    redis::Options options;
+    options.port = port;
+    Start(options);
+    return options;
+  }
+
   Result<http::Response> PostSigned(const std::string& body) {
     return http_.Post(url_, body, {"Content-Type: application/json; charset=utf-8",
                                    "X-Hub-Signature-256: sha256=" + HmacSha256Hex(kSecret, body)});
@@ -210,6 +221,7 @@ class IngressServerTest : public ::testing::Test {
   }
 
   redis::Options redis_options_;
+  std::unique_ptr<testing::Process> private_redis_;
   std::unique_ptr<KeySpace> keys_;
   std::unique_ptr<metrics::Registry> registry_;
   std::unique_ptr<IngressMetrics> metrics_;
@@ -354,15 +366,11 @@ TEST_F(IngressServerTest, StalledClientNeitherBlocksOthersNorStaysForever) {
 }
 
 TEST_F(IngressServerTest, SlowRedisAnswers503WithinTheTimeout) {
-  const int port = testing::FreePort();
-  auto redis_process =
-      testing::StartPrivateRedis(port, testing::MakeTempDir("slow"), {"--enable-debug-command", "yes"});
-  redis::Options options;
-  options.port = port;
-  Start(options);  // socket timeout 1 s
+  // Ingress's Redis timeout is 1 s.
+  const redis::Options options = StartOnPrivateRedis("slow", {"--enable-debug-command", "yes"});
   ASSERT_EQ(PostSigned(testing::ReadFixture("text_message.json"))->status, 200);
 
-  std::thread sleeper([port] { StallRedis(port, "3"); });
+  std::thread sleeper([port = options.port] { StallRedis(port, "3"); });
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   const auto started = std::chrono::steady_clock::now();
   auto response = PostSigned(testing::ReadFixture("quick_reply.json"));
@@ -382,16 +390,12 @@ TEST_F(IngressServerTest, SlowRedisAnswers503WithinTheTimeout) {
 }
 
 TEST_F(IngressServerTest, ShutdownAnswersTheRequestsItHasRead) {
-  const int port = testing::FreePort();
-  auto redis_process =
-      testing::StartPrivateRedis(port, testing::MakeTempDir("drain"), {"--enable-debug-command", "yes"});
-  redis::Options options;
-  options.port = port;
-  Start(options);  // socket timeout 1 s
+  // Ingress's Redis timeout is 1 s.
+  const redis::Options options = StartOnPrivateRedis("drain", {"--enable-debug-command", "yes"});
   ASSERT_EQ(PostSigned(testing::ReadFixture("text_message.json"))->status, 200);
 
   // Redis stalls for 500 ms; a webhook arrives meanwhile, then ingress is told to stop.
-  std::thread sleeper([port] { StallRedis(port, "0.5"); });
+  std::thread sleeper([port = options.port] { StallRedis(port, "0.5"); });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   Result<http::Response> response = Error{"none", ""};
   std::thread poster([&] { response = PostSigned(testing::ReadFixture("quick_reply.json")); });
@@ -552,11 +556,7 @@ TEST_F(IngressServerTest, RedisPasswordAndDatabaseAreUsed) {
 // stored, and nothing is ever stored twice. Seeds are fixed: a failure replays the same choices
 // (the thread timing differs).
 TEST_F(IngressServerTest, MisbehavingClientsAndADroppingRedisLoseAndDoubleNothing) {
-  const int port = testing::FreePort();
-  auto redis_process = testing::StartPrivateRedis(port, testing::MakeTempDir("chaos"));
-  redis::Options options;
-  options.port = port;
-  Start(options);
+  const redis::Options options = StartOnPrivateRedis("chaos");
 
   std::atomic<bool> clients_done{false};
   std::thread disruptor([&] {
