@@ -14,6 +14,7 @@ work=$(mktemp -d /tmp/katy-bench-emulator.XXXXXX)
 
 nginx_port=$(free_port)
 start_nginx "$nginx_port" 1
+wait_for_port "$nginx_port"
 sleep 0.5
 
 echo "== sending: katy-emulator load --rate 40000 --batch 100, webhooks to nginx"
@@ -27,7 +28,7 @@ emulator_port=$(free_port)
 KATY_APP_SECRET=bench KATY_EMULATOR_ADDR="127.0.0.1:$emulator_port" KATY_LOG_LEVEL=error \
   KATY_EMULATOR_THREADS=2 "$root/build/bin/katy-emulator" >"$work/emulator.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 1 50); do (echo >"/dev/tcp/127.0.0.1/$emulator_port") 2>/dev/null && break; sleep 0.1; done
+wait_for_port "$emulator_port"
 cat >"$work/send.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"

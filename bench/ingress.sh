@@ -69,9 +69,6 @@ function request()
 end
 LUA
 
-wait_for_port() {
-  for _ in $(seq 1 100); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done
-}
 nginx_port=$(free_port)
 start_nginx "$nginx_port"
 wait_for_port "$nginx_port"

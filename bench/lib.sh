@@ -8,6 +8,10 @@ cleanup() {
 }
 trap cleanup EXIT
 free_port() { python3 "$root/scripts/free_port.py"; }
+# wait_for_port PORT: until something accepts connections on 127.0.0.1:PORT (at most 10 s).
+wait_for_port() {
+  for _ in $(seq 1 100); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done
+}
 
 # start_nginx PORT [WORKERS]: nginx answering 200 "EVENT_RECEIVED" to everything on 127.0.0.1:PORT,
 # with keep-alive; in the background, stopped on exit. Needs $work.
