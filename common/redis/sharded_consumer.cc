@@ -23,7 +23,33 @@ redis.call('XADD', KEYS[1], '*', unpack(fields))
 return redis.call('XACK', KEYS[2], ARGV[2], ARGV[3])
 )lua";
 
+// KEYS[1] a shard's stream; ARGV[1] its consumer group.
+// Removes the entries the group is done with: those older than both its oldest pending entry
+// and its last-delivered one (never an entry still to read or to acknowledge). One script, so
+// no read or acknowledgement slips in between. Returns the number of entries removed.
+constexpr const char* kTrimLua = R"lua(
+local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
+if not ok then return 0 end
+local keep_from
+for _, group in ipairs(groups) do
+  local fields = {}
+  for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
+  if fields['name'] == ARGV[1] then keep_from = fields['last-delivered-id'] end
+end
+if not keep_from then return 0 end
+local function older(a, b)
+  local a_ms, a_seq = string.match(a, '(%d+)-(%d+)')
+  local b_ms, b_seq = string.match(b, '(%d+)-(%d+)')
+  a_ms, b_ms = tonumber(a_ms), tonumber(b_ms)
+  return a_ms < b_ms or (a_ms == b_ms and tonumber(a_seq) < tonumber(b_seq))
+end
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1])
+if pending[1] > 0 and older(pending[2], keep_from) then keep_from = pending[2] end
+return redis.call('XTRIM', KEYS[1], 'MINID', keep_from)
+)lua";
+
 log::RateLimited g_read_errors(std::chrono::seconds(5));
+log::RateLimited g_trim_errors(std::chrono::seconds(60));
 
 void SleepUnless(const std::atomic<bool>& stop, std::chrono::milliseconds total) {
   auto until = std::chrono::steady_clock::now() + total;
@@ -54,7 +80,8 @@ ShardedConsumer::ShardedConsumer(Options redis, KeySpace keys, ShardedConsumerOp
                                  metrics::Registry* registry)
     : redis_(std::move(redis)), keys_(std::move(keys)), options_(std::move(options)),
       make_handler_(std::move(make_handler)), conversation_of_(std::move(conversation_of)),
-      dead_letter_script_(kDeadLetterLua) {
+      dead_letter_script_(kDeadLetterLua),
+      trim_script_(kTrimLua) {
   // Blocking reads must end before the socket times out, or a delivered batch is lost in transit.
   redis_.socket_timeout = std::max(redis_.socket_timeout, options_.block + std::chrono::milliseconds(2000));
   if (registry != nullptr) {
@@ -62,6 +89,9 @@ ShardedConsumer::ShardedConsumer(Options redis, KeySpace keys, ShardedConsumerOp
                         .WithLabels({{"role", options_.role}});
     outcomes_ = &registry->AddCounter("katy_consumer_entries_total",
                                       "Stream entries finished, by role and outcome");
+    trimmed_ = &registry->AddCounter("katy_consumer_trimmed_entries_total",
+                                     "Finished entries removed from the owned streams, by role")
+                    .WithLabels({{"role", options_.role}});
   }
 }
 
@@ -102,9 +132,11 @@ void ShardedConsumer::Run(const std::atomic<bool>& stop) {
 
 void ShardedConsumer::LeaseLoop(const std::atomic<bool>& stop) {
   ShardLeases leases(Client(redis_), keys_, {options_.role, options_.instance, options_.lease_ttl});
+  Client trimmer(redis_);
   // Renew every third of the TTL, but look at least every second, so that shards released by a
   // stopping instance, or a new member's share, are taken up within about a second.
   const auto period = std::min<std::chrono::milliseconds>(options_.lease_ttl / 3, std::chrono::milliseconds(1000));
+  auto next_trim = std::chrono::steady_clock::now() + options_.trim_every;
   while (!release_now_) {
     // During shutdown, keep renewing (entries in hand still commit under the lease) but take
     // nothing new.
@@ -132,12 +164,36 @@ void ShardedConsumer::LeaseLoop(const std::atomic<bool>& stop) {
       }
       if (owned_gauge_ != nullptr) owned_gauge_->Set(static_cast<double>(owned_.size()));
     }
+    if (std::chrono::steady_clock::now() >= next_trim) {
+      TrimFinished(trimmer, owned);
+      next_trim = std::chrono::steady_clock::now() + options_.trim_every;
+    }
     SleepUnless(release_now_, period);
   }
   leases.ReleaseAll();
   std::lock_guard lock(mutex_);
   owned_.clear();
   if (owned_gauge_ != nullptr) owned_gauge_->Set(0);
+}
+
+void ShardedConsumer::TrimFinished(Client& client, const std::set<int>& shards) {
+  if (shards.empty()) return;
+  std::vector<Script::Call> calls;
+  for (int shard : shards) calls.push_back({{options_.stream(shard)}, {options_.group}});
+  auto replies = trim_script_.RunPipelined(client, calls);
+  if (!replies) {
+    g_trim_errors.Write(log::Level::kWarn, "cannot trim finished stream entries",
+                        {{"role", options_.role}, {"error", replies.error().message}});
+    return;
+  }
+  for (const Reply& reply : *replies) {
+    if (reply.IsError()) {
+      g_trim_errors.Write(log::Level::kWarn, "cannot trim finished stream entries",
+                          {{"role", options_.role}, {"error", reply.str}});
+    } else if (trimmed_ != nullptr && reply.integer > 0) {
+      trimmed_->Inc(static_cast<double>(reply.integer));
+    }
+  }
 }
 
 void ShardedConsumer::ClaimPending(Client& client, int shard, uint64_t generation,

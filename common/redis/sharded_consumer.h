@@ -74,6 +74,10 @@ struct ShardedConsumerOptions {
   int max_attempts = 5;     // kRetry entries are dead-lettered after this many attempts
   std::chrono::milliseconds max_backoff{5000};
   std::function<bool()> paused;  // when set and true, no new entries are read (held ones finish)
+  // How often an owner removes the entries its group is done with from its shards' streams
+  // (below both the oldest pending entry and the last delivered one), so they do not grow
+  // forever. Checked at each lease tick (at most every second).
+  std::chrono::milliseconds trim_every{10000};
 
   // The options of a Katy role over its shards: "responder" reads the inbound streams with
   // group responders, "sender" the outbound streams with group senders; both dead-letter to
@@ -93,7 +97,8 @@ struct ShardedConsumerOptions {
 //    conversation); kWait entries wait as asked without using up attempts;
 //    after max_attempts or on kPoison, moves the entry to the dead-letter stream with stage,
 //    reason and attempts, and acknowledges it, atomically and fenced by the lease;
-//  - on losing a shard, stops handing out its entries at once (queued ones stay pending).
+//  - on losing a shard, stops handing out its entries at once (queued ones stay pending);
+//  - every trim_every, trims its shards' streams of the entries the group is done with.
 // Thread-safe accessors; Run() on one thread.
 class ShardedConsumer {
  public:
@@ -130,6 +135,7 @@ class ShardedConsumer {
   void Dispatch(std::vector<StreamEntry> entries, int shard, uint64_t generation);
   bool StillOwned(int shard, uint64_t generation) const;
   Status DeadLetter(Client& client, const Item& item, const std::string& reason);
+  void TrimFinished(Client& client, const std::set<int>& shards);
 
   Options redis_;
   KeySpace keys_;
@@ -137,6 +143,7 @@ class ShardedConsumer {
   HandlerFactory make_handler_;
   ConversationKey conversation_of_;
   Script dead_letter_script_;
+  Script trim_script_;
 
   mutable std::mutex mutex_;
   std::condition_variable work_ready_;   // workers wait for a conversation to handle
@@ -154,6 +161,7 @@ class ShardedConsumer {
 
   metrics::Gauge* owned_gauge_ = nullptr;
   metrics::Family<metrics::Counter>* outcomes_ = nullptr;
+  metrics::Counter* trimmed_ = nullptr;
 };
 
 }  // namespace katy::redis

@@ -272,5 +272,39 @@ TEST_F(ConsumerTest, StoppingReleasesTheLeases) {
   }
 }
 
+TEST_F(ConsumerTest, FinishedEntriesAreTrimmedAndUnfinishedOnesKept) {
+  // Two conversations on one shard: "done" is acknowledged at once; "held" waits (a paused
+  // page, say), so its entries stay pending.
+  const std::string done = "done";
+  const int shard = ShardOf("p", done, kShards);
+  std::string held;
+  for (int i = 0; held.empty(); ++i) {
+    if (ShardOf("p", "held" + std::to_string(i), kShards) == shard) held = "held" + std::to_string(i);
+  }
+  for (int n = 0; n < 10; ++n) Add(done, n);
+  Add(held, 0);
+  for (int n = 10; n < 20; ++n) Add(done, n);
+  Add(held, 1);
+  const std::string stream = keys_.InStream(shard);
+  const std::string held_first_id =
+      ParseEntries(stream, *client_.Command({"XRANGE", stream, "-", "+"}))[10].id;
+
+  options_.trim_every = std::chrono::milliseconds(100);
+  std::atomic<int> finished{0};
+  RunUntil(
+      [&](Client& client, const StreamEntry& entry, const Fence&) {
+        if (UserOf(entry) == held) return HandleResult::Wait("page paused", std::chrono::seconds(60));
+        ++finished;
+        return Ack(client, entry);
+      },
+      // The ten finished entries before held's first are removed; held's two and the ten
+      // finished after it are kept.
+      [&] { return finished == 20 && client_.Command({"XLEN", stream})->integer == 12; });
+  const auto kept = ParseEntries(stream, *client_.Command({"XRANGE", stream, "-", "+"}));
+  ASSERT_EQ(kept.size(), 12u);
+  EXPECT_EQ(kept.front().id, held_first_id);
+  EXPECT_EQ(PendingTotal(), 2);
+}
+
 }  // namespace
 }  // namespace katy::redis
