@@ -24,9 +24,10 @@ return redis.call('XACK', KEYS[2], ARGV[2], ARGV[3])
 )lua";
 
 // KEYS[1] a shard's stream; ARGV[1] its consumer group.
-// Removes the entries the group is done with: those older than both its oldest pending entry
-// and its last-delivered one (never an entry still to read or to acknowledge). One script, so
-// no read or acknowledgement slips in between. Returns the number of entries removed.
+// Removes the entries the group is done with: those older than its oldest pending entry, or,
+// with none pending, every entry up to its last-delivered one (never an entry still to read or
+// to acknowledge). One script, so no read or acknowledgement slips in between. Returns the
+// number of entries removed.
 constexpr const char* kTrimLua = R"lua(
 local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
 if not ok then return 0 end
@@ -37,14 +38,18 @@ for _, group in ipairs(groups) do
   if fields['name'] == ARGV[1] then keep_from = fields['last-delivered-id'] end
 end
 if not keep_from then return 0 end
-local function older(a, b)
-  local a_ms, a_seq = string.match(a, '(%d+)-(%d+)')
-  local b_ms, b_seq = string.match(b, '(%d+)-(%d+)')
-  a_ms, b_ms = tonumber(a_ms), tonumber(b_ms)
-  return a_ms < b_ms or (a_ms == b_ms and tonumber(a_seq) < tonumber(b_seq))
+local function parse(id)
+  local ms, seq = string.match(id, '(%d+)-(%d+)')
+  return tonumber(ms), tonumber(seq)
 end
+local last_ms, last_seq = parse(keep_from)
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1])
-if pending[1] > 0 and older(pending[2], keep_from) then keep_from = pending[2] end
+if pending[1] > 0 then
+  local ms, seq = parse(pending[2])
+  if ms < last_ms or (ms == last_ms and seq < last_seq) then keep_from = pending[2] end
+else
+  keep_from = string.format('%.0f-%.0f', last_ms, last_seq + 1)  -- the last delivered goes too
+end
 return redis.call('XTRIM', KEYS[1], 'MINID', keep_from)
 )lua";
 

@@ -75,8 +75,8 @@ struct ShardedConsumerOptions {
   std::chrono::milliseconds max_backoff{5000};
   std::function<bool()> paused;  // when set and true, no new entries are read (held ones finish)
   // How often an owner removes the entries its group is done with from its shards' streams
-  // (below both the oldest pending entry and the last delivered one), so they do not grow
-  // forever. Checked at each lease tick (at most every second).
+  // (those before the oldest pending entry, or every delivered one when none is pending), so
+  // they do not grow forever. Checked at each lease tick (at most every second).
   std::chrono::milliseconds trim_every{10000};
 
   // The options of a Katy role over its shards: "responder" reads the inbound streams with

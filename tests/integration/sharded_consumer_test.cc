@@ -285,6 +285,13 @@ TEST_F(ConsumerTest, FinishedEntriesAreTrimmedAndUnfinishedOnesKept) {
   Add(held, 0);
   for (int n = 10; n < 20; ++n) Add(done, n);
   Add(held, 1);
+  // And a shard where everything is finished: it ends empty.
+  std::string alone;
+  for (int i = 0; alone.empty(); ++i) {
+    if (ShardOf("p", "alone" + std::to_string(i), kShards) != shard) alone = "alone" + std::to_string(i);
+  }
+  for (int n = 0; n < 5; ++n) Add(alone, n);
+  const std::string alone_stream = keys_.InStream(ShardOf("p", alone, kShards));
   const std::string stream = keys_.InStream(shard);
   const std::string held_first_id =
       ParseEntries(stream, *client_.Command({"XRANGE", stream, "-", "+"}))[10].id;
@@ -299,11 +306,24 @@ TEST_F(ConsumerTest, FinishedEntriesAreTrimmedAndUnfinishedOnesKept) {
       },
       // The ten finished entries before held's first are removed; held's two and the ten
       // finished after it are kept.
-      [&] { return finished == 20 && client_.Command({"XLEN", stream})->integer == 12; });
+      [&] {
+        return finished == 25 && client_.Command({"XLEN", stream})->integer == 12 &&
+               client_.Command({"XLEN", alone_stream})->integer == 0;
+      });
   const auto kept = ParseEntries(stream, *client_.Command({"XRANGE", stream, "-", "+"}));
   ASSERT_EQ(kept.size(), 12u);
   EXPECT_EQ(kept.front().id, held_first_id);
   EXPECT_EQ(PendingTotal(), 2);
+  // The emptied stream still counts what was delivered to the group: its lag stays known.
+  auto groups = client_.Command({"XINFO", "GROUPS", alone_stream});
+  ASSERT_TRUE(groups.ok() && groups->elements.size() == 1);
+  const auto& group = groups->elements[0].elements;
+  for (size_t i = 0; i + 1 < group.size(); i += 2) {
+    if (group[i].str == "lag") {
+      EXPECT_EQ(group[i + 1].type, Reply::Type::kInteger) << "lag unknown after the trim";
+      EXPECT_EQ(group[i + 1].integer, 0);
+    }
+  }
 }
 
 }  // namespace
