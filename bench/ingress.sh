@@ -3,7 +3,8 @@
 # (keep-alive, 16 connections) against katy-ingress with a real Redis (AOF, appendfsync
 # everysec), and in the same run the same load against nginx answering a static 200 (the HTTP
 # ceiling of this machine). Prints both rates, their ratio, p50/p99 latency, non-2xx counts and
-# how many events actually reached Redis.
+# how many events actually reached Redis, and what wrk, the server and Redis each spend in CPU
+# per request (on a core, and waiting for one).
 #
 # nginx's rate moves by +-15% between runs on a shared 2-core VM, so one pair of runs gives a
 # noisy ratio: the benchmark is repeated for `rounds` rounds and the ratio to judge is the median
@@ -72,6 +73,7 @@ LUA
 nginx_port=$(free_port)
 start_nginx "$nginx_port"
 wait_for_port "$nginx_port"
+nginx_workers=$(pgrep -P "${pids[-1]}" | tr '\n' ' ')
 
 # start_stack: a new Redis as production runs it (in its own directory) and a new katy-ingress
 # on it; sets redis_port, ingress_port, admin_port and stack_pids.
@@ -98,9 +100,65 @@ stop_stack() {
   wait "${stack_pids[@]}" 2>/dev/null || true
 }
 
-run_wrk() {  # run_wrk PORT -> wrk output
+# sched_sample LABEL:PID[,PID...] ... -> "LABEL ON_CPU_NS WAIT_NS" per label, summed over every
+# thread of its processes: time run on a core, and time runnable but waiting for one.
+sched_sample() {
+  local group pid task on wait cpu_sum wait_sum
+  for group in "$@"; do
+    cpu_sum=0
+    wait_sum=0
+    for pid in ${group#*:}; do
+      for task in /proc/"$pid"/task/*/schedstat; do
+        read -r on wait _ <"$task" 2>/dev/null || continue
+        cpu_sum=$((cpu_sum + on))
+        wait_sum=$((wait_sum + wait))
+      done
+    done
+    echo "${group%%:*} $cpu_sum $wait_sum"
+  done
+}
+
+# on_cpu_ns LABEL:PIDS -> how long that label's processes have run on a core, in ns.
+on_cpu_ns() { sched_sample "$1" | awk '{print $2}'; }
+
+# run_wrk PORT LABEL:PIDS... -> wrk output. Meanwhile, from 1 s after the load starts (wrk first
+# spends seconds loading the bodies) to 2 s before it ends, samples the CPU of wrk and of the
+# processes given (PIDS space-separated), and writes to $work/cpu what each spent per request,
+# on a core and waiting for one. The rate is bounded by the sum: wrk, the server and Redis share
+# the machine's cores.
+run_wrk() {
+  local port=$1 window=$((seconds - 3)) t0 t1 before
+  shift
   wrk -t"$wrk_threads" -c"$connections" -d"${seconds}s" --latency -s "$work/webhooks.lua" \
-    "http://127.0.0.1:$1/webhook"
+    "http://127.0.0.1:$port/webhook" >"$work/wrk.out" &
+  local wrk_pid=$!
+  if ((window > 0)); then
+    # The load has started once the server uses more than 10 ms of CPU in 100 ms.
+    before=$(on_cpu_ns "$1")
+    while sleep 0.1; do
+      t0=$(on_cpu_ns "$1")
+      ((t0 - before > 10000000)) && break
+      before=$t0
+    done
+    sleep 1
+    sched_sample "wrk:$wrk_pid" "$@" >"$work/sched.before"
+    t0=$(date +%s%N)
+    sleep "$window"
+    sched_sample "wrk:$wrk_pid" "$@" >"$work/sched.after"
+    t1=$(date +%s%N)
+  fi
+  wait "$wrk_pid"
+  if ((window > 0)); then
+    awk -v rate="$(rate "$(cat "$work/wrk.out")")" -v ns=$((t1 - t0)) '
+      NR == FNR {cpu[$1] = $2; wait[$1] = $3; next}
+      { requests = rate * ns / 1e9
+        on = ($2 - cpu[$1]) / 1000 / requests; waited = ($3 - wait[$1]) / 1000 / requests
+        total += on; printf "%s %.1f/%.1f   ", $1, on, waited }
+      END {printf "all %.1f", total}' "$work/sched.before" "$work/sched.after" >"$work/cpu"
+  else
+    echo "(a run under 4 s is too short to sample)" >"$work/cpu"
+  fi
+  cat "$work/wrk.out"
 }
 field() { awk -v k="$2" '$1 == k {print $2}' <<<"$1"; }
 rate() { awk '/Requests\/sec/ {print $2}' <<<"$1"; }
@@ -130,8 +188,10 @@ echo "load: wrk -t$wrk_threads -c$connections -d${seconds}s, unique signed one-m
 ratios=()
 for round in $(seq 1 "$rounds"); do
   start_stack
-  nginx_out=$(run_wrk "$nginx_port")
-  ingress_out=$(run_wrk "$ingress_port")
+  nginx_out=$(run_wrk "$nginx_port" "nginx:$nginx_workers")
+  nginx_cpu=$(cat "$work/cpu")
+  ingress_out=$(run_wrk "$ingress_port" "ingress:${stack_pids[1]}" "redis:${stack_pids[0]}")
+  ingress_cpu=$(cat "$work/cpu")
   ratio=$(awk -v a="$(rate "$ingress_out")" -v b="$(rate "$nginx_out")" 'BEGIN {printf "%.2f", a / b}')
   ratios+=("$ratio")
   echo "round $round:"
@@ -140,6 +200,8 @@ for round in $(seq 1 "$rounds"); do
   echo "  ratio ingress/nginx: $ratio"
   echo "  requests answered by ingress: $(awk '/requests in/ {print $1}' <<<"$ingress_out"); events in Redis: $(events_in_redis)"
   echo "  batching: $(batching)"
+  echo "  CPU per request, us on a core/waiting for one: against nginx: $nginx_cpu"
+  echo "                                                 against ingress: $ingress_cpu"
   errors "$ingress_out" | sed 's/^/  /'
   stop_stack
 done
