@@ -10,14 +10,24 @@ namespace {
 
 // KEYS[1]   the shard's inbound stream
 // KEYS[2..] one dedupe mark per event; ARGV[1] the marks' TTL (s); ARGV[2..] the events (pb).
-// Returns one 1 (enqueued) or 0 (duplicate) per event. The mark is written after the XADD:
-// if the XADD fails the script stops there and Meta's retry finds no mark, so nothing is lost.
+// Returns one 1 (enqueued) or 0 (duplicate) per event.
+//
+// SET NX both tests and writes the mark (one command instead of EXISTS then SET: 0.5-0.9 us
+// less of Redis's CPU per event, bench/RESULTS.md). Because the mark now comes first, an XADD
+// that fails must take its mark back, or Meta's retry would be dropped as a duplicate of an
+// event that was never stored: the script deletes it and returns the error, which stops the
+// script there (the events before it stay stored and marked, as their retry expects). A script
+// is atomic in memory and in the AOF (its effects are written as one MULTI/EXEC), so no crash
+// can leave a mark without its event.
 constexpr const char* kEnqueueLua = R"lua(
 local results = {}
 for i = 2, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 0 then
-    redis.call('XADD', KEYS[1], '*', 'pb', ARGV[i])
-    redis.call('SET', KEYS[i], '1', 'EX', ARGV[1])
+  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
+    local added = redis.pcall('XADD', KEYS[1], '*', 'pb', ARGV[i])
+    if type(added) == 'table' and added.err then
+      redis.call('DEL', KEYS[i])
+      return added
+    end
     results[#results + 1] = 1
   else
     results[#results + 1] = 0

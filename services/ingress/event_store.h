@@ -26,8 +26,9 @@ struct EnqueueCall {
 std::vector<EnqueueCall> PlanEnqueue(const std::vector<katy::v1::InboundEvent>& events, const KeySpace& keys,
                                      std::chrono::seconds dedupe_ttl);
 
-// The Lua script behind PlanEnqueue's calls: for each event, if its mark is absent, XADD
-// then set the mark; one flag per event (1 enqueued, 0 duplicate).
+// The Lua script behind PlanEnqueue's calls: for each event, set its mark if absent and then
+// XADD it; one flag per event (1 enqueued, 0 duplicate). An XADD that fails deletes its mark
+// and fails the call, so a retry stores that event.
 const redis::Script& EnqueueScript();
 
 struct StoreOptions {

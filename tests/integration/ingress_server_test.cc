@@ -277,6 +277,26 @@ TEST_F(IngressServerTest, SameMidWithNewTimeIsADuplicate) {
   EXPECT_EQ(StoredCount(), 1u);
 }
 
+// The enqueue script marks an event before its XADD; an XADD that fails must take the mark
+// back, or Meta's retry would be answered 200 as a duplicate of an event never stored.
+TEST_F(IngressServerTest, EventRedisCannotAppendLeavesNoMarkAndItsRetryIsStored) {
+  redis::Client admin(redis_options_);
+  for (int shard = 0; shard < kShards; ++shard) {  // every inbound stream key holds a string
+    ASSERT_TRUE(admin.Command({"SET", keys_->InStream(shard), "not a stream"}).ok());
+  }
+  const std::string body = testing::ReadFixture("batched.json");
+  auto refused = PostSigned(body);
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->status, 503);
+  auto marks = admin.Command({"KEYS", keys_->prefix() + ":*seen*"});
+  ASSERT_TRUE(marks.ok());
+  EXPECT_EQ(marks->elements.size(), 0u) << "a mark outlived its failed XADD";
+
+  for (int shard = 0; shard < kShards; ++shard) ASSERT_TRUE(admin.Command({"DEL", keys_->InStream(shard)}).ok());
+  EXPECT_EQ(PostSigned(body)->status, 200);
+  EXPECT_EQ(StoredCount(), 5u);
+}
+
 TEST_F(IngressServerTest, BadInputGetsItsAnswerAndEnqueuesNothing) {
   const std::string body = testing::ReadFixture("text_message.json");
   EXPECT_EQ(http_.Post(url_, body)->status, 403);
