@@ -12,7 +12,7 @@ namespace {
 // KEYS[2..] one dedupe mark per event; ARGV[1] the marks' TTL (s); ARGV[2..] the events (pb).
 // Returns one 1 (enqueued) or 0 (duplicate) per event.
 //
-// SET NX both tests and writes the mark (one command instead of EXISTS then SET: 0.5-0.9 us
+// SET NX both tests and writes the mark (one command instead of EXISTS then SET: 0.5-0.8 us
 // less of Redis's CPU per event, bench/RESULTS.md). Because the mark now comes first, an XADD
 // that fails must take its mark back, or Meta's retry would be dropped as a duplicate of an
 // event that was never stored: the script deletes it and returns the error, which stops the
