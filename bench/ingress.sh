@@ -11,7 +11,10 @@
 # of theirs. Each round starts from the same state: a new, empty Redis and a new ingress.
 #
 # Usage: bench/ingress.sh [seconds] [connections] [rounds]      (defaults 10, 16 and 3)
-# Env:   KATY_HTTP_THREADS (ingress worker threads, default 2), WRK_THREADS (default 2)
+# Env:   KATY_HTTP_THREADS (ingress worker threads, default 2), WRK_THREADS (default 2),
+#        COMPARE: other katy-ingress binaries (space-separated, e.g. an older build copied
+#        aside) to run after this build in every round, each on its own new Redis, for an A/B
+#        on the same nginx figure; the median ratio stays this build's.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 seconds="${1:-10}"
@@ -75,8 +78,9 @@ start_nginx "$nginx_port"
 wait_for_port "$nginx_port"
 nginx_workers=$(pgrep -P "${pids[-1]}" | tr '\n' ' ')
 
-# start_stack: a new Redis as production runs it (in its own directory) and a new katy-ingress
-# on it; sets redis_port, ingress_port, admin_port and stack_pids.
+# start_stack [BINARY]: a new Redis as production runs it (in its own directory) and a new
+# katy-ingress (this build's, or BINARY) on it; sets redis_port, ingress_port, admin_port and
+# stack_pids.
 start_stack() {
   local dir
   dir=$(mktemp -d "$work/round.XXXXXX")
@@ -90,7 +94,7 @@ start_stack() {
   KATY_REDIS_URL="redis://127.0.0.1:$redis_port/0" KATY_APP_SECRET="$secret" KATY_VERIFY_TOKEN=v \
     KATY_HTTP_ADDR="127.0.0.1:$ingress_port" KATY_GRPC_ADDR="127.0.0.1:$(free_port)" \
     KATY_ADMIN_ADDR="127.0.0.1:$admin_port" KATY_HTTP_THREADS="$ingress_threads" KATY_LOG_LEVEL=error \
-    "$root/build/bin/katy-ingress" >"$dir/ingress.log" 2>&1 &
+    "${1:-$root/build/bin/katy-ingress}" >"$dir/ingress.log" 2>&1 &
   stack_pids+=($!)
   pids+=("${stack_pids[@]}")
   wait_for_port "$ingress_port"
@@ -204,6 +208,15 @@ for round in $(seq 1 "$rounds"); do
   echo "                                                 against ingress: $ingress_cpu"
   errors "$ingress_out" | sed 's/^/  /'
   stop_stack
+  for binary in ${COMPARE:-}; do
+    start_stack "$binary"
+    other_out=$(run_wrk "$ingress_port" "ingress:${stack_pids[1]}" "redis:${stack_pids[0]}")
+    echo "  compared, $binary:"
+    echo "    $(summary "$other_out")   ratio $(awk -v a="$(rate "$other_out")" -v b="$(rate "$nginx_out")" 'BEGIN {printf "%.2f", a / b}')"
+    echo "    events in Redis: $(events_in_redis); batching: $(batching)"
+    echo "    CPU per request: $(cat "$work/cpu")"
+    stop_stack
+  done
 done
 median=$(printf '%s\n' "${ratios[@]}" | sort -n |
   awk '{r[NR] = $1} END {print (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2}')
