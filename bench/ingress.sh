@@ -15,6 +15,8 @@
 #        COMPARE: other katy-ingress binaries (space-separated, e.g. an older build copied
 #        aside) to run after this build in every round, each on its own new Redis, for an A/B
 #        on the same nginx figure; the median ratio stays this build's.
+#        WRK_PREFORMAT=1: the requests are formatted ahead, so wrk does nothing per request but
+#        send one: a lighter load generator (bench/RESULTS.md compares the two).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 seconds="${1:-10}"
@@ -29,47 +31,68 @@ KATY_EXTRA_PACKAGES="wrk nginx-light" "$root/scripts/setup.sh"
 work=$(mktemp -d /tmp/katy-bench.XXXXXX)
 
 secret="bench-secret"
-# Enough unique bodies that no connection ever repeats one at the rates this machine reaches.
-bodies=$((seconds * 120000))
-python3 - "$work/bodies.txt" "$bodies" "$secret" <<'PY'
+# Enough unique bodies per wrk thread that no connection ever repeats one at the rates this
+# machine reaches.
+per_thread=$((seconds * 60000))
+# Each wrk thread gets its own file of fixed-size records, loaded with one read: wrk sets up its
+# threads one after another and starts each as soon as it is set up, so while one loads, the
+# threads before it already send (it used to parse one shared file line by line, 3-5 s per
+# thread, and that spilled into the measured window: bench/RESULTS.md). A record is the
+# signature and the body, formatted into a request by wrk as it sends it, or with
+# WRK_PREFORMAT=1 the whole request, so that wrk does nothing per request but send it.
+record_bytes=$(python3 - "$work" "$wrk_threads" "$per_thread" "$secret" "${WRK_PREFORMAT:-0}" <<'PY'
 import hashlib, hmac, sys
-path, count, secret = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
-with open(path, "w") as out:
-    for i in range(count):
-        body = ('{"object":"page","entry":[{"id":"104560000000001","time":1764230400000,"messaging":'
-                '[{"sender":{"id":"71%014d"},"recipient":{"id":"104560000000001"},"timestamp":1764230400000,'
-                '"message":{"mid":"m_bench_%d","text":"hello"}}]}]}') % (i % 5000, i)
-        sig = hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()
-        out.write(sig + " " + body + "\n")
+work, threads, per_thread = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+secret, preformat = sys.argv[4].encode(), sys.argv[5] == "1"
+files = [open(f"{work}/requests.{t}", "wb") for t in range(threads)]
+for i in range(threads * per_thread):
+    # Fixed-width numbers keep every record the same size.
+    body = ('{"object":"page","entry":[{"id":"104560000000001","time":1764230400000,"messaging":'
+            '[{"sender":{"id":"71%014d"},"recipient":{"id":"104560000000001"},"timestamp":1764230400000,'
+            '"message":{"mid":"m_bench_%010d","text":"hello"}}]}]}') % (i % 5000, i)
+    sig = hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()
+    if preformat:
+        record = ("POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                  "X-Hub-Signature-256: sha256=%s\r\nContent-Length: %d\r\n\r\n%s") % (sig, len(body), body)
+    else:
+        record = sig + body
+    files[i % threads].write(record.encode())
+print(len(record))
 PY
-# The file is hundreds of MB: let its writeback finish now rather than during the runs.
+)
+# The files are hundreds of MB: let their writeback finish now rather than during the runs.
 sync
 
 cat >"$work/webhooks.lua" <<LUA
--- Each wrk thread sends its own slice of the pre-signed bodies, so no body is sent twice.
+-- Each wrk thread sends the records of its own file, so no body is sent twice.
 local threads_seen = 0
 function setup(thread)
   thread:set("id", threads_seen)
   threads_seen = threads_seen + 1
 end
-local sigs, bodies, n, i = {}, {}, 0, 0
+local size, preformat = $record_bytes, ${WRK_PREFORMAT:-0} == 1
+local records, requests, count, next_record = nil, {}, 0, 0
 function init(args)
-  local k = 0
-  for line in io.lines("$work/bodies.txt") do
-    if k % $wrk_threads == id then
-      local sp = line:find(" ")
-      n = n + 1
-      sigs[n] = line:sub(1, sp - 1)
-      bodies[n] = line:sub(sp + 1)
-    end
-    k = k + 1
+  -- Collect once the heap grows by 10%, not (LuaJIT's default) once it doubles: with hundreds of
+  -- MB of records live, waiting for it to double let wrk churn hundreds of MB of garbage and
+  -- stall on it, which showed as tens of ms of p99 against nginx (bench/RESULTS.md).
+  collectgarbage("setpause", 110)
+  local file = assert(io.open("$work/requests." .. id, "rb"))
+  records = file:read("*a")
+  file:close()
+  count = #records / size
+  if preformat then
+    -- Each request its own string, made once: request() then allocates nothing to collect.
+    for k = 1, count do requests[k] = records:sub((k - 1) * size + 1, k * size) end
+    records = nil
   end
 end
 function request()
-  i = i + 1
-  if i > n then i = 1 end
+  next_record = next_record % count + 1
+  if preformat then return requests[next_record] end
+  local at = (next_record - 1) * size + 1
   return wrk.format("POST", "/webhook", {["Content-Type"] = "application/json",
-    ["X-Hub-Signature-256"] = "sha256=" .. sigs[i]}, bodies[i])
+    ["X-Hub-Signature-256"] = "sha256=" .. records:sub(at, at + 63)}, records:sub(at + 64, at + size - 1))
 end
 LUA
 
@@ -122,44 +145,60 @@ sched_sample() {
   done
 }
 
-# on_cpu_ns LABEL:PIDS -> how long that label's processes have run on a core, in ns.
-on_cpu_ns() { sched_sample "$1" | awk '{print $2}'; }
+# The requests a server has answered so far (both count every request, the benchmark's own
+# few included).
+nginx_answered() { curl -s "http://127.0.0.1:$nginx_port/katy-bench-status" | awk 'NR == 3 {print $3}'; }
+ingress_answered() {
+  curl -s "http://127.0.0.1:$admin_port/metrics" |
+    awk '/^katy_ingress_requests_total/ {n += $2} END {print n + 0}'
+}
 
-# run_wrk PORT LABEL:PIDS... -> wrk output. Meanwhile, from 1 s after the load starts (wrk first
-# spends seconds loading the bodies) to 2 s before it ends, samples the CPU of wrk and of the
-# processes given (PIDS space-separated), and writes to $work/cpu what each spent per request,
-# on a core and waiting for one. The rate is bounded by the sum: wrk, the server and Redis share
-# the machine's cores.
+# run_wrk PORT ANSWERED LABEL:PIDS... -> wrk output. Writes to $work/rate the server's rate in
+# a steady window: from 1 s after every wrk thread runs to 2 s before the load ends, counted by
+# the server (ANSWERED: a function printing how many requests it has answered). wrk's own
+# figure averages from when its last thread starts, but counts the requests its first threads
+# sent while the later ones were still loading their bodies. Over the same window, samples the
+# CPU of wrk and of the processes given (PIDS space-separated) and writes to $work/cpu what each
+# spent per request, on a core and waiting for one, and the share of the machine's time no
+# process used. The rate is bounded by the sum: wrk, the server and Redis share the cores.
 run_wrk() {
-  local port=$1 window=$((seconds - 3)) t0 t1 before
-  shift
+  local port=$1 answered=$2 window=$((seconds - 3)) t0 t1 n0 n1
+  shift 2
   wrk -t"$wrk_threads" -c"$connections" -d"${seconds}s" --latency -s "$work/webhooks.lua" \
     "http://127.0.0.1:$port/webhook" >"$work/wrk.out" &
   local wrk_pid=$!
   if ((window > 0)); then
-    # The load has started once the server uses more than 10 ms of CPU in 100 ms.
-    before=$(on_cpu_ns "$1")
-    while sleep 0.1; do
-      t0=$(on_cpu_ns "$1")
-      ((t0 - before > 10000000)) && break
-      before=$t0
-    done
+    # wrk sets its threads up one after another and starts each once it is set up: the whole
+    # load runs once the process has all of them (plus its main thread).
+    while kill -0 "$wrk_pid" 2>/dev/null &&
+      (($(ls "/proc/$wrk_pid/task" 2>/dev/null | wc -l) < wrk_threads + 1)); do sleep 0.05; done
     sleep 1
+    n0=$($answered)
     sched_sample "wrk:$wrk_pid" "$@" >"$work/sched.before"
+    head -1 /proc/stat >"$work/stat.before"
     t0=$(date +%s%N)
     sleep "$window"
+    n1=$($answered)
     sched_sample "wrk:$wrk_pid" "$@" >"$work/sched.after"
+    head -1 /proc/stat >"$work/stat.after"
     t1=$(date +%s%N)
   fi
   wait "$wrk_pid"
   if ((window > 0)); then
-    awk -v rate="$(rate "$(cat "$work/wrk.out")")" -v ns=$((t1 - t0)) '
+    awk -v n=$((n1 - n0)) -v ns=$((t1 - t0)) 'BEGIN {printf "%.0f", n / ns * 1e9}' >"$work/rate"
+    awk -v requests=$((n1 - n0)) '
       NR == FNR {cpu[$1] = $2; wait[$1] = $3; next}
-      { requests = rate * ns / 1e9
-        on = ($2 - cpu[$1]) / 1000 / requests; waited = ($3 - wait[$1]) / 1000 / requests
+      { on = ($2 - cpu[$1]) / 1000 / requests; waited = ($3 - wait[$1]) / 1000 / requests
         total += on; printf "%s %.1f/%.1f   ", $1, on, waited }
       END {printf "all %.1f", total}' "$work/sched.before" "$work/sched.after" >"$work/cpu"
+    # /proc/stat's cpu line: user nice system idle iowait irq softirq steal (then guest time,
+    # already counted in user). Idle is idle + iowait.
+    paste -d' ' "$work/stat.before" "$work/stat.after" | awk '{
+      half = NF / 2
+      for (k = 2; k <= 9; k++) { d = $(k + half) - $k; total += d; if (k == 5 || k == 6) idle += d }
+      printf "   machine idle %.0f%%", 100 * idle / total}' >>"$work/cpu"
   else
+    rate "$(cat "$work/wrk.out")" >"$work/rate"
     echo "(a run under 4 s is too short to sample)" >"$work/cpu"
   fi
   cat "$work/wrk.out"
@@ -168,8 +207,8 @@ field() { awk -v k="$2" '$1 == k {print $2}' <<<"$1"; }
 rate() { awk '/Requests\/sec/ {print $2}' <<<"$1"; }
 non2xx() { local n; n=$(awk '/Non-2xx/ {print $NF}' <<<"$1"); echo "${n:-0}"; }
 errors() { awk '/Socket errors/ {print}' <<<"$1"; }
-summary() {  # summary WRK_OUTPUT -> rate, latency and non-2xx on one line
-  printf '%9s req/s   p50 %8s   p99 %8s   non-2xx %s' "$(rate "$1")" "$(field "$1" 50%)" \
+summary() {  # summary WRK_OUTPUT RATE -> rate, latency and non-2xx on one line
+  printf '%9s req/s   p50 %8s   p99 %8s   non-2xx %s' "$2" "$(field "$1" 50%)" \
     "$(field "$1" 99%)" "$(non2xx "$1")"
 }
 events_in_redis() {
@@ -189,18 +228,22 @@ batching() {
 
 echo "machine: $(nproc) cores, $(awk '/model name/ {sub(/.*: /, ""); print; exit}' /proc/cpuinfo)"
 echo "load: wrk -t$wrk_threads -c$connections -d${seconds}s, unique signed one-message webhooks; ingress threads: $ingress_threads"
+echo "requests: $([[ "${WRK_PREFORMAT:-0}" == 1 ]] && echo "formatted ahead" || echo "formatted by wrk as it sends them");" \
+  "rates: requests the server answered in the steady window ($((seconds - 3)) s)"
 ratios=()
 for round in $(seq 1 "$rounds"); do
   start_stack
-  nginx_out=$(run_wrk "$nginx_port" "nginx:$nginx_workers")
+  nginx_out=$(run_wrk "$nginx_port" nginx_answered "nginx:$nginx_workers")
+  nginx_rate=$(cat "$work/rate")
   nginx_cpu=$(cat "$work/cpu")
-  ingress_out=$(run_wrk "$ingress_port" "ingress:${stack_pids[1]}" "redis:${stack_pids[0]}")
+  ingress_out=$(run_wrk "$ingress_port" ingress_answered "ingress:${stack_pids[1]}" "redis:${stack_pids[0]}")
+  ingress_rate=$(cat "$work/rate")
   ingress_cpu=$(cat "$work/cpu")
-  ratio=$(awk -v a="$(rate "$ingress_out")" -v b="$(rate "$nginx_out")" 'BEGIN {printf "%.2f", a / b}')
+  ratio=$(awk -v a="$ingress_rate" -v b="$nginx_rate" 'BEGIN {printf "%.2f", a / b}')
   ratios+=("$ratio")
   echo "round $round:"
-  echo "  nginx static 200: $(summary "$nginx_out")"
-  echo "  katy-ingress:     $(summary "$ingress_out")"
+  echo "  nginx static 200: $(summary "$nginx_out" "$nginx_rate")"
+  echo "  katy-ingress:     $(summary "$ingress_out" "$ingress_rate")"
   echo "  ratio ingress/nginx: $ratio"
   echo "  requests answered by ingress: $(awk '/requests in/ {print $1}' <<<"$ingress_out"); events in Redis: $(events_in_redis)"
   echo "  batching: $(batching)"
@@ -210,9 +253,10 @@ for round in $(seq 1 "$rounds"); do
   stop_stack
   for binary in ${COMPARE:-}; do
     start_stack "$binary"
-    other_out=$(run_wrk "$ingress_port" "ingress:${stack_pids[1]}" "redis:${stack_pids[0]}")
+    other_out=$(run_wrk "$ingress_port" ingress_answered "ingress:${stack_pids[1]}" "redis:${stack_pids[0]}")
+    other_rate=$(cat "$work/rate")
     echo "  compared, $binary:"
-    echo "    $(summary "$other_out")   ratio $(awk -v a="$(rate "$other_out")" -v b="$(rate "$nginx_out")" 'BEGIN {printf "%.2f", a / b}')"
+    echo "    $(summary "$other_out" "$other_rate")   ratio $(awk -v a="$other_rate" -v b="$nginx_rate" 'BEGIN {printf "%.2f", a / b}')"
     echo "    events in Redis: $(events_in_redis); batching: $(batching)"
     echo "    CPU per request: $(cat "$work/cpu")"
     stop_stack

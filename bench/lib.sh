@@ -14,7 +14,8 @@ wait_for_port() {
 }
 
 # start_nginx PORT [WORKERS]: nginx answering 200 "EVENT_RECEIVED" to everything on 127.0.0.1:PORT,
-# with keep-alive; in the background, stopped on exit. Needs $work.
+# with keep-alive, but its counters (stub_status) at /katy-bench-status; in the background,
+# stopped on exit. Needs $work.
 start_nginx() {
   local port=$1 workers=${2:-auto}
   mkdir -p "$work/nginx"
@@ -29,7 +30,11 @@ http {
   keepalive_requests 1000000;
   client_body_temp_path $work/nginx;
   client_max_body_size 10m;
-  server { listen 127.0.0.1:$port; location / { return 200 "EVENT_RECEIVED"; } }
+  server {
+    listen 127.0.0.1:$port;
+    location / { return 200 "EVENT_RECEIVED"; }
+    location = /katy-bench-status { stub_status; }
+  }
 }
 NGINX
   nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
