@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What this machine charges for the hand-offs a request makes between processes (bench/RESULTS.md,
 # "What the machine charges"): the cost of one system call, and a pipe ping-pong between two
-# processes, and between two threads of one process, on one core and across two. On a VM that halts idle cores, waking a task on the
+# processes, and between two threads of one process, on one core and across two. On a VM that
+# halts idle cores, waking a task on the
 # other core goes through the host, and that, not the system calls, is what a chain of
 # processes (wrk -> ingress -> Redis) pays for.
 #
@@ -13,6 +14,7 @@ cat >"$work/handoff.c" <<'C'
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,7 +52,11 @@ static double ping_pong(int other_is_thread) {
     if (write(there[1], &c, 1) != 1 || read(back[0], &c, 1) != 1) return -1;
   }
   double per_trip = (now_us() - start) / kTrips;
-  if (other_is_thread) pthread_join(thread, NULL);
+  if (other_is_thread) {
+    pthread_join(thread, NULL);
+  } else {
+    wait(NULL);
+  }
   close(there[0]), close(there[1]), close(back[0]), close(back[1]);
   return per_trip;
 }
