@@ -2,9 +2,8 @@
 # What this machine charges for the hand-offs a request makes between processes (bench/RESULTS.md,
 # "What the machine charges"): the cost of one system call, and a pipe ping-pong between two
 # processes, and between two threads of one process, on one core and across two. On a VM that
-# halts idle cores, waking a task on the
-# other core goes through the host, and that, not the system calls, is what a chain of
-# processes (wrk -> ingress -> Redis) pays for.
+# halts idle cores, waking a task on the other core goes through the host. (Session 5 measured
+# that removing this cost, with idle cores that poll, does not raise ingress's rate.)
 #
 # Usage: bench/machine.sh
 set -euo pipefail
