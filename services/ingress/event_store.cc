@@ -56,16 +56,22 @@ std::vector<EnqueueCall> PlanEnqueue(const std::vector<katy::v1::InboundEvent>& 
     std::stable_sort(indexes.begin(), indexes.end(), [&](size_t a, size_t b) {
       return events[a].timestamp_ms() < events[b].timestamp_ms();
     });
-    EnqueueCall out;
-    out.call.keys.push_back(keys.InStream(shard));
-    out.call.args.push_back(ttl);
     const std::string seen_prefix = keys.SeenPrefix(shard);
-    for (size_t i : indexes) {
-      out.call.keys.push_back(seen_prefix + events[i].page_id() + ":" + events[i].dedupe_key());
-      out.call.args.push_back(events[i].SerializeAsString());
+    for (size_t first = 0; first < indexes.size(); first += kMaxEventsPerCall) {
+      const size_t last = std::min(indexes.size(), first + kMaxEventsPerCall);
+      EnqueueCall out;
+      out.call.keys.reserve(last - first + 1);
+      out.call.args.reserve(last - first + 1);
+      out.call.keys.push_back(keys.InStream(shard));
+      out.call.args.push_back(ttl);
+      for (size_t k = first; k < last; ++k) {
+        const auto& event = events[indexes[k]];
+        out.call.keys.push_back(seen_prefix + event.page_id() + ":" + event.dedupe_key());
+        out.call.args.push_back(event.SerializeAsString());
+      }
+      out.events.assign(indexes.begin() + static_cast<long>(first), indexes.begin() + static_cast<long>(last));
+      calls.push_back(std::move(out));
     }
-    out.events = std::move(indexes);
-    calls.push_back(std::move(out));
   }
   return calls;
 }
@@ -76,38 +82,34 @@ RedisEventStore::RedisEventStore(StoreOptions options)
       connection_(options_.redis, {{"SCRIPT", "LOAD", EnqueueScript().source()}}) {}
 
 void RedisEventStore::Store(const std::vector<katy::v1::InboundEvent>& events, Done done) {
-  if (events.empty()) return done(std::vector<bool>{});
-  // What the batch's calls have answered so far; the last reply (or the first failure)
-  // completes it.
+  if (events.empty()) return done(StoreResult{});
+  // What the batch's calls have answered so far; the last reply completes it. Events start
+  // as kFailed and become enqueued or duplicate as their call answers.
   struct Progress {
-    std::vector<bool> flags;
+    StoreResult result;
     size_t calls_left;
-    std::optional<Error> error;
     Done done;
   };
   auto calls = PlanEnqueue(events, options_.keys, options_.dedupe_ttl);
-  auto progress = std::make_shared<Progress>(Progress{std::vector<bool>(events.size(), false), calls.size(), {}, std::move(done)});
+  auto progress = std::make_shared<Progress>(
+      Progress{{std::vector<Stored>(events.size(), Stored::kFailed), std::nullopt}, calls.size(), std::move(done)});
   for (auto& call : calls) {
     const auto command = EnqueueScript().EvalShaCommand(std::move(call.call));
     connection_.Send(command, [this, progress, indexes = std::move(call.events)](Result<redis::Reply> reply) {
+      StoreResult& result = progress->result;
       if (!reply) {
-        if (!progress->error) progress->error = reply.error();
+        if (!result.error) result.error = reply.error();
       } else if (reply->IsError()) {
         // After a Redis restart or SCRIPT FLUSH the script is gone: load it for the next
-        // batches. This one fails (503) and Meta's retry stores it.
+        // batches. This call fails (503) and Meta's retry stores its events.
         if (redis::IsNoScript(*reply)) connection_.Send({"SCRIPT", "LOAD", EnqueueScript().source()}, [](auto) {});
-        if (!progress->error) progress->error = Error{"reply", reply->str};
+        if (!result.error) result.error = Error{"reply", reply->str};
       } else {
         for (size_t k = 0; k < indexes.size() && k < reply->elements.size(); ++k) {
-          progress->flags[indexes[k]] = reply->elements[k].integer == 1;
+          result.events[indexes[k]] = reply->elements[k].integer == 1 ? Stored::kEnqueued : Stored::kDuplicate;
         }
       }
-      if (--progress->calls_left > 0) return;
-      if (progress->error) {
-        progress->done(*progress->error);
-      } else {
-        progress->done(std::move(progress->flags));
-      }
+      if (--progress->calls_left == 0) progress->done(std::move(result));
     });
   }
 }

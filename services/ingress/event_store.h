@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,12 +20,30 @@ struct EnqueueCall {
   std::vector<size_t> events;  // indexes into the batch, in the order the script returns flags
 };
 
-// The calls that store `events`: one per shard they touch, each with the shard's inbound
-// stream and the events' dedupe marks as keys (all under the shard's hash tag, so each call
-// is valid in Redis Cluster). Inside a shard, events are ordered by timestamp (Meta may
-// deliver out of order after failures), body order kept for equal timestamps. Pure.
+// Most events one script call stores. Redis runs a script to its end while every other
+// client waits, so a call's size bounds how long any batch can block Redis (a 100,000-event
+// call took 458 ms; 128 events take well under a millisecond).
+inline constexpr size_t kMaxEventsPerCall = 128;
+
+// The calls that store `events`: per shard they touch, one call per kMaxEventsPerCall of the
+// shard's events, each with the shard's inbound stream and the events' dedupe marks as keys
+// (all under the shard's hash tag, so each call is valid in Redis Cluster). Inside a shard,
+// events are ordered by timestamp (Meta may deliver out of order after failures), body order
+// kept for equal timestamps, and the shard's calls follow that order. Pure.
 std::vector<EnqueueCall> PlanEnqueue(const std::vector<katy::v1::InboundEvent>& events, const KeySpace& keys,
                                      std::chrono::seconds dedupe_ttl);
+
+// What became of one event given to RedisEventStore::Store.
+enum class Stored : uint8_t {
+  kEnqueued,   // newly on its shard's stream
+  kDuplicate,  // its dedupe mark was there: an event already accepted
+  kFailed,     // unknown: its call failed or timed out (storing it again is safe)
+};
+
+struct StoreResult {
+  std::vector<Stored> events;  // one per event given, in order
+  std::optional<Error> error;  // the first failure, when any event is kFailed
+};
 
 // The Lua script behind PlanEnqueue's calls: for each event, set its mark if absent and then
 // XADD it; one flag per event (1 enqueued, 0 duplicate). An XADD that fails deletes its mark
@@ -42,10 +61,9 @@ struct StoreOptions {
 // Driven by its owner's event loop through connection(). One thread.
 class RedisEventStore {
  public:
-  // One flag per event of the batch, in order: true newly enqueued, false a duplicate of one
-  // already accepted. On Error nothing is known about which events were stored; storing the
-  // same events again is safe (their marks make each enqueue at most once).
-  using Done = std::function<void(Result<std::vector<bool>>)>;
+  // Each event's outcome. A failed call fails only its own events: a request whose events
+  // were all in calls that succeeded is stored, whatever happened to its neighbours'.
+  using Done = std::function<void(StoreResult)>;
 
   explicit RedisEventStore(StoreOptions options);
 

@@ -107,15 +107,16 @@ std::string_view HttpRequest::Header(std::string_view name) const {
 
 HttpParse ParseHttpRequest(std::string_view buffer, const HttpLimits& limits) {
   // Empty lines before a request are ignored (RFC 9112 §2.2): some clients send a CRLF
-  // after a body.
+  // after a body. They count toward the head's limit, so a client streaming nothing but empty
+  // lines is refused at the limit instead of filling memory.
   size_t start = 0;
   while (buffer.substr(start, 2) == kCrlf) start += 2;
   const size_t head_end = buffer.find("\r\n\r\n", start);
   if (head_end == std::string_view::npos) {
-    if (buffer.size() - start > limits.max_head_bytes) return Fail(431, "request head too large");
+    if (buffer.size() > limits.max_head_bytes) return Fail(431, "request head too large");
     return {};
   }
-  if (head_end - start > limits.max_head_bytes) return Fail(431, "request head too large");
+  if (head_end > limits.max_head_bytes) return Fail(431, "request head too large");
 
   HttpParse out;
   HttpRequest& request = out.request;
@@ -148,7 +149,9 @@ HttpParse ParseHttpRequest(std::string_view buffer, const HttpLimits& limits) {
   // Headers.
   std::optional<size_t> content_length;
   bool has_transfer_encoding = false;
-  std::string_view connection;
+  int hosts = 0;
+  bool connection_close = false;       // any Connection header says close
+  bool connection_keep_alive = false;  // any Connection header says keep-alive
   while (!head.empty()) {
     const size_t end = head.find(kCrlf);
     std::string_view field = head.substr(0, end);
@@ -174,15 +177,22 @@ HttpParse ParseHttpRequest(std::string_view buffer, const HttpLimits& limits) {
       content_length = length;
     } else if (EqualsIgnoreCase(name, "Transfer-Encoding")) {
       has_transfer_encoding = true;
+    } else if (EqualsIgnoreCase(name, "Host")) {
+      ++hosts;
     } else if (EqualsIgnoreCase(name, "Connection")) {
-      connection = value;
+      // Several Connection headers are one list (RFC 9110 §5.3); "close" anywhere wins.
+      connection_close = connection_close || ListContains(value, "close");
+      connection_keep_alive = connection_keep_alive || ListContains(value, "keep-alive");
     } else if (EqualsIgnoreCase(name, "Expect")) {
       if (!EqualsIgnoreCase(value, "100-continue")) return Fail(417, "only Expect: 100-continue is understood");
       request.expects_continue = !http10;
     }
   }
   if (has_transfer_encoding) return Fail(411, "send the body with Content-Length");
-  request.keep_alive = http10 ? ListContains(connection, "keep-alive") : !ListContains(connection, "close");
+  // RFC 9112 §3.2: exactly one Host in HTTP/1.1, never two in any version.
+  if (hosts > 1) return Fail(400, "more than one Host header");
+  if (hosts == 0 && !http10) return Fail(400, "missing Host header");
+  request.keep_alive = !connection_close && (!http10 || connection_keep_alive);
 
   const size_t body_length = content_length.value_or(0);
   if (body_length > limits.max_body_bytes) return Fail(413, "body too large");
@@ -230,7 +240,7 @@ std::string_view ReasonPhrase(int status) {
 }
 
 void AppendHttpResponse(std::string& out, int status, std::string_view body, int retry_after_s,
-                        bool keep_alive) {
+                        bool keep_alive, std::string_view allow) {
   char number[16];
   auto append_number = [&](long value) {
     const auto [end, ec] = std::to_chars(number, number + sizeof number, value);
@@ -245,6 +255,10 @@ void AppendHttpResponse(std::string& out, int status, std::string_view body, int
   if (retry_after_s > 0) {
     out += "\r\nRetry-After: ";
     append_number(retry_after_s);
+  }
+  if (!allow.empty()) {
+    out += "\r\nAllow: ";
+    out += allow;
   }
   out += keep_alive ? "\r\nConnection: keep-alive\r\n\r\n" : "\r\nConnection: close\r\n\r\n";
   out += body;

@@ -12,12 +12,14 @@ namespace katy::ingress {
 // no I/O, and parsing allocates nothing.
 //
 // Only what a webhook endpoint needs: origin-form targets, headers, and bodies framed by
-// Content-Length. A body without Content-Length (chunked or otherwise) is refused with 411:
+// Content-Length. Strict where RFC 9112 lets a server be: an HTTP/1.1 request without Host,
+// or any request with two, is refused; empty lines before a request count toward the head
+// limit. A body without Content-Length (chunked or otherwise) is refused with 411:
 // Meta always sends Content-Length, and refusing is cheaper and safer than decoding chunks
 // for a sender that never uses them.
 
 struct HttpLimits {
-  size_t max_head_bytes = 16 * 1024;  // request line + headers; larger gets 431
+  size_t max_head_bytes = 16 * 1024;  // empty lines before it + request line + headers; larger gets 431
   size_t max_body_bytes = 1 << 20;    // Content-Length above this gets 413 before the body is read
 };
 
@@ -34,7 +36,8 @@ struct HttpRequest {
   std::string_view path;   // target before '?'
   std::string_view query;  // after '?', without it; empty when absent
   std::string_view body;
-  bool keep_alive = true;        // HTTP/1.1 unless "Connection: close"; 1.0 only with keep-alive
+  bool keep_alive = true;        // HTTP/1.1 unless any Connection header says close; 1.0 only
+                                 // with keep-alive (and no close)
   bool expects_continue = false; // "Expect: 100-continue": the client waits before the body
   std::array<HttpHeaderField, kMaxHeaders> headers;
   size_t header_count = 0;
@@ -70,9 +73,10 @@ std::optional<std::string> QueryParam(std::string_view query, std::string_view n
 std::string_view ReasonPhrase(int status);
 
 // Appends a whole response with a text/plain `body` to `out`. `retry_after_s` > 0 adds
-// Retry-After; `keep_alive` false adds "Connection: close".
+// Retry-After; `keep_alive` false adds "Connection: close"; a non-empty `allow` adds Allow
+// (the methods a 405 must list).
 void AppendHttpResponse(std::string& out, int status, std::string_view body, int retry_after_s,
-                        bool keep_alive);
+                        bool keep_alive, std::string_view allow = {});
 
 // The interim answer to "Expect: 100-continue".
 inline constexpr std::string_view kHttpContinue = "HTTP/1.1 100 Continue\r\n\r\n";

@@ -13,7 +13,11 @@ IngressConfig LoadIngressConfig(int argc, char** argv, config::Settings* setting
       {"KATY_DEDUPE_TTL_S", "86400", "How long a delivered event's dedupe mark is kept"},
       {"KATY_HTTP_THREADS", "2", "Webhook HTTP worker threads"},
       {"KATY_REDIS_TIMEOUT_MS", "1000", "Longest wait for Redis per request before answering 503"},
-      {"KATY_HTTP_READ_TIMEOUT_MS", "5000", "A client that takes longer to send its request is cut off"},
+      {"KATY_HTTP_READ_TIMEOUT_MS", "5000",
+       "A client that takes longer to send its request (or a new connection its first byte) is cut off"},
+      {"KATY_MAX_CONNECTIONS", "0",
+       "Webhook connections held at once; more get 503. 0: the open-file limit less 256"},
+      {"KATY_MAX_EVENTS_PER_REQUEST", "1000", "Most events in one webhook body (Meta sends up to 1000); more get 413"},
   });
   auto settings = config::Settings::Load(std::move(specs), argc, argv);
   IngressConfig cfg;
@@ -27,6 +31,8 @@ IngressConfig LoadIngressConfig(int argc, char** argv, config::Settings* setting
   cfg.http_threads = static_cast<int>(settings.Int("KATY_HTTP_THREADS", 1, 256));
   cfg.redis_timeout = std::chrono::milliseconds(settings.Int("KATY_REDIS_TIMEOUT_MS", 50, 60000));
   cfg.read_timeout = std::chrono::milliseconds(settings.Int("KATY_HTTP_READ_TIMEOUT_MS", 100, 600000));
+  cfg.max_connections = static_cast<size_t>(settings.Int("KATY_MAX_CONNECTIONS", 0, 10'000'000));
+  cfg.max_events = static_cast<size_t>(settings.Int("KATY_MAX_EVENTS_PER_REQUEST", 1, 100'000));
   if (settings_out != nullptr) *settings_out = std::move(settings);
   return cfg;
 }

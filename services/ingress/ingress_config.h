@@ -17,7 +17,10 @@ struct IngressConfig {
   std::chrono::seconds dedupe_ttl{86400};       // KATY_DEDUPE_TTL_S
   int http_threads = 2;              // KATY_HTTP_THREADS: HTTP event loops (one Redis connection each)
   std::chrono::milliseconds redis_timeout{1000};  // KATY_REDIS_TIMEOUT_MS: per Redis round trip
-  std::chrono::milliseconds read_timeout{5000};   // KATY_HTTP_READ_TIMEOUT_MS: slow clients
+  std::chrono::milliseconds read_timeout{5000};   // KATY_HTTP_READ_TIMEOUT_MS: slow clients (and
+                                                  // a new connection's first byte)
+  size_t max_connections = 0;        // KATY_MAX_CONNECTIONS: 0 = sized from the open-file limit
+  size_t max_events = 1000;          // KATY_MAX_EVENTS_PER_REQUEST: more items in one body get 413
 };
 
 // Reads the environment and command line. Throws config::ConfigError with one clear line.

@@ -29,8 +29,9 @@ int Run(int argc, char** argv) {
 
   metrics::Registry registry;
   ingress::IngressMetrics ingress_metrics(registry);
-  ingress::WebhookService service({cfg.app_secret, cfg.verify_token, cfg.accept_sha1, cfg.max_body_bytes},
-                                  ingress_metrics, WallClockMs);
+  ingress::WebhookService service(
+      {cfg.app_secret, cfg.verify_token, cfg.accept_sha1, cfg.max_body_bytes, cfg.max_events}, ingress_metrics,
+      WallClockMs);
 
   const KeySpace keys(cfg.common.key_prefix, cfg.common.shards);
   grpcsvc::ControlHooks hooks;
@@ -46,11 +47,16 @@ int Run(int argc, char** argv) {
   auto admin = metrics::AdminServer::Start(cfg.common.admin_addr, registry, [&health] { return health.last_healthy(); });
   if (!admin) throw std::runtime_error(admin.error().message);
 
-  auto server = ingress::WebhookServer::Start(
-      {cfg.http_addr, cfg.http_threads, cfg.max_body_bytes, cfg.read_timeout}, service,
-      {redis_options, keys, cfg.dedupe_ttl}, &registry);
+  // Every connection is a descriptor: allow as many as the system does, then cap below that.
+  const uint64_t open_files = runtime::RaiseOpenFileLimit();
+  ingress::ServerOptions server_options{cfg.http_addr, cfg.http_threads, cfg.max_body_bytes, cfg.read_timeout};
+  server_options.max_connections =
+      cfg.max_connections > 0 ? cfg.max_connections : ingress::MaxConnectionsFor(open_files);
+  auto server = ingress::WebhookServer::Start(server_options, service, {redis_options, keys, cfg.dedupe_ttl},
+                                              &registry);
   if (!server) throw std::runtime_error(server.error().message);
   log::Info("listening", {{"http_port", (*server)->port()},
+                          {"max_connections", server_options.max_connections},
                           {"grpc_port", (*grpc_server)->port()},
                           {"admin_port", (*admin)->port()}});
 

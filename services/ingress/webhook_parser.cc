@@ -268,7 +268,7 @@ std::string DedupeKey(const InboundEvent& event) {
   return std::string(event.standby() ? "sb-raw:" : "raw:") + hash;
 }
 
-Result<std::vector<InboundEvent>> ParseWebhook(std::string_view body, int64_t received_at_ms) {
+Result<std::vector<InboundEvent>> ParseWebhook(std::string_view body, int64_t received_at_ms, size_t max_events) {
   if (JsonDepth(body) > kMaxJsonDepth) {
     return Error{"too_deep", "JSON nests deeper than " + std::to_string(kMaxJsonDepth) + " levels"};
   }
@@ -305,6 +305,9 @@ Result<std::vector<InboundEvent>> ParseWebhook(std::string_view body, int64_t re
         return Error{"bad_shape", std::string("\"") + key + "\" must be an array"};
       }
       for (element item : items) {
+        if (events.size() == max_events) {
+          return Error{"too_many_events", "more than " + std::to_string(max_events) + " events in one request"};
+        }
         if (auto error = ParseItem(item, page_id, entry_time, standby, received_at_ms, events)) {
           return *error;
         }

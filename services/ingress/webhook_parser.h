@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -20,11 +21,17 @@ inline constexpr int kMaxJsonDepth = 64;
 // EVENT_KIND_UNKNOWN with their raw JSON), items without a sender (policy_enforcement) and
 // chat-plugin senders (user_ref). Each event carries its dedupe key (see DedupeKey).
 //
-// Errors (all mean "answer 400"): "invalid_json" (includes invalid UTF-8), "too_deep",
-// "not_an_object", "wrong_object" (object != "page"), "bad_shape" (entry/messaging not arrays,
-// an item not an object, an entry without id).
-Result<std::vector<katy::v1::InboundEvent>> ParseWebhook(std::string_view body,
-                                                         int64_t received_at_ms);
+// Meta batches at most 1,000 items in one webhook (docs/messenger-platform.md); more in one
+// body is not Meta, and would let one signed request become a flood of events.
+inline constexpr size_t kDefaultMaxEventsPerRequest = 1000;
+
+// Errors: "too_many_events" (more than `max_events` items; answer 413; parsing stops there, so
+// a hostile body costs no more than `max_events` events), and, all meaning "answer 400":
+// "invalid_json" (includes invalid UTF-8), "too_deep", "not_an_object", "wrong_object"
+// (object != "page"), "bad_shape" (entry/messaging not arrays, an item not an object, an entry
+// without id).
+Result<std::vector<katy::v1::InboundEvent>> ParseWebhook(std::string_view body, int64_t received_at_ms,
+                                                         size_t max_events = kDefaultMaxEventsPerRequest);
 
 // What identifies a redelivery of `event` (messenger-platform.md §4): the mid for messages,
 // echoes and postbacks; mid + edit count for edits; (user, watermark) for deliveries and reads;

@@ -1,5 +1,7 @@
 #include "services/ingress/webhook_service.h"
 
+#include <algorithm>
+
 #include "common/events.h"
 #include "services/ingress/handshake.h"
 #include "services/ingress/signature.h"
@@ -26,7 +28,7 @@ HttpReply WebhookService::Reject(int status, const std::string& reason, const st
   metrics_.rejections.WithLabels({{"reason", reason}}).Inc();
   rejection_log_.Write(log::Level::kWarn, "webhook rejected",
                        {{"status", status}, {"reason", reason}, {"detail", detail}});
-  return {status, detail + "\n", 0};
+  return {status, detail + "\n", 0, {}};
 }
 
 void WebhookService::RecordRequest(int status, double seconds) const {
@@ -38,8 +40,9 @@ HttpReply WebhookService::HandleGet(std::string_view mode, std::string_view toke
                                     std::string_view challenge) const {
   HandshakeReply handshake = Handshake(mode, token, challenge, options_.verify_token);
   if (handshake.status != 200) return Reject(403, "handshake", "verification failed");
-  log::Info("webhook verified by handshake");
-  return {200, handshake.body, 0};
+  // Anyone may call the handshake: its log is rate-limited like rejections.
+  handshake_log_.Write(log::Level::kInfo, "webhook verified by handshake");
+  return {200, handshake.body, 0, {}};
 }
 
 std::variant<HttpReply, std::vector<katy::v1::InboundEvent>> WebhookService::CheckPost(
@@ -52,28 +55,33 @@ std::variant<HttpReply, std::vector<katy::v1::InboundEvent>> WebhookService::Che
   if (check != SignatureCheck::kValid) {
     return Reject(403, std::string("signature_") + SignatureCheckName(check), "invalid signature");
   }
-  auto events = ParseWebhook(body, now_ms_());
-  if (!events) return Reject(400, events.error().code, events.error().message);
+  auto events = ParseWebhook(body, now_ms_(), options_.max_events);
+  if (!events) {
+    return Reject(events.error().code == "too_many_events" ? 413 : 400, events.error().code, events.error().message);
+  }
   return std::move(*events);
 }
 
-HttpReply WebhookService::FinishPost(const std::vector<katy::v1::InboundEvent>& events,
-                                     const Result<std::vector<bool>>& stored) const {
-  if (!stored) {
-    metrics_.rejections.WithLabels({{"reason", "storage_" + stored.error().code}}).Inc();
+HttpReply WebhookService::FinishPost(std::span<const katy::v1::InboundEvent> events,
+                                     std::span<const Stored> stored, const std::optional<Error>& error) const {
+  const bool all_stored = std::none_of(stored.begin(), stored.end(), [](Stored s) { return s == Stored::kFailed; });
+  if (!all_stored) {
+    const Error failure = error.value_or(Error{"unknown", "an event was not stored"});
+    metrics_.rejections.WithLabels({{"reason", "storage_" + failure.code}}).Inc();
     storage_log_.Write(log::Level::kError, "cannot store webhook events; answering 503",
-                       {{"error", stored.error().message}, {"events", events.size()}});
-    return {503, "storage unavailable, retry\n", 1};
+                       {{"error", failure.message}, {"events", events.size()}});
+    return {503, "storage unavailable, retry\n", 1, {}};
   }
   for (size_t i = 0; i < events.size(); ++i) {
     const auto& event = events[i];
     metrics_.events
-        .WithLabels({{"kind", EventKindName(event.kind())}, {"result", (*stored)[i] ? "enqueued" : "duplicate"}})
+        .WithLabels({{"kind", EventKindName(event.kind())},
+                     {"result", stored[i] == Stored::kEnqueued ? "enqueued" : "duplicate"}})
         .Inc();
-    metrics_.last_webhook.WithLabels({{"page", event.page_id()}})
+    metrics_.last_webhook.WithLabels({{"page", metrics_.page_label(event.page_id())}})
         .Set(static_cast<double>(event.received_at_ms()) / 1000.0);
   }
-  return {200, "EVENT_RECEIVED", 0};
+  return {200, "EVENT_RECEIVED", 0, {}};
 }
 
 }  // namespace katy::ingress

@@ -2,6 +2,8 @@
 
 #include <functional>
 #include <map>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -9,8 +11,11 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/metrics/bounded_label.h"
 #include "common/metrics/metrics.h"
 #include "common/result.h"
+#include "services/ingress/event_store.h"
+#include "services/ingress/webhook_parser.h"
 #include "katy/v1/events.pb.h"
 
 namespace katy::ingress {
@@ -19,6 +24,7 @@ struct HttpReply {
   int status = 200;
   std::string body;
   int retry_after_s = 0;  // > 0: send Retry-After (with 503)
+  std::string_view allow;  // the methods a 405 lists in Allow (a literal)
 };
 
 struct WebhookOptions {
@@ -26,6 +32,7 @@ struct WebhookOptions {
   std::string verify_token;
   bool accept_sha1 = false;
   size_t max_body_bytes = 1 << 20;
+  size_t max_events = kDefaultMaxEventsPerRequest;  // more items in one body get 413
 };
 
 // Ingress's metrics, registered once per process.
@@ -36,6 +43,7 @@ struct IngressMetrics {
   metrics::Family<metrics::Counter>& rejections;   // by reason
   metrics::Family<metrics::Histogram>& latency;    // request duration, seconds
   metrics::Family<metrics::Gauge>& last_webhook;   // by page: unix seconds of the last event
+  metrics::BoundedLabel page_label;                // bounds last_webhook's pages
 };
 
 // The webhook's behaviour, independent of the HTTP library and of storage: what to answer to a
@@ -50,14 +58,16 @@ class WebhookService {
   HttpReply HandleGet(std::string_view mode, std::string_view token, std::string_view challenge) const;
 
   // POST /webhook, first half: the checks before storage. Returns the rejection to send
-  // (403 bad signature, 413 too large, 400 bad JSON/shape), or the events to store.
+  // (403 bad signature, 413 too large or too many events, 400 bad JSON/shape), or the events
+  // to store.
   std::variant<HttpReply, std::vector<katy::v1::InboundEvent>> CheckPost(
       std::string_view body, std::string_view sha256_header, std::string_view sha1_header) const;
 
   // POST /webhook, second half, once storage answered: 200 EVENT_RECEIVED only when every
-  // event is stored; 503 with Retry-After otherwise (Meta retries; dedupe makes that safe).
-  HttpReply FinishPost(const std::vector<katy::v1::InboundEvent>& events,
-                       const Result<std::vector<bool>>& stored) const;
+  // event is stored (`stored[i]` for `events[i]`); 503 with Retry-After when any failed, with
+  // `error` saying why (Meta retries; dedupe makes that safe).
+  HttpReply FinishPost(std::span<const katy::v1::InboundEvent> events, std::span<const Stored> stored,
+                       const std::optional<Error>& error) const;
 
   // Counts one finished HTTP request (any path) by status, with its duration.
   void RecordRequest(int status, double seconds) const;
@@ -74,6 +84,7 @@ class WebhookService {
   Clock now_ms_;
   mutable log::RateLimited rejection_log_{std::chrono::seconds(1)};
   mutable log::RateLimited storage_log_{std::chrono::seconds(1)};
+  mutable log::RateLimited handshake_log_{std::chrono::seconds(1)};
 };
 
 }  // namespace katy::ingress

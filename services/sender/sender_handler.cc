@@ -89,7 +89,7 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
   if (!gate) return redis::HandleResult::Retry("redis_" + gate.error().code);
   if (gate->kind == PageGate::Kind::kPaused) return redis::HandleResult::Wait("page_paused", kPausedRecheck);
   if (gate->kind == PageGate::Kind::kWait) {
-    metrics_.rate_waits.WithLabels({{"page", message.page_id()}}).Inc();
+    metrics_.rate_waits.WithLabels({{"page", metrics_.page_label(message.page_id())}}).Inc();
     return redis::HandleResult::Wait("rate_limited", gate->wait);
   }
 
@@ -127,7 +127,7 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
       if (verdict.wait.count() > 0) {
         // Delivered, but Meta's usage headers say the page is at its limit: slow it down.
         limiter_.Throttle(client, message.page_id(), verdict.wait);
-        metrics_.throttled.WithLabels({{"page", message.page_id()}}).Inc(std::chrono::duration<double>(verdict.wait).count());
+        metrics_.throttled.WithLabels({{"page", metrics_.page_label(message.page_id())}}).Inc(std::chrono::duration<double>(verdict.wait).count());
       }
       *meta_id = MetaMessageId(response.body);
       return redis::HandleResult::Done();
@@ -139,7 +139,7 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
       return redis::HandleResult::Retry(verdict.reason);
     case SendAction::kThrottle:
       limiter_.Throttle(client, message.page_id(), verdict.wait);
-      metrics_.throttled.WithLabels({{"page", message.page_id()}}).Inc(std::chrono::duration<double>(verdict.wait).count());
+      metrics_.throttled.WithLabels({{"page", metrics_.page_label(message.page_id())}}).Inc(std::chrono::duration<double>(verdict.wait).count());
       log::Warn("page throttled by Meta", {{"page", message.page_id()}, {"code", verdict.code},
                                            {"wait_ms", static_cast<long long>(verdict.wait.count())}});
       return redis::HandleResult::Wait(verdict.reason, verdict.wait);
@@ -147,7 +147,7 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
     {
       auto paused = limiter_.Pause(client, message.page_id(), verdict.reason + "_" + std::to_string(verdict.code));
       if (paused && *paused) {
-        metrics_.pauses.WithLabels({{"page", message.page_id()}, {"reason", verdict.reason}}).Inc();
+        metrics_.pauses.WithLabels({{"page", metrics_.page_label(message.page_id())}, {"reason", verdict.reason}}).Inc();
         g_page_alerts.Write(log::Level::kError,
                             "ALERT: page cannot send (token or restriction); paused, its messages stay queued "
                             "until it is resumed",

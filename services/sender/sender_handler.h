@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/http/http_client.h"
+#include "common/metrics/bounded_label.h"
 #include "common/metrics/metrics.h"
 #include "common/page_tokens.h"
 #include "common/redis/script.h"
@@ -38,6 +39,7 @@ struct SenderMetrics {
   metrics::Family<metrics::Counter>& pauses;        // by page and reason
   metrics::Family<metrics::Counter>& possible_duplicates;  // sends after an unknown outcome
   metrics::Family<metrics::Counter>& rate_waits;    // by page: times a message waited for a slot
+  metrics::BoundedLabel page_label;                  // the page label of the families above
 };
 
 // Handles one outbound stream entry (docs/sending.md):

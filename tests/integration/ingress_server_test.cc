@@ -170,10 +170,9 @@ class IngressServerTest : public ::testing::Test {
     keys_ = std::make_unique<KeySpace>(testing::UniquePrefix("ingress"), kShards);
     registry_ = std::make_unique<metrics::Registry>();
     metrics_ = std::make_unique<IngressMetrics>(*registry_);
-    service_ = std::make_unique<WebhookService>(WebhookOptions{kSecret, "verify-me", false, 64 * 1024},
+    service_ = std::make_unique<WebhookService>(WebhookOptions{kSecret, "verify-me", false, max_body_bytes_},
                                                 *metrics_, Now);
-    auto started = WebhookServer::Start({{"127.0.0.1", 0}, 2, 64 * 1024, std::chrono::milliseconds(2000)},
-                                        *service_, {redis_options, *keys_, std::chrono::seconds(60)},
+    auto started = WebhookServer::Start(server_options_, *service_, {redis_options, *keys_, std::chrono::seconds(60)},
                                         registry_.get());
     ASSERT_TRUE(started.ok()) << started.error().message;
     server_ = std::move(*started);
@@ -220,6 +219,9 @@ class IngressServerTest : public ::testing::Test {
     return n;
   }
 
+  // What Start() gives the server; a test may change it and Start() again.
+  size_t max_body_bytes_ = 64 * 1024;
+  ServerOptions server_options_{{"127.0.0.1", 0}, 2, 64 * 1024, std::chrono::milliseconds(2000)};
   redis::Options redis_options_;
   std::unique_ptr<testing::Process> private_redis_;
   std::unique_ptr<KeySpace> keys_;
@@ -527,8 +529,21 @@ TEST_F(IngressServerTest, ChunkedAndMalformedRequestsGetAClearAnswer) {
   }
   {
     RawClient client(server_->port());
-    ASSERT_TRUE(client.Send("DELETE /webhook HTTP/1.1\r\nConnection: close\r\n\r\n"));
-    EXPECT_EQ(client.ReadUntilClosed().rfind("HTTP/1.1 405 ", 0), 0u);
+    ASSERT_TRUE(client.Send("DELETE /webhook HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    const std::string answer = client.ReadUntilClosed();
+    EXPECT_EQ(answer.rfind("HTTP/1.1 405 ", 0), 0u);
+    EXPECT_NE(answer.find("\r\nAllow: GET, POST\r\n"), std::string::npos) << answer;
+  }
+  {
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host, or any with two, is refused.
+    RawClient client(server_->port());
+    ASSERT_TRUE(client.Send("GET /webhook HTTP/1.1\r\n\r\n"));
+    EXPECT_EQ(client.ReadUntilClosed().rfind("HTTP/1.1 400 ", 0), 0u);
+  }
+  {
+    RawClient client(server_->port());
+    ASSERT_TRUE(client.Send("GET /webhook HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"));
+    EXPECT_EQ(client.ReadUntilClosed().rfind("HTTP/1.1 400 ", 0), 0u);
   }
   EXPECT_EQ(StoredCount(), 0u);
 }
@@ -718,6 +733,132 @@ TEST_F(IngressServerTest, MisbehavingClientsAndADroppingRedisLoseAndDoubleNothin
   // And ingress still serves.
   http::Client after;
   EXPECT_EQ(after.Get(url_ + "?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1")->status, 200);
+}
+
+// A signed webhook body of `count` text messages from `users` users of page 1045, unique
+// per `tag`.
+std::string ManyMessages(int count, int users, const std::string& tag) {
+  std::string items;
+  for (int i = 0; i < count; ++i) {
+    if (i > 0) items += ',';
+    items += R"({"sender":{"id":"u)" + std::to_string(i % users) + R"("},"recipient":{"id":"1045"},"timestamp":)" +
+             std::to_string(1700000000000 + i) + R"(,"message":{"mid":"m_)" + tag + "_" + std::to_string(i) +
+             R"(","text":"hi"}})";
+  }
+  return R"({"object":"page","entry":[{"id":"1045","time":1700000000000,"messaging":[)" + items + "]}]}";
+}
+
+TEST_F(IngressServerTest, StreamedEmptyLinesAreRefusedAtTheHeadLimit) {
+  // Before: leading CRLFs were skipped without bound and buffered until the read timeout.
+  RawClient client(server_->port());
+  std::string crlfs;
+  for (int i = 0; i < 16 * 1024; ++i) crlfs += "\r\n";  // 32 KiB, twice the head limit
+  client.Send(crlfs);  // may fail part way: ingress answers and closes at the limit
+  const std::string answer = client.ReadUntilClosed();
+  EXPECT_EQ(answer.rfind("HTTP/1.1 431 ", 0), 0u) << answer;
+  EXPECT_TRUE(client.closed());
+}
+
+TEST_F(IngressServerTest, ConnectionsOverTheLimitGet503AndSilentOnesAreClosedSoon) {
+  server_options_.max_connections = 4;
+  server_options_.read_timeout = std::chrono::milliseconds(1000);
+  Start(redis_options_);
+  std::vector<std::unique_ptr<RawClient>> held;
+  for (int i = 0; i < 4; ++i) {
+    held.push_back(std::make_unique<RawClient>(server_->port()));
+    ASSERT_TRUE(held.back()->connected());
+  }
+  // The loops count a connection once they accept it: wait for all four.
+  for (int i = 0; i < 100 && server_->connections() < 4; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(server_->connections(), 4u);
+  RawClient extra(server_->port());
+  const std::string refused = extra.ReadUntilClosed();
+  EXPECT_EQ(refused.rfind("HTTP/1.1 503 ", 0), 0u) << refused;
+  EXPECT_NE(refused.find("\r\nRetry-After: 1\r\n"), std::string::npos) << refused;
+  EXPECT_TRUE(extra.closed());
+  // The held ones never sent a byte: each is closed after the first-byte (read) timeout, not
+  // the 75 s keep-alive idle time (ReadUntilClosed gives up after 5 s).
+  for (auto& client : held) {
+    EXPECT_EQ(client->ReadUntilClosed(), "");
+    EXPECT_TRUE(client->closed());
+  }
+  // Their slots are free again.
+  for (int i = 0; i < 100 && server_->connections() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(PostSigned(testing::ReadFixture("text_message.json"))->status, 200);
+}
+
+TEST_F(IngressServerTest, MoreEventsThanMetaEverSendsAreRefusedAndNothingIsStored) {
+  // Before: one signed body could carry any number of items (349k were stored from 1 MB).
+  max_body_bytes_ = 1 << 20;
+  server_options_.max_body_bytes = 1 << 20;
+  Start(redis_options_);
+  auto refused = PostSigned(ManyMessages(1001, 50, "over"));
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->status, 413);
+  EXPECT_NE(refused->body.find("more than 1000 events"), std::string::npos) << refused->body;
+  EXPECT_EQ(StoredCount(), 0u);
+  // Meta's largest batch is stored whole, in bounded script calls, in each user's order.
+  auto accepted = PostSigned(ManyMessages(1000, 1, "max"));
+  ASSERT_TRUE(accepted.ok());
+  EXPECT_EQ(accepted->status, 200);
+  const auto stored = Stored();
+  ASSERT_EQ(stored.size(), 1u);
+  const auto& events = stored.begin()->second;
+  ASSERT_EQ(events.size(), 1000u);
+  for (size_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i].mid(), "m_max_" + std::to_string(i));
+}
+
+TEST_F(IngressServerTest, BigRequestsTogetherNeitherBlockRedisNorFailSmallOnes) {
+  // Before: concurrent big requests became one batch whose replies came after the store's
+  // timeout, and the small requests batched with them got 503 although they were stored.
+  max_body_bytes_ = 1 << 20;
+  server_options_.max_body_bytes = 1 << 20;
+  Start(redis_options_);
+  constexpr int kClients = 8;
+  constexpr int kBigPerClient = 4;
+  std::atomic<int> big_ok{0};
+  std::atomic<int> small_ok{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      http::Client client;
+      for (int i = 0; i < kBigPerClient; ++i) {
+        const std::string body = ManyMessages(1000, 100, "big" + std::to_string(c) + "_" + std::to_string(i));
+        auto response = client.Post(url_, body, {"X-Hub-Signature-256: sha256=" + HmacSha256Hex(kSecret, body)});
+        if (response.ok() && response->status == 200) ++big_ok;
+      }
+    });
+    clients.emplace_back([&, c] {
+      http::Client client;
+      for (int i = 0; i < 20; ++i) {
+        const std::string body = ManyMessages(1, 1, "small" + std::to_string(c) + "_" + std::to_string(i));
+        auto response = client.Post(url_, body, {"X-Hub-Signature-256: sha256=" + HmacSha256Hex(kSecret, body)});
+        if (response.ok() && response->status == 200) ++small_ok;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(big_ok.load(), kClients * kBigPerClient);
+  EXPECT_EQ(small_ok.load(), kClients * 20);
+  EXPECT_EQ(StoredCount(), static_cast<size_t>(kClients * (kBigPerClient * 1000 + 20)));
+}
+
+TEST_F(IngressServerTest, OnlyAPostToTheWebhookIsToldToContinue) {
+  {
+    // A request refused on its head is answered at once; its body is never asked for.
+    RawClient client(server_->port());
+    ASSERT_TRUE(client.Send("POST /elsewhere HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n"));
+    const std::string answer = client.ReadUntilClosed();
+    EXPECT_EQ(answer.rfind("HTTP/1.1 404 ", 0), 0u) << answer;
+    EXPECT_EQ(answer.find("100 Continue"), std::string::npos) << answer;
+  }
+  {
+    RawClient client(server_->port());
+    ASSERT_TRUE(client.Send("PUT /webhook HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n"));
+    const std::string answer = client.ReadUntilClosed();
+    EXPECT_EQ(answer.rfind("HTTP/1.1 405 ", 0), 0u) << answer;
+    EXPECT_NE(answer.find("\r\nAllow: GET, POST\r\n"), std::string::npos) << answer;
+  }
 }
 
 }  // namespace

@@ -42,6 +42,22 @@ TEST(PlanEnqueueTest, OneCallPerShardWithItsEventsInTimestampOrder) {
   EXPECT_EQ(u1_call.events, (std::vector<size_t>{2, 0, 3}));
 }
 
+TEST(PlanEnqueueTest, ABigRequestIsStoredInBoundedCallsInOrder) {
+  // One user's 1,000 events (one shard) become calls of at most kMaxEventsPerCall, so no
+  // script holds Redis for long; together they keep the events' order.
+  std::vector<katy::v1::InboundEvent> events;
+  for (int i = 0; i < 1000; ++i) events.push_back(Event("u1", i, "m" + std::to_string(i)));
+  const auto calls = PlanEnqueue(events, KeySpace("katy", 16), std::chrono::seconds(60));
+  ASSERT_EQ(calls.size(), (1000 + kMaxEventsPerCall - 1) / kMaxEventsPerCall);
+  size_t next = 0;
+  for (const auto& planned : calls) {
+    EXPECT_LE(planned.events.size(), kMaxEventsPerCall);
+    EXPECT_EQ(planned.call.keys.size(), planned.events.size() + 1);
+    for (size_t index : planned.events) EXPECT_EQ(index, next++);
+  }
+  EXPECT_EQ(next, 1000u);
+}
+
 TEST(PlanEnqueueTest, NoEventsNoCalls) {
   EXPECT_TRUE(PlanEnqueue({}, KeySpace("katy", 16), std::chrono::seconds(60)).empty());
 }

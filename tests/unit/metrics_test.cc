@@ -1,4 +1,5 @@
 #include "common/metrics/metrics.h"
+#include "common/metrics/bounded_label.h"
 
 #include <gtest/gtest.h>
 
@@ -30,6 +31,21 @@ TEST(MetricsTest, RendersPrometheusText) {
   EXPECT_NE(text.find("katy_test_seconds_count 3\n"), std::string::npos) << text;
   EXPECT_NE(text.find("katy_test_seconds_sum 5.55\n"), std::string::npos) << text;
   EXPECT_NE(text.find("katy_stream_length{stream=\"s\"} 3\n"), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace katy::metrics
+
+namespace katy::metrics {
+namespace {
+
+TEST(BoundedLabelTest, KeepsTheFirstValuesAndFoldsTheRestIntoOther) {
+  BoundedLabel page(2);
+  EXPECT_EQ(page("1045"), "1045");
+  EXPECT_EQ(page("2077"), "2077");
+  EXPECT_EQ(page("3000"), "other");  // a third page: no new series
+  EXPECT_EQ(page("1045"), "1045");   // known ones keep their own
+  EXPECT_EQ(page("4000"), "other");
 }
 
 }  // namespace
