@@ -3,7 +3,8 @@
 # runs CTest labels, and exits non-zero on any failure.
 #
 #   scripts/test.sh [ctest args]       build/ (g++, warnings are errors): unit, integration,
-#                                      e2e; then the fuzz targets (build-asan) for a bounded time
+#                                      e2e, chaos; then the fuzz targets (build-asan) for a
+#                                      bounded time
 #   scripts/test.sh --sanitize=address build-asan (clang, ASan + UBSan): unit and integration
 #   scripts/test.sh --sanitize=thread  build-tsan (clang, TSan): unit and integration
 #
@@ -36,7 +37,7 @@ case "$sanitize" in
     KATY_CMAKE_ARGS="-DKATY_WERROR=ON" scripts/build.sh
     build_asan --target katy_fuzzers
     build_dir=build
-    labels=(-L 'unit|integration|e2e')
+    labels=(-L 'unit|integration|e2e|chaos')
     ;;
   address)
     build_asan
@@ -78,6 +79,8 @@ redis-cli -p "$port" ping >/dev/null || { echo "test: Redis did not start" >&2; 
 export KATY_TEST_REDIS_URL="redis://127.0.0.1:$port/0"
 status=0
 (cd "$root/$build_dir" && ctest --output-on-failure -j2 --timeout 300 "${labels[@]}") || status=$?
+# The chaos test's accounting, which ctest shows only on failure.
+grep -h "chaos accounting" "$root/$build_dir/Testing/Temporary/LastTest.log" 2>/dev/null || true
 # The plain run ends with the fuzzers (their own build), unless ctest arguments chose the tests.
 if [[ -z "$sanitize" && $# -eq 0 && $status -eq 0 ]]; then
   (cd "$root/build-asan" && ctest --output-on-failure -j2 --timeout 300 -L fuzz) || status=$?

@@ -69,8 +69,9 @@ std::map<std::string, std::string> KatyStack::ServiceEnv(const std::string& name
   return env;
 }
 
-Process& KatyStack::StartExtra(const std::string& name, const std::string& binary) {
+Process& KatyStack::StartExtra(const std::string& name, const std::string& binary, std::string* started_name) {
   std::string key = name + "-" + std::to_string(++extra_count_);
+  if (started_name != nullptr) *started_name = key;
   envs_[key] = ServiceEnv(name);
   processes_[key] = std::make_unique<Process>(BinaryPath(binary), std::vector<std::string>{}, envs_[key],
                                               dir_ + "/" + key + ".log");

@@ -29,8 +29,8 @@ class KatyStack {
   // The environment the services were started with (for starting more instances).
   std::map<std::string, std::string> ServiceEnv(const std::string& name) const;
   // Starts one more process of a service (responder or sender) with its own ports; its name in
-  // process() and AdminUrl() is "<name>-<n>".
-  Process& StartExtra(const std::string& name, const std::string& binary);
+  // process() and AdminUrl() is "<name>-<n>" (also put in `started_name` when given).
+  Process& StartExtra(const std::string& name, const std::string& binary, std::string* started_name = nullptr);
   // Stops Redis (SIGKILL) or starts it again on the same port and data directory (its AOF
   // brings the data back).
   void StopRedis();

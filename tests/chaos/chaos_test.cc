@@ -1,0 +1,268 @@
+// The whole promise under chaos (issue 14): 500 users x 20 messages through a full Katy of real
+// processes (Redis with AOF, ingress, 3 responders, 2 senders, the emulator as Meta) while
+// responders and senders are SIGKILLed and restarted every few seconds, Redis is SIGKILLed
+// once and restarted from its AOF, and the Send API answers 5% of calls with code 1200, a
+// burst of 613 and latency spikes. Webhooks are delivered as Meta does: the same body again
+// until it gets a 200.
+//
+// At the end every message must have its reply, each user's replies in order, and every
+// duplicate the Send API saw counted by the senders' katy_sender_possible_duplicates_total.
+// The accounting is printed.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "common/hmac.h"
+#include "common/http/http_client.h"
+#include "tests/support/katy_stack.h"
+
+namespace katy {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr int kUsers = 500;
+constexpr int kMessagesPerUser = 20;
+constexpr int kSenderThreads = 8;
+constexpr int kMessagesPerSecond = 250;  // about 40 s of traffic for the chaos to act on
+constexpr const char* kPage = "104560000000001";
+constexpr const char* kEchoRules = R"(
+fallback:
+  reply: "echo: {{text}}"
+)";
+// The steady faults: 5% transient errors (code 1200) and a little latency.
+constexpr const char* kSteadyFaults =
+    R"({"seed":14,"error":{"http_status":500,"code":1200,"message":"temporary"},"error_rate":0.05,"latency_ms":[0,3]})";
+constexpr const char* kRateLimitBurst =
+    R"({"seed":14,"error":{"http_status":400,"code":613,"message":"Calls to this api have exceeded the rate limit."},"fail_next":40})";
+constexpr const char* kLatencySpike = R"({"seed":14,"latency_ms":[200,600]})";
+
+std::string UserId(int user) { return "c" + std::to_string(user); }
+std::string Text(int user, int n) { return UserId(user) + " n" + std::to_string(n); }
+
+// Now, as Meta's timestamps are (an old one is outside the 24 h window and never answered).
+int64_t NowMs() {
+  return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string WebhookBody(int user, int n) {
+  const int64_t at = NowMs();  // a user's messages are sent one after another: in order
+  nlohmann::json item{{"sender", {{"id", UserId(user)}}},
+                      {"recipient", {{"id", kPage}}},
+                      {"timestamp", at},
+                      {"message", {{"mid", "m_chaos_" + UserId(user) + "_" + std::to_string(n)}, {"text", Text(user, n)}}}};
+  nlohmann::json body{{"object", "page"}, {"entry", {{{"id", kPage}, {"time", at}, {"messaging", {item}}}}}};
+  return body.dump();
+}
+
+// Plays Meta's webhook delivery: each user's messages in order, each one posted again (after a
+// short pause) until ingress answers 200, paced to kMessagesPerSecond over all threads.
+class WebhookTraffic {
+ public:
+  explicit WebhookTraffic(std::string ingress_url) : url_(std::move(ingress_url)) {}
+
+  void Start() {
+    for (int t = 0; t < kSenderThreads; ++t) threads_.emplace_back([this, t] { Run(t); });
+  }
+  void Join() {
+    for (auto& thread : threads_) thread.join();
+  }
+  bool done() const { return finished_.load() == kSenderThreads; }
+  int delivered() const { return delivered_.load(); }
+  int retries() const { return retries_.load(); }
+
+ private:
+  void Run(int thread) {
+    http::Client client;
+    const auto interval = milliseconds(1000 * kSenderThreads / kMessagesPerSecond);
+    auto next = Clock::now();
+    for (int n = 0; n < kMessagesPerUser; ++n) {
+      for (int user = thread; user < kUsers; user += kSenderThreads) {
+        std::this_thread::sleep_until(next);
+        next += interval;
+        Deliver(client, WebhookBody(user, n));
+      }
+    }
+    ++finished_;
+  }
+
+  void Deliver(http::Client& client, const std::string& body) {
+    const std::vector<std::string> headers = {"Content-Type: application/json",
+                                              "X-Hub-Signature-256: sha256=" +
+                                                  HmacSha256Hex(testing::KatyStack::kAppSecret, body)};
+    const auto give_up = Clock::now() + seconds(60);
+    while (Clock::now() < give_up) {
+      auto answer = client.Post(url_, body, headers);
+      if (answer.ok() && answer->status == 200) {
+        ++delivered_;
+        return;
+      }
+      ++retries_;
+      std::this_thread::sleep_for(milliseconds(200));
+    }
+    ADD_FAILURE() << "ingress never took a webhook in 60 s";
+  }
+
+  std::string url_;
+  std::vector<std::thread> threads_;
+  std::atomic<int> finished_{0};
+  std::atomic<int> delivered_{0};
+  std::atomic<int> retries_{0};
+};
+
+// Every message the emulator's Send API accepted, by recipient, in the order accepted.
+std::map<std::string, std::vector<std::string>> Received(testing::KatyStack& stack) {
+  http::Client http;
+  std::map<std::string, std::vector<std::string>> out;
+  auto all = http.Get(stack.emulator_url() + "/_emulator/messages");
+  if (!all.ok() || all->status != 200) return out;
+  for (const auto& message : nlohmann::json::parse(all->body)) {
+    if (!message.contains("message") || !message["message"].contains("text")) continue;
+    out[message["recipient"].get<std::string>()].push_back(message["message"]["text"].get<std::string>());
+  }
+  return out;
+}
+
+size_t DistinctReplies(const std::map<std::string, std::vector<std::string>>& received) {
+  size_t distinct = 0;
+  for (const auto& [user, texts] : received) distinct += std::set<std::string>(texts.begin(), texts.end()).size();
+  return distinct;
+}
+
+void SetFaults(testing::KatyStack& stack, const std::string& faults) {
+  http::Client http;
+  auto set = http.Post(stack.emulator_url() + "/_emulator/faults", faults);
+  ASSERT_TRUE(set.ok() && set->status == 200) << faults;
+}
+
+// What the chaos did, and what every sender process counted before it died.
+struct Chaos {
+  int responder_kills = 0;
+  int sender_kills = 0;
+  int redis_kills = 0;
+  std::map<std::string, double> possible_duplicates;  // by sender process, last scrape
+};
+
+// Reads a sender's counter (kept for it once it is dead: a SIGKILL loses what a process held).
+void ScrapeSender(testing::KatyStack& stack, const std::string& name, Chaos& chaos) {
+  if (!stack.process(name).Running()) return;
+  const double counted = stack.MetricSum(name, "katy_sender_possible_duplicates_total");
+  chaos.possible_duplicates[name] = std::max(chaos.possible_duplicates[name], counted);
+}
+
+TEST(ChaosTest, KillsRestartsAndGraphErrorsLoseNothingAndEveryDuplicateIsCounted) {
+  testing::KatyStack stack({kEchoRules,
+                            {{"KATY_LEASE_TTL_MS", "1500"},
+                             {"KATY_LOG_LEVEL", "info"},
+                             {"KATY_PAGE_RATE", "2000"},
+                             {"KATY_EMULATOR_FAULTS", kSteadyFaults}}});
+  ASSERT_TRUE(stack.ready());
+  std::vector<std::string> responders = {"responder", "", ""};
+  std::vector<std::string> senders = {"sender", ""};
+  stack.StartExtra("responder", "katy-responder", &responders[1]);
+  stack.StartExtra("responder", "katy-responder", &responders[2]);
+  stack.StartExtra("sender", "katy-sender", &senders[1]);
+
+  const auto started = Clock::now();
+  WebhookTraffic traffic(stack.ingress_url());
+  traffic.Start();
+
+  // The chaos, one step every 1.5 s while the traffic flows: responders and senders killed
+  // in turn and replaced at once, Redis killed once, a 613 burst and a latency spike.
+  Chaos chaos;
+  for (int step = 0; !traffic.done(); ++step) {
+    std::this_thread::sleep_for(milliseconds(1500));
+    if (step % 2 == 0) {
+      std::string& victim = responders[static_cast<size_t>(step / 2) % responders.size()];
+      stack.process(victim).Kill();
+      ++chaos.responder_kills;
+      stack.StartExtra("responder", "katy-responder", &victim);
+    } else {
+      std::string& victim = senders[static_cast<size_t>(step / 2) % senders.size()];
+      ScrapeSender(stack, victim, chaos);
+      stack.process(victim).Kill();
+      ++chaos.sender_kills;
+      stack.StartExtra("sender", "katy-sender", &victim);
+    }
+    if (step == 6) {
+      stack.StopRedis();  // SIGKILL; the AOF (appendfsync everysec) brings the data back
+      ++chaos.redis_kills;
+      std::this_thread::sleep_for(milliseconds(1000));
+      stack.StartRedis();
+    }
+    if (step == 10) SetFaults(stack, kRateLimitBurst);
+    if (step == 12) SetFaults(stack, kLatencySpike);
+    if (step == 14) SetFaults(stack, kSteadyFaults);
+  }
+  traffic.Join();
+  SetFaults(stack, kSteadyFaults);
+  const double traffic_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+
+  constexpr size_t kExpected = static_cast<size_t>(kUsers) * kMessagesPerUser;
+  std::map<std::string, std::vector<std::string>> received;
+  const bool all_replied = testing::WaitFor(
+      [&] {
+        received = Received(stack);
+        return DistinctReplies(received) >= kExpected;
+      },
+      seconds(120));
+  std::this_thread::sleep_for(seconds(2));  // let any duplicate arrive before judging
+  received = Received(stack);
+  for (const auto& sender : senders) ScrapeSender(stack, sender, chaos);
+
+  // The accounting.
+  size_t total = 0;
+  size_t duplicates = 0;
+  size_t lost = 0;
+  size_t out_of_order_users = 0;
+  for (int user = 0; user < kUsers; ++user) {
+    const auto& texts = received[UserId(user)];
+    total += texts.size();
+    std::vector<std::string> collapsed;  // a resend after a crash comes right after itself
+    for (const auto& text : texts) {
+      if (!collapsed.empty() && collapsed.back() == text) {
+        ++duplicates;
+      } else {
+        collapsed.push_back(text);
+      }
+    }
+    std::vector<std::string> expected;
+    for (int n = 0; n < kMessagesPerUser; ++n) expected.push_back("echo: " + Text(user, n));
+    const std::set<std::string> got(texts.begin(), texts.end());
+    for (const auto& text : expected) lost += got.count(text) == 0 ? 1 : 0;
+    if (collapsed != expected) ++out_of_order_users;
+    EXPECT_EQ(collapsed, expected) << UserId(user) << ": replies lost, repeated out of place, or out of order";
+  }
+  double counted = 0;
+  for (const auto& [name, value] : chaos.possible_duplicates) counted += value;
+
+  std::printf(
+      "chaos accounting: %d users x %d messages = %zu; webhooks delivered %d (retried %d times); "
+      "kills: %d responders, %d senders, %d Redis; replies %zu, distinct %zu, lost %zu, "
+      "users out of order %zu, duplicates at the Send API %zu, counted by the senders %.0f; "
+      "traffic %.1f s, total %.1f s\n",
+      kUsers, kMessagesPerUser, kExpected, traffic.delivered(), traffic.retries(), chaos.responder_kills,
+      chaos.sender_kills, chaos.redis_kills, total, DistinctReplies(received), lost, out_of_order_users,
+      duplicates, counted, traffic_seconds, std::chrono::duration<double>(Clock::now() - started).count());
+  EXPECT_TRUE(all_replied) << "logs in " << stack.dir();
+  EXPECT_EQ(traffic.delivered(), static_cast<int>(kExpected));
+  EXPECT_EQ(lost, 0u);
+  EXPECT_LE(static_cast<double>(duplicates), counted) << "a duplicate no metric reports; logs in " << stack.dir();
+  EXPECT_GT(chaos.responder_kills, 0);
+  EXPECT_GT(chaos.sender_kills, 0);
+  EXPECT_EQ(chaos.redis_kills, 1);
+  RecordProperty("duplicates", static_cast<int>(duplicates));
+  RecordProperty("counted", static_cast<int>(counted));
+}
+
+}  // namespace
+}  // namespace katy
