@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/json_text.h"
 #include "services/responder/text_normalize.h"
 
 namespace katy::responder {
@@ -340,7 +341,7 @@ std::string MessageJson(const MessageTemplate& message, const std::map<std::stri
     out["quick_replies"].push_back(
         {{"content_type", "text"}, {"title", reply.title}, {"payload", reply.payload}});
   }
-  return out.dump();
+  return ToJsonText(out);
 }
 
 bool Matches(const Matcher& when, const katy::v1::InboundEvent& event, const Conversation& conversation,

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/events.h"
+#include "common/json_text.h"
 
 namespace katy::responder {
 
@@ -25,7 +26,7 @@ std::string SkillRequestBody(const katy::v1::InboundEvent& event, const Conversa
               {"timestamp", event.timestamp_ms()}}},
             {"conversation",
              {{"state", conversation.state}, {"vars", conversation.vars}, {"first_name", conversation.first_name}}}};
-  return body.dump();
+  return ToJsonText(body);
 }
 
 Result<SkillAnswer> ParseSkillAnswer(const std::string& body) {
@@ -38,9 +39,9 @@ Result<SkillAnswer> ParseSkillAnswer(const std::string& body) {
     for (const auto& message : *messages) {
       if (message.is_string()) {
         if (message.get<std::string>().empty()) return bad("an empty text message");
-        out.messages.push_back(json{{"text", message}}.dump());
+        out.messages.push_back(ToJsonText(json{{"text", message}}));
       } else if (message.is_object() && (message.contains("text") || message.contains("attachment"))) {
-        out.messages.push_back(message.dump());
+        out.messages.push_back(ToJsonText(message));
       } else {
         return bad("a message must be text or an object with text or attachment");
       }
@@ -49,7 +50,7 @@ Result<SkillAnswer> ParseSkillAnswer(const std::string& body) {
   if (auto set = answer.find("set"); set != answer.end()) {
     if (!set->is_object()) return bad("set must be an object");
     for (const auto& [name, value] : set->items()) {
-      out.set_vars[name] = value.is_string() ? value.get<std::string>() : value.dump();
+      out.set_vars[name] = value.is_string() ? value.get<std::string>() : ToJsonText(value);
     }
   }
   if (auto state = answer.find("state"); state != answer.end()) {

@@ -4,6 +4,7 @@
 
 #include "common/hmac.h"
 #include "common/http/http_client.h"
+#include "common/json_text.h"
 
 namespace katy::sender {
 
@@ -28,7 +29,7 @@ std::optional<SendRequest> BuildSendRequest(const katy::v1::OutboundMessage& mes
   while (!base.empty() && base.back() == '/') base.pop_back();
   request.url = base + "/" + message.page_id() + "/messages?access_token=" + http::UrlEncode(page_token);
   if (!app_secret.empty()) request.url += "&appsecret_proof=" + HmacSha256Hex(app_secret, page_token);
-  request.body = body.dump();
+  request.body = ToJsonText(body);
   return request;
 }
 

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_text.h"
 #include "common/log.h"
 #include "services/sender/send_request.h"
 #include "services/sender/text_split.h"
@@ -213,7 +214,7 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
         nlohmann::json part = content;
         part["text"] = parts[i];
         if (i + 1 < parts.size()) part.erase("quick_replies");
-        bodies.push_back(part.dump());
+        bodies.push_back(ToJsonText(part));
       }
     }
     if (bodies.empty()) bodies.push_back(message.message_json());

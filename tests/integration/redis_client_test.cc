@@ -52,7 +52,12 @@ TEST(RedisClientTest, ReconnectsAfterTheConnectionIsKilled) {
 }
 
 TEST(RedisClientTest, ScriptsSurviveScriptFlush) {
-  Client client(testing::TestRedisOptions());
+  // A Redis of its own: a flush on the shared one fails the scripts of tests running beside it.
+  const int port = testing::FreePort();
+  auto redis = testing::StartPrivateRedis(port, testing::MakeTempDir("script-flush"));
+  Options options;
+  options.port = port;
+  Client client(options);
   Script script("return redis.call('INCRBY', KEYS[1], ARGV[1])");
   const std::string key = testing::UniquePrefix("script") + ":n";
   EXPECT_EQ(script.Run(client, {key}, {"2"})->integer, 2);

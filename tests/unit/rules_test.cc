@@ -133,6 +133,17 @@ rules:
   EXPECT_EQ(DecideText(rules, "yo", {}).rule, "");
 }
 
+TEST(RulesTest, InvalidUtf8InAValueBecomesAReplacementCharacterNotACrash) {
+  // Found by rules_match_fuzz: a value with a broken UTF-8 sequence made the reply's JSON
+  // serialisation throw, which would take the responder's worker down.
+  RuleSet rules = MustParse("fallback:\n  reply: \"Hi {{first_name}}\"\n");
+  Conversation conversation;
+  conversation.first_name = "Ad\xff";
+  Decision decision = DecideText(rules, "hello", conversation);
+  ASSERT_EQ(decision.messages.size(), 1u);
+  EXPECT_EQ(TextOf(decision.messages[0]), "Hi Ad\xef\xbf\xbd");
+}
+
 TEST(RulesTest, RegexCapturesVariablesAndFirstName) {
   RuleSet rules = MustParse(R"yaml(
 rules:

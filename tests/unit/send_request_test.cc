@@ -33,6 +33,15 @@ TEST(SendRequestTest, BuildsSendApiCall) {
   EXPECT_FALSE(body.contains("sender_action"));
 }
 
+TEST(SendRequestTest, InvalidUtf8BecomesAReplacementCharacterNotACrash) {
+  // Found by send_request_fuzz: serialising a field with a broken UTF-8 sequence threw.
+  auto message = Reply();
+  message.set_recipient_id("71\x92");
+  auto request = BuildSendRequest(message, "http://graph/v25.0/", "token", "");
+  ASSERT_TRUE(request);
+  EXPECT_EQ(nlohmann::json::parse(request->body)["recipient"]["id"], "71\xef\xbf\xbd");
+}
+
 TEST(SendRequestTest, AppsecretProofTagsUserRefAndSenderAction) {
   auto message = Reply();
   message.set_recipient_is_ref(true);
