@@ -311,6 +311,9 @@ class WebhookServer::Loop final : public ConnectionHost {
     if (accept_paused_ && Watch(EPOLL_CTL_ADD, shared_.listen_fd, EPOLLIN | EPOLLEXCLUSIVE, &listen_tag_)) {
       accept_paused_ = false;
     }
+    // Replies that arrived while this pass was busy are read first: a timeout must mean Redis
+    // did not answer, not that the loop had not looked yet.
+    pipeline_.connection().OnEvents(EPOLLIN);
     pipeline_.connection().CheckTimeouts(now_);
     SendToStore();
     std::vector<ConnectionPtr> expired;
