@@ -16,7 +16,7 @@ struct Error {
 // Either a T or an Error. Katy's I/O edges return this instead of throwing, so that no
 // failure escapes a handler or a worker loop as an exception.
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : value_(std::move(value)) {}          // NOLINT: implicit by design
   Result(Error error) : value_(std::move(error)) {}      // NOLINT: implicit by design

@@ -137,14 +137,21 @@ void ShardLeases::Release(const std::vector<int>& shards) {
     valid_until_.erase(shard);
     log::Info("shard lease released", {{"shard", shard}, {"role", config_.role}});
   }
-  release_.RunPipelined(client_, calls);  // a failure only means the leases expire by themselves
+  if (auto released = release_.RunPipelined(client_, calls); !released) {
+    // Harmless: the leases expire by themselves after their TTL, and another instance takes
+    // the shards then instead of at once.
+    log::Warn("cannot release shard leases; they expire by themselves", {{"error", released.error().message}});
+  }
 }
 
 void ShardLeases::ReleaseAll() {
   std::vector<int> all;
   for (const auto& [shard, until] : valid_until_) all.push_back(shard);
   if (!all.empty()) Release(all);
-  client_.Command({"ZREM", keys_.Members(config_.role), config_.instance});
+  if (auto left = client_.Command({"ZREM", keys_.Members(config_.role), config_.instance}); !left) {
+    // Harmless: a member that stops renewing drops out of the membership by itself.
+    log::Warn("cannot leave the instance membership", {{"error", left.error().message}});
+  }
 }
 
 }  // namespace katy::redis

@@ -270,7 +270,13 @@ void ShardedConsumer::ReadLoop(const std::atomic<bool>& stop) {
     if (!entries) {
       g_read_errors.Write(log::Level::kError, "cannot read streams", {{"error", entries.error().message}});
       if (entries.error().message.find("NOGROUP") != std::string::npos) {
-        for (const auto& stream : streams) EnsureGroup(client, stream, options_.group);
+        for (const auto& stream : streams) {
+          // A failure is retried with the next read.
+          if (auto created = EnsureGroup(client, stream, options_.group); !created) {
+            g_read_errors.Write(log::Level::kError, "cannot create the consumer group",
+                                {{"stream", stream}, {"error", created.error().message}});
+          }
+        }
       }
       SleepUnless(stop, std::chrono::milliseconds(std::min(5000, 100 << std::min(++failures, 6))));
       continue;

@@ -63,18 +63,18 @@ int Run(int argc, char** argv) {
   hooks.pause = set_paused(true);
   hooks.resume = set_paused(false);
   // SIGHUP and Control.ReloadRules reload the same way; a bad file leaves the rules in force.
-  auto reload = [&rules] {
+  // The number of rules now in force, or why the file was refused; logged either way.
+  auto reload = [&rules](int* count) {
     auto reloaded = rules.Reload();
-    if (reloaded) log::Info("rules reloaded", {{"rules", *reloaded}});
-    else log::Error("rules reload refused; the rules in force stay", {{"error", reloaded.error().message}});
-    return reloaded;
-  };
-  hooks.reload_rules = [&reload](int* count) {
-    auto reloaded = reload();
-    if (!reloaded) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, reloaded.error().message);
+    if (!reloaded) {
+      log::Error("rules reload refused; the rules in force stay", {{"error", reloaded.error().message}});
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, reloaded.error().message);
+    }
+    log::Info("rules reloaded", {{"rules", *reloaded}});
     *count = static_cast<int>(*reloaded);
     return grpc::Status::OK;
   };
+  hooks.reload_rules = reload;
   hooks.drain = runtime::RequestShutdown;
   grpcsvc::ControlService control({"responder", consumer_options.instance, cfg.common.control_token, keys, redis_options},
                                   hooks);
@@ -84,7 +84,10 @@ int Run(int argc, char** argv) {
   spec.redis = redis_options;
   spec.registry = &registry;
   spec.control = &control;
-  spec.on_reload = [&reload] { reload(); };
+  spec.on_reload = [&reload] {
+    int rules_in_force = 0;
+    reload(&rules_in_force);  // SIGHUP has no one to answer: the log says what happened
+  };
   spec.run = [&consumer](const std::atomic<bool>& stop) { consumer.Run(stop); };
   return runtime::RunWorkerService(spec);
 }

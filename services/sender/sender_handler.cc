@@ -10,6 +10,16 @@
 namespace katy::sender {
 namespace {
 
+log::RateLimited g_redis_warnings(std::chrono::seconds(5));
+
+// For Redis work whose failure changes no message's outcome, only its efficiency: a stale
+// in-flight mark later counts a possible duplicate that was not one; a throttle not recorded
+// lets other senders learn the limit from Meta themselves.
+template <typename T>
+void LogIfFailed(const Result<T>& result, std::string_view what) {
+  if (!result) g_redis_warnings.Write(log::Level::kWarn, what, {{"error", result.error().message}});
+}
+
 // KEYS[1] the message's sent mark, KEYS[2] the outbound stream, KEYS[3] its in-flight mark.
 // ARGV[1] group, ARGV[2] entry id, ARGV[3] mark TTL (s), ARGV[4] Meta's message id.
 constexpr const char* kDeliveredLua = R"lua(
@@ -120,14 +130,16 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
   const Classification verdict = Classify(response);
   metrics_.sends.WithLabels({{"result", verdict.reason}, {"code", std::to_string(verdict.code)}}).Inc();
   // A definite answer means this attempt's outcome is known: the mark has done its job.
-  if (answer && verdict.action != SendAction::kDelivered) client.Command({"DEL", inflight_key});
+  if (answer && verdict.action != SendAction::kDelivered) {
+    LogIfFailed(client.Command({"DEL", inflight_key}), "cannot clear an in-flight mark");
+  }
 
   const int64_t age_ms = now_ms_() - message.created_at_ms();
   switch (verdict.action) {
     case SendAction::kDelivered:
       if (verdict.wait.count() > 0) {
         // Delivered, but Meta's usage headers say the page is at its limit: slow it down.
-        limiter_.Throttle(client, message.page_id(), verdict.wait);
+        LogIfFailed(limiter_.Throttle(client, message.page_id(), verdict.wait), "cannot throttle the page");
         metrics_.throttled.WithLabels({{"page", metrics_.page_label(message.page_id())}}).Inc(std::chrono::duration<double>(verdict.wait).count());
       }
       *meta_id = MetaMessageId(response.body);
@@ -139,7 +151,7 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
       }
       return redis::HandleResult::Retry(verdict.reason);
     case SendAction::kThrottle:
-      limiter_.Throttle(client, message.page_id(), verdict.wait);
+      LogIfFailed(limiter_.Throttle(client, message.page_id(), verdict.wait), "cannot throttle the page");
       metrics_.throttled.WithLabels({{"page", metrics_.page_label(message.page_id())}}).Inc(std::chrono::duration<double>(verdict.wait).count());
       log::Warn("page throttled by Meta", {{"page", message.page_id()}, {"code", verdict.code},
                                            {"wait_ms", static_cast<long long>(verdict.wait.count())}});
@@ -239,7 +251,7 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
     if (result.kind != redis::HandleResult::Kind::kDone) return result;
     if (!last) {
       auto recorded = client.Command({"SET", mark_key, meta_id, "EX", std::to_string(options_.sent_ttl.count())});
-      client.Command({"DEL", mark_key + ":inflight"});
+      LogIfFailed(client.Command({"DEL", mark_key + ":inflight"}), "cannot clear an in-flight mark");
       if (!recorded) return redis::HandleResult::Retry("redis_" + recorded.error().code);
     }
   }

@@ -215,9 +215,12 @@ TEST(ControlTest, SecretsNeverReachTheLogs) {
   ASSERT_TRUE(testing::WaitFor([&] { return RepliesTo(stack, "s1") == 1; }, std::chrono::seconds(15)));
   // Some failures too: a bad signature, a wrong control token, a Send API error.
   http::Client http;
-  http.Post(stack.ingress_url(), "{}", {"X-Hub-Signature-256: sha256=" + std::string(64, '0')});
+  auto forged = http.Post(stack.ingress_url(), "{}", {"X-Hub-Signature-256: sha256=" + std::string(64, '0')});
+  ASSERT_TRUE(forged.ok());
+  EXPECT_EQ(forged->status, 403);
   Katyctl(stack, "sender", "--token nope status");
-  http.Post(stack.emulator_url() + "/_emulator/faults", R"({"fail_next":1,"error":{"code":190,"http_status":400}})");
+  auto faults = http.Post(stack.emulator_url() + "/_emulator/faults", R"({"fail_next":1,"error":{"code":190,"http_status":400}})");
+  ASSERT_TRUE(faults.ok() && faults->status == 200);
   Say(stack, "s2", "hello");
   std::this_thread::sleep_for(std::chrono::seconds(2));
   for (const char* service : kServices) stack.process(service).Stop(SIGTERM, std::chrono::seconds(10));

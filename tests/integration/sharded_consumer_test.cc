@@ -112,7 +112,9 @@ class ConsumerTest : public ::testing::Test {
   void RunUntil(EntryHandler handler, const std::function<bool()>& done) { RunUntil(handler, done, options_); }
 
   static HandleResult Ack(Client& client, const StreamEntry& entry) {
-    client.Command({"XACK", entry.stream, "g", entry.id});
+    if (auto acked = client.Command({"XACK", entry.stream, "g", entry.id}); !acked) {
+      return HandleResult::Retry("redis_" + acked.error().code);
+    }
     return HandleResult::Done();
   }
 
