@@ -29,7 +29,9 @@ fi
 source "$data/secrets.env"
 export KATY_APP_SECRET="${KATY_APP_SECRET:-$GENERATED_APP_SECRET}"
 export KATY_VERIFY_TOKEN="${KATY_VERIFY_TOKEN:-$GENERATED_VERIFY_TOKEN}"
-export KATY_HTTP_ADDR="${KATY_HTTP_ADDR:-0.0.0.0:8080}"
+# The default addresses, from the one place they are written (common/defaults.h).
+eval "$("$bin/katyctl" defaults)"
+export KATY_HTTP_ADDR="${KATY_HTTP_ADDR:-$KATY_DEFAULT_HTTP_ADDR}"
 export KATY_RULES="${KATY_RULES:-$root/deploy/rules/katy.yaml}"
 ingress_port="${KATY_HTTP_ADDR##*:}"
 
@@ -75,24 +77,24 @@ fi
 
 emulator=""
 if [[ -z "${KATY_GRAPH_URL:-}" ]]; then
-  export KATY_EMULATOR_ADDR="${KATY_EMULATOR_ADDR:-127.0.0.1:8090}"
+  export KATY_EMULATOR_ADDR="${KATY_EMULATOR_ADDR:-$KATY_DEFAULT_EMULATOR_ADDR}"
   export KATY_PAGE_TOKEN="${KATY_PAGE_TOKEN:-emulator-page-token}"
   export KATY_EMULATOR_PAGE_TOKEN="$KATY_PAGE_TOKEN"
   export KATY_INGRESS_URL="${KATY_INGRESS_URL:-http://127.0.0.1:$ingress_port/webhook}"
   export KATY_GRAPH_URL="http://$KATY_EMULATOR_ADDR/v25.0"
   emulator="http://$KATY_EMULATOR_ADDR"
-  start emulator env KATY_EMULATOR_METRICS_URLS="http://${KATY_INGRESS_ADMIN_ADDR:-127.0.0.1:9101}/metrics,http://${KATY_SENDER_ADMIN_ADDR:-127.0.0.1:9103}/metrics" \
+  start emulator env KATY_EMULATOR_METRICS_URLS="http://${KATY_INGRESS_ADMIN_ADDR:-$KATY_DEFAULT_INGRESS_ADMIN_ADDR}/metrics,http://${KATY_SENDER_ADMIN_ADDR:-$KATY_DEFAULT_SENDER_ADMIN_ADDR}/metrics" \
     "$bin/katy-emulator"
 fi
 
 # Each service has its own gRPC and admin ports (KATY_GRPC_ADDR/KATY_ADMIN_ADDR would give all
 # three the same one), overridable per service here.
-start ingress env KATY_GRPC_ADDR="${KATY_INGRESS_GRPC_ADDR:-127.0.0.1:50051}" \
-  KATY_ADMIN_ADDR="${KATY_INGRESS_ADMIN_ADDR:-127.0.0.1:9101}" "$bin/katy-ingress"
-start responder env KATY_GRPC_ADDR="${KATY_RESPONDER_GRPC_ADDR:-127.0.0.1:50052}" \
-  KATY_ADMIN_ADDR="${KATY_RESPONDER_ADMIN_ADDR:-127.0.0.1:9102}" "$bin/katy-responder"
-start sender env KATY_GRPC_ADDR="${KATY_SENDER_GRPC_ADDR:-127.0.0.1:50053}" \
-  KATY_ADMIN_ADDR="${KATY_SENDER_ADMIN_ADDR:-127.0.0.1:9103}" "$bin/katy-sender"
+start ingress env KATY_GRPC_ADDR="${KATY_INGRESS_GRPC_ADDR:-$KATY_DEFAULT_INGRESS_GRPC_ADDR}" \
+  KATY_ADMIN_ADDR="${KATY_INGRESS_ADMIN_ADDR:-$KATY_DEFAULT_INGRESS_ADMIN_ADDR}" "$bin/katy-ingress"
+start responder env KATY_GRPC_ADDR="${KATY_RESPONDER_GRPC_ADDR:-$KATY_DEFAULT_RESPONDER_GRPC_ADDR}" \
+  KATY_ADMIN_ADDR="${KATY_RESPONDER_ADMIN_ADDR:-$KATY_DEFAULT_RESPONDER_ADMIN_ADDR}" "$bin/katy-responder"
+start sender env KATY_GRPC_ADDR="${KATY_SENDER_GRPC_ADDR:-$KATY_DEFAULT_SENDER_GRPC_ADDR}" \
+  KATY_ADMIN_ADDR="${KATY_SENDER_ADMIN_ADDR:-$KATY_DEFAULT_SENDER_ADMIN_ADDR}" "$bin/katy-sender"
 
 sleep 1
 for i in "${!pids[@]}"; do

@@ -56,7 +56,8 @@ void ShardLeases::DropExpired(std::chrono::steady_clock::time_point now) {
   }
 }
 
-std::set<int> ShardLeases::Tick(const std::function<bool(int)>& may_claim) {
+std::set<int> ShardLeases::Tick(const std::function<bool(int)>& may_claim,
+                                const std::function<bool(int)>& may_release) {
   const auto sent = clock_();
   // A lease is trusted until ttl minus a margin after the request that set it was sent:
   // Redis may have started its TTL a little later, never earlier.
@@ -99,7 +100,11 @@ std::set<int> ShardLeases::Tick(const std::function<bool(int)>& may_claim) {
        ++it) {
     surplus.push_back(it->first);
   }
-  if (!surplus.empty()) Release(surplus);
+  std::vector<int> releasable;
+  for (int shard : surplus) {
+    if (!may_release || may_release(shard)) releasable.push_back(shard);
+  }
+  if (!releasable.empty()) Release(releasable);
 
   int need = share - static_cast<int>(valid_until_.size());
   if (need <= 0) return owned();

@@ -34,11 +34,18 @@ class ShardLeases {
 
   ShardLeases(Client client, KeySpace keys, LeaseConfig config, Clock clock = {});
 
-  // One round: heartbeat, renew, count members, release surplus, claim free shards (only
-  // those `may_claim` allows; all when it is empty). A few pipelined Redis round trips.
-  // Returns the shards owned afterwards. When Redis fails it keeps only the leases that are
-  // still valid by the local clock (sent time + ttl - a safety margin).
-  std::set<int> Tick(const std::function<bool(int)>& may_claim = {});
+  // One round: heartbeat, renew, count members, release surplus (only the shards
+  // `may_release` allows now; the others are kept and renewed, and asked about again next
+  // round), claim free shards (only those `may_claim` allows). Empty functions allow all. A
+  // few pipelined Redis round trips. Returns the shards owned afterwards. When Redis fails it
+  // keeps only the leases that are still valid by the local clock (sent time + ttl - a safety
+  // margin).
+  std::set<int> Tick(const std::function<bool(int)>& may_claim = {},
+                     const std::function<bool(int)>& may_release = {});
+
+  // Until when each owned lease is certainly this instance's (local clock): Redis cannot have
+  // expired it earlier.
+  const std::map<int, std::chrono::steady_clock::time_point>& valid_until() const { return valid_until_; }
 
   // Gives every owned lease back (only where this instance still holds it), so that another
   // instance can take over at once; and leaves the member set.

@@ -54,6 +54,8 @@ return redis.call('XTRIM', KEYS[1], 'MINID', keep_from)
 )lua";
 
 log::RateLimited g_read_errors(std::chrono::seconds(5));
+// A shard whose lease is surely ours for less than this is left out of the next read.
+constexpr std::chrono::milliseconds kShortestRead{10};
 log::RateLimited g_trim_errors(std::chrono::seconds(60));
 
 void SleepUnless(const std::atomic<bool>& stop, std::chrono::milliseconds total) {
@@ -145,30 +147,15 @@ void ShardedConsumer::LeaseLoop(const std::atomic<bool>& stop) {
   while (!release_now_) {
     // During shutdown, keep renewing (entries in hand still commit under the lease) but take
     // nothing new.
-    auto owned = leases.Tick([this, &stop](int shard) {
-      if (stop) return false;
-      std::lock_guard lock(mutex_);
-      auto busy = in_hand_.find(shard);
-      return busy == in_hand_.end() || busy->second == 0;  // never while an old entry is in hand
-    });
-    {
-      std::lock_guard lock(mutex_);
-      for (auto it = owned_.begin(); it != owned_.end();) {
-        if (!owned.count(it->first)) {
-          to_claim_.erase(it->first);
-          it = owned_.erase(it);
-        } else {
-          ++it;
-        }
-      }
-      for (int shard : owned) {
-        if (!owned_.count(shard)) {
-          owned_[shard] = next_generation_++;
-          to_claim_.insert(shard);
-        }
-      }
-      if (owned_gauge_ != nullptr) owned_gauge_->Set(static_cast<double>(owned_.size()));
-    }
+    auto owned = leases.Tick(
+        [this, &stop](int shard) {
+          if (stop) return false;
+          std::lock_guard lock(mutex_);
+          auto busy = in_hand_.find(shard);
+          return busy == in_hand_.end() || busy->second == 0;  // never while an old entry is in hand
+        },
+        [this](int shard) { return MayRelease(shard); });
+    SyncOwned(leases, owned);
     if (std::chrono::steady_clock::now() >= next_trim) {
       TrimFinished(trimmer, owned);
       next_trim = std::chrono::steady_clock::now() + options_.trim_every;
@@ -179,6 +166,61 @@ void ShardedConsumer::LeaseLoop(const std::atomic<bool>& stop) {
   std::lock_guard lock(mutex_);
   owned_.clear();
   if (owned_gauge_ != nullptr) owned_gauge_->Set(0);
+}
+
+// A surplus shard is given back in two steps. First it leaves owned_: nothing more is read
+// from it or dispatched. It is released only once every read that may have included it has
+// finished and no entry of it is in hand: a read still blocking would otherwise put new entries
+// into this instance's pending list after the next owner claimed the pending ones, and they
+// would wait there while that owner answered the conversation's later entries (the chaos test
+// saw a user's second reply arrive after the third).
+bool ShardedConsumer::MayRelease(int shard) {
+  std::lock_guard lock(mutex_);
+  release_asked_.insert(shard);
+  auto releasing = releasing_.find(shard);
+  if (releasing == releasing_.end()) {
+    owned_.erase(shard);
+    to_claim_.erase(shard);
+    valid_until_.erase(shard);
+    releasing_[shard] = reads_started_;
+    return false;
+  }
+  auto busy = in_hand_.find(shard);
+  const bool idle = busy == in_hand_.end() || busy->second == 0;
+  if (reads_finished_ < releasing->second || !idle) return false;
+  releasing_.erase(releasing);
+  return true;
+}
+
+// Brings owned_ in line with the leases: lost shards leave it, new ones enter it with a new
+// generation and their pending entries to claim; shards being released stay out until they
+// are, or until they are no longer surplus (a member left): then they come back like a new
+// acquisition, pending entries claimed first.
+void ShardedConsumer::SyncOwned(const ShardLeases& leases, const std::set<int>& owned) {
+  std::lock_guard lock(mutex_);
+  for (auto it = releasing_.begin(); it != releasing_.end();) {
+    const bool keep = owned.count(it->first) && release_asked_.count(it->first);
+    it = keep ? std::next(it) : releasing_.erase(it);
+  }
+  release_asked_.clear();
+  for (auto it = owned_.begin(); it != owned_.end();) {
+    if (!owned.count(it->first)) {
+      to_claim_.erase(it->first);
+      valid_until_.erase(it->first);
+      it = owned_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (int shard : owned) {
+    if (releasing_.count(shard)) continue;
+    if (!owned_.count(shard)) {
+      owned_[shard] = next_generation_++;
+      to_claim_.insert(shard);
+    }
+    valid_until_[shard] = leases.valid_until().at(shard);
+  }
+  if (owned_gauge_ != nullptr) owned_gauge_->Set(static_cast<double>(owned_.size()));
 }
 
 void ShardedConsumer::TrimFinished(Client& client, const std::set<int>& shards) {
@@ -249,24 +291,41 @@ void ShardedConsumer::ReadLoop(const std::atomic<bool>& stop) {
     }
     std::vector<std::string> streams;
     std::map<std::string, std::pair<int, uint64_t>> by_stream;
+    std::chrono::milliseconds block = options_.block;
+    uint64_t read_number = 0;
     {
       std::unique_lock lock(mutex_);
       room_.wait_for(lock, std::chrono::milliseconds(100),
                      [this, &stop] { return stop || in_flight_ < options_.max_in_flight; });
       if (in_flight_ >= options_.max_in_flight) continue;
+      const auto now = std::chrono::steady_clock::now();
       for (const auto& [shard, generation] : owned_) {
         if (to_claim_.count(shard)) continue;
+        // The read must end while the lease is surely ours: an entry it took after the lease
+        // expired would sit in this instance's pending list, unseen by the next owner.
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(valid_until_[shard] - now);
+        if (left < kShortestRead) continue;
+        block = std::min(block, left);
         streams.push_back(options_.stream(shard));
         by_stream[streams.back()] = {shard, generation};
       }
+      if (!streams.empty()) read_number = ++reads_started_;
     }
     if (streams.empty()) {
       SleepUnless(stop, std::chrono::milliseconds(100));
       continue;
     }
     std::vector<std::string> ids(streams.size(), ">");
-    auto entries = XReadGroup(client, options_.group, options_.instance, streams, ids, options_.batch,
-                              options_.block);
+    auto entries = XReadGroup(client, options_.group, options_.instance, streams, ids, options_.batch, block);
+    // Done with this read once its entries are dispatched (or it failed), whichever way out.
+    struct ReadFinished {
+      ShardedConsumer& self;
+      uint64_t number;
+      ~ReadFinished() {
+        std::lock_guard lock(self.mutex_);
+        self.reads_finished_ = number;
+      }
+    } finished{*this, read_number};
     if (!entries) {
       g_read_errors.Write(log::Level::kError, "cannot read streams", {{"error", entries.error().message}});
       if (entries.error().message.find("NOGROUP") != std::string::npos) {

@@ -15,6 +15,7 @@
 #include "common/metrics/metrics.h"
 #include "common/redis/redis_client.h"
 #include "common/redis/script.h"
+#include "common/redis/shard_leases.h"
 #include "common/redis/streams.h"
 #include "common/shard.h"
 
@@ -129,6 +130,8 @@ class ShardedConsumer {
   };
 
   void LeaseLoop(const std::atomic<bool>& stop);
+  bool MayRelease(int shard);
+  void SyncOwned(const ShardLeases& leases, const std::set<int>& owned);
   void ReadLoop(const std::atomic<bool>& stop);
   void WorkerLoop();
   void ClaimPending(Client& client, int shard, uint64_t generation, const std::atomic<bool>& stop);
@@ -150,6 +153,14 @@ class ShardedConsumer {
   std::condition_variable room_;         // the reader waits for in-flight room
   std::map<int, uint64_t> owned_;        // shard -> generation (bumped on every acquisition)
   std::set<int> to_claim_;               // acquired shards whose pending entries are not claimed yet
+  // Owned shards: until when the lease is certainly ours (a blocking read must end by then).
+  std::map<int, std::chrono::steady_clock::time_point> valid_until_;
+  // Surplus shards no longer read or dispatched, still leased until safe to give back: the
+  // number of the last read that may include them.
+  std::map<int, uint64_t> releasing_;
+  std::set<int> release_asked_;          // shards the last lease round asked to release
+  uint64_t reads_started_ = 0;           // stream reads begun by the reader, and finished
+  uint64_t reads_finished_ = 0;
   std::map<int, int> in_hand_;           // shard -> entries a worker is handling right now
   std::map<std::string, Conversation> conversations_;
   std::deque<std::string> ready_;                            // conversations with work, not busy

@@ -1,11 +1,13 @@
 #include "services/ingress/ingress_config.h"
 
+#include "common/defaults.h"
+
 namespace katy::ingress {
 
 IngressConfig LoadIngressConfig(int argc, char** argv, config::Settings* settings_out) {
-  auto specs = config::CommonSpecs("127.0.0.1:50051", "127.0.0.1:9101");
+  auto specs = config::CommonSpecs(std::string(defaults::kIngressGrpc), std::string(defaults::kIngressAdmin));
   specs.insert(specs.end(), {
-      {"KATY_HTTP_ADDR", "0.0.0.0:8080", "Public address for Meta's webhook (GET/POST /webhook)"},
+      {"KATY_HTTP_ADDR", std::string(defaults::kIngressHttp), "Public address for Meta's webhook (GET/POST /webhook)"},
       {"KATY_APP_SECRET", "", "Meta app secret: verifies X-Hub-Signature-256", true, true},
       {"KATY_VERIFY_TOKEN", "", "Token Meta echoes in the GET /webhook handshake", true, true},
       {"KATY_ACCEPT_SHA1", "0", "Accept the legacy sha1 X-Hub-Signature when sha256 is absent"},

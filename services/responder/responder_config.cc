@@ -1,12 +1,14 @@
 #include "services/responder/responder_config.h"
 
+#include "common/defaults.h"
+
 namespace katy::responder {
 
 ResponderConfig LoadResponderConfig(int argc, char** argv, config::Settings* settings_out) {
-  auto specs = config::CommonSpecs("127.0.0.1:50052", "127.0.0.1:9102");
+  auto specs = config::CommonSpecs(std::string(defaults::kResponderGrpc), std::string(defaults::kResponderAdmin));
   specs.insert(specs.end(), {
       {"KATY_RULES", "deploy/rules/katy.yaml", "The YAML rules file (reloaded on SIGHUP)"},
-      {"KATY_GRAPH_URL", "http://127.0.0.1:8090/v25.0",
+      {"KATY_GRAPH_URL", std::string(defaults::kGraphUrl),
        "Graph API base, for the user profile behind {{first_name}} (the emulator by default)"},
       {"KATY_PAGE_TOKEN", "", "Page access token for profile reads (no token: names stay neutral)", false, true},
       {"KATY_PAGE_TOKENS_FILE", "", "JSON file {\"<page id>\": \"<token>\"} for several pages"},

@@ -1,11 +1,13 @@
 #include "services/sender/sender_config.h"
 
+#include "common/defaults.h"
+
 namespace katy::sender {
 
 SenderConfig LoadSenderConfig(int argc, char** argv, config::Settings* settings_out) {
-  auto specs = config::CommonSpecs("127.0.0.1:50053", "127.0.0.1:9103");
+  auto specs = config::CommonSpecs(std::string(defaults::kSenderGrpc), std::string(defaults::kSenderAdmin));
   specs.insert(specs.end(), {
-      {"KATY_GRAPH_URL", "http://127.0.0.1:8090/v25.0",
+      {"KATY_GRAPH_URL", std::string(defaults::kGraphUrl),
        "Send API base URL (the local emulator by default; https://graph.facebook.com/v25.0 for Meta)"},
       {"KATY_PAGE_TOKEN", "", "Page access token used for every page without its own", false, true},
       {"KATY_PAGE_TOKENS_FILE", "", "JSON file {\"<page id>\": \"<token>\"} for several pages"},

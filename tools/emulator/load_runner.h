@@ -5,13 +5,14 @@
 #include <string>
 #include <vector>
 
+#include "common/defaults.h"
 #include "common/result.h"
 
 namespace katy::emulator {
 
 struct LoadOptions {
   std::string ingress_url;       // --ingress
-  std::string listen = "127.0.0.1:8090";  // --listen: this run's Send API (the bot's KATY_GRAPH_URL)
+  std::string listen = std::string(defaults::kEmulator);  // --listen: this run's Send API (the bot's KATY_GRAPH_URL)
   std::string app_secret;        // --app-secret or KATY_APP_SECRET: signs the webhooks
   std::string page_id = "104560000000001";  // --page
   int users = 100;               // --users

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/defaults.h"
 #include "common/log.h"
 #include "common/runtime/service_main.h"
 #include "common/runtime/signals.h"
@@ -19,9 +20,9 @@ int Run(int argc, char** argv) {
   using namespace katy;
   auto settings = config::Settings::Load(
       {
-          {"KATY_EMULATOR_ADDR", "127.0.0.1:8090", "Address of the emulated Graph API"},
+          {"KATY_EMULATOR_ADDR", std::string(defaults::kEmulator), "Address of the emulated Graph API"},
           {"KATY_APP_SECRET", "", "App secret that signs the webhooks sent to ingress", true, true},
-          {"KATY_INGRESS_URL", "http://127.0.0.1:8080/webhook", "Where webhooks are delivered"},
+          {"KATY_INGRESS_URL", std::string(defaults::kWebhookUrl), "Where webhooks are delivered"},
           {"KATY_EMULATOR_PAGE_TOKEN", "",
            "When set, the only page access token the Send API accepts (else any non-empty one)", false, true},
           {"KATY_EMULATOR_FAULTS", "", "Faults to inject from the start, as JSON (see tools/emulator/README.md)"},
@@ -29,7 +30,7 @@ int Run(int argc, char** argv) {
           {"KATY_EMULATOR_WEBHOOK_BATCH", "1", "Messaging items per webhook POST at most (Meta batches under load)"},
           {"KATY_EMULATOR_ECHOES", "0", "Send an echo webhook for every message the bot sends"},
           {"KATY_EMULATOR_PAGE", "1045", "The page id the chat page talks to"},
-          {"KATY_EMULATOR_METRICS_URLS", "http://127.0.0.1:9101/metrics,http://127.0.0.1:9102/metrics",
+          {"KATY_EMULATOR_METRICS_URLS", std::string(defaults::kQueueMetricsUrls),
            "Comma-separated /metrics URLs of the services, for the chat page's queue panel"},
           {"KATY_LOG_LEVEL", "info", "debug, info, warn or error"},
       },

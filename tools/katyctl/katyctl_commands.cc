@@ -9,6 +9,7 @@
 
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "katy/v1/control.grpc.pb.h"
+#include "common/defaults.h"
 #include "tools/katyctl/katyctl_format.h"
 
 namespace katy::ctl {
@@ -29,9 +30,9 @@ struct Options {
 // Which service a command talks to when --addr is not given.
 std::string DefaultAddress(const std::string& command) {
   if (const char* env = std::getenv("KATY_CTL_ADDR"); env != nullptr && *env != '\0') return env;
-  if (command == "pause" || command == "resume" || command == "rate") return "127.0.0.1:50053";  // sender
-  if (command == "rules") return "127.0.0.1:50052";                                              // responder
-  return "127.0.0.1:50051";                                                                      // ingress
+  if (command == "pause" || command == "resume" || command == "rate") return std::string(defaults::kSenderGrpc);
+  if (command == "rules") return std::string(defaults::kResponderGrpc);
+  return std::string(defaults::kIngressGrpc);
 }
 
 class Session {
@@ -222,9 +223,27 @@ class Session {
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
 };
 
+// The default addresses as shell assignments, for scripts/up.sh (`eval "$(katyctl defaults)"`).
+void PrintDefaults(std::ostream& out) {
+  const std::pair<const char*, std::string_view> all[] = {
+      {"KATY_DEFAULT_HTTP_ADDR", defaults::kIngressHttp},
+      {"KATY_DEFAULT_INGRESS_GRPC_ADDR", defaults::kIngressGrpc},
+      {"KATY_DEFAULT_INGRESS_ADMIN_ADDR", defaults::kIngressAdmin},
+      {"KATY_DEFAULT_RESPONDER_GRPC_ADDR", defaults::kResponderGrpc},
+      {"KATY_DEFAULT_RESPONDER_ADMIN_ADDR", defaults::kResponderAdmin},
+      {"KATY_DEFAULT_SENDER_GRPC_ADDR", defaults::kSenderGrpc},
+      {"KATY_DEFAULT_SENDER_ADMIN_ADDR", defaults::kSenderAdmin},
+      {"KATY_DEFAULT_EMULATOR_ADDR", defaults::kEmulator},
+  };
+  for (const auto& [name, value] : all) out << name << "=" << value << "\n";
+}
+
 }  // namespace
 
 std::string Usage() {
+  const std::string addresses = "ingress " + std::string(defaults::kIngressGrpc) + " (status, top,\nhealth, dlq, drain), responder " +
+                                std::string(defaults::kResponderGrpc) + " (rules), sender " +
+                                std::string(defaults::kSenderGrpc) + " (pause, resume,\nrate)";
   return R"(usage: katyctl [--addr HOST:PORT] [--token TOKEN] [--json] COMMAND
 
   status [--all]              streams, pending, lag, dead letters, shard owners, pages
@@ -238,10 +257,9 @@ std::string Usage() {
   rate PAGE N                 sender: N messages/s for PAGE (* for the default), every sender
   rules reload                responder: reload the rules file
   drain                       graceful shutdown of the service, as SIGTERM
+  defaults                    every default address, as shell assignments
 
---addr defaults to the service the command is for: ingress 127.0.0.1:50051 (status, top,
-health, dlq, drain), responder 127.0.0.1:50052 (rules), sender 127.0.0.1:50053 (pause, resume,
-rate); KATY_CTL_ADDR overrides. --token defaults to KATY_CONTROL_TOKEN.
+--addr defaults to the service the command is for: )" + addresses + R"(; KATY_CTL_ADDR overrides. --token defaults to KATY_CONTROL_TOKEN.
 )";
 }
 
@@ -287,6 +305,10 @@ int RunKatyctl(const std::vector<std::string>& args, std::ostream& out, std::ost
     return 2;
   }
   const std::string& command = options.words[0];
+  if (command == "defaults") {
+    PrintDefaults(out);
+    return 0;
+  }
   if (options.addr.empty()) options.addr = DefaultAddress(command);
   Session session(options, out, err);
   if (command == "status") return session.Status();
