@@ -1,5 +1,7 @@
 #include "services/sender/sender_handler.h"
 
+#include <charconv>
+
 #include <nlohmann/json.hpp>
 
 #include "common/json_text.h"
@@ -92,6 +94,27 @@ void SenderHandler::SendAction(const katy::v1::OutboundMessage& message, const s
       .Inc();
 }
 
+// The mark holds when its attempt began (epoch ms). An attempt begun less than one request
+// timeout ago may still reach Meta, from an instance that died or lost the shard: sending again
+// now could deliver this message after the user's next one (the chaos test saw a resend and the
+// next message overtaken by the first attempt, held up at the Send API). So that attempt is
+// given its timeout first; only then is this one sent, as a counted possible duplicate.
+Result<SenderHandler::InFlight> SenderHandler::MarkInFlight(redis::Client& client, const std::string& key) const {
+  const int64_t now = now_ms_();
+  const std::string ttl = std::to_string(kInFlightMarkMs);
+  auto earlier = client.Command({"SET", key, std::to_string(now), "NX", "GET", "PX", ttl});
+  if (!earlier) return earlier.error();
+  if (earlier->IsNil()) return InFlight{};  // the first attempt
+  int64_t began = 0;
+  const std::string& text = earlier->str;
+  std::from_chars(text.data(), text.data() + text.size(), began);  // unreadable: long ago
+  const int64_t timeout_ms = options_.request_timeout.count();
+  if (now - began < timeout_ms) return InFlight{false, std::chrono::milliseconds(timeout_ms - (now - began))};
+  auto restarted = client.Command({"SET", key, std::to_string(now), "XX", "PX", ttl});
+  if (!restarted) return restarted.error();
+  return InFlight{true, std::chrono::milliseconds(0)};
+}
+
 redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1::OutboundMessage& message,
                                            const std::string& mark_key, const std::string& body_json,
                                            const std::string& token, bool media, std::string* meta_id) {
@@ -107,9 +130,15 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
   // The in-flight mark outlives a crash: finding it means an earlier attempt's outcome is
   // unknown, so this send may duplicate it (the one duplicate at-least-once allows).
   const std::string inflight_key = mark_key + ":inflight";
-  auto marked = client.Command({"SET", inflight_key, "1", "NX", "PX", std::to_string(kInFlightMarkMs)});
-  if (!marked) return redis::HandleResult::Retry("redis_" + marked.error().code);
-  if (marked->IsNil()) metrics_.possible_duplicates.WithLabels({}).Inc();
+  auto in_flight = MarkInFlight(client, inflight_key);
+  if (!in_flight) return redis::HandleResult::Retry("redis_" + in_flight.error().code);
+  if (in_flight->wait.count() > 0) return redis::HandleResult::Wait("in_flight_elsewhere", in_flight->wait);
+  if (in_flight->possible_duplicate) {
+    // One line per possible duplicate, written before the send: the count survives the
+    // process, which the metric does not.
+    log::Warn("possible duplicate", {{"id", message.id()}, {"page", message.page_id()}});
+    metrics_.possible_duplicates.WithLabels({}).Inc();
+  }
 
   katy::v1::OutboundMessage part = message;
   part.set_message_json(body_json);
@@ -129,8 +158,10 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
   }
   const Classification verdict = Classify(response);
   metrics_.sends.WithLabels({{"result", verdict.reason}, {"code", std::to_string(verdict.code)}}).Inc();
-  // A definite answer means this attempt's outcome is known: the mark has done its job.
-  if (answer && verdict.action != SendAction::kDelivered) {
+  // A definite answer, or no connection at all, means this attempt's outcome is known: the
+  // mark has done its job.
+  const bool never_sent = !answer && answer.error().code == "connect";
+  if ((answer && verdict.action != SendAction::kDelivered) || never_sent) {
     LogIfFailed(client.Command({"DEL", inflight_key}), "cannot clear an in-flight mark");
   }
 

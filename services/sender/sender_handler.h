@@ -63,6 +63,14 @@ class SenderHandler {
                                  const redis::Fence& fence);
 
  private:
+  // What the in-flight mark of a part says about an earlier attempt.
+  struct InFlight {
+    bool possible_duplicate = false;  // an earlier attempt's outcome is unknown: send, count it
+    std::chrono::milliseconds wait{0};  // > 0: an earlier attempt may still be under way
+  };
+  // Sets the part's in-flight mark, or reads an earlier one (see the .cc).
+  Result<InFlight> MarkInFlight(redis::Client& client, const std::string& key) const;
+
   KeySpace keys_;
   SenderOptions options_;
   const PageTokens& tokens_;
