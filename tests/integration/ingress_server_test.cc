@@ -213,6 +213,13 @@ class IngressServerTest : public ::testing::Test {
     return out;
   }
 
+  // Sends `request` on a connection of its own; what came back before the server closed it.
+  std::string Exchange(const std::string& request) {
+    RawClient client(server_->port());
+    EXPECT_TRUE(client.Send(request));
+    return client.ReadUntilClosed();
+  }
+
   size_t StoredCount() {
     size_t n = 0;
     for (const auto& [shard, events] : Stored()) n += events.size();
@@ -518,34 +525,16 @@ TEST_F(IngressServerTest, ExpectContinueGetsTheGoAheadThenTheAnswer) {
 }
 
 TEST_F(IngressServerTest, ChunkedAndMalformedRequestsGetAClearAnswer) {
-  {
-    RawClient client(server_->port());
-    ASSERT_TRUE(client.Send("POST /webhook HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
-    EXPECT_EQ(client.ReadUntilClosed().rfind("HTTP/1.1 411 ", 0), 0u);
-  }
-  {
-    RawClient client(server_->port());
-    ASSERT_TRUE(client.Send("NOT HTTP AT ALL\r\n\r\n"));
-    EXPECT_EQ(client.ReadUntilClosed().rfind("HTTP/1.1 400 ", 0), 0u);
-  }
-  {
-    RawClient client(server_->port());
-    ASSERT_TRUE(client.Send("DELETE /webhook HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
-    const std::string answer = client.ReadUntilClosed();
-    EXPECT_EQ(answer.rfind("HTTP/1.1 405 ", 0), 0u);
-    EXPECT_NE(answer.find("\r\nAllow: GET, POST\r\n"), std::string::npos) << answer;
-  }
-  {
-    // RFC 9112 §3.2: an HTTP/1.1 request without Host, or any with two, is refused.
-    RawClient client(server_->port());
-    ASSERT_TRUE(client.Send("GET /webhook HTTP/1.1\r\n\r\n"));
-    EXPECT_EQ(client.ReadUntilClosed().rfind("HTTP/1.1 400 ", 0), 0u);
-  }
-  {
-    RawClient client(server_->port());
-    ASSERT_TRUE(client.Send("GET /webhook HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"));
-    EXPECT_EQ(client.ReadUntilClosed().rfind("HTTP/1.1 400 ", 0), 0u);
-  }
+  EXPECT_EQ(Exchange("POST /webhook HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+                .rfind("HTTP/1.1 411 ", 0),
+            0u);
+  EXPECT_EQ(Exchange("NOT HTTP AT ALL\r\n\r\n").rfind("HTTP/1.1 400 ", 0), 0u);
+  const std::string not_allowed = Exchange("DELETE /webhook HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(not_allowed.rfind("HTTP/1.1 405 ", 0), 0u);
+  EXPECT_NE(not_allowed.find("\r\nAllow: GET, POST\r\n"), std::string::npos) << not_allowed;
+  // RFC 9112 §3.2: an HTTP/1.1 request without Host, or any with two, is refused.
+  EXPECT_EQ(Exchange("GET /webhook HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 400 ", 0), 0u);
+  EXPECT_EQ(Exchange("GET /webhook HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").rfind("HTTP/1.1 400 ", 0), 0u);
   EXPECT_EQ(StoredCount(), 0u);
 }
 
@@ -856,21 +845,14 @@ TEST_F(IngressServerTest, BigRequestsTogetherNeitherBlockRedisNorFailSmallOnes) 
 }
 
 TEST_F(IngressServerTest, OnlyAPostToTheWebhookIsToldToContinue) {
-  {
-    // A request refused on its head is answered at once; its body is never asked for.
-    RawClient client(server_->port());
-    ASSERT_TRUE(client.Send("POST /elsewhere HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n"));
-    const std::string answer = client.ReadUntilClosed();
-    EXPECT_EQ(answer.rfind("HTTP/1.1 404 ", 0), 0u) << answer;
-    EXPECT_EQ(answer.find("100 Continue"), std::string::npos) << answer;
-  }
-  {
-    RawClient client(server_->port());
-    ASSERT_TRUE(client.Send("PUT /webhook HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n"));
-    const std::string answer = client.ReadUntilClosed();
-    EXPECT_EQ(answer.rfind("HTTP/1.1 405 ", 0), 0u) << answer;
-    EXPECT_NE(answer.find("\r\nAllow: GET, POST\r\n"), std::string::npos) << answer;
-  }
+  // A request refused on its head is answered at once; its body is never asked for.
+  const std::string elsewhere =
+      Exchange("POST /elsewhere HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n");
+  EXPECT_EQ(elsewhere.rfind("HTTP/1.1 404 ", 0), 0u) << elsewhere;
+  EXPECT_EQ(elsewhere.find("100 Continue"), std::string::npos) << elsewhere;
+  const std::string put = Exchange("PUT /webhook HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n");
+  EXPECT_EQ(put.rfind("HTTP/1.1 405 ", 0), 0u) << put;
+  EXPECT_NE(put.find("\r\nAllow: GET, POST\r\n"), std::string::npos) << put;
 }
 
 }  // namespace
