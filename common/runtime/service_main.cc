@@ -1,7 +1,5 @@
 #include "common/runtime/service_main.h"
 
-#include <sys/resource.h>
-
 #include <cstdio>
 #include <exception>
 
@@ -37,17 +35,6 @@ bool BeginService(const char* program, const std::string& service, const config:
   log::Init(service, level);
   log::Info("starting", {{"config", log::RawJson{settings.RedactedJson()}}});
   return true;
-}
-
-uint64_t RaiseOpenFileLimit() {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
-  if (limit.rlim_cur < limit.rlim_max) {
-    rlimit raised = limit;
-    raised.rlim_cur = limit.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
-  }
-  return limit.rlim_cur == RLIM_INFINITY ? UINT64_MAX : static_cast<uint64_t>(limit.rlim_cur);
 }
 
 redis::Options RedisOptions(const config::CommonConfig& common) {

@@ -1,6 +1,5 @@
 #pragma once
 
-#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -18,11 +17,6 @@ int ServiceMain(const char* program, const std::function<int()>& body);
 // and returns false (exit 0); otherwise sets up the JSON log (KATY_LOG_LEVEL; ConfigError when
 // unknown) and logs "starting" with the effective configuration, secrets redacted.
 bool BeginService(const char* program, const std::string& service, const config::Settings& settings);
-
-// Raises the process's open-file limit (RLIMIT_NOFILE) to its hard limit, so a service holding
-// many sockets is limited by what the system allows, not by the shell's default soft limit.
-// Returns the soft limit in force afterwards.
-uint64_t RaiseOpenFileLimit();
 
 // KATY_REDIS_URL as client options; ConfigError when it does not parse.
 redis::Options RedisOptions(const config::CommonConfig& common);

@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/metrics/admin_server.h"
 #include "common/metrics/queue_metrics.h"
+#include "common/runtime/open_files.h"
 #include "common/runtime/service_main.h"
 #include "common/runtime/signals.h"
 #include "services/ingress/event_store.h"
@@ -47,16 +48,16 @@ int Run(int argc, char** argv) {
   auto admin = metrics::AdminServer::Start(cfg.common.admin_addr, registry, [&health] { return health.last_healthy(); });
   if (!admin) throw std::runtime_error(admin.error().message);
 
-  // Every connection is a descriptor: allow as many as the system does, then cap below that.
-  const uint64_t open_files = runtime::RaiseOpenFileLimit();
+  // Every connection is a descriptor: allow as many as the system does (the server caps its
+  // connections below that unless KATY_MAX_CONNECTIONS says otherwise).
+  runtime::RaiseOpenFileLimit();
   ingress::ServerOptions server_options{cfg.http_addr, cfg.http_threads, cfg.max_body_bytes, cfg.read_timeout};
-  server_options.max_connections =
-      cfg.max_connections > 0 ? cfg.max_connections : ingress::MaxConnectionsFor(open_files);
+  server_options.max_connections = cfg.max_connections;
   auto server = ingress::WebhookServer::Start(server_options, service, {redis_options, keys, cfg.dedupe_ttl},
                                               &registry);
   if (!server) throw std::runtime_error(server.error().message);
   log::Info("listening", {{"http_port", (*server)->port()},
-                          {"max_connections", server_options.max_connections},
+                          {"max_connections", (*server)->max_connections()},
                           {"grpc_port", (*grpc_server)->port()},
                           {"admin_port", (*admin)->port()}});
 

@@ -6,7 +6,6 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,6 +15,7 @@
 #include <unordered_map>
 
 #include "common/log.h"
+#include "common/runtime/open_files.h"
 #include "services/ingress/http1.h"
 #include "services/ingress/http_connection.h"
 #include "services/ingress/store_pipeline.h"
@@ -53,12 +53,6 @@ Result<int> Listen(const config::HostPort& address) {
   }
   freeaddrinfo(found);
   return Error{"io", "cannot serve HTTP on " + address.ToString() + ": " + last_error};
-}
-
-uint64_t OpenFileLimit() {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
-  return limit.rlim_cur == RLIM_INFINITY ? UINT64_MAX : static_cast<uint64_t>(limit.rlim_cur);
 }
 
 int BoundPort(int fd) {
@@ -386,9 +380,10 @@ Result<std::unique_ptr<WebhookServer>> WebhookServer::Start(const ServerOptions&
   if (server->wake_fd_ < 0) return Error{"io", std::string("eventfd: ") + std::strerror(errno)};
 
   server->options_ = options;
+  server->max_connections_ =
+      options.max_connections > 0 ? options.max_connections : MaxConnectionsFor(runtime::OpenFileLimit());
   LoopShared shared{server->listen_fd_, server->wake_fd_, &server->stopping_, &server->connections_,
-                    options.max_connections > 0 ? options.max_connections : MaxConnectionsFor(OpenFileLimit()),
-                    nullptr, {}};
+                    server->max_connections_, nullptr, {}};
   if (metrics != nullptr) {
     shared.pipeline.requests = &metrics->AddHistogram("katy_ingress_batch_requests",
                                                       "Webhook requests stored per Redis round trip",

@@ -71,6 +71,8 @@ class WebhookServer {
   WebhookServer& operator=(const WebhookServer&) = delete;
 
   int port() const { return port_; }
+  // The connection limit in force (options.max_connections, or the open-file limit's share).
+  size_t max_connections() const { return max_connections_; }
   // Client connections held now, all loops together.
   size_t connections() const { return connections_.load(std::memory_order_relaxed); }
 
@@ -88,6 +90,7 @@ class WebhookServer {
   int listen_fd_ = -1;
   int wake_fd_ = -1;  // eventfd: wakes every loop for Shutdown
   int port_ = 0;
+  size_t max_connections_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<size_t> connections_{0};
   std::vector<std::unique_ptr<Loop>> loops_;
