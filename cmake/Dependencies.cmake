@@ -9,6 +9,7 @@ find_package(simdjson CONFIG REQUIRED)             # simdjson::simdjson (ingress
 find_package(CURL REQUIRED)
 find_package(OpenSSL REQUIRED)
 find_package(yaml-cpp REQUIRED)
+find_package(prometheus-cpp CONFIG REQUIRED)      # prometheus-cpp::core: registry, families, text serializer
 pkg_check_modules(PISTACHE REQUIRED IMPORTED_TARGET libpistache)
 pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
 pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)

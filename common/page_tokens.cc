@@ -10,16 +10,16 @@ Result<PageTokens> PageTokens::Load(std::string default_token, const std::string
   std::map<std::string, std::string> per_page;
   if (!file_path.empty()) {
     std::ifstream in(file_path);
-    if (!in) return Error{"config", "KATY_PAGE_TOKENS_FILE: cannot read " + file_path};
+    if (!in) return Error{ErrorCode::kConfig, "KATY_PAGE_TOKENS_FILE: cannot read " + file_path};
     std::stringstream text;
     text << in.rdbuf();
     auto json = nlohmann::json::parse(text.str(), nullptr, false);
     if (!json.is_object()) {
-      return Error{"config", "KATY_PAGE_TOKENS_FILE: expected a JSON object {\"page id\": \"token\"}"};
+      return Error{ErrorCode::kConfig, "KATY_PAGE_TOKENS_FILE: expected a JSON object {\"page id\": \"token\"}"};
     }
     for (const auto& [page, token] : json.items()) {
       if (!token.is_string() || token.get<std::string>().empty()) {
-        return Error{"config", "KATY_PAGE_TOKENS_FILE: the token of page " + page + " is not a string"};
+        return Error{ErrorCode::kConfig, "KATY_PAGE_TOKENS_FILE: the token of page " + page + " is not a string"};
       }
       per_page[page] = token.get<std::string>();
     }

@@ -7,7 +7,7 @@ packages=(
   g++ cmake ninja-build pkg-config make git curl ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libpistache-dev libhiredis-dev nlohmann-json3-dev libsimdjson-dev libcurl4-openssl-dev libssl-dev
-  libre2-dev libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libre2-dev libyaml-cpp-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   redis-server redis-tools python3
 )
 # Extra packages for a caller's purpose, e.g. KATY_EXTRA_PACKAGES="clang-14 wrk".

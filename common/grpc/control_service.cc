@@ -66,8 +66,8 @@ grpc::Status Unimplemented(const std::string& service, const char* what) {
 }  // namespace
 
 grpc::Status ToGrpc(const Error& error) {
-  if (error.code == "io" || error.code == "timeout") return {grpc::StatusCode::UNAVAILABLE, "Redis: " + error.message};
-  if (error.code == "invalid") return {grpc::StatusCode::INVALID_ARGUMENT, error.message};
+  if (error.code == ErrorCode::kIo || error.code == ErrorCode::kTimeout) return {grpc::StatusCode::UNAVAILABLE, "Redis: " + error.message};
+  if (error.code == ErrorCode::kInvalid) return {grpc::StatusCode::INVALID_ARGUMENT, error.message};
   return {grpc::StatusCode::INTERNAL, error.message};
 }
 

@@ -17,7 +17,7 @@ Result<std::unique_ptr<ServiceServer>> ServiceServer::Start(const config::HostPo
   builder.RegisterService(control);
   out->server_ = builder.BuildAndStart();
   if (!out->server_ || out->port_ == 0) {
-    return Error{"io", "cannot listen for gRPC on " + address.ToString()};
+    return Error{ErrorCode::kIo, "cannot listen for gRPC on " + address.ToString()};
   }
   out->SetServing(false);
   return out;

@@ -90,9 +90,9 @@ Result<Response> Client::Request(const std::string& method, const std::string& u
   curl_slist_free_all(header_list);
   if (code != CURLE_OK) {
     std::string what = curl_easy_strerror(code);
-    if (code == CURLE_OPERATION_TIMEDOUT) return Error{"timeout", what};
-    if (code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST) return Error{"connect", what};
-    return Error{"io", what};
+    if (code == CURLE_OPERATION_TIMEDOUT) return Error{ErrorCode::kTimeout, what};
+    if (code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST) return Error{ErrorCode::kConnect, what};
+    return Error{ErrorCode::kIo, what};
   }
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
   return response;

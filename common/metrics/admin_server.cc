@@ -13,8 +13,8 @@ using namespace Pistache;
 class AdminHandler : public Http::Handler {
  public:
   HTTP_PROTOTYPE(AdminHandler)
-  AdminHandler(const Registry& registry, std::function<bool()> healthy)
-      : registry_(registry), healthy_(std::move(healthy)) {}
+  AdminHandler(Sources sources, std::function<bool()> healthy)
+      : sources_(std::move(sources)), healthy_(std::move(healthy)) {}
 
   void onRequest(const Http::Request& request, Http::ResponseWriter response) override {
     http::KeepAliveUnlessClosed(request, response);
@@ -22,7 +22,7 @@ class AdminHandler : public Http::Handler {
       response.send(Http::Code::Method_Not_Allowed, "GET only\n");
     } else if (request.resource() == "/metrics") {
       response.headers().add<Http::Header::ContentType>(MIME(Text, Plain));
-      response.send(Http::Code::Ok, registry_.Render());
+      response.send(Http::Code::Ok, Render(sources_));
     } else if (request.resource() == "/healthz") {
       bool ok = !healthy_ || healthy_();
       response.send(ok ? Http::Code::Ok : Http::Code::Service_Unavailable, ok ? "ok\n" : "unavailable\n");
@@ -32,25 +32,24 @@ class AdminHandler : public Http::Handler {
   }
 
  private:
-  const Registry& registry_;
+  const Sources sources_;
   std::function<bool()> healthy_;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<AdminServer>> AdminServer::Start(const config::HostPort& address,
-                                                        const Registry& registry,
-                                                        std::function<bool()> healthy) {
+                                                        Sources sources, std::function<bool()> healthy) {
   std::unique_ptr<AdminServer> out(new AdminServer());
   try {
     out->endpoint_ = std::make_shared<Http::Endpoint>(
         Address(address.host, Port(address.port)));
     out->endpoint_->init(Http::Endpoint::options().threads(1).flags(Tcp::Options::ReuseAddr));
-    out->endpoint_->setHandler(Http::make_handler<AdminHandler>(registry, std::move(healthy)));
+    out->endpoint_->setHandler(Http::make_handler<AdminHandler>(std::move(sources), std::move(healthy)));
     out->endpoint_->serveThreaded();
     out->port_ = static_cast<uint16_t>(out->endpoint_->getPort());
   } catch (const std::exception& e) {
-    return Error{"io", "cannot serve admin HTTP on " + address.ToString() + ": " + e.what()};
+    return Error{ErrorCode::kIo, "cannot serve admin HTTP on " + address.ToString() + ": " + e.what()};
   }
   return out;
 }

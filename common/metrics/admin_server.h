@@ -17,9 +17,9 @@ namespace katy::metrics {
 // (200 "ok" while `healthy` returns true, 503 otherwise). Kept apart from public ports.
 class AdminServer {
  public:
-  // Port 0 picks a free port (see port()). Error "io" if the address cannot be bound.
-  static Result<std::unique_ptr<AdminServer>> Start(const config::HostPort& address,
-                                                    const Registry& registry,
+  // Port 0 picks a free port (see port()). /metrics renders `sources`, which must outlive
+  // the server. Error "io" if the address cannot be bound.
+  static Result<std::unique_ptr<AdminServer>> Start(const config::HostPort& address, Sources sources,
                                                     std::function<bool()> healthy);
   ~AdminServer();
   int port() const { return port_; }

@@ -1,48 +1,68 @@
 #include "common/metrics/queue_metrics.h"
 
-#include <memory>
-#include <mutex>
+#include <chrono>
 
 #include "common/redis/queue_status.h"
 
 namespace katy::metrics {
+namespace {
 
-void AddQueueDepthCollector(Registry& registry, const redis::Options& redis, const KeySpace& keys) {
-  struct State {
-    State(redis::Options options, KeySpace key_space) : client(std::move(options)), keys(std::move(key_space)) {}
-    std::mutex mutex;
-    redis::Client client;
-    KeySpace keys;
-  };
-  redis::Options options = redis;
-  options.socket_timeout = std::chrono::milliseconds(1000);  // a scrape must not hang on Redis
-  auto state = std::make_shared<State>(options, keys);
-  registry.AddCollector([state] {
-    katy::v1::Status status;
-    bool up;
-    {
-      std::lock_guard lock(state->mutex);
-      up = redis::ReadQueueStatus(state->client, state->keys, &status).ok();
-    }
-    std::vector<CollectedFamily> families{
-        {"katy_redis_up", "1 when Redis answered this scrape", "gauge", {{{}, up ? 1.0 : 0.0}}},
-        {"katy_stream_length", "Entries in each stream", "gauge", {}},
-        {"katy_stream_pending", "Entries delivered to a consumer and not yet acknowledged", "gauge", {}},
-        {"katy_stream_lag", "Entries not yet delivered to any consumer of the group", "gauge", {}},
-        {"katy_dlq_length", "Entries in each dead-letter stream", "gauge", {}},
-    };
-    if (!up) return std::vector<CollectedFamily>{families[0]};
-    for (const auto& stream : status.streams()) {
-      Labels labels{{"stream", stream.stream()}, {"group", stream.group()}};
-      families[1].samples.push_back({labels, static_cast<double>(stream.length())});
-      families[2].samples.push_back({labels, static_cast<double>(stream.pending())});
-      families[3].samples.push_back({labels, static_cast<double>(stream.lag())});
-    }
-    for (const auto& dlq : status.dead_letters()) {
-      families[4].samples.push_back({{{"stream", dlq.stream()}, {"group", ""}}, static_cast<double>(dlq.length())});
-    }
-    return families;
-  });
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+redis::Options WithScrapeTimeout(redis::Options options) {
+  options.socket_timeout = std::chrono::milliseconds(1000);
+  return options;
+}
+
+ClientMetric GaugeSample(std::vector<ClientMetric::Label> labels, double value) {
+  ClientMetric sample;
+  sample.label = std::move(labels);
+  sample.gauge.value = value;
+  return sample;
+}
+
+MetricFamily GaugeFamily(std::string name, std::string help) {
+  return MetricFamily{std::move(name), std::move(help), MetricType::Gauge, {}};
+}
+
+}  // namespace
+
+QueueDepthCollector::QueueDepthCollector(const redis::Options& redis, KeySpace keys)
+    : client_(WithScrapeTimeout(redis)), keys_(std::move(keys)) {}
+
+std::vector<MetricFamily> QueueDepthCollector::Collect() const {
+  katy::v1::Status status;
+  bool up = false;
+  {
+    std::lock_guard lock(mutex_);
+    up = redis::ReadQueueStatus(client_, keys_, &status).ok();
+  }
+  std::vector<MetricFamily> families{GaugeFamily("katy_redis_up", "1 when Redis answered this scrape")};
+  families[0].metric.push_back(GaugeSample({}, up ? 1.0 : 0.0));
+  if (!up) return families;
+
+  MetricFamily length = GaugeFamily("katy_stream_length", "Entries in each stream");
+  MetricFamily pending =
+      GaugeFamily("katy_stream_pending", "Entries delivered to a consumer and not yet acknowledged");
+  MetricFamily lag = GaugeFamily("katy_stream_lag", "Entries not yet delivered to any consumer of the group");
+  MetricFamily dead_letters = GaugeFamily("katy_dlq_length", "Entries in each dead-letter stream");
+  for (const auto& stream : status.streams()) {
+    std::vector<ClientMetric::Label> labels{{"group", stream.group()}, {"stream", stream.stream()}};
+    length.metric.push_back(GaugeSample(labels, static_cast<double>(stream.length())));
+    pending.metric.push_back(GaugeSample(labels, static_cast<double>(stream.pending())));
+    lag.metric.push_back(GaugeSample(labels, static_cast<double>(stream.lag())));
+  }
+  for (const auto& dlq : status.dead_letters()) {
+    dead_letters.metric.push_back(
+        GaugeSample({{"group", ""}, {"stream", dlq.stream()}}, static_cast<double>(dlq.length())));
+  }
+  families.push_back(std::move(length));
+  families.push_back(std::move(pending));
+  families.push_back(std::move(lag));
+  families.push_back(std::move(dead_letters));
+  return families;
 }
 
 }  // namespace katy::metrics

@@ -1,15 +1,30 @@
 #pragma once
 
-#include "common/metrics/metrics.h"
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
+
+#include <mutex>
+#include <vector>
+
 #include "common/redis/redis_client.h"
 #include "common/shard.h"
 
 namespace katy::metrics {
 
-// Adds the queue-depth gauges every service exports, read from Redis at scrape time:
+// The queue-depth gauges every service exports, read from Redis at scrape time:
 // katy_stream_length, katy_stream_pending, katy_stream_lag (labels stream, group),
-// katy_dlq_length (labels stream, group=""), and katy_redis_up (0 when Redis did not answer).
-// The collector owns one Redis connection, used under a lock.
-void AddQueueDepthCollector(Registry& registry, const redis::Options& redis, const KeySpace& keys);
+// katy_dlq_length (labels stream, group=""), and katy_redis_up (0 when Redis did not answer,
+// and then it is the only family). Owns one Redis connection, used under a lock, with a short
+// socket timeout so a scrape does not hang on Redis.
+class QueueDepthCollector : public prometheus::Collectable {
+ public:
+  QueueDepthCollector(const redis::Options& redis, KeySpace keys);
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+ private:
+  mutable std::mutex mutex_;
+  mutable redis::Client client_;
+  const KeySpace keys_;
+};
 
 }  // namespace katy::metrics

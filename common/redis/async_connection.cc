@@ -50,7 +50,7 @@ void AsyncConnection::Send(const std::vector<std::string>& argv, Callback done) 
   if (fd_ < 0) {
     Connect();
     if (fd_ < 0) {
-      done(Error{"io", "cannot connect to Redis at " + options_.host + ":" + std::to_string(options_.port)});
+      done(Error{ErrorCode::kIo, "cannot connect to Redis at " + options_.host + ":" + std::to_string(options_.port)});
       return;
     }
   }
@@ -89,7 +89,7 @@ void AsyncConnection::Connect() {
     Queue(command);
     waiting_.push_back({[this, name = command[0]](Result<Reply> reply) {
                           if (reply.ok() && reply->IsError()) {
-                            Fail(Error{"io", "Redis refused " + name + ": " + reply->str});
+                            Fail(Error{ErrorCode::kIo, "Redis refused " + name + ": " + reply->str});
                           }
                         },
                         connect_deadline_ + options_.socket_timeout});
@@ -124,7 +124,7 @@ void AsyncConnection::Flush() {
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       return;  // the rest on EPOLLOUT
     } else {
-      return Fail(Error{"io", std::string("lost the connection to Redis: ") + std::strerror(errno)});
+      return Fail(Error{ErrorCode::kIo, std::string("lost the connection to Redis: ") + std::strerror(errno)});
     }
   }
   out_.clear();
@@ -139,7 +139,7 @@ void AsyncConnection::OnEvents(uint32_t epoll_events) {
     socklen_t len = sizeof error;
     getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &len);
     if (error != 0) {
-      return Fail(Error{"io", "cannot connect to Redis at " + options_.host + ":" +
+      return Fail(Error{ErrorCode::kIo, "cannot connect to Redis at " + options_.host + ":" +
                                   std::to_string(options_.port) + ": " + std::strerror(error)});
     }
     connecting_ = false;
@@ -149,22 +149,22 @@ void AsyncConnection::OnEvents(uint32_t epoll_events) {
   char buffer[64 * 1024];
   while (true) {
     const ssize_t n = recv(fd_, buffer, sizeof buffer, 0);
-    if (n == 0) return Fail(Error{"io", "Redis closed the connection"});
+    if (n == 0) return Fail(Error{ErrorCode::kIo, "Redis closed the connection"});
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      return Fail(Error{"io", std::string("lost the connection to Redis: ") + std::strerror(errno)});
+      return Fail(Error{ErrorCode::kIo, std::string("lost the connection to Redis: ") + std::strerror(errno)});
     }
     redisReaderFeed(reader_, buffer, static_cast<size_t>(n));
     if (static_cast<size_t>(n) < sizeof buffer) break;
   }
   while (fd_ >= 0) {
     void* raw = nullptr;
-    if (redisReaderGetReply(reader_, &raw) != REDIS_OK) return Fail(Error{"io", "Redis protocol error"});
+    if (redisReaderGetReply(reader_, &raw) != REDIS_OK) return Fail(Error{ErrorCode::kIo, "Redis protocol error"});
     if (raw == nullptr) return;  // the rest of the reply is still on its way
     Reply reply = CopyReply(static_cast<redisReply*>(raw));
     freeReplyObject(raw);
-    if (waiting_.empty()) return Fail(Error{"io", "Redis sent a reply nobody asked for"});
+    if (waiting_.empty()) return Fail(Error{ErrorCode::kIo, "Redis sent a reply nobody asked for"});
     Callback done = std::move(waiting_.front().done);
     waiting_.pop_front();
     done(std::move(reply));
@@ -174,11 +174,11 @@ void AsyncConnection::OnEvents(uint32_t epoll_events) {
 void AsyncConnection::CheckTimeouts(Clock::time_point now) {
   if (fd_ < 0) return;
   if (connecting_ && now >= connect_deadline_) {
-    return Fail(Error{"io", "cannot connect to Redis at " + options_.host + ":" +
+    return Fail(Error{ErrorCode::kIo, "cannot connect to Redis at " + options_.host + ":" +
                                 std::to_string(options_.port) + ": timed out"});
   }
   if (!waiting_.empty() && now >= waiting_.front().deadline) {
-    Fail(Error{"timeout", "Redis did not answer within " + std::to_string(options_.socket_timeout.count()) + " ms"});
+    Fail(Error{ErrorCode::kTimeout, "Redis did not answer within " + std::to_string(options_.socket_timeout.count()) + " ms"});
   }
 }
 

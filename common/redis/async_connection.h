@@ -24,8 +24,8 @@ namespace katy::redis {
 // Connects lazily, and again on the first command after a failure. Every new connection
 // first sends AUTH and SELECT (from the options) and the `setup` commands (SCRIPT LOAD, say),
 // pipelined before anything else; an error reply to any of them fails the connection. A command not answered within
-// options.socket_timeout of being queued fails with Error{"timeout"}; a connection that does
-// not open within options.connect_timeout, or breaks, fails with Error{"io"}. Either way every
+// options.socket_timeout of being queued fails with ErrorCode::kTimeout; a connection that does
+// not open within options.connect_timeout, or breaks, fails with ErrorCode::kIo. Either way every
 // command still waiting fails with it, in order, and the connection is dropped: it is then
 // unknown which of them ran, so commands must be idempotent.
 //

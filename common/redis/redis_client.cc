@@ -63,7 +63,7 @@ void AppendArgv(redisContext* context, const std::vector<std::string>& argv) {
 Result<Options> ParseUrl(std::string_view url) {
   constexpr std::string_view kScheme = "redis://";
   if (url.substr(0, kScheme.size()) != kScheme) {
-    return Error{"config", "Redis URL must start with redis:// (got '" + std::string(url) + "')"};
+    return Error{ErrorCode::kConfig, "Redis URL must start with redis:// (got '" + std::string(url) + "')"};
   }
   Options options;
   std::string_view rest = url.substr(kScheme.size());
@@ -80,7 +80,7 @@ Result<Options> ParseUrl(std::string_view url) {
     if (!db.empty()) {
       auto [ptr, ec] = std::from_chars(db.data(), db.data() + db.size(), options.db);
       if (ec != std::errc() || ptr != db.data() + db.size()) {
-        return Error{"config", "Redis URL has a bad database number: " + std::string(db)};
+        return Error{ErrorCode::kConfig, "Redis URL has a bad database number: " + std::string(db)};
       }
     }
   }
@@ -89,7 +89,7 @@ Result<Options> ParseUrl(std::string_view url) {
     auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), options.port);
     if (ec != std::errc() || ptr != port.data() + port.size() || options.port <= 0 ||
         options.port > 65535) {
-      return Error{"config", "Redis URL has a bad port: " + std::string(port)};
+      return Error{ErrorCode::kConfig, "Redis URL has a bad port: " + std::string(port)};
     }
     hostport = hostport.substr(0, colon);
   }
@@ -117,14 +117,14 @@ Client& Client::operator=(Client&& other) noexcept {
 
 Error Client::DropConnection(const char* what) {
   std::string message = what;
-  std::string code = "io";
+  ErrorCode code = ErrorCode::kIo;
   if (context_ != nullptr) {
     message += ": ";
     message += context_->errstr;
     // hiredis reports a socket timeout as an I/O error whose text is strerror(EAGAIN); errno
     // itself may have changed since.
     if (context_->err == REDIS_ERR_IO && std::strcmp(context_->errstr, std::strerror(EAGAIN)) == 0) {
-      code = "timeout";
+      code = ErrorCode::kTimeout;
     }
     redisFree(context_);
     context_ = nullptr;
@@ -136,9 +136,9 @@ Status Client::EnsureConnected() {
   if (context_ != nullptr) return Ok{};
   timeval connect_timeout = ToTimeval(options_.connect_timeout);
   context_ = redisConnectWithTimeout(options_.host.c_str(), options_.port, connect_timeout);
-  if (context_ == nullptr) return Error{"io", "cannot allocate a Redis context"};
+  if (context_ == nullptr) return Error{ErrorCode::kIo, "cannot allocate a Redis context"};
   if (context_->err != 0) {
-    Error error{"io", "cannot connect to Redis at " + options_.host + ":" +
+    Error error{ErrorCode::kIo, "cannot connect to Redis at " + options_.host + ":" +
                           std::to_string(options_.port) + ": " + context_->errstr};
     redisFree(context_);
     context_ = nullptr;
@@ -157,7 +157,7 @@ Status Client::EnsureConnected() {
     if (reply.IsError()) {
       redisFree(context_);
       context_ = nullptr;
-      return Error{"io", "Redis refused " + command[0] + ": " + reply.str};
+      return Error{ErrorCode::kIo, "Redis refused " + command[0] + ": " + reply.str};
     }
   }
   return Ok{};
@@ -167,7 +167,7 @@ Result<Reply> Client::Command(const std::vector<std::string>& argv) {
   auto replies = Pipeline({argv});
   if (!replies) return replies.error();
   Reply& reply = replies->front();
-  if (reply.IsError()) return Error{"reply", reply.str};
+  if (reply.IsError()) return Error{ErrorCode::kReply, reply.str};
   return std::move(reply);
 }
 

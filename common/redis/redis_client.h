@@ -22,7 +22,7 @@ struct Options {
   std::chrono::milliseconds socket_timeout{2000};
 };
 
-// Parses redis://[[user]:password@]host[:port][/db]. Returns Error{"config"} when malformed.
+// Parses redis://[[user]:password@]host[:port][/db]. Returns ErrorCode::kConfig when malformed.
 Result<Options> ParseUrl(std::string_view url);
 
 // An owned copy of one Redis reply.

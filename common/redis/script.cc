@@ -53,7 +53,7 @@ Result<Reply> Script::Run(Client& client, const std::vector<std::string>& keys,
   auto replies = RunPipelined(client, {Call{keys, args}});
   if (!replies) return replies.error();
   Reply& reply = replies->front();
-  if (reply.IsError()) return Error{"reply", reply.str};
+  if (reply.IsError()) return Error{ErrorCode::kReply, reply.str};
   return std::move(reply);
 }
 
@@ -74,7 +74,7 @@ Result<std::vector<Reply>> Script::RunPipelined(Client& client, const std::vecto
   for (size_t i : missing) retry.push_back(commands[i]);
   auto retried = client.Pipeline(retry);
   if (!retried) return retried.error();
-  if ((*retried)[0].IsError()) return Error{"reply", "SCRIPT LOAD failed: " + (*retried)[0].str};
+  if ((*retried)[0].IsError()) return Error{ErrorCode::kReply, "SCRIPT LOAD failed: " + (*retried)[0].str};
   for (size_t k = 0; k < missing.size(); ++k) (*replies)[missing[k]] = std::move((*retried)[k + 1]);
   return replies;
 }

@@ -84,7 +84,7 @@ ShardedConsumerOptions ShardedConsumerOptions::ForRole(const std::string& role, 
 
 ShardedConsumer::ShardedConsumer(Options redis, KeySpace keys, ShardedConsumerOptions options,
                                  HandlerFactory make_handler, ConversationKey conversation_of,
-                                 metrics::Registry* registry)
+                                 prometheus::Registry* registry)
     : redis_(std::move(redis)), keys_(std::move(keys)), options_(std::move(options)),
       make_handler_(std::move(make_handler)), conversation_of_(std::move(conversation_of)),
       dead_letter_script_(kDeadLetterLua),
@@ -92,13 +92,20 @@ ShardedConsumer::ShardedConsumer(Options redis, KeySpace keys, ShardedConsumerOp
   // Blocking reads must end before the socket times out, or a delivered batch is lost in transit.
   redis_.socket_timeout = std::max(redis_.socket_timeout, options_.block + std::chrono::milliseconds(2000));
   if (registry != nullptr) {
-    owned_gauge_ = &registry->AddGauge("katy_shards_owned", "Shards this instance owns, by role")
-                        .WithLabels({{"role", options_.role}});
-    outcomes_ = &registry->AddCounter("katy_consumer_entries_total",
-                                      "Stream entries finished, by role and outcome");
-    trimmed_ = &registry->AddCounter("katy_consumer_trimmed_entries_total",
-                                     "Finished entries removed from the owned streams, by role")
-                    .WithLabels({{"role", options_.role}});
+    owned_gauge_ = &prometheus::BuildGauge()
+                        .Name("katy_shards_owned")
+                        .Help("Shards this instance owns, by role")
+                        .Register(*registry)
+                        .Add({{"role", options_.role}});
+    outcomes_ = &prometheus::BuildCounter()
+                     .Name("katy_consumer_entries_total")
+                     .Help("Stream entries finished, by role and outcome")
+                     .Register(*registry);
+    trimmed_ = &prometheus::BuildCounter()
+                    .Name("katy_consumer_trimmed_entries_total")
+                    .Help("Finished entries removed from the owned streams, by role")
+                    .Register(*registry)
+                    .Add({{"role", options_.role}});
   }
 }
 
@@ -238,7 +245,7 @@ void ShardedConsumer::TrimFinished(Client& client, const std::set<int>& shards) 
       g_trim_errors.Write(log::Level::kWarn, "cannot trim finished stream entries",
                           {{"role", options_.role}, {"error", reply.str}});
     } else if (trimmed_ != nullptr && reply.integer > 0) {
-      trimmed_->Inc(static_cast<double>(reply.integer));
+      trimmed_->Increment(static_cast<double>(reply.integer));
     }
   }
 }
@@ -377,7 +384,7 @@ Status ShardedConsumer::DeadLetter(Client& client, const Item& item, const std::
       client, {options_.dead_letters(item.shard), item.entry.stream, keys_.Lease(item.shard, options_.role)},
       args);
   if (!reply) return reply.error();
-  if (reply->integer == -1) return Error{"lost_lease", "the shard changed owner"};
+  if (reply->integer == -1) return Error{ErrorCode::kLostLease, "the shard changed owner"};
   log::Warn("dead-lettered", {{"stream", item.entry.stream}, {"id", item.entry.id}, {"reason", reason},
                               {"attempts", item.attempts}, {"stage", options_.role}});
   return Ok{};
@@ -429,7 +436,7 @@ void ShardedConsumer::WorkerLoop() {
         auto moved = DeadLetter(client, item, result.reason);
         if (moved) {
           outcome = "dead_lettered";
-        } else if (moved.error().code == "lost_lease") {
+        } else if (moved.error().code == ErrorCode::kLostLease) {
           result = HandleResult::Abandon("lost_lease");
         } else {
           --item.attempts;  // not this entry's fault: try dead-lettering again later
@@ -458,9 +465,9 @@ void ShardedConsumer::WorkerLoop() {
         }
         delayed_.emplace(std::chrono::steady_clock::now() + delay, key);
         if (outcomes_ != nullptr) {
-          outcomes_->WithLabels({{"role", options_.role},
+          outcomes_->Add({{"role", options_.role},
                                  {"outcome", result.kind == HandleResult::Kind::kRetry ? "retry" : "wait"}})
-              .Inc();
+              .Increment();
         }
         work_ready_.notify_all();
         continue;
@@ -471,7 +478,7 @@ void ShardedConsumer::WorkerLoop() {
     Conversation& done = conversations_[key];
     done.items.pop_front();
     --in_flight_;
-    if (outcomes_ != nullptr) outcomes_->WithLabels({{"role", options_.role}, {"outcome", outcome}}).Inc();
+    if (outcomes_ != nullptr) outcomes_->Add({{"role", options_.role}, {"outcome", outcome}}).Increment();
     if (done.items.empty()) {
       conversations_.erase(key);
     } else {

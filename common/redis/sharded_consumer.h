@@ -107,7 +107,7 @@ class ShardedConsumer {
 
   ShardedConsumer(Options redis, KeySpace keys, ShardedConsumerOptions options,
                   HandlerFactory make_handler, ConversationKey conversation_of,
-                  metrics::Registry* registry = nullptr);
+                  prometheus::Registry* registry = nullptr);
   ~ShardedConsumer();
 
   // Runs until `stop` is set; then finishes the entries in hand (not the queued ones), gives
@@ -170,9 +170,9 @@ class ShardedConsumer {
   bool workers_stop_ = false;
   std::atomic<bool> release_now_{false};
 
-  metrics::Gauge* owned_gauge_ = nullptr;
-  metrics::Family<metrics::Counter>* outcomes_ = nullptr;
-  metrics::Counter* trimmed_ = nullptr;
+  prometheus::Gauge* owned_gauge_ = nullptr;
+  prometheus::Family<prometheus::Counter>* outcomes_ = nullptr;
+  prometheus::Counter* trimmed_ = nullptr;
 };
 
 }  // namespace katy::redis

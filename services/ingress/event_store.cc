@@ -103,7 +103,7 @@ void RedisEventStore::Store(const std::vector<katy::v1::InboundEvent>& events, D
         // After a Redis restart or SCRIPT FLUSH the script is gone: load it for the next
         // batches. This call fails (503) and Meta's retry stores its events.
         if (redis::IsNoScript(*reply)) connection_.Send({"SCRIPT", "LOAD", EnqueueScript().source()}, [](auto) {});
-        if (!result.error) result.error = Error{"reply", reply->str};
+        if (!result.error) result.error = Error{ErrorCode::kReply, reply->str};
       } else {
         for (size_t k = 0; k < indexes.size() && k < reply->elements.size(); ++k) {
           result.events[indexes[k]] = reply->elements[k].integer == 1 ? Stored::kEnqueued : Stored::kDuplicate;

@@ -22,8 +22,8 @@ namespace katy::ingress {
 inline constexpr size_t kMaxEventsInFlight = 4096;
 
 struct PipelineMetrics {
-  metrics::Histogram* requests = nullptr;  // requests per batch (per Redis round trip)
-  metrics::Histogram* seconds = nullptr;   // one batch's round trip
+  prometheus::Histogram* requests = nullptr;  // requests per batch (per Redis round trip)
+  prometheus::Histogram* seconds = nullptr;   // one batch's round trip
 };
 
 // The webhook requests of one event loop on their way to Redis. The requests added during a

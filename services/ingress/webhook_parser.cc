@@ -191,7 +191,7 @@ std::optional<Error> ParseItem(const element& value, const std::string& page_id,
                                bool standby, int64_t received_at_ms, std::vector<InboundEvent>& out) {
   object item;
   if (value.get_object().get(item) != simdjson::SUCCESS) {
-    return Error{"bad_shape", "a messaging item is not an object"};
+    return Error{ErrorCode::kRejected, "a messaging item is not an object", "bad_shape"};
   }
   InboundEvent event;
   event.set_page_id(page_id);
@@ -270,43 +270,44 @@ std::string DedupeKey(const InboundEvent& event) {
 
 Result<std::vector<InboundEvent>> ParseWebhook(std::string_view body, int64_t received_at_ms, size_t max_events) {
   if (JsonDepth(body) > kMaxJsonDepth) {
-    return Error{"too_deep", "JSON nests deeper than " + std::to_string(kMaxJsonDepth) + " levels"};
+    return Error{ErrorCode::kRejected, "JSON nests deeper than " + std::to_string(kMaxJsonDepth) + " levels", "too_deep"};
   }
   // One parser per thread: its buffers are reused from one webhook to the next.
   thread_local simdjson::dom::parser parser;
   element root;
   if (parser.parse(body.data(), body.size()).get(root) != simdjson::SUCCESS) {
-    return Error{"invalid_json", "body is not valid UTF-8 JSON"};
+    return Error{ErrorCode::kRejected, "body is not valid UTF-8 JSON", "invalid_json"};
   }
   object top;
-  if (root.get_object().get(top) != simdjson::SUCCESS) return Error{"not_an_object", "body is not a JSON object"};
+  if (root.get_object().get(top) != simdjson::SUCCESS) return Error{ErrorCode::kRejected, "body is not a JSON object", "not_an_object"};
   std::string_view object_name;
   if (auto name = Field(top, "object"); !name || name->get_string().get(object_name) != simdjson::SUCCESS ||
                                          object_name != "page") {
-    return Error{"wrong_object", "field \"object\" must be \"page\""};
+    return Error{ErrorCode::kRejected, "field \"object\" must be \"page\"", "wrong_object"};
   }
   simdjson::dom::array entries;
   if (auto list = Field(top, "entry"); !list || list->get_array().get(entries) != simdjson::SUCCESS) {
-    return Error{"bad_shape", "field \"entry\" must be an array"};
+    return Error{ErrorCode::kRejected, "field \"entry\" must be an array", "bad_shape"};
   }
   std::vector<InboundEvent> events;
   for (element entry_value : entries) {
     object entry;
-    if (entry_value.get_object().get(entry) != simdjson::SUCCESS) return Error{"bad_shape", "an entry is not an object"};
+    if (entry_value.get_object().get(entry) != simdjson::SUCCESS) return Error{ErrorCode::kRejected, "an entry is not an object", "bad_shape"};
     auto id = Field(entry, "id");
     std::string page_id = id ? IdString(*id) : "";
-    if (page_id.empty()) return Error{"bad_shape", "an entry has no page id"};
+    if (page_id.empty()) return Error{ErrorCode::kRejected, "an entry has no page id", "bad_shape"};
     int64_t entry_time = Millis(entry, "time");
     for (const auto& [key, standby] : {std::pair{"messaging", false}, std::pair{"standby", true}}) {
       auto list = Field(entry, key);
       if (!list) continue;
       simdjson::dom::array items;
       if (list->get_array().get(items) != simdjson::SUCCESS) {
-        return Error{"bad_shape", std::string("\"") + key + "\" must be an array"};
+        return Error{ErrorCode::kRejected, std::string("\"") + key + "\" must be an array", "bad_shape"};
       }
       for (element item : items) {
         if (events.size() == max_events) {
-          return Error{"too_many_events", "more than " + std::to_string(max_events) + " events in one request"};
+          return Error{ErrorCode::kRejected, "more than " + std::to_string(max_events) + " events in one request",
+                       std::string(kTooManyEvents)};
         }
         if (auto error = ParseItem(item, page_id, entry_time, standby, received_at_ms, events)) {
           return *error;

@@ -25,11 +25,12 @@ inline constexpr int kMaxJsonDepth = 64;
 // body is not Meta, and would let one signed request become a flood of events.
 inline constexpr size_t kDefaultMaxEventsPerRequest = 1000;
 
-// Errors: "too_many_events" (more than `max_events` items; answer 413; parsing stops there, so
-// a hostile body costs no more than `max_events` events), and, all meaning "answer 400":
-// "invalid_json" (includes invalid UTF-8), "too_deep", "not_an_object", "wrong_object"
-// (object != "page"), "bad_shape" (entry/messaging not arrays, an item not an object, an entry
-// without id).
+// Errors are ErrorCode::kRejected with one of these reasons: kTooManyEvents (more than
+// `max_events` items; answer 413; parsing stops there, so a hostile body costs no more than
+// `max_events` events), and, all meaning "answer 400": "invalid_json" (includes invalid
+// UTF-8), "too_deep", "not_an_object", "wrong_object" (object != "page"), "bad_shape"
+// (entry/messaging not arrays, an item not an object, an entry without id).
+inline constexpr std::string_view kTooManyEvents = "too_many_events";
 Result<std::vector<katy::v1::InboundEvent>> ParseWebhook(std::string_view body, int64_t received_at_ms,
                                                          size_t max_events = kDefaultMaxEventsPerRequest);
 

@@ -36,7 +36,7 @@ Result<int> Listen(const config::HostPort& address) {
   const std::string host = address.host.empty() ? "0.0.0.0" : address.host;
   const std::string port = std::to_string(address.port);
   if (int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0) {
-    return Error{"io", "cannot resolve " + address.ToString() + ": " + gai_strerror(rc)};
+    return Error{ErrorCode::kIo, "cannot resolve " + address.ToString() + ": " + gai_strerror(rc)};
   }
   std::string last_error = "no address";
   for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
@@ -52,7 +52,7 @@ Result<int> Listen(const config::HostPort& address) {
     close(fd);
   }
   freeaddrinfo(found);
-  return Error{"io", "cannot serve HTTP on " + address.ToString() + ": " + last_error};
+  return Error{ErrorCode::kIo, "cannot serve HTTP on " + address.ToString() + ": " + last_error};
 }
 
 int BoundPort(int fd) {
@@ -80,7 +80,7 @@ struct LoopShared {
   const std::atomic<bool>* stopping = nullptr;
   std::atomic<size_t>* connections = nullptr;  // held by all loops together
   size_t max_connections = 0;
-  metrics::Gauge* connections_gauge = nullptr;
+  prometheus::Gauge* connections_gauge = nullptr;
   PipelineMetrics pipeline;
 };
 
@@ -370,14 +370,14 @@ class WebhookServer::Loop final : public ConnectionHost {
 Result<std::unique_ptr<WebhookServer>> WebhookServer::Start(const ServerOptions& options,
                                                             const WebhookService& service,
                                                             const StoreOptions& store,
-                                                            metrics::Registry* metrics) {
+                                                            prometheus::Registry* metrics) {
   auto listen_fd = Listen(options.address);
   if (!listen_fd) return listen_fd.error();
   std::unique_ptr<WebhookServer> server(new WebhookServer());
   server->listen_fd_ = *listen_fd;
   server->port_ = BoundPort(*listen_fd);
   server->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (server->wake_fd_ < 0) return Error{"io", std::string("eventfd: ") + std::strerror(errno)};
+  if (server->wake_fd_ < 0) return Error{ErrorCode::kIo, std::string("eventfd: ") + std::strerror(errno)};
 
   server->options_ = options;
   server->max_connections_ =
@@ -385,24 +385,28 @@ Result<std::unique_ptr<WebhookServer>> WebhookServer::Start(const ServerOptions&
   LoopShared shared{server->listen_fd_, server->wake_fd_, &server->stopping_, &server->connections_,
                     server->max_connections_, nullptr, {}};
   if (metrics != nullptr) {
-    shared.pipeline.requests = &metrics->AddHistogram("katy_ingress_batch_requests",
-                                                      "Webhook requests stored per Redis round trip",
-                                                      {1, 2, 4, 8, 16, 32, 64, 128, 256})
-                                    .WithLabels({});
-    shared.pipeline.seconds = &metrics->AddHistogram("katy_ingress_store_seconds",
-                                                     "Time of one Redis round trip storing a batch",
-                                                     metrics::LatencyBuckets())
-                                   .WithLabels({});
-    shared.connections_gauge = &metrics->AddGauge("katy_ingress_connections",
-                                                  "Client connections held on the webhook port")
-                                    .WithLabels({});
+    shared.pipeline.requests = &prometheus::BuildHistogram()
+                                    .Name("katy_ingress_batch_requests")
+                                    .Help("Webhook requests stored per Redis round trip")
+                                    .Register(*metrics)
+                                    .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256});
+    shared.pipeline.seconds = &prometheus::BuildHistogram()
+                                   .Name("katy_ingress_store_seconds")
+                                   .Help("Time of one Redis round trip storing a batch")
+                                   .Register(*metrics)
+                                   .Add({}, metrics::LatencyBuckets());
+    shared.connections_gauge = &prometheus::BuildGauge()
+                                    .Name("katy_ingress_connections")
+                                    .Help("Client connections held on the webhook port")
+                                    .Register(*metrics)
+                                    .Add({});
   }
   try {
     for (int i = 0; i < std::max(options.threads, 1); ++i) {
       server->loops_.push_back(std::make_unique<Loop>(server->options_, service, store, shared));
     }
   } catch (const std::exception& e) {
-    return Error{"io", e.what()};
+    return Error{ErrorCode::kIo, e.what()};
   }
   for (auto& loop : server->loops_) server->threads_.emplace_back([raw = loop.get()] { raw->Run(); });
   return server;

@@ -65,7 +65,7 @@ class WebhookServer {
   static Result<std::unique_ptr<WebhookServer>> Start(const ServerOptions& options,
                                                       const WebhookService& service,
                                                       const StoreOptions& store,
-                                                      metrics::Registry* metrics = nullptr);
+                                                      prometheus::Registry* metrics = nullptr);
   ~WebhookServer();
   WebhookServer(const WebhookServer&) = delete;
   WebhookServer& operator=(const WebhookServer&) = delete;

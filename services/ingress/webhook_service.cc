@@ -9,31 +9,43 @@
 
 namespace katy::ingress {
 
-IngressMetrics::IngressMetrics(metrics::Registry& registry)
-    : requests(registry.AddCounter("katy_ingress_requests_total", "Webhook HTTP requests by status")),
-      events(registry.AddCounter("katy_ingress_events_total",
-                                 "Webhook events by kind and result (enqueued, duplicate)")),
-      rejections(registry.AddCounter("katy_ingress_rejections_total",
-                                     "Rejected webhook requests by reason")),
-      latency(registry.AddHistogram("katy_ingress_request_duration_seconds",
-                                    "Webhook request handling time", metrics::LatencyBuckets())),
-      last_webhook(registry.AddGauge("katy_ingress_last_webhook_timestamp_seconds",
-                                     "Unix time of the last event received per page (Meta "
-                                     "unsubscribes a failing webhook silently)")) {}
+IngressMetrics::IngressMetrics(prometheus::Registry& registry)
+    : requests(prometheus::BuildCounter()
+                   .Name("katy_ingress_requests_total")
+                   .Help("Webhook HTTP requests by status")
+                   .Register(registry)),
+      events(prometheus::BuildCounter()
+                 .Name("katy_ingress_events_total")
+                 .Help("Webhook events by kind and result (enqueued, duplicate)")
+                 .Register(registry)),
+      rejections(prometheus::BuildCounter()
+                     .Name("katy_ingress_rejections_total")
+                     .Help("Rejected webhook requests by reason")
+                     .Register(registry)),
+      latency(prometheus::BuildHistogram()
+                  .Name("katy_ingress_request_duration_seconds")
+                  .Help("Webhook request handling time")
+                  .Register(registry)
+                  .Add({}, metrics::LatencyBuckets())),
+      last_webhook(prometheus::BuildGauge()
+                       .Name("katy_ingress_last_webhook_timestamp_seconds")
+                       .Help("Unix time of the last event received per page (Meta unsubscribes a "
+                             "failing webhook silently)")
+                       .Register(registry)) {}
 
 WebhookService::WebhookService(WebhookOptions options, IngressMetrics& metrics, Clock now_ms)
     : options_(std::move(options)), metrics_(metrics), now_ms_(std::move(now_ms)) {}
 
 HttpReply WebhookService::Reject(int status, const std::string& reason, const std::string& detail) const {
-  metrics_.rejections.WithLabels({{"reason", reason}}).Inc();
+  metrics_.rejections.Add({{"reason", reason}}).Increment();
   rejection_log_.Write(log::Level::kWarn, "webhook rejected",
                        {{"status", status}, {"reason", reason}, {"detail", detail}});
   return {status, detail + "\n", 0, {}};
 }
 
 void WebhookService::RecordRequest(int status, double seconds) const {
-  metrics_.requests.WithLabels({{"status", std::to_string(status)}}).Inc();
-  metrics_.latency.WithLabels({}).Observe(seconds);
+  metrics_.requests.Add({{"status", std::to_string(status)}}).Increment();
+  metrics_.latency.Observe(seconds);
 }
 
 HttpReply WebhookService::HandleGet(std::string_view mode, std::string_view token,
@@ -57,7 +69,7 @@ std::variant<HttpReply, std::vector<katy::v1::InboundEvent>> WebhookService::Che
   }
   auto events = ParseWebhook(body, now_ms_(), options_.max_events);
   if (!events) {
-    return Reject(events.error().code == "too_many_events" ? 413 : 400, events.error().code, events.error().message);
+    return Reject(events.error().reason == kTooManyEvents ? 413 : 400, events.error().Label(), events.error().message);
   }
   return std::move(*events);
 }
@@ -66,8 +78,8 @@ HttpReply WebhookService::FinishPost(std::span<const katy::v1::InboundEvent> eve
                                      std::span<const Stored> stored, const std::optional<Error>& error) const {
   const bool all_stored = std::none_of(stored.begin(), stored.end(), [](Stored s) { return s == Stored::kFailed; });
   if (!all_stored) {
-    const Error failure = error.value_or(Error{"unknown", "an event was not stored"});
-    metrics_.rejections.WithLabels({{"reason", "storage_" + failure.code}}).Inc();
+    const Error failure = error.value_or(Error{ErrorCode::kReply, "an event was not stored"});
+    metrics_.rejections.Add({{"reason", "storage_" + failure.Label()}}).Increment();
     storage_log_.Write(log::Level::kError, "cannot store webhook events; answering 503",
                        {{"error", failure.message}, {"events", events.size()}});
     return {503, "storage unavailable, retry\n", 1, {}};
@@ -75,10 +87,10 @@ HttpReply WebhookService::FinishPost(std::span<const katy::v1::InboundEvent> eve
   for (size_t i = 0; i < events.size(); ++i) {
     const auto& event = events[i];
     metrics_.events
-        .WithLabels({{"kind", EventKindName(event.kind())},
+        .Add({{"kind", EventKindName(event.kind())},
                      {"result", stored[i] == Stored::kEnqueued ? "enqueued" : "duplicate"}})
-        .Inc();
-    metrics_.last_webhook.WithLabels({{"page", metrics_.page_label(event.page_id())}})
+        .Increment();
+    metrics_.last_webhook.Add({{"page", metrics_.page_label(event.page_id())}})
         .Set(static_cast<double>(event.received_at_ms()) / 1000.0);
   }
   return {200, "EVENT_RECEIVED", 0, {}};

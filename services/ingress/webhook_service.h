@@ -37,12 +37,12 @@ struct WebhookOptions {
 
 // Ingress's metrics, registered once per process.
 struct IngressMetrics {
-  explicit IngressMetrics(metrics::Registry& registry);
-  metrics::Family<metrics::Counter>& requests;     // by status
-  metrics::Family<metrics::Counter>& events;       // by kind, result (enqueued|duplicate)
-  metrics::Family<metrics::Counter>& rejections;   // by reason
-  metrics::Family<metrics::Histogram>& latency;    // request duration, seconds
-  metrics::Family<metrics::Gauge>& last_webhook;   // by page: unix seconds of the last event
+  explicit IngressMetrics(prometheus::Registry& registry);
+  prometheus::Family<prometheus::Counter>& requests;    // by status
+  prometheus::Family<prometheus::Counter>& events;      // by kind, result (enqueued|duplicate)
+  prometheus::Family<prometheus::Counter>& rejections;  // by reason
+  prometheus::Histogram& latency;                       // request duration, seconds
+  prometheus::Family<prometheus::Gauge>& last_webhook;  // by page: unix seconds of the last event
   metrics::BoundedLabel page_label;                // bounds last_webhook's pages
 };
 

@@ -9,7 +9,7 @@
 #include "common/redis/sharded_consumer.h"
 #include "common/runtime/signals.h"
 #include "common/runtime/service_main.h"
-#include "common/runtime/worker_service.h"
+#include "common/runtime/run_service.h"
 #include "services/responder/responder_config.h"
 #include "services/responder/responder_handler.h"
 
@@ -26,7 +26,7 @@ int Run(int argc, char** argv) {
   if (auto loaded = rules.Reload(); !loaded) throw config::ConfigError(loaded.error().message);
   log::Info("rules loaded", {{"path", cfg.rules_path}, {"rules", rules.Current()->rules.size()}});
 
-  metrics::Registry registry;
+  prometheus::Registry registry;
   responder::ResponderMetrics responder_metrics(registry);
   KeySpace keys(cfg.common.key_prefix, cfg.common.shards);
 
@@ -79,17 +79,17 @@ int Run(int argc, char** argv) {
   grpcsvc::ControlService control({"responder", consumer_options.instance, cfg.common.control_token, keys, redis_options},
                                   hooks);
 
-  runtime::WorkerServiceSpec spec;
+  runtime::ServiceSpec spec;
   spec.common = cfg.common;
   spec.redis = redis_options;
   spec.registry = &registry;
   spec.control = &control;
-  spec.on_reload = [&reload] {
+  spec.body.on_reload = [&reload] {
     int rules_in_force = 0;
     reload(&rules_in_force);  // SIGHUP has no one to answer: the log says what happened
   };
-  spec.run = [&consumer](const std::atomic<bool>& stop) { consumer.Run(stop); };
-  return runtime::RunWorkerService(spec);
+  spec.body.run = [&consumer](const std::atomic<bool>& stop) { consumer.Run(stop); };
+  return runtime::RunService(spec);
 }
 
 }  // namespace

@@ -95,16 +95,33 @@ std::shared_ptr<const RuleSet> RulesHolder::Current() const {
   return rules_;
 }
 
-ResponderMetrics::ResponderMetrics(metrics::Registry& registry)
-    : events(registry.AddCounter("katy_responder_events_total", "Inbound events processed, by kind and rule")),
-      replies(registry.AddCounter("katy_responder_replies_total", "Reply messages enqueued for the sender")),
-      latency(registry.AddHistogram("katy_responder_processing_seconds",
-                                    "Time to process one inbound event", metrics::LatencyBuckets())),
-      skill_calls(registry.AddCounter("katy_responder_skill_calls_total", "Skill calls by rule and result")),
-      skill_latency(registry.AddHistogram("katy_responder_skill_seconds", "Skill call time by rule, retry included",
-                                          metrics::LatencyBuckets())),
-      profile_fetches(registry.AddCounter("katy_responder_profile_fetches_total",
-                                          "Graph user profile reads by result")) {}
+ResponderMetrics::ResponderMetrics(prometheus::Registry& registry)
+    : events(prometheus::BuildCounter()
+                 .Name("katy_responder_events_total")
+                 .Help("Inbound events processed, by kind and rule")
+                 .Register(registry)),
+      replies(prometheus::BuildCounter()
+                  .Name("katy_responder_replies_total")
+                  .Help("Reply messages enqueued for the sender")
+                  .Register(registry)
+                  .Add({})),
+      latency(prometheus::BuildHistogram()
+                  .Name("katy_responder_processing_seconds")
+                  .Help("Time to process one inbound event")
+                  .Register(registry)
+                  .Add({}, metrics::LatencyBuckets())),
+      skill_calls(prometheus::BuildCounter()
+                      .Name("katy_responder_skill_calls_total")
+                      .Help("Skill calls by rule and result")
+                      .Register(registry)),
+      skill_latency(prometheus::BuildHistogram()
+                        .Name("katy_responder_skill_seconds")
+                        .Help("Skill call time by rule, retry included")
+                        .Register(registry)),
+      profile_fetches(prometheus::BuildCounter()
+                          .Name("katy_responder_profile_fetches_total")
+                          .Help("Graph user profile reads by result")
+                          .Register(registry)) {}
 
 ResponderHandler::ResponderHandler(KeySpace keys, const RulesHolder& rules, ResponderMetrics& metrics,
                                    Clock now_ms, const ProfileClient* profiles)
@@ -130,7 +147,7 @@ redis::HandleResult ResponderHandler::operator()(redis::Client& client, const re
   Conversation conversation;
   if (!event.user_id().empty()) {
     auto hash = client.Command({"HGETALL", conversation_key});
-    if (!hash) return redis::HandleResult::Retry("redis_" + hash.error().code);
+    if (!hash) return redis::HandleResult::Retry("redis_" + hash.error().Label());
     conversation = ReadConversation(*hash);
   }
 
@@ -144,7 +161,7 @@ redis::HandleResult ResponderHandler::operator()(redis::Client& client, const re
   if (rule != nullptr && rule->uses_first_name && profiles_ != nullptr && profiles_->enabled() &&
       !event.user_is_ref() && ProfileDue(conversation, now)) {
     auto name = profiles_->FirstName(ThreadHttp(), event.page_id(), event.user_id());
-    metrics_.profile_fetches.WithLabels({{"result", name ? "ok" : name.error().code}}).Inc();
+    metrics_.profile_fetches.Add({{"result", name ? "ok" : name.error().Label()}}).Increment();
     if (name) {
       conversation.first_name = *name;
       hset.insert(hset.end(), {"first_name", *name});
@@ -157,16 +174,16 @@ redis::HandleResult ResponderHandler::operator()(redis::Client& client, const re
   if (decision.skill != nullptr) {
     const auto skill_started = std::chrono::steady_clock::now();
     auto answer = CallSkill(ThreadHttp(), *decision.skill, event, conversation);
-    metrics_.skill_latency.WithLabels({{"rule", decision.rule}})
+    metrics_.skill_latency.Add({{"rule", decision.rule}}, metrics::LatencyBuckets())
         .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - skill_started).count());
-    metrics_.skill_calls.WithLabels({{"rule", decision.rule}, {"result", answer ? "ok" : answer.error().code}}).Inc();
+    metrics_.skill_calls.Add({{"rule", decision.rule}, {"result", answer ? "ok" : answer.error().Label()}}).Increment();
     if (answer) {
       decision.messages = std::move(answer->messages);
       for (auto& [name, value] : answer->set_vars) decision.set_vars[name] = std::move(value);
       if (answer->next_state) decision.next_state = answer->next_state;
     } else {
       log::Warn("skill failed; sending its fallback", {{"rule", decision.rule}, {"error", answer.error().message},
-                                                       {"code", answer.error().code}});
+                                                       {"code", answer.error().Label()}});
       decision.messages = RenderMessages(decision.skill->fallback, event, conversation, PickRandom);
     }
   }
@@ -220,13 +237,13 @@ redis::HandleResult ResponderHandler::operator()(redis::Client& client, const re
 
   auto committed = commit_script_.Run(
       client, {keys_.OutStream(shard), entry.stream, conversation_key, fence.lease_key}, args);
-  if (!committed) return redis::HandleResult::Retry("redis_" + committed.error().code);
+  if (!committed) return redis::HandleResult::Retry("redis_" + committed.error().Label());
   if (committed->integer == -2) return redis::HandleResult::Abandon("lost_lease");
 
   const std::string kind = EventKindName(event.kind());
-  metrics_.events.WithLabels({{"kind", kind}, {"rule", decision.rule.empty() ? "none" : decision.rule}}).Inc();
-  if (committed->integer > 0) metrics_.replies.WithLabels({}).Inc(static_cast<double>(committed->integer));
-  metrics_.latency.WithLabels({}).Observe(
+  metrics_.events.Add({{"kind", kind}, {"rule", decision.rule.empty() ? "none" : decision.rule}}).Increment();
+  if (committed->integer > 0) metrics_.replies.Increment(static_cast<double>(committed->integer));
+  metrics_.latency.Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   log::Debug("event processed", {{"id", entry.id}, {"page", event.page_id()}, {"mid", event.mid()},
                                  {"shard", shard}, {"rule", decision.rule},

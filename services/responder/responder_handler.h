@@ -31,13 +31,13 @@ class RulesHolder {
 };
 
 struct ResponderMetrics {
-  explicit ResponderMetrics(metrics::Registry& registry);
-  metrics::Family<metrics::Counter>& events;       // by kind and rule
-  metrics::Family<metrics::Counter>& replies;      // messages enqueued for the sender
-  metrics::Family<metrics::Histogram>& latency;    // per-event processing, seconds
-  metrics::Family<metrics::Counter>& skill_calls;  // by rule and result (ok or error code)
-  metrics::Family<metrics::Histogram>& skill_latency;  // by rule, seconds (retry included)
-  metrics::Family<metrics::Counter>& profile_fetches;  // by result
+  explicit ResponderMetrics(prometheus::Registry& registry);
+  prometheus::Family<prometheus::Counter>& events;          // by kind and rule
+  prometheus::Counter& replies;                             // messages enqueued for the sender
+  prometheus::Histogram& latency;                           // per-event processing, seconds
+  prometheus::Family<prometheus::Counter>& skill_calls;     // by rule and result (ok or error code)
+  prometheus::Family<prometheus::Histogram>& skill_latency; // by rule, seconds (retry included)
+  prometheus::Family<prometheus::Counter>& profile_fetches; // by result
 };
 
 // Handles one inbound stream entry: reads the conversation, finds the rule, fetches the user's

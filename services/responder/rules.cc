@@ -460,7 +460,7 @@ bool IsReplyable(const katy::v1::InboundEvent& event) {
 Result<RuleSet> ParseRules(const std::string& yaml_text, const std::string& file_name) {
   try {
     YAML::Node root = YAML::Load(yaml_text);
-    if (!root.IsMap()) return Error{"rules", file_name + ":1: the file must be a map with 'rules'"};
+    if (!root.IsMap()) return Error{ErrorCode::kConfig, file_name + ":1: the file must be a map with 'rules'"};
     RuleSet set;
     for (const auto& field : root) {
       std::string key = field.first.as<std::string>();
@@ -477,15 +477,15 @@ Result<RuleSet> ParseRules(const std::string& yaml_text, const std::string& file
     if (const auto& fallback = root["fallback"]) set.fallback = ParseRule(fallback, "fallback");
     return set;
   } catch (const RulesError& e) {
-    return Error{"rules", file_name + ":" + std::to_string(e.line) + ": " + e.message};
+    return Error{ErrorCode::kConfig, file_name + ":" + std::to_string(e.line) + ": " + e.message};
   } catch (const YAML::Exception& e) {
-    return Error{"rules", file_name + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg};
+    return Error{ErrorCode::kConfig, file_name + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg};
   }
 }
 
 Result<RuleSet> LoadRulesFile(const std::string& path) {
   std::ifstream in(path);
-  if (!in) return Error{"rules", path + ": cannot read the rules file"};
+  if (!in) return Error{ErrorCode::kConfig, path + ": cannot read the rules file"};
   std::stringstream text;
   text << in.rdbuf();
   return ParseRules(text.str(), path);

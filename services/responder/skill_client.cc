@@ -30,7 +30,7 @@ std::string SkillRequestBody(const katy::v1::InboundEvent& event, const Conversa
 }
 
 Result<SkillAnswer> ParseSkillAnswer(const std::string& body) {
-  auto bad = [](const std::string& why) { return Error{"skill_bad_answer", why}; };
+  auto bad = [](const std::string& why) { return Error{ErrorCode::kReply, why, "skill_bad_answer"}; };
   json answer = json::parse(body, nullptr, false);
   if (!answer.is_object()) return bad("the answer is not a JSON object");
   SkillAnswer out;
@@ -65,16 +65,16 @@ Result<SkillAnswer> CallSkill(http::Client& http, const Skill& skill, const katy
                               const Conversation& conversation) {
   const std::string body = SkillRequestBody(event, conversation);
   http.set_timeout(skill.timeout);
-  Error last{"skill_unreachable", ""};
+  Error last{ErrorCode::kConnect, "", "skill_unreachable"};
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto response = http.Post(skill.url, body, {"Content-Type: application/json"});
     if (!response) {
-      last = Error{response.error().code == "timeout" ? "skill_timeout" : "skill_unreachable",
-                   response.error().message};
+      const bool timed_out = response.error().code == ErrorCode::kTimeout;
+      last = Error{response.error().code, response.error().message, timed_out ? "skill_timeout" : "skill_unreachable"};
       continue;
     }
     if (response->status < 200 || response->status >= 300) {
-      last = Error{"skill_http_" + std::to_string(response->status), response->body.substr(0, 200)};
+      last = Error{ErrorCode::kReply, response->body.substr(0, 200), "skill_http_" + std::to_string(response->status)};
       if (response->status < 500) break;  // the skill refused this event: retrying will not help
       continue;
     }

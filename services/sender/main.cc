@@ -9,7 +9,7 @@
 #include "common/redis/sharded_consumer.h"
 #include "common/runtime/signals.h"
 #include "common/runtime/service_main.h"
-#include "common/runtime/worker_service.h"
+#include "common/runtime/run_service.h"
 #include "services/sender/sender_config.h"
 #include "services/sender/sender_handler.h"
 
@@ -24,7 +24,7 @@ int Run(int argc, char** argv) {
   auto tokens = PageTokens::Load(cfg.page_token, cfg.page_tokens_file);
   if (!tokens) throw config::ConfigError(tokens.error().message);
 
-  metrics::Registry registry;
+  prometheus::Registry registry;
   sender::SenderMetrics sender_metrics(registry);
   KeySpace keys(cfg.common.key_prefix, cfg.common.shards);
   sender::SenderOptions options;
@@ -77,13 +77,13 @@ int Run(int argc, char** argv) {
   grpcsvc::ControlService control({"sender", consumer_options.instance, cfg.common.control_token, keys, redis_options},
                                   hooks);
 
-  runtime::WorkerServiceSpec spec;
+  runtime::ServiceSpec spec;
   spec.common = cfg.common;
   spec.redis = redis_options;
   spec.registry = &registry;
   spec.control = &control;
-  spec.run = [&consumer](const std::atomic<bool>& stop) { consumer.Run(stop); };
-  return runtime::RunWorkerService(spec);
+  spec.body.run = [&consumer](const std::atomic<bool>& stop) { consumer.Run(stop); };
+  return runtime::RunService(spec);
 }
 
 }  // namespace

@@ -68,7 +68,7 @@ Result<PageGate> PageLimiter::Acquire(redis::Client& client, const std::string& 
                             {media ? "media_tat" : "tat", rate_field,
                              media ? default_media_rate_ : default_rate_, global_rate});
   if (!reply) return reply.error();
-  if (!reply->IsArray() || reply->elements.size() != 2) return Error{"reply", "unexpected limiter answer"};
+  if (!reply->IsArray() || reply->elements.size() != 2) return Error{ErrorCode::kReply, "unexpected limiter answer"};
   const long long verdict = reply->elements[0].integer;
   if (verdict == -1) return PageGate{PageGate::Kind::kPaused, {}};
   if (verdict == 0) return PageGate{PageGate::Kind::kWait, std::chrono::milliseconds(reply->elements[1].integer)};
@@ -96,7 +96,7 @@ Status PageLimiter::Resume(redis::Client& client, const std::string& page) const
 }
 
 Status PageLimiter::SetRate(redis::Client& client, const std::string& page, double per_second) const {
-  if (!(per_second > 0 && per_second <= 100000)) return Error{"invalid", "rate must be > 0 and at most 100000"};
+  if (!(per_second > 0 && per_second <= 100000)) return Error{ErrorCode::kInvalid, "rate must be > 0 and at most 100000"};
   auto reply = client.Command({"HSET", keys_.Rate(page), "rate", Number(per_second)});
   if (!reply) return reply.error();
   return Ok{};

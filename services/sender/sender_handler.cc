@@ -52,23 +52,44 @@ bool IsMedia(const nlohmann::json& message) {
 
 }  // namespace
 
-SenderMetrics::SenderMetrics(metrics::Registry& registry)
-    : sends(registry.AddCounter("katy_sender_sends_total", "Send API calls by result and Graph error code")),
-      latency(registry.AddHistogram("katy_sender_send_seconds", "Send API call duration",
-                                    metrics::LatencyBuckets())),
-      end_to_end(registry.AddHistogram("katy_sender_end_to_end_seconds",
-                                       "From ingress receipt of the event to the Send API's 2xx",
-                                       metrics::LatencyBuckets())),
-      skipped(registry.AddCounter("katy_sender_skipped_total",
-                                  "Messages not sent because they were already delivered")),
-      throttled(registry.AddCounter("katy_sender_throttled_seconds_total",
-                                    "Seconds of sending stopped for a page after Meta throttled it")),
-      pauses(registry.AddCounter("katy_sender_page_pauses_total", "Pages paused by the sender, by reason")),
-      possible_duplicates(registry.AddCounter(
-          "katy_sender_possible_duplicates_total",
-          "Sends of a message whose previous attempt had an unknown outcome (crash or timeout)")),
-      rate_waits(registry.AddCounter("katy_sender_rate_waits_total",
-                                     "Times a message waited for its page's rate limit")) {}
+SenderMetrics::SenderMetrics(prometheus::Registry& registry)
+    : sends(prometheus::BuildCounter()
+                .Name("katy_sender_sends_total")
+                .Help("Send API calls by result and Graph error code")
+                .Register(registry)),
+      latency(prometheus::BuildHistogram()
+                  .Name("katy_sender_send_seconds")
+                  .Help("Send API call duration")
+                  .Register(registry)
+                  .Add({}, metrics::LatencyBuckets())),
+      end_to_end(prometheus::BuildHistogram()
+                     .Name("katy_sender_end_to_end_seconds")
+                     .Help("From ingress receipt of the event to the Send API's 2xx")
+                     .Register(registry)
+                     .Add({}, metrics::LatencyBuckets())),
+      skipped(prometheus::BuildCounter()
+                  .Name("katy_sender_skipped_total")
+                  .Help("Messages not sent because they were already delivered")
+                  .Register(registry)
+                  .Add({})),
+      throttled(prometheus::BuildCounter()
+                    .Name("katy_sender_throttled_seconds_total")
+                    .Help("Seconds of sending stopped for a page after Meta throttled it")
+                    .Register(registry)),
+      pauses(prometheus::BuildCounter()
+                 .Name("katy_sender_page_pauses_total")
+                 .Help("Pages paused by the sender, by reason")
+                 .Register(registry)),
+      possible_duplicates(
+          prometheus::BuildCounter()
+              .Name("katy_sender_possible_duplicates_total")
+              .Help("Sends of a message whose previous attempt had an unknown outcome (crash or timeout)")
+              .Register(registry)
+              .Add({})),
+      rate_waits(prometheus::BuildCounter()
+                     .Name("katy_sender_rate_waits_total")
+                     .Help("Times a message waited for its page's rate limit")
+                     .Register(registry)) {}
 
 SenderHandler::SenderHandler(KeySpace keys, SenderOptions options, const PageTokens& tokens,
                              const PageLimiter& limiter, SenderMetrics& metrics, Clock now_ms)
@@ -89,9 +110,9 @@ void SenderHandler::SendAction(const katy::v1::OutboundMessage& message, const s
   request.set_sender_action(action);
   auto built = BuildSendRequest(request, options_.graph_url, token, options_.appsecret);
   auto answer = http_.Post(built->url, built->body, {"Content-Type: application/json"});
-  metrics_.sends.WithLabels({{"result", answer && answer->status == 200 ? "delivered" : "action_failed"},
+  metrics_.sends.Add({{"result", answer && answer->status == 200 ? "delivered" : "action_failed"},
                              {"code", "0"}})
-      .Inc();
+      .Increment();
 }
 
 // The mark holds when its attempt began (epoch ms). An attempt begun less than one request
@@ -120,10 +141,10 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
                                            const std::string& token, bool media, std::string* meta_id) {
   // A slot from the page's shared limit.
   auto gate = limiter_.Acquire(client, message.page_id(), media);
-  if (!gate) return redis::HandleResult::Retry("redis_" + gate.error().code);
+  if (!gate) return redis::HandleResult::Retry("redis_" + gate.error().Label());
   if (gate->kind == PageGate::Kind::kPaused) return redis::HandleResult::Wait("page_paused", kPausedRecheck);
   if (gate->kind == PageGate::Kind::kWait) {
-    metrics_.rate_waits.WithLabels({{"page", metrics_.page_label(message.page_id())}}).Inc();
+    metrics_.rate_waits.Add({{"page", metrics_.page_label(message.page_id())}}).Increment();
     return redis::HandleResult::Wait("rate_limited", gate->wait);
   }
 
@@ -131,13 +152,13 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
   // unknown, so this send may duplicate it (the one duplicate at-least-once allows).
   const std::string inflight_key = mark_key + ":inflight";
   auto in_flight = MarkInFlight(client, inflight_key);
-  if (!in_flight) return redis::HandleResult::Retry("redis_" + in_flight.error().code);
+  if (!in_flight) return redis::HandleResult::Retry("redis_" + in_flight.error().Label());
   if (in_flight->wait.count() > 0) return redis::HandleResult::Wait("in_flight_elsewhere", in_flight->wait);
   if (in_flight->possible_duplicate) {
     // One line per possible duplicate, written before the send: the count survives the
     // process, which the metric does not.
     log::Warn("possible duplicate", {{"id", message.id()}, {"page", message.page_id()}});
-    metrics_.possible_duplicates.WithLabels({}).Inc();
+    metrics_.possible_duplicates.Increment();
   }
 
   katy::v1::OutboundMessage part = message;
@@ -146,7 +167,7 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
   if (!request) return redis::HandleResult::Poison("bad_message");
   const auto started = std::chrono::steady_clock::now();
   auto answer = http_.Post(request->url, request->body, {"Content-Type: application/json"});
-  metrics_.latency.WithLabels({}).Observe(
+  metrics_.latency.Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   SendResponse response;
   if (answer) {
@@ -154,13 +175,13 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
     response.body = answer->body;
     response.headers = answer->headers;
   } else {
-    response.transport_error = answer.error().code;
+    response.transport_error = answer.error().Label();
   }
   const Classification verdict = Classify(response);
-  metrics_.sends.WithLabels({{"result", verdict.reason}, {"code", std::to_string(verdict.code)}}).Inc();
+  metrics_.sends.Add({{"result", verdict.reason}, {"code", std::to_string(verdict.code)}}).Increment();
   // A definite answer, or no connection at all, means this attempt's outcome is known: the
   // mark has done its job.
-  const bool never_sent = !answer && answer.error().code == "connect";
+  const bool never_sent = !answer && answer.error().code == ErrorCode::kConnect;
   if ((answer && verdict.action != SendAction::kDelivered) || never_sent) {
     LogIfFailed(client.Command({"DEL", inflight_key}), "cannot clear an in-flight mark");
   }
@@ -171,7 +192,7 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
       if (verdict.wait.count() > 0) {
         // Delivered, but Meta's usage headers say the page is at its limit: slow it down.
         LogIfFailed(limiter_.Throttle(client, message.page_id(), verdict.wait), "cannot throttle the page");
-        metrics_.throttled.WithLabels({{"page", metrics_.page_label(message.page_id())}}).Inc(std::chrono::duration<double>(verdict.wait).count());
+        metrics_.throttled.Add({{"page", metrics_.page_label(message.page_id())}}).Increment(std::chrono::duration<double>(verdict.wait).count());
       }
       *meta_id = MetaMessageId(response.body);
       return redis::HandleResult::Done();
@@ -183,7 +204,7 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
       return redis::HandleResult::Retry(verdict.reason);
     case SendAction::kThrottle:
       LogIfFailed(limiter_.Throttle(client, message.page_id(), verdict.wait), "cannot throttle the page");
-      metrics_.throttled.WithLabels({{"page", metrics_.page_label(message.page_id())}}).Inc(std::chrono::duration<double>(verdict.wait).count());
+      metrics_.throttled.Add({{"page", metrics_.page_label(message.page_id())}}).Increment(std::chrono::duration<double>(verdict.wait).count());
       log::Warn("page throttled by Meta", {{"page", message.page_id()}, {"code", verdict.code},
                                            {"wait_ms", static_cast<long long>(verdict.wait.count())}});
       return redis::HandleResult::Wait(verdict.reason, verdict.wait);
@@ -191,7 +212,7 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
     {
       auto paused = limiter_.Pause(client, message.page_id(), verdict.reason + "_" + std::to_string(verdict.code));
       if (paused && *paused) {
-        metrics_.pauses.WithLabels({{"page", metrics_.page_label(message.page_id())}, {"reason", verdict.reason}}).Inc();
+        metrics_.pauses.Add({{"page", metrics_.page_label(message.page_id())}, {"reason", verdict.reason}}).Increment();
         g_page_alerts.Write(log::Level::kError,
                             "ALERT: page cannot send (token or restriction); paused, its messages stay queued "
                             "until it is resumed",
@@ -217,13 +238,13 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
                                  {"GET", fence.lease_key},
                                  {"HGET", keys_.Conversation(shard, message.page_id(), message.recipient_id()),
                                   "last_user_ms"}});
-  if (!checks) return redis::HandleResult::Retry("redis_" + checks.error().code);
+  if (!checks) return redis::HandleResult::Retry("redis_" + checks.error().Label());
   if ((*checks)[1].str != fence.owner) return redis::HandleResult::Abandon("lost_lease");
   if ((*checks)[0].integer == 1) {
     // Delivered before a crash that came between the send and the acknowledgement.
     auto acked = client.Command({"XACK", entry.stream, KeySpace::kSenderGroup, entry.id});
-    if (!acked) return redis::HandleResult::Retry("redis_" + acked.error().code);
-    metrics_.skipped.WithLabels({}).Inc();
+    if (!acked) return redis::HandleResult::Retry("redis_" + acked.error().Label());
+    metrics_.skipped.Increment();
     return redis::HandleResult::Done();
   }
 
@@ -234,7 +255,7 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
   const bool automated = message.messaging_type() != "MESSAGE_TAG";
   const int64_t window_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.window).count();
   if (automated && last_user_ms > 0 && now - last_user_ms > window_ms) {
-    metrics_.sends.WithLabels({{"result", "outside_window"}, {"code", "0"}}).Inc();
+    metrics_.sends.Add({{"result", "outside_window"}, {"code", "0"}}).Increment();
     return redis::HandleResult::Poison("outside_window");
   }
 
@@ -272,7 +293,7 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
     const std::string mark_key = bodies.size() == 1 ? sent_key : sent_key + "@" + std::to_string(part);
     if (bodies.size() > 1) {
       auto done = client.Command({"EXISTS", mark_key});
-      if (!done) return redis::HandleResult::Retry("redis_" + done.error().code);
+      if (!done) return redis::HandleResult::Retry("redis_" + done.error().Label());
       if (done->integer == 1) continue;  // this part went out before a retry
     }
     if (options_.typing && !bodies[part].empty() && message.sender_action().empty()) {
@@ -283,7 +304,7 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
     if (!last) {
       auto recorded = client.Command({"SET", mark_key, meta_id, "EX", std::to_string(options_.sent_ttl.count())});
       LogIfFailed(client.Command({"DEL", mark_key + ":inflight"}), "cannot clear an in-flight mark");
-      if (!recorded) return redis::HandleResult::Retry("redis_" + recorded.error().code);
+      if (!recorded) return redis::HandleResult::Retry("redis_" + recorded.error().Label());
     }
   }
 
@@ -295,10 +316,10 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
     // Meta has it but Redis did not record it: the retry finds the in-flight mark, sends again
     // and counts a possible duplicate. This is the one duplicate window of at-least-once.
     log::Error("delivered but not recorded", {{"id", message.id()}, {"error", committed.error().message}});
-    return redis::HandleResult::Retry("redis_" + committed.error().code);
+    return redis::HandleResult::Retry("redis_" + committed.error().Label());
   }
   if (message.event_received_at_ms() > 0) {
-    metrics_.end_to_end.WithLabels({}).Observe(static_cast<double>(now_ms_() - message.event_received_at_ms()) / 1000.0);
+    metrics_.end_to_end.Observe(static_cast<double>(now_ms_() - message.event_received_at_ms()) / 1000.0);
   }
   log::Debug("delivered", {{"id", message.id()}, {"page", message.page_id()}, {"shard", shard},
                            {"message_id", meta_id}, {"parts", bodies.size()}});

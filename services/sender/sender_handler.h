@@ -30,15 +30,15 @@ struct SenderOptions {
 };
 
 struct SenderMetrics {
-  explicit SenderMetrics(metrics::Registry& registry);
-  metrics::Family<metrics::Counter>& sends;         // by result (action reason) and code
-  metrics::Family<metrics::Histogram>& latency;     // Send API call, seconds
-  metrics::Family<metrics::Histogram>& end_to_end;  // ingress receipt -> Send API 2xx, seconds
-  metrics::Family<metrics::Counter>& skipped;       // already delivered (sent mark present)
-  metrics::Family<metrics::Counter>& throttled;     // by page: seconds of throttle imposed
-  metrics::Family<metrics::Counter>& pauses;        // by page and reason
-  metrics::Family<metrics::Counter>& possible_duplicates;  // sends after an unknown outcome
-  metrics::Family<metrics::Counter>& rate_waits;    // by page: times a message waited for a slot
+  explicit SenderMetrics(prometheus::Registry& registry);
+  prometheus::Family<prometheus::Counter>& sends;       // by result (action reason) and code
+  prometheus::Histogram& latency;                       // Send API call, seconds
+  prometheus::Histogram& end_to_end;                    // ingress receipt -> Send API 2xx, seconds
+  prometheus::Counter& skipped;                         // already delivered (sent mark present)
+  prometheus::Family<prometheus::Counter>& throttled;   // by page: seconds of throttle imposed
+  prometheus::Family<prometheus::Counter>& pauses;      // by page and reason
+  prometheus::Counter& possible_duplicates;             // sends after an unknown outcome
+  prometheus::Family<prometheus::Counter>& rate_waits;  // by page: times a message waited for a slot
   metrics::BoundedLabel page_label;                  // the page label of the families above
 };
 

@@ -29,7 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::string wire;
       if (!event.SerializeToString(&wire)) __builtin_trap();
     }
-  } else if (events.error().code.empty()) {
+  } else if (events.error().reason.empty()) {
     __builtin_trap();
   }
   return 0;

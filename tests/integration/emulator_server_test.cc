@@ -84,7 +84,7 @@ TEST(WebhookDeliveryIntegrationTest, RetriesLikeMetaUntilIngressStoresTheEvents)
   redis_options.socket_timeout = std::chrono::milliseconds(500);
   redis_options.connect_timeout = std::chrono::milliseconds(200);
   KeySpace keys("katy", 16);
-  metrics::Registry registry;
+  prometheus::Registry registry;
   ingress::IngressMetrics ingress_metrics(registry);
   ingress::WebhookService service({"secret", "v", false, 1 << 20}, ingress_metrics, [] { return int64_t{1}; });
   auto server = ingress::WebhookServer::Start({{"127.0.0.1", 0}, 2, 1 << 20, std::chrono::milliseconds(2000)}, service,

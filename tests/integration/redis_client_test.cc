@@ -18,7 +18,7 @@ TEST(RedisClientTest, CommandsNilErrorsAndPipelines) {
   EXPECT_TRUE(client.Command({"GET", key + ":absent"})->IsNil());
   auto wrong = client.Command({"INCR", key});
   ASSERT_FALSE(wrong.ok());
-  EXPECT_EQ(wrong.error().code, "reply");
+  EXPECT_EQ(wrong.error().code, ErrorCode::kReply);
   auto replies = client.Pipeline({{"INCR", key + ":n"}, {"INCR", key + ":n"}, {"LPUSH", key, "x"}});
   ASSERT_TRUE(replies.ok());
   EXPECT_EQ((*replies)[1].integer, 2);
@@ -34,7 +34,7 @@ TEST(RedisClientTest, UnreachableRedisIsAnIoError) {
   Client client(options);
   auto reply = client.Command({"PING"});
   ASSERT_FALSE(reply.ok());
-  EXPECT_EQ(reply.error().code, "io");
+  EXPECT_EQ(reply.error().code, ErrorCode::kIo);
   EXPECT_FALSE(client.Ping());
 }
 
@@ -46,7 +46,7 @@ TEST(RedisClientTest, ReconnectsAfterTheConnectionIsKilled) {
   ASSERT_TRUE(admin.Command({"CLIENT", "KILL", "ID", std::to_string(id->integer)}).ok());
   auto first = client.Command({"PING"});  // may fail: the connection is gone
   if (!first.ok()) {
-    EXPECT_EQ(first.error().code, "io");
+    EXPECT_EQ(first.error().code, ErrorCode::kIo);
   }
   EXPECT_TRUE(client.Ping());
 }
@@ -70,7 +70,7 @@ TEST(RedisClientTest, ScriptsSurviveScriptFlush) {
   Script broken("return redis.call('NOPE')");
   auto failed = broken.Run(client, {}, {});
   ASSERT_FALSE(failed.ok());
-  EXPECT_EQ(failed.error().code, "reply");
+  EXPECT_EQ(failed.error().code, ErrorCode::kReply);
 }
 
 TEST(StreamsTest, GroupReadAckAndAutoClaim) {

@@ -102,7 +102,7 @@ fallback:
   }
 
   redis::Client client_{testing::TestRedisOptions()};
-  metrics::Registry registry_;
+  prometheus::Registry registry_;
   ResponderMetrics metrics_{registry_};
   std::string rules_path_;
   std::unique_ptr<RulesHolder> rules_;
@@ -201,8 +201,7 @@ TEST_F(ResponderHandlerTest, SkillAnswersWithMessagesAndVariables) {
   auto replies = Outbound();
   EXPECT_EQ(nlohmann::json::parse(replies[2].message_json())["quick_replies"][0]["payload"], "TOMORROW");
   EXPECT_EQ(replies[0].id(), replies[1].id().substr(0, replies[1].id().find('#')) + "#typing");
-  EXPECT_NE(registry_.Render().find("katy_responder_skill_calls_total{rule=\"weather\",result=\"ok\"} 1"),
-            std::string::npos);
+  EXPECT_EQ(metrics_.skill_calls.Add({{"rule", "weather"}, {"result", "ok"}}).Value(), 1);
 }
 
 TEST_F(ResponderHandlerTest, FailingOrSlowSkillGetsTheFallbackReply) {
@@ -218,10 +217,9 @@ TEST_F(ResponderHandlerTest, FailingOrSlowSkillGetsTheFallbackReply) {
   const std::string fallback = "No weather today, there.";
   EXPECT_EQ(ReplyTexts(), (std::vector<std::string>{"<typing_on>", fallback, "<typing_on>", fallback,
                                                     "<typing_on>", fallback}));
-  std::string metrics = registry_.Render();
-  EXPECT_NE(metrics.find("result=\"skill_http_500\""), std::string::npos) << metrics;
-  EXPECT_NE(metrics.find("result=\"skill_timeout\""), std::string::npos) << metrics;
-  EXPECT_NE(metrics.find("result=\"skill_unreachable\""), std::string::npos) << metrics;
+  for (const char* result : {"skill_http_500", "skill_timeout", "skill_unreachable"}) {
+    EXPECT_EQ(metrics_.skill_calls.Add({{"rule", "weather"}, {"result", result}}).Value(), 1) << result;
+  }
 }
 
 TEST_F(ResponderHandlerTest, FirstNameComesFromTheProfileApiOnceAndFallsBackWhenItFails) {
@@ -242,8 +240,7 @@ TEST_F(ResponderHandlerTest, FirstNameComesFromTheProfileApiOnceAndFallsBackWhen
   ASSERT_EQ(Handle(Deliver("something")).kind, redis::HandleResult::Kind::kDone);  // no name needed
   ASSERT_EQ(Handle(Deliver("hi again")).kind, redis::HandleResult::Kind::kDone);   // cached
   EXPECT_EQ(ConversationField("first_name"), "Ada");
-  std::string metrics = registry_.Render();
-  EXPECT_NE(metrics.find("katy_responder_profile_fetches_total{result=\"ok\"} 1\n"), std::string::npos) << metrics;
+  EXPECT_EQ(metrics_.profile_fetches.Add({{"result", "ok"}}).Value(), 1);
 
   // Another user, and the Graph API is gone: the reply still goes out, with a neutral word.
   (*graph)->Shutdown();

@@ -60,7 +60,7 @@ class SenderHandlerTest : public ::testing::Test {
   }
 
   redis::Client client_{testing::TestRedisOptions()};
-  metrics::Registry registry_;
+  prometheus::Registry registry_;
   SenderMetrics metrics_{registry_};
   PageTokens tokens_ = PageTokens::FromMap("page-token", {{"p-other", "wrong-token"}});
   std::unique_ptr<emulator::EmulatorServer> emulator_;

@@ -113,7 +113,7 @@ class ConsumerTest : public ::testing::Test {
 
   static HandleResult Ack(Client& client, const StreamEntry& entry) {
     if (auto acked = client.Command({"XACK", entry.stream, "g", entry.id}); !acked) {
-      return HandleResult::Retry("redis_" + acked.error().code);
+      return HandleResult::Retry("redis_" + acked.error().Label());
     }
     return HandleResult::Done();
   }

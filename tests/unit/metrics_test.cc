@@ -1,43 +1,49 @@
 #include "common/metrics/metrics.h"
-#include "common/metrics/bounded_label.h"
 
 #include <gtest/gtest.h>
 
+#include "common/metrics/bounded_label.h"
+
 namespace katy::metrics {
 namespace {
 
-TEST(MetricsTest, RendersPrometheusText) {
-  Registry registry;
-  auto& requests = registry.AddCounter("katy_test_requests_total", "Requests");
-  requests.WithLabels({{"status", "200"}}).Inc();
-  requests.WithLabels({{"status", "200"}}).Inc(2);
-  requests.WithLabels({{"status", "4\"03"}}).Inc();
-  registry.AddGauge("katy_test_depth", "Depth").WithLabels({}).Set(7);
-  auto& latency = registry.AddHistogram("katy_test_seconds", "Latency", {0.1, 1});
-  latency.WithLabels({}).Observe(0.05);
-  latency.WithLabels({}).Observe(0.5);
-  latency.WithLabels({}).Observe(5);
-  registry.AddCollector([] {
-    return std::vector<CollectedFamily>{{"katy_stream_length", "Entries", "gauge", {{{{"stream", "s"}}, 3}}}};
-  });
-  std::string text = registry.Render();
+// A collector computed at scrape time, like the queue-depth gauges.
+class OneGauge : public prometheus::Collectable {
+ public:
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    prometheus::ClientMetric sample;
+    sample.label = {{"stream", "s"}};
+    sample.gauge.value = 3;
+    return {{"katy_stream_length", "Entries", prometheus::MetricType::Gauge, {sample}}};
+  }
+};
+
+TEST(MetricsTest, RendersTheRegistryAndCollectorsAsPrometheusText) {
+  prometheus::Registry registry;
+  auto& requests = prometheus::BuildCounter().Name("katy_test_requests_total").Help("Requests").Register(registry);
+  requests.Add({{"status", "200"}}).Increment();
+  requests.Add({{"status", "200"}}).Increment(2);
+  requests.Add({{"status", "4\"03"}}).Increment();
+  prometheus::BuildGauge().Name("katy_test_depth").Help("Depth").Register(registry).Add({}).Set(7);
+  auto& latency = prometheus::BuildHistogram().Name("katy_test_seconds").Help("Latency").Register(registry).Add(
+      {}, prometheus::Histogram::BucketBoundaries{0.1, 1});
+  latency.Observe(0.05);
+  latency.Observe(0.5);
+  latency.Observe(5);
+  OneGauge collector;
+
+  const std::string text = Render({&registry, &collector});
   EXPECT_NE(text.find("# TYPE katy_test_requests_total counter\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("katy_test_requests_total{status=\"200\"} 3\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("katy_test_requests_total{status=\"4\\\"03\"} 1\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("katy_test_depth 7\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("katy_test_seconds_bucket{le=\"0.1\"} 1\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("katy_test_seconds_bucket{le=\"1\"} 2\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("katy_test_seconds_bucket{le=\"+Inf\"} 3\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("katy_test_seconds_count 3\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("katy_test_seconds_sum 5.55\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("katy_stream_length{stream=\"s\"} 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nkaty_test_requests_total{status=\"200\"} 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nkaty_test_requests_total{status=\"4\\\"03\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nkaty_test_depth 7\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nkaty_test_seconds_bucket{le=\"0.1\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nkaty_test_seconds_bucket{le=\"1\"} 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nkaty_test_seconds_bucket{le=\"+Inf\"} 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nkaty_test_seconds_count 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nkaty_test_seconds_sum 5.55\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nkaty_stream_length{stream=\"s\"} 3\n"), std::string::npos) << text;
 }
-
-}  // namespace
-}  // namespace katy::metrics
-
-namespace katy::metrics {
-namespace {
 
 TEST(BoundedLabelTest, KeepsTheFirstValuesAndFoldsTheRestIntoOther) {
   BoundedLabel page(2);

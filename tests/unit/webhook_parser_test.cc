@@ -210,21 +210,21 @@ TEST(WebhookParserTest, DuplicateDeliveryHasTheSameKeyDespiteNewTime) {
 }
 
 TEST(WebhookParserTest, RejectsBadBodies) {
-  EXPECT_EQ(ParseWebhook("{not json", 0).error().code, "invalid_json");
-  EXPECT_EQ(ParseWebhook("", 0).error().code, "invalid_json");
+  EXPECT_EQ(ParseWebhook("{not json", 0).error().reason, "invalid_json");
+  EXPECT_EQ(ParseWebhook("", 0).error().reason, "invalid_json");
   EXPECT_EQ(ParseWebhook("{\"object\":\"page\",\"entry\":[{\"id\":\"1\",\"messaging\":[{\"message\":{\"text\":\"\xff\xfe\"}}]}]}", 0)
-                .error().code,
+                .error().reason,
             "invalid_json");
-  EXPECT_EQ(ParseWebhook("[1,2]", 0).error().code, "not_an_object");
-  EXPECT_EQ(ParseWebhook("\"page\"", 0).error().code, "not_an_object");
-  EXPECT_EQ(ParseWebhook("{\"object\":\"user\",\"entry\":[]}", 0).error().code, "wrong_object");
-  EXPECT_EQ(ParseWebhook("{\"entry\":[]}", 0).error().code, "wrong_object");
-  EXPECT_EQ(ParseWebhook("{\"object\":\"page\"}", 0).error().code, "bad_shape");
-  EXPECT_EQ(ParseWebhook("{\"object\":\"page\",\"entry\":{}}", 0).error().code, "bad_shape");
-  EXPECT_EQ(ParseWebhook("{\"object\":\"page\",\"entry\":[{\"time\":1}]}", 0).error().code, "bad_shape");
-  EXPECT_EQ(ParseWebhook("{\"object\":\"page\",\"entry\":[{\"id\":\"1\",\"messaging\":[1]}]}", 0).error().code,
+  EXPECT_EQ(ParseWebhook("[1,2]", 0).error().reason, "not_an_object");
+  EXPECT_EQ(ParseWebhook("\"page\"", 0).error().reason, "not_an_object");
+  EXPECT_EQ(ParseWebhook("{\"object\":\"user\",\"entry\":[]}", 0).error().reason, "wrong_object");
+  EXPECT_EQ(ParseWebhook("{\"entry\":[]}", 0).error().reason, "wrong_object");
+  EXPECT_EQ(ParseWebhook("{\"object\":\"page\"}", 0).error().reason, "bad_shape");
+  EXPECT_EQ(ParseWebhook("{\"object\":\"page\",\"entry\":{}}", 0).error().reason, "bad_shape");
+  EXPECT_EQ(ParseWebhook("{\"object\":\"page\",\"entry\":[{\"time\":1}]}", 0).error().reason, "bad_shape");
+  EXPECT_EQ(ParseWebhook("{\"object\":\"page\",\"entry\":[{\"id\":\"1\",\"messaging\":[1]}]}", 0).error().reason,
             "bad_shape");
-  EXPECT_EQ(ParseWebhook("{\"object\":\"page\",\"entry\":[{\"id\":\"1\",\"messaging\":{}}]}", 0).error().code,
+  EXPECT_EQ(ParseWebhook("{\"object\":\"page\",\"entry\":[{\"id\":\"1\",\"messaging\":{}}]}", 0).error().reason,
             "bad_shape");
   // An entry without messaging/standby (for example only "changes") yields no events.
   auto none = ParseWebhook("{\"object\":\"page\",\"entry\":[{\"id\":\"1\",\"time\":1}]}", 0);
@@ -252,7 +252,7 @@ TEST(WebhookParserTest, RejectsDeepNestingCheaply) {
   std::string deep = "{\"object\":\"page\",\"entry\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
   auto result = ParseWebhook(deep, 0);
   ASSERT_FALSE(result.ok());
-  EXPECT_EQ(result.error().code, "too_deep");
+  EXPECT_EQ(result.error().reason, "too_deep");
   EXPECT_EQ(JsonDepth("{\"a\":\"[[[[\"}"), 1);  // brackets inside strings do not count
   EXPECT_EQ(JsonDepth("{\"a\":\"\\\"[[\"}"), 1);
   EXPECT_EQ(JsonDepth("[[{}]]"), 3);

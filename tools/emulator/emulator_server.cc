@@ -342,7 +342,7 @@ Result<std::unique_ptr<EmulatorServer>> EmulatorServer::Start(EmulatorOptions op
       DeliveryOptions{options.ingress_url, options.app_secret, options.webhook_batch, options.webhook_workers});
   if (!options.faults_json.empty()) {
     auto faults = ParseFaults(options.faults_json);
-    if (!faults) return Error{"config", "faults: " + faults.error().message};
+    if (!faults) return Error{ErrorCode::kConfig, "faults: " + faults.error().message};
     out->faults_->Set(*faults);
   }
   auto shared_options = std::make_shared<const EmulatorOptions>(options);
@@ -355,7 +355,7 @@ Result<std::unique_ptr<EmulatorServer>> EmulatorServer::Start(EmulatorOptions op
     out->endpoint_->serveThreaded();
     out->port_ = static_cast<uint16_t>(out->endpoint_->getPort());
   } catch (const std::exception& e) {
-    return Error{"io", "cannot serve HTTP on " + options.address.ToString() + ": " + e.what()};
+    return Error{ErrorCode::kIo, "cannot serve HTTP on " + options.address.ToString() + ": " + e.what()};
   }
   return out;
 }

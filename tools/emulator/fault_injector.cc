@@ -7,7 +7,7 @@ namespace katy::emulator {
 using nlohmann::json;
 
 Result<FaultConfig> ParseFaults(const std::string& text) {
-  auto invalid = [](const std::string& why) { return Error{"invalid", why}; };
+  auto invalid = [](const std::string& why) { return Error{ErrorCode::kInvalid, why}; };
   json doc = json::parse(text, nullptr, false);
   if (!doc.is_object()) return invalid("faults must be a JSON object");
   FaultConfig config;

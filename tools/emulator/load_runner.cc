@@ -134,7 +134,7 @@ Result<LoadOptions> ParseLoadArgs(const std::vector<std::string>& args) {
       options.json = true;
       continue;
     }
-    if (i + 1 >= args.size()) return Error{"usage", arg + " needs a value"};
+    if (i + 1 >= args.size()) return Error{ErrorCode::kInvalid, arg + " needs a value"};
     const std::string& value = args[++i];
     try {
       if (arg == "--ingress") options.ingress_url = value;
@@ -147,17 +147,17 @@ Result<LoadOptions> ParseLoadArgs(const std::vector<std::string>& args) {
       else if (arg == "--drain") options.drain_s = std::stod(value);
       else if (arg == "--batch") options.batch = static_cast<size_t>(std::stoul(value));
       else if (arg == "--faults") options.faults_json = value;
-      else return Error{"usage", "unknown option " + arg};
+      else return Error{ErrorCode::kInvalid, "unknown option " + arg};
     } catch (const std::exception&) {
-      return Error{"usage", arg + ": not a number: " + value};
+      return Error{ErrorCode::kInvalid, arg + ": not a number: " + value};
     }
   }
-  if (options.ingress_url.empty()) return Error{"usage", "--ingress URL is required (ingress's /webhook)"};
-  if (options.app_secret.empty()) return Error{"usage", "--app-secret (or KATY_APP_SECRET) is required"};
+  if (options.ingress_url.empty()) return Error{ErrorCode::kInvalid, "--ingress URL is required (ingress's /webhook)"};
+  if (options.app_secret.empty()) return Error{ErrorCode::kInvalid, "--app-secret (or KATY_APP_SECRET) is required"};
   if (options.users < 1 || options.rate <= 0 || options.duration_s <= 0 || options.batch < 1) {
-    return Error{"usage", "--users, --rate, --duration and --batch must be above 0"};
+    return Error{ErrorCode::kInvalid, "--users, --rate, --duration and --batch must be above 0"};
   }
-  if (!config::ParseHostPort(options.listen)) return Error{"usage", "--listen must be host:port"};
+  if (!config::ParseHostPort(options.listen)) return Error{ErrorCode::kInvalid, "--listen must be host:port"};
   return options;
 }
 
