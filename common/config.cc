@@ -4,13 +4,16 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/defaults.h"
 #include "common/json_escape.h"
 
 namespace katy::config {
 
+SettingSpec LogLevelSpec() { return {"KATY_LOG_LEVEL", "info", "debug, info, warn or error"}; }
+
 std::vector<SettingSpec> CommonSpecs(std::string grpc_addr_default, std::string admin_addr_default) {
   return {
-      {"KATY_REDIS_URL", "redis://127.0.0.1:6379/0",
+      {"KATY_REDIS_URL", std::string(defaults::kRedisUrl),
        "Redis to use: redis://[:password@]host:port/db (a password is never logged)"},
       {"KATY_SHARDS", "16",
        "Number of shards; fixed per deployment (changing it needs a drain of every stream)"},
@@ -18,7 +21,7 @@ std::vector<SettingSpec> CommonSpecs(std::string grpc_addr_default, std::string 
       {"KATY_GRPC_ADDR", std::move(grpc_addr_default), "gRPC health + katy.v1.Control address"},
       {"KATY_ADMIN_ADDR", std::move(admin_addr_default), "Admin HTTP address (/metrics, /healthz)"},
       {"KATY_CONTROL_TOKEN", "", "Bearer token required by Control RPCs when set", false, true},
-      {"KATY_LOG_LEVEL", "info", "debug, info, warn or error"},
+      LogLevelSpec(),
       {"KATY_DRAIN_TIMEOUT_S", "10", "Seconds to finish in-flight work after SIGTERM"},
   };
 }

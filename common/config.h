@@ -32,6 +32,8 @@ struct SettingSpec {
 
 // The settings every service shares (Redis, shards, key prefix, gRPC, admin, log level, drain).
 std::vector<SettingSpec> CommonSpecs(std::string grpc_addr_default, std::string admin_addr_default);
+// KATY_LOG_LEVEL, which CommonSpecs includes, for programs that are not services (the emulator).
+SettingSpec LogLevelSpec();
 
 struct HostPort {
   std::string host;
@@ -92,10 +94,10 @@ struct CommonConfig {
   HostPort grpc_addr;          // KATY_GRPC_ADDR: health + katy.v1.Control
   HostPort admin_addr;         // KATY_ADMIN_ADDR: /metrics, /healthz
   std::string redis_url;       // KATY_REDIS_URL
-  int shards = 16;             // KATY_SHARDS: fixed per deployment
+  int shards = 0;              // KATY_SHARDS: fixed per deployment
   std::string key_prefix;      // KATY_KEY_PREFIX
   std::string control_token;   // KATY_CONTROL_TOKEN (secret): required by Control RPCs when set
-  std::chrono::seconds drain_timeout{10};  // KATY_DRAIN_TIMEOUT_S
+  std::chrono::seconds drain_timeout{};  // KATY_DRAIN_TIMEOUT_S
   std::string log_level;       // KATY_LOG_LEVEL
 };
 // Reads them from settings loaded with CommonSpecs; throws ConfigError naming a bad one.
@@ -103,10 +105,10 @@ CommonConfig LoadCommonConfig(const Settings& settings);
 
 // The settings of the stream consumers (responder, sender), with each service's defaults.
 struct ConsumerConfig {
-  std::chrono::milliseconds lease_ttl{10000};  // KATY_LEASE_TTL_MS: a dead instance's shards
-                                               // (and pending work) are taken over after it
-  int workers = 8;                             // KATY_WORKERS: conversations handled at once
-  int max_attempts = 5;                        // KATY_MAX_ATTEMPTS: before dead-lettering
+  std::chrono::milliseconds lease_ttl{};  // KATY_LEASE_TTL_MS: a dead instance's shards
+                                          // (and pending work) are taken over after it
+  int workers = 0;                        // KATY_WORKERS: conversations handled at once
+  int max_attempts = 0;                   // KATY_MAX_ATTEMPTS: before dead-lettering
 };
 std::vector<SettingSpec> ConsumerSpecs(const ConsumerConfig& defaults, const std::string& workers_help,
                                        const std::string& attempts_help);

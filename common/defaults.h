@@ -7,6 +7,8 @@
 // scripts/up.sh reads them from `katyctl defaults`.
 namespace katy::defaults {
 
+// The Redis every service uses, and that scripts/up.sh starts when KATY_REDIS_URL is unset.
+inline constexpr std::string_view kRedisUrl = "redis://127.0.0.1:6379/0";
 inline constexpr std::string_view kIngressHttp = "0.0.0.0:8080";  // Meta's webhook
 inline constexpr std::string_view kIngressGrpc = "127.0.0.1:50051";
 inline constexpr std::string_view kIngressAdmin = "127.0.0.1:9101";

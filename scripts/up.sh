@@ -64,7 +64,8 @@ trap 'stop_all; exit 0' INT TERM
 
 # Redis: our own, unless KATY_REDIS_URL points elsewhere.
 if [[ -z "${KATY_REDIS_URL:-}" ]]; then
-  redis_port="${KATY_REDIS_PORT:-6379}"
+  default_redis_port="${KATY_DEFAULT_REDIS_URL##*:}"  # redis://host:PORT/db
+  redis_port="${KATY_REDIS_PORT:-${default_redis_port%%/*}}"
   if redis-cli -p "$redis_port" ping >/dev/null 2>&1; then
     echo "up: something already answers on port $redis_port; set KATY_REDIS_PORT or KATY_REDIS_URL" >&2
     exit 1

@@ -19,7 +19,7 @@ struct ControlOptions {
   std::string service;   // "ingress", "responder", "sender"
   std::string instance;  // this process's name
   std::string token;     // when non-empty, every RPC needs "authorization: Bearer <token>"
-  KeySpace keys{"katy", 16};
+  KeySpace keys;         // the deployment's keys (KATY_KEY_PREFIX, KATY_SHARDS)
   redis::Options redis;
 };
 

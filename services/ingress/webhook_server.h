@@ -15,10 +15,13 @@
 
 namespace katy::ingress {
 
+// One event loop per thread, each with its own Redis connection; two keep two cores busy.
+inline constexpr int kDefaultHttpThreads = 2;
+
 struct ServerOptions {
   config::HostPort address;
-  int threads = 2;
-  size_t max_body_bytes = 1 << 20;  // a larger Content-Length gets 413 before the body is read
+  int threads = kDefaultHttpThreads;
+  size_t max_body_bytes = kDefaultMaxBodyBytes;  // a larger Content-Length gets 413 before the body is read
   // A new connection must send its first byte, a request must arrive whole from its first
   // byte, and a client must take its answer, each within this; otherwise 408 (when a request
   // was started) and the connection is closed.

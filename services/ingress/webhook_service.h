@@ -27,11 +27,14 @@ struct HttpReply {
   std::string_view allow;  // the methods a 405 lists in Allow (a literal)
 };
 
+// Meta's webhook bodies are small; 1 MiB leaves room for a 1,000-item batch.
+inline constexpr size_t kDefaultMaxBodyBytes = 1 << 20;
+
 struct WebhookOptions {
   std::string app_secret;
   std::string verify_token;
   bool accept_sha1 = false;
-  size_t max_body_bytes = 1 << 20;
+  size_t max_body_bytes = kDefaultMaxBodyBytes;
   size_t max_events = kDefaultMaxEventsPerRequest;  // more items in one body get 413
 };
 

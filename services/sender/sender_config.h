@@ -7,6 +7,8 @@
 
 namespace katy::sender {
 
+// Filled by the Load function below; every default lives once, in its setting specs (shown by
+// --help), not in these members.
 struct SenderConfig {
   config::CommonConfig common;    // the settings every service reads (README)
   config::ConsumerConfig consumer;  // KATY_LEASE_TTL_MS, KATY_WORKERS, KATY_MAX_ATTEMPTS
@@ -15,10 +17,10 @@ struct SenderConfig {
   std::string page_tokens_file;   // KATY_PAGE_TOKENS_FILE: JSON {page id: token}
   std::string app_secret;         // KATY_APP_SECRET (secret): for appsecret_proof
   bool appsecret_proof = false;   // KATY_APPSECRET_PROOF: send appsecret_proof
-  double page_rate = 250;         // KATY_PAGE_RATE: messages/s per page, all senders together
-  double media_rate = 10;         // KATY_MEDIA_RATE: audio/video messages/s per page
-  std::chrono::milliseconds send_timeout{10000};  // KATY_SEND_TIMEOUT_MS: one Send API call
-  std::chrono::seconds retry_max_age{3600};       // KATY_RETRY_MAX_AGE_S: then "expired"
+  double page_rate = 0;         // KATY_PAGE_RATE: messages/s per page, all senders together
+  double media_rate = 0;         // KATY_MEDIA_RATE: audio/video messages/s per page
+  std::chrono::milliseconds send_timeout{};  // KATY_SEND_TIMEOUT_MS: one Send API call
+  std::chrono::seconds retry_max_age{};       // KATY_RETRY_MAX_AGE_S: then "expired"
   bool typing = false;            // KATY_TYPING: typing_on before every text reply
   bool mark_seen = false;         // KATY_MARK_SEEN: mark_seen before the first reply to an event
 };

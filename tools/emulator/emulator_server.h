@@ -24,7 +24,7 @@ struct EmulatorOptions {
   std::string ingress_url;     // where webhooks go, e.g. http://127.0.0.1:8080/webhook
   std::string page_token;      // when non-empty, the only access token the Send API accepts
   std::string faults_json;     // initial faults (fault_injector.h), empty for none
-  int threads = 4;
+  int threads = 8;             // HTTP worker threads (an injected hang holds one)
   size_t webhook_batch = 1;    // messaging items per webhook POST at most
   int webhook_workers = 1;     // webhook POSTs in flight at once (1 keeps everything in order)
   bool echoes = false;         // send the bot an echo webhook for every message it sends

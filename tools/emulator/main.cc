@@ -2,15 +2,13 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
-#include <sstream>
 #include <string>
 #include <vector>
 
-#include "common/config.h"
-#include "common/defaults.h"
 #include "common/log.h"
 #include "common/runtime/service_main.h"
 #include "common/runtime/signals.h"
+#include "tools/emulator/emulator_config.h"
 #include "tools/emulator/emulator_server.h"
 #include "tools/emulator/load_runner.h"
 
@@ -18,38 +16,9 @@ namespace {
 
 int Run(int argc, char** argv) {
   using namespace katy;
-  auto settings = config::Settings::Load(
-      {
-          {"KATY_EMULATOR_ADDR", std::string(defaults::kEmulator), "Address of the emulated Graph API"},
-          {"KATY_APP_SECRET", "", "App secret that signs the webhooks sent to ingress", true, true},
-          {"KATY_INGRESS_URL", std::string(defaults::kWebhookUrl), "Where webhooks are delivered"},
-          {"KATY_EMULATOR_PAGE_TOKEN", "",
-           "When set, the only page access token the Send API accepts (else any non-empty one)", false, true},
-          {"KATY_EMULATOR_FAULTS", "", "Faults to inject from the start, as JSON (see tools/emulator/README.md)"},
-          {"KATY_EMULATOR_THREADS", "8", "HTTP worker threads (an injected hang holds one)"},
-          {"KATY_EMULATOR_WEBHOOK_BATCH", "1", "Messaging items per webhook POST at most (Meta batches under load)"},
-          {"KATY_EMULATOR_ECHOES", "0", "Send an echo webhook for every message the bot sends"},
-          {"KATY_EMULATOR_PAGE", "1045", "The page id the chat page talks to"},
-          {"KATY_EMULATOR_METRICS_URLS", std::string(defaults::kQueueMetricsUrls),
-           "Comma-separated /metrics URLs of the services, for the chat page's queue panel"},
-          {"KATY_LOG_LEVEL", "info", "debug, info, warn or error"},
-      },
-      argc, argv);
+  config::Settings settings;
+  emulator::EmulatorOptions options = emulator::LoadEmulatorOptions(argc, argv, &settings);
   if (!runtime::BeginService("katy-emulator", "emulator", settings)) return 0;  // --help
-  emulator::EmulatorOptions options;
-  options.address = settings.Address("KATY_EMULATOR_ADDR");
-  options.app_secret = settings.String("KATY_APP_SECRET");
-  options.ingress_url = settings.String("KATY_INGRESS_URL");
-  options.page_token = settings.String("KATY_EMULATOR_PAGE_TOKEN");
-  options.faults_json = settings.String("KATY_EMULATOR_FAULTS");
-  options.threads = static_cast<int>(settings.Int("KATY_EMULATOR_THREADS", 1, 256));
-  options.webhook_batch = static_cast<size_t>(settings.Int("KATY_EMULATOR_WEBHOOK_BATCH", 1, 1000));
-  options.echoes = settings.Bool("KATY_EMULATOR_ECHOES");
-  options.chat_page_id = settings.String("KATY_EMULATOR_PAGE");
-  std::stringstream urls(settings.String("KATY_EMULATOR_METRICS_URLS"));
-  for (std::string url; std::getline(urls, url, ',');) {
-    if (!url.empty()) options.metrics_urls.push_back(url);
-  }
   auto server = emulator::EmulatorServer::Start(options);
   if (!server) throw std::runtime_error(server.error().message);
   log::Info("listening", {{"port", (*server)->port()}});

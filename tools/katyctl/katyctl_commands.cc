@@ -226,6 +226,7 @@ class Session {
 // The default addresses as shell assignments, for scripts/up.sh (`eval "$(katyctl defaults)"`).
 void PrintDefaults(std::ostream& out) {
   const std::pair<const char*, std::string_view> all[] = {
+      {"KATY_DEFAULT_REDIS_URL", defaults::kRedisUrl},
       {"KATY_DEFAULT_HTTP_ADDR", defaults::kIngressHttp},
       {"KATY_DEFAULT_INGRESS_GRPC_ADDR", defaults::kIngressGrpc},
       {"KATY_DEFAULT_INGRESS_ADMIN_ADDR", defaults::kIngressAdmin},
