@@ -22,37 +22,47 @@ void ReadGroup(const Reply& info, katy::v1::StreamStatus* out) {
   }
 }
 
-}  // namespace
+struct StreamGroup {
+  std::string stream;
+  std::string group;
+};
 
-Status ReadQueueStatus(Client& client, const KeySpace& keys, katy::v1::Status* status) {
-  struct StreamGroup {
-    std::string stream;
-    std::string group;
-  };
+// Every stream and the consumer group that reads it: in (responder) and out (sender) per shard.
+std::vector<StreamGroup> StreamsOf(const KeySpace& keys) {
   std::vector<StreamGroup> streams;
   for (int shard = 0; shard < keys.shards(); ++shard) {
     streams.push_back({keys.InStream(shard), KeySpace::kResponderGroup});
     streams.push_back({keys.OutStream(shard), KeySpace::kSenderGroup});
   }
+  return streams;
+}
+
+constexpr const char* kRoles[] = {"responder", "sender"};
+
+// One pipeline's commands: per stream XLEN and XINFO GROUPS, per shard the dead letters' XLEN,
+// per role and shard the lease. AddQueues reads the replies in this order.
+std::vector<std::vector<std::string>> QueueCommands(const KeySpace& keys, const std::vector<StreamGroup>& streams) {
   std::vector<std::vector<std::string>> commands;
   for (const auto& [stream, group] : streams) {
     commands.push_back({"XLEN", stream});
     commands.push_back({"XINFO", "GROUPS", stream});
   }
   for (int shard = 0; shard < keys.shards(); ++shard) commands.push_back({"XLEN", keys.DeadLetters(shard)});
-  for (const char* role : {"responder", "sender"}) {
+  for (const char* role : kRoles) {
     for (int shard = 0; shard < keys.shards(); ++shard) commands.push_back({"GET", keys.Lease(shard, role)});
   }
-  auto replies = client.Pipeline(commands);
-  if (!replies) return replies.error();
+  return commands;
+}
 
+void AddQueues(const KeySpace& keys, const std::vector<StreamGroup>& streams, const std::vector<Reply>& replies,
+               katy::v1::Status* status) {
   size_t at = 0;
   for (const auto& [stream, group] : streams) {
     auto* out = status->add_streams();
     out->set_stream(stream);
     out->set_group(group);
-    out->set_length(ToInt((*replies)[at++]));
-    const Reply& groups = (*replies)[at++];  // an error when the stream does not exist yet
+    out->set_length(ToInt(replies[at++]));
+    const Reply& groups = replies[at++];  // an error when the stream does not exist yet
     if (!groups.IsArray()) continue;
     for (const Reply& info : groups.elements) {
       for (size_t i = 0; i + 1 < info.elements.size(); i += 2) {
@@ -63,23 +73,46 @@ Status ReadQueueStatus(Client& client, const KeySpace& keys, katy::v1::Status* s
   for (int shard = 0; shard < keys.shards(); ++shard) {
     auto* out = status->add_dead_letters();
     out->set_stream(keys.DeadLetters(shard));
-    out->set_length(ToInt((*replies)[at++]));
+    out->set_length(ToInt(replies[at++]));
   }
-  for (const char* role : {"responder", "sender"}) {
+  for (const char* role : kRoles) {
     for (int shard = 0; shard < keys.shards(); ++shard) {
       auto* lease = status->add_leases();
       lease->set_role(role);
       lease->set_shard(shard);
-      const Reply& owner = (*replies)[at++];
+      const Reply& owner = replies[at++];
       if (!owner.IsNil()) lease->set_owner(owner.str);
     }
   }
+}
 
-  // Pages with sending state: katy:rate:<page> hashes.
+// Redis's clock in milliseconds (0 when TIME fails), so throttles compare with the time the
+// sender wrote them in.
+double RedisNowMs(Client& client) {
   auto now = client.Command({"TIME"});
-  const double now_ms = now && now->elements.size() == 2
-                            ? static_cast<double>(ToInt(now->elements[0])) * 1000 + static_cast<double>(ToInt(now->elements[1])) / 1000
-                            : 0;
+  if (!now || now->elements.size() != 2) return 0;
+  return static_cast<double>(ToInt(now->elements[0])) * 1000 + static_cast<double>(ToInt(now->elements[1])) / 1000;
+}
+
+// The sending state of the pages named `names`, read with HMGET replies `pages`.
+void AddPages(const std::vector<std::string>& names, const std::vector<Reply>& pages, double now_ms,
+              katy::v1::Status* status) {
+  for (size_t i = 0; i < names.size(); ++i) {
+    const auto& fields = pages[i].elements;
+    if (fields.size() != 4) continue;
+    auto* page = status->add_pages();
+    page->set_page_id(names[i]);
+    page->set_rate(std::atof(fields[0].str.c_str()));
+    page->set_paused(fields[1].str == "1");
+    page->set_paused_reason(fields[2].str);
+    const double blocked = std::atof(fields[3].str.c_str());
+    page->set_throttled_for_ms(blocked > now_ms ? static_cast<int64_t>(blocked - now_ms) : 0);
+  }
+}
+
+// Pages with sending state: katy:rate:<page> hashes, found with SCAN.
+Status ReadPages(Client& client, const KeySpace& keys, katy::v1::Status* status) {
+  const double now_ms = RedisNowMs(client);
   const std::string pattern = keys.Rate("*");
   std::string cursor = "0";
   do {
@@ -95,19 +128,19 @@ Status ReadQueueStatus(Client& client, const KeySpace& keys, katy::v1::Status* s
     if (reads.empty()) continue;
     auto pages = client.Pipeline(reads);
     if (!pages) return pages.error();
-    for (size_t i = 0; i < names.size(); ++i) {
-      const auto& fields = (*pages)[i].elements;
-      if (fields.size() != 4) continue;
-      auto* page = status->add_pages();
-      page->set_page_id(names[i]);
-      page->set_rate(std::atof(fields[0].str.c_str()));
-      page->set_paused(fields[1].str == "1");
-      page->set_paused_reason(fields[2].str);
-      const double blocked = std::atof(fields[3].str.c_str());
-      page->set_throttled_for_ms(blocked > now_ms ? static_cast<int64_t>(blocked - now_ms) : 0);
-    }
+    AddPages(names, *pages, now_ms, status);
   } while (cursor != "0");
   return Ok{};
+}
+
+}  // namespace
+
+Status ReadQueueStatus(Client& client, const KeySpace& keys, katy::v1::Status* status) {
+  const std::vector<StreamGroup> streams = StreamsOf(keys);
+  auto replies = client.Pipeline(QueueCommands(keys, streams));
+  if (!replies) return replies.error();
+  AddQueues(keys, streams, *replies, status);
+  return ReadPages(client, keys, status);
 }
 
 }  // namespace katy::redis

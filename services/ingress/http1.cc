@@ -105,6 +105,95 @@ std::string_view HttpRequest::Header(std::string_view name) const {
   return {};
 }
 
+namespace {
+
+// What the header fields say that matters once they have all been read.
+struct HeaderFacts {
+  std::optional<size_t> content_length;
+  bool has_transfer_encoding = false;
+  int hosts = 0;
+  bool connection_close = false;       // any Connection header says close
+  bool connection_keep_alive = false;  // any Connection header says keep-alive
+};
+
+// The request line, METHOD SP target SP HTTP/1.x, into `request`. The failure to answer, or
+// nullopt.
+std::optional<HttpParse> ParseRequestLine(std::string_view line, HttpRequest& request, bool* http10) {
+  const size_t sp1 = line.find(' ');
+  const size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos) {
+    return Fail(400, "bad request line");
+  }
+  request.method = line.substr(0, sp1);
+  const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  const std::string_view version = line.substr(sp2 + 1);
+  if (!IsToken(request.method) || target.empty() || target.front() != '/' || !IsFieldValue(target)) {
+    return Fail(400, "bad request line");
+  }
+  if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || version[6] != '.') {
+    return Fail(400, "bad request line");
+  }
+  if (version[5] != '1') return Fail(505, "only HTTP/1.x is served");
+  *http10 = version[7] == '0';
+  const size_t question = target.find('?');
+  request.path = target.substr(0, question);
+  if (question != std::string_view::npos) request.query = target.substr(question + 1);
+  return std::nullopt;
+}
+
+// The value of a Content-Length header into `facts`. The failure to answer, or nullopt.
+std::optional<HttpParse> ReadContentLength(std::string_view value, HeaderFacts& facts) {
+  size_t length = 0;
+  const auto [end_ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), length);
+  if (ec == std::errc::result_out_of_range) return Fail(413, "body too large");
+  if (ec != std::errc() || end_ptr != value.data() + value.size() || value.empty()) {
+    return Fail(400, "bad Content-Length");
+  }
+  // Two different lengths are how requests are smuggled past a proxy.
+  if (facts.content_length && *facts.content_length != length) return Fail(400, "conflicting Content-Length");
+  facts.content_length = length;
+  return std::nullopt;
+}
+
+// One header field line, recorded in `request` and, when it matters, in `facts`. The failure
+// to answer, or nullopt.
+std::optional<HttpParse> ParseHeaderField(std::string_view field, bool http10, HttpRequest& request,
+                                          HeaderFacts& facts) {
+  const size_t colon = field.find(':');
+  if (colon == std::string_view::npos) return Fail(400, "bad header line");
+  const std::string_view name = field.substr(0, colon);
+  const std::string_view value = TrimWhitespace(field.substr(colon + 1));
+  // A space before the colon or a folded line (starting with whitespace) is refused.
+  if (!IsToken(name) || !IsFieldValue(value)) return Fail(400, "bad header line");
+  if (request.header_count == HttpRequest::kMaxHeaders) return Fail(431, "too many headers");
+  request.headers[request.header_count++] = {name, value};
+
+  if (EqualsIgnoreCase(name, "Content-Length")) return ReadContentLength(value, facts);
+  if (EqualsIgnoreCase(name, "Transfer-Encoding")) {
+    facts.has_transfer_encoding = true;
+  } else if (EqualsIgnoreCase(name, "Host")) {
+    ++facts.hosts;
+  } else if (EqualsIgnoreCase(name, "Connection")) {
+    // Several Connection headers are one list (RFC 9110 §5.3); "close" anywhere wins.
+    facts.connection_close = facts.connection_close || ListContains(value, "close");
+    facts.connection_keep_alive = facts.connection_keep_alive || ListContains(value, "keep-alive");
+  } else if (EqualsIgnoreCase(name, "Expect")) {
+    if (!EqualsIgnoreCase(value, "100-continue")) return Fail(417, "only Expect: 100-continue is understood");
+    request.expects_continue = !http10;
+  }
+  return std::nullopt;
+}
+
+// Splits the first line (up to CRLF) off `text`.
+std::string_view TakeLine(std::string_view& text) {
+  const size_t end = text.find(kCrlf);
+  const std::string_view line = text.substr(0, end);
+  text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 2);
+  return line;
+}
+
+}  // namespace
+
 HttpParse ParseHttpRequest(std::string_view buffer, const HttpLimits& limits) {
   // Empty lines before a request are ignored (RFC 9112 §2.2): some clients send a CRLF
   // after a body. They count toward the head's limit, so a client streaming nothing but empty
@@ -121,80 +210,19 @@ HttpParse ParseHttpRequest(std::string_view buffer, const HttpLimits& limits) {
   HttpParse out;
   HttpRequest& request = out.request;
   std::string_view head = buffer.substr(start, head_end - start);
-
-  // Request line: METHOD SP target SP HTTP/x.y
-  const size_t line_end = head.find(kCrlf);
-  std::string_view line = head.substr(0, line_end);
-  head = line_end == std::string_view::npos ? std::string_view{} : head.substr(line_end + 2);
-  const size_t sp1 = line.find(' ');
-  const size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
-  if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos) {
-    return Fail(400, "bad request line");
-  }
-  request.method = line.substr(0, sp1);
-  const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  const std::string_view version = line.substr(sp2 + 1);
-  if (!IsToken(request.method) || target.empty() || target.front() != '/' || !IsFieldValue(target)) {
-    return Fail(400, "bad request line");
-  }
-  if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || version[6] != '.') {
-    return Fail(400, "bad request line");
-  }
-  if (version[5] != '1') return Fail(505, "only HTTP/1.x is served");
-  const bool http10 = version[7] == '0';
-  const size_t question = target.find('?');
-  request.path = target.substr(0, question);
-  if (question != std::string_view::npos) request.query = target.substr(question + 1);
-
-  // Headers.
-  std::optional<size_t> content_length;
-  bool has_transfer_encoding = false;
-  int hosts = 0;
-  bool connection_close = false;       // any Connection header says close
-  bool connection_keep_alive = false;  // any Connection header says keep-alive
+  bool http10 = false;
+  if (auto failed = ParseRequestLine(TakeLine(head), request, &http10)) return *failed;
+  HeaderFacts facts;
   while (!head.empty()) {
-    const size_t end = head.find(kCrlf);
-    std::string_view field = head.substr(0, end);
-    head = end == std::string_view::npos ? std::string_view{} : head.substr(end + 2);
-    const size_t colon = field.find(':');
-    if (colon == std::string_view::npos) return Fail(400, "bad header line");
-    const std::string_view name = field.substr(0, colon);
-    const std::string_view value = TrimWhitespace(field.substr(colon + 1));
-    // A space before the colon or a folded line (starting with whitespace) is refused.
-    if (!IsToken(name) || !IsFieldValue(value)) return Fail(400, "bad header line");
-    if (request.header_count == HttpRequest::kMaxHeaders) return Fail(431, "too many headers");
-    request.headers[request.header_count++] = {name, value};
-
-    if (EqualsIgnoreCase(name, "Content-Length")) {
-      size_t length = 0;
-      const auto [end_ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), length);
-      if (ec == std::errc::result_out_of_range) return Fail(413, "body too large");
-      if (ec != std::errc() || end_ptr != value.data() + value.size() || value.empty()) {
-        return Fail(400, "bad Content-Length");
-      }
-      // Two different lengths are how requests are smuggled past a proxy.
-      if (content_length && *content_length != length) return Fail(400, "conflicting Content-Length");
-      content_length = length;
-    } else if (EqualsIgnoreCase(name, "Transfer-Encoding")) {
-      has_transfer_encoding = true;
-    } else if (EqualsIgnoreCase(name, "Host")) {
-      ++hosts;
-    } else if (EqualsIgnoreCase(name, "Connection")) {
-      // Several Connection headers are one list (RFC 9110 §5.3); "close" anywhere wins.
-      connection_close = connection_close || ListContains(value, "close");
-      connection_keep_alive = connection_keep_alive || ListContains(value, "keep-alive");
-    } else if (EqualsIgnoreCase(name, "Expect")) {
-      if (!EqualsIgnoreCase(value, "100-continue")) return Fail(417, "only Expect: 100-continue is understood");
-      request.expects_continue = !http10;
-    }
+    if (auto failed = ParseHeaderField(TakeLine(head), http10, request, facts)) return *failed;
   }
-  if (has_transfer_encoding) return Fail(411, "send the body with Content-Length");
+  if (facts.has_transfer_encoding) return Fail(411, "send the body with Content-Length");
   // RFC 9112 §3.2: exactly one Host in HTTP/1.1, never two in any version.
-  if (hosts > 1) return Fail(400, "more than one Host header");
-  if (hosts == 0 && !http10) return Fail(400, "missing Host header");
-  request.keep_alive = !connection_close && (!http10 || connection_keep_alive);
+  if (facts.hosts > 1) return Fail(400, "more than one Host header");
+  if (facts.hosts == 0 && !http10) return Fail(400, "missing Host header");
+  request.keep_alive = !facts.connection_close && (!http10 || facts.connection_keep_alive);
 
-  const size_t body_length = content_length.value_or(0);
+  const size_t body_length = facts.content_length.value_or(0);
   if (body_length > limits.max_body_bytes) return Fail(413, "body too large");
   out.head_complete = true;
   const size_t body_start = head_end + 4;
