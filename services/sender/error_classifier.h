@@ -6,7 +6,7 @@
 
 namespace katy::sender {
 
-// What to do after one Send API call (messenger-platform.md §6).
+// What to do after one Send API call (docs/messenger-platform.md, "Send API errors").
 enum class SendAction {
   kDelivered,   // Meta accepted it (or it was already delivered): record and acknowledge
   kRetry,       // transient: retry with exponential backoff and jitter, bounded

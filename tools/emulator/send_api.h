@@ -32,7 +32,7 @@ struct GraphError {
   std::string Body() const;
 };
 
-// Validates a Send API JSON body the way Meta does (messenger-platform.md §5): recipient with
+// Validates a Send API JSON body the way Meta does (docs/messenger-platform.md, "Send API requests"): recipient with
 // id or user_ref; either sender_action alone or a message with messaging_type RESPONSE, UPDATE
 // or MESSAGE_TAG (+tag); text under 2000 characters; at most 13 quick replies with titles of at
 // most 20 characters and payloads of at most 1000. Pure, thread-safe.
