@@ -40,7 +40,7 @@ std::string EscapeJsonLikeMeta(std::string_view json) {
   out.reserve(json.size() + json.size() / 4);
   bool in_string = false;
   for (size_t i = 0; i < json.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(json[i]);
+    auto c = static_cast<unsigned char>(json[i]);
     if (c < 0x80) {
       if (in_string && c == '\\' && i + 1 < json.size()) {
         out += json[i];

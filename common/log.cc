@@ -86,13 +86,13 @@ bool Enabled(Level level) { return static_cast<int>(level) >= g_level.load(std::
 void Write(Level level, std::string_view msg, std::initializer_list<Field> fields) {
   std::string line;
   line.reserve(160);
-  line += "{\"ts\":\"";
+  line += R"({"ts":")";
   AppendTimestamp(line);
-  line += "\",\"level\":\"";
+  line += R"(","level":")";
   line += LevelName(level);
-  line += "\",\"service\":\"";
+  line += R"(","service":")";
   AppendJsonEscaped(line, g_service);
-  line += "\",\"msg\":\"";
+  line += R"(","msg":")";
   AppendJsonEscaped(line, msg);
   line += '"';
   for (const auto& [key, value] : fields) {

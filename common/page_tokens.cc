@@ -15,7 +15,7 @@ Result<PageTokens> PageTokens::Load(std::string default_token, const std::string
     text << in.rdbuf();
     auto json = nlohmann::json::parse(text.str(), nullptr, false);
     if (!json.is_object()) {
-      return Error{ErrorCode::kConfig, "KATY_PAGE_TOKENS_FILE: expected a JSON object {\"page id\": \"token\"}"};
+      return Error{ErrorCode::kConfig, R"(KATY_PAGE_TOKENS_FILE: expected a JSON object {"page id": "token"})"};
     }
     for (const auto& [page, token] : json.items()) {
       if (!token.is_string() || token.get<std::string>().empty()) {

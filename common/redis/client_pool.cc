@@ -2,7 +2,7 @@
 
 namespace katy::redis {
 
-ClientPool::ClientPool(Options options, size_t size) {
+ClientPool::ClientPool(const Options& options, size_t size) {
   idle_.reserve(size);
   for (size_t i = 0; i < size; ++i) idle_.push_back(std::make_unique<Client>(options));
 }
@@ -16,7 +16,7 @@ ClientPool::Lease ClientPool::Acquire() {
   available_.wait(lock, [this] { return !idle_.empty(); });
   auto client = std::move(idle_.back());
   idle_.pop_back();
-  return Lease(this, std::move(client));
+  return {this, std::move(client)};
 }
 
 void ClientPool::Release(std::unique_ptr<Client> client) {

@@ -13,7 +13,7 @@ namespace katy::redis {
 // Thread-safe. Acquire() blocks while all connections are lent out.
 class ClientPool {
  public:
-  ClientPool(Options options, size_t size);
+  ClientPool(const Options& options, size_t size);
 
   // A connection on loan; returns itself to the pool when destroyed.
   class Lease {

@@ -29,7 +29,7 @@ std::vector<std::string> Script::EvalShaCommand(const std::vector<std::string>& 
                                                 const std::vector<std::string>& args) const {
   std::vector<std::string> argv;
   argv.reserve(3 + keys.size() + args.size());
-  argv.push_back("EVALSHA");
+  argv.emplace_back("EVALSHA");
   argv.push_back(sha_);
   argv.push_back(std::to_string(keys.size()));
   argv.insert(argv.end(), keys.begin(), keys.end());
@@ -40,7 +40,7 @@ std::vector<std::string> Script::EvalShaCommand(const std::vector<std::string>& 
 std::vector<std::string> Script::EvalShaCommand(Call&& call) const {
   std::vector<std::string> argv;
   argv.reserve(3 + call.keys.size() + call.args.size());
-  argv.push_back("EVALSHA");
+  argv.emplace_back("EVALSHA");
   argv.push_back(sha_);
   argv.push_back(std::to_string(call.keys.size()));
   for (auto& key : call.keys) argv.push_back(std::move(key));

@@ -113,7 +113,7 @@ std::set<int> ShardLeases::Tick(const std::function<bool(int)>& may_claim,
   std::vector<int> candidates;
   for (int k = 0; k < keys_.shards() && static_cast<int>(candidates.size()) < need; ++k) {
     int shard = (offset + k) % keys_.shards();
-    if ((*holders)[shard].IsNil() && !valid_until_.count(shard) && (!may_claim || may_claim(shard))) {
+    if ((*holders)[shard].IsNil() && !valid_until_.contains(shard) && (!may_claim || may_claim(shard))) {
       candidates.push_back(shard);
     }
   }

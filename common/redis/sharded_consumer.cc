@@ -206,12 +206,12 @@ bool ShardedConsumer::MayRelease(int shard) {
 void ShardedConsumer::SyncOwned(const ShardLeases& leases, const std::set<int>& owned) {
   std::lock_guard lock(mutex_);
   for (auto it = releasing_.begin(); it != releasing_.end();) {
-    const bool keep = owned.count(it->first) && release_asked_.count(it->first);
+    const bool keep = owned.contains(it->first) && release_asked_.contains(it->first);
     it = keep ? std::next(it) : releasing_.erase(it);
   }
   release_asked_.clear();
   for (auto it = owned_.begin(); it != owned_.end();) {
-    if (!owned.count(it->first)) {
+    if (!owned.contains(it->first)) {
       to_claim_.erase(it->first);
       valid_until_.erase(it->first);
       it = owned_.erase(it);
@@ -220,8 +220,8 @@ void ShardedConsumer::SyncOwned(const ShardLeases& leases, const std::set<int>& 
     }
   }
   for (int shard : owned) {
-    if (releasing_.count(shard)) continue;
-    if (!owned_.count(shard)) {
+    if (releasing_.contains(shard)) continue;
+    if (!owned_.contains(shard)) {
       owned_[shard] = next_generation_++;
       to_claim_.insert(shard);
     }
@@ -307,7 +307,7 @@ void ShardedConsumer::ReadLoop(const std::atomic<bool>& stop) {
       if (in_flight_ >= options_.max_in_flight) continue;
       const auto now = std::chrono::steady_clock::now();
       for (const auto& [shard, generation] : owned_) {
-        if (to_claim_.count(shard)) continue;
+        if (to_claim_.contains(shard)) continue;
         // The read must end while the lease is surely ours: an entry it took after the lease
         // expired would sit in this instance's pending list, unseen by the next owner.
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(valid_until_[shard] - now);

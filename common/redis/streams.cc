@@ -49,10 +49,10 @@ Result<std::vector<StreamEntry>> XReadGroup(Client& client, const std::string& g
                                             std::chrono::milliseconds block) {
   std::vector<std::string> argv{"XREADGROUP", "GROUP", group, consumer, "COUNT", std::to_string(count)};
   if (block.count() > 0) {
-    argv.push_back("BLOCK");
+    argv.emplace_back("BLOCK");
     argv.push_back(std::to_string(block.count()));
   }
-  argv.push_back("STREAMS");
+  argv.emplace_back("STREAMS");
   argv.insert(argv.end(), streams.begin(), streams.end());
   argv.insert(argv.end(), ids.begin(), ids.end());
   auto reply = client.Command(argv);

@@ -1,7 +1,7 @@
 #include "common/runtime/signals.h"
 
-#include <signal.h>
 #include <unistd.h>
+#include <csignal>
 
 #include <thread>
 

@@ -24,7 +24,7 @@ void StorePipeline::Dispatch() {
   while (std::shared_ptr<Batch> batch = NextBatch()) {
     in_flight_events_ += batch->events.size();
     batch->sent_at = HttpConnection::Clock::now();
-    store_.Store(batch->events, [this, batch](StoreResult result) {
+    store_.Store(batch->events, [this, batch](const StoreResult& result) {
       in_flight_events_ -= batch->events.size();
       Finish(*batch, result);
     });

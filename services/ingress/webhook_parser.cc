@@ -283,7 +283,7 @@ Result<std::vector<InboundEvent>> ParseWebhook(std::string_view body, int64_t re
   std::string_view object_name;
   if (auto name = Field(top, "object"); !name || name->get_string().get(object_name) != simdjson::SUCCESS ||
                                          object_name != "page") {
-    return Error{ErrorCode::kRejected, "field \"object\" must be \"page\"", "wrong_object"};
+    return Error{ErrorCode::kRejected, R"(field "object" must be "page")", "wrong_object"};
   }
   simdjson::dom::array entries;
   if (auto list = Field(top, "entry"); !list || list->get_array().get(entries) != simdjson::SUCCESS) {

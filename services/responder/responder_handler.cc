@@ -200,7 +200,7 @@ redis::HandleResult ResponderHandler::operator()(redis::Client& client, const re
   }
   for (const auto& [name, value] : decision.set_vars) hset.insert(hset.end(), {"var:" + name, value});
   if (decision.next_state) {
-    if (decision.next_state->empty()) hdel.push_back("state");
+    if (decision.next_state->empty()) hdel.emplace_back("state");
     else hset.insert(hset.end(), {"state", *decision.next_state});
   }
 

@@ -93,7 +93,7 @@ std::vector<MessageTemplate::Card> ParseCards(const YAML::Node& node) {
   for (const auto& item : node) {
     if (!item.IsMap() || !item["title"]) throw RulesError{LineOf(item), "a card needs a title"};
     for (const auto& field : item) {
-      std::string key = field.first.as<std::string>();
+      auto key = field.first.as<std::string>();
       if (key != "title" && key != "subtitle" && key != "image_url" && key != "buttons") {
         throw RulesError{LineOf(field.first), "unknown card field '" + key + "'"};
       }
@@ -120,7 +120,7 @@ MessageTemplate ParseMessage(const YAML::Node& node) {
   }
   if (!node.IsMap()) throw RulesError{LineOf(node), "a reply must be text or a map with text"};
   for (const auto& field : node) {
-    std::string key = field.first.as<std::string>();
+    auto key = field.first.as<std::string>();
     if (key != "text" && key != "variants" && key != "quick_replies" && key != "buttons" && key != "cards") {
       throw RulesError{LineOf(field.first), "unknown reply field '" + key + "'"};
     }
@@ -190,7 +190,7 @@ Matcher ParseMatcher(const YAML::Node& node) {
   if (!node) return matcher;
   if (!node.IsMap()) throw RulesError{LineOf(node), "'when' must be a map of conditions"};
   for (const auto& field : node) {
-    std::string key = field.first.as<std::string>();
+    auto key = field.first.as<std::string>();
     const YAML::Node& value = field.second;
     if (key == "keywords") {
       for (const auto& keyword : StringList(value, "keywords")) {
@@ -225,7 +225,7 @@ Skill ParseSkill(const YAML::Node& node) {
   }
   if (node.IsMap()) {
     for (const auto& field : node) {
-      std::string key = field.first.as<std::string>();
+      auto key = field.first.as<std::string>();
       if (key != "url" && key != "timeout_ms" && key != "fallback") {
         throw RulesError{LineOf(field.first), "unknown skill field '" + key + "'"};
       }
@@ -276,7 +276,7 @@ Rule ParseRule(const YAML::Node& node, const std::string& default_name) {
   rule.line = LineOf(node);
   rule.name = node["name"] ? Scalar(node["name"], "name") : default_name;
   for (const auto& field : node) {
-    std::string key = field.first.as<std::string>();
+    auto key = field.first.as<std::string>();
     if (key != "name" && key != "when" && key != "reply" && key != "set" && key != "state" &&
         key != "typing" && key != "skill") {
       throw RulesError{LineOf(field.first), "unknown rule field '" + key + "'"};
@@ -463,7 +463,7 @@ Result<RuleSet> ParseRules(const std::string& yaml_text, const std::string& file
     if (!root.IsMap()) return Error{ErrorCode::kConfig, file_name + ":1: the file must be a map with 'rules'"};
     RuleSet set;
     for (const auto& field : root) {
-      std::string key = field.first.as<std::string>();
+      auto key = field.first.as<std::string>();
       if (key != "rules" && key != "fallback") {
         throw RulesError{LineOf(field.first), "unknown top-level key '" + key + "'"};
       }

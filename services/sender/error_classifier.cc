@@ -14,7 +14,7 @@ struct Row {
   const char* reason;
 };
 
-// messenger-platform.md §6, most specific rows first. The first matching row wins.
+// docs/messenger-platform.md, "Send API errors", most specific rows first. The first matching row wins.
 constexpr Row kTable[] = {
     {1, 1357046, SendAction::kDelivered, "already_delivered"},
     {613, 2018338, SendAction::kDeadLetter, "policy"},

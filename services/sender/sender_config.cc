@@ -10,7 +10,7 @@ SenderConfig LoadSenderConfig(int argc, char** argv, config::Settings* settings_
       {"KATY_GRAPH_URL", std::string(defaults::kGraphUrl),
        "Send API base URL (the local emulator by default; https://graph.facebook.com/v25.0 for Meta)"},
       {"KATY_PAGE_TOKEN", "", "Page access token used for every page without its own", false, true},
-      {"KATY_PAGE_TOKENS_FILE", "", "JSON file {\"<page id>\": \"<token>\"} for several pages"},
+      {"KATY_PAGE_TOKENS_FILE", "", R"(JSON file {"<page id>": "<token>"} for several pages)"},
       {"KATY_APP_SECRET", "", "Meta app secret, for appsecret_proof", false, true},
       {"KATY_APPSECRET_PROOF", "0", "Send appsecret_proof (needs KATY_APP_SECRET)"},
       {"KATY_PAGE_RATE", "250", "Messages per second per page, all sender instances together (Meta allows 300)"},

@@ -267,7 +267,7 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
   std::vector<std::string> bodies;
   bool media = false;
   if (!message.sender_action().empty()) {
-    bodies.push_back("");
+    bodies.emplace_back("");
   } else {
     auto content = nlohmann::json::parse(message.message_json(), nullptr, false);
     if (!content.is_object()) return redis::HandleResult::Poison("bad_message");

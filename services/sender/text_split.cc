@@ -10,7 +10,7 @@ std::vector<std::string> SplitText(std::string_view text, size_t max_chars) {
     size_t chars = 0;
     size_t last_space_end = 0;
     while (bytes < text.size() && chars < max_chars) {
-      unsigned char c = static_cast<unsigned char>(text[bytes]);
+      auto c = static_cast<unsigned char>(text[bytes]);
       size_t length = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
       bytes = std::min(text.size(), bytes + length);
       ++chars;

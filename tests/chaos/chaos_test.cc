@@ -252,7 +252,7 @@ TEST(ChaosTest, KillsRestartsAndGraphErrorsLoseNothingAndEveryDuplicateIsCounted
     std::vector<std::string> expected;
     for (int n = 0; n < kMessagesPerUser; ++n) expected.push_back("echo: " + Text(user, n));
     const std::set<std::string> got(texts.begin(), texts.end());
-    for (const auto& text : expected) lost += got.count(text) == 0 ? 1 : 0;
+    for (const auto& text : expected) lost += !got.contains(text) ? 1 : 0;
     if (collapsed != expected) ++out_of_order_users;
     EXPECT_EQ(collapsed, expected) << UserId(user) << ": replies lost, repeated out of place, or out of order";
   }

@@ -40,7 +40,7 @@ TEST(EndToEndTest, HelloThroughTheEmulatorGetsTheBotsReply) {
   ASSERT_TRUE(testing::WaitFor(
       [&] {
         replies = Replies(http, stack.emulator_url(), "7100000000000001");
-        return replies.size() >= 1;
+        return !replies.empty();
       },
       std::chrono::seconds(15)))
       << "no reply reached the Send API; logs in " << stack.dir();
@@ -55,7 +55,7 @@ TEST(EndToEndTest, HelloThroughTheEmulatorGetsTheBotsReply) {
   ASSERT_TRUE(testing::WaitFor(
       [&] {
         replies = Replies(http, stack.emulator_url(), "7100000000000002");
-        return replies.size() >= 1;
+        return !replies.empty();
       },
       std::chrono::seconds(15)));
   EXPECT_EQ(replies[0]["message"]["text"], "echo: Ça va? ☀️");
@@ -69,7 +69,7 @@ TEST(EndToEndTest, RulesReloadOnSighupAndABrokenFileIsRefused) {
     nlohmann::json body{{"page", "1045"}, {"psid", psid}, {"text", text}};
     EXPECT_EQ(http.Post(stack.emulator_url() + "/_emulator/say", body.dump())->status, 200);
     nlohmann::json replies;
-    testing::WaitFor([&] { return (replies = Replies(http, stack.emulator_url(), psid)).size() >= 1; },
+    testing::WaitFor([&] { return !(replies = Replies(http, stack.emulator_url(), psid)).empty(); },
                      std::chrono::seconds(10));
     return replies.empty() ? std::string() : replies.back()["message"]["text"].get<std::string>();
   };

@@ -41,7 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   conversation.first_name = input.ConsumeRandomLengthString(60);
   conversation.first_contact = input.ConsumeBool();
   conversation.vars[input.ConsumeRandomLengthString(20)] = input.ConsumeRandomLengthString(200);
-  const size_t seed = input.ConsumeIntegral<size_t>();
+  const auto seed = input.ConsumeIntegral<size_t>();
 
   const auto decision =
       katy::responder::Decide(DemoRules(), event, conversation, [seed](size_t n) { return seed % n; });

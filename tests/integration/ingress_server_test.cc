@@ -617,7 +617,7 @@ TEST_F(IngressServerTest, MisbehavingClientsAndADroppingRedisLoseAndDoubleNothin
         return "{\"object\":\"page\",\"entry\":[{\"id\":\"104560000000001\",\"time\":1764230400000,"
                "\"messaging\":[{\"sender\":{\"id\":\"71" + std::to_string(100000 + user) +
                "\"},\"recipient\":{\"id\":\"104560000000001\"},\"timestamp\":1764230400000,"
-               "\"message\":{\"mid\":\"" + mid + "\",\"text\":\"chaos\"}}]}]}";
+               "\"message\":{\"mid\":\"" + mid + R"(","text":"chaos"}}]}]})";
       };
       std::vector<std::pair<std::string, std::string>> acknowledged_requests;  // mid, body
       // Sends the request until it is acknowledged, as Meta retries: after a 503 or a lost

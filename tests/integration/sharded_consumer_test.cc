@@ -5,6 +5,7 @@
 #include <map>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include "common/redis/shard_leases.h"
 #include "tests/support/test_support.h"
@@ -102,14 +103,14 @@ class ConsumerTest : public ::testing::Test {
 
   // Runs a consumer with `handler` until `done` holds (or 20 s pass), then stops it.
   void RunUntil(EntryHandler handler, const std::function<bool()>& done, ShardedConsumerOptions options) {
-    ShardedConsumer consumer(testing::TestRedisOptions(), keys_, options, [&] { return handler; }, UserOf);
+    ShardedConsumer consumer(testing::TestRedisOptions(), keys_, std::move(options), [&] { return handler; }, UserOf);
     std::atomic<bool> stop{false};
     std::thread thread([&] { consumer.Run(stop); });
     EXPECT_TRUE(testing::WaitFor(done, std::chrono::seconds(20)));
     stop = true;
     thread.join();
   }
-  void RunUntil(EntryHandler handler, const std::function<bool()>& done) { RunUntil(handler, done, options_); }
+  void RunUntil(EntryHandler handler, const std::function<bool()>& done) { RunUntil(std::move(handler), done, options_); }
 
   static HandleResult Ack(Client& client, const StreamEntry& entry) {
     if (auto acked = client.Command({"XACK", entry.stream, "g", entry.id}); !acked) {

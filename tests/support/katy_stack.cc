@@ -9,7 +9,7 @@
 
 namespace katy::testing {
 
-KatyStack::KatyStack(Options options) {
+KatyStack::KatyStack(const Options& options) {
   dir_ = MakeTempDir("stack");
   redis_port_ = FreePort();
   emulator_port_ = FreePort();

@@ -16,7 +16,7 @@ class KatyStack {
     std::string rules_yaml;                          // written to a file for KATY_RULES
     std::map<std::string, std::string> extra_env;    // added to every service's environment
   };
-  explicit KatyStack(Options options);
+  explicit KatyStack(const Options& options);
   ~KatyStack();
 
   // True when every process started and is accepting connections.

@@ -5,12 +5,12 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <utime.h>
 #include <unistd.h>
+#include <utime.h>
+#include <csignal>
 
 #include <algorithm>
 #include <atomic>

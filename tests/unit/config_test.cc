@@ -13,7 +13,7 @@ std::vector<SettingSpec> Specs() {
           {"KATY_APP_SECRET", "", "secret", true, true}};
 }
 
-Settings::Lookup Env(std::map<std::string, std::string> values) {
+Settings::Lookup Env(const std::map<std::string, std::string>& values) {
   return [values](const std::string& name) -> std::optional<std::string> {
     auto it = values.find(name);
     if (it == values.end()) return std::nullopt;

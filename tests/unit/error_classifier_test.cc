@@ -6,9 +6,9 @@ namespace katy::sender {
 namespace {
 
 SendResponse GraphError(long status, int code, int subcode = 0) {
-  std::string body = "{\"error\":{\"message\":\"m\",\"type\":\"OAuthException\",\"code\":" + std::to_string(code);
+  std::string body = R"({"error":{"message":"m","type":"OAuthException","code":)" + std::to_string(code);
   if (subcode != 0) body += ",\"error_subcode\":" + std::to_string(subcode);
-  body += ",\"fbtrace_id\":\"x\"}}";
+  body += R"(,"fbtrace_id":"x"}})";
   return SendResponse{status, "", body, {}};
 }
 
@@ -20,7 +20,7 @@ struct Case {
   const char* reason;
 };
 
-// One row per line of messenger-platform.md §6.
+// One row per line of docs/messenger-platform.md, "Send API errors".
 const Case kCases[] = {
     // transient
     {500, 1, 0, SendAction::kRetry, "transient"},

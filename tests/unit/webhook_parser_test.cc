@@ -227,7 +227,7 @@ TEST(WebhookParserTest, RejectsBadBodies) {
   EXPECT_EQ(ParseWebhook("{\"object\":\"page\",\"entry\":[{\"id\":\"1\",\"messaging\":{}}]}", 0).error().reason,
             "bad_shape");
   // An entry without messaging/standby (for example only "changes") yields no events.
-  auto none = ParseWebhook("{\"object\":\"page\",\"entry\":[{\"id\":\"1\",\"time\":1}]}", 0);
+  auto none = ParseWebhook(R"({"object":"page","entry":[{"id":"1","time":1}]})", 0);
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->empty());
 }
@@ -236,9 +236,9 @@ TEST(WebhookParserTest, OutOfRangeTimestampsBecomeZero) {
   // Found by the fuzzer: a float timestamp beyond int64 was cast (undefined behaviour).
   for (const char* value : {"1.76423e+20", "-1e300", "18446744073709551615", "\"99999999999999999999\"",
                             "\"12ab\"", "true", "null"}) {
-    std::string body = std::string("{\"object\":\"page\",\"entry\":[{\"id\":\"1\",\"time\":") + value +
-                       ",\"messaging\":[{\"sender\":{\"id\":\"u\"},\"timestamp\":" + value +
-                       ",\"message\":{\"mid\":\"m\",\"text\":\"t\"}}]}]}";
+    std::string body = std::string(R"({"object":"page","entry":[{"id":"1","time":)") + value +
+                       R"(,"messaging":[{"sender":{"id":"u"},"timestamp":)" + value +
+                       R"(,"message":{"mid":"m","text":"t"}}]}]})";
     auto events = ParseWebhook(body, 0);
     ASSERT_TRUE(events.ok()) << value;
     EXPECT_EQ((*events)[0].timestamp_ms(), 0) << value;
@@ -249,7 +249,7 @@ TEST(WebhookParserTest, OutOfRangeTimestampsBecomeZero) {
 }
 
 TEST(WebhookParserTest, RejectsDeepNestingCheaply) {
-  std::string deep = "{\"object\":\"page\",\"entry\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  std::string deep = R"({"object":"page","entry":)" + std::string(100000, '[') + std::string(100000, ']') + "}";
   auto result = ParseWebhook(deep, 0);
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.error().reason, "too_deep");

@@ -118,7 +118,7 @@ class EmulatorHandler : public Http::Handler {
     if (path == "/_emulator/delivered" && method == Http::Method::Post) return Receipt(request.body(), true);
     if (path == "/_emulator/profiles" && method == Http::Method::Post) return NameUser(request.body());
     if (parts.size() == 2 && parts[0].size() > 1 && parts[0][0] == 'v' && method == Http::Method::Get &&
-        parts[1].rfind("_", 0) != 0) {
+        parts[1].rfind('_', 0) != 0) {
       return UserProfile(parts[1], request);
     }
     if (path == "/_emulator/health") return {200, R"({"ok":true})"};
@@ -333,7 +333,7 @@ class EmulatorHandler : public Http::Handler {
 
 }  // namespace
 
-Result<std::unique_ptr<EmulatorServer>> EmulatorServer::Start(EmulatorOptions options) {
+Result<std::unique_ptr<EmulatorServer>> EmulatorServer::Start(const EmulatorOptions& options) {
   std::unique_ptr<EmulatorServer> out(new EmulatorServer());
   out->store_ = std::make_shared<MessageStore>();
   out->profiles_ = std::make_shared<ProfileBook>();

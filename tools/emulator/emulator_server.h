@@ -51,7 +51,7 @@ struct EmulatorOptions {
 //   GET  /_emulator/config, /_emulator/queues        the chat page's settings and queue depth
 class EmulatorServer {
  public:
-  static Result<std::unique_ptr<EmulatorServer>> Start(EmulatorOptions options);
+  static Result<std::unique_ptr<EmulatorServer>> Start(const EmulatorOptions& options);
   ~EmulatorServer();
   int port() const { return port_; }
   MessageStore& store() { return *store_; }

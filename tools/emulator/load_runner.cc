@@ -105,7 +105,7 @@ void FillPercentiles(std::vector<double>& samples_ms, LoadReport* report) {
   if (samples_ms.empty()) return;
   std::sort(samples_ms.begin(), samples_ms.end());
   auto rank = [&](double percentile) {
-    size_t index = static_cast<size_t>(std::ceil(percentile / 100.0 * static_cast<double>(samples_ms.size())));
+    auto index = static_cast<size_t>(std::ceil(percentile / 100.0 * static_cast<double>(samples_ms.size())));
     return samples_ms[std::min(samples_ms.size() - 1, index == 0 ? 0 : index - 1)];
   };
   report->p50_ms = rank(50);

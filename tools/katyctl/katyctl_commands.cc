@@ -111,7 +111,7 @@ class Session {
     auto result = health_->Check(Context().get(), {}, &response);
     if (!result.ok()) return Fail(result);
     const std::string status = grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
-    if (options_.json) out_ << "{\"status\":\"" << status << "\"}\n";
+    if (options_.json) out_ << R"({"status":")" << status << "\"}\n";
     else out_ << status << "\n";
     return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
   }
