@@ -15,8 +15,7 @@ std::vector<SettingSpec> CommonSpecs(std::string grpc_addr_default, std::string 
   return {
       {"KATY_REDIS_URL", std::string(defaults::kRedisUrl),
        "Redis to use: redis://[:password@]host:port/db (a password is never logged)"},
-      {"KATY_SHARDS", "16",
-       "Number of shards; fixed per deployment (changing it needs a drain of every stream)"},
+      {"KATY_SHARDS", "16", "Number of shards; fixed per deployment (changing it needs a drain of every stream)"},
       {"KATY_KEY_PREFIX", "katy", "Prefix of every Redis key"},
       {"KATY_GRPC_ADDR", std::move(grpc_addr_default), "gRPC health + katy.v1.Control address"},
       {"KATY_ADMIN_ADDR", std::move(admin_addr_default), "Admin HTTP address (/metrics, /healthz)"},
@@ -133,8 +132,7 @@ Settings Settings::Load(std::vector<SettingSpec> specs, int argc, char** argv) {
   return Load(std::move(specs), args);
 }
 
-Settings Settings::Load(std::vector<SettingSpec> specs, const std::vector<std::string>& args,
-                        Lookup getenv) {
+Settings Settings::Load(std::vector<SettingSpec> specs, const std::vector<std::string>& args, Lookup getenv) {
   if (!getenv) getenv = ProcessEnv;
   Settings settings;
   std::map<std::string, std::string> flag_to_name;
@@ -174,8 +172,7 @@ Settings Settings::Load(std::vector<SettingSpec> specs, const std::vector<std::s
     } else if (auto env = getenv(name); env && !env->empty()) {
       entry.value = *env;
       entry.set = true;
-    } else if (auto file = entry.spec.secret ? getenv(name + "_FILE") : std::nullopt;
-               file && !file->empty()) {
+    } else if (auto file = entry.spec.secret ? getenv(name + "_FILE") : std::nullopt; file && !file->empty()) {
       entry.value = ReadSecretFile(name, *file);
       entry.set = true;
     } else {
@@ -184,8 +181,8 @@ Settings Settings::Load(std::vector<SettingSpec> specs, const std::vector<std::s
     if (entry.spec.required && (!entry.set || entry.value.empty()) && !settings.help_requested_) {
       std::string how = "set " + name;
       if (entry.spec.secret) how += " or " + name + "_FILE";
-      throw ConfigError("missing required setting " + name + " (" + how + ", or pass " +
-                        FlagForSetting(name) + "): " + entry.spec.help);
+      throw ConfigError("missing required setting " + name + " (" + how + ", or pass " + FlagForSetting(name) +
+                        "): " + entry.spec.help);
     }
   }
   return settings;
@@ -208,8 +205,8 @@ int64_t Settings::Int(const std::string& name, int64_t min, int64_t max) const {
   errno = 0;
   long long value = std::strtoll(text.c_str(), &end, 10);
   if (text.empty() || *end != '\0' || errno != 0 || value < min || value > max) {
-    throw ConfigError(name + "=" + text + ": expected a whole number from " + std::to_string(min) +
-                      " to " + std::to_string(max));
+    throw ConfigError(name + "=" + text + ": expected a whole number from " + std::to_string(min) + " to " +
+                      std::to_string(max));
   }
   return value;
 }
@@ -274,8 +271,10 @@ std::string Settings::Usage(std::string_view program) const {
   for (const auto& name : order_) {
     const Entry& entry = entries_.at(name);
     out << "  " << name << ", " << FlagForSetting(name) << "\n      " << entry.spec.help;
-    if (entry.spec.required) out << " (required)";
-    else if (!entry.spec.default_value.empty()) out << " (default " << entry.spec.default_value << ")";
+    if (entry.spec.required)
+      out << " (required)";
+    else if (!entry.spec.default_value.empty())
+      out << " (default " << entry.spec.default_value << ")";
     if (entry.spec.secret) out << " [secret; also " << name << "_FILE]";
     out << "\n";
   }

@@ -53,8 +53,7 @@ class Settings {
 
   // Throws ConfigError for an unknown flag, a flag without a value, a missing required setting
   // or an unreadable *_FILE. `getenv` defaults to the process environment.
-  static Settings Load(std::vector<SettingSpec> specs, const std::vector<std::string>& args,
-                       Lookup getenv = {});
+  static Settings Load(std::vector<SettingSpec> specs, const std::vector<std::string>& args, Lookup getenv = {});
   static Settings Load(std::vector<SettingSpec> specs, int argc, char** argv);
 
   // The value of a declared setting ("" when optional and unset). Throws ConfigError for a
@@ -91,14 +90,14 @@ std::string RedactUrlCredentials(const std::string& value);
 
 // The settings every Katy service reads (CommonSpecs), typed.
 struct CommonConfig {
-  HostPort grpc_addr;          // KATY_GRPC_ADDR: health + katy.v1.Control
-  HostPort admin_addr;         // KATY_ADMIN_ADDR: /metrics, /healthz
-  std::string redis_url;       // KATY_REDIS_URL
-  int shards = 0;              // KATY_SHARDS: fixed per deployment
-  std::string key_prefix;      // KATY_KEY_PREFIX
-  std::string control_token;   // KATY_CONTROL_TOKEN (secret): required by Control RPCs when set
+  HostPort grpc_addr;                    // KATY_GRPC_ADDR: health + katy.v1.Control
+  HostPort admin_addr;                   // KATY_ADMIN_ADDR: /metrics, /healthz
+  std::string redis_url;                 // KATY_REDIS_URL
+  int shards = 0;                        // KATY_SHARDS: fixed per deployment
+  std::string key_prefix;                // KATY_KEY_PREFIX
+  std::string control_token;             // KATY_CONTROL_TOKEN (secret): required by Control RPCs when set
   std::chrono::seconds drain_timeout{};  // KATY_DRAIN_TIMEOUT_S
-  std::string log_level;       // KATY_LOG_LEVEL
+  std::string log_level;                 // KATY_LOG_LEVEL
 };
 // Reads them from settings loaded with CommonSpecs; throws ConfigError naming a bad one.
 CommonConfig LoadCommonConfig(const Settings& settings);

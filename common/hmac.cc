@@ -25,7 +25,9 @@ std::string HexOf(const unsigned char* bytes, unsigned len) {
 class KeyedDigest {
  public:
   explicit KeyedDigest(const char* digest_name)
-      : md_(EVP_MD_fetch(nullptr, digest_name, nullptr)), inner_(EVP_MD_CTX_new()), outer_(EVP_MD_CTX_new()),
+      : md_(EVP_MD_fetch(nullptr, digest_name, nullptr)),
+        inner_(EVP_MD_CTX_new()),
+        outer_(EVP_MD_CTX_new()),
         work_(EVP_MD_CTX_new()) {}
   ~KeyedDigest() {
     EVP_MD_CTX_free(work_);

@@ -17,10 +17,14 @@ std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
 
 const char* LevelName(Level level) {
   switch (level) {
-    case Level::kDebug: return "debug";
-    case Level::kInfo: return "info";
-    case Level::kWarn: return "warn";
-    case Level::kError: return "error";
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warn";
+    case Level::kError:
+      return "error";
   }
   return "info";
 }
@@ -32,9 +36,8 @@ void AppendTimestamp(std::string& out) {
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
   out += buf;
 }
 
@@ -73,11 +76,16 @@ void Init(std::string service, Level level) {
 }
 
 bool ParseLevel(std::string_view text, Level* level) {
-  if (text == "debug") *level = Level::kDebug;
-  else if (text == "info") *level = Level::kInfo;
-  else if (text == "warn" || text == "warning") *level = Level::kWarn;
-  else if (text == "error") *level = Level::kError;
-  else return false;
+  if (text == "debug")
+    *level = Level::kDebug;
+  else if (text == "info")
+    *level = Level::kInfo;
+  else if (text == "warn" || text == "warning")
+    *level = Level::kWarn;
+  else if (text == "error")
+    *level = Level::kError;
+  else
+    return false;
   return true;
 }
 
@@ -115,9 +123,9 @@ void Write(Level level, std::string_view msg, std::initializer_list<Field> field
 
 void RateLimited::Write(Level level, std::string_view msg, std::initializer_list<Field> fields) {
   if (!Enabled(level)) return;
-  long long now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::steady_clock::now().time_since_epoch())
-                      .count();
+  long long now =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count();
   long long next = next_allowed_ms_.load(std::memory_order_relaxed);
   if (now < next || !next_allowed_ms_.compare_exchange_strong(next, now + interval_ms_)) {
     suppressed_.fetch_add(1, std::memory_order_relaxed);
@@ -128,8 +136,7 @@ void RateLimited::Write(Level level, std::string_view msg, std::initializer_list
     log::Write(level, msg, fields);
     return;
   }
-  std::string with_count = std::string(msg) + " (" + std::to_string(held_back) +
-                           " similar messages suppressed)";
+  std::string with_count = std::string(msg) + " (" + std::to_string(held_back) + " similar messages suppressed)";
   log::Write(level, with_count, fields);
 }
 

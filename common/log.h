@@ -18,8 +18,8 @@ struct RawJson {
 };
 
 // A field value: strings are JSON-escaped, numbers and booleans written bare.
-using Value = std::variant<std::string, std::string_view, const char*, long long, int, unsigned,
-                           unsigned long, unsigned long long, long, double, bool, RawJson>;
+using Value = std::variant<std::string, std::string_view, const char*, long long, int, unsigned, unsigned long,
+                           unsigned long long, long, double, bool, RawJson>;
 using Field = std::pair<std::string_view, Value>;
 
 // Set once at start-up, before any thread logs. `service` becomes the "service" key of every

@@ -35,14 +35,22 @@ struct Error {
 
 inline std::string_view ErrorCodeName(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kIo: return "io";
-    case ErrorCode::kConnect: return "connect";
-    case ErrorCode::kTimeout: return "timeout";
-    case ErrorCode::kReply: return "reply";
-    case ErrorCode::kConfig: return "config";
-    case ErrorCode::kInvalid: return "invalid";
-    case ErrorCode::kLostLease: return "lost_lease";
-    case ErrorCode::kRejected: return "rejected";
+    case ErrorCode::kIo:
+      return "io";
+    case ErrorCode::kConnect:
+      return "connect";
+    case ErrorCode::kTimeout:
+      return "timeout";
+    case ErrorCode::kReply:
+      return "reply";
+    case ErrorCode::kConfig:
+      return "config";
+    case ErrorCode::kInvalid:
+      return "invalid";
+    case ErrorCode::kLostLease:
+      return "lost_lease";
+    case ErrorCode::kRejected:
+      return "rejected";
   }
   return "unknown";
 }
@@ -52,8 +60,8 @@ inline std::string_view ErrorCodeName(ErrorCode code) {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}          // NOLINT: implicit by design
-  Result(Error error) : value_(std::move(error)) {}      // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}      // NOLINT: implicit by design
+  Result(Error error) : value_(std::move(error)) {}  // NOLINT: implicit by design
 
   bool ok() const { return std::holds_alternative<T>(value_); }
   explicit operator bool() const { return ok(); }

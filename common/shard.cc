@@ -43,20 +43,14 @@ std::string KeySpace::Lease(int shard, std::string_view role) const {
   return Shard(shard) + "lease:" + std::string(role);
 }
 
-std::string KeySpace::Members(std::string_view role) const {
-  return prefix_ + ":members:" + std::string(role);
-}
+std::string KeySpace::Members(std::string_view role) const { return prefix_ + ":members:" + std::string(role); }
 
-std::string KeySpace::Rate(std::string_view page) const {
-  return prefix_ + ":rate:" + std::string(page);
-}
+std::string KeySpace::Rate(std::string_view page) const { return prefix_ + ":rate:" + std::string(page); }
 
 }  // namespace katy
 
 namespace katy {
 
-std::string KeySpace::Paused(std::string_view role) const {
-  return prefix_ + ":paused:" + std::string(role);
-}
+std::string KeySpace::Paused(std::string_view role) const { return prefix_ + ":paused:" + std::string(role); }
 
 }  // namespace katy

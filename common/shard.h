@@ -23,9 +23,9 @@ class KeySpace {
   int shards() const { return shards_; }
   const std::string& prefix() const { return prefix_; }
 
-  std::string Tag(int shard) const;  // "{s07}"
-  std::string InStream(int shard) const;   // katy:{s07}:in
-  std::string OutStream(int shard) const;  // katy:{s07}:out
+  std::string Tag(int shard) const;          // "{s07}"
+  std::string InStream(int shard) const;     // katy:{s07}:in
+  std::string OutStream(int shard) const;    // katy:{s07}:out
   std::string DeadLetters(int shard) const;  // katy:{s07}:dlq
   // Prefix of dedupe marks; the script appends the event's dedupe key.
   std::string SeenPrefix(int shard) const;  // katy:{s07}:seen:
@@ -33,8 +33,8 @@ class KeySpace {
   std::string Sent(int shard, std::string_view message_id) const;
   std::string Lease(int shard, std::string_view role) const;
   std::string Members(std::string_view role) const;  // katy:members:<role>
-  std::string Rate(std::string_view page) const;      // katy:rate:<page>
-  std::string Paused(std::string_view role) const;    // katy:paused:<role>
+  std::string Rate(std::string_view page) const;     // katy:rate:<page>
+  std::string Paused(std::string_view role) const;   // katy:paused:<role>
 
   static constexpr const char* kResponderGroup = "responders";
   static constexpr const char* kSenderGroup = "senders";

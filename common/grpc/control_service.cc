@@ -66,7 +66,8 @@ grpc::Status Unimplemented(const std::string& service, const char* what) {
 }  // namespace
 
 grpc::Status ToGrpc(const Error& error) {
-  if (error.code == ErrorCode::kIo || error.code == ErrorCode::kTimeout) return {grpc::StatusCode::UNAVAILABLE, "Redis: " + error.message};
+  if (error.code == ErrorCode::kIo || error.code == ErrorCode::kTimeout)
+    return {grpc::StatusCode::UNAVAILABLE, "Redis: " + error.message};
   if (error.code == ErrorCode::kInvalid) return {grpc::StatusCode::INVALID_ARGUMENT, error.message};
   return {grpc::StatusCode::INTERNAL, error.message};
 }
@@ -147,7 +148,8 @@ grpc::Status ControlService::ListDeadLetters(grpc::ServerContext* context,
   for (int shard = 0; shard < options_.keys.shards() && response->letters_size() < limit; ++shard) {
     if (!request->all_shards() && shard != request->shard()) continue;
     const std::string stream = options_.keys.DeadLetters(shard);
-    auto range = client->Command({"XRANGE", stream, "-", "+", "COUNT", std::to_string(limit - response->letters_size())});
+    auto range =
+        client->Command({"XRANGE", stream, "-", "+", "COUNT", std::to_string(limit - response->letters_size())});
     if (!range) return ToGrpc(range.error());
     for (const auto& entry : redis::ParseEntries(stream, *range)) ToDeadLetter(entry, response->add_letters());
   }
@@ -167,13 +169,15 @@ grpc::Status ControlService::ReplayDeadLetters(grpc::ServerContext* context,
     if (!range) return ToGrpc(range.error());
     for (auto& entry : redis::ParseEntries(stream, *range)) {
       bool wanted = request->all();
-      for (const auto& ref : request->letters()) wanted = wanted || (ref.dlq_stream() == stream && ref.id() == entry.id);
+      for (const auto& ref : request->letters())
+        wanted = wanted || (ref.dlq_stream() == stream && ref.id() == entry.id);
       if (wanted) letters.push_back(std::move(entry));
     }
   }
   if (!request->all() && static_cast<int>(letters.size()) != request->letters_size()) {
-    return {grpc::StatusCode::NOT_FOUND, "some of the dead letters named do not exist (replayed already?); "
-                                         "nothing was replayed"};
+    return {grpc::StatusCode::NOT_FOUND,
+            "some of the dead letters named do not exist (replayed already?); "
+            "nothing was replayed"};
   }
   for (const auto& letter : letters) {
     auto source = letter.Field("stream");

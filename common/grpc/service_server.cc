@@ -4,8 +4,7 @@
 
 namespace katy::grpcsvc {
 
-Result<std::unique_ptr<ServiceServer>> ServiceServer::Start(const config::HostPort& address,
-                                                            grpc::Service* control) {
+Result<std::unique_ptr<ServiceServer>> ServiceServer::Start(const config::HostPort& address, grpc::Service* control) {
   grpc::EnableDefaultHealthCheckService(true);
   std::unique_ptr<ServiceServer> out(new ServiceServer());
   if (control == nullptr) {
@@ -40,8 +39,7 @@ void ServiceServer::Shutdown(std::chrono::milliseconds deadline) {
   server_->Wait();
 }
 
-HealthMonitor::HealthMonitor(ServiceServer& server, std::function<bool()> healthy,
-                             std::chrono::milliseconds interval)
+HealthMonitor::HealthMonitor(ServiceServer& server, std::function<bool()> healthy, std::chrono::milliseconds interval)
     : server_(server), healthy_(std::move(healthy)), interval_(interval), thread_([this] { Loop(); }) {}
 
 HealthMonitor::~HealthMonitor() {

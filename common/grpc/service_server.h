@@ -24,8 +24,7 @@ class ServiceServer {
  public:
   // Binds `address` (port 0 picks a free port; see port()). `control` may be null: a default
   // Control answers UNIMPLEMENTED to every RPC. Error "io" when the address cannot be bound.
-  static Result<std::unique_ptr<ServiceServer>> Start(const config::HostPort& address,
-                                                      grpc::Service* control);
+  static Result<std::unique_ptr<ServiceServer>> Start(const config::HostPort& address, grpc::Service* control);
   ~ServiceServer();
 
   int port() const { return port_; }

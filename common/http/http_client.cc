@@ -57,8 +57,8 @@ Result<Response> Client::Post(const std::string& url, const std::string& body,
   return Request("POST", url, body, headers);
 }
 
-Result<Response> Client::Request(const std::string& method, const std::string& url,
-                                 const std::string& body, const std::vector<std::string>& headers) {
+Result<Response> Client::Request(const std::string& method, const std::string& url, const std::string& body,
+                                 const std::vector<std::string>& headers) {
   CURL* curl = static_cast<CURL*>(curl_);
   curl_easy_reset(curl);  // keeps the connection cache: the next call to the host reuses it
   Response response;

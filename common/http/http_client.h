@@ -30,10 +30,9 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   Result<Response> Get(const std::string& url, const std::vector<std::string>& headers = {});
-  Result<Response> Post(const std::string& url, const std::string& body,
-                        const std::vector<std::string>& headers = {});
-  Result<Response> Request(const std::string& method, const std::string& url,
-                           const std::string& body, const std::vector<std::string>& headers);
+  Result<Response> Post(const std::string& url, const std::string& body, const std::vector<std::string>& headers = {});
+  Result<Response> Request(const std::string& method, const std::string& url, const std::string& body,
+                           const std::vector<std::string>& headers);
 
   // The whole-request timeout of the next calls (connect timeout unchanged).
   void set_timeout(std::chrono::milliseconds timeout) { timeout_ = timeout; }

@@ -28,8 +28,7 @@ using RetryAfterHeader = StringHeader<kRetryAfterName>;
 // Connection header, even on HTTP/1.1 where keep-alive is the default (about 5x fewer
 // requests/s with connection churn), and add<> does not replace a header already there.
 // Call before sending: keeps HTTP/1.1 connections open unless the client asked to close.
-inline void KeepAliveUnlessClosed(const Pistache::Http::Request& request,
-                                  Pistache::Http::ResponseWriter& response) {
+inline void KeepAliveUnlessClosed(const Pistache::Http::Request& request, Pistache::Http::ResponseWriter& response) {
   using Pistache::Http::ConnectionControl;
   auto connection = request.headers().tryGet<Pistache::Http::Header::Connection>();
   bool client_closes = connection && connection->control() == ConnectionControl::Close;

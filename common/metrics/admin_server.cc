@@ -38,12 +38,11 @@ class AdminHandler : public Http::Handler {
 
 }  // namespace
 
-Result<std::unique_ptr<AdminServer>> AdminServer::Start(const config::HostPort& address,
-                                                        Sources sources, std::function<bool()> healthy) {
+Result<std::unique_ptr<AdminServer>> AdminServer::Start(const config::HostPort& address, Sources sources,
+                                                        std::function<bool()> healthy) {
   std::unique_ptr<AdminServer> out(new AdminServer());
   try {
-    out->endpoint_ = std::make_shared<Http::Endpoint>(
-        Address(address.host, Port(address.port)));
+    out->endpoint_ = std::make_shared<Http::Endpoint>(Address(address.host, Port(address.port)));
     out->endpoint_->init(Http::Endpoint::options().threads(1).flags(Tcp::Options::ReuseAddr));
     out->endpoint_->setHandler(Http::make_handler<AdminHandler>(std::move(sources), std::move(healthy)));
     out->endpoint_->serveThreaded();

@@ -44,8 +44,7 @@ std::vector<MetricFamily> QueueDepthCollector::Collect() const {
   if (!up) return families;
 
   MetricFamily length = GaugeFamily("katy_stream_length", "Entries in each stream");
-  MetricFamily pending =
-      GaugeFamily("katy_stream_pending", "Entries delivered to a consumer and not yet acknowledged");
+  MetricFamily pending = GaugeFamily("katy_stream_pending", "Entries delivered to a consumer and not yet acknowledged");
   MetricFamily lag = GaugeFamily("katy_stream_lag", "Entries not yet delivered to any consumer of the group");
   MetricFamily dead_letters = GaugeFamily("katy_dlq_length", "Entries in each dead-letter stream");
   for (const auto& stream : status.streams()) {

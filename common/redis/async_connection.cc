@@ -140,7 +140,7 @@ void AsyncConnection::OnEvents(uint32_t epoll_events) {
     getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &len);
     if (error != 0) {
       return Fail(Error{ErrorCode::kIo, "cannot connect to Redis at " + options_.host + ":" +
-                                  std::to_string(options_.port) + ": " + std::strerror(error)});
+                                            std::to_string(options_.port) + ": " + std::strerror(error)});
     }
     connecting_ = false;
   }
@@ -175,10 +175,11 @@ void AsyncConnection::CheckTimeouts(Clock::time_point now) {
   if (fd_ < 0) return;
   if (connecting_ && now >= connect_deadline_) {
     return Fail(Error{ErrorCode::kIo, "cannot connect to Redis at " + options_.host + ":" +
-                                std::to_string(options_.port) + ": timed out"});
+                                          std::to_string(options_.port) + ": timed out"});
   }
   if (!waiting_.empty() && now >= waiting_.front().deadline) {
-    Fail(Error{ErrorCode::kTimeout, "Redis did not answer within " + std::to_string(options_.socket_timeout.count()) + " ms"});
+    Fail(Error{ErrorCode::kTimeout,
+               "Redis did not answer within " + std::to_string(options_.socket_timeout.count()) + " ms"});
   }
 }
 

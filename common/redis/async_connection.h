@@ -75,7 +75,7 @@ class AsyncConnection {
   uint64_t generation_ = 0;
   bool connecting_ = false;
   Clock::time_point connect_deadline_;
-  std::string out_;   // formatted commands; out_[0, sent_) already written
+  std::string out_;  // formatted commands; out_[0, sent_) already written
   size_t sent_ = 0;
   redisReader* reader_ = nullptr;
   std::deque<Waiting> waiting_;

@@ -18,8 +18,7 @@ class ClientPool {
   // A connection on loan; returns itself to the pool when destroyed.
   class Lease {
    public:
-    Lease(ClientPool* pool, std::unique_ptr<Client> client)
-        : pool_(pool), client_(std::move(client)) {}
+    Lease(ClientPool* pool, std::unique_ptr<Client> client) : pool_(pool), client_(std::move(client)) {}
     ~Lease();
     Lease(Lease&&) = default;
     Lease(const Lease&) = delete;

@@ -16,9 +16,12 @@ void ReadGroup(const Reply& info, katy::v1::StreamStatus* out) {
   for (size_t i = 0; i + 1 < info.elements.size(); i += 2) {
     const std::string& key = info.elements[i].str;
     const Reply& value = info.elements[i + 1];
-    if (key == "pending") out->set_pending(ToInt(value));
-    else if (key == "lag") out->set_lag(ToInt(value));
-    else if (key == "consumers") out->set_consumers(static_cast<int32_t>(ToInt(value)));
+    if (key == "pending")
+      out->set_pending(ToInt(value));
+    else if (key == "lag")
+      out->set_lag(ToInt(value));
+    else if (key == "consumers")
+      out->set_consumers(static_cast<int32_t>(ToInt(value)));
   }
 }
 

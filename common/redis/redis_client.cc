@@ -42,8 +42,7 @@ Reply CopyReply(const redisReply* raw) {
 namespace {
 
 timeval ToTimeval(std::chrono::milliseconds ms) {
-  return timeval{static_cast<time_t>(ms.count() / 1000),
-                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+  return timeval{static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
 }
 
 void AppendArgv(redisContext* context, const std::vector<std::string>& argv) {
@@ -87,8 +86,7 @@ Result<Options> ParseUrl(std::string_view url) {
   if (auto colon = hostport.rfind(':'); colon != std::string_view::npos) {
     std::string_view port = hostport.substr(colon + 1);
     auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), options.port);
-    if (ec != std::errc() || ptr != port.data() + port.size() || options.port <= 0 ||
-        options.port > 65535) {
+    if (ec != std::errc() || ptr != port.data() + port.size() || options.port <= 0 || options.port > 65535) {
       return Error{ErrorCode::kConfig, "Redis URL has a bad port: " + std::string(port)};
     }
     hostport = hostport.substr(0, colon);
@@ -138,8 +136,8 @@ Status Client::EnsureConnected() {
   context_ = redisConnectWithTimeout(options_.host.c_str(), options_.port, connect_timeout);
   if (context_ == nullptr) return Error{ErrorCode::kIo, "cannot allocate a Redis context"};
   if (context_->err != 0) {
-    Error error{ErrorCode::kIo, "cannot connect to Redis at " + options_.host + ":" +
-                          std::to_string(options_.port) + ": " + context_->errstr};
+    Error error{ErrorCode::kIo, "cannot connect to Redis at " + options_.host + ":" + std::to_string(options_.port) +
+                                    ": " + context_->errstr};
     redisFree(context_);
     context_ = nullptr;
     return error;

@@ -29,8 +29,8 @@ Result<Options> ParseUrl(std::string_view url);
 struct Reply {
   enum class Type { kNil, kString, kStatus, kInteger, kArray, kError };
   Type type = Type::kNil;
-  std::string str;           // kString, kStatus, kError
-  long long integer = 0;     // kInteger
+  std::string str;              // kString, kStatus, kError
+  long long integer = 0;        // kInteger
   std::vector<Reply> elements;  // kArray
 
   bool IsNil() const { return type == Type::kNil; }

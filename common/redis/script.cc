@@ -3,9 +3,7 @@
 #include <openssl/sha.h>
 
 namespace katy::redis {
-bool IsNoScript(const Reply& reply) {
-  return reply.IsError() && reply.str.rfind("NOSCRIPT", 0) == 0;
-}
+bool IsNoScript(const Reply& reply) { return reply.IsError() && reply.str.rfind("NOSCRIPT", 0) == 0; }
 
 namespace {
 

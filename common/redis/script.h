@@ -22,8 +22,7 @@ class Script {
   const std::string& source() const { return source_; }
 
   // Runs the script once. Error "reply" carries a script error's text.
-  Result<Reply> Run(Client& client, const std::vector<std::string>& keys,
-                    const std::vector<std::string>& args) const;
+  Result<Reply> Run(Client& client, const std::vector<std::string>& keys, const std::vector<std::string>& args) const;
 
   struct Call {
     std::vector<std::string> keys;

@@ -35,9 +35,13 @@ int FairShare(int shards, int members) {
 }
 
 ShardLeases::ShardLeases(Client client, KeySpace keys, LeaseConfig config, Clock clock)
-    : client_(std::move(client)), keys_(std::move(keys)), config_(std::move(config)),
+    : client_(std::move(client)),
+      keys_(std::move(keys)),
+      config_(std::move(config)),
       clock_(clock ? std::move(clock) : [] { return std::chrono::steady_clock::now(); }),
-      heartbeat_(kHeartbeatLua), renew_(kRenewLua), release_(kReleaseLua) {}
+      heartbeat_(kHeartbeatLua),
+      renew_(kRenewLua),
+      release_(kReleaseLua) {}
 
 std::set<int> ShardLeases::owned() const {
   std::set<int> out;
@@ -95,9 +99,8 @@ std::set<int> ShardLeases::Tick(const std::function<bool(int)>& may_claim,
   // Release the surplus over the fair share (highest shards first), then claim free ones.
   const int share = FairShare(keys_.shards(), live_members_);
   std::vector<int> surplus;
-  for (auto it = valid_until_.rbegin(); it != valid_until_.rend() &&
-                                        static_cast<int>(valid_until_.size() - surplus.size()) > share;
-       ++it) {
+  for (auto it = valid_until_.rbegin();
+       it != valid_until_.rend() && static_cast<int>(valid_until_.size() - surplus.size()) > share; ++it) {
     surplus.push_back(it->first);
   }
   std::vector<int> releasable;

@@ -40,8 +40,7 @@ class ShardLeases {
   // few pipelined Redis round trips. Returns the shards owned afterwards. When Redis fails it
   // keeps only the leases that are still valid by the local clock (sent time + ttl - a safety
   // margin).
-  std::set<int> Tick(const std::function<bool(int)>& may_claim = {},
-                     const std::function<bool(int)>& may_release = {});
+  std::set<int> Tick(const std::function<bool(int)>& may_claim = {}, const std::function<bool(int)>& may_release = {});
 
   // Until when each owned lease is certainly this instance's (local clock): Redis cannot have
   // expired it earlier.

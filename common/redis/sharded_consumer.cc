@@ -68,7 +68,7 @@ void SleepUnless(const std::atomic<bool>& stop, std::chrono::milliseconds total)
 }  // namespace
 
 ShardedConsumerOptions ShardedConsumerOptions::ForRole(const std::string& role, const KeySpace& keys,
-                                                      const config::ConsumerConfig& consumer) {
+                                                       const config::ConsumerConfig& consumer) {
   const bool inbound = role == "responder";
   ShardedConsumerOptions options;
   options.role = role;
@@ -85,8 +85,11 @@ ShardedConsumerOptions ShardedConsumerOptions::ForRole(const std::string& role, 
 ShardedConsumer::ShardedConsumer(Options redis, KeySpace keys, ShardedConsumerOptions options,
                                  HandlerFactory make_handler, ConversationKey conversation_of,
                                  prometheus::Registry* registry)
-    : redis_(std::move(redis)), keys_(std::move(keys)), options_(std::move(options)),
-      make_handler_(std::move(make_handler)), conversation_of_(std::move(conversation_of)),
+    : redis_(std::move(redis)),
+      keys_(std::move(keys)),
+      options_(std::move(options)),
+      make_handler_(std::move(make_handler)),
+      conversation_of_(std::move(conversation_of)),
       dead_letter_script_(kDeadLetterLua),
       trim_script_(kTrimLua) {
   // Blocking reads must end before the socket times out, or a delivered batch is lost in transit.
@@ -250,13 +253,12 @@ void ShardedConsumer::TrimFinished(Client& client, const std::set<int>& shards) 
   }
 }
 
-void ShardedConsumer::ClaimPending(Client& client, int shard, uint64_t generation,
-                                   const std::atomic<bool>& stop) {
+void ShardedConsumer::ClaimPending(Client& client, int shard, uint64_t generation, const std::atomic<bool>& stop) {
   const std::string stream = options_.stream(shard);
   std::string start = "0-0";
   do {
-    auto claimed = XAutoClaim(client, stream, options_.group, options_.instance,
-                              std::chrono::milliseconds(0), start, options_.batch);
+    auto claimed = XAutoClaim(client, stream, options_.group, options_.instance, std::chrono::milliseconds(0), start,
+                              options_.batch);
     if (!claimed) {
       g_read_errors.Write(log::Level::kError, "cannot claim pending entries",
                           {{"stream", stream}, {"error", claimed.error().message}});
@@ -374,19 +376,21 @@ void ShardedConsumer::Dispatch(std::vector<StreamEntry> entries, int shard, uint
 }
 
 Status ShardedConsumer::DeadLetter(Client& client, const Item& item, const std::string& reason) {
-  std::vector<std::string> args{options_.instance, options_.group, item.entry.id, options_.role,
-                                reason, std::to_string(item.attempts)};
+  std::vector<std::string> args{options_.instance, options_.group, item.entry.id,
+                                options_.role,     reason,         std::to_string(item.attempts)};
   for (const auto& [field, value] : item.entry.fields) {
     args.push_back(field);
     args.push_back(value);
   }
   auto reply = dead_letter_script_.Run(
-      client, {options_.dead_letters(item.shard), item.entry.stream, keys_.Lease(item.shard, options_.role)},
-      args);
+      client, {options_.dead_letters(item.shard), item.entry.stream, keys_.Lease(item.shard, options_.role)}, args);
   if (!reply) return reply.error();
   if (reply->integer == -1) return Error{ErrorCode::kLostLease, "the shard changed owner"};
-  log::Warn("dead-lettered", {{"stream", item.entry.stream}, {"id", item.entry.id}, {"reason", reason},
-                              {"attempts", item.attempts}, {"stage", options_.role}});
+  log::Warn("dead-lettered", {{"stream", item.entry.stream},
+                              {"id", item.entry.id},
+                              {"reason", reason},
+                              {"attempts", item.attempts},
+                              {"stage", options_.role}});
   return Ok{};
 }
 
@@ -465,8 +469,9 @@ void ShardedConsumer::WorkerLoop() {
         }
         delayed_.emplace(std::chrono::steady_clock::now() + delay, key);
         if (outcomes_ != nullptr) {
-          outcomes_->Add({{"role", options_.role},
-                                 {"outcome", result.kind == HandleResult::Kind::kRetry ? "retry" : "wait"}})
+          outcomes_
+              ->Add(
+                  {{"role", options_.role}, {"outcome", result.kind == HandleResult::Kind::kRetry ? "retry" : "wait"}})
               .Increment();
         }
         work_ready_.notify_all();

@@ -33,7 +33,7 @@ struct HandleResult {
                // without counting an attempt; later entries of the conversation wait too
   };
   Kind kind = Kind::kDone;
-  std::string reason;  // becomes the dead letter's reason
+  std::string reason;                 // becomes the dead letter's reason
   std::chrono::milliseconds wait{0};  // kRetry: the least time before the next attempt
 
   static HandleResult Done() { return {Kind::kDone, "", {}}; }
@@ -62,17 +62,17 @@ using EntryHandler = std::function<HandleResult(Client&, const StreamEntry&, con
 using ConversationKey = std::function<std::string(const StreamEntry&)>;
 
 struct ShardedConsumerOptions {
-  std::string role;      // "responder" or "sender" (lease and metrics label)
-  std::string group;     // consumer group, created on each owned stream if missing
-  std::string instance;  // this process's consumer and lease-owner name
-  std::function<std::string(int shard)> stream;       // the stream of a shard
-  std::function<std::string(int shard)> dead_letters; // its dead-letter stream
+  std::string role;                                    // "responder" or "sender" (lease and metrics label)
+  std::string group;                                   // consumer group, created on each owned stream if missing
+  std::string instance;                                // this process's consumer and lease-owner name
+  std::function<std::string(int shard)> stream;        // the stream of a shard
+  std::function<std::string(int shard)> dead_letters;  // its dead-letter stream
   std::chrono::milliseconds lease_ttl{10000};
-  int workers = 8;          // conversations handled at once
-  int max_in_flight = 1024; // entries read but not yet finished
-  int batch = 128;          // entries per read
+  int workers = 8;                       // conversations handled at once
+  int max_in_flight = 1024;              // entries read but not yet finished
+  int batch = 128;                       // entries per read
   std::chrono::milliseconds block{500};  // longest blocking read; bounds reaction to changes
-  int max_attempts = 5;     // kRetry entries are dead-lettered after this many attempts
+  int max_attempts = 5;                  // kRetry entries are dead-lettered after this many attempts
   std::chrono::milliseconds max_backoff{5000};
   std::function<bool()> paused;  // when set and true, no new entries are read (held ones finish)
   // How often an owner removes the entries its group is done with from its shards' streams
@@ -105,9 +105,8 @@ class ShardedConsumer {
  public:
   using HandlerFactory = std::function<EntryHandler()>;  // one handler per worker thread
 
-  ShardedConsumer(Options redis, KeySpace keys, ShardedConsumerOptions options,
-                  HandlerFactory make_handler, ConversationKey conversation_of,
-                  prometheus::Registry* registry = nullptr);
+  ShardedConsumer(Options redis, KeySpace keys, ShardedConsumerOptions options, HandlerFactory make_handler,
+                  ConversationKey conversation_of, prometheus::Registry* registry = nullptr);
   ~ShardedConsumer();
 
   // Runs until `stop` is set; then finishes the entries in hand (not the queued ones), gives
@@ -149,21 +148,21 @@ class ShardedConsumer {
   Script trim_script_;
 
   mutable std::mutex mutex_;
-  std::condition_variable work_ready_;   // workers wait for a conversation to handle
-  std::condition_variable room_;         // the reader waits for in-flight room
-  std::map<int, uint64_t> owned_;        // shard -> generation (bumped on every acquisition)
-  std::set<int> to_claim_;               // acquired shards whose pending entries are not claimed yet
+  std::condition_variable work_ready_;  // workers wait for a conversation to handle
+  std::condition_variable room_;        // the reader waits for in-flight room
+  std::map<int, uint64_t> owned_;       // shard -> generation (bumped on every acquisition)
+  std::set<int> to_claim_;              // acquired shards whose pending entries are not claimed yet
   // Owned shards: until when the lease is certainly ours (a blocking read must end by then).
   std::map<int, std::chrono::steady_clock::time_point> valid_until_;
   // Surplus shards no longer read or dispatched, still leased until safe to give back: the
   // number of the last read that may include them.
   std::map<int, uint64_t> releasing_;
-  std::set<int> release_asked_;          // shards the last lease round asked to release
-  uint64_t reads_started_ = 0;           // stream reads begun by the reader, and finished
+  std::set<int> release_asked_;  // shards the last lease round asked to release
+  uint64_t reads_started_ = 0;   // stream reads begun by the reader, and finished
   uint64_t reads_finished_ = 0;
-  std::map<int, int> in_hand_;           // shard -> entries a worker is handling right now
+  std::map<int, int> in_hand_;  // shard -> entries a worker is handling right now
   std::map<std::string, Conversation> conversations_;
-  std::deque<std::string> ready_;                            // conversations with work, not busy
+  std::deque<std::string> ready_;                                              // conversations with work, not busy
   std::multimap<std::chrono::steady_clock::time_point, std::string> delayed_;  // retry times
   int in_flight_ = 0;
   uint64_t next_generation_ = 1;

@@ -42,8 +42,7 @@ Result<std::string> XAdd(Client& client, const std::string& stream,
   return reply->str;
 }
 
-Result<std::vector<StreamEntry>> XReadGroup(Client& client, const std::string& group,
-                                            const std::string& consumer,
+Result<std::vector<StreamEntry>> XReadGroup(Client& client, const std::string& group, const std::string& consumer,
                                             const std::vector<std::string>& streams,
                                             const std::vector<std::string>& ids, int count,
                                             std::chrono::milliseconds block) {
@@ -79,9 +78,8 @@ Result<long long> XAck(Client& client, const std::string& stream, const std::str
 Result<AutoClaimed> XAutoClaim(Client& client, const std::string& stream, const std::string& group,
                                const std::string& consumer, std::chrono::milliseconds min_idle,
                                const std::string& start, int count) {
-  auto reply = client.Command({"XAUTOCLAIM", stream, group, consumer,
-                               std::to_string(min_idle.count()), start, "COUNT",
-                               std::to_string(count)});
+  auto reply = client.Command(
+      {"XAUTOCLAIM", stream, group, consumer, std::to_string(min_idle.count()), start, "COUNT", std::to_string(count)});
   if (!reply) return reply.error();
   AutoClaimed out;
   if (reply->IsArray() && reply->elements.size() >= 2) {

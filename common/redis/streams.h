@@ -31,8 +31,7 @@ Result<std::string> XAdd(Client& client, const std::string& stream,
 // `ids[i]` is ">" for new entries, or an id ("0") to re-read this consumer's pending ones.
 // A timeout with nothing to read is an empty vector. block == 0ms means "do not block".
 // The client's socket timeout must exceed `block`.
-Result<std::vector<StreamEntry>> XReadGroup(Client& client, const std::string& group,
-                                            const std::string& consumer,
+Result<std::vector<StreamEntry>> XReadGroup(Client& client, const std::string& group, const std::string& consumer,
                                             const std::vector<std::string>& streams,
                                             const std::vector<std::string>& ids, int count,
                                             std::chrono::milliseconds block);

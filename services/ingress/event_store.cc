@@ -53,9 +53,8 @@ std::vector<EnqueueCall> PlanEnqueue(const std::vector<katy::v1::InboundEvent>& 
   calls.reserve(by_shard.size());
   const std::string ttl = std::to_string(dedupe_ttl.count());
   for (auto& [shard, indexes] : by_shard) {
-    std::stable_sort(indexes.begin(), indexes.end(), [&](size_t a, size_t b) {
-      return events[a].timestamp_ms() < events[b].timestamp_ms();
-    });
+    std::stable_sort(indexes.begin(), indexes.end(),
+                     [&](size_t a, size_t b) { return events[a].timestamp_ms() < events[b].timestamp_ms(); });
     const std::string seen_prefix = keys.SeenPrefix(shard);
     for (size_t first = 0; first < indexes.size(); first += kMaxEventsPerCall) {
       const size_t last = std::min(indexes.size(), first + kMaxEventsPerCall);

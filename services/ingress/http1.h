@@ -36,9 +36,9 @@ struct HttpRequest {
   std::string_view path;   // target before '?'
   std::string_view query;  // after '?', without it; empty when absent
   std::string_view body;
-  bool keep_alive = true;        // HTTP/1.1 unless any Connection header says close; 1.0 only
-                                 // with keep-alive (and no close)
-  bool expects_continue = false; // "Expect: 100-continue": the client waits before the body
+  bool keep_alive = true;         // HTTP/1.1 unless any Connection header says close; 1.0 only
+                                  // with keep-alive (and no close)
+  bool expects_continue = false;  // "Expect: 100-continue": the client waits before the body
   std::array<HttpHeaderField, kMaxHeaders> headers;
   size_t header_count = 0;
 
@@ -53,11 +53,11 @@ struct HttpParse {
     kError,       // answer `error_status` with `error`, then close the connection
   };
   Status status = Status::kIncomplete;
-  HttpRequest request;       // kComplete; the head alone for kIncomplete with head_complete
+  HttpRequest request;  // kComplete; the head alone for kIncomplete with head_complete
   bool head_complete = false;
   size_t consumed = 0;
-  int error_status = 0;      // 400, 411, 413, 431, 501 or 505
-  std::string_view error;    // a short reason, e.g. "bad request line"
+  int error_status = 0;    // 400, 411, 413, 431, 501 or 505
+  std::string_view error;  // a short reason, e.g. "bad request line"
 };
 
 // Parses the request at the front of `buffer`. Never reads past it; on kIncomplete call it
@@ -75,8 +75,8 @@ std::string_view ReasonPhrase(int status);
 // Appends a whole response with a text/plain `body` to `out`. `retry_after_s` > 0 adds
 // Retry-After; `keep_alive` false adds "Connection: close"; a non-empty `allow` adds Allow
 // (the methods a 405 must list).
-void AppendHttpResponse(std::string& out, int status, std::string_view body, int retry_after_s,
-                        bool keep_alive, std::string_view allow = {});
+void AppendHttpResponse(std::string& out, int status, std::string_view body, int retry_after_s, bool keep_alive,
+                        std::string_view allow = {});
 
 // The interim answer to "Expect: 100-continue".
 inline constexpr std::string_view kHttpContinue = "HTTP/1.1 100 Continue\r\n\r\n";

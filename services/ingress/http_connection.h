@@ -111,8 +111,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   const HttpLimits& limits_;
   const ConnectionTimeouts& timeouts_;
   State state_ = State::kReading;
-  std::string in_;              // received, not yet parsed
-  std::string out_;             // not yet written
+  std::string in_;   // received, not yet parsed
+  std::string out_;  // not yet written
   size_t out_sent_ = 0;
   bool continue_sent_ = false;  // 100 Continue already sent for the request at the front of in_
   bool closing_ = false;        // close once the answer in hand is written

@@ -10,19 +10,19 @@ namespace katy::ingress {
 // Filled by the Load function below; every default lives once, in its setting specs (shown by
 // --help), not in these members.
 struct IngressConfig {
-  config::CommonConfig common;    // the settings every service reads (README)
-  config::HostPort http_addr;        // KATY_HTTP_ADDR: the public webhook port
-  std::string app_secret;            // KATY_APP_SECRET (secret): verifies X-Hub-Signature-256
-  std::string verify_token;          // KATY_VERIFY_TOKEN (secret): the GET handshake's token
-  bool accept_sha1 = false;          // KATY_ACCEPT_SHA1: also accept legacy X-Hub-Signature
-  size_t max_body_bytes = 0;   // KATY_MAX_BODY_BYTES: larger bodies get 413
-  std::chrono::seconds dedupe_ttl{};       // KATY_DEDUPE_TTL_S
-  int http_threads = 0;              // KATY_HTTP_THREADS: HTTP event loops (one Redis connection each)
+  config::CommonConfig common;                // the settings every service reads (README)
+  config::HostPort http_addr;                 // KATY_HTTP_ADDR: the public webhook port
+  std::string app_secret;                     // KATY_APP_SECRET (secret): verifies X-Hub-Signature-256
+  std::string verify_token;                   // KATY_VERIFY_TOKEN (secret): the GET handshake's token
+  bool accept_sha1 = false;                   // KATY_ACCEPT_SHA1: also accept legacy X-Hub-Signature
+  size_t max_body_bytes = 0;                  // KATY_MAX_BODY_BYTES: larger bodies get 413
+  std::chrono::seconds dedupe_ttl{};          // KATY_DEDUPE_TTL_S
+  int http_threads = 0;                       // KATY_HTTP_THREADS: HTTP event loops (one Redis connection each)
   std::chrono::milliseconds redis_timeout{};  // KATY_REDIS_TIMEOUT_MS: per Redis round trip
   std::chrono::milliseconds read_timeout{};   // KATY_HTTP_READ_TIMEOUT_MS: slow clients (and
-                                                  // a new connection's first byte)
-  size_t max_connections = 0;        // KATY_MAX_CONNECTIONS: 0 = sized from the open-file limit
-  size_t max_events = 0;          // KATY_MAX_EVENTS_PER_REQUEST: more items in one body get 413
+                                              // a new connection's first byte)
+  size_t max_connections = 0;                 // KATY_MAX_CONNECTIONS: 0 = sized from the open-file limit
+  size_t max_events = 0;                      // KATY_MAX_EVENTS_PER_REQUEST: more items in one body get 413
 };
 
 // Reads the environment and command line. Throws config::ConfigError with one clear line.

@@ -21,9 +21,8 @@ bool SplitHeader(std::string_view header, std::string_view algo, size_t hex_len,
 
 }  // namespace
 
-SignatureCheck VerifySignature(std::string_view app_secret, std::string_view raw_body,
-                               std::string_view sha256_header, std::string_view sha1_header,
-                               bool accept_sha1) {
+SignatureCheck VerifySignature(std::string_view app_secret, std::string_view raw_body, std::string_view sha256_header,
+                               std::string_view sha1_header, bool accept_sha1) {
   std::string given;
   if (!sha256_header.empty()) {
     if (!SplitHeader(sha256_header, "sha256", 64, &given)) return SignatureCheck::kMalformed;
@@ -40,10 +39,14 @@ SignatureCheck VerifySignature(std::string_view app_secret, std::string_view raw
 
 const char* SignatureCheckName(SignatureCheck check) {
   switch (check) {
-    case SignatureCheck::kValid: return "valid";
-    case SignatureCheck::kMissing: return "missing";
-    case SignatureCheck::kMalformed: return "malformed";
-    case SignatureCheck::kMismatch: return "mismatch";
+    case SignatureCheck::kValid:
+      return "valid";
+    case SignatureCheck::kMissing:
+      return "missing";
+    case SignatureCheck::kMalformed:
+      return "malformed";
+    case SignatureCheck::kMismatch:
+      return "mismatch";
   }
   return "unknown";
 }

@@ -14,9 +14,8 @@ enum class SignatureCheck {
 // Checks Meta's X-Hub-Signature-256 ("sha256=" + hex HMAC-SHA256(app secret, raw body)) over
 // the body exactly as received. The legacy X-Hub-Signature (sha1) counts only when
 // `accept_sha1` is set and the sha256 header is absent. Constant-time. Pure, thread-safe.
-SignatureCheck VerifySignature(std::string_view app_secret, std::string_view raw_body,
-                               std::string_view sha256_header, std::string_view sha1_header,
-                               bool accept_sha1);
+SignatureCheck VerifySignature(std::string_view app_secret, std::string_view raw_body, std::string_view sha256_header,
+                               std::string_view sha1_header, bool accept_sha1);
 
 const char* SignatureCheckName(SignatureCheck check);
 

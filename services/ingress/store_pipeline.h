@@ -36,8 +36,7 @@ class StorePipeline {
   // Answers `conn` (which may have closed meanwhile) with `reply`.
   using Respond = std::function<void(const ConnectionPtr& conn, const HttpReply& reply)>;
 
-  StorePipeline(const StoreOptions& store, const WebhookService& service, PipelineMetrics metrics,
-                Respond respond);
+  StorePipeline(const StoreOptions& store, const WebhookService& service, PipelineMetrics metrics, Respond respond);
 
   // A request whose `events` are to be stored before it is answered.
   void Add(ConnectionPtr conn, std::vector<katy::v1::InboundEvent> events, HttpConnection::Clock::time_point read_at);

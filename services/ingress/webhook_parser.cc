@@ -14,11 +14,11 @@ namespace {
 // simdjson's DOM: it validates UTF-8 and the whole document in one pass and builds a flat
 // tape, reused between calls, instead of a tree of maps. Parsing was most of ingress's
 // per-request CPU with a tree-building parser (bench/RESULTS.md).
+using katy::v1::EventKind;
+using katy::v1::InboundEvent;
 using simdjson::dom::element;
 using simdjson::dom::element_type;
 using simdjson::dom::object;
-using katy::v1::EventKind;
-using katy::v1::InboundEvent;
 
 // The member `key` of `parent`, if any.
 std::optional<element> Field(const object& parent, std::string_view key) {
@@ -37,10 +37,14 @@ std::optional<object> ObjectField(const object& parent, std::string_view key) {
 // Meta documents ids and timestamps as numbers but some pages show them as strings.
 std::string IdString(const element& value) {
   switch (value.type()) {
-    case element_type::STRING: return std::string(value.get_string().value_unsafe());
-    case element_type::INT64: return std::to_string(value.get_int64().value_unsafe());
-    case element_type::UINT64: return std::to_string(value.get_uint64().value_unsafe());
-    default: return "";
+    case element_type::STRING:
+      return std::string(value.get_string().value_unsafe());
+    case element_type::INT64:
+      return std::to_string(value.get_int64().value_unsafe());
+    case element_type::UINT64:
+      return std::to_string(value.get_uint64().value_unsafe());
+    default:
+      return "";
   }
 }
 
@@ -51,7 +55,8 @@ int64_t Millis(const object& parent, std::string_view key) {
   auto value = Field(parent, key);
   if (!value) return 0;
   switch (value->type()) {
-    case element_type::INT64: return value->get_int64().value_unsafe();
+    case element_type::INT64:
+      return value->get_int64().value_unsafe();
     case element_type::UINT64: {
       const uint64_t big = value->get_uint64().value_unsafe();
       return big <= static_cast<uint64_t>(INT64_MAX) ? static_cast<int64_t>(big) : 0;
@@ -68,7 +73,8 @@ int64_t Millis(const object& parent, std::string_view key) {
       if (!text.empty() && *end == '\0' && errno == 0) return parsed;
       return 0;
     }
-    default: return 0;
+    default:
+      return 0;
   }
 }
 
@@ -119,8 +125,8 @@ void ReadMessage(const object& message, InboundEvent& event) {
 
 // Sets kind and kind-specific fields from the one key that names the event.
 void ReadKind(const object& item, InboundEvent& event) {
-  static const char* const kHandover[] = {"pass_thread_control", "take_thread_control",
-                                          "request_thread_control", "app_roles"};
+  static const char* const kHandover[] = {"pass_thread_control", "take_thread_control", "request_thread_control",
+                                          "app_roles"};
   if (auto it = ObjectField(item, "message")) {
     event.set_kind_key("message");
     ReadMessage(*it, event);
@@ -187,8 +193,8 @@ void ReadKind(const object& item, InboundEvent& event) {
   }
 }
 
-std::optional<Error> ParseItem(const element& value, const std::string& page_id, int64_t entry_time,
-                               bool standby, int64_t received_at_ms, std::vector<InboundEvent>& out) {
+std::optional<Error> ParseItem(const element& value, const std::string& page_id, int64_t entry_time, bool standby,
+                               int64_t received_at_ms, std::vector<InboundEvent>& out) {
   object item;
   if (value.get_object().get(item) != simdjson::SUCCESS) {
     return Error{ErrorCode::kRejected, "a messaging item is not an object", "bad_shape"};
@@ -226,13 +232,18 @@ int JsonDepth(std::string_view json_text) {
   for (size_t i = 0; i < json_text.size(); ++i) {
     char c = json_text[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
-    if (c == '"') in_string = true;
-    else if (c == '{' || c == '[') deepest = std::max(deepest, ++depth);
-    else if (c == '}' || c == ']') --depth;
+    if (c == '"')
+      in_string = true;
+    else if (c == '{' || c == '[')
+      deepest = std::max(deepest, ++depth);
+    else if (c == '}' || c == ']')
+      --depth;
   }
   return deepest;
 }
@@ -263,14 +274,14 @@ std::string DedupeKey(const InboundEvent& event) {
   // No id of its own (or an old postback without mid): the item itself identifies it; a
   // redelivery repeats the item byte for byte (only entry.time changes).
   char hash[24];
-  std::snprintf(hash, sizeof hash, "%016llx",
-                static_cast<unsigned long long>(Fnv1a64(event.raw_json())));
+  std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(Fnv1a64(event.raw_json())));
   return std::string(event.standby() ? "sb-raw:" : "raw:") + hash;
 }
 
 Result<std::vector<InboundEvent>> ParseWebhook(std::string_view body, int64_t received_at_ms, size_t max_events) {
   if (JsonDepth(body) > kMaxJsonDepth) {
-    return Error{ErrorCode::kRejected, "JSON nests deeper than " + std::to_string(kMaxJsonDepth) + " levels", "too_deep"};
+    return Error{ErrorCode::kRejected, "JSON nests deeper than " + std::to_string(kMaxJsonDepth) + " levels",
+                 "too_deep"};
   }
   // One parser per thread: its buffers are reused from one webhook to the next.
   thread_local simdjson::dom::parser parser;
@@ -279,10 +290,11 @@ Result<std::vector<InboundEvent>> ParseWebhook(std::string_view body, int64_t re
     return Error{ErrorCode::kRejected, "body is not valid UTF-8 JSON", "invalid_json"};
   }
   object top;
-  if (root.get_object().get(top) != simdjson::SUCCESS) return Error{ErrorCode::kRejected, "body is not a JSON object", "not_an_object"};
+  if (root.get_object().get(top) != simdjson::SUCCESS)
+    return Error{ErrorCode::kRejected, "body is not a JSON object", "not_an_object"};
   std::string_view object_name;
-  if (auto name = Field(top, "object"); !name || name->get_string().get(object_name) != simdjson::SUCCESS ||
-                                         object_name != "page") {
+  if (auto name = Field(top, "object");
+      !name || name->get_string().get(object_name) != simdjson::SUCCESS || object_name != "page") {
     return Error{ErrorCode::kRejected, R"(field "object" must be "page")", "wrong_object"};
   }
   simdjson::dom::array entries;
@@ -292,7 +304,8 @@ Result<std::vector<InboundEvent>> ParseWebhook(std::string_view body, int64_t re
   std::vector<InboundEvent> events;
   for (element entry_value : entries) {
     object entry;
-    if (entry_value.get_object().get(entry) != simdjson::SUCCESS) return Error{ErrorCode::kRejected, "an entry is not an object", "bad_shape"};
+    if (entry_value.get_object().get(entry) != simdjson::SUCCESS)
+      return Error{ErrorCode::kRejected, "an entry is not an object", "bad_shape"};
     auto id = Field(entry, "id");
     std::string page_id = id ? IdString(*id) : "";
     if (page_id.empty()) return Error{ErrorCode::kRejected, "an entry has no page id", "bad_shape"};

@@ -34,10 +34,10 @@ inline constexpr std::string_view kTooManyEvents = "too_many_events";
 Result<std::vector<katy::v1::InboundEvent>> ParseWebhook(std::string_view body, int64_t received_at_ms,
                                                          size_t max_events = kDefaultMaxEventsPerRequest);
 
-// What identifies a redelivery of `event` (docs/messenger-platform.md, "Redelivery and duplicates"): the mid for messages,
-// echoes and postbacks; mid + edit count for edits; (user, watermark) for deliveries and reads;
-// (mid, action, emoji) for reactions; a hash of the raw item for everything else.
-// Meta's genuine duplicates differ in entry.time, which no key includes.
+// What identifies a redelivery of `event` (docs/messenger-platform.md, "Redelivery and duplicates"): the mid for
+// messages, echoes and postbacks; mid + edit count for edits; (user, watermark) for deliveries and reads; (mid, action,
+// emoji) for reactions; a hash of the raw item for everything else. Meta's genuine duplicates differ in entry.time,
+// which no key includes.
 std::string DedupeKey(const katy::v1::InboundEvent& event);
 
 // Largest nesting depth of `json`'s arrays and objects (strings are skipped). Linear, no

@@ -126,8 +126,8 @@ class WebhookServer::Loop final : public ConnectionHost {
   void OnRequest(const ConnectionPtr& conn, const HttpRequest& request) override {
     if (std::optional<HttpReply> refusal = RouteError(request)) return Answer(conn, Counted(*refusal));
     if (request.method == "GET") return Answer(conn, Counted(Handshake(request)));
-    auto checked = service_.CheckPost(request.body, request.Header("X-Hub-Signature-256"),
-                                      request.Header("X-Hub-Signature"));
+    auto checked =
+        service_.CheckPost(request.body, request.Header("X-Hub-Signature-256"), request.Header("X-Hub-Signature"));
     if (auto* events = std::get_if<std::vector<katy::v1::InboundEvent>>(&checked)) {
       return pipeline_.Add(conn, std::move(*events), now_);
     }
@@ -174,7 +174,8 @@ class WebhookServer::Loop final : public ConnectionHost {
   void Pass(int timeout_ms) {
     epoll_event events[256];
     const int n = epoll_wait(epoll_, events, 256, timeout_ms);
-    if (n < 0 && errno != EINTR) loop_log_.Write(log::Level::kError, "epoll_wait failed", {{"error", std::strerror(errno)}});
+    if (n < 0 && errno != EINTR)
+      loop_log_.Write(log::Level::kError, "epoll_wait failed", {{"error", std::strerror(errno)}});
     now_ = Clock::now();
     for (ConnectionPtr& conn : std::exchange(resume_, {})) {
       if (!conn->closed()) conn->Resume(now_);
@@ -367,10 +368,8 @@ class WebhookServer::Loop final : public ConnectionHost {
   log::RateLimited loop_log_{std::chrono::seconds(1)};
 };
 
-Result<std::unique_ptr<WebhookServer>> WebhookServer::Start(const ServerOptions& options,
-                                                            const WebhookService& service,
-                                                            const StoreOptions& store,
-                                                            prometheus::Registry* metrics) {
+Result<std::unique_ptr<WebhookServer>> WebhookServer::Start(const ServerOptions& options, const WebhookService& service,
+                                                            const StoreOptions& store, prometheus::Registry* metrics) {
   auto listen_fd = Listen(options.address);
   if (!listen_fd) return listen_fd.error();
   std::unique_ptr<WebhookServer> server(new WebhookServer());
@@ -382,8 +381,13 @@ Result<std::unique_ptr<WebhookServer>> WebhookServer::Start(const ServerOptions&
   server->options_ = options;
   server->max_connections_ =
       options.max_connections > 0 ? options.max_connections : MaxConnectionsFor(runtime::OpenFileLimit());
-  LoopShared shared{server->listen_fd_, server->wake_fd_, &server->stopping_, &server->connections_,
-                    server->max_connections_, nullptr, {}};
+  LoopShared shared{server->listen_fd_,
+                    server->wake_fd_,
+                    &server->stopping_,
+                    &server->connections_,
+                    server->max_connections_,
+                    nullptr,
+                    {}};
   if (metrics != nullptr) {
     shared.pipeline.requests = &prometheus::BuildHistogram()
                                     .Name("katy_ingress_batch_requests")
@@ -418,7 +422,8 @@ void WebhookServer::Shutdown() {
   if (stopping_.exchange(true)) return;
   const uint64_t one = 1;
   // The eventfd stays readable, so every loop wakes (and wakes again) until it has stopped.
-  if (write(wake_fd_, &one, sizeof one) < 0) log::Error("cannot wake the HTTP loops", {{"error", std::strerror(errno)}});
+  if (write(wake_fd_, &one, sizeof one) < 0)
+    log::Error("cannot wake the HTTP loops", {{"error", std::strerror(errno)}});
   for (auto& thread : threads_) thread.join();
   loops_.clear();  // closes every connection
   close(listen_fd_);

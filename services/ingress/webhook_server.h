@@ -65,8 +65,7 @@ class WebhookServer {
   // own Redis connection with `store`. `metrics`, when given, gets katy_ingress_batch_requests,
   // katy_ingress_store_seconds and katy_ingress_connections. The service must outlive the
   // server.
-  static Result<std::unique_ptr<WebhookServer>> Start(const ServerOptions& options,
-                                                      const WebhookService& service,
+  static Result<std::unique_ptr<WebhookServer>> Start(const ServerOptions& options, const WebhookService& service,
                                                       const StoreOptions& store,
                                                       prometheus::Registry* metrics = nullptr);
   ~WebhookServer();

@@ -48,8 +48,7 @@ void WebhookService::RecordRequest(int status, double seconds) const {
   metrics_.latency.Observe(seconds);
 }
 
-HttpReply WebhookService::HandleGet(std::string_view mode, std::string_view token,
-                                    std::string_view challenge) const {
+HttpReply WebhookService::HandleGet(std::string_view mode, std::string_view token, std::string_view challenge) const {
   HandshakeReply handshake = Handshake(mode, token, challenge, options_.verify_token);
   if (handshake.status != 200) return Reject(403, "handshake", "verification failed");
   // Anyone may call the handshake: its log is rate-limited like rejections.
@@ -62,8 +61,7 @@ std::variant<HttpReply, std::vector<katy::v1::InboundEvent>> WebhookService::Che
   if (body.size() > options_.max_body_bytes) {
     return Reject(413, "too_large", "body exceeds " + std::to_string(options_.max_body_bytes) + " bytes");
   }
-  SignatureCheck check =
-      VerifySignature(options_.app_secret, body, sha256_header, sha1_header, options_.accept_sha1);
+  SignatureCheck check = VerifySignature(options_.app_secret, body, sha256_header, sha1_header, options_.accept_sha1);
   if (check != SignatureCheck::kValid) {
     return Reject(403, std::string("signature_") + SignatureCheckName(check), "invalid signature");
   }
@@ -74,8 +72,8 @@ std::variant<HttpReply, std::vector<katy::v1::InboundEvent>> WebhookService::Che
   return std::move(*events);
 }
 
-HttpReply WebhookService::FinishPost(std::span<const katy::v1::InboundEvent> events,
-                                     std::span<const Stored> stored, const std::optional<Error>& error) const {
+HttpReply WebhookService::FinishPost(std::span<const katy::v1::InboundEvent> events, std::span<const Stored> stored,
+                                     const std::optional<Error>& error) const {
   const bool all_stored = std::none_of(stored.begin(), stored.end(), [](Stored s) { return s == Stored::kFailed; });
   if (!all_stored) {
     const Error failure = error.value_or(Error{ErrorCode::kReply, "an event was not stored"});
@@ -88,7 +86,7 @@ HttpReply WebhookService::FinishPost(std::span<const katy::v1::InboundEvent> eve
     const auto& event = events[i];
     metrics_.events
         .Add({{"kind", EventKindName(event.kind())},
-                     {"result", stored[i] == Stored::kEnqueued ? "enqueued" : "duplicate"}})
+              {"result", stored[i] == Stored::kEnqueued ? "enqueued" : "duplicate"}})
         .Increment();
     metrics_.last_webhook.Add({{"page", metrics_.page_label(event.page_id())}})
         .Set(static_cast<double>(event.received_at_ms()) / 1000.0);

@@ -14,16 +14,16 @@
 #include "common/metrics/bounded_label.h"
 #include "common/metrics/metrics.h"
 #include "common/result.h"
+#include "katy/v1/events.pb.h"
 #include "services/ingress/event_store.h"
 #include "services/ingress/webhook_parser.h"
-#include "katy/v1/events.pb.h"
 
 namespace katy::ingress {
 
 struct HttpReply {
   int status = 200;
   std::string body;
-  int retry_after_s = 0;  // > 0: send Retry-After (with 503)
+  int retry_after_s = 0;   // > 0: send Retry-After (with 503)
   std::string_view allow;  // the methods a 405 lists in Allow (a literal)
 };
 
@@ -46,7 +46,7 @@ struct IngressMetrics {
   prometheus::Family<prometheus::Counter>& rejections;  // by reason
   prometheus::Histogram& latency;                       // request duration, seconds
   prometheus::Family<prometheus::Gauge>& last_webhook;  // by page: unix seconds of the last event
-  metrics::BoundedLabel page_label;                // bounds last_webhook's pages
+  metrics::BoundedLabel page_label;                     // bounds last_webhook's pages
 };
 
 // The webhook's behaviour, independent of the HTTP library and of storage: what to answer to a
@@ -63,8 +63,9 @@ class WebhookService {
   // POST /webhook, first half: the checks before storage. Returns the rejection to send
   // (403 bad signature, 413 too large or too many events, 400 bad JSON/shape), or the events
   // to store.
-  std::variant<HttpReply, std::vector<katy::v1::InboundEvent>> CheckPost(
-      std::string_view body, std::string_view sha256_header, std::string_view sha1_header) const;
+  std::variant<HttpReply, std::vector<katy::v1::InboundEvent>> CheckPost(std::string_view body,
+                                                                         std::string_view sha256_header,
+                                                                         std::string_view sha1_header) const;
 
   // POST /webhook, second half, once storage answered: 200 EVENT_RECEIVED only when every
   // event is stored (`stored[i]` for `events[i]`); 503 with Retry-After when any failed, with
@@ -81,7 +82,6 @@ class WebhookService {
   HttpReply Reject(int status, const std::string& reason, const std::string& detail) const;
 
  private:
-
   WebhookOptions options_;
   IngressMetrics& metrics_;
   Clock now_ms_;

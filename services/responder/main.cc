@@ -3,13 +3,13 @@
 #include <cstdio>
 
 #include "common/clock.h"
-#include "common/log.h"
 #include "common/grpc/control_service.h"
+#include "common/log.h"
 #include "common/redis/pause_flag.h"
 #include "common/redis/sharded_consumer.h"
-#include "common/runtime/signals.h"
-#include "common/runtime/service_main.h"
 #include "common/runtime/run_service.h"
+#include "common/runtime/service_main.h"
+#include "common/runtime/signals.h"
 #include "services/responder/responder_config.h"
 #include "services/responder/responder_handler.h"
 
@@ -41,10 +41,10 @@ int Run(int argc, char** argv) {
   redis::ShardedConsumer consumer(
       redis_options, keys, consumer_options,
       [&]() -> redis::EntryHandler {
-    responder::ResponderHandler* shared = &handler;
-    return [shared](redis::Client& client, const redis::StreamEntry& entry, const redis::Fence& fence) {
-      return (*shared)(client, entry, fence);
-    };
+        responder::ResponderHandler* shared = &handler;
+        return [shared](redis::Client& client, const redis::StreamEntry& entry, const redis::Fence& fence) {
+          return (*shared)(client, entry, fence);
+        };
       },
       responder::ConversationOfEvent, &registry);
 
@@ -54,7 +54,8 @@ int Run(int argc, char** argv) {
   auto set_paused = [&paused](bool value) {
     return [&paused, value](const std::string& page) {
       if (!page.empty()) {
-        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the responder pauses as a whole; pages pause in the sender");
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "the responder pauses as a whole; pages pause in the sender");
       }
       auto done = paused.Set(value);
       return done ? grpc::Status::OK : grpcsvc::ToGrpc(done.error());
@@ -76,8 +77,8 @@ int Run(int argc, char** argv) {
   };
   hooks.reload_rules = reload;
   hooks.drain = runtime::RequestShutdown;
-  grpcsvc::ControlService control({"responder", consumer_options.instance, cfg.common.control_token, keys, redis_options},
-                                  hooks);
+  grpcsvc::ControlService control(
+      {"responder", consumer_options.instance, cfg.common.control_token, keys, redis_options}, hooks);
 
   runtime::ServiceSpec spec;
   spec.common = cfg.common;

@@ -14,7 +14,8 @@ Result<std::string> ProfileClient::FirstName(http::Client& http, const std::stri
   auto response = http.Get(base + "/" + http::UrlEncode(psid) +
                            "?fields=first_name,last_name&access_token=" + http::UrlEncode(*token));
   if (!response) return response.error();
-  if (response->status != 200) return Error{ErrorCode::kReply, response->body.substr(0, 200), "http_" + std::to_string(response->status)};
+  if (response->status != 200)
+    return Error{ErrorCode::kReply, response->body.substr(0, 200), "http_" + std::to_string(response->status)};
   auto profile = nlohmann::json::parse(response->body, nullptr, false);
   if (!profile.is_object() || !profile.contains("first_name") || !profile["first_name"].is_string()) {
     return Error{ErrorCode::kReply, "no first_name in the profile", "bad_answer"};

@@ -6,14 +6,16 @@ namespace katy::responder {
 
 ResponderConfig LoadResponderConfig(int argc, char** argv, config::Settings* settings_out) {
   auto specs = config::CommonSpecs(std::string(defaults::kResponderGrpc), std::string(defaults::kResponderAdmin));
-  specs.insert(specs.end(), {
-      {"KATY_RULES", "deploy/rules/katy.yaml", "The YAML rules file (reloaded on SIGHUP)"},
-      {"KATY_GRAPH_URL", std::string(defaults::kGraphUrl),
-       "Graph API base, for the user profile behind {{first_name}} (the emulator by default)"},
-      {"KATY_PAGE_TOKEN", "", "Page access token for profile reads (no token: names stay neutral)", false, true},
-      {"KATY_PAGE_TOKENS_FILE", "", R"(JSON file {"<page id>": "<token>"} for several pages)"},
-      {"KATY_PROFILE_TIMEOUT_MS", "500", "Longest a reply waits for the user's first name"},
-  });
+  specs.insert(
+      specs.end(),
+      {
+          {"KATY_RULES", "deploy/rules/katy.yaml", "The YAML rules file (reloaded on SIGHUP)"},
+          {"KATY_GRAPH_URL", std::string(defaults::kGraphUrl),
+           "Graph API base, for the user profile behind {{first_name}} (the emulator by default)"},
+          {"KATY_PAGE_TOKEN", "", "Page access token for profile reads (no token: names stay neutral)", false, true},
+          {"KATY_PAGE_TOKENS_FILE", "", R"(JSON file {"<page id>": "<token>"} for several pages)"},
+          {"KATY_PROFILE_TIMEOUT_MS", "500", "Longest a reply waits for the user's first name"},
+      });
   auto consumer_specs = config::ConsumerSpecs({std::chrono::milliseconds(10000), 8, 5}, "Conversations handled at once",
                                               "Failed attempts before an event is dead-lettered");
   specs.insert(specs.end(), consumer_specs.begin(), consumer_specs.end());

@@ -10,14 +10,14 @@ namespace katy::responder {
 // Filled by the Load function below; every default lives once, in its setting specs (shown by
 // --help), not in these members.
 struct ResponderConfig {
-  config::CommonConfig common;    // the settings every service reads (README)
-  config::ConsumerConfig consumer;  // KATY_LEASE_TTL_MS, KATY_WORKERS, KATY_MAX_ATTEMPTS
-  std::string rules_path;         // KATY_RULES: the YAML rules file (reloaded on SIGHUP)
-  std::string graph_url;          // KATY_GRAPH_URL: for the user profile API ({{first_name}})
-  std::string page_token;         // KATY_PAGE_TOKEN (secret): token for every page
-  std::string page_tokens_file;   // KATY_PAGE_TOKENS_FILE: JSON {page id: token}
+  config::CommonConfig common;                  // the settings every service reads (README)
+  config::ConsumerConfig consumer;              // KATY_LEASE_TTL_MS, KATY_WORKERS, KATY_MAX_ATTEMPTS
+  std::string rules_path;                       // KATY_RULES: the YAML rules file (reloaded on SIGHUP)
+  std::string graph_url;                        // KATY_GRAPH_URL: for the user profile API ({{first_name}})
+  std::string page_token;                       // KATY_PAGE_TOKEN (secret): token for every page
+  std::string page_tokens_file;                 // KATY_PAGE_TOKENS_FILE: JSON {page id: token}
   std::chrono::milliseconds profile_timeout{};  // KATY_PROFILE_TIMEOUT_MS: longest a
-                                                   // reply waits for a first name
+                                                // reply waits for a first name
 };
 
 // Throws config::ConfigError with one clear line.

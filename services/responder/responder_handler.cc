@@ -6,9 +6,9 @@
 
 #include "common/events.h"
 #include "common/http/http_client.h"
-#include "services/responder/skill_client.h"
 #include "common/log.h"
 #include "katy/v1/events.pb.h"
+#include "services/responder/skill_client.h"
 
 namespace katy::responder {
 namespace {
@@ -69,11 +69,16 @@ Conversation ReadConversation(const redis::Reply& hash) {
   for (size_t i = 0; i + 1 < hash.elements.size(); i += 2) {
     const std::string& field = hash.elements[i].str;
     const std::string& value = hash.elements[i + 1].str;
-    if (field == "state") conversation.state = value;
-    else if (field == "first_name") conversation.first_name = value;
-    else if (field == "first_seen_ms") conversation.first_contact = false;
-    else if (field == "profile_checked_ms") conversation.profile_checked_ms = std::atoll(value.c_str());
-    else if (field.rfind("var:", 0) == 0) conversation.vars[field.substr(4)] = value;
+    if (field == "state")
+      conversation.state = value;
+    else if (field == "first_name")
+      conversation.first_name = value;
+    else if (field == "first_seen_ms")
+      conversation.first_contact = false;
+    else if (field == "profile_checked_ms")
+      conversation.profile_checked_ms = std::atoll(value.c_str());
+    else if (field.rfind("var:", 0) == 0)
+      conversation.vars[field.substr(4)] = value;
   }
   return conversation;
 }
@@ -123,10 +128,14 @@ ResponderMetrics::ResponderMetrics(prometheus::Registry& registry)
                           .Help("Graph user profile reads by result")
                           .Register(registry)) {}
 
-ResponderHandler::ResponderHandler(KeySpace keys, const RulesHolder& rules, ResponderMetrics& metrics,
-                                   Clock now_ms, const ProfileClient* profiles)
-    : keys_(std::move(keys)), rules_(rules), metrics_(metrics), now_ms_(std::move(now_ms)),
-      profiles_(profiles), commit_script_(kCommitLua) {}
+ResponderHandler::ResponderHandler(KeySpace keys, const RulesHolder& rules, ResponderMetrics& metrics, Clock now_ms,
+                                   const ProfileClient* profiles)
+    : keys_(std::move(keys)),
+      rules_(rules),
+      metrics_(metrics),
+      now_ms_(std::move(now_ms)),
+      profiles_(profiles),
+      commit_script_(kCommitLua) {}
 
 std::string ConversationOfEvent(const redis::StreamEntry& entry) {
   katy::v1::InboundEvent event;
@@ -182,8 +191,8 @@ redis::HandleResult ResponderHandler::operator()(redis::Client& client, const re
       for (auto& [name, value] : answer->set_vars) decision.set_vars[name] = std::move(value);
       if (answer->next_state) decision.next_state = answer->next_state;
     } else {
-      log::Warn("skill failed; sending its fallback", {{"rule", decision.rule}, {"error", answer.error().message},
-                                                       {"code", answer.error().Label()}});
+      log::Warn("skill failed; sending its fallback",
+                {{"rule", decision.rule}, {"error", answer.error().message}, {"code", answer.error().Label()}});
       decision.messages = RenderMessages(decision.skill->fallback, event, conversation, PickRandom);
     }
   }
@@ -200,12 +209,14 @@ redis::HandleResult ResponderHandler::operator()(redis::Client& client, const re
   }
   for (const auto& [name, value] : decision.set_vars) hset.insert(hset.end(), {"var:" + name, value});
   if (decision.next_state) {
-    if (decision.next_state->empty()) hdel.emplace_back("state");
-    else hset.insert(hset.end(), {"state", *decision.next_state});
+    if (decision.next_state->empty())
+      hdel.emplace_back("state");
+    else
+      hset.insert(hset.end(), {"state", *decision.next_state});
   }
 
-  std::vector<std::string> args{KeySpace::kResponderGroup, entry.id, std::to_string(kConversationTtlS),
-                                 fence.owner, std::to_string(hset.size() / 2)};
+  std::vector<std::string> args{KeySpace::kResponderGroup, entry.id, std::to_string(kConversationTtlS), fence.owner,
+                                std::to_string(hset.size() / 2)};
   args.insert(args.end(), hset.begin(), hset.end());
   args.push_back(std::to_string(hdel.size()));
   args.insert(args.end(), hdel.begin(), hdel.end());
@@ -235,18 +246,20 @@ redis::HandleResult ResponderHandler::operator()(redis::Client& client, const re
     args.push_back(reply.SerializeAsString());
   }
 
-  auto committed = commit_script_.Run(
-      client, {keys_.OutStream(shard), entry.stream, conversation_key, fence.lease_key}, args);
+  auto committed =
+      commit_script_.Run(client, {keys_.OutStream(shard), entry.stream, conversation_key, fence.lease_key}, args);
   if (!committed) return redis::HandleResult::Retry("redis_" + committed.error().Label());
   if (committed->integer == -2) return redis::HandleResult::Abandon("lost_lease");
 
   const std::string kind = EventKindName(event.kind());
   metrics_.events.Add({{"kind", kind}, {"rule", decision.rule.empty() ? "none" : decision.rule}}).Increment();
   if (committed->integer > 0) metrics_.replies.Increment(static_cast<double>(committed->integer));
-  metrics_.latency.Observe(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-  log::Debug("event processed", {{"id", entry.id}, {"page", event.page_id()}, {"mid", event.mid()},
-                                 {"shard", shard}, {"rule", decision.rule},
+  metrics_.latency.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  log::Debug("event processed", {{"id", entry.id},
+                                 {"page", event.page_id()},
+                                 {"mid", event.mid()},
+                                 {"shard", shard},
+                                 {"rule", decision.rule},
                                  {"replies", committed->integer}});
   return redis::HandleResult::Done();
 }

@@ -32,12 +32,12 @@ class RulesHolder {
 
 struct ResponderMetrics {
   explicit ResponderMetrics(prometheus::Registry& registry);
-  prometheus::Family<prometheus::Counter>& events;          // by kind and rule
-  prometheus::Counter& replies;                             // messages enqueued for the sender
-  prometheus::Histogram& latency;                           // per-event processing, seconds
-  prometheus::Family<prometheus::Counter>& skill_calls;     // by rule and result (ok or error code)
-  prometheus::Family<prometheus::Histogram>& skill_latency; // by rule, seconds (retry included)
-  prometheus::Family<prometheus::Counter>& profile_fetches; // by result
+  prometheus::Family<prometheus::Counter>& events;           // by kind and rule
+  prometheus::Counter& replies;                              // messages enqueued for the sender
+  prometheus::Histogram& latency;                            // per-event processing, seconds
+  prometheus::Family<prometheus::Counter>& skill_calls;      // by rule and result (ok or error code)
+  prometheus::Family<prometheus::Histogram>& skill_latency;  // by rule, seconds (retry included)
+  prometheus::Family<prometheus::Counter>& profile_fetches;  // by result
 };
 
 // Handles one inbound stream entry: reads the conversation, finds the rule, fetches the user's

@@ -148,8 +148,7 @@ MessageTemplate ParseMessage(const YAML::Node& node) {
   if (const auto& list = node["quick_replies"]) {
     if (!list.IsSequence()) throw RulesError{LineOf(list), "quick_replies must be a list"};
     if (list.size() > kMaxQuickReplies) {
-      throw RulesError{LineOf(list), "at most 13 quick replies (Meta's limit), got " +
-                                         std::to_string(list.size())};
+      throw RulesError{LineOf(list), "at most 13 quick replies (Meta's limit), got " + std::to_string(list.size())};
     }
     for (const auto& item : list) {
       MessageTemplate::QuickReply reply;
@@ -163,8 +162,8 @@ MessageTemplate ParseMessage(const YAML::Node& node) {
         throw RulesError{LineOf(item), "a quick reply is a title or {title, payload}"};
       }
       if (reply.title.empty() || CodePoints(reply.title) > kMaxQuickReplyTitle) {
-        throw RulesError{LineOf(item), "quick reply title '" + reply.title +
-                                           "' must have 1 to 20 characters (Meta's limit)"};
+        throw RulesError{LineOf(item),
+                         "quick reply title '" + reply.title + "' must have 1 to 20 characters (Meta's limit)"};
       }
       if (reply.payload.size() > kMaxPayload) {
         throw RulesError{LineOf(item), "quick reply payload over 1000 characters (Meta's limit)"};
@@ -277,8 +276,8 @@ Rule ParseRule(const YAML::Node& node, const std::string& default_name) {
   rule.name = node["name"] ? Scalar(node["name"], "name") : default_name;
   for (const auto& field : node) {
     auto key = field.first.as<std::string>();
-    if (key != "name" && key != "when" && key != "reply" && key != "set" && key != "state" &&
-        key != "typing" && key != "skill") {
+    if (key != "name" && key != "when" && key != "reply" && key != "set" && key != "state" && key != "typing" &&
+        key != "skill") {
       throw RulesError{LineOf(field.first), "unknown rule field '" + key + "'"};
     }
   }
@@ -303,7 +302,8 @@ nlohmann::json ButtonsJson(const std::vector<MessageTemplate::Button>& buttons,
   nlohmann::json out = nlohmann::json::array();
   for (const auto& button : buttons) {
     if (!button.url.empty()) {
-      out.push_back({{"type", "web_url"}, {"title", Render(button.title, values)}, {"url", Render(button.url, values)}});
+      out.push_back(
+          {{"type", "web_url"}, {"title", Render(button.title, values)}, {"url", Render(button.url, values)}});
     } else {
       out.push_back({{"type", "postback"}, {"title", Render(button.title, values)}, {"payload", button.payload}});
     }
@@ -333,13 +333,14 @@ std::string MessageJson(const MessageTemplate& message, const std::map<std::stri
       out["text"] = std::move(text);
     } else {
       out["attachment"] = {{"type", "template"},
-                           {"payload", {{"template_type", "button"}, {"text", std::move(text)},
-                                        {"buttons", ButtonsJson(message.buttons, values)}}}};
+                           {"payload",
+                            {{"template_type", "button"},
+                             {"text", std::move(text)},
+                             {"buttons", ButtonsJson(message.buttons, values)}}}};
     }
   }
   for (const auto& reply : message.quick_replies) {
-    out["quick_replies"].push_back(
-        {{"content_type", "text"}, {"title", reply.title}, {"payload", reply.payload}});
+    out["quick_replies"].push_back({{"content_type", "text"}, {"title", reply.title}, {"payload", reply.payload}});
   }
   return ToJsonText(out);
 }
@@ -491,8 +492,8 @@ Result<RuleSet> LoadRulesFile(const std::string& path) {
   return ParseRules(text.str(), path);
 }
 
-const Rule* FindRule(const RuleSet& rules, const katy::v1::InboundEvent& event,
-                     const Conversation& conversation, std::map<std::string, std::string>* captures) {
+const Rule* FindRule(const RuleSet& rules, const katy::v1::InboundEvent& event, const Conversation& conversation,
+                     std::map<std::string, std::string>* captures) {
   if (!IsReplyable(event)) return nullptr;
   const std::string folded = FoldForMatching(event.text());
   for (const auto& rule : rules.rules) {
@@ -503,8 +504,8 @@ const Rule* FindRule(const RuleSet& rules, const katy::v1::InboundEvent& event,
   return rules.fallback ? &*rules.fallback : nullptr;
 }
 
-Decision Decide(const RuleSet& rules, const katy::v1::InboundEvent& event,
-                const Conversation& conversation, const std::function<size_t(size_t)>& pick) {
+Decision Decide(const RuleSet& rules, const katy::v1::InboundEvent& event, const Conversation& conversation,
+                const std::function<size_t(size_t)>& pick) {
   std::map<std::string, std::string> captures;
   const Rule* rule = FindRule(rules, event, conversation, &captures);
   if (rule == nullptr) return {};

@@ -49,13 +49,13 @@ struct Skill {
 
 // All conditions given must hold (AND); an empty matcher matches every event.
 struct Matcher {
-  std::vector<std::string> keywords;  // folded; any one of them, as a whole word
-  std::vector<std::string> postbacks;     // postback payload, exactly one of these
-  std::vector<std::string> quick_replies; // quick-reply payload, exactly one of these
-  std::shared_ptr<re2::RE2> regex;    // partial match on the text; named groups are captures
-  std::string attachment;             // an attachment of this type
-  std::optional<std::string> state;   // the conversation's state ("" = no state)
-  std::optional<bool> first_contact;  // the user's first event ever
+  std::vector<std::string> keywords;       // folded; any one of them, as a whole word
+  std::vector<std::string> postbacks;      // postback payload, exactly one of these
+  std::vector<std::string> quick_replies;  // quick-reply payload, exactly one of these
+  std::shared_ptr<re2::RE2> regex;         // partial match on the text; named groups are captures
+  std::string attachment;                  // an attachment of this type
+  std::optional<std::string> state;        // the conversation's state ("" = no state)
+  std::optional<bool> first_contact;       // the user's first event ever
 };
 
 struct Rule {
@@ -71,7 +71,7 @@ struct Rule {
 };
 
 struct RuleSet {
-  std::vector<Rule> rules;    // tried in file order; the first match wins
+  std::vector<Rule> rules;  // tried in file order; the first match wins
   std::optional<Rule> fallback;
 };
 
@@ -86,12 +86,12 @@ struct Conversation {
 
 // The result of matching one event.
 struct Decision {
-  std::string rule;                       // the rule's name ("fallback", "" when nothing matched)
-  std::vector<std::string> messages;      // Send API `message` objects, as JSON
+  std::string rule;                   // the rule's name ("fallback", "" when nothing matched)
+  std::vector<std::string> messages;  // Send API `message` objects, as JSON
   std::map<std::string, std::string> set_vars;
   std::optional<std::string> next_state;
-  bool typing = false;                    // send typing_on first
-  const Skill* skill = nullptr;           // when set, the skill decides the messages
+  bool typing = false;           // send typing_on first
+  const Skill* skill = nullptr;  // when set, the skill decides the messages
 };
 
 // Parses a rules file's YAML text. Errors carry "file:line: what is wrong" (code "rules").
@@ -104,8 +104,8 @@ Result<RuleSet> LoadRulesFile(const std::string& path);
 // The rule that answers an event: the first whose matcher holds, else the fallback; null when
 // none does or the event must not be answered (echoes, deliveries, reads, standby, page-level
 // events). Fills `captures` with the regex's named groups. Pure, thread-safe.
-const Rule* FindRule(const RuleSet& rules, const katy::v1::InboundEvent& event,
-                     const Conversation& conversation, std::map<std::string, std::string>* captures);
+const Rule* FindRule(const RuleSet& rules, const katy::v1::InboundEvent& event, const Conversation& conversation,
+                     std::map<std::string, std::string>* captures);
 
 // Renders a rule's replies and actions for an event. `pick(n)` returns a number in [0, n) for
 // random variants. Pure, thread-safe.
@@ -113,8 +113,8 @@ Decision ApplyRule(const Rule& rule, const katy::v1::InboundEvent& event, const 
                    std::map<std::string, std::string> captures, const std::function<size_t(size_t)>& pick);
 
 // FindRule then ApplyRule; an empty Decision when no rule answers.
-Decision Decide(const RuleSet& rules, const katy::v1::InboundEvent& event,
-                const Conversation& conversation, const std::function<size_t(size_t)>& pick);
+Decision Decide(const RuleSet& rules, const katy::v1::InboundEvent& event, const Conversation& conversation,
+                const std::function<size_t(size_t)>& pick);
 
 // Renders message templates (for a skill's fallback), with the same placeholders as replies.
 std::vector<std::string> RenderMessages(const std::vector<MessageTemplate>& templates,

@@ -54,9 +54,12 @@ Result<SkillAnswer> ParseSkillAnswer(const std::string& body) {
     }
   }
   if (auto state = answer.find("state"); state != answer.end()) {
-    if (state->is_null()) out.next_state = "";
-    else if (state->is_string()) out.next_state = state->get<std::string>();
-    else return bad("state must be a string or null");
+    if (state->is_null())
+      out.next_state = "";
+    else if (state->is_string())
+      out.next_state = state->get<std::string>();
+    else
+      return bad("state must be a string or null");
   }
   return out;
 }

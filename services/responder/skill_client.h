@@ -14,9 +14,9 @@ namespace katy::responder {
 
 // What a skill answered.
 struct SkillAnswer {
-  std::vector<std::string> messages;           // Send API `message` objects, as JSON
+  std::vector<std::string> messages;  // Send API `message` objects, as JSON
   std::map<std::string, std::string> set_vars;
-  std::optional<std::string> next_state;       // "" clears the state
+  std::optional<std::string> next_state;  // "" clears the state
 };
 
 // The JSON a skill receives: {"event": {page, user, kind, mid, text, postback_payload,

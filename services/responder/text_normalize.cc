@@ -11,9 +11,9 @@ namespace {
 constexpr char kFold0xC0[] =
     "aaaaaaaceeeeiiiidnooooo\0ouuuuyts"  // U+00C0..U+00DF
     "aaaaaaaceeeeiiiidnooooo\0ouuuuyty"  // U+00E0..U+00FF
-    "aaaaaaccccccccddddeeeeeeeeeegggg"  // U+0100..U+011F
-    "gggghhhhiiiiiiiiiiiijjkkklllllll"  // U+0120..U+013F
-    "lllnnnnnnnnnoooooooorrrrrrssssss"  // U+0140..U+015F
+    "aaaaaaccccccccddddeeeeeeeeeegggg"   // U+0100..U+011F
+    "gggghhhhiiiiiiiiiiiijjkkklllllll"   // U+0120..U+013F
+    "lllnnnnnnnnnoooooooorrrrrrssssss"   // U+0140..U+015F
     "ssttttttuuuuuuuuuuuuwwyyyzzzzzzs";  // U+0160..U+017F
 constexpr uint32_t kFoldCount = sizeof(kFold0xC0) - 1;
 

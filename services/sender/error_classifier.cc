@@ -143,11 +143,16 @@ Classification Classify(const SendResponse& response) {
 
 const char* SendActionName(SendAction action) {
   switch (action) {
-    case SendAction::kDelivered: return "delivered";
-    case SendAction::kRetry: return "retry";
-    case SendAction::kThrottle: return "throttle";
-    case SendAction::kDeadLetter: return "dead_letter";
-    case SendAction::kPausePage: return "pause_page";
+    case SendAction::kDelivered:
+      return "delivered";
+    case SendAction::kRetry:
+      return "retry";
+    case SendAction::kThrottle:
+      return "throttle";
+    case SendAction::kDeadLetter:
+      return "dead_letter";
+    case SendAction::kPausePage:
+      return "pause_page";
   }
   return "unknown";
 }

@@ -17,17 +17,17 @@ enum class SendAction {
 
 struct Classification {
   SendAction action = SendAction::kRetry;
-  std::string reason;  // transient, throttled, recipient_gone, outside_window, bad_request,
-                       // page_broken, policy, already_delivered, delivered
-  int code = 0;        // Graph error code (0 when none)
-  int subcode = 0;     // Graph error_subcode (0 when none)
+  std::string reason;                 // transient, throttled, recipient_gone, outside_window, bad_request,
+                                      // page_broken, policy, already_delivered, delivered
+  int code = 0;                       // Graph error code (0 when none)
+  int subcode = 0;                    // Graph error_subcode (0 when none)
   std::chrono::milliseconds wait{0};  // for kThrottle: the least time to wait
 };
 
 // The result of one HTTP exchange as the classifier sees it.
 struct SendResponse {
-  long http_status = 0;             // 0 when the request never got an answer
-  std::string transport_error;      // "timeout", "connect", "io" or "" (from http::Client)
+  long http_status = 0;         // 0 when the request never got an answer
+  std::string transport_error;  // "timeout", "connect", "io" or "" (from http::Client)
   std::string body;
   std::map<std::string, std::string> headers;  // lowercase names
 };

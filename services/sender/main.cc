@@ -3,13 +3,13 @@
 #include <cstdio>
 
 #include "common/clock.h"
-#include "common/log.h"
 #include "common/grpc/control_service.h"
+#include "common/log.h"
 #include "common/redis/client_pool.h"
 #include "common/redis/sharded_consumer.h"
-#include "common/runtime/signals.h"
-#include "common/runtime/service_main.h"
 #include "common/runtime/run_service.h"
+#include "common/runtime/service_main.h"
+#include "common/runtime/signals.h"
 #include "services/sender/sender_config.h"
 #include "services/sender/sender_handler.h"
 
@@ -41,11 +41,12 @@ int Run(int argc, char** argv) {
   redis::ShardedConsumer consumer(
       redis_options, keys, consumer_options,
       [&]() -> redis::EntryHandler {
-    // One handler per worker thread: each owns its HTTP connection.
-    auto handler = std::make_shared<sender::SenderHandler>(keys, options, *tokens, limiter, sender_metrics, WallClockMs);
-    return [handler](redis::Client& client, const redis::StreamEntry& entry, const redis::Fence& fence) {
-      return (*handler)(client, entry, fence);
-    };
+        // One handler per worker thread: each owns its HTTP connection.
+        auto handler =
+            std::make_shared<sender::SenderHandler>(keys, options, *tokens, limiter, sender_metrics, WallClockMs);
+        return [handler](redis::Client& client, const redis::StreamEntry& entry, const redis::Fence& fence) {
+          return (*handler)(client, entry, fence);
+        };
       },
       sender::ConversationOfMessage, &registry);
 

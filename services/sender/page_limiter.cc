@@ -53,8 +53,11 @@ GcraResult Gcra(double tat_ms, double now_ms, double rate_per_s) {
 }
 
 PageLimiter::PageLimiter(KeySpace keys, double default_rate, double default_media_rate)
-    : keys_(std::move(keys)), default_rate_(Number(default_rate)), default_media_rate_(Number(default_media_rate)),
-      acquire_(kAcquireLua), throttle_(kThrottleLua) {}
+    : keys_(std::move(keys)),
+      default_rate_(Number(default_rate)),
+      default_media_rate_(Number(default_media_rate)),
+      acquire_(kAcquireLua),
+      throttle_(kThrottleLua) {}
 
 Result<PageGate> PageLimiter::Acquire(redis::Client& client, const std::string& page, bool media) const {
   // The global hash (pause-all, default rate) is read in the same round trip; it is a separate
@@ -64,9 +67,9 @@ Result<PageGate> PageLimiter::Acquire(redis::Client& client, const std::string& 
   if (!global) return global.error();
   if (global->elements.size() == 2 && global->elements[0].str == "1") return PageGate{PageGate::Kind::kPaused, {}};
   const std::string& global_rate = global->elements.size() == 2 ? global->elements[1].str : "";
-  auto reply = acquire_.Run(client, {keys_.Rate(page)},
-                            {media ? "media_tat" : "tat", rate_field,
-                             media ? default_media_rate_ : default_rate_, global_rate});
+  auto reply =
+      acquire_.Run(client, {keys_.Rate(page)},
+                   {media ? "media_tat" : "tat", rate_field, media ? default_media_rate_ : default_rate_, global_rate});
   if (!reply) return reply.error();
   if (!reply->IsArray() || reply->elements.size() != 2) return Error{ErrorCode::kReply, "unexpected limiter answer"};
   const long long verdict = reply->elements[0].integer;
@@ -83,8 +86,8 @@ Status PageLimiter::Throttle(redis::Client& client, const std::string& page, std
 
 Result<bool> PageLimiter::Pause(redis::Client& client, const std::string& page, const std::string& reason) const {
   // HSETNX: of several senders (or workers) hitting the same broken page, one pauses it.
-  auto replies = client.Pipeline({{"HSETNX", keys_.Rate(page), "paused", "1"},
-                                  {"HSETNX", keys_.Rate(page), "paused_reason", reason}});
+  auto replies = client.Pipeline(
+      {{"HSETNX", keys_.Rate(page), "paused", "1"}, {"HSETNX", keys_.Rate(page), "paused_reason", reason}});
   if (!replies) return replies.error();
   return (*replies)[0].integer == 1;
 }
@@ -96,7 +99,8 @@ Status PageLimiter::Resume(redis::Client& client, const std::string& page) const
 }
 
 Status PageLimiter::SetRate(redis::Client& client, const std::string& page, double per_second) const {
-  if (!(per_second > 0 && per_second <= 100000)) return Error{ErrorCode::kInvalid, "rate must be > 0 and at most 100000"};
+  if (!(per_second > 0 && per_second <= 100000))
+    return Error{ErrorCode::kInvalid, "rate must be > 0 and at most 100000"};
   auto reply = client.Command({"HSET", keys_.Rate(page), "rate", Number(per_second)});
   if (!reply) return reply.error();
   return Ok{};

@@ -8,13 +8,13 @@
 
 namespace katy::sender {
 
-std::optional<SendRequest> BuildSendRequest(const katy::v1::OutboundMessage& message,
-                                            const std::string& graph_url,
-                                            const std::string& page_token,
-                                            const std::string& app_secret) {
+std::optional<SendRequest> BuildSendRequest(const katy::v1::OutboundMessage& message, const std::string& graph_url,
+                                            const std::string& page_token, const std::string& app_secret) {
   nlohmann::json body;
-  if (message.recipient_is_ref()) body["recipient"]["user_ref"] = message.recipient_id();
-  else body["recipient"]["id"] = message.recipient_id();
+  if (message.recipient_is_ref())
+    body["recipient"]["user_ref"] = message.recipient_id();
+  else
+    body["recipient"]["id"] = message.recipient_id();
   if (!message.sender_action().empty()) {
     body["sender_action"] = message.sender_action();
   } else {

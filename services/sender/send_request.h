@@ -17,9 +17,7 @@ struct SendRequest {
 // "message"|"sender_action"}. `appsecret_proof` is added when `app_secret` is non-empty.
 // Returns nullopt when the message's JSON is unusable (the message must be dead-lettered).
 // Pure, thread-safe. The URL carries the token: never log it.
-std::optional<SendRequest> BuildSendRequest(const katy::v1::OutboundMessage& message,
-                                            const std::string& graph_url,
-                                            const std::string& page_token,
-                                            const std::string& app_secret);
+std::optional<SendRequest> BuildSendRequest(const katy::v1::OutboundMessage& message, const std::string& graph_url,
+                                            const std::string& page_token, const std::string& app_secret);
 
 }  // namespace katy::sender

@@ -6,22 +6,25 @@ namespace katy::sender {
 
 SenderConfig LoadSenderConfig(int argc, char** argv, config::Settings* settings_out) {
   auto specs = config::CommonSpecs(std::string(defaults::kSenderGrpc), std::string(defaults::kSenderAdmin));
-  specs.insert(specs.end(), {
-      {"KATY_GRAPH_URL", std::string(defaults::kGraphUrl),
-       "Send API base URL (the local emulator by default; https://graph.facebook.com/v25.0 for Meta)"},
-      {"KATY_PAGE_TOKEN", "", "Page access token used for every page without its own", false, true},
-      {"KATY_PAGE_TOKENS_FILE", "", R"(JSON file {"<page id>": "<token>"} for several pages)"},
-      {"KATY_APP_SECRET", "", "Meta app secret, for appsecret_proof", false, true},
-      {"KATY_APPSECRET_PROOF", "0", "Send appsecret_proof (needs KATY_APP_SECRET)"},
-      {"KATY_PAGE_RATE", "250", "Messages per second per page, all sender instances together (Meta allows 300)"},
-      {"KATY_MEDIA_RATE", "10", "Audio/video messages per second per page (Meta allows 10)"},
-      {"KATY_SEND_TIMEOUT_MS", "10000", "Longest one Send API call may take"},
-      {"KATY_RETRY_MAX_AGE_S", "3600", "A message failing transiently is dead-lettered once this old"},
-      {"KATY_TYPING", "0", "Send typing_on before every text reply"},
-      {"KATY_MARK_SEEN", "0", "Send mark_seen before the first reply to an event"},
-  });
-  auto consumer_specs = config::ConsumerSpecs({std::chrono::milliseconds(10000), 64, 8}, "Recipients with a message in flight at once",
-                                              "Transient failures before a message is dead-lettered");
+  specs.insert(
+      specs.end(),
+      {
+          {"KATY_GRAPH_URL", std::string(defaults::kGraphUrl),
+           "Send API base URL (the local emulator by default; https://graph.facebook.com/v25.0 for Meta)"},
+          {"KATY_PAGE_TOKEN", "", "Page access token used for every page without its own", false, true},
+          {"KATY_PAGE_TOKENS_FILE", "", R"(JSON file {"<page id>": "<token>"} for several pages)"},
+          {"KATY_APP_SECRET", "", "Meta app secret, for appsecret_proof", false, true},
+          {"KATY_APPSECRET_PROOF", "0", "Send appsecret_proof (needs KATY_APP_SECRET)"},
+          {"KATY_PAGE_RATE", "250", "Messages per second per page, all sender instances together (Meta allows 300)"},
+          {"KATY_MEDIA_RATE", "10", "Audio/video messages per second per page (Meta allows 10)"},
+          {"KATY_SEND_TIMEOUT_MS", "10000", "Longest one Send API call may take"},
+          {"KATY_RETRY_MAX_AGE_S", "3600", "A message failing transiently is dead-lettered once this old"},
+          {"KATY_TYPING", "0", "Send typing_on before every text reply"},
+          {"KATY_MARK_SEEN", "0", "Send mark_seen before the first reply to an event"},
+      });
+  auto consumer_specs =
+      config::ConsumerSpecs({std::chrono::milliseconds(10000), 64, 8}, "Recipients with a message in flight at once",
+                            "Transient failures before a message is dead-lettered");
   specs.insert(specs.end(), consumer_specs.begin(), consumer_specs.end());
   auto settings = config::Settings::Load(std::move(specs), argc, argv);
   SenderConfig cfg;

@@ -91,10 +91,16 @@ SenderMetrics::SenderMetrics(prometheus::Registry& registry)
                      .Help("Times a message waited for its page's rate limit")
                      .Register(registry)) {}
 
-SenderHandler::SenderHandler(KeySpace keys, SenderOptions options, const PageTokens& tokens,
-                             const PageLimiter& limiter, SenderMetrics& metrics, Clock now_ms)
-    : keys_(std::move(keys)), options_(std::move(options)), tokens_(tokens), limiter_(limiter), metrics_(metrics),
-      now_ms_(std::move(now_ms)), http_(options_.request_timeout), delivered_script_(kDeliveredLua) {}
+SenderHandler::SenderHandler(KeySpace keys, SenderOptions options, const PageTokens& tokens, const PageLimiter& limiter,
+                             SenderMetrics& metrics, Clock now_ms)
+    : keys_(std::move(keys)),
+      options_(std::move(options)),
+      tokens_(tokens),
+      limiter_(limiter),
+      metrics_(metrics),
+      now_ms_(std::move(now_ms)),
+      http_(options_.request_timeout),
+      delivered_script_(kDeliveredLua) {}
 
 std::string ConversationOfMessage(const redis::StreamEntry& entry) {
   katy::v1::OutboundMessage message;
@@ -110,8 +116,7 @@ void SenderHandler::SendAction(const katy::v1::OutboundMessage& message, const s
   request.set_sender_action(action);
   auto built = BuildSendRequest(request, options_.graph_url, token, options_.appsecret);
   auto answer = http_.Post(built->url, built->body, {"Content-Type: application/json"});
-  metrics_.sends.Add({{"result", answer && answer->status == 200 ? "delivered" : "action_failed"},
-                             {"code", "0"}})
+  metrics_.sends.Add({{"result", answer && answer->status == 200 ? "delivered" : "action_failed"}, {"code", "0"}})
       .Increment();
 }
 
@@ -167,8 +172,7 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
   if (!request) return redis::HandleResult::Poison("bad_message");
   const auto started = std::chrono::steady_clock::now();
   auto answer = http_.Post(request->url, request->body, {"Content-Type: application/json"});
-  metrics_.latency.Observe(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  metrics_.latency.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   SendResponse response;
   if (answer) {
     response.http_status = answer->status;
@@ -192,24 +196,26 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
       if (verdict.wait.count() > 0) {
         // Delivered, but Meta's usage headers say the page is at its limit: slow it down.
         LogIfFailed(limiter_.Throttle(client, message.page_id(), verdict.wait), "cannot throttle the page");
-        metrics_.throttled.Add({{"page", metrics_.page_label(message.page_id())}}).Increment(std::chrono::duration<double>(verdict.wait).count());
+        metrics_.throttled.Add({{"page", metrics_.page_label(message.page_id())}})
+            .Increment(std::chrono::duration<double>(verdict.wait).count());
       }
       *meta_id = MetaMessageId(response.body);
       return redis::HandleResult::Done();
     case SendAction::kRetry:
-      if (message.created_at_ms() > 0 && age_ms > std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                      options_.retry_max_age).count()) {
+      if (message.created_at_ms() > 0 &&
+          age_ms > std::chrono::duration_cast<std::chrono::milliseconds>(options_.retry_max_age).count()) {
         return redis::HandleResult::Poison("expired_" + verdict.reason);
       }
       return redis::HandleResult::Retry(verdict.reason);
     case SendAction::kThrottle:
       LogIfFailed(limiter_.Throttle(client, message.page_id(), verdict.wait), "cannot throttle the page");
-      metrics_.throttled.Add({{"page", metrics_.page_label(message.page_id())}}).Increment(std::chrono::duration<double>(verdict.wait).count());
-      log::Warn("page throttled by Meta", {{"page", message.page_id()}, {"code", verdict.code},
+      metrics_.throttled.Add({{"page", metrics_.page_label(message.page_id())}})
+          .Increment(std::chrono::duration<double>(verdict.wait).count());
+      log::Warn("page throttled by Meta", {{"page", message.page_id()},
+                                           {"code", verdict.code},
                                            {"wait_ms", static_cast<long long>(verdict.wait.count())}});
       return redis::HandleResult::Wait(verdict.reason, verdict.wait);
-    case SendAction::kPausePage:
-    {
+    case SendAction::kPausePage: {
       auto paused = limiter_.Pause(client, message.page_id(), verdict.reason + "_" + std::to_string(verdict.code));
       if (paused && *paused) {
         metrics_.pauses.Add({{"page", metrics_.page_label(message.page_id())}, {"reason", verdict.reason}}).Increment();
@@ -234,10 +240,10 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
 
   const int shard = ShardOf(message.page_id(), message.recipient_id(), keys_.shards());
   const std::string sent_key = keys_.Sent(shard, message.id());
-  auto checks = client.Pipeline({{"EXISTS", sent_key},
-                                 {"GET", fence.lease_key},
-                                 {"HGET", keys_.Conversation(shard, message.page_id(), message.recipient_id()),
-                                  "last_user_ms"}});
+  auto checks =
+      client.Pipeline({{"EXISTS", sent_key},
+                       {"GET", fence.lease_key},
+                       {"HGET", keys_.Conversation(shard, message.page_id(), message.recipient_id()), "last_user_ms"}});
   if (!checks) return redis::HandleResult::Retry("redis_" + checks.error().Label());
   if ((*checks)[1].str != fence.owner) return redis::HandleResult::Abandon("lost_lease");
   if ((*checks)[0].integer == 1) {
@@ -250,8 +256,7 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
 
   // The 24 h window runs from the user's last message: the one this replies to, or a later one.
   const int64_t now = now_ms_();
-  const int64_t last_user_ms =
-      std::max<int64_t>(message.user_last_message_ms(), std::atoll((*checks)[2].str.c_str()));
+  const int64_t last_user_ms = std::max<int64_t>(message.user_last_message_ms(), std::atoll((*checks)[2].str.c_str()));
   const bool automated = message.messaging_type() != "MESSAGE_TAG";
   const int64_t window_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.window).count();
   if (automated && last_user_ms > 0 && now - last_user_ms > window_ms) {
@@ -309,9 +314,9 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
   }
 
   const std::string final_mark = bodies.size() == 1 ? sent_key : sent_key + "@" + std::to_string(bodies.size() - 1);
-  auto committed = delivered_script_.Run(
-      client, {sent_key, entry.stream, final_mark + ":inflight"},
-      {KeySpace::kSenderGroup, entry.id, std::to_string(options_.sent_ttl.count()), meta_id});
+  auto committed =
+      delivered_script_.Run(client, {sent_key, entry.stream, final_mark + ":inflight"},
+                            {KeySpace::kSenderGroup, entry.id, std::to_string(options_.sent_ttl.count()), meta_id});
   if (!committed) {
     // Meta has it but Redis did not record it: the retry finds the in-flight mark, sends again
     // and counts a possible duplicate. This is the one duplicate window of at-least-once.
@@ -321,8 +326,11 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
   if (message.event_received_at_ms() > 0) {
     metrics_.end_to_end.Observe(static_cast<double>(now_ms_() - message.event_received_at_ms()) / 1000.0);
   }
-  log::Debug("delivered", {{"id", message.id()}, {"page", message.page_id()}, {"shard", shard},
-                           {"message_id", meta_id}, {"parts", bodies.size()}});
+  log::Debug("delivered", {{"id", message.id()},
+                           {"page", message.page_id()},
+                           {"shard", shard},
+                           {"message_id", meta_id},
+                           {"parts", bodies.size()}});
   return redis::HandleResult::Done();
 }
 

@@ -11,22 +11,22 @@
 #include "common/redis/script.h"
 #include "common/redis/sharded_consumer.h"
 #include "common/shard.h"
-#include "services/sender/error_classifier.h"
 #include "katy/v1/events.pb.h"
+#include "services/sender/error_classifier.h"
 #include "services/sender/page_limiter.h"
 
 namespace katy::sender {
 
 struct SenderOptions {
-  std::string graph_url;        // base, e.g. https://graph.facebook.com/v25.0
-  std::string appsecret;        // non-empty: send appsecret_proof with every call
-  std::chrono::seconds sent_ttl{7 * 24 * 3600};  // how long delivered marks are kept
-  std::chrono::hours window{24};                  // Meta's standard messaging window
+  std::string graph_url;                             // base, e.g. https://graph.facebook.com/v25.0
+  std::string appsecret;                             // non-empty: send appsecret_proof with every call
+  std::chrono::seconds sent_ttl{7 * 24 * 3600};      // how long delivered marks are kept
+  std::chrono::hours window{24};                     // Meta's standard messaging window
   std::chrono::milliseconds request_timeout{10000};  // one Send API call, connect to answer
-  std::chrono::seconds retry_max_age{3600};  // a message failing transiently is dead-lettered
-                                             // ("expired") once this old
-  bool typing = false;     // typing_on before every text reply
-  bool mark_seen = false;  // mark_seen before the first reply to an event
+  std::chrono::seconds retry_max_age{3600};          // a message failing transiently is dead-lettered
+                                                     // ("expired") once this old
+  bool typing = false;                               // typing_on before every text reply
+  bool mark_seen = false;                            // mark_seen before the first reply to an event
 };
 
 struct SenderMetrics {
@@ -39,7 +39,7 @@ struct SenderMetrics {
   prometheus::Family<prometheus::Counter>& pauses;      // by page and reason
   prometheus::Counter& possible_duplicates;             // sends after an unknown outcome
   prometheus::Family<prometheus::Counter>& rate_waits;  // by page: times a message waited for a slot
-  metrics::BoundedLabel page_label;                  // the page label of the families above
+  metrics::BoundedLabel page_label;                     // the page label of the families above
 };
 
 // Handles one outbound stream entry (docs/sending.md):
@@ -59,13 +59,12 @@ class SenderHandler {
   SenderHandler(KeySpace keys, SenderOptions options, const PageTokens& tokens, const PageLimiter& limiter,
                 SenderMetrics& metrics, Clock now_ms);
 
-  redis::HandleResult operator()(redis::Client& client, const redis::StreamEntry& entry,
-                                 const redis::Fence& fence);
+  redis::HandleResult operator()(redis::Client& client, const redis::StreamEntry& entry, const redis::Fence& fence);
 
  private:
   // What the in-flight mark of a part says about an earlier attempt.
   struct InFlight {
-    bool possible_duplicate = false;  // an earlier attempt's outcome is unknown: send, count it
+    bool possible_duplicate = false;    // an earlier attempt's outcome is unknown: send, count it
     std::chrono::milliseconds wait{0};  // > 0: an earlier attempt may still be under way
   };
   // Sets the part's in-flight mark, or reads an earlier one (see the .cc).

@@ -57,10 +57,11 @@ int64_t NowMs() {
 
 std::string WebhookBody(int user, int n) {
   const int64_t at = NowMs();  // a user's messages are sent one after another: in order
-  nlohmann::json item{{"sender", {{"id", UserId(user)}}},
-                      {"recipient", {{"id", kPage}}},
-                      {"timestamp", at},
-                      {"message", {{"mid", "m_chaos_" + UserId(user) + "_" + std::to_string(n)}, {"text", Text(user, n)}}}};
+  nlohmann::json item{
+      {"sender", {{"id", UserId(user)}}},
+      {"recipient", {{"id", kPage}}},
+      {"timestamp", at},
+      {"message", {{"mid", "m_chaos_" + UserId(user) + "_" + std::to_string(n)}, {"text", Text(user, n)}}}};
   nlohmann::json body{{"object", "page"}, {"entry", {{{"id", kPage}, {"time", at}, {"messaging", {item}}}}}};
   return body.dump();
 }
@@ -97,9 +98,9 @@ class WebhookTraffic {
   }
 
   void Deliver(http::Client& client, const std::string& body) {
-    const std::vector<std::string> headers = {"Content-Type: application/json",
-                                              "X-Hub-Signature-256: sha256=" +
-                                                  HmacSha256Hex(testing::KatyStack::kAppSecret, body)};
+    const std::vector<std::string> headers = {
+        "Content-Type: application/json",
+        "X-Hub-Signature-256: sha256=" + HmacSha256Hex(testing::KatyStack::kAppSecret, body)};
     const auto give_up = Clock::now() + seconds(60);
     while (Clock::now() < give_up) {
       auto answer = client.Post(url_, body, headers);
@@ -262,8 +263,8 @@ TEST(ChaosTest, KillsRestartsAndGraphErrorsLoseNothingAndEveryDuplicateIsCounted
       "users out of order %zu, duplicates at the Send API %zu, counted by the senders %.0f; "
       "traffic %.1f s, total %.1f s\n",
       kUsers, kMessagesPerUser, kExpected, traffic.delivered(), traffic.retries(), chaos.responder_kills,
-      chaos.sender_kills, chaos.redis_kills, total, DistinctReplies(received), lost, out_of_order_users,
-      duplicates, counted, traffic_seconds, std::chrono::duration<double>(Clock::now() - started).count());
+      chaos.sender_kills, chaos.redis_kills, total, DistinctReplies(received), lost, out_of_order_users, duplicates,
+      counted, traffic_seconds, std::chrono::duration<double>(Clock::now() - started).count());
   EXPECT_TRUE(all_replied) << "logs in " << stack.dir();
   EXPECT_EQ(traffic.delivered(), static_cast<int>(kExpected));
   EXPECT_EQ(lost, 0u);

@@ -1,12 +1,12 @@
 // Control and observability against real processes (issue 6): a standard gRPC health client,
 // the real katyctl binary, promtool on real /metrics, and the logs of a whole run.
-#include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 
 #include <csignal>
 #include <fstream>
-#include <thread>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "common/http/http_client.h"
 #include "common/redis/redis_client.h"
@@ -57,18 +57,20 @@ TEST(ControlTest, HealthIsServingOnlyWhileRedisAnswers) {
   testing::KatyStack stack({kRules, {}});
   ASSERT_TRUE(stack.ready());
   for (const char* service : kServices) {
-    EXPECT_TRUE(testing::WaitFor([&] { return Health(stack.GrpcAddress(service)) == "SERVING"; }, std::chrono::seconds(5)))
+    EXPECT_TRUE(
+        testing::WaitFor([&] { return Health(stack.GrpcAddress(service)) == "SERVING"; }, std::chrono::seconds(5)))
         << service;
   }
   stack.StopRedis();
   for (const char* service : kServices) {
-    EXPECT_TRUE(testing::WaitFor([&] { return Health(stack.GrpcAddress(service)) == "NOT_SERVING"; },
-                                 std::chrono::seconds(5)))
+    EXPECT_TRUE(
+        testing::WaitFor([&] { return Health(stack.GrpcAddress(service)) == "NOT_SERVING"; }, std::chrono::seconds(5)))
         << service << " still says " << Health(stack.GrpcAddress(service));
   }
   stack.StartRedis();
   for (const char* service : kServices) {
-    EXPECT_TRUE(testing::WaitFor([&] { return Health(stack.GrpcAddress(service)) == "SERVING"; }, std::chrono::seconds(5)))
+    EXPECT_TRUE(
+        testing::WaitFor([&] { return Health(stack.GrpcAddress(service)) == "SERVING"; }, std::chrono::seconds(5)))
         << service;
   }
   // And the bot works again.
@@ -163,7 +165,8 @@ TEST(ControlTest, DeadLettersAreListedShownAndReplayedInOrder) {
   ASSERT_TRUE(stack.ready());
   http::Client http;
   ASSERT_EQ(http.Post(stack.emulator_url() + "/_emulator/faults",
-                      R"({"fail_next":2,"error":{"http_status":400,"code":100,"message":"(#100) bad"}})")->status,
+                      R"({"fail_next":2,"error":{"http_status":400,"code":100,"message":"(#100) bad"}})")
+                ->status,
             200);
   Say(stack, "d1", "first");
   Say(stack, "d1", "second");
@@ -219,7 +222,8 @@ TEST(ControlTest, SecretsNeverReachTheLogs) {
   ASSERT_TRUE(forged.ok());
   EXPECT_EQ(forged->status, 403);
   Katyctl(stack, "sender", "--token nope status");
-  auto faults = http.Post(stack.emulator_url() + "/_emulator/faults", R"({"fail_next":1,"error":{"code":190,"http_status":400}})");
+  auto faults = http.Post(stack.emulator_url() + "/_emulator/faults",
+                          R"({"fail_next":1,"error":{"code":190,"http_status":400}})");
   ASSERT_TRUE(faults.ok() && faults->status == 200);
   Say(stack, "s2", "hello");
   std::this_thread::sleep_for(std::chrono::seconds(2));

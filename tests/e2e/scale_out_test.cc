@@ -66,8 +66,8 @@ TEST(ScaleOutTest, ThreeRespondersOneKilledEveryUserGetsEveryReplyInOrderOnce) {
 
   http::Client http;
   auto say = [&](int user, int n) {
-    nlohmann::json body{{"page", "104560000000001"}, {"psid", "user" + std::to_string(user)},
-                        {"text", std::to_string(n)}};
+    nlohmann::json body{
+        {"page", "104560000000001"}, {"psid", "user" + std::to_string(user)}, {"text", std::to_string(n)}};
     auto said = http.Post(stack.emulator_url() + "/_emulator/say", body.dump());
     ASSERT_TRUE(said.ok());
     ASSERT_EQ(said->status, 200) << said->body;

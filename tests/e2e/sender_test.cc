@@ -22,8 +22,8 @@ constexpr const char* kPage = "104560000000777";
 constexpr const char* kRules = "fallback:\n  reply: \"ok\"\n";
 
 int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 redis::Client Redis(const testing::KatyStack& stack) { return redis::Client(*redis::ParseUrl(stack.redis_url())); }
@@ -44,7 +44,8 @@ void QueueReplies(const testing::KatyStack& stack, int users, int per_user, cons
       message.set_message_json(nlohmann::json{{"text", psid + " n" + std::to_string(n)}}.dump());
       message.set_created_at_ms(NowMs());
       message.set_user_last_message_ms(NowMs());
-      commands.push_back({"XADD", keys.OutStream(ShardOf(kPage, psid, kShards)), "*", "pb", message.SerializeAsString()});
+      commands.push_back(
+          {"XADD", keys.OutStream(ShardOf(kPage, psid, kShards)), "*", "pb", message.SerializeAsString()});
     }
   }
   ASSERT_TRUE(client.Pipeline(commands).ok());
@@ -106,7 +107,8 @@ TEST(SenderTest, ThreeSendersShareThePageRateLimit) {
     while (window.front() <= t - 1000) window.pop_front();
     busiest = std::max(busiest, window.size());
   }
-  const double mean = static_cast<double>(times.size() - 1) / (static_cast<double>(times.back() - times.front()) / 1000.0);
+  const double mean =
+      static_cast<double>(times.size() - 1) / (static_cast<double>(times.back() - times.front()) / 1000.0);
   EXPECT_LE(busiest, 52u) << "a 1-second window carried " << busiest;
   EXPECT_GE(mean, 47.5) << "mean rate " << mean;
   RecordProperty("busiest_second", static_cast<int>(busiest));
@@ -142,7 +144,9 @@ TEST(SenderTest, ThrottledPageSlowsDownAndLosesNothing) {
 TEST(SenderTest, PermanentErrorsAreDeadLetteredWithTheirReason) {
   testing::KatyStack stack({kRules, {}});
   ASSERT_TRUE(stack.ready());
-  SetFaults(stack, R"({"fail_next":1,"error":{"http_status":400,"code":551,"message":"This person isn't available right now."}})");
+  SetFaults(
+      stack,
+      R"({"fail_next":1,"error":{"http_status":400,"code":551,"message":"This person isn't available right now."}})");
   QueueReplies(stack, 1, 2);
   ASSERT_TRUE(WaitForReceived(stack, 1, std::chrono::seconds(20)));
   ASSERT_TRUE(testing::WaitFor([&] { return DeadLetters(stack).size() == 1; }, std::chrono::seconds(10)));
@@ -159,8 +163,11 @@ TEST(SenderTest, InvalidTokenPausesThePageAndKeepsItsMessagesUntilResumed) {
   QueueReplies(stack, 2, 2);
   auto client = Redis(stack);
   const std::string rate_key = std::string("katy:rate:") + kPage;
-  ASSERT_TRUE(testing::WaitFor([&] { return client.Command({"HGET", rate_key, "paused"})->str == "1"; },
-                               std::chrono::seconds(10)));
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        return client.Command({"HGET", rate_key, "paused"})->str == "1";
+      },
+      std::chrono::seconds(10)));
   std::this_thread::sleep_for(std::chrono::seconds(2));
   EXPECT_TRUE(Received(stack).empty());
   EXPECT_TRUE(DeadLetters(stack).empty()) << "a paused page's messages must stay queued";

@@ -4,8 +4,8 @@
 
 #include <csignal>
 #include <fstream>
-#include <thread>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "common/http/http_client.h"
 #include "tests/support/katy_stack.h"
@@ -50,7 +50,8 @@ TEST(EndToEndTest, HelloThroughTheEmulatorGetsTheBotsReply) {
 
   // Non-ASCII survives the whole path (Meta-escaped webhook, protobuf, Send API JSON).
   ASSERT_EQ(http.Post(stack.emulator_url() + "/_emulator/say",
-                      R"({"page":"104560000000001","psid":"7100000000000002","text":"Ça va? ☀️"})")->status,
+                      R"({"page":"104560000000001","psid":"7100000000000002","text":"Ça va? ☀️"})")
+                ->status,
             200);
   ASSERT_TRUE(testing::WaitFor(
       [&] {
@@ -90,7 +91,8 @@ TEST(EndToEndTest, EchoesAndReceiptsReachKatyButGetNoReply) {
   testing::KatyStack stack({kRules, {{"KATY_EMULATOR_ECHOES", "1"}, {"KATY_EMULATOR_WEBHOOK_BATCH", "20"}}});
   ASSERT_TRUE(stack.ready());
   http::Client http;
-  ASSERT_EQ(http.Post(stack.emulator_url() + "/_emulator/say", R"({"page":"1045","psid":"e1","text":"hello"})")->status, 200);
+  ASSERT_EQ(http.Post(stack.emulator_url() + "/_emulator/say", R"({"page":"1045","psid":"e1","text":"hello"})")->status,
+            200);
   ASSERT_TRUE(testing::WaitFor([&] { return Replies(http, stack.emulator_url(), "e1").size() == 1; },
                                std::chrono::seconds(15)));
   ASSERT_EQ(http.Post(stack.emulator_url() + "/_emulator/delivered", R"({"page":"1045","psid":"e1"})")->status, 200);
@@ -122,8 +124,7 @@ TEST(EndToEndTest, ServicesStopCleanlyOnSigterm) {
 TEST(EndToEndTest, MissingRequiredSettingStopsStartUpWithOneLine) {
   const std::string dir = testing::MakeTempDir("config");
   {
-    testing::Process ingress(testing::BinaryPath("katy-ingress"), {}, {{"KATY_APP_SECRET", ""}},
-                             dir + "/ingress.log");
+    testing::Process ingress(testing::BinaryPath("katy-ingress"), {}, {{"KATY_APP_SECRET", ""}}, dir + "/ingress.log");
     EXPECT_EQ(ingress.Stop(0, std::chrono::seconds(10)), 2);
   }
   std::ifstream log(dir + "/ingress.log");

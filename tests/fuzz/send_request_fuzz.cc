@@ -22,8 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   message.set_sender_action(input.ConsumeBool() ? input.ConsumeRandomLengthString(20) : "");
   const bool with_proof = input.ConsumeBool();
   message.set_message_json(input.ConsumeRemainingBytesAsString());
-  const auto request = katy::sender::BuildSendRequest(message, "http://graph.invalid/v25.0", "token",
-                                                      with_proof ? "secret" : "");
+  const auto request =
+      katy::sender::BuildSendRequest(message, "http://graph.invalid/v25.0", "token", with_proof ? "secret" : "");
   if (request) {
     const auto body = nlohmann::json::parse(request->body, nullptr, false);
     if (body.is_discarded() || !body.is_object() || !body.contains("recipient")) __builtin_trap();

@@ -36,9 +36,10 @@ class EmulatorServerTest : public ::testing::Test {
 };
 
 TEST_F(EmulatorServerTest, SendApiTakesFormBodiesAndAnswersWithUsageHeaders) {
-  auto response = http_.Post(base_ + "/1045/messages?access_token=t",
-                             "recipient=%7B%22id%22%3A%2242%22%7D&messaging_type=RESPONSE&message=%7B%22text%22%3A%22hi%22%7D",
-                             {"Content-Type: application/x-www-form-urlencoded"});
+  auto response =
+      http_.Post(base_ + "/1045/messages?access_token=t",
+                 "recipient=%7B%22id%22%3A%2242%22%7D&messaging_type=RESPONSE&message=%7B%22text%22%3A%22hi%22%7D",
+                 {"Content-Type: application/x-www-form-urlencoded"});
   ASSERT_TRUE(response.ok());
   EXPECT_EQ(response->status, 200) << response->body;
   EXPECT_EQ(nlohmann::json::parse(response->body)["recipient_id"], "42");
@@ -47,7 +48,8 @@ TEST_F(EmulatorServerTest, SendApiTakesFormBodiesAndAnswersWithUsageHeaders) {
   EXPECT_TRUE(usage.contains("call_count"));
   EXPECT_FALSE(response->Header("x-business-use-case-usage").empty());
   // The sender reads them like Meta's: a page at its limit is throttled.
-  ASSERT_EQ(http_.Post(base_.substr(0, base_.size() - 6) + "/_emulator/faults", R"({"rate_limit":{"1045":2}})")->status, 200);
+  ASSERT_EQ(http_.Post(base_.substr(0, base_.size() - 6) + "/_emulator/faults", R"({"rate_limit":{"1045":2}})")->status,
+            200);
   sender::SendResponse last;
   for (int i = 0; i < 3; ++i) {
     auto answer = http_.Post(base_ + "/1045/messages?access_token=t",
@@ -61,8 +63,9 @@ TEST_F(EmulatorServerTest, SendApiTakesFormBodiesAndAnswersWithUsageHeaders) {
 
 TEST_F(EmulatorServerTest, MessengerProfileRoundTrip) {
   const std::string url = base_ + "/me/messenger_profile?access_token=t";
-  auto set = http_.Post(url, R"({"get_started":{"payload":"GET_STARTED"},"greeting":[{"locale":"default","text":"Meow"}]})",
-                        {"Content-Type: application/json"});
+  auto set =
+      http_.Post(url, R"({"get_started":{"payload":"GET_STARTED"},"greeting":[{"locale":"default","text":"Meow"}]})",
+                 {"Content-Type: application/json"});
   ASSERT_EQ(set->status, 200) << set->body;
   EXPECT_EQ(nlohmann::json::parse(set->body)["result"], "success");
   auto got = nlohmann::json::parse(http_.Get(base_ + "/me/messenger_profile?fields=get_started&access_token=t")->body);
@@ -96,8 +99,11 @@ TEST(WebhookDeliveryIntegrationTest, RetriesLikeMetaUntilIngressStoresTheEvents)
   std::atomic<int> done{0};
   std::atomic<int> status{0};
   for (int i = 0; i < 3; ++i) {
-    delivery.Enqueue("1045", {{"sender", {{"id", "u"}}}, {"recipient", {{"id", "1045"}}}, {"timestamp", i},
-                              {"message", {{"mid", "m_retry_" + std::to_string(i)}, {"text", "t"}}}},
+    delivery.Enqueue("1045",
+                     {{"sender", {{"id", "u"}}},
+                      {"recipient", {{"id", "1045"}}},
+                      {"timestamp", i},
+                      {"message", {{"mid", "m_retry_" + std::to_string(i)}, {"text", "t"}}}},
                      [&](int result) {
                        status = result;
                        ++done;

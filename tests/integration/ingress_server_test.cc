@@ -28,8 +28,8 @@ constexpr const char* kSecret = "integration-secret";
 constexpr int kShards = 16;
 
 int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 // A TCP connection to 127.0.0.1:port, or -1. `receive_buffer` > 0 shrinks the socket's
@@ -88,8 +88,8 @@ void StallRedis(int port, const std::string& seconds) {
 
 std::string SignedPost(const std::string& body, const std::string& extra_headers = "") {
   return "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Hub-Signature-256: sha256=" +
-         HmacSha256Hex(kSecret, body) + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" +
-         extra_headers + "\r\n" + body;
+         HmacSha256Hex(kSecret, body) + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" + extra_headers +
+         "\r\n" + body;
 }
 
 // A client connection for the chaos test: writes requests in pieces and reads answers one at
@@ -170,8 +170,8 @@ class IngressServerTest : public ::testing::Test {
     keys_ = std::make_unique<KeySpace>(testing::UniquePrefix("ingress"), kShards);
     registry_ = std::make_unique<prometheus::Registry>();
     metrics_ = std::make_unique<IngressMetrics>(*registry_);
-    service_ = std::make_unique<WebhookService>(WebhookOptions{kSecret, "verify-me", false, max_body_bytes_},
-                                                *metrics_, Now);
+    service_ =
+        std::make_unique<WebhookService>(WebhookOptions{kSecret, "verify-me", false, max_body_bytes_}, *metrics_, Now);
     auto started = WebhookServer::Start(server_options_, *service_, {redis_options, *keys_, std::chrono::seconds(60)},
                                         registry_.get());
     ASSERT_TRUE(started.ok()) << started.error().message;
@@ -193,8 +193,9 @@ class IngressServerTest : public ::testing::Test {
   }
 
   Result<http::Response> PostSigned(const std::string& body) {
-    return http_.Post(url_, body, {"Content-Type: application/json; charset=utf-8",
-                                   "X-Hub-Signature-256: sha256=" + HmacSha256Hex(kSecret, body)});
+    return http_.Post(url_, body,
+                      {"Content-Type: application/json; charset=utf-8",
+                       "X-Hub-Signature-256: sha256=" + HmacSha256Hex(kSecret, body)});
   }
 
   // Every event in every inbound stream of this test's prefix (in the Redis ingress uses), by shard.
@@ -246,11 +247,11 @@ class IngressServerTest : public ::testing::Test {
 
 TEST_F(IngressServerTest, EveryFixtureIsEnqueuedOnceEvenWhenReplayed) {
   const std::map<std::string, size_t> expected = {
-      {"text_message.json", 1}, {"quick_reply.json", 1}, {"postback_get_started.json", 1},
-      {"batched.json", 5}, {"echo.json", 1}, {"delivery_read.json", 2}, {"reaction.json", 1},
-      {"standby.json", 1}, {"policy_enforcement.json", 1}, {"unicode_escaped.json", 1},
-      {"attachments.json", 1}, {"user_ref.json", 1}, {"string_timestamps.json", 1},
-      {"message_edit.json", 1}, {"unknown_event_kind.json", 1}};
+      {"text_message.json", 1},      {"quick_reply.json", 1},  {"postback_get_started.json", 1},
+      {"batched.json", 5},           {"echo.json", 1},         {"delivery_read.json", 2},
+      {"reaction.json", 1},          {"standby.json", 1},      {"policy_enforcement.json", 1},
+      {"unicode_escaped.json", 1},   {"attachments.json", 1},  {"user_ref.json", 1},
+      {"string_timestamps.json", 1}, {"message_edit.json", 1}, {"unknown_event_kind.json", 1}};
   size_t total = 0;
   for (const auto& [name, count] : expected) {
     auto response = PostSigned(testing::ReadFixture(name));
@@ -317,8 +318,15 @@ TEST_F(IngressServerTest, BadInputGetsItsAnswerAndEnqueuesNothing) {
   EXPECT_EQ(PostSigned("{\"object\":\"page\",\"entry\":[")->status, 400);
   EXPECT_EQ(PostSigned("{\"object\":\"user\",\"entry\":[]}")->status, 400);
   EXPECT_EQ(PostSigned("[]")->status, 400);
-  EXPECT_EQ(PostSigned(std::string("{\"object\":\"page\",\"entry\":[{\"id\":\"1\",\"messaging\":[{\"sender\":{\"id\":\"\xc3\x28\"}}]}]}"))->status, 400);
-  EXPECT_EQ(PostSigned("{\"object\":\"page\",\"entry\":" + std::string(5000, '[') + std::string(5000, ']') + "}")->status, 400);
+  EXPECT_EQ(
+      PostSigned(
+          std::string(
+              "{\"object\":\"page\",\"entry\":[{\"id\":\"1\",\"messaging\":[{\"sender\":{\"id\":\"\xc3\x28\"}}]}]}"))
+          ->status,
+      400);
+  EXPECT_EQ(
+      PostSigned("{\"object\":\"page\",\"entry\":" + std::string(5000, '[') + std::string(5000, ']') + "}")->status,
+      400);
   auto too_big = PostSigned(std::string(100 * 1024, ' ') + body);
   ASSERT_TRUE(too_big.ok());
   EXPECT_EQ(too_big->status, 413);
@@ -446,8 +454,9 @@ TEST_F(IngressServerTest, ClientThatNeverReadsItsAnswersIsDisconnected) {
   // stops reading from it, and after the read timeout (2 s here) closes it.
   const int greedy = ConnectLoopback(server_->port(), 4096);
   ASSERT_GE(greedy, 0);
-  const std::string get = "GET /webhook?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=" +
-                          std::string(200, 'c') + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string get =
+      "GET /webhook?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=" + std::string(200, 'c') +
+      " HTTP/1.1\r\nHost: x\r\n\r\n";
   std::string burst;
   for (int i = 0; i < 200; ++i) burst += get;
   size_t sent = 0;
@@ -615,9 +624,11 @@ TEST_F(IngressServerTest, MisbehavingClientsAndADroppingRedisLoseAndDoubleNothin
       };
       auto body_of = [&](const std::string& mid, int user) {
         return "{\"object\":\"page\",\"entry\":[{\"id\":\"104560000000001\",\"time\":1764230400000,"
-               "\"messaging\":[{\"sender\":{\"id\":\"71" + std::to_string(100000 + user) +
+               "\"messaging\":[{\"sender\":{\"id\":\"71" +
+               std::to_string(100000 + user) +
                "\"},\"recipient\":{\"id\":\"104560000000001\"},\"timestamp\":1764230400000,"
-               "\"message\":{\"mid\":\"" + mid + R"(","text":"chaos"}}]}]})";
+               "\"message\":{\"mid\":\"" +
+               mid + R"(","text":"chaos"}}]}]})";
       };
       std::vector<std::pair<std::string, std::string>> acknowledged_requests;  // mid, body
       // Sends the request until it is acknowledged, as Meta retries: after a 503 or a lost
@@ -687,8 +698,8 @@ TEST_F(IngressServerTest, MisbehavingClientsAndADroppingRedisLoseAndDoubleNothin
         } else if (dice < 95) {
           // Signed with another secret: 403, never stored.
           const std::string forged = "POST /webhook HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: sha256=" +
-                                     HmacSha256Hex("not-the-secret", body) + "\r\nContent-Length: " +
-                                     std::to_string(body.size()) + "\r\n\r\n" + body;
+                                     HmacSha256Hex("not-the-secret", body) +
+                                     "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
           out.never_whole.insert(mid);
           if (!connection.Open() || !connection.Write(forged, 1, random)) continue;
           const int status = connection.ReadStatus();
@@ -749,7 +760,7 @@ TEST_F(IngressServerTest, StreamedEmptyLinesAreRefusedAtTheHeadLimit) {
   RawClient client(server_->port());
   std::string crlfs;
   for (int i = 0; i < 16 * 1024; ++i) crlfs += "\r\n";  // 32 KiB, twice the head limit
-  client.Send(crlfs);  // may fail part way: ingress answers and closes at the limit
+  client.Send(crlfs);                                   // may fail part way: ingress answers and closes at the limit
   const std::string answer = client.ReadUntilClosed();
   EXPECT_EQ(answer.rfind("HTTP/1.1 431 ", 0), 0u) << answer;
   EXPECT_TRUE(client.closed());
@@ -765,7 +776,8 @@ TEST_F(IngressServerTest, ConnectionsOverTheLimitGet503AndSilentOnesAreClosedSoo
     ASSERT_TRUE(held.back()->connected());
   }
   // The loops count a connection once they accept it: wait for all four.
-  for (int i = 0; i < 100 && server_->connections() < 4; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 100 && server_->connections() < 4; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   ASSERT_EQ(server_->connections(), 4u);
   RawClient extra(server_->port());
   const std::string refused = extra.ReadUntilClosed();
@@ -779,7 +791,8 @@ TEST_F(IngressServerTest, ConnectionsOverTheLimitGet503AndSilentOnesAreClosedSoo
     EXPECT_TRUE(client->closed());
   }
   // Their slots are free again.
-  for (int i = 0; i < 100 && server_->connections() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 100 && server_->connections() > 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(PostSigned(testing::ReadFixture("text_message.json"))->status, 200);
 }
 
@@ -825,7 +838,8 @@ TEST_F(IngressServerTest, BigRequestsTogetherNeitherBlockRedisNorFailSmallOnes) 
     return response.ok() && response->status == 200;
   };
   std::vector<std::string> big_bodies;
-  for (int i = 0; i < kBigClients * kBigPerClient; ++i) big_bodies.push_back(ManyMessages(1000, 100, "big" + std::to_string(i)));
+  for (int i = 0; i < kBigClients * kBigPerClient; ++i)
+    big_bodies.push_back(ManyMessages(1000, 100, "big" + std::to_string(i)));
   std::vector<std::thread> clients;
   for (int c = 0; c < kBigClients; ++c) {
     clients.emplace_back([&, c] {
@@ -853,7 +867,8 @@ TEST_F(IngressServerTest, OnlyAPostToTheWebhookIsToldToContinue) {
       Exchange("POST /elsewhere HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n");
   EXPECT_EQ(elsewhere.rfind("HTTP/1.1 404 ", 0), 0u) << elsewhere;
   EXPECT_EQ(elsewhere.find("100 Continue"), std::string::npos) << elsewhere;
-  const std::string put = Exchange("PUT /webhook HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n");
+  const std::string put =
+      Exchange("PUT /webhook HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n");
   EXPECT_EQ(put.rfind("HTTP/1.1 405 ", 0), 0u) << put;
   EXPECT_NE(put.find("\r\nAllow: GET, POST\r\n"), std::string::npos) << put;
 }

@@ -7,8 +7,8 @@
 
 #include "common/page_tokens.h"
 #include "common/redis/streams.h"
-#include "tools/emulator/emulator_server.h"
 #include "tests/support/test_support.h"
+#include "tools/emulator/emulator_server.h"
 
 namespace katy::responder {
 namespace {
@@ -41,7 +41,8 @@ fallback:
   }
 
   void MakeHandler(const ProfileClient* profiles) {
-    handler_ = std::make_unique<ResponderHandler>(*keys_, *rules_, metrics_, [] { return int64_t{5000}; }, profiles);
+    handler_ = std::make_unique<ResponderHandler>(
+        *keys_, *rules_, metrics_, [] { return int64_t{5000}; }, profiles);
   }
 
   void UseRules(const std::string& yaml) {
@@ -77,8 +78,8 @@ fallback:
     const std::string stream = keys_->InStream(Shard());
     EXPECT_TRUE(redis::EnsureGroup(client_, stream, KeySpace::kResponderGroup).ok());
     EXPECT_TRUE(redis::XAdd(client_, stream, {{"pb", event.SerializeAsString()}}).ok());
-    auto read = redis::XReadGroup(client_, KeySpace::kResponderGroup, "c1", {stream}, {">"}, 1,
-                                  std::chrono::milliseconds(0));
+    auto read =
+        redis::XReadGroup(client_, KeySpace::kResponderGroup, "c1", {stream}, {">"}, 1, std::chrono::milliseconds(0));
     EXPECT_TRUE(read.ok() && read->size() == 1);
     return read->front();
   }
@@ -173,8 +174,9 @@ class SkillServer {
  public:
   SkillServer() : port_(testing::FreePort()), dir_(testing::MakeTempDir("skill")) {
     process_ = std::make_unique<testing::Process>(
-        "/usr/bin/env", std::vector<std::string>{"python3", std::string(KATY_SOURCE_DIR) + "/tests/skills/weather_skill.py",
-                                                 std::to_string(port_)},
+        "/usr/bin/env",
+        std::vector<std::string>{"python3", std::string(KATY_SOURCE_DIR) + "/tests/skills/weather_skill.py",
+                                 std::to_string(port_)},
         std::map<std::string, std::string>{}, dir_ + "/skill.log");
     EXPECT_TRUE(testing::WaitForPort(port_, std::chrono::seconds(10))) << "the example skill did not start";
   }
@@ -215,8 +217,8 @@ TEST_F(ResponderHandlerTest, FailingOrSlowSkillGetsTheFallbackReply) {
   UseRules(SkillRules("http://127.0.0.1:" + std::to_string(testing::FreePort()) + "/gone", 2000));
   ASSERT_EQ(Handle(Deliver("weather?")).kind, redis::HandleResult::Kind::kDone);
   const std::string fallback = "No weather today, there.";
-  EXPECT_EQ(ReplyTexts(), (std::vector<std::string>{"<typing_on>", fallback, "<typing_on>", fallback,
-                                                    "<typing_on>", fallback}));
+  EXPECT_EQ(ReplyTexts(),
+            (std::vector<std::string>{"<typing_on>", fallback, "<typing_on>", fallback, "<typing_on>", fallback}));
   for (const char* result : {"skill_http_500", "skill_timeout", "skill_unreachable"}) {
     EXPECT_EQ(metrics_.skill_calls.Add({{"rule", "weather"}, {"result", result}}).Value(), 1) << result;
   }
@@ -253,7 +255,8 @@ TEST_F(ResponderHandlerTest, FirstNameComesFromTheProfileApiOnceAndFallsBackWhen
   ASSERT_TRUE(client_.Command({"SET", keys_->Lease(ShardOf("p1", "u2", 4), "responder"), "me"}).ok());
   ASSERT_TRUE(redis::EnsureGroup(client_, stream, KeySpace::kResponderGroup).ok());
   ASSERT_TRUE(redis::XAdd(client_, stream, {{"pb", event.SerializeAsString()}}).ok());
-  auto read = redis::XReadGroup(client_, KeySpace::kResponderGroup, "c1", {stream}, {">"}, 1, std::chrono::milliseconds(0));
+  auto read =
+      redis::XReadGroup(client_, KeySpace::kResponderGroup, "c1", {stream}, {">"}, 1, std::chrono::milliseconds(0));
   ASSERT_TRUE(read.ok() && read->size() == 1);
   const auto started = std::chrono::steady_clock::now();
   redis::Fence fence{keys_->Lease(ShardOf("p1", "u2", 4), "responder"), "me"};
@@ -275,7 +278,8 @@ TEST_F(ResponderHandlerTest, UndecodableEntryIsPoison) {
 }
 
 TEST_F(ResponderHandlerTest, BadRulesFileIsRefusedAndOldRulesStay) {
-  std::ofstream(rules_path_) << "rules:\n  - when: { keywords: [x] }\n    reply: { text: a, quick_replies: [\"this title is far too long\"] }\n";
+  std::ofstream(rules_path_) << "rules:\n  - when: { keywords: [x] }\n    reply: { text: a, quick_replies: [\"this "
+                                "title is far too long\"] }\n";
   auto reloaded = rules_->Reload();
   ASSERT_FALSE(reloaded.ok());
   EXPECT_NE(reloaded.error().message.find("rules.yaml:3:"), std::string::npos) << reloaded.error().message;

@@ -29,8 +29,8 @@ class SenderHandlerTest : public ::testing::Test {
     sender_options.graph_url = "http://127.0.0.1:" + std::to_string(emulator_->port()) + "/v25.0";
     sender_options.request_timeout = std::chrono::milliseconds(1000);
     limiter_ = std::make_unique<PageLimiter>(*keys_, 1000, 100);
-    handler_ = std::make_unique<SenderHandler>(*keys_, sender_options, tokens_, *limiter_, metrics_,
-                                               [this] { return now_; });
+    handler_ =
+        std::make_unique<SenderHandler>(*keys_, sender_options, tokens_, *limiter_, metrics_, [this] { return now_; });
     fence_ = {keys_->Lease(ShardOf("p1", "u1", 4), "sender"), "me"};
     ASSERT_TRUE(client_.Command({"SET", fence_.lease_key, "me"}).ok());
   }
@@ -49,8 +49,8 @@ class SenderHandlerTest : public ::testing::Test {
     const std::string stream = keys_->OutStream(ShardOf("p1", "u1", 4));
     EXPECT_TRUE(redis::EnsureGroup(client_, stream, KeySpace::kSenderGroup).ok());
     EXPECT_TRUE(redis::XAdd(client_, stream, {{"pb", message.SerializeAsString()}}).ok());
-    auto read = redis::XReadGroup(client_, KeySpace::kSenderGroup, "c1", {stream}, {">"}, 1,
-                                  std::chrono::milliseconds(0));
+    auto read =
+        redis::XReadGroup(client_, KeySpace::kSenderGroup, "c1", {stream}, {">"}, 1, std::chrono::milliseconds(0));
     EXPECT_TRUE(read.ok() && read->size() == 1);
     return read->front();
   }
@@ -91,7 +91,8 @@ TEST_F(SenderHandlerTest, LongTextGoesInOrderedPartsWithTypingAndMarkSeen) {
   SenderHandler handler(*keys_, options, tokens_, *limiter_, metrics_, [this] { return now_; });
   std::string text;
   for (int i = 0; i < 700; ++i) text += "word" + std::to_string(i) + " ";  // ~5300 characters
-  nlohmann::json message{{"text", text}, {"quick_replies", {{{"content_type", "text"}, {"title", "OK"}, {"payload", "OK"}}}}};
+  nlohmann::json message{{"text", text},
+                         {"quick_replies", {{{"content_type", "text"}, {"title", "OK"}, {"payload", "OK"}}}}};
   auto entry = Queue("7-0#0", message.dump());
   ASSERT_EQ(handler(client_, entry, fence_).kind, redis::HandleResult::Kind::kDone);
   auto received = emulator_->store().For("u1");
@@ -107,8 +108,8 @@ TEST_F(SenderHandlerTest, LongTextGoesInOrderedPartsWithTypingAndMarkSeen) {
     EXPECT_LT(body["text"].get<std::string>().size(), 2000u);
     joined += body["text"].get<std::string>() + " ";
   }
-  EXPECT_EQ(kinds, (std::vector<std::string>{"mark_seen", "typing_on", "text", "typing_on", "text", "typing_on",
-                                             "text+qr"}));
+  EXPECT_EQ(kinds,
+            (std::vector<std::string>{"mark_seen", "typing_on", "text", "typing_on", "text", "typing_on", "text+qr"}));
   EXPECT_EQ(joined, text);
   EXPECT_EQ(Pending(entry.stream), 0);
 }
@@ -132,7 +133,8 @@ TEST_F(SenderHandlerTest, AnInstanceThatLostTheShardSendsNothing) {
 
 TEST_F(SenderHandlerTest, PermanentErrorsArePoisonTransientOnesRetry) {
   std::string too_many = R"({"text":"x","quick_replies":[)";
-  for (int i = 0; i < 14; ++i) too_many += std::string(i ? "," : "") + R"({"content_type":"text","title":"t","payload":"p"})";
+  for (int i = 0; i < 14; ++i)
+    too_many += std::string(i ? "," : "") + R"({"content_type":"text","title":"t","payload":"p"})";
   too_many += "]}";
   auto rejected = Handle(Queue("3-0#0", too_many));
   EXPECT_EQ(rejected.kind, redis::HandleResult::Kind::kPoison);

@@ -103,14 +103,17 @@ class ConsumerTest : public ::testing::Test {
 
   // Runs a consumer with `handler` until `done` holds (or 20 s pass), then stops it.
   void RunUntil(EntryHandler handler, const std::function<bool()>& done, ShardedConsumerOptions options) {
-    ShardedConsumer consumer(testing::TestRedisOptions(), keys_, std::move(options), [&] { return handler; }, UserOf);
+    ShardedConsumer consumer(
+        testing::TestRedisOptions(), keys_, std::move(options), [&] { return handler; }, UserOf);
     std::atomic<bool> stop{false};
     std::thread thread([&] { consumer.Run(stop); });
     EXPECT_TRUE(testing::WaitFor(done, std::chrono::seconds(20)));
     stop = true;
     thread.join();
   }
-  void RunUntil(EntryHandler handler, const std::function<bool()>& done) { RunUntil(std::move(handler), done, options_); }
+  void RunUntil(EntryHandler handler, const std::function<bool()>& done) {
+    RunUntil(std::move(handler), done, options_);
+  }
 
   static HandleResult Ack(Client& client, const StreamEntry& entry) {
     if (auto acked = client.Command({"XACK", entry.stream, "g", entry.id}); !acked) {
@@ -237,8 +240,9 @@ TEST_F(ConsumerTest, ANewOwnerFinishesTheDeadOwnersPendingEntriesFirstInOrder) {
   // while holding the shard's lease.
   for (int n = 0; n < 3; ++n) Add("u", n);
   const int shard = ShardOf("p", "u", kShards);
-  ASSERT_EQ(XReadGroup(client_, "g", "dead-owner", {keys_.InStream(shard)}, {">"}, 10,
-                       std::chrono::milliseconds(0))->size(), 3u);
+  ASSERT_EQ(
+      XReadGroup(client_, "g", "dead-owner", {keys_.InStream(shard)}, {">"}, 10, std::chrono::milliseconds(0))->size(),
+      3u);
   ASSERT_TRUE(client_.Command({"SET", keys_.Lease(shard, "responder"), "dead-owner", "PX", "1500"}).ok());
   Add("u", 3);  // arrives after the crash
   std::mutex mutex;
@@ -296,8 +300,7 @@ TEST_F(ConsumerTest, FinishedEntriesAreTrimmedAndUnfinishedOnesKept) {
   for (int n = 0; n < 5; ++n) Add(alone, n);
   const std::string alone_stream = keys_.InStream(ShardOf("p", alone, kShards));
   const std::string stream = keys_.InStream(shard);
-  const std::string held_first_id =
-      ParseEntries(stream, *client_.Command({"XRANGE", stream, "-", "+"}))[10].id;
+  const std::string held_first_id = ParseEntries(stream, *client_.Command({"XRANGE", stream, "-", "+"}))[10].id;
 
   options_.trim_every = std::chrono::milliseconds(100);
   std::atomic<int> finished{0};

@@ -19,12 +19,9 @@ KatyStack::KatyStack(const Options& options) {
   StartRedis();
   if (!WaitForPort(redis_port_, std::chrono::seconds(10))) return;
 
-  base_env_ = {{"KATY_REDIS_URL", redis_url()},
-               {"KATY_APP_SECRET", kAppSecret},
-               {"KATY_VERIFY_TOKEN", kVerifyToken},
-               {"KATY_PAGE_TOKEN", kPageToken},
-               {"KATY_RULES", dir_ + "/rules.yaml"},
-               {"KATY_GRAPH_URL", emulator_url() + "/v25.0"},
+  base_env_ = {{"KATY_REDIS_URL", redis_url()},      {"KATY_APP_SECRET", kAppSecret},
+               {"KATY_VERIFY_TOKEN", kVerifyToken},  {"KATY_PAGE_TOKEN", kPageToken},
+               {"KATY_RULES", dir_ + "/rules.yaml"}, {"KATY_GRAPH_URL", emulator_url() + "/v25.0"},
                {"KATY_LOG_LEVEL", "debug"}};
   for (const auto& [key, value] : options.extra_env) base_env_[key] = value;
 
@@ -32,20 +29,20 @@ KatyStack::KatyStack(const Options& options) {
   env["KATY_EMULATOR_ADDR"] = "127.0.0.1:" + std::to_string(emulator_port_);
   env["KATY_INGRESS_URL"] = ingress_url();
   env["KATY_EMULATOR_PAGE_TOKEN"] = kPageToken;
-  processes_["emulator"] = std::make_unique<Process>(BinaryPath("katy-emulator"), std::vector<std::string>{},
-                                                     env, dir_ + "/emulator.log");
+  processes_["emulator"] =
+      std::make_unique<Process>(BinaryPath("katy-emulator"), std::vector<std::string>{}, env, dir_ + "/emulator.log");
   env = ServiceEnv("ingress");
   env["KATY_HTTP_ADDR"] = "127.0.0.1:" + std::to_string(ingress_port_);
   envs_["ingress"] = env;
-  processes_["ingress"] = std::make_unique<Process>(BinaryPath("katy-ingress"), std::vector<std::string>{},
-                                                    env, dir_ + "/ingress.log");
+  processes_["ingress"] =
+      std::make_unique<Process>(BinaryPath("katy-ingress"), std::vector<std::string>{}, env, dir_ + "/ingress.log");
   for (const char* name : {"responder", "sender"}) {
     envs_[name] = ServiceEnv(name);
     processes_[name] = std::make_unique<Process>(BinaryPath(std::string("katy-") + name), std::vector<std::string>{},
                                                  envs_[name], dir_ + "/" + name + ".log");
   }
-  ready_ = WaitForPort(emulator_port_, std::chrono::seconds(10)) &&
-           WaitForPort(ingress_port_, std::chrono::seconds(10));
+  ready_ =
+      WaitForPort(emulator_port_, std::chrono::seconds(10)) && WaitForPort(ingress_port_, std::chrono::seconds(10));
   for (const char* name : {"responder", "sender"}) ready_ = ready_ && processes_[name]->Running();
   if (!ready_) {
     ADD_FAILURE() << "the stack did not start; logs in " << dir_;
@@ -55,8 +52,10 @@ KatyStack::KatyStack(const Options& options) {
 KatyStack::~KatyStack() {
   // Services first, Redis last.
   for (auto it = processes_.begin(); it != processes_.end();) {
-    if (it->first != "redis") it = processes_.erase(it);
-    else ++it;
+    if (it->first != "redis")
+      it = processes_.erase(it);
+    else
+      ++it;
   }
   processes_.clear();
 }
@@ -73,8 +72,8 @@ Process& KatyStack::StartExtra(const std::string& name, const std::string& binar
   std::string key = name + "-" + std::to_string(++extra_count_);
   if (started_name != nullptr) *started_name = key;
   envs_[key] = ServiceEnv(name);
-  processes_[key] = std::make_unique<Process>(BinaryPath(binary), std::vector<std::string>{}, envs_[key],
-                                              dir_ + "/" + key + ".log");
+  processes_[key] =
+      std::make_unique<Process>(BinaryPath(binary), std::vector<std::string>{}, envs_[key], dir_ + "/" + key + ".log");
   return *processes_[key];
 }
 

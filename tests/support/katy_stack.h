@@ -13,8 +13,8 @@ namespace katy::testing {
 class KatyStack {
  public:
   struct Options {
-    std::string rules_yaml;                          // written to a file for KATY_RULES
-    std::map<std::string, std::string> extra_env;    // added to every service's environment
+    std::string rules_yaml;                        // written to a file for KATY_RULES
+    std::map<std::string, std::string> extra_env;  // added to every service's environment
   };
   explicit KatyStack(const Options& options);
   ~KatyStack();

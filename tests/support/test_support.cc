@@ -209,8 +209,8 @@ std::string MakeTempDir(const std::string& tag) {
 
 std::unique_ptr<Process> StartPrivateRedis(int port, const std::string& dir,
                                            const std::vector<std::string>& extra_args) {
-  std::vector<std::string> args = {"--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
-                                   "--appendonly", "no", "--dir", dir};
+  std::vector<std::string> args = {"--port", std::to_string(port), "--bind", "127.0.0.1", "--save",
+                                   "",       "--appendonly",       "no",     "--dir",     dir};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   auto redis = std::make_unique<Process>("/usr/bin/redis-server", args, std::map<std::string, std::string>{},
                                          dir + "/redis.log");

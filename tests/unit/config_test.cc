@@ -22,8 +22,7 @@ Settings::Lookup Env(const std::map<std::string, std::string>& values) {
 }
 
 TEST(ConfigTest, FlagBeatsEnvironmentBeatsDefault) {
-  auto s = Settings::Load(Specs(), {"--shards", "8"},
-                          Env({{"KATY_SHARDS", "4"}, {"KATY_APP_SECRET", "x"}}));
+  auto s = Settings::Load(Specs(), {"--shards", "8"}, Env({{"KATY_SHARDS", "4"}, {"KATY_APP_SECRET", "x"}}));
   EXPECT_EQ(s.Int("KATY_SHARDS", 1, 64), 8);
   EXPECT_EQ(s.String("KATY_REDIS_URL"), "redis://127.0.0.1:6379/0");
   auto t = Settings::Load(Specs(), {}, Env({{"KATY_SHARDS", "4"}, {"KATY_APP_SECRET", "x"}}));
@@ -65,8 +64,7 @@ TEST(ConfigTest, BadValuesAndFlagsAreRefused) {
 }
 
 TEST(ConfigTest, RedactedJsonHidesSecretsAndUrlPasswords) {
-  auto s = Settings::Load(Specs(), {"--redis-url=redis://:hunter2@db:6379/0"},
-                          Env({{"KATY_APP_SECRET", "topsecret"}}));
+  auto s = Settings::Load(Specs(), {"--redis-url=redis://:hunter2@db:6379/0"}, Env({{"KATY_APP_SECRET", "topsecret"}}));
   std::string json = s.RedactedJson();
   EXPECT_EQ(json.find("topsecret"), std::string::npos) << json;
   EXPECT_EQ(json.find("hunter2"), std::string::npos) << json;

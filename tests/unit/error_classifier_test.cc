@@ -92,9 +92,11 @@ TEST(ErrorClassifierTest, UsageHeaders) {
             std::chrono::milliseconds(0));
   EXPECT_EQ(UsageBackoff({{"x-app-usage", R"({"call_count":100,"total_time":10,"total_cputime":5})"}}),
             std::chrono::minutes(1));
-  EXPECT_EQ(UsageBackoff({{"x-business-use-case-usage",
-                           R"({"1045":[{"type":"messenger","call_count":30,"total_cputime":1,"total_time":1,"estimated_time_to_regain_access":7}]})"}}),
-            std::chrono::minutes(7));
+  EXPECT_EQ(
+      UsageBackoff(
+          {{"x-business-use-case-usage",
+            R"({"1045":[{"type":"messenger","call_count":30,"total_cputime":1,"total_time":1,"estimated_time_to_regain_access":7}]})"}}),
+      std::chrono::minutes(7));
   EXPECT_EQ(UsageBackoff({{"x-app-usage", "garbage"}}), std::chrono::milliseconds(0));
   // Meta's estimate wins over a bare 100: 0 minutes means access is back soon.
   EXPECT_EQ(UsageBackoff({{"x-business-use-case-usage",

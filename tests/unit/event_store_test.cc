@@ -36,8 +36,8 @@ TEST(PlanEnqueueTest, OneCallPerShardWithItsEventsInTimestampOrder) {
       EXPECT_EQ(planned.call.args[k + 1], event.SerializeAsString());
     }
   }
-  const auto& u1_call = ShardOf("1045", "u1", 16) == ShardOf("1045", events[calls[0].events[0]].user_id(), 16)
-                            ? calls[0] : calls[1];
+  const auto& u1_call =
+      ShardOf("1045", "u1", 16) == ShardOf("1045", events[calls[0].events[0]].user_id(), 16) ? calls[0] : calls[1];
   // By timestamp, body order kept for equal timestamps.
   EXPECT_EQ(u1_call.events, (std::vector<size_t>{2, 0, 3}));
 }

@@ -13,9 +13,10 @@ HttpParse Parse(const std::string& bytes) { return ParseHttpRequest(bytes, kLimi
 
 TEST(Http1Test, ParsesAWebhookPost) {
   const std::string body = R"({"object":"page"})";
-  const std::string wire = "POST /webhook?a=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                           "X-Hub-Signature-256:  sha256=abc \r\nContent-Length: " +
-                           std::to_string(body.size()) + "\r\n\r\n" + body + "GET /next";
+  const std::string wire =
+      "POST /webhook?a=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "X-Hub-Signature-256:  sha256=abc \r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body + "GET /next";
   HttpParse parsed = Parse(wire);
   ASSERT_EQ(parsed.status, HttpParse::Status::kComplete);
   EXPECT_EQ(parsed.request.method, "POST");
@@ -29,7 +30,8 @@ TEST(Http1Test, ParsesAWebhookPost) {
 }
 
 TEST(Http1Test, NeedsMoreUntilHeadAndBodyAreIn) {
-  const std::string wire = "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello";
+  const std::string wire =
+      "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello";
   for (size_t cut = 0; cut < wire.size(); ++cut) {
     const std::string part = wire.substr(0, cut);
     HttpParse parsed = Parse(part);
@@ -96,10 +98,10 @@ TEST(Http1Test, RefusesAnHttp11RequestWithoutExactlyOneHost) {
 }
 
 TEST(Http1Test, ConflictingConnectionHeadersResolveToClose) {
-  EXPECT_FALSE(Parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n")
-                   .request.keep_alive);
-  EXPECT_FALSE(Parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n")
-                   .request.keep_alive);
+  EXPECT_FALSE(
+      Parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n").request.keep_alive);
+  EXPECT_FALSE(
+      Parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n").request.keep_alive);
   EXPECT_FALSE(Parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n").request.keep_alive);
 }
 

@@ -50,7 +50,7 @@ TEST(KatyctlFormatTest, StatusTableShowsWhatMatters) {
   const std::string table = RenderStatus(Sample(), false);
   EXPECT_NE(table.find("katy sender  sender-host-1  v0.1.0  up 61m  SERVING"), std::string::npos) << table;
   EXPECT_NE(table.find("owns shards 0-2,5,7-8"), std::string::npos);
-  EXPECT_NE(table.find("katy:{s00}:in"), std::string::npos);     // it has lag
+  EXPECT_NE(table.find("katy:{s00}:in"), std::string::npos);    // it has lag
   EXPECT_EQ(table.find("katy:{s00}:out "), std::string::npos);  // nothing waiting there: hidden
   EXPECT_NE(table.find("(dead)"), std::string::npos);
   EXPECT_NE(table.find("dead letters 2"), std::string::npos);

@@ -25,8 +25,11 @@ TEST(MetricsTest, RendersTheRegistryAndCollectorsAsPrometheusText) {
   requests.Add({{"status", "200"}}).Increment(2);
   requests.Add({{"status", "4\"03"}}).Increment();
   prometheus::BuildGauge().Name("katy_test_depth").Help("Depth").Register(registry).Add({}).Set(7);
-  auto& latency = prometheus::BuildHistogram().Name("katy_test_seconds").Help("Latency").Register(registry).Add(
-      {}, prometheus::Histogram::BucketBoundaries{0.1, 1});
+  auto& latency = prometheus::BuildHistogram()
+                      .Name("katy_test_seconds")
+                      .Help("Latency")
+                      .Register(registry)
+                      .Add({}, prometheus::Histogram::BucketBoundaries{0.1, 1});
   latency.Observe(0.05);
   latency.Observe(0.5);
   latency.Observe(5);

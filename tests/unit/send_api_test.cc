@@ -22,7 +22,10 @@ TEST(SendApiTest, AcceptsValidMessagesAndSenderActions) {
   EXPECT_EQ(std::get<AcceptedSend>(verdict).recipient, "7");
   EXPECT_EQ(ErrorCode(R"({"recipient":{"id":"7"},"sender_action":"typing_on"})"), 0);
   EXPECT_EQ(ErrorCode(R"({"recipient":{"user_ref":"r"},"messaging_type":"UPDATE","message":{"text":"x"}})"), 0);
-  EXPECT_EQ(ErrorCode(R"({"recipient":{"id":"7"},"messaging_type":"MESSAGE_TAG","tag":"HUMAN_AGENT","message":{"text":"x"}})"), 0);
+  EXPECT_EQ(
+      ErrorCode(
+          R"({"recipient":{"id":"7"},"messaging_type":"MESSAGE_TAG","tag":"HUMAN_AGENT","message":{"text":"x"}})"),
+      0);
 }
 
 TEST(SendApiTest, RejectsLikeMeta) {
@@ -33,18 +36,22 @@ TEST(SendApiTest, RejectsLikeMeta) {
   EXPECT_EQ(ErrorCode(R"({"recipient":{"id":"7"},"messaging_type":"MESSAGE_TAG","message":{"text":"x"}})"), 100);
   EXPECT_EQ(ErrorCode(R"({"recipient":{"id":"7"},"sender_action":"typing_on","message":{"text":"x"}})"), 100);
   EXPECT_EQ(ErrorCode(R"({"recipient":{"id":"7"},"sender_action":"dance"})"), 100);
-  std::string long_text = nlohmann::json{{"recipient", {{"id", "7"}}}, {"messaging_type", "RESPONSE"},
-                                         {"message", {{"text", std::string(2000, 'a')}}}}.dump();
+  std::string long_text =
+      nlohmann::json{
+          {"recipient", {{"id", "7"}}}, {"messaging_type", "RESPONSE"}, {"message", {{"text", std::string(2000, 'a')}}}}
+          .dump();
   EXPECT_EQ(ErrorCode(long_text), 100);
   nlohmann::json many{{"recipient", {{"id", "7"}}}, {"messaging_type", "RESPONSE"}, {"message", {{"text", "x"}}}};
   for (int i = 0; i < 14; ++i) {
     many["message"]["quick_replies"].push_back({{"content_type", "text"}, {"title", "t"}, {"payload", "p"}});
   }
   EXPECT_EQ(ErrorCode(many.dump()), 100);
-  nlohmann::json long_title{{"recipient", {{"id", "7"}}}, {"messaging_type", "RESPONSE"},
-                            {"message", {{"text", "x"}, {"quick_replies", {{{"content_type", "text"},
-                                                                            {"title", std::string(21, 't')},
-                                                                            {"payload", "p"}}}}}}};
+  nlohmann::json long_title{
+      {"recipient", {{"id", "7"}}},
+      {"messaging_type", "RESPONSE"},
+      {"message",
+       {{"text", "x"},
+        {"quick_replies", {{{"content_type", "text"}, {"title", std::string(21, 't')}, {"payload", "p"}}}}}}};
   EXPECT_EQ(ErrorCode(long_title.dump()), 100);
   GraphError error{400, 100, 2018001, "OAuthException", "m"};
   auto body = nlohmann::json::parse(error.Body());
@@ -100,8 +107,8 @@ TEST(LoadRunnerTest, PercentilesAndReportJson) {
 }
 
 TEST(LoadRunnerTest, ParsesArguments) {
-  auto options = ParseLoadArgs({"--ingress", "http://x/webhook", "--users", "5", "--rate", "20.5", "--duration",
-                                "2", "--app-secret", "s", "--json"});
+  auto options = ParseLoadArgs({"--ingress", "http://x/webhook", "--users", "5", "--rate", "20.5", "--duration", "2",
+                                "--app-secret", "s", "--json"});
   ASSERT_TRUE(options.ok()) << options.error().message;
   EXPECT_EQ(options->users, 5);
   EXPECT_EQ(options->rate, 20.5);
@@ -118,31 +125,35 @@ namespace katy::emulator {
 namespace {
 
 TEST(SendApiFidelityTest, FormBodiesTemplatesAndAttachments) {
-  std::string form = "recipient=%7B%22id%22%3A%227%22%7D&messaging_type=RESPONSE&message=%7B%22text%22%3A%22hi+there%22%7D";
+  std::string form =
+      "recipient=%7B%22id%22%3A%227%22%7D&messaging_type=RESPONSE&message=%7B%22text%22%3A%22hi+there%22%7D";
   auto json = nlohmann::json::parse(FormToJson(form));
   EXPECT_EQ(json["recipient"]["id"], "7");
   EXPECT_EQ(json["message"]["text"], "hi there");
   EXPECT_EQ(ErrorCode(FormToJson(form)), 0);
 
   auto with_attachment = [](nlohmann::json attachment) {
-    return ErrorCode(nlohmann::json{{"recipient", {{"id", "7"}}}, {"messaging_type", "RESPONSE"},
-                                    {"message", {{"attachment", attachment}}}}.dump());
+    return ErrorCode(nlohmann::json{
+        {"recipient", {{"id", "7"}}}, {"messaging_type", "RESPONSE"}, {"message", {{"attachment", attachment}}}}
+                         .dump());
   };
   nlohmann::json button{{"type", "postback"}, {"title", "Help"}, {"payload", "HELP"}};
   EXPECT_EQ(with_attachment({{"type", "template"},
                              {"payload", {{"template_type", "button"}, {"text", "Pick"}, {"buttons", {button}}}}}),
             0);
-  EXPECT_EQ(with_attachment({{"type", "template"},
-                             {"payload", {{"template_type", "button"}, {"text", "Pick"},
-                                          {"buttons", {button, button, button, button}}}}}),
+  EXPECT_EQ(with_attachment(
+                {{"type", "template"},
+                 {"payload",
+                  {{"template_type", "button"}, {"text", "Pick"}, {"buttons", {button, button, button, button}}}}}),
             100);
   nlohmann::json elements = nlohmann::json::array();
   for (int i = 0; i < 11; ++i) elements.push_back({{"title", "card"}});
-  EXPECT_EQ(with_attachment({{"type", "template"}, {"payload", {{"template_type", "generic"}, {"elements", elements}}}}),
-            100);
+  EXPECT_EQ(
+      with_attachment({{"type", "template"}, {"payload", {{"template_type", "generic"}, {"elements", elements}}}}),
+      100);
   elements.erase(elements.begin());
-  EXPECT_EQ(with_attachment({{"type", "template"}, {"payload", {{"template_type", "generic"}, {"elements", elements}}}}),
-            0);
+  EXPECT_EQ(
+      with_attachment({{"type", "template"}, {"payload", {{"template_type", "generic"}, {"elements", elements}}}}), 0);
   EXPECT_EQ(with_attachment({{"type", "image"}, {"payload", {{"url", "https://example.com/a.png"}}}}), 0);
   EXPECT_EQ(with_attachment({{"type", "image"}, {"payload", nlohmann::json::object()}}), 100);
   EXPECT_EQ(with_attachment({{"type", "hologram"}}), 100);
@@ -159,8 +170,8 @@ TEST(SendApiFidelityTest, UsageHeadersAndMessengerProfile) {
   EXPECT_LT(nlohmann::json::parse(throttled.app_usage)["call_count"], 100);
   EXPECT_EQ(nlohmann::json::parse(MakeUsageHeaders("p", 300, 300, false).app_usage)["call_count"], 99);
 
-  EXPECT_FALSE(ValidateMessengerProfile({{"get_started", {{"payload", "GET_STARTED"}}},
-                                         {"greeting", {{{"locale", "default"}, {"text", "Hi!"}}}}}));
+  EXPECT_FALSE(ValidateMessengerProfile(
+      {{"get_started", {{"payload", "GET_STARTED"}}}, {"greeting", {{{"locale", "default"}, {"text", "Hi!"}}}}}));
   EXPECT_TRUE(ValidateMessengerProfile({{"get_started", {{"title", "x"}}}}));
   EXPECT_TRUE(ValidateMessengerProfile({{"whitelisted_domains", {"http://insecure.example"}}}));
   EXPECT_TRUE(ValidateMessengerProfile({{"colour", "red"}}));
@@ -168,10 +179,9 @@ TEST(SendApiFidelityTest, UsageHeadersAndMessengerProfile) {
 }
 
 TEST(WebhookDeliveryTest, BatchesGroupItemsByPageInMetaWireForm) {
-  std::vector<std::pair<std::string, nlohmann::json>> items{
-      {"p1", {{"message", {{"mid", "a"}, {"text", "Ça/va"}}}}},
-      {"p2", {{"message", {{"mid", "b"}}}}},
-      {"p1", {{"message", {{"mid", "c"}}}}}};
+  std::vector<std::pair<std::string, nlohmann::json>> items{{"p1", {{"message", {{"mid", "a"}, {"text", "Ça/va"}}}}},
+                                                            {"p2", {{"message", {{"mid", "b"}}}}},
+                                                            {"p1", {{"message", {{"mid", "c"}}}}}};
   std::string body = BuildBatchBody(items, 42);
   EXPECT_NE(body.find("\\u00c7a\\/va"), std::string::npos) << body;
   auto parsed = ingress::ParseWebhook(body, 0);

@@ -92,9 +92,9 @@ TEST(FaultInjectorTest, FailNextRateLimitAndReproducibleRandomness) {
   EXPECT_EQ(injector.Next("p", 0).error->code, 1200);
   EXPECT_FALSE(injector.Next("p", 10).error);
   EXPECT_FALSE(injector.Next("p", 20).error);
-  EXPECT_EQ(injector.Next("p", 30).error->code, 613);   // third call within one second
-  EXPECT_FALSE(injector.Next("other", 30).error);       // limits are per page
-  EXPECT_FALSE(injector.Next("p", 1011).error);         // the window moved on
+  EXPECT_EQ(injector.Next("p", 30).error->code, 613);  // third call within one second
+  EXPECT_FALSE(injector.Next("other", 30).error);      // limits are per page
+  EXPECT_FALSE(injector.Next("p", 1011).error);        // the window moved on
   EXPECT_EQ(injector.InjectedCounts().at(613), 1);
 
   auto pattern = [](uint64_t seed) {

@@ -173,11 +173,11 @@ TEST(WebhookParserTest, UnknownKindIsKeptRaw) {
 
 TEST(WebhookParserTest, EveryFixtureParsesAndIsCovered) {
   // A fixture added to the folder without a test above fails here.
-  const std::set<std::string> covered = {
-      "text_message.json", "quick_reply.json", "postback_get_started.json", "batched.json",
-      "echo.json", "delivery_read.json", "reaction.json", "standby.json", "policy_enforcement.json",
-      "unicode_escaped.json", "attachments.json", "user_ref.json", "string_timestamps.json",
-      "message_edit.json", "unknown_event_kind.json"};
+  const std::set<std::string> covered = {"text_message.json",      "quick_reply.json",  "postback_get_started.json",
+                                         "batched.json",           "echo.json",         "delivery_read.json",
+                                         "reaction.json",          "standby.json",      "policy_enforcement.json",
+                                         "unicode_escaped.json",   "attachments.json",  "user_ref.json",
+                                         "string_timestamps.json", "message_edit.json", "unknown_event_kind.json"};
   auto names = testing::FixtureNames();
   EXPECT_EQ(names.size(), covered.size());
   for (const auto& name : names) {
@@ -212,9 +212,12 @@ TEST(WebhookParserTest, DuplicateDeliveryHasTheSameKeyDespiteNewTime) {
 TEST(WebhookParserTest, RejectsBadBodies) {
   EXPECT_EQ(ParseWebhook("{not json", 0).error().reason, "invalid_json");
   EXPECT_EQ(ParseWebhook("", 0).error().reason, "invalid_json");
-  EXPECT_EQ(ParseWebhook("{\"object\":\"page\",\"entry\":[{\"id\":\"1\",\"messaging\":[{\"message\":{\"text\":\"\xff\xfe\"}}]}]}", 0)
-                .error().reason,
-            "invalid_json");
+  EXPECT_EQ(
+      ParseWebhook(
+          "{\"object\":\"page\",\"entry\":[{\"id\":\"1\",\"messaging\":[{\"message\":{\"text\":\"\xff\xfe\"}}]}]}", 0)
+          .error()
+          .reason,
+      "invalid_json");
   EXPECT_EQ(ParseWebhook("[1,2]", 0).error().reason, "not_an_object");
   EXPECT_EQ(ParseWebhook("\"page\"", 0).error().reason, "not_an_object");
   EXPECT_EQ(ParseWebhook("{\"object\":\"user\",\"entry\":[]}", 0).error().reason, "wrong_object");
@@ -234,8 +237,8 @@ TEST(WebhookParserTest, RejectsBadBodies) {
 
 TEST(WebhookParserTest, OutOfRangeTimestampsBecomeZero) {
   // Found by the fuzzer: a float timestamp beyond int64 was cast (undefined behaviour).
-  for (const char* value : {"1.76423e+20", "-1e300", "18446744073709551615", "\"99999999999999999999\"",
-                            "\"12ab\"", "true", "null"}) {
+  for (const char* value :
+       {"1.76423e+20", "-1e300", "18446744073709551615", "\"99999999999999999999\"", "\"12ab\"", "true", "null"}) {
     std::string body = std::string(R"({"object":"page","entry":[{"id":"1","time":)") + value +
                        R"(,"messaging":[{"sender":{"id":"u"},"timestamp":)" + value +
                        R"(,"message":{"mid":"m","text":"t"}}]}]})";

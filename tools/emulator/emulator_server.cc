@@ -4,8 +4,8 @@
 #include <pistache/http.h>
 
 #include <chrono>
-#include <nlohmann/json.hpp>
 #include <future>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -25,7 +25,6 @@ namespace {
 using namespace Pistache;
 using nlohmann::json;
 
-
 std::vector<std::string> SplitPath(const std::string& path) {
   std::vector<std::string> parts;
   size_t start = 1;
@@ -39,8 +38,10 @@ std::vector<std::string> SplitPath(const std::string& path) {
 }
 
 json ToJson(const RecordedMessage& message) {
-  json out{{"message_id", message.message_id}, {"page", message.page_id},
-           {"recipient", message.recipient}, {"seq", message.seq},
+  json out{{"message_id", message.message_id},
+           {"page", message.page_id},
+           {"recipient", message.recipient},
+           {"seq", message.seq},
            {"received_at_ms", message.received_at_ms}};
   if (!message.messaging_type.empty()) out["messaging_type"] = message.messaging_type;
   if (!message.message_json.empty()) out["message"] = json::parse(message.message_json, nullptr, false);
@@ -68,8 +69,12 @@ class EmulatorHandler : public Http::Handler {
   EmulatorHandler(std::shared_ptr<MessageStore> store, std::shared_ptr<ProfileBook> profiles,
                   std::shared_ptr<FaultInjector> faults, std::shared_ptr<WebhookDelivery> webhooks,
                   std::shared_ptr<const EmulatorOptions> options, std::shared_ptr<std::atomic<uint64_t>> mid_counter)
-      : store_(std::move(store)), profiles_(std::move(profiles)), faults_(std::move(faults)),
-        webhooks_(std::move(webhooks)), options_(std::move(options)), mid_counter_(std::move(mid_counter)) {}
+      : store_(std::move(store)),
+        profiles_(std::move(profiles)),
+        faults_(std::move(faults)),
+        webhooks_(std::move(webhooks)),
+        options_(std::move(options)),
+        mid_counter_(std::move(mid_counter)) {}
 
   void onRequest(const Http::Request& request, Http::ResponseWriter response) override {
     http::KeepAliveUnlessClosed(request, response);
@@ -183,9 +188,9 @@ class EmulatorHandler : public Http::Handler {
     auto fault = faults_->Next(page_in_path, now);
     if (fault.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(fault.delay_ms));
     // Every answer carries the usage headers, as Meta's do.
-    const UsageHeaders usage = MakeUsageHeaders(page_in_path, faults_->CallsLastSecond(page_in_path, now),
-                                                faults_->LimitFor(page_in_path),
-                                                fault.error && fault.error->code == 613);
+    const UsageHeaders usage =
+        MakeUsageHeaders(page_in_path, faults_->CallsLastSecond(page_in_path, now), faults_->LimitFor(page_in_path),
+                         fault.error && fault.error->code == 613);
     if (fault.error) return {fault.error->http_status, fault.error->Body(), usage};
     auto content_type = request.headers().tryGet<Http::Header::ContentType>();
     const bool form = content_type && content_type->mime() == MIME(Application, FormUrlEncoded);
@@ -252,8 +257,9 @@ class EmulatorHandler : public Http::Handler {
     if (!request.is_object() || !request.contains("psid") || !request["psid"].is_string() ||
         !request.contains("page") || !request["page"].is_string() ||
         (!request.contains("text") && !request.contains("postback"))) {
-      json error{{"error", "expected {\"page\":\"...\",\"psid\":\"...\",\"text\":\"...\"} "
-                                "(or \"postback\" instead of \"text\")"}};
+      json error{{"error",
+                  "expected {\"page\":\"...\",\"psid\":\"...\",\"text\":\"...\"} "
+                  "(or \"postback\" instead of \"text\")"}};
       return {400, error.dump()};
     }
     UserEvent event;
@@ -317,8 +323,10 @@ class EmulatorHandler : public Http::Handler {
     message["is_echo"] = true;
     message["app_id"] = options_->app_id;
     message["mid"] = sent.message_id;
-    json item{{"sender", {{"id", sent.page_id}}}, {"recipient", {{"id", sent.recipient}}},
-              {"timestamp", sent.received_at_ms}, {"message", message}};
+    json item{{"sender", {{"id", sent.page_id}}},
+              {"recipient", {{"id", sent.recipient}}},
+              {"timestamp", sent.received_at_ms},
+              {"message", message}};
     webhooks_->Enqueue(sent.page_id, std::move(item));
   }
 
@@ -349,9 +357,9 @@ Result<std::unique_ptr<EmulatorServer>> EmulatorServer::Start(const EmulatorOpti
   try {
     out->endpoint_ = std::make_shared<Http::Endpoint>(Address(options.address.host, Port(options.address.port)));
     out->endpoint_->init(Http::Endpoint::options().threads(options.threads).flags(Tcp::Options::ReuseAddr));
-    out->endpoint_->setHandler(Http::make_handler<EmulatorHandler>(
-        out->store_, out->profiles_, out->faults_, out->webhooks_, shared_options,
-        std::make_shared<std::atomic<uint64_t>>(0)));
+    out->endpoint_->setHandler(Http::make_handler<EmulatorHandler>(out->store_, out->profiles_, out->faults_,
+                                                                   out->webhooks_, shared_options,
+                                                                   std::make_shared<std::atomic<uint64_t>>(0)));
     out->endpoint_->serveThreaded();
     out->port_ = static_cast<uint16_t>(out->endpoint_->getPort());
   } catch (const std::exception& e) {

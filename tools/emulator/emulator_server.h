@@ -20,17 +20,17 @@ namespace katy::emulator {
 
 struct EmulatorOptions {
   config::HostPort address;
-  std::string app_secret;      // signs the webhooks it delivers
-  std::string ingress_url;     // where webhooks go, e.g. http://127.0.0.1:8080/webhook
-  std::string page_token;      // when non-empty, the only access token the Send API accepts
-  std::string faults_json;     // initial faults (fault_injector.h), empty for none
-  int threads = 8;             // HTTP worker threads (an injected hang holds one)
-  size_t webhook_batch = 1;    // messaging items per webhook POST at most
-  int webhook_workers = 1;     // webhook POSTs in flight at once (1 keeps everything in order)
-  bool echoes = false;         // send the bot an echo webhook for every message it sends
+  std::string app_secret;                   // signs the webhooks it delivers
+  std::string ingress_url;                  // where webhooks go, e.g. http://127.0.0.1:8080/webhook
+  std::string page_token;                   // when non-empty, the only access token the Send API accepts
+  std::string faults_json;                  // initial faults (fault_injector.h), empty for none
+  int threads = 8;                          // HTTP worker threads (an injected hang holds one)
+  size_t webhook_batch = 1;                 // messaging items per webhook POST at most
+  int webhook_workers = 1;                  // webhook POSTs in flight at once (1 keeps everything in order)
+  bool echoes = false;                      // send the bot an echo webhook for every message it sends
   std::string app_id = "1517776481860111";  // the app id in echoes
-  std::string chat_page_id = "1045";       // the page the chat page talks to
-  std::vector<std::string> metrics_urls;   // services' /metrics, for the chat page's queue panel
+  std::string chat_page_id = "1045";        // the page the chat page talks to
+  std::vector<std::string> metrics_urls;    // services' /metrics, for the chat page's queue panel
   // Called for every message the Send API accepts (load mode matches replies with it); on an
   // HTTP thread, so it must be thread-safe and quick.
   std::function<void(const RecordedMessage&)> on_message;

@@ -58,8 +58,11 @@ Result<FaultConfig> ParseFaults(const std::string& text) {
 std::string FaultsToJson(const FaultConfig& config) {
   json out{{"seed", config.seed},
            {"rate_limit", config.rate_limits},
-           {"error", {{"http_status", config.error.http_status}, {"code", config.error.code},
-                      {"subcode", config.error.subcode}, {"message", config.error.message}}},
+           {"error",
+            {{"http_status", config.error.http_status},
+             {"code", config.error.code},
+             {"subcode", config.error.subcode},
+             {"message", config.error.message}}},
            {"error_rate", config.error_rate},
            {"fail_next", config.fail_next},
            {"latency_ms", {config.latency_min_ms, config.latency_max_ms}},

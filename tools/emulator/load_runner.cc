@@ -116,10 +116,14 @@ void FillPercentiles(std::vector<double>& samples_ms, LoadReport* report) {
 
 std::string LoadReportJson(const LoadReport& report) {
   auto round2 = [](double value) { return std::round(value * 100) / 100; };
-  nlohmann::json json{{"sent", report.sent},         {"received", report.received},
-                      {"lost", report.lost},         {"duplicates", report.duplicates},
-                      {"throughput", round2(report.throughput)}, {"p50_ms", round2(report.p50_ms)},
-                      {"p90_ms", round2(report.p90_ms)},         {"p99_ms", round2(report.p99_ms)},
+  nlohmann::json json{{"sent", report.sent},
+                      {"received", report.received},
+                      {"lost", report.lost},
+                      {"duplicates", report.duplicates},
+                      {"throughput", round2(report.throughput)},
+                      {"p50_ms", round2(report.p50_ms)},
+                      {"p90_ms", round2(report.p90_ms)},
+                      {"p99_ms", round2(report.p99_ms)},
                       {"max_ms", round2(report.max_ms)}};
   return json.dump();
 }
@@ -137,17 +141,28 @@ Result<LoadOptions> ParseLoadArgs(const std::vector<std::string>& args) {
     if (i + 1 >= args.size()) return Error{ErrorCode::kInvalid, arg + " needs a value"};
     const std::string& value = args[++i];
     try {
-      if (arg == "--ingress") options.ingress_url = value;
-      else if (arg == "--listen") options.listen = value;
-      else if (arg == "--app-secret") options.app_secret = value;
-      else if (arg == "--page") options.page_id = value;
-      else if (arg == "--users") options.users = std::stoi(value);
-      else if (arg == "--rate") options.rate = std::stod(value);
-      else if (arg == "--duration") options.duration_s = std::stod(value);
-      else if (arg == "--drain") options.drain_s = std::stod(value);
-      else if (arg == "--batch") options.batch = static_cast<size_t>(std::stoul(value));
-      else if (arg == "--faults") options.faults_json = value;
-      else return Error{ErrorCode::kInvalid, "unknown option " + arg};
+      if (arg == "--ingress")
+        options.ingress_url = value;
+      else if (arg == "--listen")
+        options.listen = value;
+      else if (arg == "--app-secret")
+        options.app_secret = value;
+      else if (arg == "--page")
+        options.page_id = value;
+      else if (arg == "--users")
+        options.users = std::stoi(value);
+      else if (arg == "--rate")
+        options.rate = std::stod(value);
+      else if (arg == "--duration")
+        options.duration_s = std::stod(value);
+      else if (arg == "--drain")
+        options.drain_s = std::stod(value);
+      else if (arg == "--batch")
+        options.batch = static_cast<size_t>(std::stoul(value));
+      else if (arg == "--faults")
+        options.faults_json = value;
+      else
+        return Error{ErrorCode::kInvalid, "unknown option " + arg};
     } catch (const std::exception&) {
       return Error{ErrorCode::kInvalid, arg + ": not a number: " + value};
     }
@@ -183,25 +198,28 @@ Result<LoadReport> RunLoad(const LoadOptions& options, std::ostream& log) {
   auto server = EmulatorServer::Start(emulator);
   if (!server) return server.error();
 
-  log << "load: " << options.users << " users, " << options.rate << " messages/s for " << options.duration_s
-      << " s -> " << options.ingress_url << "; replies on http://" << options.listen << "\n";
+  log << "load: " << options.users << " users, " << options.rate << " messages/s for " << options.duration_s << " s -> "
+      << options.ingress_url << "; replies on http://" << options.listen << "\n";
   const auto start = Clock::now();
-  const auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.duration_s));
+  const auto end =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.duration_s));
   int64_t sent = 0;
   const int64_t total = static_cast<int64_t>(capacity) - 1;
   // Open loop: at every moment, send what the rate says should have gone by now.
   while (sent < total) {
     const auto now = Clock::now();
     if (now >= end) break;
-    const int64_t due = std::min<int64_t>(total, static_cast<int64_t>(std::chrono::duration<double>(now - start).count() * options.rate) + 1);
+    const int64_t due = std::min<int64_t>(
+        total, static_cast<int64_t>(std::chrono::duration<double>(now - start).count() * options.rate) + 1);
     for (; sent < due; ++sent) {
       const int user = static_cast<int>(sent % options.users);
       UserEvent event;
       event.page_id = options.page_id;
       event.psid = user_prefix + std::to_string(user);
       event.mid = "m_load_" + std::to_string(sent);
-      event.timestamp_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                               std::chrono::system_clock::now().time_since_epoch()).count();
+      event.timestamp_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+              .count();
       event.text = "load " + std::to_string(sent);
       tracker.Sent(sent, user, Clock::now());
       (*server)->webhooks().Enqueue(options.page_id, UserEventItem(event), [&tracker](int status) {
@@ -213,8 +231,10 @@ Result<LoadReport> RunLoad(const LoadOptions& options, std::ostream& log) {
   const double send_seconds = std::chrono::duration<double>(Clock::now() - start).count();
   log << "load: sent " << sent << " in " << send_seconds << " s; waiting up to " << options.drain_s
       << " s for the last replies\n";
-  const auto drain_until = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.drain_s));
-  while (Clock::now() < drain_until && tracker.received() < sent) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto drain_until =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.drain_s));
+  while (Clock::now() < drain_until && tracker.received() < sent)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   (*server)->Shutdown();
   return tracker.Report(sent, start, send_seconds);
 }

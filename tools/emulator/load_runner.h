@@ -11,29 +11,29 @@
 namespace katy::emulator {
 
 struct LoadOptions {
-  std::string ingress_url;       // --ingress
+  std::string ingress_url;                                // --ingress
   std::string listen = std::string(defaults::kEmulator);  // --listen: this run's Send API (the bot's KATY_GRAPH_URL)
-  std::string app_secret;        // --app-secret or KATY_APP_SECRET: signs the webhooks
-  std::string page_id = "104560000000001";  // --page
-  int users = 100;               // --users
-  double rate = 100;             // --rate: messages per second, all users together
-  double duration_s = 10;        // --duration
-  double drain_s = 10;           // --drain: how long to wait for the last replies
-  size_t batch = 50;             // --batch: messaging items per webhook POST at most
-  int webhook_workers = 4;       // POSTs in flight at once
-  std::string faults_json;       // --faults: injected into this run's Send API
-  bool json = false;             // --json
+  std::string app_secret;                                 // --app-secret or KATY_APP_SECRET: signs the webhooks
+  std::string page_id = "104560000000001";                // --page
+  int users = 100;                                        // --users
+  double rate = 100;                                      // --rate: messages per second, all users together
+  double duration_s = 10;                                 // --duration
+  double drain_s = 10;                                    // --drain: how long to wait for the last replies
+  size_t batch = 50;                                      // --batch: messaging items per webhook POST at most
+  int webhook_workers = 4;                                // POSTs in flight at once
+  std::string faults_json;                                // --faults: injected into this run's Send API
+  bool json = false;                                      // --json
 };
 
 // What one load run measured.
 struct LoadReport {
-  int64_t sent = 0;        // messages delivered to ingress (200)
-  int64_t received = 0;    // replies matched to a message
-  int64_t lost = 0;        // sent but never answered within the drain time
-  int64_t duplicates = 0;  // replies beyond one per message
-  double throughput = 0;   // replies per second over the run
+  int64_t sent = 0;                                       // messages delivered to ingress (200)
+  int64_t received = 0;                                   // replies matched to a message
+  int64_t lost = 0;                                       // sent but never answered within the drain time
+  int64_t duplicates = 0;                                 // replies beyond one per message
+  double throughput = 0;                                  // replies per second over the run
   double p50_ms = 0, p90_ms = 0, p99_ms = 0, max_ms = 0;  // webhook sent -> reply received
-  double send_rate = 0;    // messages per second actually sent (the generator's own pace)
+  double send_rate = 0;       // messages per second actually sent (the generator's own pace)
   int64_t send_failures = 0;  // messages ingress never accepted
 };
 

@@ -37,9 +37,11 @@ int Load(const std::vector<std::string>& args) {
   log::Init("emulator-load", log::Level::kWarn);
   auto options = emulator::ParseLoadArgs(args);
   if (!options) {
-    std::fprintf(stderr, "katy-emulator load: %s\nusage: katy-emulator load --ingress URL [--users N] [--rate R] "
-                         "[--duration S] [--listen HOST:PORT] [--app-secret S] [--batch N] [--drain S] "
-                         "[--faults JSON] [--json]\n", options.error().message.c_str());
+    std::fprintf(stderr,
+                 "katy-emulator load: %s\nusage: katy-emulator load --ingress URL [--users N] [--rate R] "
+                 "[--duration S] [--listen HOST:PORT] [--app-secret S] [--batch N] [--drain S] "
+                 "[--faults JSON] [--json]\n",
+                 options.error().message.c_str());
     return 2;
   }
   auto report = emulator::RunLoad(*options, std::cerr);
@@ -47,11 +49,12 @@ int Load(const std::vector<std::string>& args) {
     std::fprintf(stderr, "katy-emulator load: %s\n", report.error().message.c_str());
     return 1;
   }
-  std::printf("sent %lld (%.0f/s)  received %lld  lost %lld  duplicates %lld  throughput %.1f replies/s\n"
-              "latency p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n",
-              static_cast<long long>(report->sent), report->send_rate, static_cast<long long>(report->received),
-              static_cast<long long>(report->lost), static_cast<long long>(report->duplicates), report->throughput,
-              report->p50_ms, report->p90_ms, report->p99_ms, report->max_ms);
+  std::printf(
+      "sent %lld (%.0f/s)  received %lld  lost %lld  duplicates %lld  throughput %.1f replies/s\n"
+      "latency p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n",
+      static_cast<long long>(report->sent), report->send_rate, static_cast<long long>(report->received),
+      static_cast<long long>(report->lost), static_cast<long long>(report->duplicates), report->throughput,
+      report->p50_ms, report->p90_ms, report->p99_ms, report->max_ms);
   if (options->json) std::printf("%s\n", emulator::LoadReportJson(*report).c_str());
   return 0;
 }

@@ -12,14 +12,14 @@ namespace katy::emulator {
 
 // One message the emulated Send API accepted.
 struct RecordedMessage {
-  std::string message_id;    // the mid returned to the bot
+  std::string message_id;  // the mid returned to the bot
   std::string page_id;
-  std::string recipient;     // PSID or user_ref
+  std::string recipient;  // PSID or user_ref
   std::string messaging_type;
   std::string message_json;  // empty for sender actions
   std::string sender_action;
   int64_t received_at_ms = 0;
-  uint64_t seq = 0;          // arrival order across all users
+  uint64_t seq = 0;  // arrival order across all users
 };
 
 // Everything the emulated Send API accepted, in arrival order. Thread-safe.

@@ -22,7 +22,7 @@ nlohmann::json QueueTotalsFromMetrics(const std::string& metrics_text) {
     }
     const char* side = line.find("group=\"responders\"") != std::string::npos ? "in"
                        : line.find("group=\"senders\"") != std::string::npos  ? "out"
-                                                                             : nullptr;
+                                                                              : nullptr;
     if (side == nullptr) continue;
     for (const char* field : {"length", "pending", "lag"}) {
       if (line.rfind(std::string("katy_stream_") + field + "{", 0) == 0) {

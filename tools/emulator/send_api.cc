@@ -38,7 +38,8 @@ std::optional<GraphError> ValidateButtons(const json& buttons) {
 }
 
 std::optional<GraphError> ValidateAttachment(const json& attachment) {
-  if (!attachment.is_object() || !attachment.contains("type")) return Invalid("param message[attachment][type] is required");
+  if (!attachment.is_object() || !attachment.contains("type"))
+    return Invalid("param message[attachment][type] is required");
   const std::string type = attachment.value("type", "");
   const json payload = attachment.value("payload", json::object());
   if (type == "image" || type == "audio" || type == "video" || type == "file") {
@@ -47,11 +48,13 @@ std::optional<GraphError> ValidateAttachment(const json& attachment) {
     }
     return std::nullopt;
   }
-  if (type != "template") return Invalid("param message[attachment][type] must be image, audio, video, file or template");
+  if (type != "template")
+    return Invalid("param message[attachment][type] must be image, audio, video, file or template");
   const std::string template_type = payload.value("template_type", "");
   if (template_type == "button") {
     const std::string text = payload.value("text", "");
-    if (text.empty() || CodePoints(text) > 640) return Invalid("param text of a button template must be 1 to 640 characters");
+    if (text.empty() || CodePoints(text) > 640)
+      return Invalid("param text of a button template must be 1 to 640 characters");
     return ValidateButtons(payload.value("buttons", json()));
   }
   if (template_type == "generic") {
@@ -61,14 +64,16 @@ std::optional<GraphError> ValidateAttachment(const json& attachment) {
     }
     for (const auto& element : elements) {
       const std::string title = element.value("title", "");
-      if (title.empty() || CodePoints(title) > 80) return Invalid("param title of an element must be 1 to 80 characters");
+      if (title.empty() || CodePoints(title) > 80)
+        return Invalid("param title of an element must be 1 to 80 characters");
       if (element.contains("buttons")) {
         if (auto error = ValidateButtons(element["buttons"])) return error;
       }
     }
     return std::nullopt;
   }
-  if (template_type == "media" || template_type == "receipt" || template_type == "customer_feedback") return std::nullopt;
+  if (template_type == "media" || template_type == "receipt" || template_type == "customer_feedback")
+    return std::nullopt;
   return Invalid("unknown template_type '" + template_type + "'");
 }
 

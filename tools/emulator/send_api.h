@@ -1,8 +1,8 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
-#include <optional>
 #include <variant>
 
 #include <nlohmann/json.hpp>
@@ -13,12 +13,12 @@ namespace katy::emulator {
 
 // A Send API call the emulator accepted.
 struct AcceptedSend {
-  std::string recipient;       // PSID, or the user_ref
+  std::string recipient;  // PSID, or the user_ref
   bool recipient_is_ref = false;
   std::string messaging_type;  // empty for sender actions
   std::string tag;
-  std::string message_json;    // the `message` object, or empty
-  std::string sender_action;   // typing_on, typing_off, mark_seen, or empty
+  std::string message_json;   // the `message` object, or empty
+  std::string sender_action;  // typing_on, typing_off, mark_seen, or empty
 };
 
 // A Meta-shaped failure: HTTP status plus the Graph error object's fields.

@@ -10,9 +10,8 @@ namespace katy::emulator {
 
 nlohmann::json UserEventItem(const UserEvent& event) {
   using nlohmann::json;
-  json item{{"sender", {{"id", event.psid}}},
-            {"recipient", {{"id", event.page_id}}},
-            {"timestamp", event.timestamp_ms}};
+  json item{
+      {"sender", {{"id", event.psid}}}, {"recipient", {{"id", event.page_id}}}, {"timestamp", event.timestamp_ms}};
   if (!event.postback_payload.empty()) {
     item["postback"] = {{"mid", event.mid}, {"title", event.postback_title}, {"payload", event.postback_payload}};
   } else {

@@ -13,9 +13,9 @@ struct UserEvent {
   std::string psid;
   std::string mid;
   int64_t timestamp_ms = 0;
-  std::string text;                 // a text message (with quick_reply_payload when tapped)
+  std::string text;  // a text message (with quick_reply_payload when tapped)
   std::string quick_reply_payload;
-  std::string postback_payload;     // a postback instead of a message when non-empty
+  std::string postback_payload;  // a postback instead of a message when non-empty
   std::string postback_title;
 };
 

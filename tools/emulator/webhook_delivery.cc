@@ -49,8 +49,9 @@ void WebhookDelivery::Stop() {
 
 int WebhookDelivery::Post(const std::string& body) {
   thread_local http::Client client(std::chrono::milliseconds(10000), std::chrono::milliseconds(2000));
-  auto response = client.Post(options_.ingress_url, body,
-                              {"Content-Type: application/json", "X-Hub-Signature-256: " + SignBody(options_.app_secret, body)});
+  auto response =
+      client.Post(options_.ingress_url, body,
+                  {"Content-Type: application/json", "X-Hub-Signature-256: " + SignBody(options_.app_secret, body)});
   ++posts_;
   return response ? static_cast<int>(response->status) : 0;
 }

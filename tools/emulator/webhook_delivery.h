@@ -14,11 +14,11 @@
 namespace katy::emulator {
 
 struct DeliveryOptions {
-  std::string ingress_url;   // where webhooks go
-  std::string app_secret;    // signs them (X-Hub-Signature-256)
-  size_t max_batch = 1;      // messaging items per POST at most (Meta batches under load)
-  int workers = 1;           // POSTs in flight at once (1 keeps every item in order)
-  int max_attempts = 8;      // a POST not answered 200 is retried with backoff this many times
+  std::string ingress_url;  // where webhooks go
+  std::string app_secret;   // signs them (X-Hub-Signature-256)
+  size_t max_batch = 1;     // messaging items per POST at most (Meta batches under load)
+  int workers = 1;          // POSTs in flight at once (1 keeps every item in order)
+  int max_attempts = 8;     // a POST not answered 200 is retried with backoff this many times
   std::chrono::milliseconds max_backoff{2000};
 };
 

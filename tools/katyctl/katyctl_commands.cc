@@ -7,9 +7,9 @@
 #include <cstdlib>
 #include <thread>
 
+#include "common/defaults.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "katy/v1/control.grpc.pb.h"
-#include "common/defaults.h"
 #include "tools/katyctl/katyctl_format.h"
 
 namespace katy::ctl {
@@ -38,7 +38,9 @@ std::string DefaultAddress(const std::string& command) {
 class Session {
  public:
   Session(const Options& options, std::ostream& out, std::ostream& err)
-      : options_(options), out_(out), err_(err),
+      : options_(options),
+        out_(out),
+        err_(err),
         channel_(grpc::CreateChannel(options.addr, grpc::InsecureChannelCredentials())),
         control_(katy::v1::Control::NewStub(channel_)),
         health_(grpc::health::v1::Health::NewStub(channel_)) {}
@@ -53,9 +55,10 @@ class Session {
 
   // One clear line for a failed call; returns the exit status.
   int Fail(const grpc::Status& status) {
-    if (status.error_code() == grpc::StatusCode::UNAVAILABLE || status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-      err_ << "katyctl: cannot reach a Katy service at " << options_.addr << " (is it running? see --addr): "
-           << status.error_message() << "\n";
+    if (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+        status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      err_ << "katyctl: cannot reach a Katy service at " << options_.addr
+           << " (is it running? see --addr): " << status.error_message() << "\n";
     } else if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
       err_ << "katyctl: " << options_.addr << " refused the call: give the control token with --token "
            << "(or KATY_CONTROL_TOKEN)\n";
@@ -79,8 +82,10 @@ class Session {
     katy::v1::Status status;
     auto result = control_->GetStatus(Context().get(), {}, &status);
     if (!result.ok()) return Fail(result);
-    if (options_.json) PrintJson(status);
-    else out_ << RenderStatus(status, options_.all);
+    if (options_.json)
+      PrintJson(status);
+    else
+      out_ << RenderStatus(status, options_.all);
     return 0;
   }
 
@@ -111,8 +116,10 @@ class Session {
     auto result = health_->Check(Context().get(), {}, &response);
     if (!result.ok()) return Fail(result);
     const std::string status = grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
-    if (options_.json) out_ << R"({"status":")" << status << "\"}\n";
-    else out_ << status << "\n";
+    if (options_.json)
+      out_ << R"({"status":")" << status << "\"}\n";
+    else
+      out_ << status << "\n";
     return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
   }
 
@@ -127,8 +134,10 @@ class Session {
       auto result = control_->ListDeadLetters(Context().get(), request, &response);
       if (!result.ok()) return Fail(result);
       if (action == "list") {
-        if (options_.json) PrintJson(response);
-        else out_ << RenderDeadLetters(response);
+        if (options_.json)
+          PrintJson(response);
+        else
+          out_ << RenderDeadLetters(response);
         return 0;
       }
       if (words.size() < 3) return UsageError("dlq show needs a dead letter: STREAM/ID (from dlq list)");
@@ -158,8 +167,10 @@ class Session {
       katy::v1::ReplayDeadLettersResponse response;
       auto result = control_->ReplayDeadLetters(Context().get(), request, &response);
       if (!result.ok()) return Fail(result);
-      if (options_.json) PrintJson(response);
-      else out_ << "replayed " << response.replayed() << " dead letter(s)\n";
+      if (options_.json)
+        PrintJson(response);
+      else
+        out_ << "replayed " << response.replayed() << " dead letter(s)\n";
       return 0;
     }
     return UsageError("dlq takes list, show or replay");
@@ -242,7 +253,8 @@ void PrintDefaults(std::ostream& out) {
 }  // namespace
 
 std::string Usage() {
-  const std::string addresses = "ingress " + std::string(defaults::kIngressGrpc) + " (status, top,\nhealth, dlq, drain), responder " +
+  const std::string addresses = "ingress " + std::string(defaults::kIngressGrpc) +
+                                " (status, top,\nhealth, dlq, drain), responder " +
                                 std::string(defaults::kResponderGrpc) + " (rules), sender " +
                                 std::string(defaults::kSenderGrpc) + " (pause, resume,\nrate)";
   return R"(usage: katyctl [--addr HOST:PORT] [--token TOKEN] [--json] COMMAND
@@ -260,7 +272,8 @@ std::string Usage() {
   drain                       graceful shutdown of the service, as SIGTERM
   defaults                    every default address, as shell assignments
 
---addr defaults to the service the command is for: )" + addresses + R"(; KATY_CTL_ADDR overrides. --token defaults to KATY_CONTROL_TOKEN.
+--addr defaults to the service the command is for: )" +
+         addresses + R"(; KATY_CTL_ADDR overrides. --token defaults to KATY_CONTROL_TOKEN.
 )";
 }
 
