@@ -144,62 +144,21 @@ std::string ConversationOfEvent(const redis::StreamEntry& entry) {
   return event.page_id() + ":" + event.user_id();
 }
 
-redis::HandleResult ResponderHandler::operator()(redis::Client& client, const redis::StreamEntry& entry,
-                                                 const redis::Fence& fence) const {
-  const auto started = std::chrono::steady_clock::now();
-  katy::v1::InboundEvent event;
-  auto payload = entry.Field("pb");
-  if (!payload || !event.ParseFromString(*payload)) return redis::HandleResult::Poison("undecodable_event");
+namespace {
 
-  const int shard = ShardOf(event.page_id(), event.user_id(), keys_.shards());
-  const std::string conversation_key = keys_.Conversation(shard, event.page_id(), event.user_id());
-  Conversation conversation;
-  if (!event.user_id().empty()) {
-    auto hash = client.Command({"HGETALL", conversation_key});
-    if (!hash) return redis::HandleResult::Retry("redis_" + hash.error().Label());
-    conversation = ReadConversation(*hash);
-  }
-
-  const int64_t now = now_ms_();
+// The conversation hash's changes: HSET field/value pairs and HDEL fields.
+struct ConversationUpdate {
   std::vector<std::string> hset;
   std::vector<std::string> hdel;
-  const auto rules = rules_.Current();  // the rule set in force for this whole event
-  std::map<std::string, std::string> captures;
-  const Rule* rule = FindRule(*rules, event, conversation, &captures);
+};
 
-  if (rule != nullptr && rule->uses_first_name && profiles_ != nullptr && profiles_->enabled() &&
-      !event.user_is_ref() && ProfileDue(conversation, now)) {
-    auto name = profiles_->FirstName(ThreadHttp(), event.page_id(), event.user_id());
-    metrics_.profile_fetches.Add({{"result", name ? "ok" : name.error().Label()}}).Increment();
-    if (name) {
-      conversation.first_name = *name;
-      hset.insert(hset.end(), {"first_name", *name});
-    }
-    hset.insert(hset.end(), {"profile_checked_ms", std::to_string(now)});
-  }
-
-  Decision decision;
-  if (rule != nullptr) decision = ApplyRule(*rule, event, conversation, std::move(captures), PickRandom);
-  if (decision.skill != nullptr) {
-    const auto skill_started = std::chrono::steady_clock::now();
-    auto answer = CallSkill(ThreadHttp(), *decision.skill, event, conversation);
-    metrics_.skill_latency.Add({{"rule", decision.rule}}, metrics::LatencyBuckets())
-        .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - skill_started).count());
-    metrics_.skill_calls.Add({{"rule", decision.rule}, {"result", answer ? "ok" : answer.error().Label()}}).Increment();
-    if (answer) {
-      decision.messages = std::move(answer->messages);
-      for (auto& [name, value] : answer->set_vars) decision.set_vars[name] = std::move(value);
-      if (answer->next_state) decision.next_state = answer->next_state;
-    } else {
-      log::Warn("skill failed; sending its fallback",
-                {{"rule", decision.rule}, {"error", answer.error().message}, {"code", answer.error().Label()}});
-      decision.messages = RenderMessages(decision.skill->fallback, event, conversation, PickRandom);
-    }
-  }
-
-  const bool from_user = IsReplyable(event);
-  if (from_user) {
-    int64_t at = event.timestamp_ms() > 0 ? event.timestamp_ms() : event.received_at_ms();
+// What the event itself says about the conversation (last user message, receipts) and what
+// the decision sets (variables, state).
+void RecordEvent(const katy::v1::InboundEvent& event, const Conversation& conversation, const Decision& decision,
+                 ConversationUpdate& update) {
+  auto& hset = update.hset;
+  if (IsReplyable(event)) {
+    const int64_t at = event.timestamp_ms() > 0 ? event.timestamp_ms() : event.received_at_ms();
     hset.insert(hset.end(), {"last_user_ms", std::to_string(at)});
     if (conversation.first_contact) hset.insert(hset.end(), {"first_seen_ms", std::to_string(at)});
   } else if (event.kind() == katy::v1::EVENT_KIND_DELIVERY) {
@@ -209,18 +168,19 @@ redis::HandleResult ResponderHandler::operator()(redis::Client& client, const re
   }
   for (const auto& [name, value] : decision.set_vars) hset.insert(hset.end(), {"var:" + name, value});
   if (decision.next_state) {
-    if (decision.next_state->empty())
-      hdel.emplace_back("state");
-    else
+    if (decision.next_state->empty()) {
+      update.hdel.emplace_back("state");
+    } else {
       hset.insert(hset.end(), {"state", *decision.next_state});
+    }
   }
+}
 
-  std::vector<std::string> args{KeySpace::kResponderGroup, entry.id, std::to_string(kConversationTtlS), fence.owner,
-                                std::to_string(hset.size() / 2)};
-  args.insert(args.end(), hset.begin(), hset.end());
-  args.push_back(std::to_string(hdel.size()));
-  args.insert(args.end(), hdel.begin(), hdel.end());
-  const int64_t user_last_ms = from_user ? event.timestamp_ms() : 0;
+// The replies to `event`, in order: typing_on first when the decision asks for it (Meta:
+// sender_action goes alone), then one message per part. Ids are "<entry id>#typing", "#0"...
+std::vector<katy::v1::OutboundMessage> Replies(const redis::StreamEntry& entry, const katy::v1::InboundEvent& event,
+                                               const Decision& decision, int64_t now) {
+  const int64_t user_last_ms = IsReplyable(event) ? event.timestamp_ms() : 0;
   auto outbound = [&](const std::string& id_suffix) {
     katy::v1::OutboundMessage reply;
     reply.set_id(entry.id + id_suffix);
@@ -234,27 +194,108 @@ redis::HandleResult ResponderHandler::operator()(redis::Client& client, const re
     reply.set_user_last_message_ms(user_last_ms);
     return reply;
   };
+  std::vector<katy::v1::OutboundMessage> replies;
   if (decision.typing && !decision.messages.empty()) {
-    // Typing is its own Send API call, before the replies (Meta: sender_action goes alone).
-    katy::v1::OutboundMessage typing = outbound("#typing");
-    typing.set_sender_action("typing_on");
-    args.push_back(typing.SerializeAsString());
+    replies.push_back(outbound("#typing"));
+    replies.back().set_sender_action("typing_on");
   }
   for (size_t i = 0; i < decision.messages.size(); ++i) {
-    katy::v1::OutboundMessage reply = outbound("#" + std::to_string(i));
-    reply.set_message_json(decision.messages[i]);
-    args.push_back(reply.SerializeAsString());
+    replies.push_back(outbound("#" + std::to_string(i)));
+    replies.back().set_message_json(decision.messages[i]);
+  }
+  return replies;
+}
+
+// ARGV of the commit script: group, entry id, TTL, fence owner, the HSET pairs and HDEL
+// fields (each counted), then the serialized replies.
+std::vector<std::string> CommitArgs(const redis::StreamEntry& entry, const redis::Fence& fence,
+                                    const ConversationUpdate& update,
+                                    const std::vector<katy::v1::OutboundMessage>& replies) {
+  std::vector<std::string> args{KeySpace::kResponderGroup, entry.id, std::to_string(kConversationTtlS), fence.owner,
+                                std::to_string(update.hset.size() / 2)};
+  args.insert(args.end(), update.hset.begin(), update.hset.end());
+  args.push_back(std::to_string(update.hdel.size()));
+  args.insert(args.end(), update.hdel.begin(), update.hdel.end());
+  for (const auto& reply : replies) args.push_back(reply.SerializeAsString());
+  return args;
+}
+
+}  // namespace
+
+void ResponderHandler::ResolveProfile(const katy::v1::InboundEvent& event, int64_t now, Conversation& conversation,
+                                      std::vector<std::string>& update) const {
+  if (profiles_ == nullptr || !profiles_->enabled() || event.user_is_ref() || !ProfileDue(conversation, now)) return;
+  auto name = profiles_->FirstName(ThreadHttp(), event.page_id(), event.user_id());
+  metrics_.profile_fetches.Add({{"result", name ? "ok" : name.error().Label()}}).Increment();
+  if (name) {
+    conversation.first_name = *name;
+    update.insert(update.end(), {"first_name", *name});
+  }
+  update.insert(update.end(), {"profile_checked_ms", std::to_string(now)});
+}
+
+void ResponderHandler::RunSkill(const katy::v1::InboundEvent& event, const Conversation& conversation,
+                                Decision& decision) const {
+  const auto skill_started = std::chrono::steady_clock::now();
+  auto answer = CallSkill(ThreadHttp(), *decision.skill, event, conversation);
+  metrics_.skill_latency.Add({{"rule", decision.rule}}, metrics::LatencyBuckets())
+      .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - skill_started).count());
+  metrics_.skill_calls.Add({{"rule", decision.rule}, {"result", answer ? "ok" : answer.error().Label()}}).Increment();
+  if (!answer) {
+    log::Warn("skill failed; sending its fallback",
+              {{"rule", decision.rule}, {"error", answer.error().message}, {"code", answer.error().Label()}});
+    decision.messages = RenderMessages(decision.skill->fallback, event, conversation, PickRandom);
+    return;
+  }
+  decision.messages = std::move(answer->messages);
+  for (auto& [name, value] : answer->set_vars) decision.set_vars[name] = std::move(value);
+  if (answer->next_state) decision.next_state = answer->next_state;
+}
+
+void ResponderHandler::CountProcessed(const katy::v1::InboundEvent& event, const Decision& decision, long long replies,
+                                      std::chrono::steady_clock::time_point started) const {
+  const std::string kind = EventKindName(event.kind());
+  metrics_.events.Add({{"kind", kind}, {"rule", decision.rule.empty() ? "none" : decision.rule}}).Increment();
+  if (replies > 0) metrics_.replies.Increment(static_cast<double>(replies));
+  metrics_.latency.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+}
+
+redis::HandleResult ResponderHandler::operator()(redis::Client& client, const redis::StreamEntry& entry,
+                                                 const redis::Fence& fence) const {
+  const auto started = std::chrono::steady_clock::now();
+  katy::v1::InboundEvent event;
+  auto payload = entry.Field("pb");
+  if (!payload || !event.ParseFromString(*payload)) return redis::HandleResult::Poison("undecodable_event");
+
+  // Read the conversation.
+  const int shard = ShardOf(event.page_id(), event.user_id(), keys_.shards());
+  const std::string conversation_key = keys_.Conversation(shard, event.page_id(), event.user_id());
+  Conversation conversation;
+  if (!event.user_id().empty()) {
+    auto hash = client.Command({"HGETALL", conversation_key});
+    if (!hash) return redis::HandleResult::Retry("redis_" + hash.error().Label());
+    conversation = ReadConversation(*hash);
   }
 
-  auto committed =
-      commit_script_.Run(client, {keys_.OutStream(shard), entry.stream, conversation_key, fence.lease_key}, args);
+  // Decide, with the rule set in force for this whole event.
+  const int64_t now = now_ms_();
+  ConversationUpdate update;
+  const auto rules = rules_.Current();
+  std::map<std::string, std::string> captures;
+  const Rule* rule = FindRule(*rules, event, conversation, &captures);
+  if (rule != nullptr && rule->uses_first_name) ResolveProfile(event, now, conversation, update.hset);
+  Decision decision;
+  if (rule != nullptr) decision = ApplyRule(*rule, event, conversation, std::move(captures), PickRandom);
+  if (decision.skill != nullptr) RunSkill(event, conversation, decision);
+  RecordEvent(event, conversation, decision, update);
+
+  // Commit: replies, conversation and acknowledgement in one script, fenced by the lease.
+  auto committed = commit_script_.Run(client, {keys_.OutStream(shard), entry.stream, conversation_key, fence.lease_key},
+                                      CommitArgs(entry, fence, update, Replies(entry, event, decision, now)));
   if (!committed) return redis::HandleResult::Retry("redis_" + committed.error().Label());
   if (committed->integer == -2) return redis::HandleResult::Abandon("lost_lease");
 
-  const std::string kind = EventKindName(event.kind());
-  metrics_.events.Add({{"kind", kind}, {"rule", decision.rule.empty() ? "none" : decision.rule}}).Increment();
-  if (committed->integer > 0) metrics_.replies.Increment(static_cast<double>(committed->integer));
-  metrics_.latency.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  CountProcessed(event, decision, committed->integer, started);
   log::Debug("event processed", {{"id", entry.id},
                                  {"page", event.page_id()},
                                  {"mid", event.mid()},

@@ -61,6 +61,16 @@ class ResponderHandler {
                                  const redis::Fence& fence) const;
 
  private:
+  // Fetches the user's first name when the rule needs it and it is due; records the attempt
+  // in `update` (HSET field/value pairs).
+  void ResolveProfile(const katy::v1::InboundEvent& event, int64_t now, Conversation& conversation,
+                      std::vector<std::string>& update) const;
+  // Replaces the decision's messages with the skill's answer, or with its fallback when the
+  // skill fails.
+  void RunSkill(const katy::v1::InboundEvent& event, const Conversation& conversation, Decision& decision) const;
+  void CountProcessed(const katy::v1::InboundEvent& event, const Decision& decision, long long replies,
+                      std::chrono::steady_clock::time_point started) const;
+
   KeySpace keys_;
   const RulesHolder& rules_;
   ResponderMetrics& metrics_;

@@ -141,9 +141,9 @@ Result<SenderHandler::InFlight> SenderHandler::MarkInFlight(redis::Client& clien
   return InFlight{true, std::chrono::milliseconds(0)};
 }
 
-redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1::OutboundMessage& message,
-                                           const std::string& mark_key, const std::string& body_json,
-                                           const std::string& token, bool media, std::string* meta_id) {
+std::optional<redis::HandleResult> SenderHandler::TakeSendSlot(redis::Client& client,
+                                                               const katy::v1::OutboundMessage& message,
+                                                               const std::string& inflight_key, bool media) {
   // A slot from the page's shared limit.
   auto gate = limiter_.Acquire(client, message.page_id(), media);
   if (!gate) return redis::HandleResult::Retry("redis_" + gate.error().Label());
@@ -155,7 +155,6 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
 
   // The in-flight mark outlives a crash: finding it means an earlier attempt's outcome is
   // unknown, so this send may duplicate it (the one duplicate at-least-once allows).
-  const std::string inflight_key = mark_key + ":inflight";
   auto in_flight = MarkInFlight(client, inflight_key);
   if (!in_flight) return redis::HandleResult::Retry("redis_" + in_flight.error().Label());
   if (in_flight->wait.count() > 0) return redis::HandleResult::Wait("in_flight_elsewhere", in_flight->wait);
@@ -165,6 +164,14 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
     log::Warn("possible duplicate", {{"id", message.id()}, {"page", message.page_id()}});
     metrics_.possible_duplicates.Increment();
   }
+  return std::nullopt;
+}
+
+redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1::OutboundMessage& message,
+                                           const std::string& mark_key, const std::string& body_json,
+                                           const std::string& token, bool media, std::string* meta_id) {
+  const std::string inflight_key = mark_key + ":inflight";
+  if (auto not_now = TakeSendSlot(client, message, inflight_key, media)) return *not_now;
 
   katy::v1::OutboundMessage part = message;
   part.set_message_json(body_json);
@@ -189,17 +196,22 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
   if ((answer && verdict.action != SendAction::kDelivered) || never_sent) {
     LogIfFailed(client.Command({"DEL", inflight_key}), "cannot clear an in-flight mark");
   }
+  if (verdict.action == SendAction::kDelivered) *meta_id = MetaMessageId(response.body);
+  return Act(client, message, verdict);
+}
 
+redis::HandleResult SenderHandler::Act(redis::Client& client, const katy::v1::OutboundMessage& message,
+                                       const Classification& verdict) {
+  auto throttle_page = [&] {
+    LogIfFailed(limiter_.Throttle(client, message.page_id(), verdict.wait), "cannot throttle the page");
+    metrics_.throttled.Add({{"page", metrics_.page_label(message.page_id())}})
+        .Increment(std::chrono::duration<double>(verdict.wait).count());
+  };
   const int64_t age_ms = now_ms_() - message.created_at_ms();
   switch (verdict.action) {
     case SendAction::kDelivered:
-      if (verdict.wait.count() > 0) {
-        // Delivered, but Meta's usage headers say the page is at its limit: slow it down.
-        LogIfFailed(limiter_.Throttle(client, message.page_id(), verdict.wait), "cannot throttle the page");
-        metrics_.throttled.Add({{"page", metrics_.page_label(message.page_id())}})
-            .Increment(std::chrono::duration<double>(verdict.wait).count());
-      }
-      *meta_id = MetaMessageId(response.body);
+      // Delivered, but Meta's usage headers may say the page is at its limit: slow it down.
+      if (verdict.wait.count() > 0) throttle_page();
       return redis::HandleResult::Done();
     case SendAction::kRetry:
       if (message.created_at_ms() > 0 &&
@@ -208,9 +220,7 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
       }
       return redis::HandleResult::Retry(verdict.reason);
     case SendAction::kThrottle:
-      LogIfFailed(limiter_.Throttle(client, message.page_id(), verdict.wait), "cannot throttle the page");
-      metrics_.throttled.Add({{"page", metrics_.page_label(message.page_id())}})
-          .Increment(std::chrono::duration<double>(verdict.wait).count());
+      throttle_page();
       log::Warn("page throttled by Meta", {{"page", message.page_id()},
                                            {"code", verdict.code},
                                            {"wait_ms", static_cast<long long>(verdict.wait.count())}});
@@ -232,16 +242,35 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
   return redis::HandleResult::Retry("unknown");
 }
 
-redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis::StreamEntry& entry,
-                                              const redis::Fence& fence) {
-  katy::v1::OutboundMessage message;
-  auto payload = entry.Field("pb");
-  if (!payload || !message.ParseFromString(*payload)) return redis::HandleResult::Poison("undecodable_message");
+std::optional<PlannedParts> PlanParts(const katy::v1::OutboundMessage& message) {
+  PlannedParts plan;
+  if (!message.sender_action().empty()) {
+    plan.bodies.emplace_back("");
+    return plan;
+  }
+  auto content = nlohmann::json::parse(message.message_json(), nullptr, false);
+  if (!content.is_object()) return std::nullopt;
+  plan.media = IsMedia(content);
+  if (content.contains("text") && content["text"].is_string()) {
+    auto parts = SplitText(content["text"].get<std::string>(), kMaxTextChars - 1);
+    for (size_t i = 0; i < parts.size(); ++i) {
+      nlohmann::json part = content;
+      part["text"] = parts[i];
+      if (i + 1 < parts.size()) part.erase("quick_replies");
+      plan.bodies.push_back(ToJsonText(part));
+    }
+  }
+  if (plan.bodies.empty()) plan.bodies.push_back(message.message_json());
+  return plan;
+}
 
-  const int shard = ShardOf(message.page_id(), message.recipient_id(), keys_.shards());
-  const std::string sent_key = keys_.Sent(shard, message.id());
+std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Client& client,
+                                                                     const redis::StreamEntry& entry,
+                                                                     const redis::Fence& fence,
+                                                                     const katy::v1::OutboundMessage& message,
+                                                                     int shard) {
   auto checks =
-      client.Pipeline({{"EXISTS", sent_key},
+      client.Pipeline({{"EXISTS", keys_.Sent(shard, message.id())},
                        {"GET", fence.lease_key},
                        {"HGET", keys_.Conversation(shard, message.page_id(), message.recipient_id()), "last_user_ms"}});
   if (!checks) return redis::HandleResult::Retry("redis_" + checks.error().Label());
@@ -255,44 +284,19 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
   }
 
   // The 24 h window runs from the user's last message: the one this replies to, or a later one.
-  const int64_t now = now_ms_();
   const int64_t last_user_ms = std::max<int64_t>(message.user_last_message_ms(), std::atoll((*checks)[2].str.c_str()));
   const bool automated = message.messaging_type() != "MESSAGE_TAG";
   const int64_t window_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.window).count();
-  if (automated && last_user_ms > 0 && now - last_user_ms > window_ms) {
+  if (automated && last_user_ms > 0 && now_ms_() - last_user_ms > window_ms) {
     metrics_.sends.Add({{"result", "outside_window"}, {"code", "0"}}).Increment();
     return redis::HandleResult::Poison("outside_window");
   }
+  return std::nullopt;
+}
 
-  auto token = tokens_.For(message.page_id());
-  if (!token) return redis::HandleResult::Poison("no_page_token");
-
-  // What to send: a sender action alone, or the message (long text in ordered parts; quick
-  // replies ride on the last part).
-  std::vector<std::string> bodies;
-  bool media = false;
-  if (!message.sender_action().empty()) {
-    bodies.emplace_back("");
-  } else {
-    auto content = nlohmann::json::parse(message.message_json(), nullptr, false);
-    if (!content.is_object()) return redis::HandleResult::Poison("bad_message");
-    media = IsMedia(content);
-    if (content.contains("text") && content["text"].is_string()) {
-      auto parts = SplitText(content["text"].get<std::string>(), kMaxTextChars - 1);
-      for (size_t i = 0; i < parts.size(); ++i) {
-        nlohmann::json part = content;
-        part["text"] = parts[i];
-        if (i + 1 < parts.size()) part.erase("quick_replies");
-        bodies.push_back(ToJsonText(part));
-      }
-    }
-    if (bodies.empty()) bodies.push_back(message.message_json());
-  }
-
-  const bool first_reply = message.id().size() > 2 && message.id().compare(message.id().size() - 2, 2, "#0") == 0;
-  if (options_.mark_seen && first_reply) SendAction(message, "mark_seen", *token);
-
-  std::string meta_id;
+redis::HandleResult SenderHandler::SendParts(redis::Client& client, const katy::v1::OutboundMessage& message,
+                                             const std::string& sent_key, const std::vector<std::string>& bodies,
+                                             const std::string& token, bool media, std::string* meta_id) {
   for (size_t part = 0; part < bodies.size(); ++part) {
     const bool last = part + 1 == bodies.size();
     const std::string mark_key = bodies.size() == 1 ? sent_key : sent_key + "@" + std::to_string(part);
@@ -302,18 +306,40 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
       if (done->integer == 1) continue;  // this part went out before a retry
     }
     if (options_.typing && !bodies[part].empty() && message.sender_action().empty()) {
-      SendAction(message, "typing_on", *token);
+      SendAction(message, "typing_on", token);
     }
-    auto result = SendOne(client, message, mark_key, bodies[part], *token, media, &meta_id);
+    auto result = SendOne(client, message, mark_key, bodies[part], token, media, meta_id);
     if (result.kind != redis::HandleResult::Kind::kDone) return result;
     if (!last) {
-      auto recorded = client.Command({"SET", mark_key, meta_id, "EX", std::to_string(options_.sent_ttl.count())});
+      auto recorded = client.Command({"SET", mark_key, *meta_id, "EX", std::to_string(options_.sent_ttl.count())});
       LogIfFailed(client.Command({"DEL", mark_key + ":inflight"}), "cannot clear an in-flight mark");
       if (!recorded) return redis::HandleResult::Retry("redis_" + recorded.error().Label());
     }
   }
+  return redis::HandleResult::Done();
+}
 
-  const std::string final_mark = bodies.size() == 1 ? sent_key : sent_key + "@" + std::to_string(bodies.size() - 1);
+redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis::StreamEntry& entry,
+                                              const redis::Fence& fence) {
+  katy::v1::OutboundMessage message;
+  auto payload = entry.Field("pb");
+  if (!payload || !message.ParseFromString(*payload)) return redis::HandleResult::Poison("undecodable_message");
+  const int shard = ShardOf(message.page_id(), message.recipient_id(), keys_.shards());
+  if (auto finished = CheckBeforeSending(client, entry, fence, message, shard)) return *finished;
+  auto token = tokens_.For(message.page_id());
+  if (!token) return redis::HandleResult::Poison("no_page_token");
+  const std::optional<PlannedParts> plan = PlanParts(message);
+  if (!plan) return redis::HandleResult::Poison("bad_message");
+
+  const bool first_reply = message.id().size() > 2 && message.id().compare(message.id().size() - 2, 2, "#0") == 0;
+  if (options_.mark_seen && first_reply) SendAction(message, "mark_seen", *token);
+  const std::string sent_key = keys_.Sent(shard, message.id());
+  std::string meta_id;
+  auto sent = SendParts(client, message, sent_key, plan->bodies, *token, plan->media, &meta_id);
+  if (sent.kind != redis::HandleResult::Kind::kDone) return sent;
+
+  const size_t parts = plan->bodies.size();
+  const std::string final_mark = parts == 1 ? sent_key : sent_key + "@" + std::to_string(parts - 1);
   auto committed =
       delivered_script_.Run(client, {sent_key, entry.stream, final_mark + ":inflight"},
                             {KeySpace::kSenderGroup, entry.id, std::to_string(options_.sent_ttl.count()), meta_id});
@@ -326,11 +352,9 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
   if (message.event_received_at_ms() > 0) {
     metrics_.end_to_end.Observe(static_cast<double>(now_ms_() - message.event_received_at_ms()) / 1000.0);
   }
-  log::Debug("delivered", {{"id", message.id()},
-                           {"page", message.page_id()},
-                           {"shard", shard},
-                           {"message_id", meta_id},
-                           {"parts", bodies.size()}});
+  log::Debug(
+      "delivered",
+      {{"id", message.id()}, {"page", message.page_id()}, {"shard", shard}, {"message_id", meta_id}, {"parts", parts}});
   return redis::HandleResult::Done();
 }
 

@@ -87,7 +87,35 @@ class SenderHandler {
                               bool media, std::string* meta_id);
   // typing_on / mark_seen, best effort (a lost indicator is no reason to retry a reply).
   void SendAction(const katy::v1::OutboundMessage& message, const std::string& action, const std::string& token);
+
+  // Before anything is sent: the lease still ours, not already delivered (then acknowledged
+  // and counted as skipped), inside the 24 h window. What to do when the entry is finished
+  // or must wait; nullopt when it may be sent.
+  std::optional<redis::HandleResult> CheckBeforeSending(redis::Client& client, const redis::StreamEntry& entry,
+                                                        const redis::Fence& fence,
+                                                        const katy::v1::OutboundMessage& message, int shard);
+  // Sends the parts not sent yet, in order, each recorded as sent before the next.
+  redis::HandleResult SendParts(redis::Client& client, const katy::v1::OutboundMessage& message,
+                                const std::string& sent_key, const std::vector<std::string>& bodies,
+                                const std::string& token, bool media, std::string* meta_id);
+  // A slot from the page's limit, then the part's in-flight mark. nullopt when the part may
+  // be sent now.
+  std::optional<redis::HandleResult> TakeSendSlot(redis::Client& client, const katy::v1::OutboundMessage& message,
+                                                  const std::string& inflight_key, bool media);
+  // What the consumer must do about a classified Send API answer (and the page state it
+  // changes: throttle, pause).
+  redis::HandleResult Act(redis::Client& client, const katy::v1::OutboundMessage& message,
+                          const Classification& verdict);
 };
+
+// What one outbound message becomes on the wire: a sender action alone (one empty body), or
+// the message with long text in ordered parts (quick replies ride on the last part). nullopt
+// when message_json is not a JSON object.
+struct PlannedParts {
+  std::vector<std::string> bodies;
+  bool media = false;  // audio or video: the media rate applies
+};
+std::optional<PlannedParts> PlanParts(const katy::v1::OutboundMessage& message);
 
 // The conversation an outbound entry belongs to ("<page>:<recipient>"): one message in flight
 // per recipient, in order.
