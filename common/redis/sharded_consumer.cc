@@ -394,6 +394,71 @@ Status ShardedConsumer::DeadLetter(Client& client, const Item& item, const std::
   return Ok{};
 }
 
+std::chrono::milliseconds RetryDelay(int attempts, std::chrono::milliseconds max_backoff, double jitter,
+                                     std::chrono::milliseconds asked) {
+  std::chrono::milliseconds backoff(100LL << std::clamp(attempts, 0, 10));
+  backoff = std::min(backoff, max_backoff);
+  backoff = std::chrono::milliseconds(static_cast<long long>(static_cast<double>(backoff.count()) * jitter));
+  return std::max(backoff, asked);
+}
+
+HandleResult ShardedConsumer::Attempt(Client& client, const EntryHandler& handler, Item& item, std::string& outcome) {
+  const Fence fence{keys_.Lease(item.shard, options_.role), options_.instance};
+  // Paused: entries already read (say, by a blocking read that began before the pause) wait
+  // here rather than be handled.
+  HandleResult result = options_.paused && options_.paused()
+                            ? HandleResult::Wait("paused", std::chrono::milliseconds(200))
+                            : handler(client, item.entry, fence);
+  ++item.attempts;
+  if (result.kind == HandleResult::Kind::kRetry && item.attempts >= options_.max_attempts) {
+    result = HandleResult::Poison(result.reason);
+  }
+  if (result.kind == HandleResult::Kind::kPoison) {
+    auto moved = DeadLetter(client, item, result.reason);
+    if (moved) {
+      outcome = "dead_lettered";
+    } else if (moved.error().code == ErrorCode::kLostLease) {
+      result = HandleResult::Abandon("lost_lease");
+    } else {
+      --item.attempts;  // not this entry's fault: try dead-lettering again later
+      result = HandleResult::Retry("dead_letter_failed");
+    }
+  }
+  if (result.kind == HandleResult::Kind::kWait) --item.attempts;  // not a failure
+  if (outcome.empty() && result.kind == HandleResult::Kind::kDone) outcome = "done";
+  if (outcome.empty() && result.kind == HandleResult::Kind::kAbandon) outcome = "abandoned";
+  return result;
+}
+
+void ShardedConsumer::Reschedule(const std::string& key, const Item& item, const HandleResult& result) {
+  conversations_[key].items.front().attempts = item.attempts;
+  const bool retry = result.kind == HandleResult::Kind::kRetry;
+  std::chrono::milliseconds delay = result.wait;
+  if (retry) {
+    thread_local std::mt19937 random{std::random_device{}()};
+    const double jitter = std::uniform_real_distribution<double>(0.8, 1.2)(random);
+    delay = RetryDelay(item.attempts, options_.max_backoff, jitter, result.wait);
+  }
+  delayed_.emplace(std::chrono::steady_clock::now() + delay, key);
+  if (outcomes_ != nullptr)
+    outcomes_->Add({{"role", options_.role}, {"outcome", retry ? "retry" : "wait"}}).Increment();
+  work_ready_.notify_all();
+}
+
+void ShardedConsumer::Finish(const std::string& key, const std::string& outcome) {
+  Conversation& done = conversations_[key];
+  done.items.pop_front();
+  --in_flight_;
+  if (outcomes_ != nullptr) outcomes_->Add({{"role", options_.role}, {"outcome", outcome}}).Increment();
+  if (done.items.empty()) {
+    conversations_.erase(key);
+  } else {
+    ready_.push_back(key);
+  }
+  room_.notify_one();
+  work_ready_.notify_all();
+}
+
 void ShardedConsumer::WorkerLoop() {
   Client client(redis_);
   EntryHandler handler = make_handler_();
@@ -418,79 +483,23 @@ void ShardedConsumer::WorkerLoop() {
       continue;
     }
     Item item = conversation.items.front();
-    std::string outcome;
     if (!StillOwned(item.shard, item.generation)) {
-      outcome = "dropped";  // the shard moved on; the entry is pending for its new owner
-    } else {
-      conversation.busy = true;
-      ++in_hand_[item.shard];
-      lock.unlock();
-
-      const Fence fence{keys_.Lease(item.shard, options_.role), options_.instance};
-      // Paused: entries already read (say, by a blocking read that began before the pause)
-      // wait here rather than be handled.
-      HandleResult result = options_.paused && options_.paused()
-                                ? HandleResult::Wait("paused", std::chrono::milliseconds(200))
-                                : handler(client, item.entry, fence);
-      ++item.attempts;
-      if (result.kind == HandleResult::Kind::kRetry && item.attempts >= options_.max_attempts) {
-        result = HandleResult::Poison(result.reason);
-      }
-      if (result.kind == HandleResult::Kind::kPoison) {
-        auto moved = DeadLetter(client, item, result.reason);
-        if (moved) {
-          outcome = "dead_lettered";
-        } else if (moved.error().code == ErrorCode::kLostLease) {
-          result = HandleResult::Abandon("lost_lease");
-        } else {
-          --item.attempts;  // not this entry's fault: try dead-lettering again later
-          result = HandleResult::Retry("dead_letter_failed");
-        }
-      }
-
-      if (result.kind == HandleResult::Kind::kWait) --item.attempts;  // not a failure
-
-      lock.lock();
-      --in_hand_[item.shard];
-      Conversation& after = conversations_[key];
-      after.busy = false;
-      if (result.kind == HandleResult::Kind::kRetry || result.kind == HandleResult::Kind::kWait) {
-        after.items.front().attempts = item.attempts;
-        std::chrono::milliseconds delay = result.wait;
-        if (result.kind == HandleResult::Kind::kRetry) {
-          // Exponential with +-20% jitter (so retries of many conversations spread out), capped
-          // at max_backoff, but never shorter than what the handler asked for.
-          thread_local std::mt19937 random{std::random_device{}()};
-          std::chrono::milliseconds backoff(100LL << std::min(item.attempts, 10));
-          backoff = std::min(backoff, options_.max_backoff);
-          backoff = std::chrono::milliseconds(static_cast<long long>(
-              static_cast<double>(backoff.count()) * std::uniform_real_distribution<double>(0.8, 1.2)(random)));
-          delay = std::max(backoff, result.wait);
-        }
-        delayed_.emplace(std::chrono::steady_clock::now() + delay, key);
-        if (outcomes_ != nullptr) {
-          outcomes_
-              ->Add(
-                  {{"role", options_.role}, {"outcome", result.kind == HandleResult::Kind::kRetry ? "retry" : "wait"}})
-              .Increment();
-        }
-        work_ready_.notify_all();
-        continue;
-      }
-      if (outcome.empty()) outcome = result.kind == HandleResult::Kind::kAbandon ? "abandoned" : "done";
+      Finish(key, "dropped");  // the shard moved on; the entry is pending for its new owner
+      continue;
     }
-    // The item is finished (handled, dead-lettered, or left to the shard's new owner).
-    Conversation& done = conversations_[key];
-    done.items.pop_front();
-    --in_flight_;
-    if (outcomes_ != nullptr) outcomes_->Add({{"role", options_.role}, {"outcome", outcome}}).Increment();
-    if (done.items.empty()) {
-      conversations_.erase(key);
+    conversation.busy = true;
+    ++in_hand_[item.shard];
+    lock.unlock();
+    std::string outcome;
+    const HandleResult result = Attempt(client, handler, item, outcome);
+    lock.lock();
+    --in_hand_[item.shard];
+    conversations_[key].busy = false;
+    if (result.kind == HandleResult::Kind::kRetry || result.kind == HandleResult::Kind::kWait) {
+      Reschedule(key, item, result);
     } else {
-      ready_.push_back(key);
+      Finish(key, outcome);  // handled, dead-lettered, or left to the shard's new owner
     }
-    room_.notify_one();
-    work_ready_.notify_all();
   }
 }
 

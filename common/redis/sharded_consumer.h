@@ -61,6 +61,13 @@ using EntryHandler = std::function<HandleResult(Client&, const StreamEntry&, con
 // another, in stream order. Called on the reader thread; must be thread-safe.
 using ConversationKey = std::function<std::string(const StreamEntry&)>;
 
+// How long a conversation waits before its item is tried again after attempt number
+// `attempts` ended in kRetry: 100 ms doubled per attempt (the doubling stops at 2^10), capped
+// at `max_backoff`, scaled by `jitter` (drawn from 0.8-1.2 by the caller, so the retries of
+// many conversations spread out), and never shorter than `asked`, what the handler wanted.
+std::chrono::milliseconds RetryDelay(int attempts, std::chrono::milliseconds max_backoff, double jitter,
+                                     std::chrono::milliseconds asked);
+
 struct ShardedConsumerOptions {
   std::string role;                                    // "responder" or "sender" (lease and metrics label)
   std::string group;                                   // consumer group, created on each owned stream if missing
@@ -133,6 +140,14 @@ class ShardedConsumer {
   void SyncOwned(const ShardLeases& leases, const std::set<int>& owned);
   void ReadLoop(const std::atomic<bool>& stop);
   void WorkerLoop();
+  // One attempt at the conversation's first item, without the lock: the handler (or a wait
+  // while paused), then dead-lettering when it is poison or out of attempts. Updates the
+  // item's attempt count; `outcome` is set when the item is finished here.
+  HandleResult Attempt(Client& client, const EntryHandler& handler, Item& item, std::string& outcome);
+  // Under the lock: puts the conversation back in the delay queue after a kRetry or kWait.
+  void Reschedule(const std::string& key, const Item& item, const HandleResult& result);
+  // Under the lock: the conversation's first item is done; its next one (if any) is ready.
+  void Finish(const std::string& key, const std::string& outcome);
   void ClaimPending(Client& client, int shard, uint64_t generation, const std::atomic<bool>& stop);
   void Dispatch(std::vector<StreamEntry> entries, int shard, uint64_t generation);
   bool StillOwned(int shard, uint64_t generation) const;
