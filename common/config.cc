@@ -257,7 +257,7 @@ std::string Settings::RedactedJson() const {
   return out;
 }
 
-std::vector<std::string> Settings::SecretValues() const {
+std::vector<std::string> Settings::SecretValuesForTest() const {
   std::vector<std::string> values;
   for (const auto& [name, entry] : entries_) {
     if (entry.spec.secret && !entry.value.empty()) values.push_back(entry.value);

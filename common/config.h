@@ -68,8 +68,8 @@ class Settings {
 
   // The effective configuration as a JSON object, secrets shown as "[redacted]" (or "" if unset).
   std::string RedactedJson() const;
-  // Every value that is a secret (non-empty), so tests and log scrubbing can find them.
-  std::vector<std::string> SecretValues() const;
+  // Every value that is a secret (non-empty), for tests that check none reaches a log line.
+  std::vector<std::string> SecretValuesForTest() const;
   // A usage text listing every setting, its flag, default and help.
   std::string Usage(std::string_view program) const;
   bool HelpRequested() const { return help_requested_; }

@@ -21,9 +21,6 @@ class StringHeader : public Pistache::Http::Header::Header {
   std::string value_;
 };
 
-inline constexpr char kRetryAfterName[] = "Retry-After";
-using RetryAfterHeader = StringHeader<kRetryAfterName>;
-
 // Pistache 0.0.5 presets "Connection: Close" on every response to a request without a
 // Connection header, even on HTTP/1.1 where keep-alive is the default (about 5x fewer
 // requests/s with connection churn), and add<> does not replace a header already there.
@@ -36,12 +33,6 @@ inline void KeepAliveUnlessClosed(const Pistache::Http::Request& request, Pistac
     response.headers().remove<Pistache::Http::Header::Connection>();
     response.headers().add<Pistache::Http::Header::Connection>(ConnectionControl::KeepAlive);
   }
-}
-
-// The value of a request header that Pistache keeps raw (any non-standard one), or "".
-inline std::string RawHeader(const Pistache::Http::Request& request, const std::string& name) {
-  auto raw = request.headers().tryGetRaw(name);
-  return raw ? raw->value() : std::string();
 }
 
 }  // namespace katy::http

@@ -69,7 +69,7 @@ TEST(ConfigTest, RedactedJsonHidesSecretsAndUrlPasswords) {
   EXPECT_EQ(json.find("topsecret"), std::string::npos) << json;
   EXPECT_EQ(json.find("hunter2"), std::string::npos) << json;
   EXPECT_NE(json.find("redis://[redacted]@db:6379/0"), std::string::npos) << json;
-  EXPECT_EQ(s.SecretValues(), std::vector<std::string>{"topsecret"});
+  EXPECT_EQ(s.SecretValuesForTest(), std::vector<std::string>{"topsecret"});
 }
 
 TEST(ConfigTest, ParsesAddresses) {
