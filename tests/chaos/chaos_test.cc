@@ -22,6 +22,7 @@
 
 #include "common/hmac.h"
 #include "common/http/http_client.h"
+#include "common/clock.h"
 #include "tests/support/katy_stack.h"
 
 namespace katy {
@@ -50,13 +51,10 @@ constexpr const char* kLatencySpike = R"({"seed":14,"latency_ms":[200,600]})";
 std::string UserId(int user) { return "c" + std::to_string(user); }
 std::string Text(int user, int n) { return UserId(user) + " n" + std::to_string(n); }
 
-// Now, as Meta's timestamps are (an old one is outside the 24 h window and never answered).
-int64_t NowMs() {
-  return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 std::string WebhookBody(int user, int n) {
-  const int64_t at = NowMs();  // a user's messages are sent one after another: in order
+  // Now, as Meta stamps it (an old time would be outside the 24 h window and never answered);
+  // a user's messages are sent one after another: in order.
+  const int64_t at = WallClockMs();
   nlohmann::json item{
       {"sender", {{"id", UserId(user)}}},
       {"recipient", {{"id", kPage}}},

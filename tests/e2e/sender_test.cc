@@ -11,6 +11,7 @@
 #include "common/redis/streams.h"
 #include "common/shard.h"
 #include "katy/v1/events.pb.h"
+#include "common/clock.h"
 #include "tests/support/katy_stack.h"
 
 namespace katy {
@@ -20,11 +21,6 @@ constexpr int kShards = 16;
 constexpr const char* kPage = "104560000000777";
 // These tests queue replies directly; the responder only needs a valid file.
 constexpr const char* kRules = "fallback:\n  reply: \"ok\"\n";
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 redis::Client Redis(const testing::KatyStack& stack) { return redis::Client(*redis::ParseUrl(stack.redis_url())); }
 
@@ -42,8 +38,8 @@ void QueueReplies(const testing::KatyStack& stack, int users, int per_user, cons
       message.set_recipient_id(psid);
       message.set_messaging_type("RESPONSE");
       message.set_message_json(nlohmann::json{{"text", psid + " n" + std::to_string(n)}}.dump());
-      message.set_created_at_ms(NowMs());
-      message.set_user_last_message_ms(NowMs());
+      message.set_created_at_ms(WallClockMs());
+      message.set_user_last_message_ms(WallClockMs());
       commands.push_back(
           {"XADD", keys.OutStream(ShardOf(kPage, psid, kShards)), "*", "pb", message.SerializeAsString()});
     }

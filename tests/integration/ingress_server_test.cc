@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/hmac.h"
 #include "common/http/http_client.h"
 #include "common/metrics/metrics.h"
@@ -19,71 +20,33 @@
 #include "services/ingress/event_store.h"
 #include "services/ingress/webhook_server.h"
 #include "services/ingress/webhook_service.h"
+#include "tests/support/raw_http.h"
 #include "tests/support/test_support.h"
 
 namespace katy::ingress {
 namespace {
 
+using testing::ChaosConnection;
+using testing::ConnectLoopback;
+using testing::RawClient;
+
 constexpr const char* kSecret = "integration-secret";
 constexpr int kShards = 16;
 
-int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+// Holds every write command sent to the private Redis at `options` until ResumeWrites (CLIENT
+// PAUSE WRITE; reads and this client itself go on). A command held there counts in INFO's
+// blocked_clients, which is how a test knows a request has reached Redis.
+void PauseWrites(const redis::Options& options) {
+  ASSERT_TRUE(redis::Client(options).Command({"CLIENT", "PAUSE", "60000", "WRITE"}).ok());
 }
-
-// A TCP connection to 127.0.0.1:port, or -1. `receive_buffer` > 0 shrinks the socket's
-// receive buffer first (a client slow to take what it is sent).
-int ConnectLoopback(int port, int receive_buffer = 0) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (receive_buffer > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
-  close(fd);
-  return -1;
+void ResumeWrites(const redis::Options& options) {
+  ASSERT_TRUE(redis::Client(options).Command({"CLIENT", "UNPAUSE"}).ok());
 }
-
-// A client speaking raw HTTP/1.1 over one TCP connection, for what libcurl will not do:
-// pipelining, a head without its body, reading until the server closes.
-class RawClient {
- public:
-  explicit RawClient(int port) {
-    fd_ = ConnectLoopback(port);
-    connected_ = fd_ >= 0;
-    timeval wait{5, 0};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
-  }
-  ~RawClient() { close(fd_); }
-  bool connected() const { return connected_; }
-  bool Send(const std::string& bytes) {
-    return send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
-  }
-  // Everything until the server closes the connection (or 5 s pass without a byte).
-  std::string ReadUntilClosed() {
-    std::string all;
-    char buffer[4096];
-    ssize_t got;
-    while ((got = recv(fd_, buffer, sizeof buffer, 0)) > 0) all.append(buffer, static_cast<size_t>(got));
-    closed_ = got == 0;
-    return all;
-  }
-  bool closed() const { return closed_; }
-
- private:
-  int fd_ = -1;
-  bool connected_ = false;
-  bool closed_ = false;
-};
-
-// Makes the private Redis on `port` unresponsive for `seconds` (DEBUG SLEEP; blocks as long).
-void StallRedis(int port, const std::string& seconds) {
-  redis::Options admin;
-  admin.port = port;
-  admin.socket_timeout = std::chrono::seconds(10);
-  ASSERT_TRUE(redis::Client(admin).Command({"DEBUG", "SLEEP", seconds}).ok());
+int BlockedClients(const redis::Options& options) {
+  auto info = redis::Client(options).Command({"INFO", "clients"});
+  if (!info) return -1;
+  const size_t at = info->str.find("blocked_clients:");
+  return at == std::string::npos ? -1 : std::atoi(info->str.c_str() + at + 16);
 }
 
 std::string SignedPost(const std::string& body, const std::string& extra_headers = "") {
@@ -91,70 +54,6 @@ std::string SignedPost(const std::string& body, const std::string& extra_headers
          HmacSha256Hex(kSecret, body) + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" + extra_headers +
          "\r\n" + body;
 }
-
-// A client connection for the chaos test: writes requests in pieces and reads answers one at
-// a time, however the server's bytes are split or run together on the wire.
-class ChaosConnection {
- public:
-  static constexpr int kNoAnswer = -1;  // nothing within 5 s: the server hangs
-  static constexpr int kGone = 0;       // the connection ended before the answer
-
-  explicit ChaosConnection(int port) : port_(port) {}
-  ~ChaosConnection() { Close(); }
-
-  bool Open() {
-    if (fd_ >= 0) return true;
-    fd_ = ConnectLoopback(port_);
-    timeval wait{5, 0};
-    if (fd_ >= 0) setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
-    return fd_ >= 0;
-  }
-  void Close() {
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-    in_.clear();
-  }
-  // Writes `bytes` in `pieces` fragments, pausing up to a millisecond between them.
-  bool Write(const std::string& bytes, int pieces, std::mt19937& random) {
-    const size_t step = bytes.size() / static_cast<size_t>(pieces) + 1;
-    for (size_t at = 0; at < bytes.size(); at += step) {
-      const size_t n = std::min(step, bytes.size() - at);
-      if (send(fd_, bytes.data() + at, n, MSG_NOSIGNAL) != static_cast<ssize_t>(n)) return false;
-      if (at + n < bytes.size()) std::this_thread::sleep_for(std::chrono::microseconds(random() % 1000));
-    }
-    return true;
-  }
-  // The status of the next answer, kGone or kNoAnswer. Closes after a `Connection: close`.
-  int ReadStatus() {
-    while (true) {
-      const size_t head_end = in_.find("\r\n\r\n");
-      if (head_end != std::string::npos) {
-        const std::string head = in_.substr(0, head_end);
-        const size_t length_at = head.find("Content-Length: ");
-        const size_t length = length_at == std::string::npos ? 0 : std::stoul(head.substr(length_at + 16));
-        if (in_.size() >= head_end + 4 + length) {
-          const int status = std::stoi(head.substr(9, 3));
-          in_.erase(0, head_end + 4 + length);
-          if (head.find("Connection: close") != std::string::npos) Close();
-          return status;
-        }
-      }
-      char buffer[4096];
-      const ssize_t got = recv(fd_, buffer, sizeof buffer, 0);
-      if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return kNoAnswer;
-      if (got <= 0) {
-        Close();
-        return kGone;
-      }
-      in_.append(buffer, static_cast<size_t>(got));
-    }
-  }
-
- private:
-  int port_;
-  int fd_ = -1;
-  std::string in_;
-};
 
 // A real ingress (its HTTP loops on port 0) over a real Redis, with its own key prefix.
 class IngressServerTest : public ::testing::Test {
@@ -170,8 +69,8 @@ class IngressServerTest : public ::testing::Test {
     keys_ = std::make_unique<KeySpace>(testing::UniquePrefix("ingress"), kShards);
     registry_ = std::make_unique<prometheus::Registry>();
     metrics_ = std::make_unique<IngressMetrics>(*registry_);
-    service_ =
-        std::make_unique<WebhookService>(WebhookOptions{kSecret, "verify-me", false, max_body_bytes_}, *metrics_, Now);
+    service_ = std::make_unique<WebhookService>(WebhookOptions{kSecret, "verify-me", false, max_body_bytes_}, *metrics_,
+                                                WallClockMs);
     auto started = WebhookServer::Start(server_options_, *service_, {redis_options, *keys_, std::chrono::seconds(60)},
                                         registry_.get());
     ASSERT_TRUE(started.ok()) << started.error().message;
@@ -378,10 +277,9 @@ TEST_F(IngressServerTest, RedisOutageAnswers503QuicklyAndRecoversByItself) {
 
 TEST_F(IngressServerTest, StalledClientNeitherBlocksOthersNorStaysForever) {
   // A client that sends half a request and stops.
-  const int stalled = ConnectLoopback(server_->port());
-  ASSERT_GE(stalled, 0);
-  const std::string partial = "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"obj";
-  ASSERT_EQ(send(stalled, partial.data(), partial.size(), 0), static_cast<ssize_t>(partial.size()));
+  RawClient stalled(server_->port(), std::chrono::seconds(6));
+  ASSERT_TRUE(stalled.connected());
+  ASSERT_TRUE(stalled.Send("POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"obj"));
 
   // Everyone else is served meanwhile, on both worker threads.
   for (int i = 0; i < 4; ++i) {
@@ -390,34 +288,24 @@ TEST_F(IngressServerTest, StalledClientNeitherBlocksOthersNorStaysForever) {
     ASSERT_TRUE(response.ok());
     EXPECT_EQ(response->status, 200);
   }
-  // The read timeout (2 s here) ends the stalled request: 408, then the connection closes.
-  timeval wait{6, 0};
-  setsockopt(stalled, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
-  char buffer[256];
-  ssize_t got = recv(stalled, buffer, sizeof buffer - 1, 0);
-  ASSERT_GE(got, 0) << "the stalled connection was still open after 6 s";
-  if (got > 0) {
-    buffer[got] = '\0';
-    EXPECT_NE(std::string(buffer).find("408"), std::string::npos) << buffer;
-  }
-  close(stalled);
+  // The read timeout (2 s here) ends the stalled request: a 408, then the connection closes.
+  const std::string answer = stalled.ReadUntilClosed();
+  EXPECT_TRUE(stalled.closed()) << "the stalled connection was still open after 6 s";
+  EXPECT_EQ(answer.rfind("HTTP/1.1 408 ", 0), 0u) << answer;
   EXPECT_EQ(StoredCount(), 0u);
 }
 
 TEST_F(IngressServerTest, SlowRedisAnswers503WithinTheTimeout) {
-  // Ingress's Redis timeout is 1 s.
-  const redis::Options options = StartOnPrivateRedis("slow", {"--enable-debug-command", "yes"});
+  // Ingress's Redis timeout is 1 s; Redis holds the write until the test lets it go, so an
+  // answer at all, while it is held, is the timeout at work.
+  const redis::Options options = StartOnPrivateRedis("slow");
   ASSERT_EQ(PostSigned(testing::ReadFixture("text_message.json"))->status, 200);
 
-  std::thread sleeper([port = options.port] { StallRedis(port, "3"); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  const auto started = std::chrono::steady_clock::now();
+  PauseWrites(options);
   auto response = PostSigned(testing::ReadFixture("quick_reply.json"));
-  const auto took = std::chrono::steady_clock::now() - started;
-  sleeper.join();
+  ResumeWrites(options);
   ASSERT_TRUE(response.ok());
   EXPECT_EQ(response->status, 503);
-  EXPECT_LT(took, std::chrono::seconds(2));
   EXPECT_EQ(Rejections("storage_timeout"), 1);
   // Redis is responsive again: the retry is stored once, even though the timed-out attempt
   // may have been stored too (its dedupe mark makes the retry a duplicate, not a second copy).
@@ -428,19 +316,21 @@ TEST_F(IngressServerTest, SlowRedisAnswers503WithinTheTimeout) {
 }
 
 TEST_F(IngressServerTest, ShutdownAnswersTheRequestsItHasRead) {
-  // Ingress's Redis timeout is 1 s.
-  const redis::Options options = StartOnPrivateRedis("drain", {"--enable-debug-command", "yes"});
+  store_timeout_ = std::chrono::seconds(10);  // the held write must not time out meanwhile
+  const redis::Options options = StartOnPrivateRedis("drain");
   ASSERT_EQ(PostSigned(testing::ReadFixture("text_message.json"))->status, 200);
 
-  // Redis stalls for 500 ms; a webhook arrives meanwhile, then ingress is told to stop.
-  std::thread sleeper([port = options.port] { StallRedis(port, "0.5"); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // A webhook is read and its write is held in Redis; then ingress is told to stop.
+  PauseWrites(options);
   Result<http::Response> response = Error{ErrorCode::kIo, "not sent yet"};
   std::thread poster([&] { response = PostSigned(testing::ReadFixture("quick_reply.json")); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));
-  server_->Shutdown();  // returns once the request in flight has its answer
+  ASSERT_TRUE(testing::WaitFor([&] { return BlockedClients(options) >= 1; }, std::chrono::seconds(5)));
+  std::thread stopper([&] { server_->Shutdown(); });  // returns once the request in flight has its answer
+  // Only once the server is stopping is the held write let go.
+  EXPECT_TRUE(testing::WaitFor([&] { return server_->stopping(); }, std::chrono::seconds(5)));
+  ResumeWrites(options);
+  stopper.join();
   poster.join();
-  sleeper.join();
   ASSERT_TRUE(response.ok()) << response.error().message;
   EXPECT_EQ(response->status, 200);
   EXPECT_EQ(response->Header("connection"), "close");

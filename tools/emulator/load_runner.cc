@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/config.h"
 #include "tools/emulator/emulator_server.h"
 #include "tools/emulator/webhook_builder.h"
@@ -217,9 +218,7 @@ Result<LoadReport> RunLoad(const LoadOptions& options, std::ostream& log) {
       event.page_id = options.page_id;
       event.psid = user_prefix + std::to_string(user);
       event.mid = "m_load_" + std::to_string(sent);
-      event.timestamp_ms =
-          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-              .count();
+      event.timestamp_ms = WallClockMs();
       event.text = "load " + std::to_string(sent);
       tracker.Sent(sent, user, Clock::now());
       (*server)->webhooks().Enqueue(options.page_id, UserEventItem(event), [&tracker](int status) {
