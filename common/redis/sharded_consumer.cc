@@ -459,6 +459,16 @@ void ShardedConsumer::Finish(const std::string& key, const std::string& outcome)
   work_ready_.notify_all();
 }
 
+void ShardedConsumer::ForgetShard(int shard, uint64_t generation) {
+  if (!StillOwned(shard, generation)) return;  // already forgotten, or a new generation began
+  log::Warn("shard lease found lost while handling; dropping what is in hand",
+            {{"shard", shard}, {"role", options_.role}});
+  owned_.erase(shard);
+  to_claim_.erase(shard);
+  valid_until_.erase(shard);
+  if (owned_gauge_ != nullptr) owned_gauge_->Set(static_cast<double>(owned_.size()));
+}
+
 void ShardedConsumer::WorkerLoop() {
   Client client(redis_);
   EntryHandler handler = make_handler_();
@@ -498,6 +508,7 @@ void ShardedConsumer::WorkerLoop() {
     if (result.kind == HandleResult::Kind::kRetry || result.kind == HandleResult::Kind::kWait) {
       Reschedule(key, item, result);
     } else {
+      if (result.kind == HandleResult::Kind::kAbandon) ForgetShard(item.shard, item.generation);
       Finish(key, outcome);  // handled, dead-lettered, or left to the shard's new owner
     }
   }

@@ -148,6 +148,12 @@ class ShardedConsumer {
   void Reschedule(const std::string& key, const Item& item, const HandleResult& result);
   // Under the lock: the conversation's first item is done; its next one (if any) is ready.
   void Finish(const std::string& key, const std::string& outcome);
+  // Under the lock: a handler found the shard's lease not ours while the lease loop still
+  // counts it owned (it may have expired and been taken back in one lease round, say after
+  // Redis restarted). What this instance holds of the shard is dropped, left pending, and the
+  // shard counts as not owned until the next lease round confirms it: then it starts a new
+  // generation by claiming the pending entries, the abandoned one first.
+  void ForgetShard(int shard, uint64_t generation);
   void ClaimPending(Client& client, int shard, uint64_t generation, const std::atomic<bool>& stop);
   void Dispatch(std::vector<StreamEntry> entries, int shard, uint64_t generation);
   bool StillOwned(int shard, uint64_t generation) const;

@@ -203,6 +203,34 @@ TEST_F(ConsumerTest, ARetryHoldsBackItsConversationOnly) {
   EXPECT_EQ(slow_failures, 2);
 }
 
+// A handler that finds the shard's lease gone (Redis restarted and the lease had expired)
+// abandons its entry, which stays pending. If the lease loop takes the shard back before it
+// noticed the loss, the conversation's next entries must not overtake the abandoned one: the
+// chaos test saw n6, n7, n8 sent before n5 this way.
+TEST_F(ConsumerTest, AnEntryAbandonedForALostLeaseIsNotOvertakenByItsConversation) {
+  for (int n = 0; n < 4; ++n) Add("u", n);
+  std::mutex mutex;
+  std::vector<int> handled;
+  bool abandoned_once = false;
+  RunUntil(
+      [&](Client& client, const StreamEntry& entry, const Fence&) {
+        std::lock_guard lock(mutex);
+        const int n = std::stoi(*entry.Field("n"));
+        if (n == 1 && !abandoned_once) {
+          abandoned_once = true;
+          return HandleResult::Abandon("lost_lease");
+        }
+        handled.push_back(n);
+        return Ack(client, entry);
+      },
+      [&] {
+        std::lock_guard lock(mutex);
+        return std::count(handled.begin(), handled.end(), 3) == 1 && PendingTotal() == 0;
+      });
+  EXPECT_TRUE(abandoned_once);
+  EXPECT_EQ(handled, (std::vector<int>{0, 1, 2, 3}));
+}
+
 TEST_F(ConsumerTest, PoisonAndExhaustedRetriesAreDeadLetteredWithoutBlocking) {
   Add("u", 0);  // poison
   Add("u", 1);  // always fails
