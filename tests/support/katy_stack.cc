@@ -3,17 +3,42 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "common/http/http_client.h"
 
 namespace katy::testing {
 
+namespace {
+
+// The ports in a log's "listening" and "serving webhooks" lines; nullopt until all the ones a
+// process of that kind logs are there.
+std::optional<std::map<std::string, int>> LoggedPorts(const std::string& log_path, bool expects_http,
+                                                      bool expects_grpc) {
+  std::ifstream in(log_path);
+  std::map<std::string, int> ports;
+  for (std::string line; std::getline(in, line);) {
+    auto entry = nlohmann::json::parse(line, nullptr, false);
+    if (!entry.is_object() || !entry.contains("msg")) continue;
+    const std::string msg = entry["msg"].is_string() ? entry["msg"].get<std::string>() : "";
+    if (msg != "listening" && msg != "serving webhooks") continue;
+    for (const char* key : {"grpc_port", "admin_port", "http_port", "port"}) {
+      if (entry.contains(key) && entry[key].is_number_integer()) ports[key] = entry[key].get<int>();
+    }
+  }
+  const bool has_http = ports.count("http_port") > 0 || ports.count("port") > 0;
+  const bool has_grpc = ports.count("grpc_port") > 0 && ports.count("admin_port") > 0;
+  if ((expects_http && !has_http) || (expects_grpc && !has_grpc)) return std::nullopt;
+  return ports;
+}
+
+}  // namespace
+
 KatyStack::KatyStack(const Options& options) {
   dir_ = MakeTempDir("stack");
   redis_port_ = FreePort();
-  emulator_port_ = FreePort();
-  ingress_port_ = FreePort();
   std::ofstream(dir_ + "/rules.yaml") << options.rules_yaml;
 
   StartRedis();
@@ -21,32 +46,47 @@ KatyStack::KatyStack(const Options& options) {
 
   base_env_ = {{"KATY_REDIS_URL", redis_url()},      {"KATY_APP_SECRET", kAppSecret},
                {"KATY_VERIFY_TOKEN", kVerifyToken},  {"KATY_PAGE_TOKEN", kPageToken},
-               {"KATY_RULES", dir_ + "/rules.yaml"}, {"KATY_GRAPH_URL", emulator_url() + "/v25.0"},
-               {"KATY_LOG_LEVEL", "debug"}};
+               {"KATY_RULES", dir_ + "/rules.yaml"}, {"KATY_LOG_LEVEL", "debug"}};
   for (const auto& [key, value] : options.extra_env) base_env_[key] = value;
 
-  auto env = ServiceEnv("emulator");
-  env["KATY_EMULATOR_ADDR"] = "127.0.0.1:" + std::to_string(emulator_port_);
-  env["KATY_INGRESS_URL"] = ingress_url();
-  env["KATY_EMULATOR_PAGE_TOKEN"] = kPageToken;
-  processes_["emulator"] =
-      std::make_unique<Process>(BinaryPath("katy-emulator"), std::vector<std::string>{}, env, dir_ + "/emulator.log");
-  env = ServiceEnv("ingress");
-  env["KATY_HTTP_ADDR"] = "127.0.0.1:" + std::to_string(ingress_port_);
-  envs_["ingress"] = env;
-  processes_["ingress"] =
-      std::make_unique<Process>(BinaryPath("katy-ingress"), std::vector<std::string>{}, env, dir_ + "/ingress.log");
+  // Ingress first (the emulator delivers to it), then the emulator (the others call it).
+  auto env = ServiceEnv("ingress");
+  env["KATY_HTTP_ADDR"] = "127.0.0.1:0";
+  ready_ = Launch("ingress", "katy-ingress", env);
+  if (ready_) {
+    env = base_env_;
+    env["KATY_EMULATOR_ADDR"] = "127.0.0.1:0";
+    env["KATY_INGRESS_URL"] = ingress_url();
+    env["KATY_EMULATOR_PAGE_TOKEN"] = kPageToken;
+    ready_ = Launch("emulator", "katy-emulator", env);
+  }
+  if (ready_) base_env_["KATY_GRAPH_URL"] = emulator_url() + "/v25.0";
   for (const char* name : {"responder", "sender"}) {
-    envs_[name] = ServiceEnv(name);
-    processes_[name] = std::make_unique<Process>(BinaryPath(std::string("katy-") + name), std::vector<std::string>{},
-                                                 envs_[name], dir_ + "/" + name + ".log");
+    ready_ = ready_ && Launch(name, std::string("katy-") + name, ServiceEnv(name));
   }
-  ready_ =
-      WaitForPort(emulator_port_, std::chrono::seconds(10)) && WaitForPort(ingress_port_, std::chrono::seconds(10));
-  for (const char* name : {"responder", "sender"}) ready_ = ready_ && processes_[name]->Running();
-  if (!ready_) {
-    ADD_FAILURE() << "the stack did not start; logs in " << dir_;
-  }
+  if (!ready_) ADD_FAILURE() << "the stack did not start; logs in " << dir_;
+}
+
+bool KatyStack::Launch(const std::string& name, const std::string& binary,
+                       const std::map<std::string, std::string>& env) {
+  const std::string log_path = dir_ + "/" + name + ".log";
+  envs_[name] = env;
+  processes_[name] = std::make_unique<Process>(BinaryPath(binary), std::vector<std::string>{}, env, log_path);
+  const bool is_emulator = name == "emulator";
+  const bool serves_http = is_emulator || name == "ingress";
+  std::optional<std::map<std::string, int>> logged;
+  WaitFor(
+      [&] {
+        logged = LoggedPorts(log_path, serves_http, !is_emulator);
+        return logged.has_value() || !processes_[name]->Running();
+      },
+      std::chrono::seconds(10));
+  if (!logged) return false;
+  Ports& ports = ports_[name];
+  ports.grpc = (*logged)["grpc_port"];
+  ports.admin = (*logged)["admin_port"];
+  ports.http = is_emulator ? (*logged)["port"] : (*logged)["http_port"];
+  return true;
 }
 
 KatyStack::~KatyStack() {
@@ -62,18 +102,16 @@ KatyStack::~KatyStack() {
 
 std::map<std::string, std::string> KatyStack::ServiceEnv(const std::string& name) const {
   auto env = base_env_;
-  // Each process gets its own gRPC and admin ports so several can run side by side.
-  env["KATY_GRPC_ADDR"] = "127.0.0.1:" + std::to_string(FreePort());
-  env["KATY_ADMIN_ADDR"] = "127.0.0.1:" + std::to_string(FreePort());
+  // Each process picks its own gRPC and admin ports, so several can run side by side.
+  env["KATY_GRPC_ADDR"] = "127.0.0.1:0";
+  env["KATY_ADMIN_ADDR"] = "127.0.0.1:0";
   return env;
 }
 
 Process& KatyStack::StartExtra(const std::string& name, const std::string& binary, std::string* started_name) {
   std::string key = name + "-" + std::to_string(++extra_count_);
   if (started_name != nullptr) *started_name = key;
-  envs_[key] = ServiceEnv(name);
-  processes_[key] =
-      std::make_unique<Process>(BinaryPath(binary), std::vector<std::string>{}, envs_[key], dir_ + "/" + key + ".log");
+  EXPECT_TRUE(Launch(key, binary, ServiceEnv(name))) << key << " did not start; logs in " << dir_;
   return *processes_[key];
 }
 
@@ -100,11 +138,11 @@ std::string KatyStack::AllLogs() const {
 }
 
 std::string KatyStack::AdminUrl(const std::string& process_name) const {
-  return "http://" + envs_.at(process_name).at("KATY_ADMIN_ADDR");
+  return "http://127.0.0.1:" + std::to_string(ports_.at(process_name).admin);
 }
 
 std::string KatyStack::GrpcAddress(const std::string& process_name) const {
-  return envs_.at(process_name).at("KATY_GRPC_ADDR");
+  return "127.0.0.1:" + std::to_string(ports_.at(process_name).grpc);
 }
 
 double KatyStack::MetricSum(const std::string& process_name, const std::string& metric) const {

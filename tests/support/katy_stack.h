@@ -8,8 +8,12 @@
 
 namespace katy::testing {
 
-// A whole Katy as real processes on free loopback ports: a private redis-server (AOF on), the
-// emulator, ingress, responder and sender. Tests talk to it over HTTP like a user would.
+// A whole Katy as real processes on loopback: a private redis-server (AOF on), ingress, the
+// emulator, responder and sender. Every Katy process binds port 0 and the stack reads the
+// ports it chose from its log ("listening"), so no port is picked early and lost to a race;
+// a process counts as started once it has logged them. Redis alone gets a port picked
+// beforehand: it cannot bind port 0, and it must come back on the same port after StopRedis.
+// Tests talk to the stack over HTTP and gRPC like a user would.
 class KatyStack {
  public:
   struct Options {
@@ -21,15 +25,18 @@ class KatyStack {
 
   // True when every process started and is accepting connections.
   bool ready() const { return ready_; }
-  std::string emulator_url() const { return "http://127.0.0.1:" + std::to_string(emulator_port_); }
-  std::string ingress_url() const { return "http://127.0.0.1:" + std::to_string(ingress_port_) + "/webhook"; }
+  std::string emulator_url() const { return "http://127.0.0.1:" + std::to_string(ports_.at("emulator").http); }
+  std::string ingress_url() const {
+    return "http://127.0.0.1:" + std::to_string(ports_.at("ingress").http) + "/webhook";
+  }
   std::string redis_url() const { return "redis://127.0.0.1:" + std::to_string(redis_port_) + "/0"; }
   const std::string& dir() const { return dir_; }
   Process& process(const std::string& name) { return *processes_.at(name); }
-  // The environment the services were started with (for starting more instances).
+  // The environment a service is started with: the stack's settings, port 0 for gRPC and admin.
   std::map<std::string, std::string> ServiceEnv(const std::string& name) const;
-  // Starts one more process of a service (responder or sender) with its own ports; its name in
-  // process() and AdminUrl() is "<name>-<n>" (also put in `started_name` when given).
+  // Starts one more process of a service (responder or sender) and waits until it listens;
+  // its name in process() and AdminUrl() is "<name>-<n>" (also put in `started_name`). The
+  // calling test fails if it does not start.
   Process& StartExtra(const std::string& name, const std::string& binary, std::string* started_name = nullptr);
   // Stops Redis (SIGKILL) or starts it again on the same port and data directory (its AOF
   // brings the data back).
@@ -48,10 +55,20 @@ class KatyStack {
   static constexpr const char* kVerifyToken = "e2e-verify-token";
 
  private:
+  // The ports a process logged: grpc and admin (services), http (ingress's webhook port,
+  // the emulator's port).
+  struct Ports {
+    int grpc = 0;
+    int admin = 0;
+    int http = 0;
+  };
+  // Starts `binary` as process `name` and waits until its log names its ports (false when it
+  // exits or 10 s pass first).
+  bool Launch(const std::string& name, const std::string& binary, const std::map<std::string, std::string>& env);
+
   std::string dir_;
   int redis_port_ = 0;
-  int emulator_port_ = 0;
-  int ingress_port_ = 0;
+  std::map<std::string, Ports> ports_;  // process name -> the ports it chose
   std::map<std::string, std::string> base_env_;
   std::map<std::string, std::unique_ptr<Process>> processes_;
   std::map<std::string, std::map<std::string, std::string>> envs_;  // process name -> its environment
