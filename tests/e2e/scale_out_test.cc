@@ -89,7 +89,7 @@ TEST(ScaleOutTest, ThreeRespondersOneKilledEveryUserGetsEveryReplyInOrderOnce) {
       replies[message["recipient"].get<std::string>()].push_back(message["message"]["text"].get<std::string>());
       ++count;
     }
-    return count >= static_cast<size_t>(kUsers * kMessages);
+    return count >= static_cast<size_t>(kUsers) * kMessages;
   };
   EXPECT_TRUE(testing::WaitFor(collect, std::chrono::seconds(60))) << "logs in " << stack.dir();
   std::this_thread::sleep_for(std::chrono::seconds(1));  // let any duplicate arrive before judging

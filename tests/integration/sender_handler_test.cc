@@ -104,7 +104,7 @@ TEST_F(SenderHandlerTest, LongTextGoesInOrderedPartsWithTypingAndMarkSeen) {
       continue;
     }
     auto body = nlohmann::json::parse(item.message_json);
-    kinds.push_back(body.contains("quick_replies") ? "text+qr" : "text");
+    kinds.emplace_back(body.contains("quick_replies") ? "text+qr" : "text");
     EXPECT_LT(body["text"].get<std::string>().size(), 2000u);
     joined += body["text"].get<std::string>() + " ";
   }

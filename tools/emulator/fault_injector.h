@@ -36,7 +36,7 @@ struct FaultConfig {
 };
 
 // Error "invalid" with the reason when the JSON does not fit. Pure.
-Result<FaultConfig> ParseFaults(const std::string& json);
+Result<FaultConfig> ParseFaults(const std::string& text);
 std::string FaultsToJson(const FaultConfig& config);
 
 // Decides each Send API call's fate. With the same seed and the same sequence of calls, the

@@ -61,8 +61,8 @@ int Load(const std::vector<std::string>& args) {
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "load") {
-    katy::runtime::BlockSignals();
-    return Load(std::vector<std::string>(argv + 2, argv + argc));
+    return katy::runtime::ServiceMain("katy-emulator load",
+                                      [&] { return Load(std::vector<std::string>(argv + 2, argv + argc)); });
   }
   return katy::runtime::ServiceMain("katy-emulator", [&] { return Run(argc, argv); });
 }
