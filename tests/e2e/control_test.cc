@@ -53,6 +53,17 @@ size_t RepliesTo(const testing::KatyStack& stack, const std::string& psid) {
   return response && response->status == 200 ? nlohmann::json::parse(response->body).size() : 0;
 }
 
+std::vector<std::string> ReplyTexts(const testing::KatyStack& stack, const std::string& psid) {
+  http::Client http;
+  auto response = http.Get(stack.emulator_url() + "/_emulator/messages?psid=" + psid);
+  std::vector<std::string> texts;
+  if (!response || response->status != 200) return texts;
+  for (const auto& message : nlohmann::json::parse(response->body)) {
+    texts.push_back(message["message"].value("text", ""));
+  }
+  return texts;
+}
+
 TEST(ControlTest, HealthIsServingOnlyWhileRedisAnswers) {
   testing::KatyStack stack({kRules, {}});
   ASSERT_TRUE(stack.ready());
@@ -116,7 +127,10 @@ TEST(ControlTest, KatyctlStatusPauseResumeRateRulesAndDrain) {
   // Pause the page in the sender: replies wait; resume: they go.
   ASSERT_EQ(Katyctl(stack, "sender", "pause 1045").status, 0);
   Say(stack, "k2", "hello");
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // The reply reached the sender and was held back (a wait, not a send).
+  EXPECT_TRUE(testing::WaitFor(
+      [&] { return stack.MetricSum("sender", "katy_consumer_entries_total", "outcome=\"wait\"") >= 1; },
+      std::chrono::seconds(10)));
   EXPECT_EQ(RepliesTo(stack, "k2"), 0u);
   auto paused = Katyctl(stack, "sender", "status");
   EXPECT_NE(paused.output.find("yes (operator)"), std::string::npos) << paused.output;
@@ -145,6 +159,7 @@ TEST(ControlTest, KatyctlStatusPauseResumeRateRulesAndDrain) {
   EXPECT_EQ(reloaded.status, 0) << reloaded.output;
   Say(stack, "k4", "anything");
   EXPECT_TRUE(testing::WaitFor([&] { return RepliesTo(stack, "k4") == 1; }, std::chrono::seconds(10)));
+  EXPECT_EQ(ReplyTexts(stack, "k4"), std::vector<std::string>{"v2: anything"}) << "the reloaded rules did not answer";
   std::ofstream(stack.dir() + "/rules.yaml") << "rules: [\n";
   auto refused = Katyctl(stack, "responder", "rules reload");
   EXPECT_EQ(refused.status, 1);
@@ -226,7 +241,9 @@ TEST(ControlTest, SecretsNeverReachTheLogs) {
                           R"({"fail_next":1,"error":{"code":190,"http_status":400}})");
   ASSERT_TRUE(faults.ok() && faults->status == 200);
   Say(stack, "s2", "hello");
-  std::this_thread::sleep_for(std::chrono::seconds(2));
+  // The injected 190 paused the page: every service has logged its part of this story.
+  EXPECT_TRUE(testing::WaitFor([&] { return stack.MetricSum("sender", "katy_sender_page_pauses_total") >= 1; },
+                               std::chrono::seconds(10)));
   for (const char* service : kServices) stack.process(service).Stop(SIGTERM, std::chrono::seconds(10));
   const std::string logs = stack.AllLogs();
   ASSERT_GT(logs.size(), 1000u);

@@ -36,12 +36,13 @@ TEST(LoadModeTest, ReportsWhatHappenedIncludingAnInjectedLatency) {
   EXPECT_EQ(report["received"], 30);
   EXPECT_EQ(report["lost"], 0);
   EXPECT_EQ(report["duplicates"], 0);
-  // Every reply waited the injected 300 ms in the Send API, plus Katy's own time.
+  // Every reply waited the injected 300 ms in the Send API, so no percentile can be below it
+  // (how far above depends on the machine: measured in bench/, not asserted here).
   EXPECT_GE(report["p50_ms"].get<double>(), 300);
-  EXPECT_LT(report["p50_ms"].get<double>(), 1300);
-  EXPECT_GE(report["max_ms"].get<double>(), report["p99_ms"].get<double>());
+  EXPECT_GE(report["p90_ms"].get<double>(), report["p50_ms"].get<double>());
   EXPECT_GE(report["p99_ms"].get<double>(), report["p90_ms"].get<double>());
-  EXPECT_GT(report["throughput"].get<double>(), 5);
+  EXPECT_GE(report["max_ms"].get<double>(), report["p99_ms"].get<double>());
+  EXPECT_GT(report["throughput"].get<double>(), 0);
 }
 
 TEST(LoadModeTest, RefusesBadArguments) {

@@ -1,17 +1,18 @@
 // The sender against the emulator with injected faults, as real processes (issue 5).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <deque>
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "common/clock.h"
 #include "common/http/http_client.h"
 #include "common/redis/redis_client.h"
 #include "common/redis/streams.h"
 #include "common/shard.h"
 #include "katy/v1/events.pb.h"
-#include "common/clock.h"
 #include "tests/support/katy_stack.h"
 
 namespace katy {
@@ -88,11 +89,23 @@ std::map<std::string, std::vector<std::string>> ByRecipient(const nlohmann::json
 TEST(SenderTest, ThreeSendersShareThePageRateLimit) {
   testing::KatyStack stack({kRules, {{"KATY_PAGE_RATE", "50"}}});
   ASSERT_TRUE(stack.ready());
-  stack.StartExtra("sender", "katy-sender");
-  stack.StartExtra("sender", "katy-sender");
-  std::this_thread::sleep_for(std::chrono::seconds(2));  // the three share the shards
+  std::vector<std::string> senders = {"sender", "", ""};
+  stack.StartExtra("sender", "katy-sender", &senders[1]);
+  stack.StartExtra("sender", "katy-sender", &senders[2]);
+  // The three share the shards before the replies are queued.
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        return std::all_of(senders.begin(), senders.end(),
+                           [&](const std::string& sender) { return stack.MetricSum(sender, "katy_shards_owned") > 0; });
+      },
+      std::chrono::seconds(15)))
+      << "the senders never shared the shards; logs in " << stack.dir();
   QueueReplies(stack, 40, 10);
   ASSERT_TRUE(WaitForReceived(stack, 400, std::chrono::seconds(30))) << "logs in " << stack.dir();
+  // Every one of them sent part of the traffic, so the limit held across instances.
+  for (const std::string& sender : senders) {
+    EXPECT_GT(stack.MetricSum(sender, "katy_sender_sends_total"), 0) << sender << " sent nothing";
+  }
   std::vector<int64_t> times;
   for (const auto& message : Received(stack)) times.push_back(message["received_at_ms"]);
   std::sort(times.begin(), times.end());
@@ -164,7 +177,10 @@ TEST(SenderTest, InvalidTokenPausesThePageAndKeepsItsMessagesUntilResumed) {
         return client.Command({"HGET", rate_key, "paused"})->str == "1";
       },
       std::chrono::seconds(10)));
-  std::this_thread::sleep_for(std::chrono::seconds(2));
+  // Both recipients' first messages have come up and been held back (waits, not sends).
+  EXPECT_TRUE(testing::WaitFor(
+      [&] { return stack.MetricSum("sender", "katy_consumer_entries_total", "outcome=\"wait\"") >= 2; },
+      std::chrono::seconds(10)));
   EXPECT_TRUE(Received(stack).empty());
   EXPECT_TRUE(DeadLetters(stack).empty()) << "a paused page's messages must stay queued";
   EXPECT_EQ(stack.MetricSum("sender", "katy_sender_page_pauses_total"), 1);  // one alert, not one per message

@@ -15,7 +15,10 @@ for _ in $(seq 1 50); do
   [[ "$replies" == *'"text"'* ]] && break
   sleep 0.2
 done
-[[ "$replies" == *'hello'* || "$replies" == *'hi there'* ]] || fail "no greeting in the replies: $replies"
+# The greeting rule's own words (deploy/rules/katy.yaml), not the fallback, which repeats
+# whatever was said ("I don't understand \"hello\"").
+[[ "$replies" == *'Meow, hello'* || "$replies" == *'Purr... hi there'* ]] || fail "no greeting in the replies: $replies"
+[[ "$replies" != *"understand"* ]] || fail "the fallback answered hello: $replies"
 echo "reply: $replies"
 
 stop_up

@@ -82,7 +82,14 @@ TEST(EndToEndTest, RulesReloadOnSighupAndABrokenFileIsRefused) {
 
   std::ofstream(stack.dir() + "/rules.yaml") << "rules:\n  - when: { keywords: [hello] }\n    replyy: broken\n";
   ASSERT_EQ(kill(stack.process("responder").pid(), SIGHUP), 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // The refusal is logged, with the line of the file at fault; the rules in force stay.
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        const std::string logs = stack.AllLogs();
+        return logs.find("rules reload refused") != std::string::npos && logs.find("replyy") != std::string::npos;
+      },
+      std::chrono::seconds(10)))
+      << "no refusal logged; logs in " << stack.dir();
   EXPECT_EQ(say_and_read("r3", "hello"), "hello v2") << "a broken file replaced the rules in force";
   EXPECT_TRUE(stack.process("responder").Running());
 }
@@ -108,8 +115,14 @@ TEST(EndToEndTest, EchoesAndReceiptsReachKatyButGetNoReply) {
   for (const char* kind : {"echo", "delivery", "read"}) {
     EXPECT_NE(metrics.find(std::string("kind=\"") + kind + "\",result=\"enqueued\""), std::string::npos) << kind;
   }
-  // ...and none of them is answered: still exactly one reply.
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // ...and none of them is answered: once the sender has finished everything queued for it,
+  // still exactly one reply.
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        return stack.MetricSum("ingress", "katy_stream_lag", "group=\"senders\"") == 0 &&
+               stack.MetricSum("ingress", "katy_stream_pending", "group=\"senders\"") == 0;
+      },
+      std::chrono::seconds(10)));
   EXPECT_EQ(Replies(http, stack.emulator_url(), "e1").size(), 1u);
 }
 

@@ -66,9 +66,11 @@ fallback:
   redis::HandleResult Handle(const redis::StreamEntry& entry) { return (*handler_)(client_, entry, fence_); }
 
   // Adds an event to its shard's inbound stream and reads it back through the group.
-  redis::StreamEntry Deliver(const std::string& text, katy::v1::EventKind kind = katy::v1::EVENT_KIND_MESSAGE) {
+  redis::StreamEntry Deliver(const std::string& text, katy::v1::EventKind kind = katy::v1::EVENT_KIND_MESSAGE,
+                             int64_t watermark = 0) {
     katy::v1::InboundEvent event;
     event.set_kind(kind);
+    event.set_watermark(watermark);
     event.set_page_id("p1");
     event.set_user_id("u1");
     event.set_mid("m" + std::to_string(++mids_));
@@ -153,9 +155,17 @@ TEST_F(ResponderHandlerTest, MultiTurnStateAndVariables) {
 
 TEST_F(ResponderHandlerTest, EchoesAndReceiptsUpdateStateWithoutReplying) {
   ASSERT_EQ(Handle(Deliver("hello", katy::v1::EVENT_KIND_ECHO)).kind, redis::HandleResult::Kind::kDone);
-  ASSERT_EQ(Handle(Deliver("", katy::v1::EVENT_KIND_READ)).kind, redis::HandleResult::Kind::kDone);
+  ASSERT_EQ(Handle(Deliver("", katy::v1::EVENT_KIND_DELIVERY, 1700000000111)).kind, redis::HandleResult::Kind::kDone);
+  ASSERT_EQ(Handle(Deliver("", katy::v1::EVENT_KIND_READ, 1700000000222)).kind, redis::HandleResult::Kind::kDone);
   EXPECT_TRUE(Outbound().empty());
-  EXPECT_EQ(ConversationField("read_watermark"), "0");
+  // The receipts moved the conversation's watermarks; the echo (the page's own message) did
+  // not count as the user writing.
+  EXPECT_EQ(ConversationField("delivered_watermark"), "1700000000111");
+  EXPECT_EQ(ConversationField("read_watermark"), "1700000000222");
+  EXPECT_EQ(ConversationField("last_user_ms"), "<nil>");
+  // And each event was acknowledged with that commit.
+  auto pending = client_.Command({"XPENDING", keys_->InStream(Shard()), KeySpace::kResponderGroup});
+  EXPECT_EQ(pending->elements[0].integer, 0);
 }
 
 TEST_F(ResponderHandlerTest, AnInstanceThatLostTheShardWritesNothing) {

@@ -145,7 +145,8 @@ std::string KatyStack::GrpcAddress(const std::string& process_name) const {
   return "127.0.0.1:" + std::to_string(ports_.at(process_name).grpc);
 }
 
-double KatyStack::MetricSum(const std::string& process_name, const std::string& metric) const {
+double KatyStack::MetricSum(const std::string& process_name, const std::string& metric,
+                            const std::string& label) const {
   http::Client http;
   auto response = http.Get(AdminUrl(process_name) + "/metrics");
   if (!response || response->status != 200) return 0;
@@ -155,6 +156,7 @@ double KatyStack::MetricSum(const std::string& process_name, const std::string& 
     if (line.rfind(metric, 0) != 0) continue;
     const char next = line.size() > metric.size() ? line[metric.size()] : '\0';
     if (next != '{' && next != ' ') continue;  // another metric sharing the prefix
+    if (!label.empty() && line.find(label) == std::string::npos) continue;
     sum += std::atof(line.substr(line.rfind(' ') + 1).c_str());
   }
   return sum;

@@ -47,8 +47,9 @@ class KatyStack {
   // http://127.0.0.1:<admin port> of a started service process ("ingress", "sender-1", ...).
   std::string AdminUrl(const std::string& process_name) const;
   std::string GrpcAddress(const std::string& process_name) const;
-  // The sum of every sample of `metric` (any labels) in a process's /metrics; 0 when absent.
-  double MetricSum(const std::string& process_name, const std::string& metric) const;
+  // The sum of the samples of `metric` in a process's /metrics whose labels include
+  // `label` (say `outcome="wait"`; empty: every sample); 0 when absent.
+  double MetricSum(const std::string& process_name, const std::string& metric, const std::string& label = "") const;
 
   static constexpr const char* kAppSecret = "e2e-app-secret";
   static constexpr const char* kPageToken = "e2e-page-token";
