@@ -104,6 +104,11 @@ ShardedConsumer::ShardedConsumer(Options redis, KeySpace keys, ShardedConsumerOp
                      .Name("katy_consumer_entries_total")
                      .Help("Stream entries finished, by role and outcome")
                      .Register(*registry);
+    paused_gauge_ = &prometheus::BuildGauge()
+                         .Name("katy_consumer_paused")
+                         .Help("1 while this instance reads no new entries because it is paused, by role")
+                         .Register(*registry)
+                         .Add({{"role", options_.role}});
     trimmed_ = &prometheus::BuildCounter()
                     .Name("katy_consumer_trimmed_entries_total")
                     .Help("Finished entries removed from the owned streams, by role")
@@ -294,7 +299,9 @@ void ShardedConsumer::ReadLoop(const std::atomic<bool>& stop) {
       ClaimPending(client, shard, generation, stop);
     }
 
-    if (options_.paused && options_.paused()) {
+    const bool paused = options_.paused && options_.paused();
+    if (paused_gauge_ != nullptr) paused_gauge_->Set(paused ? 1 : 0);
+    if (paused) {
       SleepUnless(stop, std::chrono::milliseconds(200));
       continue;
     }

@@ -193,6 +193,7 @@ class ShardedConsumer {
   prometheus::Gauge* owned_gauge_ = nullptr;
   prometheus::Family<prometheus::Counter>* outcomes_ = nullptr;
   prometheus::Counter* trimmed_ = nullptr;
+  prometheus::Gauge* paused_gauge_ = nullptr;
 };
 
 }  // namespace katy::redis

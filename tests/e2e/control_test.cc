@@ -139,8 +139,13 @@ TEST(ControlTest, KatyctlStatusPauseResumeRateRulesAndDrain) {
 
   // Pause the responder as a whole: events wait in the stream (lag), then flow.
   ASSERT_EQ(Katyctl(stack, "responder", "pause").status, 0);
+  // Once the responder has stopped reading, the event is stored and left in the stream.
+  ASSERT_TRUE(testing::WaitFor([&] { return stack.MetricSum("responder", "katy_consumer_paused") == 1; },
+                               std::chrono::seconds(10)));
   Say(stack, "k3", "hello");
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_TRUE(
+      testing::WaitFor([&] { return stack.MetricSum("ingress", "katy_stream_lag", "group=\"responders\"") >= 1; },
+                       std::chrono::seconds(10)));
   EXPECT_EQ(RepliesTo(stack, "k3"), 0u);
   EXPECT_EQ(Katyctl(stack, "responder", "pause 1045").status, 1);  // pages pause in the sender
   ASSERT_EQ(Katyctl(stack, "responder", "resume").status, 0);

@@ -92,7 +92,14 @@ TEST(ScaleOutTest, ThreeRespondersOneKilledEveryUserGetsEveryReplyInOrderOnce) {
     return count >= static_cast<size_t>(kUsers) * kMessages;
   };
   EXPECT_TRUE(testing::WaitFor(collect, std::chrono::seconds(60))) << "logs in " << stack.dir();
-  std::this_thread::sleep_for(std::chrono::seconds(1));  // let any duplicate arrive before judging
+  // Judge once nothing is left to handle or send (no entry undelivered or unacknowledged in
+  // any stream): a duplicate would have arrived by then.
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        return stack.MetricSum("ingress", "katy_stream_lag") == 0 &&
+               stack.MetricSum("ingress", "katy_stream_pending") == 0;
+      },
+      std::chrono::seconds(30)));
   collect();
   ASSERT_EQ(replies.size(), static_cast<size_t>(kUsers));
   for (int user = 0; user < kUsers; ++user) {
