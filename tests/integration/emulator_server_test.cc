@@ -109,7 +109,8 @@ TEST(WebhookDeliveryIntegrationTest, RetriesLikeMetaUntilIngressStoresTheEvents)
                        ++done;
                      });
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // a few 503s
+  // Redis is down: ingress answers 503 and the delivery retries.
+  ASSERT_TRUE(testing::WaitFor([&] { return delivery.retries() >= 2; }, std::chrono::seconds(10)));
   auto redis_process = testing::StartPrivateRedis(redis_port, testing::MakeTempDir("delivery"));
   ASSERT_TRUE(testing::WaitFor([&] { return done == 3; }, std::chrono::seconds(15)));
   EXPECT_EQ(status, 200);

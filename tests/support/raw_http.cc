@@ -51,6 +51,20 @@ std::string RawClient::ReadUntilClosed() {
   return all;
 }
 
+std::string RawClient::ReadUntil(const std::string& marker) {
+  std::string all;
+  char buffer[4096];
+  while (all.find(marker) == std::string::npos) {
+    const ssize_t got = recv(fd_, buffer, sizeof buffer, 0);
+    if (got <= 0) {
+      closed_ = got == 0;
+      break;
+    }
+    all.append(buffer, static_cast<size_t>(got));
+  }
+  return all;
+}
+
 bool ChaosConnection::Open() {
   if (fd_ >= 0) return true;
   fd_ = ConnectLoopback(port_);

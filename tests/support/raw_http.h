@@ -25,6 +25,8 @@ class RawClient {
   // Everything until the server closes the connection (or the receive timeout passes
   // without a byte; then closed() is false).
   std::string ReadUntilClosed();
+  // What arrives until it contains `marker` (or the receive timeout passes without a byte).
+  std::string ReadUntil(const std::string& marker);
   bool closed() const { return closed_; }
 
  private:
