@@ -20,9 +20,9 @@
 #include <thread>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/hmac.h"
 #include "common/http/http_client.h"
-#include "common/clock.h"
 #include "tests/support/katy_stack.h"
 
 namespace katy {
