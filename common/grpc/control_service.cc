@@ -34,18 +34,21 @@ return 1
 
 constexpr const char* kVersion = KATY_VERSION;
 
+// The entry's payload as JSON, or "null" when it does not decode (a dead letter may hold
+// anything) or cannot be printed.
 std::string EntryJson(const std::string& stage, const std::string& pb) {
-  std::string json;
   google::protobuf::util::JsonPrintOptions print;
   print.preserve_proto_field_names = true;
+  auto to_json = [&](const google::protobuf::Message& message) {
+    std::string json;
+    return google::protobuf::util::MessageToJsonString(message, &json, print).ok() ? json : std::string("null");
+  };
   if (stage == "sender") {
     katy::v1::OutboundMessage message;
-    if (message.ParseFromString(pb)) (void)google::protobuf::util::MessageToJsonString(message, &json, print);
-  } else {
-    katy::v1::InboundEvent event;
-    if (event.ParseFromString(pb)) (void)google::protobuf::util::MessageToJsonString(event, &json, print);
+    return message.ParseFromString(pb) ? to_json(message) : "null";
   }
-  return json.empty() ? "null" : json;
+  katy::v1::InboundEvent event;
+  return event.ParseFromString(pb) ? to_json(event) : "null";
 }
 
 void ToDeadLetter(const redis::StreamEntry& entry, katy::v1::DeadLetter* out) {

@@ -73,9 +73,9 @@ class WebhookServer {
   WebhookServer& operator=(const WebhookServer&) = delete;
 
   int port() const { return port_; }
-  // True from the moment Shutdown begins: every answer written from then on closes its
-  // connection.
-  bool stopping() const { return stopping_; }
+  // For tests: true from the moment Shutdown begins (every answer written from then on closes
+  // its connection).
+  bool StoppingForTest() const { return stopping_; }
   // The connection limit in force (options.max_connections, or the open-file limit's share).
   size_t max_connections() const { return max_connections_; }
   // Client connections held now, all loops together.

@@ -327,7 +327,7 @@ TEST_F(IngressServerTest, ShutdownAnswersTheRequestsItHasRead) {
   ASSERT_TRUE(testing::WaitFor([&] { return BlockedClients(options) >= 1; }, std::chrono::seconds(5)));
   std::thread stopper([&] { server_->Shutdown(); });  // returns once the request in flight has its answer
   // Only once the server is stopping is the held write let go.
-  EXPECT_TRUE(testing::WaitFor([&] { return server_->stopping(); }, std::chrono::seconds(5)));
+  EXPECT_TRUE(testing::WaitFor([&] { return server_->StoppingForTest(); }, std::chrono::seconds(5)));
   ResumeWrites(options);
   stopper.join();
   poster.join();

@@ -74,7 +74,7 @@ class Session {
     google::protobuf::util::JsonPrintOptions print;
     print.preserve_proto_field_names = true;
     print.always_print_primitive_fields = true;
-    (void)google::protobuf::util::MessageToJsonString(message, &json, print);
+    if (!google::protobuf::util::MessageToJsonString(message, &json, print).ok()) json = "null";
     out_ << json << "\n";
   }
 
