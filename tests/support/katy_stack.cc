@@ -28,8 +28,8 @@ std::optional<std::map<std::string, int>> LoggedPorts(const std::string& log_pat
       if (entry.contains(key) && entry[key].is_number_integer()) ports[key] = entry[key].get<int>();
     }
   }
-  const bool has_http = ports.count("http_port") > 0 || ports.count("port") > 0;
-  const bool has_grpc = ports.count("grpc_port") > 0 && ports.count("admin_port") > 0;
+  const bool has_http = ports.contains("http_port") || ports.contains("port");
+  const bool has_grpc = ports.contains("grpc_port") && ports.contains("admin_port");
   if ((expects_http && !has_http) || (expects_grpc && !has_grpc)) return std::nullopt;
   return ports;
 }
