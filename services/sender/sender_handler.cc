@@ -115,9 +115,12 @@ void SenderHandler::SendAction(const katy::v1::OutboundMessage& message, const s
   request.clear_message_json();
   request.set_sender_action(action);
   auto built = BuildSendRequest(request, options_.graph_url, token, options_.appsecret);
-  auto answer = http_.Post(built->url, built->body, {"Content-Type: application/json"});
-  metrics_.sends.Add({{"result", answer && answer->status == 200 ? "delivered" : "action_failed"}, {"code", "0"}})
-      .Increment();
+  bool delivered = false;
+  if (built) {
+    auto answer = http_.Post(built->url, built->body, {"Content-Type: application/json"});
+    delivered = answer && answer->status == 200;
+  }
+  metrics_.sends.Add({{"result", delivered ? "delivered" : "action_failed"}, {"code", "0"}}).Increment();
 }
 
 // The mark holds when its attempt began (epoch ms). An attempt begun less than one request
