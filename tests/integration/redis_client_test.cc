@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/redis/cluster_slots.h"
 #include "common/redis/script.h"
 #include "common/redis/streams.h"
 #include "tests/support/test_support.h"
@@ -71,6 +72,25 @@ TEST(RedisClientTest, ScriptsSurviveScriptFlush) {
   auto failed = broken.Run(client, {}, {});
   ASSERT_FALSE(failed.ok());
   EXPECT_EQ(failed.error().code, ErrorCode::kReply);
+}
+
+// Katy's slot arithmetic agrees with a real cluster node's, for every shard's tag and for keys
+// with and without tags.
+TEST(RedisClientTest, KeySlotsAgreeWithAClusterNode) {
+  const int port = testing::FreePort();
+  auto node = testing::StartPrivateRedis(port, testing::MakeTempDir("cluster-node"), {"--cluster-enabled", "yes"});
+  Options options;
+  options.port = port;
+  Client client(options);
+  std::vector<std::string> keys = {"somekey", "foo{hash_tag}", "foo{}{bar}", "foo{{bar}}zap", "katy:members:sender"};
+  for (int shard = 0; shard < 64; ++shard) {
+    keys.push_back("katy:{s" + std::string(shard < 10 ? "0" : "") + std::to_string(shard) + "}:in");
+  }
+  for (const auto& key : keys) {
+    auto slot = client.Command({"CLUSTER", "KEYSLOT", key});
+    ASSERT_TRUE(slot.ok()) << slot.error().message;
+    EXPECT_EQ(KeySlot(key), slot->integer) << key;
+  }
 }
 
 TEST(StreamsTest, GroupReadAckAndAutoClaim) {

@@ -1,0 +1,68 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/redis/redis_client.h"
+#include "common/result.h"
+
+// The pure parts of speaking to a Redis Cluster: which slot a key lives in, which node serves
+// a slot, and what a redirection says. Cluster specification: the key distribution model and
+// hash tags (https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/).
+namespace katy::redis {
+
+inline constexpr int kClusterSlots = 16384;
+
+// CRC16, the XMODEM variant the specification names (poly 0x1021, init 0, no reflection):
+// "123456789" gives 0x31C3.
+uint16_t Crc16(std::string_view data);
+
+// The part of `key` that decides its slot: what lies between the first '{' and the first '}'
+// after it, when that is not empty; otherwise the whole key.
+std::string_view HashTagOf(std::string_view key);
+
+// CRC16(HashTagOf(key)) mod 16384.
+int KeySlot(std::string_view key);
+
+// A node's address as the cluster announces it.
+struct NodeAddress {
+  std::string host;
+  int port = 0;
+  bool operator==(const NodeAddress&) const = default;
+};
+
+// What a -MOVED or -ASK error reply says: "MOVED 3999 127.0.0.1:6381". nullopt for any other
+// error text.
+struct Redirection {
+  enum class Kind { kMoved, kAsk };
+  Kind kind = Kind::kMoved;
+  int slot = 0;
+  NodeAddress node;
+};
+std::optional<Redirection> ParseRedirection(std::string_view error_text);
+
+// Which master serves each slot, read from CLUSTER SLOTS and corrected by MOVED. Not
+// thread-safe; pure (no I/O).
+class SlotMap {
+ public:
+  // From a CLUSTER SLOTS reply: [[start, end, [host, port, id...], replicas...], ...].
+  // ErrorCode::kReply when the reply does not have that shape.
+  static Result<SlotMap> FromClusterSlots(const Reply& reply);
+
+  // The master of `slot`, or nullopt when no node serves it (a cluster not fully covered).
+  std::optional<NodeAddress> MasterOf(int slot) const;
+  // A MOVED redirection: the slot is now served by `node`.
+  void Moved(int slot, const NodeAddress& node);
+  // Every master, each once, in the order of the slots they serve.
+  std::vector<NodeAddress> Masters() const;
+
+ private:
+  std::vector<int> node_of_slot_ = std::vector<int>(kClusterSlots, -1);  // index into nodes_
+  std::vector<NodeAddress> nodes_;
+  int IndexOf(const NodeAddress& node);
+};
+
+}  // namespace katy::redis
