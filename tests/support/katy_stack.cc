@@ -50,7 +50,7 @@ KatyStack::KatyStack(const Options& options) {
   for (const auto& [key, value] : options.extra_env) base_env_[key] = value;
 
   // Ingress first (the emulator delivers to it), then the emulator (the others call it).
-  auto env = ServiceEnv("ingress");
+  auto env = ServiceEnv();
   env["KATY_HTTP_ADDR"] = "127.0.0.1:0";
   ready_ = Launch("ingress", "katy-ingress", env);
   if (ready_) {
@@ -62,7 +62,7 @@ KatyStack::KatyStack(const Options& options) {
   }
   if (ready_) base_env_["KATY_GRAPH_URL"] = emulator_url() + "/v25.0";
   for (const char* name : {"responder", "sender"}) {
-    ready_ = ready_ && Launch(name, std::string("katy-") + name, ServiceEnv(name));
+    ready_ = ready_ && Launch(name, std::string("katy-") + name, ServiceEnv());
   }
   if (!ready_) ADD_FAILURE() << "the stack did not start; logs in " << dir_;
 }
@@ -70,7 +70,6 @@ KatyStack::KatyStack(const Options& options) {
 bool KatyStack::Launch(const std::string& name, const std::string& binary,
                        const std::map<std::string, std::string>& env) {
   const std::string log_path = dir_ + "/" + name + ".log";
-  envs_[name] = env;
   processes_[name] = std::make_unique<Process>(BinaryPath(binary), std::vector<std::string>{}, env, log_path);
   const bool is_emulator = name == "emulator";
   const bool serves_http = is_emulator || name == "ingress";
@@ -100,7 +99,7 @@ KatyStack::~KatyStack() {
   processes_.clear();
 }
 
-std::map<std::string, std::string> KatyStack::ServiceEnv(const std::string& name) const {
+std::map<std::string, std::string> KatyStack::ServiceEnv() const {
   auto env = base_env_;
   // Each process picks its own gRPC and admin ports, so several can run side by side.
   env["KATY_GRPC_ADDR"] = "127.0.0.1:0";
@@ -111,7 +110,7 @@ std::map<std::string, std::string> KatyStack::ServiceEnv(const std::string& name
 Process& KatyStack::StartExtra(const std::string& name, const std::string& binary, std::string* started_name) {
   std::string key = name + "-" + std::to_string(++extra_count_);
   if (started_name != nullptr) *started_name = key;
-  EXPECT_TRUE(Launch(key, binary, ServiceEnv(name))) << key << " did not start; logs in " << dir_;
+  EXPECT_TRUE(Launch(key, binary, ServiceEnv())) << key << " did not start; logs in " << dir_;
   return *processes_[key];
 }
 

@@ -33,7 +33,7 @@ class KatyStack {
   const std::string& dir() const { return dir_; }
   Process& process(const std::string& name) { return *processes_.at(name); }
   // The environment a service is started with: the stack's settings, port 0 for gRPC and admin.
-  std::map<std::string, std::string> ServiceEnv(const std::string& name) const;
+  std::map<std::string, std::string> ServiceEnv() const;
   // Starts one more process of a service (responder or sender) and waits until it listens;
   // its name in process() and AdminUrl() is "<name>-<n>" (also put in `started_name`). The
   // calling test fails if it does not start.
@@ -72,7 +72,6 @@ class KatyStack {
   std::map<std::string, Ports> ports_;  // process name -> the ports it chose
   std::map<std::string, std::string> base_env_;
   std::map<std::string, std::unique_ptr<Process>> processes_;
-  std::map<std::string, std::map<std::string, std::string>> envs_;  // process name -> its environment
   int extra_count_ = 0;
   bool ready_ = false;
 };
