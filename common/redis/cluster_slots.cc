@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cctype>
+#include <initializer_list>
 
 namespace katy::redis {
 namespace {
@@ -75,6 +77,55 @@ std::optional<Redirection> ParseRedirection(std::string_view error_text) {
   out.slot = *slot;
   out.node = std::move(*node);
   return out;
+}
+
+namespace {
+
+std::string Upper(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool IsOneOf(const std::string& name, std::initializer_list<std::string_view> names) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// The slot shared by argv[first, last), kNoKey when the range is empty, kCrossSlot when the
+// keys disagree.
+int SlotOfKeys(const std::vector<std::string>& argv, size_t first, size_t last) {
+  int slot = kNoKey;
+  for (size_t i = first; i < last && i < argv.size(); ++i) {
+    const int key_slot = KeySlot(argv[i]);
+    if (slot != kNoKey && key_slot != slot) return kCrossSlot;
+    slot = key_slot;
+  }
+  return slot;
+}
+
+}  // namespace
+
+int CommandSlot(const std::vector<std::string>& argv) {
+  if (argv.size() < 2) return kNoKey;
+  const std::string name = Upper(argv[0]);
+  if (IsOneOf(name, {"PING", "TIME", "INFO", "SCRIPT", "CLUSTER", "WAIT", "SCAN", "CLIENT", "CONFIG", "DBSIZE",
+                     "ASKING", "AUTH", "SELECT", "FLUSHALL", "FLUSHDB", "COMMAND", "READONLY", "ECHO", "HELLO"})) {
+    return kNoKey;
+  }
+  if (IsOneOf(name, {"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO"})) {
+    const auto keys = argv.size() > 2 ? ToInt(argv[2]) : std::nullopt;
+    if (!keys || *keys < 0) return kNoKey;
+    return SlotOfKeys(argv, 3, 3 + static_cast<size_t>(*keys));
+  }
+  if (name == "XREAD" || name == "XREADGROUP") {
+    for (size_t i = 1; i < argv.size(); ++i) {
+      if (Upper(argv[i]) == "STREAMS") return SlotOfKeys(argv, i + 1, i + 1 + (argv.size() - i - 1) / 2);
+    }
+    return kNoKey;
+  }
+  if (name == "XGROUP" || name == "XINFO") return SlotOfKeys(argv, 2, 3);
+  if (IsOneOf(name, {"DEL", "EXISTS", "MGET", "UNLINK", "TOUCH"})) return SlotOfKeys(argv, 1, argv.size());
+  return KeySlot(argv[1]);
 }
 
 Result<SlotMap> SlotMap::FromClusterSlots(const Reply& reply) {

@@ -6,7 +6,8 @@
 #include <string_view>
 #include <vector>
 
-#include "common/redis/redis_client.h"
+#include "common/redis/options.h"
+#include "common/redis/reply.h"
 #include "common/result.h"
 
 // The pure parts of speaking to a Redis Cluster: which slot a key lives in, which node serves
@@ -27,12 +28,16 @@ std::string_view HashTagOf(std::string_view key);
 // CRC16(HashTagOf(key)) mod 16384.
 int KeySlot(std::string_view key);
 
-// A node's address as the cluster announces it.
-struct NodeAddress {
-  std::string host;
-  int port = 0;
-  bool operator==(const NodeAddress&) const = default;
-};
+// Where a command must go: CommandSlot's answer when it names no key (any master will do),
+// or keys in different slots (Redis Cluster refuses it: CROSSSLOT).
+inline constexpr int kNoKey = -1;
+inline constexpr int kCrossSlot = -2;
+
+// The slot of the keys `argv` names, kNoKey or kCrossSlot. Knows where the keys are in the
+// commands Katy sends: EVAL/EVALSHA (numkeys), XREAD/XREADGROUP (after STREAMS), XGROUP and
+// XINFO (after the subcommand), DEL/EXISTS/MGET/UNLINK/TOUCH (every argument), keyless
+// commands (PING, TIME, INFO, SCRIPT, CLUSTER, WAIT, SCAN, ...), and otherwise argv[1].
+int CommandSlot(const std::vector<std::string>& argv);
 
 // What a -MOVED or -ASK error reply says: "MOVED 3999 127.0.0.1:6381". nullopt for any other
 // error text.

@@ -2,7 +2,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include "common/redis/redis_client.h"
+#include "common/redis/reply.h"
 
 namespace katy::redis {
 

@@ -113,26 +113,21 @@ void AddPages(const std::vector<std::string>& names, const std::vector<Reply>& p
   }
 }
 
-// Pages with sending state: katy:rate:<page> hashes, found with SCAN.
+// Pages with sending state: katy:rate:<page> hashes, found with SCAN (on every master).
 Status ReadPages(Client& client, const KeySpace& keys, katy::v1::Status* status) {
   const double now_ms = RedisNowMs(client);
-  const std::string pattern = keys.Rate("*");
-  std::string cursor = "0";
-  do {
-    auto scanned = client.Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "200"});
-    if (!scanned) return scanned.error();
-    cursor = scanned->elements[0].str;
-    std::vector<std::vector<std::string>> reads;
-    std::vector<std::string> names;
-    for (const auto& key : scanned->elements[1].elements) {
-      reads.push_back({"HMGET", key.str, "rate", "paused", "paused_reason", "blocked_until"});
-      names.push_back(key.str.substr(keys.Rate("").size()));
-    }
-    if (reads.empty()) continue;
-    auto pages = client.Pipeline(reads);
-    if (!pages) return pages.error();
-    AddPages(names, *pages, now_ms, status);
-  } while (cursor != "0");
+  auto found = client.ScanKeys(keys.Rate("*"));
+  if (!found) return found.error();
+  std::vector<std::vector<std::string>> reads;
+  std::vector<std::string> names;
+  for (const std::string& key : *found) {
+    reads.push_back({"HMGET", key, "rate", "paused", "paused_reason", "blocked_until"});
+    names.push_back(key.substr(keys.Rate("").size()));
+  }
+  if (reads.empty()) return Ok{};
+  auto pages = client.Pipeline(reads);
+  if (!pages) return pages.error();
+  AddPages(names, *pages, now_ms, status);
   return Ok{};
 }
 

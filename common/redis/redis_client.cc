@@ -1,163 +1,74 @@
 #include "common/redis/redis_client.h"
 
-#include "common/redis/hiredis_reply.h"
-
-#include <cerrno>
-#include <charconv>
-#include <cstring>
-#include <utility>
+#include <algorithm>
+#include <optional>
+#include <thread>
 
 namespace katy::redis {
-
-Reply CopyReply(const redisReply* raw) {
-  Reply reply;
-  switch (raw->type) {
-    case REDIS_REPLY_STRING:
-      reply.type = Reply::Type::kString;
-      reply.str.assign(raw->str, raw->len);
-      break;
-    case REDIS_REPLY_STATUS:
-      reply.type = Reply::Type::kStatus;
-      reply.str.assign(raw->str, raw->len);
-      break;
-    case REDIS_REPLY_ERROR:
-      reply.type = Reply::Type::kError;
-      reply.str.assign(raw->str, raw->len);
-      break;
-    case REDIS_REPLY_INTEGER:
-      reply.type = Reply::Type::kInteger;
-      reply.integer = raw->integer;
-      break;
-    case REDIS_REPLY_ARRAY:
-      reply.type = Reply::Type::kArray;
-      reply.elements.reserve(raw->elements);
-      for (size_t i = 0; i < raw->elements; ++i) reply.elements.push_back(CopyReply(raw->element[i]));
-      break;
-    default:
-      reply.type = Reply::Type::kNil;
-  }
-  return reply;
-}
-
 namespace {
 
-timeval ToTimeval(std::chrono::milliseconds ms) {
-  return timeval{static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
-}
+// A slot being migrated answers -TRYAGAIN to a multi-key command until its keys have moved.
+constexpr auto kTryAgainPause = std::chrono::milliseconds(20);
 
-void AppendArgv(redisContext* context, const std::vector<std::string>& argv) {
-  std::vector<const char*> ptrs;
-  std::vector<size_t> lens;
-  ptrs.reserve(argv.size());
-  lens.reserve(argv.size());
-  for (const auto& arg : argv) {
-    ptrs.push_back(arg.data());
-    lens.push_back(arg.size());
-  }
-  redisAppendCommandArgv(context, static_cast<int>(argv.size()), ptrs.data(), lens.data());
+const std::vector<std::string> kAsking{"ASKING"};
+const std::vector<std::string> kInfoCluster{"INFO", "cluster"};
+const std::vector<std::string> kClusterSlotsCommand{"CLUSTER", "SLOTS"};
+
+bool StartsWith(std::string_view text, std::string_view prefix) { return text.substr(0, prefix.size()) == prefix; }
+
+Status CheckWait(const Reply& reply, const Options& options) {
+  if (reply.type == Reply::Type::kInteger && reply.integer >= options.wait_replicas) return Ok{};
+  const std::string confirmed = reply.type == Reply::Type::kInteger ? std::to_string(reply.integer) : reply.str;
+  return Error{ErrorCode::kTimeout, "WAIT: " + confirmed + " of " + std::to_string(options.wait_replicas) +
+                                        " replicas confirmed the write within " +
+                                        std::to_string(options.wait_timeout.count()) + " ms"};
 }
 
 }  // namespace
 
-Result<Options> ParseUrl(std::string_view url) {
-  constexpr std::string_view kScheme = "redis://";
-  if (url.substr(0, kScheme.size()) != kScheme) {
-    return Error{ErrorCode::kConfig, "Redis URL must start with redis:// (got '" + std::string(url) + "')"};
-  }
-  Options options;
-  std::string_view rest = url.substr(kScheme.size());
-  if (auto at = rest.rfind('@'); at != std::string_view::npos) {
-    std::string_view userinfo = rest.substr(0, at);
-    auto colon = userinfo.find(':');
-    options.password = std::string(colon == std::string_view::npos ? userinfo : userinfo.substr(colon + 1));
-    rest = rest.substr(at + 1);
-  }
-  std::string_view hostport = rest;
-  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
-    hostport = rest.substr(0, slash);
-    std::string_view db = rest.substr(slash + 1);
-    if (!db.empty()) {
-      auto [ptr, ec] = std::from_chars(db.data(), db.data() + db.size(), options.db);
-      if (ec != std::errc() || ptr != db.data() + db.size()) {
-        return Error{ErrorCode::kConfig, "Redis URL has a bad database number: " + std::string(db)};
-      }
-    }
-  }
-  if (auto colon = hostport.rfind(':'); colon != std::string_view::npos) {
-    std::string_view port = hostport.substr(colon + 1);
-    auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), options.port);
-    if (ec != std::errc() || ptr != port.data() + port.size() || options.port <= 0 || options.port > 65535) {
-      return Error{ErrorCode::kConfig, "Redis URL has a bad port: " + std::string(port)};
-    }
-    hostport = hostport.substr(0, colon);
-  }
-  if (!hostport.empty()) options.host = std::string(hostport);
-  return options;
+Client::Client(Options options) : options_(std::move(options)) {
+  if (options_.seeds.empty()) options_.seeds.push_back({options_.host, options_.port});
 }
 
-Client::Client(Options options) : options_(std::move(options)) {}
-
-Client::~Client() {
-  if (context_ != nullptr) redisFree(context_);
+NodeConnection& Client::Node(const NodeAddress& node) {
+  for (auto& [address, connection] : nodes_) {
+    if (address == node) return connection;
+  }
+  nodes_.emplace_back(node, NodeConnection(options_.ForNode(node)));
+  return nodes_.back().second;
 }
 
-Client::Client(Client&& other) noexcept
-    : options_(std::move(other.options_)), context_(std::exchange(other.context_, nullptr)) {}
-
-Client& Client::operator=(Client&& other) noexcept {
-  if (this != &other) {
-    if (context_ != nullptr) redisFree(context_);
-    options_ = std::move(other.options_);
-    context_ = std::exchange(other.context_, nullptr);
+Status Client::EnsureTopology() {
+  if (mode_ == Mode::kSingle || (mode_ == Mode::kCluster && !refresh_)) return Ok{};
+  // The masters known last, then the URL's nodes: after a failover a survivor knows the news.
+  std::vector<NodeAddress> candidates = slots_.Masters();
+  for (const auto& seed : options_.seeds) {
+    if (std::find(candidates.begin(), candidates.end(), seed) == candidates.end()) candidates.push_back(seed);
   }
-  return *this;
+  std::string failures;
+  for (const auto& node : candidates) {
+    auto found = Discover(node);
+    if (found) return Ok{};
+    failures += (failures.empty() ? "" : "; ") + found.error().message;
+  }
+  return Error{ErrorCode::kIo, "no Redis node answered: " + failures};
 }
 
-Error Client::DropConnection(const char* what) {
-  std::string message = what;
-  ErrorCode code = ErrorCode::kIo;
-  if (context_ != nullptr) {
-    message += ": ";
-    message += context_->errstr;
-    // hiredis reports a socket timeout as an I/O error whose text is strerror(EAGAIN); errno
-    // itself may have changed since.
-    if (context_->err == REDIS_ERR_IO && std::strcmp(context_->errstr, std::strerror(EAGAIN)) == 0) {
-      code = ErrorCode::kTimeout;
-    }
-    redisFree(context_);
-    context_ = nullptr;
+Status Client::Discover(const NodeAddress& node) {
+  auto info = Node(node).Pipeline({&kInfoCluster});
+  if (!info) return info.error();
+  home_ = node;
+  if (info->front().str.find("cluster_enabled:1") == std::string::npos) {
+    mode_ = Mode::kSingle;
+    return Ok{};
   }
-  return Error{code, message};
-}
-
-Status Client::EnsureConnected() {
-  if (context_ != nullptr) return Ok{};
-  timeval connect_timeout = ToTimeval(options_.connect_timeout);
-  context_ = redisConnectWithTimeout(options_.host.c_str(), options_.port, connect_timeout);
-  if (context_ == nullptr) return Error{ErrorCode::kIo, "cannot allocate a Redis context"};
-  if (context_->err != 0) {
-    Error error{ErrorCode::kIo, "cannot connect to Redis at " + options_.host + ":" + std::to_string(options_.port) +
-                                    ": " + context_->errstr};
-    redisFree(context_);
-    context_ = nullptr;
-    return error;
-  }
-  redisSetTimeout(context_, ToTimeval(options_.socket_timeout));
-  std::vector<std::vector<std::string>> setup;
-  if (!options_.password.empty()) setup.push_back({"AUTH", options_.password});
-  if (options_.db != 0) setup.push_back({"SELECT", std::to_string(options_.db)});
-  for (const auto& command : setup) {
-    AppendArgv(context_, command);
-    void* raw = nullptr;
-    if (redisGetReply(context_, &raw) != REDIS_OK) return DropConnection("Redis handshake failed");
-    Reply reply = CopyReply(static_cast<redisReply*>(raw));
-    freeReplyObject(raw);
-    if (reply.IsError()) {
-      redisFree(context_);
-      context_ = nullptr;
-      return Error{ErrorCode::kIo, "Redis refused " + command[0] + ": " + reply.str};
-    }
-  }
+  auto slots = Node(node).Pipeline({&kClusterSlotsCommand});
+  if (!slots) return slots.error();
+  auto map = SlotMap::FromClusterSlots(slots->front());
+  if (!map) return map.error();
+  slots_ = std::move(*map);
+  mode_ = Mode::kCluster;
+  refresh_ = false;
   return Ok{};
 }
 
@@ -169,20 +80,150 @@ Result<Reply> Client::Command(const std::vector<std::string>& argv) {
   return std::move(reply);
 }
 
-Result<std::vector<Reply>> Client::Pipeline(const std::vector<std::vector<std::string>>& commands) {
-  if (auto connected = EnsureConnected(); !connected) return connected.error();
-  for (const auto& argv : commands) AppendArgv(context_, argv);
-  std::vector<Reply> replies;
-  replies.reserve(commands.size());
+Result<std::vector<Reply>> Client::Pipeline(const Commands& commands) {
+  if (commands.empty()) return std::vector<Reply>{};
+  if (auto ready = EnsureTopology(); !ready) return ready.error();
+  if (mode_ == Mode::kCluster) return ClusterPipeline(commands);
+  std::vector<const std::vector<std::string>*> batch;
+  batch.reserve(commands.size());
+  for (const auto& argv : commands) batch.push_back(&argv);
+  return SendBatch(home_, batch, std::vector<bool>(commands.size(), false));
+}
+
+Result<std::vector<Reply>> Client::SendBatch(const NodeAddress& node,
+                                             const std::vector<const std::vector<std::string>*>& batch,
+                                             const std::vector<bool>& asking) {
+  std::vector<const std::vector<std::string>*> wire;
+  wire.reserve(batch.size() * 2 + 1);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (asking[i]) wire.push_back(&kAsking);
+    wire.push_back(batch[i]);
+  }
+  const std::vector<std::string> wait{"WAIT", std::to_string(options_.wait_replicas),
+                                      std::to_string(options_.wait_timeout.count())};
+  if (options_.wait_replicas > 0) wire.push_back(&wait);
+  auto replies = Node(node).Pipeline(wire);
+  if (!replies) {
+    refresh_ = mode_ == Mode::kCluster;
+    return replies.error();
+  }
+  if (options_.wait_replicas > 0) {
+    if (auto waited = CheckWait(replies->back(), options_); !waited) return waited.error();
+    replies->pop_back();
+  }
+  if (std::find(asking.begin(), asking.end(), true) == asking.end()) return replies;
+  std::vector<Reply> out;
+  out.reserve(batch.size());
+  for (size_t i = 0, k = 0; i < batch.size(); ++i, ++k) {
+    if (asking[i]) ++k;  // ASKING's own +OK
+    out.push_back(std::move((*replies)[k]));
+  }
+  return out;
+}
+
+Result<std::vector<Reply>> Client::ClusterPipeline(const Commands& commands) {
+  std::vector<Reply> replies(commands.size());
+  std::vector<int> slots(commands.size());
+  std::vector<std::optional<NodeAddress>> ask(commands.size());
+  std::vector<size_t> pending;
   for (size_t i = 0; i < commands.size(); ++i) {
-    void* raw = nullptr;
-    if (redisGetReply(context_, &raw) != REDIS_OK || raw == nullptr) {
-      return DropConnection("Redis command failed");
+    slots[i] = CommandSlot(commands[i]);
+    if (slots[i] == kCrossSlot) {
+      replies[i] = Reply::ErrorReply("CROSSSLOT Keys in request don't hash to the same slot");
+    } else {
+      pending.push_back(i);
     }
-    replies.push_back(CopyReply(static_cast<redisReply*>(raw)));
-    freeReplyObject(raw);
+  }
+  for (int round = 0; !pending.empty(); ++round) {
+    auto batches = PlanBatches(slots, ask, pending);
+    std::vector<size_t> again;
+    bool try_again = false;
+    for (const NodeBatch& batch : batches) {
+      if (batch.node.port == 0) {  // a slot no master serves: the cluster is (partly) down
+        refresh_ = true;
+        for (size_t i : batch.indexes) replies[i] = Reply::ErrorReply("CLUSTERDOWN Hash slot not served");
+        continue;
+      }
+      std::vector<const std::vector<std::string>*> argvs;
+      for (size_t i : batch.indexes) argvs.push_back(&commands[i]);
+      auto got = SendBatch(batch.node, argvs, batch.asking);
+      if (!got) return got.error();
+      for (size_t k = 0; k < batch.indexes.size(); ++k) {
+        const size_t i = batch.indexes[k];
+        replies[i] = std::move((*got)[k]);
+        ask[i].reset();
+        if (round + 1 < kMaxRedirections && FollowRedirection(replies[i], ask[i], try_again)) again.push_back(i);
+      }
+    }
+    if (try_again) std::this_thread::sleep_for(kTryAgainPause);
+    pending = std::move(again);
   }
   return replies;
+}
+
+std::vector<Client::NodeBatch> Client::PlanBatches(const std::vector<int>& slots,
+                                                   const std::vector<std::optional<NodeAddress>>& ask,
+                                                   const std::vector<size_t>& pending) const {
+  std::vector<NodeBatch> batches;
+  const std::vector<NodeAddress> masters = slots_.Masters();
+  for (size_t i : pending) {
+    NodeAddress node;  // port 0: nobody serves the slot
+    if (ask[i]) {
+      node = *ask[i];
+    } else if (slots[i] == kNoKey) {
+      node = masters.empty() ? home_ : masters.front();
+    } else if (auto master = slots_.MasterOf(slots[i])) {
+      node = *master;
+    }
+    auto batch = std::find_if(batches.begin(), batches.end(), [&](const NodeBatch& b) { return b.node == node; });
+    if (batch == batches.end()) batch = batches.insert(batches.end(), NodeBatch{node, {}, {}});
+    batch->indexes.push_back(i);
+    batch->asking.push_back(ask[i].has_value());
+  }
+  return batches;
+}
+
+bool Client::FollowRedirection(const Reply& reply, std::optional<NodeAddress>& ask, bool& try_again) {
+  if (!reply.IsError()) return false;
+  if (auto redirection = ParseRedirection(reply.str)) {
+    if (redirection->kind == Redirection::Kind::kAsk) {
+      ask = redirection->node;
+    } else {
+      slots_.Moved(redirection->slot, redirection->node);
+      refresh_ = true;  // a MOVED seldom comes alone: read the whole map before the next call
+    }
+    return true;
+  }
+  if (StartsWith(reply.str, "TRYAGAIN")) {
+    try_again = true;
+    return true;
+  }
+  return false;
+}
+
+Result<std::vector<std::string>> Client::ScanKeys(const std::string& pattern) {
+  if (auto ready = EnsureTopology(); !ready) return ready.error();
+  const std::vector<NodeAddress> nodes = mode_ == Mode::kCluster ? slots_.Masters() : std::vector{home_};
+  std::vector<std::string> keys;
+  for (const NodeAddress& node : nodes) {
+    std::string cursor = "0";
+    do {
+      const std::vector<std::string> scan{"SCAN", cursor, "MATCH", pattern, "COUNT", "200"};
+      auto replies = SendBatch(node, {&scan}, {false});
+      if (!replies) return replies.error();
+      const Reply& reply = replies->front();
+      if (reply.IsError()) return Error{ErrorCode::kReply, reply.str};
+      if (!reply.IsArray() || reply.elements.size() != 2) return Error{ErrorCode::kReply, "unexpected SCAN reply"};
+      cursor = reply.elements[0].str;
+      for (const Reply& key : reply.elements[1].elements) keys.push_back(key.str);
+    } while (cursor != "0");
+  }
+  return keys;
+}
+
+Result<bool> Client::IsCluster() {
+  if (auto ready = EnsureTopology(); !ready) return ready.error();
+  return mode_ == Mode::kCluster;
 }
 
 bool Client::Ping() {

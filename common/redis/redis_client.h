@@ -1,76 +1,93 @@
 #pragma once
 
-#include <chrono>
+#include <optional>
 #include <string>
-#include <string_view>
+#include <utility>
 #include <vector>
 
+#include "common/redis/cluster_slots.h"
+#include "common/redis/node_connection.h"
+#include "common/redis/options.h"
+#include "common/redis/reply.h"
 #include "common/result.h"
-
-struct redisContext;
 
 namespace katy::redis {
 
-struct Options {
-  std::string host = "127.0.0.1";
-  int port = 6379;
-  int db = 0;
-  std::string password;
-  std::chrono::milliseconds connect_timeout{500};
-  // Must be longer than any BLOCK timeout used on this connection: a socket timeout that
-  // fires first drops a reply Redis already sent, and with it the entries it delivered.
-  std::chrono::milliseconds socket_timeout{2000};
-};
-
-// Parses redis://[[user]:password@]host[:port][/db]. Returns ErrorCode::kConfig when malformed.
-Result<Options> ParseUrl(std::string_view url);
-
-// An owned copy of one Redis reply.
-struct Reply {
-  enum class Type { kNil, kString, kStatus, kInteger, kArray, kError };
-  Type type = Type::kNil;
-  std::string str;              // kString, kStatus, kError
-  long long integer = 0;        // kInteger
-  std::vector<Reply> elements;  // kArray
-
-  bool IsNil() const { return type == Type::kNil; }
-  bool IsError() const { return type == Type::kError; }
-  bool IsArray() const { return type == Type::kArray; }
-};
-
-// One connection to Redis (redis-plus-plus style): long-lived, movable, not copyable, not
-// thread-safe (one owner thread at a time; share through ClientPool). Connects lazily and
-// reconnects on the next call after any I/O failure, so a Redis restart heals by itself.
+// Katy's blocking Redis client: one Redis or a Redis Cluster, the same to its callers.
+// Long-lived, movable, not copyable, not thread-safe (one owner thread at a time; share
+// through ClientPool).
+//
+// On its first call it asks the URL's nodes, in turn, whether Redis runs as a cluster
+// (INFO cluster). On one Redis it keeps one connection. On a cluster it reads CLUSTER SLOTS
+// and sends each command to the master of its keys' slot, over one connection per master;
+// a -MOVED reply corrects the map and the command is sent again, an -ASK reply sends it once
+// more to the node named, preceded by ASKING, and -TRYAGAIN is retried after a pause: at most
+// kMaxRedirections times, after which the last error reply is the command's reply. After a
+// redirection or a lost connection the whole map is read again before the next call, so a
+// failover heals by itself once the cluster has promoted a replica. Commands whose keys lie in
+// different slots get Redis's CROSSSLOT error reply without being sent.
+//
+// With options.wait_replicas > 0 every node's share of a call is followed by WAIT; fewer
+// replicas than asked within options.wait_timeout fail the call with ErrorCode::kTimeout.
 class Client {
  public:
+  static constexpr int kMaxRedirections = 5;
+
   explicit Client(Options options);
-  ~Client();
+  Client(Client&&) noexcept = default;
+  Client& operator=(Client&&) noexcept = default;
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
-  Client(Client&& other) noexcept;
-  Client& operator=(Client&& other) noexcept;
 
-  // Sends one command and waits for its reply. Error codes: "io" (cannot connect, connection
-  // lost), "timeout" (socket timeout), "reply" (Redis answered with an error; message is its
-  // text). After "io" or "timeout" the connection is dropped.
+  // Sends one command and waits for its reply. Error codes: kIo (cannot connect, connection
+  // lost), kTimeout (socket timeout, or WAIT short of replicas), kReply (Redis answered with
+  // an error; message is its text).
   Result<Reply> Command(const std::vector<std::string>& argv);
 
-  // Sends all commands in one write and reads all replies: one round trip. Redis error replies
-  // come back as Reply{kError} in their place; only I/O failures make the whole call fail
-  // (then it is unknown which commands ran: callers must be idempotent).
+  // Sends the commands pipelined (one round trip per node they go to) and returns their
+  // replies in order. Redis error replies come back as Reply{kError} in their place; only I/O
+  // failures make the whole call fail (then it is unknown which commands ran: callers must be
+  // idempotent). Commands to different masters are not ordered with respect to each other.
   Result<std::vector<Reply>> Pipeline(const std::vector<std::vector<std::string>>& commands);
+
+  // Every key matching `pattern`, from every master (SCAN MATCH ... COUNT 200).
+  Result<std::vector<std::string>> ScanKeys(const std::string& pattern);
 
   // PING; true when Redis answered PONG.
   bool Ping();
 
+  // Whether the nodes form a cluster (asked on the first call, kept from then on).
+  Result<bool> IsCluster();
   const Options& options() const { return options_; }
 
  private:
-  Status EnsureConnected();
-  Error DropConnection(const char* what);
+  enum class Mode { kUnknown, kSingle, kCluster };
+  using Commands = std::vector<std::vector<std::string>>;
+  // The commands of one call bound for one node, by index; `asking` marks ASK retries.
+  struct NodeBatch {
+    NodeAddress node;
+    std::vector<size_t> indexes;
+    std::vector<bool> asking;
+  };
+
+  Status EnsureTopology();
+  Status Discover(const NodeAddress& node);
+  Result<std::vector<Reply>> ClusterPipeline(const Commands& commands);
+  std::vector<NodeBatch> PlanBatches(const std::vector<int>& slots, const std::vector<std::optional<NodeAddress>>& ask,
+                                     const std::vector<size_t>& pending) const;
+  // Whether `reply` sends its command elsewhere (or again): MOVED corrects the map, ASK sets
+  // `ask`, TRYAGAIN sets `try_again`.
+  bool FollowRedirection(const Reply& reply, std::optional<NodeAddress>& ask, bool& try_again);
+  Result<std::vector<Reply>> SendBatch(const NodeAddress& node, const std::vector<const std::vector<std::string>*>& batch,
+                                       const std::vector<bool>& asking);
+  NodeConnection& Node(const NodeAddress& node);
 
   Options options_;
-  redisContext* context_ = nullptr;
+  Mode mode_ = Mode::kUnknown;
+  bool refresh_ = false;  // read the slot map again before the next call
+  NodeAddress home_;      // the node that answered discovery: the one Redis, or keyless commands' fallback
+  SlotMap slots_;
+  std::vector<std::pair<NodeAddress, NodeConnection>> nodes_;
 };
 
 }  // namespace katy::redis

@@ -68,12 +68,19 @@ Result<std::vector<Reply>> Script::RunPipelined(Client& client, const std::vecto
   }
   if (missing.empty()) return replies;
 
-  std::vector<std::vector<std::string>> retry{{"SCRIPT", "LOAD", source_}};
-  for (size_t i : missing) retry.push_back(commands[i]);
+  // EVAL runs the script and caches it on the node that ran it, wherever its keys live (on a
+  // cluster, SCRIPT LOAD would reach one node only).
+  std::vector<std::vector<std::string>> retry;
+  retry.reserve(missing.size());
+  for (size_t i : missing) {
+    std::vector<std::string> eval = commands[i];
+    eval[0] = "EVAL";
+    eval[1] = source_;
+    retry.push_back(std::move(eval));
+  }
   auto retried = client.Pipeline(retry);
   if (!retried) return retried.error();
-  if ((*retried)[0].IsError()) return Error{ErrorCode::kReply, "SCRIPT LOAD failed: " + (*retried)[0].str};
-  for (size_t k = 0; k < missing.size(); ++k) (*replies)[missing[k]] = std::move((*retried)[k + 1]);
+  for (size_t k = 0; k < missing.size(); ++k) (*replies)[missing[k]] = std::move((*retried)[k]);
   return replies;
 }
 

@@ -7,13 +7,14 @@
 
 namespace katy::redis {
 
-// A Lua script run by its SHA1 (EVALSHA), loaded on demand: when Redis answers NOSCRIPT
-// (after a restart or SCRIPT FLUSH) it is loaded and the call repeated. Immutable and
-// thread-safe; the Client passed in is not.
 // True for Redis's answer to EVALSHA of a script it does not hold (after a restart or
 // SCRIPT FLUSH).
 bool IsNoScript(const Reply& reply);
 
+// A Lua script run by its SHA1 (EVALSHA), loaded on demand: a call Redis answers NOSCRIPT
+// (after a restart or SCRIPT FLUSH) is repeated as EVAL, which runs the script and caches it
+// on the node that ran it (on a cluster, each master holds its own cache). Immutable and
+// thread-safe; the Client passed in is not.
 class Script {
  public:
   explicit Script(std::string source);

@@ -1,5 +1,10 @@
 #include "common/redis/streams.h"
 
+#include <algorithm>
+#include <thread>
+
+#include "common/redis/cluster_slots.h"
+
 namespace katy::redis {
 
 std::optional<std::string> StreamEntry::Field(std::string_view name) const {
@@ -42,10 +47,12 @@ Result<std::string> XAdd(Client& client, const std::string& stream,
   return reply->str;
 }
 
-Result<std::vector<StreamEntry>> XReadGroup(Client& client, const std::string& group, const std::string& consumer,
-                                            const std::vector<std::string>& streams,
-                                            const std::vector<std::string>& ids, int count,
-                                            std::chrono::milliseconds block) {
+namespace {
+
+std::vector<std::string> XReadGroupCommand(const std::string& group, const std::string& consumer,
+                                           const std::vector<std::string>& streams,
+                                           const std::vector<std::string>& ids, int count,
+                                           std::chrono::milliseconds block) {
   std::vector<std::string> argv{"XREADGROUP", "GROUP", group, consumer, "COUNT", std::to_string(count)};
   if (block.count() > 0) {
     argv.emplace_back("BLOCK");
@@ -54,15 +61,64 @@ Result<std::vector<StreamEntry>> XReadGroup(Client& client, const std::string& g
   argv.emplace_back("STREAMS");
   argv.insert(argv.end(), streams.begin(), streams.end());
   argv.insert(argv.end(), ids.begin(), ids.end());
-  auto reply = client.Command(argv);
+  return argv;
+}
+
+// Appends the entries of one XREADGROUP reply ([[stream, entries]...] or nil).
+void AppendEntries(const Reply& reply, std::vector<StreamEntry>& entries) {
+  if (!reply.IsArray()) return;
+  for (const Reply& per_stream : reply.elements) {
+    if (!per_stream.IsArray() || per_stream.elements.size() != 2) continue;
+    for (auto& entry : ParseEntries(per_stream.elements[0].str, per_stream.elements[1])) {
+      entries.push_back(std::move(entry));
+    }
+  }
+}
+
+bool OneSlot(const std::vector<std::string>& keys) {
+  return std::all_of(keys.begin(), keys.end(), [&](const std::string& key) { return KeySlot(key) == KeySlot(keys[0]); });
+}
+
+// One non-blocking read per stream, pipelined, until something comes or `block` passes.
+Result<std::vector<StreamEntry>> PollEachStream(Client& client, const std::string& group, const std::string& consumer,
+                                                const std::vector<std::string>& streams,
+                                                const std::vector<std::string>& ids, int count,
+                                                std::chrono::milliseconds block) {
+  std::vector<std::vector<std::string>> reads;
+  reads.reserve(streams.size());
+  for (size_t i = 0; i < streams.size(); ++i) {
+    reads.push_back(XReadGroupCommand(group, consumer, {streams[i]}, {ids[i]}, count, {}));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + block;
+  while (true) {
+    auto replies = client.Pipeline(reads);
+    if (!replies) return replies.error();
+    std::vector<StreamEntry> entries;
+    for (const Reply& reply : *replies) {
+      if (reply.IsError()) return Error{ErrorCode::kReply, reply.str};
+      AppendEntries(reply, entries);
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (!entries.empty() || now >= deadline) return entries;
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(kClusterReadPoll, deadline - now));
+  }
+}
+
+}  // namespace
+
+Result<std::vector<StreamEntry>> XReadGroup(Client& client, const std::string& group, const std::string& consumer,
+                                            const std::vector<std::string>& streams,
+                                            const std::vector<std::string>& ids, int count,
+                                            std::chrono::milliseconds block) {
+  if (streams.size() > 1 && !OneSlot(streams)) {
+    auto cluster = client.IsCluster();
+    if (!cluster) return cluster.error();
+    if (*cluster) return PollEachStream(client, group, consumer, streams, ids, count, block);
+  }
+  auto reply = client.Command(XReadGroupCommand(group, consumer, streams, ids, count, block));
   if (!reply) return reply.error();
   std::vector<StreamEntry> entries;
-  if (reply->IsNil()) return entries;
-  for (const Reply& per_stream : reply->elements) {
-    if (!per_stream.IsArray() || per_stream.elements.size() != 2) continue;
-    auto parsed = ParseEntries(per_stream.elements[0].str, per_stream.elements[1]);
-    for (auto& entry : parsed) entries.push_back(std::move(entry));
-  }
+  AppendEntries(*reply, entries);
   return entries;
 }
 

@@ -31,6 +31,10 @@ Result<std::string> XAdd(Client& client, const std::string& stream,
 // `ids[i]` is ">" for new entries, or an id ("0") to re-read this consumer's pending ones.
 // A timeout with nothing to read is an empty vector. block == 0ms means "do not block".
 // The client's socket timeout must exceed `block`.
+// On a Redis Cluster, streams in different slots cannot be read by one command: each is read
+// without BLOCK, all of them pipelined (one round trip per master), again every
+// kClusterReadPoll until something comes or `block` has passed.
+inline constexpr std::chrono::milliseconds kClusterReadPoll{20};
 Result<std::vector<StreamEntry>> XReadGroup(Client& client, const std::string& group, const std::string& consumer,
                                             const std::vector<std::string>& streams,
                                             const std::vector<std::string>& ids, int count,

@@ -38,11 +38,14 @@ std::optional<std::map<std::string, int>> LoggedPorts(const std::string& log_pat
 
 KatyStack::KatyStack(const Options& options) {
   dir_ = MakeTempDir("stack");
-  redis_port_ = FreePort();
   std::ofstream(dir_ + "/rules.yaml") << options.rules_yaml;
-
-  StartRedis();
-  if (!WaitForPort(redis_port_, std::chrono::seconds(10))) return;
+  redis_url_ = options.redis_url;
+  if (redis_url_.empty()) {
+    redis_port_ = FreePort();
+    redis_url_ = "redis://127.0.0.1:" + std::to_string(redis_port_) + "/0";
+    StartRedis();
+    if (!WaitForPort(redis_port_, std::chrono::seconds(10))) return;
+  }
 
   base_env_ = {{"KATY_REDIS_URL", redis_url()},      {"KATY_APP_SECRET", kAppSecret},
                {"KATY_VERIFY_TOKEN", kVerifyToken},  {"KATY_PAGE_TOKEN", kPageToken},

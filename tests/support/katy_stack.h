@@ -19,6 +19,7 @@ class KatyStack {
   struct Options {
     std::string rules_yaml;                        // written to a file for KATY_RULES
     std::map<std::string, std::string> extra_env;  // added to every service's environment
+    std::string redis_url = {};  // a Redis (or Redis Cluster) the test runs itself; empty: a private one
   };
   explicit KatyStack(const Options& options);
   ~KatyStack();
@@ -29,7 +30,7 @@ class KatyStack {
   std::string ingress_url() const {
     return "http://127.0.0.1:" + std::to_string(ports_.at("ingress").http) + "/webhook";
   }
-  std::string redis_url() const { return "redis://127.0.0.1:" + std::to_string(redis_port_) + "/0"; }
+  const std::string& redis_url() const { return redis_url_; }
   const std::string& dir() const { return dir_; }
   Process& process(const std::string& name) { return *processes_.at(name); }
   // The environment a service is started with: the stack's settings, port 0 for gRPC and admin.
@@ -68,7 +69,8 @@ class KatyStack {
   bool Launch(const std::string& name, const std::string& binary, const std::map<std::string, std::string>& env);
 
   std::string dir_;
-  int redis_port_ = 0;
+  int redis_port_ = 0;  // 0 when the test gave a Redis of its own
+  std::string redis_url_;
   std::map<std::string, Ports> ports_;  // process name -> the ports it chose
   std::map<std::string, std::string> base_env_;
   std::map<std::string, std::unique_ptr<Process>> processes_;
