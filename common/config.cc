@@ -14,7 +14,11 @@ SettingSpec LogLevelSpec() { return {"KATY_LOG_LEVEL", "info", "debug, info, war
 std::vector<SettingSpec> CommonSpecs(std::string grpc_addr_default, std::string admin_addr_default) {
   return {
       {"KATY_REDIS_URL", std::string(defaults::kRedisUrl),
-       "Redis to use: redis://[:password@]host:port/db (a password is never logged)"},
+       "Redis to use: redis://[:password@]host:port/db, or a cluster's seed nodes "
+       "redis://[:password@]host1:port1,host2:port2/0 (a password is never logged)"},
+      {"KATY_REDIS_WAIT_REPLICAS", "0",
+       "Writes count as done only once WAIT confirms this many replicas have them (0: no WAIT)"},
+      {"KATY_REDIS_WAIT_TIMEOUT_MS", "1000", "How long WAIT may take before the write counts as failed"},
       {"KATY_SHARDS", "16", "Number of shards; fixed per deployment (changing it needs a drain of every stream)"},
       {"KATY_KEY_PREFIX", "katy", "Prefix of every Redis key"},
       {"KATY_GRPC_ADDR", std::move(grpc_addr_default), "gRPC health + katy.v1.Control address"},
@@ -30,6 +34,8 @@ CommonConfig LoadCommonConfig(const Settings& settings) {
   common.grpc_addr = settings.Address("KATY_GRPC_ADDR");
   common.admin_addr = settings.Address("KATY_ADMIN_ADDR");
   common.redis_url = settings.String("KATY_REDIS_URL");
+  common.redis_wait_replicas = static_cast<int>(settings.Int("KATY_REDIS_WAIT_REPLICAS", 0, 16));
+  common.redis_wait_timeout = std::chrono::milliseconds(settings.Int("KATY_REDIS_WAIT_TIMEOUT_MS", 1, 60000));
   common.shards = static_cast<int>(settings.Int("KATY_SHARDS", 1, 1024));
   common.key_prefix = settings.String("KATY_KEY_PREFIX");
   common.control_token = settings.String("KATY_CONTROL_TOKEN");

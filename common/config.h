@@ -92,7 +92,9 @@ std::string RedactUrlCredentials(const std::string& value);
 struct CommonConfig {
   HostPort grpc_addr;                    // KATY_GRPC_ADDR: health + katy.v1.Control
   HostPort admin_addr;                   // KATY_ADMIN_ADDR: /metrics, /healthz
-  std::string redis_url;                 // KATY_REDIS_URL
+  std::string redis_url;                 // KATY_REDIS_URL: one node, or a cluster's seed nodes
+  int redis_wait_replicas = 0;           // KATY_REDIS_WAIT_REPLICAS: WAIT for this many after writes
+  std::chrono::milliseconds redis_wait_timeout{};  // KATY_REDIS_WAIT_TIMEOUT_MS
   int shards = 0;                        // KATY_SHARDS: fixed per deployment
   std::string key_prefix;                // KATY_KEY_PREFIX
   std::string control_token;             // KATY_CONTROL_TOKEN (secret): required by Control RPCs when set

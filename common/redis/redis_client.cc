@@ -38,38 +38,44 @@ NodeConnection& Client::Node(const NodeAddress& node) {
   return nodes_.back().second;
 }
 
-Status Client::EnsureTopology() {
-  if (mode_ == Mode::kSingle || (mode_ == Mode::kCluster && !refresh_)) return Ok{};
-  // The masters known last, then the URL's nodes: after a failover a survivor knows the news.
-  std::vector<NodeAddress> candidates = slots_.Masters();
-  for (const auto& seed : options_.seeds) {
-    if (std::find(candidates.begin(), candidates.end(), seed) == candidates.end()) candidates.push_back(seed);
-  }
-  std::string failures;
-  for (const auto& node : candidates) {
-    auto found = Discover(node);
-    if (found) return Ok{};
-    failures += (failures.empty() ? "" : "; ") + found.error().message;
-  }
-  return Error{ErrorCode::kIo, "no Redis node answered: " + failures};
-}
-
-Status Client::Discover(const NodeAddress& node) {
-  auto info = Node(node).Pipeline({&kInfoCluster});
+Result<Topology> AskTopology(NodeConnection& connection, const NodeAddress& node) {
+  auto info = connection.Pipeline({&kInfoCluster});
   if (!info) return info.error();
-  home_ = node;
-  if (info->front().str.find("cluster_enabled:1") == std::string::npos) {
-    mode_ = Mode::kSingle;
-    return Ok{};
-  }
-  auto slots = Node(node).Pipeline({&kClusterSlotsCommand});
+  Topology topology;
+  topology.home = node;
+  if (info->front().str.find("cluster_enabled:1") == std::string::npos) return topology;
+  auto slots = connection.Pipeline({&kClusterSlotsCommand});
   if (!slots) return slots.error();
   auto map = SlotMap::FromClusterSlots(slots->front());
   if (!map) return map.error();
-  slots_ = std::move(*map);
-  mode_ = Mode::kCluster;
-  refresh_ = false;
-  return Ok{};
+  topology.cluster = true;
+  topology.slots = std::move(*map);
+  return topology;
+}
+
+std::vector<NodeAddress> DiscoveryCandidates(const SlotMap& known, const std::vector<NodeAddress>& seeds) {
+  std::vector<NodeAddress> candidates = known.Masters();
+  for (const auto& seed : seeds) {
+    if (std::find(candidates.begin(), candidates.end(), seed) == candidates.end()) candidates.push_back(seed);
+  }
+  return candidates;
+}
+
+Status Client::EnsureTopology() {
+  if (mode_ == Mode::kSingle || (mode_ == Mode::kCluster && !refresh_)) return Ok{};
+  std::string failures;
+  for (const auto& node : DiscoveryCandidates(slots_, options_.seeds)) {
+    auto found = AskTopology(Node(node), node);
+    if (found) {
+      home_ = found->home;
+      mode_ = found->cluster ? Mode::kCluster : Mode::kSingle;
+      slots_ = std::move(found->slots);
+      refresh_ = false;
+      return Ok{};
+    }
+    failures += (failures.empty() ? "" : "; ") + found.error().message;
+  }
+  return Error{ErrorCode::kIo, "no Redis node answered: " + failures};
 }
 
 Result<Reply> Client::Command(const std::vector<std::string>& argv) {

@@ -13,6 +13,18 @@
 
 namespace katy::redis {
 
+// What a node says of the Redis it belongs to: one Redis, or a cluster and its slot map.
+struct Topology {
+  bool cluster = false;
+  NodeAddress home;  // the node that answered
+  SlotMap slots;     // on a cluster
+};
+// Asks `node` (over `connection`, which talks to it): INFO cluster, then CLUSTER SLOTS.
+Result<Topology> AskTopology(NodeConnection& connection, const NodeAddress& node);
+// Whom to ask, in order: the masters known so far (after a failover a survivor knows the
+// news), then the seeds not among them.
+std::vector<NodeAddress> DiscoveryCandidates(const SlotMap& known, const std::vector<NodeAddress>& seeds);
+
 // Katy's blocking Redis client: one Redis or a Redis Cluster, the same to its callers.
 // Long-lived, movable, not copyable, not thread-safe (one owner thread at a time; share
 // through ClientPool).
@@ -71,7 +83,6 @@ class Client {
   };
 
   Status EnsureTopology();
-  Status Discover(const NodeAddress& node);
   Result<std::vector<Reply>> ClusterPipeline(const Commands& commands);
   std::vector<NodeBatch> PlanBatches(const std::vector<int>& slots, const std::vector<std::optional<NodeAddress>>& ask,
                                      const std::vector<size_t>& pending) const;

@@ -92,8 +92,10 @@ ShardedConsumer::ShardedConsumer(Options redis, KeySpace keys, ShardedConsumerOp
       conversation_of_(std::move(conversation_of)),
       dead_letter_script_(kDeadLetterLua),
       trim_script_(kTrimLua) {
-  // Blocking reads must end before the socket times out, or a delivered batch is lost in transit.
-  redis_.socket_timeout = std::max(redis_.socket_timeout, options_.block + std::chrono::milliseconds(2000));
+  // A read's reply must never be cut off by the socket timeout: it would take the entries it
+  // delivered with it. With WAIT, each call may also wait for the replicas.
+  const auto wait = redis_.wait_replicas > 0 ? redis_.wait_timeout : std::chrono::milliseconds(0);
+  redis_.socket_timeout = std::max(redis_.socket_timeout, options_.block + wait + std::chrono::milliseconds(2000));
   if (registry != nullptr) {
     owned_gauge_ = &prometheus::BuildGauge()
                         .Name("katy_shards_owned")

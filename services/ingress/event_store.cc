@@ -77,8 +77,9 @@ std::vector<EnqueueCall> PlanEnqueue(const std::vector<katy::v1::InboundEvent>& 
 
 RedisEventStore::RedisEventStore(StoreOptions options)
     : options_(std::move(options)),
-      // Each connection loads the script first, so EVALSHA finds it from the first batch on.
-      connection_(options_.redis, {{"SCRIPT", "LOAD", EnqueueScript().source()}}) {}
+      // Each connection (one per master on a cluster) loads the script first, so EVALSHA finds
+      // it from the first batch on.
+      redis_(options_.redis, {{"SCRIPT", "LOAD", EnqueueScript().source()}}) {}
 
 void RedisEventStore::Store(const std::vector<katy::v1::InboundEvent>& events, Done done) {
   if (events.empty()) return done(StoreResult{});
@@ -93,15 +94,14 @@ void RedisEventStore::Store(const std::vector<katy::v1::InboundEvent>& events, D
   auto progress = std::make_shared<Progress>(
       Progress{{std::vector<Stored>(events.size(), Stored::kFailed), std::nullopt}, calls.size(), std::move(done)});
   for (auto& call : calls) {
-    const auto command = EnqueueScript().EvalShaCommand(std::move(call.call));
-    connection_.Send(command, [this, progress, indexes = std::move(call.events)](Result<redis::Reply> reply) {
+    redis_.Send(EnqueueScript().EvalShaCommand(std::move(call.call)), [this, progress, indexes = std::move(call.events)](Result<redis::Reply> reply) {
       StoreResult& result = progress->result;
       if (!reply) {
         if (!result.error) result.error = reply.error();
       } else if (reply->IsError()) {
         // After a Redis restart or SCRIPT FLUSH the script is gone: load it for the next
         // batches. This call fails (503) and Meta's retry stores its events.
-        if (redis::IsNoScript(*reply)) connection_.Send({"SCRIPT", "LOAD", EnqueueScript().source()}, [](auto) {});
+        if (redis::IsNoScript(*reply)) redis_.Broadcast({"SCRIPT", "LOAD", EnqueueScript().source()});
         if (!result.error) result.error = Error{ErrorCode::kReply, reply->str};
       } else {
         for (size_t k = 0; k < indexes.size() && k < reply->elements.size(); ++k) {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "common/redis/async_connection.h"
+#include "common/redis/async_router.h"
 #include "common/redis/script.h"
 #include "common/result.h"
 #include "common/shard.h"
@@ -58,7 +58,7 @@ struct StoreOptions {
 
 // Stores batches of events in Redis without ever blocking: each batch is one pipelined write
 // of PlanEnqueue's calls, and any number of batches may be in flight on the connection.
-// Driven by its owner's event loop through connection(). One thread.
+// Driven by its owner's event loop through redis(). One thread.
 class RedisEventStore {
  public:
   // Each event's outcome. A failed call fails only its own events: a request whose events
@@ -67,15 +67,15 @@ class RedisEventStore {
 
   explicit RedisEventStore(StoreOptions options);
 
-  // Queues the batch (call connection().Flush() to send it). `done` runs exactly once, from
+  // Queues the batch (call redis().Flush() to send it). `done` runs exactly once, from
   // the connection's callbacks; batches complete in the order they were stored.
   void Store(const std::vector<katy::v1::InboundEvent>& events, Done done);
 
-  redis::AsyncConnection& connection() { return connection_; }
+  redis::AsyncRouter& redis() { return redis_; }
 
  private:
   StoreOptions options_;
-  redis::AsyncConnection connection_;
+  redis::AsyncRouter redis_;
 };
 
 }  // namespace katy::ingress

@@ -42,13 +42,13 @@ class StorePipeline {
   void Add(ConnectionPtr conn, std::vector<katy::v1::InboundEvent> events, HttpConnection::Clock::time_point read_at);
 
   // Sends what was added, as far as the in-flight limit allows. Call at the end of each pass,
-  // then connection().Flush().
+  // then redis().Flush().
   void Dispatch();
 
   // Nothing waiting and nothing in flight.
   bool idle() const { return waiting_.empty() && in_flight_events_ == 0; }
 
-  redis::AsyncConnection& connection() { return store_.connection(); }
+  redis::AsyncRouter& redis() { return store_.redis(); }
 
  private:
   struct Request {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <deque>
 #include <cstring>
 #include <optional>
 #include <unordered_map>
@@ -184,8 +185,8 @@ class WebhookServer::Loop final : public ConnectionHost {
       void* tag = events[i].data.ptr;
       if (tag == &listen_tag_) {
         AcceptAll();
-      } else if (tag == &store_tag_) {
-        pipeline_.connection().OnEvents(events[i].events);
+      } else if (StoreWatch* store = FindStoreWatch(tag)) {
+        store->connection->OnEvents(events[i].events);
       } else if (tag != &wake_tag_) {
         // Connections closed in this pass are still in the graveyard, so `tag` is valid.
         static_cast<HttpConnection*>(tag)->OnReady(events[i].events, now_);
@@ -210,7 +211,7 @@ class WebhookServer::Loop final : public ConnectionHost {
     graveyard_.clear();
     while (!pipeline_.idle()) {
       Pass(static_cast<int>(kSweepInterval.count()));
-      pipeline_.connection().CheckTimeouts(now_);
+      pipeline_.redis().CheckTimeouts(now_);
       SendToStore();
     }
   }
@@ -218,8 +219,8 @@ class WebhookServer::Loop final : public ConnectionHost {
   // Requests read so far go to Redis; the Redis socket's watch follows its needs.
   void SendToStore() {
     pipeline_.Dispatch();
-    pipeline_.connection().Flush();
-    SyncStoreWatch();
+    pipeline_.redis().Flush();
+    SyncStoreWatches();
   }
 
   std::optional<HttpReply> RouteError(const HttpRequest& request) const {
@@ -308,8 +309,8 @@ class WebhookServer::Loop final : public ConnectionHost {
     }
     // Replies that arrived while this pass was busy are read first: a timeout must mean Redis
     // did not answer, not that the loop had not looked yet.
-    pipeline_.connection().OnEvents(EPOLLIN);
-    pipeline_.connection().CheckTimeouts(now_);
+    for (const auto& connection : pipeline_.redis().connections()) connection->OnEvents(EPOLLIN);
+    pipeline_.redis().CheckTimeouts(now_);
     SendToStore();
     std::vector<ConnectionPtr> expired;
     for (auto& [fd, conn] : connections_) {
@@ -318,22 +319,45 @@ class WebhookServer::Loop final : public ConnectionHost {
     for (const ConnectionPtr& conn : expired) conn->Expire();
   }
 
-  // The Redis socket changes with each reconnection, and wants EPOLLOUT only while it has
-  // output queued.
-  void SyncStoreWatch() {
-    auto& redis = pipeline_.connection();
+  // What epoll watches of one Redis connection; its address is the connection's epoll tag.
+  struct StoreWatch {
+    redis::AsyncConnection* connection;
+    bool watched = false;
+    uint64_t generation = 0;
+    uint32_t events = 0;
+  };
+
+  // Each Redis socket (one per master on a cluster) changes with each reconnection, and wants
+  // EPOLLOUT only while it has output queued.
+  void SyncStoreWatches() {
+    const auto& connections = pipeline_.redis().connections();
+    while (store_watches_.size() < connections.size()) {
+      store_watches_.push_back(StoreWatch{connections[store_watches_.size()].get()});
+    }
+    for (StoreWatch& watch : store_watches_) SyncStoreWatch(watch);
+  }
+
+  void SyncStoreWatch(StoreWatch& watch) {
+    const redis::AsyncConnection& redis = *watch.connection;
     if (redis.fd() < 0) {
-      store_watched_ = false;  // a closed socket left the epoll set by itself
+      watch.watched = false;  // a closed socket left the epoll set by itself
       return;
     }
     const uint32_t want = EPOLLIN | (redis.wants_write() ? EPOLLOUT : 0u);
-    if (!store_watched_ || store_generation_ != redis.generation()) {
-      store_watched_ = Watch(EPOLL_CTL_ADD, redis.fd(), want, &store_tag_);
-      store_generation_ = redis.generation();
-      store_events_ = want;
-    } else if (want != store_events_ && Watch(EPOLL_CTL_MOD, redis.fd(), want, &store_tag_)) {
-      store_events_ = want;
+    if (!watch.watched || watch.generation != redis.generation()) {
+      watch.watched = Watch(EPOLL_CTL_ADD, redis.fd(), want, &watch);
+      watch.generation = redis.generation();
+      watch.events = want;
+    } else if (want != watch.events && Watch(EPOLL_CTL_MOD, redis.fd(), want, &watch)) {
+      watch.events = want;
     }
+  }
+
+  StoreWatch* FindStoreWatch(void* tag) {
+    for (StoreWatch& watch : store_watches_) {
+      if (tag == &watch) return &watch;
+    }
+    return nullptr;
   }
 
   // epoll_ctl, with a failure logged (at a bounded rate) and returned.
@@ -354,10 +378,7 @@ class WebhookServer::Loop final : public ConnectionHost {
   int epoll_ = -1;
   char listen_tag_ = 0;  // epoll tags: addresses told apart from connections
   char wake_tag_ = 0;
-  char store_tag_ = 0;
-  bool store_watched_ = false;
-  uint64_t store_generation_ = 0;
-  uint32_t store_events_ = 0;
+  std::deque<StoreWatch> store_watches_;  // a deque: tags stay valid as it grows
   bool accept_paused_ = false;
   bool draining_ = false;
   Clock::time_point now_ = Clock::now();

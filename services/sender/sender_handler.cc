@@ -1,6 +1,7 @@
 #include "services/sender/sender_handler.h"
 
 #include <charconv>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -322,6 +323,23 @@ redis::HandleResult SenderHandler::SendParts(redis::Client& client, const katy::
   return redis::HandleResult::Done();
 }
 
+Status SenderHandler::RecordDelivery(redis::Client& client, const redis::StreamEntry& entry, const std::string& sent_key,
+                                     const std::string& inflight_key, const std::string& meta_id) const {
+  // The record is idempotent (SET, DEL, XACK), so it is tried again while Redis is away for a
+  // moment (a failover, a restart): giving up would send the message a second time.
+  const auto give_up = std::chrono::steady_clock::now() + kRecordRetryFor;
+  while (true) {
+    auto committed =
+        delivered_script_.Run(client, {sent_key, entry.stream, inflight_key},
+                              {KeySpace::kSenderGroup, entry.id, std::to_string(options_.sent_ttl.count()), meta_id});
+    if (committed) return Ok{};
+    if (committed.error().code == ErrorCode::kReply || std::chrono::steady_clock::now() >= give_up) {
+      return committed.error();
+    }
+    std::this_thread::sleep_for(kRecordRetryPause);
+  }
+}
+
 redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis::StreamEntry& entry,
                                               const redis::Fence& fence) {
   katy::v1::OutboundMessage message;
@@ -343,9 +361,7 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
 
   const size_t parts = plan->bodies.size();
   const std::string final_mark = parts == 1 ? sent_key : sent_key + "@" + std::to_string(parts - 1);
-  auto committed =
-      delivered_script_.Run(client, {sent_key, entry.stream, final_mark + ":inflight"},
-                            {KeySpace::kSenderGroup, entry.id, std::to_string(options_.sent_ttl.count()), meta_id});
+  auto committed = RecordDelivery(client, entry, sent_key, final_mark + ":inflight", meta_id);
   if (!committed) {
     // Meta has it but Redis did not record it: the retry finds the in-flight mark, sends again
     // and counts a possible duplicate. This is the one duplicate window of at-least-once.

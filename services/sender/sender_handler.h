@@ -104,6 +104,12 @@ class SenderHandler {
                                                   const std::string& inflight_key, bool media);
   // What the consumer must do about a classified Send API answer (and the page state it
   // changes: throttle, pause).
+  // Records a delivered message (sent mark, in-flight mark cleared, entry acknowledged),
+  // trying again for up to kRecordRetryFor while Redis cannot be reached.
+  static constexpr std::chrono::milliseconds kRecordRetryFor{5000};
+  static constexpr std::chrono::milliseconds kRecordRetryPause{100};
+  Status RecordDelivery(redis::Client& client, const redis::StreamEntry& entry, const std::string& sent_key,
+                        const std::string& inflight_key, const std::string& meta_id) const;
   redis::HandleResult Act(redis::Client& client, const katy::v1::OutboundMessage& message,
                           const Classification& verdict);
 };

@@ -10,7 +10,6 @@
 // The accounting is printed.
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <fstream>
@@ -20,10 +19,9 @@
 #include <thread>
 #include <vector>
 
-#include "common/clock.h"
-#include "common/hmac.h"
 #include "common/http/http_client.h"
 #include "tests/support/katy_stack.h"
+#include "tests/support/webhook_traffic.h"
 
 namespace katy {
 namespace {
@@ -48,88 +46,13 @@ constexpr const char* kRateLimitBurst =
     R"({"seed":14,"error":{"http_status":400,"code":613,"message":"Calls to this api have exceeded the rate limit."},"fail_next":40})";
 constexpr const char* kLatencySpike = R"({"seed":14,"latency_ms":[200,600]})";
 
-std::string UserId(int user) { return "c" + std::to_string(user); }
-std::string Text(int user, int n) { return UserId(user) + " n" + std::to_string(n); }
-
-std::string WebhookBody(int user, int n) {
-  // Now, as Meta stamps it (an old time would be outside the 24 h window and never answered);
-  // a user's messages are sent one after another: in order.
-  const int64_t at = WallClockMs();
-  nlohmann::json item{
-      {"sender", {{"id", UserId(user)}}},
-      {"recipient", {{"id", kPage}}},
-      {"timestamp", at},
-      {"message", {{"mid", "m_chaos_" + UserId(user) + "_" + std::to_string(n)}, {"text", Text(user, n)}}}};
-  nlohmann::json body{{"object", "page"}, {"entry", {{{"id", kPage}, {"time", at}, {"messaging", {item}}}}}};
-  return body.dump();
-}
-
-// Plays Meta's webhook delivery: each user's messages in order, each one posted again (after a
-// short pause) until ingress answers 200, paced to kMessagesPerSecond over all threads.
-class WebhookTraffic {
- public:
-  explicit WebhookTraffic(std::string ingress_url) : url_(std::move(ingress_url)) {}
-
-  void Start() {
-    for (int t = 0; t < kSenderThreads; ++t) threads_.emplace_back([this, t] { Run(t); });
-  }
-  void Join() {
-    for (auto& thread : threads_) thread.join();
-  }
-  bool done() const { return finished_.load() == kSenderThreads; }
-  int delivered() const { return delivered_.load(); }
-  int retries() const { return retries_.load(); }
-
- private:
-  void Run(int thread) {
-    http::Client client;
-    const auto interval = milliseconds(1000 * kSenderThreads / kMessagesPerSecond);
-    auto next = Clock::now();
-    for (int n = 0; n < kMessagesPerUser; ++n) {
-      for (int user = thread; user < kUsers; user += kSenderThreads) {
-        std::this_thread::sleep_until(next);
-        next += interval;
-        Deliver(client, WebhookBody(user, n));
-      }
-    }
-    ++finished_;
-  }
-
-  void Deliver(http::Client& client, const std::string& body) {
-    const std::vector<std::string> headers = {
-        "Content-Type: application/json",
-        "X-Hub-Signature-256: sha256=" + HmacSha256Hex(testing::KatyStack::kAppSecret, body)};
-    const auto give_up = Clock::now() + seconds(60);
-    while (Clock::now() < give_up) {
-      auto answer = client.Post(url_, body, headers);
-      if (answer.ok() && answer->status == 200) {
-        ++delivered_;
-        return;
-      }
-      ++retries_;
-      std::this_thread::sleep_for(milliseconds(200));
-    }
-    ADD_FAILURE() << "ingress never took a webhook in 60 s";
-  }
-
-  std::string url_;
-  std::vector<std::thread> threads_;
-  std::atomic<int> finished_{0};
-  std::atomic<int> delivered_{0};
-  std::atomic<int> retries_{0};
-};
+const testing::TrafficPlan kPlan{kUsers, kMessagesPerUser, kSenderThreads, kMessagesPerSecond, kPage, "c"};
+std::string UserId(int user) { return testing::TrafficUserId(kPlan, user); }
+std::string Text(int user, int n) { return testing::TrafficText(kPlan, user, n); }
 
 // Every message the emulator's Send API accepted, by recipient, in the order accepted.
 std::map<std::string, std::vector<std::string>> Received(testing::KatyStack& stack) {
-  http::Client http;
-  std::map<std::string, std::vector<std::string>> out;
-  auto all = http.Get(stack.emulator_url() + "/_emulator/messages");
-  if (!all.ok() || all->status != 200) return out;
-  for (const auto& message : nlohmann::json::parse(all->body)) {
-    if (!message.contains("message") || !message["message"].contains("text")) continue;
-    out[message["recipient"].get<std::string>()].push_back(message["message"]["text"].get<std::string>());
-  }
-  return out;
+  return testing::ReceivedTexts(stack.emulator_url());
 }
 
 size_t DistinctReplies(const std::map<std::string, std::vector<std::string>>& received) {
@@ -177,7 +100,7 @@ TEST(ChaosTest, KillsRestartsAndGraphErrorsLoseNothingAndEveryDuplicateIsCounted
   stack.StartExtra("sender", "katy-sender", &senders[1]);
 
   const auto started = Clock::now();
-  WebhookTraffic traffic(stack.ingress_url());
+  testing::WebhookTraffic traffic(stack.ingress_url(), testing::KatyStack::kAppSecret, kPlan);
   traffic.Start();
 
   // The chaos, one step every 1.5 s while the traffic flows: responders and senders killed
