@@ -3,12 +3,14 @@
 
 Picked below the kernel's ephemeral range (32768+), where port 0 and every outgoing
 connection's local port come from, so that nothing else grabs it before the service binds it;
+with --cluster-node, one whose Redis Cluster bus port (port + 10000) is free and below it too;
 and reserved in /tmp/katy-test-ports (as tests/support/test_support.cc does), so that tests
 running in parallel never pick the same one. Reservations older than ten minutes are stale.
 """
 import os
 import random
 import socket
+import sys
 import time
 
 RESERVATIONS = "/tmp/katy-test-ports"
@@ -27,16 +29,25 @@ def reserve(port):
         return False
 
 
-for _ in range(1000):
-    port = random.randint(20000, 31999)
-    if not reserve(port):
-        continue
+def bindable(port):
     with socket.socket() as probe:
         try:
             probe.bind(("127.0.0.1", port))
+            return True
         except OSError:
-            continue
+            return False
+
+
+# --cluster-node: a port whose cluster bus port (port + 10000) is free and below 32768 too.
+cluster_node = "--cluster-node" in sys.argv[1:]
+highest = 22767 if cluster_node else 31999
+for _ in range(1000):
+    port = random.randint(20000, highest)
+    if not reserve(port):
+        continue
+    if not bindable(port) or (cluster_node and not bindable(port + 10000)):
+        continue
     print(port)
     break
 else:
-    raise SystemExit("no free port between 20000 and 31999")
+    raise SystemExit(f"no free port between 20000 and {highest}")

@@ -37,7 +37,7 @@ case "$sanitize" in
     KATY_CMAKE_ARGS="-DKATY_WERROR=ON" scripts/build.sh
     build_asan --target katy_fuzzers
     build_dir=build
-    labels=(-L 'unit|integration|e2e|chaos')
+    labels=(-L 'unit|integration|e2e|chaos|cluster')
     ;;
   address)
     build_asan

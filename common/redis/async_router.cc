@@ -1,6 +1,7 @@
 #include "common/redis/async_router.h"
 
 #include <algorithm>
+#include <deque>
 
 namespace katy::redis {
 
@@ -25,14 +26,14 @@ bool AsyncRouter::EnsureTopology() {
   if (now - last_discovery_ < kRediscoverEvery) return topology_.has_value();
   last_discovery_ = now;
   const SlotMap known = topology_ ? topology_->slots : SlotMap{};
-  for (const auto& node : DiscoveryCandidates(known, options_.seeds)) {
-    NodeConnection connection(options_.ForNode(node));
-    auto found = AskTopology(connection, node);
-    if (found) {
-      topology_ = std::move(*found);
-      refresh_ = false;
-      return true;
-    }
+  std::deque<NodeConnection> asked;  // blocking connections for this discovery only (stable addresses)
+  auto found = DiscoverTopology(DiscoveryCandidates(known, options_.seeds),
+                                [&](const NodeAddress& node) -> NodeConnection& {
+                                  return asked.emplace_back(options_.ForNode(node));
+                                });
+  if (found) {
+    topology_ = std::move(*found);
+    refresh_ = false;
   }
   return topology_.has_value();
 }
@@ -112,7 +113,8 @@ void AsyncRouter::OnWait(const std::shared_ptr<Pending>& pending, const Result<R
   if (wait && wait->type == Reply::Type::kInteger && wait->integer >= options_.wait_replicas && pending->reply) {
     return pending->done(std::move(*pending->reply));
   }
-  const std::string confirmed = !wait ? wait.error().message : wait->IsError() ? wait->str : std::to_string(wait->integer);
+  if (!wait) return pending->done(Error{wait.error().code, "WAIT: " + wait.error().message});
+  const std::string confirmed = wait->IsError() ? wait->str : std::to_string(wait->integer);
   pending->done(Error{ErrorCode::kTimeout, "WAIT: " + confirmed + " of " + std::to_string(options_.wait_replicas) +
                                                " replicas confirmed the write within " +
                                                std::to_string(options_.wait_timeout.count()) + " ms"});

@@ -168,6 +168,13 @@ std::vector<NodeAddress> SlotMap::Masters() const {
   return masters;
 }
 
+bool SlotMap::SameAs(const SlotMap& other) const {
+  for (int slot = 0; slot < kClusterSlots; ++slot) {
+    if (MasterOf(slot) != other.MasterOf(slot)) return false;
+  }
+  return true;
+}
+
 int SlotMap::IndexOf(const NodeAddress& node) {
   auto found = std::find(nodes_.begin(), nodes_.end(), node);
   if (found != nodes_.end()) return static_cast<int>(found - nodes_.begin());

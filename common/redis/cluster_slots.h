@@ -63,6 +63,8 @@ class SlotMap {
   void Moved(int slot, const NodeAddress& node);
   // Every master, each once, in the order of the slots they serve.
   std::vector<NodeAddress> Masters() const;
+  // True when both maps give every slot the same master.
+  bool SameAs(const SlotMap& other) const;
 
  private:
   std::vector<int> node_of_slot_ = std::vector<int>(kClusterSlots, -1);  // index into nodes_

@@ -1,6 +1,7 @@
 #include "common/redis/redis_client.h"
 
 #include <algorithm>
+#include <numeric>
 #include <optional>
 #include <thread>
 
@@ -61,21 +62,42 @@ std::vector<NodeAddress> DiscoveryCandidates(const SlotMap& known, const std::ve
   return candidates;
 }
 
+Result<Topology> DiscoverTopology(const std::vector<NodeAddress>& candidates,
+                                  const std::function<NodeConnection&(const NodeAddress&)>& connection_to) {
+  std::vector<Topology> answers;
+  std::vector<int> votes;
+  std::string failures;
+  for (const auto& node : candidates) {
+    auto found = AskTopology(connection_to(node), node);
+    if (!found) {
+      failures += (failures.empty() ? "" : "; ") + found.error().message;
+      continue;
+    }
+    if (!found->cluster) return found;
+    auto same = std::find_if(answers.begin(), answers.end(),
+                             [&](const Topology& answer) { return answer.slots.SameAs(found->slots); });
+    if (same == answers.end()) {
+      answers.push_back(std::move(*found));
+      votes.push_back(1);
+    } else {
+      ++votes[static_cast<size_t>(same - answers.begin())];
+    }
+    if (std::accumulate(votes.begin(), votes.end(), 0) == kDiscoveryVotes) break;
+  }
+  if (answers.empty()) return Error{ErrorCode::kIo, "no Redis node answered: " + failures};
+  return answers[static_cast<size_t>(std::max_element(votes.begin(), votes.end()) - votes.begin())];
+}
+
 Status Client::EnsureTopology() {
   if (mode_ == Mode::kSingle || (mode_ == Mode::kCluster && !refresh_)) return Ok{};
-  std::string failures;
-  for (const auto& node : DiscoveryCandidates(slots_, options_.seeds)) {
-    auto found = AskTopology(Node(node), node);
-    if (found) {
-      home_ = found->home;
-      mode_ = found->cluster ? Mode::kCluster : Mode::kSingle;
-      slots_ = std::move(found->slots);
-      refresh_ = false;
-      return Ok{};
-    }
-    failures += (failures.empty() ? "" : "; ") + found.error().message;
-  }
-  return Error{ErrorCode::kIo, "no Redis node answered: " + failures};
+  auto found = DiscoverTopology(DiscoveryCandidates(slots_, options_.seeds),
+                                [this](const NodeAddress& node) -> NodeConnection& { return Node(node); });
+  if (!found) return found.error();
+  home_ = found->home;
+  mode_ = found->cluster ? Mode::kCluster : Mode::kSingle;
+  slots_ = std::move(found->slots);
+  refresh_ = false;
+  return Ok{};
 }
 
 Result<Reply> Client::Command(const std::vector<std::string>& argv) {
@@ -114,8 +136,16 @@ Result<std::vector<Reply>> Client::SendBatch(const NodeAddress& node,
     return replies.error();
   }
   if (options_.wait_replicas > 0) {
-    if (auto waited = CheckWait(replies->back(), options_); !waited) return waited.error();
+    // WAIT confirms the commands this node ran; commands it redirected (a replica, or a master
+    // that gave the slot away, answers only MOVED) are confirmed where they run next.
+    const Reply wait = std::move(replies->back());
     replies->pop_back();
+    const bool ran_any = std::any_of(replies->begin(), replies->end(), [](const Reply& reply) {
+      return !reply.IsError() || !ParseRedirection(reply.str);
+    });
+    if (ran_any) {
+      if (auto waited = CheckWait(wait, options_); !waited) return waited.error();
+    }
   }
   if (std::find(asking.begin(), asking.end(), true) == asking.end()) return replies;
   std::vector<Reply> out;
@@ -140,6 +170,8 @@ Result<std::vector<Reply>> Client::ClusterPipeline(const Commands& commands) {
       pending.push_back(i);
     }
   }
+  std::optional<Error> first_failure;  // a node that could not be reached
+  bool answered = false;               // some node could
   for (int round = 0; !pending.empty(); ++round) {
     auto batches = PlanBatches(slots, ask, pending);
     std::vector<size_t> again;
@@ -153,7 +185,13 @@ Result<std::vector<Reply>> Client::ClusterPipeline(const Commands& commands) {
       std::vector<const std::vector<std::string>*> argvs;
       for (size_t i : batch.indexes) argvs.push_back(&commands[i]);
       auto got = SendBatch(batch.node, argvs, batch.asking);
-      if (!got) return got.error();
+      if (!got) {
+        // One master down must not stop the others' work: its commands fail, theirs go on.
+        if (!first_failure) first_failure = got.error();
+        for (size_t i : batch.indexes) replies[i] = Reply::ErrorReply("IOERR " + got.error().message);
+        continue;
+      }
+      answered = true;
       for (size_t k = 0; k < batch.indexes.size(); ++k) {
         const size_t i = batch.indexes[k];
         replies[i] = std::move((*got)[k]);
@@ -164,6 +202,7 @@ Result<std::vector<Reply>> Client::ClusterPipeline(const Commands& commands) {
     if (try_again) std::this_thread::sleep_for(kTryAgainPause);
     pending = std::move(again);
   }
+  if (first_failure && !answered) return *first_failure;
   return replies;
 }
 

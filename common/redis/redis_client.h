@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -24,6 +25,13 @@ Result<Topology> AskTopology(NodeConnection& connection, const NodeAddress& node
 // Whom to ask, in order: the masters known so far (after a failover a survivor knows the
 // news), then the seeds not among them.
 std::vector<NodeAddress> DiscoveryCandidates(const SlotMap& known, const std::vector<NodeAddress>& seeds);
+// Asks the candidates in turn. One Redis: the first answer. A cluster: the slot map most of the
+// first kDiscoveryVotes nodes that answer agree on, since a node just restarted after a
+// failover claims its old slots until the others' news reach it (about a second). kIo with
+// every node's failure when none answers.
+inline constexpr int kDiscoveryVotes = 3;
+Result<Topology> DiscoverTopology(const std::vector<NodeAddress>& candidates,
+                                  const std::function<NodeConnection&(const NodeAddress&)>& connection_to);
 
 // Katy's blocking Redis client: one Redis or a Redis Cluster, the same to its callers.
 // Long-lived, movable, not copyable, not thread-safe (one owner thread at a time; share
@@ -59,7 +67,10 @@ class Client {
   // Sends the commands pipelined (one round trip per node they go to) and returns their
   // replies in order. Redis error replies come back as Reply{kError} in their place; only I/O
   // failures make the whole call fail (then it is unknown which commands ran: callers must be
-  // idempotent). Commands to different masters are not ordered with respect to each other.
+  // idempotent). On a cluster, when some masters answer and others cannot be reached, the
+  // unreachable ones' commands get error replies "IOERR <why>" and the call succeeds: one
+  // master down does not stop the shards of the others. Commands to different masters are not
+  // ordered with respect to each other.
   Result<std::vector<Reply>> Pipeline(const std::vector<std::vector<std::string>>& commands);
 
   // Every key matching `pattern`, from every master (SCAN MATCH ... COUNT 200).

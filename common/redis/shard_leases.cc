@@ -77,24 +77,30 @@ std::set<int> ShardLeases::Tick(const std::function<bool(int)>& may_claim,
     renew_calls.push_back({{LeaseKey(shard)}, {config_.instance, ttl_ms}});
   }
   Result<std::vector<Reply>> renewed = std::vector<Reply>{};
-  if (heartbeat && !renew_calls.empty()) renewed = renew_.RunPipelined(client_, renew_calls);
+  if (!renew_calls.empty()) renewed = renew_.RunPipelined(client_, renew_calls);
   std::vector<std::vector<std::string>> reads;
   for (int shard = 0; shard < keys_.shards(); ++shard) reads.push_back({"GET", LeaseKey(shard)});
   Result<std::vector<Reply>> holders = std::vector<Reply>{};
-  if (heartbeat && renewed) holders = client_.Pipeline(reads);
-  if (!heartbeat || !renewed || !holders) {
+  if (renewed) holders = client_.Pipeline(reads);
+  if (!renewed || !holders) {
     DropExpired(clock_());
     return owned();
   }
-  live_members_ = std::max<int>(1, static_cast<int>(heartbeat->integer));
+  // On a cluster the members' key and each lease may live on different masters: without the
+  // heartbeat the last count stands, and a lease whose master did not answer (an error reply)
+  // runs on its last renewal until it expires locally.
+  if (heartbeat) live_members_ = std::max<int>(1, static_cast<int>(heartbeat->integer));
   for (size_t i = 0; i < renewing.size(); ++i) {
-    if ((*renewed)[i].integer == 1) {
+    const Reply& reply = (*renewed)[i];
+    if (reply.IsError()) continue;
+    if (reply.integer == 1) {
       valid_until_[renewing[i]] = sent + validity;
     } else {
       log::Warn("shard lease lost to another instance", {{"shard", renewing[i]}, {"role", config_.role}});
       valid_until_.erase(renewing[i]);
     }
   }
+  DropExpired(clock_());
 
   // Release the surplus over the fair share (highest shards first), then claim free ones.
   const int share = FairShare(keys_.shards(), live_members_);

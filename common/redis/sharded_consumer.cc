@@ -294,6 +294,8 @@ void ShardedConsumer::ReadLoop(const std::atomic<bool>& stop) {
     }
     for (const auto& [shard, generation] : claim) {
       if (auto created = EnsureGroup(client, options_.stream(shard), options_.group); !created) {
+        g_read_errors.Write(log::Level::kError, "cannot create the consumer group",
+                            {{"stream", options_.stream(shard)}, {"error", created.error().message}});
         std::lock_guard lock(mutex_);
         if (StillOwned(shard, generation)) to_claim_.insert(shard);
         continue;

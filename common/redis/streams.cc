@@ -93,10 +93,16 @@ Result<std::vector<StreamEntry>> PollEachStream(Client& client, const std::strin
   while (true) {
     auto replies = client.Pipeline(reads);
     if (!replies) return replies.error();
+    // A stream that cannot be read now (its master is failing over) must not hold up the rest;
+    // only when none can be read is the read a failure.
     std::vector<StreamEntry> entries;
+    const Reply* failed = nullptr;
     for (const Reply& reply : *replies) {
-      if (reply.IsError()) return Error{ErrorCode::kReply, reply.str};
+      if (reply.IsError()) failed = &reply;
       AppendEntries(reply, entries);
+    }
+    if (failed != nullptr && std::all_of(replies->begin(), replies->end(), [](const Reply& r) { return r.IsError(); })) {
+      return Error{ErrorCode::kReply, failed->str};
     }
     const auto now = std::chrono::steady_clock::now();
     if (!entries.empty() || now >= deadline) return entries;

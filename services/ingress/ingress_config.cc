@@ -19,7 +19,7 @@ IngressConfig LoadIngressConfig(int argc, char** argv, config::Settings* setting
                     "Largest webhook body accepted; larger gets 413"},
                    {"KATY_DEDUPE_TTL_S", "86400", "How long a delivered event's dedupe mark is kept"},
                    {"KATY_HTTP_THREADS", std::to_string(kDefaultHttpThreads), "Webhook HTTP worker threads"},
-                   {"KATY_REDIS_TIMEOUT_MS", "1000", "Longest wait for Redis per request before answering 503"},
+                   {"KATY_REDIS_TIMEOUT_MS", "1000", "Longest wait for Redis per request before answering 503 (plus KATY_REDIS_WAIT_TIMEOUT_MS with WAIT)"},
                    {"KATY_HTTP_READ_TIMEOUT_MS", "5000",
                     "A client that takes longer to send its request (or a new connection its first byte) is cut off"},
                    {"KATY_MAX_CONNECTIONS", "0",

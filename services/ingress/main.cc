@@ -23,7 +23,9 @@ int Run(int argc, char** argv) {
   if (!runtime::BeginService("katy-ingress", "ingress", settings)) return 0;  // --help
   redis::Options redis_options = runtime::RedisOptions(cfg.common);
   redis_options.connect_timeout = cfg.redis_timeout / 2;
-  redis_options.socket_timeout = cfg.redis_timeout;
+  // WAIT comes on top of the write it confirms.
+  redis_options.socket_timeout =
+      cfg.redis_timeout + (redis_options.wait_replicas > 0 ? redis_options.wait_timeout : std::chrono::milliseconds(0));
 
   prometheus::Registry registry;
   ingress::IngressMetrics ingress_metrics(registry);

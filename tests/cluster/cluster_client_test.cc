@@ -144,5 +144,54 @@ TEST(ClusterClientTest, ScriptsReadsAndScansWorkOnEveryMaster) {
   EXPECT_EQ(keys->size(), 16u);
 }
 
+TEST(ClusterClientTest, CarriesOnAfterAMasterFailsOverAndComesBackAsAReplica) {
+  testing::RedisCluster cluster;
+  ASSERT_TRUE(cluster.ready());
+  Client client(*ParseUrl(cluster.url()));
+  std::vector<std::vector<std::string>> writes;
+  std::vector<std::vector<std::string>> reads;
+  for (int shard = 0; shard < 16; ++shard) {
+    writes.push_back({"SET", ShardKey(shard, "k"), "v"});
+    reads.push_back({"GET", ShardKey(shard, "k")});
+  }
+  ASSERT_TRUE(client.Pipeline(writes).ok());
+  const int victim = cluster.MasterOf(KeySlot(ShardKey(0, "k")));
+  cluster.Kill(victim);
+
+  // While the master is down its shards fail alone; the others' commands go on.
+  auto partial = client.Pipeline(reads);
+  ASSERT_TRUE(partial.ok()) << partial.error().message;
+  int failed = 0;
+  for (int shard = 0; shard < 16; ++shard) {
+    const bool on_victim = cluster.MasterOf(KeySlot(ShardKey(shard, "k"))) == victim;
+    if ((*partial)[shard].IsError()) ++failed;
+    if (!on_victim) {
+      EXPECT_EQ((*partial)[shard].str, "v") << "shard " << shard;
+    }
+  }
+  EXPECT_GT(failed, 0);
+
+  ASSERT_TRUE(cluster.WaitUntilServing(std::chrono::seconds(20))) << cluster.Cli("CLUSTER NODES").output;
+  ASSERT_TRUE(cluster.Restart(victim));
+  std::string last;
+  const bool healed = testing::WaitFor(
+      [&] {
+        auto read = client.Pipeline(reads);
+        if (!read) {
+          last = read.error().message;
+          return false;
+        }
+        for (const Reply& reply : *read) {
+          if (reply.str != "v") {
+            last = reply.str;
+            return false;
+          }
+        }
+        return true;
+      },
+      std::chrono::seconds(15));
+  EXPECT_TRUE(healed) << "last: " << last;
+}
+
 }  // namespace
 }  // namespace katy::redis

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <mutex>
+#include <optional>
+#include <thread>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -53,6 +55,32 @@ std::map<int, int> MasterOfShard(const testing::RedisCluster& cluster) {
   return masters;
 }
 
+// The last entry delivered to `group` of `stream` ("" when unknown).
+std::string LastDelivered(redis::Client& client, const std::string& stream, const char* group) {
+  auto groups = client.Command({"XINFO", "GROUPS", stream});
+  if (!groups) return "";
+  for (const auto& fields : groups->elements) {
+    std::string name, last;
+    for (size_t i = 0; i + 1 < fields.elements.size(); i += 2) {
+      if (fields.elements[i].str == "name") name = fields.elements[i + 1].str;
+      if (fields.elements[i].str == "last-delivered-id") last = fields.elements[i + 1].str;
+    }
+    if (name == group) return last;
+  }
+  return "";
+}
+
+// When each service was first seen working again on the shards of a killed master.
+struct Resumed {
+  std::optional<Clock::time_point> ingress;    // a webhook for one of them, sent after the kill, taken
+  std::optional<Clock::time_point> responder;  // the responders read one of their inbound streams
+  std::optional<Clock::time_point> sender;     // the senders read one of their outbound streams
+};
+
+double MsSince(Clock::time_point start, const std::optional<Clock::time_point>& at) {
+  return at ? std::chrono::duration<double, std::milli>(*at - start).count() : -1;
+}
+
 TEST(ClusterStackTest, EveryPathWorksAndEachUsersRepliesKeepTheirOrder) {
   testing::RedisCluster cluster;
   ASSERT_TRUE(cluster.ready());
@@ -91,6 +119,112 @@ TEST(ClusterStackTest, EveryPathWorksAndEachUsersRepliesKeepTheirOrder) {
     EXPECT_EQ(stream.value("lag", "0"), "0") << stream.dump();
     EXPECT_GE(stream.value("consumers", 0), 1) << stream.dump();
   }
+}
+
+// A master SIGKILLed while users are sending: its replica takes over, ingress, responders and
+// senders carry on by themselves, and with KATY_REDIS_WAIT_REPLICAS=1 every webhook that got
+// a 200 gets exactly one reply, in order. The killed node is started again once its replica has
+// taken over (as a supervisor would): with WAIT 1, a master without a replica cannot confirm
+// writes.
+TEST(ClusterStackTest, AMasterKilledMidTrafficLosesNoAcknowledgedWebhook) {
+  testing::RedisCluster cluster;
+  ASSERT_TRUE(cluster.ready());
+  testing::KatyStack stack({kEchoRules,
+                            {{"KATY_LEASE_TTL_MS", "2000"},
+                             {"KATY_LOG_LEVEL", "info"},
+                             {"KATY_PAGE_RATE", "2000"},
+                             {"KATY_REDIS_WAIT_REPLICAS", "1"}},
+                            cluster.url()});
+  ASSERT_TRUE(stack.ready());
+  stack.StartExtra("responder", "katy-responder");
+  stack.StartExtra("sender", "katy-sender");
+
+  const auto shard_masters = MasterOfShard(cluster);
+  const int victim = shard_masters.at(0);
+  std::vector<int> victim_shards;
+  for (const auto& [shard, port] : shard_masters) {
+    if (port == victim) victim_shards.push_back(shard);
+  }
+  const testing::TrafficPlan plan{200, 15, 8, 200, "104560000000001", "f"};
+  std::mutex mutex;
+  std::optional<Clock::time_point> killed_at;
+  Resumed resumed;
+  testing::WebhookTraffic traffic(
+      stack.ingress_url(), testing::KatyStack::kAppSecret, plan, [&](int user, int, Clock::time_point first_try, Clock::time_point taken) {
+        const int shard = ShardOf(plan.page, testing::TrafficUserId(plan, user), kShards);
+        std::lock_guard lock(mutex);
+        if (killed_at && first_try > *killed_at && shard_masters.at(shard) == victim) {
+          if (!resumed.ingress || taken < *resumed.ingress) resumed.ingress = taken;
+        }
+      });
+  traffic.Start();
+  std::this_thread::sleep_for(seconds(4));
+
+  redis::Client observer(*redis::ParseUrl(cluster.url()));
+  std::map<std::string, std::string> before;  // stream -> last delivered to its group
+  for (int shard : victim_shards) {
+    before[kKeys.InStream(shard)] = LastDelivered(observer, kKeys.InStream(shard), KeySpace::kResponderGroup);
+    before[kKeys.OutStream(shard)] = LastDelivered(observer, kKeys.OutStream(shard), KeySpace::kSenderGroup);
+  }
+  const auto kill_time = Clock::now();
+  {
+    std::lock_guard lock(mutex);
+    killed_at = kill_time;
+  }
+  cluster.Kill(victim);
+  ASSERT_TRUE(cluster.WaitUntilServing(seconds(20))) << "no replica took over";
+  const auto promoted_at = Clock::now();
+  ASSERT_TRUE(cluster.Restart(victim));
+  testing::WaitFor(
+      [&] {
+        for (int shard : victim_shards) {
+          if (!resumed.responder && LastDelivered(observer, kKeys.InStream(shard), KeySpace::kResponderGroup) !=
+                                        before[kKeys.InStream(shard)]) {
+            resumed.responder = Clock::now();
+          }
+          if (!resumed.sender && LastDelivered(observer, kKeys.OutStream(shard), KeySpace::kSenderGroup) !=
+                                     before[kKeys.OutStream(shard)]) {
+            resumed.sender = Clock::now();
+          }
+        }
+        return resumed.responder && resumed.sender;
+      },
+      seconds(30));
+  traffic.Join();
+
+  const size_t expected = static_cast<size_t>(plan.users) * plan.messages_per_user;
+  EXPECT_TRUE(testing::WaitFor([&] { return RepliesReceived(stack.emulator_url()) >= expected; }, seconds(60)))
+      << "logs in " << stack.dir();
+  std::this_thread::sleep_for(seconds(2));  // a duplicate would arrive by now
+  const size_t received = RepliesReceived(stack.emulator_url());
+  const auto wrong = UsersNotAnsweredExactlyOnceInOrder(plan, stack.emulator_url());
+  EXPECT_EQ(wrong, std::vector<std::string>{}) << "logs in " << stack.dir();
+  if (!wrong.empty()) {
+    auto texts = testing::ReceivedTexts(stack.emulator_url());
+    for (const auto& user : wrong) std::printf("%s got: %s\n", user.c_str(), nlohmann::json(texts[user]).dump().c_str());
+    std::printf("%s\n", testing::RunCommand(testing::BinaryPath("katyctl") + " --addr " + stack.GrpcAddress("ingress") +
+                                            " status --all").output.c_str());
+    for (int shard : victim_shards) {
+      for (const auto& stream : {kKeys.InStream(shard), kKeys.OutStream(shard)}) {
+        const int port = cluster.MasterOf(redis::KeySlot(stream));
+        std::printf("%s on %d: XLEN %s GROUPS %s\n", stream.c_str(), port,
+                    testing::RunCommand("redis-cli -p " + std::to_string(port) + " XLEN " + stream).output.c_str(),
+                    testing::RunCommand("redis-cli -p " + std::to_string(port) + " XINFO GROUPS " + stream).output.c_str());
+      }
+    }
+    std::printf("%s\n", cluster.Cli("CLUSTER NODES").output.c_str());
+    std::printf("victim's view: %s\n",
+                testing::RunCommand("redis-cli -p " + std::to_string(victim) + " CLUSTER NODES").output.c_str());
+  }
+  std::lock_guard lock(mutex);
+  std::printf(
+      "failover accounting: master %d (%zu shards) killed; replica serving after %.0f ms; resumed on its shards: "
+      "ingress %.0f ms, responders %.0f ms, senders %.0f ms; webhooks taken %d (retried %d times), replies %zu of %zu, "
+      "users wrong %zu\n",
+      victim, victim_shards.size(), MsSince(kill_time, promoted_at), MsSince(kill_time, resumed.ingress),
+      MsSince(kill_time, resumed.responder), MsSince(kill_time, resumed.sender), traffic.delivered(), traffic.retries(),
+      received, expected, wrong.size());
+  EXPECT_TRUE(resumed.ingress && resumed.responder && resumed.sender);
 }
 
 }  // namespace

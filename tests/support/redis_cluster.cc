@@ -42,7 +42,9 @@ std::vector<std::string> NodeArgs(int port, const std::string& dir) {
   return {"--port", p, "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes",
           "--appendfilename", "appendonly-" + p + ".aof", "--appenddirname", "aof-" + p,
           "--cluster-enabled", "yes", "--cluster-config-file", "nodes-" + p + ".conf",
-          "--cluster-node-timeout", "1000", "--cluster-require-full-coverage", "no"};
+          "--cluster-node-timeout", "1000", "--cluster-require-full-coverage", "no",
+          // A replica coming back syncs at once, not after the default 5 s wait for others.
+          "--repl-diskless-sync-delay", "0"};
 }
 
 }  // namespace
@@ -52,9 +54,7 @@ RedisCluster::RedisCluster() : dir_(MakeTempDir("cluster")) {
   for (int i = 0; i < kNodes; ++i) {
     const int port = FreeNodePort();
     ports_.push_back(port);
-    nodes_.push_back(std::make_unique<Process>("/usr/bin/redis-server", NodeArgs(port, dir_),
-                                               std::map<std::string, std::string>{},
-                                               dir_ + "/node-" + std::to_string(port) + ".log"));
+    nodes_.push_back(StartNode(port));
     addresses += " 127.0.0.1:" + std::to_string(port);
   }
   for (int port : ports_) {
@@ -68,8 +68,8 @@ RedisCluster::RedisCluster() : dir_(MakeTempDir("cluster")) {
     ADD_FAILURE() << "redis-cli --cluster create failed:\n" << created.output;
     return;
   }
-  ready_ = WaitUntilServing(std::chrono::seconds(20));
-  EXPECT_TRUE(ready_) << "the cluster did not reach cluster_state:ok";
+  ready_ = WaitUntilServing(std::chrono::seconds(20)) && WaitUntilReplicasSynced(std::chrono::seconds(20));
+  EXPECT_TRUE(ready_) << "the cluster did not reach cluster_state:ok with every replica in sync";
 }
 
 RedisCluster::~RedisCluster() {
@@ -101,6 +101,18 @@ void RedisCluster::Kill(int port) {
       nodes_[i].reset();
     }
   }
+}
+
+bool RedisCluster::Restart(int port) {
+  for (size_t i = 0; i < ports_.size(); ++i) {
+    if (ports_[i] == port && nodes_[i] == nullptr) nodes_[i] = StartNode(port);
+  }
+  return WaitForPort(port, std::chrono::seconds(5));
+}
+
+std::unique_ptr<Process> RedisCluster::StartNode(int port) const {
+  return std::make_unique<Process>("/usr/bin/redis-server", NodeArgs(port, dir_), std::map<std::string, std::string>{},
+                                   dir_ + "/node-" + std::to_string(port) + ".log");
 }
 
 std::vector<int> RedisCluster::MasterPorts() const {
@@ -137,6 +149,23 @@ int RedisCluster::MasterOf(int slot) const {
   auto map = SlotMapNow();
   auto master = map ? map->MasterOf(slot) : std::nullopt;
   return master ? master->port : 0;
+}
+
+bool RedisCluster::WaitUntilReplicasSynced(std::chrono::milliseconds timeout) const {
+  // A replica that has not synced with its master yet would refuse to take over from it.
+  return WaitFor(
+      [&] {
+        for (size_t i = 0; i < ports_.size(); ++i) {
+          if (nodes_[i] == nullptr) continue;
+          const std::string info =
+              RunCommand("redis-cli -p " + std::to_string(ports_[i]) + " INFO replication").output;
+          if (info.find("role:slave") != std::string::npos && info.find("master_link_status:up") == std::string::npos) {
+            return false;
+          }
+        }
+        return true;
+      },
+      timeout);
 }
 
 bool RedisCluster::WaitUntilServing(std::chrono::milliseconds timeout) const {

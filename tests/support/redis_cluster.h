@@ -36,13 +36,19 @@ class RedisCluster {
   std::vector<int> MasterPorts() const;
   // SIGKILLs the node on `port`.
   void Kill(int port);
+  // Starts the killed node on `port` again, on its own files: it rejoins the cluster (as a
+  // replica, once its master's replica has taken over). False when it does not listen in 5 s.
+  bool Restart(int port);
   // True once a live node reports cluster_state:ok and every slot is served by a live master.
   bool WaitUntilServing(std::chrono::milliseconds timeout) const;
+  // True once every live replica's link to its master is up (it has synced).
+  bool WaitUntilReplicasSynced(std::chrono::milliseconds timeout) const;
   // Runs `redis-cli -p <a live node> <args>` and returns what it printed.
   CommandResult Cli(const std::string& args) const;
 
  private:
   int LivePort() const;
+  std::unique_ptr<Process> StartNode(int port) const;
   std::optional<redis::SlotMap> SlotMapNow() const;
 
   std::string dir_;

@@ -58,12 +58,13 @@ void WebhookTraffic::Run(int thread) {
       const std::string body = TrafficWebhookBody(plan_, user, n);
       const std::vector<std::string> headers = {"Content-Type: application/json",
                                                 "X-Hub-Signature-256: sha256=" + HmacSha256Hex(app_secret_, body)};
-      const auto give_up = Clock::now() + std::chrono::seconds(60);
-      for (int attempts = 1; Clock::now() < give_up; ++attempts) {
+      const auto first_try = Clock::now();
+      const auto give_up = first_try + std::chrono::seconds(60);
+      while (Clock::now() < give_up) {
         auto answer = client.Post(url_, body, headers);
         if (answer.ok() && answer->status == 200) {
           ++delivered_;
-          if (on_delivered_) on_delivered_(user, n, Clock::now(), attempts);
+          if (on_delivered_) on_delivered_(user, n, first_try, Clock::now());
           break;
         }
         ++retries_;

@@ -32,9 +32,9 @@ std::string TrafficWebhookBody(const TrafficPlan& plan, int user, int n);
 class WebhookTraffic {
  public:
   using Clock = std::chrono::steady_clock;
-  // Told of every webhook taken: user, n, when the 200 came, attempts it took. From the
-  // traffic's threads, so it must be thread-safe.
-  using OnDelivered = std::function<void(int user, int n, Clock::time_point at, int attempts)>;
+  // Told of every webhook taken: user, n, when its first attempt began, when the 200 came.
+  // From the traffic's threads, so it must be thread-safe.
+  using OnDelivered = std::function<void(int user, int n, Clock::time_point first_try, Clock::time_point taken)>;
 
   WebhookTraffic(std::string ingress_url, std::string app_secret, TrafficPlan plan, OnDelivered on_delivered = {});
   ~WebhookTraffic();

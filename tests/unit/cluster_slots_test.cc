@@ -92,5 +92,84 @@ TEST(ClusterSlotsTest, UncoveredSlotsAndMalformedRepliesAreSaidSo) {
   EXPECT_FALSE(SlotMap::FromClusterSlots(Array({Range(10, 5, 7000, 7003)})).ok());
 }
 
+// Where Katy's commands keep their keys, and what makes a command unroutable.
+TEST(ClusterSlotsTest, CommandsAreRoutedByTheirKeys) {
+  const int in = KeySlot("katy:{s03}:in");
+  EXPECT_EQ(CommandSlot({"XADD", "katy:{s03}:in", "*", "pb", "x"}), in);
+  EXPECT_EQ(CommandSlot({"evalsha", "sha", "2", "katy:{s03}:in", "katy:{s03}:seen:a", "86400", "pb"}), in);
+  EXPECT_EQ(CommandSlot({"EVALSHA", "sha", "2", "katy:{s03}:in", "katy:{s04}:in"}), kCrossSlot);
+  EXPECT_EQ(CommandSlot({"EVALSHA", "sha", "0", "arg"}), kNoKey);
+  EXPECT_EQ(CommandSlot({"EVALSHA", "sha", "nan", "k"}), kNoKey);
+  EXPECT_EQ(CommandSlot({"XREADGROUP", "GROUP", "g", "c", "COUNT", "10", "BLOCK", "5", "STREAMS", "katy:{s03}:in",
+                         "katy:{s03}:out", ">", ">"}),
+            in);
+  EXPECT_EQ(CommandSlot({"XREADGROUP", "GROUP", "g", "c", "streams", "katy:{s03}:in", "katy:{s04}:in", ">", ">"}),
+            kCrossSlot);
+  EXPECT_EQ(CommandSlot({"XGROUP", "CREATE", "katy:{s03}:in", "g", "0", "MKSTREAM"}), in);
+  EXPECT_EQ(CommandSlot({"XINFO", "GROUPS", "katy:{s03}:in"}), in);
+  EXPECT_EQ(CommandSlot({"DEL", "katy:{s03}:a", "katy:{s03}:b"}), in);
+  EXPECT_EQ(CommandSlot({"EXISTS", "katy:{s03}:a", "katy:{s04}:b"}), kCrossSlot);
+  for (const char* keyless : {"PING", "TIME", "INFO", "SCRIPT", "CLUSTER", "WAIT", "SCAN"}) {
+    EXPECT_EQ(CommandSlot({keyless, "x"}), kNoKey) << keyless;
+  }
+  EXPECT_EQ(CommandSlot({"PING"}), kNoKey);
+  EXPECT_EQ(CommandSlot({"HGETALL", "katy:rate:123"}), KeySlot("katy:rate:123"));
+}
+
+// A MOVED redirection moves one slot; a map that agrees with another on every slot is the same.
+TEST(ClusterSlotsTest, MovedCorrectsOneSlotAndMapsCompareBySlot) {
+  auto node = [](const std::string& host, long long port) {
+    Reply reply;
+    reply.type = Reply::Type::kArray;
+    Reply h;
+    h.type = Reply::Type::kString;
+    h.str = host;
+    Reply p;
+    p.type = Reply::Type::kInteger;
+    p.integer = port;
+    reply.elements = {h, p};
+    return reply;
+  };
+  auto range = [&](long long start, long long end, const Reply& master) {
+    Reply reply;
+    reply.type = Reply::Type::kArray;
+    Reply s;
+    s.type = Reply::Type::kInteger;
+    s.integer = start;
+    Reply e = s;
+    e.integer = end;
+    reply.elements = {s, e, master};
+    return reply;
+  };
+  Reply slots;
+  slots.type = Reply::Type::kArray;
+  slots.elements = {range(0, 8191, node("a", 1)), range(8192, 16383, node("b", 2))};
+  auto map = SlotMap::FromClusterSlots(slots);
+  ASSERT_TRUE(map.ok());
+  auto same = SlotMap::FromClusterSlots(slots);
+  EXPECT_TRUE(map->SameAs(*same));
+  map->Moved(100, {"b", 2});
+  EXPECT_EQ(map->MasterOf(100), (NodeAddress{"b", 2}));
+  EXPECT_EQ(map->MasterOf(101), (NodeAddress{"a", 1}));
+  EXPECT_FALSE(map->SameAs(*same));
+  EXPECT_EQ(map->Masters().size(), 2u);
+}
+
+// One node or a cluster's seed nodes, with or without a password.
+TEST(ClusterSlotsTest, UrlsNameOneNodeOrSeveralSeeds) {
+  auto one = ParseUrl("redis://:secret@10.0.0.1:7000/2");
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->password, "secret");
+  EXPECT_EQ(one->db, 2);
+  EXPECT_EQ(one->seeds, (std::vector<NodeAddress>{{"10.0.0.1", 7000}}));
+  EXPECT_EQ(one->host, "10.0.0.1");
+  auto seeds = ParseUrl("redis://a:7000,b:7001,[::1]:7002,c/0");
+  ASSERT_TRUE(seeds.ok());
+  EXPECT_EQ(seeds->seeds, (std::vector<NodeAddress>{{"a", 7000}, {"b", 7001}, {"::1", 7002}, {"c", 6379}}));
+  EXPECT_EQ(ParseUrl("redis://").value().seeds, (std::vector<NodeAddress>{{"127.0.0.1", 6379}}));
+  EXPECT_FALSE(ParseUrl("redis://a:7000,b:x/0").ok());
+  EXPECT_FALSE(ParseUrl("http://a:1").ok());
+}
+
 }  // namespace
 }  // namespace katy::redis
