@@ -17,6 +17,9 @@
 #        on the same nginx figure; the median ratio stays this build's.
 #        WRK_PREFORMAT=1: the requests are formatted ahead, so wrk does nothing per request but
 #        send one: a lighter load generator (bench/RESULTS.md compares the two).
+#        REPLICA=1: Redis gets a replica (replicaof, same machine); with
+#        KATY_REDIS_WAIT_REPLICAS=1 ingress answers only once WAIT has seen each batch reach it
+#        (issue 16: what WAIT costs).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 seconds="${1:-10}"
@@ -112,11 +115,24 @@ start_stack() {
     --appendfsync everysec --save "" >"$dir/redis.log" 2>&1 &
   stack_pids=($!)
   for _ in $(seq 1 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  if [[ "${REPLICA:-0}" == 1 ]]; then
+    local replica_port
+    replica_port=$(free_port)
+    mkdir -p "$dir/replica"
+    redis-server --port "$replica_port" --bind 127.0.0.1 --dir "$dir/replica" --appendonly yes \
+      --appendfsync everysec --save "" --replicaof 127.0.0.1 "$redis_port" >"$dir/replica.log" 2>&1 &
+    stack_pids+=($!)
+    for _ in $(seq 1 100); do
+      redis-cli -p "$replica_port" info replication 2>/dev/null | grep -q "master_link_status:up" && break
+      sleep 0.1
+    done
+  fi
   ingress_port=$(free_port)
   admin_port=$(free_port)
   KATY_REDIS_URL="redis://127.0.0.1:$redis_port/0" KATY_APP_SECRET="$secret" KATY_VERIFY_TOKEN=v \
     KATY_HTTP_ADDR="127.0.0.1:$ingress_port" KATY_GRPC_ADDR="127.0.0.1:$(free_port)" \
     KATY_ADMIN_ADDR="127.0.0.1:$admin_port" KATY_HTTP_THREADS="$ingress_threads" KATY_LOG_LEVEL=error \
+    KATY_REDIS_WAIT_REPLICAS="${KATY_REDIS_WAIT_REPLICAS:-0}" \
     "${1:-$root/build/bin/katy-ingress}" >"$dir/ingress.log" 2>&1 &
   stack_pids+=($!)
   pids+=("${stack_pids[@]}")
@@ -236,7 +252,7 @@ for round in $(seq 1 "$rounds"); do
   nginx_out=$(run_wrk "$nginx_port" nginx_answered "nginx:$nginx_workers")
   nginx_rate=$(cat "$work/rate")
   nginx_cpu=$(cat "$work/cpu")
-  ingress_out=$(run_wrk "$ingress_port" ingress_answered "ingress:${stack_pids[1]}" "redis:${stack_pids[0]}")
+  ingress_out=$(run_wrk "$ingress_port" ingress_answered "ingress:${stack_pids[-1]}" "redis:${stack_pids[*]:0:${#stack_pids[@]}-1}")
   ingress_rate=$(cat "$work/rate")
   ingress_cpu=$(cat "$work/cpu")
   ratio=$(awk -v a="$ingress_rate" -v b="$nginx_rate" 'BEGIN {printf "%.2f", a / b}')
@@ -253,7 +269,7 @@ for round in $(seq 1 "$rounds"); do
   stop_stack
   for binary in ${COMPARE:-}; do
     start_stack "$binary"
-    other_out=$(run_wrk "$ingress_port" ingress_answered "ingress:${stack_pids[1]}" "redis:${stack_pids[0]}")
+    other_out=$(run_wrk "$ingress_port" ingress_answered "ingress:${stack_pids[-1]}" "redis:${stack_pids[*]:0:${#stack_pids[@]}-1}")
     other_rate=$(cat "$work/rate")
     echo "  compared, $binary:"
     echo "    $(summary "$other_out" "$other_rate")   ratio $(awk -v a="$other_rate" -v b="$nginx_rate" 'BEGIN {printf "%.2f", a / b}')"

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <utility>
 
 namespace katy::redis {
 
@@ -47,12 +48,13 @@ std::optional<NodeAddress> AsyncRouter::Route(int slot) const {
   return topology_->slots.MasterOf(slot);
 }
 
-AsyncConnection& AsyncRouter::Connection(const NodeAddress& node) {
+size_t AsyncRouter::ConnectionIndex(const NodeAddress& node) {
   auto found = std::find(nodes_.begin(), nodes_.end(), node);
-  if (found != nodes_.end()) return *connections_[static_cast<size_t>(found - nodes_.begin())];
+  if (found != nodes_.end()) return static_cast<size_t>(found - nodes_.begin());
   nodes_.push_back(node);
   connections_.push_back(std::make_unique<AsyncConnection>(options_.ForNode(node), setup_));
-  return *connections_.back();
+  unwaited_.emplace_back();
+  return connections_.size() - 1;
 }
 
 void AsyncRouter::Send(std::vector<std::string> argv, Callback done) {
@@ -71,13 +73,11 @@ void AsyncRouter::Send(std::vector<std::string> argv, Callback done) {
 }
 
 void AsyncRouter::Dispatch(const NodeAddress& node, const std::shared_ptr<Pending>& pending, bool asking) {
-  AsyncConnection& connection = Connection(node);
+  const size_t index = ConnectionIndex(node);
+  AsyncConnection& connection = *connections_[index];
   if (asking) connection.Send({"ASKING"}, [](const Result<Reply>&) {});
   connection.Send(pending->argv, [this, pending](Result<Reply> reply) { OnReply(pending, std::move(reply)); });
-  if (options_.wait_replicas > 0) {
-    connection.Send({"WAIT", std::to_string(options_.wait_replicas), std::to_string(options_.wait_timeout.count())},
-                    [this, pending](const Result<Reply>& wait) { OnWait(pending, wait); });
-  }
+  if (options_.wait_replicas > 0) unwaited_[index].push_back(pending);
 }
 
 void AsyncRouter::OnReply(const std::shared_ptr<Pending>& pending, Result<Reply> reply) {
@@ -127,7 +127,18 @@ void AsyncRouter::Broadcast(const std::vector<std::string>& argv) {
 }
 
 void AsyncRouter::Flush() {
-  for (auto& connection : connections_) connection->Flush();
+  for (size_t i = 0; i < connections_.size(); ++i) {
+    if (!unwaited_[i].empty()) {
+      // One WAIT after all of this flush's commands on the connection: it confirms every write
+      // before it, so the pipeline stays one round trip (a WAIT per command would serialise it).
+      connections_[i]->Send(
+          {"WAIT", std::to_string(options_.wait_replicas), std::to_string(options_.wait_timeout.count())},
+          [this, waiting = std::exchange(unwaited_[i], {})](const Result<Reply>& wait) {
+            for (const auto& pending : waiting) OnWait(pending, wait);
+          });
+    }
+    connections_[i]->Flush();
+  }
 }
 
 void AsyncRouter::CheckTimeouts(Clock::time_point now) {

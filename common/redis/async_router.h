@@ -24,9 +24,10 @@ namespace katy::redis {
 // ErrorCode::kIo. A failover therefore costs the loop one short blocking call per interval,
 // not a stall per command.
 //
-// With options.wait_replicas > 0 each command is followed by WAIT on its connection, and its
-// callback runs once WAIT has answered: with the command's reply when enough replicas have
-// it, else with ErrorCode::kTimeout.
+// With options.wait_replicas > 0, Flush follows each connection's new commands with one WAIT,
+// and their callbacks run once it has answered: with each command's reply when enough replicas
+// have the writes, else with ErrorCode::kTimeout. (Callers must Flush after Send, as they must
+// anyway to send anything.)
 //
 // The owner drives connections() as it would one AsyncConnection (fd, wants_write,
 // generation, OnEvents), and calls Flush and CheckTimeouts for all of them. One thread.
@@ -57,7 +58,7 @@ class AsyncRouter {
   void Dispatch(const NodeAddress& node, const std::shared_ptr<Pending>& pending, bool asking);
   void OnReply(const std::shared_ptr<Pending>& pending, Result<Reply> reply);
   void OnWait(const std::shared_ptr<Pending>& pending, const Result<Reply>& wait);
-  AsyncConnection& Connection(const NodeAddress& node);
+  size_t ConnectionIndex(const NodeAddress& node);
 
   Options options_;
   std::vector<std::vector<std::string>> setup_;
@@ -66,6 +67,8 @@ class AsyncRouter {
   Clock::time_point last_discovery_{};
   std::vector<NodeAddress> nodes_;  // nodes_[i] is served by connections_[i]
   std::vector<std::unique_ptr<AsyncConnection>> connections_;
+  // Per connection: commands sent since its last WAIT (with wait_replicas > 0).
+  std::vector<std::vector<std::shared_ptr<Pending>>> unwaited_;
 };
 
 }  // namespace katy::redis

@@ -158,52 +158,58 @@ Result<std::vector<Reply>> Client::SendBatch(const NodeAddress& node,
 }
 
 Result<std::vector<Reply>> Client::ClusterPipeline(const Commands& commands) {
-  std::vector<Reply> replies(commands.size());
-  std::vector<int> slots(commands.size());
-  std::vector<std::optional<NodeAddress>> ask(commands.size());
+  ClusterCall call{std::vector<Reply>(commands.size()), std::vector<int>(commands.size()),
+                   std::vector<std::optional<NodeAddress>>(commands.size()), std::nullopt, false};
   std::vector<size_t> pending;
   for (size_t i = 0; i < commands.size(); ++i) {
-    slots[i] = CommandSlot(commands[i]);
-    if (slots[i] == kCrossSlot) {
-      replies[i] = Reply::ErrorReply("CROSSSLOT Keys in request don't hash to the same slot");
+    call.slots[i] = CommandSlot(commands[i]);
+    if (call.slots[i] == kCrossSlot) {
+      call.replies[i] = Reply::ErrorReply("CROSSSLOT Keys in request don't hash to the same slot");
     } else {
       pending.push_back(i);
     }
   }
-  std::optional<Error> first_failure;  // a node that could not be reached
-  bool answered = false;               // some node could
   for (int round = 0; !pending.empty(); ++round) {
-    auto batches = PlanBatches(slots, ask, pending);
-    std::vector<size_t> again;
     bool try_again = false;
-    for (const NodeBatch& batch : batches) {
-      if (batch.node.port == 0) {  // a slot no master serves: the cluster is (partly) down
-        refresh_ = true;
-        for (size_t i : batch.indexes) replies[i] = Reply::ErrorReply("CLUSTERDOWN Hash slot not served");
-        continue;
-      }
-      std::vector<const std::vector<std::string>*> argvs;
-      for (size_t i : batch.indexes) argvs.push_back(&commands[i]);
-      auto got = SendBatch(batch.node, argvs, batch.asking);
-      if (!got) {
-        // One master down must not stop the others' work: its commands fail, theirs go on.
-        if (!first_failure) first_failure = got.error();
-        for (size_t i : batch.indexes) replies[i] = Reply::ErrorReply("IOERR " + got.error().message);
-        continue;
-      }
-      answered = true;
-      for (size_t k = 0; k < batch.indexes.size(); ++k) {
-        const size_t i = batch.indexes[k];
-        replies[i] = std::move((*got)[k]);
-        ask[i].reset();
-        if (round + 1 < kMaxRedirections && FollowRedirection(replies[i], ask[i], try_again)) again.push_back(i);
+    std::vector<size_t> again;
+    for (const NodeBatch& batch : PlanBatches(call.slots, call.ask, pending)) {
+      for (size_t i : RunBatch(commands, batch, call, try_again)) {
+        if (round + 1 < kMaxRedirections) again.push_back(i);
       }
     }
     if (try_again) std::this_thread::sleep_for(kTryAgainPause);
     pending = std::move(again);
   }
-  if (first_failure && !answered) return *first_failure;
-  return replies;
+  if (call.failure && !call.answered) return *call.failure;
+  return std::move(call.replies);
+}
+
+std::vector<size_t> Client::RunBatch(const Commands& commands, const NodeBatch& batch, ClusterCall& call,
+                                     bool& try_again) {
+  if (batch.node.port == 0) {  // a slot no master serves: the cluster is (partly) down
+    refresh_ = true;
+    for (size_t i : batch.indexes) call.replies[i] = Reply::ErrorReply("CLUSTERDOWN Hash slot not served");
+    return {};
+  }
+  std::vector<const std::vector<std::string>*> argvs;
+  argvs.reserve(batch.indexes.size());
+  for (size_t i : batch.indexes) argvs.push_back(&commands[i]);
+  auto got = SendBatch(batch.node, argvs, batch.asking);
+  if (!got) {
+    // One master down must not stop the others' work: its commands fail, theirs go on.
+    if (!call.failure) call.failure = got.error();
+    for (size_t i : batch.indexes) call.replies[i] = Reply::ErrorReply("IOERR " + got.error().message);
+    return {};
+  }
+  call.answered = true;
+  std::vector<size_t> again;
+  for (size_t k = 0; k < batch.indexes.size(); ++k) {
+    const size_t i = batch.indexes[k];
+    call.replies[i] = std::move((*got)[k]);
+    call.ask[i].reset();
+    if (FollowRedirection(call.replies[i], call.ask[i], try_again)) again.push_back(i);
+  }
+  return again;
 }
 
 std::vector<Client::NodeBatch> Client::PlanBatches(const std::vector<int>& slots,

@@ -93,8 +93,20 @@ class Client {
     std::vector<bool> asking;
   };
 
+  // One Pipeline call on a cluster: each command's reply so far, slot and ASK target.
+  struct ClusterCall {
+    std::vector<Reply> replies;
+    std::vector<int> slots;
+    std::vector<std::optional<NodeAddress>> ask;
+    std::optional<Error> failure;  // the first node that could not be reached
+    bool answered = false;         // some node could
+  };
+
   Status EnsureTopology();
   Result<std::vector<Reply>> ClusterPipeline(const Commands& commands);
+  // Sends one node its share of `call` and records the replies; returns the commands to send
+  // again (redirected, or TRYAGAIN: then `try_again` is set).
+  std::vector<size_t> RunBatch(const Commands& commands, const NodeBatch& batch, ClusterCall& call, bool& try_again);
   std::vector<NodeBatch> PlanBatches(const std::vector<int>& slots, const std::vector<std::optional<NodeAddress>>& ask,
                                      const std::vector<size_t>& pending) const;
   // Whether `reply` sends its command elsewhere (or again): MOVED corrects the map, ASK sets

@@ -227,5 +227,57 @@ TEST(ClusterStackTest, AMasterKilledMidTrafficLosesNoAcknowledgedWebhook) {
   EXPECT_TRUE(resumed.ingress && resumed.responder && resumed.sender);
 }
 
+// Slots move from one master to another (redis-cli --cluster reshard, as an operator adds
+// capacity) while users are sending: the services follow ASK and MOVED, nothing is lost,
+// nothing repeated, each user's replies in order.
+TEST(ClusterStackTest, ReshardingDuringTrafficLosesNothing) {
+  testing::RedisCluster cluster;
+  ASSERT_TRUE(cluster.ready());
+  testing::KatyStack stack({kEchoRules, {{"KATY_LEASE_TTL_MS", "2000"}, {"KATY_LOG_LEVEL", "info"}}, cluster.url()});
+  ASSERT_TRUE(stack.ready());
+
+  // The master serving slot 0 gives away its slots up to and including its first shard's.
+  const int source = cluster.MasterOf(0);
+  int last_slot = redis::kClusterSlots;
+  int moved_shard = -1;
+  for (int shard = 0; shard < kShards; ++shard) {
+    const int slot = redis::KeySlot(kKeys.InStream(shard));
+    if (cluster.MasterOf(slot) == source && slot < last_slot) {
+      last_slot = slot;
+      moved_shard = shard;
+    }
+  }
+  ASSERT_GE(moved_shard, 0);
+  int target = 0;
+  for (int port : cluster.MasterPorts()) {
+    if (port != source) target = port;
+  }
+  auto id_of = [](int port) {
+    std::string id = testing::RunCommand("redis-cli -p " + std::to_string(port) + " CLUSTER MYID").output;
+    return id.substr(0, id.find_first_of("\r\n"));
+  };
+
+  const testing::TrafficPlan plan{100, 10, 8, 200, "104560000000001", "r"};
+  testing::WebhookTraffic traffic(stack.ingress_url(), testing::KatyStack::kAppSecret, plan);
+  traffic.Start();
+  std::this_thread::sleep_for(milliseconds(1500));
+  const auto resharded = testing::RunCommand(
+      "redis-cli --cluster reshard 127.0.0.1:" + std::to_string(source) + " --cluster-from " + id_of(source) +
+      " --cluster-to " + id_of(target) + " --cluster-slots " + std::to_string(last_slot + 1) + " --cluster-yes");
+  traffic.Join();
+  ASSERT_EQ(resharded.status, 0) << resharded.output;
+  EXPECT_EQ(cluster.MasterOf(redis::KeySlot(kKeys.InStream(moved_shard))), target);
+
+  const size_t expected = static_cast<size_t>(plan.users) * plan.messages_per_user;
+  EXPECT_TRUE(testing::WaitFor([&] { return RepliesReceived(stack.emulator_url()) >= expected; }, seconds(60)))
+      << "logs in " << stack.dir();
+  std::this_thread::sleep_for(seconds(1));  // a duplicate would arrive by now
+  EXPECT_EQ(UsersNotAnsweredExactlyOnceInOrder(plan, stack.emulator_url()), std::vector<std::string>{})
+      << "logs in " << stack.dir();
+  std::printf("reshard accounting: %d slots (shard %d among them) moved from %d to %d during traffic; webhooks "
+              "taken %d (retried %d times)\n",
+              last_slot + 1, moved_shard, source, target, traffic.delivered(), traffic.retries());
+}
+
 }  // namespace
 }  // namespace katy

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/epoll.h>
+
+#include "common/redis/async_router.h"
 #include "common/redis/cluster_slots.h"
 #include "common/redis/script.h"
 #include "common/redis/streams.h"
@@ -90,6 +93,52 @@ TEST(RedisClientTest, KeySlotsAgreeWithAClusterNode) {
     auto slot = client.Command({"CLUSTER", "KEYSLOT", key});
     ASSERT_TRUE(slot.ok()) << slot.error().message;
     EXPECT_EQ(KeySlot(key), slot->integer) << key;
+  }
+}
+
+// KATY_REDIS_WAIT_REPLICAS: a write counts only once a replica has it. Without a replica it
+// fails with a timeout; with one, both clients (blocking and ingress's) get their replies.
+TEST(RedisClientTest, WaitForReplicasConfirmsWritesOrFailsThem) {
+  const std::string dir = testing::MakeTempDir("wait");
+  const int master_port = testing::FreePort();
+  auto master = testing::StartPrivateRedis(master_port, testing::MakeTempDir("wait-master"),
+                                           {"--repl-diskless-sync-delay", "0"});
+  Options options;
+  options.port = master_port;
+  options.wait_replicas = 1;
+  options.wait_timeout = std::chrono::milliseconds(200);
+  Client alone(options);
+  auto unconfirmed = alone.Command({"SET", "w", "1"});
+  ASSERT_FALSE(unconfirmed.ok());
+  EXPECT_EQ(unconfirmed.error().code, ErrorCode::kTimeout) << unconfirmed.error().message;
+
+  const int replica_port = testing::FreePort();
+  auto replica = testing::StartPrivateRedis(replica_port, dir, {"--replicaof", "127.0.0.1", std::to_string(master_port)});
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        return testing::RunCommand("redis-cli -p " + std::to_string(replica_port) + " INFO replication")
+                   .output.find("master_link_status:up") != std::string::npos;
+      },
+      std::chrono::seconds(10)));
+  Client confirmed(options);
+  auto set = confirmed.Pipeline({{"SET", "w", "2"}, {"INCR", "n"}});
+  ASSERT_TRUE(set.ok()) << set.error().message;
+  EXPECT_EQ((*set)[1].integer, 1);
+
+  AsyncRouter router(options);
+  std::vector<Result<Reply>> replies;
+  for (int i = 0; i < 3; ++i) router.Send({"INCR", "n"}, [&](Result<Reply> reply) { replies.push_back(std::move(reply)); });
+  router.Flush();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        for (const auto& connection : router.connections()) connection->OnEvents(EPOLLIN | EPOLLOUT);
+        router.Flush();
+        return replies.size() == 3;
+      },
+      std::chrono::seconds(5)));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(replies[i].ok()) << replies[i].error().message;
+    EXPECT_EQ(replies[i]->integer, i + 2);
   }
 }
 
