@@ -90,16 +90,16 @@ std::string RedactUrlCredentials(const std::string& value);
 
 // The settings every Katy service reads (CommonSpecs), typed.
 struct CommonConfig {
-  HostPort grpc_addr;                    // KATY_GRPC_ADDR: health + katy.v1.Control
-  HostPort admin_addr;                   // KATY_ADMIN_ADDR: /metrics, /healthz
-  std::string redis_url;                 // KATY_REDIS_URL: one node, or a cluster's seed nodes
-  int redis_wait_replicas = 0;           // KATY_REDIS_WAIT_REPLICAS: WAIT for this many after writes
+  HostPort grpc_addr;                              // KATY_GRPC_ADDR: health + katy.v1.Control
+  HostPort admin_addr;                             // KATY_ADMIN_ADDR: /metrics, /healthz
+  std::string redis_url;                           // KATY_REDIS_URL: one node, or a cluster's seed nodes
+  int redis_wait_replicas = 0;                     // KATY_REDIS_WAIT_REPLICAS: WAIT for this many after writes
   std::chrono::milliseconds redis_wait_timeout{};  // KATY_REDIS_WAIT_TIMEOUT_MS
-  int shards = 0;                        // KATY_SHARDS: fixed per deployment
-  std::string key_prefix;                // KATY_KEY_PREFIX
-  std::string control_token;             // KATY_CONTROL_TOKEN (secret): required by Control RPCs when set
-  std::chrono::seconds drain_timeout{};  // KATY_DRAIN_TIMEOUT_S
-  std::string log_level;                 // KATY_LOG_LEVEL
+  int shards = 0;                                  // KATY_SHARDS: fixed per deployment
+  std::string key_prefix;                          // KATY_KEY_PREFIX
+  std::string control_token;                       // KATY_CONTROL_TOKEN (secret): required by Control RPCs when set
+  std::chrono::seconds drain_timeout{};            // KATY_DRAIN_TIMEOUT_S
+  std::string log_level;                           // KATY_LOG_LEVEL
 };
 // Reads them from settings loaded with CommonSpecs; throws ConfigError naming a bad one.
 CommonConfig LoadCommonConfig(const Settings& settings);

@@ -28,10 +28,9 @@ bool AsyncRouter::EnsureTopology() {
   last_discovery_ = now;
   const SlotMap known = topology_ ? topology_->slots : SlotMap{};
   std::deque<NodeConnection> asked;  // blocking connections for this discovery only (stable addresses)
-  auto found = DiscoverTopology(DiscoveryCandidates(known, options_.seeds),
-                                [&](const NodeAddress& node) -> NodeConnection& {
-                                  return asked.emplace_back(options_.ForNode(node));
-                                });
+  auto found = DiscoverTopology(
+      DiscoveryCandidates(known, options_.seeds),
+      [&](const NodeAddress& node) -> NodeConnection& { return asked.emplace_back(options_.ForNode(node)); });
   if (found) {
     topology_ = std::move(*found);
     refresh_ = false;
@@ -59,7 +58,8 @@ size_t AsyncRouter::ConnectionIndex(const NodeAddress& node) {
 
 void AsyncRouter::Send(std::vector<std::string> argv, Callback done) {
   if (!EnsureTopology()) {
-    done(Error{ErrorCode::kIo, "no Redis node answered (asked " + options_.seeds.front().ToString() + " and the rest)"});
+    done(
+        Error{ErrorCode::kIo, "no Redis node answered (asked " + options_.seeds.front().ToString() + " and the rest)"});
     return;
   }
   const int slot = topology_->cluster ? CommandSlot(argv) : kNoKey;
@@ -91,8 +91,8 @@ void AsyncRouter::OnReply(const std::shared_ptr<Pending>& pending, Result<Reply>
   if (redirection && ++pending->attempts < Client::kMaxRedirections) {
     // The command goes elsewhere; this connection's WAIT for it, if any, is ignored.
     pending->finished = true;
-    auto again = std::make_shared<Pending>(Pending{std::move(pending->argv), std::move(pending->done),
-                                                   pending->attempts, false});
+    auto again = std::make_shared<Pending>(
+        Pending{std::move(pending->argv), std::move(pending->done), pending->attempts, false});
     if (redirection->kind == Redirection::Kind::kMoved) {
       topology_->slots.Moved(redirection->slot, redirection->node);
       refresh_ = true;

@@ -112,7 +112,8 @@ class Client {
   // Whether `reply` sends its command elsewhere (or again): MOVED corrects the map, ASK sets
   // `ask`, TRYAGAIN sets `try_again`.
   bool FollowRedirection(const Reply& reply, std::optional<NodeAddress>& ask, bool& try_again);
-  Result<std::vector<Reply>> SendBatch(const NodeAddress& node, const std::vector<const std::vector<std::string>*>& batch,
+  Result<std::vector<Reply>> SendBatch(const NodeAddress& node,
+                                       const std::vector<const std::vector<std::string>*>& batch,
                                        const std::vector<bool>& asking);
   NodeConnection& Node(const NodeAddress& node);
 

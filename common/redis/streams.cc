@@ -50,9 +50,8 @@ Result<std::string> XAdd(Client& client, const std::string& stream,
 namespace {
 
 std::vector<std::string> XReadGroupCommand(const std::string& group, const std::string& consumer,
-                                           const std::vector<std::string>& streams,
-                                           const std::vector<std::string>& ids, int count,
-                                           std::chrono::milliseconds block) {
+                                           const std::vector<std::string>& streams, const std::vector<std::string>& ids,
+                                           int count, std::chrono::milliseconds block) {
   std::vector<std::string> argv{"XREADGROUP", "GROUP", group, consumer, "COUNT", std::to_string(count)};
   if (block.count() > 0) {
     argv.emplace_back("BLOCK");
@@ -76,7 +75,8 @@ void AppendEntries(const Reply& reply, std::vector<StreamEntry>& entries) {
 }
 
 bool OneSlot(const std::vector<std::string>& keys) {
-  return std::all_of(keys.begin(), keys.end(), [&](const std::string& key) { return KeySlot(key) == KeySlot(keys[0]); });
+  return std::all_of(keys.begin(), keys.end(),
+                     [&](const std::string& key) { return KeySlot(key) == KeySlot(keys[0]); });
 }
 
 // One non-blocking read per stream, pipelined, until something comes or `block` passes.
@@ -101,7 +101,8 @@ Result<std::vector<StreamEntry>> PollEachStream(Client& client, const std::strin
       if (reply.IsError()) failed = &reply;
       AppendEntries(reply, entries);
     }
-    if (failed != nullptr && std::all_of(replies->begin(), replies->end(), [](const Reply& r) { return r.IsError(); })) {
+    if (failed != nullptr &&
+        std::all_of(replies->begin(), replies->end(), [](const Reply& r) { return r.IsError(); })) {
       return Error{ErrorCode::kReply, failed->str};
     }
     const auto now = std::chrono::steady_clock::now();

@@ -94,22 +94,24 @@ void RedisEventStore::Store(const std::vector<katy::v1::InboundEvent>& events, D
   auto progress = std::make_shared<Progress>(
       Progress{{std::vector<Stored>(events.size(), Stored::kFailed), std::nullopt}, calls.size(), std::move(done)});
   for (auto& call : calls) {
-    redis_.Send(EnqueueScript().EvalShaCommand(std::move(call.call)), [this, progress, indexes = std::move(call.events)](Result<redis::Reply> reply) {
-      StoreResult& result = progress->result;
-      if (!reply) {
-        if (!result.error) result.error = reply.error();
-      } else if (reply->IsError()) {
-        // After a Redis restart or SCRIPT FLUSH the script is gone: load it for the next
-        // batches. This call fails (503) and Meta's retry stores its events.
-        if (redis::IsNoScript(*reply)) redis_.Broadcast({"SCRIPT", "LOAD", EnqueueScript().source()});
-        if (!result.error) result.error = Error{ErrorCode::kReply, reply->str};
-      } else {
-        for (size_t k = 0; k < indexes.size() && k < reply->elements.size(); ++k) {
-          result.events[indexes[k]] = reply->elements[k].integer == 1 ? Stored::kEnqueued : Stored::kDuplicate;
-        }
-      }
-      if (--progress->calls_left == 0) progress->done(std::move(result));
-    });
+    redis_.Send(EnqueueScript().EvalShaCommand(std::move(call.call)),
+                [this, progress, indexes = std::move(call.events)](Result<redis::Reply> reply) {
+                  StoreResult& result = progress->result;
+                  if (!reply) {
+                    if (!result.error) result.error = reply.error();
+                  } else if (reply->IsError()) {
+                    // After a Redis restart or SCRIPT FLUSH the script is gone: load it for the next
+                    // batches. This call fails (503) and Meta's retry stores its events.
+                    if (redis::IsNoScript(*reply)) redis_.Broadcast({"SCRIPT", "LOAD", EnqueueScript().source()});
+                    if (!result.error) result.error = Error{ErrorCode::kReply, reply->str};
+                  } else {
+                    for (size_t k = 0; k < indexes.size() && k < reply->elements.size(); ++k) {
+                      result.events[indexes[k]] =
+                          reply->elements[k].integer == 1 ? Stored::kEnqueued : Stored::kDuplicate;
+                    }
+                  }
+                  if (--progress->calls_left == 0) progress->done(std::move(result));
+                });
   }
 }
 

@@ -8,25 +8,27 @@ namespace katy::ingress {
 
 IngressConfig LoadIngressConfig(int argc, char** argv, config::Settings* settings_out) {
   auto specs = config::CommonSpecs(std::string(defaults::kIngressGrpc), std::string(defaults::kIngressAdmin));
-  specs.insert(specs.end(),
-               {
-                   {"KATY_HTTP_ADDR", std::string(defaults::kIngressHttp),
-                    "Public address for Meta's webhook (GET/POST /webhook)"},
-                   {"KATY_APP_SECRET", "", "Meta app secret: verifies X-Hub-Signature-256", true, true},
-                   {"KATY_VERIFY_TOKEN", "", "Token Meta echoes in the GET /webhook handshake", true, true},
-                   {"KATY_ACCEPT_SHA1", "0", "Accept the legacy sha1 X-Hub-Signature when sha256 is absent"},
-                   {"KATY_MAX_BODY_BYTES", std::to_string(kDefaultMaxBodyBytes),
-                    "Largest webhook body accepted; larger gets 413"},
-                   {"KATY_DEDUPE_TTL_S", "86400", "How long a delivered event's dedupe mark is kept"},
-                   {"KATY_HTTP_THREADS", std::to_string(kDefaultHttpThreads), "Webhook HTTP worker threads"},
-                   {"KATY_REDIS_TIMEOUT_MS", "1000", "Longest wait for Redis per request before answering 503 (plus KATY_REDIS_WAIT_TIMEOUT_MS with WAIT)"},
-                   {"KATY_HTTP_READ_TIMEOUT_MS", "5000",
-                    "A client that takes longer to send its request (or a new connection its first byte) is cut off"},
-                   {"KATY_MAX_CONNECTIONS", "0",
-                    "Webhook connections held at once; more get 503. 0: the open-file limit less 256"},
-                   {"KATY_MAX_EVENTS_PER_REQUEST", std::to_string(kDefaultMaxEventsPerRequest),
-                    "Most events in one webhook body (Meta sends up to 1000); more get 413"},
-               });
+  specs.insert(
+      specs.end(),
+      {
+          {"KATY_HTTP_ADDR", std::string(defaults::kIngressHttp),
+           "Public address for Meta's webhook (GET/POST /webhook)"},
+          {"KATY_APP_SECRET", "", "Meta app secret: verifies X-Hub-Signature-256", true, true},
+          {"KATY_VERIFY_TOKEN", "", "Token Meta echoes in the GET /webhook handshake", true, true},
+          {"KATY_ACCEPT_SHA1", "0", "Accept the legacy sha1 X-Hub-Signature when sha256 is absent"},
+          {"KATY_MAX_BODY_BYTES", std::to_string(kDefaultMaxBodyBytes),
+           "Largest webhook body accepted; larger gets 413"},
+          {"KATY_DEDUPE_TTL_S", "86400", "How long a delivered event's dedupe mark is kept"},
+          {"KATY_HTTP_THREADS", std::to_string(kDefaultHttpThreads), "Webhook HTTP worker threads"},
+          {"KATY_REDIS_TIMEOUT_MS", "1000",
+           "Longest wait for Redis per request before answering 503 (plus KATY_REDIS_WAIT_TIMEOUT_MS with WAIT)"},
+          {"KATY_HTTP_READ_TIMEOUT_MS", "5000",
+           "A client that takes longer to send its request (or a new connection its first byte) is cut off"},
+          {"KATY_MAX_CONNECTIONS", "0",
+           "Webhook connections held at once; more get 503. 0: the open-file limit less 256"},
+          {"KATY_MAX_EVENTS_PER_REQUEST", std::to_string(kDefaultMaxEventsPerRequest),
+           "Most events in one webhook body (Meta sends up to 1000); more get 413"},
+      });
   auto settings = config::Settings::Load(std::move(specs), argc, argv);
   IngressConfig cfg;
   cfg.http_addr = settings.Address("KATY_HTTP_ADDR");

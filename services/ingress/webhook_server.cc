@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <deque>
 #include <cstring>
+#include <deque>
 #include <optional>
 #include <unordered_map>
 

@@ -323,8 +323,9 @@ redis::HandleResult SenderHandler::SendParts(redis::Client& client, const katy::
   return redis::HandleResult::Done();
 }
 
-Status SenderHandler::RecordDelivery(redis::Client& client, const redis::StreamEntry& entry, const std::string& sent_key,
-                                     const std::string& inflight_key, const std::string& meta_id) const {
+Status SenderHandler::RecordDelivery(redis::Client& client, const redis::StreamEntry& entry,
+                                     const std::string& sent_key, const std::string& inflight_key,
+                                     const std::string& meta_id) const {
   // The record is idempotent (SET, DEL, XACK), so it is tried again while Redis is away for a
   // moment (a failover, a restart): giving up would send the message a second time.
   const auto give_up = std::chrono::steady_clock::now() + kRecordRetryFor;

@@ -127,13 +127,13 @@ TEST(ClusterClientTest, ScriptsReadsAndScansWorkOnEveryMaster) {
     streams.push_back(ShardKey(shard, "in"));
     ASSERT_TRUE(EnsureGroup(client, streams.back(), "g").ok());
   }
-  auto empty = XReadGroup(client, "g", "c", streams, std::vector<std::string>(16, ">"), 10,
-                          std::chrono::milliseconds(100));
+  auto empty =
+      XReadGroup(client, "g", "c", streams, std::vector<std::string>(16, ">"), 10, std::chrono::milliseconds(100));
   ASSERT_TRUE(empty.ok()) << empty.error().message;
   EXPECT_TRUE(empty->empty());
   for (int shard : {0, 5, 15}) ASSERT_TRUE(XAdd(client, streams[shard], {{"pb", std::to_string(shard)}}).ok());
-  auto read = XReadGroup(client, "g", "c", streams, std::vector<std::string>(16, ">"), 10,
-                         std::chrono::milliseconds(1000));
+  auto read =
+      XReadGroup(client, "g", "c", streams, std::vector<std::string>(16, ">"), 10, std::chrono::milliseconds(1000));
   ASSERT_TRUE(read.ok()) << read.error().message;
   std::set<std::string> got;
   for (const auto& entry : *read) got.insert(*entry.Field("pb"));

@@ -3,10 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <mutex>
-#include <optional>
-#include <thread>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
+#include <thread>
 
 #include "common/redis/redis_client.h"
 #include "common/shard.h"
@@ -51,7 +51,8 @@ size_t RepliesReceived(const std::string& emulator_url) {
 // The master serving each shard's streams.
 std::map<int, int> MasterOfShard(const testing::RedisCluster& cluster) {
   std::map<int, int> masters;
-  for (int shard = 0; shard < kShards; ++shard) masters[shard] = cluster.MasterOf(redis::KeySlot(kKeys.InStream(shard)));
+  for (int shard = 0; shard < kShards; ++shard)
+    masters[shard] = cluster.MasterOf(redis::KeySlot(kKeys.InStream(shard)));
   return masters;
 }
 
@@ -149,14 +150,14 @@ TEST(ClusterStackTest, AMasterKilledMidTrafficLosesNoAcknowledgedWebhook) {
   std::mutex mutex;
   std::optional<Clock::time_point> killed_at;
   Resumed resumed;
-  testing::WebhookTraffic traffic(
-      stack.ingress_url(), testing::KatyStack::kAppSecret, plan, [&](int user, int, Clock::time_point first_try, Clock::time_point taken) {
-        const int shard = ShardOf(plan.page, testing::TrafficUserId(plan, user), kShards);
-        std::lock_guard lock(mutex);
-        if (killed_at && first_try > *killed_at && shard_masters.at(shard) == victim) {
-          if (!resumed.ingress || taken < *resumed.ingress) resumed.ingress = taken;
-        }
-      });
+  testing::WebhookTraffic traffic(stack.ingress_url(), testing::KatyStack::kAppSecret, plan,
+                                  [&](int user, int, Clock::time_point first_try, Clock::time_point taken) {
+                                    const int shard = ShardOf(plan.page, testing::TrafficUserId(plan, user), kShards);
+                                    std::lock_guard lock(mutex);
+                                    if (killed_at && first_try > *killed_at && shard_masters.at(shard) == victim) {
+                                      if (!resumed.ingress || taken < *resumed.ingress) resumed.ingress = taken;
+                                    }
+                                  });
   traffic.Start();
   std::this_thread::sleep_for(seconds(4));
 
@@ -201,15 +202,18 @@ TEST(ClusterStackTest, AMasterKilledMidTrafficLosesNoAcknowledgedWebhook) {
   EXPECT_EQ(wrong, std::vector<std::string>{}) << "logs in " << stack.dir();
   if (!wrong.empty()) {
     auto texts = testing::ReceivedTexts(stack.emulator_url());
-    for (const auto& user : wrong) std::printf("%s got: %s\n", user.c_str(), nlohmann::json(texts[user]).dump().c_str());
+    for (const auto& user : wrong)
+      std::printf("%s got: %s\n", user.c_str(), nlohmann::json(texts[user]).dump().c_str());
     std::printf("%s\n", testing::RunCommand(testing::BinaryPath("katyctl") + " --addr " + stack.GrpcAddress("ingress") +
-                                            " status --all").output.c_str());
+                                            " status --all")
+                            .output.c_str());
     for (int shard : victim_shards) {
       for (const auto& stream : {kKeys.InStream(shard), kKeys.OutStream(shard)}) {
         const int port = cluster.MasterOf(redis::KeySlot(stream));
-        std::printf("%s on %d: XLEN %s GROUPS %s\n", stream.c_str(), port,
-                    testing::RunCommand("redis-cli -p " + std::to_string(port) + " XLEN " + stream).output.c_str(),
-                    testing::RunCommand("redis-cli -p " + std::to_string(port) + " XINFO GROUPS " + stream).output.c_str());
+        std::printf(
+            "%s on %d: XLEN %s GROUPS %s\n", stream.c_str(), port,
+            testing::RunCommand("redis-cli -p " + std::to_string(port) + " XLEN " + stream).output.c_str(),
+            testing::RunCommand("redis-cli -p " + std::to_string(port) + " XINFO GROUPS " + stream).output.c_str());
       }
     }
     std::printf("%s\n", cluster.Cli("CLUSTER NODES").output.c_str());
@@ -261,9 +265,9 @@ TEST(ClusterStackTest, ReshardingDuringTrafficLosesNothing) {
   testing::WebhookTraffic traffic(stack.ingress_url(), testing::KatyStack::kAppSecret, plan);
   traffic.Start();
   std::this_thread::sleep_for(milliseconds(1500));
-  const auto resharded = testing::RunCommand(
-      "redis-cli --cluster reshard 127.0.0.1:" + std::to_string(source) + " --cluster-from " + id_of(source) +
-      " --cluster-to " + id_of(target) + " --cluster-slots " + std::to_string(last_slot + 1) + " --cluster-yes");
+  const auto resharded = testing::RunCommand("redis-cli --cluster reshard 127.0.0.1:" + std::to_string(source) +
+                                             " --cluster-from " + id_of(source) + " --cluster-to " + id_of(target) +
+                                             " --cluster-slots " + std::to_string(last_slot + 1) + " --cluster-yes");
   traffic.Join();
   ASSERT_EQ(resharded.status, 0) << resharded.output;
   EXPECT_EQ(cluster.MasterOf(redis::KeySlot(kKeys.InStream(moved_shard))), target);
@@ -274,9 +278,10 @@ TEST(ClusterStackTest, ReshardingDuringTrafficLosesNothing) {
   std::this_thread::sleep_for(seconds(1));  // a duplicate would arrive by now
   EXPECT_EQ(UsersNotAnsweredExactlyOnceInOrder(plan, stack.emulator_url()), std::vector<std::string>{})
       << "logs in " << stack.dir();
-  std::printf("reshard accounting: %d slots (shard %d among them) moved from %d to %d during traffic; webhooks "
-              "taken %d (retried %d times)\n",
-              last_slot + 1, moved_shard, source, target, traffic.delivered(), traffic.retries());
+  std::printf(
+      "reshard accounting: %d slots (shard %d among them) moved from %d to %d during traffic; webhooks "
+      "taken %d (retried %d times)\n",
+      last_slot + 1, moved_shard, source, target, traffic.delivered(), traffic.retries());
 }
 
 }  // namespace

@@ -101,8 +101,8 @@ TEST(RedisClientTest, KeySlotsAgreeWithAClusterNode) {
 TEST(RedisClientTest, WaitForReplicasConfirmsWritesOrFailsThem) {
   const std::string dir = testing::MakeTempDir("wait");
   const int master_port = testing::FreePort();
-  auto master = testing::StartPrivateRedis(master_port, testing::MakeTempDir("wait-master"),
-                                           {"--repl-diskless-sync-delay", "0"});
+  auto master =
+      testing::StartPrivateRedis(master_port, testing::MakeTempDir("wait-master"), {"--repl-diskless-sync-delay", "0"});
   Options options;
   options.port = master_port;
   options.wait_replicas = 1;
@@ -113,7 +113,8 @@ TEST(RedisClientTest, WaitForReplicasConfirmsWritesOrFailsThem) {
   EXPECT_EQ(unconfirmed.error().code, ErrorCode::kTimeout) << unconfirmed.error().message;
 
   const int replica_port = testing::FreePort();
-  auto replica = testing::StartPrivateRedis(replica_port, dir, {"--replicaof", "127.0.0.1", std::to_string(master_port)});
+  auto replica =
+      testing::StartPrivateRedis(replica_port, dir, {"--replicaof", "127.0.0.1", std::to_string(master_port)});
   ASSERT_TRUE(testing::WaitFor(
       [&] {
         return testing::RunCommand("redis-cli -p " + std::to_string(replica_port) + " INFO replication")
@@ -127,7 +128,8 @@ TEST(RedisClientTest, WaitForReplicasConfirmsWritesOrFailsThem) {
 
   AsyncRouter router(options);
   std::vector<Result<Reply>> replies;
-  for (int i = 0; i < 3; ++i) router.Send({"INCR", "n"}, [&](Result<Reply> reply) { replies.push_back(std::move(reply)); });
+  for (int i = 0; i < 3; ++i)
+    router.Send({"INCR", "n"}, [&](Result<Reply> reply) { replies.push_back(std::move(reply)); });
   router.Flush();
   ASSERT_TRUE(testing::WaitFor(
       [&] {

@@ -39,10 +39,10 @@ int FreeNodePort() {
 
 std::vector<std::string> NodeArgs(int port, const std::string& dir) {
   const std::string p = std::to_string(port);
-  return {"--port", p, "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes",
-          "--appendfilename", "appendonly-" + p + ".aof", "--appenddirname", "aof-" + p,
-          "--cluster-enabled", "yes", "--cluster-config-file", "nodes-" + p + ".conf",
-          "--cluster-node-timeout", "1000", "--cluster-require-full-coverage", "no",
+  return {"--port", p, "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes", "--appendfilename",
+          "appendonly-" + p + ".aof", "--appenddirname", "aof-" + p, "--cluster-enabled", "yes",
+          "--cluster-config-file", "nodes-" + p + ".conf", "--cluster-node-timeout", "1000",
+          "--cluster-require-full-coverage", "no",
           // A replica coming back syncs at once, not after the default 5 s wait for others.
           "--repl-diskless-sync-delay", "0"};
 }
@@ -79,7 +79,8 @@ RedisCluster::~RedisCluster() {
 
 std::string RedisCluster::url() const {
   std::string url = "redis://";
-  for (size_t i = 0; i < ports_.size(); ++i) url += (i == 0 ? "" : ",") + std::string("127.0.0.1:") + std::to_string(ports_[i]);
+  for (size_t i = 0; i < ports_.size(); ++i)
+    url += (i == 0 ? "" : ",") + std::string("127.0.0.1:") + std::to_string(ports_[i]);
   return url + "/0";
 }
 
@@ -157,8 +158,7 @@ bool RedisCluster::WaitUntilReplicasSynced(std::chrono::milliseconds timeout) co
       [&] {
         for (size_t i = 0; i < ports_.size(); ++i) {
           if (nodes_[i] == nullptr) continue;
-          const std::string info =
-              RunCommand("redis-cli -p " + std::to_string(ports_[i]) + " INFO replication").output;
+          const std::string info = RunCommand("redis-cli -p " + std::to_string(ports_[i]) + " INFO replication").output;
           if (info.find("role:slave") != std::string::npos && info.find("master_link_status:up") == std::string::npos) {
             return false;
           }

@@ -20,10 +20,11 @@ std::string TrafficWebhookBody(const TrafficPlan& plan, int user, int n) {
   // Now, as Meta stamps it (an old time would be outside the 24 h window and never answered).
   const int64_t at = WallClockMs();
   const std::string id = TrafficUserId(plan, user);
-  nlohmann::json item{{"sender", {{"id", id}}},
-                      {"recipient", {{"id", plan.page}}},
-                      {"timestamp", at},
-                      {"message", {{"mid", "m_" + id + "_" + std::to_string(n)}, {"text", TrafficText(plan, user, n)}}}};
+  nlohmann::json item{
+      {"sender", {{"id", id}}},
+      {"recipient", {{"id", plan.page}}},
+      {"timestamp", at},
+      {"message", {{"mid", "m_" + id + "_" + std::to_string(n)}, {"text", TrafficText(plan, user, n)}}}};
   nlohmann::json body{{"object", "page"}, {"entry", {{{"id", plan.page}, {"time", at}, {"messaging", {item}}}}}};
   return body.dump();
 }
