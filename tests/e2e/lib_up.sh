@@ -49,3 +49,22 @@ stop_up() {
     fail "processes left running"
   fi
 }
+
+# Says "hello" with the command up.sh printed, reads the replies with the other one, and fails
+# unless the greeting rule answered (deploy/rules/katy.yaml), not the fallback, which repeats
+# whatever was said ("I don't understand \"hello\"").
+say_hello_and_expect_the_greeting() {
+  local say read_replies replies=""
+  say=$(grep -o "curl -s -X POST .*/_emulator/say -d .*" "$up_out")
+  read_replies=$(grep -o "curl -s '.*/_emulator/messages?psid=42'" "$up_out")
+  [[ -n "$say" && -n "$read_replies" ]] || fail "up.sh did not print the say and read commands"
+  eval "$say" >/dev/null || fail "the printed say command failed"
+  for _ in $(seq 1 50); do
+    replies=$(eval "$read_replies")
+    [[ "$replies" == *'"text"'* ]] && break
+    sleep 0.2
+  done
+  [[ "$replies" == *'Meow, hello'* || "$replies" == *'Purr... hi there'* ]] || fail "no greeting in the replies: $replies"
+  [[ "$replies" != *"understand"* ]] || fail "the fallback answered hello: $replies"
+  echo "reply: $replies"
+}

@@ -9,17 +9,7 @@ KATY_UP_TEST_REDIS_URL=$("$root/scripts/redis-cluster.sh" start "$cluster_dir") 
 export KATY_UP_TEST_REDIS_URL
 start_up
 
-say=$(grep -o "curl -s -X POST .*/_emulator/say -d .*" "$up_out")
-read_replies=$(grep -o "curl -s '.*/_emulator/messages?psid=42'" "$up_out")
-eval "$say" >/dev/null || fail "the printed say command failed"
-replies=""
-for _ in $(seq 1 50); do
-  replies=$(eval "$read_replies")
-  [[ "$replies" == *'"text"'* ]] && break
-  sleep 0.2
-done
-[[ "$replies" == *'Meow, hello'* || "$replies" == *'Purr... hi there'* ]] || fail "no greeting in the replies: $replies"
-echo "reply: $replies"
+say_hello_and_expect_the_greeting
 
 # Every master holds some of the shards' streams.
 masters=0

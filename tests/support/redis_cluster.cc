@@ -1,9 +1,6 @@
 #include "tests/support/redis_cluster.h"
 
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <sstream>
@@ -16,22 +13,11 @@ namespace {
 constexpr int kNodes = 6;
 constexpr int kClusterBusOffset = 10000;  // each node also listens on port + 10000
 
-bool Bindable(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  const bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  close(fd);
-  return free;
-}
-
 // A free port whose cluster bus port is free too and below the ephemeral range (32768).
 int FreeNodePort() {
   for (int attempt = 0; attempt < 200; ++attempt) {
     const int port = FreePort();
-    if (port + kClusterBusOffset < 32768 && Bindable(port + kClusterBusOffset)) return port;
+    if (port + kClusterBusOffset < 32768 && PortIsFree(port + kClusterBusOffset)) return port;
   }
   ADD_FAILURE() << "no free port pair for a cluster node";
   return 0;

@@ -88,6 +88,17 @@ bool Reserve(int port) {
 
 }  // namespace
 
+bool PortIsFree(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  close(fd);
+  return free;
+}
+
 int FreePort() {
   // Below the kernel's ephemeral range (32768+): ports handed out for port 0 come from there,
   // and so do the local ports of every outgoing connection, which could take a port between
@@ -96,15 +107,7 @@ int FreePort() {
   std::uniform_int_distribution<int> pick(20000, 31999);
   for (int attempt = 0; attempt < 1000; ++attempt) {
     const int port = pick(random);
-    if (!Reserve(port)) continue;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    const bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    close(fd);
-    if (free) return port;
+    if (Reserve(port) && PortIsFree(port)) return port;
   }
   ADD_FAILURE() << "no free port between 20000 and 31999";
   return 0;

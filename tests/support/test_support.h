@@ -25,6 +25,8 @@ redis::Options TestRedisOptions();
 // A key prefix no other test uses, so tests sharing one Redis never see each other's keys.
 std::string UniquePrefix(const std::string& test_name);
 
+// True when 127.0.0.1:port can be bound now.
+bool PortIsFree(int port);
 // A TCP port that was free a moment ago (bound to port 0, read back, closed).
 int FreePort();
 // True once something accepts TCP connections on 127.0.0.1:port, polling up to `timeout`.
