@@ -57,10 +57,17 @@ std::vector<std::vector<std::string>> QueueCommands(const KeySpace& keys, const 
   return commands;
 }
 
+// On a cluster, the reply of a command whose master could not be reached (Client::Pipeline).
+bool Unreachable(const Reply& reply) { return reply.IsError() && reply.str.rfind("IOERR", 0) == 0; }
+
 void AddQueues(const KeySpace& keys, const std::vector<StreamGroup>& streams, const std::vector<Reply>& replies,
                katy::v1::Status* status) {
   size_t at = 0;
   for (const auto& [stream, group] : streams) {
+    if (Unreachable(replies[at])) {  // its master is down: unknown, not empty
+      at += 2;
+      continue;
+    }
     auto* out = status->add_streams();
     out->set_stream(stream);
     out->set_group(group);
@@ -74,6 +81,10 @@ void AddQueues(const KeySpace& keys, const std::vector<StreamGroup>& streams, co
     }
   }
   for (int shard = 0; shard < keys.shards(); ++shard) {
+    if (Unreachable(replies[at])) {
+      ++at;
+      continue;
+    }
     auto* out = status->add_dead_letters();
     out->set_stream(keys.DeadLetters(shard));
     out->set_length(ToInt(replies[at++]));

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/redis/redis_client.h"
+#include "common/redis/streams.h"
 #include "common/shard.h"
 #include "tests/support/katy_stack.h"
 #include "tests/support/redis_cluster.h"
@@ -120,6 +121,33 @@ TEST(ClusterStackTest, EveryPathWorksAndEachUsersRepliesKeepTheirOrder) {
     EXPECT_EQ(stream.value("lag", "0"), "0") << stream.dump();
     EXPECT_GE(stream.value("consumers", 0), 1) << stream.dump();
   }
+
+  // A dead letter on the master of its shard: listed and replayed through katyctl.
+  redis::Client client(*redis::ParseUrl(cluster.url()));
+  ASSERT_TRUE(redis::XAdd(client, kKeys.InStream(5), {{"pb", "not a protobuf"}}).ok());
+  const std::string katyctl = testing::BinaryPath("katyctl") + " --json --addr " + stack.GrpcAddress("ingress");
+  auto letters = [&] {
+    auto listed = testing::RunCommand(katyctl + " dlq list");
+    const auto json = nlohmann::json::parse(listed.output, nullptr, false);
+    std::vector<std::string> ids;
+    if (json.is_object() && json.contains("letters")) {
+      for (const auto& letter : json["letters"])
+        ids.push_back(letter["dlq_stream"].get<std::string>() + "/" + letter["id"].get<std::string>());
+    }
+    return ids;
+  };
+  std::vector<std::string> first;
+  ASSERT_TRUE(testing::WaitFor([&] { return (first = letters()).size() == 1; }, seconds(10)));
+  EXPECT_EQ(first[0].rfind(kKeys.DeadLetters(5) + "/", 0), 0u) << first[0];
+  auto replayed = testing::RunCommand(katyctl + " dlq replay " + first[0]);
+  ASSERT_EQ(replayed.status, 0) << replayed.output;
+  // Back on its stream, refused again (it still is not an event): a new letter replaces it.
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        auto now = letters();
+        return now.size() == 1 && now[0] != first[0];
+      },
+      seconds(10)));
 }
 
 // A master SIGKILLed while users are sending: its replica takes over, ingress, responders and
