@@ -27,7 +27,9 @@ Status CheckWait(const Reply& reply, const Options& options) {
 
 }  // namespace
 
-Client::Client(Options options) : options_(std::move(options)) {
+Client::Client(Options options)
+    : options_(std::move(options)),
+      wait_command_{"WAIT", std::to_string(options_.wait_replicas), std::to_string(options_.wait_timeout.count())} {
   if (options_.seeds.empty()) options_.seeds.push_back({options_.host, options_.port});
 }
 
@@ -127,9 +129,7 @@ Result<std::vector<Reply>> Client::SendBatch(const NodeAddress& node,
     if (asking[i]) wire.push_back(&kAsking);
     wire.push_back(batch[i]);
   }
-  const std::vector<std::string> wait{"WAIT", std::to_string(options_.wait_replicas),
-                                      std::to_string(options_.wait_timeout.count())};
-  if (options_.wait_replicas > 0) wire.push_back(&wait);
+  if (options_.wait_replicas > 0) wire.push_back(&wait_command_);
   auto replies = Node(node).Pipeline(wire);
   if (!replies) {
     refresh_ = mode_ == Mode::kCluster;
@@ -216,13 +216,17 @@ std::vector<Client::NodeBatch> Client::PlanBatches(const std::vector<int>& slots
                                                    const std::vector<std::optional<NodeAddress>>& ask,
                                                    const std::vector<size_t>& pending) const {
   std::vector<NodeBatch> batches;
-  const std::vector<NodeAddress> masters = slots_.Masters();
+  std::optional<NodeAddress> any_master;  // for keyless commands; found only when one comes
   for (size_t i : pending) {
     NodeAddress node;  // port 0: nobody serves the slot
     if (ask[i]) {
       node = *ask[i];
     } else if (slots[i] == kNoKey) {
-      node = masters.empty() ? home_ : masters.front();
+      if (!any_master) {
+        const std::vector<NodeAddress> masters = slots_.Masters();
+        any_master = masters.empty() ? home_ : masters.front();
+      }
+      node = *any_master;
     } else if (auto master = slots_.MasterOf(slots[i])) {
       node = *master;
     }

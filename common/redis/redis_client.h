@@ -118,6 +118,7 @@ class Client {
   NodeConnection& Node(const NodeAddress& node);
 
   Options options_;
+  std::vector<std::string> wait_command_;  // WAIT <replicas> <timeout>, sent when wait_replicas > 0
   Mode mode_ = Mode::kUnknown;
   bool refresh_ = false;  // read the slot map again before the next call
   NodeAddress home_;      // the node that answered discovery: the one Redis, or keyless commands' fallback
