@@ -19,6 +19,7 @@ Result<std::unique_ptr<ServiceServer>> ServiceServer::Start(const config::HostPo
     return Error{ErrorCode::kIo, "cannot listen for gRPC on " + address.ToString()};
   }
   out->SetServing(false);
+  if (auto* health = out->server_->GetHealthCheckService()) health->SetServingStatus(kLivenessService, true);
   return out;
 }
 
@@ -27,7 +28,7 @@ ServiceServer::~ServiceServer() { Shutdown(); }
 void ServiceServer::SetServing(bool serving) {
   if (!server_ || shut_down_) return;
   if (auto* health = server_->GetHealthCheckService()) {
-    health->SetServingStatus(serving);
+    health->SetServingStatus("", serving);
   }
 }
 

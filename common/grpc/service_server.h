@@ -17,11 +17,15 @@
 namespace katy::grpcsvc {
 
 // The gRPC face of every service: the standard grpc.health.v1.Health service plus
-// katy.v1.Control. Health starts NOT_SERVING; the owner flips it with SetServing (usually through
-// a HealthMonitor). Thread-safe. Shutdown() must be called (or the destructor runs it) before
-// the Control implementation is destroyed.
+// katy.v1.Control. Health (the service "" that plain checks ask about) starts NOT_SERVING; the
+// owner flips it with SetServing (usually through a HealthMonitor): it is the readiness signal.
+// kLivenessService is SERVING from Start to Shutdown whatever SetServing says: a liveness probe
+// asks for it, so a Redis outage makes instances unready without restarting them. Thread-safe. Shutdown() must be
+// called (or the destructor runs it) before the Control implementation is destroyed.
 class ServiceServer {
  public:
+  static constexpr const char* kLivenessService = "katy.liveness";
+
   // Binds `address` (port 0 picks a free port; see port()). `control` may be null: a default
   // Control answers UNIMPLEMENTED to every RPC. Error "io" when the address cannot be bound.
   static Result<std::unique_ptr<ServiceServer>> Start(const config::HostPort& address, grpc::Service* control);

@@ -10,11 +10,34 @@ namespace {
 
 using namespace Pistache;
 
+// katy_serving: the health state /healthz and the gRPC health service report, as a gauge, so
+// an alert can tell a service that is up but NOT_SERVING (Redis unreachable, draining).
+class ServingCollector : public prometheus::Collectable {
+ public:
+  explicit ServingCollector(std::function<bool()> healthy) : healthy_(std::move(healthy)) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    prometheus::ClientMetric sample;
+    sample.gauge.value = healthy_() ? 1.0 : 0.0;
+    return {{"katy_serving",
+             "1 while the service reports SERVING to health checks",
+             prometheus::MetricType::Gauge,
+             {sample}}};
+  }
+
+ private:
+  std::function<bool()> healthy_;
+};
+
 class AdminHandler : public Http::Handler {
  public:
   HTTP_PROTOTYPE(AdminHandler)
   AdminHandler(Sources sources, std::function<bool()> healthy)
-      : sources_(std::move(sources)), healthy_(std::move(healthy)) {}
+      : sources_(std::move(sources)),
+        healthy_(healthy ? std::move(healthy) : std::function<bool()>([] { return true; })),
+        serving_(std::make_shared<ServingCollector>(healthy_)) {
+    sources_.push_back(serving_.get());
+  }
 
   void onRequest(const Http::Request& request, Http::ResponseWriter response) override {
     http::KeepAliveUnlessClosed(request, response);
@@ -24,7 +47,7 @@ class AdminHandler : public Http::Handler {
       response.headers().add<Http::Header::ContentType>(MIME(Text, Plain));
       response.send(Http::Code::Ok, Render(sources_));
     } else if (request.resource() == "/healthz") {
-      bool ok = !healthy_ || healthy_();
+      const bool ok = healthy_();
       response.send(ok ? Http::Code::Ok : Http::Code::Service_Unavailable, ok ? "ok\n" : "unavailable\n");
     } else {
       response.send(Http::Code::Not_Found, "not found\n");
@@ -32,8 +55,10 @@ class AdminHandler : public Http::Handler {
   }
 
  private:
-  const Sources sources_;
+  Sources sources_;
   std::function<bool()> healthy_;
+  // Shared by the copies Pistache makes of this handler, as sources_ points at it.
+  std::shared_ptr<const ServingCollector> serving_;
 };
 
 }  // namespace

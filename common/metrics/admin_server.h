@@ -13,8 +13,9 @@ class Endpoint;
 
 namespace katy::metrics {
 
-// The admin HTTP port of every service: GET /metrics (Prometheus text) and GET /healthz
-// (200 "ok" while `healthy` returns true, 503 otherwise). Kept apart from public ports.
+// The admin HTTP port of every service: GET /metrics (Prometheus text, plus katy_serving: 1
+// while `healthy` returns true) and GET /healthz (200 "ok" while `healthy` returns true, 503
+// otherwise). An empty `healthy` counts as always healthy. Kept apart from public ports.
 class AdminServer {
  public:
   // Port 0 picks a free port (see port()). /metrics renders `sources`, which must outlive

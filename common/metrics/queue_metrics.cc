@@ -27,6 +27,25 @@ MetricFamily GaugeFamily(std::string name, std::string help) {
   return MetricFamily{std::move(name), std::move(help), MetricType::Gauge, {}};
 }
 
+// The sending state of every page the senders have state for: paused (by an operator or
+// because Meta refused its token) and throttled (the time left of a throttle Meta imposed).
+void AddPageFamilies(const katy::v1::Status& status, std::vector<MetricFamily>* families) {
+  MetricFamily paused =
+      GaugeFamily("katy_page_paused", "1 while the senders send nothing for the page (\"*\": every page)");
+  MetricFamily throttled =
+      GaugeFamily("katy_page_throttled_seconds", "Time left of a throttle Meta imposed on the page");
+  for (const auto& page : status.pages()) {
+    // reason: "operator" (katyctl pause) or what Meta answered (page_broken_190, ...); a few
+    // fixed values, empty while the page sends.
+    paused.metric.push_back(
+        GaugeSample({{"page", page.page_id()}, {"reason", page.paused_reason()}}, page.paused() ? 1.0 : 0.0));
+    throttled.metric.push_back(
+        GaugeSample({{"page", page.page_id()}}, static_cast<double>(page.throttled_for_ms()) / 1000.0));
+  }
+  families->push_back(std::move(paused));
+  families->push_back(std::move(throttled));
+}
+
 }  // namespace
 
 QueueDepthCollector::QueueDepthCollector(const redis::Options& redis, KeySpace keys)
@@ -61,6 +80,7 @@ std::vector<MetricFamily> QueueDepthCollector::Collect() const {
   families.push_back(std::move(pending));
   families.push_back(std::move(lag));
   families.push_back(std::move(dead_letters));
+  AddPageFamilies(status, &families);
   return families;
 }
 

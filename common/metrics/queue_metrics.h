@@ -12,10 +12,12 @@
 namespace katy::metrics {
 
 // The queue-depth gauges every service exports, read from Redis at scrape time:
-// katy_stream_length, katy_stream_pending, katy_stream_lag (labels stream, group),
-// katy_dlq_length (labels stream, group=""), and katy_redis_up (0 when Redis did not answer,
-// and then it is the only family). Owns one Redis connection, used under a lock, with a short
-// socket timeout so a scrape does not hang on Redis.
+// katy_stream_length, katy_stream_pending, katy_stream_lag (labels stream, group);
+// katy_dlq_length (labels stream, group=""); katy_page_paused (labels page, reason) and
+// katy_page_throttled_seconds (label page) for the pages the senders have state for; and
+// katy_redis_up (0 when Redis did not answer, and then it is the only family). Every instance
+// reports the same values: aggregate them with max by (stream) or (page). Owns one Redis
+// connection, used under a lock, with a short socket timeout so a scrape does not hang on Redis.
 class QueueDepthCollector : public prometheus::Collectable {
  public:
   QueueDepthCollector(const redis::Options& redis, KeySpace keys);

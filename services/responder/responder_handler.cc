@@ -191,6 +191,7 @@ std::vector<katy::v1::OutboundMessage> Replies(const redis::StreamEntry& entry, 
     reply.set_in_reply_to_mid(event.mid());
     reply.set_created_at_ms(now);
     reply.set_event_received_at_ms(event.received_at_ms());
+    reply.set_event_timestamp_ms(event.timestamp_ms());
     reply.set_user_last_message_ms(user_last_ms);
     return reply;
   };

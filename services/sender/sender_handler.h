@@ -34,6 +34,7 @@ struct SenderMetrics {
   prometheus::Family<prometheus::Counter>& sends;       // by result (action reason) and code
   prometheus::Histogram& latency;                       // Send API call, seconds
   prometheus::Histogram& end_to_end;                    // ingress receipt -> Send API 2xx, seconds
+  prometheus::Histogram& webhook_to_send;               // event's webhook timestamp -> Send API 2xx
   prometheus::Counter& skipped;                         // already delivered (sent mark present)
   prometheus::Family<prometheus::Counter>& throttled;   // by page: seconds of throttle imposed
   prometheus::Family<prometheus::Counter>& pauses;      // by page and reason
@@ -102,16 +103,19 @@ class SenderHandler {
   // be sent now.
   std::optional<redis::HandleResult> TakeSendSlot(redis::Client& client, const katy::v1::OutboundMessage& message,
                                                   const std::string& inflight_key, bool media);
-  // What the consumer must do about a classified Send API answer (and the page state it
-  // changes: throttle, pause).
   // Records a delivered message (sent mark, in-flight mark cleared, entry acknowledged),
   // trying again for up to kRecordRetryFor while Redis cannot be reached.
   static constexpr std::chrono::milliseconds kRecordRetryFor{5000};
   static constexpr std::chrono::milliseconds kRecordRetryPause{100};
   Status RecordDelivery(redis::Client& client, const redis::StreamEntry& entry, const std::string& sent_key,
                         const std::string& inflight_key, const std::string& meta_id) const;
+  // What the consumer must do about a classified Send API answer (and the page state it
+  // changes: throttle, pause).
   redis::HandleResult Act(redis::Client& client, const katy::v1::OutboundMessage& message,
                           const Classification& verdict);
+  // The two end-to-end histograms, for a message Meta has just accepted (a reply to no event,
+  // e.g. an outbound message, has neither time and is not counted).
+  void ObserveLatencies(const katy::v1::OutboundMessage& message) const;
 };
 
 // What one outbound message becomes on the wire: a sender action alone (one empty body), or

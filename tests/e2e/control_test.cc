@@ -25,12 +25,15 @@ fallback:
 )";
 const char* const kServices[] = {"ingress", "responder", "sender"};
 
-std::string Health(const std::string& address) {
+// The health status of `address` (readiness), or of the named health service (liveness).
+std::string Health(const std::string& address, const std::string& service = "") {
   auto stub = grpc::health::v1::Health::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
   grpc::health::v1::HealthCheckResponse response;
-  auto status = stub->Check(&context, {}, &response);
+  auto status = stub->Check(&context, request, &response);
   if (!status.ok()) return "ERROR " + status.error_message();
   return grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
 }
@@ -77,6 +80,8 @@ TEST(ControlTest, HealthIsServingOnlyWhileRedisAnswers) {
     EXPECT_TRUE(
         testing::WaitFor([&] { return Health(stack.GrpcAddress(service)) == "NOT_SERVING"; }, std::chrono::seconds(5)))
         << service << " still says " << Health(stack.GrpcAddress(service));
+    // Unready, not dead: a liveness probe must not restart it for Redis's outage.
+    EXPECT_EQ(Health(stack.GrpcAddress(service), "katy.liveness"), "SERVING") << service;
   }
   stack.StartRedis();
   for (const char* service : kServices) {
@@ -134,8 +139,10 @@ TEST(ControlTest, KatyctlStatusPauseResumeRateRulesAndDrain) {
   EXPECT_EQ(RepliesTo(stack, "k2"), 0u);
   auto paused = Katyctl(stack, "sender", "status");
   EXPECT_NE(paused.output.find("yes (operator)"), std::string::npos) << paused.output;
+  EXPECT_EQ(stack.MetricSum("ingress", "katy_page_paused", "page=\"1045\""), 1);  // the alert's source
   ASSERT_EQ(Katyctl(stack, "sender", "resume 1045").status, 0);
   EXPECT_TRUE(testing::WaitFor([&] { return RepliesTo(stack, "k2") == 1; }, std::chrono::seconds(10)));
+  EXPECT_EQ(stack.MetricSum("ingress", "katy_page_paused", "page=\"1045\""), 0);
 
   // Pause the responder as a whole: events wait in the stream (lag), then flow.
   ASSERT_EQ(Katyctl(stack, "responder", "pause").status, 0);
@@ -223,6 +230,7 @@ TEST(ControlTest, PromtoolAcceptsEveryServicesMetrics) {
     EXPECT_EQ(checked.status, 0) << service << ": " << checked.output;
     EXPECT_GT(stack.MetricSum(service, "katy_stream_length"), 0) << service;
     EXPECT_EQ(stack.MetricSum(service, "katy_redis_up"), 1) << service;
+    EXPECT_EQ(stack.MetricSum(service, "katy_serving"), 1) << service;
   }
   EXPECT_EQ(stack.MetricSum("ingress", "katy_ingress_events_total"), 1);
   EXPECT_GE(stack.MetricSum("sender", "katy_sender_end_to_end_seconds_count"), 1);

@@ -126,6 +126,7 @@ TEST_F(ResponderHandlerTest, CommitsRepliesConversationAndAckTogether) {
   EXPECT_EQ(replies[0].messaging_type(), "RESPONSE");
   EXPECT_EQ(nlohmann::json::parse(replies[0].message_json())["text"], "echo: hello");
   EXPECT_EQ(replies[0].event_received_at_ms(), 4100);
+  EXPECT_EQ(replies[0].event_timestamp_ms(), 4000);
   EXPECT_EQ(replies[0].user_last_message_ms(), 4000);
   EXPECT_EQ(ConversationField("last_user_ms"), "4000");
   EXPECT_EQ(ConversationField("first_seen_ms"), "4000");

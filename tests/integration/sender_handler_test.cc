@@ -46,6 +46,7 @@ class SenderHandlerTest : public ::testing::Test {
     message.set_message_json(message_json);
     message.set_user_last_message_ms(last_user_ms);
     message.set_event_received_at_ms(now_ - 5);
+    message.set_event_timestamp_ms(now_ - 2000);  // Meta took its time delivering the webhook
     const std::string stream = keys_->OutStream(ShardOf("p1", "u1", 4));
     EXPECT_TRUE(redis::EnsureGroup(client_, stream, KeySpace::kSenderGroup).ok());
     EXPECT_TRUE(redis::XAdd(client_, stream, {{"pb", message.SerializeAsString()}}).ok());
@@ -81,6 +82,9 @@ TEST_F(SenderHandlerTest, DeliversRecordsAndAcknowledges) {
   EXPECT_EQ(Pending(entry.stream), 0);
   auto mark = client_.Command({"GET", keys_->Sent(ShardOf("p1", "u1", 4), "1-0#0")});
   EXPECT_EQ(mark->str, received[0].message_id);
+  // Both latencies: from ingress receipt, and from the webhook's own timestamp.
+  EXPECT_DOUBLE_EQ(metrics_.end_to_end.Collect().histogram.sample_sum, 0.005);
+  EXPECT_DOUBLE_EQ(metrics_.webhook_to_send.Collect().histogram.sample_sum, 2.0);
 }
 
 TEST_F(SenderHandlerTest, LongTextGoesInOrderedPartsWithTypingAndMarkSeen) {
