@@ -3,8 +3,8 @@
 # runs CTest labels, and exits non-zero on any failure.
 #
 #   scripts/test.sh [ctest args]       build/ (g++, warnings are errors): unit, integration,
-#                                      e2e, chaos; then the fuzz targets (build-asan) for a
-#                                      bounded time
+#                                      e2e, chaos, cluster, containers (docker-compose up);
+#                                      then the fuzz targets (build-asan) for a bounded time
 #   scripts/test.sh --sanitize=address build-asan (clang, ASan + UBSan): unit and integration
 #   scripts/test.sh --sanitize=thread  build-tsan (clang, TSan): unit and integration
 #
@@ -20,10 +20,14 @@ if [[ "${1:-}" == --sanitize=* ]]; then
   [[ "$sanitize" == address || "$sanitize" == thread ]] || { echo "test: --sanitize=address or --sanitize=thread" >&2; exit 2; }
 fi
 
-# docker-compose validates the compose file offline (no Docker engine runs here); clang-14
-# builds the fuzzers and the sanitizer variants; prometheus brings promtool, which checks
-# every service's /metrics.
-KATY_EXTRA_PACKAGES="docker-compose clang-14 libclang-rt-14-dev prometheus ${KATY_EXTRA_PACKAGES:-}" scripts/setup.sh
+# docker-compose checks and runs the compose files (podman serves it the Docker API:
+# scripts/podman-docker.sh installs its own packages); clang-14 builds the fuzzers and the
+# sanitizer variants; prometheus brings promtool, which checks every service's /metrics and the
+# alert rules; python3-yaml reads the manifests; kubectl renders deploy/k8s (Debian's
+# kubernetes-client unless a kubectl is already there).
+extra="docker-compose clang-14 libclang-rt-14-dev prometheus python3-yaml"
+command -v kubectl >/dev/null || extra+=" kubernetes-client"
+KATY_EXTRA_PACKAGES="$extra ${KATY_EXTRA_PACKAGES:-}" scripts/setup.sh
 
 # The clang build with ASan + UBSan also carries the libFuzzer targets, so one build serves
 # both the sanitizer run and fuzzing.
@@ -37,7 +41,7 @@ case "$sanitize" in
     KATY_CMAKE_ARGS="-DKATY_WERROR=ON" scripts/build.sh
     build_asan --target katy_fuzzers
     build_dir=build
-    labels=(-L 'unit|integration|e2e|chaos|cluster')
+    labels=(-L 'unit|integration|e2e|chaos|cluster|containers')
     ;;
   address)
     build_asan
