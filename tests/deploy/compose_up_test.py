@@ -229,19 +229,19 @@ def check_every_dashboard_query_returns_data(stack):
     # A query over rates needs the counters to move inside its window: keep traffic flowing
     # (new people, a forged request for the rejection counters) until every query has data.
     queries = list(dashboard_queries())
-    waiting = dict(queries)
+    waiting = set(queries)
     deadline = time.monotonic() + 150
     sent = 0
     while waiting and time.monotonic() < deadline:
         sent += 1
         send_signed_webhook(stack, f"77{sent}", f"m.compose.dash.{sent}", "hello")
         send_forged_webhook(stack)
-        for title, expr in list(waiting.items()):
+        for title, expr in list(waiting):
             if query_has_data(stack, expr):
-                del waiting[title]
+                waiting.discard((title, expr))
         time.sleep(3)
     if waiting:
-        raise TestFailure("dashboard queries without data: " + "; ".join(f"{t}: {e}" for t, e in waiting.items()))
+        raise TestFailure("dashboard queries without data: " + "; ".join(f"{t}: {e}" for t, e in sorted(waiting)))
     log(f"every dashboard query ({len(queries)}) returned data")
 
 

@@ -19,6 +19,7 @@ import yaml  # python3-yaml, installed by scripts/test.sh
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BINARIES = ["katy-ingress", "katy-responder", "katy-sender", "katy-emulator"]
+ENV_EXAMPLE = os.path.join(ROOT, "deploy", "katy.env.example")
 failures = []
 
 
@@ -180,7 +181,7 @@ def check_compose(settings_of):
     config = yaml.safe_load(run(["docker-compose", "-f", "docker-compose.yml", "-f", "docker-compose.override.yml",
                                  "config"]))
     env_file = {}
-    for line in open(os.path.join(ROOT, "deploy", "katy.env.example")):
+    for line in open(ENV_EXAMPLE):
         if re.match(r"^KATY_[A-Z0-9_]+=", line):
             key, value = line.strip().split("=", 1)
             env_file[key] = value
@@ -207,6 +208,11 @@ def check_compose(settings_of):
     check("container_name" not in config["services"]["responder"], "compose responder: container_name blocks --scale")
     check(read_somewhere == set(env_file),
           f"deploy/katy.env.example keys no service reads: {sorted(set(env_file) - read_somewhere)}")
+    # And the other way: every setting is in the example, set or shown commented out.
+    listed = set(env_file) | set(re.findall(r"^# (KATY_[A-Z0-9_]+)=", open(ENV_EXAMPLE).read(), re.M))
+    every_setting = set().union(*(settings.names for settings in settings_of.values()))
+    check(every_setting <= listed, f"settings missing from deploy/katy.env.example: {sorted(every_setting - listed)}")
+    check(listed <= every_setting, f"unknown settings in deploy/katy.env.example: {sorted(listed - every_setting)}")
     print(f"manifests: compose services checked against {len(env_file)} settings of deploy/katy.env.example")
 
 
