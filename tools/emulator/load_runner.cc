@@ -206,6 +206,9 @@ Result<LoadReport> RunLoad(const LoadOptions& options, std::ostream& log) {
       start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.duration_s));
   int64_t sent = 0;
   const int64_t total = static_cast<int64_t>(capacity) - 1;
+  // Message ids unique to this run: ingress rightly drops a mid it has already taken, so a
+  // second run against the same Redis must not reuse the first one's.
+  const std::string mid_prefix = "m_load_" + std::to_string(WallClockMs()) + "_";
   // Open loop: at every moment, send what the rate says should have gone by now.
   while (sent < total) {
     const auto now = Clock::now();
@@ -217,7 +220,7 @@ Result<LoadReport> RunLoad(const LoadOptions& options, std::ostream& log) {
       UserEvent event;
       event.page_id = options.page_id;
       event.psid = user_prefix + std::to_string(user);
-      event.mid = "m_load_" + std::to_string(sent);
+      event.mid = mid_prefix + std::to_string(sent);
       event.timestamp_ms = WallClockMs();
       event.text = "load " + std::to_string(sent);
       tracker.Sent(sent, user, Clock::now());
