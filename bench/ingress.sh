@@ -143,24 +143,6 @@ stop_stack() {
   wait "${stack_pids[@]}" 2>/dev/null || true
 }
 
-# sched_sample LABEL:PID[,PID...] ... -> "LABEL ON_CPU_NS WAIT_NS" per label, summed over every
-# thread of its processes: time run on a core, and time runnable but waiting for one.
-sched_sample() {
-  local group pid task on wait cpu_sum wait_sum
-  for group in "$@"; do
-    cpu_sum=0
-    wait_sum=0
-    for pid in ${group#*:}; do
-      for task in /proc/"$pid"/task/*/schedstat; do
-        read -r on wait _ <"$task" 2>/dev/null || continue
-        cpu_sum=$((cpu_sum + on))
-        wait_sum=$((wait_sum + wait))
-      done
-    done
-    echo "${group%%:*} $cpu_sum $wait_sum"
-  done
-}
-
 # The requests a server has answered so far (both count every request, the benchmark's own
 # few included).
 nginx_answered() { curl -s "http://127.0.0.1:$nginx_port/katy-bench-status" | awk 'NR == 3 {print $3}'; }

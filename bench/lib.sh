@@ -40,3 +40,40 @@ NGINX
   nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
   pids+=($!)
 }
+
+# sched_sample LABEL:PID[,PID...] ... -> "LABEL ON_CPU_NS WAIT_NS" per label, summed over every
+# thread of its processes: time run on a core, and time runnable but waiting for one.
+sched_sample() {
+  local group pid task on wait cpu_sum wait_sum
+  for group in "$@"; do
+    cpu_sum=0
+    wait_sum=0
+    for pid in ${group#*:}; do
+      for task in /proc/"$pid"/task/*/schedstat; do
+        read -r on wait _ <"$task" 2>/dev/null || continue
+        cpu_sum=$((cpu_sum + on))
+        wait_sum=$((wait_sum + wait))
+      done
+    done
+    echo "${group%%:*} $cpu_sum $wait_sum"
+  done
+}
+
+# cpu_sample LABEL:PID[,PID...] ... -> "LABEL CPU_NS" per label: user + system time of the
+# processes, threads that have exited included (unlike sched_sample's per-thread sums), at the
+# clock tick's resolution (10 ms): for windows of seconds. CPU_NS is -1 when a process is gone.
+cpu_sample() {
+  local group pid ticks sum hz
+  hz=$(getconf CLK_TCK)
+  for group in "$@"; do
+    sum=0
+    for pid in ${group#*:}; do
+      # Fields 14 and 15 (utime, stime), counted after the command's closing parenthesis.
+      ticks=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}')
+      [[ -n "$ticks" ]] || { sum=-1; break; }
+      sum=$((sum + ticks))
+    done
+    # -1: a process had exited, so the label has no figure.
+    ((sum < 0)) && echo "${group%%:*} -1" || echo "${group%%:*} $((sum * 1000000000 / hz))"
+  done
+}

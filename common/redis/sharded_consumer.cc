@@ -374,16 +374,28 @@ void ShardedConsumer::Dispatch(std::vector<StreamEntry> entries, int shard, uint
   std::vector<std::string> keys;
   keys.reserve(entries.size());
   for (const auto& entry : entries) keys.push_back(conversation_of_(entry));
-  std::lock_guard lock(mutex_);
-  if (!StillOwned(shard, generation)) return;  // stays pending for whoever owns it now
-  for (size_t i = 0; i < entries.size(); ++i) {
-    Conversation& conversation = conversations_[keys[i]];
-    conversation.items.push_back(Item{std::move(entries[i]), shard, generation, 0});
-    ++in_flight_;
-    // A conversation is in ready_ (or delayed_) exactly when it has items and no worker holds it.
-    if (!conversation.busy && conversation.items.size() == 1) ready_.push_back(keys[i]);
+  int newly_ready = 0;
+  {
+    std::lock_guard lock(mutex_);
+    if (!StillOwned(shard, generation)) return;  // stays pending for whoever owns it now
+    for (size_t i = 0; i < entries.size(); ++i) {
+      Conversation& conversation = conversations_[keys[i]];
+      conversation.items.push_back(Item{std::move(entries[i]), shard, generation, 0});
+      ++in_flight_;
+      // A conversation is in ready_ (or delayed_) exactly when it has items and no worker holds it.
+      if (!conversation.busy && conversation.items.size() == 1) {
+        ready_.push_back(keys[i]);
+        ++newly_ready;
+      }
+    }
   }
-  work_ready_.notify_all();
+  // One worker per conversation made ready: waking them all (64 in a sender) for one entry cost
+  // more CPU in futex and scheduler time than handling the entry (bench/RESULTS.md).
+  if (newly_ready >= options_.workers) {
+    work_ready_.notify_all();
+  } else {
+    for (int i = 0; i < newly_ready; ++i) work_ready_.notify_one();
+  }
 }
 
 Status ShardedConsumer::DeadLetter(Client& client, const Item& item, const std::string& reason) {
@@ -450,24 +462,34 @@ void ShardedConsumer::Reschedule(const std::string& key, const Item& item, const
     const double jitter = std::uniform_real_distribution<double>(0.8, 1.2)(random);
     delay = RetryDelay(item.attempts, options_.max_backoff, jitter, result.wait);
   }
-  delayed_.emplace(std::chrono::steady_clock::now() + delay, key);
-  if (outcomes_ != nullptr)
-    outcomes_->Add({{"role", options_.role}, {"outcome", retry ? "retry" : "wait"}}).Increment();
-  work_ready_.notify_all();
+  const auto scheduled = delayed_.emplace(std::chrono::steady_clock::now() + delay, key);
+  CountOutcome(retry ? "retry" : "wait");
+  // Sleeping workers wake at the earliest delayed time they saw: a new earliest needs one of
+  // them to look again.
+  if (scheduled == delayed_.begin()) work_ready_.notify_one();
 }
 
 void ShardedConsumer::Finish(const std::string& key, const std::string& outcome) {
   Conversation& done = conversations_[key];
   done.items.pop_front();
   --in_flight_;
-  if (outcomes_ != nullptr) outcomes_->Add({{"role", options_.role}, {"outcome", outcome}}).Increment();
+  CountOutcome(outcome);
   if (done.items.empty()) {
     conversations_.erase(key);
   } else {
+    // The conversation's next entry: the worker finishing this one takes it (or another ready
+    // one) as soon as it loops, so no other worker needs waking.
     ready_.push_back(key);
   }
   room_.notify_one();
-  work_ready_.notify_all();
+}
+
+void ShardedConsumer::CountOutcome(const std::string& outcome) {
+  if (outcomes_ == nullptr) return;
+  // Family::Add hashes the labels and locks the family on every call: resolved once per outcome.
+  auto [it, added] = outcome_counters_.try_emplace(outcome, nullptr);
+  if (added) it->second = &outcomes_->Add({{"role", options_.role}, {"outcome", outcome}});
+  it->second->Increment();
 }
 
 void ShardedConsumer::ForgetShard(int shard, uint64_t generation) {
@@ -498,6 +520,9 @@ void ShardedConsumer::WorkerLoop() {
     }
     const std::string key = ready_.front();
     ready_.pop_front();
+    // Taking work: if more is ready, or delayed entries need a worker watching the clock, and
+    // this worker may have been the one woken for that, hand the wake-up on.
+    if (!ready_.empty() || !delayed_.empty()) work_ready_.notify_one();
     Conversation& conversation = conversations_[key];
     if (conversation.items.empty()) {
       conversations_.erase(key);

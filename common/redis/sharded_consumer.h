@@ -148,6 +148,8 @@ class ShardedConsumer {
   void Reschedule(const std::string& key, const Item& item, const HandleResult& result);
   // Under the lock: the conversation's first item is done; its next one (if any) is ready.
   void Finish(const std::string& key, const std::string& outcome);
+  // katy_consumer_entries_total{outcome}.Increment(). Under mutex_.
+  void CountOutcome(const std::string& outcome);
   // Under the lock: a handler found the shard's lease not ours while the lease loop still
   // counts it owned (it may have expired and been taken back in one lease round, say after
   // Redis restarted). What this instance holds of the shard is dropped, left pending, and the
@@ -192,6 +194,7 @@ class ShardedConsumer {
 
   prometheus::Gauge* owned_gauge_ = nullptr;
   prometheus::Family<prometheus::Counter>* outcomes_ = nullptr;
+  std::unordered_map<std::string, prometheus::Counter*> outcome_counters_;  // under mutex_
   prometheus::Counter* trimmed_ = nullptr;
   prometheus::Gauge* paused_gauge_ = nullptr;
 };

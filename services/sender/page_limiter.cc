@@ -59,17 +59,35 @@ PageLimiter::PageLimiter(KeySpace keys, double default_rate, double default_medi
       acquire_(kAcquireLua),
       throttle_(kThrottleLua) {}
 
+Result<PageLimiter::Global> PageLimiter::ReadGlobal(redis::Client& client) const {
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(global_mutex_);
+    if (global_.valid && now - global_.read_at < kGlobalRefresh) return global_;
+  }
+  // A separate key from the page's, so it cannot join the acquire script on a Redis Cluster.
+  auto reply = client.Command({"HMGET", keys_.Rate(kAllPages), "paused", "rate", "media_rate"});
+  if (!reply) return reply.error();
+  if (reply->elements.size() != 3) return Error{ErrorCode::kReply, "unexpected HMGET answer"};
+  Global read{reply->elements[0].str == "1", reply->elements[1].str, reply->elements[2].str, now, true};
+  std::lock_guard lock(global_mutex_);
+  global_ = read;
+  return read;
+}
+
+void PageLimiter::ForgetGlobal() const {
+  std::lock_guard lock(global_mutex_);
+  global_.valid = false;
+}
+
 Result<PageGate> PageLimiter::Acquire(redis::Client& client, const std::string& page, bool media) const {
-  // The global hash (pause-all, default rate) is read in the same round trip; it is a separate
-  // key, so it cannot join the script on a Redis Cluster.
-  const std::string rate_field = media ? "media_rate" : "rate";
-  auto global = client.Command({"HMGET", keys_.Rate(kAllPages), "paused", rate_field});
+  auto global = ReadGlobal(client);
   if (!global) return global.error();
-  if (global->elements.size() == 2 && global->elements[0].str == "1") return PageGate{PageGate::Kind::kPaused, {}};
-  const std::string& global_rate = global->elements.size() == 2 ? global->elements[1].str : "";
-  auto reply =
-      acquire_.Run(client, {keys_.Rate(page)},
-                   {media ? "media_tat" : "tat", rate_field, media ? default_media_rate_ : default_rate_, global_rate});
+  if (global->paused) return PageGate{PageGate::Kind::kPaused, {}};
+  const std::string rate_field = media ? "media_rate" : "rate";
+  auto reply = acquire_.Run(client, {keys_.Rate(page)},
+                            {media ? "media_tat" : "tat", rate_field, media ? default_media_rate_ : default_rate_,
+                             media ? global->media_rate : global->rate});
   if (!reply) return reply.error();
   if (!reply->IsArray() || reply->elements.size() != 2) return Error{ErrorCode::kReply, "unexpected limiter answer"};
   const long long verdict = reply->elements[0].integer;
@@ -88,12 +106,14 @@ Result<bool> PageLimiter::Pause(redis::Client& client, const std::string& page, 
   // HSETNX: of several senders (or workers) hitting the same broken page, one pauses it.
   auto replies = client.Pipeline(
       {{"HSETNX", keys_.Rate(page), "paused", "1"}, {"HSETNX", keys_.Rate(page), "paused_reason", reason}});
+  if (page == kAllPages) ForgetGlobal();
   if (!replies) return replies.error();
   return (*replies)[0].integer == 1;
 }
 
 Status PageLimiter::Resume(redis::Client& client, const std::string& page) const {
   auto reply = client.Command({"HDEL", keys_.Rate(page), "paused", "paused_reason"});
+  if (page == kAllPages) ForgetGlobal();
   if (!reply) return reply.error();
   return Ok{};
 }
@@ -102,6 +122,7 @@ Status PageLimiter::SetRate(redis::Client& client, const std::string& page, doub
   if (!(per_second > 0 && per_second <= 100000))
     return Error{ErrorCode::kInvalid, "rate must be > 0 and at most 100000"};
   auto reply = client.Command({"HSET", keys_.Rate(page), "rate", Number(per_second)});
+  if (page == kAllPages) ForgetGlobal();
   if (!reply) return reply.error();
   return Ok{};
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <mutex>
 #include <string>
 
 #include "common/redis/redis_client.h"
@@ -34,8 +35,11 @@ struct PageGate {
 // The shared per-page limits in Redis (katy:rate:<page>, a hash): GCRA state for messages and
 // for audio/video, the rate and media rate (set at run time; defaults otherwise), a throttle
 // deadline after Meta said 'slow down', and a paused flag. Every sender instance goes through
-// the same hash, so together they stay under the page's limit. katy:rate:* pauses every page.
-// Thread-safe (immutable); the Client passed in is not.
+// the same hash, so together they stay under the page's limit. katy:rate:* pauses every page
+// and holds the default rate: every sender reads it at most every kGlobalRefresh (one Redis
+// round trip saved per message), so an operator's pause-all or default-rate change reaches every
+// sender within that time, and the sender that made it at once. Thread-safe; the Client passed
+// in is not.
 class PageLimiter {
  public:
   PageLimiter(KeySpace keys, double default_rate, double default_media_rate);
@@ -52,13 +56,28 @@ class PageLimiter {
   Status SetRate(redis::Client& client, const std::string& page, double per_second) const;
 
   static constexpr const char* kAllPages = "*";
+  static constexpr std::chrono::milliseconds kGlobalRefresh{250};
 
  private:
+  // katy:rate:* as last read.
+  struct Global {
+    bool paused = false;
+    std::string rate;        // the default rate set at run time ("" when none)
+    std::string media_rate;  // the same for audio/video
+    std::chrono::steady_clock::time_point read_at;
+    bool valid = false;
+  };
+  // katy:rate:*, from Redis when the copy is older than kGlobalRefresh.
+  Result<Global> ReadGlobal(redis::Client& client) const;
+  void ForgetGlobal() const;
+
   KeySpace keys_;
   std::string default_rate_;
   std::string default_media_rate_;
   redis::Script acquire_;
   redis::Script throttle_;
+  mutable std::mutex global_mutex_;
+  mutable Global global_;  // under global_mutex_
 };
 
 }  // namespace katy::sender

@@ -154,5 +154,23 @@ TEST_F(SenderHandlerTest, PermanentErrorsArePoisonTransientOnesRetry) {
   EXPECT_TRUE(emulator_->store().For("u1").empty());
 }
 
+// Every sender keeps katy:rate:* (pause-all, the default rate) for kGlobalRefresh: the one that
+// pauses every page stops at once, another sender within the refresh, and both resume.
+TEST_F(SenderHandlerTest, PausingEveryPageReachesEverySenderWithinTheRefresh) {
+  PageLimiter other(*keys_, 1000, 100);  // another sender instance
+  auto gate = [&](const PageLimiter& limiter) {
+    auto acquired = limiter.Acquire(client_, "p1", false);
+    EXPECT_TRUE(acquired.ok());
+    return acquired ? acquired->kind : PageGate::Kind::kWait;
+  };
+  ASSERT_EQ(gate(other), PageGate::Kind::kGo);  // it has read katy:rate:* now
+  ASSERT_TRUE(limiter_->Pause(client_, PageLimiter::kAllPages, "operator").ok());
+  EXPECT_EQ(gate(*limiter_), PageGate::Kind::kPaused);
+  EXPECT_TRUE(testing::WaitFor([&] { return gate(other) == PageGate::Kind::kPaused; }, std::chrono::seconds(5)));
+  ASSERT_TRUE(limiter_->Resume(client_, PageLimiter::kAllPages).ok());
+  EXPECT_EQ(gate(*limiter_), PageGate::Kind::kGo);
+  EXPECT_TRUE(testing::WaitFor([&] { return gate(other) == PageGate::Kind::kGo; }, std::chrono::seconds(5)));
+}
+
 }  // namespace
 }  // namespace katy::sender
