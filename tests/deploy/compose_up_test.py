@@ -28,6 +28,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import yaml  # python3-yaml, installed by scripts/test.sh
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PROJECT = f"katytest{os.getpid()}"
 RESPONDERS = 3
@@ -195,8 +197,6 @@ def check_prometheus_targets_and_rules(stack):
     healthy = wait_for(f"Prometheus scraping {RESPONDERS} healthy responders", responder_targets, 90, pause_s=2)
     log("Prometheus responder targets: " + ", ".join(t["labels"]["instance"] for t in healthy))
 
-    import yaml  # python3-yaml, installed by scripts/test.sh
-
     with open(os.path.join(ROOT, "deploy", "prometheus", "alerts.yml")) as alerts_file:
         wanted = {rule["alert"] for group in yaml.safe_load(alerts_file)["groups"]
                   for rule in group["rules"] if "alert" in rule}
@@ -248,8 +248,6 @@ def check_every_dashboard_query_returns_data(stack):
 def check_rules_and_keda_query_see_real_series(stack):
     """Every metric an alert, recording rule or the KEDA trigger reads is really scraped, every
     rule evaluates without error, and the KEDA query and the recording rules return data."""
-    import yaml  # python3-yaml, installed by scripts/test.sh
-
     with open(os.path.join(ROOT, "deploy", "prometheus", "alerts.yml")) as alerts_file:
         rules = [rule for group in yaml.safe_load(alerts_file)["groups"] for rule in group["rules"]]
     with open(os.path.join(ROOT, "deploy", "k8s", "keda-scaledobject.yaml")) as keda_file:
