@@ -20,10 +20,10 @@ export KATY_GRAPH_URL="http://127.0.0.1:$load_port/v25.0"
 export KATY_APP_SECRET=bench-secret KATY_PAGE_TOKEN=bench-token KATY_LOG_LEVEL=warn
 export KATY_PAGE_RATE="${KATY_PAGE_RATE:-100000}"
 start_up
+pids+=("$up_pid")  # stopped (like Ctrl-C) on any exit
 ingress="http://$KATY_HTTP_ADDR/webhook"
 
-# The processes up.sh started (its own session) and the sender's count of delivered messages.
-session_pids() { pgrep -s "$up_pid" -f "$1" | tr '\n' ' '; }
+# The sender's count of delivered messages.
 delivered() {
   curl -s "http://$KATY_SENDER_ADMIN_ADDR/metrics" |
     awk '/^katy_sender_sends_total\{.*result="delivered"/ {n += $2} END {print n + 0}'
@@ -33,8 +33,8 @@ delivered() {
   --app-secret "$KATY_APP_SECRET" --users "$users" --rate "$rate" --duration "$seconds" --drain 20 --json \
   >"$work/load.out" &
 load_pid=$!
-groups=("ingress:$(session_pids katy-ingress)" "responder:$(session_pids katy-responder)"
-  "sender:$(session_pids katy-sender)" "redis:$(session_pids redis-server)" "load:$load_pid")
+groups=("ingress:$(up_pids katy-ingress)" "responder:$(up_pids katy-responder)"
+  "sender:$(up_pids katy-sender)" "redis:$(up_pids redis-server)" "load:$load_pid")
 window=$((seconds - 2))
 if ((window > 0)); then
   sleep 1
@@ -47,12 +47,7 @@ fi
 wait "$load_pid"
 cat "$work/load.out"
 if ((window > 0)) && ((n1 > n0)); then
-  awk -v messages=$((n1 - n0)) '
-    NR == FNR {cpu[$1] = $2; next}
-    cpu[$1] < 0 || $2 < 0 { printf "%s gone   ", $1; next }
-    { on = ($2 - cpu[$1]) / 1000 / messages; total += on; printf "%s %.1f   ", $1, on }
-    END {printf "all %.1f µs of CPU per message delivered (%d in the window)\n", total, messages}' \
-    "$work/sched.before" "$work/sched.after"
+  echo "$(cpu_per_message "$work/sched.before" "$work/sched.after" $((n1 - n0))) delivered ($((n1 - n0)) in the window)"
 fi
 stop_up
 rm -rf "$work"

@@ -189,12 +189,7 @@ run_wrk() {
       { on = ($2 - cpu[$1]) / 1000 / requests; waited = ($3 - wait[$1]) / 1000 / requests
         total += on; printf "%s %.1f/%.1f   ", $1, on, waited }
       END {printf "all %.1f", total}' "$work/sched.before" "$work/sched.after" >"$work/cpu"
-    # /proc/stat's cpu line: user nice system idle iowait irq softirq steal (then guest time,
-    # already counted in user). Idle is idle + iowait.
-    paste -d' ' "$work/stat.before" "$work/stat.after" | awk '{
-      half = NF / 2
-      for (k = 2; k <= 9; k++) { d = $(k + half) - $k; total += d; if (k == 5 || k == 6) idle += d }
-      printf "   machine idle %.0f%%", 100 * idle / total}' >>"$work/cpu"
+    echo -n "   $(machine_idle "$work/stat.before" "$work/stat.after")" >>"$work/cpu"
   else
     rate "$(cat "$work/wrk.out")" >"$work/rate"
     echo "(a run under 4 s is too short to sample)" >"$work/cpu"

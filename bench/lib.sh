@@ -13,6 +13,21 @@ wait_for_port() {
   for _ in $(seq 1 100); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done
 }
 
+# up_pids NAME: the processes scripts/up.sh (started by tests/e2e/lib_up.sh's start_up, in its
+# own session) runs whose command line has NAME, on one line.
+up_pids() { pgrep -s "$up_pid" -f "$1" | tr '\n' ' '; }
+
+# start_extra SERVICE: one more katy-SERVICE beside up.sh's, on the same Redis (every other
+# setting from the environment), on ports of its own, logging to $work/SERVICE.PID.log; its pid
+# goes to extra_pids (and pids, so it is stopped on exit).
+extra_pids=()
+start_extra() {
+  KATY_REDIS_URL="redis://127.0.0.1:$KATY_REDIS_PORT/0" KATY_GRPC_ADDR="127.0.0.1:$(free_port)" \
+    KATY_ADMIN_ADDR="127.0.0.1:$(free_port)" "$root/build/bin/katy-$1" >"$work/$1.$BASHPID.$RANDOM.log" 2>&1 &
+  pids+=($!)
+  extra_pids+=($!)
+}
+
 # start_nginx PORT [WORKERS]: nginx answering 200 "EVENT_RECEIVED" to everything on 127.0.0.1:PORT,
 # with keep-alive, but its counters (stub_status) at /katy-bench-status; in the background,
 # stopped on exit. Needs $work.
@@ -76,4 +91,24 @@ cpu_sample() {
     # -1: a process had exited, so the label has no figure.
     ((sum < 0)) && echo "${group%%:*} -1" || echo "${group%%:*} $((sum * 1000000000 / hz))"
   done
+}
+
+# cpu_per_message BEFORE AFTER MESSAGES: from two cpu_sample files, each label's CPU time in µs
+# per message, then the sum ("all").
+cpu_per_message() {
+  awk -v messages="$3" '
+    NR == FNR {cpu[$1] = $2; next}
+    cpu[$1] < 0 || $2 < 0 { printf "%s gone   ", $1; next }
+    { on = ($2 - cpu[$1]) / 1000 / messages; total += on; printf "%s %.1f   ", $1, on }
+    END {printf "all %.1f µs of CPU per message", total}' "$1" "$2"
+}
+
+# machine_idle BEFORE AFTER: the share of the machine's CPU time left idle between two copies
+# of /proc/stat's first line (user nice system idle iowait irq softirq steal, then guest time,
+# already counted in user; idle is idle + iowait).
+machine_idle() {
+  paste -d' ' "$1" "$2" | awk '{
+    half = NF / 2
+    for (k = 2; k <= 9; k++) { d = $(k + half) - $k; total += d; if (k == 5 || k == 6) idle += d }
+    printf "machine idle %.0f%%", 100 * idle / total}'
 }

@@ -507,10 +507,16 @@ void ShardedConsumer::WorkerLoop() {
   EntryHandler handler = make_handler_();
   std::unique_lock lock(mutex_);
   while (true) {
+    // Entries that waited for their time (a reserved rate slot, a retry's backoff) go before
+    // entries merely read, in the order they fell due: behind a saturated instance's queue, a
+    // reserved slot would be used late, and late sends bunch a page's messages past its limit.
     const auto now = std::chrono::steady_clock::now();
-    while (!delayed_.empty() && delayed_.begin()->first <= now) {
-      ready_.push_back(delayed_.begin()->second);
-      delayed_.erase(delayed_.begin());
+    auto due_end = delayed_.upper_bound(now);
+    if (due_end != delayed_.begin()) {
+      std::vector<std::string> due;
+      for (auto it = delayed_.begin(); it != due_end; ++it) due.push_back(it->second);
+      ready_.insert(ready_.begin(), due.begin(), due.end());
+      delayed_.erase(delayed_.begin(), due_end);
     }
     if (workers_stop_) return;
     if (ready_.empty()) {

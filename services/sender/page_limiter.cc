@@ -7,8 +7,9 @@ namespace {
 
 // KEYS[1] the page's hash. ARGV: tat field (tat|media_tat), rate field (rate|media_rate),
 // default rate, the default-rate fallback hash's rate (from katy:rate:*, may be empty).
-// Returns {1, 0} go, {0, wait_ms} wait, {-1, 0} paused. Uses Redis's clock: every sender
-// instance measures time the same way.
+// ARGV[5] how far ahead a slot may be reserved (ms). Returns {1, due_ms} a slot taken, due in
+// due_ms (0: now), {0, wait_ms} none taken: ask again after wait_ms, {-1, 0} paused. Uses
+// Redis's clock: every sender instance measures time the same way.
 constexpr const char* kAcquireLua = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -21,9 +22,11 @@ local interval = 1000 / rate
 local tolerance = interval * math.max(0.5, math.floor(rate * 0.01))
 local tat = tonumber(cfg[4]) or now
 if tat < now then tat = now end
-if tat - now > tolerance then return {0, math.ceil(tat - now - tolerance)} end
+local due = tat - tolerance - now
+local ahead = tonumber(ARGV[5])
+if due > ahead then return {0, math.ceil(due - ahead)} end
 redis.call('HSET', KEYS[1], ARGV[1], tostring(tat + interval))
-return {1, 0}
+return {1, math.max(0, math.ceil(due))}
 )lua";
 
 // KEYS[1] the page's hash. ARGV[1] duration ms. Extends blocked_until, never shortens it.
@@ -42,14 +45,18 @@ std::string Number(double value) {
   return buffer;
 }
 
+// How far ahead Acquire reserves a slot (the script's ARGV[5]).
+const std::string kReserveAheadMs = std::to_string(PageLimiter::kReserveAhead.count());
+
 }  // namespace
 
-GcraResult Gcra(double tat_ms, double now_ms, double rate_per_s) {
+GcraResult Gcra(double tat_ms, double now_ms, double rate_per_s, double reserve_ahead_ms) {
   const double interval = 1000.0 / rate_per_s;
   const double tolerance = interval * std::max(0.5, std::floor(rate_per_s * 0.01));
-  double tat = std::max(tat_ms, now_ms);
-  if (tat - now_ms > tolerance) return {false, tat_ms, tat - now_ms - tolerance};
-  return {true, tat + interval, 0};
+  const double tat = std::max(tat_ms, now_ms);
+  const double due = tat - tolerance - now_ms;
+  if (due > reserve_ahead_ms) return {false, tat_ms, due - reserve_ahead_ms};
+  return {true, tat + interval, std::max(0.0, due)};
 }
 
 PageLimiter::PageLimiter(KeySpace keys, double default_rate, double default_media_rate)
@@ -80,20 +87,49 @@ void PageLimiter::ForgetGlobal() const {
   global_.valid = false;
 }
 
-Result<PageGate> PageLimiter::Acquire(redis::Client& client, const std::string& page, bool media) const {
+Result<PageGate> PageLimiter::Acquire(redis::Client& client, const std::string& page, bool media,
+                                      const std::string& part_key) const {
   auto global = ReadGlobal(client);
   if (!global) return global.error();
+  auto reserved = reservations_.Take(part_key);
   if (global->paused) return PageGate{PageGate::Kind::kPaused, {}};
+  const auto now = SlotReservations::Clock::now();
+  if (reserved) {
+    if (*reserved <= now) return PageGate{};
+    reservations_.Hold(part_key, *reserved);  // woken early: keep it
+    return PageGate{PageGate::Kind::kWait, std::chrono::ceil<std::chrono::milliseconds>(*reserved - now)};
+  }
   const std::string rate_field = media ? "media_rate" : "rate";
   auto reply = acquire_.Run(client, {keys_.Rate(page)},
                             {media ? "media_tat" : "tat", rate_field, media ? default_media_rate_ : default_rate_,
-                             media ? global->media_rate : global->rate});
+                             media ? global->media_rate : global->rate, kReserveAheadMs});
   if (!reply) return reply.error();
   if (!reply->IsArray() || reply->elements.size() != 2) return Error{ErrorCode::kReply, "unexpected limiter answer"};
   const long long verdict = reply->elements[0].integer;
   if (verdict == -1) return PageGate{PageGate::Kind::kPaused, {}};
-  if (verdict == 0) return PageGate{PageGate::Kind::kWait, std::chrono::milliseconds(reply->elements[1].integer)};
-  return PageGate{};
+  const std::chrono::milliseconds wait(reply->elements[1].integer);
+  if (verdict == 1 && wait.count() == 0) return PageGate{};
+  if (verdict == 1) reservations_.Hold(part_key, now + wait);
+  return PageGate{PageGate::Kind::kWait, wait};
+}
+
+void SlotReservations::Hold(const std::string& part_key, Clock::time_point due) {
+  std::lock_guard lock(mutex_);
+  if (due_.size() >= kSweepAbove) {
+    // Parts that never came back for their slot (their shard moved to another sender).
+    const auto stale = Clock::now() - kStale;
+    std::erase_if(due_, [&](const auto& entry) { return entry.second < stale; });
+  }
+  due_[part_key] = due;
+}
+
+std::optional<SlotReservations::Clock::time_point> SlotReservations::Take(const std::string& part_key) {
+  std::lock_guard lock(mutex_);
+  auto found = due_.find(part_key);
+  if (found == due_.end()) return std::nullopt;
+  auto due = found->second;
+  due_.erase(found);
+  return due;
 }
 
 Status PageLimiter::Throttle(redis::Client& client, const std::string& page, std::chrono::milliseconds duration) const {

@@ -155,8 +155,8 @@ Result<SenderHandler::InFlight> SenderHandler::MarkInFlight(redis::Client& clien
 std::optional<redis::HandleResult> SenderHandler::TakeSendSlot(redis::Client& client,
                                                                const katy::v1::OutboundMessage& message,
                                                                const std::string& inflight_key, bool media) {
-  // A slot from the page's shared limit.
-  auto gate = limiter_.Acquire(client, message.page_id(), media);
+  // A slot from the page's shared limit (reserved for this part when due later).
+  auto gate = limiter_.Acquire(client, message.page_id(), media, inflight_key);
   if (!gate) return redis::HandleResult::Retry("redis_" + gate.error().Label());
   if (gate->kind == PageGate::Kind::kPaused) return redis::HandleResult::Wait("page_paused", kPausedRecheck);
   if (gate->kind == PageGate::Kind::kWait) {

@@ -25,6 +25,8 @@ start_up() {
     export "KATY_${service}_ADMIN_ADDR=127.0.0.1:$(free_port)"
   done
   unset KATY_REDIS_URL KATY_RULES
+  # Rules of the caller's own (a benchmark's): KATY_UP_TEST_RULES.
+  [[ -z "${KATY_UP_TEST_RULES:-}" ]] || export KATY_RULES="$KATY_UP_TEST_RULES"
   # A run against a Redis the caller started (a cluster, say): KATY_UP_TEST_REDIS_URL.
   [[ -z "${KATY_UP_TEST_REDIS_URL:-}" ]] || export KATY_REDIS_URL="$KATY_UP_TEST_REDIS_URL"
   # A run against the emulator started by up.sh, unless the caller points Katy elsewhere

@@ -35,12 +35,15 @@ TEST(LoadModeTest, ReportsWhatHappenedIncludingAnInjectedLatency) {
   ASSERT_TRUE(report.is_object());
   std::set<std::string> keys;
   for (const auto& [key, value] : report.items()) keys.insert(key);
-  EXPECT_EQ(keys, (std::set<std::string>{"sent", "received", "lost", "duplicates", "throughput", "p50_ms", "p90_ms",
-                                         "p99_ms", "max_ms"}));
+  EXPECT_EQ(keys, (std::set<std::string>{"sent", "received", "lost", "duplicates", "out_of_order", "throughput",
+                                         "p50_ms", "p90_ms", "p99_ms", "max_ms", "pages"}));
   EXPECT_EQ(report["sent"], 30);
   EXPECT_EQ(report["received"], 30);
   EXPECT_EQ(report["lost"], 0);
   EXPECT_EQ(report["duplicates"], 0);
+  EXPECT_EQ(report["out_of_order"], 0);
+  ASSERT_EQ(report["pages"].size(), 1u);
+  EXPECT_EQ(report["pages"][0]["received"], 30);
   // Every reply waited the injected 300 ms in the Send API, so no percentile can be below it
   // (how far above depends on the machine: measured in bench/, not asserted here).
   EXPECT_GE(report["p50_ms"].get<double>(), 300);
@@ -50,12 +53,18 @@ TEST(LoadModeTest, ReportsWhatHappenedIncludingAnInjectedLatency) {
   EXPECT_GT(report["throughput"].get<double>(), 0);
 
   // A second run against the same Redis: its messages are new ones, not retries of the first
-  // run's (which ingress would rightly drop, and the report would count as lost).
-  auto again = RunLoad(stack, "--users 10 --rate 10 --duration 1 --drain 10");
+  // run's (which ingress would rightly drop, and the report would count as lost). Its users
+  // are spread over two pages, each answered as its own.
+  auto again = RunLoad(stack, "--users 10 --pages 2 --page 7000 --rate 10 --duration 1 --drain 10");
   ASSERT_TRUE(again.is_object());
   EXPECT_EQ(again["sent"], 10);
   EXPECT_EQ(again["received"], 10);
   EXPECT_EQ(again["lost"], 0);
+  ASSERT_EQ(again["pages"].size(), 2u);
+  EXPECT_EQ(again["pages"][0]["page"], "7000");
+  EXPECT_EQ(again["pages"][1]["page"], "7001");
+  EXPECT_EQ(again["pages"][0]["received"], 5);
+  EXPECT_EQ(again["pages"][1]["received"], 5);
 }
 
 TEST(LoadModeTest, RefusesBadArguments) {

@@ -154,12 +154,42 @@ TEST_F(SenderHandlerTest, PermanentErrorsArePoisonTransientOnesRetry) {
   EXPECT_TRUE(emulator_->store().For("u1").empty());
 }
 
+// A busy page's slots are reserved ahead for the parts that ask, each due an interval after
+// the last; a part asking again when its slot is due goes without taking another.
+TEST_F(SenderHandlerTest, AcquireReservesSlotsAheadAndThePartGoesWhenItsSlotIsDue) {
+  PageLimiter limiter(*keys_, 10, 1);  // 100 ms apart, a tolerance of 50 ms
+  auto acquire = [&](const std::string& part) {
+    auto gate = limiter.Acquire(client_, "busy", false, part);
+    EXPECT_TRUE(gate.ok());
+    return gate ? *gate : PageGate{PageGate::Kind::kPaused, {}};
+  };
+  ASSERT_EQ(acquire("part0").kind, PageGate::Kind::kGo);
+  std::vector<std::chrono::milliseconds> due;
+  for (int part = 1; part <= 5; ++part) {
+    auto gate = acquire("part" + std::to_string(part));
+    ASSERT_EQ(gate.kind, PageGate::Kind::kWait);
+    due.push_back(gate.wait);
+  }
+  EXPECT_NEAR(due[0].count(), 50, 10);
+  for (size_t i = 1; i < due.size(); ++i) EXPECT_NEAR((due[i] - due[i - 1]).count(), 100, 10) << i;
+  std::this_thread::sleep_for(due[0] + std::chrono::milliseconds(5));
+  EXPECT_EQ(acquire("part1").kind, PageGate::Kind::kGo);  // its reserved slot
+  auto early = acquire("part2");                          // due in about 100 ms more
+  EXPECT_EQ(early.kind, PageGate::Kind::kWait);
+  EXPECT_GT(early.wait.count(), 50);
+  EXPECT_LE(early.wait.count(), 105);
+  // A new part queues behind the five reserved slots: due 550 ms after the first.
+  auto next = acquire("part6");
+  EXPECT_EQ(next.kind, PageGate::Kind::kWait);
+  EXPECT_NEAR(next.wait.count(), 550 - 55, 20);
+}
+
 // Every sender keeps katy:rate:* (pause-all, the default rate) for kGlobalRefresh: the one that
 // pauses every page stops at once, another sender within the refresh, and both resume.
 TEST_F(SenderHandlerTest, PausingEveryPageReachesEverySenderWithinTheRefresh) {
   PageLimiter other(*keys_, 1000, 100);  // another sender instance
   auto gate = [&](const PageLimiter& limiter) {
-    auto acquired = limiter.Acquire(client_, "p1", false);
+    auto acquired = limiter.Acquire(client_, "p1", false, "part");
     EXPECT_TRUE(acquired.ok());
     return acquired ? acquired->kind : PageGate::Kind::kWait;
   };

@@ -7,6 +7,8 @@ Katy POSTs {"event": {...}, "conversation": {...}} and expects
   POST /weather   answers with the weather for the city in the text ("weather in Paris")
   POST /broken    always answers 500 (Katy retries once, then sends the rule's fallback)
   POST /slow      answers after 3 s (longer than any sensible skill timeout)
+  POST /echo?delay_ms=N   answers "echo: <text>" after N ms: a skill with a known cost, for
+                  bench/scale.sh
 
 Usage: weather_skill.py PORT
 """
@@ -15,6 +17,7 @@ import re
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 
 class Skill(BaseHTTPRequestHandler):
@@ -24,6 +27,10 @@ class Skill(BaseHTTPRequestHandler):
             return self.answer(500, {"error": "the weather station is on fire"})
         if self.path == "/slow":
             time.sleep(3)
+        url = urlsplit(self.path)
+        if url.path == "/echo":
+            time.sleep(int(parse_qs(url.query).get("delay_ms", ["0"])[0]) / 1000)
+            return self.answer(200, {"messages": ["echo: " + body.get("event", {}).get("text", "")]})
         event, conversation = body.get("event", {}), body.get("conversation", {})
         match = re.search(r"weather in (\w+)", event.get("text", ""), re.IGNORECASE)
         city = match.group(1) if match else conversation.get("vars", {}).get("city", "Paris")

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "services/ingress/webhook_parser.h"
@@ -97,13 +99,33 @@ TEST(LoadRunnerTest, PercentilesAndReportJson) {
   EXPECT_EQ(report.max_ms, 100);
   report.sent = 3;
   auto json = nlohmann::json::parse(LoadReportJson(report));
-  EXPECT_EQ(json.size(), 9u);
+  EXPECT_EQ(json.size(), 11u);
   EXPECT_EQ(json["sent"], 3);
+  EXPECT_EQ(json["out_of_order"], 0);
+  EXPECT_TRUE(json["pages"].is_array());
   std::vector<double> one{7};
   LoadReport single;
   FillPercentiles(one, &single);
   EXPECT_EQ(single.p50_ms, 7);
   EXPECT_EQ(single.p99_ms, 7);
+}
+
+TEST(LoadRunnerTest, ReplyRateAndTheBusiestSecond) {
+  // 301 replies 10 ms apart (100/s), then 5 more within 40 ms of the last.
+  std::vector<double> at_ms;
+  for (int i = 0; i <= 300; ++i) at_ms.push_back(1000 + 10.0 * i);
+  for (int i = 1; i <= 5; ++i) at_ms.push_back(4000 + 8.0 * i);
+  std::reverse(at_ms.begin(), at_ms.end());
+  auto figures = ReplyRateFigures("7", at_ms);
+  EXPECT_EQ(figures.page, "7");
+  EXPECT_EQ(figures.received, 306);
+  EXPECT_NEAR(figures.reply_rate, 305 / 3.04, 1e-9);
+  // The window (3040, 4040] ms holds 96 of the even replies (3050..4000) and the 5 late ones.
+  EXPECT_EQ(figures.max_in_1s, 101);
+  std::vector<double> none;
+  EXPECT_EQ(ReplyRateFigures("7", none).max_in_1s, 0);
+  std::vector<double> one{5};
+  EXPECT_EQ(ReplyRateFigures("7", one).reply_rate, 0);
 }
 
 TEST(LoadRunnerTest, ParsesArguments) {
@@ -116,6 +138,11 @@ TEST(LoadRunnerTest, ParsesArguments) {
   EXPECT_FALSE(ParseLoadArgs({"--ingress", "http://x", "--app-secret", "s", "--rate", "fast"}).ok());
   EXPECT_FALSE(ParseLoadArgs({"--ingress", "http://x", "--app-secret", "s", "--users", "0"}).ok());
   EXPECT_FALSE(ParseLoadArgs({"--ingress", "http://x", "--app-secret", "s", "--colour", "red"}).ok());
+  EXPECT_FALSE(ParseLoadArgs({"--ingress", "http://x", "--app-secret", "s", "--users", "2", "--pages", "3"}).ok());
+  EXPECT_FALSE(ParseLoadArgs({"--ingress", "http://x", "--app-secret", "s", "--page", "my-page"}).ok());
+  auto two = ParseLoadArgs({"--ingress", "http://x", "--app-secret", "s", "--pages", "2"});
+  ASSERT_TRUE(two.ok());
+  EXPECT_EQ(two->pages, 2);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <deque>
 
 #include "services/sender/page_limiter.h"
@@ -52,6 +53,37 @@ TEST(GcraTest, SaysHowLongToWait) {
   EXPECT_FALSE(second.allowed);
   EXPECT_DOUBLE_EQ(second.wait_ms, 50);
   EXPECT_TRUE(sender::Gcra(first.new_tat_ms, 1050, 10).allowed);  // 50 ms "late" is absorbed
+}
+
+TEST(GcraTest, ReservesSlotsAheadEachAnIntervalApart) {
+  // 10/s, slots reserved up to 1 s ahead, all asked for at once at 1000 ms: due now, then at
+  // 50 ms (the tolerance of half an interval), 150, ... 950; the 12th is not reserved.
+  double tat = 0;
+  std::vector<double> due;
+  for (int i = 0; i < 11; ++i) {
+    auto slot = sender::Gcra(tat, 1000, 10, 1000);
+    ASSERT_TRUE(slot.allowed) << i;
+    tat = slot.new_tat_ms;
+    due.push_back(1000 + slot.wait_ms);
+  }
+  EXPECT_EQ(due.front(), 1000);
+  EXPECT_EQ(due[1], 1050);
+  EXPECT_EQ(due.back(), 1950);
+  auto refused = sender::Gcra(tat, 1000, 10, 1000);
+  EXPECT_FALSE(refused.allowed);
+  EXPECT_DOUBLE_EQ(refused.wait_ms, 50);  // then the 12th slot, due at 2050, is within reach
+  EXPECT_EQ(refused.new_tat_ms, tat);
+  // Sent at their due times, reserved slots keep the limit like slots taken on time.
+  std::vector<double> sent;
+  tat = 0;
+  for (double now = 0; now < 10000; now += 1) {
+    for (auto slot = sender::Gcra(tat, now, 50, 1000); slot.allowed; slot = sender::Gcra(tat, now, 50, 1000)) {
+      tat = slot.new_tat_ms;
+      sent.push_back(now + slot.wait_ms);
+    }
+  }
+  std::sort(sent.begin(), sent.end());
+  EXPECT_LE(BusiestSecond(sent), 51u);
 }
 
 TEST(TextSplitTest, SplitsAtWordBoundariesWithoutBreakingUtf8) {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -13,6 +14,7 @@
 #include "common/config.h"
 #include "tools/emulator/emulator_server.h"
 #include "tools/emulator/webhook_builder.h"
+#include "tools/emulator/webhook_delivery.h"
 
 namespace katy::emulator {
 namespace {
@@ -35,7 +37,8 @@ int64_t TokenIn(const std::string& text) {
 // The bookkeeping of one run. Thread-safe.
 class Tracker {
  public:
-  Tracker(size_t capacity, int users) : sent_at_(capacity), answered_(capacity, 0), outstanding_(users) {}
+  Tracker(size_t capacity, int users, int pages)
+      : sent_at_(capacity), answered_(capacity, 0), outstanding_(users), reply_ms_(pages), pages_(pages) {}
 
   void Sent(int64_t seq, int user, Clock::time_point at) {
     std::lock_guard lock(mutex_);
@@ -53,6 +56,7 @@ class Tracker {
         ++duplicates_;
         return;
       }
+      if (found != queue.begin()) ++out_of_order_;
       queue.erase(found);
     } else {
       if (queue.empty()) {
@@ -64,6 +68,7 @@ class Tracker {
     }
     answered_[seq] = 1;
     latencies_ms_.push_back(Ms(at - sent_at_[seq]));
+    reply_ms_[user % pages_].push_back(Ms(at.time_since_epoch()));
     last_reply_ = at;
   }
 
@@ -74,18 +79,21 @@ class Tracker {
     return static_cast<int64_t>(latencies_ms_.size());
   }
 
-  LoadReport Report(int64_t sent, Clock::time_point first_send, double send_seconds) {
+  LoadReport Report(int64_t sent, Clock::time_point first_send, double send_seconds,
+                    const std::vector<std::string>& page_ids) {
     std::lock_guard lock(mutex_);
     LoadReport report;
     report.sent = sent - send_failures_;
     report.received = static_cast<int64_t>(latencies_ms_.size());
     report.lost = std::max<int64_t>(0, report.sent - report.received);
     report.duplicates = duplicates_;
+    report.out_of_order = out_of_order_;
     report.send_failures = send_failures_;
     report.send_rate = send_seconds > 0 ? static_cast<double>(sent) / send_seconds : 0;
     const double span = std::chrono::duration<double>(last_reply_ - first_send).count();
     report.throughput = span > 0 ? static_cast<double>(report.received) / span : 0;
     FillPercentiles(latencies_ms_, &report);
+    for (int page = 0; page < pages_; ++page) report.pages.push_back(ReplyRateFigures(page_ids[page], reply_ms_[page]));
     return report;
   }
 
@@ -95,7 +103,10 @@ class Tracker {
   std::vector<char> answered_;
   std::vector<std::deque<int64_t>> outstanding_;  // per user, oldest first
   std::vector<double> latencies_ms_;
+  std::vector<std::vector<double>> reply_ms_;  // per page: when each reply arrived
+  int pages_;
   int64_t duplicates_ = 0;
+  int64_t out_of_order_ = 0;
   std::atomic<int64_t> send_failures_{0};
   Clock::time_point last_reply_{};
 };
@@ -115,17 +126,43 @@ void FillPercentiles(std::vector<double>& samples_ms, LoadReport* report) {
   report->max_ms = samples_ms.back();
 }
 
+PageReplyFigures ReplyRateFigures(const std::string& page, std::vector<double>& reply_ms) {
+  PageReplyFigures figures;
+  figures.page = page;
+  figures.received = static_cast<int64_t>(reply_ms.size());
+  if (reply_ms.empty()) return figures;
+  std::sort(reply_ms.begin(), reply_ms.end());
+  const double span_s = (reply_ms.back() - reply_ms.front()) / 1000;
+  if (span_s > 0) figures.reply_rate = static_cast<double>(reply_ms.size() - 1) / span_s;
+  // Two pointers: for each reply as a window's last, the replies less than 1 s before it.
+  size_t first = 0;
+  for (size_t last = 0; last < reply_ms.size(); ++last) {
+    while (reply_ms[last] - reply_ms[first] >= 1000) ++first;
+    figures.max_in_1s = std::max<int64_t>(figures.max_in_1s, static_cast<int64_t>(last - first + 1));
+  }
+  return figures;
+}
+
 std::string LoadReportJson(const LoadReport& report) {
   auto round2 = [](double value) { return std::round(value * 100) / 100; };
+  nlohmann::json pages = nlohmann::json::array();
+  for (const auto& page : report.pages) {
+    pages.push_back({{"page", page.page},
+                     {"received", page.received},
+                     {"reply_rate", round2(page.reply_rate)},
+                     {"max_in_1s", page.max_in_1s}});
+  }
   nlohmann::json json{{"sent", report.sent},
                       {"received", report.received},
                       {"lost", report.lost},
                       {"duplicates", report.duplicates},
+                      {"out_of_order", report.out_of_order},
                       {"throughput", round2(report.throughput)},
                       {"p50_ms", round2(report.p50_ms)},
                       {"p90_ms", round2(report.p90_ms)},
                       {"p99_ms", round2(report.p99_ms)},
-                      {"max_ms", round2(report.max_ms)}};
+                      {"max_ms", round2(report.max_ms)},
+                      {"pages", std::move(pages)}};
   return json.dump();
 }
 
@@ -150,6 +187,8 @@ Result<LoadOptions> ParseLoadArgs(const std::vector<std::string>& args) {
         options.app_secret = value;
       else if (arg == "--page")
         options.page_id = value;
+      else if (arg == "--pages")
+        options.pages = std::stoi(value);
       else if (arg == "--users")
         options.users = std::stoi(value);
       else if (arg == "--rate")
@@ -170,8 +209,13 @@ Result<LoadOptions> ParseLoadArgs(const std::vector<std::string>& args) {
   }
   if (options.ingress_url.empty()) return Error{ErrorCode::kInvalid, "--ingress URL is required (ingress's /webhook)"};
   if (options.app_secret.empty()) return Error{ErrorCode::kInvalid, "--app-secret (or KATY_APP_SECRET) is required"};
-  if (options.users < 1 || options.rate <= 0 || options.duration_s <= 0 || options.batch < 1) {
-    return Error{ErrorCode::kInvalid, "--users, --rate, --duration and --batch must be above 0"};
+  if (options.users < 1 || options.rate <= 0 || options.duration_s <= 0 || options.batch < 1 || options.pages < 1) {
+    return Error{ErrorCode::kInvalid, "--users, --pages, --rate, --duration and --batch must be above 0"};
+  }
+  if (options.pages > options.users) return Error{ErrorCode::kInvalid, "--pages cannot exceed --users"};
+  if (options.page_id.empty() || options.page_id.find_first_not_of("0123456789") != std::string::npos ||
+      options.page_id.size() > 17) {
+    return Error{ErrorCode::kInvalid, "--page must be a numeric page id"};
   }
   if (!config::ParseHostPort(options.listen)) return Error{ErrorCode::kInvalid, "--listen must be host:port"};
   return options;
@@ -179,7 +223,10 @@ Result<LoadOptions> ParseLoadArgs(const std::vector<std::string>& args) {
 
 Result<LoadReport> RunLoad(const LoadOptions& options, std::ostream& log) {
   const size_t capacity = static_cast<size_t>(options.rate * options.duration_s) + 1;
-  Tracker tracker(capacity, options.users);
+  Tracker tracker(capacity, options.users, options.pages);
+  std::vector<std::string> page_ids;
+  for (int page = 0; page < options.pages; ++page)
+    page_ids.push_back(std::to_string(std::stoll(options.page_id) + page));
   const std::string user_prefix = "load-user-";
 
   EmulatorOptions emulator;
@@ -188,8 +235,6 @@ Result<LoadReport> RunLoad(const LoadOptions& options, std::ostream& log) {
   emulator.ingress_url = options.ingress_url;
   emulator.faults_json = options.faults_json;
   emulator.threads = 8;
-  emulator.webhook_batch = options.batch;
-  emulator.webhook_workers = options.webhook_workers;
   emulator.on_message = [&](const RecordedMessage& message) {
     if (message.message_json.empty() || message.recipient.rfind(user_prefix, 0) != 0) return;
     auto body = nlohmann::json::parse(message.message_json, nullptr, false);
@@ -198,6 +243,13 @@ Result<LoadReport> RunLoad(const LoadOptions& options, std::ostream& log) {
   };
   auto server = EmulatorServer::Start(emulator);
   if (!server) return server.error();
+  // Lanes of one POST at a time each, a user always on the same lane: a user's messages reach
+  // ingress in the order sent (as Meta delivers them), so a reply out of order is the bot's.
+  std::vector<std::unique_ptr<WebhookDelivery>> lanes;
+  for (int lane = 0; lane < options.webhook_workers; ++lane) {
+    lanes.push_back(std::make_unique<WebhookDelivery>(DeliveryOptions{
+        .ingress_url = options.ingress_url, .app_secret = options.app_secret, .max_batch = options.batch}));
+  }
 
   log << "load: " << options.users << " users, " << options.rate << " messages/s for " << options.duration_s << " s -> "
       << options.ingress_url << "; replies on http://" << options.listen << "\n";
@@ -218,13 +270,13 @@ Result<LoadReport> RunLoad(const LoadOptions& options, std::ostream& log) {
     for (; sent < due; ++sent) {
       const int user = static_cast<int>(sent % options.users);
       UserEvent event;
-      event.page_id = options.page_id;
+      event.page_id = page_ids[user % options.pages];
       event.psid = user_prefix + std::to_string(user);
       event.mid = mid_prefix + std::to_string(sent);
       event.timestamp_ms = WallClockMs();
       event.text = "load " + std::to_string(sent);
       tracker.Sent(sent, user, Clock::now());
-      (*server)->webhooks().Enqueue(options.page_id, UserEventItem(event), [&tracker](int status) {
+      lanes[user % lanes.size()]->Enqueue(event.page_id, UserEventItem(event), [&tracker](int status) {
         if (status != 200) tracker.Failed();
       });
     }
@@ -237,8 +289,9 @@ Result<LoadReport> RunLoad(const LoadOptions& options, std::ostream& log) {
       Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.drain_s));
   while (Clock::now() < drain_until && tracker.received() < sent)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  for (auto& lane : lanes) lane->Stop();
   (*server)->Shutdown();
-  return tracker.Report(sent, start, send_seconds);
+  return tracker.Report(sent, start, send_seconds, page_ids);
 }
 
 }  // namespace katy::emulator

@@ -39,7 +39,7 @@ int Load(const std::vector<std::string>& args) {
   if (!options) {
     std::fprintf(stderr,
                  "katy-emulator load: %s\nusage: katy-emulator load --ingress URL [--users N] [--rate R] "
-                 "[--duration S] [--listen HOST:PORT] [--app-secret S] [--batch N] [--drain S] "
+                 "[--duration S] [--pages N] [--page ID] [--listen HOST:PORT] [--app-secret S] [--batch N] [--drain S] "
                  "[--faults JSON] [--json]\n",
                  options.error().message.c_str());
     return 2;
@@ -50,11 +50,16 @@ int Load(const std::vector<std::string>& args) {
     return 1;
   }
   std::printf(
-      "sent %lld (%.0f/s)  received %lld  lost %lld  duplicates %lld  throughput %.1f replies/s\n"
+      "sent %lld (%.0f/s)  received %lld  lost %lld  duplicates %lld  out of order %lld  throughput %.1f replies/s\n"
       "latency p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms\n",
       static_cast<long long>(report->sent), report->send_rate, static_cast<long long>(report->received),
-      static_cast<long long>(report->lost), static_cast<long long>(report->duplicates), report->throughput,
-      report->p50_ms, report->p90_ms, report->p99_ms, report->max_ms);
+      static_cast<long long>(report->lost), static_cast<long long>(report->duplicates),
+      static_cast<long long>(report->out_of_order), report->throughput, report->p50_ms, report->p90_ms, report->p99_ms,
+      report->max_ms);
+  for (const auto& page : report->pages) {
+    std::printf("page %s: %lld replies at %.1f/s, at most %lld in any second\n", page.page.c_str(),
+                static_cast<long long>(page.received), page.reply_rate, static_cast<long long>(page.max_in_1s));
+  }
   if (options->json) std::printf("%s\n", emulator::LoadReportJson(*report).c_str());
   return 0;
 }

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The shared per-page rate limit: three senders on one page limited to RATE messages/s.
+#
+# scripts/up.sh runs the stack with KATY_PAGE_RATE=RATE; two more senders join its one on the
+# same Redis, so the three take slots from the same GCRA state. Two runs of the load generator,
+# which times every reply's arrival at its Send API:
+#   alone      - one page, offered 1.5x its limit for SECONDS: the senders always have a backlog.
+#   saturated  - the same page among 12 (its 11 neighbours raised out of the way with
+#                `katyctl rate`): every page paused (`katyctl pause`) while 4,000 messages/s
+#                for SECONDS/2 are answered and queued, then resumed, so the three senders
+#                start together on a backlog they cannot send as fast as they would (the
+#                neighbours' messages, 11 in 12) while the page's wait for their slots. (With
+#                the senders running during the load, the responder would feed the page only
+#                its share of what it answers, under the limit: a measure of the responder.)
+# For the limited page: the mean reply rate from its first reply to its last (target: within
+# 3% of RATE) and the most replies in any one second, a sliding window (target: at most
+# RATE + 10); machine idle is measured from the resume. Usage: bench/rate.sh [seconds] [rate]
+# (defaults 20, 300)
+set -euo pipefail
+seconds="${1:-20}"
+page_rate="${2:-300}"
+source "$(dirname "$0")/../tests/e2e/lib_up.sh"
+source "$(dirname "$0")/lib.sh"
+page=104560000000001  # the load generator's first page; the saturated run's others follow it
+load_port=$(free_port)
+export KATY_KEEP_META_ENV=1
+export KATY_GRAPH_URL="http://127.0.0.1:$load_port/v25.0"
+export KATY_APP_SECRET=bench-secret KATY_PAGE_TOKEN=bench-token KATY_LOG_LEVEL=warn
+export KATY_PAGE_RATE="$page_rate"
+start_up
+pids+=("$up_pid")  # stopped (like Ctrl-C) on any exit
+start_extra sender
+start_extra sender
+for other in $(seq 1 11); do
+  "$root/build/bin/katyctl" --addr "$KATY_SENDER_GRPC_ADDR" rate $((page + other)) 100000 >/dev/null
+done
+
+# answered: how many events the responder has finished (each queued one reply).
+answered() {
+  curl -s "http://$KATY_RESPONDER_ADMIN_ADDR/metrics" |
+    awk '/^katy_consumer_entries_total\{.*outcome="done"/ {n += $2} END {print n + 0}'
+}
+
+# run LABEL PAGES RATE SECONDS [prefill]: one load run; prints the limited page's figures.
+run() {
+  local label=$1 pages=$2 offered=$3 duration=$4 prefill=${5:-}
+  local expected ctl=("$root/build/bin/katyctl" --addr "$KATY_SENDER_GRPC_ADDR")
+  [[ -z "$prefill" ]] || "${ctl[@]}" pause >/dev/null
+  expected=$(($(answered) + offered * duration))
+  "$root/build/bin/katy-emulator" load --ingress "http://$KATY_HTTP_ADDR/webhook" --listen "127.0.0.1:$load_port" \
+    --users $((100 * pages)) --pages "$pages" --page "$page" --rate "$offered" --duration "$duration" \
+    --drain 300 --json >"$work/load.$label" 2>"$work/load.$label.err" &
+  local load_pid=$!
+  if [[ -n "$prefill" ]]; then
+    for _ in $(seq 1 1200); do (($(answered) >= expected)) && break; sleep 0.1; done
+    (($(answered) >= expected)) || fail "the replies were not all queued ($(answered) of $expected)"
+    "${ctl[@]}" resume >/dev/null
+  fi
+  head -1 /proc/stat >"$work/stat.before"
+  wait "$load_pid" || fail "load run: $(cat "$work/load.$label.err")"
+  head -1 /proc/stat >"$work/stat.after"
+  tail -n 1 "$work/load.$label" | python3 -c '
+import json, sys
+label, limit, idle = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+r = json.load(sys.stdin)
+p = r["pages"][0]
+print("%-10s %8d %10.1f %+8.2f%% %9d %5d %6d %10.0f   %s" % (label, p["received"], p["reply_rate"],
+      100 * (p["reply_rate"] / limit - 1), p["max_in_1s"], r["lost"], r["out_of_order"], r["throughput"], idle))
+' "$label" "$page_rate" "$(machine_idle "$work/stat.before" "$work/stat.after")"
+}
+printf '%-10s %8s %10s %9s %9s %5s %6s %10s   %s\n' run replies "page's /s" "vs limit" "max in 1s" lost "order" \
+  "all /s" "machine"
+run alone 1 $((page_rate * 3 / 2)) "$seconds"
+run saturated 12 4000 $((seconds / 2)) prefill
+kill "${extra_pids[@]}" 2>/dev/null || true
+stop_up
