@@ -44,16 +44,23 @@ answered() {
 # run LABEL PAGES RATE SECONDS [prefill]: one load run; prints the limited page's figures.
 run() {
   local label=$1 pages=$2 offered=$3 duration=$4 prefill=${5:-}
-  local expected ctl=("$root/build/bin/katyctl" --addr "$KATY_SENDER_GRPC_ADDR")
+  local before sent="" ctl=("$root/build/bin/katyctl" --addr "$KATY_SENDER_GRPC_ADDR")
   [[ -z "$prefill" ]] || "${ctl[@]}" pause >/dev/null
-  expected=$(($(answered) + offered * duration))
+  before=$(answered)
+  : >"$work/load.$label.err"  # before the load's own redirection (in its forked shell) creates it
   "$root/build/bin/katy-emulator" load --ingress "http://$KATY_HTTP_ADDR/webhook" --listen "127.0.0.1:$load_port" \
     --users $((100 * pages)) --pages "$pages" --page "$page" --rate "$offered" --duration "$duration" \
     --drain 300 --json >"$work/load.$label" 2>"$work/load.$label.err" &
   local load_pid=$!
   if [[ -n "$prefill" ]]; then
-    for _ in $(seq 1 1200); do (($(answered) >= expected)) && break; sleep 0.1; done
-    (($(answered) >= expected)) || fail "the replies were not all queued ($(answered) of $expected)"
+    # The load says how many it sent ("load: sent N in ..."); all are queued once the
+    # responder has answered that many more.
+    for _ in $(seq 1 1200); do
+      sent=$(awk '/^load: sent/ {print $3}' "$work/load.$label.err")
+      [[ -n "$sent" ]] && (($(answered) >= before + sent)) && break
+      sleep 0.1
+    done
+    [[ -n "$sent" ]] && (($(answered) >= before + sent)) || fail "the replies were not all queued"
     "${ctl[@]}" resume >/dev/null
   fi
   head -1 /proc/stat >"$work/stat.before"

@@ -32,6 +32,7 @@ int Run(int argc, char** argv) {
   if (cfg.appsecret_proof) options.appsecret = cfg.app_secret;
   options.request_timeout = cfg.send_timeout;
   options.retry_max_age = cfg.retry_max_age;
+  options.sent_ttl = cfg.sent_mark_ttl;
   options.typing = cfg.typing;
   options.mark_seen = cfg.mark_seen;
   sender::PageLimiter limiter(keys, cfg.page_rate, cfg.media_rate);

@@ -19,6 +19,8 @@ SenderConfig LoadSenderConfig(int argc, char** argv, config::Settings* settings_
           {"KATY_MEDIA_RATE", "10", "Audio/video messages per second per page (Meta allows 10)"},
           {"KATY_SEND_TIMEOUT_MS", "10000", "Longest one Send API call may take"},
           {"KATY_RETRY_MAX_AGE_S", "3600", "A message failing transiently is dead-lettered once this old"},
+          {"KATY_SENT_MARK_TTL_S", "172800",
+           "How long a delivered message's mark is kept (it stops a reply produced twice from going twice)"},
           {"KATY_TYPING", "0", "Send typing_on before every text reply"},
           {"KATY_MARK_SEEN", "0", "Send mark_seen before the first reply to an event"},
       });
@@ -38,6 +40,7 @@ SenderConfig LoadSenderConfig(int argc, char** argv, config::Settings* settings_
   cfg.media_rate = settings.Double("KATY_MEDIA_RATE", 0.01, 100000);
   cfg.send_timeout = std::chrono::milliseconds(settings.Int("KATY_SEND_TIMEOUT_MS", 100, 600000));
   cfg.retry_max_age = std::chrono::seconds(settings.Int("KATY_RETRY_MAX_AGE_S", 1, 7 * 86400));
+  cfg.sent_mark_ttl = std::chrono::seconds(settings.Int("KATY_SENT_MARK_TTL_S", 3600, 30LL * 86400));
   cfg.typing = settings.Bool("KATY_TYPING");
   cfg.mark_seen = settings.Bool("KATY_MARK_SEEN");
   cfg.consumer = config::LoadConsumerConfig(settings);

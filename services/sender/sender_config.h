@@ -21,6 +21,7 @@ struct SenderConfig {
   double media_rate = 0;                     // KATY_MEDIA_RATE: audio/video messages/s per page
   std::chrono::milliseconds send_timeout{};  // KATY_SEND_TIMEOUT_MS: one Send API call
   std::chrono::seconds retry_max_age{};      // KATY_RETRY_MAX_AGE_S: then "expired"
+  std::chrono::seconds sent_mark_ttl{};      // KATY_SENT_MARK_TTL_S: delivered marks kept
   bool typing = false;                       // KATY_TYPING: typing_on before every text reply
   bool mark_seen = false;                    // KATY_MARK_SEEN: mark_seen before the first reply to an event
 };

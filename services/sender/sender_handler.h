@@ -18,9 +18,12 @@
 namespace katy::sender {
 
 struct SenderOptions {
-  std::string graph_url;                             // base, e.g. https://graph.facebook.com/v25.0
-  std::string appsecret;                             // non-empty: send appsecret_proof with every call
-  std::chrono::seconds sent_ttl{7 * 24 * 3600};      // how long delivered marks are kept
+  std::string graph_url;  // base, e.g. https://graph.facebook.com/v25.0
+  std::string appsecret;  // non-empty: send appsecret_proof with every call
+  // How long delivered marks are kept (KATY_SENT_MARK_TTL_S). A bot reply is never sent more
+  // than 24 h after the user's message (the window), so a mark older than that protects
+  // nothing; each one costs Redis ~150 bytes (bench/RESULTS.md, the backlog).
+  std::chrono::seconds sent_ttl{2 * 24 * 3600};
   std::chrono::hours window{24};                     // Meta's standard messaging window
   std::chrono::milliseconds request_timeout{10000};  // one Send API call, connect to answer
   std::chrono::seconds retry_max_age{3600};          // a message failing transiently is dead-lettered
