@@ -14,12 +14,7 @@ events="${1:-1000000}"
 rate="${2:-20000}"
 source "$(dirname "$0")/../tests/e2e/lib_up.sh"
 source "$(dirname "$0")/lib.sh"
-load_port=$(free_port)
-export KATY_KEEP_META_ENV=1
-export KATY_GRAPH_URL="http://127.0.0.1:$load_port/v25.0"
-export KATY_APP_SECRET=bench-secret KATY_PAGE_TOKEN=bench-token KATY_LOG_LEVEL=warn KATY_PAGE_RATE=100000
-start_up
-pids+=("$up_pid")  # stopped (like Ctrl-C) on any exit
+start_up_for_load
 redis() { redis-cli -p "$KATY_REDIS_PORT" "$@"; }
 used_memory() { redis INFO memory | awk -F: '/^used_memory:/ {printf "%.1f MB", $2 / 1048576}'; }
 # stream_entries KIND: entries in the in or out streams of every shard.

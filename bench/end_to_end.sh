@@ -14,13 +14,7 @@ rate="${2:-500}"
 seconds="${3:-5}"
 source "$(dirname "$0")/../tests/e2e/lib_up.sh"
 source "$(dirname "$0")/lib.sh"
-load_port=$(free_port)
-export KATY_KEEP_META_ENV=1
-export KATY_GRAPH_URL="http://127.0.0.1:$load_port/v25.0"
-export KATY_APP_SECRET=bench-secret KATY_PAGE_TOKEN=bench-token KATY_LOG_LEVEL=warn
-export KATY_PAGE_RATE="${KATY_PAGE_RATE:-100000}"
-start_up
-pids+=("$up_pid")  # stopped (like Ctrl-C) on any exit
+start_up_for_load
 ingress="http://$KATY_HTTP_ADDR/webhook"
 
 # The sender's count of delivered messages.

@@ -13,6 +13,19 @@ wait_for_port() {
   for _ in $(seq 1 100); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done
 }
 
+# start_up_for_load: scripts/up.sh (tests/e2e/lib_up.sh's start_up) with the sender's Send API at
+# a `katy-emulator load` run to come on 127.0.0.1:$load_port, its app secret and token, quiet
+# logs and the page limit out of the way unless KATY_PAGE_RATE says otherwise; up.sh is
+# stopped (like Ctrl-C) on any exit.
+start_up_for_load() {
+  load_port=$(free_port)
+  export KATY_KEEP_META_ENV=1 KATY_GRAPH_URL="http://127.0.0.1:$load_port/v25.0"
+  export KATY_APP_SECRET=bench-secret KATY_PAGE_TOKEN=bench-token KATY_LOG_LEVEL=warn
+  export KATY_PAGE_RATE="${KATY_PAGE_RATE:-100000}"
+  start_up
+  pids+=("$up_pid")
+}
+
 # up_pids NAME: the processes scripts/up.sh (started by tests/e2e/lib_up.sh's start_up, in its
 # own session) runs whose command line has NAME, on one line.
 up_pids() { pgrep -s "$up_pid" -f "$1" | tr '\n' ' '; }

@@ -22,13 +22,7 @@ page_rate="${2:-300}"
 source "$(dirname "$0")/../tests/e2e/lib_up.sh"
 source "$(dirname "$0")/lib.sh"
 page=104560000000001  # the load generator's first page; the saturated run's others follow it
-load_port=$(free_port)
-export KATY_KEEP_META_ENV=1
-export KATY_GRAPH_URL="http://127.0.0.1:$load_port/v25.0"
-export KATY_APP_SECRET=bench-secret KATY_PAGE_TOKEN=bench-token KATY_LOG_LEVEL=warn
-export KATY_PAGE_RATE="$page_rate"
-start_up
-pids+=("$up_pid")  # stopped (like Ctrl-C) on any exit
+KATY_PAGE_RATE="$page_rate" start_up_for_load
 start_extra sender
 start_extra sender
 for other in $(seq 1 11); do

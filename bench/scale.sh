@@ -36,13 +36,8 @@ fallback:
     url: "http://127.0.0.1:$skill_port/echo?delay_ms=$skill_ms"
     timeout_ms: 5000
 RULES
-load_port=$(free_port)
-export KATY_UP_TEST_RULES="$work/rules.yaml" KATY_KEEP_META_ENV=1
-export KATY_GRAPH_URL="http://127.0.0.1:$load_port/v25.0"
-export KATY_APP_SECRET=bench-secret KATY_PAGE_TOKEN=bench-token KATY_LOG_LEVEL=warn
-export KATY_PAGE_RATE=100000 KATY_WORKERS="$workers" KATY_SHARDS="$shards" KATY_LEASE_TTL_MS=2000
-start_up
-pids+=("$up_pid")  # stopped (like Ctrl-C) on any exit
+export KATY_UP_TEST_RULES="$work/rules.yaml" KATY_WORKERS="$workers" KATY_SHARDS="$shards" KATY_LEASE_TTL_MS=2000
+start_up_for_load
 redis_url="redis://127.0.0.1:$KATY_REDIS_PORT/0"
 
 # lease_holders: how many responders hold shard leases, and the most shards one holds.
