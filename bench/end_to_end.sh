@@ -18,10 +18,7 @@ start_up_for_load
 ingress="http://$KATY_HTTP_ADDR/webhook"
 
 # The sender's count of delivered messages.
-delivered() {
-  curl -s "http://$KATY_SENDER_ADMIN_ADDR/metrics" |
-    awk '/^katy_sender_sends_total\{.*result="delivered"/ {n += $2} END {print n + 0}'
-}
+delivered() { metric_sum "$KATY_SENDER_ADMIN_ADDR" '^katy_sender_sends_total[{].*result="delivered"'; }
 
 "$root/build/bin/katy-emulator" load --ingress "$ingress" --listen "127.0.0.1:$load_port" \
   --app-secret "$KATY_APP_SECRET" --users "$users" --rate "$rate" --duration "$seconds" --drain 20 --json \

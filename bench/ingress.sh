@@ -146,10 +146,7 @@ stop_stack() {
 # The requests a server has answered so far (both count every request, the benchmark's own
 # few included).
 nginx_answered() { curl -s "http://127.0.0.1:$nginx_port/katy-bench-status" | awk 'NR == 3 {print $3}'; }
-ingress_answered() {
-  curl -s "http://127.0.0.1:$admin_port/metrics" |
-    awk '/^katy_ingress_requests_total/ {n += $2} END {print n + 0}'
-}
+ingress_answered() { metric_sum "127.0.0.1:$admin_port" '^katy_ingress_requests_total'; }
 
 # run_wrk PORT ANSWERED LABEL:PIDS... -> wrk output. Writes to $work/rate the server's rate in
 # a steady window: from 1 s after every wrk thread runs to 2 s before the load ends, counted by

@@ -26,6 +26,12 @@ start_up_for_load() {
   pids+=("$up_pid")
 }
 
+# metric_sum ADMIN_ADDR PATTERN: the sum of the samples on http://ADMIN_ADDR/metrics whose line
+# matches the awk regular expression PATTERN (name and labels).
+metric_sum() {
+  curl -s "http://$1/metrics" | awk -v pattern="$2" '$0 ~ pattern {n += $2} END {print n + 0}'
+}
+
 # up_pids NAME: the processes scripts/up.sh (started by tests/e2e/lib_up.sh's start_up, in its
 # own session) runs whose command line has NAME, on one line.
 up_pids() { pgrep -s "$up_pid" -f "$1" | tr '\n' ' '; }

@@ -30,10 +30,7 @@ for other in $(seq 1 11); do
 done
 
 # answered: how many events the responder has finished (each queued one reply).
-answered() {
-  curl -s "http://$KATY_RESPONDER_ADMIN_ADDR/metrics" |
-    awk '/^katy_consumer_entries_total\{.*outcome="done"/ {n += $2} END {print n + 0}'
-}
+answered() { metric_sum "$KATY_RESPONDER_ADMIN_ADDR" '^katy_consumer_entries_total[{].*outcome="done"'; }
 
 # run LABEL PAGES RATE SECONDS [prefill]: one load run; prints the limited page's figures.
 run() {

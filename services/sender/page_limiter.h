@@ -19,11 +19,11 @@ namespace katy::sender {
 // time without asking again, so a page with many waiting conversations costs one call per
 // message, not one per waiting conversation per slot (a thundering herd: with 100
 // conversations waiting each slot drew 100 calls, and three senders spent the machine's CPU
-// on a 300/s page). Burst tolerance is 1% of the
-// rate, at least half an interval: a sender that asks a little late does not lose that time
-// (with no tolerance, scheduling delays alone cost ~10% of a 50/s limit), and no 1-second window
-// carries more than rate + 1% + 1 messages (a full interval's tolerance allowed rate + 2, which
-// left no margin for delivery jitter under a 5% cap at 50/s).
+// on a 300/s page). Burst tolerance is 1% of the rate, at least half an interval: a sender
+// that asks a little late does not lose that time (with no tolerance, scheduling delays alone
+// cost ~10% of a 50/s limit), and no 1-second window carries more than rate + 1% + 1 messages
+// (a full interval's tolerance allowed rate + 2, which left no margin for delivery jitter under
+// a 5% cap at 50/s).
 // Pure; the Lua script in page_limiter.cc computes exactly this on Redis's clock.
 struct GcraResult {
   bool allowed;
