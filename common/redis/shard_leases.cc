@@ -63,6 +63,7 @@ void ShardLeases::DropExpired(std::chrono::steady_clock::time_point now) {
 std::set<int> ShardLeases::Tick(const std::function<bool(int)>& may_claim,
                                 const std::function<bool(int)>& may_release) {
   const auto sent = clock_();
+  acquired_.clear();
   // A lease is trusted until ttl minus a margin after the request that set it was sent:
   // Redis may have started its TTL a little later, never earlier.
   const auto validity = config_.ttl - config_.ttl / 10;
@@ -138,6 +139,7 @@ std::set<int> ShardLeases::Tick(const std::function<bool(int)>& may_claim,
   for (size_t i = 0; i < candidates.size(); ++i) {
     if ((*claimed)[i].type == Reply::Type::kStatus) {
       valid_until_[candidates[i]] = claim_sent + validity;
+      acquired_.insert(candidates[i]);
       log::Info("shard lease acquired", {{"shard", candidates[i]}, {"role", config_.role}});
     }
   }

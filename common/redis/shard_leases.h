@@ -42,6 +42,10 @@ class ShardLeases {
   // margin).
   std::set<int> Tick(const std::function<bool(int)>& may_claim = {}, const std::function<bool(int)>& may_release = {});
 
+  // The shards the last Tick() acquired. One may have been owned before that Tick too: its
+  // lease was lost (Redis restarted, say) and taken again in the same round, and meanwhile
+  // another instance may have claimed its pending entries.
+  const std::set<int>& acquired() const { return acquired_; }
   // Until when each owned lease is certainly this instance's (local clock): Redis cannot have
   // expired it earlier.
   const std::map<int, std::chrono::steady_clock::time_point>& valid_until() const { return valid_until_; }
@@ -64,6 +68,7 @@ class ShardLeases {
   LeaseConfig config_;
   Clock clock_;
   std::map<int, std::chrono::steady_clock::time_point> valid_until_;  // owned shard -> local expiry
+  std::set<int> acquired_;
   int live_members_ = 1;
   Script heartbeat_;
   Script renew_;

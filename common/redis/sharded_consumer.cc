@@ -231,7 +231,14 @@ void ShardedConsumer::SyncOwned(const ShardLeases& leases, const std::set<int>& 
   }
   for (int shard : owned) {
     if (releasing_.contains(shard)) continue;
-    if (!owned_.contains(shard)) {
+    // Lost and taken back within the round: another instance may have claimed entries meanwhile.
+    const bool regained = leases.acquired().contains(shard);
+    if (!owned_.contains(shard) || regained) {
+      // A new generation: the shard's pending entries are claimed again, in id order, before
+      // anything new is read. Not while an entry of the old one is in hand (it would be claimed
+      // and handled twice at once); an acquisition already waited for that.
+      auto busy = in_hand_.find(shard);
+      if (!regained && busy != in_hand_.end() && busy->second > 0) continue;
       owned_[shard] = next_generation_++;
       to_claim_.insert(shard);
     }
@@ -269,8 +276,9 @@ void ShardedConsumer::ClaimPending(Client& client, int shard, uint64_t generatio
     if (!claimed) {
       g_read_errors.Write(log::Level::kError, "cannot claim pending entries",
                           {{"stream", stream}, {"error", claimed.error().message}});
+      // The claim may have taken entries all the same: they are claimed again from the start.
       std::lock_guard lock(mutex_);
-      if (StillOwned(shard, generation)) to_claim_.insert(shard);  // try again next round
+      ForgetShard(shard, generation, "cannot claim pending entries");
       return;
     }
     if (!claimed->entries.empty()) {
@@ -348,6 +356,13 @@ void ShardedConsumer::ReadLoop(const std::atomic<bool>& stop) {
     } finished{*this, read_number};
     if (!entries) {
       g_read_errors.Write(log::Level::kError, "cannot read streams", {{"error", entries.error().message}});
+      {
+        // Redis may have given entries to this consumer and gone away before the answer came
+        // back: they sit in its pending list, and reading on with ">" would hand out the
+        // conversations' later entries first (the chaos test saw that after Redis was killed).
+        std::lock_guard lock(mutex_);
+        for (const auto& [stream, owner] : by_stream) ForgetShard(owner.first, owner.second, "a read failed");
+      }
       if (entries.error().message.find("NOGROUP") != std::string::npos) {
         for (const auto& stream : streams) {
           // A failure is retried with the next read.
@@ -492,10 +507,10 @@ void ShardedConsumer::CountOutcome(const std::string& outcome) {
   it->second->Increment();
 }
 
-void ShardedConsumer::ForgetShard(int shard, uint64_t generation) {
+void ShardedConsumer::ForgetShard(int shard, uint64_t generation, std::string_view why) {
   if (!StillOwned(shard, generation)) return;  // already forgotten, or a new generation began
-  log::Warn("shard lease found lost while handling; dropping what is in hand",
-            {{"shard", shard}, {"role", options_.role}});
+  log::Warn("dropping what is queued of a shard, to claim its pending entries again",
+            {{"shard", shard}, {"role", options_.role}, {"why", why}});
   owned_.erase(shard);
   to_claim_.erase(shard);
   valid_until_.erase(shard);
@@ -550,7 +565,7 @@ void ShardedConsumer::WorkerLoop() {
     if (result.kind == HandleResult::Kind::kRetry || result.kind == HandleResult::Kind::kWait) {
       Reschedule(key, item, result);
     } else {
-      if (result.kind == HandleResult::Kind::kAbandon) ForgetShard(item.shard, item.generation);
+      if (result.kind == HandleResult::Kind::kAbandon) ForgetShard(item.shard, item.generation, "lease found lost");
       Finish(key, outcome);  // handled, dead-lettered, or left to the shard's new owner
     }
   }

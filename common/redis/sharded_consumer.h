@@ -9,6 +9,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/config.h"
@@ -150,12 +151,14 @@ class ShardedConsumer {
   void Finish(const std::string& key, const std::string& outcome);
   // katy_consumer_entries_total{outcome}.Increment(). Under mutex_.
   void CountOutcome(const std::string& outcome);
-  // Under the lock: a handler found the shard's lease not ours while the lease loop still
-  // counts it owned (it may have expired and been taken back in one lease round, say after
-  // Redis restarted). What this instance holds of the shard is dropped, left pending, and the
-  // shard counts as not owned until the next lease round confirms it: then it starts a new
-  // generation by claiming the pending entries, the abandoned one first.
-  void ForgetShard(int shard, uint64_t generation);
+  // Under the lock: what this instance knows of the shard's pending entries may be wrong — a
+  // handler found the lease not ours while the lease loop still counts it owned (it may have
+  // expired and been taken back in one lease round, say after Redis restarted), or a read or
+  // claim failed after Redis may have handed entries over. What this instance holds of the
+  // shard is dropped, left pending, and the shard counts as not owned until a lease round
+  // confirms it with no entry of it in hand: then a new generation claims the pending entries
+  // in id order before reading new ones.
+  void ForgetShard(int shard, uint64_t generation, std::string_view why);
   void ClaimPending(Client& client, int shard, uint64_t generation, const std::atomic<bool>& stop);
   void Dispatch(std::vector<StreamEntry> entries, int shard, uint64_t generation);
   bool StillOwned(int shard, uint64_t generation) const;

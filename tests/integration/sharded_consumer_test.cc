@@ -4,6 +4,7 @@
 
 #include <map>
 #include <random>
+#include <sstream>
 #include <thread>
 #include <utility>
 
@@ -229,6 +230,64 @@ TEST_F(ConsumerTest, AnEntryAbandonedForALostLeaseIsNotOvertakenByItsConversatio
       });
   EXPECT_TRUE(abandoned_once);
   EXPECT_EQ(handled, (std::vector<int>{0, 1, 2, 3}));
+}
+
+// Redis can hand entries to a consumer and lose the connection before the answer arrives (it was
+// killed, or the network broke): the entries sit in the consumer's pending list, unseen. Reading
+// on with ">" would hand out the conversation's later entries first, and the lost ones only to
+// the shard's next owner (the chaos test saw n6 sent before n5 after Redis was killed). After a
+// failed read the consumer claims its pending entries again before reading new ones.
+TEST_F(ConsumerTest, EntriesALostReadTookAreHandledBeforeTheirConversationsNextOnes) {
+  Add("u", 0);
+  std::mutex mutex;
+  std::vector<int> handled;
+  ShardedConsumer consumer(
+      testing::TestRedisOptions(), keys_, options_,
+      [&]() -> EntryHandler {
+        return [&](Client& client, const StreamEntry& entry, const Fence&) {
+          std::lock_guard lock(mutex);
+          handled.push_back(std::stoi(*entry.Field("n")));
+          return Ack(client, entry);
+        };
+      },
+      UserOf);
+  std::atomic<bool> stop{false};
+  std::thread thread([&] { consumer.Run(stop); });
+  const auto handled_count = [&] {
+    std::lock_guard lock(mutex);
+    return handled.size();
+  };
+  ASSERT_TRUE(testing::WaitFor([&] { return handled_count() == 1; }, std::chrono::seconds(10)));
+
+  // Break the consumer's blocking read, then do what the lost answer did: give u1 to it.
+  std::string blocked_read;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto clients = client_.Command({"CLIENT", "LIST", "TYPE", "normal"});
+        if (!clients) return false;
+        std::istringstream lines(clients->str);
+        for (std::string line; std::getline(lines, line);) {
+          if (line.find(" cmd=xreadgroup") != std::string::npos && line.find(" flags=b ") != std::string::npos) {
+            blocked_read = line.substr(3, line.find(' ') - 3);  // "id=N ..."
+            return true;
+          }
+        }
+        return false;
+      },
+      std::chrono::seconds(5)));
+  ASSERT_TRUE(client_.Command({"CLIENT", "KILL", "ID", blocked_read}).ok());
+  Add("u", 1);
+  const int shard = ShardOf("p", "u", kShards);
+  ASSERT_EQ(
+      XReadGroup(client_, "g", "consumer-1", {keys_.InStream(shard)}, {">"}, 10, std::chrono::milliseconds(0))->size(),
+      1u);
+  Add("u", 2);
+
+  EXPECT_TRUE(testing::WaitFor([&] { return handled_count() == 3; }, std::chrono::seconds(10)));
+  stop = true;
+  thread.join();
+  EXPECT_EQ(handled, (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(PendingTotal(), 0);
 }
 
 TEST_F(ConsumerTest, PoisonAndExhaustedRetriesAreDeadLetteredWithoutBlocking) {
