@@ -48,6 +48,11 @@ Client::Client(std::chrono::milliseconds timeout, std::chrono::milliseconds conn
 
 Client::~Client() { curl_easy_cleanup(static_cast<CURL*>(curl_)); }
 
+void Client::DropConnections() {
+  curl_easy_cleanup(static_cast<CURL*>(curl_));  // the handle owns its connection cache
+  curl_ = curl_easy_init();
+}
+
 Result<Response> Client::Get(const std::string& url, const std::vector<std::string>& headers) {
   return Request("GET", url, "", headers);
 }
@@ -108,6 +113,22 @@ std::string UrlEncode(const std::string& text) {
       out += '%';
       out += kDigits[c >> 4];
       out += kDigits[c & 0xF];
+    }
+  }
+  return out;
+}
+
+std::string UrlDecode(std::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '+') {
+      out += ' ';
+    } else if (text[i] == '%' && i + 2 < text.size() && std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += text[i];
     }
   }
   return out;

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -34,6 +35,10 @@ class Client {
   Result<Response> Request(const std::string& method, const std::string& url, const std::string& body,
                            const std::vector<std::string>& headers);
 
+  // Closes every kept-alive connection: the next call connects afresh. For a connection whose
+  // answers can no longer be trusted to belong to the request just sent.
+  void DropConnections();
+
   // The whole-request timeout of the next calls (connect timeout unchanged).
   void set_timeout(std::chrono::milliseconds timeout) { timeout_ = timeout; }
 
@@ -45,5 +50,7 @@ class Client {
 
 // Percent-encodes a query-string component.
 std::string UrlEncode(const std::string& text);
+// The reverse, for query strings and form bodies: %XX and '+' (a space); a stray '%' is kept.
+std::string UrlDecode(std::string_view text);
 
 }  // namespace katy::http

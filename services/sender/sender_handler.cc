@@ -37,12 +37,26 @@ constexpr int64_t kInFlightMarkMs = 3600 * 1000;
 
 log::RateLimited g_page_alerts(std::chrono::seconds(10));
 
-std::string MetaMessageId(const std::string& body) {
+// What a 2xx Send API answer says: {"recipient_id": ..., "message_id": ...}.
+struct SendAnswer {
+  std::string recipient_id;
+  std::string message_id;
+};
+
+SendAnswer ReadSendAnswer(const std::string& body) {
+  SendAnswer answer;
   auto json = nlohmann::json::parse(body, nullptr, false);
-  if (json.is_object() && json.contains("message_id") && json["message_id"].is_string()) {
-    return json["message_id"].get<std::string>();
-  }
-  return "";
+  if (!json.is_object()) return answer;
+  if (json.contains("recipient_id") && json["recipient_id"].is_string()) answer.recipient_id = json["recipient_id"];
+  if (json.contains("message_id") && json["message_id"].is_string()) answer.message_id = json["message_id"];
+  return answer;
+}
+
+// Meta's answer names the person it delivered to. An answer naming someone else belongs to
+// another request (a server or proxy that mixed up connections: the chaos test caught the
+// emulator at it), so this message's own outcome is unknown.
+bool AnswersAnotherRecipient(const SendAnswer& answer, const katy::v1::OutboundMessage& message) {
+  return !message.recipient_is_ref() && !answer.recipient_id.empty() && answer.recipient_id != message.recipient_id();
 }
 
 bool IsMedia(const nlohmann::json& message) {
@@ -200,6 +214,15 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
     response.transport_error = answer.error().Label();
   }
   const Classification verdict = Classify(response);
+  const SendAnswer delivered = ReadSendAnswer(response.body);
+  if (verdict.action == SendAction::kDelivered && AnswersAnotherRecipient(delivered, message)) {
+    // The in-flight mark stays: the retry counts a possible duplicate.
+    http_.DropConnections();
+    metrics_.sends.Add({{"result", "crossed_answer"}, {"code", "0"}}).Increment();
+    log::Warn("the Send API answered for another recipient; the connection is dropped and the message retried",
+              {{"id", message.id()}, {"answered_recipient", delivered.recipient_id}});
+    return redis::HandleResult::Retry("crossed_answer");
+  }
   metrics_.sends.Add({{"result", verdict.reason}, {"code", std::to_string(verdict.code)}}).Increment();
   // A definite answer, or no connection at all, means this attempt's outcome is known: the
   // mark has done its job.
@@ -207,7 +230,7 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
   if ((answer && verdict.action != SendAction::kDelivered) || never_sent) {
     LogIfFailed(client.Command({"DEL", inflight_key}), "cannot clear an in-flight mark");
   }
-  if (verdict.action == SendAction::kDelivered) *meta_id = MetaMessageId(response.body);
+  if (verdict.action == SendAction::kDelivered) *meta_id = delivered.message_id;
   return Act(client, message, verdict);
 }
 

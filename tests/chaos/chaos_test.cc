@@ -89,7 +89,10 @@ size_t PossibleDuplicateLines(const testing::KatyStack& stack, const std::string
 TEST(ChaosTest, KillsRestartsAndGraphErrorsLoseNothingAndEveryDuplicateIsCounted) {
   testing::KatyStack stack({kEchoRules,
                             {{"KATY_LEASE_TTL_MS", "1500"},
-                             {"KATY_LOG_LEVEL", "info"},
+                             // Debug: every "delivered" (sender) and "send api accepted"
+                             // (emulator) line, so that a failure can be traced message by
+                             // message (docs/reliability.md).
+                             {"KATY_LOG_LEVEL", "debug"},
                              {"KATY_PAGE_RATE", "2000"},
                              {"KATY_EMULATOR_FAULTS", kSteadyFaults}}});
   ASSERT_TRUE(stack.ready());

@@ -1,6 +1,8 @@
 #include "services/sender/sender_handler.h"
 
 #include <gtest/gtest.h>
+#include <pistache/endpoint.h>
+#include <pistache/http.h>
 
 #include "common/redis/streams.h"
 
@@ -133,6 +135,45 @@ TEST_F(SenderHandlerTest, AnInstanceThatLostTheShardSendsNothing) {
   EXPECT_EQ(Handle(entry).kind, redis::HandleResult::Kind::kAbandon);
   EXPECT_TRUE(emulator_->store().For("u1").empty());
   EXPECT_EQ(ConversationOfMessage(entry), "p1:u1");
+}
+
+// A Send API that answers every call as if for someone else: a server or proxy that mixed up
+// its connections (the emulator did, under Pistache, until it checked for hung-up clients).
+class CrossedSendApi : public Pistache::Http::Handler {
+ public:
+  HTTP_PROTOTYPE(CrossedSendApi)
+  void onRequest(const Pistache::Http::Request&, Pistache::Http::ResponseWriter response) override {
+    response.send(Pistache::Http::Code::Ok, R"({"recipient_id":"someone-else","message_id":"m_not_yours"})");
+  }
+};
+
+// Taking such an answer for this message's would record a delivery Meta never made: the
+// message would be lost. It is retried, with its in-flight mark, as a possible duplicate.
+TEST_F(SenderHandlerTest, AnAnswerForAnotherRecipientIsNotTakenForThisMessagesDelivery) {
+  Pistache::Http::Endpoint crossed(Pistache::Address(Pistache::Ipv4::loopback(), Pistache::Port(0)));
+  crossed.init(Pistache::Http::Endpoint::options().threads(1));
+  crossed.setHandler(Pistache::Http::make_handler<CrossedSendApi>());
+  crossed.serveThreaded();
+  SenderOptions options;
+  options.graph_url = "http://127.0.0.1:" + std::to_string(static_cast<uint16_t>(crossed.getPort())) + "/v25.0";
+  options.request_timeout = std::chrono::milliseconds(1000);
+  SenderHandler confused(*keys_, options, tokens_, *limiter_, metrics_, [this] { return now_; });
+  auto entry = Queue("9-0#0", R"({"text":"mine"})");
+  auto result = confused(client_, entry, fence_);
+  crossed.shutdown();
+  EXPECT_EQ(result.kind, redis::HandleResult::Kind::kRetry);
+  EXPECT_EQ(result.reason, "crossed_answer");
+  const int shard = ShardOf("p1", "u1", 4);
+  EXPECT_EQ(client_.Command({"EXISTS", keys_->Sent(shard, "9-0#0")})->integer, 0);
+  EXPECT_EQ(client_.Command({"EXISTS", keys_->Sent(shard, "9-0#0") + ":inflight"})->integer, 1);
+  EXPECT_EQ(Pending(entry.stream), 1);
+  EXPECT_EQ(metrics_.sends.Add({{"result", "crossed_answer"}, {"code", "0"}}).Value(), 1);
+
+  now_ += 1500;  // past the request timeout: the unknown attempt cannot land any more
+  EXPECT_EQ(Handle(entry).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(emulator_->store().For("u1").size(), 1u);
+  EXPECT_EQ(metrics_.possible_duplicates.Value(), 1);
+  EXPECT_EQ(Pending(entry.stream), 0);
 }
 
 TEST_F(SenderHandlerTest, PermanentErrorsArePoisonTransientOnesRetry) {

@@ -2,7 +2,11 @@
 
 #include <pistache/endpoint.h>
 #include <pistache/http.h>
+#include <pistache/peer.h>
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <chrono>
 #include <future>
 #include <nlohmann/json.hpp>
@@ -63,6 +67,26 @@ constexpr char kBusinessUsageName[] = "X-Business-Use-Case-Usage";
 using AppUsageHeader = http::StringHeader<kAppUsageName>;
 using BusinessUsageHeader = http::StringHeader<kBusinessUsageName>;
 
+// Whether the client of this request has hung up. Pistache 0.0.5 writes a response to the
+// connection's descriptor number after the handler returns; when the client died meanwhile (a
+// killed sender, a slow call under a latency fault), the hang-up may be handled first, the
+// descriptor closed and handed to a new client's connection, which then reads this response
+// as the answer to its own request: the chaos test saw a sender's Send API answers shifted by
+// one, and a message taken for delivered that Meta never got. Meta answers nobody once the
+// client is gone, so neither does the emulator. Called on the connection's own I/O thread,
+// where the descriptor is still this connection's.
+bool ClientGone(Http::ResponseWriter& response) {
+  std::shared_ptr<Tcp::Peer> peer;
+  try {
+    peer = response.peer();
+  } catch (const std::exception&) {
+    return true;  // already disconnected
+  }
+  char byte = 0;
+  const ssize_t n = recv(peer->fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 class EmulatorHandler : public Http::Handler {
  public:
   HTTP_PROTOTYPE(EmulatorHandler)
@@ -84,6 +108,7 @@ class EmulatorHandler : public Http::Handler {
       return;
     }
     Reply reply = Route(request);
+    if (ClientGone(response)) return;
     response.headers().add<Http::Header::ContentType>(MIME(Application, Json));
     if (!reply.usage.app_usage.empty()) {
       response.headers().add<AppUsageHeader>(reply.usage.app_usage);
@@ -206,6 +231,9 @@ class EmulatorHandler : public Http::Handler {
     message.received_at_ms = WallClockMs();
     RecordedMessage stored = store_->Add(std::move(message));
     if (options_->on_message) options_->on_message(stored);
+    // Each accepted message at debug: with the sender's "delivered" lines, who got which id.
+    log::Debug("send api accepted",
+               {{"message_id", stored.message_id}, {"recipient", stored.recipient}, {"message", stored.message_json}});
     Echo(stored);
     json answer{{"recipient_id", send.recipient}};
     if (send.sender_action.empty()) answer["message_id"] = stored.message_id;
