@@ -40,4 +40,10 @@ std::optional<std::string> PageTokens::For(const std::string& page_id) const {
   return std::nullopt;
 }
 
+std::vector<std::string> PageTokens::pages() const {
+  std::vector<std::string> out;
+  for (const auto& [page, token] : per_page_) out.push_back(page);
+  return out;
+}
+
 }  // namespace katy

@@ -3,6 +3,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 
@@ -20,6 +21,9 @@ class PageTokens {
   // The page's token, the default one, or nullopt when neither exists.
   std::optional<std::string> For(const std::string& page_id) const;
   bool empty() const { return default_token_.empty() && per_page_.empty(); }
+  bool has_default() const { return !default_token_.empty(); }
+  // The pages with a token of their own, in id order.
+  std::vector<std::string> pages() const;
 
  private:
   std::string default_token_;

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "common/json_text.h"
+#include "common/utf8.h"
 #include "services/responder/text_normalize.h"
 
 namespace katy::responder {
@@ -29,12 +30,6 @@ struct RulesError {
   int line;
   std::string message;
 };
-
-size_t CodePoints(const std::string& utf8) {
-  size_t n = 0;
-  for (unsigned char c : utf8) n += (c & 0xC0) != 0x80;
-  return n;
-}
 
 int LineOf(const YAML::Node& node) { return node.Mark().line + 1; }
 

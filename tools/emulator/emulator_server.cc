@@ -19,6 +19,7 @@
 #include "common/http/http_client.h"
 #include "common/http/pistache_util.h"
 #include "common/log.h"
+#include "common/page_setup.h"
 #include "tools/emulator/chat_page.h"
 #include "tools/emulator/send_api.h"
 #include "tools/emulator/webhook_builder.h"
@@ -129,6 +130,9 @@ class EmulatorHandler : public Http::Handler {
     if (parts.size() == 3 && parts[0].size() > 1 && parts[0][0] == 'v' && parts[2] == "messenger_profile") {
       return MessengerProfile(parts[1], request);
     }
+    if (parts.size() == 3 && parts[0].size() > 1 && parts[0][0] == 'v' && parts[2] == "subscribed_apps") {
+      return SubscribedApps(parts[1] == "me" ? options_->chat_page_id : parts[1], request);
+    }
     if (path == "/_emulator/messages" && method == Http::Method::Get) {
       json list = json::array();
       for (const auto& message : store_->For(request.query().get("psid").value_or(""))) {
@@ -204,6 +208,44 @@ class EmulatorHandler : public Http::Handler {
     if (auto error = ValidateMessengerProfile(body)) return {error->http_status, error->Body()};
     messenger_profiles_->Merge(page, body);
     return {200, R"({"result":"success"})"};
+  }
+
+  // GET lists the app's subscription ({"data": []} when it has none); POST replaces its fields
+  // with subscribed_fields (comma-separated), each one a Page webhook field Meta knows.
+  Reply SubscribedApps(const std::string& page, const Http::Request& request) {
+    Reply refusal;
+    if (!TokenAccepted(request, &refusal)) return refusal;
+    if (request.method() == Http::Method::Get) {
+      const auto fields = subscriptions_->Get(page);
+      json data = json::array();
+      if (!fields.empty()) {
+        data.push_back({{"category", "Business"},
+                        {"link", "https://katy.example/emulator"},
+                        {"name", "Katy"},
+                        {"id", options_->app_id},
+                        {"subscribed_fields", fields}});
+      }
+      return {200, json{{"data", data}}.dump()};
+    }
+    if (request.method() != Http::Method::Post) return {405, R"({"error":"GET or POST"})"};
+    auto listed = request.query().get("subscribed_fields");
+    if (!listed || listed->empty()) {
+      GraphError error{400, 100, 0, "OAuthException", "(#100) The parameter subscribed_fields is required"};
+      return {400, error.Body()};
+    }
+    std::vector<std::string> fields;
+    std::stringstream list(http::UrlDecode(*listed));
+    for (std::string field; std::getline(list, field, ',');) {
+      if (!IsMessengerWebhookField(field)) {
+        GraphError error{
+            400, 100, 0, "OAuthException",
+            "(#100) Param subscribed_fields[" + std::to_string(fields.size()) + "] must be a Page webhook field"};
+        return {400, error.Body()};
+      }
+      fields.push_back(field);
+    }
+    subscriptions_->Set(page, std::move(fields));
+    return {200, R"({"success":true})"};
   }
 
   Reply SendApi(const std::string& page_in_path, const Http::Request& request) {
@@ -363,6 +405,7 @@ class EmulatorHandler : public Http::Handler {
   std::shared_ptr<FaultInjector> faults_;
   std::shared_ptr<WebhookDelivery> webhooks_;
   std::shared_ptr<MessengerProfiles> messenger_profiles_ = std::make_shared<MessengerProfiles>();
+  std::shared_ptr<PageSubscriptions> subscriptions_ = std::make_shared<PageSubscriptions>();
   std::shared_ptr<const EmulatorOptions> options_;
   std::shared_ptr<std::atomic<uint64_t>> mid_counter_;
 };

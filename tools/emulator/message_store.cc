@@ -75,4 +75,15 @@ void MessengerProfiles::Delete(const std::string& page, const std::vector<std::s
   for (const auto& field : fields) found->second.erase(field);
 }
 
+std::vector<std::string> PageSubscriptions::Get(const std::string& page) const {
+  std::lock_guard lock(mutex_);
+  auto found = fields_.find(page);
+  return found == fields_.end() ? std::vector<std::string>{"messages", "messaging_postbacks"} : found->second;
+}
+
+void PageSubscriptions::Set(const std::string& page, std::vector<std::string> fields) {
+  std::lock_guard lock(mutex_);
+  fields_[page] = std::move(fields);
+}
+
 }  // namespace katy::emulator

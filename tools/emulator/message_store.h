@@ -67,4 +67,17 @@ class MessengerProfiles {
   std::map<std::string, nlohmann::json> profiles_;
 };
 
+// Each page's webhook subscriptions for the app (Graph `/{page}/subscribed_apps`). A page
+// starts with only messages and messaging_postbacks, the way a page set up by hand often is,
+// so that `katyctl subscriptions check` has something to find. Thread-safe.
+class PageSubscriptions {
+ public:
+  std::vector<std::string> Get(const std::string& page) const;
+  void Set(const std::string& page, std::vector<std::string> fields);
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, std::vector<std::string>> fields_;
+};
+
 }  // namespace katy::emulator

@@ -4,16 +4,14 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "common/http/http_client.h"
+#include "common/page_setup.h"
+#include "common/utf8.h"
+
 namespace katy::emulator {
 namespace {
 
 using nlohmann::json;
-
-size_t CodePoints(const std::string& utf8) {
-  size_t n = 0;
-  for (unsigned char c : utf8) n += (c & 0xC0) != 0x80;
-  return n;
-}
 
 GraphError Invalid(std::string message, int subcode = 0) {
   return GraphError{400, 100, subcode, "OAuthException", "(#100) " + std::move(message)};
@@ -77,22 +75,6 @@ std::optional<GraphError> ValidateAttachment(const json& attachment) {
   return Invalid("unknown template_type '" + template_type + "'");
 }
 
-std::string UrlDecode(std::string_view text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '+') {
-      out += ' ';
-    } else if (text[i] == '%' && i + 2 < text.size() && std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
-               std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
-      out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
-      i += 2;
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
-}
-
 int Percent(double used, double limit) {
   if (limit <= 0) return 0;
   return static_cast<int>(std::min(100.0, std::round(used / limit * 100.0)));
@@ -109,8 +91,8 @@ std::string FormToJson(std::string_view form) {
     std::string_view pair = form.substr(start, end - start);
     if (!pair.empty()) {
       size_t eq = pair.find('=');
-      std::string key = UrlDecode(pair.substr(0, eq));
-      std::string value = eq == std::string_view::npos ? "" : UrlDecode(pair.substr(eq + 1));
+      std::string key = http::UrlDecode(pair.substr(0, eq));
+      std::string value = eq == std::string_view::npos ? "" : http::UrlDecode(pair.substr(eq + 1));
       json parsed = json::parse(value, nullptr, false);
       out[key] = parsed.is_object() ? parsed : json(value);
     }
@@ -136,37 +118,7 @@ UsageHeaders MakeUsageHeaders(const std::string& page_id, double calls_last_seco
 }
 
 std::optional<GraphError> ValidateMessengerProfile(const json& body) {
-  if (!body.is_object() || body.empty()) return Invalid("the Messenger Profile needs at least one field");
-  for (const auto& [field, value] : body.items()) {
-    if (field == "get_started") {
-      if (!value.is_object() || !value.contains("payload")) return Invalid("get_started needs a payload");
-    } else if (field == "greeting") {
-      if (!value.is_array() || value.empty()) return Invalid("greeting must be a list of {locale, text}");
-      for (const auto& greeting : value) {
-        if (greeting.value("locale", "").empty() || CodePoints(greeting.value("text", "")) > 160) {
-          return Invalid("each greeting needs a locale and a text of at most 160 characters");
-        }
-      }
-    } else if (field == "persistent_menu") {
-      if (!value.is_array() || value.empty()) return Invalid("persistent_menu must be a list of menus");
-      for (const auto& menu : value) {
-        if (menu.value("locale", "").empty()) return Invalid("each persistent menu needs a locale");
-        const json items = menu.value("call_to_actions", json::array());
-        if (!items.is_array() || items.size() > 20) return Invalid("a persistent menu has at most 20 items");
-      }
-    } else if (field == "ice_breakers") {
-      if (!value.is_array() || value.size() > 4) return Invalid("at most 4 ice breakers");
-    } else if (field == "whitelisted_domains") {
-      if (!value.is_array() || value.size() > 50) return Invalid("at most 50 whitelisted domains");
-      for (const auto& domain : value) {
-        if (!domain.is_string() || domain.get<std::string>().rfind("https://", 0) != 0) {
-          return Invalid("whitelisted domains must be https:// URLs");
-        }
-      }
-    } else {
-      return Invalid("unknown Messenger Profile field '" + field + "'");
-    }
-  }
+  if (auto error = MessengerProfileError(body)) return Invalid(*error);
   return std::nullopt;
 }
 

@@ -11,6 +11,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "katy/v1/control.grpc.pb.h"
 #include "tools/katyctl/katyctl_format.h"
+#include "tools/katyctl/page_setup.h"
 
 namespace katy::ctl {
 namespace {
@@ -20,6 +21,7 @@ struct Options {
   std::string token;
   bool json = false;
   bool all = false;
+  bool dry_run = false;
   double interval_s = 1;
   int count = 0;  // top: frames to show (0: until interrupted)
   int shard = -1;
@@ -272,6 +274,15 @@ std::string Usage() {
   drain                       graceful shutdown of the service, as SIGTERM
   defaults                    every default address, as shell assignments
 
+Page setup, through the Graph API with the page's token (KATY_GRAPH_URL, KATY_PAGE_TOKEN or
+KATY_PAGE_TOKENS_FILE, KATY_APP_SECRET, as for the sender; PAGE may be left out with one page):
+  profile get [PAGE]          the page's Messenger Profile, as YAML
+  profile apply FILE [PAGE] [--dry-run]   set the fields FILE gives (deploy/profile.yaml);
+                              checks Meta's limits first and prints what changes
+  subscriptions check [PAGE]  the webhook fields Katy handles that the page does not send
+                              (exit 1 when any is missing; KATY_APP_ID picks the app)
+  subscriptions fix [PAGE]    subscribe the app to the missing ones
+
 --addr defaults to the service the command is for: )" +
          addresses + R"(; KATY_CTL_ADDR overrides. --token defaults to KATY_CONTROL_TOKEN.
 )";
@@ -296,6 +307,8 @@ int RunKatyctl(const std::vector<std::string>& args, std::ostream& out, std::ost
         options.token = value("--token");
       } else if (arg == "--json") {
         options.json = true;
+      } else if (arg == "--dry-run") {
+        options.dry_run = true;
       } else if (arg == "--all" && (options.words.empty() || options.words[0] != "dlq")) {
         options.all = true;
       } else if (arg == "--interval") {
@@ -323,6 +336,8 @@ int RunKatyctl(const std::vector<std::string>& args, std::ostream& out, std::ost
     PrintDefaults(out);
     return 0;
   }
+  // Page setup talks to the Graph API, not to a Katy service.
+  if (command == "profile" || command == "subscriptions") return RunPageSetup(options.words, options.dry_run, out, err);
   if (options.addr.empty()) options.addr = DefaultAddress(command);
   Session session(options, out, err);
   if (command == "status") return session.Status();

@@ -1,0 +1,164 @@
+// `katyctl profile` and `katyctl subscriptions` against the emulator's Graph API, over real
+// HTTP: what a person setting up a page runs.
+#include <gtest/gtest.h>
+#include <cstdlib>
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "common/http/http_client.h"
+#include "tests/support/test_support.h"
+#include "tools/emulator/emulator_server.h"
+#include "tools/katyctl/katyctl_commands.h"
+#include "tools/katyctl/page_setup.h"
+
+namespace katy::ctl {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kToken = "page-token";
+
+class PageSetupCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    emulator::EmulatorOptions options;
+    options.address = {"127.0.0.1", 0};
+    options.app_secret = "secret";
+    options.ingress_url = "http://127.0.0.1:1/webhook";
+    options.page_token = kToken;
+    auto started = emulator::EmulatorServer::Start(options);
+    ASSERT_TRUE(started.ok());
+    server_ = std::move(*started);
+    graph_ = "http://127.0.0.1:" + std::to_string(server_->port()) + "/v25.0";
+    setenv("KATY_GRAPH_URL", graph_.c_str(), 1);
+    setenv("KATY_PAGE_TOKEN", kToken, 1);
+    unsetenv("KATY_PAGE_TOKENS_FILE");
+    unsetenv("KATY_APP_ID");
+  }
+  void TearDown() override {
+    for (const char* name : {"KATY_GRAPH_URL", "KATY_PAGE_TOKEN", "KATY_PAGE_TOKENS_FILE"}) unsetenv(name);
+  }
+
+  struct Run {
+    int status;
+    std::string out;
+    std::string err;
+  };
+  static Run Katyctl(const std::vector<std::string>& args) {
+    std::ostringstream out;
+    std::ostringstream err;
+    const int status = RunKatyctl(args, out, err);
+    return {status, out.str(), err.str()};
+  }
+
+  // The profile the emulator holds for the token's page.
+  json StoredProfile() {
+    auto got = http_.Get(graph_ + "/me/messenger_profile?access_token=" + std::string(kToken));
+    auto data = json::parse(got->body)["data"];
+    return data.empty() ? json::object() : data[0];
+  }
+
+  std::string WriteFile(const std::string& name, const std::string& text) {
+    std::string path = ::testing::TempDir() + name;
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  std::unique_ptr<emulator::EmulatorServer> server_;
+  std::string graph_;
+  http::Client http_;
+};
+
+std::string DemoProfileText() {
+  std::ifstream file(std::string(KATY_SOURCE_DIR) + "/deploy/profile.yaml");
+  std::stringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+TEST_F(PageSetupCliTest, DryRunShowsTheDiffAndChangesNothingThenApplyAndGetRoundTrip) {
+  const std::string path = WriteFile("profile.yaml", DemoProfileText());
+  const json wanted = *ProfileFromYaml(DemoProfileText());
+
+  Run dry = Katyctl({"profile", "apply", path, "--dry-run"});
+  EXPECT_EQ(dry.status, 0) << dry.err;
+  EXPECT_NE(dry.out.find(R"(+ get_started: {"payload":"GET_STARTED"})"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("dry run: 3 field(s) would change; nothing was changed"), std::string::npos) << dry.out;
+  EXPECT_EQ(StoredProfile(), json::object());
+
+  Run apply = Katyctl({"profile", "apply", path});
+  EXPECT_EQ(apply.status, 0) << apply.err;
+  EXPECT_NE(apply.out.find("applied 3 field(s)"), std::string::npos) << apply.out;
+  EXPECT_EQ(StoredProfile(), wanted);
+
+  Run get = Katyctl({"profile", "get"});
+  ASSERT_EQ(get.status, 0) << get.err;
+  auto read_back = ProfileFromYaml(get.out);
+  ASSERT_TRUE(read_back.ok()) << get.out;
+  EXPECT_EQ(*read_back, wanted);
+
+  Run again = Katyctl({"profile", "apply", path});
+  EXPECT_EQ(again.status, 0);
+  EXPECT_NE(again.out.find("= persistent_menu"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("nothing to change"), std::string::npos) << again.out;
+}
+
+TEST_F(PageSetupCliTest, AProfileBeyondMetasLimitsIsRefusedWithNothingChanged) {
+  std::string items;
+  for (int i = 0; i < 21; ++i)
+    items += "      - { type: postback, title: Item, payload: P" + std::to_string(i) + " }\n";
+  const std::string path =
+      WriteFile("too_big.yaml", "persistent_menu:\n  - locale: default\n    call_to_actions:\n" + items);
+  Run refused = Katyctl({"profile", "apply", path});
+  EXPECT_EQ(refused.status, 1);
+  EXPECT_NE(refused.err.find("persistent_menu[0].call_to_actions: at most 20 items; nothing was changed"),
+            std::string::npos)
+      << refused.err;
+  EXPECT_EQ(StoredProfile(), json::object());
+  EXPECT_EQ(Katyctl({"profile", "apply", WriteFile("bad.yaml", "greeting: [unclosed")}).status, 1);
+  EXPECT_EQ(Katyctl({"profile", "apply"}).status, 2);
+}
+
+TEST_F(PageSetupCliTest, CheckReportsTheMissingSubscriptionsAndFixAddsThem) {
+  Run check = Katyctl({"subscriptions", "check"});
+  EXPECT_EQ(check.status, 1);
+  EXPECT_NE(check.out.find("subscribed: messages, messaging_postbacks"), std::string::npos) << check.out;
+  EXPECT_NE(check.out.find("missing: messaging_optins, message_deliveries"), std::string::npos) << check.out;
+
+  Run fix = Katyctl({"subscriptions", "fix"});
+  EXPECT_EQ(fix.status, 0) << fix.err;
+  auto apps = json::parse(http_.Get(graph_ + "/me/subscribed_apps?access_token=" + std::string(kToken))->body);
+  const auto fields = apps["data"][0]["subscribed_fields"].get<std::vector<std::string>>();
+  EXPECT_TRUE(MissingSubscriptions(fields).empty());
+  EXPECT_EQ(fields.front(), "messages");  // what the page had stays
+
+  Run after = Katyctl({"subscriptions", "check", "1045"});
+  EXPECT_EQ(after.status, 0) << after.out << after.err;
+  EXPECT_NE(after.out.find("missing: (none)"), std::string::npos) << after.out;
+}
+
+TEST_F(PageSetupCliTest, GraphRefusalsAndAmbiguousPagesAreClearErrors) {
+  setenv("KATY_PAGE_TOKEN", "wrong", 1);
+  Run refused = Katyctl({"subscriptions", "check"});
+  EXPECT_EQ(refused.status, 1);
+  EXPECT_NE(refused.err.find("the Graph API refused: Invalid OAuth access token. (code 190)"), std::string::npos)
+      << refused.err;
+  EXPECT_EQ(refused.err.find("wrong"), std::string::npos) << "the token must not be printed";
+
+  unsetenv("KATY_PAGE_TOKEN");
+  const std::string tokens = WriteFile("tokens.json", R"({"1045": "page-token", "2000": "other"})");
+  setenv("KATY_PAGE_TOKENS_FILE", tokens.c_str(), 1);
+  Run ambiguous = Katyctl({"profile", "get"});
+  EXPECT_EQ(ambiguous.status, 2);
+  EXPECT_NE(ambiguous.err.find("several pages are configured: name the PAGE"), std::string::npos) << ambiguous.err;
+  EXPECT_EQ(Katyctl({"profile", "get", "1045"}).status, 0);
+  Run unknown = Katyctl({"profile", "get", "3000"});
+  EXPECT_EQ(unknown.status, 1);
+  EXPECT_NE(unknown.err.find("no page token for page 3000"), std::string::npos) << unknown.err;
+}
+
+}  // namespace
+}  // namespace katy::ctl
