@@ -162,6 +162,7 @@ void ReadKind(const object& item, InboundEvent& event) {
     event.set_kind_key("optin");
     event.set_kind(katy::v1::EVENT_KIND_OPTIN);
     event.set_postback_payload(Str(*it, "payload"));
+    event.mutable_referral()->set_ref(Str(*it, "ref"));  // the Send to Messenger plugin's data-ref
   } else if (auto it = ObjectField(item, "referral")) {
     event.set_kind_key("referral");
     event.set_kind(katy::v1::EVENT_KIND_REFERRAL);

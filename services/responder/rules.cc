@@ -194,6 +194,10 @@ Matcher ParseMatcher(const YAML::Node& node) {
       matcher.postbacks = StringList(value, "postback");
     } else if (key == "quick_reply") {
       matcher.quick_replies = StringList(value, "quick_reply");
+    } else if (key == "ref") {
+      matcher.refs = StringList(value, "ref");
+    } else if (key == "optin") {
+      matcher.optins = StringList(value, "optin");
     } else if (key == "regex") {
       RE2::Options options;
       options.set_log_errors(false);
@@ -340,6 +344,23 @@ std::string MessageJson(const MessageTemplate& message, const std::map<std::stri
   return ToJsonText(out);
 }
 
+// "PROMO*": every non-empty value starting with PROMO; anything else: exactly this value.
+bool AnyPatternMatches(const std::vector<std::string>& patterns, const std::string& value) {
+  if (value.empty()) return false;
+  for (const auto& pattern : patterns) {
+    if (!pattern.empty() && pattern.back() == '*') {
+      if (value.compare(0, pattern.size() - 1, pattern, 0, pattern.size() - 1) == 0) return true;
+    } else if (pattern == value) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool IsReferralOrOptin(const katy::v1::InboundEvent& event) {
+  return event.kind() == katy::v1::EVENT_KIND_REFERRAL || event.kind() == katy::v1::EVENT_KIND_OPTIN;
+}
+
 bool Matches(const Matcher& when, const katy::v1::InboundEvent& event, const Conversation& conversation,
              const std::string& folded_text, std::map<std::string, std::string>* captures) {
   auto one_of = [](const std::vector<std::string>& list, const std::string& value) {
@@ -350,6 +371,14 @@ bool Matches(const Matcher& when, const katy::v1::InboundEvent& event, const Con
     return false;
   }
   if (!when.quick_replies.empty() && !one_of(when.quick_replies, event.quick_reply_payload())) return false;
+  if (!when.refs.empty() && !AnyPatternMatches(when.refs, event.referral().ref())) return false;
+  if (!when.optins.empty() &&
+      (event.kind() != katy::v1::EVENT_KIND_OPTIN || (!AnyPatternMatches(when.optins, event.postback_payload()) &&
+                                                      !AnyPatternMatches(when.optins, event.referral().ref())))) {
+    return false;
+  }
+  // A referral or an opt-in alone is answered only by a rule written for it.
+  if (IsReferralOrOptin(event) && when.refs.empty() && when.optins.empty()) return false;
   if (when.state && conversation.state != *when.state) return false;
   if (when.first_contact && conversation.first_contact != *when.first_contact) return false;
   if (!when.attachment.empty()) {
@@ -380,6 +409,7 @@ bool Matches(const Matcher& when, const katy::v1::InboundEvent& event, const Con
 std::map<std::string, std::string> Values(const katy::v1::InboundEvent& event, const Conversation& conversation,
                                           std::map<std::string, std::string> values) {
   values.emplace("text", event.text());
+  values.emplace("ref", event.referral().ref());
   values.emplace("first_name", conversation.first_name.empty() ? "there" : conversation.first_name);
   for (const auto& [name, value] : conversation.vars) values.emplace(name, value);
   return values;
@@ -489,13 +519,16 @@ Result<RuleSet> LoadRulesFile(const std::string& path) {
 
 const Rule* FindRule(const RuleSet& rules, const katy::v1::InboundEvent& event, const Conversation& conversation,
                      std::map<std::string, std::string>* captures) {
-  if (!IsReplyable(event)) return nullptr;
+  const bool referral_or_optin = IsReferralOrOptin(event) && !event.standby() && !event.user_id().empty();
+  if (!IsReplyable(event) && !referral_or_optin) return nullptr;
   const std::string folded = FoldForMatching(event.text());
   for (const auto& rule : rules.rules) {
     captures->clear();
     if (Matches(rule.when, event, conversation, folded, captures)) return &rule;
   }
   captures->clear();
+  // "Sorry, I did not understand" is no answer to a link followed or a box ticked.
+  if (IsReferralOrOptin(event)) return nullptr;
   return rules.fallback ? &*rules.fallback : nullptr;
 }
 

@@ -52,10 +52,15 @@ struct Matcher {
   std::vector<std::string> keywords;       // folded; any one of them, as a whole word
   std::vector<std::string> postbacks;      // postback payload, exactly one of these
   std::vector<std::string> quick_replies;  // quick-reply payload, exactly one of these
-  std::shared_ptr<re2::RE2> regex;         // partial match on the text; named groups are captures
-  std::string attachment;                  // an attachment of this type
-  std::optional<std::string> state;        // the conversation's state ("" = no state)
-  std::optional<bool> first_contact;       // the user's first event ever
+  // The referral's ref (an m.me link, an ad, the chat plugin; on a message, a postback or a
+  // referral event), one of these; "PROMO*" is every ref that starts with PROMO.
+  std::vector<std::string> refs;
+  // An opt-in whose payload or ref is one of these (the same patterns).
+  std::vector<std::string> optins;
+  std::shared_ptr<re2::RE2> regex;    // partial match on the text; named groups are captures
+  std::string attachment;             // an attachment of this type
+  std::optional<std::string> state;   // the conversation's state ("" = no state)
+  std::optional<bool> first_contact;  // the user's first event ever
 };
 
 struct Rule {
@@ -101,9 +106,9 @@ Result<RuleSet> ParseRules(const std::string& yaml_text, const std::string& file
 // Reads and parses a file.
 Result<RuleSet> LoadRulesFile(const std::string& path);
 
-// The rule that answers an event: the first whose matcher holds, else the fallback; null when
-// none does or the event must not be answered (echoes, deliveries, reads, standby, page-level
-// events). Fills `captures` with the regex's named groups. Pure, thread-safe.
+// The rule that answers an event: the first whose matcher holds, else the fallback (never for
+// a referral or an opt-in); null when none does or the event must not be answered (echoes,
+// deliveries, reads, standby, page-level events). Fills `captures` with the regex's named groups. Pure, thread-safe.
 const Rule* FindRule(const RuleSet& rules, const katy::v1::InboundEvent& event, const Conversation& conversation,
                      std::map<std::string, std::string>* captures);
 
@@ -121,7 +126,9 @@ std::vector<std::string> RenderMessages(const std::vector<MessageTemplate>& temp
                                         const katy::v1::InboundEvent& event, const Conversation& conversation,
                                         const std::function<size_t(size_t)>& pick);
 
-// True for events that may be answered at all.
+// True for the events a person sends, which open the messaging window and which any rule
+// (the fallback too) may answer: messages and postbacks. Referrals and opt-ins are answered
+// only by rules with a `ref` or `optin` condition, within the window of the last message.
 bool IsReplyable(const katy::v1::InboundEvent& event);
 
 // Fills {{name}} placeholders: regex captures first, then text and first_name, then variables.

@@ -23,6 +23,11 @@ std::string SkillRequestBody(const katy::v1::InboundEvent& event, const Conversa
               {"postback_payload", event.postback_payload()},
               {"quick_reply_payload", event.quick_reply_payload()},
               {"attachments", attachments},
+              {"referral",
+               {{"ref", event.referral().ref()},
+                {"source", event.referral().source()},
+                {"type", event.referral().type()},
+                {"ad_id", event.referral().ad_id()}}},
               {"timestamp", event.timestamp_ms()}}},
             {"conversation",
              {{"state", conversation.state}, {"vars", conversation.vars}, {"first_name", conversation.first_name}}}};

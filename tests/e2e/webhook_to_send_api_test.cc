@@ -94,6 +94,37 @@ TEST(EndToEndTest, RulesReloadOnSighupAndABrokenFileIsRefused) {
   EXPECT_TRUE(stack.process("responder").Running());
 }
 
+// An m.me link with ?ref= brings a person back to the thread: the referral reaches the rule
+// written for it, with {{ref}}; a ref no rule asks for gets no answer (not the fallback).
+TEST(EndToEndTest, AReferralRoutesToItsRule) {
+  testing::KatyStack stack({R"(
+rules:
+  - when: { ref: "PROMO*" }
+    reply: "Welcome back from {{ref}}!"
+fallback:
+  reply: "echo: {{text}}"
+)",
+                            {}});
+  ASSERT_TRUE(stack.ready());
+  http::Client http;
+  const std::string say = stack.emulator_url() + "/_emulator/say";
+  ASSERT_EQ(http.Post(say, R"({"page":"1045","psid":"r1","ref":"SPRING"})")->status, 200);
+  ASSERT_EQ(http.Post(say, R"({"page":"1045","psid":"r1","ref":"PROMO_SUMMER"})")->status, 200);
+  ASSERT_EQ(http.Post(say, R"({"page":"1045","psid":"r1","text":"bye"})")->status, 200);
+  nlohmann::json replies;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        replies = Replies(http, stack.emulator_url(), "r1");
+        return replies.size() >= 2;
+      },
+      std::chrono::seconds(15)))
+      << "logs in " << stack.dir();
+  // In order, and nothing for SPRING: the conversation's replies are one after another.
+  EXPECT_EQ(replies[0]["message"]["text"], "Welcome back from PROMO_SUMMER!");
+  EXPECT_EQ(replies[1]["message"]["text"], "echo: bye");
+  EXPECT_EQ(replies.size(), 2u);
+}
+
 TEST(EndToEndTest, EchoesAndReceiptsReachKatyButGetNoReply) {
   testing::KatyStack stack({kRules, {{"KATY_EMULATOR_ECHOES", "1"}, {"KATY_EMULATOR_WEBHOOK_BATCH", "20"}}});
   ASSERT_TRUE(stack.ready());

@@ -300,6 +300,57 @@ TEST(RulesTest, TemplateAndSkillLoadErrors) {
             std::string::npos);
 }
 
+// Referrals (m.me links, ads, the chat plugin) and opt-ins reach the rules written for them,
+// with {{ref}}; never the fallback, and never a rule that does not ask for them.
+TEST(RulesTest, ReferralsAndOptinsReachOnlyTheRulesWrittenForThem) {
+  const RuleSet rules = MustParse(R"(
+rules:
+  - name: promo
+    when: { ref: "PROMO*" }
+    reply: "Welcome, you came from {{ref}}!"
+  - name: newsletter
+    when: { optin: [NEWSLETTER, DEALS] }
+    reply: "You are subscribed."
+  - name: anyone
+    when: { state: ~ }
+    reply: "Hi"
+fallback:
+  reply: "Sorry?"
+)");
+  auto event = [](katy::v1::EventKind kind, const std::string& ref) {
+    InboundEvent out;
+    out.set_kind(kind);
+    out.set_user_id("u");
+    out.mutable_referral()->set_ref(ref);
+    return out;
+  };
+  Decision promo = Decide(rules, event(katy::v1::EVENT_KIND_REFERRAL, "PROMO_SUMMER"), {}, First);
+  EXPECT_EQ(promo.rule, "promo");
+  EXPECT_EQ(TextOf(promo.messages.at(0)), "Welcome, you came from PROMO_SUMMER!");
+  // A new user's Get Started through the link carries the ref on the postback.
+  InboundEvent started = event(katy::v1::EVENT_KIND_POSTBACK, "PROMO1");
+  started.set_postback_payload("GET_STARTED");
+  EXPECT_EQ(Decide(rules, started, {}, First).rule, "promo");
+  // Another ref, or an opt-in for something else: no rule wrote for it, and no fallback.
+  EXPECT_EQ(Decide(rules, event(katy::v1::EVENT_KIND_REFERRAL, "SPRING"), {}, First).rule, "");
+  EXPECT_EQ(Decide(rules, event(katy::v1::EVENT_KIND_OPTIN, "OTHER"), {}, First).rule, "");
+  // The Send to Messenger plugin's data-ref, or a marketing opt-in's payload.
+  EXPECT_EQ(Decide(rules, event(katy::v1::EVENT_KIND_OPTIN, "NEWSLETTER"), {}, First).rule, "newsletter");
+  InboundEvent marketing = event(katy::v1::EVENT_KIND_OPTIN, "");
+  marketing.set_postback_payload("DEALS");
+  EXPECT_EQ(Decide(rules, marketing, {}, First).rule, "newsletter");
+  // "PROMO*" takes PROMO itself too; an empty ref never matches a pattern.
+  EXPECT_EQ(Decide(rules, event(katy::v1::EVENT_KIND_REFERRAL, "PROMO"), {}, First).rule, "promo");
+  InboundEvent plain;
+  plain.set_kind(katy::v1::EVENT_KIND_MESSAGE);
+  plain.set_user_id("u");
+  plain.set_text("hello");
+  EXPECT_EQ(Decide(rules, plain, {}, First).rule, "anyone");
+  InboundEvent standby = event(katy::v1::EVENT_KIND_REFERRAL, "PROMO_X");
+  standby.set_standby(true);
+  EXPECT_EQ(Decide(rules, standby, {}, First).rule, "");
+}
+
 TEST(RulesTest, TheDemoBotLoadsAndHolds) {
   auto loaded = LoadRulesFile(std::string(KATY_SOURCE_DIR) + "/deploy/rules/katy.yaml");
   ASSERT_TRUE(loaded.ok()) << loaded.error().message;

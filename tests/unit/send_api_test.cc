@@ -62,7 +62,7 @@ TEST(SendApiTest, RejectsLikeMeta) {
 }
 
 TEST(WebhookBuilderTest, BuildsMetaWireFormThatIngressParses) {
-  UserEvent event{"1045", "7100", "m_1", 1700000000000, "Ça va? https://x.y", "", "", ""};
+  UserEvent event{"1045", "7100", "m_1", 1700000000000, "Ça va? https://x.y", "", "", "", ""};
   std::string body = BuildWebhookBody(event);
   EXPECT_NE(body.find("\\u00c7a va? https:\\/\\/x.y"), std::string::npos) << body;
   auto events = ingress::ParseWebhook(body, 0);
@@ -73,10 +73,17 @@ TEST(WebhookBuilderTest, BuildsMetaWireFormThatIngressParses) {
   EXPECT_EQ((*events)[0].page_id(), "1045");
   EXPECT_EQ(SignBody("s", body).rfind("sha256=", 0), 0u);
 
-  UserEvent postback{"1045", "7100", "m_2", 1, "", "", "GET_STARTED", "Get Started"};
+  UserEvent postback{"1045", "7100", "m_2", 1, "", "", "GET_STARTED", "Get Started", "PROMO"};
   auto parsed = ingress::ParseWebhook(BuildWebhookBody(postback), 0);
   ASSERT_TRUE(parsed.ok());
   EXPECT_EQ((*parsed)[0].postback_payload(), "GET_STARTED");
+  EXPECT_EQ((*parsed)[0].referral().ref(), "PROMO");  // a new thread opened through an m.me link
+
+  UserEvent referral{"1045", "7100", "m_3", 2, "", "", "", "", "PROMO_SUMMER"};
+  parsed = ingress::ParseWebhook(BuildWebhookBody(referral), 0);
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ((*parsed)[0].kind(), katy::v1::EVENT_KIND_REFERRAL);
+  EXPECT_EQ((*parsed)[0].referral().source(), "SHORTLINK");
 }
 
 }  // namespace

@@ -46,6 +46,19 @@ TEST(WebhookParserTest, QuickReplyPayload) {
   EXPECT_EQ(events[0].text(), "Weather");
 }
 
+TEST(WebhookParserTest, ReferralAndOptinKeepTheirRef) {
+  auto referral = Parse("referral.json");
+  ASSERT_EQ(referral.size(), 1u);
+  EXPECT_EQ(referral[0].kind(), katy::v1::EVENT_KIND_REFERRAL);
+  EXPECT_EQ(referral[0].referral().ref(), "PROMO_SUMMER");
+  EXPECT_EQ(referral[0].referral().source(), "SHORTLINK");
+  auto optin = Parse("optin.json");
+  ASSERT_EQ(optin.size(), 1u);
+  EXPECT_EQ(optin[0].kind(), katy::v1::EVENT_KIND_OPTIN);
+  EXPECT_EQ(optin[0].referral().ref(), "NEWSLETTER");
+  EXPECT_EQ(optin[0].user_id(), "7100000000000001");
+}
+
 TEST(WebhookParserTest, PostbackWithReferral) {
   auto events = Parse("postback_get_started.json");
   ASSERT_EQ(events.size(), 1u);
@@ -178,7 +191,8 @@ TEST(WebhookParserTest, EveryFixtureParsesAndIsCovered) {
                                          "batched.json",           "echo.json",         "delivery_read.json",
                                          "reaction.json",          "standby.json",      "policy_enforcement.json",
                                          "unicode_escaped.json",   "attachments.json",  "user_ref.json",
-                                         "string_timestamps.json", "message_edit.json", "unknown_event_kind.json"};
+                                         "string_timestamps.json", "message_edit.json", "unknown_event_kind.json",
+                                         "referral.json",          "optin.json"};
   auto names = testing::FixtureNames();
   EXPECT_EQ(names.size(), covered.size());
   for (const auto& name : names) {

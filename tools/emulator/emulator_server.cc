@@ -326,10 +326,10 @@ class EmulatorHandler : public Http::Handler {
     json request = json::parse(body, nullptr, false);
     if (!request.is_object() || !request.contains("psid") || !request["psid"].is_string() ||
         !request.contains("page") || !request["page"].is_string() ||
-        (!request.contains("text") && !request.contains("postback"))) {
+        (!request.contains("text") && !request.contains("postback") && !request.contains("ref"))) {
       json error{{"error",
                   "expected {\"page\":\"...\",\"psid\":\"...\",\"text\":\"...\"} "
-                  "(or \"postback\" instead of \"text\")"}};
+                  "(or \"postback\" instead of \"text\"; \"ref\" alone for a referral)"}};
       return {400, error.dump()};
     }
     UserEvent event;
@@ -341,6 +341,7 @@ class EmulatorHandler : public Http::Handler {
     event.quick_reply_payload = request.value("quick_reply", "");
     event.postback_payload = request.value("postback", "");
     event.postback_title = request.value("title", event.postback_payload);
+    event.ref = request.value("ref", "");
     if (request.contains("first_name") && request["first_name"].is_string()) {
       profiles_->Set(event.psid, {request["first_name"].get<std::string>(), request.value("last_name", "")});
     }

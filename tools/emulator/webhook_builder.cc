@@ -12,13 +12,18 @@ nlohmann::json UserEventItem(const UserEvent& event) {
   using nlohmann::json;
   json item{
       {"sender", {{"id", event.psid}}}, {"recipient", {{"id", event.page_id}}}, {"timestamp", event.timestamp_ms}};
+  const json referral{{"ref", event.ref}, {"source", "SHORTLINK"}, {"type", "OPEN_THREAD"}};
   if (!event.postback_payload.empty()) {
     item["postback"] = {{"mid", event.mid}, {"title", event.postback_title}, {"payload", event.postback_payload}};
+    if (!event.ref.empty()) item["postback"]["referral"] = referral;
+  } else if (event.text.empty() && !event.ref.empty()) {
+    item["referral"] = referral;
   } else {
     item["message"] = {{"mid", event.mid}, {"text", event.text}};
     if (!event.quick_reply_payload.empty()) {
       item["message"]["quick_reply"] = {{"payload", event.quick_reply_payload}};
     }
+    if (!event.ref.empty()) item["message"]["referral"] = referral;
   }
   return item;
 }

@@ -17,9 +17,13 @@ struct UserEvent {
   std::string quick_reply_payload;
   std::string postback_payload;  // a postback instead of a message when non-empty
   std::string postback_title;
+  // Where the person came from (an m.me link's ?ref=): on the postback (Get Started in a new
+  // thread), on the message, or alone as a referral event (an existing thread) when the event
+  // has neither text nor postback.
+  std::string ref;
 };
 
-// The messaging item Meta would send for `event` (a message, or a postback). Pure.
+// The messaging item Meta would send for `event` (a message, a postback, or a referral). Pure.
 nlohmann::json UserEventItem(const UserEvent& event);
 
 // The POST body Meta would send for `event` alone, byte for byte in Meta's wire form: ASCII JSON
