@@ -93,6 +93,20 @@ std::string HmacSha256Hex(std::string_view key, std::string_view data) {
   return sha256.Hex(key, data);
 }
 
+std::string Sha256Hex(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(length * 2);
+  for (unsigned int i = 0; i < length; ++i) {
+    hex += kDigits[digest[i] >> 4];
+    hex += kDigits[digest[i] & 0xF];
+  }
+  return hex;
+}
+
 std::string HmacSha1Hex(std::string_view key, std::string_view data) {
   thread_local KeyedDigest sha1("SHA1");
   return sha1.Hex(key, data);

@@ -7,6 +7,9 @@ namespace katy {
 
 // Lowercase hex HMAC-SHA256(key, data). Thread-safe.
 std::string HmacSha256Hex(std::string_view key, std::string_view data);
+// Lowercase hex SHA-256(data): a name for data too long or too free to be a key. Thread-safe.
+std::string Sha256Hex(std::string_view data);
+
 // Lowercase hex HMAC-SHA1(key, data), for Meta's legacy X-Hub-Signature header. Thread-safe.
 std::string HmacSha1Hex(std::string_view key, std::string_view data);
 

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "common/hmac.h"
+
 namespace katy {
 
 uint64_t Fnv1a64(std::string_view data) {
@@ -46,6 +48,10 @@ std::string KeySpace::Lease(int shard, std::string_view role) const {
 std::string KeySpace::Members(std::string_view role) const { return prefix_ + ":members:" + std::string(role); }
 
 std::string KeySpace::Rate(std::string_view page) const { return prefix_ + ":rate:" + std::string(page); }
+
+std::string KeySpace::Attachment(std::string_view page, std::string_view url) const {
+  return prefix_ + ":attachment:" + std::string(page) + ":" + Sha256Hex(url);
+}
 
 }  // namespace katy
 

@@ -35,6 +35,8 @@ class KeySpace {
   std::string Members(std::string_view role) const;  // katy:members:<role>
   std::string Rate(std::string_view page) const;     // katy:rate:<page>
   std::string Paused(std::string_view role) const;   // katy:paused:<role>
+  // katy:attachment:<page>:<sha256 of url>: the page's attachment_id for a reusable media url.
+  std::string Attachment(std::string_view page, std::string_view url) const;
 
   static constexpr const char* kResponderGroup = "responders";
   static constexpr const char* kSenderGroup = "senders";

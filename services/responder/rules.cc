@@ -106,6 +106,28 @@ std::vector<MessageTemplate::Card> ParseCards(const YAML::Node& node) {
   return cards;
 }
 
+bool IsMediaKey(const std::string& key) { return key == "image" || key == "audio" || key == "video" || key == "file"; }
+
+// `image: URL` (or audio, video, file), with `reusable: false` to upload it with every send.
+std::optional<MessageTemplate::Media> ParseMedia(const YAML::Node& node) {
+  std::optional<MessageTemplate::Media> media;
+  for (const auto& field : node) {
+    auto key = field.first.as<std::string>();
+    if (!IsMediaKey(key)) continue;
+    if (media) throw RulesError{LineOf(field.first), "a reply has one media attachment"};
+    std::string url = Scalar(field.second, key);
+    if (url.rfind("https://", 0) != 0 && url.rfind("http://", 0) != 0 && url.rfind("{{", 0) != 0) {
+      throw RulesError{LineOf(field.second), key + " must be an http(s) URL Meta can fetch"};
+    }
+    media = MessageTemplate::Media{key, std::move(url), true};
+  }
+  if (const auto& reusable = node["reusable"]) {
+    if (!media) throw RulesError{LineOf(reusable), "reusable goes with image, audio, video or file"};
+    media->reusable = reusable.as<bool>();
+  }
+  return media;
+}
+
 MessageTemplate ParseMessage(const YAML::Node& node) {
   MessageTemplate message;
   if (node.IsScalar()) {
@@ -116,19 +138,25 @@ MessageTemplate ParseMessage(const YAML::Node& node) {
   if (!node.IsMap()) throw RulesError{LineOf(node), "a reply must be text or a map with text"};
   for (const auto& field : node) {
     auto key = field.first.as<std::string>();
-    if (key != "text" && key != "variants" && key != "quick_replies" && key != "buttons" && key != "cards") {
+    if (key != "text" && key != "variants" && key != "quick_replies" && key != "buttons" && key != "cards" &&
+        !IsMediaKey(key) && key != "reusable") {
       throw RulesError{LineOf(field.first), "unknown reply field '" + key + "'"};
     }
   }
+  message.media = ParseMedia(node);
   if (node["text"]) message.variants.push_back(Scalar(node["text"], "text"));
   if (node["variants"]) {
     for (auto& variant : StringList(node["variants"], "variants")) message.variants.push_back(variant);
   }
-  if (node["cards"]) {
+  if (message.media) {
+    if (!message.variants.empty() || node["cards"] || node["buttons"]) {
+      throw RulesError{LineOf(node), "a reply has either media or text, cards and buttons"};
+    }
+  } else if (node["cards"]) {
     if (!message.variants.empty()) throw RulesError{LineOf(node["cards"]), "a reply has either text or cards"};
     message.cards = ParseCards(node["cards"]);
   } else if (message.variants.empty()) {
-    throw RulesError{LineOf(node), "a reply needs text, variants or cards"};
+    throw RulesError{LineOf(node), "a reply needs text, variants, cards or media (image, audio, video, file)"};
   }
   for (const auto& text : message.variants) CheckText(node, text);
   if (node["buttons"]) {
@@ -313,7 +341,11 @@ nlohmann::json ButtonsJson(const std::vector<MessageTemplate::Button>& buttons,
 std::string MessageJson(const MessageTemplate& message, const std::map<std::string, std::string>& values,
                         const std::function<size_t(size_t)>& pick) {
   nlohmann::json out;
-  if (!message.cards.empty()) {
+  if (message.media) {
+    out["attachment"] = {
+        {"type", message.media->type},
+        {"payload", {{"url", Render(message.media->url, values)}, {"is_reusable", message.media->reusable}}}};
+  } else if (!message.cards.empty()) {
     nlohmann::json elements = nlohmann::json::array();
     for (const auto& card : message.cards) {
       nlohmann::json element{{"title", Render(card.title, values)}};

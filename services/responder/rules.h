@@ -38,6 +38,14 @@ struct MessageTemplate {
     std::vector<Button> buttons;  // at most 3
   };
   std::vector<Card> cards;  // a generic template (at most 10 cards), instead of text
+  // An image, audio, video or file by URL, instead of text. Reusable ones are uploaded once by
+  // the sender and sent by attachment id afterwards (docs/sending.md, "Media").
+  struct Media {
+    std::string type;  // image, audio, video, file
+    std::string url;   // a template: placeholders allowed
+    bool reusable = true;
+  };
+  std::optional<Media> media;
 };
 
 // Hands the event to an HTTP endpoint that answers with messages (see docs/rules.md).

@@ -25,12 +25,18 @@ std::optional<SendRequest> BuildSendRequest(const katy::v1::OutboundMessage& mes
     body["message"] = std::move(content);
   }
   SendRequest request;
-  std::string base = graph_url;
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  request.url = base + "/" + message.page_id() + "/messages?access_token=" + http::UrlEncode(page_token);
-  if (!app_secret.empty()) request.url += "&appsecret_proof=" + HmacSha256Hex(app_secret, page_token);
+  request.url = PageEdgeUrl(graph_url, message.page_id(), "messages", page_token, app_secret);
   request.body = ToJsonText(body);
   return request;
+}
+
+std::string PageEdgeUrl(const std::string& graph_url, const std::string& page_id, const std::string& edge,
+                        const std::string& page_token, const std::string& app_secret) {
+  std::string url = graph_url;
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  url += "/" + page_id + "/" + edge + "?access_token=" + http::UrlEncode(page_token);
+  if (!app_secret.empty()) url += "&appsecret_proof=" + HmacSha256Hex(app_secret, page_token);
+  return url;
 }
 
 }  // namespace katy::sender

@@ -20,4 +20,9 @@ struct SendRequest {
 std::optional<SendRequest> BuildSendRequest(const katy::v1::OutboundMessage& message, const std::string& graph_url,
                                             const std::string& page_token, const std::string& app_secret);
 
+// <graph>/<page>/<edge>?access_token=...[&appsecret_proof=...]: a Graph call on the page with
+// its token. Pure; the URL carries the token: never log it.
+std::string PageEdgeUrl(const std::string& graph_url, const std::string& page_id, const std::string& edge,
+                        const std::string& page_token, const std::string& app_secret);
+
 }  // namespace katy::sender

@@ -7,6 +7,7 @@
 
 #include "common/json_text.h"
 #include "common/log.h"
+#include "services/sender/media_upload.h"
 #include "services/sender/send_request.h"
 #include "services/sender/text_split.h"
 
@@ -57,6 +58,18 @@ SendAnswer ReadSendAnswer(const std::string& body) {
 // emulator at it), so this message's own outcome is unknown.
 bool AnswersAnotherRecipient(const SendAnswer& answer, const katy::v1::OutboundMessage& message) {
   return !message.recipient_is_ref() && !answer.recipient_id.empty() && answer.recipient_id != message.recipient_id();
+}
+
+SendResponse ToSendResponse(const Result<http::Response>& answer) {
+  SendResponse response;
+  if (answer) {
+    response.http_status = answer->status;
+    response.body = answer->body;
+    response.headers = answer->headers;
+  } else {
+    response.transport_error = answer.error().Label();
+  }
+  return response;
 }
 
 bool IsMedia(const nlohmann::json& message) {
@@ -111,7 +124,17 @@ SenderMetrics::SenderMetrics(prometheus::Registry& registry)
       rate_waits(prometheus::BuildCounter()
                      .Name("katy_sender_rate_waits_total")
                      .Help("Times a message waited for its page's rate limit")
-                     .Register(registry)) {}
+                     .Register(registry)),
+      media_uploads(prometheus::BuildCounter()
+                        .Name("katy_sender_media_uploads_total")
+                        .Help("Reusable media uploaded through the Attachment Upload API")
+                        .Register(registry)
+                        .Add({})),
+      media_reused(prometheus::BuildCounter()
+                       .Name("katy_sender_media_reused_total")
+                       .Help("Reusable media sent by a cached attachment_id instead of uploaded again")
+                       .Register(registry)
+                       .Add({})) {}
 
 SenderHandler::SenderHandler(KeySpace keys, SenderOptions options, const PageTokens& tokens, const PageLimiter& limiter,
                              SenderMetrics& metrics, Clock now_ms)
@@ -166,17 +189,54 @@ Result<SenderHandler::InFlight> SenderHandler::MarkInFlight(redis::Client& clien
   return InFlight{true, std::chrono::milliseconds(0)};
 }
 
-std::optional<redis::HandleResult> SenderHandler::TakeSendSlot(redis::Client& client,
-                                                               const katy::v1::OutboundMessage& message,
-                                                               const std::string& inflight_key, bool media) {
-  // A slot from the page's shared limit (reserved for this part when due later).
-  auto gate = limiter_.Acquire(client, message.page_id(), media, inflight_key);
+std::optional<redis::HandleResult> SenderHandler::WaitForSlot(redis::Client& client,
+                                                              const katy::v1::OutboundMessage& message,
+                                                              const std::string& slot_key, bool media) {
+  auto gate = limiter_.Acquire(client, message.page_id(), media, slot_key);
   if (!gate) return redis::HandleResult::Retry("redis_" + gate.error().Label());
   if (gate->kind == PageGate::Kind::kPaused) return redis::HandleResult::Wait("page_paused", kPausedRecheck);
   if (gate->kind == PageGate::Kind::kWait) {
     metrics_.rate_waits.Add({{"page", metrics_.page_label(message.page_id())}}).Increment();
     return redis::HandleResult::Wait("rate_limited", gate->wait);
   }
+  return std::nullopt;
+}
+
+std::variant<std::string, redis::HandleResult> SenderHandler::ResolveMedia(redis::Client& client,
+                                                                           const katy::v1::OutboundMessage& message,
+                                                                           const std::string& body,
+                                                                           const std::string& token,
+                                                                           const std::string& slot_key, bool media) {
+  const std::optional<ReusableMedia> reusable = ReusableMediaOf(body);
+  if (!reusable) return body;
+  const std::string cache_key = keys_.Attachment(message.page_id(), reusable->url);
+  auto cached = client.Command({"GET", cache_key});
+  if (!cached) return redis::HandleResult::Retry("redis_" + cached.error().Label());
+  if (!cached->IsNil() && !cached->str.empty()) {
+    metrics_.media_reused.Increment();
+    return WithAttachmentId(body, cached->str);
+  }
+  if (auto not_now = WaitForSlot(client, message, slot_key, media)) return *not_now;
+  const SendRequest upload =
+      BuildUploadRequest(options_.graph_url, message.page_id(), *reusable, token, options_.appsecret);
+  const SendResponse response = ToSendResponse(http_.Post(upload.url, upload.body, {"Content-Type: application/json"}));
+  const Classification verdict = Classify(response);
+  const std::string attachment_id = UploadedAttachmentId(response.body);
+  if (verdict.action != SendAction::kDelivered) return Act(client, message, verdict);
+  if (attachment_id.empty()) return redis::HandleResult::Retry("upload_without_attachment_id");
+  // Two conversations uploading the same media at once both succeed; either id serves.
+  const auto ttl = std::chrono::duration_cast<std::chrono::seconds>(kAttachmentIdTtl).count();
+  LogIfFailed(client.Command({"SET", cache_key, attachment_id, "EX", std::to_string(ttl)}),
+              "cannot keep an attachment id");
+  metrics_.media_uploads.Increment();
+  return WithAttachmentId(body, attachment_id);
+}
+
+std::optional<redis::HandleResult> SenderHandler::TakeSendSlot(redis::Client& client,
+                                                               const katy::v1::OutboundMessage& message,
+                                                               const std::string& inflight_key, bool media) {
+  // A slot from the page's shared limit (reserved for this part when due later).
+  if (auto not_now = WaitForSlot(client, message, inflight_key, media)) return not_now;
 
   // The in-flight mark outlives a crash: finding it means an earlier attempt's outcome is
   // unknown, so this send may duplicate it (the one duplicate at-least-once allows).
@@ -205,14 +265,7 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
   const auto started = std::chrono::steady_clock::now();
   auto answer = http_.Post(request->url, request->body, {"Content-Type: application/json"});
   metrics_.latency.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-  SendResponse response;
-  if (answer) {
-    response.http_status = answer->status;
-    response.body = answer->body;
-    response.headers = answer->headers;
-  } else {
-    response.transport_error = answer.error().Label();
-  }
+  const SendResponse response = ToSendResponse(answer);
   const Classification verdict = Classify(response);
   const SendAnswer delivered = ReadSendAnswer(response.body);
   if (verdict.action == SendAction::kDelivered && AnswersAnotherRecipient(delivered, message)) {
@@ -339,10 +392,12 @@ redis::HandleResult SenderHandler::SendParts(redis::Client& client, const katy::
       if (!done) return redis::HandleResult::Retry("redis_" + done.error().Label());
       if (done->integer == 1) continue;  // this part went out before a retry
     }
+    auto body = ResolveMedia(client, message, bodies[part], token, mark_key + ":upload", media);
+    if (auto* not_now = std::get_if<redis::HandleResult>(&body)) return *not_now;
     if (options_.typing && !bodies[part].empty() && message.sender_action().empty()) {
       SendAction(message, "typing_on", token);
     }
-    auto result = SendOne(client, message, mark_key, bodies[part], token, media, meta_id);
+    auto result = SendOne(client, message, mark_key, std::get<std::string>(body), token, media, meta_id);
     if (result.kind != redis::HandleResult::Kind::kDone) return result;
     if (!last) {
       auto recorded = client.Command({"SET", mark_key, *meta_id, "EX", std::to_string(options_.sent_ttl.count())});

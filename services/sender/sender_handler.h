@@ -3,6 +3,7 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <variant>
 
 #include "common/http/http_client.h"
 #include "common/metrics/bounded_label.h"
@@ -43,6 +44,8 @@ struct SenderMetrics {
   prometheus::Family<prometheus::Counter>& pauses;      // by page and reason
   prometheus::Counter& possible_duplicates;             // sends after an unknown outcome
   prometheus::Family<prometheus::Counter>& rate_waits;  // by page: times a message waited for a slot
+  prometheus::Counter& media_uploads;                   // reusable media uploaded (Attachment Upload API)
+  prometheus::Counter& media_reused;                    // reusable media sent by a cached attachment_id
   metrics::BoundedLabel page_label;                     // the page label of the families above
 };
 
@@ -102,6 +105,18 @@ class SenderHandler {
   redis::HandleResult SendParts(redis::Client& client, const katy::v1::OutboundMessage& message,
                                 const std::string& sent_key, const std::vector<std::string>& bodies,
                                 const std::string& token, bool media, std::string* meta_id);
+  // A slot from the page's limit for a Graph call (reserved for `slot_key` when due later).
+  // nullopt when the call may go now.
+  std::optional<redis::HandleResult> WaitForSlot(redis::Client& client, const katy::v1::OutboundMessage& message,
+                                                 const std::string& slot_key, bool media);
+  // The part's body with its reusable media named by attachment_id: the cached one, else one
+  // uploaded now (a slot from the page's limit first; its errors classified as a send's) and
+  // cached for kAttachmentIdTtl. The body unchanged when it has no reusable media; a
+  // HandleResult when the part must wait or fail.
+  std::variant<std::string, redis::HandleResult> ResolveMedia(redis::Client& client,
+                                                              const katy::v1::OutboundMessage& message,
+                                                              const std::string& body, const std::string& token,
+                                                              const std::string& slot_key, bool media);
   // A slot from the page's limit, then the part's in-flight mark. nullopt when the part may
   // be sent now.
   std::optional<redis::HandleResult> TakeSendSlot(redis::Client& client, const katy::v1::OutboundMessage& message,

@@ -4,6 +4,7 @@
 #include <pistache/endpoint.h>
 #include <pistache/http.h>
 
+#include "common/http/http_client.h"
 #include "common/redis/streams.h"
 
 #include <nlohmann/json.hpp>
@@ -135,6 +136,41 @@ TEST_F(SenderHandlerTest, AnInstanceThatLostTheShardSendsNothing) {
   EXPECT_EQ(Handle(entry).kind, redis::HandleResult::Kind::kAbandon);
   EXPECT_TRUE(emulator_->store().For("u1").empty());
   EXPECT_EQ(ConversationOfMessage(entry), "p1:u1");
+}
+
+// A reusable image is uploaded once through the Attachment Upload API; its attachment_id is
+// kept in Redis (a day short of Meta's 90) and both sends name it instead of the url.
+TEST_F(SenderHandlerTest, AReusableAttachmentIsUploadedOnceForTwoSends) {
+  const std::string image =
+      R"({"attachment":{"type":"image","payload":{"url":"https://x.y/cat.jpg","is_reusable":true}}})";
+  ASSERT_EQ(Handle(Queue("10-0#0", image)).kind, redis::HandleResult::Kind::kDone);
+  ASSERT_EQ(Handle(Queue("11-0#0", image)).kind, redis::HandleResult::Kind::kDone);
+  http::Client http;
+  auto uploads = nlohmann::json::parse(
+      http.Get("http://127.0.0.1:" + std::to_string(emulator_->port()) + "/_emulator/attachments")->body);
+  ASSERT_EQ(uploads.size(), 1u);
+  EXPECT_EQ(uploads[0]["url"], "https://x.y/cat.jpg");
+  EXPECT_EQ(uploads[0]["page"], "p1");
+  const std::string id = uploads[0]["attachment_id"];
+  auto received = emulator_->store().For("u1");
+  ASSERT_EQ(received.size(), 2u);
+  for (const auto& message : received) {
+    EXPECT_EQ(nlohmann::json::parse(message.message_json)["attachment"]["payload"],
+              nlohmann::json({{"attachment_id", id}}));
+  }
+  const std::string cache_key = keys_->Attachment("p1", "https://x.y/cat.jpg");
+  EXPECT_EQ(client_.Command({"GET", cache_key})->str, id);
+  EXPECT_GT(client_.Command({"TTL", cache_key})->integer, 88LL * 24 * 3600);
+  EXPECT_EQ(metrics_.media_uploads.Value(), 1);
+  EXPECT_EQ(metrics_.media_reused.Value(), 1);
+
+  // Not reusable: sent by url every time, nothing uploaded.
+  ASSERT_EQ(Handle(Queue("12-0#0", R"({"attachment":{"type":"image","payload":{"url":"https://x.y/dog.jpg"}}})")).kind,
+            redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(nlohmann::json::parse(
+                http.Get("http://127.0.0.1:" + std::to_string(emulator_->port()) + "/_emulator/attachments")->body)
+                .size(),
+            1u);
 }
 
 // A Send API that answers every call as if for someone else: a server or proxy that mixed up

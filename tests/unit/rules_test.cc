@@ -351,6 +351,35 @@ fallback:
   EXPECT_EQ(Decide(rules, standby, {}, First).rule, "");
 }
 
+TEST(RulesTest, MediaRepliesGoByUrlReusableUnlessSaidOtherwise) {
+  const RuleSet rules = MustParse(R"(
+rules:
+  - when: { keywords: [cat] }
+    reply:
+      - image: "https://example.com/cat.jpg"
+        quick_replies: ["More"]
+      - audio: "https://example.com/{{text}}.mp3"
+        reusable: false
+)");
+  Decision decision = DecideText(rules, "cat");
+  ASSERT_EQ(decision.messages.size(), 2u);
+  auto image = nlohmann::json::parse(decision.messages[0]);
+  EXPECT_EQ(image["attachment"]["type"], "image");
+  EXPECT_EQ(image["attachment"]["payload"]["url"], "https://example.com/cat.jpg");
+  EXPECT_EQ(image["attachment"]["payload"]["is_reusable"], true);
+  EXPECT_EQ(image["quick_replies"][0]["title"], "More");
+  auto audio = nlohmann::json::parse(decision.messages[1]);
+  EXPECT_EQ(audio["attachment"]["payload"]["url"], "https://example.com/cat.mp3");
+  EXPECT_EQ(audio["attachment"]["payload"]["is_reusable"], false);
+
+  for (const char* bad :
+       {"reply: { image: 'ftp://x/y.jpg' }", "reply: { image: 'https://x/y.jpg', text: hi }",
+        "reply: { image: 'https://x/a.jpg', video: 'https://x/b.mp4' }", "reply: { text: hi, reusable: true }"}) {
+    auto parsed = ParseRules(std::string("rules:\n  - ") + bad + "\n", "bad.yaml");
+    EXPECT_FALSE(parsed.ok()) << bad;
+  }
+}
+
 TEST(RulesTest, TheDemoBotLoadsAndHolds) {
   auto loaded = LoadRulesFile(std::string(KATY_SOURCE_DIR) + "/deploy/rules/katy.yaml");
   ASSERT_TRUE(loaded.ok()) << loaded.error().message;

@@ -6,6 +6,7 @@
 
 #include "common/hmac.h"
 #include "common/page_tokens.h"
+#include "services/sender/media_upload.h"
 
 #include <fstream>
 
@@ -65,6 +66,38 @@ TEST(SendRequestTest, AppsecretProofTagsUserRefAndSenderAction) {
   auto broken = Reply();
   broken.set_message_json("not json");
   EXPECT_FALSE(BuildSendRequest(broken, "http://g", "t", ""));
+}
+
+// Reusable media: found in a message, named by id instead, uploaded with Meta's body shape.
+TEST(MediaUploadTest, ReusableMediaIsUploadedOnceShapeAndSentById) {
+  const std::string image =
+      R"({"attachment":{"type":"image","payload":{"url":"https://x.y/cat.jpg","is_reusable":true}},)"
+      R"("quick_replies":[{"content_type":"text","title":"More","payload":"MORE"}]})";
+  auto media = ReusableMediaOf(image);
+  ASSERT_TRUE(media.has_value());
+  EXPECT_EQ(media->type, "image");
+  EXPECT_EQ(media->url, "https://x.y/cat.jpg");
+  auto by_id = nlohmann::json::parse(WithAttachmentId(image, "1857777774821032"));
+  EXPECT_EQ(by_id["attachment"]["payload"], nlohmann::json({{"attachment_id", "1857777774821032"}}));
+  EXPECT_EQ(by_id["attachment"]["type"], "image");
+  EXPECT_EQ(by_id["quick_replies"][0]["payload"], "MORE");  // the rest of the message stays
+
+  EXPECT_FALSE(ReusableMediaOf(R"({"attachment":{"type":"image","payload":{"url":"https://x.y/a.jpg"}}})"));
+  EXPECT_FALSE(ReusableMediaOf(R"({"attachment":{"type":"file","payload":{"attachment_id":"1"}}})"));
+  EXPECT_FALSE(ReusableMediaOf(R"({"attachment":{"type":"template","payload":{"is_reusable":true}}})"));
+  EXPECT_FALSE(ReusableMediaOf(R"({"text":"hi"})"));
+  EXPECT_FALSE(ReusableMediaOf(""));
+
+  const SendRequest upload = BuildUploadRequest("https://graph.facebook.com/v25.0/", "1045", *media, "tok", "secret");
+  EXPECT_EQ(upload.url, "https://graph.facebook.com/v25.0/1045/message_attachments?access_token=tok&appsecret_proof=" +
+                            HmacSha256Hex("secret", "tok"));
+  EXPECT_EQ(
+      nlohmann::json::parse(upload.body),
+      nlohmann::json::parse(
+          R"({"message":{"attachment":{"type":"image","payload":{"url":"https://x.y/cat.jpg","is_reusable":true}}}})"));
+  EXPECT_EQ(UploadedAttachmentId(R"({"attachment_id":"1857777774821032"})"), "1857777774821032");
+  EXPECT_EQ(UploadedAttachmentId(R"({"attachment_id":1857777774821032})"), "1857777774821032");
+  EXPECT_EQ(UploadedAttachmentId(R"({"error":{}})"), "");
 }
 
 TEST(PageTokensTest, FileDefaultAndErrors) {

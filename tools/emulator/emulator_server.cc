@@ -130,6 +130,20 @@ class EmulatorHandler : public Http::Handler {
     if (parts.size() == 3 && parts[0].size() > 1 && parts[0][0] == 'v' && parts[2] == "messenger_profile") {
       return MessengerProfile(parts[1], request);
     }
+    if (parts.size() == 3 && parts[0].size() > 1 && parts[0][0] == 'v' && parts[2] == "message_attachments" &&
+        method == Http::Method::Post) {
+      return UploadAttachment(parts[1], request);
+    }
+    if (path == "/_emulator/attachments" && method == Http::Method::Get) {
+      json list = json::array();
+      for (const auto& upload : attachments_->All()) {
+        list.push_back({{"attachment_id", upload.attachment_id},
+                        {"page", upload.page},
+                        {"type", upload.type},
+                        {"url", upload.url}});
+      }
+      return {200, list.dump()};
+    }
     if (parts.size() == 3 && parts[0].size() > 1 && parts[0][0] == 'v' && parts[2] == "subscribed_apps") {
       return SubscribedApps(parts[1] == "me" ? options_->chat_page_id : parts[1], request);
     }
@@ -248,6 +262,29 @@ class EmulatorHandler : public Http::Handler {
     return {200, R"({"success":true})"};
   }
 
+  // The Attachment Upload API: {"message":{"attachment":{"type","payload":{"url","is_reusable"}}}}
+  // answers {"attachment_id"} for image, audio, video or file from a url.
+  Reply UploadAttachment(const std::string& page, const Http::Request& request) {
+    Reply refusal;
+    if (!TokenAccepted(request, &refusal)) return refusal;
+    const json body = json::parse(request.body(), nullptr, false);
+    const json attachment = body.is_object() && body.contains("message") && body["message"].is_object()
+                                ? body["message"].value("attachment", json())
+                                : json();
+    const std::string type = attachment.is_object() ? attachment.value("type", "") : "";
+    const json payload = attachment.is_object() ? attachment.value("payload", json::object()) : json::object();
+    if (type != "image" && type != "audio" && type != "video" && type != "file") {
+      GraphError error{400, 100, 0, "OAuthException",
+                       "(#100) param message[attachment][type] must be image, audio, video or file"};
+      return {400, error.Body()};
+    }
+    if (!payload.is_object() || !payload.contains("url") || !payload["url"].is_string()) {
+      GraphError error{400, 100, 0, "OAuthException", "(#100) param message[attachment][payload][url] is required"};
+      return {400, error.Body()};
+    }
+    return {200, json{{"attachment_id", attachments_->Add(page, type, payload["url"].get<std::string>())}}.dump()};
+  }
+
   Reply SendApi(const std::string& page_in_path, const Http::Request& request) {
     Reply refusal;
     if (!TokenAccepted(request, &refusal)) return refusal;
@@ -264,6 +301,7 @@ class EmulatorHandler : public Http::Handler {
     auto verdict = ValidateSend(form ? FormToJson(request.body()) : request.body());
     if (auto* error = std::get_if<GraphError>(&verdict)) return {error->http_status, error->Body(), usage};
     const auto& send = std::get<AcceptedSend>(verdict);
+    if (auto unknown = UnknownAttachmentId(send.message_json)) return {unknown->http_status, unknown->Body(), usage};
     RecordedMessage message;
     message.page_id = page_in_path;
     message.recipient = send.recipient;
@@ -280,6 +318,19 @@ class EmulatorHandler : public Http::Handler {
     json answer{{"recipient_id", send.recipient}};
     if (send.sender_action.empty()) answer["message_id"] = stored.message_id;
     return {200, answer.dump(), usage};
+  }
+
+  // An attachment_id the Attachment Upload API never gave: Meta refuses it.
+  std::optional<GraphError> UnknownAttachmentId(const std::string& message_json) const {
+    const json message = json::parse(message_json, nullptr, false);
+    if (!message.is_object() || !message.contains("attachment") || !message["attachment"].is_object()) {
+      return std::nullopt;
+    }
+    const json payload = message["attachment"].value("payload", json::object());
+    if (!payload.is_object() || !payload.contains("attachment_id")) return std::nullopt;
+    const json& id = payload["attachment_id"];
+    if (id.is_string() && attachments_->Known(id.get<std::string>())) return std::nullopt;
+    return GraphError{400, 100, 0, "OAuthException", "(#100) Invalid attachment_id"};
   }
 
   bool TokenAccepted(const Http::Request& request, Reply* refusal) {
@@ -407,6 +458,7 @@ class EmulatorHandler : public Http::Handler {
   std::shared_ptr<WebhookDelivery> webhooks_;
   std::shared_ptr<MessengerProfiles> messenger_profiles_ = std::make_shared<MessengerProfiles>();
   std::shared_ptr<PageSubscriptions> subscriptions_ = std::make_shared<PageSubscriptions>();
+  std::shared_ptr<AttachmentStore> attachments_ = std::make_shared<AttachmentStore>();
   std::shared_ptr<const EmulatorOptions> options_;
   std::shared_ptr<std::atomic<uint64_t>> mid_counter_;
 };

@@ -48,6 +48,8 @@ struct EmulatorOptions {
 //   POST /_emulator/profiles {"psid","first_name","last_name"}   names a user
 //   GET|POST|DELETE /v{N}/me/messenger_profile        the Messenger Profile (Meta's limits)
 //   GET|POST /v{N}/{page}/subscribed_apps            the app's webhook fields on the page
+//   POST /v{N}/{page}/message_attachments            the Attachment Upload API (GET
+//                                                    /_emulator/attachments lists the uploads)
 //   GET|POST|DELETE /_emulator/faults                read, set or clear injected faults
 //   GET  /                                           the chat page (a person talks to the bot)
 //   GET  /_emulator/config, /_emulator/queues        the chat page's settings and queue depth

@@ -86,4 +86,23 @@ void PageSubscriptions::Set(const std::string& page, std::vector<std::string> fi
   fields_[page] = std::move(fields);
 }
 
+std::string AttachmentStore::Add(const std::string& page, const std::string& type, const std::string& url) {
+  std::lock_guard lock(mutex_);
+  // Meta's ids are long decimal numbers.
+  std::string id = std::to_string(1850000000000000ULL + uploads_.size() + 1);
+  uploads_.push_back({id, page, type, url});
+  return id;
+}
+
+bool AttachmentStore::Known(const std::string& attachment_id) const {
+  std::lock_guard lock(mutex_);
+  return std::any_of(uploads_.begin(), uploads_.end(),
+                     [&](const Upload& upload) { return upload.attachment_id == attachment_id; });
+}
+
+std::vector<AttachmentStore::Upload> AttachmentStore::All() const {
+  std::lock_guard lock(mutex_);
+  return uploads_;
+}
+
 }  // namespace katy::emulator

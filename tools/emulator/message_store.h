@@ -80,4 +80,23 @@ class PageSubscriptions {
   std::map<std::string, std::vector<std::string>> fields_;
 };
 
+// Media saved through the Attachment Upload API: each upload gets a new attachment_id, which
+// the Send API then accepts instead of a url. Thread-safe.
+class AttachmentStore {
+ public:
+  struct Upload {
+    std::string attachment_id;
+    std::string page;
+    std::string type;
+    std::string url;
+  };
+  std::string Add(const std::string& page, const std::string& type, const std::string& url);
+  bool Known(const std::string& attachment_id) const;
+  std::vector<Upload> All() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<Upload> uploads_;
+};
+
 }  // namespace katy::emulator
