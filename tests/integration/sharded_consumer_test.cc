@@ -238,36 +238,64 @@ TEST_F(ConsumerTest, AnEntryAbandonedForALostLeaseIsNotOvertakenByItsConversatio
 // the shard's next owner (the chaos test saw n6 sent before n5 after Redis was killed). After a
 // failed read the consumer claims its pending entries again before reading new ones.
 TEST_F(ConsumerTest, EntriesALostReadTookAreHandledBeforeTheirConversationsNextOnes) {
-  Add("u", 0);
+  // A database of its own: CLIENT LIST tells this test's connections (db=9) from those of the
+  // tests running beside it on the same Redis.
+  Options redis = testing::TestRedisOptions();
+  redis.db = 9;
+  Client client(redis);
+  const int shard = ShardOf("p", "u", kShards);
+  const std::string stream = keys_.InStream(shard);
+  auto add = [&](int n) {
+    ASSERT_TRUE(EnsureGroup(client, stream, "g").ok());
+    ASSERT_TRUE(XAdd(client, stream, {{"user", "u"}, {"n", std::to_string(n)}}).ok());
+  };
+  add(0);
   std::mutex mutex;
   std::vector<int> handled;
   ShardedConsumer consumer(
-      testing::TestRedisOptions(), keys_, options_,
+      redis, keys_, options_,
       [&]() -> EntryHandler {
-        return [&](Client& client, const StreamEntry& entry, const Fence&) {
+        return [&](Client& own, const StreamEntry& entry, const Fence&) {
           std::lock_guard lock(mutex);
           handled.push_back(std::stoi(*entry.Field("n")));
-          return Ack(client, entry);
+          return Ack(own, entry);
         };
       },
       UserOf);
   std::atomic<bool> stop{false};
   std::thread thread([&] { consumer.Run(stop); });
+  struct Joined {
+    std::atomic<bool>& stop;
+    std::thread& thread;
+    ~Joined() {
+      stop = true;
+      thread.join();
+    }
+  } joined{stop, thread};
   const auto handled_count = [&] {
     std::lock_guard lock(mutex);
     return handled.size();
   };
   ASSERT_TRUE(testing::WaitFor([&] { return handled_count() == 1; }, std::chrono::seconds(10)));
 
-  // Break the consumer's blocking read, then do what the lost answer did: give u1 to it.
+  // What the lost answer did: u1 handed to the consumer, which never sees it. In one
+  // transaction, so that the consumer's blocked read cannot take u1 first.
+  auto handed = client.Pipeline({{"MULTI"},
+                                 {"XADD", stream, "*", "user", "u", "n", "1"},
+                                 {"XREADGROUP", "GROUP", "g", "consumer-1", "COUNT", "10", "STREAMS", stream, ">"},
+                                 {"EXEC"}});
+  ASSERT_TRUE(handed.ok());
+  ASSERT_EQ(client.Command({"XPENDING", stream, "g"})->elements[0].integer, 1);
+  // Then the read breaks, as when Redis went away before answering.
   std::string blocked_read;
   ASSERT_TRUE(testing::WaitFor(
       [&] {
-        auto clients = client_.Command({"CLIENT", "LIST", "TYPE", "normal"});
+        auto clients = client.Command({"CLIENT", "LIST", "TYPE", "normal"});
         if (!clients) return false;
         std::istringstream lines(clients->str);
         for (std::string line; std::getline(lines, line);) {
-          if (line.find(" cmd=xreadgroup") != std::string::npos && line.find(" flags=b ") != std::string::npos) {
+          if (line.find(" db=9 ") != std::string::npos && line.find(" cmd=xreadgroup") != std::string::npos &&
+              line.find(" flags=b ") != std::string::npos) {
             blocked_read = line.substr(3, line.find(' ') - 3);  // "id=N ..."
             return true;
           }
@@ -275,19 +303,13 @@ TEST_F(ConsumerTest, EntriesALostReadTookAreHandledBeforeTheirConversationsNextO
         return false;
       },
       std::chrono::seconds(5)));
-  ASSERT_TRUE(client_.Command({"CLIENT", "KILL", "ID", blocked_read}).ok());
-  Add("u", 1);
-  const int shard = ShardOf("p", "u", kShards);
-  ASSERT_EQ(
-      XReadGroup(client_, "g", "consumer-1", {keys_.InStream(shard)}, {">"}, 10, std::chrono::milliseconds(0))->size(),
-      1u);
-  Add("u", 2);
+  ASSERT_TRUE(client.Command({"CLIENT", "KILL", "ID", blocked_read}).ok());
+  add(2);
 
   EXPECT_TRUE(testing::WaitFor([&] { return handled_count() == 3; }, std::chrono::seconds(10)));
-  stop = true;
-  thread.join();
+  std::lock_guard lock(mutex);
   EXPECT_EQ(handled, (std::vector<int>{0, 1, 2}));
-  EXPECT_EQ(PendingTotal(), 0);
+  EXPECT_EQ(client.Command({"XPENDING", stream, "g"})->elements[0].integer, 0);
 }
 
 TEST_F(ConsumerTest, PoisonAndExhaustedRetriesAreDeadLetteredWithoutBlocking) {
