@@ -145,6 +145,7 @@ void ReadKind(const object& item, InboundEvent& event) {
     event.set_kind_key("read");
     event.set_kind(katy::v1::EVENT_KIND_READ);
     event.set_watermark(Millis(*it, "watermark"));
+    event.set_mid(Str(*it, "mid"));  // Instagram marks the message read, not a watermark
   } else if (auto it = ObjectField(item, "reaction")) {
     event.set_kind_key("reaction");
     event.set_kind(katy::v1::EVENT_KIND_REACTION);
@@ -266,6 +267,7 @@ std::string DedupeKey(const InboundEvent& event) {
     case katy::v1::EVENT_KIND_DELIVERY:
       return "dlv:" + user + ":" + std::to_string(event.watermark());
     case katy::v1::EVENT_KIND_READ:
+      if (event.watermark() == 0 && !event.mid().empty()) return "read:" + user + ":" + event.mid();
       return "read:" + user + ":" + std::to_string(event.watermark());
     case katy::v1::EVENT_KIND_REACTION:
       return "rx:" + event.mid() + ":" + event.action() + ":" + event.emoji();
@@ -294,10 +296,12 @@ Result<std::vector<InboundEvent>> ParseWebhook(std::string_view body, int64_t re
   if (root.get_object().get(top) != simdjson::SUCCESS)
     return Error{ErrorCode::kRejected, "body is not a JSON object", "not_an_object"};
   std::string_view object_name;
-  if (auto name = Field(top, "object");
-      !name || name->get_string().get(object_name) != simdjson::SUCCESS || object_name != "page") {
-    return Error{ErrorCode::kRejected, R"(field "object" must be "page")", "wrong_object"};
+  if (auto name = Field(top, "object"); !name || name->get_string().get(object_name) != simdjson::SUCCESS ||
+                                        (object_name != "page" && object_name != "instagram")) {
+    return Error{ErrorCode::kRejected, R"(field "object" must be "page" or "instagram")", "wrong_object"};
   }
+  // Instagram Direct comes through the same webhook shape, keyed by the professional account.
+  const bool instagram = object_name == "instagram";
   simdjson::dom::array entries;
   if (auto list = Field(top, "entry"); !list || list->get_array().get(entries) != simdjson::SUCCESS) {
     return Error{ErrorCode::kRejected, "field \"entry\" must be an array", "bad_shape"};
@@ -326,6 +330,7 @@ Result<std::vector<InboundEvent>> ParseWebhook(std::string_view body, int64_t re
         if (auto error = ParseItem(item, page_id, entry_time, standby, received_at_ms, events)) {
           return *error;
         }
+        if (instagram) events.back().set_platform("instagram");
       }
     }
   }

@@ -185,6 +185,7 @@ std::vector<katy::v1::OutboundMessage> Replies(const redis::StreamEntry& entry, 
     katy::v1::OutboundMessage reply;
     reply.set_id(entry.id + id_suffix);
     reply.set_page_id(event.page_id());
+    reply.set_platform(event.platform());
     reply.set_recipient_id(event.user_id());
     reply.set_recipient_is_ref(event.user_is_ref());
     reply.set_messaging_type("RESPONSE");

@@ -238,6 +238,11 @@ Matcher ParseMatcher(const YAML::Node& node) {
       matcher.state = value.IsNull() ? "" : Scalar(value, "state");
     } else if (key == "first_contact") {
       matcher.first_contact = value.as<bool>();
+    } else if (key == "platform") {
+      matcher.platform = Scalar(value, "platform");
+      if (matcher.platform != "instagram" && matcher.platform != "messenger") {
+        throw RulesError{LineOf(value), "platform is instagram or messenger"};
+      }
     } else {
       throw RulesError{LineOf(field.first), "unknown condition '" + key + "'"};
     }
@@ -411,6 +416,9 @@ bool Matches(const Matcher& when, const katy::v1::InboundEvent& event, const Con
   }
   // A referral or an opt-in alone is answered only by a rule written for it.
   if (IsReferralOrOptin(event) && when.refs.empty() && when.optins.empty()) return false;
+  if (!when.platform.empty() && when.platform != (event.platform().empty() ? "messenger" : event.platform())) {
+    return false;
+  }
   if (when.state && conversation.state != *when.state) return false;
   if (when.first_contact && conversation.first_contact != *when.first_contact) return false;
   if (!when.attachment.empty()) {

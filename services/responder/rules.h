@@ -69,6 +69,7 @@ struct Matcher {
   std::string attachment;             // an attachment of this type
   std::optional<std::string> state;   // the conversation's state ("" = no state)
   std::optional<bool> first_contact;  // the user's first event ever
+  std::string platform;               // "instagram" or "messenger" (empty: either)
 };
 
 struct Rule {

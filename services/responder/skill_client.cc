@@ -18,6 +18,7 @@ std::string SkillRequestBody(const katy::v1::InboundEvent& event, const Conversa
              {{"page", event.page_id()},
               {"user", event.user_id()},
               {"kind", EventKindName(event.kind())},
+              {"platform", event.platform().empty() ? "messenger" : event.platform()},
               {"mid", event.mid()},
               {"text", event.text()},
               {"postback_payload", event.postback_payload()},

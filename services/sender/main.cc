@@ -29,6 +29,7 @@ int Run(int argc, char** argv) {
   KeySpace keys(cfg.common.key_prefix, cfg.common.shards);
   sender::SenderOptions options;
   options.graph_url = cfg.graph_url;
+  options.instagram_graph_url = cfg.instagram_graph_url;
   if (cfg.appsecret_proof) options.appsecret = cfg.app_secret;
   options.request_timeout = cfg.send_timeout;
   options.retry_max_age = cfg.retry_max_age;

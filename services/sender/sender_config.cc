@@ -11,6 +11,9 @@ SenderConfig LoadSenderConfig(int argc, char** argv, config::Settings* settings_
       {
           {"KATY_GRAPH_URL", std::string(defaults::kGraphUrl),
            "Send API base URL (the local emulator by default; https://graph.facebook.com/v25.0 for Meta)"},
+          {"KATY_INSTAGRAM_GRAPH_URL", "",
+           "Send API base URL for Instagram accounts (empty: KATY_GRAPH_URL, as with a Page token; "
+           "https://graph.instagram.com/v25.0 with Instagram Login tokens)"},
           {"KATY_PAGE_TOKEN", "", "Page access token used for every page without its own", false, true},
           {"KATY_PAGE_TOKENS_FILE", "", R"(JSON file {"<page id>": "<token>"} for several pages)"},
           {"KATY_APP_SECRET", "", "Meta app secret, for appsecret_proof", false, true},
@@ -32,6 +35,7 @@ SenderConfig LoadSenderConfig(int argc, char** argv, config::Settings* settings_
   SenderConfig cfg;
   cfg.common = config::LoadCommonConfig(settings);
   cfg.graph_url = settings.String("KATY_GRAPH_URL");
+  cfg.instagram_graph_url = settings.String("KATY_INSTAGRAM_GRAPH_URL");
   cfg.page_token = settings.String("KATY_PAGE_TOKEN");
   cfg.page_tokens_file = settings.String("KATY_PAGE_TOKENS_FILE");
   cfg.app_secret = settings.String("KATY_APP_SECRET");

@@ -13,6 +13,7 @@ struct SenderConfig {
   config::CommonConfig common;               // the settings every service reads (README)
   config::ConsumerConfig consumer;           // KATY_LEASE_TTL_MS, KATY_WORKERS, KATY_MAX_ATTEMPTS
   std::string graph_url;                     // KATY_GRAPH_URL: the Send API base (the emulator by default)
+  std::string instagram_graph_url;           // empty: graph_url
   std::string page_token;                    // KATY_PAGE_TOKEN (secret): token for every page
   std::string page_tokens_file;              // KATY_PAGE_TOKENS_FILE: JSON {page id: token}
   std::string app_secret;                    // KATY_APP_SECRET (secret): for appsecret_proof

@@ -159,7 +159,7 @@ void SenderHandler::SendAction(const katy::v1::OutboundMessage& message, const s
   katy::v1::OutboundMessage request = message;
   request.clear_message_json();
   request.set_sender_action(action);
-  auto built = BuildSendRequest(request, options_.graph_url, token, options_.appsecret);
+  auto built = BuildSendRequest(request, GraphUrlFor(message), token, options_.appsecret);
   bool delivered = false;
   if (built) {
     auto answer = http_.Post(built->url, built->body, {"Content-Type: application/json"});
@@ -207,7 +207,9 @@ std::variant<std::string, redis::HandleResult> SenderHandler::ResolveMedia(redis
                                                                            const std::string& body,
                                                                            const std::string& token,
                                                                            const std::string& slot_key, bool media) {
-  const std::optional<ReusableMedia> reusable = ReusableMediaOf(body);
+  // Instagram takes media by url only (docs/messenger-platform.md, "Instagram").
+  const std::optional<ReusableMedia> reusable =
+      message.platform() == "instagram" ? std::nullopt : ReusableMediaOf(body);
   if (!reusable) return body;
   const std::string cache_key = keys_.Attachment(message.page_id(), reusable->url);
   auto cached = client.Command({"GET", cache_key});
@@ -260,7 +262,7 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
 
   katy::v1::OutboundMessage part = message;
   part.set_message_json(body_json);
-  auto request = BuildSendRequest(part, options_.graph_url, token, options_.appsecret);
+  auto request = BuildSendRequest(part, GraphUrlFor(message), token, options_.appsecret);
   if (!request) return redis::HandleResult::Poison("bad_message");
   const auto started = std::chrono::steady_clock::now();
   auto answer = http_.Post(request->url, request->body, {"Content-Type: application/json"});
@@ -424,6 +426,11 @@ Status SenderHandler::RecordDelivery(redis::Client& client, const redis::StreamE
     }
     std::this_thread::sleep_for(kRecordRetryPause);
   }
+}
+
+const std::string& SenderHandler::GraphUrlFor(const katy::v1::OutboundMessage& message) const {
+  const bool instagram = message.platform() == "instagram" && !options_.instagram_graph_url.empty();
+  return instagram ? options_.instagram_graph_url : options_.graph_url;
 }
 
 void SenderHandler::ObserveLatencies(const katy::v1::OutboundMessage& message) const {

@@ -20,6 +20,8 @@ namespace katy::sender {
 
 struct SenderOptions {
   std::string graph_url;  // base, e.g. https://graph.facebook.com/v25.0
+  // For Instagram accounts' messages (OutboundMessage.platform "instagram"); empty: graph_url.
+  std::string instagram_graph_url;
   std::string appsecret;  // non-empty: send appsecret_proof with every call
   // How long delivered marks are kept (KATY_SENT_MARK_TTL_S). A bot reply is never sent more
   // than 24 h after the user's message (the window), so a mark older than that protects
@@ -131,6 +133,8 @@ class SenderHandler {
   // changes: throttle, pause).
   redis::HandleResult Act(redis::Client& client, const katy::v1::OutboundMessage& message,
                           const Classification& verdict);
+  // The Send API base for the message's platform.
+  const std::string& GraphUrlFor(const katy::v1::OutboundMessage& message) const;
   // The two end-to-end histograms, for a message Meta has just accepted (a reply to no event,
   // e.g. an outbound message, has neither time and is not counted).
   void ObserveLatencies(const katy::v1::OutboundMessage& message) const;

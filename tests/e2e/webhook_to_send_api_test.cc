@@ -7,8 +7,10 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/hmac.h"
 #include "common/http/http_client.h"
 #include "tests/support/katy_stack.h"
+#include "tests/support/test_support.h"
 
 namespace katy {
 namespace {
@@ -123,6 +125,45 @@ fallback:
   EXPECT_EQ(replies[0]["message"]["text"], "Welcome back from PROMO_SUMMER!");
   EXPECT_EQ(replies[1]["message"]["text"], "echo: bye");
   EXPECT_EQ(replies.size(), 2u);
+}
+
+// Instagram Direct through the same stack: ingress takes `object: instagram`, the rules tell
+// the platform apart, and the reply goes to the account's Send API.
+TEST(EndToEndTest, AnInstagramMessageGetsItsReply) {
+  testing::KatyStack stack({R"(
+rules:
+  - when: { platform: instagram }
+    reply: "insta: {{text}}"
+fallback:
+  reply: "messenger: {{text}}"
+)",
+                            {}});
+  ASSERT_TRUE(stack.ready());
+  http::Client http;
+  // The fixture's times, moved to now: a reply to a message days old is outside the window.
+  std::string body = testing::ReadFixture("instagram.json");
+  const std::string now = std::to_string(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  for (size_t at = body.find("176423040002"); at != std::string::npos; at = body.find("176423040002", at)) {
+    body.replace(at, 12, now.substr(0, 12));
+  }
+  auto posted = http.Post(stack.ingress_url(), body,
+                          {"Content-Type: application/json",
+                           "X-Hub-Signature-256: sha256=" + HmacSha256Hex(testing::KatyStack::kAppSecret, body)});
+  ASSERT_TRUE(posted.ok());
+  ASSERT_EQ(posted->status, 200) << posted->body;
+  nlohmann::json replies;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        replies = Replies(http, stack.emulator_url(), "6100000000000001");
+        return !replies.empty();
+      },
+      std::chrono::seconds(15)))
+      << "logs in " << stack.dir();
+  EXPECT_EQ(replies[0]["message"]["text"], "insta: hi from instagram");
+  EXPECT_EQ(replies[0]["page"], "17841400000000001");
+  EXPECT_EQ(replies.size(), 1u);  // the reads get no answer
 }
 
 TEST(EndToEndTest, EchoesAndReceiptsReachKatyButGetNoReply) {

@@ -173,6 +173,30 @@ TEST_F(SenderHandlerTest, AReusableAttachmentIsUploadedOnceForTwoSends) {
             1u);
 }
 
+// An Instagram account's reply goes to the Instagram Send API base when one is set.
+TEST_F(SenderHandlerTest, InstagramMessagesGoToTheirOwnSendApiBase) {
+  SenderOptions options;
+  options.graph_url = "http://127.0.0.1:1/v25.0";  // nobody there: Messenger calls would fail
+  options.instagram_graph_url = "http://127.0.0.1:" + std::to_string(emulator_->port()) + "/v25.0";
+  SenderHandler handler(*keys_, options, tokens_, *limiter_, metrics_, [this] { return now_; });
+  katy::v1::OutboundMessage message;
+  message.set_id("14-0#0");
+  message.set_page_id("p1");
+  message.set_recipient_id("u1");
+  message.set_messaging_type("RESPONSE");
+  message.set_platform("instagram");
+  message.set_message_json(R"({"text":"hi on instagram"})");
+  const std::string stream = keys_->OutStream(ShardOf("p1", "u1", 4));
+  ASSERT_TRUE(redis::EnsureGroup(client_, stream, KeySpace::kSenderGroup).ok());
+  ASSERT_TRUE(redis::XAdd(client_, stream, {{"pb", message.SerializeAsString()}}).ok());
+  auto read =
+      redis::XReadGroup(client_, KeySpace::kSenderGroup, "c1", {stream}, {">"}, 1, std::chrono::milliseconds(0));
+  ASSERT_TRUE(read.ok() && read->size() == 1);
+  EXPECT_EQ(handler(client_, read->front(), fence_).kind, redis::HandleResult::Kind::kDone);
+  ASSERT_EQ(emulator_->store().For("u1").size(), 1u);
+  EXPECT_EQ(emulator_->store().For("u1")[0].message_json, R"({"text":"hi on instagram"})");
+}
+
 // A Send API that answers every call as if for someone else: a server or proxy that mixed up
 // its connections (the emulator did, under Pistache, until it checked for hung-up clients).
 class CrossedSendApi : public Pistache::Http::Handler {

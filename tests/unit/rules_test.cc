@@ -380,6 +380,24 @@ rules:
   }
 }
 
+TEST(RulesTest, PlatformTellsInstagramFromMessenger) {
+  const RuleSet rules = MustParse(R"(
+rules:
+  - when: { platform: instagram, keywords: [hi] }
+    reply: "Hi from the Instagram bot"
+  - when: { keywords: [hi] }
+    reply: "Hi from the Messenger bot"
+)");
+  InboundEvent instagram;
+  instagram.set_kind(katy::v1::EVENT_KIND_MESSAGE);
+  instagram.set_user_id("u");
+  instagram.set_text("hi");
+  instagram.set_platform("instagram");
+  EXPECT_EQ(TextOf(Decide(rules, instagram, {}, First).messages.at(0)), "Hi from the Instagram bot");
+  EXPECT_EQ(TextOf(DecideText(rules, "hi").messages.at(0)), "Hi from the Messenger bot");
+  EXPECT_FALSE(ParseRules("rules:\n  - when: { platform: whatsapp }\n    reply: x\n", "bad.yaml").ok());
+}
+
 TEST(RulesTest, TheDemoBotLoadsAndHolds) {
   auto loaded = LoadRulesFile(std::string(KATY_SOURCE_DIR) + "/deploy/rules/katy.yaml");
   ASSERT_TRUE(loaded.ok()) << loaded.error().message;

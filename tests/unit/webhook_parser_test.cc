@@ -46,6 +46,23 @@ TEST(WebhookParserTest, QuickReplyPayload) {
   EXPECT_EQ(events[0].text(), "Weather");
 }
 
+// Instagram Direct comes through the same webhook shape, keyed by the professional account;
+// Meta unsubscribes a webhook that keeps failing, so it is never refused.
+TEST(WebhookParserTest, InstagramEventsAreAcceptedAndMarked) {
+  auto events = Parse("instagram.json");
+  ASSERT_EQ(events.size(), 3u);
+  for (const auto& event : events) {
+    EXPECT_EQ(event.platform(), "instagram");
+    EXPECT_EQ(event.page_id(), "17841400000000001");
+    EXPECT_EQ(event.user_id(), "6100000000000001");
+  }
+  EXPECT_EQ(events[0].kind(), katy::v1::EVENT_KIND_MESSAGE);
+  EXPECT_EQ(events[0].text(), "hi from instagram");
+  EXPECT_EQ(events[1].kind(), katy::v1::EVENT_KIND_READ);
+  EXPECT_NE(events[1].dedupe_key(), events[2].dedupe_key()) << "reads by mid are distinct events";
+  EXPECT_TRUE(Parse("text_message.json")[0].platform().empty());
+}
+
 TEST(WebhookParserTest, ReferralAndOptinKeepTheirRef) {
   auto referral = Parse("referral.json");
   ASSERT_EQ(referral.size(), 1u);
@@ -192,7 +209,7 @@ TEST(WebhookParserTest, EveryFixtureParsesAndIsCovered) {
                                          "reaction.json",          "standby.json",      "policy_enforcement.json",
                                          "unicode_escaped.json",   "attachments.json",  "user_ref.json",
                                          "string_timestamps.json", "message_edit.json", "unknown_event_kind.json",
-                                         "referral.json",          "optin.json"};
+                                         "referral.json",          "optin.json",        "instagram.json"};
   auto names = testing::FixtureNames();
   EXPECT_EQ(names.size(), covered.size());
   for (const auto& name : names) {
