@@ -9,6 +9,8 @@ namespace katy::sender {
 using nlohmann::json;
 
 std::optional<ReusableMedia> ReusableMediaOf(const std::string& message_json) {
+  // Every text reply passes here: one look for the key spares them a JSON parse.
+  if (message_json.find("\"is_reusable\"") == std::string::npos) return std::nullopt;
   const json message = json::parse(message_json, nullptr, false);
   if (!message.is_object() || !message.contains("attachment") || !message["attachment"].is_object()) {
     return std::nullopt;

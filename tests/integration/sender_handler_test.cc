@@ -40,8 +40,10 @@ class SenderHandlerTest : public ::testing::Test {
 
   redis::HandleResult Handle(const redis::StreamEntry& entry) { return (*handler_)(client_, entry, fence_); }
 
-  redis::StreamEntry Queue(const std::string& id, const std::string& message_json, int64_t last_user_ms = 0) {
+  redis::StreamEntry Queue(const std::string& id, const std::string& message_json, int64_t last_user_ms = 0,
+                           const std::string& platform = "") {
     katy::v1::OutboundMessage message;
+    message.set_platform(platform);
     message.set_id(id);
     message.set_page_id("p1");
     message.set_recipient_id("u1");
@@ -179,20 +181,8 @@ TEST_F(SenderHandlerTest, InstagramMessagesGoToTheirOwnSendApiBase) {
   options.graph_url = "http://127.0.0.1:1/v25.0";  // nobody there: Messenger calls would fail
   options.instagram_graph_url = "http://127.0.0.1:" + std::to_string(emulator_->port()) + "/v25.0";
   SenderHandler handler(*keys_, options, tokens_, *limiter_, metrics_, [this] { return now_; });
-  katy::v1::OutboundMessage message;
-  message.set_id("14-0#0");
-  message.set_page_id("p1");
-  message.set_recipient_id("u1");
-  message.set_messaging_type("RESPONSE");
-  message.set_platform("instagram");
-  message.set_message_json(R"({"text":"hi on instagram"})");
-  const std::string stream = keys_->OutStream(ShardOf("p1", "u1", 4));
-  ASSERT_TRUE(redis::EnsureGroup(client_, stream, KeySpace::kSenderGroup).ok());
-  ASSERT_TRUE(redis::XAdd(client_, stream, {{"pb", message.SerializeAsString()}}).ok());
-  auto read =
-      redis::XReadGroup(client_, KeySpace::kSenderGroup, "c1", {stream}, {">"}, 1, std::chrono::milliseconds(0));
-  ASSERT_TRUE(read.ok() && read->size() == 1);
-  EXPECT_EQ(handler(client_, read->front(), fence_).kind, redis::HandleResult::Kind::kDone);
+  auto entry = Queue("14-0#0", R"({"text":"hi on instagram"})", 0, "instagram");
+  EXPECT_EQ(handler(client_, entry, fence_).kind, redis::HandleResult::Kind::kDone);
   ASSERT_EQ(emulator_->store().For("u1").size(), 1u);
   EXPECT_EQ(emulator_->store().For("u1")[0].message_json, R"({"text":"hi on instagram"})");
 }
