@@ -83,6 +83,13 @@ std::string Str(const object& parent, std::string_view key) {
   return value ? IdString(*value) : "";
 }
 
+// A member that is the JSON `true` (absent, false or not a boolean: false).
+bool Flag(const object& parent, std::string_view key) {
+  auto value = Field(parent, key);
+  bool flag = false;
+  return value && value->get_bool().get(flag) == simdjson::SUCCESS && flag;
+}
+
 void ReadReferral(const object& node, InboundEvent& event) {
   auto* referral = event.mutable_referral();
   referral->set_ref(Str(node, "ref"));
@@ -95,7 +102,13 @@ void ReadMessage(const object& message, InboundEvent& event) {
   event.set_mid(Str(message, "mid"));
   event.set_text(Str(message, "text"));
   if (auto qr = ObjectField(message, "quick_reply")) event.set_quick_reply_payload(Str(*qr, "payload"));
-  if (auto reply_to = ObjectField(message, "reply_to")) event.set_reply_to_mid(Str(*reply_to, "mid"));
+  if (auto reply_to = ObjectField(message, "reply_to")) {
+    event.set_reply_to_mid(Str(*reply_to, "mid"));
+    if (auto story = ObjectField(*reply_to, "story")) {  // Instagram: a reply to a story
+      event.set_reply_to_story_id(Str(*story, "id"));
+      event.set_reply_to_story_url(Str(*story, "url"));
+    }
+  }
   simdjson::dom::array list;
   if (auto attachments = Field(message, "attachments");
       attachments && attachments->get_array().get(list) == simdjson::SUCCESS) {
@@ -108,13 +121,17 @@ void ReadMessage(const object& message, InboundEvent& event) {
       std::string url = Str(item, "URL");  // fallback attachments put the link here
       if (auto payload = ObjectField(item, "payload")) {
         if (std::string payload_url = Str(*payload, "url"); !payload_url.empty()) url = payload_url;
+        // Instagram shares of a post carry its caption in the payload.
+        if (attachment->title().empty()) attachment->set_title(Str(*payload, "title"));
       }
       attachment->set_url(url);
     }
   }
   if (auto referral = ObjectField(message, "referral")) ReadReferral(*referral, event);
-  bool is_echo = false;
-  if (auto echo = Field(message, "is_echo"); echo && echo->get_bool().get(is_echo) == simdjson::SUCCESS && is_echo) {
+  event.set_unsupported(Flag(message, "is_unsupported"));
+  if (Flag(message, "is_deleted")) {
+    event.set_kind(katy::v1::EVENT_KIND_MESSAGE_DELETE);
+  } else if (Flag(message, "is_echo")) {
     event.set_kind(katy::v1::EVENT_KIND_ECHO);
     event.set_app_id(Str(message, "app_id"));
     event.set_metadata(Str(message, "metadata"));
@@ -261,6 +278,9 @@ std::string DedupeKey(const InboundEvent& event) {
       break;
     case katy::v1::EVENT_KIND_POSTBACK:
       if (!event.mid().empty()) return "pb:" + event.mid();
+      break;
+    case katy::v1::EVENT_KIND_MESSAGE_DELETE:  // the deleted message's mid: "msg:" would drop it
+      if (!event.mid().empty()) return "del:" + event.mid();
       break;
     case katy::v1::EVENT_KIND_MESSAGE_EDIT:
       return "edit:" + event.mid() + ":" + std::to_string(event.watermark());

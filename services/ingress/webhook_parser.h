@@ -28,16 +28,16 @@ inline constexpr size_t kDefaultMaxEventsPerRequest = 1000;
 // Errors are ErrorCode::kRejected with one of these reasons: kTooManyEvents (more than
 // `max_events` items; answer 413; parsing stops there, so a hostile body costs no more than
 // `max_events` events), and, all meaning "answer 400": "invalid_json" (includes invalid
-// UTF-8), "too_deep", "not_an_object", "wrong_object" (object != "page"), "bad_shape"
+// UTF-8), "too_deep", "not_an_object", "wrong_object" (object neither "page" nor "instagram"), "bad_shape"
 // (entry/messaging not arrays, an item not an object, an entry without id).
 inline constexpr std::string_view kTooManyEvents = "too_many_events";
 Result<std::vector<katy::v1::InboundEvent>> ParseWebhook(std::string_view body, int64_t received_at_ms,
                                                          size_t max_events = kDefaultMaxEventsPerRequest);
 
 // What identifies a redelivery of `event` (docs/messenger-platform.md, "Redelivery and duplicates"): the mid for
-// messages, echoes and postbacks; mid + edit count for edits; (user, watermark) for deliveries and reads; (mid, action,
-// emoji) for reactions; a hash of the raw item for everything else. Meta's genuine duplicates differ in entry.time,
-// which no key includes.
+// messages, echoes, postbacks and Instagram deletions (each kind its own key); mid + edit count for edits; (user,
+// watermark) for deliveries and reads; (mid, action, emoji) for reactions; a hash of the raw item for everything else.
+// Meta's genuine duplicates differ in entry.time, which no key includes.
 std::string DedupeKey(const katy::v1::InboundEvent& event);
 
 // Largest nesting depth of `json`'s arrays and objects (strings are skipped). Linear, no

@@ -63,6 +63,42 @@ TEST(WebhookParserTest, InstagramEventsAreAcceptedAndMarked) {
   EXPECT_TRUE(Parse("text_message.json")[0].platform().empty());
 }
 
+// Every Instagram messaging kind Meta documents, and one it may add: each is one event, none
+// is refused, and the Instagram-only fields reach the rules and skills.
+TEST(WebhookParserTest, InstagramKindsAreEachKept) {
+  auto events = Parse("instagram_kinds.json");
+  ASSERT_EQ(events.size(), 11u);
+  for (const auto& event : events) {
+    EXPECT_EQ(event.platform(), "instagram");
+    EXPECT_EQ(event.user_id(), "6100000000000001") << event.raw_json();
+  }
+  using katy::v1::EventKind;
+  const std::vector<EventKind> kinds = {
+      katy::v1::EVENT_KIND_MESSAGE,        katy::v1::EVENT_KIND_MESSAGE,  katy::v1::EVENT_KIND_MESSAGE,
+      katy::v1::EVENT_KIND_MESSAGE,        katy::v1::EVENT_KIND_MESSAGE,  katy::v1::EVENT_KIND_POSTBACK,
+      katy::v1::EVENT_KIND_MESSAGE,        katy::v1::EVENT_KIND_REACTION, katy::v1::EVENT_KIND_ECHO,
+      katy::v1::EVENT_KIND_MESSAGE_DELETE, katy::v1::EVENT_KIND_UNKNOWN};
+  for (size_t i = 0; i < kinds.size(); ++i) EXPECT_EQ(events[i].kind(), kinds[i]) << i;
+  EXPECT_EQ(events[0].attachments(0).type(), "image");
+  EXPECT_EQ(events[1].text(), "love this story");
+  EXPECT_EQ(events[1].reply_to_story_id(), "17900000000000002");
+  EXPECT_EQ(events[1].reply_to_story_url().rfind("https://lookaside.fbsbx.com/", 0), 0u);
+  EXPECT_EQ(events[2].attachments(0).type(), "story_mention");
+  ASSERT_EQ(events[3].attachments_size(), 2);
+  EXPECT_EQ(events[3].attachments(1).type(), "ig_post");
+  EXPECT_EQ(events[3].attachments(1).title(), "Caf\u00e9 opening \u2615");
+  EXPECT_TRUE(events[4].unsupported());
+  EXPECT_FALSE(events[0].unsupported());
+  EXPECT_EQ(events[5].postback_payload(), "HOURS");
+  EXPECT_EQ(events[6].quick_reply_payload(), "WEATHER");
+  EXPECT_EQ(events[7].action(), "react");
+  // The deletion names the deleted message's mid: under the message's own key it would be
+  // dropped as a redelivery of that message.
+  EXPECT_EQ(events[9].mid(), events[0].mid());
+  EXPECT_NE(events[9].dedupe_key(), events[0].dedupe_key());
+  EXPECT_EQ(events[10].kind_key(), "messaging_feedback_v2");
+}
+
 TEST(WebhookParserTest, ReferralAndOptinKeepTheirRef) {
   auto referral = Parse("referral.json");
   ASSERT_EQ(referral.size(), 1u);
@@ -209,7 +245,8 @@ TEST(WebhookParserTest, EveryFixtureParsesAndIsCovered) {
                                          "reaction.json",          "standby.json",      "policy_enforcement.json",
                                          "unicode_escaped.json",   "attachments.json",  "user_ref.json",
                                          "string_timestamps.json", "message_edit.json", "unknown_event_kind.json",
-                                         "referral.json",          "optin.json",        "instagram.json"};
+                                         "referral.json",          "optin.json",        "instagram.json",
+                                         "instagram_kinds.json"};
   auto names = testing::FixtureNames();
   EXPECT_EQ(names.size(), covered.size());
   for (const auto& name : names) {
