@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/instagram_limits.h"
 #include "common/json_text.h"
 #include "common/utf8.h"
 #include "services/responder/text_normalize.h"
@@ -301,6 +302,20 @@ bool MentionsFirstName(const Rule& rule) {
   return false;
 }
 
+// A rule for Instagram must keep Instagram's limits (common/instagram_limits.h). Of those, rules
+// can only break the text's: they write text quick replies and generic or button templates,
+// which Instagram has. Text in bytes, as Instagram counts (placeholders are not yet filled in).
+void CheckInstagramLimits(const std::vector<MessageTemplate>& messages, const YAML::Node& where) {
+  for (const auto& message : messages) {
+    for (const auto& text : message.variants) {
+      if (text.size() > kInstagramMaxTextBytes) {
+        throw RulesError{LineOf(where), "reply text must be at most 1000 bytes on Instagram (Meta's limit), got " +
+                                            std::to_string(text.size())};
+      }
+    }
+  }
+}
+
 Rule ParseRule(const YAML::Node& node, const std::string& default_name) {
   if (!node.IsMap()) throw RulesError{LineOf(node), "a rule must be a map"};
   Rule rule;
@@ -326,6 +341,10 @@ Rule ParseRule(const YAML::Node& node, const std::string& default_name) {
   }
   if (const auto& state = node["state"]) rule.next_state = state.IsNull() ? "" : Scalar(state, "state");
   rule.uses_first_name = MentionsFirstName(rule);
+  if (rule.when.platform == "instagram") {
+    CheckInstagramLimits(rule.replies, node["reply"]);
+    if (rule.skill) CheckInstagramLimits(rule.skill->fallback, node["skill"]);
+  }
   return rule;
 }
 

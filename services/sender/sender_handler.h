@@ -141,11 +141,14 @@ class SenderHandler {
 };
 
 // What one outbound message becomes on the wire: a sender action alone (one empty body), or
-// the message with long text in ordered parts (quick replies ride on the last part). nullopt
-// when message_json is not a JSON object.
+// the message with long text in ordered parts (quick replies ride on the last part; Instagram
+// parts are at most 1000 bytes). nullopt when message_json is not a JSON object.
 struct PlannedParts {
   std::vector<std::string> bodies;
   bool media = false;  // audio or video: the media rate applies
+  // Why Instagram cannot take the message (common/instagram_limits.h), or empty: such a message
+  // is dead-lettered as "instagram_unsupported" without calling Meta.
+  std::string refusal;
 };
 std::optional<PlannedParts> PlanParts(const katy::v1::OutboundMessage& message);
 

@@ -2,16 +2,17 @@
 
 namespace katy::sender {
 
-std::vector<std::string> SplitText(std::string_view text, size_t max_chars) {
+std::vector<std::string> SplitText(std::string_view text, size_t max_chars, size_t max_bytes) {
   std::vector<std::string> parts;
   while (!text.empty()) {
-    // Walk up to max_chars code points, remembering the last whitespace seen.
+    // Walk up to max_chars code points (and max_bytes), remembering the last whitespace seen.
     size_t bytes = 0;
     size_t chars = 0;
     size_t last_space_end = 0;
     while (bytes < text.size() && chars < max_chars) {
       auto c = static_cast<unsigned char>(text[bytes]);
       size_t length = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+      if (bytes + length > max_bytes && bytes > 0) break;
       bytes = std::min(text.size(), bytes + length);
       ++chars;
       if (c == ' ' || c == '\n' || c == '\t') last_space_end = bytes;

@@ -1,14 +1,16 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace katy::sender {
 
-// Splits UTF-8 text into ordered parts of at most `max_chars` code points each, cutting after
-// the last whitespace of a part when there is one (a single longer word is cut inside), never
-// inside a UTF-8 sequence. Text that fits comes back as one part. Pure.
-std::vector<std::string> SplitText(std::string_view text, size_t max_chars);
+// Splits UTF-8 text into ordered parts of at most `max_chars` code points and `max_bytes` bytes
+// each (Messenger counts characters, Instagram bytes), cutting after the last whitespace of a
+// part when there is one (a single longer word is cut inside), never inside a UTF-8 sequence.
+// Text that fits comes back as one part. Pure.
+std::vector<std::string> SplitText(std::string_view text, size_t max_chars, size_t max_bytes = SIZE_MAX);
 
 }  // namespace katy::sender

@@ -187,6 +187,22 @@ TEST_F(SenderHandlerTest, InstagramMessagesGoToTheirOwnSendApiBase) {
   EXPECT_EQ(emulator_->store().For("u1")[0].message_json, R"({"text":"hi on instagram"})");
 }
 
+// What Instagram has no shape for (a media template, here from a skill) is dead-lettered
+// before any call, with its reason; a long text goes out in parts Instagram takes.
+TEST_F(SenderHandlerTest, InstagramLimitsAreKeptBeforeCallingMeta) {
+  auto refused =
+      Queue("15-0#0", R"({"attachment":{"type":"template","payload":{"template_type":"media"}}})", 0, "instagram");
+  auto result = Handle(refused);
+  EXPECT_EQ(result.kind, redis::HandleResult::Kind::kPoison);
+  EXPECT_EQ(result.reason, "instagram_unsupported");
+  EXPECT_TRUE(emulator_->store().For("u1").empty());
+  auto long_text = Queue("15-1#0", nlohmann::json{{"text", std::string(1500, 'a')}}.dump(), 0, "instagram");
+  EXPECT_EQ(Handle(long_text).kind, redis::HandleResult::Kind::kDone);
+  ASSERT_EQ(emulator_->store().For("u1").size(), 2u);
+  EXPECT_EQ(nlohmann::json::parse(emulator_->store().For("u1")[0].message_json)["text"].get<std::string>().size(),
+            1000u);
+}
+
 // A Send API that answers every call as if for someone else: a server or proxy that mixed up
 // its connections (the emulator did, under Pistache, until it checked for hung-up clients).
 class CrossedSendApi : public Pistache::Http::Handler {

@@ -398,6 +398,27 @@ rules:
   EXPECT_FALSE(ParseRules("rules:\n  - when: { platform: whatsapp }\n    reply: x\n", "bad.yaml").ok());
 }
 
+// Instagram counts 1000 bytes where Messenger counts 2000 characters: 600 accented letters
+// (1,200 bytes) load for Messenger (or either platform, where the sender splits the text for
+// Instagram) and are refused, with the place, in a rule written for Instagram.
+TEST(RulesTest, InstagramRulesKeepInstagramsTextLimitAtLoad) {
+  std::string accents;
+  for (int i = 0; i < 600; ++i) accents += "\u00e9";
+  const std::string reply = "    reply: \"" + accents + "\"\n";
+  EXPECT_TRUE(ParseRules("rules:\n  - when: { platform: messenger }\n" + reply, "ok.yaml").ok());
+  EXPECT_TRUE(ParseRules("rules:\n  - when: { keywords: [hi] }\n" + reply, "ok.yaml").ok());
+  auto refused = ParseRules("rules:\n  - when: { platform: instagram }\n" + reply, "ig.yaml");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().message,
+            "ig.yaml:3: reply text must be at most 1000 bytes on Instagram (Meta's limit), got 1200");
+  auto fallback = ParseRules(
+      "rules:\n  - when: { platform: instagram }\n    skill:\n      url: http://x/\n"
+      "      fallback: \"" +
+          accents + "\"\n",
+      "ig.yaml");
+  EXPECT_FALSE(fallback.ok());
+}
+
 TEST(RulesTest, TheDemoBotLoadsAndHolds) {
   auto loaded = LoadRulesFile(std::string(KATY_SOURCE_DIR) + "/deploy/rules/katy.yaml");
   ASSERT_TRUE(loaded.ok()) << loaded.error().message;

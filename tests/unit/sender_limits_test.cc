@@ -3,7 +3,11 @@
 #include <algorithm>
 #include <deque>
 
+#include <nlohmann/json.hpp>
+
+#include "common/instagram_limits.h"
 #include "services/sender/page_limiter.h"
+#include "services/sender/sender_handler.h"
 #include "services/sender/text_split.h"
 #include "tools/emulator/fault_injector.h"
 
@@ -103,6 +107,60 @@ TEST(TextSplitTest, SplitsAtWordBoundariesWithoutBreakingUtf8) {
   }
   EXPECT_EQ(joined, long_text);
   EXPECT_TRUE(sender::SplitText("", 10).empty());
+}
+
+// Instagram counts bytes: 600 two-byte characters are 1,200 bytes, two parts there but one on
+// Messenger; no part cuts a character in two.
+TEST(TextSplitTest, AByteLimitCutsOnCharacterBoundaries) {
+  std::string accents;
+  for (int i = 0; i < 600; ++i) accents += "é";
+  EXPECT_EQ(sender::SplitText(accents, 1999).size(), 1u);
+  auto parts = sender::SplitText(accents, 1999, 1000);
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_EQ(parts[0].size(), 1000u);
+  EXPECT_EQ(parts[0] + parts[1], accents);
+  EXPECT_EQ(sender::SplitText("aa bb cc", 100, 5), sender::SplitText("aa bb cc", 5));
+}
+
+TEST(InstagramLimitsTest, NamesWhatInstagramCannotTake) {
+  using nlohmann::json;
+  EXPECT_FALSE(InstagramMessageError(json{{"text", std::string(1000, 'a')}}));
+  EXPECT_EQ(*InstagramMessageError(json{{"text", std::string(1001, 'a')}}),
+            "message.text: at most 1000 bytes on Instagram, got 1001");
+  json location_reply = json::parse(R"({"text":"where?","quick_replies":[{"content_type":"location"}]})");
+  EXPECT_NE(InstagramMessageError(location_reply)->find("quick_replies[0].content_type: 'location'"),
+            std::string::npos);
+  json fourteen = {{"text", "pick"}, {"quick_replies", json::array()}};
+  for (int i = 0; i < 14; ++i) fourteen["quick_replies"].push_back({{"content_type", "text"}, {"title", "t"}});
+  EXPECT_TRUE(InstagramMessageError(fourteen));
+  fourteen["quick_replies"].erase(0);
+  EXPECT_FALSE(InstagramMessageError(fourteen));
+  json media_template = json::parse(R"({"attachment":{"type":"template","payload":{"template_type":"media"}}})");
+  EXPECT_NE(InstagramMessageError(media_template)->find("'media' does not exist on Instagram"), std::string::npos);
+  json cards = json::parse(R"({"attachment":{"type":"template","payload":{"template_type":"generic"}}})");
+  EXPECT_FALSE(InstagramMessageError(cards));
+  EXPECT_FALSE(InstagramMessageError(json::parse(R"({"attachment":{"type":"image","payload":{"url":"u"}}})")));
+}
+
+// The sender splits an Instagram text by bytes and refuses what Instagram has no shape for;
+// the same message for Messenger goes out whole.
+TEST(InstagramLimitsTest, PlanPartsSplitsByBytesAndRefusesUnknownShapes) {
+  katy::v1::OutboundMessage message;
+  std::string accents;
+  for (int i = 0; i < 600; ++i) accents += "é ";
+  message.set_message_json(nlohmann::json{
+      {"text", accents}, {"quick_replies", {{{"content_type", "text"}, {"title", "ok"}, {"payload", "OK"}}}}}
+                               .dump());
+  EXPECT_EQ(sender::PlanParts(message)->bodies.size(), 1u);
+  message.set_platform("instagram");
+  auto plan = sender::PlanParts(message);
+  ASSERT_TRUE(plan);
+  ASSERT_EQ(plan->bodies.size(), 2u);
+  EXPECT_TRUE(plan->refusal.empty()) << plan->refusal;
+  EXPECT_EQ(plan->bodies[0].find("quick_replies"), std::string::npos);
+  EXPECT_NE(plan->bodies[1].find("quick_replies"), std::string::npos);
+  message.set_message_json(R"({"attachment":{"type":"template","payload":{"template_type":"receipt"}}})");
+  EXPECT_NE(sender::PlanParts(message)->refusal.find("'receipt'"), std::string::npos);
 }
 
 TEST(FaultInjectorTest, ParsesAndRefuses) {
