@@ -2,6 +2,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -9,8 +10,10 @@
 
 namespace katy {
 
-// Which access token sends for which page: a per-page map (KATY_PAGE_TOKENS_FILE, JSON
-// {"<page id>": "<token>"}) with a default for every other page (KATY_PAGE_TOKEN).
+// Which access token sends for which page or Instagram account: a per-id map
+// (KATY_PAGE_TOKENS_FILE, JSON {"<page id>": "<token>", "<account id>": {"token": "<token>",
+// "platform": "instagram"}}; a bare string is a Messenger page's) with a default for every other
+// page (KATY_PAGE_TOKEN).
 // Immutable after loading; thread-safe. Tokens are secrets: never log them.
 class PageTokens {
  public:
@@ -24,10 +27,13 @@ class PageTokens {
   bool has_default() const { return !default_token_.empty(); }
   // The pages with a token of their own, in id order.
   std::vector<std::string> pages() const;
+  // True when the file names `page_id` an Instagram account ("platform": "instagram").
+  bool IsInstagram(const std::string& page_id) const { return instagram_.count(page_id) > 0; }
 
  private:
   std::string default_token_;
   std::map<std::string, std::string> per_page_;
+  std::set<std::string> instagram_;
 };
 
 }  // namespace katy

@@ -10,21 +10,29 @@
 namespace katy::responder {
 
 // Reads a user's first name from the Graph user profile API
-// (GET {graph}/{psid}?fields=first_name&access_token=...), for {{first_name}}. A profile is
-// optional: callers fall back to a neutral word on any error. Thread-compatible.
+// (GET {graph}/{psid}?fields=first_name&access_token=...), for {{first_name}}. Instagram's
+// profile has no first name: its `name`'s first word stands in (GET {graph}/{igsid}?fields=name,
+// at the Instagram base when one is set). A profile is optional: callers fall back to a neutral
+// word on any error. Thread-compatible.
 class ProfileClient {
  public:
-  ProfileClient(std::string graph_url, const PageTokens& tokens, std::chrono::milliseconds timeout)
-      : graph_url_(std::move(graph_url)), tokens_(tokens), timeout_(timeout) {}
+  ProfileClient(std::string graph_url, const PageTokens& tokens, std::chrono::milliseconds timeout,
+                std::string instagram_graph_url = "")
+      : graph_url_(std::move(graph_url)),
+        instagram_graph_url_(std::move(instagram_graph_url)),
+        tokens_(tokens),
+        timeout_(timeout) {}
 
   // The first name, or an Error ("no_token", "timeout", "http_<status>", "bad_answer", ...).
   // Never waits longer than the timeout. Uses `http` (one per thread).
-  Result<std::string> FirstName(http::Client& http, const std::string& page_id, const std::string& psid) const;
+  Result<std::string> FirstName(http::Client& http, const std::string& page_id, const std::string& psid,
+                                bool instagram = false) const;
 
   bool enabled() const { return !graph_url_.empty() && !tokens_.empty(); }
 
  private:
   std::string graph_url_;
+  std::string instagram_graph_url_;
   const PageTokens& tokens_;
   std::chrono::milliseconds timeout_;
 };

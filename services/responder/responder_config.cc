@@ -12,6 +12,9 @@ ResponderConfig LoadResponderConfig(int argc, char** argv, config::Settings* set
           {"KATY_RULES", "deploy/rules/katy.yaml", "The YAML rules file (reloaded on SIGHUP)"},
           {"KATY_GRAPH_URL", std::string(defaults::kGraphUrl),
            "Graph API base, for the user profile behind {{first_name}} (the emulator by default)"},
+          {"KATY_INSTAGRAM_GRAPH_URL", "",
+           "Graph API base for Instagram users' profiles (empty: KATY_GRAPH_URL; https://graph.instagram.com/v25.0 "
+           "with Instagram Login tokens)"},
           {"KATY_PAGE_TOKEN", "", "Page access token for profile reads (no token: names stay neutral)", false, true},
           {"KATY_PAGE_TOKENS_FILE", "", R"(JSON file {"<page id>": "<token>"} for several pages)"},
           {"KATY_PROFILE_TIMEOUT_MS", "500", "Longest a reply waits for the user's first name"},
@@ -24,6 +27,7 @@ ResponderConfig LoadResponderConfig(int argc, char** argv, config::Settings* set
   cfg.common = config::LoadCommonConfig(settings);
   cfg.rules_path = settings.String("KATY_RULES");
   cfg.graph_url = settings.String("KATY_GRAPH_URL");
+  cfg.instagram_graph_url = settings.String("KATY_INSTAGRAM_GRAPH_URL");
   cfg.page_token = settings.String("KATY_PAGE_TOKEN");
   cfg.page_tokens_file = settings.String("KATY_PAGE_TOKENS_FILE");
   cfg.profile_timeout = std::chrono::milliseconds(settings.Int("KATY_PROFILE_TIMEOUT_MS", 10, 10000));

@@ -227,7 +227,7 @@ std::vector<std::string> CommitArgs(const redis::StreamEntry& entry, const redis
 void ResponderHandler::ResolveProfile(const katy::v1::InboundEvent& event, int64_t now, Conversation& conversation,
                                       std::vector<std::string>& update) const {
   if (profiles_ == nullptr || !profiles_->enabled() || event.user_is_ref() || !ProfileDue(conversation, now)) return;
-  auto name = profiles_->FirstName(ThreadHttp(), event.page_id(), event.user_id());
+  auto name = profiles_->FirstName(ThreadHttp(), event.page_id(), event.user_id(), event.platform() == "instagram");
   metrics_.profile_fetches.Add({{"result", name ? "ok" : name.error().Label()}}).Increment();
   if (name) {
     conversation.first_name = *name;

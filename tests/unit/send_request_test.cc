@@ -113,5 +113,25 @@ TEST(PageTokensTest, FileDefaultAndErrors) {
   EXPECT_FALSE(PageTokens::Load("", "/nonexistent/tokens.json").ok());
 }
 
+// An entry may name its platform; a bare token is a Messenger page's. A wrong platform or key
+// is refused with the entry named.
+TEST(PageTokensTest, EntriesNameTheirPlatform) {
+  const std::string path = "/tmp/katy-page-tokens-platform-test.json";
+  std::ofstream(path) << R"({"1045": "token-a", "1784": {"token": "token-ig", "platform": "instagram"},
+                             "2046": {"token": "token-b", "platform": "messenger"}})";
+  auto tokens = PageTokens::Load("", path);
+  ASSERT_TRUE(tokens.ok()) << tokens.error().message;
+  EXPECT_EQ(tokens->For("1784"), "token-ig");
+  EXPECT_TRUE(tokens->IsInstagram("1784"));
+  EXPECT_FALSE(tokens->IsInstagram("1045"));
+  EXPECT_FALSE(tokens->IsInstagram("2046"));
+  std::ofstream(path) << R"({"1784": {"token": "t", "platform": "whatsapp"}})";
+  EXPECT_NE(PageTokens::Load("", path).error().message.find("the platform of 1784"), std::string::npos);
+  std::ofstream(path) << R"({"1784": {"token": "t", "kind": "instagram"}})";
+  EXPECT_NE(PageTokens::Load("", path).error().message.find("unknown key 'kind'"), std::string::npos);
+  std::ofstream(path) << R"({"1784": {"platform": "instagram"}})";
+  EXPECT_FALSE(PageTokens::Load("", path).ok());
+}
+
 }  // namespace
 }  // namespace katy::sender

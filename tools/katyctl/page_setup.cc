@@ -121,6 +121,11 @@ Result<GraphTarget> TargetFor(const std::string& page) {
       return Error{ErrorCode::kInvalid, "several pages are configured: name the PAGE"};
     }
   }
+  if (tokens->IsInstagram(target.node)) {
+    return Error{ErrorCode::kInvalid, target.node +
+                                          " is an Instagram account (KATY_PAGE_TOKENS_FILE): its profile and webhook "
+                                          "fields are set through the Facebook Page linked to it; name that page"};
+  }
   auto token = tokens->For(target.node);
   if (!token) {
     return Error{ErrorCode::kConfig, "no page token" + (page.empty() ? std::string() : " for page " + page) +
