@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <mutex>
 #include <thread>
+
+#include <pistache/endpoint.h>
+#include <pistache/http.h>
 
 #include <nlohmann/json.hpp>
 
@@ -77,6 +81,100 @@ TEST_F(EmulatorServerTest, MessengerProfileRoundTrip) {
   EXPECT_EQ(after["data"][0]["greeting"][0]["text"], "Meow");
   EXPECT_EQ(http_.Post(url, R"({"colour":"red"})")->status, 400);
   EXPECT_EQ(http_.Get(base_ + "/me/messenger_profile")->status, 400);  // no token
+}
+
+// Keeps every webhook body POSTed to it, and answers 200.
+class WebhookCapture : public Pistache::Http::Handler {
+ public:
+  HTTP_PROTOTYPE(WebhookCapture)
+  explicit WebhookCapture(std::shared_ptr<std::vector<std::string>> bodies, std::shared_ptr<std::mutex> mutex)
+      : bodies_(std::move(bodies)), mutex_(std::move(mutex)) {}
+  void onRequest(const Pistache::Http::Request& request, Pistache::Http::ResponseWriter response) override {
+    {
+      std::lock_guard lock(*mutex_);
+      bodies_->push_back(request.body());
+    }
+    response.send(Pistache::Http::Code::Ok, "EVENT_RECEIVED");
+  }
+
+ private:
+  std::shared_ptr<std::vector<std::string>> bodies_;
+  std::shared_ptr<std::mutex> mutex_;
+};
+
+// The emulator's Instagram account: its webhooks are Instagram's (object, reads by mid, no
+// delivery receipts) and its Send API refuses what Instagram refuses, with Instagram's error type.
+TEST(EmulatorInstagramTest, AnInstagramAccountHasInstagramsWebhooksAndLimits) {
+  auto bodies = std::make_shared<std::vector<std::string>>();
+  auto mutex = std::make_shared<std::mutex>();
+  Pistache::Http::Endpoint capture(Pistache::Address(Pistache::Ipv4::loopback(), Pistache::Port(0)));
+  capture.init(Pistache::Http::Endpoint::options().threads(1));
+  capture.setHandler(Pistache::Http::make_handler<WebhookCapture>(bodies, mutex));
+  capture.serveThreaded();
+  EmulatorOptions options;
+  options.address = {"127.0.0.1", 0};
+  options.app_secret = "secret";
+  options.ingress_url = "http://127.0.0.1:" + std::to_string(static_cast<uint16_t>(capture.getPort())) + "/webhook";
+  options.echoes = true;
+  auto server = EmulatorServer::Start(options);
+  ASSERT_TRUE(server.ok());
+  const std::string root = "http://127.0.0.1:" + std::to_string((*server)->port());
+  http::Client http;
+  const std::vector<std::string> json_type = {"Content-Type: application/json"};
+  const std::string account = options.chat_instagram_id;
+
+  auto said = http.Post(root + "/_emulator/say", R"({"page":")" + account + R"(","psid":"ig-1","text":"hi"})");
+  ASSERT_EQ(said->status, 200) << said->body;
+  auto refused = http.Post(root + "/v25.0/" + account + "/messages?access_token=t",
+                           nlohmann::json{{"recipient", {{"id", "ig-1"}}},
+                                          {"messaging_type", "RESPONSE"},
+                                          {"message", {{"text", std::string(1001, 'a')}}}}
+                               .dump(),
+                           json_type);
+  EXPECT_EQ(refused->status, 400);
+  auto error = nlohmann::json::parse(refused->body)["error"];
+  EXPECT_EQ(error["type"], "IGApiException");
+  EXPECT_NE(error["message"].get<std::string>().find("at most 1000 bytes"), std::string::npos);
+  // The same text is a Messenger page's to send.
+  auto page_send = http.Post(root + "/v25.0/1045/messages?access_token=t",
+                             nlohmann::json{{"recipient", {{"id", "fb-1"}}},
+                                            {"messaging_type", "RESPONSE"},
+                                            {"message", {{"text", std::string(1001, 'a')}}}}
+                                 .dump(),
+                             json_type);
+  EXPECT_EQ(page_send->status, 200) << page_send->body;
+  auto sent =
+      http.Post(root + "/v25.0/" + account + "/messages?access_token=t",
+                R"({"recipient":{"id":"ig-1"},"messaging_type":"RESPONSE","message":{"text":"hello"}})", json_type);
+  ASSERT_EQ(sent->status, 200) << sent->body;
+  const std::string mid = nlohmann::json::parse(sent->body)["message_id"];
+  EXPECT_EQ(http.Post(root + "/_emulator/read", R"({"page":")" + account + R"(","psid":"ig-1"})")->status, 200);
+  EXPECT_EQ(http.Post(root + "/_emulator/delivered", R"({"page":")" + account + R"(","psid":"ig-1"})")->status, 400);
+  auto profile = nlohmann::json::parse(http.Get(root + "/v25.0/ig-1?fields=name&access_token=t")->body);
+  EXPECT_TRUE(profile.contains("name"));
+  EXPECT_FALSE(profile.contains("first_name"));
+
+  // The message, the echo and the read, each with Instagram's object; the page's echo is a page's.
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        std::lock_guard lock(*mutex);
+        return bodies->size() >= 4;
+      },
+      std::chrono::seconds(10)));
+  (*server)->Shutdown();
+  capture.shutdown();
+  int instagram = 0;
+  bool read_by_mid = false;
+  for (const auto& body : *bodies) {
+    auto webhook = nlohmann::json::parse(body);
+    const bool from_account = webhook["entry"][0]["id"] == account;
+    EXPECT_EQ(webhook["object"], from_account ? "instagram" : "page") << body;
+    instagram += from_account;
+    const auto& item = webhook["entry"][0]["messaging"][0];
+    if (item.contains("read")) read_by_mid = item["read"]["mid"] == mid;
+  }
+  EXPECT_EQ(instagram, 3);
+  EXPECT_TRUE(read_by_mid);
 }
 
 TEST(WebhookDeliveryIntegrationTest, RetriesLikeMetaUntilIngressStoresTheEvents) {

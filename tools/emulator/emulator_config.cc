@@ -21,6 +21,8 @@ std::vector<config::SettingSpec> EmulatorSpecs() {
        "Messaging items per webhook POST at most (Meta batches under load)"},
       {"KATY_EMULATOR_ECHOES", built_in.echoes ? "1" : "0", "Send an echo webhook for every message the bot sends"},
       {"KATY_EMULATOR_PAGE", built_in.chat_page_id, "The page id the chat page talks to"},
+      {"KATY_EMULATOR_INSTAGRAM", built_in.chat_instagram_id,
+       "The Instagram account id the chat page talks to when switched to Instagram"},
       {"KATY_EMULATOR_METRICS_URLS", std::string(defaults::kQueueMetricsUrls),
        "Comma-separated /metrics URLs of the services, for the chat page's queue panel"},
       config::LogLevelSpec(),
@@ -50,6 +52,7 @@ EmulatorOptions LoadEmulatorOptions(int argc, char** argv, config::Settings* set
   options.webhook_batch = static_cast<size_t>(settings.Int("KATY_EMULATOR_WEBHOOK_BATCH", 1, 1000));
   options.echoes = settings.Bool("KATY_EMULATOR_ECHOES");
   options.chat_page_id = settings.String("KATY_EMULATOR_PAGE");
+  options.chat_instagram_id = settings.String("KATY_EMULATOR_INSTAGRAM");
   options.metrics_urls = SplitCommas(settings.String("KATY_EMULATOR_METRICS_URLS"));
   *settings_out = std::move(settings);
   return options;

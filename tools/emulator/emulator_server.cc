@@ -18,6 +18,7 @@
 #include "common/hmac.h"
 #include "common/http/http_client.h"
 #include "common/http/pistache_util.h"
+#include "common/instagram_limits.h"
 #include "common/log.h"
 #include "common/page_setup.h"
 #include "tools/emulator/chat_page.h"
@@ -99,7 +100,9 @@ class EmulatorHandler : public Http::Handler {
         faults_(std::move(faults)),
         webhooks_(std::move(webhooks)),
         options_(std::move(options)),
-        mid_counter_(std::move(mid_counter)) {}
+        mid_counter_(std::move(mid_counter)) {
+    instagram_->Add(options_->chat_instagram_id);
+  }
 
   void onRequest(const Http::Request& request, Http::ResponseWriter response) override {
     http::KeepAliveUnlessClosed(request, response);
@@ -160,7 +163,9 @@ class EmulatorHandler : public Http::Handler {
     }
     if (path == "/_emulator/say" && method == Http::Method::Post) return Say(request.body());
     if (path == "/_emulator/faults") return Faults(method, request.body());
-    if (path == "/_emulator/config") return {200, json{{"page", options_->chat_page_id}}.dump()};
+    if (path == "/_emulator/config") {
+      return {200, json{{"page", options_->chat_page_id}, {"instagram", options_->chat_instagram_id}}.dump()};
+    }
     if (path == "/_emulator/queues") return Queues();
     if (path == "/_emulator/read" && method == Http::Method::Post) return Receipt(request.body(), false);
     if (path == "/_emulator/delivered" && method == Http::Method::Post) return Receipt(request.body(), true);
@@ -302,6 +307,9 @@ class EmulatorHandler : public Http::Handler {
     if (auto* error = std::get_if<GraphError>(&verdict)) return {error->http_status, error->Body(), usage};
     const auto& send = std::get<AcceptedSend>(verdict);
     if (auto unknown = UnknownAttachmentId(send.message_json)) return {unknown->http_status, unknown->Body(), usage};
+    if (instagram_->Contains(page_in_path)) {
+      if (auto refused = InstagramRefusal(send)) return {refused->http_status, refused->Body(), usage};
+    }
     RecordedMessage message;
     message.page_id = page_in_path;
     message.recipient = send.recipient;
@@ -318,6 +326,19 @@ class EmulatorHandler : public Http::Handler {
     json answer{{"recipient_id", send.recipient}};
     if (send.sender_action.empty()) answer["message_id"] = stored.message_id;
     return {200, answer.dump(), usage};
+  }
+
+  // What Instagram's Send API refuses that Messenger's takes (common/instagram_limits.h), with
+  // the error type Instagram answers with.
+  static std::optional<GraphError> InstagramRefusal(const AcceptedSend& send) {
+    if (send.recipient_is_ref) {
+      return GraphError{400, 100, 0, "IGApiException", "(#100) Instagram has no user_ref recipients"};
+    }
+    if (send.message_json.empty()) return std::nullopt;
+    if (auto error = InstagramMessageError(json::parse(send.message_json, nullptr, false))) {
+      return GraphError{400, 100, 0, "IGApiException", "(#100) " + *error};
+    }
+    return std::nullopt;
   }
 
   // An attachment_id the Attachment Upload API never gave: Meta refuses it.
@@ -353,11 +374,12 @@ class EmulatorHandler : public Http::Handler {
     if (!TokenAccepted(request, &refusal)) return refusal;
     auto profile = profiles_->Get(psid);
     json answer{{"id", psid}};
-    std::string fields = request.query().get("fields").value_or("first_name,last_name");
-    if (fields.find("first_name") != std::string::npos) answer["first_name"] = profile.first_name;
-    if (fields.find("last_name") != std::string::npos) answer["last_name"] = profile.last_name;
-    if (fields.find("profile_pic") != std::string::npos) {
-      answer["profile_pic"] = "https://example.com/emulator/" + psid + ".png";
+    std::stringstream fields(request.query().get("fields").value_or("first_name,last_name"));
+    for (std::string field; std::getline(fields, field, ',');) {
+      if (field == "first_name") answer["first_name"] = profile.first_name;
+      if (field == "last_name") answer["last_name"] = profile.last_name;
+      if (field == "name") answer["name"] = profile.first_name + " " + profile.last_name;  // Instagram's
+      if (field == "profile_pic") answer["profile_pic"] = "https://example.com/emulator/" + psid + ".png";
     }
     return {200, answer.dump()};
   }
@@ -383,8 +405,13 @@ class EmulatorHandler : public Http::Handler {
                   "(or \"postback\" instead of \"text\"; \"ref\" alone for a referral)"}};
       return {400, error.dump()};
     }
+    const std::string platform = request.value("platform", "messenger");
+    if (platform != "messenger" && platform != "instagram") {
+      return {400, R"({"error":"platform is \"messenger\" or \"instagram\""})"};
+    }
     UserEvent event;
     event.page_id = request["page"].get<std::string>();
+    if (platform == "instagram") instagram_->Add(event.page_id);
     event.psid = request["psid"].get<std::string>();
     event.timestamp_ms = WallClockMs();
     event.mid = "m_user_" + std::to_string(event.timestamp_ms) + "_" + std::to_string(++*mid_counter_);
@@ -406,11 +433,15 @@ class EmulatorHandler : public Http::Handler {
     return {status == 200 ? 200 : 502, answer.dump()};
   }
 
+  // The webhook object of a page's or account's events.
+  std::string ObjectOf(const std::string& page) const { return instagram_->Contains(page) ? "instagram" : "page"; }
+
   // Queues one item and waits (at most 20 s) for the final status of its delivery.
   int DeliverAndWait(const std::string& page, json item) {
     auto result = std::make_shared<std::promise<int>>();
     auto delivered = result->get_future();
-    webhooks_->Enqueue(page, std::move(item), [result](int status) { result->set_value(status); });
+    webhooks_->Enqueue(
+        page, std::move(item), [result](int status) { result->set_value(status); }, ObjectOf(page));
     if (delivered.wait_for(std::chrono::seconds(20)) != std::future_status::ready) return 0;
     return delivered.get();
   }
@@ -424,7 +455,16 @@ class EmulatorHandler : public Http::Handler {
     const std::string psid = request["psid"].get<std::string>();
     const int64_t now = WallClockMs();
     json item{{"sender", {{"id", psid}}}, {"recipient", {{"id", page}}}, {"timestamp", now}};
-    if (delivery) {
+    if (instagram_->Contains(page)) {
+      // Instagram sends no delivery receipts, and a read names the message read.
+      if (delivery) return {400, R"({"error":"Instagram sends no delivery receipts"})"};
+      std::string last_mid;
+      for (const auto& message : store_->For(psid)) {
+        if (message.page_id == page && message.sender_action.empty()) last_mid = message.message_id;
+      }
+      if (last_mid.empty()) return {400, R"({"error":"the account sent this user nothing to read"})"};
+      item["read"] = {{"mid", last_mid}};
+    } else if (delivery) {
       json mids = json::array();
       for (const auto& message : store_->For(psid)) {
         if (message.page_id == page && message.sender_action.empty()) mids.push_back(message.message_id);
@@ -449,7 +489,7 @@ class EmulatorHandler : public Http::Handler {
               {"recipient", {{"id", sent.recipient}}},
               {"timestamp", sent.received_at_ms},
               {"message", message}};
-    webhooks_->Enqueue(sent.page_id, std::move(item));
+    webhooks_->Enqueue(sent.page_id, std::move(item), {}, ObjectOf(sent.page_id));
   }
 
   std::shared_ptr<MessageStore> store_;
@@ -459,6 +499,7 @@ class EmulatorHandler : public Http::Handler {
   std::shared_ptr<MessengerProfiles> messenger_profiles_ = std::make_shared<MessengerProfiles>();
   std::shared_ptr<PageSubscriptions> subscriptions_ = std::make_shared<PageSubscriptions>();
   std::shared_ptr<AttachmentStore> attachments_ = std::make_shared<AttachmentStore>();
+  std::shared_ptr<InstagramAccounts> instagram_ = std::make_shared<InstagramAccounts>();
   std::shared_ptr<const EmulatorOptions> options_;
   std::shared_ptr<std::atomic<uint64_t>> mid_counter_;
 };

@@ -30,7 +30,10 @@ struct EmulatorOptions {
   bool echoes = false;                      // send the bot an echo webhook for every message it sends
   std::string app_id = "1517776481860111";  // the app id in echoes
   std::string chat_page_id = "1045";        // the page the chat page talks to
-  std::vector<std::string> metrics_urls;    // services' /metrics, for the chat page's queue panel
+  // The Instagram account the chat page talks to as an Instagram user (webhooks with
+  // "object": "instagram", Instagram's Send API limits); /_emulator/say adds others.
+  std::string chat_instagram_id = "17841400000000001";
+  std::vector<std::string> metrics_urls;  // services' /metrics, for the chat page's queue panel
   // Called for every message the Send API accepts (load mode matches replies with it); on an
   // HTTP thread, so it must be thread-safe and quick.
   std::function<void(const RecordedMessage&)> on_message;
@@ -42,8 +45,11 @@ struct EmulatorOptions {
 //   DELETE /_emulator/messages                       forget every recorded message
 //   POST /_emulator/say {"page","psid","text"}       a user's message, delivered as a signed
 //                                                    Meta-form webhook to the ingress URL (queued,
-//                                                    batched, retried on non-200 like Meta)
+//                                                    batched, retried on non-200 like Meta);
+//                                                    "platform":"instagram" makes "page" an
+//                                                    Instagram account and the webhook Instagram's
 //   POST /_emulator/read, /_emulator/delivered {"page","psid"}   read / delivery receipts
+//                                                    (Instagram: reads by mid, no deliveries)
 //   GET  /v{N}/{psid}?fields=...                     the user profile API
 //   POST /_emulator/profiles {"psid","first_name","last_name"}   names a user
 //   GET|POST|DELETE /v{N}/me/messenger_profile        the Messenger Profile (Meta's limits)

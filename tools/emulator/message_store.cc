@@ -105,4 +105,14 @@ std::vector<AttachmentStore::Upload> AttachmentStore::All() const {
   return uploads_;
 }
 
+void InstagramAccounts::Add(const std::string& account_id) {
+  std::lock_guard lock(mutex_);
+  ids_.insert(account_id);
+}
+
+bool InstagramAccounts::Contains(const std::string& account_id) const {
+  std::lock_guard lock(mutex_);
+  return ids_.count(account_id) > 0;
+}
+
 }  // namespace katy::emulator

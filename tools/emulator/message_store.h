@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -97,6 +98,18 @@ class AttachmentStore {
  private:
   mutable std::mutex mutex_;
   std::vector<Upload> uploads_;
+};
+
+// The Instagram professional accounts the emulator plays, next to the pages: their webhooks
+// have `"object": "instagram"` and their Send API keeps Instagram's limits. Thread-safe.
+class InstagramAccounts {
+ public:
+  void Add(const std::string& account_id);
+  bool Contains(const std::string& account_id) const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::set<std::string> ids_;
 };
 
 }  // namespace katy::emulator

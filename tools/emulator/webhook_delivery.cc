@@ -8,7 +8,8 @@
 #include "tools/emulator/webhook_builder.h"
 
 namespace katy::emulator {
-std::string BuildBatchBody(const std::vector<std::pair<std::string, nlohmann::json>>& items, int64_t time_ms) {
+std::string BuildBatchBody(const std::vector<std::pair<std::string, nlohmann::json>>& items, int64_t time_ms,
+                           const std::string& object) {
   nlohmann::json entries = nlohmann::json::array();
   std::map<std::string, size_t> entry_of;
   for (const auto& [page, item] : items) {
@@ -19,7 +20,7 @@ std::string BuildBatchBody(const std::vector<std::pair<std::string, nlohmann::js
     }
     entries[found->second]["messaging"].push_back(item);
   }
-  return EscapeJsonLikeMeta(nlohmann::json{{"object", "page"}, {"entry", entries}}.dump());
+  return EscapeJsonLikeMeta(nlohmann::json{{"object", object}, {"entry", entries}}.dump());
 }
 
 WebhookDelivery::WebhookDelivery(DeliveryOptions options) : options_(std::move(options)) {
@@ -28,10 +29,10 @@ WebhookDelivery::WebhookDelivery(DeliveryOptions options) : options_(std::move(o
 
 WebhookDelivery::~WebhookDelivery() { Stop(); }
 
-void WebhookDelivery::Enqueue(std::string page_id, nlohmann::json item, Done done) {
+void WebhookDelivery::Enqueue(std::string page_id, nlohmann::json item, Done done, std::string object) {
   {
     std::lock_guard lock(mutex_);
-    queue_.push_back({std::move(page_id), std::move(item), std::move(done)});
+    queue_.push_back({std::move(page_id), std::move(item), std::move(done), std::move(object)});
   }
   wake_.notify_one();
 }
@@ -63,7 +64,8 @@ void WebhookDelivery::Work() {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;
-      while (!queue_.empty() && batch.size() < std::max<size_t>(1, options_.max_batch)) {
+      while (!queue_.empty() && batch.size() < std::max<size_t>(1, options_.max_batch) &&
+             (batch.empty() || queue_.front().object == batch.front().object)) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
@@ -74,7 +76,7 @@ void WebhookDelivery::Work() {
     // Meta re-sends the same items (with a new entry time) until it gets a 200.
     int status = 0;
     for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
-      status = Post(BuildBatchBody(items, WallClockMs()));
+      status = Post(BuildBatchBody(items, WallClockMs(), batch.front().object));
       if (status == 200) break;
       bool stopping;
       {

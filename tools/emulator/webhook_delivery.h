@@ -35,7 +35,9 @@ class WebhookDelivery {
   WebhookDelivery(const WebhookDelivery&) = delete;
   WebhookDelivery& operator=(const WebhookDelivery&) = delete;
 
-  void Enqueue(std::string page_id, nlohmann::json item, Done done = {});
+  // `object` is the webhook's: "page", or "instagram" for an Instagram account's item. Items of
+  // different objects never share a POST, as Meta sends each object its own webhooks.
+  void Enqueue(std::string page_id, nlohmann::json item, Done done = {}, std::string object = "page");
   // Delivers what is queued (each batch once, without retries), then stops the workers.
   void Stop();
 
@@ -47,6 +49,7 @@ class WebhookDelivery {
     std::string page_id;
     nlohmann::json item;
     Done done;
+    std::string object;
   };
   void Work();
   int Post(const std::string& body);
@@ -62,7 +65,8 @@ class WebhookDelivery {
 };
 
 // The webhook body for `items` (page id, messaging item), one entry per page in first-seen
-// order, in Meta's escaped wire form. Pure.
-std::string BuildBatchBody(const std::vector<std::pair<std::string, nlohmann::json>>& items, int64_t time_ms);
+// order, in Meta's escaped wire form; `object` is "page" or "instagram". Pure.
+std::string BuildBatchBody(const std::vector<std::pair<std::string, nlohmann::json>>& items, int64_t time_ms,
+                           const std::string& object = "page");
 
 }  // namespace katy::emulator
