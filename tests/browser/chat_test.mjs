@@ -1,5 +1,6 @@
 // The chat page as a person uses it, in Debian's headless Chromium: type a message, see the
-// reply, tap a quick reply, see the next reply, tap a button, see cards; save a screenshot.
+// reply, tap a quick reply, see the next reply, tap a button, see cards; then switch to
+// Instagram and talk to the bot as an Instagram user; save a screenshot of each.
 // Usage: node chat_test.mjs CHAT_URL SCREENSHOT_PATH
 import { chromium } from "playwright-core";
 
@@ -43,6 +44,32 @@ try {
 
   await page.screenshot({ path: screenshot });
   console.log("screenshot: " + screenshot);
+
+  // The same person on Instagram: another thread, with the Instagram account.
+  await page.click("#on-instagram");
+  check(await page.waitForSelector(".hint").then(() => true, () => false),
+        "switched to Instagram, the thread starts empty (no Get Started there)");
+  await page.fill("#text", "hello");
+  await page.press("#text", "Enter");
+  const answer = await page.waitForSelector(".msg.bot");
+  check(/hello|hi there/i.test(await answer.textContent()), "the bot answers the Instagram user");
+  const sent = await page.evaluate(async () => {
+    const config = await (await fetch("/_emulator/config")).json();
+    const messages = await (await fetch("/_emulator/messages?psid=ig-web-you")).json();
+    return { account: config.instagram, pages: messages.filter((m) => m.message).map((m) => m.page) };
+  });
+  check(sent.pages.length > 0 && sent.pages.every((p) => p === sent.account),
+        "the reply went out from the Instagram account (" + sent.account + ")");
+  await page.click(".chip >> text=Help");
+  check((await page.waitForSelector(".msg.bot.template").then((e) => e.textContent())).includes("I can chat"),
+        "quick replies work on Instagram too");
+  const instagramShot = screenshot.replace(/\.png$/, "-instagram.png");
+  await page.screenshot({ path: instagramShot });
+  console.log("screenshot: " + instagramShot);
+
+  await page.click("#on-messenger");
+  check(await page.waitForSelector(".cards .card >> text=Mittens").then(() => true, () => false),
+        "back on Messenger, the first thread is still there");
 } catch (error) {
   console.log("FAIL " + error.message);
   failed++;

@@ -166,6 +166,76 @@ fallback:
   EXPECT_EQ(replies.size(), 1u);  // the reads get no answer
 }
 
+// A person talks to the bot as an Instagram user through the emulator's Instagram account
+// (Instagram-shaped webhooks, a Send API that refuses what Instagram refuses): rules tell the
+// platforms apart, quick replies come back as payloads, a text over Instagram's 1000 bytes goes
+// out in parts the account takes, and an Instagram rule over that limit is refused at load.
+TEST(EndToEndTest, AnInstagramConversationThroughTheEmulator) {
+  std::string long_text;
+  for (int i = 0; i < 300; ++i) long_text += "caf\u00e9 ";  // 300 x 6 bytes: two Instagram parts
+  testing::KatyStack stack({R"(
+rules:
+  - when: { platform: instagram, keywords: [hi] }
+    reply:
+      text: "Hi {{first_name}}, on Instagram. Coffee?"
+      quick_replies: [{ title: "Yes", payload: COFFEE_YES }]
+  - when: { quick_reply: COFFEE_YES }
+    reply: ")" + long_text + R"("
+fallback:
+  reply: "messenger: {{text}}"
+)",
+                            {}});
+  ASSERT_TRUE(stack.ready());
+  http::Client http;
+  const std::string account = "17841400000000001";  // the emulator's Instagram account
+  auto say = [&](const nlohmann::json& fields) {
+    nlohmann::json body{{"page", account}, {"psid", "ig-ana"}, {"platform", "instagram"}, {"first_name", "Ana"}};
+    body.update(fields);
+    auto said = http.Post(stack.emulator_url() + "/_emulator/say", body.dump());
+    EXPECT_EQ(said->status, 200) << said->body;
+  };
+  auto replies_at_least = [&](size_t n) {
+    nlohmann::json replies;
+    EXPECT_TRUE(testing::WaitFor([&] { return (replies = Replies(http, stack.emulator_url(), "ig-ana")).size() >= n; },
+                                 std::chrono::seconds(15)))
+        << "logs in " << stack.dir();
+    return replies;
+  };
+  say({{"text", "hi"}});
+  auto replies = replies_at_least(1);
+  EXPECT_EQ(replies[0]["page"], account);
+  EXPECT_EQ(replies[0]["message"]["text"], "Hi Ana, on Instagram. Coffee?");
+  EXPECT_EQ(replies[0]["message"]["quick_replies"][0]["payload"], "COFFEE_YES");
+
+  say({{"text", "Yes"}, {"quick_reply", "COFFEE_YES"}});
+  replies = replies_at_least(3);
+  std::string joined;
+  for (size_t i = 1; i < replies.size(); ++i) {
+    const std::string part = replies[i]["message"]["text"];
+    EXPECT_LE(part.size(), 1000u);
+    joined += part + " ";
+  }
+  EXPECT_EQ(joined, long_text);
+  EXPECT_EQ(replies.size(), 3u);
+  EXPECT_EQ(stack.MetricSum("sender", "katy_dlq_length"), 0) << "logs in " << stack.dir();
+
+  // An Instagram rule whose text Instagram would refuse does not load; the rules in force stay.
+  std::ofstream(stack.dir() + "/rules.yaml")
+      << "rules:\n  - when: { platform: instagram }\n    reply: \"" << long_text << "\"\n";
+  ASSERT_EQ(kill(stack.process("responder").pid(), SIGHUP), 0);
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        const std::string logs = stack.AllLogs();
+        return logs.find("rules reload refused") != std::string::npos &&
+               logs.find("at most 1000 bytes on Instagram") != std::string::npos;
+      },
+      std::chrono::seconds(10)))
+      << "no refusal logged; logs in " << stack.dir();
+  say({{"text", "hi"}});
+  replies = replies_at_least(4);
+  EXPECT_EQ(replies[3]["message"]["text"], "Hi Ana, on Instagram. Coffee?");
+}
+
 TEST(EndToEndTest, EchoesAndReceiptsReachKatyButGetNoReply) {
   testing::KatyStack stack({kRules, {{"KATY_EMULATOR_ECHOES", "1"}, {"KATY_EMULATOR_WEBHOOK_BATCH", "20"}}});
   ASSERT_TRUE(stack.ready());
