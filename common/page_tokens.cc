@@ -24,7 +24,7 @@ Result<std::string> ReadEntry(const std::string& id, const nlohmann::json& entry
     const std::string platform = entry.value("platform", "messenger");
     if (platform != "messenger" && platform != "instagram") {
       return Error{ErrorCode::kConfig,
-                   "KATY_PAGE_TOKENS_FILE: the platform of " + id + " is \"messenger\" or \"instagram\""};
+                   "KATY_PAGE_TOKENS_FILE: the platform of " + id + R"( is "messenger" or "instagram")"};
     }
     *instagram = platform == "instagram";
     token = entry.value("token", nlohmann::json());

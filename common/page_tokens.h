@@ -28,7 +28,7 @@ class PageTokens {
   // The pages with a token of their own, in id order.
   std::vector<std::string> pages() const;
   // True when the file names `page_id` an Instagram account ("platform": "instagram").
-  bool IsInstagram(const std::string& page_id) const { return instagram_.count(page_id) > 0; }
+  bool IsInstagram(const std::string& page_id) const { return instagram_.contains(page_id); }
 
  private:
   std::string default_token_;

@@ -112,7 +112,7 @@ void InstagramAccounts::Add(const std::string& account_id) {
 
 bool InstagramAccounts::Contains(const std::string& account_id) const {
   std::lock_guard lock(mutex_);
-  return ids_.count(account_id) > 0;
+  return ids_.contains(account_id);
 }
 
 }  // namespace katy::emulator
