@@ -41,6 +41,12 @@ std::string KeySpace::Sent(int shard, std::string_view message_id) const {
   return Shard(shard) + "sent:" + std::string(message_id);
 }
 
+std::string KeySpace::Owned(int shard) const { return Shard(shard) + "owned"; }
+
+std::string KeySpace::Outbound(int shard, std::string_view idempotency_key) const {
+  return Shard(shard) + "outbound:" + std::string(idempotency_key);
+}
+
 std::string KeySpace::Lease(int shard, std::string_view role) const {
   return Shard(shard) + "lease:" + std::string(role);
 }

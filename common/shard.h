@@ -31,6 +31,11 @@ class KeySpace {
   std::string SeenPrefix(int shard) const;  // katy:{s07}:seen:
   std::string Conversation(int shard, std::string_view page, std::string_view user) const;
   std::string Sent(int shard, std::string_view message_id) const;
+  // katy:{s07}:owned: the shard's conversations ("<page>:<user>") whose thread a person or
+  // another app has (docs/handover.md).
+  std::string Owned(int shard) const;
+  // katy:{s07}:outbound:<idempotency key>: the outbound API's id for a key already used.
+  std::string Outbound(int shard, std::string_view idempotency_key) const;
   std::string Lease(int shard, std::string_view role) const;
   std::string Members(std::string_view role) const;  // katy:members:<role>
   std::string Rate(std::string_view page) const;     // katy:rate:<page>

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "common/clock.h"
+#include "common/grpc/conversation_control.h"
 #include "common/hmac.h"
 #include "common/log.h"
 #include "common/redis/queue_status.h"
@@ -83,15 +85,19 @@ void ControlService::SetServingSource(std::function<bool()> serving) {
   serving_ = std::move(serving);
 }
 
-grpc::Status ControlService::Authorize(grpc::ServerContext* context) const {
-  if (options_.token.empty()) return grpc::Status::OK;
-  const auto& metadata = context->client_metadata();
+grpc::Status AuthorizeBearer(const grpc::ServerContext& context, const std::string& token) {
+  if (token.empty()) return grpc::Status::OK;
+  const auto& metadata = context.client_metadata();
   auto found = metadata.find("authorization");
   if (found != metadata.end()) {
     std::string value(found->second.data(), found->second.size());
-    if (ConstantTimeEquals(value, "Bearer " + options_.token)) return grpc::Status::OK;
+    if (ConstantTimeEquals(value, "Bearer " + token)) return grpc::Status::OK;
   }
   return {grpc::StatusCode::UNAUTHENTICATED, "a valid 'authorization: Bearer <token>' is required"};
+}
+
+grpc::Status ControlService::Authorize(grpc::ServerContext* context) const {
+  return AuthorizeBearer(*context, options_.token);
 }
 
 grpc::Status ControlService::GetStatus(grpc::ServerContext* context, const katy::v1::GetStatusRequest*,
@@ -209,6 +215,37 @@ grpc::Status ControlService::Drain(grpc::ServerContext* context, const katy::v1:
   if (!hooks_.drain) return Unimplemented(options_.service, "Drain");
   log::Info("drain requested");
   hooks_.drain();
+  return grpc::Status::OK;
+}
+
+grpc::Status ControlService::GetConversation(grpc::ServerContext* context,
+                                             const katy::v1::GetConversationRequest* request,
+                                             katy::v1::Conversation* response) {
+  if (auto auth = Authorize(context); !auth.ok()) return auth;
+  if (request->page_id().empty() || request->user_id().empty()) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "a conversation is named by its page and user (PSID)"};
+  }
+  auto client = pool_.Acquire();
+  auto conversation = ReadConversationState(*client, options_.keys, request->page_id(), request->user_id(),
+                                            request->events(), WallClockMs());
+  if (!conversation) return ToGrpc(conversation.error());
+  *response = std::move(*conversation);
+  return grpc::Status::OK;
+}
+
+grpc::Status ControlService::SetConversationOwner(grpc::ServerContext* context,
+                                                  const katy::v1::SetConversationOwnerRequest* request,
+                                                  katy::v1::SetConversationOwnerResponse* response) {
+  if (auto auth = Authorize(context); !auth.ok()) return auth;
+  if (request->page_id().empty() || request->user_id().empty()) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "a conversation is named by its page and user (PSID)"};
+  }
+  auto client = pool_.Acquire();
+  auto id = AppendOwnerEvent(*client, options_.keys, *request, WallClockMs());
+  if (!id) return ToGrpc(id.error());
+  log::Info(request->pause() ? "conversation paused from the terminal" : "conversation resumed from the terminal",
+            {{"page", request->page_id()}, {"entry", *id}});
+  response->set_stream_id(*id);
   return grpc::Status::OK;
 }
 

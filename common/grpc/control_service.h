@@ -36,7 +36,8 @@ struct ControlHooks {
 };
 
 // katy.v1.Control for every service (control.proto): status of queues, leases and pages read
-// from Redis, dead letters listed (decoded to JSON) and replayed, plus the service's hooks.
+// from Redis, dead letters listed (decoded to JSON) and replayed, one conversation read and its
+// thread paused or resumed (conversation_control.h), plus the service's hooks.
 // Dead-letter replay moves each letter back to the end of its source stream and deletes it
 // from the dead-letter stream in one script, oldest first, so a conversation keeps its order.
 // Thread-safe.
@@ -64,6 +65,10 @@ class ControlService final : public katy::v1::Control::Service {
                            katy::v1::ReloadRulesResponse* response) override;
   grpc::Status Drain(grpc::ServerContext* context, const katy::v1::DrainRequest* request,
                      katy::v1::DrainResponse* response) override;
+  grpc::Status GetConversation(grpc::ServerContext* context, const katy::v1::GetConversationRequest* request,
+                               katy::v1::Conversation* response) override;
+  grpc::Status SetConversationOwner(grpc::ServerContext* context, const katy::v1::SetConversationOwnerRequest* request,
+                                    katy::v1::SetConversationOwnerResponse* response) override;
 
  private:
   grpc::Status Authorize(grpc::ServerContext* context) const;
@@ -76,6 +81,10 @@ class ControlService final : public katy::v1::Control::Service {
   redis::ClientPool pool_;
   redis::Script replay_;
 };
+
+// OK when `token` is empty or the call carries "authorization: Bearer <token>" (compared in
+// constant time); else UNAUTHENTICATED. Every Katy gRPC service checks calls with it.
+grpc::Status AuthorizeBearer(const grpc::ServerContext& context, const std::string& token);
 
 // Maps an Error from Katy's I/O to a gRPC status (UNAVAILABLE for Redis trouble).
 grpc::Status ToGrpc(const Error& error);

@@ -4,7 +4,8 @@
 
 namespace katy::grpcsvc {
 
-Result<std::unique_ptr<ServiceServer>> ServiceServer::Start(const config::HostPort& address, grpc::Service* control) {
+Result<std::unique_ptr<ServiceServer>> ServiceServer::Start(const config::HostPort& address, grpc::Service* control,
+                                                            const std::vector<grpc::Service*>& more) {
   grpc::EnableDefaultHealthCheckService(true);
   std::unique_ptr<ServiceServer> out(new ServiceServer());
   if (control == nullptr) {
@@ -14,6 +15,7 @@ Result<std::unique_ptr<ServiceServer>> ServiceServer::Start(const config::HostPo
   grpc::ServerBuilder builder;
   builder.AddListeningPort(address.ToString(), grpc::InsecureServerCredentials(), &out->port_);
   builder.RegisterService(control);
+  for (grpc::Service* service : more) builder.RegisterService(service);
   out->server_ = builder.BuildAndStart();
   if (!out->server_ || out->port_ == 0) {
     return Error{ErrorCode::kIo, "cannot listen for gRPC on " + address.ToString()};

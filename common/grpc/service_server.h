@@ -7,6 +7,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -27,8 +28,10 @@ class ServiceServer {
   static constexpr const char* kLivenessService = "katy.liveness";
 
   // Binds `address` (port 0 picks a free port; see port()). `control` may be null: a default
-  // Control answers UNIMPLEMENTED to every RPC. Error "io" when the address cannot be bound.
-  static Result<std::unique_ptr<ServiceServer>> Start(const config::HostPort& address, grpc::Service* control);
+  // Control answers UNIMPLEMENTED to every RPC. `more` are served beside it (the sender's
+  // katy.v1.Outbound). Error "io" when the address cannot be bound.
+  static Result<std::unique_ptr<ServiceServer>> Start(const config::HostPort& address, grpc::Service* control,
+                                                      const std::vector<grpc::Service*>& more = {});
   ~ServiceServer();
 
   int port() const { return port_; }

@@ -48,6 +48,23 @@ void AddPageFamilies(const katy::v1::Status& status, std::vector<MetricFamily>* 
 
 }  // namespace
 
+void QueueDepthCollector::AddOwnedFamily(std::vector<MetricFamily>* families) const {
+  std::vector<std::vector<std::string>> counts;
+  for (int shard = 0; shard < keys_.shards(); ++shard) counts.push_back({"SCARD", keys_.Owned(shard)});
+  Result<std::vector<redis::Reply>> replies = Error{ErrorCode::kIo, "not read"};
+  {
+    std::lock_guard lock(mutex_);
+    replies = client_.Pipeline(counts);
+  }
+  if (!replies) return;
+  double owned = 0;
+  for (const auto& reply : *replies) owned += static_cast<double>(reply.integer);
+  MetricFamily family = GaugeFamily("katy_conversations_with_others",
+                                    "Conversations whose thread a person (the Page Inbox) or another app has");
+  family.metric.push_back(GaugeSample({}, owned));
+  families->push_back(std::move(family));
+}
+
 QueueDepthCollector::QueueDepthCollector(const redis::Options& redis, KeySpace keys)
     : client_(WithScrapeTimeout(redis)), keys_(std::move(keys)) {}
 
@@ -81,6 +98,7 @@ std::vector<MetricFamily> QueueDepthCollector::Collect() const {
   families.push_back(std::move(lag));
   families.push_back(std::move(dead_letters));
   AddPageFamilies(status, &families);
+  AddOwnedFamily(&families);
   return families;
 }
 

@@ -14,7 +14,8 @@ namespace katy::metrics {
 // The queue-depth gauges every service exports, read from Redis at scrape time:
 // katy_stream_length, katy_stream_pending, katy_stream_lag (labels stream, group);
 // katy_dlq_length (labels stream, group=""); katy_page_paused (labels page, reason) and
-// katy_page_throttled_seconds (label page) for the pages the senders have state for; and
+// katy_page_throttled_seconds (label page) for the pages the senders have state for;
+// katy_conversations_with_others (threads a person or another app has, every shard); and
 // katy_redis_up (0 when Redis did not answer, and then it is the only family). Every instance
 // reports the same values: aggregate them with max by (stream) or (page). Owns one Redis
 // connection, used under a lock, with a short socket timeout so a scrape does not hang on Redis.
@@ -24,6 +25,8 @@ class QueueDepthCollector : public prometheus::Collectable {
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
+  void AddOwnedFamily(std::vector<prometheus::MetricFamily>* families) const;
+
   mutable std::mutex mutex_;
   mutable redis::Client client_;
   const KeySpace keys_;

@@ -49,7 +49,7 @@ class Worker {
 }  // namespace
 
 int RunService(const ServiceSpec& spec) {
-  auto grpc_server = grpcsvc::ServiceServer::Start(spec.common.grpc_addr, spec.control);
+  auto grpc_server = grpcsvc::ServiceServer::Start(spec.common.grpc_addr, spec.control, spec.more_services);
   if (!grpc_server) throw std::runtime_error(grpc_server.error().message);
   redis::Client health_client(spec.redis);
   grpcsvc::HealthMonitor health(**grpc_server, [&health_client] { return health_client.Ping(); });

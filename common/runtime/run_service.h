@@ -4,9 +4,14 @@
 
 #include <atomic>
 #include <functional>
+#include <vector>
 
 #include "common/config.h"
 #include "common/redis/redis_client.h"
+
+namespace grpc {
+class Service;
+}
 
 namespace katy::grpcsvc {
 class ControlService;
@@ -35,6 +40,7 @@ struct ServiceSpec {
   redis::Options redis;         // for the health probe and the queue-depth metrics
   prometheus::Registry* registry = nullptr;
   grpcsvc::ControlService* control = nullptr;
+  std::vector<grpc::Service*> more_services;  // served on the gRPC port beside Control
   ServiceBody body;
 };
 

@@ -140,6 +140,16 @@ void ReadMessage(const object& message, InboundEvent& event) {
   }
 }
 
+// pass/take_thread_control name the new owner and the previous one; request_thread_control the
+// app asking. Any of them may carry metadata.
+void ReadHandover(const object& handover, InboundEvent& event) {
+  std::string owner = Str(handover, "new_owner_app_id");
+  if (owner.empty()) owner = Str(handover, "requested_owner_app_id");
+  event.set_app_id(owner);
+  event.set_previous_app_id(Str(handover, "previous_owner_app_id"));
+  event.set_metadata(Str(handover, "metadata"));
+}
+
 // Sets kind and kind-specific fields from the one key that names the event.
 void ReadKind(const object& item, InboundEvent& event) {
   static const char* const kHandover[] = {"pass_thread_control", "take_thread_control", "request_thread_control",
@@ -196,7 +206,13 @@ void ReadKind(const object& item, InboundEvent& event) {
     event.set_text(Str(*it, "reason"));
   } else {
     for (const char* key : kHandover) {
-      if (Field(item, key)) {
+      if (auto handover = ObjectField(item, key)) {
+        event.set_kind_key(key);
+        event.set_kind(katy::v1::EVENT_KIND_HANDOVER);
+        ReadHandover(*handover, event);
+        return;
+      }
+      if (Field(item, key)) {  // app_roles and other shapes: kept raw
         event.set_kind_key(key);
         event.set_kind(katy::v1::EVENT_KIND_HANDOVER);
         return;

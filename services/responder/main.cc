@@ -37,7 +37,7 @@ int Run(int argc, char** argv) {
   auto tokens = PageTokens::Load(cfg.page_token, cfg.page_tokens_file);
   if (!tokens) throw config::ConfigError(tokens.error().message);
   responder::ProfileClient profiles(cfg.graph_url, *tokens, cfg.profile_timeout, cfg.instagram_graph_url);
-  responder::ResponderHandler handler(keys, rules, responder_metrics, WallClockMs, &profiles);
+  responder::ResponderHandler handler(keys, rules, responder_metrics, WallClockMs, &profiles, cfg.ownership);
   redis::ShardedConsumer consumer(
       redis_options, keys, consumer_options,
       [&]() -> redis::EntryHandler {

@@ -18,6 +18,11 @@ ResponderConfig LoadResponderConfig(int argc, char** argv, config::Settings* set
           {"KATY_PAGE_TOKEN", "", "Page access token for profile reads (no token: names stay neutral)", false, true},
           {"KATY_PAGE_TOKENS_FILE", "", R"(JSON file {"<page id>": "<token>"} for several pages)"},
           {"KATY_PROFILE_TIMEOUT_MS", "500", "Longest a reply waits for the user's first name"},
+          {"KATY_APP_ID", "",
+           "This app's id: an echo from any other app (a person in the Page Inbox) pauses the bot in that "
+           "conversation (empty: echoes pause nothing)"},
+          {"KATY_HUMAN_TIMEOUT_S", "14400",
+           "Silence from the person (or app) that has a thread after which the bot answers again (0: never)"},
       });
   auto consumer_specs = config::ConsumerSpecs({std::chrono::milliseconds(10000), 8, 5}, "Conversations handled at once",
                                               "Failed attempts before an event is dead-lettered");
@@ -31,6 +36,8 @@ ResponderConfig LoadResponderConfig(int argc, char** argv, config::Settings* set
   cfg.page_token = settings.String("KATY_PAGE_TOKEN");
   cfg.page_tokens_file = settings.String("KATY_PAGE_TOKENS_FILE");
   cfg.profile_timeout = std::chrono::milliseconds(settings.Int("KATY_PROFILE_TIMEOUT_MS", 10, 10000));
+  cfg.ownership.katy_app_id = settings.String("KATY_APP_ID");
+  cfg.ownership.human_timeout = std::chrono::seconds(settings.Int("KATY_HUMAN_TIMEOUT_S", 0, 30LL * 24 * 3600));
   cfg.consumer = config::LoadConsumerConfig(settings);
   if (settings_out != nullptr) *settings_out = std::move(settings);
   return cfg;

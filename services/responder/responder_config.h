@@ -4,6 +4,7 @@
 #include <string>
 
 #include "common/config.h"
+#include "services/responder/thread_owner.h"
 
 namespace katy::responder {
 
@@ -19,6 +20,7 @@ struct ResponderConfig {
   std::string page_tokens_file;                 // KATY_PAGE_TOKENS_FILE: JSON {page id: token}
   std::chrono::milliseconds profile_timeout{};  // KATY_PROFILE_TIMEOUT_MS: longest a
                                                 // reply waits for a first name
+  OwnershipSettings ownership;                  // KATY_APP_ID, KATY_HUMAN_TIMEOUT_S
 };
 
 // Throws config::ConfigError with one clear line.

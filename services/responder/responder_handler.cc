@@ -5,6 +5,7 @@
 #include <random>
 
 #include "common/events.h"
+#include "common/grpc/conversation_control.h"
 #include "common/http/http_client.h"
 #include "common/log.h"
 #include "katy/v1/events.pb.h"
@@ -13,10 +14,12 @@
 namespace katy::responder {
 namespace {
 
-// KEYS[1] outbound stream, KEYS[2] inbound stream, KEYS[3] conversation hash, KEYS[4] lease.
+// KEYS[1] outbound stream, KEYS[2] inbound stream, KEYS[3] conversation hash, KEYS[4] lease,
+// KEYS[5] the shard's set of conversations others have the thread of.
 // ARGV[1] group, ARGV[2] inbound entry id, ARGV[3] conversation TTL (s), ARGV[4] lease owner,
 // ARGV[5] n = number of HSET pairs, then 2n values, then m = number of HDEL fields, m names,
-// then one serialized OutboundMessage per reply.
+// then "add", "rem" or "" and the conversation (for KEYS[5]), then one serialized
+// OutboundMessage per reply.
 // Returns the number of replies added, -1 when the event was already committed, -2 when this
 // instance no longer owns the shard.
 constexpr const char* kCommitLua = R"lua(
@@ -33,6 +36,9 @@ i = i + 2 * n
 local m = tonumber(ARGV[i]); i = i + 1
 for k = 0, m - 1 do redis.call('HDEL', KEYS[3], ARGV[i + k]) end
 i = i + m
+if ARGV[i] == 'add' then redis.call('SADD', KEYS[5], ARGV[i + 1]) end
+if ARGV[i] == 'rem' then redis.call('SREM', KEYS[5], ARGV[i + 1]) end
+i = i + 2
 if n > 0 or m > 0 then redis.call('EXPIRE', KEYS[3], ARGV[3]) end
 local added = 0
 for k = i, #ARGV do
@@ -77,6 +83,12 @@ Conversation ReadConversation(const redis::Reply& hash) {
       conversation.first_contact = false;
     else if (field == "profile_checked_ms")
       conversation.profile_checked_ms = std::atoll(value.c_str());
+    else if (field == "owner")
+      conversation.owner = value;
+    else if (field == "owner_since_ms")
+      conversation.owner_since_ms = std::atoll(value.c_str());
+    else if (field == "human_last_ms")
+      conversation.human_last_ms = std::atoll(value.c_str());
     else if (field.rfind("var:", 0) == 0)
       conversation.vars[field.substr(4)] = value;
   }
@@ -126,15 +138,25 @@ ResponderMetrics::ResponderMetrics(prometheus::Registry& registry)
       profile_fetches(prometheus::BuildCounter()
                           .Name("katy_responder_profile_fetches_total")
                           .Help("Graph user profile reads by result")
-                          .Register(registry)) {}
+                          .Register(registry)),
+      handovers(prometheus::BuildCounter()
+                    .Name("katy_responder_handovers_total")
+                    .Help("Thread ownership changes, by direction (to_others, to_katy) and reason")
+                    .Register(registry)),
+      withheld(prometheus::BuildCounter()
+                   .Name("katy_responder_replies_withheld_total")
+                   .Help("Replies not sent because a person or another app had the thread")
+                   .Register(registry)
+                   .Add({})) {}
 
 ResponderHandler::ResponderHandler(KeySpace keys, const RulesHolder& rules, ResponderMetrics& metrics, Clock now_ms,
-                                   const ProfileClient* profiles)
+                                   const ProfileClient* profiles, OwnershipSettings ownership)
     : keys_(std::move(keys)),
       rules_(rules),
       metrics_(metrics),
       now_ms_(std::move(now_ms)),
       profiles_(profiles),
+      ownership_(std::move(ownership)),
       commit_script_(kCommitLua) {}
 
 std::string ConversationOfEvent(const redis::StreamEntry& entry) {
@@ -146,10 +168,12 @@ std::string ConversationOfEvent(const redis::StreamEntry& entry) {
 
 namespace {
 
-// The conversation hash's changes: HSET field/value pairs and HDEL fields.
+// The conversation hash's changes: HSET field/value pairs and HDEL fields; and whether the
+// conversation joins ("add") or leaves ("rem") the shard's set of threads others have.
 struct ConversationUpdate {
   std::vector<std::string> hset;
   std::vector<std::string> hdel;
+  std::string owned_op;
 };
 
 // What the event itself says about the conversation (last user message, receipts) and what
@@ -176,8 +200,19 @@ void RecordEvent(const katy::v1::InboundEvent& event, const Conversation& conver
   }
 }
 
-// The replies to `event`, in order: typing_on first when the decision asks for it (Meta:
-// sender_action goes alone), then one message per part. Ids are "<entry id>#typing", "#0"...
+// `katyctl conv pause|resume` (an event on the conversation's stream): the thread goes to the
+// Page Inbox, or back to the bot, as a rule's handover would.
+std::optional<Handover> TerminalHandover(const katy::v1::InboundEvent& event) {
+  if (event.kind() != katy::v1::EVENT_KIND_HANDOVER) return std::nullopt;
+  if (event.kind_key() == grpcsvc::kPauseEvent) return Handover{kPageInboxAppId, event.metadata()};
+  if (event.kind_key() == grpcsvc::kResumeEvent) return Handover{"", event.metadata()};
+  return std::nullopt;
+}
+
+// The replies to `event`, in order: take_thread_control when the decision takes the thread
+// back, typing_on when it asks for it (Meta: sender_action goes alone), one message per part,
+// then pass_thread_control when it hands the thread over. Ids are "<entry id>#take",
+// "#typing", "#0"..., "#pass".
 std::vector<katy::v1::OutboundMessage> Replies(const redis::StreamEntry& entry, const katy::v1::InboundEvent& event,
                                                const Decision& decision, int64_t now) {
   const int64_t user_last_ms = IsReplyable(event) ? event.timestamp_ms() : 0;
@@ -196,7 +231,15 @@ std::vector<katy::v1::OutboundMessage> Replies(const redis::StreamEntry& entry, 
     reply.set_user_last_message_ms(user_last_ms);
     return reply;
   };
+  auto thread_control = [&](const char* id_suffix, const char* call) {
+    auto control = outbound(id_suffix);
+    control.set_thread_control(call);
+    control.set_target_app_id(decision.handover->target_app_id);
+    control.set_thread_metadata(decision.handover->reason);
+    return control;
+  };
   std::vector<katy::v1::OutboundMessage> replies;
+  if (decision.handover && decision.handover->take()) replies.push_back(thread_control("#take", "take_thread_control"));
   if (decision.typing && !decision.messages.empty()) {
     replies.push_back(outbound("#typing"));
     replies.back().set_sender_action("typing_on");
@@ -205,19 +248,24 @@ std::vector<katy::v1::OutboundMessage> Replies(const redis::StreamEntry& entry, 
     replies.push_back(outbound("#" + std::to_string(i)));
     replies.back().set_message_json(decision.messages[i]);
   }
+  if (decision.handover && !decision.handover->take())
+    replies.push_back(thread_control("#pass", "pass_thread_control"));
   return replies;
 }
 
 // ARGV of the commit script: group, entry id, TTL, fence owner, the HSET pairs and HDEL
-// fields (each counted), then the serialized replies.
+// fields (each counted), the owned-set change and the conversation, then the serialized
+// replies.
 std::vector<std::string> CommitArgs(const redis::StreamEntry& entry, const redis::Fence& fence,
-                                    const ConversationUpdate& update,
+                                    const std::string& conversation, const ConversationUpdate& update,
                                     const std::vector<katy::v1::OutboundMessage>& replies) {
   std::vector<std::string> args{KeySpace::kResponderGroup, entry.id, std::to_string(kConversationTtlS), fence.owner,
                                 std::to_string(update.hset.size() / 2)};
   args.insert(args.end(), update.hset.begin(), update.hset.end());
   args.push_back(std::to_string(update.hdel.size()));
   args.insert(args.end(), update.hdel.begin(), update.hdel.end());
+  args.push_back(update.owned_op);
+  args.push_back(conversation);
   for (const auto& reply : replies) args.push_back(reply.SerializeAsString());
   return args;
 }
@@ -252,6 +300,51 @@ void ResponderHandler::RunSkill(const katy::v1::InboundEvent& event, const Conve
   decision.messages = std::move(answer->messages);
   for (auto& [name, value] : answer->set_vars) decision.set_vars[name] = std::move(value);
   if (answer->next_state) decision.next_state = answer->next_state;
+  if (answer->handover) decision.handover = answer->handover;
+}
+
+void ResponderHandler::NoteOwnerChange(const katy::v1::InboundEvent& event, const OwnershipStep& step) const {
+  if (step.reason.empty()) return;
+  metrics_.handovers.Add({{"direction", step.owner.katy() ? "to_katy" : "to_others"}, {"reason", step.reason}})
+      .Increment();
+  log::Info(
+      "thread owner changed",
+      {{"page", event.page_id()}, {"owner", step.owner.katy() ? "katy" : step.owner.app_id}, {"reason", step.reason}});
+}
+
+std::string ResponderHandler::FollowOwnership(const katy::v1::InboundEvent& event, const Conversation& conversation,
+                                              int64_t now, Decision& decision, std::vector<std::string>& hset,
+                                              std::vector<std::string>& hdel) const {
+  const ThreadOwner before{conversation.owner, conversation.owner_since_ms, conversation.human_last_ms};
+  OwnershipStep step = NextOwner(before, event, ownership_, now);
+  NoteOwnerChange(event, step);
+  // Katy's own handover: a take first (so its replies go out), a pass after its replies. Katy
+  // can pass only a thread it has, and need not take one it has.
+  if (decision.handover && decision.handover->take()) {
+    if (step.owner.katy()) {
+      decision.handover.reset();
+    } else {
+      step = {ThreadOwner{}, decision.rule == "katyctl" ? "katyctl" : "rule"};
+      NoteOwnerChange(event, step);
+    }
+  }
+  if (!step.owner.katy()) {
+    if (!decision.messages.empty()) metrics_.withheld.Increment(static_cast<double>(decision.messages.size()));
+    decision.messages.clear();
+    decision.handover.reset();
+  } else if (decision.handover && !decision.handover->take()) {
+    step = {ThreadOwner{decision.handover->target_app_id, now, 0}, decision.rule == "katyctl" ? "katyctl" : "rule"};
+    NoteOwnerChange(event, step);
+  }
+  if (step.owner.katy()) {
+    if (before.katy()) return "";
+    hdel.insert(hdel.end(), {"owner", "owner_since_ms", "human_last_ms"});
+    return "rem";
+  }
+  hset.insert(hset.end(), {"owner", step.owner.app_id, "owner_since_ms", std::to_string(step.owner.since_ms)});
+  if (step.owner.human_last_ms > 0)
+    hset.insert(hset.end(), {"human_last_ms", std::to_string(step.owner.human_last_ms)});
+  return before.katy() ? "add" : "";
 }
 
 void ResponderHandler::CountProcessed(const katy::v1::InboundEvent& event, const Decision& decision, long long replies,
@@ -290,10 +383,18 @@ redis::HandleResult ResponderHandler::operator()(redis::Client& client, const re
   if (rule != nullptr) decision = ApplyRule(*rule, event, conversation, std::move(captures), PickRandom);
   if (decision.skill != nullptr) RunSkill(event, conversation, decision);
   RecordEvent(event, conversation, decision, update);
+  if (auto handover = TerminalHandover(event)) {
+    decision.rule = "katyctl";
+    decision.handover = std::move(handover);
+  }
+  if (!event.user_id().empty()) {
+    update.owned_op = FollowOwnership(event, conversation, now, decision, update.hset, update.hdel);
+  }
 
   // Commit: replies, conversation and acknowledgement in one script, fenced by the lease.
-  auto committed = commit_script_.Run(client, {keys_.OutStream(shard), entry.stream, conversation_key, fence.lease_key},
-                                      CommitArgs(entry, fence, update, Replies(entry, event, decision, now)));
+  auto committed = commit_script_.Run(
+      client, {keys_.OutStream(shard), entry.stream, conversation_key, fence.lease_key, keys_.Owned(shard)},
+      CommitArgs(entry, fence, event.page_id() + ":" + event.user_id(), update, Replies(entry, event, decision, now)));
   if (!committed) return redis::HandleResult::Retry("redis_" + committed.error().Label());
   if (committed->integer == -2) return redis::HandleResult::Abandon("lost_lease");
 

@@ -11,6 +11,7 @@
 #include "common/shard.h"
 #include "services/responder/profile_client.h"
 #include "services/responder/rules.h"
+#include "services/responder/thread_owner.h"
 
 namespace katy::responder {
 
@@ -38,6 +39,8 @@ struct ResponderMetrics {
   prometheus::Family<prometheus::Counter>& skill_calls;      // by rule and result (ok or error code)
   prometheus::Family<prometheus::Histogram>& skill_latency;  // by rule, seconds (retry included)
   prometheus::Family<prometheus::Counter>& profile_fetches;  // by result
+  prometheus::Family<prometheus::Counter>& handovers;        // thread ownership changes, by direction and reason
+  prometheus::Counter& withheld;                             // replies not sent: someone else had the thread
 };
 
 // Handles one inbound stream entry: reads the conversation, finds the rule, fetches the user's
@@ -48,14 +51,16 @@ struct ResponderMetrics {
 // nothing is written and the event is left to the new owner), XACK the event (an event
 // already committed is not committed twice, so re-processing never doubles a reply), XADD the
 // replies to the shard's outbound stream, update the conversation hash.
-// Reply ids are "<inbound entry id>#<n>". Thread-safe (one may serve every worker thread).
+// Reply ids are "<inbound entry id>#<n>". While someone else has the thread (a person in the
+// Page Inbox, another app: thread_owner.h), the event still updates the conversation but its
+// replies are withheld. Thread-safe (one may serve every worker thread).
 class ResponderHandler {
  public:
   using Clock = std::function<int64_t()>;  // epoch ms
 
   // `profiles` may be null (no Graph access: {{first_name}} stays neutral).
   ResponderHandler(KeySpace keys, const RulesHolder& rules, ResponderMetrics& metrics, Clock now_ms,
-                   const ProfileClient* profiles = nullptr);
+                   const ProfileClient* profiles = nullptr, OwnershipSettings ownership = {});
 
   redis::HandleResult operator()(redis::Client& client, const redis::StreamEntry& entry,
                                  const redis::Fence& fence) const;
@@ -70,12 +75,20 @@ class ResponderHandler {
   void RunSkill(const katy::v1::InboundEvent& event, const Conversation& conversation, Decision& decision) const;
   void CountProcessed(const katy::v1::InboundEvent& event, const Decision& decision, long long replies,
                       std::chrono::steady_clock::time_point started) const;
+  // Applies the event, then the decision's own handover, to the thread's owner: records a
+  // change in `hset`/`hdel` and the metrics, and withholds the decision's messages (and
+  // handover) while someone else has the thread. Returns "add" when others now have the
+  // thread, "rem" when Katy has it back, else "" (for the shard's owned set).
+  void NoteOwnerChange(const katy::v1::InboundEvent& event, const OwnershipStep& step) const;
+  std::string FollowOwnership(const katy::v1::InboundEvent& event, const Conversation& conversation, int64_t now,
+                              Decision& decision, std::vector<std::string>& hset, std::vector<std::string>& hdel) const;
 
   KeySpace keys_;
   const RulesHolder& rules_;
   ResponderMetrics& metrics_;
   Clock now_ms_;
   const ProfileClient* profiles_;
+  OwnershipSettings ownership_;
   redis::Script commit_script_;
 };
 

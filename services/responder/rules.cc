@@ -316,6 +316,26 @@ void CheckInstagramLimits(const std::vector<MessageTemplate>& messages, const YA
   }
 }
 
+// `handover: inbox` (or an app id, or `back`), or {to: ..., reason: "..."}.
+Handover ParseHandover(const YAML::Node& node, const std::string& rule_name) {
+  std::string target;
+  std::string reason = "katy rule " + rule_name;
+  if (node.IsMap()) {
+    for (const auto& field : node) {
+      const auto key = field.first.as<std::string>();
+      if (key != "to" && key != "reason") throw RulesError{LineOf(field.first), "unknown handover field '" + key + "'"};
+    }
+    if (!node["to"]) throw RulesError{LineOf(node), "a handover needs 'to' (inbox, an app id, or back)"};
+    target = Scalar(node["to"], "to");
+    if (node["reason"]) reason = Scalar(node["reason"], "reason");
+  } else {
+    target = Scalar(node, "handover");
+  }
+  auto handover = ParseHandoverTarget(target, reason);
+  if (!handover) throw RulesError{LineOf(node), "handover is 'inbox', an app id or 'back', got '" + target + "'"};
+  return *handover;
+}
+
 Rule ParseRule(const YAML::Node& node, const std::string& default_name) {
   if (!node.IsMap()) throw RulesError{LineOf(node), "a rule must be a map"};
   Rule rule;
@@ -324,7 +344,7 @@ Rule ParseRule(const YAML::Node& node, const std::string& default_name) {
   for (const auto& field : node) {
     auto key = field.first.as<std::string>();
     if (key != "name" && key != "when" && key != "reply" && key != "set" && key != "state" && key != "typing" &&
-        key != "skill") {
+        key != "skill" && key != "handover") {
       throw RulesError{LineOf(field.first), "unknown rule field '" + key + "'"};
     }
   }
@@ -340,6 +360,7 @@ Rule ParseRule(const YAML::Node& node, const std::string& default_name) {
     for (const auto& item : set) rule.set[item.first.as<std::string>()] = Scalar(item.second, "value");
   }
   if (const auto& state = node["state"]) rule.next_state = state.IsNull() ? "" : Scalar(state, "state");
+  if (const auto& handover = node["handover"]) rule.handover = ParseHandover(handover, rule.name);
   rule.uses_first_name = MentionsFirstName(rule);
   if (rule.when.platform == "instagram") {
     CheckInstagramLimits(rule.replies, node["reply"]);
@@ -489,7 +510,17 @@ Decision ApplyRule(const Rule& rule, const katy::v1::InboundEvent& event, const 
   decision.next_state = rule.next_state;
   decision.typing = rule.typing;
   if (rule.skill) decision.skill = &*rule.skill;
+  if (rule.handover) decision.handover = Handover{rule.handover->target_app_id, Render(rule.handover->reason, values)};
   return decision;
+}
+
+std::optional<Handover> ParseHandoverTarget(const std::string& target, std::string reason) {
+  if (target == "inbox") return Handover{kPageInboxAppId, std::move(reason)};
+  if (target == "back") return Handover{"", std::move(reason)};
+  const bool app_id = !target.empty() && target.size() <= 20 &&
+                      std::all_of(target.begin(), target.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (app_id) return Handover{target, std::move(reason)};
+  return std::nullopt;
 }
 
 std::vector<std::string> RenderMessages(const std::vector<MessageTemplate>& templates,

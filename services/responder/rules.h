@@ -48,6 +48,21 @@ struct MessageTemplate {
   std::optional<Media> media;
 };
 
+// Where a rule (or a skill) hands the conversation (docs/handover.md): to another app with
+// pass_thread_control after its messages, or back to Katy with take_thread_control before them.
+struct Handover {
+  std::string target_app_id;  // the Page Inbox's id for `inbox`; empty: take the thread back
+  std::string reason;         // the metadata passed with it (a template in a rule)
+  bool take() const { return target_app_id.empty(); }
+};
+
+// The Page Inbox's app id: people answering as the page (docs/messenger-platform.md).
+inline constexpr const char* kPageInboxAppId = "263902037430900";
+
+// `inbox`, an app id (digits) or `back`, as a rule or a skill names a handover; nullopt when
+// `target` is none of them. Pure.
+std::optional<Handover> ParseHandoverTarget(const std::string& target, std::string reason);
+
 // Hands the event to an HTTP endpoint that answers with messages (see docs/rules.md).
 struct Skill {
   std::string url;
@@ -82,6 +97,7 @@ struct Rule {
   bool typing = false;                     // send typing_on before the replies
   std::optional<Skill> skill;              // replies come from this skill (then `reply` is unused)
   bool uses_first_name = false;            // a template mentions {{first_name}}: fetch the profile
+  std::optional<Handover> handover;        // hand the conversation over (after the replies)
 };
 
 struct RuleSet {
@@ -96,6 +112,10 @@ struct Conversation {
   std::string first_name;
   bool first_contact = false;
   int64_t profile_checked_ms = 0;  // when the profile was last fetched (or failed); 0 never
+  // Who has the thread (services/responder/thread_owner.h): the app id, empty for Katy.
+  std::string owner;
+  int64_t owner_since_ms = 0;
+  int64_t human_last_ms = 0;
 };
 
 // The result of matching one event.
@@ -104,8 +124,9 @@ struct Decision {
   std::vector<std::string> messages;  // Send API `message` objects, as JSON
   std::map<std::string, std::string> set_vars;
   std::optional<std::string> next_state;
-  bool typing = false;           // send typing_on first
-  const Skill* skill = nullptr;  // when set, the skill decides the messages
+  bool typing = false;               // send typing_on first
+  const Skill* skill = nullptr;      // when set, the skill decides the messages
+  std::optional<Handover> handover;  // its reason rendered
 };
 
 // Parses a rules file's YAML text. Errors carry "file:line: what is wrong" (code "rules").

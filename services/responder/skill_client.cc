@@ -59,6 +59,14 @@ Result<SkillAnswer> ParseSkillAnswer(const std::string& body) {
       out.set_vars[name] = value.is_string() ? value.get<std::string>() : ToJsonText(value);
     }
   }
+  if (auto handover = answer.find("handover"); handover != answer.end()) {
+    const bool object = handover->is_object();
+    const json target = object ? handover->value("to", json()) : *handover;
+    const json reason = object ? handover->value("reason", json("katy skill")) : json("katy skill");
+    if (!target.is_string() || !reason.is_string()) return bad("handover must be a target or {to, reason}");
+    out.handover = ParseHandoverTarget(target.get<std::string>(), reason.get<std::string>());
+    if (!out.handover) return bad("handover is 'inbox', an app id or 'back'");
+  }
   if (auto state = answer.find("state"); state != answer.end()) {
     if (state->is_null())
       out.next_state = "";

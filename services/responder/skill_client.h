@@ -17,6 +17,7 @@ struct SkillAnswer {
   std::vector<std::string> messages;  // Send API `message` objects, as JSON
   std::map<std::string, std::string> set_vars;
   std::optional<std::string> next_state;  // "" clears the state
+  std::optional<Handover> handover;       // "handover": "inbox" | app id | "back" | {"to","reason"}
 };
 
 // The JSON a skill receives: {"event": {page, user, kind, mid, text, postback_payload,
@@ -25,8 +26,8 @@ struct SkillAnswer {
 std::string SkillRequestBody(const katy::v1::InboundEvent& event, const Conversation& conversation);
 
 // Parses a skill's answer: {"messages": ["text" | {Send API message}, ...], "set": {name:
-// value}, "state": "name" | null}. At most 10 messages; each object needs `text` or
-// `attachment`. Error code "skill_bad_answer" says what is wrong. Pure.
+// value}, "state": "name" | null, "handover": "inbox" | "<app id>" | "back" | {"to", "reason"}}. At most 10 messages;
+// each object needs `text` or `attachment`. Error code "skill_bad_answer" says what is wrong. Pure.
 Result<SkillAnswer> ParseSkillAnswer(const std::string& body);
 
 // POSTs the event to the skill within its timeout, once more if that fails, and parses the

@@ -10,6 +10,7 @@
 #include "common/runtime/run_service.h"
 #include "common/runtime/service_main.h"
 #include "common/runtime/signals.h"
+#include "services/sender/outbound_service.h"
 #include "services/sender/sender_config.h"
 #include "services/sender/sender_handler.h"
 
@@ -80,11 +81,15 @@ int Run(int argc, char** argv) {
   grpcsvc::ControlService control({"sender", consumer_options.instance, cfg.common.control_token, keys, redis_options},
                                   hooks);
 
+  // katy.v1.Outbound beside Control: messages no user event triggered, behind the same token.
+  sender::OutboundService outbound(keys, redis_options, cfg.common.control_token, registry, WallClockMs);
+
   runtime::ServiceSpec spec;
   spec.common = cfg.common;
   spec.redis = redis_options;
   spec.registry = &registry;
   spec.control = &control;
+  spec.more_services = {&outbound};
   spec.body.run = [&consumer](const std::atomic<bool>& stop) { consumer.Run(stop); };
   return runtime::RunService(spec);
 }

@@ -15,7 +15,16 @@ std::optional<SendRequest> BuildSendRequest(const katy::v1::OutboundMessage& mes
     body["recipient"]["user_ref"] = message.recipient_id();
   else
     body["recipient"]["id"] = message.recipient_id();
-  if (!message.sender_action().empty()) {
+  std::string edge = "messages";
+  if (!message.thread_control().empty()) {
+    // Handover (docs/handover.md): the same recipient, on the page's thread-control edge.
+    if (message.thread_control() != "pass_thread_control" && message.thread_control() != "take_thread_control") {
+      return std::nullopt;
+    }
+    if (message.thread_control() == "pass_thread_control") body["target_app_id"] = message.target_app_id();
+    if (!message.thread_metadata().empty()) body["metadata"] = message.thread_metadata();
+    edge = message.thread_control();
+  } else if (!message.sender_action().empty()) {
     body["sender_action"] = message.sender_action();
   } else {
     auto content = nlohmann::json::parse(message.message_json(), nullptr, false);
@@ -25,7 +34,7 @@ std::optional<SendRequest> BuildSendRequest(const katy::v1::OutboundMessage& mes
     body["message"] = std::move(content);
   }
   SendRequest request;
-  request.url = PageEdgeUrl(graph_url, message.page_id(), "messages", page_token, app_secret);
+  request.url = PageEdgeUrl(graph_url, message.page_id(), edge, page_token, app_secret);
   request.body = ToJsonText(body);
   return request;
 }

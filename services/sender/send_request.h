@@ -14,9 +14,10 @@ struct SendRequest {
 };
 
 // Builds the Send API call: {"recipient":{"id"|"user_ref"},"messaging_type",["tag"],
-// "message"|"sender_action"}. `appsecret_proof` is added when `app_secret` is non-empty.
-// Returns nullopt when the message's JSON is unusable (the message must be dead-lettered).
-// Pure, thread-safe. The URL carries the token: never log it.
+// "message"|"sender_action"}; for a thread-control message, the pass_thread_control or
+// take_thread_control call ({"recipient","target_app_id","metadata"}). `appsecret_proof` is added when `app_secret` is
+// non-empty. Returns nullopt when the message's JSON is unusable (the message must be dead-lettered). Pure,
+// thread-safe. The URL carries the token: never log it.
 std::optional<SendRequest> BuildSendRequest(const katy::v1::OutboundMessage& message, const std::string& graph_url,
                                             const std::string& page_token, const std::string& app_secret);
 

@@ -8,6 +8,7 @@
 #include "common/instagram_limits.h"
 #include "common/json_text.h"
 #include "common/log.h"
+#include "common/message_tags.h"
 #include "services/sender/media_upload.h"
 #include "services/sender/send_request.h"
 #include "services/sender/text_split.h"
@@ -135,7 +136,17 @@ SenderMetrics::SenderMetrics(prometheus::Registry& registry)
                        .Name("katy_sender_media_reused_total")
                        .Help("Reusable media sent by a cached attachment_id instead of uploaded again")
                        .Register(registry)
-                       .Add({})) {}
+                       .Add({})),
+      delivered(prometheus::BuildCounter()
+                    .Name("katy_sender_delivered_total")
+                    .Help("Outbound entries Meta accepted, by source: reply, outbound (the API), handover")
+                    .Register(registry)) {}
+
+std::string SourceOf(const katy::v1::OutboundMessage& message) {
+  if (!message.thread_control().empty()) return "handover";
+  if (message.id().rfind("api:", 0) == 0) return "outbound";
+  return "reply";
+}
 
 SenderHandler::SenderHandler(KeySpace keys, SenderOptions options, const PageTokens& tokens, const PageLimiter& limiter,
                              SenderMetrics& metrics, Clock now_ms)
@@ -334,7 +345,7 @@ redis::HandleResult SenderHandler::Act(redis::Client& client, const katy::v1::Ou
 
 std::optional<PlannedParts> PlanParts(const katy::v1::OutboundMessage& message) {
   PlannedParts plan;
-  if (!message.sender_action().empty()) {
+  if (!message.sender_action().empty() || !message.thread_control().empty()) {
     plan.bodies.emplace_back("");
     return plan;
   }
@@ -391,6 +402,11 @@ std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Clie
   if (automated && last_user_ms > 0 && now_ms_() - last_user_ms > window_ms) {
     metrics_.sends.Add({{"result", "outside_window"}, {"code", "0"}}).Increment();
     return redis::HandleResult::Poison("outside_window");
+  }
+  // A person's HUMAN_AGENT message: within 7 days of the user's last message (message_tags.h).
+  if (message.tag() == "HUMAN_AGENT" && last_user_ms > 0 && now_ms_() - last_user_ms > kHumanAgentWindowMs) {
+    metrics_.sends.Add({{"result", "outside_human_agent_window"}, {"code", "0"}}).Increment();
+    return redis::HandleResult::Poison("outside_human_agent_window");
   }
   return std::nullopt;
 }
@@ -489,6 +505,7 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
     return redis::HandleResult::Retry("redis_" + committed.error().Label());
   }
   ObserveLatencies(message);
+  metrics_.delivered.Add({{"source", SourceOf(message)}}).Increment();
   log::Debug(
       "delivered",
       {{"id", message.id()}, {"page", message.page_id()}, {"shard", shard}, {"message_id", meta_id}, {"parts", parts}});

@@ -48,8 +48,13 @@ struct SenderMetrics {
   prometheus::Family<prometheus::Counter>& rate_waits;  // by page: times a message waited for a slot
   prometheus::Counter& media_uploads;                   // reusable media uploaded (Attachment Upload API)
   prometheus::Counter& media_reused;                    // reusable media sent by a cached attachment_id
+  prometheus::Family<prometheus::Counter>& delivered;   // by source: reply, outbound, handover
   metrics::BoundedLabel page_label;                     // the page label of the families above
 };
+
+// Where an outbound entry came from: "reply" (the responder's), "outbound" (katy.v1.Outbound),
+// "handover" (a thread-control call). Pure.
+std::string SourceOf(const katy::v1::OutboundMessage& message);
 
 // Handles one outbound stream entry (docs/sending.md):
 //  1. in one round trip: was it delivered already (skip), does this instance still own the

@@ -213,19 +213,22 @@ TEST(SendApiFidelityTest, UsageHeadersAndMessengerProfile) {
 }
 
 TEST(WebhookDeliveryTest, BatchesGroupItemsByPageInMetaWireForm) {
-  std::vector<std::pair<std::string, nlohmann::json>> items{{"p1", {{"message", {{"mid", "a"}, {"text", "Ça/va"}}}}},
-                                                            {"p2", {{"message", {{"mid", "b"}}}}},
-                                                            {"p1", {{"message", {{"mid", "c"}}}}}};
+  std::vector<BatchItem> items{{"p1", {{"message", {{"mid", "a"}, {"text", "Ça/va"}}}}},
+                               {"p2", {{"message", {{"mid", "b"}}}}},
+                               {"p1", {{"message", {{"mid", "c"}}}}},
+                               {"p1", {{"message", {{"mid", "d"}}}}, true}};
   std::string body = BuildBatchBody(items, 42);
   EXPECT_NE(body.find("\\u00c7a\\/va"), std::string::npos) << body;
   auto parsed = ingress::ParseWebhook(body, 0);
   ASSERT_TRUE(parsed.ok());
-  ASSERT_EQ(parsed->size(), 3u);
+  ASSERT_EQ(parsed->size(), 4u);
   EXPECT_EQ((*parsed)[0].page_id(), "p1");
   EXPECT_EQ((*parsed)[1].page_id(), "p1");  // grouped: p1's entry holds a and c
   EXPECT_EQ((*parsed)[1].mid(), "c");
   EXPECT_EQ((*parsed)[2].page_id(), "p2");
-  EXPECT_EQ(nlohmann::json::parse(body)["entry"].size(), 2u);
+  EXPECT_EQ((*parsed)[3].mid(), "d");  // another app has d's thread: its own entry, in standby[]
+  EXPECT_TRUE((*parsed)[3].standby());
+  EXPECT_EQ(nlohmann::json::parse(body)["entry"].size(), 3u);
 }
 
 }  // namespace

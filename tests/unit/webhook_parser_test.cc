@@ -99,6 +99,24 @@ TEST(WebhookParserTest, InstagramKindsAreEachKept) {
   EXPECT_EQ(events[10].kind_key(), "messaging_feedback_v2");
 }
 
+// Handover events name the thread's new owner, the one before and the metadata passed: the
+// responder keeps track of who has the thread from them.
+TEST(WebhookParserTest, HandoversNameTheOwners) {
+  auto events = Parse("handover.json");
+  ASSERT_EQ(events.size(), 3u);
+  for (const auto& event : events) EXPECT_EQ(event.kind(), katy::v1::EVENT_KIND_HANDOVER);
+  EXPECT_EQ(events[0].kind_key(), "pass_thread_control");
+  EXPECT_EQ(events[0].app_id(), "263902037430900");
+  EXPECT_EQ(events[0].previous_app_id(), "1517776481860111");
+  EXPECT_EQ(events[0].metadata(), "handover: the user asked for a person");
+  EXPECT_EQ(events[1].kind_key(), "request_thread_control");
+  EXPECT_EQ(events[1].app_id(), "1517776481860111");
+  EXPECT_EQ(events[2].kind_key(), "take_thread_control");
+  EXPECT_EQ(events[2].app_id(), "1517776481860111");
+  EXPECT_EQ(events[2].user_id(), "7100000000000001");
+  EXPECT_NE(events[0].dedupe_key(), events[2].dedupe_key());
+}
+
 TEST(WebhookParserTest, ReferralAndOptinKeepTheirRef) {
   auto referral = Parse("referral.json");
   ASSERT_EQ(referral.size(), 1u);
@@ -246,7 +264,7 @@ TEST(WebhookParserTest, EveryFixtureParsesAndIsCovered) {
                                          "unicode_escaped.json",   "attachments.json",  "user_ref.json",
                                          "string_timestamps.json", "message_edit.json", "unknown_event_kind.json",
                                          "referral.json",          "optin.json",        "instagram.json",
-                                         "instagram_kinds.json"};
+                                         "instagram_kinds.json",   "handover.json"};
   auto names = testing::FixtureNames();
   EXPECT_EQ(names.size(), covered.size());
   for (const auto& name : names) {

@@ -52,6 +52,7 @@ json ToJson(const RecordedMessage& message) {
   if (!message.messaging_type.empty()) out["messaging_type"] = message.messaging_type;
   if (!message.message_json.empty()) out["message"] = json::parse(message.message_json, nullptr, false);
   if (!message.sender_action.empty()) out["sender_action"] = message.sender_action;
+  if (!message.app_id.empty()) out["app_id"] = message.app_id;
   return out;
 }
 
@@ -147,6 +148,18 @@ class EmulatorHandler : public Http::Handler {
       }
       return {200, list.dump()};
     }
+    if (parts.size() == 3 && parts[0].size() > 1 && parts[0][0] == 'v' &&
+        (parts[2] == "pass_thread_control" || parts[2] == "take_thread_control" || parts[2] == "thread_owner")) {
+      return ThreadControl(parts[1] == "me" ? options_->chat_page_id : parts[1], parts[2], request);
+    }
+    if (path == "/_emulator/inbox/reply" && method == Http::Method::Post) return InboxReply(request.body());
+    if (path == "/_emulator/inbox/owner" && method == Http::Method::Get) {
+      const std::string owner =
+          thread_owners_->Get(request.query().get("page").value_or(""), request.query().get("psid").value_or(""));
+      return {200, json{{"owner", owner.empty() ? "bot" : owner == kPageInboxAppId ? "inbox" : owner}}.dump()};
+    }
+    if (path == "/_emulator/inbox/pass" && method == Http::Method::Post) return InboxHandover(request.body(), true);
+    if (path == "/_emulator/inbox/take" && method == Http::Method::Post) return InboxHandover(request.body(), false);
     if (parts.size() == 3 && parts[0].size() > 1 && parts[0][0] == 'v' && parts[2] == "subscribed_apps") {
       return SubscribedApps(parts[1] == "me" ? options_->chat_page_id : parts[1], request);
     }
@@ -424,7 +437,9 @@ class EmulatorHandler : public Http::Handler {
       profiles_->Set(event.psid, {request["first_name"].get<std::string>(), request.value("last_name", "")});
     }
     json answer{{"mid", event.mid}};
-    const int status = DeliverAndWait(event.page_id, UserEventItem(event));
+    // Another app has the thread: the bot hears the person in standby[] only.
+    const bool standby = !thread_owners_->Get(event.page_id, event.psid).empty();
+    const int status = DeliverAndWait(event.page_id, UserEventItem(event), standby);
     if (status == 0) {
       answer["error"] = "ingress unreachable at " + options_->ingress_url;
       return {502, answer.dump()};
@@ -437,11 +452,11 @@ class EmulatorHandler : public Http::Handler {
   std::string ObjectOf(const std::string& page) const { return instagram_->Contains(page) ? "instagram" : "page"; }
 
   // Queues one item and waits (at most 20 s) for the final status of its delivery.
-  int DeliverAndWait(const std::string& page, json item) {
+  int DeliverAndWait(const std::string& page, json item, bool standby = false) {
     auto result = std::make_shared<std::promise<int>>();
     auto delivered = result->get_future();
     webhooks_->Enqueue(
-        page, std::move(item), [result](int status) { result->set_value(status); }, ObjectOf(page));
+        page, std::move(item), [result](int status) { result->set_value(status); }, ObjectOf(page), standby);
     if (delivered.wait_for(std::chrono::seconds(20)) != std::future_status::ready) return 0;
     return delivered.get();
   }
@@ -477,6 +492,97 @@ class EmulatorHandler : public Http::Handler {
     return {status == 200 ? 200 : 502, json{{"ingress_status", status}}.dump()};
   }
 
+  // The Handover Protocol's calls, as Conversation Routing keeps them: pass_thread_control
+  // {"recipient":{"id"},"target_app_id","metadata"} gives the thread to the Page Inbox (or back
+  // to the bot), take_thread_control {"recipient"} takes it for the bot, GET thread_owner
+  // ?recipient=PSID names the owner. Meta notifies the app receiving (pass) or losing (take) the
+  // thread; that is never the bot here, so no webhook follows.
+  Reply ThreadControl(const std::string& page, const std::string& call, const Http::Request& request) {
+    Reply refusal;
+    if (!TokenAccepted(request, &refusal)) return refusal;
+    if (call == "thread_owner") {
+      const std::string psid = request.query().get("recipient").value_or("");
+      if (psid.empty())
+        return {400, GraphError{400, 100, 0, "OAuthException", "(#100) param recipient is required"}.Body()};
+      const std::string owner = thread_owners_->Get(page, psid);
+      json entry;
+      entry["thread_owner"]["app_id"] = owner.empty() ? options_->app_id : owner;
+      json answer;
+      answer["data"] = json::array({entry});
+      return {200, answer.dump()};
+    }
+    if (request.method() != Http::Method::Post) return {405, R"({"error":"POST"})"};
+    const json body = json::parse(request.body(), nullptr, false);
+    const json recipient = body.is_object() ? body.value("recipient", json()) : json();
+    const std::string psid = recipient.is_object() ? recipient.value("id", "") : "";
+    if (psid.empty()) {
+      return {400, GraphError{400, 100, 0, "OAuthException", "(#100) param recipient must be non-empty."}.Body()};
+    }
+    if (call == "take_thread_control") {
+      thread_owners_->Set(page, psid, "");
+      return {200, R"({"success":true})"};
+    }
+    const std::string target = body.value("target_app_id", json("")).is_string() ? body.value("target_app_id", "")
+                                                                                 : body["target_app_id"].dump();
+    if (target != kPageInboxAppId && target != options_->app_id) {
+      return {400, GraphError{400, 100, 0, "OAuthException",
+                              "(#100) param target_app_id must be an app connected to the page (the Page Inbox is " +
+                                  std::string(kPageInboxAppId) + ")"}
+                       .Body()};
+    }
+    thread_owners_->Set(page, psid, target == options_->app_id ? "" : target);
+    return {200, R"({"success":true})"};
+  }
+
+  // A person answers as the page from the Page Inbox: recorded with the inbox's app id (the
+  // chat page shows it in the thread) and delivered to the bot as an echo from the inbox app.
+  Reply InboxReply(const std::string& body) {
+    json request = json::parse(body, nullptr, false);
+    if (!request.is_object() || !request.contains("page") || !request.contains("psid") || !request.contains("text") ||
+        !request["text"].is_string() || request["text"].get<std::string>().empty()) {
+      return {400, R"({"error":"expected {\"page\":\"...\",\"psid\":\"...\",\"text\":\"...\"}"})"};
+    }
+    RecordedMessage message;
+    message.page_id = request["page"].get<std::string>();
+    message.recipient = request["psid"].get<std::string>();
+    message.messaging_type = "RESPONSE";
+    message.message_json = json{{"text", request["text"]}}.dump();
+    message.received_at_ms = WallClockMs();
+    message.app_id = kPageInboxAppId;
+    RecordedMessage stored = store_->Add(std::move(message));
+    json echo{{"is_echo", true}, {"app_id", kPageInboxAppId}, {"mid", stored.message_id}, {"text", request["text"]}};
+    json item{{"sender", {{"id", stored.page_id}}},
+              {"recipient", {{"id", stored.recipient}}},
+              {"timestamp", stored.received_at_ms},
+              {"message", echo}};
+    const int status = DeliverAndWait(stored.page_id, std::move(item));
+    return {status == 200 ? 200 : 502, json{{"mid", stored.message_id}, {"ingress_status", status}}.dump()};
+  }
+
+  // The Page Inbox passes the thread back to the bot (a pass_thread_control webhook to it), or
+  // takes it from the bot (take_thread_control: Meta tells the app losing the thread).
+  Reply InboxHandover(const std::string& body, bool pass_back) {
+    json request = json::parse(body, nullptr, false);
+    if (!request.is_object() || !request.contains("page") || !request.contains("psid")) {
+      return {400, R"({"error":"expected {\"page\":\"...\",\"psid\":\"...\"}"})"};
+    }
+    const std::string page = request["page"].get<std::string>();
+    const std::string psid = request["psid"].get<std::string>();
+    thread_owners_->Set(page, psid, pass_back ? "" : kPageInboxAppId);
+    const std::string from = pass_back ? kPageInboxAppId : options_->app_id;
+    const std::string to = pass_back ? options_->app_id : kPageInboxAppId;
+    json item{{"sender", {{"id", psid}}},
+              {"recipient", {{"id", page}}},
+              {"timestamp", WallClockMs()},
+              {pass_back ? "pass_thread_control" : "take_thread_control",
+               {{"previous_owner_app_id", from},
+                {"new_owner_app_id", to},
+                {"metadata", request.value("metadata", pass_back ? "passed back from the Page Inbox"
+                                                                 : "taken in the Page Inbox")}}}};
+    const int status = DeliverAndWait(page, std::move(item));
+    return {status == 200 ? 200 : 502, json{{"ingress_status", status}}.dump()};
+  }
+
   // An echo of a message the bot sent, as Meta sends one back (sender is the page).
   void Echo(const RecordedMessage& sent) {
     if (!options_->echoes || sent.message_json.empty()) return;
@@ -500,6 +606,7 @@ class EmulatorHandler : public Http::Handler {
   std::shared_ptr<PageSubscriptions> subscriptions_ = std::make_shared<PageSubscriptions>();
   std::shared_ptr<AttachmentStore> attachments_ = std::make_shared<AttachmentStore>();
   std::shared_ptr<InstagramAccounts> instagram_ = std::make_shared<InstagramAccounts>();
+  std::shared_ptr<ThreadOwners> thread_owners_ = std::make_shared<ThreadOwners>();
   std::shared_ptr<const EmulatorOptions> options_;
   std::shared_ptr<std::atomic<uint64_t>> mid_counter_;
 };

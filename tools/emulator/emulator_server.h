@@ -56,6 +56,12 @@ struct EmulatorOptions {
 //   GET|POST /v{N}/{page}/subscribed_apps            the app's webhook fields on the page
 //   POST /v{N}/{page}/message_attachments            the Attachment Upload API (GET
 //                                                    /_emulator/attachments lists the uploads)
+//   POST /v{N}/{page}/pass_thread_control, take_thread_control, GET thread_owner   handover
+//   POST /_emulator/inbox/reply {"page","psid","text"}  a person answers from the Page Inbox
+//                                                    (an echo from the inbox app reaches the bot)
+//   POST /_emulator/inbox/pass, /_emulator/inbox/take {"page","psid"}   the inbox gives the
+//                                                    thread back / takes it (handover webhooks)
+//   GET  /_emulator/inbox/owner?page=&psid=          "bot", "inbox" or another app id
 //   GET|POST|DELETE /_emulator/faults                read, set or clear injected faults
 //   GET  /                                           the chat page (a person talks to the bot)
 //   GET  /_emulator/config, /_emulator/queues        the chat page's settings and queue depth

@@ -105,6 +105,21 @@ std::vector<AttachmentStore::Upload> AttachmentStore::All() const {
   return uploads_;
 }
 
+std::string ThreadOwners::Get(const std::string& page, const std::string& psid) const {
+  std::lock_guard lock(mutex_);
+  auto found = owners_.find({page, psid});
+  return found == owners_.end() ? "" : found->second;
+}
+
+void ThreadOwners::Set(const std::string& page, const std::string& psid, std::string app_id) {
+  std::lock_guard lock(mutex_);
+  if (app_id.empty()) {
+    owners_.erase({page, psid});
+  } else {
+    owners_[{page, psid}] = std::move(app_id);
+  }
+}
+
 void InstagramAccounts::Add(const std::string& account_id) {
   std::lock_guard lock(mutex_);
   ids_.insert(account_id);

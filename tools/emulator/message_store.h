@@ -21,7 +21,13 @@ struct RecordedMessage {
   std::string sender_action;
   int64_t received_at_ms = 0;
   uint64_t seq = 0;  // arrival order across all users
+  // The app that sent it: empty for the bot (the Send API), kPageInboxAppId for a person
+  // answering in the Page Inbox.
+  std::string app_id;
 };
+
+// The Page Inbox's app id: Meta's own inbox, where people answer as the page.
+inline constexpr const char* kPageInboxAppId = "263902037430900";
 
 // Everything the emulated Send API accepted, in arrival order. Thread-safe.
 class MessageStore {
@@ -98,6 +104,19 @@ class AttachmentStore {
  private:
   mutable std::mutex mutex_;
   std::vector<Upload> uploads_;
+};
+
+// Who has each conversation's thread (handover): the bot unless an app took it or was passed
+// it. Thread-safe.
+class ThreadOwners {
+ public:
+  // The owner's app id; empty for the bot.
+  std::string Get(const std::string& page, const std::string& psid) const;
+  void Set(const std::string& page, const std::string& psid, std::string app_id);
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::pair<std::string, std::string>, std::string> owners_;
 };
 
 // The Instagram professional accounts the emulator plays, next to the pages: their webhooks

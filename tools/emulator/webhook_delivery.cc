@@ -8,17 +8,17 @@
 #include "tools/emulator/webhook_builder.h"
 
 namespace katy::emulator {
-std::string BuildBatchBody(const std::vector<std::pair<std::string, nlohmann::json>>& items, int64_t time_ms,
-                           const std::string& object) {
+std::string BuildBatchBody(const std::vector<BatchItem>& items, int64_t time_ms, const std::string& object) {
   nlohmann::json entries = nlohmann::json::array();
-  std::map<std::string, size_t> entry_of;
-  for (const auto& [page, item] : items) {
-    auto found = entry_of.find(page);
+  std::map<std::pair<std::string, bool>, size_t> entry_of;
+  for (const auto& [page, item, standby] : items) {
+    const char* list = standby ? "standby" : "messaging";
+    auto found = entry_of.find({page, standby});
     if (found == entry_of.end()) {
-      found = entry_of.emplace(page, entries.size()).first;
-      entries.push_back({{"id", page}, {"time", time_ms}, {"messaging", nlohmann::json::array()}});
+      found = entry_of.emplace(std::pair{page, standby}, entries.size()).first;
+      entries.push_back({{"id", page}, {"time", time_ms}, {list, nlohmann::json::array()}});
     }
-    entries[found->second]["messaging"].push_back(item);
+    entries[found->second][list].push_back(item);
   }
   return EscapeJsonLikeMeta(nlohmann::json{{"object", object}, {"entry", entries}}.dump());
 }
@@ -29,10 +29,10 @@ WebhookDelivery::WebhookDelivery(DeliveryOptions options) : options_(std::move(o
 
 WebhookDelivery::~WebhookDelivery() { Stop(); }
 
-void WebhookDelivery::Enqueue(std::string page_id, nlohmann::json item, Done done, std::string object) {
+void WebhookDelivery::Enqueue(std::string page_id, nlohmann::json item, Done done, std::string object, bool standby) {
   {
     std::lock_guard lock(mutex_);
-    queue_.push_back({std::move(page_id), std::move(item), std::move(done), std::move(object)});
+    queue_.push_back({std::move(page_id), std::move(item), std::move(done), std::move(object), standby});
   }
   wake_.notify_one();
 }
@@ -70,9 +70,9 @@ void WebhookDelivery::Work() {
         queue_.pop_front();
       }
     }
-    std::vector<std::pair<std::string, nlohmann::json>> items;
+    std::vector<BatchItem> items;
     items.reserve(batch.size());
-    for (const auto& item : batch) items.emplace_back(item.page_id, item.item);
+    for (const auto& item : batch) items.push_back({item.page_id, item.item, item.standby});
     // Meta re-sends the same items (with a new entry time) until it gets a 200.
     int status = 0;
     for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {

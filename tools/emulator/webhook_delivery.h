@@ -37,7 +37,9 @@ class WebhookDelivery {
 
   // `object` is the webhook's: "page", or "instagram" for an Instagram account's item. Items of
   // different objects never share a POST, as Meta sends each object its own webhooks.
-  void Enqueue(std::string page_id, nlohmann::json item, Done done = {}, std::string object = "page");
+  // `standby`: the item goes in the entry's standby[] (another app has the thread).
+  void Enqueue(std::string page_id, nlohmann::json item, Done done = {}, std::string object = "page",
+               bool standby = false);
   // Delivers what is queued (each batch once, without retries), then stops the workers.
   void Stop();
 
@@ -50,6 +52,7 @@ class WebhookDelivery {
     nlohmann::json item;
     Done done;
     std::string object;
+    bool standby = false;
   };
   void Work();
   int Post(const std::string& body);
@@ -64,9 +67,15 @@ class WebhookDelivery {
   std::atomic<int64_t> retries_{0};
 };
 
-// The webhook body for `items` (page id, messaging item), one entry per page in first-seen
-// order, in Meta's escaped wire form; `object` is "page" or "instagram". Pure.
-std::string BuildBatchBody(const std::vector<std::pair<std::string, nlohmann::json>>& items, int64_t time_ms,
-                           const std::string& object = "page");
+// One item of a webhook: its page, the item, and whether it goes in standby[].
+struct BatchItem {
+  std::string page_id;
+  nlohmann::json item;
+  bool standby = false;
+};
+
+// The webhook body for `items`, one entry per page and list (messaging[] or standby[]) in
+// first-seen order, in Meta's escaped wire form; `object` is "page" or "instagram". Pure.
+std::string BuildBatchBody(const std::vector<BatchItem>& items, int64_t time_ms, const std::string& object = "page");
 
 }  // namespace katy::emulator

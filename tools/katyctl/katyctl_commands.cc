@@ -5,11 +5,13 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <random>
 #include <thread>
 
 #include "common/defaults.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "katy/v1/control.grpc.pb.h"
+#include "katy/v1/outbound.grpc.pb.h"
 #include "tools/katyctl/katyctl_format.h"
 #include "tools/katyctl/page_setup.h"
 
@@ -26,15 +28,27 @@ struct Options {
   int count = 0;  // top: frames to show (0: until interrupted)
   int shard = -1;
   int limit = 100;
+  std::string tag;                 // send: a message tag
+  std::string key;                 // send: the idempotency key (a fresh one when empty)
   std::vector<std::string> words;  // the command and its arguments
 };
 
 // Which service a command talks to when --addr is not given.
 std::string DefaultAddress(const std::string& command) {
   if (const char* env = std::getenv("KATY_CTL_ADDR"); env != nullptr && *env != '\0') return env;
-  if (command == "pause" || command == "resume" || command == "rate") return std::string(defaults::kSenderGrpc);
-  if (command == "rules") return std::string(defaults::kResponderGrpc);
+  if (command == "pause" || command == "resume" || command == "rate" || command == "send" || command == "message") {
+    return std::string(defaults::kSenderGrpc);
+  }
+  if (command == "rules" || command == "conv") return std::string(defaults::kResponderGrpc);
   return std::string(defaults::kIngressGrpc);
+}
+
+// A key no other call has: the time and a random number.
+std::string FreshKey() {
+  std::random_device random;
+  return "katyctl-" +
+         std::to_string(std::chrono::system_clock::now().time_since_epoch() / std::chrono::microseconds(1)) + "-" +
+         std::to_string(random());
 }
 
 class Session {
@@ -45,6 +59,7 @@ class Session {
         err_(err),
         channel_(grpc::CreateChannel(options.addr, grpc::InsecureChannelCredentials())),
         control_(katy::v1::Control::NewStub(channel_)),
+        outbound_(katy::v1::Outbound::NewStub(channel_)),
         health_(grpc::health::v1::Health::NewStub(channel_)) {}
 
   // Prepares a call: a deadline, and the bearer token when given.
@@ -214,6 +229,80 @@ class Session {
     return 0;
   }
 
+  // conv show|pause|resume PAGE PSID [REASON]
+  int Conversation(const std::vector<std::string>& words) {
+    if (words.size() < 4 || (words[1] != "show" && words[1] != "pause" && words[1] != "resume")) {
+      return UsageError("conv takes show, pause or resume, then PAGE and PSID");
+    }
+    if (words[1] == "show") {
+      katy::v1::GetConversationRequest request;
+      request.set_page_id(words[2]);
+      request.set_user_id(words[3]);
+      request.set_events(options_.limit == 100 ? 10 : options_.limit);
+      katy::v1::Conversation conversation;
+      auto result = control_->GetConversation(Context().get(), request, &conversation);
+      if (!result.ok()) return Fail(result);
+      if (options_.json)
+        PrintJson(conversation);
+      else
+        out_ << RenderConversation(conversation, std::chrono::system_clock::now());
+      return 0;
+    }
+    katy::v1::SetConversationOwnerRequest request;
+    request.set_page_id(words[2]);
+    request.set_user_id(words[3]);
+    request.set_pause(words[1] == "pause");
+    if (words.size() > 4) request.set_reason(words[4]);
+    katy::v1::SetConversationOwnerResponse response;
+    auto result = control_->SetConversationOwner(Context().get(), request, &response);
+    if (!result.ok()) return Fail(result);
+    out_ << (request.pause() ? "paused: the thread goes to the Page Inbox; the bot stays quiet in "
+                             : "resumed: the bot has the thread again in ")
+         << words[2] << "/" << words[3] << "\n";
+    return 0;
+  }
+
+  // send PAGE PSID TEXT: a person's message through the outbound API (katyctl is a person at a
+  // terminal). The key makes a retried command send once; a fresh one is made when not given.
+  int Send(const std::vector<std::string>& words) {
+    if (words.size() != 4 || words[3].empty()) return UsageError("send takes PAGE, PSID and the text");
+    katy::v1::OutboundSendRequest request;
+    request.set_page_id(words[1]);
+    request.set_recipient_id(words[2]);
+    request.set_text(words[3]);
+    request.set_tag(options_.tag);
+    request.set_from_person(true);
+    request.set_idempotency_key(options_.key.empty() ? FreshKey() : options_.key);
+    katy::v1::OutboundSendResponse response;
+    auto result = outbound_->Send(Context().get(), request, &response);
+    if (!result.ok()) return Fail(result);
+    if (options_.json) {
+      PrintJson(response);
+    } else {
+      out_ << (response.duplicate() ? "already queued (same key): " : "queued: ") << response.id() << "\n";
+    }
+    return 0;
+  }
+
+  // message ID: where an outbound message is.
+  int Message(const std::vector<std::string>& words) {
+    if (words.size() != 2) return UsageError("message takes the id that send printed");
+    katy::v1::GetOutboundMessageRequest request;
+    request.set_id(words[1]);
+    katy::v1::OutboundMessageStatus status;
+    auto result = outbound_->GetMessage(Context().get(), request, &status);
+    if (!result.ok()) return Fail(result);
+    if (options_.json) {
+      PrintJson(status);
+    } else {
+      out_ << status.state();
+      if (!status.message_id().empty()) out_ << " (Meta's id " << status.message_id() << ")";
+      if (!status.reason().empty()) out_ << ": " << status.reason();
+      out_ << "\n";
+    }
+    return status.state() == "failed" ? 1 : 0;
+  }
+
   int Drain() {
     katy::v1::DrainResponse response;
     auto result = control_->Drain(Context().get(), {}, &response);
@@ -233,6 +322,7 @@ class Session {
   std::ostream& err_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<katy::v1::Control::Stub> control_;
+  std::unique_ptr<katy::v1::Outbound::Stub> outbound_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
 };
 
@@ -257,8 +347,8 @@ void PrintDefaults(std::ostream& out) {
 std::string Usage() {
   const std::string addresses = "ingress " + std::string(defaults::kIngressGrpc) +
                                 " (status, top,\nhealth, dlq, drain), responder " +
-                                std::string(defaults::kResponderGrpc) + " (rules), sender " +
-                                std::string(defaults::kSenderGrpc) + " (pause, resume,\nrate)";
+                                std::string(defaults::kResponderGrpc) + " (rules, conv), sender " +
+                                std::string(defaults::kSenderGrpc) + " (pause, resume,\nrate, send, message)";
   return R"(usage: katyctl [--addr HOST:PORT] [--token TOKEN] [--json] COMMAND
 
   status [--all]              streams, pending, lag, dead letters, shard owners, pages
@@ -271,6 +361,15 @@ std::string Usage() {
   resume [PAGE]
   rate PAGE N                 sender: N messages/s for PAGE (* for the default), every sender
   rules reload                responder: reload the rules file
+  conv show PAGE PSID [--limit N]   responder: a conversation's state, who has its thread,
+                              its windows and latest N events (10)
+  conv pause PAGE PSID [REASON]     a person takes the thread (passed to the Page Inbox):
+                              the bot stays quiet in it, in order with its other events
+  conv resume PAGE PSID [REASON]    the thread goes back to the bot
+  send PAGE PSID TEXT [--tag TAG] [--key KEY]   sender: a person's message, in order with the
+                              bot's replies; outside 24 h only with a tag (HUMAN_AGENT: 7 days);
+                              the same KEY again sends nothing more (default: a fresh one)
+  message ID                  sender: queued, sent (Meta's id) or failed (why)
   drain                       graceful shutdown of the service, as SIGTERM
   defaults                    every default address, as shell assignments
 
@@ -319,6 +418,10 @@ int RunKatyctl(const std::vector<std::string>& args, std::ostream& out, std::ost
         options.shard = std::stoi(value("--shard"));
       } else if (arg == "--limit") {
         options.limit = std::stoi(value("--limit"));
+      } else if (arg == "--tag") {
+        options.tag = value("--tag");
+      } else if (arg == "--key") {
+        options.key = value("--key");
       } else {
         options.words.push_back(arg);
       }
@@ -348,6 +451,9 @@ int RunKatyctl(const std::vector<std::string>& args, std::ostream& out, std::ost
   if (command == "resume") return session.Pause(false, options.words);
   if (command == "rate") return session.Rate(options.words);
   if (command == "rules") return session.Rules(options.words);
+  if (command == "conv") return session.Conversation(options.words);
+  if (command == "send") return session.Send(options.words);
+  if (command == "message") return session.Message(options.words);
   if (command == "drain") return session.Drain();
   err << "katyctl: unknown command '" << command << "' (katyctl --help)\n";
   return 2;

@@ -6,6 +6,8 @@
 #include <map>
 #include <sstream>
 
+#include "common/message_tags.h"
+
 namespace katy::ctl {
 
 QueueTotals Totals(const katy::v1::Status& status) {
@@ -130,6 +132,53 @@ std::string RenderDeadLetters(const katy::v1::ListDeadLettersResponse& letters) 
     out += Row("%-16s %-20s %-10s %-22s %8d %s %s", letter.dlq_stream().c_str(), letter.id().c_str(),
                letter.stage().c_str(), letter.reason().c_str(), letter.attempts(), letter.source_stream().c_str(),
                letter.source_id().c_str());
+  }
+  return out;
+}
+
+namespace {
+
+// "3h12m" for a duration in ms (negative: "0m").
+std::string Span(int64_t ms) {
+  const int64_t minutes = std::max<int64_t>(ms, 0) / 60000;
+  if (minutes < 60) return std::to_string(minutes) + "m";
+  if (minutes < 48 * 60) return std::to_string(minutes / 60) + "h" + std::to_string(minutes % 60) + "m";
+  return std::to_string(minutes / (24 * 60)) + "d" + std::to_string(minutes / 60 % 24) + "h";
+}
+
+std::string Window(bool open, int64_t last_ms, int64_t length_ms, int64_t now_ms) {
+  if (last_ms == 0) return "closed (the user never wrote)";
+  if (!open) return "closed (" + Span(now_ms - last_ms) + " since the user's last message)";
+  return "open, " + Span(last_ms + length_ms - now_ms) + " left";
+}
+
+}  // namespace
+
+std::string RenderConversation(const katy::v1::Conversation& conversation, std::chrono::system_clock::time_point now) {
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  std::string out = Row("conversation %s/%s (shard %d)", conversation.page_id().c_str(), conversation.user_id().c_str(),
+                        conversation.shard());
+  std::string owner = conversation.owner() == "katy" ? "the bot" : conversation.owner();
+  if (conversation.owner() == "263902037430900") owner = "the Page Inbox (263902037430900)";
+  if (conversation.owner() != "katy" && conversation.owner_since_ms() > 0) {
+    owner += ", for " + Span(now_ms - conversation.owner_since_ms());
+  }
+  out += Row("  thread:      %s", owner.c_str());
+  out += Row("  bot window:  %s",
+             Window(conversation.window_open(), conversation.last_user_ms(), kStandardWindowMs, now_ms).c_str());
+  out += Row(
+      "  HUMAN_AGENT: %s",
+      Window(conversation.human_agent_window_open(), conversation.last_user_ms(), kHumanAgentWindowMs, now_ms).c_str());
+  const auto& fields = conversation.fields();
+  out += Row("  state:       %s", fields.contains("state") ? fields.at("state").c_str() : "(none)");
+  for (const auto& [name, value] : fields) {
+    if (name.rfind("var:", 0) == 0) out += Row("  %-12s %s", (name.substr(4) + ":").c_str(), value.c_str());
+  }
+  if (conversation.events_size() == 0) return out + "  no recent events\n";
+  out += "  latest events:\n";
+  for (const auto& event : conversation.events()) {
+    out += Row("    %-20s %-22s%s %s", event.stream_id().c_str(), event.kind().c_str(),
+               event.standby() ? " (standby)" : "", event.text().c_str());
   }
   return out;
 }

@@ -31,4 +31,8 @@ std::string RenderTop(const katy::v1::Status& status, const katy::v1::Status& pr
 
 std::string RenderDeadLetters(const katy::v1::ListDeadLettersResponse& letters);
 
+// `katyctl conv show`: who has the thread and since when, the windows (with the time left at
+// `now`), state and variables, then the latest events, one per line. Pure.
+std::string RenderConversation(const katy::v1::Conversation& conversation, std::chrono::system_clock::time_point now);
+
 }  // namespace katy::ctl

@@ -1,0 +1,58 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace katy {
+
+// Meta's message tags (docs/messenger-platform.md, "Message tags"), in one table: the ones a
+// message may carry today, and the ones Meta retired (refused before anything is sent).
+struct MessageTag {
+  std::string_view name;
+  bool retired;
+  bool instagram;  // available on Instagram too
+};
+inline constexpr MessageTag kMessageTags[] = {
+    {"CONFIRMED_EVENT_UPDATE", false, false},
+    {"POST_PURCHASE_UPDATE", false, true},
+    {"ACCOUNT_UPDATE", false, true},
+    {"HUMAN_AGENT", false, true},
+    // Retired on March 4, 2020.
+    {"APPLICATION_UPDATE", true, false},
+    {"APPOINTMENT_UPDATE", true, false},
+    {"COMMUNITY_ALERT", true, false},
+    {"CONFIRMED_EVENT_REMINDER", true, false},
+    {"FEATURE_FUNCTIONALITY_UPDATE", true, false},
+    {"GAME_EVENT", true, false},
+    {"ISSUE_RESOLUTION", true, false},
+    {"NON_PROMOTIONAL_SUBSCRIPTION", true, false},
+    {"PAIRING_UPDATE", true, false},
+    {"PAYMENT_UPDATE", true, false},
+    {"PERSONAL_FINANCE_UPDATE", true, false},
+    {"RESERVATION_UPDATE", true, false},
+    {"SHIPPING_UPDATE", true, false},
+    {"TICKET_UPDATE", true, false},
+    {"TRANSPORTATION_UPDATE", true, false},
+};
+
+// The standard messaging window after the user's last message, and HUMAN_AGENT's.
+inline constexpr int64_t kStandardWindowMs = 24LL * 3600 * 1000;
+inline constexpr int64_t kHumanAgentWindowMs = 7LL * 24 * 3600 * 1000;
+
+// A message Katy is asked to send outside a user event (the outbound API).
+struct TaggedSend {
+  std::string tag;           // empty: an untagged message
+  bool from_person = false;  // a person wrote it
+  bool instagram = false;
+  int64_t last_user_ms = 0;  // the user's last message; 0 when the user never wrote
+};
+
+// Why the message may not be sent at `now_ms`, in one sentence; nullopt when it may. Untagged:
+// only within 24 hours of the user's last message. A tag must exist and not be retired (nor be
+// Messenger-only on Instagram); HUMAN_AGENT only from a person and within 7 days of the user's
+// last message. Pure.
+std::optional<std::string> TagRefusal(const TaggedSend& send, int64_t now_ms);
+
+}  // namespace katy

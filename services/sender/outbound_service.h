@@ -1,0 +1,55 @@
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+
+#include "common/redis/client_pool.h"
+#include "common/redis/script.h"
+#include "common/shard.h"
+#include "katy/v1/events.pb.h"
+#include "katy/v1/outbound.grpc.pb.h"
+
+namespace katy::sender {
+
+// What the outbound API checks before it queues anything. Pure.
+struct OutboundCheck {
+  katy::v1::OutboundMessage message;  // what to queue when `refusal` is empty
+  std::string refusal;                // why not, in one sentence
+  bool invalid_argument = false;      // the request itself is wrong (else: not allowed now)
+};
+// `last_user_ms` is the conversation's last user message (0: never). Ids are
+// "api:<page>:<recipient>:<idempotency key>".
+OutboundCheck CheckOutbound(const katy::v1::OutboundSendRequest& request, int64_t last_user_ms, int64_t now_ms);
+
+// The page and recipient in an outbound id (empty when it is not one). Pure.
+std::pair<std::string, std::string> ConversationOfOutboundId(const std::string& id);
+
+// katy.v1.Outbound (outbound.proto) on the sender's gRPC port, behind the control token. Send
+// queues onto the recipient's shard's outbound stream and remembers the idempotency key in one
+// script, so a retried call queues nothing more; the sender then handles the message like a
+// reply (order per recipient, rate limits, retries, dead letters, the windows again at send
+// time). GetMessage reads the delivered mark, the shard's dead letters, or the key. Thread-safe.
+class OutboundService final : public katy::v1::Outbound::Service {
+ public:
+  using Clock = std::function<int64_t()>;  // epoch ms
+  OutboundService(KeySpace keys, const redis::Options& redis, std::string token, prometheus::Registry& registry,
+                  Clock now_ms);
+
+  grpc::Status Send(grpc::ServerContext* context, const katy::v1::OutboundSendRequest* request,
+                    katy::v1::OutboundSendResponse* response) override;
+  grpc::Status GetMessage(grpc::ServerContext* context, const katy::v1::GetOutboundMessageRequest* request,
+                          katy::v1::OutboundMessageStatus* response) override;
+
+ private:
+  KeySpace keys_;
+  std::string token_;
+  Clock now_ms_;
+  redis::ClientPool pool_;
+  redis::Script enqueue_;
+  prometheus::Family<prometheus::Counter>& requests_;  // by result: queued, duplicate, refused
+};
+
+}  // namespace katy::sender

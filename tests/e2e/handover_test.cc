@@ -1,0 +1,262 @@
+// A person takes a conversation over from the bot, and gives it back (issue 19, first part):
+// through the emulator's Page Inbox, with every service a real process.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/clock.h"
+#include "common/http/http_client.h"
+#include "common/redis/options.h"
+#include "common/redis/redis_client.h"
+#include "common/shard.h"
+#include "tests/support/katy_stack.h"
+#include "tests/support/test_support.h"
+
+namespace katy {
+namespace {
+
+constexpr const char* kPage = "1045";
+constexpr const char* kKatyAppId = "1517776481860111";  // the emulator's app id for the bot
+
+class HandoverTest : public ::testing::Test {
+ protected:
+  void Start(const std::string& human_timeout_s) {
+    stack_ = std::make_unique<testing::KatyStack>(testing::KatyStack::Options{
+        "fallback:\n  reply: \"bot: {{text}}\"\n",
+        {{"KATY_APP_ID", kKatyAppId}, {"KATY_HUMAN_TIMEOUT_S", human_timeout_s}, {"KATY_EMULATOR_ECHOES", "1"}}});
+    ASSERT_TRUE(stack_->ready());
+  }
+
+  void Post(const std::string& path, const nlohmann::json& body) {
+    auto answer = http_.Post(stack_->emulator_url() + path, body.dump());
+    ASSERT_TRUE(answer.ok());
+    EXPECT_EQ(answer->status, 200) << path << ": " << answer->body;
+  }
+  void Say(const std::string& psid, const std::string& text) {
+    Post("/_emulator/say", {{"page", kPage}, {"psid", psid}, {"text", text}});
+  }
+  void InboxReply(const std::string& psid, const std::string& text) {
+    Post("/_emulator/inbox/reply", {{"page", kPage}, {"psid", psid}, {"text", text}});
+  }
+
+  // The bot's messages to `psid` (not the Page Inbox's), their texts in order.
+  std::vector<std::string> BotTexts(const std::string& psid) {
+    std::vector<std::string> texts;
+    auto response = http_.Get(stack_->emulator_url() + "/_emulator/messages?psid=" + psid);
+    if (!response || response->status != 200) return texts;
+    for (const auto& message : nlohmann::json::parse(response->body)) {
+      if (!message.contains("app_id") && message.contains("message")) texts.push_back(message["message"]["text"]);
+    }
+    return texts;
+  }
+  bool WaitForBotTexts(const std::string& psid, size_t n) {
+    return testing::WaitFor([&] { return BotTexts(psid).size() >= n; }, std::chrono::seconds(15));
+  }
+  double Withheld() { return stack_->MetricSum("responder", "katy_responder_replies_withheld_total"); }
+  testing::CommandResult Katyctl(const std::string& service, const std::string& args) {
+    return testing::RunCommand(testing::BinaryPath("katyctl") + " --addr " + stack_->GrpcAddress(service) + " " + args);
+  }
+  std::vector<std::string> AllTexts(const std::string& psid) {
+    std::vector<std::string> texts;
+    auto response = http_.Get(stack_->emulator_url() + "/_emulator/messages?psid=" + psid);
+    for (const auto& message : nlohmann::json::parse(response->body)) {
+      if (message.contains("message")) texts.push_back(message["message"]["text"]);
+    }
+    return texts;
+  }
+
+  std::unique_ptr<testing::KatyStack> stack_;
+  http::Client http_;
+};
+
+// A person answers from the Page Inbox: the echo from the inbox app pauses the bot in that
+// conversation (its own echoes do not), the user's next message gets no bot reply, and the
+// bot answers again once the person has been silent for KATY_HUMAN_TIMEOUT_S.
+TEST_F(HandoverTest, AHumansEchoPausesTheBotUntilTheTimeout) {
+  Start("4");
+  Say("h1", "hello");
+  ASSERT_TRUE(WaitForBotTexts("h1", 1)) << "logs in " << stack_->dir();
+  Say("h1", "still the bot?");  // the bot's own echo came back meanwhile: it changed nothing
+  ASSERT_TRUE(WaitForBotTexts("h1", 2));
+
+  const auto paused_at = std::chrono::steady_clock::now();
+  InboxReply("h1", "Hi, Sam from support here.");
+  Say("h1", "thanks Sam");
+  ASSERT_TRUE(testing::WaitFor([&] { return Withheld() >= 1; }, std::chrono::seconds(10)))
+      << "logs in " << stack_->dir();
+  EXPECT_EQ(BotTexts("h1").size(), 2u) << "the bot talked over the person";
+  EXPECT_EQ(stack_->MetricSum("responder", "katy_conversations_with_others"), 1);
+
+  std::this_thread::sleep_until(paused_at + std::chrono::milliseconds(5500));
+  Say("h1", "anyone?");
+  ASSERT_TRUE(WaitForBotTexts("h1", 3)) << "the bot did not resume; logs in " << stack_->dir();
+  EXPECT_EQ(BotTexts("h1").back(), "bot: anyone?");
+  EXPECT_EQ(stack_->MetricSum("responder", "katy_conversations_with_others"), 0);
+  EXPECT_GE(stack_->MetricSum("responder", "katy_responder_handovers_total", "reason=\"timeout\""), 1);
+}
+
+// The person hands the thread back from the inbox (pass_thread_control to the bot's app): the
+// bot answers again at once. With the thread taken in the inbox (take_thread_control), the
+// person's messages reach Katy in standby and get no reply. No timeout here (0: never).
+TEST_F(HandoverTest, ThePageInboxTakesAndPassesTheThreadBack) {
+  Start("0");
+  Say("h2", "hello");
+  ASSERT_TRUE(WaitForBotTexts("h2", 1)) << "logs in " << stack_->dir();
+
+  InboxReply("h2", "A person here.");
+  Say("h2", "oh hi");
+  ASSERT_TRUE(testing::WaitFor([&] { return Withheld() >= 1; }, std::chrono::seconds(10)));
+  Post("/_emulator/inbox/pass", {{"page", kPage}, {"psid", "h2"}});
+  Say("h2", "back to the bot");
+  ASSERT_TRUE(WaitForBotTexts("h2", 2)) << "logs in " << stack_->dir();
+  EXPECT_EQ(BotTexts("h2").back(), "bot: back to the bot");
+
+  Post("/_emulator/inbox/take", {{"page", kPage}, {"psid", "h2"}});
+  auto owner =
+      nlohmann::json::parse(http_
+                                .Get(stack_->emulator_url() + "/v25.0/" + kPage +
+                                     "/thread_owner?recipient=h2&access_token=" + testing::KatyStack::kPageToken)
+                                ->body);
+  EXPECT_EQ(owner["data"][0]["thread_owner"]["app_id"], "263902037430900");
+  Say("h2", "in standby now");
+  Post("/_emulator/inbox/pass", {{"page", kPage}, {"psid", "h2"}});
+  Say("h2", "and back");
+  ASSERT_TRUE(WaitForBotTexts("h2", 3)) << "logs in " << stack_->dir();
+  EXPECT_EQ(BotTexts("h2"), (std::vector<std::string>{"bot: hello", "bot: back to the bot", "bot: and back"}));
+  EXPECT_GE(stack_->MetricSum("responder", "katy_responder_handovers_total", "reason=\"take\""), 1);
+  EXPECT_GE(stack_->MetricSum("responder", "katy_responder_handovers_total", "reason=\"pass\""), 2);
+}
+
+// The terminal's handle on one conversation: `katyctl conv pause` hands the thread to the Page
+// Inbox (a pass_thread_control call the emulator records) and the bot stays quiet; `conv show`
+// says who has it and lists the latest events; `conv resume` takes it back (take_thread_control).
+TEST_F(HandoverTest, KatyctlPausesShowsAndResumesAConversation) {
+  Start("0");
+  Say("c1", "hello");
+  ASSERT_TRUE(WaitForBotTexts("c1", 1)) << "logs in " << stack_->dir();
+  auto paused = Katyctl("responder", std::string("conv pause ") + kPage + " c1 \"Sam takes over\"");
+  ASSERT_EQ(paused.status, 0) << paused.output;
+  auto owner_is = [&](const std::string& app) {
+    return testing::WaitFor(
+        [&] {
+          auto body = http_.Get(stack_->emulator_url() + "/v25.0/" + kPage +
+                                "/thread_owner?recipient=c1&access_token=" + testing::KatyStack::kPageToken);
+          return body && nlohmann::json::parse(body->body)["data"][0]["thread_owner"]["app_id"] == app;
+        },
+        std::chrono::seconds(10));
+  };
+  ASSERT_TRUE(owner_is("263902037430900")) << "no pass_thread_control reached Meta; logs in " << stack_->dir();
+  Say("c1", "is anyone there?");  // the emulator delivers it in standby: the inbox has the thread
+  auto shown = Katyctl("responder", std::string("conv show ") + kPage + " c1");
+  ASSERT_EQ(shown.status, 0) << shown.output;
+  EXPECT_NE(shown.output.find("thread:      the Page Inbox (263902037430900)"), std::string::npos) << shown.output;
+  EXPECT_NE(shown.output.find("bot window:  open"), std::string::npos) << shown.output;
+  EXPECT_NE(shown.output.find("katy_pause"), std::string::npos) << shown.output;
+  auto json = nlohmann::json::parse(Katyctl("responder", std::string("--json conv show ") + kPage + " c1").output);
+  EXPECT_EQ(json["owner"], "263902037430900");
+  EXPECT_TRUE(json["window_open"].get<bool>());
+
+  ASSERT_EQ(Katyctl("responder", std::string("conv resume ") + kPage + " c1").status, 0);
+  ASSERT_TRUE(owner_is(kKatyAppId)) << "no take_thread_control reached Meta";
+  Say("c1", "back?");
+  ASSERT_TRUE(WaitForBotTexts("c1", 2)) << "logs in " << stack_->dir();
+  EXPECT_EQ(BotTexts("c1"), (std::vector<std::string>{"bot: hello", "bot: back?"}));
+  EXPECT_EQ(Katyctl("responder", "conv pause").status, 2);  // PAGE and PSID are needed
+}
+
+// A rule hands the conversation to the Page Inbox: its message goes out, then the
+// pass_thread_control call; the person answers from the inbox, the bot stays quiet, and when
+// the inbox passes the thread back the bot answers again.
+TEST_F(HandoverTest, ARuleHandsOverAndThePersonGivesItBack) {
+  stack_ = std::make_unique<testing::KatyStack>(testing::KatyStack::Options{
+      R"(
+rules:
+  - when: { keywords: [human, person] }
+    reply: "Connecting you to a person..."
+    handover: { to: inbox, reason: "asked for a person: {{text}}" }
+fallback:
+  reply: "bot: {{text}}"
+)",
+      {{"KATY_APP_ID", kKatyAppId}, {"KATY_HUMAN_TIMEOUT_S", "0"}, {"KATY_EMULATOR_ECHOES", "1"}}});
+  ASSERT_TRUE(stack_->ready());
+  Say("r1", "I want a human");
+  ASSERT_TRUE(WaitForBotTexts("r1", 1)) << "logs in " << stack_->dir();
+  EXPECT_EQ(BotTexts("r1")[0], "Connecting you to a person...");
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto body = http_.Get(stack_->emulator_url() + "/v25.0/" + kPage +
+                              "/thread_owner?recipient=r1&access_token=" + testing::KatyStack::kPageToken);
+        return body && nlohmann::json::parse(body->body)["data"][0]["thread_owner"]["app_id"] == "263902037430900";
+      },
+      std::chrono::seconds(10)))
+      << "logs in " << stack_->dir();
+  Say("r1", "hello?");  // in standby now
+  InboxReply("r1", "Hi, I'm Sam.");
+  Say("r1", "hi Sam");
+  Post("/_emulator/inbox/pass", {{"page", kPage}, {"psid", "r1"}});
+  Say("r1", "thanks, bye");
+  ASSERT_TRUE(WaitForBotTexts("r1", 2)) << "logs in " << stack_->dir();
+  EXPECT_EQ(BotTexts("r1"), (std::vector<std::string>{"Connecting you to a person...", "bot: thanks, bye"}));
+  EXPECT_GE(stack_->MetricSum("responder", "katy_responder_handovers_total", "reason=\"rule\""), 1);
+  EXPECT_EQ(stack_->MetricSum("sender", "katy_sender_delivered_total", "source=\"handover\""), 1);
+}
+
+// The outbound API, through katyctl: the same key twice sends once; an outbound message waits
+// its turn behind the bot's replies to the same person (the sender was paused while they
+// queued); a HUMAN_AGENT message 8 days after the user's last message and a retired tag are
+// refused, and nothing is sent.
+TEST_F(HandoverTest, OutboundSendsOnceInOrderAndRefusesWhatMetaWould) {
+  Start("0");
+  Say("o1", "hello");
+  ASSERT_TRUE(WaitForBotTexts("o1", 1)) << "logs in " << stack_->dir();
+
+  const std::string send = std::string("send ") + kPage + " o1 ";
+  auto first = Katyctl("sender", send + "\"Your order shipped\" --key order-42");
+  ASSERT_EQ(first.status, 0) << first.output;
+  auto again = Katyctl("sender", send + "\"Your order shipped\" --key order-42");
+  ASSERT_EQ(again.status, 0) << again.output;
+  EXPECT_NE(again.output.find("already queued (same key): api:1045:o1:order-42"), std::string::npos) << again.output;
+  ASSERT_TRUE(testing::WaitFor([&] { return AllTexts("o1").size() >= 2; }, std::chrono::seconds(10)));
+  auto status = Katyctl("sender", "message api:1045:o1:order-42");
+  EXPECT_EQ(status.status, 0) << status.output;
+  EXPECT_EQ(status.output.rfind("sent (Meta's id m_", 0), 0u) << status.output;
+
+  // Paused, the sender keeps the bot's reply and the person's message queued, in their order.
+  ASSERT_EQ(Katyctl("sender", std::string("pause ") + kPage).status, 0);
+  Say("o1", "one");
+  ASSERT_TRUE(testing::WaitFor([&] { return stack_->MetricSum("responder", "katy_responder_replies_total") >= 2; },
+                               std::chrono::seconds(10)));
+  ASSERT_EQ(Katyctl("sender", send + "\"two, from a person\" --key k2").status, 0);
+  Say("o1", "three");
+  ASSERT_TRUE(testing::WaitFor([&] { return stack_->MetricSum("responder", "katy_responder_replies_total") >= 3; },
+                               std::chrono::seconds(10)));
+  ASSERT_EQ(Katyctl("sender", std::string("resume ") + kPage).status, 0);
+  ASSERT_TRUE(testing::WaitFor([&] { return AllTexts("o1").size() >= 5; }, std::chrono::seconds(15)));
+  EXPECT_EQ(AllTexts("o1"), (std::vector<std::string>{"bot: hello", "Your order shipped", "bot: one",
+                                                      "two, from a person", "bot: three"}));
+
+  // Day 8 after the user's last message: HUMAN_AGENT is refused, as is a retired tag.
+  redis::Client redis(*redis::ParseUrl(stack_->redis_url()));
+  const KeySpace keys("katy", 16);
+  const int64_t eight_days_ago = WallClockMs() - 8LL * 24 * 3600 * 1000;
+  ASSERT_TRUE(redis
+                  .Command({"HSET", keys.Conversation(ShardOf(kPage, "o2", 16), kPage, "o2"), "last_user_ms",
+                            std::to_string(eight_days_ago)})
+                  .ok());
+  auto late = Katyctl("sender", std::string("send ") + kPage + " o2 \"sorry for the wait\" --tag HUMAN_AGENT");
+  EXPECT_EQ(late.status, 1);
+  EXPECT_NE(late.output.find("HUMAN_AGENT is allowed within 7 days"), std::string::npos) << late.output;
+  auto retired = Katyctl("sender", std::string("send ") + kPage + " o1 \"parcel\" --tag SHIPPING_UPDATE");
+  EXPECT_EQ(retired.status, 1);
+  EXPECT_NE(retired.output.find("retired"), std::string::npos) << retired.output;
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_TRUE(AllTexts("o2").empty());
+  EXPECT_EQ(AllTexts("o1").size(), 5u);
+  EXPECT_EQ(stack_->MetricSum("sender", "katy_sender_delivered_total", "source=\"outbound\""), 2);
+  EXPECT_EQ(stack_->MetricSum("sender", "katy_sender_delivered_total", "source=\"reply\""), 3);
+  EXPECT_EQ(stack_->MetricSum("sender", "katy_outbound_requests_total", "result=\"refused\""), 2);
+}
+
+}  // namespace
+}  // namespace katy

@@ -1,0 +1,113 @@
+// The outbound API's decisions and the tags table: what may be queued, and how.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/message_tags.h"
+#include "services/sender/outbound_service.h"
+#include "services/sender/send_request.h"
+#include "tools/katyctl/katyctl_format.h"
+
+namespace katy {
+namespace {
+
+constexpr int64_t kDay = 24LL * 3600 * 1000;
+constexpr int64_t kNow = 100 * kDay;
+
+TEST(MessageTagsTest, WindowsAndTheTagTable) {
+  EXPECT_FALSE(TagRefusal({"", false, false, kNow - kDay + 1}, kNow));
+  EXPECT_NE(TagRefusal({"", false, false, kNow - kDay - 1}, kNow)->find("needs a tag"), std::string::npos);
+  EXPECT_NE(TagRefusal({"", false, false, 0}, kNow)->find("never written"), std::string::npos);
+  EXPECT_FALSE(TagRefusal({"HUMAN_AGENT", true, false, kNow - 7 * kDay}, kNow));
+  EXPECT_NE(TagRefusal({"HUMAN_AGENT", true, false, kNow - 8 * kDay}, kNow)->find("within 7 days"), std::string::npos);
+  EXPECT_NE(TagRefusal({"HUMAN_AGENT", false, false, kNow}, kNow)->find("a person wrote"), std::string::npos);
+  EXPECT_NE(TagRefusal({"SHIPPING_UPDATE", false, false, kNow}, kNow)->find("retired"), std::string::npos);
+  EXPECT_NE(TagRefusal({"NO_SUCH_TAG", false, false, kNow}, kNow)->find("unknown"), std::string::npos);
+  EXPECT_FALSE(TagRefusal({"ACCOUNT_UPDATE", false, false, 0}, kNow));  // any time, for its purpose
+  EXPECT_NE(TagRefusal({"CONFIRMED_EVENT_UPDATE", false, true, 0}, kNow)->find("Instagram"), std::string::npos);
+}
+
+TEST(OutboundCheckTest, QueuesWhatMayGoAndRefusesTheRest) {
+  katy::v1::OutboundSendRequest request;
+  request.set_page_id("1045");
+  request.set_recipient_id("u1");
+  request.set_text("Your order shipped");
+  request.set_idempotency_key("order-42");
+  auto ok = sender::CheckOutbound(request, kNow - 3600 * 1000, kNow);
+  ASSERT_TRUE(ok.refusal.empty()) << ok.refusal;
+  EXPECT_EQ(ok.message.id(), "api:1045:u1:order-42");
+  EXPECT_EQ(ok.message.messaging_type(), "RESPONSE");
+  EXPECT_EQ(nlohmann::json::parse(ok.message.message_json())["text"], "Your order shipped");
+  EXPECT_EQ(sender::ConversationOfOutboundId(ok.message.id()), (std::pair<std::string, std::string>{"1045", "u1"}));
+  EXPECT_EQ(sender::ConversationOfOutboundId("1045#0").first, "");
+
+  auto late = sender::CheckOutbound(request, kNow - 2 * kDay, kNow);
+  EXPECT_FALSE(late.refusal.empty());
+  EXPECT_FALSE(late.invalid_argument);
+  request.set_tag("HUMAN_AGENT");
+  request.set_from_person(true);
+  auto human = sender::CheckOutbound(request, kNow - 2 * kDay, kNow);
+  ASSERT_TRUE(human.refusal.empty()) << human.refusal;
+  EXPECT_EQ(human.message.messaging_type(), "MESSAGE_TAG");
+  EXPECT_EQ(human.message.tag(), "HUMAN_AGENT");
+
+  request.set_idempotency_key("");
+  EXPECT_TRUE(sender::CheckOutbound(request, kNow, kNow).invalid_argument);
+  request.set_idempotency_key("k");
+  request.set_message_json(R"({"text":"both"})");
+  EXPECT_TRUE(sender::CheckOutbound(request, kNow, kNow).invalid_argument);  // text and message_json
+  request.clear_text();
+  request.set_platform("instagram");
+  request.set_message_json(R"({"attachment":{"type":"template","payload":{"template_type":"receipt"}}})");
+  EXPECT_NE(sender::CheckOutbound(request, kNow, kNow).refusal.find("'receipt'"), std::string::npos);
+}
+
+// A handover is a thread-control call on the page, with the same recipient.
+TEST(OutboundCheckTest, ThreadControlCallsAreBuiltLikeMeta) {
+  katy::v1::OutboundMessage pass;
+  pass.set_page_id("1045");
+  pass.set_recipient_id("u1");
+  pass.set_thread_control("pass_thread_control");
+  pass.set_target_app_id("263902037430900");
+  pass.set_thread_metadata("asked for a person");
+  auto request = sender::BuildSendRequest(pass, "http://g/v25.0", "tok", "");
+  ASSERT_TRUE(request);
+  EXPECT_EQ(request->url, "http://g/v25.0/1045/pass_thread_control?access_token=tok");
+  EXPECT_EQ(nlohmann::json::parse(request->body),
+            nlohmann::json::parse(
+                R"({"recipient":{"id":"u1"},"target_app_id":"263902037430900","metadata":"asked for a person"})"));
+  pass.set_thread_control("take_thread_control");
+  EXPECT_FALSE(
+      nlohmann::json::parse(sender::BuildSendRequest(pass, "http://g", "t", "")->body).contains("target_app_id"));
+  pass.set_thread_control("delete_everything");
+  EXPECT_FALSE(sender::BuildSendRequest(pass, "http://g", "t", ""));
+}
+
+TEST(ConversationFormatTest, ShowsOwnerWindowsAndEvents) {
+  katy::v1::Conversation conversation;
+  conversation.set_page_id("1045");
+  conversation.set_user_id("u1");
+  conversation.set_shard(3);
+  conversation.set_owner("263902037430900");
+  const auto now = std::chrono::system_clock::time_point(std::chrono::milliseconds(kNow));
+  conversation.set_owner_since_ms(kNow - 90 * 60 * 1000);
+  conversation.set_last_user_ms(kNow - 2 * 3600 * 1000);
+  conversation.set_window_open(true);
+  conversation.set_human_agent_window_open(true);
+  (*conversation.mutable_fields())["state"] = "asking_name";
+  (*conversation.mutable_fields())["var:city"] = "Lyon";
+  auto* event = conversation.add_events();
+  event->set_stream_id("1-0");
+  event->set_kind("message");
+  event->set_text("hi");
+  const std::string shown = ctl::RenderConversation(conversation, now);
+  EXPECT_NE(shown.find("thread:      the Page Inbox (263902037430900), for 1h30m"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("bot window:  open, 22h0m left"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("HUMAN_AGENT: open, 6d22h"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("state:       asking_name"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("city:"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("1-0"), std::string::npos) << shown;
+}
+
+}  // namespace
+}  // namespace katy
