@@ -83,6 +83,9 @@ if [[ -z "${KATY_GRAPH_URL:-}" ]]; then
   export KATY_EMULATOR_PAGE_TOKEN="$KATY_PAGE_TOKEN"
   export KATY_INGRESS_URL="${KATY_INGRESS_URL:-http://127.0.0.1:$ingress_port/webhook}"
   export KATY_GRAPH_URL="http://$KATY_EMULATOR_ADDR/v25.0"
+  # The emulator's app id: its echoes of the bot's messages are the bot's own, and an echo from
+  # the Page Inbox (a person answering) pauses the bot (docs/handover.md).
+  export KATY_APP_ID="${KATY_APP_ID:-1517776481860111}"
   emulator="http://$KATY_EMULATOR_ADDR"
   start emulator env KATY_EMULATOR_METRICS_URLS="http://${KATY_INGRESS_ADMIN_ADDR:-$KATY_DEFAULT_INGRESS_ADMIN_ADDR}/metrics,http://${KATY_SENDER_ADMIN_ADDR:-$KATY_DEFAULT_SENDER_ADMIN_ADDR}/metrics" \
     "$bin/katy-emulator"

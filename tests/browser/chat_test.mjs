@@ -42,6 +42,35 @@ try {
   await page.waitForFunction(() => Number(document.getElementById("in-length").textContent) >= 3);
   check(true, "the side panel shows live queue depth");
 
+  // The person asks for a human: the bot hands the conversation to the Page Inbox, where a
+  // person answers as the page; the bot stays quiet until the person gives the thread back.
+  const botReplies = async () =>
+    page.evaluate(async () => (await (await fetch("/_emulator/messages?psid=web-you")).json())
+      .filter((m) => m.message && !m.app_id).length);
+  await page.fill("#text", "I want a human");
+  await page.press("#text", "Enter");
+  check(await page.waitForSelector(".msg.bot >> text=fetching a human").then(() => true, () => false),
+        "asking for a human gets the bot's handover message");
+  check(await page.waitForSelector("#inbox-owner >> text=Page Inbox has this conversation")
+          .then(() => true, () => false), "the Page Inbox has the conversation now");
+  await page.fill("#inbox-text", "Hi, Sam from support here.");
+  await page.press("#inbox-text", "Enter");
+  check(await page.waitForSelector(".msg.inbox >> text=Sam from support").then(() => true, () => false),
+        "a person's reply from the Page Inbox shows in the thread");
+  const before = await botReplies();
+  await page.fill("#text", "thanks Sam");
+  await page.press("#text", "Enter");
+  await page.click("#inbox-pass");
+  check(await page.waitForSelector("#inbox-owner >> text=routes this conversation to the bot")
+          .then(() => true, () => false), "the person gave the conversation back to the bot");
+  await page.fill("#text", "hello");
+  await page.press("#text", "Enter");
+  await page.waitForFunction(async (n) => (await (await fetch("/_emulator/messages?psid=web-you")).json())
+    .filter((m) => m.message && !m.app_id).length > n, before);
+  // In order: "thanks Sam" came while the person had the thread, "hello" after it came back.
+  check((await botReplies()) === before + 1, "the bot stayed quiet while the person had the thread, " +
+        "and answered again once it was given back");
+
   await page.screenshot({ path: screenshot });
   console.log("screenshot: " + screenshot);
 

@@ -449,6 +449,10 @@ TEST(RulesTest, TheDemoBotLoadsAndHolds) {
   ASSERT_EQ(kittens.messages.size(), 2u);
   EXPECT_EQ(nlohmann::json::parse(kittens.messages[1])["attachment"]["payload"]["template_type"], "generic");
   EXPECT_EQ(DecideText(rules, "qwertyuiop").rule, "fallback");
+  Decision human = DecideText(rules, "can I talk to a human?");
+  EXPECT_EQ(human.rule, "human");
+  ASSERT_TRUE(human.handover);
+  EXPECT_EQ(human.handover->target_app_id, kPageInboxAppId);
 }
 
 TEST(RulesTest, RenderPlaceholders) {
