@@ -53,6 +53,16 @@ class HandoverTest : public ::testing::Test {
   bool WaitForBotTexts(const std::string& psid, size_t n) {
     return testing::WaitFor([&] { return BotTexts(psid).size() >= n; }, std::chrono::seconds(15));
   }
+  // Whom the emulator (Meta) routes `psid`'s conversation to, as thread_owner answers.
+  std::string ThreadOwner(const std::string& psid) {
+    auto body = http_.Get(stack_->emulator_url() + "/v25.0/" + kPage + "/thread_owner?recipient=" + psid +
+                          "&access_token=" + testing::KatyStack::kPageToken);
+    if (!body || body->status != 200) return "";
+    return nlohmann::json::parse(body->body)["data"][0]["thread_owner"]["app_id"].get<std::string>();
+  }
+  bool OwnerBecomes(const std::string& psid, const std::string& app) {
+    return testing::WaitFor([&] { return ThreadOwner(psid) == app; }, std::chrono::seconds(10));
+  }
   double Withheld() { return stack_->MetricSum("responder", "katy_responder_replies_withheld_total"); }
   testing::CommandResult Katyctl(const std::string& service, const std::string& args) {
     return testing::RunCommand(testing::BinaryPath("katyctl") + " --addr " + stack_->GrpcAddress(service) + " " + args);
@@ -113,12 +123,7 @@ TEST_F(HandoverTest, ThePageInboxTakesAndPassesTheThreadBack) {
   EXPECT_EQ(BotTexts("h2").back(), "bot: back to the bot");
 
   Post("/_emulator/inbox/take", {{"page", kPage}, {"psid", "h2"}});
-  auto owner =
-      nlohmann::json::parse(http_
-                                .Get(stack_->emulator_url() + "/v25.0/" + kPage +
-                                     "/thread_owner?recipient=h2&access_token=" + testing::KatyStack::kPageToken)
-                                ->body);
-  EXPECT_EQ(owner["data"][0]["thread_owner"]["app_id"], "263902037430900");
+  EXPECT_EQ(ThreadOwner("h2"), "263902037430900");
   Say("h2", "in standby now");
   Post("/_emulator/inbox/pass", {{"page", kPage}, {"psid", "h2"}});
   Say("h2", "and back");
@@ -137,16 +142,8 @@ TEST_F(HandoverTest, KatyctlPausesShowsAndResumesAConversation) {
   ASSERT_TRUE(WaitForBotTexts("c1", 1)) << "logs in " << stack_->dir();
   auto paused = Katyctl("responder", std::string("conv pause ") + kPage + " c1 \"Sam takes over\"");
   ASSERT_EQ(paused.status, 0) << paused.output;
-  auto owner_is = [&](const std::string& app) {
-    return testing::WaitFor(
-        [&] {
-          auto body = http_.Get(stack_->emulator_url() + "/v25.0/" + kPage +
-                                "/thread_owner?recipient=c1&access_token=" + testing::KatyStack::kPageToken);
-          return body && nlohmann::json::parse(body->body)["data"][0]["thread_owner"]["app_id"] == app;
-        },
-        std::chrono::seconds(10));
-  };
-  ASSERT_TRUE(owner_is("263902037430900")) << "no pass_thread_control reached Meta; logs in " << stack_->dir();
+  ASSERT_TRUE(OwnerBecomes("c1", "263902037430900"))
+      << "no pass_thread_control reached Meta; logs in " << stack_->dir();
   Say("c1", "is anyone there?");  // the emulator delivers it in standby: the inbox has the thread
   auto shown = Katyctl("responder", std::string("conv show ") + kPage + " c1");
   ASSERT_EQ(shown.status, 0) << shown.output;
@@ -158,7 +155,7 @@ TEST_F(HandoverTest, KatyctlPausesShowsAndResumesAConversation) {
   EXPECT_TRUE(json["window_open"].get<bool>());
 
   ASSERT_EQ(Katyctl("responder", std::string("conv resume ") + kPage + " c1").status, 0);
-  ASSERT_TRUE(owner_is(kKatyAppId)) << "no take_thread_control reached Meta";
+  ASSERT_TRUE(OwnerBecomes("c1", kKatyAppId)) << "no take_thread_control reached Meta";
   Say("c1", "back?");
   ASSERT_TRUE(WaitForBotTexts("c1", 2)) << "logs in " << stack_->dir();
   EXPECT_EQ(BotTexts("c1"), (std::vector<std::string>{"bot: hello", "bot: back?"}));
@@ -183,14 +180,7 @@ fallback:
   Say("r1", "I want a human");
   ASSERT_TRUE(WaitForBotTexts("r1", 1)) << "logs in " << stack_->dir();
   EXPECT_EQ(BotTexts("r1")[0], "Connecting you to a person...");
-  ASSERT_TRUE(testing::WaitFor(
-      [&] {
-        auto body = http_.Get(stack_->emulator_url() + "/v25.0/" + kPage +
-                              "/thread_owner?recipient=r1&access_token=" + testing::KatyStack::kPageToken);
-        return body && nlohmann::json::parse(body->body)["data"][0]["thread_owner"]["app_id"] == "263902037430900";
-      },
-      std::chrono::seconds(10)))
-      << "logs in " << stack_->dir();
+  ASSERT_TRUE(OwnerBecomes("r1", "263902037430900")) << "logs in " << stack_->dir();
   Say("r1", "hello?");  // in standby now
   InboxReply("r1", "Hi, I'm Sam.");
   Say("r1", "hi Sam");
