@@ -103,7 +103,7 @@ cpu_sample() {
     sum=0
     for pid in ${group#*:}; do
       # Fields 14 and 15 (utime, stime), counted after the command's closing parenthesis.
-      ticks=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}')
+      ticks=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}') || true
       [[ -n "$ticks" ]] || { sum=-1; break; }
       sum=$((sum + ticks))
     done
