@@ -89,27 +89,52 @@ void PageLimiter::ForgetGlobal() const {
 
 Result<PageGate> PageLimiter::Acquire(redis::Client& client, const std::string& page, bool media,
                                       const std::string& part_key) const {
+  auto ask = Prepare(client, page, media, part_key);
+  if (!ask) return ask.error();
+  if (ask->decided) return *ask->decided;
+  auto reply = acquire_.Run(client, ask->call.keys, ask->call.args);
+  if (!reply) return reply.error();
+  return GateOf(*reply, part_key);
+}
+
+Result<PageLimiter::Ask> PageLimiter::Prepare(redis::Client& client, const std::string& page, bool media,
+                                              const std::string& part_key) const {
   auto global = ReadGlobal(client);
   if (!global) return global.error();
   auto reserved = reservations_.Take(part_key);
-  if (global->paused) return PageGate{PageGate::Kind::kPaused, {}};
+  if (global->paused) return Ask{PageGate{PageGate::Kind::kPaused, {}}, {}};
   const auto now = SlotReservations::Clock::now();
   if (reserved) {
-    if (*reserved <= now) return PageGate{};
+    if (*reserved <= now) return Ask{PageGate{}, {}};
     reservations_.Hold(part_key, *reserved);  // woken early: keep it
-    return PageGate{PageGate::Kind::kWait, std::chrono::ceil<std::chrono::milliseconds>(*reserved - now)};
+    return Ask{PageGate{PageGate::Kind::kWait, std::chrono::ceil<std::chrono::milliseconds>(*reserved - now)}, {}};
   }
-  const std::string rate_field = media ? "media_rate" : "rate";
-  auto reply = acquire_.Run(client, {keys_.Rate(page)},
-                            {media ? "media_tat" : "tat", rate_field, media ? default_media_rate_ : default_rate_,
-                             media ? global->media_rate : global->rate, kReserveAheadMs});
-  if (!reply) return reply.error();
-  if (!reply->IsArray() || reply->elements.size() != 2) return Error{ErrorCode::kReply, "unexpected limiter answer"};
-  const long long verdict = reply->elements[0].integer;
+  return Ask{std::nullopt,
+             {{keys_.Rate(page)},
+              {media ? "media_tat" : "tat", media ? "media_rate" : "rate", media ? default_media_rate_ : default_rate_,
+               media ? global->media_rate : global->rate, kReserveAheadMs}}};
+}
+
+std::vector<std::string> PageLimiter::Command(const Ask& ask) const {
+  return acquire_.EvalShaCommand(ask.call.keys, ask.call.args);
+}
+
+Result<PageGate> PageLimiter::Finish(redis::Client& client, const redis::Reply& reply, const Ask& ask,
+                                     const std::string& part_key) const {
+  if (!redis::IsNoScript(reply)) return GateOf(reply, part_key);
+  auto again = acquire_.Run(client, ask.call.keys, ask.call.args);
+  if (!again) return again.error();
+  return GateOf(*again, part_key);
+}
+
+Result<PageGate> PageLimiter::GateOf(const redis::Reply& reply, const std::string& part_key) const {
+  if (reply.IsError()) return Error{ErrorCode::kReply, reply.str};
+  if (!reply.IsArray() || reply.elements.size() != 2) return Error{ErrorCode::kReply, "unexpected limiter answer"};
+  const long long verdict = reply.elements[0].integer;
   if (verdict == -1) return PageGate{PageGate::Kind::kPaused, {}};
-  const std::chrono::milliseconds wait(reply->elements[1].integer);
+  const std::chrono::milliseconds wait(reply.elements[1].integer);
   if (verdict == 1 && wait.count() == 0) return PageGate{};
-  if (verdict == 1) reservations_.Hold(part_key, now + wait);
+  if (verdict == 1) reservations_.Hold(part_key, SlotReservations::Clock::now() + wait);
   return PageGate{PageGate::Kind::kWait, wait};
 }
 

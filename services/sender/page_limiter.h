@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "common/redis/redis_client.h"
 #include "common/redis/script.h"
@@ -78,6 +79,22 @@ class PageLimiter {
   // on Redis failure.
   Result<PageGate> Acquire(redis::Client& client, const std::string& page, bool media,
                            const std::string& part_key) const;
+
+  // Acquire in two steps, for a caller that sends the limiter's script in a pipeline of its
+  // own (one round trip for the slot and the caller's other commands). Prepare decides what it
+  // can without the page's hash (every page paused, the part's reservation): then `decided` is
+  // set; otherwise Command(ask) is the script call to send, and Finish reads its reply.
+  struct Ask {
+    std::optional<PageGate> decided;
+    redis::Script::Call call;
+  };
+  Result<Ask> Prepare(redis::Client& client, const std::string& page, bool media, const std::string& part_key) const;
+  std::vector<std::string> Command(const Ask& ask) const;
+  // The gate from the reply to Command(ask). A reply saying Redis did not hold the script
+  // (NOSCRIPT: the call did not run) is followed by the call run again, loading it.
+  Result<PageGate> Finish(redis::Client& client, const redis::Reply& reply, const Ask& ask,
+                          const std::string& part_key) const;
+
   // Nobody sends for this page before now + `duration` (longer throttles win).
   Status Throttle(redis::Client& client, const std::string& page, std::chrono::milliseconds duration) const;
   // Stops (or resumes) sending for `page`; "*" means every page. Messages stay queued.
@@ -104,6 +121,8 @@ class PageLimiter {
   };
   // katy:rate:*, from Redis when the copy is older than kGlobalRefresh.
   Result<Global> ReadGlobal(redis::Client& client) const;
+  // The gate from the script's reply (a slot due later is held for `part_key`).
+  Result<PageGate> GateOf(const redis::Reply& reply, const std::string& part_key) const;
   void ForgetGlobal() const;
 
   KeySpace keys_;

@@ -80,6 +80,12 @@ bool IsMedia(const nlohmann::json& message) {
   return type == "audio" || type == "video";
 }
 
+// The media in `body` that is uploaded once and then sent by attachment_id. Instagram takes
+// media by url only (docs/messenger-platform.md, "Instagram").
+std::optional<ReusableMedia> ReusableMediaFor(const katy::v1::OutboundMessage& message, const std::string& body) {
+  return message.platform() == "instagram" ? std::nullopt : ReusableMediaOf(body);
+}
+
 }  // namespace
 
 SenderMetrics::SenderMetrics(prometheus::Registry& registry)
@@ -185,18 +191,27 @@ void SenderHandler::SendAction(const katy::v1::OutboundMessage& message, const s
 // now could deliver this message after the user's next one (the chaos test saw a resend and the
 // next message overtaken by the first attempt, held up at the Send API). So that attempt is
 // given its timeout first; only then is this one sent, as a counted possible duplicate.
+std::vector<std::string> SenderHandler::InFlightCommand(const std::string& key, int64_t now_ms) {
+  return {"SET", key, std::to_string(now_ms), "NX", "GET", "PX", std::to_string(kInFlightMarkMs)};
+}
+
 Result<SenderHandler::InFlight> SenderHandler::MarkInFlight(redis::Client& client, const std::string& key) const {
   const int64_t now = now_ms_();
-  const std::string ttl = std::to_string(kInFlightMarkMs);
-  auto earlier = client.Command({"SET", key, std::to_string(now), "NX", "GET", "PX", ttl});
+  auto earlier = client.Command(InFlightCommand(key, now));
   if (!earlier) return earlier.error();
-  if (earlier->IsNil()) return InFlight{};  // the first attempt
+  return ReadInFlight(client, key, *earlier, now);
+}
+
+Result<SenderHandler::InFlight> SenderHandler::ReadInFlight(redis::Client& client, const std::string& key,
+                                                            const redis::Reply& earlier, int64_t now) const {
+  if (earlier.IsError()) return Error{ErrorCode::kReply, earlier.str};
+  if (earlier.IsNil()) return InFlight{};  // the first attempt
   int64_t began = 0;
-  const std::string& text = earlier->str;
+  const std::string& text = earlier.str;
   std::from_chars(text.data(), text.data() + text.size(), began);  // unreadable: long ago
   const int64_t timeout_ms = options_.request_timeout.count();
   if (now - began < timeout_ms) return InFlight{false, std::chrono::milliseconds(timeout_ms - (now - began))};
-  auto restarted = client.Command({"SET", key, std::to_string(now), "XX", "PX", ttl});
+  auto restarted = client.Command({"SET", key, std::to_string(now), "XX", "PX", std::to_string(kInFlightMarkMs)});
   if (!restarted) return restarted.error();
   return InFlight{true, std::chrono::milliseconds(0)};
 }
@@ -204,7 +219,11 @@ Result<SenderHandler::InFlight> SenderHandler::MarkInFlight(redis::Client& clien
 std::optional<redis::HandleResult> SenderHandler::WaitForSlot(redis::Client& client,
                                                               const katy::v1::OutboundMessage& message,
                                                               const std::string& slot_key, bool media) {
-  auto gate = limiter_.Acquire(client, message.page_id(), media, slot_key);
+  return OnGate(limiter_.Acquire(client, message.page_id(), media, slot_key), message);
+}
+
+std::optional<redis::HandleResult> SenderHandler::OnGate(const Result<PageGate>& gate,
+                                                         const katy::v1::OutboundMessage& message) {
   if (!gate) return redis::HandleResult::Retry("redis_" + gate.error().Label());
   if (gate->kind == PageGate::Kind::kPaused) return redis::HandleResult::Wait("page_paused", kPausedRecheck);
   if (gate->kind == PageGate::Kind::kWait) {
@@ -219,9 +238,7 @@ std::variant<std::string, redis::HandleResult> SenderHandler::ResolveMedia(redis
                                                                            const std::string& body,
                                                                            const std::string& token,
                                                                            const std::string& slot_key, bool media) {
-  // Instagram takes media by url only (docs/messenger-platform.md, "Instagram").
-  const std::optional<ReusableMedia> reusable =
-      message.platform() == "instagram" ? std::nullopt : ReusableMediaOf(body);
+  const std::optional<ReusableMedia> reusable = ReusableMediaFor(message, body);
   if (!reusable) return body;
   const std::string cache_key = keys_.Attachment(message.page_id(), reusable->url);
   auto cached = client.Command({"GET", cache_key});
@@ -251,10 +268,13 @@ std::optional<redis::HandleResult> SenderHandler::TakeSendSlot(redis::Client& cl
                                                                const std::string& inflight_key, bool media) {
   // A slot from the page's shared limit (reserved for this part when due later).
   if (auto not_now = WaitForSlot(client, message, inflight_key, media)) return not_now;
+  return OnInFlight(MarkInFlight(client, inflight_key), message);
+}
 
+std::optional<redis::HandleResult> SenderHandler::OnInFlight(const Result<InFlight>& in_flight,
+                                                             const katy::v1::OutboundMessage& message) {
   // The in-flight mark outlives a crash: finding it means an earlier attempt's outcome is
   // unknown, so this send may duplicate it (the one duplicate at-least-once allows).
-  auto in_flight = MarkInFlight(client, inflight_key);
   if (!in_flight) return redis::HandleResult::Retry("redis_" + in_flight.error().Label());
   if (in_flight->wait.count() > 0) return redis::HandleResult::Wait("in_flight_elsewhere", in_flight->wait);
   if (in_flight->possible_duplicate) {
@@ -268,9 +288,12 @@ std::optional<redis::HandleResult> SenderHandler::TakeSendSlot(redis::Client& cl
 
 redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1::OutboundMessage& message,
                                            const std::string& mark_key, const std::string& body_json,
-                                           const std::string& token, bool media, std::string* meta_id) {
+                                           const std::string& token, bool media, bool slot_taken,
+                                           std::string* meta_id) {
   const std::string inflight_key = mark_key + ":inflight";
-  if (auto not_now = TakeSendSlot(client, message, inflight_key, media)) return *not_now;
+  if (!slot_taken) {
+    if (auto not_now = TakeSendSlot(client, message, inflight_key, media)) return *not_now;
+  }
 
   katy::v1::OutboundMessage part = message;
   part.set_message_json(body_json);
@@ -380,14 +403,47 @@ std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Clie
                                                                      const redis::StreamEntry& entry,
                                                                      const redis::Fence& fence,
                                                                      const katy::v1::OutboundMessage& message,
-                                                                     int shard) {
-  auto checks =
-      client.Pipeline({{"EXISTS", keys_.Sent(shard, message.id())},
-                       {"GET", fence.lease_key},
-                       {"HGET", keys_.Conversation(shard, message.page_id(), message.recipient_id()), "last_user_ms"}});
+                                                                     int shard, SlotClaim* claim) {
+  std::vector<std::vector<std::string>> commands = {
+      {"EXISTS", keys_.Sent(shard, message.id())},
+      {"GET", fence.lease_key},
+      {"HGET", keys_.Conversation(shard, message.page_id(), message.recipient_id()), "last_user_ms"}};
+  std::optional<PageLimiter::Ask> ask;
+  const int64_t now = now_ms_();
+  if (claim) {
+    auto prepared = limiter_.Prepare(client, message.page_id(), claim->media, claim->inflight_key);
+    if (!prepared) return redis::HandleResult::Retry("redis_" + prepared.error().Label());
+    ask = std::move(*prepared);
+    if (!ask->decided) commands.push_back(limiter_.Command(*ask));
+    // If this round trip fails after Redis set the mark, the next attempt finds it and waits
+    // out one request timeout before sending (as a possible duplicate): rare, and never a loss.
+    commands.push_back(InFlightCommand(claim->inflight_key, now));
+  }
+  auto checks = client.Pipeline(commands);
   if (!checks) return redis::HandleResult::Retry("redis_" + checks.error().Label());
-  if ((*checks)[1].str != fence.owner) return redis::HandleResult::Abandon("lost_lease");
-  if ((*checks)[0].integer == 1) {
+  auto finished = VerdictOfChecks(client, entry, fence, message, *checks);
+  if (!claim) return finished;
+  const redis::Reply& mark = checks->back();
+  if (!finished) {
+    auto gate = ask->decided ? Result<PageGate>(*ask->decided)
+                             : limiter_.Finish(client, (*checks)[3], *ask, claim->inflight_key);
+    finished = OnGate(gate, message);
+    if (!finished) finished = OnInFlight(ReadInFlight(client, claim->inflight_key, mark, now), message);
+  }
+  // A mark this call set for a part that does not go now would hold its next attempt back.
+  if (finished && mark.IsNil())
+    LogIfFailed(client.Command({"DEL", claim->inflight_key}), "cannot clear an in-flight mark");
+  claim->taken = !finished;
+  return finished;
+}
+
+std::optional<redis::HandleResult> SenderHandler::VerdictOfChecks(redis::Client& client,
+                                                                  const redis::StreamEntry& entry,
+                                                                  const redis::Fence& fence,
+                                                                  const katy::v1::OutboundMessage& message,
+                                                                  const std::vector<redis::Reply>& checks) {
+  if (checks[1].str != fence.owner) return redis::HandleResult::Abandon("lost_lease");
+  if (checks[0].integer == 1) {
     // Delivered before a crash that came between the send and the acknowledgement.
     auto acked = client.Command({"XACK", entry.stream, KeySpace::kSenderGroup, entry.id});
     if (!acked) return redis::HandleResult::Retry("redis_" + acked.error().Label());
@@ -396,7 +452,7 @@ std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Clie
   }
 
   // The 24 h window runs from the user's last message: the one this replies to, or a later one.
-  const int64_t last_user_ms = std::max<int64_t>(message.user_last_message_ms(), std::atoll((*checks)[2].str.c_str()));
+  const int64_t last_user_ms = std::max<int64_t>(message.user_last_message_ms(), std::atoll(checks[2].str.c_str()));
   const bool automated = message.messaging_type() != "MESSAGE_TAG";
   const int64_t window_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.window).count();
   if (automated && last_user_ms > 0 && now_ms_() - last_user_ms > window_ms) {
@@ -413,7 +469,8 @@ std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Clie
 
 redis::HandleResult SenderHandler::SendParts(redis::Client& client, const katy::v1::OutboundMessage& message,
                                              const std::string& sent_key, const std::vector<std::string>& bodies,
-                                             const std::string& token, bool media, std::string* meta_id) {
+                                             const std::string& token, bool media, bool first_slot_taken,
+                                             std::string* meta_id) {
   for (size_t part = 0; part < bodies.size(); ++part) {
     const bool last = part + 1 == bodies.size();
     const std::string mark_key = bodies.size() == 1 ? sent_key : sent_key + "@" + std::to_string(part);
@@ -427,7 +484,8 @@ redis::HandleResult SenderHandler::SendParts(redis::Client& client, const katy::
     if (options_.typing && !bodies[part].empty() && message.sender_action().empty()) {
       SendAction(message, "typing_on", token);
     }
-    auto result = SendOne(client, message, mark_key, std::get<std::string>(body), token, media, meta_id);
+    auto result = SendOne(client, message, mark_key, std::get<std::string>(body), token, media,
+                          part == 0 && first_slot_taken, meta_id);
     if (result.kind != redis::HandleResult::Kind::kDone) return result;
     if (!last) {
       auto recorded = client.Command({"SET", mark_key, *meta_id, "EX", std::to_string(options_.sent_ttl.count())});
@@ -476,10 +534,20 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
   auto payload = entry.Field("pb");
   if (!payload || !message.ParseFromString(*payload)) return redis::HandleResult::Poison("undecodable_message");
   const int shard = ShardOf(message.page_id(), message.recipient_id(), keys_.shards());
-  if (auto finished = CheckBeforeSending(client, entry, fence, message, shard)) return *finished;
   auto token = tokens_.For(message.page_id());
-  if (!token) return redis::HandleResult::Poison("no_page_token");
   const std::optional<PlannedParts> plan = PlanParts(message);
+  const std::string sent_key = keys_.Sent(shard, message.id());
+  // A message of one part (most are) that can go as it is asks for its slot and marks itself
+  // in flight in the checks' round trip: two round trips fewer (bench/RESULTS.md, issue 18).
+  std::optional<SlotClaim> claim;
+  if (token && plan && plan->refusal.empty() && plan->bodies.size() == 1 &&
+      !ReusableMediaFor(message, plan->bodies[0])) {
+    claim = SlotClaim{sent_key + ":inflight", plan->media};
+  }
+  if (auto finished = CheckBeforeSending(client, entry, fence, message, shard, claim ? &*claim : nullptr)) {
+    return *finished;
+  }
+  if (!token) return redis::HandleResult::Poison("no_page_token");
   if (!plan) return redis::HandleResult::Poison("bad_message");
   if (!plan->refusal.empty()) {
     log::Warn("message refused before sending: Instagram cannot take it",
@@ -490,9 +558,8 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
 
   const bool first_reply = message.id().size() > 2 && message.id().compare(message.id().size() - 2, 2, "#0") == 0;
   if (options_.mark_seen && first_reply) SendAction(message, "mark_seen", *token);
-  const std::string sent_key = keys_.Sent(shard, message.id());
   std::string meta_id;
-  auto sent = SendParts(client, message, sent_key, plan->bodies, *token, plan->media, &meta_id);
+  auto sent = SendParts(client, message, sent_key, plan->bodies, *token, plan->media, claim && claim->taken, &meta_id);
   if (sent.kind != redis::HandleResult::Kind::kDone) return sent;
 
   const size_t parts = plan->bodies.size();

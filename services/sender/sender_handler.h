@@ -83,6 +83,23 @@ class SenderHandler {
   };
   // Sets the part's in-flight mark, or reads an earlier one (see the .cc).
   Result<InFlight> MarkInFlight(redis::Client& client, const std::string& key) const;
+  // MarkInFlight in two steps, for a pipeline: the command that sets the mark unless one is
+  // there (answering the earlier one), and what its reply says (restarting a stale mark).
+  static std::vector<std::string> InFlightCommand(const std::string& key, int64_t now_ms);
+  Result<InFlight> ReadInFlight(redis::Client& client, const std::string& key, const redis::Reply& earlier,
+                                int64_t now_ms) const;
+  // What the consumer must do when the in-flight mark does not let the part go now (and the
+  // possible duplicate counted when it goes after an unknown outcome). nullopt: go.
+  std::optional<redis::HandleResult> OnInFlight(const Result<InFlight>& in_flight,
+                                                const katy::v1::OutboundMessage& message);
+
+  // A single-part message's slot and in-flight mark, asked for in the same round trip as the
+  // checks before sending; `taken` when both let it go now.
+  struct SlotClaim {
+    std::string inflight_key;
+    bool media = false;
+    bool taken = false;
+  };
 
   KeySpace keys_;
   SenderOptions options_;
@@ -96,26 +113,37 @@ class SenderHandler {
   // Sends one Send API call for `message` with `body_json` as its message (a slot from the
   // page's limit first, an in-flight mark around it) and turns the classified answer into
   // what the consumer must do. On kDone, `meta_id` is Meta's message id.
+  // `slot_taken`: CheckBeforeSending already took both.
   redis::HandleResult SendOne(redis::Client& client, const katy::v1::OutboundMessage& message,
                               const std::string& mark_key, const std::string& body_json, const std::string& token,
-                              bool media, std::string* meta_id);
+                              bool media, bool slot_taken, std::string* meta_id);
   // typing_on / mark_seen, best effort (a lost indicator is no reason to retry a reply).
   void SendAction(const katy::v1::OutboundMessage& message, const std::string& action, const std::string& token);
 
-  // Before anything is sent: the lease still ours, not already delivered (then acknowledged
-  // and counted as skipped), inside the 24 h window. What to do when the entry is finished
-  // or must wait; nullopt when it may be sent.
+  // Before anything is sent, in one round trip: the lease still ours, not already delivered
+  // (then acknowledged and counted as skipped), inside the 24 h window; with a `claim`, also
+  // the part's slot and in-flight mark (cleared again when the part does not go now). What to
+  // do when the entry is finished or must wait; nullopt when it may be sent.
   std::optional<redis::HandleResult> CheckBeforeSending(redis::Client& client, const redis::StreamEntry& entry,
                                                         const redis::Fence& fence,
-                                                        const katy::v1::OutboundMessage& message, int shard);
-  // Sends the parts not sent yet, in order, each recorded as sent before the next.
+                                                        const katy::v1::OutboundMessage& message, int shard,
+                                                        SlotClaim* claim);
+  // What the checks' replies (sent mark, lease owner, last_user_ms) say.
+  std::optional<redis::HandleResult> VerdictOfChecks(redis::Client& client, const redis::StreamEntry& entry,
+                                                     const redis::Fence& fence,
+                                                     const katy::v1::OutboundMessage& message,
+                                                     const std::vector<redis::Reply>& checks);
+  // Sends the parts not sent yet, in order, each recorded as sent before the next; the first
+  // with the slot and mark CheckBeforeSending took when `first_slot_taken`.
   redis::HandleResult SendParts(redis::Client& client, const katy::v1::OutboundMessage& message,
                                 const std::string& sent_key, const std::vector<std::string>& bodies,
-                                const std::string& token, bool media, std::string* meta_id);
+                                const std::string& token, bool media, bool first_slot_taken, std::string* meta_id);
   // A slot from the page's limit for a Graph call (reserved for `slot_key` when due later).
   // nullopt when the call may go now.
   std::optional<redis::HandleResult> WaitForSlot(redis::Client& client, const katy::v1::OutboundMessage& message,
                                                  const std::string& slot_key, bool media);
+  // What the consumer must do when the page's gate does not let the call go now.
+  std::optional<redis::HandleResult> OnGate(const Result<PageGate>& gate, const katy::v1::OutboundMessage& message);
   // The part's body with its reusable media named by attachment_id: the cached one, else one
   // uploaded now (a slot from the page's limit first; its errors classified as a send's) and
   // cached for kAttachmentIdTtl. The body unchanged when it has no reusable media; a

@@ -65,6 +65,10 @@ class SenderHandlerTest : public ::testing::Test {
     return client_.Command({"XPENDING", stream, KeySpace::kSenderGroup})->elements[0].integer;
   }
 
+  bool InFlightMarked(const std::string& id) {
+    return client_.Command({"EXISTS", keys_->Sent(ShardOf("p1", "u1", 4), id) + ":inflight"})->integer == 1;
+  }
+
   redis::Client client_{testing::TestRedisOptions()};
   prometheus::Registry registry_;
   SenderMetrics metrics_{registry_};
@@ -130,6 +134,7 @@ TEST_F(SenderHandlerTest, AlreadyDeliveredMessageIsNotSentAgain) {
   EXPECT_EQ(Handle(again).kind, redis::HandleResult::Kind::kDone);
   EXPECT_EQ(emulator_->store().For("u1").size(), 1u);
   EXPECT_EQ(Pending(again.stream), 0);
+  EXPECT_FALSE(InFlightMarked("2-0#0"));  // the checks' round trip set one; it was cleared
 }
 
 TEST_F(SenderHandlerTest, AnInstanceThatLostTheShardSendsNothing) {
@@ -137,6 +142,7 @@ TEST_F(SenderHandlerTest, AnInstanceThatLostTheShardSendsNothing) {
   ASSERT_TRUE(client_.Command({"SET", fence_.lease_key, "someone-else"}).ok());
   EXPECT_EQ(Handle(entry).kind, redis::HandleResult::Kind::kAbandon);
   EXPECT_TRUE(emulator_->store().For("u1").empty());
+  EXPECT_FALSE(InFlightMarked("6-0#0"));
   EXPECT_EQ(ConversationOfMessage(entry), "p1:u1");
 }
 
@@ -289,6 +295,36 @@ TEST_F(SenderHandlerTest, AcquireReservesSlotsAheadAndThePartGoesWhenItsSlotIsDu
   auto next = acquire("part6");
   EXPECT_EQ(next.kind, PageGate::Kind::kWait);
   EXPECT_NEAR(next.wait.count(), 550 - 55, 20);
+}
+
+// A one-part message asks for its slot and sets its in-flight mark in the same round trip as
+// the checks. When the page's limit makes it wait, the mark is cleared (else its next attempt
+// would take it for an earlier attempt's and hold back a request timeout), and the next attempt
+// goes on the reserved slot without counting a possible duplicate.
+TEST_F(SenderHandlerTest, AMessageWaitingForItsSlotLeavesNoInFlightMarkAndGoesOnItsSlot) {
+  PageLimiter limiter(*keys_, 10, 1);  // 100 ms apart
+  SenderOptions options;
+  options.graph_url = "http://127.0.0.1:" + std::to_string(emulator_->port()) + "/v25.0";
+  SenderHandler handler(*keys_, options, tokens_, limiter, metrics_, [this] { return now_; });
+  ASSERT_EQ(handler(client_, Queue("11-0#0", R"({"text":"first"})"), fence_).kind, redis::HandleResult::Kind::kDone);
+  auto second = Queue("12-0#0", R"({"text":"second"})");
+  auto waited = handler(client_, second, fence_);
+  ASSERT_EQ(waited.kind, redis::HandleResult::Kind::kWait);
+  EXPECT_EQ(waited.reason, "rate_limited");
+  EXPECT_FALSE(InFlightMarked("12-0#0"));
+  std::this_thread::sleep_for(waited.wait);
+  EXPECT_EQ(handler(client_, second, fence_).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(emulator_->store().For("u1").size(), 2u);
+  EXPECT_EQ(metrics_.possible_duplicates.Value(), 0);
+  EXPECT_FALSE(InFlightMarked("12-0#0"));
+}
+
+// The limiter's script goes in a pipeline by its SHA; a Redis that no longer holds it (a
+// restart, SCRIPT FLUSH) answers NOSCRIPT there, and the script is run again, loading it.
+TEST_F(SenderHandlerTest, AFlushedScriptCacheIsReloadedOnTheWay) {
+  ASSERT_TRUE(client_.Command({"SCRIPT", "FLUSH"}).ok());
+  EXPECT_EQ(Handle(Queue("13-0#0", R"({"text":"after a flush"})")).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(emulator_->store().For("u1").size(), 1u);
 }
 
 // Every sender keeps katy:rate:* (pause-all, the default rate) for kGlobalRefresh: the one that
