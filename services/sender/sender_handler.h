@@ -108,7 +108,6 @@ class SenderHandler {
   SenderMetrics& metrics_;
   Clock now_ms_;
   http::Client http_;
-  redis::Script delivered_script_;
 
   // Sends one Send API call for `message` with `body_json` as its message (a slot from the
   // page's limit first, an in-flight mark around it) and turns the classified answer into
