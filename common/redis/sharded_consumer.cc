@@ -58,6 +58,10 @@ log::RateLimited g_read_errors(std::chrono::seconds(5));
 constexpr std::chrono::milliseconds kShortestRead{10};
 log::RateLimited g_trim_errors(std::chrono::seconds(60));
 
+// Events a responder worker takes at once under load: two round trips per batch instead of
+// two per event (bench/RESULTS.md), without holding many conversations behind a slow skill.
+constexpr int kResponderHandleBatch = 16;
+
 void SleepUnless(const std::atomic<bool>& stop, std::chrono::milliseconds total) {
   auto until = std::chrono::steady_clock::now() + total;
   while (!stop && std::chrono::steady_clock::now() < until) {
@@ -79,11 +83,28 @@ ShardedConsumerOptions ShardedConsumerOptions::ForRole(const std::string& role, 
   options.lease_ttl = consumer.lease_ttl;
   options.workers = consumer.workers;
   options.max_attempts = consumer.max_attempts;
+  // The responder's handler shares round trips across a batch (ResponderHandler::HandleBatch);
+  // the sender's calls Meta one message at a time, and a batch would only queue them.
+  options.handle_batch = inbound ? kResponderHandleBatch : 1;
   return options;
 }
 
 ShardedConsumer::ShardedConsumer(Options redis, KeySpace keys, ShardedConsumerOptions options,
                                  HandlerFactory make_handler, ConversationKey conversation_of,
+                                 prometheus::Registry* registry)
+    : ShardedConsumer(std::move(redis), std::move(keys), std::move(options),
+                      BatchHandlerFactory([make_handler = std::move(make_handler)]() -> BatchHandler {
+                        return [handler = make_handler()](Client& client, const std::vector<BatchEntry>& batch) {
+                          std::vector<HandleResult> results;
+                          results.reserve(batch.size());
+                          for (const auto& one : batch) results.push_back(handler(client, *one.entry, one.fence));
+                          return results;
+                        };
+                      }),
+                      std::move(conversation_of), registry) {}
+
+ShardedConsumer::ShardedConsumer(Options redis, KeySpace keys, ShardedConsumerOptions options,
+                                 BatchHandlerFactory make_handler, ConversationKey conversation_of,
                                  prometheus::Registry* registry)
     : redis_(std::move(redis)),
       keys_(std::move(keys)),
@@ -440,13 +461,29 @@ std::chrono::milliseconds RetryDelay(int attempts, std::chrono::milliseconds max
   return std::max(backoff, asked);
 }
 
-HandleResult ShardedConsumer::Attempt(Client& client, const EntryHandler& handler, Item& item, std::string& outcome) {
-  const Fence fence{keys_.Lease(item.shard, options_.role), options_.instance};
+std::vector<HandleResult> ShardedConsumer::Attempt(Client& client, const BatchHandler& handler,
+                                                   std::vector<Taken>& taken) {
+  std::vector<HandleResult> results;
   // Paused: entries already read (say, by a blocking read that began before the pause) wait
   // here rather than be handled.
-  HandleResult result = options_.paused && options_.paused()
-                            ? HandleResult::Wait("paused", std::chrono::milliseconds(200))
-                            : handler(client, item.entry, fence);
+  if (options_.paused && options_.paused()) {
+    results.assign(taken.size(), HandleResult::Wait("paused", std::chrono::milliseconds(200)));
+  } else {
+    std::vector<BatchEntry> batch;
+    batch.reserve(taken.size());
+    for (const auto& one : taken) {
+      batch.push_back({&one.item.entry, {keys_.Lease(one.item.shard, options_.role), options_.instance}});
+    }
+    results = handler(client, batch);
+    results.resize(taken.size(), HandleResult::Retry("no_result"));  // a handler's bug, not the entry's
+  }
+  for (size_t i = 0; i < taken.size(); ++i) results[i] = Settle(client, taken[i], std::move(results[i]));
+  return results;
+}
+
+HandleResult ShardedConsumer::Settle(Client& client, Taken& taken, HandleResult result) {
+  Item& item = taken.item;
+  std::string& outcome = taken.outcome;
   ++item.attempts;
   if (result.kind == HandleResult::Kind::kRetry && item.attempts >= options_.max_attempts) {
     result = HandleResult::Poison(result.reason);
@@ -517,9 +554,35 @@ void ShardedConsumer::ForgetShard(int shard, uint64_t generation, std::string_vi
   if (owned_gauge_ != nullptr) owned_gauge_->Set(static_cast<double>(owned_.size()));
 }
 
+std::vector<ShardedConsumer::Taken> ShardedConsumer::TakeReady() {
+  // A fair share: while other workers are idle, each takes one conversation, so a slow entry
+  // (a skill, a Send API call) holds up no conversation another worker could have run.
+  const size_t share = (ready_.size() + idle_workers_) / (idle_workers_ + 1);
+  const size_t wanted = std::clamp<size_t>(share, 1, static_cast<size_t>(std::max(1, options_.handle_batch)));
+  std::vector<Taken> taken;
+  while (taken.size() < wanted && !ready_.empty()) {
+    const std::string key = ready_.front();
+    ready_.pop_front();
+    Conversation& conversation = conversations_[key];
+    if (conversation.items.empty()) {
+      conversations_.erase(key);
+      continue;
+    }
+    const Item& item = conversation.items.front();
+    if (!StillOwned(item.shard, item.generation)) {
+      Finish(key, "dropped");  // the shard moved on; the entry is pending for its new owner
+      continue;
+    }
+    conversation.busy = true;
+    ++in_hand_[item.shard];
+    taken.push_back({key, item, ""});
+  }
+  return taken;
+}
+
 void ShardedConsumer::WorkerLoop() {
   Client client(redis_);
-  EntryHandler handler = make_handler_();
+  BatchHandler handler = make_handler_();
   std::unique_lock lock(mutex_);
   while (true) {
     // Entries that waited for their time (a reserved rate slot, a retry's backoff) go before
@@ -536,37 +599,32 @@ void ShardedConsumer::WorkerLoop() {
     if (workers_stop_) return;
     if (ready_.empty()) {
       auto until = delayed_.empty() ? now + std::chrono::milliseconds(200) : delayed_.begin()->first;
+      ++idle_workers_;
       work_ready_.wait_until(lock, until);
+      --idle_workers_;
       continue;
     }
-    const std::string key = ready_.front();
-    ready_.pop_front();
+    std::vector<Taken> taken = TakeReady();
     // Taking work: if more is ready, or delayed entries need a worker watching the clock, and
     // this worker may have been the one woken for that, hand the wake-up on.
     if (!ready_.empty() || !delayed_.empty()) work_ready_.notify_one();
-    Conversation& conversation = conversations_[key];
-    if (conversation.items.empty()) {
-      conversations_.erase(key);
-      continue;
-    }
-    Item item = conversation.items.front();
-    if (!StillOwned(item.shard, item.generation)) {
-      Finish(key, "dropped");  // the shard moved on; the entry is pending for its new owner
-      continue;
-    }
-    conversation.busy = true;
-    ++in_hand_[item.shard];
+    if (taken.empty()) continue;
     lock.unlock();
-    std::string outcome;
-    const HandleResult result = Attempt(client, handler, item, outcome);
+    const std::vector<HandleResult> results = Attempt(client, handler, taken);
     lock.lock();
-    --in_hand_[item.shard];
-    conversations_[key].busy = false;
-    if (result.kind == HandleResult::Kind::kRetry || result.kind == HandleResult::Kind::kWait) {
-      Reschedule(key, item, result);
-    } else {
-      if (result.kind == HandleResult::Kind::kAbandon) ForgetShard(item.shard, item.generation, "lease found lost");
-      Finish(key, outcome);  // handled, dead-lettered, or left to the shard's new owner
+    for (size_t i = 0; i < taken.size(); ++i) {
+      const Taken& one = taken[i];
+      const HandleResult& result = results[i];
+      --in_hand_[one.item.shard];
+      conversations_[one.key].busy = false;
+      if (result.kind == HandleResult::Kind::kRetry || result.kind == HandleResult::Kind::kWait) {
+        Reschedule(one.key, one.item, result);
+      } else {
+        if (result.kind == HandleResult::Kind::kAbandon) {
+          ForgetShard(one.item.shard, one.item.generation, "lease found lost");
+        }
+        Finish(one.key, one.outcome);  // handled, dead-lettered, or left to the shard's new owner
+      }
     }
   }
 }

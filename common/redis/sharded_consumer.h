@@ -58,6 +58,15 @@ struct Fence {
 
 // Handles one entry; runs on a worker thread with that thread's own Redis connection.
 using EntryHandler = std::function<HandleResult(Client&, const StreamEntry&, const Fence&)>;
+// One entry of a batch, with the fence of its shard.
+struct BatchEntry {
+  const StreamEntry* entry;
+  Fence fence;
+};
+// Handles the first entries of several conversations together, so their Redis work can share
+// round trips: one result per entry, in the batch's order. Each result means what it means
+// for an EntryHandler. Runs on a worker thread with that thread's own Redis connection.
+using BatchHandler = std::function<std::vector<HandleResult>(Client&, const std::vector<BatchEntry>&)>;
 // The conversation an entry belongs to: entries with the same key are handled one after
 // another, in stream order. Called on the reader thread; must be thread-safe.
 using ConversationKey = std::function<std::string(const StreamEntry&)>;
@@ -76,9 +85,12 @@ struct ShardedConsumerOptions {
   std::function<std::string(int shard)> stream;        // the stream of a shard
   std::function<std::string(int shard)> dead_letters;  // its dead-letter stream
   std::chrono::milliseconds lease_ttl{10000};
-  int workers = 8;                       // conversations handled at once
-  int max_in_flight = 1024;              // entries read but not yet finished
-  int batch = 128;                       // entries per read
+  int workers = 8;           // conversations handled at once
+  int max_in_flight = 1024;  // entries read but not yet finished
+  int batch = 128;           // entries per read
+  // Conversations a worker takes at once, when more are ready than idle workers to take them
+  // one by one; their first entries go to a BatchHandler together (1: one at a time).
+  int handle_batch = 1;
   std::chrono::milliseconds block{500};  // longest blocking read; bounds reaction to changes
   int max_attempts = 5;                  // kRetry entries are dead-lettered after this many attempts
   std::chrono::milliseconds max_backoff{5000};
@@ -111,9 +123,12 @@ struct ShardedConsumerOptions {
 // Thread-safe accessors; Run() on one thread.
 class ShardedConsumer {
  public:
-  using HandlerFactory = std::function<EntryHandler()>;  // one handler per worker thread
+  using HandlerFactory = std::function<EntryHandler()>;       // one handler per worker thread
+  using BatchHandlerFactory = std::function<BatchHandler()>;  // the same, for batches
 
   ShardedConsumer(Options redis, KeySpace keys, ShardedConsumerOptions options, HandlerFactory make_handler,
+                  ConversationKey conversation_of, prometheus::Registry* registry = nullptr);
+  ShardedConsumer(Options redis, KeySpace keys, ShardedConsumerOptions options, BatchHandlerFactory make_handler,
                   ConversationKey conversation_of, prometheus::Registry* registry = nullptr);
   ~ShardedConsumer();
 
@@ -141,10 +156,21 @@ class ShardedConsumer {
   void SyncOwned(const ShardLeases& leases, const std::set<int>& owned);
   void ReadLoop(const std::atomic<bool>& stop);
   void WorkerLoop();
-  // One attempt at the conversation's first item, without the lock: the handler (or a wait
-  // while paused), then dead-lettering when it is poison or out of attempts. Updates the
-  // item's attempt count; `outcome` is set when the item is finished here.
-  HandleResult Attempt(Client& client, const EntryHandler& handler, Item& item, std::string& outcome);
+  // A conversation a worker has taken: its first item, and how the attempt at it ended.
+  struct Taken {
+    std::string key;
+    Item item;
+    std::string outcome;  // set when the item is finished by the attempt
+  };
+  // Under the lock: up to handle_batch ready conversations (a fair share of those ready among
+  // the idle workers), each marked busy with its first item in hand.
+  std::vector<Taken> TakeReady();
+  // One attempt at the taken conversations' first items, without the lock: the handler (or a
+  // wait while paused), then, item by item, Settle.
+  std::vector<HandleResult> Attempt(Client& client, const BatchHandler& handler, std::vector<Taken>& taken);
+  // After the handler: dead-lettering when the item is poison or out of attempts. Updates the
+  // item's attempt count and `taken.outcome`; returns what the conversation must do next.
+  HandleResult Settle(Client& client, Taken& taken, HandleResult result);
   // Under the lock: puts the conversation back in the delay queue after a kRetry or kWait.
   void Reschedule(const std::string& key, const Item& item, const HandleResult& result);
   // Under the lock: the conversation's first item is done; its next one (if any) is ready.
@@ -168,7 +194,7 @@ class ShardedConsumer {
   Options redis_;
   KeySpace keys_;
   ShardedConsumerOptions options_;
-  HandlerFactory make_handler_;
+  BatchHandlerFactory make_handler_;
   ConversationKey conversation_of_;
   Script dead_letter_script_;
   Script trim_script_;
@@ -191,6 +217,7 @@ class ShardedConsumer {
   std::deque<std::string> ready_;                                              // conversations with work, not busy
   std::multimap<std::chrono::steady_clock::time_point, std::string> delayed_;  // retry times
   int in_flight_ = 0;
+  int idle_workers_ = 0;  // workers waiting for a conversation
   uint64_t next_generation_ = 1;
   bool workers_stop_ = false;
   std::atomic<bool> release_now_{false};

@@ -40,10 +40,10 @@ int Run(int argc, char** argv) {
   responder::ResponderHandler handler(keys, rules, responder_metrics, WallClockMs, &profiles, cfg.ownership);
   redis::ShardedConsumer consumer(
       redis_options, keys, consumer_options,
-      [&]() -> redis::EntryHandler {
+      [&]() -> redis::BatchHandler {
         responder::ResponderHandler* shared = &handler;
-        return [shared](redis::Client& client, const redis::StreamEntry& entry, const redis::Fence& fence) {
-          return (*shared)(client, entry, fence);
+        return [shared](redis::Client& client, const std::vector<redis::BatchEntry>& batch) {
+          return shared->HandleBatch(client, batch);
         };
       },
       responder::ConversationOfEvent, &registry);

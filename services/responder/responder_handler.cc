@@ -272,6 +272,18 @@ std::vector<std::string> CommitArgs(const redis::StreamEntry& entry, const redis
 
 }  // namespace
 
+struct ResponderHandler::EventWork {
+  std::chrono::steady_clock::time_point started;
+  katy::v1::InboundEvent event;
+  int shard = 0;
+  std::string conversation_key;
+  Conversation conversation;
+  Decision decision;
+  ConversationUpdate update;
+  std::vector<katy::v1::OutboundMessage> replies;
+  std::optional<redis::HandleResult> result;
+};
+
 void ResponderHandler::ResolveProfile(const katy::v1::InboundEvent& event, int64_t now, Conversation& conversation,
                                       std::vector<std::string>& update) const {
   if (profiles_ == nullptr || !profiles_->enabled() || event.user_is_ref() || !ProfileDue(conversation, now)) return;
@@ -357,55 +369,120 @@ void ResponderHandler::CountProcessed(const katy::v1::InboundEvent& event, const
 
 redis::HandleResult ResponderHandler::operator()(redis::Client& client, const redis::StreamEntry& entry,
                                                  const redis::Fence& fence) const {
-  const auto started = std::chrono::steady_clock::now();
-  katy::v1::InboundEvent event;
-  auto payload = entry.Field("pb");
-  if (!payload || !event.ParseFromString(*payload)) return redis::HandleResult::Poison("undecodable_event");
+  return HandleBatch(client, {{&entry, fence}}).front();
+}
 
-  // Read the conversation.
-  const int shard = ShardOf(event.page_id(), event.user_id(), keys_.shards());
-  const std::string conversation_key = keys_.Conversation(shard, event.page_id(), event.user_id());
-  Conversation conversation;
-  if (!event.user_id().empty()) {
-    auto hash = client.Command({"HGETALL", conversation_key});
-    if (!hash) return redis::HandleResult::Retry("redis_" + hash.error().Label());
-    conversation = ReadConversation(*hash);
+std::vector<redis::HandleResult> ResponderHandler::HandleBatch(redis::Client& client,
+                                                               const std::vector<redis::BatchEntry>& batch) const {
+  std::vector<EventWork> work(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) Parse(*batch[i].entry, work[i]);
+  ReadConversations(client, work);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (!work[i].result) Decide(*batch[i].entry, work[i]);
   }
+  Commit(client, batch, work);
+  std::vector<redis::HandleResult> results;
+  results.reserve(work.size());
+  for (auto& one : work) results.push_back(std::move(*one.result));
+  return results;
+}
 
-  // Decide, with the rule set in force for this whole event.
+void ResponderHandler::Parse(const redis::StreamEntry& entry, EventWork& work) const {
+  work.started = std::chrono::steady_clock::now();
+  auto payload = entry.Field("pb");
+  if (!payload || !work.event.ParseFromString(*payload)) {
+    work.result = redis::HandleResult::Poison("undecodable_event");
+    return;
+  }
+  work.shard = ShardOf(work.event.page_id(), work.event.user_id(), keys_.shards());
+  work.conversation_key = keys_.Conversation(work.shard, work.event.page_id(), work.event.user_id());
+}
+
+void ResponderHandler::ReadConversations(redis::Client& client, std::vector<EventWork>& work) const {
+  std::vector<std::vector<std::string>> reads;
+  std::vector<EventWork*> readers;
+  for (auto& one : work) {
+    if (one.result || one.event.user_id().empty()) continue;
+    reads.push_back({"HGETALL", one.conversation_key});
+    readers.push_back(&one);
+  }
+  if (reads.empty()) return;
+  auto hashes = client.Pipeline(reads);
+  for (size_t i = 0; i < readers.size(); ++i) {
+    if (!hashes) {
+      readers[i]->result = redis::HandleResult::Retry("redis_" + hashes.error().Label());
+    } else if ((*hashes)[i].IsError()) {
+      readers[i]->result = redis::HandleResult::Retry("redis_reply");  // e.g. IOERR from a cluster node
+    } else {
+      readers[i]->conversation = ReadConversation((*hashes)[i]);
+    }
+  }
+}
+
+void ResponderHandler::Decide(const redis::StreamEntry& entry, EventWork& work) const {
+  // With the rule set in force for this whole event.
+  const katy::v1::InboundEvent& event = work.event;
+  Conversation& conversation = work.conversation;
   const int64_t now = now_ms_();
-  ConversationUpdate update;
   const auto rules = rules_.Current();
   std::map<std::string, std::string> captures;
   const Rule* rule = FindRule(*rules, event, conversation, &captures);
-  if (rule != nullptr && rule->uses_first_name) ResolveProfile(event, now, conversation, update.hset);
-  Decision decision;
+  if (rule != nullptr && rule->uses_first_name) ResolveProfile(event, now, conversation, work.update.hset);
+  Decision& decision = work.decision;
   if (rule != nullptr) decision = ApplyRule(*rule, event, conversation, std::move(captures), PickRandom);
   if (decision.skill != nullptr) RunSkill(event, conversation, decision);
-  RecordEvent(event, conversation, decision, update);
+  RecordEvent(event, conversation, decision, work.update);
   if (auto handover = TerminalHandover(event)) {
     decision.rule = "katyctl";
     decision.handover = std::move(handover);
   }
   if (!event.user_id().empty()) {
-    update.owned_op = FollowOwnership(event, conversation, now, decision, update.hset, update.hdel);
+    work.update.owned_op = FollowOwnership(event, conversation, now, decision, work.update.hset, work.update.hdel);
   }
+  work.replies = Replies(entry, event, decision, now);
+}
 
-  // Commit: replies, conversation and acknowledgement in one script, fenced by the lease.
-  auto committed = commit_script_.Run(
-      client, {keys_.OutStream(shard), entry.stream, conversation_key, fence.lease_key, keys_.Owned(shard)},
-      CommitArgs(entry, fence, event.page_id() + ":" + event.user_id(), update, Replies(entry, event, decision, now)));
-  if (!committed) return redis::HandleResult::Retry("redis_" + committed.error().Label());
-  if (committed->integer == -2) return redis::HandleResult::Abandon("lost_lease");
+void ResponderHandler::Commit(redis::Client& client, const std::vector<redis::BatchEntry>& batch,
+                              std::vector<EventWork>& work) const {
+  // Replies, conversation and acknowledgement in one script per event, fenced by the lease;
+  // the scripts of the whole batch in one round trip.
+  std::vector<redis::Script::Call> calls;
+  std::vector<size_t> committing;
+  for (size_t i = 0; i < work.size(); ++i) {
+    EventWork& one = work[i];
+    if (one.result) continue;
+    const redis::Fence& fence = batch[i].fence;
+    calls.push_back(
+        {{keys_.OutStream(one.shard), batch[i].entry->stream, one.conversation_key, fence.lease_key,
+          keys_.Owned(one.shard)},
+         CommitArgs(*batch[i].entry, fence, one.event.page_id() + ":" + one.event.user_id(), one.update, one.replies)});
+    committing.push_back(i);
+  }
+  if (calls.empty()) return;
+  auto committed = commit_script_.RunPipelined(client, calls);
+  for (size_t c = 0; c < committing.size(); ++c) {
+    EventWork& one = work[committing[c]];
+    if (!committed) {
+      one.result = redis::HandleResult::Retry("redis_" + committed.error().Label());
+    } else if ((*committed)[c].IsError()) {
+      one.result = redis::HandleResult::Retry("redis_reply");
+    } else if ((*committed)[c].integer == -2) {
+      one.result = redis::HandleResult::Abandon("lost_lease");
+    } else {
+      Committed(*batch[committing[c]].entry, one, (*committed)[c].integer);
+    }
+  }
+}
 
-  CountProcessed(event, decision, committed->integer, started);
+void ResponderHandler::Committed(const redis::StreamEntry& entry, EventWork& work, long long replies) const {
+  CountProcessed(work.event, work.decision, replies, work.started);
   log::Debug("event processed", {{"id", entry.id},
-                                 {"page", event.page_id()},
-                                 {"mid", event.mid()},
-                                 {"shard", shard},
-                                 {"rule", decision.rule},
-                                 {"replies", committed->integer}});
-  return redis::HandleResult::Done();
+                                 {"page", work.event.page_id()},
+                                 {"mid", work.event.mid()},
+                                 {"shard", work.shard},
+                                 {"rule", work.decision.rule},
+                                 {"replies", replies}});
+  work.result = redis::HandleResult::Done();
 }
 
 }  // namespace katy::responder

@@ -64,8 +64,21 @@ class ResponderHandler {
 
   redis::HandleResult operator()(redis::Client& client, const redis::StreamEntry& entry,
                                  const redis::Fence& fence) const;
+  // The same for the first events of several conversations (redis::BatchHandler): their
+  // conversations read in one round trip, each decided in turn, their commits in one more.
+  // Thread-safe.
+  std::vector<redis::HandleResult> HandleBatch(redis::Client& client,
+                                               const std::vector<redis::BatchEntry>& batch) const;
 
  private:
+  // One event of a batch on its way: what was read, decided and is to be committed; `result`
+  // once its outcome is known (then the later steps pass it by).
+  struct EventWork;
+  void Parse(const redis::StreamEntry& entry, EventWork& work) const;
+  void ReadConversations(redis::Client& client, std::vector<EventWork>& work) const;
+  void Decide(const redis::StreamEntry& entry, EventWork& work) const;
+  void Commit(redis::Client& client, const std::vector<redis::BatchEntry>& batch, std::vector<EventWork>& work) const;
+  void Committed(const redis::StreamEntry& entry, EventWork& work, long long replies) const;
   // Fetches the user's first name when the rule needs it and it is due; records the attempt
   // in `update` (HSET field/value pairs).
   void ResolveProfile(const katy::v1::InboundEvent& event, int64_t now, Conversation& conversation,

@@ -67,17 +67,17 @@ fallback:
 
   // Adds an event to its shard's inbound stream and reads it back through the group.
   redis::StreamEntry Deliver(const std::string& text, katy::v1::EventKind kind = katy::v1::EVENT_KIND_MESSAGE,
-                             int64_t watermark = 0) {
+                             int64_t watermark = 0, const std::string& user = "u1") {
     katy::v1::InboundEvent event;
     event.set_kind(kind);
     event.set_watermark(watermark);
     event.set_page_id("p1");
-    event.set_user_id("u1");
+    event.set_user_id(user);
     event.set_mid("m" + std::to_string(++mids_));
     event.set_text(text);
     event.set_timestamp_ms(4000);
     event.set_received_at_ms(4100);
-    const std::string stream = keys_->InStream(Shard());
+    const std::string stream = keys_->InStream(ShardOf("p1", user, 4));
     EXPECT_TRUE(redis::EnsureGroup(client_, stream, KeySpace::kResponderGroup).ok());
     EXPECT_TRUE(redis::XAdd(client_, stream, {{"pb", event.SerializeAsString()}}).ok());
     auto read =
@@ -88,13 +88,13 @@ fallback:
 
   int Shard() const { return ShardOf("p1", "u1", 4); }
 
-  std::vector<katy::v1::OutboundMessage> Outbound() {
-    auto range = client_.Command({"XRANGE", keys_->OutStream(Shard()), "-", "+"});
+  std::vector<katy::v1::OutboundMessage> Outbound(const std::string& user = "u1") {
+    auto range = client_.Command({"XRANGE", keys_->OutStream(ShardOf("p1", user, 4)), "-", "+"});
     std::vector<katy::v1::OutboundMessage> out;
     for (const auto& entry : redis::ParseEntries("", *range)) {
       katy::v1::OutboundMessage message;
       EXPECT_TRUE(message.ParseFromString(*entry.Field("pb")));
-      out.push_back(message);
+      if (message.recipient_id() == user) out.push_back(message);
     }
     return out;
   }
@@ -114,6 +114,34 @@ fallback:
   redis::Fence fence_;
   int mids_ = 0;
 };
+
+// A batch (the first events of several conversations, as the consumer hands them over): each
+// event decided on its own conversation and committed with its own fence, in two round trips
+// for the whole batch; an event whose shard this instance no longer holds is left alone.
+TEST_F(ResponderHandlerTest, ABatchCommitsEachEventOnItsOwnConversationAndFence) {
+  const std::vector<std::string> users = {"u1", "u2", "u3"};
+  std::vector<redis::StreamEntry> entries;
+  std::vector<redis::BatchEntry> batch;
+  entries.push_back(Deliver("my name", katy::v1::EVENT_KIND_MESSAGE, 0, "u1"));
+  entries.push_back(Deliver("hello", katy::v1::EVENT_KIND_MESSAGE, 0, "u2"));
+  entries.push_back(Deliver("not mine", katy::v1::EVENT_KIND_MESSAGE, 0, "u3"));
+  for (size_t i = 0; i < users.size(); ++i) {
+    const std::string lease = keys_->Lease(ShardOf("p1", users[i], 4), "responder");
+    batch.push_back({&entries[i], {lease, users[i] == "u3" ? "me-no-longer" : "me"}});
+    ASSERT_TRUE(client_.Command({"SET", lease, "me"}).ok());
+  }
+  auto results = handler_->HandleBatch(client_, batch);
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[0].kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(results[1].kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(results[2].kind, redis::HandleResult::Kind::kAbandon);
+  ASSERT_EQ(Outbound("u1").size(), 1u);
+  EXPECT_EQ(nlohmann::json::parse(Outbound("u1")[0].message_json())["text"], "What's your name?");
+  ASSERT_EQ(Outbound("u2").size(), 1u);
+  EXPECT_EQ(nlohmann::json::parse(Outbound("u2")[0].message_json())["text"], "echo: hello");
+  EXPECT_TRUE(Outbound("u3").empty());
+  EXPECT_EQ(ConversationField("state"), "asking_name");
+}
 
 TEST_F(ResponderHandlerTest, CommitsRepliesConversationAndAckTogether) {
   auto entry = Deliver("hello");

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <utility>
@@ -171,6 +172,62 @@ TEST_F(ConsumerTest, EachConversationInOrderWhileConversationsRunConcurrently) {
     EXPECT_EQ(order, expected) << user;
   }
   EXPECT_GT(most_running.load(), 1) << "conversations never ran concurrently";
+  EXPECT_EQ(PendingTotal(), 0);
+}
+
+// With handle_batch, a worker takes several ready conversations at once and hands their first
+// entries to the batch handler together: never two entries of one conversation in a batch,
+// each conversation still in order, and each entry's result acted on (here: every third
+// entry's first attempt is retried, and it comes back in a later batch).
+TEST_F(ConsumerTest, BatchesHoldOneEntryPerConversationAndKeepEachInOrder) {
+  constexpr int kUsers = 12;
+  constexpr int kPerUser = 6;
+  for (int n = 0; n < kPerUser; ++n) {
+    for (int u = 0; u < kUsers; ++u) Add("user" + std::to_string(u), n);
+  }
+  ShardedConsumerOptions options = options_;
+  options.workers = 1;  // no idle worker to share with: batches as large as handle_batch
+  options.handle_batch = 8;
+  std::mutex mutex;
+  std::map<std::string, std::vector<int>> seen;
+  std::set<std::string> retried;
+  size_t largest = 0;
+  bool one_conversation_twice = false;
+  std::atomic<int> total{0};
+  BatchHandler handler = [&](Client& client, const std::vector<BatchEntry>& batch) {
+    std::vector<HandleResult> results;
+    std::set<std::string> users;
+    std::lock_guard lock(mutex);
+    largest = std::max(largest, batch.size());
+    for (const auto& one : batch) {
+      const std::string user = UserOf(*one.entry);
+      one_conversation_twice |= !users.insert(user).second;
+      const int n = std::stoi(*one.entry->Field("n"));
+      if (n % 3 == 0 && retried.insert(one.entry->id).second) {
+        results.push_back(HandleResult::Retry("first_try"));
+        continue;
+      }
+      seen[user].push_back(n);
+      ++total;
+      results.push_back(Ack(client, *one.entry));
+    }
+    return results;
+  };
+  ShardedConsumer consumer(
+      testing::TestRedisOptions(), keys_, options, [&] { return handler; }, UserOf);
+  std::atomic<bool> stop{false};
+  std::thread thread([&] { consumer.Run(stop); });
+  EXPECT_TRUE(testing::WaitFor([&] { return total == kUsers * kPerUser; }, std::chrono::seconds(20)));
+  stop = true;
+  thread.join();
+  EXPECT_GT(largest, 1u) << "no batch held more than one entry";
+  EXPECT_LE(largest, 8u);
+  EXPECT_FALSE(one_conversation_twice);
+  for (const auto& [user, order] : seen) {
+    std::vector<int> expected(kPerUser);
+    for (int n = 0; n < kPerUser; ++n) expected[n] = n;
+    EXPECT_EQ(order, expected) << user;
+  }
   EXPECT_EQ(PendingTotal(), 0);
 }
 
