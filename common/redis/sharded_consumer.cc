@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include "common/events.h"
 #include "common/log.h"
@@ -506,8 +507,10 @@ HandleResult ShardedConsumer::Settle(Client& client, Taken& taken, HandleResult 
 }
 
 void ShardedConsumer::Reschedule(const std::string& key, const Item& item, const HandleResult& result) {
-  conversations_[key].items.front().attempts = item.attempts;
+  Conversation& conversation = conversations_[key];
+  conversation.items.front().attempts = item.attempts;
   const bool retry = result.kind == HandleResult::Kind::kRetry;
+  conversation.paced = !retry;
   std::chrono::milliseconds delay = result.wait;
   if (retry) {
     thread_local std::mt19937 random{std::random_device{}()};
@@ -528,6 +531,12 @@ void ShardedConsumer::Finish(const std::string& key, const std::string& outcome)
   CountOutcome(outcome);
   if (done.items.empty()) {
     conversations_.erase(key);
+  } else if (std::exchange(done.paced, false)) {
+    // A conversation its page's limit paces: at the back, behind the ready conversations of
+    // pages sending as fast as they can, it would reach its next slot late, and a saturated
+    // sender would keep the page under its limit (bench/RESULTS.md, the shared page limit).
+    // It cannot take more than its limit from the others: its next entry waits for a slot.
+    ready_.push_front(key);
   } else {
     // The conversation's next entry: the worker finishing this one takes it (or another ready
     // one) as soon as it loops, so no other worker needs waking.

@@ -149,6 +149,9 @@ class ShardedConsumer {
   struct Conversation {
     std::deque<Item> items;
     bool busy = false;  // a worker holds it
+    // Its last entry waited (kWait: a rate-limit slot, a paused or throttled page): its next
+    // entry goes to the front of the ready queue, not the back (see Finish).
+    bool paced = false;
   };
 
   void LeaseLoop(const std::atomic<bool>& stop);

@@ -231,6 +231,43 @@ TEST_F(ConsumerTest, BatchesHoldOneEntryPerConversationAndKeepEachInOrder) {
   EXPECT_EQ(PendingTotal(), 0);
 }
 
+// A conversation its page's limit paces (its entry waited for a slot) is not sent to the back
+// of the queue once that entry is done: behind conversations with no limit it would miss its
+// next slot, and a busy instance would hold the page under its rate.
+TEST_F(ConsumerTest, APacedConversationsNextEntryGoesBeforeTheQueue) {
+  Add("paced", 0);
+  Add("paced", 1);
+  constexpr int kOthers = 10;
+  for (int u = 0; u < kOthers; ++u) Add("other" + std::to_string(u), 0);
+  ShardedConsumerOptions options = options_;
+  options.workers = 1;
+  std::mutex mutex;
+  std::vector<std::string> log;
+  bool waited = false;
+  RunUntil(
+      [&](Client& client, const StreamEntry& entry, const Fence&) {
+        const std::string item = UserOf(entry) + *entry.Field("n");
+        {
+          std::lock_guard lock(mutex);
+          if (item == "paced0" && !std::exchange(waited, true)) {
+            return HandleResult::Wait("rate_limited", std::chrono::milliseconds(5));
+          }
+          log.push_back(item);
+        }
+        if (item.rfind("other", 0) == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        return Ack(client, entry);
+      },
+      [&] {
+        std::lock_guard lock(mutex);
+        return log.size() == kOthers + 2;
+      },
+      options);
+  const auto paced1 = std::find(log.begin(), log.end(), "paced1");
+  ASSERT_NE(paced1, log.end());
+  EXPECT_EQ(*(paced1 - 1), "paced0") << "its next entry did not follow it";
+  EXPECT_GE(log.end() - paced1 - 1, 3) << "the paced conversation waited behind the queue";
+}
+
 TEST_F(ConsumerTest, ARetryHoldsBackItsConversationOnly) {
   Add("slow", 0);
   Add("slow", 1);
