@@ -131,3 +131,21 @@ machine_idle() {
     for (k = 2; k <= 9; k++) { d = $(k + half) - $k; total += d; if (k == 5 || k == 6) idle += d }
     printf "machine idle %.0f%%", 100 * idle / total}'
 }
+
+# redis_per_message COMMANDSTATS MESSAGES: from Redis's INFO commandstats (reset at the start of
+# the window), per message: commands run (the calls scripts make counted too), script calls
+# (EVALSHA/EVAL) and the µs spent in them (their calls' time included), stream reads
+# (XREADGROUP) and their µs. What Redis spends beyond its commands is network work.
+redis_per_message() {
+  awk -F'[:,=]' -v messages="$2" '
+    /^cmdstat_/ {
+      name = $1; sub(/^cmdstat_/, "", name); calls = $3; usec = $5
+      all += calls
+      if (name == "evalsha" || name == "eval") { scripts += calls; script_usec += usec }
+      if (name == "xreadgroup") { reads += calls; read_usec += usec }
+    }
+    END {
+      printf "redis per message: %.1f commands; %.2f script calls, %.0f µs; %.2f XREADGROUP, %.0f µs\n",
+        all / messages, scripts / messages, script_usec / messages, reads / messages, read_usec / messages
+    }' "$1"
+}
