@@ -394,7 +394,7 @@ std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Clie
                                                                      const redis::StreamEntry& entry,
                                                                      const redis::Fence& fence,
                                                                      const katy::v1::OutboundMessage& message,
-                                                                     int shard, SlotClaim* claim) {
+                                                                     int shard, const SlotClaim* claim) {
   std::vector<std::vector<std::string>> commands = {
       {"EXISTS", keys_.Sent(shard, message.id())},
       {"GET", fence.lease_key},
@@ -424,7 +424,6 @@ std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Clie
   // A mark this call set for a part that does not go now would hold its next attempt back.
   if (finished && mark.IsNil())
     LogIfFailed(client.Command({"DEL", claim->inflight_key}), "cannot clear an in-flight mark");
-  claim->taken = !finished;
   return finished;
 }
 
@@ -562,7 +561,7 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
   const bool first_reply = message.id().size() > 2 && message.id().compare(message.id().size() - 2, 2, "#0") == 0;
   if (options_.mark_seen && first_reply) SendAction(message, "mark_seen", *token);
   std::string meta_id;
-  auto sent = SendParts(client, message, sent_key, plan->bodies, *token, plan->media, claim && claim->taken, &meta_id);
+  auto sent = SendParts(client, message, sent_key, plan->bodies, *token, plan->media, claim.has_value(), &meta_id);
   if (sent.kind != redis::HandleResult::Kind::kDone) return sent;
 
   const size_t parts = plan->bodies.size();

@@ -94,11 +94,10 @@ class SenderHandler {
                                                 const katy::v1::OutboundMessage& message);
 
   // A single-part message's slot and in-flight mark, asked for in the same round trip as the
-  // checks before sending; `taken` when both let it go now.
+  // checks before sending: when those let the message go, both are taken.
   struct SlotClaim {
     std::string inflight_key;
     bool media = false;
-    bool taken = false;
   };
 
   KeySpace keys_;
@@ -126,7 +125,7 @@ class SenderHandler {
   std::optional<redis::HandleResult> CheckBeforeSending(redis::Client& client, const redis::StreamEntry& entry,
                                                         const redis::Fence& fence,
                                                         const katy::v1::OutboundMessage& message, int shard,
-                                                        SlotClaim* claim);
+                                                        const SlotClaim* claim);
   // What the checks' replies (sent mark, lease owner, last_user_ms) say.
   std::optional<redis::HandleResult> VerdictOfChecks(redis::Client& client, const redis::StreamEntry& entry,
                                                      const redis::Fence& fence,
