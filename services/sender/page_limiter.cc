@@ -102,12 +102,12 @@ Result<PageLimiter::Ask> PageLimiter::Prepare(redis::Client& client, const std::
   auto global = ReadGlobal(client);
   if (!global) return global.error();
   auto reserved = reservations_.Take(part_key);
-  if (global->paused) return Ask{PageGate{PageGate::Kind::kPaused, {}}, {}};
+  if (global->paused) return Ask{PageGate{PageGate::Kind::kPaused, {}, {}}, {}};
   const auto now = SlotReservations::Clock::now();
   if (reserved) {
-    if (*reserved <= now) return Ask{PageGate{}, {}};
+    if (*reserved <= now) return Ask{PageGate{PageGate::Kind::kGo, {}, *reserved}, {}};
     reservations_.Hold(part_key, *reserved);  // woken early: keep it
-    return Ask{PageGate{PageGate::Kind::kWait, std::chrono::ceil<std::chrono::milliseconds>(*reserved - now)}, {}};
+    return Ask{PageGate{PageGate::Kind::kWait, std::chrono::ceil<std::chrono::milliseconds>(*reserved - now), {}}, {}};
   }
   return Ask{std::nullopt,
              {{keys_.Rate(page)},
@@ -131,11 +131,11 @@ Result<PageGate> PageLimiter::GateOf(const redis::Reply& reply, const std::strin
   if (reply.IsError()) return Error{ErrorCode::kReply, reply.str};
   if (!reply.IsArray() || reply.elements.size() != 2) return Error{ErrorCode::kReply, "unexpected limiter answer"};
   const long long verdict = reply.elements[0].integer;
-  if (verdict == -1) return PageGate{PageGate::Kind::kPaused, {}};
+  if (verdict == -1) return PageGate{PageGate::Kind::kPaused, {}, {}};
   const std::chrono::milliseconds wait(reply.elements[1].integer);
   if (verdict == 1 && wait.count() == 0) return PageGate{};
   if (verdict == 1) reservations_.Hold(part_key, SlotReservations::Clock::now() + wait);
-  return PageGate{PageGate::Kind::kWait, wait};
+  return PageGate{PageGate::Kind::kWait, wait, {}};
 }
 
 void SlotReservations::Hold(const std::string& part_key, Clock::time_point due) {

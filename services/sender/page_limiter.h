@@ -40,6 +40,9 @@ struct PageGate {
   Kind kind = Kind::kGo;
   std::chrono::milliseconds wait{0};  // kWait: ask again after this (a slot reserved for the
                                       // part falls due, the rate, or the throttle's end)
+  // kGo on a slot reserved earlier: when it fell due. What the part does after that moment
+  // is late, and late sends bunch the page's messages past its limit (the sender measures it).
+  std::optional<std::chrono::steady_clock::time_point> reserved_due;
 };
 
 // The slots reserved for parts that wait for them without holding a worker: the part's next

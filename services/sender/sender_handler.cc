@@ -125,6 +125,13 @@ SenderMetrics::SenderMetrics(prometheus::Registry& registry)
                      .Name("katy_sender_rate_waits_total")
                      .Help("Times a message waited for its page's rate limit")
                      .Register(registry)),
+      slot_lateness(prometheus::BuildHistogram()
+                        .Name("katy_sender_slot_lateness_seconds")
+                        .Help("How long after its reserved rate slot fell due a Graph call left: late calls "
+                              "bunch a page's messages")
+                        .Register(registry)
+                        .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1,
+                                                                         0.25, 0.5, 1})),
       media_uploads(prometheus::BuildCounter()
                         .Name("katy_sender_media_uploads_total")
                         .Help("Reusable media uploaded through the Attachment Upload API")
@@ -221,7 +228,17 @@ std::optional<redis::HandleResult> SenderHandler::OnGate(const Result<PageGate>&
     metrics_.rate_waits.Add({{"page", metrics_.page_label(message.page_id())}}).Increment();
     return redis::HandleResult::Wait("rate_limited", gate->wait);
   }
+  reserved_slot_due_ = gate->reserved_due;
   return std::nullopt;
+}
+
+Result<http::Response> SenderHandler::PostOnSlot(const std::string& url, const std::string& body) {
+  if (reserved_slot_due_) {
+    const auto late = std::chrono::steady_clock::now() - *reserved_slot_due_;
+    metrics_.slot_lateness.Observe(std::chrono::duration<double>(late).count());
+    reserved_slot_due_.reset();
+  }
+  return http_.Post(url, body, {"Content-Type: application/json"});
 }
 
 std::variant<std::string, redis::HandleResult> SenderHandler::ResolveMedia(redis::Client& client,
@@ -241,7 +258,7 @@ std::variant<std::string, redis::HandleResult> SenderHandler::ResolveMedia(redis
   if (auto not_now = WaitForSlot(client, message, slot_key, media)) return *not_now;
   const SendRequest upload =
       BuildUploadRequest(options_.graph_url, message.page_id(), *reusable, token, options_.appsecret);
-  const SendResponse response = ToSendResponse(http_.Post(upload.url, upload.body, {"Content-Type: application/json"}));
+  const SendResponse response = ToSendResponse(PostOnSlot(upload.url, upload.body));
   const Classification verdict = Classify(response);
   const std::string attachment_id = UploadedAttachmentId(response.body);
   if (verdict.action != SendAction::kDelivered) return Act(client, message, verdict);
@@ -291,7 +308,7 @@ redis::HandleResult SenderHandler::SendOne(redis::Client& client, const katy::v1
   auto request = BuildSendRequest(part, GraphUrlFor(message), token, options_.appsecret);
   if (!request) return redis::HandleResult::Poison("bad_message");
   const auto started = std::chrono::steady_clock::now();
-  auto answer = http_.Post(request->url, request->body, {"Content-Type: application/json"});
+  auto answer = PostOnSlot(request->url, request->body);
   metrics_.latency.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   const SendResponse response = ToSendResponse(answer);
   const Classification verdict = Classify(response);

@@ -46,6 +46,7 @@ struct SenderMetrics {
   prometheus::Family<prometheus::Counter>& pauses;      // by page and reason
   prometheus::Counter& possible_duplicates;             // sends after an unknown outcome
   prometheus::Family<prometheus::Counter>& rate_waits;  // by page: times a message waited for a slot
+  prometheus::Histogram& slot_lateness;                 // a reserved slot's call: seconds after it fell due
   prometheus::Counter& media_uploads;                   // reusable media uploaded (Attachment Upload API)
   prometheus::Counter& media_reused;                    // reusable media sent by a cached attachment_id
   prometheus::Family<prometheus::Counter>& delivered;   // by source: reply, outbound, handover
@@ -107,6 +108,11 @@ class SenderHandler {
   SenderMetrics& metrics_;
   Clock now_ms_;
   http::Client http_;
+  // The slot the next Graph call goes on, when it was reserved: when that slot fell due.
+  std::optional<std::chrono::steady_clock::time_point> reserved_slot_due_;
+
+  // POSTs a Graph call on the slot just taken; a reserved slot's lateness is observed first.
+  Result<http::Response> PostOnSlot(const std::string& url, const std::string& body);
 
   // Sends one Send API call for `message` with `body_json` as its message (a slot from the
   // page's limit first, an in-flight mark around it) and turns the classified answer into

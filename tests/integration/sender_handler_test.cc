@@ -274,7 +274,7 @@ TEST_F(SenderHandlerTest, AcquireReservesSlotsAheadAndThePartGoesWhenItsSlotIsDu
   auto acquire = [&](const std::string& part) {
     auto gate = limiter.Acquire(client_, "busy", false, part);
     EXPECT_TRUE(gate.ok());
-    return gate ? *gate : PageGate{PageGate::Kind::kPaused, {}};
+    return gate ? *gate : PageGate{PageGate::Kind::kPaused, {}, {}};
   };
   ASSERT_EQ(acquire("part0").kind, PageGate::Kind::kGo);
   std::vector<std::chrono::milliseconds> due;
@@ -307,6 +307,7 @@ TEST_F(SenderHandlerTest, AMessageWaitingForItsSlotLeavesNoInFlightMarkAndGoesOn
   options.graph_url = "http://127.0.0.1:" + std::to_string(emulator_->port()) + "/v25.0";
   SenderHandler handler(*keys_, options, tokens_, limiter, metrics_, [this] { return now_; });
   ASSERT_EQ(handler(client_, Queue("11-0#0", R"({"text":"first"})"), fence_).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(metrics_.slot_lateness.Collect().histogram.sample_count, 0u) << "a slot free now is not reserved";
   auto second = Queue("12-0#0", R"({"text":"second"})");
   auto waited = handler(client_, second, fence_);
   ASSERT_EQ(waited.kind, redis::HandleResult::Kind::kWait);
@@ -315,6 +316,9 @@ TEST_F(SenderHandlerTest, AMessageWaitingForItsSlotLeavesNoInFlightMarkAndGoesOn
   std::this_thread::sleep_for(waited.wait);
   EXPECT_EQ(handler(client_, second, fence_).kind, redis::HandleResult::Kind::kDone);
   EXPECT_EQ(emulator_->store().For("u1").size(), 2u);
+  // The call on the reserved slot: how long after the slot fell due it left.
+  EXPECT_EQ(metrics_.slot_lateness.Collect().histogram.sample_count, 1u);
+  EXPECT_GE(metrics_.slot_lateness.Collect().histogram.sample_sum, 0.0);
   EXPECT_EQ(metrics_.possible_duplicates.Value(), 0);
   EXPECT_FALSE(InFlightMarked("12-0#0"));
 }
