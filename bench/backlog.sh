@@ -7,7 +7,7 @@
 # reply), the load's report (nothing lost, per-user order), each service's RSS (largest seen,
 # sampled every second from the start) and Redis's used memory: before, with the backlog
 # queued, and after the drain once the consumers have trimmed their streams, with what stays
-# (the dedupe and delivered marks, which expire after KATY_DEDUPE_TTL_S and 7 days).
+# (the dedupe and delivered marks, which expire after KATY_DEDUPE_TTL_S and KATY_SENT_MARK_TTL_S).
 # Usage: bench/backlog.sh [events] [rate]   (defaults 1000000, 20000)
 set -euo pipefail
 events="${1:-1000000}"

@@ -40,11 +40,44 @@ up_pids() { pgrep -s "$up_pid" -f "$1" | tr '\n' ' '; }
 # setting from the environment), on ports of its own, logging to $work/SERVICE.PID.log; its pid
 # goes to extra_pids (and pids, so it is stopped on exit).
 extra_pids=()
+extra_admin_addrs=()
 start_extra() {
+  local admin_addr="127.0.0.1:$(free_port)"
   KATY_REDIS_URL="redis://127.0.0.1:$KATY_REDIS_PORT/0" KATY_GRPC_ADDR="127.0.0.1:$(free_port)" \
-    KATY_ADMIN_ADDR="127.0.0.1:$(free_port)" "$root/build/bin/katy-$1" >"$work/$1.$BASHPID.$RANDOM.log" 2>&1 &
+    KATY_ADMIN_ADDR="$admin_addr" "$root/build/bin/katy-$1" >"$work/$1.$BASHPID.$RANDOM.log" 2>&1 &
   pids+=($!)
   extra_pids+=($!)
+  extra_admin_addrs+=("$admin_addr")
+}
+
+# histogram_snapshot NAME ADMIN_ADDR...: the buckets of histogram NAME summed over the
+# services' /metrics, one "le count" line each (cumulative, as Prometheus gives them).
+histogram_snapshot() {
+  local name=$1 addr
+  shift
+  for addr in "$@"; do curl -s "http://$addr/metrics"; done |
+    awk -v name="${name}_bucket" 'index($0, name "{") == 1 {
+      match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); n[le] += $NF
+    } END {for (le in n) print le, n[le]}' | sort -g
+}
+
+# histogram_quantiles BEFORE AFTER: what the histogram (files of histogram_snapshot) counted
+# between the two snapshots: "N, p50 <= X ms, p99 <= Y ms, max <= Z ms" (each the upper
+# bound of its bucket), or "none".
+histogram_quantiles() {
+  awk 'FNR == NR {before[$1] = $2; next}
+    {le[FNR] = $1; n[FNR] = $2 - before[$1]; last = FNR}
+    END {
+      total = n[last]
+      if (total == 0) {print "none"; exit}
+      for (i = 1; i <= last; ++i) {
+        ms = (le[i] == "+Inf") ? "inf" : le[i] * 1000
+        if (p50 == "" && n[i] >= 0.5 * total) p50 = ms
+        if (p99 == "" && n[i] >= 0.99 * total) p99 = ms
+        if (max == "" && n[i] >= total) max = ms
+      }
+      printf "%d, p50 <= %s ms, p99 <= %s ms, max <= %s ms\n", total, p50, p99, max
+    }' "$1" "$2"
 }
 
 # start_nginx PORT [WORKERS]: nginx answering 200 "EVENT_RECEIVED" to everything on 127.0.0.1:PORT,
@@ -75,21 +108,24 @@ NGINX
   pids+=($!)
 }
 
-# sched_sample LABEL:PID[,PID...] ... -> "LABEL ON_CPU_NS WAIT_NS" per label, summed over every
-# thread of its processes: time run on a core, and time runnable but waiting for one.
+# sched_sample LABEL:PID[,PID...] ... -> "LABEL ON_CPU_NS WAIT_NS SLICES" per label, summed over
+# every thread of its processes: time run on a core, time runnable but waiting for one, and the
+# times a thread was put on a core (so WAIT_NS / SLICES is the wait for a core per wake-up).
 sched_sample() {
-  local group pid task on wait cpu_sum wait_sum
+  local group pid task on wait slices cpu_sum wait_sum slice_sum
   for group in "$@"; do
     cpu_sum=0
     wait_sum=0
+    slice_sum=0
     for pid in ${group#*:}; do
       for task in /proc/"$pid"/task/*/schedstat; do
-        read -r on wait _ <"$task" 2>/dev/null || continue
+        read -r on wait slices <"$task" 2>/dev/null || continue
         cpu_sum=$((cpu_sum + on))
         wait_sum=$((wait_sum + wait))
+        slice_sum=$((slice_sum + slices))
       done
     done
-    echo "${group%%:*} $cpu_sum $wait_sum"
+    echo "${group%%:*} $cpu_sum $wait_sum $slice_sum"
   done
 }
 

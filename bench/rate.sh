@@ -14,8 +14,10 @@
 #                its share of what it answers, under the limit: a measure of the responder.)
 # For the limited page: the mean reply rate from its first reply to its last (target: within
 # 3% of RATE) and the most replies in any one second, a sliding window (target: at most
-# RATE + 10); machine idle is measured from the resume. Usage: bench/rate.sh [seconds] [rate]
-# (defaults 20, 300)
+# RATE + 10); machine idle is measured from the resume; and how late the senders' calls on
+# reserved slots left after their slots fell due (late sends bunch the page's replies), and how
+# long the senders' threads waited for a core each time they became runnable.
+# Usage: bench/rate.sh [seconds] [rate]   (defaults 20, 300)
 set -euo pipefail
 seconds="${1:-20}"
 page_rate="${2:-300}"
@@ -25,6 +27,8 @@ page=104560000000001  # the load generator's first page; the saturated run's oth
 KATY_PAGE_RATE="$page_rate" start_up_for_load
 start_extra sender
 start_extra sender
+senders=("$KATY_SENDER_ADMIN_ADDR" "${extra_admin_addrs[@]}")
+sender_pids="senders:$(up_pids bin/katy-sender) ${extra_pids[*]}"
 for other in $(seq 1 11); do
   "$root/build/bin/katyctl" --addr "$KATY_SENDER_GRPC_ADDR" rate $((page + other)) 100000 >/dev/null
 done
@@ -55,8 +59,12 @@ run() {
     "${ctl[@]}" resume >/dev/null
   fi
   head -1 /proc/stat >"$work/stat.before"
+  histogram_snapshot katy_sender_slot_lateness_seconds "${senders[@]}" >"$work/late.before"
+  sched_sample "$sender_pids" >"$work/sched.before"
   wait "$load_pid" || fail "load run: $(cat "$work/load.$label.err")"
   head -1 /proc/stat >"$work/stat.after"
+  histogram_snapshot katy_sender_slot_lateness_seconds "${senders[@]}" >"$work/late.after"
+  sched_sample "$sender_pids" >"$work/sched.after"
   tail -n 1 "$work/load.$label" | python3 -c '
 import json, sys
 label, limit, idle = sys.argv[1], float(sys.argv[2]), sys.argv[3]
@@ -65,6 +73,10 @@ p = r["pages"][0]
 print("%-10s %8d %10.1f %+8.2f%% %9d %5d %6d %10.0f   %s" % (label, p["received"], p["reply_rate"],
       100 * (p["reply_rate"] / limit - 1), p["max_in_1s"], r["lost"], r["out_of_order"], r["throughput"], idle))
 ' "$label" "$page_rate" "$(machine_idle "$work/stat.before" "$work/stat.after")"
+  echo "           sends on reserved slots, how late they left: $(histogram_quantiles "$work/late.before" "$work/late.after")"
+  paste "$work/sched.before" "$work/sched.after" | awk '$8 > $4 && $6 > $2 {
+    printf "           the senders'"'"' threads waited for a core %.2f ms each time one became runnable (%.1fx the time they ran)\n",
+      ($7 - $3) / ($8 - $4) / 1e6, ($7 - $3) / ($6 - $2) }'
 }
 printf '%-10s %8s %10s %9s %9s %5s %6s %10s   %s\n' run replies "page's /s" "vs limit" "max in 1s" lost "order" \
   "all /s" "machine"

@@ -42,7 +42,8 @@ case "$name" in
     table_holds '^[0-9]+$' 4 5 2 ;;
   rate)
     "$root/bench/rate.sh" 4 50 >"$out" 2>&1 || fail "exit $?"
-    table_holds '^(alone|saturated)$' 6 7 2 ;;
+    table_holds '^(alone|saturated)$' 6 7 2
+    grep -q "how late they left: [0-9]" "$out" || fail "no lateness of the reserved sends" ;;
   backlog)
     "$root/bench/backlog.sh" 5000 5000 >"$out" 2>&1 || fail "exit $?"
     load_report_holds
