@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the benchmark scripts: free ports, and background processes stopped on exit.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 pids=()
@@ -42,7 +43,8 @@ up_pids() { pgrep -s "$up_pid" -f "$1" | tr '\n' ' '; }
 extra_pids=()
 extra_admin_addrs=()
 start_extra() {
-  local admin_addr="127.0.0.1:$(free_port)"
+  local admin_addr
+  admin_addr="127.0.0.1:$(free_port)"
   KATY_REDIS_URL="redis://127.0.0.1:$KATY_REDIS_PORT/0" KATY_GRPC_ADDR="127.0.0.1:$(free_port)" \
     KATY_ADMIN_ADDR="$admin_addr" "$root/build/bin/katy-$1" >"$work/$1.$BASHPID.$RANDOM.log" 2>&1 &
   pids+=($!)

@@ -38,7 +38,6 @@ fallback:
 RULES
 export KATY_UP_TEST_RULES="$work/rules.yaml" KATY_WORKERS="$workers" KATY_SHARDS="$shards" KATY_LEASE_TTL_MS=2000
 start_up_for_load
-redis_url="redis://127.0.0.1:$KATY_REDIS_PORT/0"
 
 # lease_holders: how many responders hold shard leases, and the most shards one holds.
 lease_holders() {

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by tests that run scripts/up.sh as a user would. Starts it on free ports with its
 # own data directory and waits for it; stop_up stops it like Ctrl-C and checks it went.
 # Sets: work, up_pid, up_out, and KATY_* addresses (exported).
@@ -17,9 +18,10 @@ fail() {
 
 start_up() {
   export KATY_DATA_DIR="$work/data"
-  export KATY_REDIS_PORT=$(free_port)
-  export KATY_HTTP_ADDR="127.0.0.1:$(free_port)"
-  export KATY_EMULATOR_ADDR="127.0.0.1:$(free_port)"
+  KATY_REDIS_PORT=$(free_port)
+  KATY_HTTP_ADDR="127.0.0.1:$(free_port)"
+  KATY_EMULATOR_ADDR="127.0.0.1:$(free_port)"
+  export KATY_REDIS_PORT KATY_HTTP_ADDR KATY_EMULATOR_ADDR
   for service in INGRESS RESPONDER SENDER; do
     export "KATY_${service}_GRPC_ADDR=127.0.0.1:$(free_port)"
     export "KATY_${service}_ADMIN_ADDR=127.0.0.1:$(free_port)"

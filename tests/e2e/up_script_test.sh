@@ -8,6 +8,6 @@ start_up
 say_hello_and_expect_the_greeting
 
 stop_up
-ls -R "$KATY_DATA_DIR/redis" | grep -q '\.aof$' || fail "Redis wrote no AOF (appendonly must be on)"
+[[ -n "$(find "$KATY_DATA_DIR/redis" -name '*.aof' -print -quit)" ]] || fail "Redis wrote no AOF (appendonly must be on)"
 rm -rf "$work"
 echo "1 passed, 0 failed"
