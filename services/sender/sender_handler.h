@@ -63,9 +63,10 @@ std::string SourceOf(const katy::v1::OutboundMessage& message);
 //  2. refuses automated messages outside the window (dead letter `outside_window`);
 //  3. takes a slot from the page's shared rate limit (a wait or a pause is not a failure);
 //  4. sends, part by part for text over 2000 characters (each part marked when delivered),
-//     with an in-flight mark that reveals a possible duplicate after a crash or a timeout;
-//  5. acts on the classified answer: record + XACK in one script, retry, throttle the page,
-//     pause the page, or dead-letter.
+//     with an in-flight mark that reveals a possible duplicate after a crash or a timeout
+//     (a one-part message asks for 3 and sets the mark in step 1's round trip);
+//  5. acts on the classified answer: record the delivery (sent mark, in-flight mark cleared,
+//     XACK: one pipeline), retry, throttle the page, pause the page, or dead-letter.
 // Thread-compatible: one per worker thread (it owns an HTTP connection).
 class SenderHandler {
  public:
