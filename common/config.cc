@@ -1,5 +1,6 @@
 #include "common/config.h"
 
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -8,14 +9,29 @@
 #include "common/json_escape.h"
 
 namespace katy::config {
+namespace {
+
+// The password of a redis://[user:]password@host URL ("" when none), split where
+// redis::ParseUrl splits it (the last '@').
+std::string ParseUrlPassword(const std::string& url) {
+  const auto scheme = url.find("://");
+  const auto at = url.rfind('@');
+  if (scheme == std::string::npos || at == std::string::npos || at < scheme + 3) return "";
+  const std::string userinfo = url.substr(scheme + 3, at - scheme - 3);
+  const auto colon = userinfo.find(':');
+  return colon == std::string::npos ? userinfo : userinfo.substr(colon + 1);
+}
+
+}  // namespace
 
 SettingSpec LogLevelSpec() { return {"KATY_LOG_LEVEL", "info", "debug, info, warn or error"}; }
 
 std::vector<SettingSpec> CommonSpecs(std::string grpc_addr_default, std::string admin_addr_default) {
   return {
       {"KATY_REDIS_URL", std::string(defaults::kRedisUrl),
-       "Redis to use: redis://[:password@]host:port/db, or a cluster's seed nodes "
-       "redis://[:password@]host1:port1,host2:port2/0 (a password is never logged)"},
+       "Redis to use: redis://[[user]:password@]host:port/db, or a cluster's seed nodes "
+       "redis://[[user]:password@]host1:port1,host2:port2/0 (a password is never logged)",
+       false, false, true},
       {"KATY_REDIS_WAIT_REPLICAS", "0",
        "Writes count as done only once WAIT confirms this many replicas have them (0: no WAIT)"},
       {"KATY_REDIS_WAIT_TIMEOUT_MS", "1000", "How long WAIT may take before the write counts as failed"},
@@ -23,7 +39,8 @@ std::vector<SettingSpec> CommonSpecs(std::string grpc_addr_default, std::string 
       {"KATY_KEY_PREFIX", "katy", "Prefix of every Redis key"},
       {"KATY_GRPC_ADDR", std::move(grpc_addr_default), "gRPC health + katy.v1.Control address"},
       {"KATY_ADMIN_ADDR", std::move(admin_addr_default), "Admin HTTP address (/metrics, /healthz)"},
-      {"KATY_CONTROL_TOKEN", "", "Bearer token required by Control RPCs when set", false, true},
+      {"KATY_CONTROL_TOKEN", "",
+       "Bearer token of katy.v1.Control (operators, katyctl); required unless KATY_GRPC_ADDR is loopback", false, true},
       LogLevelSpec(),
       {"KATY_DRAIN_TIMEOUT_S", "10", "Seconds to finish in-flight work after SIGTERM"},
   };
@@ -39,6 +56,10 @@ CommonConfig LoadCommonConfig(const Settings& settings) {
   common.shards = static_cast<int>(settings.Int("KATY_SHARDS", 1, 1024));
   common.key_prefix = settings.String("KATY_KEY_PREFIX");
   common.control_token = settings.String("KATY_CONTROL_TOKEN");
+  if (!settings.HelpRequested()) {
+    CheckServiceToken("KATY_CONTROL_TOKEN", common.control_token, common.grpc_addr);
+    CheckSecretStrength("the password in KATY_REDIS_URL", ParseUrlPassword(common.redis_url), kMinSecretLength);
+  }
   common.drain_timeout = std::chrono::seconds(settings.Int("KATY_DRAIN_TIMEOUT_S", 0, 3600));
   common.log_level = settings.String("KATY_LOG_LEVEL");
   return common;
@@ -123,12 +144,41 @@ std::string ReadSecretFile(const std::string& setting, const std::string& path) 
 
 }  // namespace
 
+bool IsLoopbackHost(std::string_view host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+void CheckSecretStrength(const std::string& setting, const std::string& value, size_t min_length) {
+  if (value.empty()) return;
+  // The examples' values and their usual kin: a secret anyone can read in a repository.
+  static const char* const kPlaceholders[] = {"change-me", "changeme", "change_me", "replace-me", "secret",
+                                              "password",  "token",    "example",   "xxx",        "todo"};
+  std::string lower;
+  for (char c : value) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const char* how = ": generate one, e.g. `openssl rand -hex 32`, and give it through the setting or its _FILE";
+  for (const char* placeholder : kPlaceholders) {
+    if (lower == placeholder) throw ConfigError(setting + " is a placeholder value" + how);
+  }
+  if (value.size() < min_length) {
+    throw ConfigError(setting + " is shorter than " + std::to_string(min_length) + " characters" + how);
+  }
+}
+
+void CheckServiceToken(const std::string& setting, const std::string& token, const HostPort& address) {
+  CheckSecretStrength(setting, token, kMinSecretLength);
+  if (token.empty() && !IsLoopbackHost(address.host)) {
+    throw ConfigError(setting + " is required: the gRPC port " + address.ToString() +
+                      " is reachable from the network. Set " + setting + " (or " + setting +
+                      "_FILE), e.g. `openssl rand -hex 32`, or bind the port to 127.0.0.1");
+  }
+}
+
 std::string RedactUrlCredentials(const std::string& value) {
   auto scheme = value.find("://");
   if (scheme == std::string::npos) return value;
-  auto at = value.find('@', scheme + 3);
-  auto slash = value.find('/', scheme + 3);
-  if (at == std::string::npos || (slash != std::string::npos && slash < at)) return value;
+  // The last '@', as redis::ParseUrl splits: a password may hold '@', '/', ':' or '%' itself.
+  auto at = value.rfind('@');
+  if (at == std::string::npos || at < scheme + 3) return value;
   return value.substr(0, scheme + 3) + "[redacted]" + value.substr(at);
 }
 
@@ -178,7 +228,8 @@ Settings Settings::Load(std::vector<SettingSpec> specs, const std::vector<std::s
     } else if (auto env = getenv(name); env && !env->empty()) {
       entry.value = *env;
       entry.set = true;
-    } else if (auto file = entry.spec.secret ? getenv(name + "_FILE") : std::nullopt; file && !file->empty()) {
+    } else if (auto file = entry.spec.secret || entry.spec.url_with_credentials ? getenv(name + "_FILE") : std::nullopt;
+               file && !file->empty()) {
       entry.value = ReadSecretFile(name, *file);
       entry.set = true;
     } else {
@@ -186,7 +237,7 @@ Settings Settings::Load(std::vector<SettingSpec> specs, const std::vector<std::s
     }
     if (entry.spec.required && (!entry.set || entry.value.empty()) && !settings.help_requested_) {
       std::string how = "set " + name;
-      if (entry.spec.secret) how += " or " + name + "_FILE";
+      if (entry.spec.secret || entry.spec.url_with_credentials) how += " or " + name + "_FILE";
       throw ConfigError("missing required setting " + name + " (" + how + ", or pass " + FlagForSetting(name) +
                         "): " + entry.spec.help);
     }
@@ -282,6 +333,7 @@ std::string Settings::Usage(std::string_view program) const {
     else if (!entry.spec.default_value.empty())
       out << " (default " << entry.spec.default_value << ")";
     if (entry.spec.secret) out << " [secret; also " << name << "_FILE]";
+    if (entry.spec.url_with_credentials) out << " [also " << name << "_FILE]";
     out << "\n";
   }
   return out.str();

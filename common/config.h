@@ -28,6 +28,9 @@ struct SettingSpec {
   std::string help;
   bool required = false;
   bool secret = false;
+  // A URL whose credentials are secret (KATY_REDIS_URL): also read from NAME_FILE, and shown
+  // with its credentials redacted.
+  bool url_with_credentials = false;
 };
 
 // The settings every service shares (Redis, shards, key prefix, gRPC, admin, log level, drain).
@@ -85,8 +88,27 @@ class Settings {
   bool help_requested_ = false;
 };
 
-// "redis://:pw@host:6379/0" -> "redis://[redacted]@host:6379/0"; other values unchanged.
+// "redis://:pw@host:6379/0" -> "redis://[redacted]@host:6379/0"; other values unchanged. Splits at
+// the last '@', as redis::ParseUrl does, so every character a password may hold is hidden. Every
+// log line and error that shows a URL passes it through here.
 std::string RedactUrlCredentials(const std::string& value);
+
+// True for an address only this machine reaches: 127.0.0.0/8, ::1, localhost.
+bool IsLoopbackHost(std::string_view host);
+
+// Throws ConfigError naming `setting` when `value` is a known placeholder (the examples'
+// "change-me" and its kin) or shorter than `min_length`, saying how to generate a good one.
+// An empty value passes: whether the setting is required is the caller's decision.
+void CheckSecretStrength(const std::string& setting, const std::string& value, size_t min_length);
+
+// The length below which a bearer token or app secret is refused: Meta's app secrets are 32
+// hex digits, and `openssl rand -hex 32` makes 64.
+inline constexpr size_t kMinSecretLength = 16;
+
+// A bearer token (`setting`) that guards the gRPC services served at `address`: checked with
+// CheckSecretStrength when set, and required (ConfigError saying how to set one) unless the
+// address is loopback, where a developer's machine may go without.
+void CheckServiceToken(const std::string& setting, const std::string& token, const HostPort& address);
 
 // The settings every Katy service reads (CommonSpecs), typed.
 struct CommonConfig {
@@ -97,7 +119,7 @@ struct CommonConfig {
   std::chrono::milliseconds redis_wait_timeout{};  // KATY_REDIS_WAIT_TIMEOUT_MS
   int shards = 0;                                  // KATY_SHARDS: fixed per deployment
   std::string key_prefix;                          // KATY_KEY_PREFIX
-  std::string control_token;                       // KATY_CONTROL_TOKEN (secret): required by Control RPCs when set
+  std::string control_token;                       // KATY_CONTROL_TOKEN (secret): katy.v1.Control's bearer token
   std::chrono::seconds drain_timeout{};            // KATY_DRAIN_TIMEOUT_S
   std::string log_level;                           // KATY_LOG_LEVEL
 };

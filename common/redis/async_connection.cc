@@ -94,7 +94,7 @@ void AsyncConnection::Connect() {
                         },
                         connect_deadline_ + options_.socket_timeout});
   };
-  if (!options_.password.empty()) handshake({"AUTH", options_.password});
+  if (auto auth = options_.AuthCommand(); !auth.empty()) handshake(auth);
   if (options_.db != 0) handshake({"SELECT", std::to_string(options_.db)});
   for (const auto& command : setup_) handshake(command);
 }

@@ -107,7 +107,7 @@ Status NodeConnection::EnsureConnected() {
   }
   redisSetTimeout(context_, ToTimeval(options_.socket_timeout));
   std::vector<std::vector<std::string>> setup;
-  if (!options_.password.empty()) setup.push_back({"AUTH", options_.password});
+  if (auto auth = options_.AuthCommand(); !auth.empty()) setup.push_back(std::move(auth));
   if (options_.db != 0) setup.push_back({"SELECT", std::to_string(options_.db)});
   for (const auto& command : setup) {
     AppendArgv(context_, command);

@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "common/config.h"
+
 namespace katy::redis {
 namespace {
 
@@ -32,16 +34,30 @@ Options Options::ForNode(const NodeAddress& node) const {
   return copy;
 }
 
+std::vector<std::string> Options::AuthCommand() const {
+  if (password.empty()) return {};
+  if (username.empty()) return {"AUTH", password};
+  return {"AUTH", username, password};
+}
+
 Result<Options> ParseUrl(std::string_view url) {
   constexpr std::string_view kScheme = "redis://";
+  if (url.substr(0, 9) == "rediss://") {
+    // Debian 12's hiredis (0.14) has no TLS: docs/security.md says how to reach a TLS Redis.
+    return Error{ErrorCode::kConfig,
+                 "rediss:// (TLS) is not supported by this build's hiredis; reach a TLS Redis through a local "
+                 "TLS tunnel (docs/security.md, \"Redis\")"};
+  }
   if (url.substr(0, kScheme.size()) != kScheme) {
-    return Error{ErrorCode::kConfig, "Redis URL must start with redis:// (got '" + std::string(url) + "')"};
+    return Error{ErrorCode::kConfig,
+                 "Redis URL must start with redis:// (got '" + config::RedactUrlCredentials(std::string(url)) + "')"};
   }
   Options options;
   std::string_view rest = url.substr(kScheme.size());
   if (auto at = rest.rfind('@'); at != std::string_view::npos) {
     std::string_view userinfo = rest.substr(0, at);
     auto colon = userinfo.find(':');
+    if (colon != std::string_view::npos) options.username = std::string(userinfo.substr(0, colon));
     options.password = std::string(colon == std::string_view::npos ? userinfo : userinfo.substr(colon + 1));
     rest = rest.substr(at + 1);
   }

@@ -24,6 +24,7 @@ struct Options {
   // whether Redis runs as a cluster and, if so, which master serves which slot.
   std::vector<NodeAddress> seeds;
   int db = 0;
+  std::string username;  // an ACL user; empty: the default user (AUTH <password> alone)
   std::string password;
   std::chrono::milliseconds connect_timeout{500};
   // Must be longer than any BLOCK timeout used on this connection: a socket timeout that
@@ -36,10 +37,15 @@ struct Options {
 
   // These options aimed at one node (the seed list is kept for rediscovery).
   Options ForNode(const NodeAddress& node) const;
+  // The AUTH a new connection sends first ({"AUTH", user, password} for an ACL user), or an
+  // empty command when there is no password.
+  std::vector<std::string> AuthCommand() const;
 };
 
 // Parses redis://[[user]:password@]host[:port][,host[:port]...][/db]: one node, or several
-// seed nodes of a cluster. Returns ErrorCode::kConfig when malformed.
+// seed nodes of a cluster. The credentials end at the URL's last '@' and are taken as written
+// (no percent-decoding), so a password may hold '@', '/', ':' or '%'. Returns
+// ErrorCode::kConfig when malformed; no error text shows the password.
 Result<Options> ParseUrl(std::string_view url);
 
 }  // namespace katy::redis

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/config.h"
+
 namespace katy::redis {
 namespace {
 
@@ -169,6 +171,30 @@ TEST(ClusterSlotsTest, UrlsNameOneNodeOrSeveralSeeds) {
   EXPECT_EQ(ParseUrl("redis://").value().seeds, (std::vector<NodeAddress>{{"127.0.0.1", 6379}}));
   EXPECT_FALSE(ParseUrl("redis://a:7000,b:x/0").ok());
   EXPECT_FALSE(ParseUrl("http://a:1").ok());
+}
+
+// A password may hold every character a generator produces; the parser and every message
+// about the URL agree on where it ends (the last '@').
+TEST(ClusterSlotsTest, PasswordsWithUrlCharactersParseAndNeverShowInErrors) {
+  for (const std::string password : {"p/ss@w:rd%41", "a@b@c", "x/y/z", "%2F:%40"}) {
+    auto parsed = ParseUrl("redis://katy:" + password + "@db:7000/1");
+    ASSERT_TRUE(parsed.ok()) << password;
+    EXPECT_EQ(parsed->username, "katy");
+    EXPECT_EQ(parsed->password, password);
+    EXPECT_EQ(parsed->seeds, (std::vector<NodeAddress>{{"db", 7000}}));
+    EXPECT_EQ(parsed->db, 1);
+    EXPECT_EQ(parsed->AuthCommand(), (std::vector<std::string>{"AUTH", "katy", password}));
+    const std::string redacted = config::RedactUrlCredentials("redis://katy:" + password + "@db:7000/1");
+    EXPECT_EQ(redacted, "redis://[redacted]@db:7000/1");
+    auto wrong_scheme = ParseUrl("http://:" + password + "@db:7000/0");
+    ASSERT_FALSE(wrong_scheme.ok());
+    EXPECT_EQ(wrong_scheme.error().message.find(password), std::string::npos) << wrong_scheme.error().message;
+  }
+  EXPECT_EQ(ParseUrl("redis://:only@db")->AuthCommand(), (std::vector<std::string>{"AUTH", "only"}));
+  EXPECT_TRUE(ParseUrl("redis://db")->AuthCommand().empty());
+  auto tls = ParseUrl("rediss://:pw@db:6380/0");
+  ASSERT_FALSE(tls.ok());
+  EXPECT_NE(tls.error().message.find("docs/security.md"), std::string::npos);
 }
 
 }  // namespace

@@ -70,6 +70,66 @@ TEST(ConfigTest, RedactedJsonHidesSecretsAndUrlPasswords) {
   EXPECT_EQ(json.find("hunter2"), std::string::npos) << json;
   EXPECT_NE(json.find("redis://[redacted]@db:6379/0"), std::string::npos) << json;
   EXPECT_EQ(s.SecretValuesForTest(), std::vector<std::string>{"topsecret"});
+  // The characters a password generator uses: the redaction ends where the parser does.
+  for (const std::string password : {"ab/cd", "a@b", "x:y", "p%40q", "s/@:%"}) {
+    auto t =
+        Settings::Load(Specs(), {"--redis-url=redis://u:" + password + "@db:6379/0"}, Env({{"KATY_APP_SECRET", "x"}}));
+    EXPECT_EQ(t.RedactedJson().find(password), std::string::npos) << t.RedactedJson();
+    EXPECT_NE(t.RedactedJson().find("redis://[redacted]@db:6379/0"), std::string::npos) << t.RedactedJson();
+  }
+}
+
+// The examples' placeholders and short secrets refuse to start, naming the setting and never
+// echoing the value.
+TEST(ConfigTest, PlaceholderAndShortSecretsAreRefused) {
+  for (const char* placeholder : {"change-me", "CHANGE-ME", "changeme", "secret", "password"}) {
+    try {
+      CheckSecretStrength("KATY_APP_SECRET", placeholder, kMinSecretLength);
+      ADD_FAILURE() << placeholder << " was accepted";
+    } catch (const ConfigError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("KATY_APP_SECRET is a placeholder"), std::string::npos) << what;
+      EXPECT_NE(what.find("openssl rand"), std::string::npos) << what;
+    }
+  }
+  EXPECT_THROW(CheckSecretStrength("KATY_CONTROL_TOKEN", "short-token", kMinSecretLength), ConfigError);
+  EXPECT_NO_THROW(CheckSecretStrength("KATY_CONTROL_TOKEN", "a-long-enough-token", kMinSecretLength));
+  EXPECT_NO_THROW(CheckSecretStrength("KATY_CONTROL_TOKEN", "", kMinSecretLength));  // unset: the caller decides
+}
+
+// A gRPC port others can reach needs a token; loopback may go without one.
+TEST(ConfigTest, ANetworkReachableGrpcPortNeedsAToken) {
+  for (const char* host : {"0.0.0.0", "10.1.2.3", "::", "katy-sender"}) {
+    try {
+      CheckServiceToken("KATY_CONTROL_TOKEN", "", HostPort{host, 50051});
+      ADD_FAILURE() << host << " was allowed without a token";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("KATY_CONTROL_TOKEN is required"), std::string::npos) << e.what();
+    }
+  }
+  for (const char* host : {"127.0.0.1", "127.0.0.5", "::1", "localhost"}) {
+    EXPECT_NO_THROW(CheckServiceToken("KATY_CONTROL_TOKEN", "", HostPort{host, 50051})) << host;
+  }
+  EXPECT_NO_THROW(CheckServiceToken("KATY_CONTROL_TOKEN", "a-long-enough-token", HostPort{"0.0.0.0", 50051}));
+  EXPECT_THROW(CheckServiceToken("KATY_CONTROL_TOKEN", "change-me", HostPort{"127.0.0.1", 50051}), ConfigError);
+}
+
+// LoadCommonConfig applies both, and to the password in the Redis URL, which may come from a
+// file like a secret.
+TEST(ConfigTest, CommonConfigChecksTheTokenAndTheRedisPassword) {
+  auto load = [](std::map<std::string, std::string> env) {
+    return LoadCommonConfig(Settings::Load(CommonSpecs("127.0.0.1:50051", "127.0.0.1:9101"), {}, Env(env)));
+  };
+  EXPECT_NO_THROW(load({}));
+  EXPECT_THROW(load({{"KATY_GRPC_ADDR", "0.0.0.0:50051"}}), ConfigError);
+  EXPECT_NO_THROW(load({{"KATY_GRPC_ADDR", "0.0.0.0:50051"}, {"KATY_CONTROL_TOKEN", "0123456789abcdef0"}}));
+  EXPECT_THROW(load({{"KATY_REDIS_URL", "redis://:change-me@db:6379/0"}}), ConfigError);
+  EXPECT_NO_THROW(load({{"KATY_REDIS_URL", "redis://:a/b@c:d%e-0123456789@db:6379/0"}}));
+  const std::string path = ::testing::TempDir() + "/redis-url";
+  std::ofstream(path) << "redis://:from-a-file-0123456789@db:6379/0\n";
+  auto from_file = LoadCommonConfig(
+      Settings::Load(CommonSpecs("127.0.0.1:50051", "127.0.0.1:9101"), {}, Env({{"KATY_REDIS_URL_FILE", path}})));
+  EXPECT_EQ(from_file.redis_url, "redis://:from-a-file-0123456789@db:6379/0");
 }
 
 TEST(ConfigTest, ParsesAddresses) {
