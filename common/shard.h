@@ -34,7 +34,8 @@ class KeySpace {
   // katy:{s07}:owned: the shard's conversations ("<page>:<user>") whose thread a person or
   // another app has (docs/handover.md).
   std::string Owned(int shard) const;
-  // katy:{s07}:outbound:<idempotency key>: the outbound API's id for a key already used.
+  // katy:{s07}:outbound:<key>: the outbound API's id for a key already used; the key is
+  // sender::ScopedIdempotencyKey (page, recipient and the caller's key, hashed).
   std::string Outbound(int shard, std::string_view idempotency_key) const;
   std::string Lease(int shard, std::string_view role) const;
   std::string Members(std::string_view role) const;  // katy:members:<role>

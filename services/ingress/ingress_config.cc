@@ -5,6 +5,13 @@
 #include "services/ingress/webhook_server.h"
 
 namespace katy::ingress {
+namespace {
+
+// Meta's dashboard takes any string as the verify token; it only lets a caller complete the
+// GET handshake, so a shorter one is allowed than for the app secret.
+constexpr size_t kMinVerifyTokenLength = 8;
+
+}  // namespace
 
 IngressConfig LoadIngressConfig(int argc, char** argv, config::Settings* settings_out) {
   auto specs = config::CommonSpecs(std::string(defaults::kIngressGrpc), std::string(defaults::kIngressAdmin));
@@ -43,6 +50,9 @@ IngressConfig LoadIngressConfig(int argc, char** argv, config::Settings* setting
   cfg.read_timeout = std::chrono::milliseconds(settings.Int("KATY_HTTP_READ_TIMEOUT_MS", 100, 600000));
   cfg.max_connections = static_cast<size_t>(settings.Int("KATY_MAX_CONNECTIONS", 0, 10'000'000));
   cfg.max_events = static_cast<size_t>(settings.Int("KATY_MAX_EVENTS_PER_REQUEST", 1, 100'000));
+  // Whoever knows the app secret can sign webhooks; the verify token only answers the handshake.
+  config::CheckSecretStrength("KATY_APP_SECRET", cfg.app_secret, config::kMinSecretLength);
+  config::CheckSecretStrength("KATY_VERIFY_TOKEN", cfg.verify_token, kMinVerifyTokenLength);
   if (settings_out != nullptr) *settings_out = std::move(settings);
   return cfg;
 }

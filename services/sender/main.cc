@@ -82,7 +82,7 @@ int Run(int argc, char** argv) {
                                   hooks);
 
   // katy.v1.Outbound beside Control: messages no user event triggered, behind the same token.
-  sender::OutboundService outbound(keys, redis_options, cfg.common.control_token, registry, WallClockMs);
+  sender::OutboundService outbound(keys, redis_options, cfg.outbound_token, registry, WallClockMs);
 
   runtime::ServiceSpec spec;
   spec.common = cfg.common;

@@ -1,26 +1,33 @@
 #include "services/sender/outbound_service.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <variant>
 
 #include <nlohmann/json.hpp>
 
 #include "common/grpc/control_service.h"
+#include "common/hmac.h"
 #include "common/instagram_limits.h"
 #include "common/json_text.h"
 #include "common/log.h"
 #include "common/message_tags.h"
 #include "common/redis/streams.h"
+#include "services/sender/text_split.h"
 
 namespace katy::sender {
 namespace {
 
-// KEYS[1] the idempotency key's mark, KEYS[2] the shard's outbound stream (one hash tag).
+// KEYS[1] the idempotency key's mark, KEYS[2] the shard's outbound stream, KEYS[3] the mark
+// as releases before 2026-12 named it (the caller's key alone; one hash tag for all three).
 // ARGV[1] id, ARGV[2] serialized OutboundMessage, ARGV[3] mark TTL (s).
-// Returns {1, id} when queued, {0, first id} when the key was used before.
+// Returns {1, id} when queued, {0, id} when this page, recipient and key were used before. An
+// old-style mark counts only when it names this very message: it was shared by every
+// recipient on the shard, which is the bug the scoped mark fixes.
 constexpr const char* kEnqueueLua = R"lua(
 local first = redis.call('GET', KEYS[1])
 if first then return {0, first} end
+if redis.call('GET', KEYS[3]) == ARGV[1] then return {0, ARGV[1]} end
 redis.call('XADD', KEYS[2], '*', 'pb', ARGV[2])
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 return {1, ARGV[1]}
@@ -30,6 +37,22 @@ return {1, ARGV[1]}
 // within it is recognised.
 constexpr int64_t kKeyTtlS = 7LL * 24 * 3600;
 constexpr size_t kMaxKey = 200;
+// Parts one call may become: a 2,000-character Messenger part each. More is a bulk mailing,
+// which the outbound API is not for.
+constexpr size_t kMaxParts = 10;
+constexpr size_t kMaxIdLength = 64;
+
+bool AllDigits(const std::string& text) {
+  return !text.empty() && text.size() <= kMaxIdLength &&
+         std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// A recipient id goes into Redis keys and the message id ("api:<page>:<recipient>:<key>"):
+// printable, without the separator, bounded.
+bool IsRecipientId(const std::string& text) {
+  return !text.empty() && text.size() <= kMaxIdLength &&
+         std::all_of(text.begin(), text.end(), [](char c) { return c > ' ' && c < 0x7f && c != ':' && c != '/'; });
+}
 
 // The Send API `message` of the request, or why there is none.
 std::variant<std::string, std::string> MessageOf(const katy::v1::OutboundSendRequest& request) {
@@ -37,8 +60,13 @@ std::variant<std::string, std::string> MessageOf(const katy::v1::OutboundSendReq
   if (request.text().empty() == request.message_json().empty()) {
     return Either(std::in_place_index<1>, "give either text or message_json");
   }
-  if (!request.text().empty())
+  if (!request.text().empty()) {
+    if (SplitMessageText(request.text(), request.platform() == "instagram").size() > kMaxParts) {
+      return Either(std::in_place_index<1>, "text is longer than " + std::to_string(kMaxParts) +
+                                                " messages of Meta's size; send less per call");
+    }
     return Either(std::in_place_index<0>, ToJsonText(nlohmann::json{{"text", request.text()}}));
+  }
   auto message = nlohmann::json::parse(request.message_json(), nullptr, false);
   if (!message.is_object() || (!message.contains("text") && !message.contains("attachment"))) {
     return Either(std::in_place_index<1>, "message_json must be a Send API message object with text or attachment");
@@ -60,6 +88,10 @@ OutboundCheck CheckOutbound(const katy::v1::OutboundSendRequest& request, int64_
   };
   if (request.page_id().empty() || request.recipient_id().empty())
     return refuse("page_id and recipient_id are required", true);
+  if (!AllDigits(request.page_id())) return refuse("page_id must be a page's or account's numeric id", true);
+  if (!IsRecipientId(request.recipient_id())) {
+    return refuse("recipient_id must be a page-scoped id (printable, no ':' or '/', at most 64 characters)", true);
+  }
   if (request.idempotency_key().empty() || request.idempotency_key().size() > kMaxKey) {
     return refuse("an idempotency_key of 1 to 200 characters is required", true);
   }
@@ -83,6 +115,10 @@ OutboundCheck CheckOutbound(const katy::v1::OutboundSendRequest& request, int64_
   out.set_created_at_ms(now_ms);
   out.set_user_last_message_ms(last_user_ms);
   return check;
+}
+
+std::string ScopedIdempotencyKey(const std::string& page, const std::string& recipient, const std::string& key) {
+  return Sha256Hex(page + "\n" + recipient + "\n" + key);
 }
 
 std::pair<std::string, std::string> ConversationOfOutboundId(const std::string& id) {
@@ -120,7 +156,10 @@ grpc::Status OutboundService::Send(grpc::ServerContext* context, const katy::v1:
     return {check.invalid_argument ? grpc::StatusCode::INVALID_ARGUMENT : grpc::StatusCode::FAILED_PRECONDITION,
             check.refusal};
   }
-  auto queued = enqueue_.Run(*client, {keys_.Outbound(shard, request->idempotency_key()), keys_.OutStream(shard)},
+  auto queued = enqueue_.Run(*client,
+                             {keys_.Outbound(shard, ScopedIdempotencyKey(request->page_id(), request->recipient_id(),
+                                                                         request->idempotency_key())),
+                              keys_.OutStream(shard), keys_.Outbound(shard, request->idempotency_key())},
                              {check.message.id(), check.message.SerializeAsString(), std::to_string(kKeyTtlS)});
   if (!queued) return grpcsvc::ToGrpc(queued.error());
   if (queued->elements.size() != 2) return {grpc::StatusCode::INTERNAL, "unexpected answer from the enqueue script"};
@@ -142,7 +181,8 @@ grpc::Status OutboundService::GetMessage(grpc::ServerContext* context,
   const std::string key = request->id().substr(4 + page.size() + 1 + recipient.size() + 1);
   response->set_id(request->id());
   auto client = pool_.Acquire();
-  auto marks = client->Pipeline({{"GET", keys_.Sent(shard, request->id())}, {"GET", keys_.Outbound(shard, key)}});
+  auto marks = client->Pipeline({{"GET", keys_.Sent(shard, request->id())},
+                                 {"GET", keys_.Outbound(shard, ScopedIdempotencyKey(page, recipient, key))}});
   if (!marks) return grpcsvc::ToGrpc(marks.error());
   if (!(*marks)[0].IsNil()) {
     response->set_state("sent");

@@ -24,11 +24,16 @@ struct OutboundCheck {
 // "api:<page>:<recipient>:<idempotency key>".
 OutboundCheck CheckOutbound(const katy::v1::OutboundSendRequest& request, int64_t last_user_ms, int64_t now_ms);
 
+// The name of an idempotency key's mark: SHA-256 of page, recipient and the caller's key, so
+// two callers' "order-1" for two people are two keys, and the mark's name is fixed-size. Pure.
+std::string ScopedIdempotencyKey(const std::string& page, const std::string& recipient, const std::string& key);
+
 // The page and recipient in an outbound id (empty when it is not one). Pure.
 std::pair<std::string, std::string> ConversationOfOutboundId(const std::string& id);
 
-// katy.v1.Outbound (outbound.proto) on the sender's gRPC port, behind the control token. Send
-// queues onto the recipient's shard's outbound stream and remembers the idempotency key in one
+// katy.v1.Outbound (outbound.proto) on the sender's gRPC port, behind its own token
+// (KATY_OUTBOUND_TOKEN: integrations, not operators). Send queues onto the recipient's shard's
+// outbound stream and remembers the idempotency key, scoped to page and recipient, in one
 // script, so a retried call queues nothing more; the sender then handles the message like a
 // reply (order per recipient, rate limits, retries, dead letters, the windows again at send
 // time). GetMessage reads the delivered mark, the shard's dead letters, or the key. Thread-safe.

@@ -17,6 +17,10 @@ SenderConfig LoadSenderConfig(int argc, char** argv, config::Settings* settings_
           {"KATY_PAGE_TOKEN", "", "Page access token used for every page without its own", false, true},
           {"KATY_PAGE_TOKENS_FILE", "", R"(JSON file {"<page id>": "<token>"} for several pages)"},
           {"KATY_APP_SECRET", "", "Meta app secret, for appsecret_proof", false, true},
+          {"KATY_OUTBOUND_TOKEN", "",
+           "Bearer token of katy.v1.Outbound (integrations sending as the page); required unless KATY_GRPC_ADDR is "
+           "loopback, and different from KATY_CONTROL_TOKEN",
+           false, true},
           {"KATY_APPSECRET_PROOF", "0", "Send appsecret_proof (needs KATY_APP_SECRET)"},
           {"KATY_PAGE_RATE", "250", "Messages per second per page, all sender instances together (Meta allows 300)"},
           {"KATY_MEDIA_RATE", "10", "Audio/video messages per second per page (Meta allows 10)"},
@@ -39,6 +43,7 @@ SenderConfig LoadSenderConfig(int argc, char** argv, config::Settings* settings_
   cfg.page_token = settings.String("KATY_PAGE_TOKEN");
   cfg.page_tokens_file = settings.String("KATY_PAGE_TOKENS_FILE");
   cfg.app_secret = settings.String("KATY_APP_SECRET");
+  cfg.outbound_token = settings.String("KATY_OUTBOUND_TOKEN");
   cfg.appsecret_proof = settings.Bool("KATY_APPSECRET_PROOF");
   cfg.page_rate = settings.Double("KATY_PAGE_RATE", 0.01, 100000);
   cfg.media_rate = settings.Double("KATY_MEDIA_RATE", 0.01, 100000);
@@ -55,6 +60,14 @@ SenderConfig LoadSenderConfig(int argc, char** argv, config::Settings* settings_
     }
     if (cfg.appsecret_proof && cfg.app_secret.empty()) {
       throw config::ConfigError("KATY_APPSECRET_PROOF=1 needs KATY_APP_SECRET");
+    }
+    config::CheckSecretStrength("KATY_APP_SECRET", cfg.app_secret, config::kMinSecretLength);
+    config::CheckServiceToken("KATY_OUTBOUND_TOKEN", cfg.outbound_token, cfg.common.grpc_addr);
+    // One credential for both would give every integration the operators' powers.
+    if (!cfg.outbound_token.empty() && cfg.outbound_token == cfg.common.control_token) {
+      throw config::ConfigError(
+          "KATY_OUTBOUND_TOKEN must differ from KATY_CONTROL_TOKEN: integrations that send "
+          "as the page must not be able to drain services or read conversations");
     }
   }
   if (settings_out != nullptr) *settings_out = std::move(settings);

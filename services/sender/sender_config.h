@@ -17,6 +17,7 @@ struct SenderConfig {
   std::string page_token;                    // KATY_PAGE_TOKEN (secret): token for every page
   std::string page_tokens_file;              // KATY_PAGE_TOKENS_FILE: JSON {page id: token}
   std::string app_secret;                    // KATY_APP_SECRET (secret): for appsecret_proof
+  std::string outbound_token;                // KATY_OUTBOUND_TOKEN (secret): katy.v1.Outbound's bearer token
   bool appsecret_proof = false;              // KATY_APPSECRET_PROOF: send appsecret_proof
   double page_rate = 0;                      // KATY_PAGE_RATE: messages/s per page, all senders together
   double media_rate = 0;                     // KATY_MEDIA_RATE: audio/video messages/s per page

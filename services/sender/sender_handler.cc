@@ -26,7 +26,6 @@ void LogIfFailed(const Result<T>& result, std::string_view what) {
   if (!result) g_redis_warnings.Write(log::Level::kWarn, what, {{"error", result.error().message}});
 }
 
-constexpr size_t kMaxTextChars = 2000;  // Meta: under 2000, so parts of at most 1999
 constexpr std::chrono::milliseconds kPausedRecheck{1000};
 constexpr int64_t kInFlightMarkMs = 3600 * 1000;
 
@@ -385,8 +384,7 @@ std::optional<PlannedParts> PlanParts(const katy::v1::OutboundMessage& message) 
   plan.media = IsMedia(content);
   const bool instagram = message.platform() == "instagram";
   if (content.contains("text") && content["text"].is_string()) {
-    auto parts =
-        SplitText(content["text"].get<std::string>(), kMaxTextChars - 1, instagram ? kInstagramMaxTextBytes : SIZE_MAX);
+    auto parts = SplitMessageText(content["text"].get<std::string>(), instagram);
     for (size_t i = 0; i < parts.size(); ++i) {
       nlohmann::json part = content;
       part["text"] = parts[i];

@@ -1,5 +1,7 @@
 #include "services/sender/text_split.h"
 
+#include "common/instagram_limits.h"
+
 namespace katy::sender {
 
 std::vector<std::string> SplitText(std::string_view text, size_t max_chars, size_t max_bytes) {
@@ -28,6 +30,11 @@ std::vector<std::string> SplitText(std::string_view text, size_t max_chars, size
     }
   }
   return parts;
+}
+
+std::vector<std::string> SplitMessageText(std::string_view text, bool instagram) {
+  constexpr size_t kMaxTextChars = 2000;  // Meta: under 2000, so parts of at most 1999
+  return SplitText(text, kMaxTextChars - 1, instagram ? kInstagramMaxTextBytes : SIZE_MAX);
 }
 
 }  // namespace katy::sender

@@ -13,4 +13,8 @@ namespace katy::sender {
 // Text that fits comes back as one part. Pure.
 std::vector<std::string> SplitText(std::string_view text, size_t max_chars, size_t max_bytes = SIZE_MAX);
 
+// The parts a message's text is sent as: under Meta's 2,000 characters each for Messenger,
+// 1,000 bytes each for Instagram. Pure.
+std::vector<std::string> SplitMessageText(std::string_view text, bool instagram);
+
 }  // namespace katy::sender

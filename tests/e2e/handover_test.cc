@@ -248,5 +248,36 @@ TEST_F(HandoverTest, OutboundSendsOnceInOrderAndRefusesWhatMetaWould) {
   EXPECT_EQ(stack_->MetricSum("sender", "katy_outbound_requests_total", "result=\"refused\""), 2);
 }
 
+// Two integrations that both use "order-1", for two people on the same shard: both people get
+// their message (the key is scoped to page and recipient), and neither caller is told the
+// other's message id. Before the scope, the second was dropped as a duplicate.
+TEST_F(HandoverTest, OutboundKeysAreScopedToTheirRecipient) {
+  Start("0");
+  const std::string first = "k1";
+  std::string second;
+  for (int i = 0; second.empty(); ++i) {
+    const std::string candidate = "k" + std::to_string(i + 2);
+    if (ShardOf(kPage, candidate, 16) == ShardOf(kPage, first, 16)) second = candidate;
+  }
+  for (const auto& psid : {first, second}) {
+    Say(psid, "hello");
+    ASSERT_TRUE(WaitForBotTexts(psid, 1)) << "logs in " << stack_->dir();
+  }
+  auto to_first = Katyctl("sender", std::string("send ") + kPage + " " + first + " \"for the first\" --key order-1");
+  ASSERT_EQ(to_first.status, 0) << to_first.output;
+  auto to_second = Katyctl("sender", std::string("send ") + kPage + " " + second + " \"for the second\" --key order-1");
+  ASSERT_EQ(to_second.status, 0) << to_second.output;
+  EXPECT_EQ(to_second.output.find("already queued"), std::string::npos) << to_second.output;
+  EXPECT_EQ(to_second.output.find(first), std::string::npos) << to_second.output;
+  ASSERT_TRUE(testing::WaitFor([&] { return AllTexts(first).size() >= 2 && AllTexts(second).size() >= 2; },
+                               std::chrono::seconds(10)));
+  EXPECT_EQ(AllTexts(first), (std::vector<std::string>{"bot: hello", "for the first"}));
+  EXPECT_EQ(AllTexts(second), (std::vector<std::string>{"bot: hello", "for the second"}));
+  // A page id that would walk the Graph path is refused before anything is queued.
+  auto walk = Katyctl("sender", "send 1045/../4242 " + first + " \"hi\" --key walk-1");
+  EXPECT_EQ(walk.status, 1);
+  EXPECT_NE(walk.output.find("page_id must be"), std::string::npos) << walk.output;
+}
+
 }  // namespace
 }  // namespace katy

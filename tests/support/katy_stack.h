@@ -52,7 +52,7 @@ class KatyStack {
   // `label` (say `outcome="wait"`; empty: every sample); 0 when absent.
   double MetricSum(const std::string& process_name, const std::string& metric, const std::string& label = "") const;
 
-  static constexpr const char* kAppSecret = "e2e-app-secret";
+  static constexpr const char* kAppSecret = "e2e-app-secret-5d81c2";
   static constexpr const char* kPageToken = "e2e-page-token";
   static constexpr const char* kVerifyToken = "e2e-verify-token";
 

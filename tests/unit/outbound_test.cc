@@ -62,6 +62,41 @@ TEST(OutboundCheckTest, QueuesWhatMayGoAndRefusesTheRest) {
   EXPECT_NE(sender::CheckOutbound(request, kNow, kNow).refusal.find("'receipt'"), std::string::npos);
 }
 
+// Ids go into Graph paths and Redis keys; text into at most ten of Meta's messages.
+TEST(OutboundCheckTest, RefusesIdsThatAreNotIdsAndTextBeyondTenMessages) {
+  katy::v1::OutboundSendRequest request;
+  request.set_recipient_id("u1");
+  request.set_text("hi");
+  request.set_idempotency_key("k");
+  for (const char* page : {"1045/../4242", "1045:9", "abc", "", "1045 "}) {
+    request.set_page_id(page);
+    auto check = sender::CheckOutbound(request, kNow, kNow);
+    EXPECT_TRUE(check.invalid_argument) << page;
+  }
+  request.set_page_id("1045");
+  for (const char* recipient : {"u:1", "a/b", "u 1"}) {
+    request.set_recipient_id(recipient);
+    EXPECT_TRUE(sender::CheckOutbound(request, kNow, kNow).invalid_argument) << recipient;
+  }
+  request.set_recipient_id("u1");
+  request.set_text(std::string(10 * 1999, 'a'));
+  EXPECT_TRUE(sender::CheckOutbound(request, kNow, kNow).refusal.empty());
+  request.set_text(std::string(10 * 1999 + 1, 'a'));
+  auto long_text = sender::CheckOutbound(request, kNow, kNow);
+  EXPECT_TRUE(long_text.invalid_argument);
+  EXPECT_NE(long_text.refusal.find("10 messages"), std::string::npos) << long_text.refusal;
+}
+
+TEST(OutboundCheckTest, IdempotencyKeysAreScopedToPageAndRecipient) {
+  const std::string mine = sender::ScopedIdempotencyKey("1045", "u1", "order-1");
+  EXPECT_EQ(mine, sender::ScopedIdempotencyKey("1045", "u1", "order-1"));
+  EXPECT_NE(mine, sender::ScopedIdempotencyKey("1045", "u2", "order-1"));
+  EXPECT_NE(mine, sender::ScopedIdempotencyKey("1046", "u1", "order-1"));
+  // The separator keeps "1", "04" from meeting "10", "4".
+  EXPECT_NE(sender::ScopedIdempotencyKey("1", "04", "k"), sender::ScopedIdempotencyKey("10", "4", "k"));
+  EXPECT_EQ(mine.size(), 64u);
+}
+
 // A handover is a thread-control call on the page, with the same recipient.
 TEST(OutboundCheckTest, ThreadControlCallsAreBuiltLikeMeta) {
   katy::v1::OutboundMessage pass;

@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -20,7 +22,8 @@ namespace {
 
 struct Options {
   std::string addr;
-  std::string token;
+  std::string token;  // --token or --token-file; else the command's token setting
+  std::string token_file;
   bool json = false;
   bool all = false;
   bool dry_run = false;
@@ -41,6 +44,29 @@ std::string DefaultAddress(const std::string& command) {
   }
   if (command == "rules" || command == "conv") return std::string(defaults::kResponderGrpc);
   return std::string(defaults::kIngressGrpc);
+}
+
+// The commands served by katy.v1.Outbound, which takes the integrations' token.
+bool IsOutboundCommand(const std::string& command) { return command == "send" || command == "message"; }
+
+// The first line of `path` (a token file as Kubernetes or compose mounts it), or an error.
+std::optional<std::string> ReadTokenFile(const std::string& path) {
+  std::ifstream in(path);
+  std::string token;
+  if (!in || !std::getline(in, token)) return std::nullopt;
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  return token;
+}
+
+// The token a command presents when neither --token nor --token-file is given: the operators'
+// KATY_CONTROL_TOKEN, or KATY_OUTBOUND_TOKEN for send and message (each also as NAME_FILE).
+std::optional<std::string> TokenFromEnvironment(const std::string& command) {
+  const std::string name = IsOutboundCommand(command) ? "KATY_OUTBOUND_TOKEN" : "KATY_CONTROL_TOKEN";
+  if (const char* token = std::getenv(name.c_str()); token != nullptr && *token != '\0') return token;
+  if (const char* file = std::getenv((name + "_FILE").c_str()); file != nullptr && *file != '\0') {
+    return ReadTokenFile(file);
+  }
+  return "";
 }
 
 // A key no other call has: the time and a random number.
@@ -77,8 +103,10 @@ class Session {
       err_ << "katyctl: cannot reach a Katy service at " << options_.addr
            << " (is it running? see --addr): " << status.error_message() << "\n";
     } else if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
-      err_ << "katyctl: " << options_.addr << " refused the call: give the control token with --token "
-           << "(or KATY_CONTROL_TOKEN)\n";
+      const bool outbound = !options_.words.empty() && IsOutboundCommand(options_.words[0]);
+      err_ << "katyctl: " << options_.addr << " refused the call: give the "
+           << (outbound ? "outbound token with --token or --token-file (or KATY_OUTBOUND_TOKEN[_FILE])\n"
+                        : "control token with --token or --token-file (or KATY_CONTROL_TOKEN[_FILE])\n");
     } else {
       err_ << "katyctl: " << status.error_message() << "\n";
     }
@@ -349,7 +377,7 @@ std::string Usage() {
                                 " (status, top,\nhealth, dlq, drain), responder " +
                                 std::string(defaults::kResponderGrpc) + " (rules, conv), sender " +
                                 std::string(defaults::kSenderGrpc) + " (pause, resume,\nrate, send, message)";
-  return R"(usage: katyctl [--addr HOST:PORT] [--token TOKEN] [--json] COMMAND
+  return R"(usage: katyctl [--addr HOST:PORT] [--token TOKEN | --token-file FILE] [--json] COMMAND
 
   status [--all]              streams, pending, lag, dead letters, shard owners, pages
   top [--interval S] [--count N]   status refreshed, with rates (Ctrl-C to stop)
@@ -383,13 +411,15 @@ KATY_PAGE_TOKENS_FILE, KATY_APP_SECRET, as for the sender; PAGE may be left out 
   subscriptions fix [PAGE]    subscribe the app to the missing ones
 
 --addr defaults to the service the command is for: )" +
-         addresses + R"(; KATY_CTL_ADDR overrides. --token defaults to KATY_CONTROL_TOKEN.
+         addresses + R"(; KATY_CTL_ADDR overrides. The token defaults to KATY_CONTROL_TOKEN (or
+KATY_CONTROL_TOKEN_FILE), and for send and message, which the integrations' katy.v1.Outbound
+serves, to KATY_OUTBOUND_TOKEN (or KATY_OUTBOUND_TOKEN_FILE).
 )";
 }
 
 int RunKatyctl(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   Options options;
-  if (const char* token = std::getenv("KATY_CONTROL_TOKEN")) options.token = token;
+  bool token_given = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     auto value = [&](const char* name) -> std::string {
@@ -404,6 +434,13 @@ int RunKatyctl(const std::vector<std::string>& args, std::ostream& out, std::ost
         options.addr = value("--addr");
       } else if (arg == "--token") {
         options.token = value("--token");
+        token_given = true;
+      } else if (arg == "--token-file") {
+        const std::string path = value("--token-file");
+        auto token = ReadTokenFile(path);
+        if (!token) throw std::invalid_argument("cannot read " + path);
+        options.token = *token;
+        token_given = true;
       } else if (arg == "--json") {
         options.json = true;
       } else if (arg == "--dry-run") {
@@ -442,6 +479,15 @@ int RunKatyctl(const std::vector<std::string>& args, std::ostream& out, std::ost
   // Page setup talks to the Graph API, not to a Katy service.
   if (command == "profile" || command == "subscriptions") return RunPageSetup(options.words, options.dry_run, out, err);
   if (options.addr.empty()) options.addr = DefaultAddress(command);
+  if (!token_given) {
+    auto token = TokenFromEnvironment(command);
+    if (!token) {
+      err << "katyctl: cannot read the token file named by "
+          << (IsOutboundCommand(command) ? "KATY_OUTBOUND" : "KATY_CONTROL") << "_TOKEN_FILE\n";
+      return 2;
+    }
+    options.token = *token;
+  }
   Session session(options, out, err);
   if (command == "status") return session.Status();
   if (command == "top") return session.Top();
