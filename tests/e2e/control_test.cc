@@ -5,12 +5,15 @@
 
 #include <csignal>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "common/http/http_client.h"
 #include "common/redis/redis_client.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "katy/v1/control.grpc.pb.h"
+#include "katy/v1/outbound.grpc.pb.h"
 #include "tests/support/katy_stack.h"
 
 namespace katy {
@@ -104,6 +107,95 @@ TEST(ControlTest, ControlTokenIsRequiredWhenSetAndHealthStaysOpen) {
     EXPECT_EQ(Katyctl(stack, service, "--token wrong status").status, 1) << service;
     EXPECT_EQ(Katyctl(stack, service, "--token ctl-secret-token-1 status").status, 0) << service;
     EXPECT_EQ(Katyctl(stack, service, "health").status, 0) << service;  // no token needed
+  }
+}
+
+// One RPC of katy.v1.Control or katy.v1.Outbound, called with a given bearer token (none when
+// empty); returns its status code.
+using RpcCall = std::function<grpc::StatusCode(const std::string& address, const std::string& token)>;
+
+template <typename Stub, typename Request, typename Response>
+RpcCall Rpc(grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*)) {
+  return [method](const std::string& address, const std::string& token) {
+    auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+    Stub stub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+    Request request;
+    Response response;
+    return (stub.*method)(&context, request, &response).error_code();
+  };
+}
+
+// Every Control RPC on every service, and both Outbound RPCs, refuse a call without a token
+// and one with the other API's token; the right token is let through (Drain only refused:
+// letting it through would stop the service).
+TEST(ControlTest, EveryRpcNeedsItsOwnApisToken) {
+  constexpr const char* kControl = "control-token-0c1f2e3d";
+  constexpr const char* kOutbound = "outbound-token-9a8b7c6d";
+  testing::KatyStack stack({kRules, {{"KATY_CONTROL_TOKEN", kControl}, {"KATY_OUTBOUND_TOKEN", kOutbound}}});
+  ASSERT_TRUE(stack.ready());
+  using Control = katy::v1::Control::Stub;
+  using Outbound = katy::v1::Outbound::Stub;
+  const std::map<std::string, RpcCall> control = {
+      {"GetStatus", Rpc(&Control::GetStatus)},
+      {"Pause", Rpc(&Control::Pause)},
+      {"Resume", Rpc(&Control::Resume)},
+      {"SetRateLimit", Rpc(&Control::SetRateLimit)},
+      {"ListDeadLetters", Rpc(&Control::ListDeadLetters)},
+      {"ReplayDeadLetters", Rpc(&Control::ReplayDeadLetters)},
+      {"ReloadRules", Rpc(&Control::ReloadRules)},
+      {"Drain", Rpc(&Control::Drain)},
+      {"GetConversation", Rpc(&Control::GetConversation)},
+      {"SetConversationOwner", Rpc(&Control::SetConversationOwner)},
+  };
+  const std::map<std::string, RpcCall> outbound = {{"Send", Rpc(&Outbound::Send)},
+                                                   {"GetMessage", Rpc(&Outbound::GetMessage)}};
+  auto check = [](const std::string& address, const std::map<std::string, RpcCall>& rpcs, const std::string& right,
+                  const std::string& other) {
+    for (const auto& [name, call] : rpcs) {
+      for (const std::string& token : {std::string(), other, right + "x"}) {
+        EXPECT_EQ(call(address, token), grpc::StatusCode::UNAUTHENTICATED)
+            << address << " " << name << " with '" << token << "'";
+      }
+      if (name != "Drain") {
+        EXPECT_NE(call(address, right), grpc::StatusCode::UNAUTHENTICATED) << address << " " << name;
+      }
+    }
+  };
+  for (const char* service : kServices) check(stack.GrpcAddress(service), control, kControl, kOutbound);
+  check(stack.GrpcAddress("sender"), outbound, kOutbound, kControl);
+}
+
+// A service whose gRPC port others can reach refuses to start without a token, and every
+// service refuses the examples' placeholder secrets, naming the setting.
+TEST(ControlTest, ServicesRefuseToStartOpenOrWithAPlaceholderSecret) {
+  const std::string redis = "KATY_REDIS_URL=redis://127.0.0.1:1/0 ";
+  const std::string ingress = "KATY_APP_SECRET=a-real-looking-app-secret KATY_VERIFY_TOKEN=verify-me-123 ";
+  const std::string sender = "KATY_PAGE_TOKEN=page-token ";
+  struct Case {
+    std::string env;
+    std::string binary;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {ingress + "KATY_GRPC_ADDR=0.0.0.0:0", "katy-ingress", "KATY_CONTROL_TOKEN is required"},
+      {"KATY_GRPC_ADDR=0.0.0.0:0", "katy-responder", "KATY_CONTROL_TOKEN is required"},
+      {sender + "KATY_GRPC_ADDR=0.0.0.0:0 KATY_CONTROL_TOKEN=control-token-0123", "katy-sender",
+       "KATY_OUTBOUND_TOKEN is required"},
+      {sender + "KATY_CONTROL_TOKEN=same-token-01234567 KATY_OUTBOUND_TOKEN=same-token-01234567", "katy-sender",
+       "must differ"},
+      {"KATY_APP_SECRET=change-me KATY_VERIFY_TOKEN=verify-me-123", "katy-ingress", "KATY_APP_SECRET is a placeholder"},
+      {"KATY_APP_SECRET=a-real-looking-app-secret KATY_VERIFY_TOKEN=change-me", "katy-ingress",
+       "KATY_VERIFY_TOKEN is a placeholder"},
+      {"KATY_CONTROL_TOKEN=change-me", "katy-responder", "KATY_CONTROL_TOKEN is a placeholder"},
+      {sender + "KATY_APP_SECRET=change-me", "katy-sender", "KATY_APP_SECRET is a placeholder"},
+  };
+  for (const auto& c : cases) {
+    auto run = testing::RunCommand("env -i " + redis + c.env + " " + testing::BinaryPath(c.binary));
+    EXPECT_EQ(run.status, 2) << c.binary << " " << c.env << ": " << run.output;
+    EXPECT_NE(run.output.find(c.says), std::string::npos) << c.binary << " " << c.env << ": " << run.output;
   }
 }
 
