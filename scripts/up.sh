@@ -126,7 +126,7 @@ if [[ -n "$emulator" ]]; then
   katyctl    $bin/katyctl status    (queues, shard owners, pages; katyctl --help)
 
 Talk to the bot as a user, from the command line:
-  curl -s -X POST $emulator/_emulator/say -d '{"page":"1045","psid":"42","text":"hello"}'
+  curl -s -X POST $emulator/_emulator/say -H 'Content-Type: application/json' -d '{"page":"1045","psid":"42","text":"hello"}'
 Read the bot's replies to that user:
   curl -s '$emulator/_emulator/messages?psid=42'
 MSG

@@ -1,5 +1,7 @@
 #include "common/http/http_client.h"
 
+#include <strings.h>
+
 #include <curl/curl.h>
 
 #include <algorithm>
@@ -68,7 +70,13 @@ Result<Response> Client::Request(const std::string& method, const std::string& u
   curl_easy_reset(curl);  // keeps the connection cache: the next call to the host reuses it
   Response response;
   curl_slist* header_list = nullptr;
-  for (const auto& header : headers) header_list = curl_slist_append(header_list, header.c_str());
+  bool typed = false;
+  for (const auto& header : headers) {
+    header_list = curl_slist_append(header_list, header.c_str());
+    typed = typed || strncasecmp(header.c_str(), "content-type:", 13) == 0;
+  }
+  // Every body Katy sends is JSON; libcurl would call it a form.
+  if (!body.empty() && !typed) header_list = curl_slist_append(header_list, "Content-Type: application/json");
   // An empty "Expect:" stops libcurl waiting for "100 Continue" before larger bodies.
   header_list = curl_slist_append(header_list, "Expect:");
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());

@@ -31,6 +31,7 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   Result<Response> Get(const std::string& url, const std::vector<std::string>& headers = {});
+  // A body goes as Content-Type: application/json unless `headers` name another type.
   Result<Response> Post(const std::string& url, const std::string& body, const std::vector<std::string>& headers = {});
   Result<Response> Request(const std::string& method, const std::string& url, const std::string& body,
                            const std::vector<std::string>& headers);

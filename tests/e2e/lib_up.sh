@@ -59,7 +59,7 @@ stop_up() {
 # whatever was said ("I don't understand \"hello\"").
 say_hello_and_expect_the_greeting() {
   local say read_replies replies=""
-  say=$(grep -o "curl -s -X POST .*/_emulator/say -d .*" "$up_out")
+  say=$(grep -o "curl -s -X POST .*/_emulator/say -H .* -d .*" "$up_out")
   read_replies=$(grep -o "curl -s '.*/_emulator/messages?psid=42'" "$up_out")
   [[ -n "$say" && -n "$read_replies" ]] || fail "up.sh did not print the say and read commands"
   eval "$say" >/dev/null || fail "the printed say command failed"

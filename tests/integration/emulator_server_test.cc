@@ -65,6 +65,29 @@ TEST_F(EmulatorServerTest, SendApiTakesFormBodiesAndAnswersWithUsageHeaders) {
   EXPECT_EQ(business["call_count"], 100);
 }
 
+// A web page in the operator's browser cannot make the emulator sign webhooks: a text/plain
+// POST (which needs no preflight) and any call from a foreign Origin are refused and change
+// nothing; the chat page's own calls (JSON, its own origin) still work.
+TEST_F(EmulatorServerTest, CrossSiteCallsAreRefusedAndChangeNothing) {
+  const std::string root = base_.substr(0, base_.size() - 6);
+  const std::string faults = R"({"fail_next":3,"error":{"code":2,"http_status":500}})";
+  auto plain = http_.Post(root + "/_emulator/faults", faults, {"Content-Type: text/plain"});
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->status, 403) << plain->body;
+  auto foreign =
+      http_.Post(root + "/_emulator/faults", faults, {"Content-Type: application/json", "Origin: http://evil.example"});
+  ASSERT_TRUE(foreign.ok());
+  EXPECT_EQ(foreign->status, 403) << foreign->body;
+  auto inbox = http_.Post(root + "/_emulator/inbox/take", R"({"page":"1045","psid":"42"})",
+                          {"Content-Type: text/plain", "Origin: http://evil.example"});
+  EXPECT_EQ(inbox->status, 403);
+  EXPECT_EQ(nlohmann::json::parse(http_.Get(root + "/_emulator/faults")->body).value("fail_next", 0), 0);
+  const std::string own = "Origin: http://127.0.0.1:" + std::to_string(server_->port());
+  auto same = http_.Post(root + "/_emulator/faults", faults, {"Content-Type: application/json", own});
+  EXPECT_EQ(same->status, 200) << same->body;
+  EXPECT_EQ(nlohmann::json::parse(http_.Get(root + "/_emulator/faults")->body).value("fail_next", 0), 3);
+}
+
 TEST_F(EmulatorServerTest, MessengerProfileRoundTrip) {
   const std::string url = base_ + "/me/messenger_profile?access_token=t";
   auto set =

@@ -25,8 +25,25 @@ std::vector<config::SettingSpec> EmulatorSpecs() {
        "The Instagram account id the chat page talks to when switched to Instagram"},
       {"KATY_EMULATOR_METRICS_URLS", std::string(defaults::kQueueMetricsUrls),
        "Comma-separated /metrics URLs of the services, for the chat page's queue panel"},
+      {"KATY_GRAPH_URL", "",
+       "Read only to refuse to start when it names Meta's Graph API: that environment is a real page's, and its app "
+       "secret must not sign emulated webhooks"},
       config::LogLevelSpec(),
   };
+}
+
+// True when `url` is Meta's own Graph API (graph.facebook.com, graph.instagram.com and their
+// regional or beta hosts).
+bool IsMetaGraphUrl(const std::string& url) {
+  for (const char* host : {"facebook.com", "instagram.com"}) {
+    const auto at = url.find(host);
+    if (at != std::string::npos &&
+        (at + std::string(host).size() == url.size() || url[at + std::string(host).size()] == '/' ||
+         url[at + std::string(host).size()] == ':')) {
+      return true;
+    }
+  }
+  return false;
 }
 
 std::vector<std::string> SplitCommas(const std::string& text) {
@@ -45,6 +62,13 @@ EmulatorOptions LoadEmulatorOptions(int argc, char** argv, config::Settings* set
   EmulatorOptions options;
   options.address = settings.Address("KATY_EMULATOR_ADDR");
   options.app_secret = settings.String("KATY_APP_SECRET");
+  if (IsMetaGraphUrl(settings.String("KATY_GRAPH_URL"))) {
+    throw config::ConfigError(
+        "KATY_GRAPH_URL names Meta's Graph API: this is a real page's environment, and the "
+        "emulator would sign webhooks with its app secret. Run the emulator with its own "
+        "settings (scripts/up.sh or docker-compose without KATY_ENV_FILE)");
+  }
+  config::CheckSecretStrength("KATY_APP_SECRET", options.app_secret, config::kMinSecretLength);
   options.ingress_url = settings.String("KATY_INGRESS_URL");
   options.page_token = settings.String("KATY_EMULATOR_PAGE_TOKEN");
   options.faults_json = settings.String("KATY_EMULATOR_FAULTS");

@@ -90,6 +90,30 @@ bool ClientGone(Http::ResponseWriter& response) {
   return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
+// Why a call that changes the emulator's state is refused, or "" to serve it. The emulator
+// signs webhooks with the app secret, so a web page in the operator's browser must not be able
+// to drive it: a cross-site page can POST text/plain without asking first, but not
+// application/json (that needs a CORS preflight, which the emulator never grants), and a
+// browser names the page's origin, which must be the emulator's own.
+std::string CrossSiteRefusal(const Http::Request& request) {
+  const auto method = request.method();
+  if (request.resource().rfind("/_emulator/", 0) != 0 || method == Http::Method::Get || method == Http::Method::Head) {
+    return "";
+  }
+  // POST is the one state-changing method a cross-site page may send without a preflight.
+  auto type = request.headers().tryGet<Http::Header::ContentType>();
+  if (method == Http::Method::Post && (!type || type->mime() != MIME(Application, Json))) {
+    return "the body must be sent as Content-Type: application/json";
+  }
+  auto origin = request.headers().tryGetRaw("Origin");
+  if (!origin) return "";  // not a browser, or a same-origin GET-like request
+  auto host = request.headers().tryGet<Http::Header::Host>();
+  const std::string own = host ? "http://" + host->host() + ":" + host->port().toString() : "";
+  const std::string own_default_port = host ? "http://" + host->host() : "";
+  if (origin->value() == own || (host && host->port() == 80 && origin->value() == own_default_port)) return "";
+  return "calls from another origin are refused";
+}
+
 class EmulatorHandler : public Http::Handler {
  public:
   HTTP_PROTOTYPE(EmulatorHandler)
@@ -112,7 +136,8 @@ class EmulatorHandler : public Http::Handler {
       response.send(Http::Code::Ok, ChatPageHtml());
       return;
     }
-    Reply reply = Route(request);
+    const std::string refusal = CrossSiteRefusal(request);
+    Reply reply = refusal.empty() ? Route(request) : Reply{403, json{{"error", {{"message", refusal}}}}.dump()};
     if (ClientGone(response)) return;
     response.headers().add<Http::Header::ContentType>(MIME(Application, Json));
     if (!reply.usage.app_usage.empty()) {
