@@ -4,9 +4,8 @@
 
 #include <cerrno>
 #include <cmath>
-#include <cstdio>
 
-#include "common/shard.h"
+#include "common/hmac.h"
 
 namespace katy::ingress {
 namespace {
@@ -311,10 +310,10 @@ std::string DedupeKey(const InboundEvent& event) {
       break;
   }
   // No id of its own (or an old postback without mid): the item itself identifies it; a
-  // redelivery repeats the item byte for byte (only entry.time changes).
-  char hash[24];
-  std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(Fnv1a64(event.raw_json())));
-  return std::string(event.standby() ? "sb-raw:" : "raw:") + hash;
+  // redelivery repeats the item byte for byte (only entry.time changes). SHA-256, not a 64-bit
+  // hash: two different events sharing a mark would drop the second as a duplicate, and anyone
+  // who can send Katy events could search for a 64-bit collision.
+  return std::string(event.standby() ? "sb-sha:" : "sha:") + Sha256Hex(event.raw_json());
 }
 
 Result<std::vector<InboundEvent>> ParseWebhook(std::string_view body, int64_t received_at_ms, size_t max_events) {
