@@ -72,6 +72,8 @@ std::vector<SettingSpec> ConsumerSpecs(const ConsumerConfig& defaults, const std
        "Shard lease TTL; a dead instance's shards and pending work are taken over after it"},
       {"KATY_WORKERS", std::to_string(defaults.workers), workers_help},
       {"KATY_MAX_ATTEMPTS", std::to_string(defaults.max_attempts), attempts_help},
+      {"KATY_DLQ_MAXLEN", "10000",
+       "Most dead letters kept per shard; at the cap each new one drops the oldest (katy_dlq_dropped_total)"},
   };
 }
 
@@ -80,6 +82,7 @@ ConsumerConfig LoadConsumerConfig(const Settings& settings) {
   consumer.lease_ttl = std::chrono::milliseconds(settings.Int("KATY_LEASE_TTL_MS", 500, 600000));
   consumer.workers = static_cast<int>(settings.Int("KATY_WORKERS", 1, 1024));
   consumer.max_attempts = static_cast<int>(settings.Int("KATY_MAX_ATTEMPTS", 1, 1000));
+  consumer.dlq_max_length = settings.Int("KATY_DLQ_MAXLEN", 1, 100'000'000);
   return consumer;
 }
 

@@ -132,6 +132,7 @@ struct ConsumerConfig {
                                           // (and pending work) are taken over after it
   int workers = 0;                        // KATY_WORKERS: conversations handled at once
   int max_attempts = 0;                   // KATY_MAX_ATTEMPTS: before dead-lettering
+  int64_t dlq_max_length = 0;             // KATY_DLQ_MAXLEN: a dead-letter stream's cap
 };
 std::vector<SettingSpec> ConsumerSpecs(const ConsumerConfig& defaults, const std::string& workers_help,
                                        const std::string& attempts_help);

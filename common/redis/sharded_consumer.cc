@@ -13,15 +13,18 @@ namespace katy::redis {
 namespace {
 
 // KEYS[1] dead-letter stream, KEYS[2] source stream, KEYS[3] the shard's lease.
-// ARGV: owner, group, entry id, stage, reason, attempts, then the entry's field/value pairs.
-// Returns -1 (and does nothing) when this instance no longer holds the lease.
+// ARGV: owner, group, entry id, stage, reason, attempts, the stream's cap (entries), then the
+// entry's field/value pairs. Returns -1 (and does nothing) when this instance no longer holds
+// the lease, else {acknowledged, 1 when the cap dropped the oldest dead letter}.
 constexpr const char* kDeadLetterLua = R"lua(
 if redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end
 local fields = {'stream', KEYS[2], 'id', ARGV[3], 'stage', ARGV[4], 'reason', ARGV[5],
                 'attempts', ARGV[6]}
-for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('XADD', KEYS[1], '*', unpack(fields))
-return redis.call('XACK', KEYS[2], ARGV[2], ARGV[3])
+for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+local dropped = 0
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[7]) then dropped = 1 end
+redis.call('XADD', KEYS[1], 'MAXLEN', '=', ARGV[7], '*', unpack(fields))
+return {redis.call('XACK', KEYS[2], ARGV[2], ARGV[3]), dropped}
 )lua";
 
 // KEYS[1] a shard's stream; ARGV[1] its consumer group.
@@ -84,6 +87,7 @@ ShardedConsumerOptions ShardedConsumerOptions::ForRole(const std::string& role, 
   options.lease_ttl = consumer.lease_ttl;
   options.workers = consumer.workers;
   options.max_attempts = consumer.max_attempts;
+  options.dead_letter_max_length = consumer.dlq_max_length;
   // The responder's handler shares round trips across a batch (ResponderHandler::HandleBatch);
   // the sender's calls Meta one message at a time, and a batch would only queue them.
   options.handle_batch = inbound ? kResponderHandleBatch : 1;
@@ -133,6 +137,12 @@ ShardedConsumer::ShardedConsumer(Options redis, KeySpace keys, ShardedConsumerOp
                          .Help("1 while this instance reads no new entries because it is paused, by role")
                          .Register(*registry)
                          .Add({{"role", options_.role}});
+    dead_letters_dropped_ =
+        &prometheus::BuildCounter()
+             .Name("katy_dlq_dropped_total")
+             .Help("Oldest dead letters dropped because their stream reached KATY_DLQ_MAXLEN, by role")
+             .Register(*registry)
+             .Add({{"role", options_.role}});
     trimmed_ = &prometheus::BuildCounter()
                     .Name("katy_consumer_trimmed_entries_total")
                     .Help("Finished entries removed from the owned streams, by role")
@@ -436,8 +446,13 @@ void ShardedConsumer::Dispatch(std::vector<StreamEntry> entries, int shard, uint
 }
 
 Status ShardedConsumer::DeadLetter(Client& client, const Item& item, const std::string& reason) {
-  std::vector<std::string> args{options_.instance, options_.group, item.entry.id,
-                                options_.role,     reason,         std::to_string(item.attempts)};
+  std::vector<std::string> args{options_.instance,
+                                options_.group,
+                                item.entry.id,
+                                options_.role,
+                                reason,
+                                std::to_string(item.attempts),
+                                std::to_string(options_.dead_letter_max_length)};
   for (const auto& [field, value] : item.entry.fields) {
     args.push_back(field);
     args.push_back(value);
@@ -445,7 +460,12 @@ Status ShardedConsumer::DeadLetter(Client& client, const Item& item, const std::
   auto reply = dead_letter_script_.Run(
       client, {options_.dead_letters(item.shard), item.entry.stream, keys_.Lease(item.shard, options_.role)}, args);
   if (!reply) return reply.error();
-  if (reply->integer == -1) return Error{ErrorCode::kLostLease, "the shard changed owner"};
+  if (!reply->IsArray()) return Error{ErrorCode::kLostLease, "the shard changed owner"};
+  if (reply->elements.size() == 2 && reply->elements[1].integer == 1) {
+    if (dead_letters_dropped_ != nullptr) dead_letters_dropped_->Increment();
+    log::Error("the dead-letter stream is full: its oldest letter was dropped",
+               {{"stream", options_.dead_letters(item.shard)}, {"max_length", options_.dead_letter_max_length}});
+  }
   log::Warn("dead-lettered", {{"stream", item.entry.stream},
                               {"id", item.entry.id},
                               {"reason", reason},

@@ -84,6 +84,9 @@ struct ShardedConsumerOptions {
   std::string instance;                                // this process's consumer and lease-owner name
   std::function<std::string(int shard)> stream;        // the stream of a shard
   std::function<std::string(int shard)> dead_letters;  // its dead-letter stream
+  // A dead-letter stream's cap: at it, each new letter drops the oldest (counted in
+  // katy_dlq_dropped_total, logged), so a flood of failures cannot fill Redis.
+  int64_t dead_letter_max_length = 10000;
   std::chrono::milliseconds lease_ttl{10000};
   int workers = 8;           // conversations handled at once
   int max_in_flight = 1024;  // entries read but not yet finished
@@ -229,6 +232,7 @@ class ShardedConsumer {
   prometheus::Family<prometheus::Counter>* outcomes_ = nullptr;
   std::unordered_map<std::string, prometheus::Counter*> outcome_counters_;  // under mutex_
   prometheus::Counter* trimmed_ = nullptr;
+  prometheus::Counter* dead_letters_dropped_ = nullptr;
   prometheus::Gauge* paused_gauge_ = nullptr;
 };
 

@@ -438,6 +438,41 @@ TEST_F(ConsumerTest, PoisonAndExhaustedRetriesAreDeadLetteredWithoutBlocking) {
   EXPECT_EQ(PendingTotal(), 0);
 }
 
+// A dead-letter stream stops at its cap: the newest letters are kept, and every dropped one is
+// counted (katy_dlq_dropped_total), so a flood of poison cannot fill Redis unseen.
+TEST_F(ConsumerTest, DeadLettersBeyondTheCapDropTheOldestAndAreCounted) {
+  for (int n = 0; n < 5; ++n) Add("u", n);
+  auto options = options_;
+  options.dead_letter_max_length = 3;
+  prometheus::Registry registry;
+  const int shard = ShardOf("p", "u", kShards);
+  const std::string dlq = keys_.DeadLetters(shard);
+  {
+    ShardedConsumer consumer(
+        testing::TestRedisOptions(), keys_, options,
+        [] { return [](Client&, const StreamEntry&, const Fence&) { return HandleResult::Poison("undecodable"); }; },
+        UserOf, &registry);
+    std::atomic<bool> stop{false};
+    std::thread thread([&] { consumer.Run(stop); });
+    EXPECT_TRUE(testing::WaitFor(
+        [&] {
+          return PendingTotal() == 0 && client_.Command({"XLEN", dlq})->integer == 3;
+        },
+        std::chrono::seconds(20)));
+    stop = true;
+    thread.join();
+  }
+  auto letters = ParseEntries("", *client_.Command({"XRANGE", dlq, "-", "+"}));
+  ASSERT_EQ(letters.size(), 3u);
+  EXPECT_EQ(letters[0].Field("n"), "2");
+  EXPECT_EQ(letters[2].Field("n"), "4");
+  double dropped = 0;
+  for (const auto& family : registry.Collect()) {
+    if (family.name == "katy_dlq_dropped_total") dropped = family.metric.at(0).counter.value;
+  }
+  EXPECT_EQ(dropped, 2);
+}
+
 TEST_F(ConsumerTest, ANewOwnerFinishesTheDeadOwnersPendingEntriesFirstInOrder) {
   // A previous owner read three entries of one conversation, handled none, and was SIGKILLed
   // while holding the shard's lease.
