@@ -7,13 +7,15 @@ namespace {
 
 // KEYS[1] the page's hash. ARGV: tat field (tat|media_tat), rate field (rate|media_rate),
 // default rate, the default-rate fallback hash's rate (from katy:rate:*, may be empty).
-// ARGV[5] how far ahead a slot may be reserved (ms). Returns {1, due_ms} a slot taken, due in
-// due_ms (0: now), {0, wait_ms} none taken: ask again after wait_ms, {-1, 0} paused. Uses
-// Redis's clock: every sender instance measures time the same way.
+// ARGV[5] how far ahead a slot may be reserved (ms), ARGV[6] how long an unused hash lives (ms).
+// Returns {1, due_ms} a slot taken, due in due_ms (0: now), {0, wait_ms} none taken: ask again
+// after wait_ms, {-1, 0} paused. Uses Redis's clock: every sender instance measures time the
+// same way. A hash that holds only the limiter's own state (no operator's rate or pause)
+// expires once unused, so pages that stopped sending leave nothing behind.
 constexpr const char* kAcquireLua = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local cfg = redis.call('HMGET', KEYS[1], ARGV[2], 'paused', 'blocked_until', ARGV[1])
+local cfg = redis.call('HMGET', KEYS[1], ARGV[2], 'paused', 'blocked_until', ARGV[1], 'rate', 'media_rate')
 if cfg[2] == '1' then return {-1, 0} end
 local blocked = tonumber(cfg[3]) or 0
 if blocked > now then return {0, math.ceil(blocked - now)} end
@@ -26,16 +28,21 @@ local due = tat - tolerance - now
 local ahead = tonumber(ARGV[5])
 if due > ahead then return {0, math.ceil(due - ahead)} end
 redis.call('HSET', KEYS[1], ARGV[1], tostring(tat + interval))
+if not cfg[5] and not cfg[6] then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end
 return {1, math.max(0, math.ceil(due))}
 )lua";
 
-// KEYS[1] the page's hash. ARGV[1] duration ms. Extends blocked_until, never shortens it.
+// KEYS[1] the page's hash. ARGV[1] duration ms, ARGV[2] how long an unused hash lives (ms).
+// Extends blocked_until, never shortens it.
 constexpr const char* kThrottleLua = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local until_ms = now + tonumber(ARGV[1])
-local current = tonumber(redis.call('HGET', KEYS[1], 'blocked_until')) or 0
-if until_ms > current then redis.call('HSET', KEYS[1], 'blocked_until', tostring(math.floor(until_ms))) end
+local cfg = redis.call('HMGET', KEYS[1], 'blocked_until', 'rate', 'media_rate', 'paused')
+if until_ms > (tonumber(cfg[1]) or 0) then
+  redis.call('HSET', KEYS[1], 'blocked_until', tostring(math.floor(until_ms)))
+  if not cfg[2] and not cfg[3] and not cfg[4] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+end
 return 1
 )lua";
 
@@ -47,6 +54,9 @@ std::string Number(double value) {
 
 // How far ahead Acquire reserves a slot (the script's ARGV[5]).
 const std::string kReserveAheadMs = std::to_string(PageLimiter::kReserveAhead.count());
+// How long a page's hash outlives its last send when no operator set its rate or paused it: a
+// day, far past any Retry-After Meta gives.
+const std::string kIdleTtlMs = std::to_string(24LL * 3600 * 1000);
 
 }  // namespace
 
@@ -112,7 +122,7 @@ Result<PageLimiter::Ask> PageLimiter::Prepare(redis::Client& client, const std::
   return Ask{std::nullopt,
              {{keys_.Rate(page)},
               {media ? "media_tat" : "tat", media ? "media_rate" : "rate", media ? default_media_rate_ : default_rate_,
-               media ? global->media_rate : global->rate, kReserveAheadMs}}};
+               media ? global->media_rate : global->rate, kReserveAheadMs, kIdleTtlMs}}};
 }
 
 std::vector<std::string> PageLimiter::Command(const Ask& ask) const {
@@ -158,15 +168,17 @@ std::optional<SlotReservations::Clock::time_point> SlotReservations::Take(const 
 }
 
 Status PageLimiter::Throttle(redis::Client& client, const std::string& page, std::chrono::milliseconds duration) const {
-  auto reply = throttle_.Run(client, {keys_.Rate(page)}, {std::to_string(duration.count())});
+  auto reply = throttle_.Run(client, {keys_.Rate(page)}, {std::to_string(duration.count()), kIdleTtlMs});
   if (!reply) return reply.error();
   return Ok{};
 }
 
 Result<bool> PageLimiter::Pause(redis::Client& client, const std::string& page, const std::string& reason) const {
   // HSETNX: of several senders (or workers) hitting the same broken page, one pauses it.
-  auto replies = client.Pipeline(
-      {{"HSETNX", keys_.Rate(page), "paused", "1"}, {"HSETNX", keys_.Rate(page), "paused_reason", reason}});
+  // PERSIST: an operator's (or Meta's) pause lasts until resumed, however long the page is quiet.
+  auto replies = client.Pipeline({{"HSETNX", keys_.Rate(page), "paused", "1"},
+                                  {"HSETNX", keys_.Rate(page), "paused_reason", reason},
+                                  {"PERSIST", keys_.Rate(page)}});
   if (page == kAllPages) ForgetGlobal();
   if (!replies) return replies.error();
   return (*replies)[0].integer == 1;
@@ -182,7 +194,7 @@ Status PageLimiter::Resume(redis::Client& client, const std::string& page) const
 Status PageLimiter::SetRate(redis::Client& client, const std::string& page, double per_second) const {
   if (!(per_second > 0 && per_second <= 100000))
     return Error{ErrorCode::kInvalid, "rate must be > 0 and at most 100000"};
-  auto reply = client.Command({"HSET", keys_.Rate(page), "rate", Number(per_second)});
+  auto reply = client.Pipeline({{"HSET", keys_.Rate(page), "rate", Number(per_second)}, {"PERSIST", keys_.Rate(page)}});
   if (page == kAllPages) ForgetGlobal();
   if (!reply) return reply.error();
   return Ok{};

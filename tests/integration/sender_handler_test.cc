@@ -333,6 +333,25 @@ TEST_F(SenderHandlerTest, AFlushedScriptCacheIsReloadedOnTheWay) {
 
 // Every sender keeps katy:rate:* (pause-all, the default rate) for kGlobalRefresh: the one that
 // pauses every page stops at once, another sender within the refresh, and both resume.
+// A page's limiter hash expires a day after its last send unless an operator set its rate or
+// paused it: page ids that stop sending leave no key behind, and a pause is never forgotten.
+TEST_F(SenderHandlerTest, AnUnusedPagesLimiterStateExpiresAndOperatorSettingsStay) {
+  auto ttl = [&](const std::string& page) { return client_.Command({"PTTL", keys_->Rate(page)})->integer; };
+  ASSERT_TRUE(limiter_->Acquire(client_, "quiet", false, "part-q").ok());
+  EXPECT_GT(ttl("quiet"), 23LL * 3600 * 1000);
+  EXPECT_LE(ttl("quiet"), 24LL * 3600 * 1000);
+  ASSERT_TRUE(limiter_->Throttle(client_, "throttled", std::chrono::milliseconds(5000)).ok());
+  EXPECT_GT(ttl("throttled"), 0);
+  ASSERT_TRUE(limiter_->Acquire(client_, "tuned", false, "part-t").ok());
+  ASSERT_TRUE(limiter_->SetRate(client_, "tuned", 5).ok());
+  EXPECT_EQ(ttl("tuned"), -1);
+  ASSERT_TRUE(limiter_->Acquire(client_, "tuned", false, "part-t2").ok());
+  EXPECT_EQ(ttl("tuned"), -1);  // a send keeps the operator's rate
+  ASSERT_TRUE(limiter_->Acquire(client_, "held", false, "part-h").ok());
+  ASSERT_TRUE(limiter_->Pause(client_, "held", "operator").ok());
+  EXPECT_EQ(ttl("held"), -1);
+}
+
 TEST_F(SenderHandlerTest, PausingEveryPageReachesEverySenderWithinTheRefresh) {
   PageLimiter other(*keys_, 1000, 100);  // another sender instance
   auto gate = [&](const PageLimiter& limiter) {
