@@ -4,7 +4,10 @@
 Builds the images from this tree (which scripts/test.sh has just built locally: .dockerignore
 must keep that build out), runs `docker-compose up -d --scale responder=3` with the emulator
 and Prometheus, then checks from the host, as a user would:
-  - a signed webhook POSTed to the published ingress port gets its reply through the emulator;
+  - the installation made its own secrets: Redis refuses an XADD without its password, and
+    katyctl needs the generated control token;
+  - a webhook signed with the generated app secret, POSTed to the published ingress port, gets
+    its reply through the emulator;
   - `katyctl status` (gRPC published on loopback) shows three responders sharing the 16 shards;
   - Prometheus has every responder replica as a healthy target and every alert rule loaded;
   - every query of the Grafana dashboard returns data from that Prometheus, every metric the
@@ -74,14 +77,6 @@ def http_get_json(url):
         return json.load(response)
 
 
-def env_file_value(name):
-    with open(os.path.join(ROOT, "deploy", "katy.env.example")) as env_file:
-        for line in env_file:
-            if line.startswith(name + "="):
-                return line.split("=", 1)[1].strip()
-    raise TestFailure(f"{name} is not in deploy/katy.env.example")
-
-
 def free_port():
     return run([sys.executable, os.path.join(ROOT, "scripts", "free_port.py")]).stdout.strip()
 
@@ -99,6 +94,8 @@ class Stack:
         for name, port in self.ports.items():
             self.env[f"KATY_{name.upper()}_PORT"] = port
         self.env["COMPOSE_HTTP_TIMEOUT"] = "600"
+        self.podman_dir = podman_dir
+        self._secrets = {}
         self._stop_pump = threading.Event()
         self._pump = threading.Thread(target=self._run_health_checks, daemon=True)
 
@@ -128,13 +125,37 @@ class Stack:
     def url(self, port_name, path):
         return f"http://127.0.0.1:{self.ports[port_name]}{path}"
 
+    def container_of(self, service):
+        listed = run(["podman", "ps", "--filter", f"label=com.docker.compose.project={PROJECT}",
+                      "--filter", f"label=com.docker.compose.service={service}", "--format", "{{.Names}}"],
+                     env=self.env)
+        names = listed.stdout.split()
+        if not names:
+            raise TestFailure(f"no running container of {service}")
+        return names[0]
+
+    def secret(self, name):
+        """A secret the `secrets` service generated, read inside ingress as the services do."""
+        if name not in self._secrets:
+            read = run(["podman", "exec", self.container_of("ingress"), "cat", f"/run/katy/{name}"], env=self.env)
+            self._secrets[name] = read.stdout.strip()
+        return self._secrets[name]
+
+    def katyctl(self, katyctl, *args, check=True):
+        """katyctl from the host on the published gRPC port, with the generated control token."""
+        token_file = os.path.join(self.podman_dir, "control-token")
+        with open(token_file, "w") as out:
+            out.write(self.secret("control-token"))
+        return run([katyctl, "--addr", f"127.0.0.1:{self.ports['grpc']}", "--token-file", token_file, *args],
+                   env=self.env, check=check)
+
 
 def send_signed_webhook(stack, psid, mid, text):
     now_ms = int(time.time() * 1000)
     body = json.dumps({"object": "page", "entry": [{"id": PAGE, "time": now_ms, "messaging": [
         {"sender": {"id": psid}, "recipient": {"id": PAGE}, "timestamp": now_ms,
          "message": {"mid": mid, "text": text}}]}]}).encode()
-    secret = env_file_value("KATY_APP_SECRET").encode()
+    secret = stack.secret("app-secret").encode()
     signature = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
     request = urllib.request.Request(stack.url("webhook", "/webhook"), data=body, method="POST",
                                      headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature})
@@ -160,6 +181,26 @@ def replies_to(stack, psid):
     return [json.dumps(message) for message in messages] if isinstance(messages, list) else [json.dumps(messages)]
 
 
+def check_the_installation_has_its_own_secrets(stack, katyctl):
+    """Redis answers nothing without the generated password, and Control nothing without the
+    generated token; neither is a value from the repository."""
+    forged = run(["podman", "exec", stack.container_of("redis"), "redis-cli", "XADD", "katy:{s00}:out", "*", "pb", "x"],
+                 env=stack.env, check=False)
+    if "NOAUTH" not in forged.stdout + forged.stderr:
+        raise TestFailure(f"Redis took an XADD without its password: {forged.stdout} {forged.stderr}")
+    refused = run([katyctl, "--addr", f"127.0.0.1:{stack.ports['grpc']}", "status"], env=stack.env, check=False)
+    if refused.returncode == 0 or "token" not in refused.stderr:
+        raise TestFailure(f"katyctl status without the token was served: {refused.stdout} {refused.stderr}")
+    stack.katyctl(katyctl, "status")
+    with open(os.path.join(ROOT, "deploy", "katy.env.example")) as example:
+        text = example.read()
+    for name in ("app-secret", "control-token", "outbound-token", "redis-password", "page-token"):
+        value = stack.secret(name)
+        if len(value) < 32 or value in text:
+            raise TestFailure(f"the generated {name} is not a fresh secret")
+    log("Redis refuses an XADD without its password; katyctl needs the generated control token")
+
+
 def check_webhook_gets_its_reply(stack, katyctl):
     # Ingress answers 503 until it reaches Redis; its health says when (as Meta would retry).
     wait_for("ingress SERVING", lambda: run([katyctl, "--addr", f"127.0.0.1:{stack.ports['grpc']}", "health"],
@@ -173,7 +214,7 @@ def check_webhook_gets_its_reply(stack, katyctl):
 
 def check_responders_share_the_shards(stack, katyctl):
     def owners():
-        status = run([katyctl, "--addr", f"127.0.0.1:{stack.ports['grpc']}", "--json", "status"], env=stack.env)
+        status = stack.katyctl(katyctl, "--json", "status")
         leases = [lease for lease in json.loads(status.stdout).get("leases", []) if lease.get("role") == "responder"]
         by_owner = {}
         for lease in leases:
@@ -301,6 +342,7 @@ def main():
         stack.compose("up", "-d", "--scale", f"responder={RESPONDERS}", *SERVICES, timeout=900)
         log(f"stack up in {time.monotonic() - started:.0f} s (grafana left out: its image cannot be had here)")
         check_webhook_gets_its_reply(stack, katyctl)
+        check_the_installation_has_its_own_secrets(stack, katyctl)
         check_responders_share_the_shards(stack, katyctl)
         check_prometheus_targets_and_rules(stack)
         check_every_dashboard_query_returns_data(stack)

@@ -36,10 +36,11 @@ def run(args):
 
 
 class Settings:
-    """What one binary reads, from its --help: names, the secret ones, the required ones."""
+    """What one binary reads, from its --help: names, the secret ones, the required ones, and the
+    _FILE forms it accepts."""
 
     def __init__(self, binary_path):
-        self.names, self.secret, self.required = set(), set(), set()
+        self.names, self.secret, self.required, self.file_forms = set(), set(), set(), set()
         current = None
         for line in run([binary_path, "--help"]).splitlines():
             declared = re.match(r"^  (KATY_[A-Z0-9_]+), --", line)
@@ -51,10 +52,11 @@ class Settings:
                     self.secret.add(current)
                 if "(required)" in line:
                     self.required.add(current)
+                self.file_forms |= set(re.findall(r"\balso (KATY_[A-Z0-9_]+_FILE)\]", line))
 
     def reads(self, name):
-        """True for a setting, or the _FILE form of a secret one."""
-        return name in self.names or (name.endswith("_FILE") and name[: -len("_FILE")] in self.secret)
+        """True for a setting, or the _FILE form of a secret (or a URL with credentials)."""
+        return name in self.names or name in self.file_forms
 
 
 def port_of(address):
@@ -93,12 +95,25 @@ def check_container(kind_name, container, pod, config, secret_keys, settings, li
     # Secrets: files from the Secret, never plain environment values.
     mounts = {mount["mountPath"]: mount["name"] for mount in container.get("volumeMounts", [])}
     volumes = {volume["name"]: volume for volume in pod["spec"].get("volumes", [])}
+    used_keys = {}
     for name, value in env.items():
         if name.endswith("_FILE"):
             folder, key = os.path.split(value)
             volume = volumes.get(mounts.get(folder, ""), {})
             check("secret" in volume, f"{kind_name}: {value} is not in a mounted Secret")
             check(key in secret_keys, f"{kind_name}: the Secret has no key {key} for {name}")
+            used_keys.setdefault(mounts.get(folder, ""), set()).add(key)
+    # Least privilege: each pod mounts only the Secret keys it reads, readable by its own group.
+    for volume_name, volume in volumes.items():
+        if "secret" not in volume:
+            continue
+        items = {item["key"]: item["path"] for item in volume["secret"].get("items", [])}
+        check(items and all(key == path for key, path in items.items()),
+              f"{kind_name}: Secret volume {volume_name} mounts every key (no items)")
+        check(set(items) == used_keys.get(volume_name, set()),
+              f"{kind_name}: Secret volume {volume_name} mounts {sorted(items)}, reads {sorted(used_keys.get(volume_name, []))}")
+        check(volume["secret"].get("defaultMode") == 0o440, f"{kind_name}: Secret volume {volume_name} is not 0440")
+    check(pod["spec"].get("automountServiceAccountToken") is False, f"{kind_name}: service account token mounted")
     for name in settings.secret:
         check(name not in given, f"{kind_name}: secret {name} is a plain value; use {name}_FILE")
     # Ports and probes follow the addresses the settings give.
@@ -170,11 +185,44 @@ def check_kubernetes(settings_of):
     scaled = by_kind["ScaledObject"][0]["spec"]
     check(scaled["scaleTargetRef"]["name"] in ports_of, "ScaledObject: scales no Deployment of this base")
     check(scaled["maxReplicaCount"] == int(config["KATY_SHARDS"]), "ScaledObject: maxReplicaCount is not KATY_SHARDS")
-    redis = by_kind["StatefulSet"][0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    redis_pod = by_kind["StatefulSet"][0]["spec"]["template"]["spec"]
+    redis = redis_pod["containers"][0]["args"]
     for key, value in redis_conf_settings().items():
         check(f"--{key}" in redis and redis[redis.index(f"--{key}") + 1] == value,
               f"Redis StatefulSet: {key} {value!r} of deploy/redis.conf is not set")
+    check("--include" in redis and redis[redis.index("--include") + 1] == "/etc/redis/secret/redis.conf",
+          "Redis StatefulSet: no password (requirepass) from the Secret")
+    check(redis_pod.get("automountServiceAccountToken") is False, "Redis StatefulSet: service account token mounted")
+    check_network_policies(by_kind.get("NetworkPolicy", []))
+    # The webhook has a Service of its own: exposing it never exposes Control or /metrics.
+    for service in by_kind["Service"]:
+        targets = {port["targetPort"] for port in service["spec"]["ports"]}
+        check("webhook" not in targets or targets == {"webhook"},
+              f"Service {service['metadata']['name']}: the webhook shares a Service with {sorted(targets - {'webhook'})}")
     print(f"manifests: deploy/k8s renders {len(rendered)} objects; {len(by_kind['Deployment'])} Deployments checked")
+
+
+def check_network_policies(policies):
+    """Everything refused by default; Redis reached by Katy's services alone; only the webhook
+    port open to any caller; every other rule names who may call."""
+    by_name = {policy["metadata"]["name"]: policy["spec"] for policy in policies}
+    deny = [spec for spec in by_name.values() if spec["podSelector"] == {} and not spec.get("ingress")]
+    check(deny and "Ingress" in deny[0].get("policyTypes", []), "NetworkPolicy: no default deny of ingress")
+    redis = [spec for spec in by_name.values()
+             if spec["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") == "redis"]
+    check(len(redis) == 1, "NetworkPolicy: none for Redis")
+    for spec in redis:
+        for rule in spec.get("ingress", []):
+            for source in rule.get("from", [{}]):
+                values = [expr["values"] for expr in source.get("podSelector", {}).get("matchExpressions", [])]
+                check("namespaceSelector" not in source and values == [["ingress", "responder", "sender"]],
+                      f"NetworkPolicy: Redis reachable from {source}")
+    for name, spec in by_name.items():
+        for rule in spec.get("ingress", []):
+            if not rule.get("from"):
+                ports = [port["port"] for port in rule.get("ports", [])]
+                check(ports == [8080] and spec["podSelector"].get("matchLabels") == {"app.kubernetes.io/name": "ingress"},
+                      f"NetworkPolicy {name}: ports {ports} open to every caller")
 
 
 def check_compose(settings_of):
@@ -196,15 +244,25 @@ def check_compose(settings_of):
             check(key in env_file or settings.reads(key), f"compose {name}: {command} does not read {key}")
         read_somewhere |= {key for key in env_file if settings.reads(key)}
         for key in settings.required:
-            check(key in environment, f"compose {name}: required {key} is not given")
+            check(key in environment or key + "_FILE" in environment, f"compose {name}: required {key} is not given")
+        # Secrets come from the generated files, never from a value in the repository.
+        for key in settings.secret:
+            check(key not in env_file, f"compose {name}: deploy/katy.env.example sets the secret {key}")
+        if "KATY_REDIS_URL" in settings.names:
+            check(environment.get("KATY_REDIS_URL_FILE") == "/run/katy/redis-url" and "KATY_REDIS_URL" not in env_file,
+                  f"compose {name}: Redis is not reached with the generated password")
         if "KATY_GRPC_ADDR" in settings.names:
             check(environment.get("KATY_GRPC_ADDR", "").startswith("0.0.0.0:"), f"compose {name}: gRPC on loopback")
-        # Only the webhook may be reached from the network; the rest is published on the host's
-        # loopback alone.
+    # Nothing is published beyond the host's loopback by default (the webhook too: a TLS proxy
+    # on the host reaches it; KATY_WEBHOOK_BIND opens it).
+    for name, service in config["services"].items():
         for port in service.get("ports", []):  # "[host_ip:]published:target[/proto]"
             parts = str(port).split("/")[0].split(":")
-            public = len(parts) < 3 or parts[0] in ("", "0.0.0.0")
-            check(not public or parts[-1] == "8080", f"compose {name}: port {parts[-1]} published to the world")
+            check(len(parts) == 3 and parts[0] == "127.0.0.1", f"compose {name}: port {parts[-1]} published beyond loopback")
+    redis = config["services"]["redis"]
+    check("/run/katy/redis-auth.conf" in redis.get("command", []), "compose redis: no password (requirepass) included")
+    check(config["services"]["secrets"].get("entrypoint", [""])[-1].endswith("compose-secrets.sh"),
+          "compose: no secrets service")
     check("container_name" not in config["services"]["responder"], "compose responder: container_name blocks --scale")
     check(read_somewhere == set(env_file),
           f"deploy/katy.env.example keys no service reads: {sorted(set(env_file) - read_somewhere)}")
