@@ -46,13 +46,37 @@ class Worker {
   std::thread thread_;
 };
 
+// The health check's probe: PING, logging each change of its answer with Redis's reason, so
+// an operator whose service says NOT_SERVING finds why (Redis down, a wrong password) in the
+// log. Called from the health monitor's thread alone.
+class RedisProbe {
+ public:
+  explicit RedisProbe(const redis::Options& options) : client_(options) {}
+
+  bool operator()() {
+    auto reply = client_.Command({"PING"});
+    const bool ok = reply.ok() && reply->str == "PONG";
+    if (!ok && answered_) {
+      log::Warn("Redis does not answer the health check", {{"error", reply.ok() ? reply->str : reply.error().message}});
+    } else if (ok && !answered_) {
+      log::Info("Redis answers the health check");
+    }
+    answered_ = ok;
+    return ok;
+  }
+
+ private:
+  redis::Client client_;
+  bool answered_ = true;
+};
+
 }  // namespace
 
 int RunService(const ServiceSpec& spec) {
   auto grpc_server = grpcsvc::ServiceServer::Start(spec.common.grpc_addr, spec.control, spec.more_services);
   if (!grpc_server) throw std::runtime_error(grpc_server.error().message);
-  redis::Client health_client(spec.redis);
-  grpcsvc::HealthMonitor health(**grpc_server, [&health_client] { return health_client.Ping(); });
+  RedisProbe probe(spec.redis);
+  grpcsvc::HealthMonitor health(**grpc_server, [&probe] { return probe(); });
   if (spec.control != nullptr) spec.control->SetServingSource([&health] { return health.last_healthy(); });
   metrics::QueueDepthCollector queue_depth(spec.redis, KeySpace(spec.common.key_prefix, spec.common.shards));
   auto admin = metrics::AdminServer::Start(spec.common.admin_addr, {spec.registry, &queue_depth},

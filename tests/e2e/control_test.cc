@@ -359,6 +359,54 @@ TEST(ControlTest, SecretsNeverReachTheLogs) {
   EXPECT_NE(logs.find("[redacted]"), std::string::npos);  // the config lines are there, redacted
 }
 
+// A Redis password holding every character a URL gives meaning to ('/', '@', ':', '%') works,
+// and reaches no log line or error message, whichever path prints the URL: the start-up
+// configuration, Redis going away, a wrong password, a malformed URL, a wrong scheme.
+TEST(ControlTest, RedisPasswordsNeverReachTheLogsOrErrors) {
+  const std::string password = "p/ss@w:rd%41-0a1b2c3d";
+  const std::string wrong = "wr/ng@pa:ss%25-9z8y7x";
+  testing::KatyStack stack({kRules, {}, {}, password});
+  ASSERT_TRUE(stack.ready());
+  Say(stack, "pw1", "hello");
+  ASSERT_TRUE(testing::WaitFor([&] { return RepliesTo(stack, "pw1") == 1; }, std::chrono::seconds(15)));
+  // Redis goes away and comes back: every service logs its reconnections.
+  stack.StopRedis();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  stack.StartRedis();
+  Say(stack, "pw2", "hello");
+  ASSERT_TRUE(testing::WaitFor([&] { return RepliesTo(stack, "pw2") == 1; }, std::chrono::seconds(20)));
+  std::string output = stack.AllLogs();
+  // A wrong password: the responder runs, cannot get in, and says so when stopped.
+  const std::string port = stack.redis_url().substr(stack.redis_url().rfind(':') + 1, 5);
+  const std::string host = "127.0.0.1:" + port.substr(0, port.find('/'));
+  {
+    auto env = stack.ServiceEnv();
+    env["KATY_REDIS_URL"] = "redis://:" + wrong + "@" + host + "/0";
+    env["KATY_DRAIN_TIMEOUT_S"] = "0";
+    const std::string log_path = stack.dir() + "/wrong-password.log";
+    testing::Process refused(testing::BinaryPath("katy-responder"), {}, env, log_path);
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    refused.Stop(SIGTERM, std::chrono::seconds(10));
+    std::ifstream in(log_path);
+    const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NE(log.find("WRONGPASS"), std::string::npos) << log;
+    output += log;
+  }
+  // A malformed URL, a wrong scheme and TLS, each refused at start-up with the password in it.
+  for (const std::string& url : {"redis://:" + password + "@" + host + ":x/0", "http://:" + password + "@" + host,
+                                 "rediss://:" + password + "@" + host}) {
+    auto result = testing::RunCommand("env -i 'KATY_REDIS_URL=" + url + "' " + testing::BinaryPath("katy-responder"));
+    EXPECT_EQ(result.status, 2) << result.output;
+    output += result.output;
+  }
+  ASSERT_GT(output.size(), 1000u);
+  for (const std::string& secret : {password, wrong}) {
+    EXPECT_EQ(output.find(secret), std::string::npos) << "a Redis password is in the output";
+    EXPECT_EQ(output.find(secret.substr(0, 6)), std::string::npos) << "part of a Redis password is in the output";
+  }
+  EXPECT_NE(output.find("redis://[redacted]@127.0.0.1"), std::string::npos);
+}
+
 TEST(ControlTest, SigtermHandsShardsOverAtOnce) {
   // A lease TTL far longer than the test: a takeover by expiry would take 30 s.
   testing::KatyStack stack({kRules, {{"KATY_LEASE_TTL_MS", "30000"}}});

@@ -42,7 +42,9 @@ KatyStack::KatyStack(const Options& options) {
   redis_url_ = options.redis_url;
   if (redis_url_.empty()) {
     redis_port_ = FreePort();
-    redis_url_ = "redis://127.0.0.1:" + std::to_string(redis_port_) + "/0";
+    redis_password_ = options.redis_password;
+    const std::string credentials = redis_password_.empty() ? "" : ":" + redis_password_ + "@";
+    redis_url_ = "redis://" + credentials + "127.0.0.1:" + std::to_string(redis_port_) + "/0";
     StartRedis();
     if (!WaitForPort(redis_port_, std::chrono::seconds(10))) return;
   }
@@ -118,11 +120,15 @@ Process& KatyStack::StartExtra(const std::string& name, const std::string& binar
 }
 
 void KatyStack::StartRedis() {
-  processes_["redis"] = std::make_unique<Process>(
-      "/usr/bin/redis-server",
-      std::vector<std::string>{"--port", std::to_string(redis_port_), "--bind", "127.0.0.1", "--dir", dir_,
-                               "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""},
-      std::map<std::string, std::string>{}, dir_ + "/redis.log");
+  std::vector<std::string> args{"--port",        std::to_string(redis_port_),
+                                "--bind",        "127.0.0.1",
+                                "--dir",         dir_,
+                                "--appendonly",  "yes",
+                                "--appendfsync", "everysec",
+                                "--save",        ""};
+  if (!redis_password_.empty()) args.insert(args.end(), {"--requirepass", redis_password_});
+  processes_["redis"] = std::make_unique<Process>("/usr/bin/redis-server", args, std::map<std::string, std::string>{},
+                                                  dir_ + "/redis.log");
   WaitForPort(redis_port_, std::chrono::seconds(10));
 }
 

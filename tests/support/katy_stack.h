@@ -19,7 +19,8 @@ class KatyStack {
   struct Options {
     std::string rules_yaml;                        // written to a file for KATY_RULES
     std::map<std::string, std::string> extra_env;  // added to every service's environment
-    std::string redis_url = {};  // a Redis (or Redis Cluster) the test runs itself; empty: a private one
+    std::string redis_url = {};       // a Redis (or Redis Cluster) the test runs itself; empty: a private one
+    std::string redis_password = {};  // the private Redis's requirepass (in the URL the services get)
   };
   explicit KatyStack(const Options& options);
   ~KatyStack();
@@ -70,6 +71,7 @@ class KatyStack {
 
   std::string dir_;
   int redis_port_ = 0;  // 0 when the test gave a Redis of its own
+  std::string redis_password_;
   std::string redis_url_;
   std::map<std::string, Ports> ports_;  // process name -> the ports it chose
   std::map<std::string, std::string> base_env_;
