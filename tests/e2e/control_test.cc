@@ -385,11 +385,15 @@ TEST(ControlTest, RedisPasswordsNeverReachTheLogsOrErrors) {
     env["KATY_DRAIN_TIMEOUT_S"] = "0";
     const std::string log_path = stack.dir() + "/wrong-password.log";
     testing::Process refused(testing::BinaryPath("katy-responder"), {}, env, log_path);
-    std::this_thread::sleep_for(std::chrono::seconds(2));
+    auto read_log = [&] {
+      std::ifstream in(log_path);
+      return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    };
+    EXPECT_TRUE(
+        testing::WaitFor([&] { return read_log().find("WRONGPASS") != std::string::npos; }, std::chrono::seconds(15)))
+        << read_log();
     refused.Stop(SIGTERM, std::chrono::seconds(10));
-    std::ifstream in(log_path);
-    const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    EXPECT_NE(log.find("WRONGPASS"), std::string::npos) << log;
+    const std::string log = read_log();
     output += log;
   }
   // A malformed URL, a wrong scheme and TLS, each refused at start-up with the password in it.
