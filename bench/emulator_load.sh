@@ -25,7 +25,7 @@ echo "$send"
 
 echo "== receiving: wrk -t2 -c16 -d${seconds}s POST /v25.0/<page>/messages"
 emulator_port=$(free_port)
-KATY_APP_SECRET=bench KATY_EMULATOR_ADDR="127.0.0.1:$emulator_port" KATY_LOG_LEVEL=error \
+KATY_APP_SECRET=bench-secret-0123456789 KATY_EMULATOR_ADDR="127.0.0.1:$emulator_port" KATY_LOG_LEVEL=error \
   KATY_EMULATOR_THREADS=2 "$root/build/bin/katy-emulator" >"$work/emulator.log" 2>&1 &
 pids+=($!)
 wait_for_port "$emulator_port"

@@ -33,7 +33,7 @@ KATY_EXTRA_PACKAGES="wrk nginx-light" "$root/scripts/setup.sh"
 
 work=$(mktemp -d /tmp/katy-bench.XXXXXX)
 
-secret="bench-secret"
+secret="bench-secret-0123456789"
 # Enough unique bodies per wrk thread that no connection ever repeats one at the rates this
 # machine reaches.
 per_thread=$((seconds * 60000))
@@ -129,7 +129,7 @@ start_stack() {
   fi
   ingress_port=$(free_port)
   admin_port=$(free_port)
-  KATY_REDIS_URL="redis://127.0.0.1:$redis_port/0" KATY_APP_SECRET="$secret" KATY_VERIFY_TOKEN=v \
+  KATY_REDIS_URL="redis://127.0.0.1:$redis_port/0" KATY_APP_SECRET="$secret" KATY_VERIFY_TOKEN=bench-verify \
     KATY_HTTP_ADDR="127.0.0.1:$ingress_port" KATY_GRPC_ADDR="127.0.0.1:$(free_port)" \
     KATY_ADMIN_ADDR="127.0.0.1:$admin_port" KATY_HTTP_THREADS="$ingress_threads" KATY_LOG_LEVEL=error \
     KATY_REDIS_WAIT_REPLICAS="${KATY_REDIS_WAIT_REPLICAS:-0}" \

@@ -21,7 +21,7 @@ wait_for_port() {
 start_up_for_load() {
   load_port=$(free_port)
   export KATY_KEEP_META_ENV=1 KATY_GRAPH_URL="http://127.0.0.1:$load_port/v25.0"
-  export KATY_APP_SECRET=bench-secret KATY_PAGE_TOKEN=bench-token KATY_LOG_LEVEL=warn
+  export KATY_APP_SECRET=bench-secret-0123456789 KATY_PAGE_TOKEN=bench-token KATY_LOG_LEVEL=warn
   export KATY_PAGE_RATE="${KATY_PAGE_RATE:-100000}"
   start_up
   pids+=("$up_pid")
