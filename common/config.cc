@@ -22,6 +22,23 @@ std::string ParseUrlPassword(const std::string& url) {
   return colon == std::string::npos ? userinfo : userinfo.substr(colon + 1);
 }
 
+// The whole of a file, or ConfigError naming the setting.
+std::string ReadWholeFile(const std::string& setting, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(setting + ": cannot read " + path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+TlsFiles LoadTlsFiles(const std::string& cert_file, const std::string& key_file) {
+  if (cert_file.empty() && key_file.empty()) return {};
+  if (cert_file.empty() || key_file.empty()) {
+    throw ConfigError("KATY_GRPC_TLS_CERT_FILE and KATY_GRPC_TLS_KEY_FILE go together: give both, or neither");
+  }
+  return {ReadWholeFile("KATY_GRPC_TLS_CERT_FILE", cert_file), ReadWholeFile("KATY_GRPC_TLS_KEY_FILE", key_file)};
+}
+
 }  // namespace
 
 SettingSpec LogLevelSpec() { return {"KATY_LOG_LEVEL", "info", "debug, info, warn or error"}; }
@@ -39,6 +56,9 @@ std::vector<SettingSpec> CommonSpecs(std::string grpc_addr_default, std::string 
       {"KATY_KEY_PREFIX", "katy", "Prefix of every Redis key"},
       {"KATY_GRPC_ADDR", std::move(grpc_addr_default), "gRPC health + katy.v1.Control address"},
       {"KATY_ADMIN_ADDR", std::move(admin_addr_default), "Admin HTTP address (/metrics, /healthz)"},
+      {"KATY_GRPC_TLS_CERT_FILE", "",
+       "PEM certificate chain for the gRPC port (with KATY_GRPC_TLS_KEY_FILE: TLS only; empty: plaintext)"},
+      {"KATY_GRPC_TLS_KEY_FILE", "", "PEM private key of KATY_GRPC_TLS_CERT_FILE"},
       {"KATY_CONTROL_TOKEN", "",
        "Bearer token of katy.v1.Control (operators, katyctl); required unless KATY_GRPC_ADDR is loopback", false, true},
       LogLevelSpec(),
@@ -57,6 +77,8 @@ CommonConfig LoadCommonConfig(const Settings& settings) {
   common.key_prefix = settings.String("KATY_KEY_PREFIX");
   common.control_token = settings.String("KATY_CONTROL_TOKEN");
   if (!settings.HelpRequested()) {
+    common.grpc_tls =
+        LoadTlsFiles(settings.String("KATY_GRPC_TLS_CERT_FILE"), settings.String("KATY_GRPC_TLS_KEY_FILE"));
     CheckServiceToken("KATY_CONTROL_TOKEN", common.control_token, common.grpc_addr);
     CheckSecretStrength("the password in KATY_REDIS_URL", ParseUrlPassword(common.redis_url), kMinSecretLength);
   }
@@ -136,11 +158,7 @@ std::optional<std::string> ProcessEnv(const std::string& name) {
 }
 
 std::string ReadSecretFile(const std::string& setting, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(setting + "_FILE: cannot read " + path);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  std::string value = buffer.str();
+  std::string value = ReadWholeFile(setting + "_FILE", path);
   while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
   return value;
 }

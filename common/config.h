@@ -110,6 +110,13 @@ inline constexpr size_t kMinSecretLength = 16;
 // address is loopback, where a developer's machine may go without.
 void CheckServiceToken(const std::string& setting, const std::string& token, const HostPort& address);
 
+// A certificate chain and its private key, PEM, read from the files the settings name (empty:
+// no TLS).
+struct TlsFiles {
+  std::string cert_pem;
+  std::string key_pem;
+};
+
 // The settings every Katy service reads (CommonSpecs), typed.
 struct CommonConfig {
   HostPort grpc_addr;                              // KATY_GRPC_ADDR: health + katy.v1.Control
@@ -120,8 +127,9 @@ struct CommonConfig {
   int shards = 0;                                  // KATY_SHARDS: fixed per deployment
   std::string key_prefix;                          // KATY_KEY_PREFIX
   std::string control_token;                       // KATY_CONTROL_TOKEN (secret): katy.v1.Control's bearer token
-  std::chrono::seconds drain_timeout{};            // KATY_DRAIN_TIMEOUT_S
-  std::string log_level;                           // KATY_LOG_LEVEL
+  TlsFiles grpc_tls;                     // KATY_GRPC_TLS_CERT_FILE + KATY_GRPC_TLS_KEY_FILE: the gRPC port speaks TLS
+  std::chrono::seconds drain_timeout{};  // KATY_DRAIN_TIMEOUT_S
+  std::string log_level;                 // KATY_LOG_LEVEL
 };
 // Reads them from settings loaded with CommonSpecs; throws ConfigError naming a bad one.
 CommonConfig LoadCommonConfig(const Settings& settings);

@@ -5,7 +5,8 @@
 namespace katy::grpcsvc {
 
 Result<std::unique_ptr<ServiceServer>> ServiceServer::Start(const config::HostPort& address, grpc::Service* control,
-                                                            const std::vector<grpc::Service*>& more) {
+                                                            const std::vector<grpc::Service*>& more,
+                                                            const config::TlsFiles& tls) {
   grpc::EnableDefaultHealthCheckService(true);
   std::unique_ptr<ServiceServer> out(new ServiceServer());
   if (control == nullptr) {
@@ -13,7 +14,13 @@ Result<std::unique_ptr<ServiceServer>> ServiceServer::Start(const config::HostPo
     control = out->default_control_.get();
   }
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(address.ToString(), grpc::InsecureServerCredentials(), &out->port_);
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (!tls.cert_pem.empty()) {
+    grpc::SslServerCredentialsOptions options;
+    options.pem_key_cert_pairs.push_back({tls.key_pem, tls.cert_pem});
+    credentials = grpc::SslServerCredentials(options);
+  }
+  builder.AddListeningPort(address.ToString(), credentials, &out->port_);
   builder.RegisterService(control);
   for (grpc::Service* service : more) builder.RegisterService(service);
   out->server_ = builder.BuildAndStart();

@@ -29,9 +29,11 @@ class ServiceServer {
 
   // Binds `address` (port 0 picks a free port; see port()). `control` may be null: a default
   // Control answers UNIMPLEMENTED to every RPC. `more` are served beside it (the sender's
-  // katy.v1.Outbound). Error "io" when the address cannot be bound.
+  // katy.v1.Outbound). With `tls` (PEM certificate chain and key) the port speaks TLS only.
+  // Error "io" when the address cannot be bound.
   static Result<std::unique_ptr<ServiceServer>> Start(const config::HostPort& address, grpc::Service* control,
-                                                      const std::vector<grpc::Service*>& more = {});
+                                                      const std::vector<grpc::Service*>& more = {},
+                                                      const config::TlsFiles& tls = {});
   ~ServiceServer();
 
   int port() const { return port_; }

@@ -73,7 +73,8 @@ class RedisProbe {
 }  // namespace
 
 int RunService(const ServiceSpec& spec) {
-  auto grpc_server = grpcsvc::ServiceServer::Start(spec.common.grpc_addr, spec.control, spec.more_services);
+  auto grpc_server =
+      grpcsvc::ServiceServer::Start(spec.common.grpc_addr, spec.control, spec.more_services, spec.common.grpc_tls);
   if (!grpc_server) throw std::runtime_error(grpc_server.error().message);
   RedisProbe probe(spec.redis);
   grpcsvc::HealthMonitor health(**grpc_server, [&probe] { return probe(); });

@@ -199,6 +199,31 @@ TEST(ControlTest, ServicesRefuseToStartOpenOrWithAPlaceholderSecret) {
   }
 }
 
+// With a certificate, every service's gRPC port speaks TLS only: katyctl trusting the
+// certificate is served, a plaintext client is not; a certificate without its key refuses
+// to start.
+TEST(ControlTest, GrpcSpeaksTlsWhenGivenACertificate) {
+  const std::string dir = testing::MakeTempDir("tls");
+  auto made = testing::RunCommand(
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost "
+      "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " +
+      dir + "/key.pem -out " + dir + "/cert.pem");
+  ASSERT_EQ(made.status, 0) << made.output;
+  testing::KatyStack stack(
+      {kRules, {{"KATY_GRPC_TLS_CERT_FILE", dir + "/cert.pem"}, {"KATY_GRPC_TLS_KEY_FILE", dir + "/key.pem"}}});
+  ASSERT_TRUE(stack.ready());
+  for (const char* service : kServices) {
+    EXPECT_EQ(Katyctl(stack, service, "--tls-ca " + dir + "/cert.pem status").status, 0) << service;
+    EXPECT_EQ(Katyctl(stack, service, "status").status, 1) << service;  // plaintext: refused
+  }
+  Say(stack, "t1", "hello");
+  EXPECT_TRUE(testing::WaitFor([&] { return RepliesTo(stack, "t1") == 1; }, std::chrono::seconds(15)));
+  auto half = testing::RunCommand("env -i KATY_GRPC_TLS_CERT_FILE=" + dir + "/cert.pem " +
+                                  testing::BinaryPath("katy-responder"));
+  EXPECT_EQ(half.status, 2) << half.output;
+  EXPECT_NE(half.output.find("go together"), std::string::npos) << half.output;
+}
+
 TEST(ControlTest, KatyctlStatusPauseResumeRateRulesAndDrain) {
   testing::KatyStack stack({kRules, {}});
   ASSERT_TRUE(stack.ready());

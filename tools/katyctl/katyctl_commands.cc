@@ -22,8 +22,8 @@ namespace {
 
 struct Options {
   std::string addr;
-  std::string token;  // --token or --token-file; else the command's token setting
-  std::string token_file;
+  std::string token;       // --token or --token-file; else the command's token setting
+  std::string tls_ca_pem;  // --tls-ca (or KATY_CTL_TLS_CA): speak TLS, trusting these roots
   bool json = false;
   bool all = false;
   bool dry_run = false;
@@ -44,6 +44,13 @@ std::string DefaultAddress(const std::string& command) {
   }
   if (command == "rules" || command == "conv") return std::string(defaults::kResponderGrpc);
   return std::string(defaults::kIngressGrpc);
+}
+
+// The whole of a file; std::invalid_argument when it cannot be read.
+std::string ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::invalid_argument("cannot read " + path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 // The commands served by katy.v1.Outbound, which takes the integrations' token.
@@ -77,13 +84,22 @@ std::string FreshKey() {
          std::to_string(random());
 }
 
+// Plaintext, or TLS trusting the roots --tls-ca gave (a service started with
+// KATY_GRPC_TLS_CERT_FILE speaks TLS only).
+std::shared_ptr<grpc::ChannelCredentials> Credentials(const Options& options) {
+  if (options.tls_ca_pem.empty()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = options.tls_ca_pem;
+  return grpc::SslCredentials(ssl);
+}
+
 class Session {
  public:
   Session(const Options& options, std::ostream& out, std::ostream& err)
       : options_(options),
         out_(out),
         err_(err),
-        channel_(grpc::CreateChannel(options.addr, grpc::InsecureChannelCredentials())),
+        channel_(grpc::CreateChannel(options.addr, Credentials(options))),
         control_(katy::v1::Control::NewStub(channel_)),
         outbound_(katy::v1::Outbound::NewStub(channel_)),
         health_(grpc::health::v1::Health::NewStub(channel_)) {}
@@ -377,7 +393,7 @@ std::string Usage() {
                                 " (status, top,\nhealth, dlq, drain), responder " +
                                 std::string(defaults::kResponderGrpc) + " (rules, conv), sender " +
                                 std::string(defaults::kSenderGrpc) + " (pause, resume,\nrate, send, message)";
-  return R"(usage: katyctl [--addr HOST:PORT] [--token TOKEN | --token-file FILE] [--json] COMMAND
+  return R"(usage: katyctl [--addr HOST:PORT] [--token TOKEN | --token-file FILE] [--tls-ca FILE] [--json] COMMAND
 
   status [--all]              streams, pending, lag, dead letters, shard owners, pages
   top [--interval S] [--count N]   status refreshed, with rates (Ctrl-C to stop)
@@ -413,13 +429,22 @@ KATY_PAGE_TOKENS_FILE, KATY_APP_SECRET, as for the sender; PAGE may be left out 
 --addr defaults to the service the command is for: )" +
          addresses + R"(; KATY_CTL_ADDR overrides. The token defaults to KATY_CONTROL_TOKEN (or
 KATY_CONTROL_TOKEN_FILE), and for send and message, which the integrations' katy.v1.Outbound
-serves, to KATY_OUTBOUND_TOKEN (or KATY_OUTBOUND_TOKEN_FILE).
+serves, to KATY_OUTBOUND_TOKEN (or KATY_OUTBOUND_TOKEN_FILE). --tls-ca (or KATY_CTL_TLS_CA) names
+the PEM roots to trust when the service speaks TLS (KATY_GRPC_TLS_CERT_FILE).
 )";
 }
 
 int RunKatyctl(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   Options options;
   bool token_given = false;
+  if (const char* ca = std::getenv("KATY_CTL_TLS_CA"); ca != nullptr && *ca != '\0') {
+    try {
+      options.tls_ca_pem = ReadWholeFile(ca);
+    } catch (const std::exception& e) {
+      err << "katyctl: KATY_CTL_TLS_CA: " << e.what() << "\n";
+      return 2;
+    }
+  }
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     auto value = [&](const char* name) -> std::string {
@@ -441,6 +466,8 @@ int RunKatyctl(const std::vector<std::string>& args, std::ostream& out, std::ost
         if (!token) throw std::invalid_argument("cannot read " + path);
         options.token = *token;
         token_given = true;
+      } else if (arg == "--tls-ca") {
+        options.tls_ca_pem = ReadWholeFile(value("--tls-ca"));
       } else if (arg == "--json") {
         options.json = true;
       } else if (arg == "--dry-run") {
