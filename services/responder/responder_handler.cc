@@ -15,7 +15,9 @@ namespace katy::responder {
 namespace {
 
 // KEYS[1] outbound stream, KEYS[2] inbound stream, KEYS[3] conversation hash, KEYS[4] lease,
-// KEYS[5] the shard's set of conversations others have the thread of.
+// KEYS[5] the shard's set of conversations others have the thread of: an index for the
+// metrics (the conversation hash holds the owner), living as long as a conversation after its
+// last addition, so a shard whose threads stopped moving leaves nothing behind.
 // ARGV[1] group, ARGV[2] inbound entry id, ARGV[3] conversation TTL (s), ARGV[4] lease owner,
 // ARGV[5] n = number of HSET pairs, then 2n values, then m = number of HDEL fields, m names,
 // then "add", "rem" or "" and the conversation (for KEYS[5]), then one serialized
@@ -36,7 +38,10 @@ i = i + 2 * n
 local m = tonumber(ARGV[i]); i = i + 1
 for k = 0, m - 1 do redis.call('HDEL', KEYS[3], ARGV[i + k]) end
 i = i + m
-if ARGV[i] == 'add' then redis.call('SADD', KEYS[5], ARGV[i + 1]) end
+if ARGV[i] == 'add' then
+  redis.call('SADD', KEYS[5], ARGV[i + 1])
+  redis.call('EXPIRE', KEYS[5], ARGV[3])
+end
 if ARGV[i] == 'rem' then redis.call('SREM', KEYS[5], ARGV[i + 1]) end
 i = i + 2
 if n > 0 or m > 0 then redis.call('EXPIRE', KEYS[3], ARGV[3]) end

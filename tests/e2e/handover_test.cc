@@ -153,6 +153,11 @@ TEST_F(HandoverTest, KatyctlPausesShowsAndResumesAConversation) {
   auto json = nlohmann::json::parse(Katyctl("responder", std::string("--json conv show ") + kPage + " c1").output);
   EXPECT_EQ(json["owner"], "263902037430900");
   EXPECT_TRUE(json["window_open"].get<bool>());
+  // The shard's index of taken threads lives as long as a conversation, not forever.
+  redis::Client redis(*redis::ParseUrl(stack_->redis_url()));
+  const auto owned_ttl = redis.Command({"TTL", KeySpace("katy", 16).Owned(ShardOf(kPage, "c1", 16))});
+  ASSERT_TRUE(owned_ttl.ok());
+  EXPECT_GT(owned_ttl->integer, 0);
 
   ASSERT_EQ(Katyctl("responder", std::string("conv resume ") + kPage + " c1").status, 0);
   ASSERT_TRUE(OwnerBecomes("c1", kKatyAppId)) << "no take_thread_control reached Meta";
