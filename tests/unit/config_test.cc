@@ -117,7 +117,7 @@ TEST(ConfigTest, ANetworkReachableGrpcPortNeedsAToken) {
 // LoadCommonConfig applies both, and to the password in the Redis URL, which may come from a
 // file like a secret.
 TEST(ConfigTest, CommonConfigChecksTheTokenAndTheRedisPassword) {
-  auto load = [](std::map<std::string, std::string> env) {
+  auto load = [](const std::map<std::string, std::string>& env) {
     return LoadCommonConfig(Settings::Load(CommonSpecs("127.0.0.1:50051", "127.0.0.1:9101"), {}, Env(env)));
   };
   EXPECT_NO_THROW(load({}));
