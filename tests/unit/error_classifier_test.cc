@@ -22,10 +22,11 @@ struct Case {
 
 // One row per line of docs/messenger-platform.md, "Send API errors".
 const Case kCases[] = {
-    // transient
+    // transient: by the code, whatever the status (a 500 alone would retry on the fallback)
     {500, 1, 0, SendAction::kRetry, "transient"},
-    {500, 2, 0, SendAction::kRetry, "transient"},
-    {500, 1200, 0, SendAction::kRetry, "transient"},
+    {400, 1, 0, SendAction::kRetry, "transient"},
+    {400, 2, 0, SendAction::kRetry, "transient"},
+    {400, 1200, 0, SendAction::kRetry, "transient"},
     {400, 2018321, 0, SendAction::kRetry, "transient"},
     // throttled
     {400, 4, 0, SendAction::kThrottle, "throttled"},
