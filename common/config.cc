@@ -11,26 +11,6 @@
 namespace katy::config {
 namespace {
 
-// The password of a redis://[user:]password@host URL ("" when none), split where
-// redis::ParseUrl splits it (the last '@').
-std::string ParseUrlPassword(const std::string& url) {
-  const auto scheme = url.find("://");
-  const auto at = url.rfind('@');
-  if (scheme == std::string::npos || at == std::string::npos || at < scheme + 3) return "";
-  const std::string userinfo = url.substr(scheme + 3, at - scheme - 3);
-  const auto colon = userinfo.find(':');
-  return colon == std::string::npos ? userinfo : userinfo.substr(colon + 1);
-}
-
-// The whole of a file, or ConfigError naming the setting.
-std::string ReadWholeFile(const std::string& setting, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(setting + ": cannot read " + path);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
 TlsFiles LoadTlsFiles(const std::string& cert_file, const std::string& key_file) {
   if (cert_file.empty() && key_file.empty()) return {};
   if (cert_file.empty() || key_file.empty()) {
@@ -80,7 +60,6 @@ CommonConfig LoadCommonConfig(const Settings& settings) {
     common.grpc_tls =
         LoadTlsFiles(settings.String("KATY_GRPC_TLS_CERT_FILE"), settings.String("KATY_GRPC_TLS_KEY_FILE"));
     CheckServiceToken("KATY_CONTROL_TOKEN", common.control_token, common.grpc_addr);
-    CheckSecretStrength("the password in KATY_REDIS_URL", ParseUrlPassword(common.redis_url), kMinSecretLength);
   }
   common.drain_timeout = std::chrono::seconds(settings.Int("KATY_DRAIN_TIMEOUT_S", 0, 3600));
   common.log_level = settings.String("KATY_LOG_LEVEL");
@@ -157,13 +136,21 @@ std::optional<std::string> ProcessEnv(const std::string& name) {
   return std::string(value);
 }
 
-std::string ReadSecretFile(const std::string& setting, const std::string& path) {
-  std::string value = ReadWholeFile(setting + "_FILE", path);
+}  // namespace
+
+std::string ReadWholeFile(const std::string& what, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(what + ": cannot read " + path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+std::string ReadSecretFile(const std::string& what, const std::string& path) {
+  std::string value = ReadWholeFile(what, path);
   while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
   return value;
 }
-
-}  // namespace
 
 bool IsLoopbackHost(std::string_view host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
@@ -251,7 +238,7 @@ Settings Settings::Load(std::vector<SettingSpec> specs, const std::vector<std::s
       entry.set = true;
     } else if (auto file = entry.spec.secret || entry.spec.url_with_credentials ? getenv(name + "_FILE") : std::nullopt;
                file && !file->empty()) {
-      entry.value = ReadSecretFile(name, *file);
+      entry.value = ReadSecretFile(name + "_FILE", *file);
       entry.set = true;
     } else {
       entry.value = entry.spec.default_value;

@@ -93,6 +93,13 @@ class Settings {
 // log line and error that shows a URL passes it through here.
 std::string RedactUrlCredentials(const std::string& value);
 
+// The whole of the file at `path`; ConfigError "<what>: cannot read <path>" when it cannot be
+// read (`what` names the setting or flag that named the file).
+std::string ReadWholeFile(const std::string& what, const std::string& path);
+// A secret kept in a file (a *_FILE setting, a mounted Secret): its content less trailing
+// newlines. ConfigError as ReadWholeFile.
+std::string ReadSecretFile(const std::string& what, const std::string& path);
+
 // True for an address only this machine reaches: 127.0.0.0/8, ::1, localhost.
 bool IsLoopbackHost(std::string_view host);
 

@@ -281,9 +281,11 @@ Result<bool> Client::IsCluster() {
   return mode_ == Mode::kCluster;
 }
 
-bool Client::Ping() {
+Status Client::Ping() {
   auto reply = Command({"PING"});
-  return reply.ok() && reply->str == "PONG";
+  if (!reply) return reply.error();
+  if (reply->str != "PONG") return Error{ErrorCode::kReply, reply->str};
+  return Ok{};
 }
 
 }  // namespace katy::redis

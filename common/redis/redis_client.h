@@ -76,8 +76,8 @@ class Client {
   // Every key matching `pattern`, from every master (SCAN MATCH ... COUNT 200).
   Result<std::vector<std::string>> ScanKeys(const std::string& pattern);
 
-  // PING; true when Redis answered PONG.
-  bool Ping();
+  // PING; Ok when Redis answered PONG, else why not (Redis's own answer, or the I/O error).
+  Status Ping();
 
   // Whether the nodes form a cluster (asked on the first call, kept from then on).
   Result<bool> IsCluster();

@@ -54,10 +54,10 @@ class RedisProbe {
   explicit RedisProbe(const redis::Options& options) : client_(options) {}
 
   bool operator()() {
-    auto reply = client_.Command({"PING"});
-    const bool ok = reply.ok() && reply->str == "PONG";
+    auto pong = client_.Ping();
+    const bool ok = pong.ok();
     if (!ok && answered_) {
-      log::Warn("Redis does not answer the health check", {{"error", reply.ok() ? reply->str : reply.error().message}});
+      log::Warn("Redis does not answer the health check", {{"error", pong.error().message}});
     } else if (ok && !answered_) {
       log::Info("Redis answers the health check");
     }

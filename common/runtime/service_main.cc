@@ -40,6 +40,7 @@ bool BeginService(const char* program, const std::string& service, const config:
 redis::Options RedisOptions(const config::CommonConfig& common) {
   auto options = redis::ParseUrl(common.redis_url);
   if (!options) throw config::ConfigError("KATY_REDIS_URL: " + options.error().message);
+  config::CheckSecretStrength("the password in KATY_REDIS_URL", options->password, config::kMinSecretLength);
   options->wait_replicas = common.redis_wait_replicas;
   options->wait_timeout = common.redis_wait_timeout;
   return *options;

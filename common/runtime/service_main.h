@@ -18,7 +18,8 @@ int ServiceMain(const char* program, const std::function<int()>& body);
 // unknown) and logs "starting" with the effective configuration, secrets redacted.
 bool BeginService(const char* program, const std::string& service, const config::Settings& settings);
 
-// KATY_REDIS_URL as client options; ConfigError when it does not parse.
+// KATY_REDIS_URL as client options; ConfigError when it does not parse or its password is a
+// placeholder or too short (config::CheckSecretStrength).
 redis::Options RedisOptions(const config::CommonConfig& common);
 
 }  // namespace katy::runtime

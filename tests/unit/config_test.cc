@@ -4,6 +4,8 @@
 
 #include <fstream>
 
+#include "common/runtime/service_main.h"
+
 namespace katy::config {
 namespace {
 
@@ -114,11 +116,13 @@ TEST(ConfigTest, ANetworkReachableGrpcPortNeedsAToken) {
   EXPECT_THROW(CheckServiceToken("KATY_CONTROL_TOKEN", "change-me", HostPort{"127.0.0.1", 50051}), ConfigError);
 }
 
-// LoadCommonConfig applies both, and to the password in the Redis URL, which may come from a
-// file like a secret.
+// LoadCommonConfig applies both; runtime::RedisOptions applies the strength check to the
+// password in the Redis URL, which may come from a file like a secret.
 TEST(ConfigTest, CommonConfigChecksTheTokenAndTheRedisPassword) {
   auto load = [](const std::map<std::string, std::string>& env) {
-    return LoadCommonConfig(Settings::Load(CommonSpecs("127.0.0.1:50051", "127.0.0.1:9101"), {}, Env(env)));
+    auto common = LoadCommonConfig(Settings::Load(CommonSpecs("127.0.0.1:50051", "127.0.0.1:9101"), {}, Env(env)));
+    runtime::RedisOptions(common);
+    return common;
   };
   EXPECT_NO_THROW(load({}));
   EXPECT_THROW(load({{"KATY_GRPC_ADDR", "0.0.0.0:50051"}}), ConfigError);

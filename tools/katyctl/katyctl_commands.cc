@@ -5,11 +5,10 @@
 
 #include <chrono>
 #include <cstdlib>
-#include <fstream>
-#include <optional>
 #include <random>
 #include <thread>
 
+#include "common/config.h"
 #include "common/defaults.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "katy/v1/control.grpc.pb.h"
@@ -46,34 +45,15 @@ std::string DefaultAddress(const std::string& command) {
   return std::string(defaults::kIngressGrpc);
 }
 
-// The whole of a file; std::invalid_argument when it cannot be read.
-std::string ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::invalid_argument("cannot read " + path);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 // The commands served by katy.v1.Outbound, which takes the integrations' token.
 bool IsOutboundCommand(const std::string& command) { return command == "send" || command == "message"; }
 
-// The first line of `path` (a token file as Kubernetes or compose mounts it), or an error.
-std::optional<std::string> ReadTokenFile(const std::string& path) {
-  std::ifstream in(path);
-  std::string token;
-  if (!in || !std::getline(in, token)) return std::nullopt;
-  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
-  return token;
-}
-
 // The token a command presents when neither --token nor --token-file is given: the operators'
-// KATY_CONTROL_TOKEN, or KATY_OUTBOUND_TOKEN for send and message (each also as NAME_FILE).
-std::optional<std::string> TokenFromEnvironment(const std::string& command) {
+// KATY_CONTROL_TOKEN, or KATY_OUTBOUND_TOKEN for send and message, each read as the services
+// read a secret (the variable, else NAME_FILE). ConfigError when the file cannot be read.
+std::string TokenFromEnvironment(const std::string& command) {
   const std::string name = IsOutboundCommand(command) ? "KATY_OUTBOUND_TOKEN" : "KATY_CONTROL_TOKEN";
-  if (const char* token = std::getenv(name.c_str()); token != nullptr && *token != '\0') return token;
-  if (const char* file = std::getenv((name + "_FILE").c_str()); file != nullptr && *file != '\0') {
-    return ReadTokenFile(file);
-  }
-  return "";
+  return config::Settings::Load({{name, "", "", false, true}}, std::vector<std::string>{}).String(name);
 }
 
 // A key no other call has: the time and a random number.
@@ -439,9 +419,9 @@ int RunKatyctl(const std::vector<std::string>& args, std::ostream& out, std::ost
   bool token_given = false;
   if (const char* ca = std::getenv("KATY_CTL_TLS_CA"); ca != nullptr && *ca != '\0') {
     try {
-      options.tls_ca_pem = ReadWholeFile(ca);
-    } catch (const std::exception& e) {
-      err << "katyctl: KATY_CTL_TLS_CA: " << e.what() << "\n";
+      options.tls_ca_pem = config::ReadWholeFile("KATY_CTL_TLS_CA", ca);
+    } catch (const config::ConfigError& e) {
+      err << "katyctl: " << e.what() << "\n";
       return 2;
     }
   }
@@ -461,13 +441,10 @@ int RunKatyctl(const std::vector<std::string>& args, std::ostream& out, std::ost
         options.token = value("--token");
         token_given = true;
       } else if (arg == "--token-file") {
-        const std::string path = value("--token-file");
-        auto token = ReadTokenFile(path);
-        if (!token) throw std::invalid_argument("cannot read " + path);
-        options.token = *token;
+        options.token = config::ReadSecretFile("the token file", value("--token-file"));
         token_given = true;
       } else if (arg == "--tls-ca") {
-        options.tls_ca_pem = ReadWholeFile(value("--tls-ca"));
+        options.tls_ca_pem = config::ReadWholeFile("the roots file", value("--tls-ca"));
       } else if (arg == "--json") {
         options.json = true;
       } else if (arg == "--dry-run") {
@@ -507,13 +484,12 @@ int RunKatyctl(const std::vector<std::string>& args, std::ostream& out, std::ost
   if (command == "profile" || command == "subscriptions") return RunPageSetup(options.words, options.dry_run, out, err);
   if (options.addr.empty()) options.addr = DefaultAddress(command);
   if (!token_given) {
-    auto token = TokenFromEnvironment(command);
-    if (!token) {
-      err << "katyctl: cannot read the token file named by "
-          << (IsOutboundCommand(command) ? "KATY_OUTBOUND" : "KATY_CONTROL") << "_TOKEN_FILE\n";
+    try {
+      options.token = TokenFromEnvironment(command);
+    } catch (const config::ConfigError& e) {
+      err << "katyctl: " << e.what() << "\n";
       return 2;
     }
-    options.token = *token;
   }
   Session session(options, out, err);
   if (command == "status") return session.Status();
