@@ -1,6 +1,7 @@
 #include "tools/emulator/emulator_config.h"
 
 #include <sstream>
+#include <string_view>
 
 #include "common/defaults.h"
 
@@ -34,14 +35,12 @@ std::vector<config::SettingSpec> EmulatorSpecs() {
 
 // True when `url` is Meta's own Graph API (graph.facebook.com, graph.instagram.com and their
 // regional or beta hosts).
-bool IsMetaGraphUrl(const std::string& url) {
-  for (const char* host : {"facebook.com", "instagram.com"}) {
-    const auto at = url.find(host);
-    if (at != std::string::npos &&
-        (at + std::string(host).size() == url.size() || url[at + std::string(host).size()] == '/' ||
-         url[at + std::string(host).size()] == ':')) {
-      return true;
-    }
+bool IsMetaGraphUrl(std::string_view url) {
+  for (std::string_view host : {"facebook.com", "instagram.com"}) {
+    const size_t at = url.find(host);
+    if (at == std::string_view::npos) continue;
+    const size_t end = at + host.size();
+    if (end == url.size() || url[end] == '/' || url[end] == ':') return true;
   }
   return false;
 }
