@@ -31,7 +31,10 @@ std::vector<SettingSpec> CommonSpecs(std::string grpc_addr_default, std::string 
        false, false, true},
       {"KATY_REDIS_WAIT_REPLICAS", "0",
        "Writes count as done only once WAIT confirms this many replicas have them (0: no WAIT)"},
-      {"KATY_REDIS_WAIT_TIMEOUT_MS", "1000", "How long WAIT may take before the write counts as failed"},
+      {"KATY_REDIS_WAIT_TIMEOUT_MS", "1000", "How long WAIT may take before the write counts as unconfirmed"},
+      {"KATY_REDIS_WAIT_POLICY", "strict",
+       "An unconfirmed write: strict (work on that master waits for its replicas; ingress answers 503) or degrade "
+       "(it stands on the master alone, katy_redis_under_replicated says so)"},
       {"KATY_SHARDS", "16", "Number of shards; fixed per deployment (changing it needs a drain of every stream)"},
       {"KATY_KEY_PREFIX", "katy", "Prefix of every Redis key"},
       {"KATY_GRPC_ADDR", std::move(grpc_addr_default), "gRPC health + katy.v1.Control address"},
@@ -53,6 +56,10 @@ CommonConfig LoadCommonConfig(const Settings& settings) {
   common.redis_url = settings.String("KATY_REDIS_URL");
   common.redis_wait_replicas = static_cast<int>(settings.Int("KATY_REDIS_WAIT_REPLICAS", 0, 16));
   common.redis_wait_timeout = std::chrono::milliseconds(settings.Int("KATY_REDIS_WAIT_TIMEOUT_MS", 1, 60000));
+  common.redis_wait_policy = settings.String("KATY_REDIS_WAIT_POLICY");
+  if (common.redis_wait_policy != "strict" && common.redis_wait_policy != "degrade") {
+    throw ConfigError("KATY_REDIS_WAIT_POLICY must be strict or degrade, not \"" + common.redis_wait_policy + "\"");
+  }
   common.shards = static_cast<int>(settings.Int("KATY_SHARDS", 1, 1024));
   common.key_prefix = settings.String("KATY_KEY_PREFIX");
   common.control_token = settings.String("KATY_CONTROL_TOKEN");

@@ -131,6 +131,7 @@ struct CommonConfig {
   std::string redis_url;                           // KATY_REDIS_URL: one node, or a cluster's seed nodes
   int redis_wait_replicas = 0;                     // KATY_REDIS_WAIT_REPLICAS: WAIT for this many after writes
   std::chrono::milliseconds redis_wait_timeout{};  // KATY_REDIS_WAIT_TIMEOUT_MS
+  std::string redis_wait_policy;                   // KATY_REDIS_WAIT_POLICY: "strict" or "degrade"
   int shards = 0;                                  // KATY_SHARDS: fixed per deployment
   std::string key_prefix;                          // KATY_KEY_PREFIX
   std::string control_token;                       // KATY_CONTROL_TOKEN (secret): katy.v1.Control's bearer token

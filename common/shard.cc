@@ -63,6 +63,10 @@ std::string KeySpace::Attachment(std::string_view page, std::string_view url) co
 
 namespace katy {
 
+std::vector<std::string> KeySpace::UnwaitedPrefixes() const {
+  return {prefix_ + ":rate:", prefix_ + ":attachment:", prefix_ + ":members:", prefix_ + ":paused:"};
+}
+
 std::string KeySpace::Paused(std::string_view role) const { return prefix_ + ":paused:" + std::string(role); }
 
 }  // namespace katy

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace katy {
 
@@ -43,6 +44,11 @@ class KeySpace {
   std::string Paused(std::string_view role) const;   // katy:paused:<role>
   // katy:attachment:<page>:<sha256 of url>: the page's attachment_id for a reusable media url.
   std::string Attachment(std::string_view page, std::string_view url) const;
+
+  // The prefixes of the keys whose writes need no replica (redis::Options::unwaited_key_prefixes):
+  // rate limiter and page pauses (katy:rate:), cached attachment ids, membership, the responder's
+  // pause flag. Their loss in a failover costs a throttle, an upload, a pause set again.
+  std::vector<std::string> UnwaitedPrefixes() const;
 
   static constexpr const char* kResponderGroup = "responders";
   static constexpr const char* kSenderGroup = "senders";

@@ -78,7 +78,10 @@ grpc::Status ToGrpc(const Error& error) {
 }
 
 ControlService::ControlService(ControlOptions options, ControlHooks hooks)
-    : options_(std::move(options)), hooks_(std::move(hooks)), pool_(options_.redis, 2), replay_(kReplayLua) {}
+    : options_(std::move(options)),
+      hooks_(std::move(hooks)),
+      pool_(options_.redis.WithoutWait(), 2),
+      replay_(kReplayLua) {}
 
 void ControlService::SetServingSource(std::function<bool()> serving) {
   std::lock_guard lock(serving_mutex_);
@@ -115,6 +118,14 @@ grpc::Status ControlService::GetStatus(grpc::ServerContext* context, const katy:
   response->set_paused(hooks_.paused ? hooks_.paused() : false);
   if (hooks_.owned_shards) {
     for (int shard : hooks_.owned_shards()) response->add_owned_shards(shard);
+  }
+  if (hooks_.held_shards) {
+    for (const auto& held : hooks_.held_shards()) {
+      auto* out = response->add_held_shards();
+      out->set_shard(held.shard);
+      out->set_reason(held.reason);
+      out->set_held_s(held.held_for.count());
+    }
   }
   auto client = pool_.Acquire();
   if (auto read = redis::ReadQueueStatus(*client, options_.keys, response); !read) return ToGrpc(read.error());

@@ -9,6 +9,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "common/redis/client_pool.h"
+#include "common/redis/queue_status.h"
 #include "common/redis/script.h"
 #include "common/shard.h"
 #include "katy/v1/control.grpc.pb.h"
@@ -27,6 +28,7 @@ struct ControlOptions {
 // on the responder). Hooks run on gRPC threads: they must be thread-safe.
 struct ControlHooks {
   std::function<std::vector<int>()> owned_shards;
+  std::function<std::vector<redis::HeldShard>()> held_shards;
   std::function<bool()> paused;  // the service as a whole
   std::function<grpc::Status(const std::string& page)> pause;
   std::function<grpc::Status(const std::string& page)> resume;

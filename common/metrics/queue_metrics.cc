@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "common/redis/queue_status.h"
+#include "common/redis/replication_health.h"
 
 namespace katy::metrics {
 namespace {
@@ -100,6 +101,15 @@ std::vector<MetricFamily> QueueDepthCollector::Collect() const {
   AddPageFamilies(status, &families);
   AddOwnedFamily(&families);
   return families;
+}
+
+std::vector<MetricFamily> ReplicationCollector::Collect() const {
+  MetricFamily family = GaugeFamily("katy_redis_under_replicated",
+                                    "1 while a master's writes are not confirmed by KATY_REDIS_WAIT_REPLICAS replicas");
+  for (const auto& [node, under] : redis::ReplicationHealth::Process().UnderReplicated()) {
+    family.metric.push_back(GaugeSample({{"node", node}}, under ? 1 : 0));
+  }
+  return {family};
 }
 
 }  // namespace katy::metrics

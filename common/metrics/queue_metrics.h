@@ -32,4 +32,12 @@ class QueueDepthCollector : public prometheus::Collectable {
   const KeySpace keys_;
 };
 
+// katy_redis_under_replicated{node}: 1 while the last WAIT this process sent to that master
+// came back short of replicas (redis::ReplicationHealth), 0 once they confirm again. Only the
+// masters this process has WAITed on appear (none without KATY_REDIS_WAIT_REPLICAS).
+class ReplicationCollector : public prometheus::Collectable {
+ public:
+  std::vector<prometheus::MetricFamily> Collect() const override;
+};
+
 }  // namespace katy::metrics

@@ -4,6 +4,8 @@
 #include <deque>
 #include <utility>
 
+#include "common/redis/replication_health.h"
+
 namespace katy::redis {
 
 // One command on its way: what to send again on a redirection, whom to tell, and (with WAIT)
@@ -107,17 +109,13 @@ void AsyncRouter::OnReply(const std::shared_ptr<Pending>& pending, Result<Reply>
   pending->done(std::move(reply));
 }
 
-void AsyncRouter::OnWait(const std::shared_ptr<Pending>& pending, const Result<Reply>& wait) {
+void AsyncRouter::OnWait(const std::shared_ptr<Pending>& pending, const Result<Reply>& wait, const NodeAddress& node) {
   if (pending->finished) return;
   pending->finished = true;
-  if (wait && wait->type == Reply::Type::kInteger && wait->integer >= options_.wait_replicas && pending->reply) {
-    return pending->done(std::move(*pending->reply));
-  }
   if (!wait) return pending->done(Error{wait.error().code, "WAIT: " + wait.error().message});
-  const std::string confirmed = wait->IsError() ? wait->str : std::to_string(wait->integer);
-  pending->done(Error{ErrorCode::kTimeout, "WAIT: " + confirmed + " of " + std::to_string(options_.wait_replicas) +
-                                               " replicas confirmed the write within " +
-                                               std::to_string(options_.wait_timeout.count()) + " ms"});
+  if (!pending->reply) return pending->done(Error{ErrorCode::kIo, "no reply before WAIT"});
+  if (auto waited = JudgeWait(wait, options_, node); !waited) return pending->done(waited.error());
+  pending->done(std::move(*pending->reply));
 }
 
 void AsyncRouter::Broadcast(const std::vector<std::string>& argv) {
@@ -133,8 +131,8 @@ void AsyncRouter::Flush() {
       // before it, so the pipeline stays one round trip (a WAIT per command would serialise it).
       connections_[i]->Send(
           {"WAIT", std::to_string(options_.wait_replicas), std::to_string(options_.wait_timeout.count())},
-          [this, waiting = std::exchange(unwaited_[i], {})](const Result<Reply>& wait) {
-            for (const auto& pending : waiting) OnWait(pending, wait);
+          [this, node = nodes_[i], waiting = std::exchange(unwaited_[i], {})](const Result<Reply>& wait) {
+            for (const auto& pending : waiting) OnWait(pending, wait, node);
           });
     }
     connections_[i]->Flush();

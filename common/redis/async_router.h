@@ -26,7 +26,7 @@ namespace katy::redis {
 //
 // With options.wait_replicas > 0, Flush follows each connection's new commands with one WAIT,
 // and their callbacks run once it has answered: with each command's reply when enough replicas
-// have the writes, else with ErrorCode::kTimeout. (Callers must Flush after Send, as they must
+// have the writes, else as the options' WaitPolicy says (JudgeWait). (Callers must Flush after Send, as they must
 // anyway to send anything.)
 //
 // The owner drives connections() as it would one AsyncConnection (fd, wants_write,
@@ -57,7 +57,7 @@ class AsyncRouter {
   std::optional<NodeAddress> Route(int slot) const;
   void Dispatch(const NodeAddress& node, const std::shared_ptr<Pending>& pending, bool asking);
   void OnReply(const std::shared_ptr<Pending>& pending, Result<Reply> reply);
-  void OnWait(const std::shared_ptr<Pending>& pending, const Result<Reply>& wait);
+  void OnWait(const std::shared_ptr<Pending>& pending, const Result<Reply>& wait, const NodeAddress& node);
   size_t ConnectionIndex(const NodeAddress& node);
 
   Options options_;

@@ -105,27 +105,32 @@ int SlotOfKeys(const std::vector<std::string>& argv, size_t first, size_t last) 
 
 }  // namespace
 
-int CommandSlot(const std::vector<std::string>& argv) {
-  if (argv.size() < 2) return kNoKey;
+KeyRange CommandKeys(const std::vector<std::string>& argv) {
+  if (argv.size() < 2) return {};
   const std::string name = Upper(argv[0]);
   if (IsOneOf(name, {"PING", "TIME", "INFO", "SCRIPT", "CLUSTER", "WAIT", "SCAN", "CLIENT", "CONFIG", "DBSIZE",
                      "ASKING", "AUTH", "SELECT", "FLUSHALL", "FLUSHDB", "COMMAND", "READONLY", "ECHO", "HELLO"})) {
-    return kNoKey;
+    return {};
   }
   if (IsOneOf(name, {"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO"})) {
     const auto keys = argv.size() > 2 ? ToInt(argv[2]) : std::nullopt;
-    if (!keys || *keys < 0) return kNoKey;
-    return SlotOfKeys(argv, 3, 3 + static_cast<size_t>(*keys));
+    if (!keys || *keys < 0) return {};
+    return {3, std::min(argv.size(), 3 + static_cast<size_t>(*keys))};
   }
   if (name == "XREAD" || name == "XREADGROUP") {
     for (size_t i = 1; i < argv.size(); ++i) {
-      if (Upper(argv[i]) == "STREAMS") return SlotOfKeys(argv, i + 1, i + 1 + (argv.size() - i - 1) / 2);
+      if (Upper(argv[i]) == "STREAMS") return {i + 1, i + 1 + (argv.size() - i - 1) / 2};
     }
-    return kNoKey;
+    return {};
   }
-  if (name == "XGROUP" || name == "XINFO") return SlotOfKeys(argv, 2, 3);
-  if (IsOneOf(name, {"DEL", "EXISTS", "MGET", "UNLINK", "TOUCH"})) return SlotOfKeys(argv, 1, argv.size());
-  return KeySlot(argv[1]);
+  if (name == "XGROUP" || name == "XINFO") return {2, std::min<size_t>(argv.size(), 3)};
+  if (IsOneOf(name, {"DEL", "EXISTS", "MGET", "UNLINK", "TOUCH"})) return {1, argv.size()};
+  return {1, 2};
+}
+
+int CommandSlot(const std::vector<std::string>& argv) {
+  const KeyRange keys = CommandKeys(argv);
+  return SlotOfKeys(argv, keys.first, keys.last);
 }
 
 Result<SlotMap> SlotMap::FromClusterSlots(const Reply& reply) {

@@ -33,10 +33,17 @@ int KeySlot(std::string_view key);
 inline constexpr int kNoKey = -1;
 inline constexpr int kCrossSlot = -2;
 
-// The slot of the keys `argv` names, kNoKey or kCrossSlot. Knows where the keys are in the
+// Where the keys of `argv` are: argv[first, last) (empty for a keyless command). Knows the
 // commands Katy sends: EVAL/EVALSHA (numkeys), XREAD/XREADGROUP (after STREAMS), XGROUP and
 // XINFO (after the subcommand), DEL/EXISTS/MGET/UNLINK/TOUCH (every argument), keyless
 // commands (PING, TIME, INFO, SCRIPT, CLUSTER, WAIT, SCAN, ...), and otherwise argv[1].
+struct KeyRange {
+  size_t first = 0;
+  size_t last = 0;
+};
+KeyRange CommandKeys(const std::vector<std::string>& argv);
+
+// The slot of the keys `argv` names (CommandKeys), kNoKey or kCrossSlot.
 int CommandSlot(const std::vector<std::string>& argv);
 
 // What a -MOVED or -ASK error reply says: "MOVED 3999 127.0.0.1:6381". nullopt for any other

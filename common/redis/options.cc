@@ -1,8 +1,10 @@
 #include "common/redis/options.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include "common/config.h"
+#include "common/redis/cluster_slots.h"
 
 namespace katy::redis {
 namespace {
@@ -31,6 +33,24 @@ Options Options::ForNode(const NodeAddress& node) const {
   Options copy = *this;
   copy.host = node.host;
   copy.port = node.port;
+  return copy;
+}
+
+bool Options::NeedsReplicas(const std::vector<std::string>& argv) const {
+  if (wait_replicas <= 0) return false;
+  const KeyRange keys = CommandKeys(argv);
+  for (size_t i = keys.first; i < keys.last && i < argv.size(); ++i) {
+    const std::string& key = argv[i];
+    const bool unwaited = std::any_of(unwaited_key_prefixes.begin(), unwaited_key_prefixes.end(),
+                                      [&key](const std::string& prefix) { return key.starts_with(prefix); });
+    if (!unwaited) return true;
+  }
+  return false;
+}
+
+Options Options::WithoutWait() const {
+  Options copy = *this;
+  copy.wait_replicas = 0;
   return copy;
 }
 

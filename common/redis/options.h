@@ -17,6 +17,12 @@ struct NodeAddress {
   std::string ToString() const { return host + ":" + std::to_string(port); }
 };
 
+// What a write whose WAIT falls short of replicas counts as (KATY_REDIS_WAIT_POLICY).
+enum class WaitPolicy {
+  kStrict,   // failed: the caller tries again until the replicas confirm it
+  kDegrade,  // done: it stands on the master alone (katy_redis_under_replicated says so)
+};
+
 struct Options {
   std::string host = "127.0.0.1";  // the node one connection talks to
   int port = 6379;
@@ -34,6 +40,19 @@ struct Options {
   // this many replicas within wait_timeout (KATY_REDIS_WAIT_REPLICAS, _WAIT_TIMEOUT_MS).
   int wait_replicas = 0;
   std::chrono::milliseconds wait_timeout{1000};
+  WaitPolicy wait_policy = WaitPolicy::kStrict;
+  // Keys (by prefix) whose writes need no replica: bookkeeping a failover may lose at no cost
+  // (KeySpace::UnwaitedPrefixes). A node's share of a call whose commands name only such keys
+  // (or none) is not followed by WAIT, so a master without replicas that holds them holds back
+  // nobody's durable work (a page's rate limiter serves every shard of the page).
+  std::vector<std::string> unwaited_key_prefixes;
+  // Whether a write of `argv` must wait for replicas: wait_replicas > 0 and a key of it is not
+  // under unwaited_key_prefixes.
+  bool NeedsReplicas(const std::vector<std::string>& argv) const;
+
+  // These options without WAIT: for bookkeeping whose loss in a failover costs nothing that
+  // matters (leases, reads of a stream, rate-limiter state; docs/reliability.md, "WAIT").
+  Options WithoutWait() const;
 
   // These options aimed at one node (the seed list is kept for rediscovery).
   Options ForNode(const NodeAddress& node) const;

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <chrono>
+#include <string>
 #include <vector>
 
 #include "common/redis/redis_client.h"
@@ -8,6 +10,13 @@
 #include "katy/v1/control.pb.h"
 
 namespace katy::redis {
+
+// A shard a consumer holds back because Redis could not serve its entries, and why.
+struct HeldShard {
+  int shard = 0;
+  std::string reason;  // the handler's, e.g. "redis_under_replicated", "redis_io"
+  std::chrono::seconds held_for{0};
+};
 
 // Everything operators want to see of Katy's queues and ownership, read from Redis: the
 // in/out streams with their groups (length, pending, lag, consumers), the dead-letter streams,

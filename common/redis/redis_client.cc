@@ -5,6 +5,8 @@
 #include <optional>
 #include <thread>
 
+#include "common/redis/replication_health.h"
+
 namespace katy::redis {
 namespace {
 
@@ -16,14 +18,6 @@ const std::vector<std::string> kInfoCluster{"INFO", "cluster"};
 const std::vector<std::string> kClusterSlotsCommand{"CLUSTER", "SLOTS"};
 
 bool StartsWith(std::string_view text, std::string_view prefix) { return text.substr(0, prefix.size()) == prefix; }
-
-Status CheckWait(const Reply& reply, const Options& options) {
-  if (reply.type == Reply::Type::kInteger && reply.integer >= options.wait_replicas) return Ok{};
-  const std::string confirmed = reply.type == Reply::Type::kInteger ? std::to_string(reply.integer) : reply.str;
-  return Error{ErrorCode::kTimeout, "WAIT: " + confirmed + " of " + std::to_string(options.wait_replicas) +
-                                        " replicas confirmed the write within " +
-                                        std::to_string(options.wait_timeout.count()) + " ms"};
-}
 
 }  // namespace
 
@@ -106,7 +100,7 @@ Result<Reply> Client::Command(const std::vector<std::string>& argv) {
   auto replies = Pipeline({argv});
   if (!replies) return replies.error();
   Reply& reply = replies->front();
-  if (reply.IsError()) return Error{ErrorCode::kReply, reply.str};
+  if (reply.IsError()) return ReplyError(reply.str);
   return std::move(reply);
 }
 
@@ -129,13 +123,15 @@ Result<std::vector<Reply>> Client::SendBatch(const NodeAddress& node,
     if (asking[i]) wire.push_back(&kAsking);
     wire.push_back(batch[i]);
   }
-  if (options_.wait_replicas > 0) wire.push_back(&wait_command_);
+  const bool wait = std::any_of(batch.begin(), batch.end(),
+                                [this](const std::vector<std::string>* argv) { return options_.NeedsReplicas(*argv); });
+  if (wait) wire.push_back(&wait_command_);
   auto replies = Node(node).Pipeline(wire);
   if (!replies) {
     refresh_ = mode_ == Mode::kCluster;
     return replies.error();
   }
-  if (options_.wait_replicas > 0) {
+  if (wait) {
     // WAIT confirms the commands this node ran; commands it redirected (a replica, or a master
     // that gave the slot away, answers only MOVED) are confirmed where they run next.
     const Reply wait = std::move(replies->back());
@@ -144,7 +140,7 @@ Result<std::vector<Reply>> Client::SendBatch(const NodeAddress& node,
       return !reply.IsError() || !ParseRedirection(reply.str);
     });
     if (ran_any) {
-      if (auto waited = CheckWait(wait, options_); !waited) return waited.error();
+      if (auto waited = JudgeWait(wait, options_, node); !waited) return waited.error();
     }
   }
   if (std::find(asking.begin(), asking.end(), true) == asking.end()) return replies;
@@ -198,7 +194,9 @@ std::vector<size_t> Client::RunBatch(const Commands& commands, const NodeBatch& 
   if (!got) {
     // One master down must not stop the others' work: its commands fail, theirs go on.
     if (!call.failure) call.failure = got.error();
-    for (size_t i : batch.indexes) call.replies[i] = Reply::ErrorReply("IOERR " + got.error().message);
+    // A master short of replicas says so in its commands' replies, as Redis itself would.
+    const char* kind = got.error().reason == "under_replicated" ? "NOREPLICAS " : "IOERR ";
+    for (size_t i : batch.indexes) call.replies[i] = Reply::ErrorReply(kind + got.error().message);
     return {};
   }
   call.answered = true;
@@ -267,7 +265,7 @@ Result<std::vector<std::string>> Client::ScanKeys(const std::string& pattern) {
       auto replies = SendBatch(node, {&scan}, {false});
       if (!replies) return replies.error();
       const Reply& reply = replies->front();
-      if (reply.IsError()) return Error{ErrorCode::kReply, reply.str};
+      if (reply.IsError()) return ReplyError(reply.str);
       if (!reply.IsArray() || reply.elements.size() != 2) return Error{ErrorCode::kReply, "unexpected SCAN reply"};
       cursor = reply.elements[0].str;
       for (const Reply& key : reply.elements[1].elements) keys.push_back(key.str);

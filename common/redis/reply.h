@@ -23,6 +23,12 @@ struct Reply {
     reply.str = std::move(text);
     return reply;
   }
+  static Reply Integer(long long value) {
+    Reply reply;
+    reply.type = Type::kInteger;
+    reply.integer = value;
+    return reply;
+  }
 };
 
 }  // namespace katy::redis

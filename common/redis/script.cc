@@ -2,6 +2,8 @@
 
 #include <openssl/sha.h>
 
+#include "common/redis/replication_health.h"
+
 namespace katy::redis {
 bool IsNoScript(const Reply& reply) { return reply.IsError() && reply.str.rfind("NOSCRIPT", 0) == 0; }
 
@@ -51,7 +53,7 @@ Result<Reply> Script::Run(Client& client, const std::vector<std::string>& keys,
   auto replies = RunPipelined(client, {Call{keys, args}});
   if (!replies) return replies.error();
   Reply& reply = replies->front();
-  if (reply.IsError()) return Error{ErrorCode::kReply, reply.str};
+  if (reply.IsError()) return ReplyError(reply.str);
   return std::move(reply);
 }
 

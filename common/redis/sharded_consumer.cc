@@ -66,6 +66,14 @@ log::RateLimited g_trim_errors(std::chrono::seconds(60));
 // two per event (bench/RESULTS.md), without holding many conversations behind a slow skill.
 constexpr int kResponderHandleBatch = 16;
 
+// A conversation of a held shard looks again at least this much later (its probe may be out).
+constexpr std::chrono::milliseconds kHeldRecheck{100};
+
+double Jitter() {
+  thread_local std::mt19937 random{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0.8, 1.2)(random);
+}
+
 void SleepUnless(const std::atomic<bool>& stop, std::chrono::milliseconds total) {
   auto until = std::chrono::steady_clock::now() + total;
   while (!stop && std::chrono::steady_clock::now() < until) {
@@ -74,6 +82,11 @@ void SleepUnless(const std::atomic<bool>& stop, std::chrono::milliseconds total)
 }
 
 }  // namespace
+
+HandleResult HandleResult::RedisFailed(const Error& error) {
+  std::string why = "redis_" + error.Label();
+  return IsUnavailable(error) ? Unavailable(std::move(why)) : Retry(std::move(why));
+}
 
 ShardedConsumerOptions ShardedConsumerOptions::ForRole(const std::string& role, const KeySpace& keys,
                                                        const config::ConsumerConfig& consumer) {
@@ -143,6 +156,15 @@ ShardedConsumer::ShardedConsumer(Options redis, KeySpace keys, ShardedConsumerOp
              .Help("Oldest dead letters dropped because their stream reached KATY_DLQ_MAXLEN, by role")
              .Register(*registry)
              .Add({{"role", options_.role}});
+    held_gauge_ = &prometheus::BuildGauge()
+                       .Name("katy_shards_held")
+                       .Help("Owned shards held back because Redis could not serve them, by role")
+                       .Register(*registry)
+                       .Add({{"role", options_.role}});
+    stalled_ = &prometheus::BuildGauge()
+                    .Name("katy_shard_stalled_seconds")
+                    .Help("How long an owned shard with entries to finish has finished none, by role and shard")
+                    .Register(*registry);
     trimmed_ = &prometheus::BuildCounter()
                     .Name("katy_consumer_trimmed_entries_total")
                     .Help("Finished entries removed from the owned streams, by role")
@@ -157,6 +179,16 @@ std::set<int> ShardedConsumer::OwnedShards() const {
   std::lock_guard lock(mutex_);
   std::set<int> out;
   for (const auto& [shard, generation] : owned_) out.insert(shard);
+  return out;
+}
+
+std::vector<HeldShard> ShardedConsumer::HeldShards() const {
+  std::lock_guard lock(mutex_);
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<HeldShard> out;
+  for (const auto& [shard, hold] : held_) {
+    out.push_back({shard, hold.reason, std::chrono::duration_cast<std::chrono::seconds>(now - hold.since)});
+  }
   return out;
 }
 
@@ -187,8 +219,10 @@ void ShardedConsumer::Run(const std::atomic<bool>& stop) {
 }
 
 void ShardedConsumer::LeaseLoop(const std::atomic<bool>& stop) {
-  ShardLeases leases(Client(redis_), keys_, {options_.role, options_.instance, options_.lease_ttl});
-  Client trimmer(redis_);
+  // Neither a lease nor a trim needs WAIT: a lease lost in a failover is taken again (commits
+  // are fenced on the master that holds the shard), and a trim lost is done again.
+  ShardLeases leases(Client(redis_.WithoutWait()), keys_, {options_.role, options_.instance, options_.lease_ttl});
+  Client trimmer(redis_.WithoutWait());
   // Renew every third of the TTL, but look at least every second, so that shards released by a
   // stopping instance, or a new member's share, are taken up within about a second.
   const auto period = std::min<std::chrono::milliseconds>(options_.lease_ttl / 3, std::chrono::milliseconds(1000));
@@ -205,6 +239,10 @@ void ShardedConsumer::LeaseLoop(const std::atomic<bool>& stop) {
         },
         [this](int shard) { return MayRelease(shard); });
     SyncOwned(leases, owned);
+    {
+      std::lock_guard lock(mutex_);
+      UpdateShardGauges();
+    }
     if (std::chrono::steady_clock::now() >= next_trim) {
       TrimFinished(trimmer, owned);
       next_trim = std::chrono::steady_clock::now() + options_.trim_every;
@@ -252,6 +290,7 @@ void ShardedConsumer::SyncOwned(const ShardLeases& leases, const std::set<int>& 
     it = keep ? std::next(it) : releasing_.erase(it);
   }
   release_asked_.clear();
+  std::erase_if(held_, [&owned](const auto& held) { return !owned.contains(held.first); });
   for (auto it = owned_.begin(); it != owned_.end();) {
     if (!owned.contains(it->first)) {
       to_claim_.erase(it->first);
@@ -322,7 +361,9 @@ void ShardedConsumer::ClaimPending(Client& client, int shard, uint64_t generatio
 }
 
 void ShardedConsumer::ReadLoop(const std::atomic<bool>& stop) {
-  Client client(redis_);
+  // Reads need no WAIT: what a failover loses of them (the group's read position, a pending
+  // list) only delivers entries again, and handlers are idempotent.
+  Client client(redis_.WithoutWait());
   int failures = 0;
   while (!stop) {
     // Newly acquired shards: their pending entries first, in id order.
@@ -360,7 +401,9 @@ void ShardedConsumer::ReadLoop(const std::atomic<bool>& stop) {
       if (in_flight_ >= options_.max_in_flight) continue;
       const auto now = std::chrono::steady_clock::now();
       for (const auto& [shard, generation] : owned_) {
-        if (to_claim_.contains(shard)) continue;
+        // A held shard reads nothing new: what is read would only wait, filling max_in_flight
+        // that the other shards need.
+        if (to_claim_.contains(shard) || held_.contains(shard)) continue;
         // The read must end while the lease is surely ours: an entry it took after the lease
         // expired would sit in this instance's pending list, unseen by the next owner.
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(valid_until_[shard] - now);
@@ -425,6 +468,8 @@ void ShardedConsumer::Dispatch(std::vector<StreamEntry> entries, int shard, uint
   {
     std::lock_guard lock(mutex_);
     if (!StillOwned(shard, generation)) return;  // stays pending for whoever owns it now
+    if (queued_[shard] == 0) progress_[shard] = std::chrono::steady_clock::now();  // no stall before work
+    queued_[shard] += static_cast<int>(entries.size());
     for (size_t i = 0; i < entries.size(); ++i) {
       Conversation& conversation = conversations_[keys[i]];
       conversation.items.push_back(Item{std::move(entries[i]), shard, generation, 0});
@@ -515,12 +560,15 @@ HandleResult ShardedConsumer::Settle(Client& client, Taken& taken, HandleResult 
       outcome = "dead_lettered";
     } else if (moved.error().code == ErrorCode::kLostLease) {
       result = HandleResult::Abandon("lost_lease");
+    } else if (IsUnavailable(moved.error())) {
+      result = HandleResult::RedisFailed(moved.error());  // Redis is out: the shard is held
     } else {
       --item.attempts;  // not this entry's fault: try dead-lettering again later
       result = HandleResult::Retry("dead_letter_failed");
     }
   }
-  if (result.kind == HandleResult::Kind::kWait) --item.attempts;  // not a failure
+  // Not failures of the entry: a wait it was asked for, or Redis out of service.
+  if (result.kind == HandleResult::Kind::kWait || result.kind == HandleResult::Kind::kUnavailable) --item.attempts;
   if (outcome.empty() && result.kind == HandleResult::Kind::kDone) outcome = "done";
   if (outcome.empty() && result.kind == HandleResult::Kind::kAbandon) outcome = "abandoned";
   return result;
@@ -530,15 +578,17 @@ void ShardedConsumer::Reschedule(const std::string& key, const Item& item, const
   Conversation& conversation = conversations_[key];
   conversation.items.front().attempts = item.attempts;
   const bool retry = result.kind == HandleResult::Kind::kRetry;
-  conversation.paced = !retry;
-  std::chrono::milliseconds delay = result.wait;
-  if (retry) {
-    thread_local std::mt19937 random{std::random_device{}()};
-    const double jitter = std::uniform_real_distribution<double>(0.8, 1.2)(random);
-    delay = RetryDelay(item.attempts, options_.max_backoff, jitter, result.wait);
+  const bool unavailable = result.kind == HandleResult::Kind::kUnavailable;
+  conversation.paced = result.kind == HandleResult::Kind::kWait;
+  const auto now = std::chrono::steady_clock::now();
+  auto due = now + result.wait;
+  if (retry) due = now + RetryDelay(item.attempts, options_.max_backoff, Jitter(), result.wait);
+  if (unavailable) {
+    const auto hold = held_.find(item.shard);  // UpdateHold ran first
+    due = hold != held_.end() ? hold->second.retry_at : now + options_.max_backoff;
   }
-  const auto scheduled = delayed_.emplace(std::chrono::steady_clock::now() + delay, key);
-  CountOutcome(retry ? "retry" : "wait");
+  const auto scheduled = delayed_.emplace(due, key);
+  CountOutcome(retry ? "retry" : unavailable ? "redis_unavailable" : "wait");
   // Sleeping workers wake at the earliest delayed time they saw: a new earliest needs one of
   // them to look again.
   if (scheduled == delayed_.begin()) work_ready_.notify_one();
@@ -546,6 +596,9 @@ void ShardedConsumer::Reschedule(const std::string& key, const Item& item, const
 
 void ShardedConsumer::Finish(const std::string& key, const std::string& outcome) {
   Conversation& done = conversations_[key];
+  const int shard = done.items.front().shard;
+  --queued_[shard];
+  progress_[shard] = std::chrono::steady_clock::now();
   done.items.pop_front();
   --in_flight_;
   CountOutcome(outcome);
@@ -563,6 +616,56 @@ void ShardedConsumer::Finish(const std::string& key, const std::string& outcome)
     ready_.push_back(key);
   }
   room_.notify_one();
+}
+
+void ShardedConsumer::UpdateHold(int shard, const std::string& key, const HandleResult& result) {
+  const auto now = std::chrono::steady_clock::now();
+  if (auto it = held_.find(shard); it != held_.end() && it->second.probe == key) it->second.probe.clear();
+  if (result.kind == HandleResult::Kind::kUnavailable) {
+    auto [it, added] = held_.try_emplace(shard);
+    Hold& hold = it->second;
+    if (added) {
+      hold.since = now;
+      log::Warn("holding back a shard: Redis cannot serve it; it resumes by itself when Redis does",
+                {{"shard", shard}, {"role", options_.role}, {"reason", result.reason}});
+    }
+    hold.reason = result.reason;
+    // Entries that failed together (a batch, workers that took them before the hold) count as
+    // one failed probe.
+    if (added || now >= hold.retry_at) {
+      hold.retry_at = now + RetryDelay(hold.failures++, options_.max_backoff, Jitter(), {});
+    }
+  } else if (auto it = held_.find(shard); it != held_.end()) {
+    if (result.kind == HandleResult::Kind::kDone) {
+      log::Info("shard resumes: Redis serves it again",
+                {{"shard", shard},
+                 {"role", options_.role},
+                 {"held_ms", std::chrono::duration_cast<std::chrono::milliseconds>(now - it->second.since).count()}});
+      held_.erase(it);
+    }
+  }
+  if (held_gauge_ != nullptr) held_gauge_->Set(static_cast<double>(held_.size()));
+}
+
+bool ShardedConsumer::WaitForHold(const std::string& key, Hold& hold, std::chrono::steady_clock::time_point now) {
+  if (hold.probe.empty() && now >= hold.retry_at) {
+    hold.probe = key;
+    return false;
+  }
+  delayed_.emplace(std::max(hold.retry_at, now + kHeldRecheck), key);
+  return true;
+}
+
+void ShardedConsumer::UpdateShardGauges() {
+  if (held_gauge_ != nullptr) held_gauge_->Set(static_cast<double>(held_.size()));
+  if (stalled_ == nullptr) return;
+  const auto now = std::chrono::steady_clock::now();
+  for (auto& [shard, since] : progress_) {
+    const bool working = owned_.contains(shard) && (queued_[shard] > 0 || held_.contains(shard));
+    if (!working) since = now;
+    stalled_->Add({{"role", options_.role}, {"shard", std::to_string(shard)}})
+        .Set(std::chrono::duration<double>(now - since).count());
+  }
 }
 
 void ShardedConsumer::CountOutcome(const std::string& outcome) {
@@ -584,6 +687,7 @@ void ShardedConsumer::ForgetShard(int shard, uint64_t generation, std::string_vi
 }
 
 std::vector<ShardedConsumer::Taken> ShardedConsumer::TakeReady() {
+  const auto now = std::chrono::steady_clock::now();
   // A fair share: while other workers are idle, each takes one conversation, so a slow entry
   // (a skill, a Send API call) holds up no conversation another worker could have run.
   const size_t share = (ready_.size() + idle_workers_) / (idle_workers_ + 1);
@@ -602,6 +706,7 @@ std::vector<ShardedConsumer::Taken> ShardedConsumer::TakeReady() {
       Finish(key, "dropped");  // the shard moved on; the entry is pending for its new owner
       continue;
     }
+    if (auto hold = held_.find(item.shard); hold != held_.end() && WaitForHold(key, hold->second, now)) continue;
     conversation.busy = true;
     ++in_hand_[item.shard];
     taken.push_back({key, item, ""});
@@ -646,7 +751,9 @@ void ShardedConsumer::WorkerLoop() {
       const HandleResult& result = results[i];
       --in_hand_[one.item.shard];
       conversations_[one.key].busy = false;
-      if (result.kind == HandleResult::Kind::kRetry || result.kind == HandleResult::Kind::kWait) {
+      UpdateHold(one.item.shard, one.key, result);
+      if (result.kind == HandleResult::Kind::kRetry || result.kind == HandleResult::Kind::kWait ||
+          result.kind == HandleResult::Kind::kUnavailable) {
         Reschedule(one.key, one.item, result);
       } else {
         if (result.kind == HandleResult::Kind::kAbandon) {

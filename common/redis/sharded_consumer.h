@@ -14,7 +14,9 @@
 
 #include "common/config.h"
 #include "common/metrics/metrics.h"
+#include "common/redis/queue_status.h"
 #include "common/redis/redis_client.h"
+#include "common/redis/replication_health.h"
 #include "common/redis/script.h"
 #include "common/redis/shard_leases.h"
 #include "common/redis/streams.h"
@@ -25,13 +27,16 @@ namespace katy::redis {
 // What a handler did with one stream entry.
 struct HandleResult {
   enum class Kind {
-    kDone,     // handled, and acknowledged by the handler's own commit
-    kRetry,    // not handled (a dependency failed): try again later; later entries of the same
-               // conversation wait, other conversations go on
-    kPoison,   // can never be handled: dead-letter it now
-    kAbandon,  // this instance no longer owns the shard: leave it pending for the new owner
-    kWait,     // not this entry's failure (rate limit, paused page): try again after `wait`,
-               // without counting an attempt; later entries of the conversation wait too
+    kDone,         // handled, and acknowledged by the handler's own commit
+    kRetry,        // not handled (a dependency failed): try again later; later entries of the same
+                   // conversation wait, other conversations go on
+    kPoison,       // can never be handled: dead-letter it now
+    kAbandon,      // this instance no longer owns the shard: leave it pending for the new owner
+    kWait,         // not this entry's failure (rate limit, paused page): try again after `wait`,
+                   // without counting an attempt; later entries of the conversation wait too
+    kUnavailable,  // Redis could not serve it (down, failing over, short of replicas): not this
+                   // entry's failure either, and not one to give up on: the whole shard is held
+                   // (see ShardedConsumer) until Redis serves it again, however long that takes
   };
   Kind kind = Kind::kDone;
   std::string reason;                 // becomes the dead letter's reason
@@ -46,6 +51,10 @@ struct HandleResult {
   static HandleResult Wait(std::string why, std::chrono::milliseconds wait) {
     return {Kind::kWait, std::move(why), wait};
   }
+  static HandleResult Unavailable(std::string why) { return {Kind::kUnavailable, std::move(why), {}}; }
+  // A Redis call's failure as a handler's result, reason "redis_<label>": kUnavailable when
+  // Redis cannot serve now (IsUnavailable), else kRetry (an error reply about the command).
+  static HandleResult RedisFailed(const Error& error);
 };
 
 // Proof of ownership a handler passes into its commit script: the commit checks atomically
@@ -119,6 +128,13 @@ struct ShardedConsumerOptions {
 //    different conversations concurrently;
 //  - retries with exponential backoff and jitter (a waiting entry holds back only its
 //    conversation); kWait entries wait as asked without using up attempts;
+//  - holds a shard whose entry met kUnavailable: nothing more of it is read, its queued
+//    entries wait, and one entry at a time probes Redis after a backoff (100 ms doubling to
+//    max_backoff); the first success resumes the shard. No attempt is counted meanwhile, so
+//    Redis's own outage, however long, never dead-letters a message; the other shards (on a
+//    cluster, those of healthy masters) go on. Its reader, lease and trim connections do not
+//    WAIT for replicas (what they write is safe to lose: docs/reliability.md, "WAIT"), so a
+//    master without replicas holds back only what must be durable on it;
 //    after max_attempts or on kPoison, moves the entry to the dead-letter stream with stage,
 //    reason and attempts, and acknowledges it, atomically and fenced by the lease;
 //  - on losing a shard, stops handing out its entries at once (queued ones stay pending);
@@ -141,6 +157,8 @@ class ShardedConsumer {
 
   std::set<int> OwnedShards() const;
   std::vector<int> OwnedShardList() const;
+  // Owned shards held back because Redis could not serve them, by shard.
+  std::vector<HeldShard> HeldShards() const;
 
  private:
   struct Item {
@@ -148,6 +166,14 @@ class ShardedConsumer {
     int shard;
     uint64_t generation;  // the shard's ownership generation when the entry was read
     int attempts = 0;
+  };
+  // A shard held back by kUnavailable (see the class comment).
+  struct Hold {
+    std::string reason;
+    std::chrono::steady_clock::time_point since;
+    std::chrono::steady_clock::time_point retry_at;  // when one entry may try again
+    int failures = 0;
+    std::string probe;  // the conversation trying it now (empty: none)
   };
   struct Conversation {
     std::deque<Item> items;
@@ -181,6 +207,14 @@ class ShardedConsumer {
   void Reschedule(const std::string& key, const Item& item, const HandleResult& result);
   // Under the lock: the conversation's first item is done; its next one (if any) is ready.
   void Finish(const std::string& key, const std::string& outcome);
+  // Under the lock: an entry of `shard` (of conversation `key`) ended with `result`: holds the
+  // shard (longer) on kUnavailable, resumes it on kDone, leaves the hold as it is otherwise.
+  void UpdateHold(int shard, const std::string& key, const HandleResult& result);
+  // Under the lock: whether the conversation of `key`, whose first item is of a held shard,
+  // must wait (then it is back in delayed_); else it becomes the shard's probe.
+  bool WaitForHold(const std::string& key, Hold& hold, std::chrono::steady_clock::time_point now);
+  // Under the lock, once per lease round: katy_shards_held and katy_shard_stalled_seconds.
+  void UpdateShardGauges();
   // katy_consumer_entries_total{outcome}.Increment(). Under mutex_.
   void CountOutcome(const std::string& outcome);
   // Under the lock: what this instance knows of the shard's pending entries may be wrong — a
@@ -219,6 +253,10 @@ class ShardedConsumer {
   uint64_t reads_started_ = 0;   // stream reads begun by the reader, and finished
   uint64_t reads_finished_ = 0;
   std::map<int, int> in_hand_;  // shard -> entries a worker is handling right now
+  std::map<int, Hold> held_;    // owned shards held back because Redis could not serve them
+  std::map<int, int> queued_;   // shard -> its entries read and not finished
+  // shard -> when it last finished an entry, or last had none to finish: how long it stalls.
+  std::map<int, std::chrono::steady_clock::time_point> progress_;
   std::map<std::string, Conversation> conversations_;
   std::deque<std::string> ready_;                                              // conversations with work, not busy
   std::multimap<std::chrono::steady_clock::time_point, std::string> delayed_;  // retry times
@@ -234,6 +272,8 @@ class ShardedConsumer {
   prometheus::Counter* trimmed_ = nullptr;
   prometheus::Counter* dead_letters_dropped_ = nullptr;
   prometheus::Gauge* paused_gauge_ = nullptr;
+  prometheus::Gauge* held_gauge_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* stalled_ = nullptr;
 };
 
 }  // namespace katy::redis

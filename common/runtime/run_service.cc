@@ -76,11 +76,15 @@ int RunService(const ServiceSpec& spec) {
   auto grpc_server =
       grpcsvc::ServiceServer::Start(spec.common.grpc_addr, spec.control, spec.more_services, spec.common.grpc_tls);
   if (!grpc_server) throw std::runtime_error(grpc_server.error().message);
-  RedisProbe probe(spec.redis);
+  // Neither the probe nor a scrape writes: WAIT would only make them fail while a master lacks
+  // replicas, and take every instance out of service for what the policy already handles.
+  RedisProbe probe(spec.redis.WithoutWait());
   grpcsvc::HealthMonitor health(**grpc_server, [&probe] { return probe(); });
   if (spec.control != nullptr) spec.control->SetServingSource([&health] { return health.last_healthy(); });
-  metrics::QueueDepthCollector queue_depth(spec.redis, KeySpace(spec.common.key_prefix, spec.common.shards));
-  auto admin = metrics::AdminServer::Start(spec.common.admin_addr, {spec.registry, &queue_depth},
+  metrics::QueueDepthCollector queue_depth(spec.redis.WithoutWait(),
+                                           KeySpace(spec.common.key_prefix, spec.common.shards));
+  metrics::ReplicationCollector replication;
+  auto admin = metrics::AdminServer::Start(spec.common.admin_addr, {spec.registry, &queue_depth, &replication},
                                            [&health] { return health.last_healthy(); });
   if (!admin) throw std::runtime_error(admin.error().message);
   log::Info("listening", {{"grpc_port", (*grpc_server)->port()}, {"admin_port", (*admin)->port()}});

@@ -37,7 +37,7 @@ struct ServiceBody {
 // Everything every service does around its body.
 struct ServiceSpec {
   config::CommonConfig common;  // addresses, keys, drain timeout
-  redis::Options redis;         // for the health probe and the queue-depth metrics
+  redis::Options redis;         // for the health probe and the queue-depth metrics (without WAIT)
   prometheus::Registry* registry = nullptr;
   grpcsvc::ControlService* control = nullptr;
   std::vector<grpc::Service*> more_services;  // served on the gRPC port beside Control

@@ -6,6 +6,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/runtime/signals.h"
+#include "common/shard.h"
 
 namespace katy::runtime {
 
@@ -43,6 +44,9 @@ redis::Options RedisOptions(const config::CommonConfig& common) {
   config::CheckSecretStrength("the password in KATY_REDIS_URL", options->password, config::kMinSecretLength);
   options->wait_replicas = common.redis_wait_replicas;
   options->wait_timeout = common.redis_wait_timeout;
+  options->wait_policy =
+      common.redis_wait_policy == "degrade" ? redis::WaitPolicy::kDegrade : redis::WaitPolicy::kStrict;
+  options->unwaited_key_prefixes = KeySpace(common.key_prefix, common.shards).UnwaitedPrefixes();
   return *options;
 }
 

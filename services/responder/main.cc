@@ -31,7 +31,7 @@ int Run(int argc, char** argv) {
   KeySpace keys(cfg.common.key_prefix, cfg.common.shards);
 
   auto consumer_options = redis::ShardedConsumerOptions::ForRole("responder", keys, cfg.consumer);
-  redis::PauseFlag paused(redis_options, keys.Paused("responder"));
+  redis::PauseFlag paused(redis_options.WithoutWait(), keys.Paused("responder"));
   consumer_options.paused = [&paused] { return paused.IsSet(); };
 
   auto tokens = PageTokens::Load(cfg.page_token, cfg.page_tokens_file);
@@ -50,6 +50,7 @@ int Run(int argc, char** argv) {
 
   grpcsvc::ControlHooks hooks;
   hooks.owned_shards = [&consumer] { return consumer.OwnedShardList(); };
+  hooks.held_shards = [&consumer] { return consumer.HeldShards(); };
   hooks.paused = [&paused] { return paused.IsSet(); };
   auto set_paused = [&paused](bool value) {
     return [&paused, value](const std::string& page) {

@@ -415,9 +415,9 @@ void ResponderHandler::ReadConversations(redis::Client& client, std::vector<Even
   auto hashes = client.Pipeline(reads);
   for (size_t i = 0; i < readers.size(); ++i) {
     if (!hashes) {
-      readers[i]->result = redis::HandleResult::Retry("redis_" + hashes.error().Label());
+      readers[i]->result = redis::HandleResult::RedisFailed(hashes.error());
     } else if ((*hashes)[i].IsError()) {
-      readers[i]->result = redis::HandleResult::Retry("redis_reply");  // e.g. IOERR from a cluster node
+      readers[i]->result = redis::HandleResult::RedisFailed(redis::ReplyError((*hashes)[i].str));  // e.g. IOERR
     } else {
       readers[i]->conversation = ReadConversation((*hashes)[i]);
     }
@@ -468,9 +468,9 @@ void ResponderHandler::Commit(redis::Client& client, const std::vector<redis::Ba
   for (size_t c = 0; c < committing.size(); ++c) {
     EventWork& one = work[committing[c]];
     if (!committed) {
-      one.result = redis::HandleResult::Retry("redis_" + committed.error().Label());
+      one.result = redis::HandleResult::RedisFailed(committed.error());
     } else if ((*committed)[c].IsError()) {
-      one.result = redis::HandleResult::Retry("redis_reply");
+      one.result = redis::HandleResult::RedisFailed(redis::ReplyError((*committed)[c].str));
     } else if ((*committed)[c].integer == -2) {
       one.result = redis::HandleResult::Abandon("lost_lease");
     } else {

@@ -54,7 +54,8 @@ int Run(int argc, char** argv) {
       sender::ConversationOfMessage, &registry);
 
   // Sender state lives in Redis (katy:rate:<page>), so every instance obeys it at once.
-  redis::ClientPool control_redis(redis_options, 1);
+  // An operator's rate or pause, lost in a failover, is seen in katyctl status and set again.
+  redis::ClientPool control_redis(redis_options.WithoutWait(), 1);
   auto with_redis = [&control_redis](auto action) {
     auto client = control_redis.Acquire();
     auto done = action(*client);
@@ -62,6 +63,7 @@ int Run(int argc, char** argv) {
   };
   grpcsvc::ControlHooks hooks;
   hooks.owned_shards = [&consumer] { return consumer.OwnedShardList(); };
+  hooks.held_shards = [&consumer] { return consumer.HeldShards(); };
   hooks.pause = [&](const std::string& page) {
     return with_redis([&](redis::Client& client) -> Status {
       auto paused = limiter.Pause(client, page.empty() ? sender::PageLimiter::kAllPages : page, "operator");

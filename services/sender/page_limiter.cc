@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "common/redis/replication_health.h"
+
 namespace katy::sender {
 namespace {
 
@@ -138,7 +140,7 @@ Result<PageGate> PageLimiter::Finish(redis::Client& client, const redis::Reply& 
 }
 
 Result<PageGate> PageLimiter::GateOf(const redis::Reply& reply, const std::string& part_key) const {
-  if (reply.IsError()) return Error{ErrorCode::kReply, reply.str};
+  if (reply.IsError()) return redis::ReplyError(reply.str);
   if (!reply.IsArray() || reply.elements.size() != 2) return Error{ErrorCode::kReply, "unexpected limiter answer"};
   const long long verdict = reply.elements[0].integer;
   if (verdict == -1) return PageGate{PageGate::Kind::kPaused, {}, {}};

@@ -201,7 +201,7 @@ Result<SenderHandler::InFlight> SenderHandler::MarkInFlight(redis::Client& clien
 
 Result<SenderHandler::InFlight> SenderHandler::ReadInFlight(redis::Client& client, const std::string& key,
                                                             const redis::Reply& earlier, int64_t now) const {
-  if (earlier.IsError()) return Error{ErrorCode::kReply, earlier.str};
+  if (earlier.IsError()) return redis::ReplyError(earlier.str);
   if (earlier.IsNil()) return InFlight{};  // the first attempt
   int64_t began = 0;
   const std::string& text = earlier.str;
@@ -221,7 +221,7 @@ std::optional<redis::HandleResult> SenderHandler::WaitForSlot(redis::Client& cli
 
 std::optional<redis::HandleResult> SenderHandler::OnGate(const Result<PageGate>& gate,
                                                          const katy::v1::OutboundMessage& message) {
-  if (!gate) return redis::HandleResult::Retry("redis_" + gate.error().Label());
+  if (!gate) return redis::HandleResult::RedisFailed(gate.error());
   if (gate->kind == PageGate::Kind::kPaused) return redis::HandleResult::Wait("page_paused", kPausedRecheck);
   if (gate->kind == PageGate::Kind::kWait) {
     metrics_.rate_waits.Add({{"page", metrics_.page_label(message.page_id())}}).Increment();
@@ -249,7 +249,7 @@ std::variant<std::string, redis::HandleResult> SenderHandler::ResolveMedia(redis
   if (!reusable) return body;
   const std::string cache_key = keys_.Attachment(message.page_id(), reusable->url);
   auto cached = client.Command({"GET", cache_key});
-  if (!cached) return redis::HandleResult::Retry("redis_" + cached.error().Label());
+  if (!cached) return redis::HandleResult::RedisFailed(cached.error());
   if (!cached->IsNil() && !cached->str.empty()) {
     metrics_.media_reused.Increment();
     return WithAttachmentId(body, cached->str);
@@ -282,7 +282,7 @@ std::optional<redis::HandleResult> SenderHandler::OnInFlight(const Result<InFlig
                                                              const katy::v1::OutboundMessage& message) {
   // The in-flight mark outlives a crash: finding it means an earlier attempt's outcome is
   // unknown, so this send may duplicate it (the one duplicate at-least-once allows).
-  if (!in_flight) return redis::HandleResult::Retry("redis_" + in_flight.error().Label());
+  if (!in_flight) return redis::HandleResult::RedisFailed(in_flight.error());
   if (in_flight->wait.count() > 0) return redis::HandleResult::Wait("in_flight_elsewhere", in_flight->wait);
   if (in_flight->possible_duplicate) {
     // One line per possible duplicate, written before the send: the count survives the
@@ -418,7 +418,7 @@ std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Clie
   const int64_t now = now_ms_();
   if (claim) {
     auto prepared = limiter_.Prepare(client, message.page_id(), claim->media, claim->inflight_key);
-    if (!prepared) return redis::HandleResult::Retry("redis_" + prepared.error().Label());
+    if (!prepared) return redis::HandleResult::RedisFailed(prepared.error());
     ask = std::move(*prepared);
     if (!ask->decided) commands.push_back(limiter_.Command(*ask));
     // If this round trip fails after Redis set the mark, the next attempt finds it and waits
@@ -426,7 +426,7 @@ std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Clie
     commands.push_back(InFlightCommand(claim->inflight_key, now));
   }
   auto checks = client.Pipeline(commands);
-  if (!checks) return redis::HandleResult::Retry("redis_" + checks.error().Label());
+  if (!checks) return redis::HandleResult::RedisFailed(checks.error());
   auto finished = VerdictOfChecks(client, entry, fence, message, *checks);
   if (!claim) return finished;
   const redis::Reply& mark = checks->back();
@@ -451,7 +451,7 @@ std::optional<redis::HandleResult> SenderHandler::VerdictOfChecks(redis::Client&
   if (checks[0].integer == 1) {
     // Delivered before a crash that came between the send and the acknowledgement.
     auto acked = client.Command({"XACK", entry.stream, KeySpace::kSenderGroup, entry.id});
-    if (!acked) return redis::HandleResult::Retry("redis_" + acked.error().Label());
+    if (!acked) return redis::HandleResult::RedisFailed(acked.error());
     metrics_.skipped.Increment();
     return redis::HandleResult::Done();
   }
@@ -481,7 +481,7 @@ redis::HandleResult SenderHandler::SendParts(redis::Client& client, const katy::
     const std::string mark_key = bodies.size() == 1 ? sent_key : sent_key + "@" + std::to_string(part);
     if (bodies.size() > 1) {
       auto done = client.Command({"EXISTS", mark_key});
-      if (!done) return redis::HandleResult::Retry("redis_" + done.error().Label());
+      if (!done) return redis::HandleResult::RedisFailed(done.error());
       if (done->integer == 1) continue;  // this part went out before a retry
     }
     auto body = ResolveMedia(client, message, bodies[part], token, mark_key + ":upload", media);
@@ -495,7 +495,7 @@ redis::HandleResult SenderHandler::SendParts(redis::Client& client, const katy::
     if (!last) {
       auto recorded = client.Command({"SET", mark_key, *meta_id, "EX", std::to_string(options_.sent_ttl.count())});
       LogIfFailed(client.Command({"DEL", mark_key + ":inflight"}), "cannot clear an in-flight mark");
-      if (!recorded) return redis::HandleResult::Retry("redis_" + recorded.error().Label());
+      if (!recorded) return redis::HandleResult::RedisFailed(recorded.error());
     }
   }
   return redis::HandleResult::Done();
@@ -523,7 +523,7 @@ Status SenderHandler::RecordDelivery(redis::Client& client, const redis::StreamE
       recorded = replies.error();
     } else {
       for (const auto& reply : *replies) {
-        if (reply.IsError()) recorded = Error{ErrorCode::kReply, reply.str};  // e.g. IOERR from a cluster node
+        if (reply.IsError()) recorded = redis::ReplyError(reply.str);  // e.g. IOERR from a cluster node
       }
     }
     if (recorded || std::chrono::steady_clock::now() >= give_up) return recorded;
@@ -586,7 +586,7 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
     // Meta has it but Redis did not record it: the retry finds the in-flight mark, sends again
     // and counts a possible duplicate. This is the one duplicate window of at-least-once.
     log::Error("delivered but not recorded", {{"id", message.id()}, {"error", committed.error().message}});
-    return redis::HandleResult::Retry("redis_" + committed.error().Label());
+    return redis::HandleResult::RedisFailed(committed.error());
   }
   ObserveLatencies(message);
   metrics_.delivered.Add({{"source", SourceOf(message)}}).Increment();

@@ -259,6 +259,111 @@ TEST(ClusterStackTest, AMasterKilledMidTrafficLosesNoAcknowledgedWebhook) {
   EXPECT_TRUE(resumed.ingress && resumed.responder && resumed.sender);
 }
 
+// Dead letters in every shard's stream, asked of the master that holds it now.
+long long DeadLetters(redis::Client& client) {
+  long long total = 0;
+  for (int shard = 0; shard < kShards; ++shard) {
+    auto length = client.Command({"XLEN", kKeys.DeadLetters(shard)});
+    EXPECT_TRUE(length.ok()) << length.error().message;
+    if (length) total += length->integer;
+  }
+  return total;
+}
+
+// A master's machine dies and does not come back (issue 35): its replica is promoted and has
+// no replica of its own. Every webhook was taken (with WAIT 1) while both services were paused,
+// so the whole backlog meets the degraded master at once when they resume.
+struct DeadMaster {
+  testing::RedisCluster cluster;
+  std::unique_ptr<testing::KatyStack> stack;
+  testing::TrafficPlan plan{64, 5, 8, 250, "104560000000001", "d"};
+  std::set<std::string> victim_users;  // users whose shard lived on the dead master
+
+  void Run(const std::string& policy) {
+    ASSERT_TRUE(cluster.ready());
+    stack = std::make_unique<testing::KatyStack>(testing::KatyStack::Options{
+        kEchoRules,
+        {{"KATY_LEASE_TTL_MS", "2000"},
+         {"KATY_LOG_LEVEL", "info"},
+         {"KATY_PAGE_RATE", "2000"},
+         {"KATY_MAX_ATTEMPTS", "3"},  // many retry budgets pass while the master has no replica
+         {"KATY_REDIS_WAIT_REPLICAS", "1"},
+         {"KATY_REDIS_WAIT_POLICY", policy}},
+        cluster.url()});
+    ASSERT_TRUE(stack->ready());
+    ASSERT_EQ(testing::Katyctl(*stack, "responder", "pause").status, 0);
+    ASSERT_EQ(testing::Katyctl(*stack, "sender", "pause").status, 0);
+    testing::WebhookTraffic traffic(stack->ingress_url(), testing::KatyStack::kAppSecret, plan);
+    traffic.Start();
+    traffic.Join();
+
+    const auto shard_masters = MasterOfShard(cluster);
+    const int victim = shard_masters.at(0);
+    for (int user = 0; user < plan.users; ++user) {
+      const std::string id = testing::TrafficUserId(plan, user);
+      if (shard_masters.at(ShardOf(plan.page, id, kShards)) == victim) victim_users.insert(id);
+    }
+    ASSERT_TRUE(cluster.WaitUntilReplicasSynced(seconds(10)));
+    cluster.Kill(victim);
+    ASSERT_TRUE(cluster.WaitUntilServing(seconds(20))) << "no replica took over";
+    ASSERT_EQ(testing::Katyctl(*stack, "responder", "resume").status, 0);
+    ASSERT_EQ(testing::Katyctl(*stack, "sender", "resume").status, 0);
+  }
+
+  // Users answered completely, in order, exactly once; and users with anything at all.
+  std::pair<std::set<std::string>, std::set<std::string>> Answered() const {
+    auto received = testing::ReceivedTexts(stack->emulator_url());
+    std::set<std::string> complete, some;
+    for (int user = 0; user < plan.users; ++user) {
+      const std::string id = testing::TrafficUserId(plan, user);
+      std::vector<std::string> expected;
+      for (int n = 0; n < plan.messages_per_user; ++n)
+        expected.push_back("echo: " + testing::TrafficText(plan, user, n));
+      if (received[id] == expected) complete.insert(id);
+      if (!received[id].empty()) some.insert(id);
+    }
+    return {complete, some};
+  }
+};
+
+TEST(ClusterStackTest, AMasterThatNeverReturnsHoldsOnlyItsShardsUntilAReplicaIsAttached) {
+  DeadMaster scenario;
+  ASSERT_NO_FATAL_FAILURE(scenario.Run("strict"));
+  const size_t healthy_users = static_cast<size_t>(scenario.plan.users) - scenario.victim_users.size();
+  ASSERT_GT(scenario.victim_users.size(), 0u);
+  EXPECT_TRUE(testing::WaitFor([&] { return scenario.Answered().first.size() == healthy_users; }, seconds(60)))
+      << "the healthy masters' shards stalled; logs in " << scenario.stack->dir();
+  std::this_thread::sleep_for(seconds(3));  // many retry budgets: nothing may go out, or be given up
+  auto [complete, some] = scenario.Answered();
+  for (const auto& user : scenario.victim_users) EXPECT_FALSE(some.contains(user)) << user << " was answered";
+  redis::Client observer(*redis::ParseUrl(scenario.cluster.url()));
+  EXPECT_EQ(DeadLetters(observer), 0);
+  EXPECT_GE(scenario.stack->MetricSum("responder", "katy_shards_held"), 1);
+  const auto status = testing::Katyctl(*scenario.stack, "responder", "status");
+  EXPECT_NE(status.output.find("redis_under_replicated"), std::string::npos) << status.output;
+
+  const int promoted = scenario.cluster.MasterOf(redis::KeySlot(kKeys.InStream(0)));
+  ASSERT_TRUE(scenario.cluster.AttachReplica(promoted));
+  EXPECT_TRUE(testing::WaitFor(
+      [&] { return scenario.Answered().first.size() == static_cast<size_t>(scenario.plan.users); }, seconds(60)))
+      << "logs in " << scenario.stack->dir();
+  EXPECT_EQ(DeadLetters(observer), 0);
+  EXPECT_EQ(scenario.stack->MetricSum("sender", "katy_sender_possible_duplicates_total"), 0);
+  EXPECT_EQ(scenario.stack->AllLogs().find("dead-lettered"), std::string::npos);
+}
+
+TEST(ClusterStackTest, UnderDegradeAMasterWithoutReplicasDeliversEverythingAndSaysSo) {
+  DeadMaster scenario;
+  ASSERT_NO_FATAL_FAILURE(scenario.Run("degrade"));
+  EXPECT_TRUE(testing::WaitFor(
+      [&] { return scenario.Answered().first.size() == static_cast<size_t>(scenario.plan.users); }, seconds(60)))
+      << "logs in " << scenario.stack->dir();
+  redis::Client observer(*redis::ParseUrl(scenario.cluster.url()));
+  EXPECT_EQ(DeadLetters(observer), 0);
+  EXPECT_GE(scenario.stack->MetricSum("sender", "katy_redis_under_replicated"), 1);
+  EXPECT_EQ(scenario.stack->MetricSum("responder", "katy_shards_held"), 0);
+}
+
 // Slots move from one master to another (redis-cli --cluster reshard, as an operator adds
 // capacity) while users are sending: the services follow ASK and MOVED, nothing is lost,
 // nothing repeated, each user's replies in order.

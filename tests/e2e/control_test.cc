@@ -41,34 +41,10 @@ std::string Health(const std::string& address, const std::string& service = "") 
   return grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
 }
 
-testing::CommandResult Katyctl(const testing::KatyStack& stack, const std::string& service, const std::string& args) {
-  return testing::RunCommand(testing::BinaryPath("katyctl") + " --addr " + stack.GrpcAddress(service) + " " + args);
-}
-
-void Say(const testing::KatyStack& stack, const std::string& psid, const std::string& text) {
-  http::Client http;
-  nlohmann::json body{{"page", "1045"}, {"psid", psid}, {"text", text}};
-  auto said = http.Post(stack.emulator_url() + "/_emulator/say", body.dump());
-  ASSERT_TRUE(said.ok());
-  ASSERT_EQ(said->status, 200);
-}
-
-size_t RepliesTo(const testing::KatyStack& stack, const std::string& psid) {
-  http::Client http;
-  auto response = http.Get(stack.emulator_url() + "/_emulator/messages?psid=" + psid);
-  return response && response->status == 200 ? nlohmann::json::parse(response->body).size() : 0;
-}
-
-std::vector<std::string> ReplyTexts(const testing::KatyStack& stack, const std::string& psid) {
-  http::Client http;
-  auto response = http.Get(stack.emulator_url() + "/_emulator/messages?psid=" + psid);
-  std::vector<std::string> texts;
-  if (!response || response->status != 200) return texts;
-  for (const auto& message : nlohmann::json::parse(response->body)) {
-    texts.push_back(message["message"].value("text", ""));
-  }
-  return texts;
-}
+using testing::Katyctl;
+using testing::RepliesTo;
+using testing::ReplyTexts;
+using testing::Say;
 
 TEST(ControlTest, HealthIsServingOnlyWhileRedisAnswers) {
   testing::KatyStack stack({kRules, {}});

@@ -6,6 +6,7 @@
 
 #include "common/redis/async_router.h"
 #include "common/redis/cluster_slots.h"
+#include "common/redis/replication_health.h"
 #include "common/redis/script.h"
 #include "common/redis/streams.h"
 #include "tests/support/test_support.h"
@@ -144,6 +145,35 @@ TEST(RedisClientTest, WaitForReplicasConfirmsWritesOrFailsThem) {
     ASSERT_TRUE(replies[i].ok()) << replies[i].error().message;
     EXPECT_EQ(replies[i]->integer, i + 2);
   }
+}
+
+// With no replica to confirm it (issue 35): under strict, a durable write fails and says it was
+// applied; a bookkeeping key's write (Options::unwaited_key_prefixes) sends no WAIT at all, so a
+// master short of replicas does not hold up what needs none; under degrade the write stands.
+TEST(RedisClientTest, AWriteNoReplicaConfirmsFollowsThePolicyAndBookkeepingNeedsNone) {
+  const int port = testing::FreePort();
+  auto master = testing::StartPrivateRedis(port, testing::MakeTempDir("unwaited"));
+  Options options;
+  options.port = port;
+  options.wait_replicas = 1;
+  options.wait_timeout = std::chrono::milliseconds(100);
+  options.unwaited_key_prefixes = {"katy:rate:"};
+  Client strict(options);
+  auto rate = strict.Command({"HSET", "katy:rate:1045", "tat", "1"});
+  EXPECT_TRUE(rate.ok()) << rate.error().message;
+  auto durable = strict.Command({"SET", "katy:{s01}:sent:m1", "1"});
+  ASSERT_FALSE(durable.ok());
+  EXPECT_EQ(durable.error().reason, "under_replicated");
+  EXPECT_NE(durable.error().message.find("the master applied it"), std::string::npos);
+  EXPECT_EQ(Client(options.WithoutWait()).Command({"GET", "katy:{s01}:sent:m1"})->str, "1");
+  auto mixed = strict.Pipeline({{"HSET", "katy:rate:1045", "tat", "2"}, {"INCR", "katy:{s01}:n"}});
+  EXPECT_FALSE(mixed.ok()) << "one node's share with a durable write waits for it";
+
+  options.wait_policy = WaitPolicy::kDegrade;
+  Client degrade(options);
+  auto stands = degrade.Command({"SET", "katy:{s01}:sent:m2", "1"});
+  EXPECT_TRUE(stands.ok());
+  EXPECT_TRUE(ReplicationHealth::Process().UnderReplicated().at("127.0.0.1:" + std::to_string(port)));
 }
 
 TEST(StreamsTest, GroupReadAckAndAutoClaim) {

@@ -473,6 +473,85 @@ TEST_F(ConsumerTest, DeadLettersBeyondTheCapDropTheOldestAndAreCounted) {
   EXPECT_EQ(dropped, 2);
 }
 
+// Redis that cannot serve a shard (down, failing over, a master short of replicas) is not the
+// entries' failure: the shard is held — no attempt counted, no dead letter, however many retry
+// budgets the outage lasts — one entry at a time probes it, the other shards go on, and the
+// shard resumes in order by itself (issue 35).
+TEST_F(ConsumerTest, AShardRedisCannotServeIsHeldWithoutDeadLettersWhileOthersGoOn) {
+  const int down_shard = ShardOf("p", "down", kShards);
+  std::string up = "up";
+  for (int i = 0; ShardOf("p", up, kShards) == down_shard; ++i) up = "up" + std::to_string(i);
+  std::string down_too = "other";  // a second conversation on the held shard
+  for (int i = 0; ShardOf("p", down_too, kShards) != down_shard; ++i) down_too = "other" + std::to_string(i);
+  for (int n = 0; n < 3; ++n) Add("down", n);
+  Add(down_too, 0);
+  Add(up, 0);
+  Add(up, 1);
+
+  std::atomic<bool> outage{true};
+  std::atomic<int> probing{0};
+  std::atomic<int> most_probing_at_once{0};
+  std::mutex mutex;
+  std::vector<std::string> handled;
+  prometheus::Registry registry;
+  ShardedConsumer consumer(
+      testing::TestRedisOptions(), keys_, options_,
+      [&] {
+        return [&](Client& client, const StreamEntry& entry, const Fence&) {
+          if (ShardOf("p", UserOf(entry), kShards) == down_shard && outage) {
+            const int now = ++probing;
+            most_probing_at_once = std::max(most_probing_at_once.load(), now);
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a timeout takes time
+            --probing;
+            return HandleResult::RedisFailed(Error{ErrorCode::kIo, "connection refused"});
+          }
+          std::lock_guard lock(mutex);
+          handled.push_back(UserOf(entry) + *entry.Field("n"));
+          return Ack(client, entry);
+        };
+      },
+      UserOf, &registry);
+  std::atomic<bool> stop{false};
+  std::thread thread([&] { consumer.Run(stop); });
+  auto handled_count = [&](const std::string& item) {
+    std::lock_guard lock(mutex);
+    return std::count(handled.begin(), handled.end(), item);
+  };
+  EXPECT_TRUE(testing::WaitFor([&] { return handled_count(up + "1") == 1; }, std::chrono::seconds(20)))
+      << "a held shard held back another";
+  // Before the first failure, workers may have taken both of its conversations at once; once the
+  // shard is held and those first attempts are over, one entry at a time probes it.
+  ASSERT_TRUE(testing::WaitFor([&] { return !consumer.HeldShards().empty(); }, std::chrono::seconds(5)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  most_probing_at_once = probing.load();
+  // max_attempts is 3 and max_backoff 50 ms: one second is many retry budgets.
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const auto held = consumer.HeldShards();
+  ASSERT_EQ(held.size(), 1u);
+  EXPECT_EQ(held[0].shard, down_shard);
+  EXPECT_EQ(held[0].reason, "redis_io");
+  EXPECT_EQ(most_probing_at_once.load(), 1) << "a held shard is probed by one entry at a time";
+  EXPECT_EQ(client_.Command({"XLEN", keys_.DeadLetters(down_shard)})->integer, 0);
+  double held_gauge = -1;
+  for (const auto& family : registry.Collect()) {
+    if (family.name == "katy_shards_held") held_gauge = family.metric.at(0).gauge.value;
+  }
+  EXPECT_EQ(held_gauge, 1);
+
+  outage = false;
+  EXPECT_TRUE(
+      testing::WaitFor([&] { return PendingTotal() == 0 && consumer.HeldShards().empty(); }, std::chrono::seconds(20)));
+  stop = true;
+  thread.join();
+  EXPECT_EQ(client_.Command({"XLEN", keys_.DeadLetters(down_shard)})->integer, 0);
+  std::vector<std::string> down_order;
+  for (const auto& item : handled) {
+    if (item.rfind("down", 0) == 0) down_order.push_back(item);
+  }
+  EXPECT_EQ(down_order, (std::vector<std::string>{"down0", "down1", "down2"}));
+  EXPECT_EQ(handled_count(down_too + "0"), 1);
+}
+
 TEST_F(ConsumerTest, ANewOwnerFinishesTheDeadOwnersPendingEntriesFirstInOrder) {
   // A previous owner read three entries of one conversation, handled none, and was SIGKILLed
   // while holding the shard's lease.

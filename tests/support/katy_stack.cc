@@ -170,4 +170,33 @@ double KatyStack::MetricSum(const std::string& process_name, const std::string& 
   return sum;
 }
 
+CommandResult Katyctl(const KatyStack& stack, const std::string& service, const std::string& args) {
+  return RunCommand(BinaryPath("katyctl") + " --addr " + stack.GrpcAddress(service) + " " + args);
+}
+
+void Say(const KatyStack& stack, const std::string& psid, const std::string& text) {
+  http::Client http;
+  nlohmann::json body{{"page", "1045"}, {"psid", psid}, {"text", text}};
+  auto said = http.Post(stack.emulator_url() + "/_emulator/say", body.dump());
+  ASSERT_TRUE(said.ok());
+  ASSERT_EQ(said->status, 200);
+}
+
+size_t RepliesTo(const KatyStack& stack, const std::string& psid) {
+  http::Client http;
+  auto response = http.Get(stack.emulator_url() + "/_emulator/messages?psid=" + psid);
+  return response && response->status == 200 ? nlohmann::json::parse(response->body).size() : 0;
+}
+
+std::vector<std::string> ReplyTexts(const KatyStack& stack, const std::string& psid) {
+  http::Client http;
+  auto response = http.Get(stack.emulator_url() + "/_emulator/messages?psid=" + psid);
+  std::vector<std::string> texts;
+  if (!response || response->status != 200) return texts;
+  for (const auto& message : nlohmann::json::parse(response->body)) {
+    texts.push_back(message["message"].value("text", ""));
+  }
+  return texts;
+}
+
 }  // namespace katy::testing

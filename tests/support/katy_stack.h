@@ -3,6 +3,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tests/support/test_support.h"
 
@@ -79,5 +80,15 @@ class KatyStack {
   int extra_count_ = 0;
   bool ready_ = false;
 };
+
+// Runs the real katyctl against a service process of the stack ("ingress", "sender-1", ...).
+CommandResult Katyctl(const KatyStack& stack, const std::string& service, const std::string& args);
+// User `psid` writes `text` to page 1045 through the emulator (a signed webhook to ingress);
+// the calling test fails unless the emulator answers 200.
+void Say(const KatyStack& stack, const std::string& psid, const std::string& text);
+// What page 1045 has sent `psid` so far, as the emulator's Send API recorded it: how many
+// messages, and their texts in order ("" for a message without text).
+size_t RepliesTo(const KatyStack& stack, const std::string& psid);
+std::vector<std::string> ReplyTexts(const KatyStack& stack, const std::string& psid);
 
 }  // namespace katy::testing

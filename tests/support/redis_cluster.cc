@@ -97,6 +97,28 @@ bool RedisCluster::Restart(int port) {
   return WaitForPort(port, std::chrono::seconds(5));
 }
 
+bool RedisCluster::AttachReplica(int master_port) {
+  const int port = FreeNodePort();
+  ports_.push_back(port);
+  nodes_.push_back(StartNode(port));
+  if (!WaitForPort(port, std::chrono::seconds(5))) return false;
+  const std::string master = "127.0.0.1:" + std::to_string(master_port);
+  std::string id = RunCommand("redis-cli -p " + std::to_string(master_port) + " CLUSTER MYID").output;
+  id.erase(id.find_last_not_of(" \n") + 1);
+  const auto added = RunCommand("redis-cli --cluster add-node 127.0.0.1:" + std::to_string(port) + " " + master +
+                                " --cluster-slave --cluster-master-id " + id);
+  if (added.status != 0) {
+    ADD_FAILURE() << "redis-cli --cluster add-node failed:\n" << added.output;
+    return false;
+  }
+  return WaitFor(
+      [&] {
+        return RunCommand("redis-cli -p " + std::to_string(master_port) + " INFO replication")
+                   .output.find("state=online") != std::string::npos;
+      },
+      std::chrono::seconds(20));
+}
+
 std::unique_ptr<Process> RedisCluster::StartNode(int port) const {
   return std::make_unique<Process>("/usr/bin/redis-server", NodeArgs(port, dir_), std::map<std::string, std::string>{},
                                    dir_ + "/node-" + std::to_string(port) + ".log");

@@ -39,6 +39,10 @@ class RedisCluster {
   // Starts the killed node on `port` again, on its own files: it rejoins the cluster (as a
   // replica, once its master's replica has taken over). False when it does not listen in 5 s.
   bool Restart(int port);
+  // Starts a new node and joins it as a replica of the master on `master_port`
+  // (redis-cli --cluster add-node --cluster-slave, as an operator replaces a dead machine);
+  // true once the master counts it online.
+  bool AttachReplica(int master_port);
   // True once a live node reports cluster_state:ok and every slot is served by a live master.
   bool WaitUntilServing(std::chrono::milliseconds timeout) const;
   // True once every live replica's link to its master is up (it has synced).

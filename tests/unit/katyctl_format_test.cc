@@ -13,6 +13,10 @@ katy::v1::Status Sample() {
   status.set_uptime_s(3700);
   status.set_serving(true);
   for (int shard : {0, 1, 2, 5, 7, 8}) status.add_owned_shards(shard);
+  auto* held = status.add_held_shards();
+  held->set_shard(5);
+  held->set_reason("redis_under_replicated");
+  held->set_held_s(42);
   auto* in = status.add_streams();
   in->set_stream("katy:{s00}:in");
   in->set_group("responders");
@@ -50,6 +54,7 @@ TEST(KatyctlFormatTest, StatusTableShowsWhatMatters) {
   const std::string table = RenderStatus(Sample(), false);
   EXPECT_NE(table.find("katy sender  sender-host-1  v0.1.0  up 61m  SERVING"), std::string::npos) << table;
   EXPECT_NE(table.find("owns shards 0-2,5,7-8"), std::string::npos);
+  EXPECT_NE(table.find("HELD shard 5 for 42s: redis_under_replicated"), std::string::npos) << table;
   EXPECT_NE(table.find("katy:{s00}:in"), std::string::npos);    // it has lag
   EXPECT_EQ(table.find("katy:{s00}:out "), std::string::npos);  // nothing waiting there: hidden
   EXPECT_NE(table.find("(dead)"), std::string::npos);

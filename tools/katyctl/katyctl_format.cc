@@ -65,6 +65,10 @@ std::string RenderStatus(const katy::v1::Status& status, bool all) {
   if (status.owned_shards_size() > 0) {
     out += Row("owns shards %s", ShardRanges({status.owned_shards().begin(), status.owned_shards().end()}).c_str());
   }
+  for (const auto& held : status.held_shards()) {
+    out += Row("HELD shard %d for %llds: %s (Redis cannot serve it; it resumes by itself)", held.shard(),
+               static_cast<long long>(held.held_s()), held.reason().c_str());
+  }
   const QueueTotals totals = Totals(status);
   out += Row("inbound  %8lld entries  %6lld pending  %6lld lag", static_cast<long long>(totals.in_length),
              static_cast<long long>(totals.in_pending), static_cast<long long>(totals.in_lag));
