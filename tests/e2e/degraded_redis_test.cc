@@ -175,5 +175,51 @@ TEST(DegradedRedisTest, DegradeGoesOnWithoutReplicasAndSaysSo) {
   EXPECT_NE(stack.AllLogs().find("KATY_REDIS_WAIT_POLICY=degrade"), std::string::npos);
 }
 
+// One Redis, stopped (SIGKILL) while replies are on their way and kept down for many retry
+// budgets: nothing is dead-lettered for it, and once it is back every reply goes out, in order.
+TEST(DegradedRedisTest, ARedisDownLongerThanEveryRetryBudgetDeadLettersNothing) {
+  testing::KatyStack stack({kRules, {{"KATY_MAX_ATTEMPTS", "2"}}});
+  ASSERT_TRUE(stack.ready());
+  http::Client http;
+  // A Send API as slow as Meta's: the replies are still going out when Redis stops.
+  auto slow = http.Post(stack.emulator_url() + "/_emulator/faults", R"({"latency_ms": [800, 800]})");
+  ASSERT_TRUE(slow && slow->status == 200);
+  const std::vector<std::string> users{"500", "501"};
+  std::vector<std::string> expected;
+  for (int n = 0; n < 5; ++n) {
+    expected.push_back("echo: m" + std::to_string(n));
+    for (const auto& user : users) Say(stack, user, "m" + std::to_string(n));
+  }
+  // Past appendfsync everysec, so the AOF has every acknowledged event.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  stack.StopRedis();
+  // Two attempts 100-200 ms apart, many times over; and longer than a sender retries a delivery
+  // record in place (SenderHandler::kRecordRetryFor), so the shard is held.
+  std::this_thread::sleep_for(std::chrono::seconds(8));
+  stack.StartRedis();
+
+  for (const auto& user : users) {
+    // A reply whose delivery record died with Redis may go twice (counted), right after itself.
+    std::vector<std::string> distinct;
+    EXPECT_TRUE(testing::WaitFor(
+        [&] {
+          distinct.clear();
+          for (const auto& text : ReplyTexts(stack, user)) {
+            if (distinct.empty() || distinct.back() != text) distinct.push_back(text);
+          }
+          return distinct == expected;
+        },
+        std::chrono::seconds(30)))
+        << user << " got " << ::testing::PrintToString(distinct);
+  }
+  redis::Client client(*redis::ParseUrl(stack.redis_url()));
+  const KeySpace keys("katy", 16);
+  for (int shard = 0; shard < keys.shards(); ++shard) {
+    EXPECT_EQ(client.Command({"XLEN", keys.DeadLetters(shard)})->integer, 0) << "shard " << shard;
+  }
+  EXPECT_EQ(stack.AllLogs().find("dead-lettered"), std::string::npos);
+  EXPECT_NE(stack.AllLogs().find("holding back a shard"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace katy
