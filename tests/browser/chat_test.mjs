@@ -70,6 +70,9 @@ try {
   // In order: "thanks Sam" came while the person had the thread, "hello" after it came back.
   check((await botReplies()) === before + 1, "the bot stayed quiet while the person had the thread, " +
         "and answered again once it was given back");
+  const lastReply = await page.evaluate(async () => (await (await fetch("/_emulator/messages?psid=web-you")).json())
+    .filter((m) => m.message && !m.app_id).pop().message.text || "");
+  check(/hello|hi there/i.test(lastReply), "the bot's new reply answers \"hello\" (got \"" + lastReply + "\")");
 
   await page.screenshot({ path: screenshot });
   console.log("screenshot: " + screenshot);

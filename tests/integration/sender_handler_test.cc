@@ -326,9 +326,17 @@ TEST_F(SenderHandlerTest, AMessageWaitingForItsSlotLeavesNoInFlightMarkAndGoesOn
 // The limiter's script goes in a pipeline by its SHA; a Redis that no longer holds it (a
 // restart, SCRIPT FLUSH) answers NOSCRIPT there, and the script is run again, loading it.
 TEST_F(SenderHandlerTest, AFlushedScriptCacheIsReloadedOnTheWay) {
+  // A Redis of its own: a flush on the shared one fails the scripts of tests running beside it.
+  const int port = testing::FreePort();
+  auto redis = testing::StartPrivateRedis(port, testing::MakeTempDir("sender-flush"));
+  redis::Options options;
+  options.port = port;
+  client_ = redis::Client(options);
+  ASSERT_TRUE(client_.Command({"SET", fence_.lease_key, "me"}).ok());
+  EXPECT_EQ(Handle(Queue("13-0#0", R"({"text":"before a flush"})")).kind, redis::HandleResult::Kind::kDone);
   ASSERT_TRUE(client_.Command({"SCRIPT", "FLUSH"}).ok());
-  EXPECT_EQ(Handle(Queue("13-0#0", R"({"text":"after a flush"})")).kind, redis::HandleResult::Kind::kDone);
-  EXPECT_EQ(emulator_->store().For("u1").size(), 1u);
+  EXPECT_EQ(Handle(Queue("13-1#0", R"({"text":"after a flush"})")).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(emulator_->store().For("u1").size(), 2u);
 }
 
 // Every sender keeps katy:rate:* (pause-all, the default rate) for kGlobalRefresh: the one that

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -157,7 +158,12 @@ double KatyStack::MetricSum(const std::string& process_name, const std::string& 
                             const std::string& label) const {
   http::Client http;
   auto response = http.Get(AdminUrl(process_name) + "/metrics");
-  if (!response || response->status != 200) return 0;
+  // NaN equals nothing: a check built on a scrape that failed must fail, not pass as a 0 would.
+  const double nothing = std::numeric_limits<double>::quiet_NaN();
+  if (!response || response->status != 200) {
+    ADD_FAILURE() << "cannot scrape " << process_name << "'s /metrics";
+    return nothing;
+  }
   double sum = 0;
   std::istringstream lines(response->body);
   for (std::string line; std::getline(lines, line);) {
@@ -182,18 +188,27 @@ void Say(const KatyStack& stack, const std::string& psid, const std::string& tex
   ASSERT_EQ(said->status, 200);
 }
 
-size_t RepliesTo(const KatyStack& stack, const std::string& psid) {
+namespace {
+
+// The emulator's record of what page 1045 sent `psid`; the calling test fails when it cannot
+// be read (an empty list would pass for "nothing was sent").
+nlohmann::json SentTo(const KatyStack& stack, const std::string& psid) {
   http::Client http;
   auto response = http.Get(stack.emulator_url() + "/_emulator/messages?psid=" + psid);
-  return response && response->status == 200 ? nlohmann::json::parse(response->body).size() : 0;
+  if (!response || response->status != 200) {
+    ADD_FAILURE() << "cannot read the emulator's messages";
+    return nlohmann::json::array();
+  }
+  return nlohmann::json::parse(response->body);
 }
 
+}  // namespace
+
+size_t RepliesTo(const KatyStack& stack, const std::string& psid) { return SentTo(stack, psid).size(); }
+
 std::vector<std::string> ReplyTexts(const KatyStack& stack, const std::string& psid) {
-  http::Client http;
-  auto response = http.Get(stack.emulator_url() + "/_emulator/messages?psid=" + psid);
   std::vector<std::string> texts;
-  if (!response || response->status != 200) return texts;
-  for (const auto& message : nlohmann::json::parse(response->body)) {
+  for (const auto& message : SentTo(stack, psid)) {
     texts.push_back(message["message"].value("text", ""));
   }
   return texts;

@@ -51,7 +51,10 @@ class KatyStack {
   std::string AdminUrl(const std::string& process_name) const;
   std::string GrpcAddress(const std::string& process_name) const;
   // The sum of the samples of `metric` in a process's /metrics whose labels include
-  // `label` (say `outcome="wait"`; empty: every sample); 0 when absent.
+  // `label` (say `outcome="wait"`; empty: every sample); 0 when there is no such sample
+  // (prometheus-cpp leaves out a labelled family until its first sample, so absence cannot be
+  // told from zero). When the scrape fails, the calling test fails and the answer is NaN, so no
+  // comparison with it holds.
   double MetricSum(const std::string& process_name, const std::string& metric, const std::string& label = "") const;
 
   static constexpr const char* kAppSecret = "e2e-app-secret-5d81c2";

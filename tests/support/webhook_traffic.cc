@@ -81,7 +81,10 @@ std::map<std::string, std::vector<std::string>> ReceivedTexts(const std::string&
   http::Client http;
   std::map<std::string, std::vector<std::string>> out;
   auto all = http.Get(emulator_url + "/_emulator/messages");
-  if (!all.ok() || all->status != 200) return out;
+  if (!all.ok() || all->status != 200) {
+    ADD_FAILURE() << "cannot read the emulator's messages";  // not "nothing received"
+    return out;
+  }
   for (const auto& message : nlohmann::json::parse(all->body)) {
     if (!message.contains("message") || !message["message"].contains("text")) continue;
     out[message["recipient"].get<std::string>()].push_back(message["message"]["text"].get<std::string>());
