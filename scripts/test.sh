@@ -84,8 +84,8 @@ export KATY_TEST_REDIS_URL="redis://127.0.0.1:$port/0"
 status=0
 # --no-tests=error: a label or -R that matches nothing fails instead of passing empty.
 (cd "$root/$build_dir" && ctest --output-on-failure --no-tests=error -j2 --timeout 300 "${labels[@]}") || status=$?
-# The chaos, failover and reshard tests' accounting, which ctest shows only on failure.
-grep -hE "(chaos|failover|reshard) accounting" "$root/$build_dir/Testing/Temporary/LastTest.log" 2>/dev/null || true
+# The chaos, failover, reshard and dead-master tests' accounting, which ctest shows only on failure.
+grep -hE "(chaos|failover|reshard|dead master) accounting" "$root/$build_dir/Testing/Temporary/LastTest.log" 2>/dev/null || true
 # The plain run ends with the fuzzers (their own build), unless ctest arguments chose the tests.
 if [[ -z "$sanitize" && $# -eq 0 && $status -eq 0 ]]; then
   (cd "$root/build-asan" && ctest --output-on-failure --no-tests=error -j2 --timeout 300 -L fuzz) || status=$?

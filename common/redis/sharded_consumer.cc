@@ -68,6 +68,10 @@ constexpr int kResponderHandleBatch = 16;
 
 // A conversation of a held shard looks again at least this much later (its probe may be out).
 constexpr std::chrono::milliseconds kHeldRecheck{100};
+// The longest wait between probes of a held shard: a failover or a replica attached is noticed
+// within it. A probe costs one entry's attempt (at most a WAIT timeout) per shard, so a whole
+// master's shards held cost a few workers, not the pool.
+constexpr std::chrono::milliseconds kMaxHoldBackoff{2000};
 
 double Jitter() {
   thread_local std::mt19937 random{std::random_device{}()};
@@ -633,7 +637,8 @@ void ShardedConsumer::UpdateHold(int shard, const std::string& key, const Handle
     // Entries that failed together (a batch, workers that took them before the hold) count as
     // one failed probe.
     if (added || now >= hold.retry_at) {
-      hold.retry_at = now + RetryDelay(hold.failures++, options_.max_backoff, Jitter(), {});
+      const auto cap = std::min<std::chrono::milliseconds>(options_.max_backoff, kMaxHoldBackoff);
+      hold.retry_at = now + RetryDelay(hold.failures++, cap, Jitter(), {});
     }
   } else if (auto it = held_.find(shard); it != held_.end()) {
     if (result.kind == HandleResult::Kind::kDone) {

@@ -130,7 +130,7 @@ struct ShardedConsumerOptions {
 //    conversation); kWait entries wait as asked without using up attempts;
 //  - holds a shard whose entry met kUnavailable: nothing more of it is read, its queued
 //    entries wait, and one entry at a time probes Redis after a backoff (100 ms doubling to
-//    max_backoff); the first success resumes the shard. No attempt is counted meanwhile, so
+//    2 s, or max_backoff if shorter); the first success resumes the shard. No attempt is counted meanwhile, so
 //    Redis's own outage, however long, never dead-letters a message; the other shards (on a
 //    cluster, those of healthy masters) go on. Its reader, lease and trim connections do not
 //    WAIT for replicas (what they write is safe to lose: docs/reliability.md, "WAIT"), so a

@@ -56,6 +56,8 @@ void WebhookTraffic::Run(int thread) {
     for (int user = thread; user < plan_.users; user += plan_.threads) {
       std::this_thread::sleep_until(next);
       next += interval;
+      // A user left out keeps its slot: the others go at the pace they would in the full plan.
+      if (plan_.only && !plan_.only(user)) continue;
       const std::string body = TrafficWebhookBody(plan_, user, n);
       const std::vector<std::string> headers = {"Content-Type: application/json",
                                                 "X-Hub-Signature-256: sha256=" + HmacSha256Hex(app_secret_, body)};

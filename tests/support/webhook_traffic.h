@@ -18,6 +18,9 @@ struct TrafficPlan {
   int messages_per_second = 250;  // over all threads
   std::string page = "104560000000001";
   std::string user_prefix = "c";
+  // When set, only the users it accepts send (say, those whose shard lives on one master), each
+  // in its slot of the full plan's pace.
+  std::function<bool(int user)> only = {};
 };
 
 std::string TrafficUserId(const TrafficPlan& plan, int user);
