@@ -48,6 +48,22 @@ void WebhookTraffic::Join() {
   }
 }
 
+// Posts `body` until ingress answers 200 (Meta retries a failed delivery), at most 60 s; true
+// when it did. Counts the retries.
+bool WebhookTraffic::PostUntilTaken(http::Client& client, const std::string& body) {
+  const std::vector<std::string> headers = {"Content-Type: application/json",
+                                            "X-Hub-Signature-256: sha256=" + HmacSha256Hex(app_secret_, body)};
+  const auto give_up = Clock::now() + std::chrono::seconds(60);
+  while (Clock::now() < give_up) {
+    auto answer = client.Post(url_, body, headers);
+    if (answer.ok() && answer->status == 200) return true;
+    ++retries_;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ADD_FAILURE() << "ingress never took a webhook in 60 s";
+  return false;
+}
+
 void WebhookTraffic::Run(int thread) {
   http::Client client;
   const auto interval = std::chrono::milliseconds(1000 * plan_.threads / plan_.messages_per_second);
@@ -59,21 +75,14 @@ void WebhookTraffic::Run(int thread) {
       // A user left out keeps its slot: the others go at the pace they would in the full plan.
       if (plan_.only && !plan_.only(user)) continue;
       const std::string body = TrafficWebhookBody(plan_, user, n);
-      const std::vector<std::string> headers = {"Content-Type: application/json",
-                                                "X-Hub-Signature-256: sha256=" + HmacSha256Hex(app_secret_, body)};
       const auto first_try = Clock::now();
-      const auto give_up = first_try + std::chrono::seconds(60);
-      while (Clock::now() < give_up) {
-        auto answer = client.Post(url_, body, headers);
-        if (answer.ok() && answer->status == 200) {
-          ++delivered_;
-          if (on_delivered_) on_delivered_(user, n, first_try, Clock::now());
-          break;
-        }
-        ++retries_;
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      if (!PostUntilTaken(client, body)) continue;
+      ++delivered_;
+      if (on_delivered_) on_delivered_(user, n, first_try, Clock::now());
+      const int sequence = n * plan_.users + user;
+      if (plan_.redeliver_every > 0 && sequence % plan_.redeliver_every == 0 && PostUntilTaken(client, body)) {
+        ++redelivered_;
       }
-      if (Clock::now() >= give_up) ADD_FAILURE() << "ingress never took a webhook in 60 s";
     }
   }
   ++finished_;

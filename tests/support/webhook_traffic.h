@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/http/http_client.h"
+
 namespace katy::testing {
 
 // Who says what: `users` users each sending `messages_per_user` texts to `page`, in order.
@@ -21,6 +23,9 @@ struct TrafficPlan {
   // When set, only the users it accepts send (say, those whose shard lives on one master), each
   // in its slot of the full plan's pace.
   std::function<bool(int user)> only = {};
+  // When above 0, every redeliver_every-th webhook is posted once more after its 200, as Meta
+  // does when a 200 reached it late: ingress must store it once.
+  int redeliver_every = 0;
 };
 
 std::string TrafficUserId(const TrafficPlan& plan, int user);
@@ -49,9 +54,11 @@ class WebhookTraffic {
   bool done() const { return finished_.load() == plan_.threads; }
   int delivered() const { return delivered_.load(); }
   int retries() const { return retries_.load(); }
+  int redelivered() const { return redelivered_.load(); }
 
  private:
   void Run(int thread);
+  bool PostUntilTaken(http::Client& client, const std::string& body);
 
   std::string url_;
   std::string app_secret_;
@@ -61,6 +68,7 @@ class WebhookTraffic {
   std::atomic<int> finished_{0};
   std::atomic<int> delivered_{0};
   std::atomic<int> retries_{0};
+  std::atomic<int> redelivered_{0};
 };
 
 // Every text the emulator's Send API accepted, by recipient, in the order accepted.
