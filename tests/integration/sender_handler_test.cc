@@ -323,6 +323,32 @@ TEST_F(SenderHandlerTest, AMessageWaitingForItsSlotLeavesNoInFlightMarkAndGoesOn
   EXPECT_FALSE(InFlightMarked("12-0#0"));
 }
 
+// An in-flight mark younger than the request timeout is an attempt that may still reach Meta
+// (an instance that died or lost the shard mid-call): a resend now could land this message
+// after the user's next one (the chaos test once saw n10, n11, n10). So the resend waits out
+// that timeout, sends nothing meanwhile, and then goes as a counted possible duplicate.
+TEST_F(SenderHandlerTest, AResendWaitsOutTheEarlierAttemptsRequestTimeout) {
+  auto entry = Queue("14-0#0", R"({"text":"once, in its place"})");
+  const std::string mark = keys_->Sent(ShardOf("p1", "u1", 4), "14-0#0") + ":inflight";
+  ASSERT_TRUE(client_.Command({"SET", mark, std::to_string(now_), "PX", "60000"}).ok());  // begun just now
+
+  auto result = Handle(entry);
+  EXPECT_EQ(result.kind, redis::HandleResult::Kind::kWait);
+  EXPECT_EQ(result.reason, "in_flight_elsewhere");
+  EXPECT_EQ(result.wait, std::chrono::milliseconds(1000));
+  now_ += 600;
+  result = Handle(entry);
+  EXPECT_EQ(result.kind, redis::HandleResult::Kind::kWait);
+  EXPECT_EQ(result.wait, std::chrono::milliseconds(400));
+  EXPECT_TRUE(emulator_->store().For("u1").empty()) << "sent while the earlier attempt could still land";
+  EXPECT_EQ(metrics_.possible_duplicates.Value(), 0);
+
+  now_ += 500;  // past the request timeout
+  EXPECT_EQ(Handle(entry).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(emulator_->store().For("u1").size(), 1u);
+  EXPECT_EQ(metrics_.possible_duplicates.Value(), 1);
+}
+
 // The limiter's script goes in a pipeline by its SHA; a Redis that no longer holds it (a
 // restart, SCRIPT FLUSH) answers NOSCRIPT there, and the script is run again, loading it.
 TEST_F(SenderHandlerTest, AFlushedScriptCacheIsReloadedOnTheWay) {
