@@ -147,14 +147,26 @@ class IngressServerTest : public ::testing::Test {
 TEST_F(IngressServerTest, EveryFixtureIsEnqueuedOnceEvenWhenReplayed) {
   // Events per fixture; every file in tests/fixtures/webhooks must be here, so a new fixture
   // cannot be left out of this test unnoticed.
-  const std::map<std::string, size_t> expected = {
-      {"text_message.json", 1},      {"quick_reply.json", 1},     {"postback_get_started.json", 1},
-      {"batched.json", 5},           {"echo.json", 1},            {"delivery_read.json", 2},
-      {"reaction.json", 1},          {"standby.json", 1},         {"policy_enforcement.json", 1},
-      {"unicode_escaped.json", 1},   {"attachments.json", 1},     {"user_ref.json", 1},
-      {"string_timestamps.json", 1}, {"message_edit.json", 1},    {"unknown_event_kind.json", 1},
-      {"handover.json", 3},          {"instagram.json", 3},       {"instagram_kinds.json", 11},
-      {"optin.json", 1},             {"referral.json", 1}};
+  const std::map<std::string, size_t> expected = {{"text_message.json", 1},
+                                                  {"quick_reply.json", 1},
+                                                  {"postback_get_started.json", 1},
+                                                  {"batched.json", 5},
+                                                  {"echo.json", 1},
+                                                  {"delivery_read.json", 2},
+                                                  {"reaction.json", 1},
+                                                  {"standby.json", 1},
+                                                  {"policy_enforcement.json", 1},
+                                                  {"unicode_escaped.json", 1},
+                                                  {"attachments.json", 1},
+                                                  {"user_ref.json", 1},
+                                                  {"string_timestamps.json", 1},
+                                                  {"message_edit.json", 1},
+                                                  {"unknown_event_kind.json", 1},
+                                                  {"handover.json", 3},
+                                                  {"instagram.json", 3},
+                                                  {"instagram_kinds.json", 11},
+                                                  {"optin.json", 1},
+                                                  {"referral.json", 1}};
   std::vector<std::string> listed;
   for (const auto& [name, count] : expected) listed.push_back(name);
   ASSERT_EQ(listed, testing::FixtureNames());
