@@ -196,7 +196,7 @@ TEST(ChaosTest, KillsRestartsAndGraphErrorsLoseNothingAndEveryDuplicateIsCounted
   std::sort(all_senders.begin(), all_senders.end());
   all_senders.erase(std::unique(all_senders.begin(), all_senders.end()), all_senders.end());
   const SenderLogs logs = ReadSenderLogs(stack, all_senders);
-  const double counted = static_cast<double>(logs.possible_total);
+  const auto counted = static_cast<double>(logs.possible_total);
   const auto meta_ids = MetaIds(stack);
   for (const auto& sender : senders) {
     EXPECT_EQ(stack.MetricSum(sender, "katy_sender_possible_duplicates_total"),
