@@ -355,5 +355,21 @@ TEST(WebhookParserTest, RejectsDeepNestingCheaply) {
   EXPECT_EQ(JsonDepth("[[{}]]"), 3);
 }
 
+// The limit is kMaxJsonDepth (64) exactly: a webhook nesting 64 levels is parsed, 65 refused.
+TEST(WebhookParserTest, TheDepthLimitIsSixtyFourLevels) {
+  auto nesting = [](int levels) {  // the object, entry's array and the entry: 3 levels, then arrays
+    const int arrays = levels - 3;
+    return R"({"object":"page","entry":[{"id":"1","time":1764230400000,"messaging":[],"extra":)" +
+           std::string(static_cast<size_t>(arrays), '[') + std::string(static_cast<size_t>(arrays), ']') + "}]}";
+  };
+  ASSERT_EQ(JsonDepth(nesting(kMaxJsonDepth)), 64);
+  auto at_limit = ParseWebhook(nesting(kMaxJsonDepth), 0);
+  EXPECT_TRUE(at_limit.ok()) << at_limit.error().message;
+  auto beyond = ParseWebhook(nesting(kMaxJsonDepth + 1), 0);
+  ASSERT_FALSE(beyond.ok());
+  EXPECT_EQ(beyond.error().reason, "too_deep");
+  EXPECT_EQ(kMaxJsonDepth, 64);
+}
+
 }  // namespace
 }  // namespace katy::ingress
