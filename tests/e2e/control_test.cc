@@ -61,12 +61,19 @@ TEST(ControlTest, HealthIsServingOnlyWhileRedisAnswers) {
         << service << " still says " << Health(stack.GrpcAddress(service));
     // Unready, not dead: a liveness probe must not restart it for Redis's outage.
     EXPECT_EQ(Health(stack.GrpcAddress(service), "katy.liveness"), "SERVING") << service;
+    // What KatyServiceNotServing and KatyRedisDown read, as a real /metrics says it.
+    EXPECT_EQ(stack.MetricSum(service, "katy_serving"), 0) << service;
+    EXPECT_EQ(stack.MetricSum(service, "katy_redis_up"), 0) << service;
   }
   stack.StartRedis();
   for (const char* service : kServices) {
     EXPECT_TRUE(
         testing::WaitFor([&] { return Health(stack.GrpcAddress(service)) == "SERVING"; }, std::chrono::seconds(5)))
         << service;
+  }
+  for (const char* service : kServices) {
+    EXPECT_EQ(stack.MetricSum(service, "katy_serving"), 1) << service;
+    EXPECT_EQ(stack.MetricSum(service, "katy_redis_up"), 1) << service;
   }
   // And the bot works again.
   Say(stack, "h1", "hello");
