@@ -184,6 +184,10 @@ TEST(SenderTest, InvalidTokenPausesThePageAndKeepsItsMessagesUntilResumed) {
   EXPECT_TRUE(Received(stack).empty());
   EXPECT_TRUE(DeadLetters(stack).empty()) << "a paused page's messages must stay queued";
   EXPECT_EQ(stack.MetricSum("sender", "katy_sender_page_pauses_total"), 1);  // one alert, not one per message
+  // KatyPagePaused's input, as a real /metrics says it: the page, and Meta's reason.
+  EXPECT_EQ(
+      stack.MetricSum("sender", "katy_page_paused", std::string("page=\"") + kPage + "\",reason=\"page_broken_190\""),
+      1);
   // The operator fixes the token and resumes the page.
   SetFaults(stack, "{}");
   ASSERT_TRUE(client.Command({"HDEL", rate_key, "paused", "paused_reason"}).ok());
