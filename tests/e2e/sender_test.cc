@@ -140,6 +140,12 @@ TEST(SenderTest, ThrottledPageSlowsDownAndLosesNothing) {
   ASSERT_TRUE(stack.ready());
   SetFaults(stack, std::string(R"({"rate_limit":{")") + kPage + R"(":3}})");
   QueueReplies(stack, 4, 3);
+  // KatyPageThrottled's input, as a real /metrics says it while Meta's throttle lasts.
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        return stack.MetricSum("sender", "katy_page_throttled_seconds", std::string("page=\"") + kPage + "\"") > 0;
+      },
+      std::chrono::seconds(20)));
   ASSERT_TRUE(WaitForReceived(stack, 12, std::chrono::seconds(40))) << "logs in " << stack.dir();
   auto by_user = ByRecipient(Received(stack));
   for (int user = 0; user < 4; ++user) {
