@@ -333,6 +333,12 @@ TEST(ControlTest, PromtoolAcceptsEveryServicesMetrics) {
     EXPECT_EQ(stack.MetricSum(service, "katy_serving"), 1) << service;
   }
   EXPECT_EQ(stack.MetricSum("ingress", "katy_ingress_events_total"), 1);
+  // KatyNoWebhook's input: labelled by page, in seconds since the epoch (not milliseconds).
+  const double now_s = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const double last_webhook_s =
+      stack.MetricSum("ingress", "katy_ingress_last_webhook_timestamp_seconds", "page=\"1045\"");
+  EXPECT_GT(last_webhook_s, now_s - 60);
+  EXPECT_LE(last_webhook_s, now_s + 1);
   EXPECT_GE(stack.MetricSum("sender", "katy_sender_end_to_end_seconds_count"), 1);
   http::Client http;
   EXPECT_EQ(http.Get(stack.AdminUrl("sender") + "/healthz")->status, 200);
