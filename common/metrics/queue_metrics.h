@@ -33,8 +33,8 @@ class QueueDepthCollector : public prometheus::Collectable {
 };
 
 // katy_redis_under_replicated{node}: 1 while the last WAIT this process sent to that master
-// came back short of replicas (redis::ReplicationHealth), 0 once they confirm again. Only the
-// masters this process has WAITed on appear (none without KATY_REDIS_WAIT_REPLICAS).
+// came back short of replicas (redis::ReplicationHealth), 0 otherwise, for every node this
+// process has talked to (always 0 without KATY_REDIS_WAIT_REPLICAS: nothing is WAITed for).
 class ReplicationCollector : public prometheus::Collectable {
  public:
   std::vector<prometheus::MetricFamily> Collect() const override;

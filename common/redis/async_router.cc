@@ -53,6 +53,7 @@ size_t AsyncRouter::ConnectionIndex(const NodeAddress& node) {
   auto found = std::find(nodes_.begin(), nodes_.end(), node);
   if (found != nodes_.end()) return static_cast<size_t>(found - nodes_.begin());
   nodes_.push_back(node);
+  ReplicationHealth::Process().Know(node);
   connections_.push_back(std::make_unique<AsyncConnection>(options_.ForNode(node), setup_));
   unwaited_.emplace_back();
   return connections_.size() - 1;

@@ -32,6 +32,7 @@ NodeConnection& Client::Node(const NodeAddress& node) {
     if (address == node) return connection;
   }
   nodes_.emplace_back(node, NodeConnection(options_.ForNode(node)));
+  ReplicationHealth::Process().Know(node);
   return nodes_.back().second;
 }
 

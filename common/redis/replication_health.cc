@@ -33,6 +33,11 @@ void ReplicationHealth::Record(const NodeAddress& node, bool confirmed, WaitPoli
   }
 }
 
+void ReplicationHealth::Know(const NodeAddress& node) {
+  std::lock_guard lock(mutex_);
+  under_replicated_.try_emplace(node.ToString(), false);
+}
+
 std::map<std::string, bool> ReplicationHealth::UnderReplicated() const {
   std::lock_guard lock(mutex_);
   return under_replicated_;

@@ -20,6 +20,9 @@ class ReplicationHealth {
   static ReplicationHealth& Process();
 
   void Record(const NodeAddress& node, bool confirmed, WaitPolicy policy);
+  // A master this process talks to: listed (as not under-replicated) until a WAIT says
+  // otherwise, so the gauge has a series to alert on from the start, WAIT or not.
+  void Know(const NodeAddress& node);
   // node ("host:port") -> true while its last WAIT fell short.
   std::map<std::string, bool> UnderReplicated() const;
 

@@ -665,6 +665,7 @@ void ShardedConsumer::UpdateShardGauges() {
   if (held_gauge_ != nullptr) held_gauge_->Set(static_cast<double>(held_.size()));
   if (stalled_ == nullptr) return;
   const auto now = std::chrono::steady_clock::now();
+  for (const auto& [shard, generation] : owned_) progress_.try_emplace(shard, now);  // a series per owned shard
   for (auto& [shard, since] : progress_) {
     const bool working = owned_.contains(shard) && (queued_[shard] > 0 || held_.contains(shard));
     if (!working) since = now;
