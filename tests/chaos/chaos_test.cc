@@ -189,7 +189,7 @@ TEST(ChaosTest, KillsRestartsAndGraphErrorsLoseNothingAndEveryDuplicateIsCounted
         return DistinctReplies(received) >= kExpected;
       },
       seconds(120));
-  std::this_thread::sleep_for(seconds(2));  // let any duplicate arrive before judging
+  EXPECT_TRUE(stack.WaitUntilDrained(seconds(60))) << "entries left unhandled; logs in " << stack.dir();
   received = Received(stack);
   // The senders' count: every one's log lines; the live ones' metric must say the same.
   for (const auto& sender : senders) all_senders.push_back(sender);

@@ -98,7 +98,7 @@ TEST(ClusterStackTest, EveryPathWorksAndEachUsersRepliesKeepTheirOrder) {
   const size_t expected = static_cast<size_t>(plan.users) * plan.messages_per_user;
   EXPECT_TRUE(testing::WaitFor([&] { return RepliesReceived(stack.emulator_url()) >= expected; }, seconds(60)))
       << "logs in " << stack.dir();
-  std::this_thread::sleep_for(seconds(1));  // a duplicate would arrive by now
+  EXPECT_TRUE(stack.WaitUntilDrained(seconds(30)));  // a duplicate would have arrived by then
   EXPECT_EQ(UsersNotAnsweredExactlyOnceInOrder(plan, stack.emulator_url()), std::vector<std::string>{});
 
   // The shards' streams live on all three masters, each on the master of its slot.
@@ -224,7 +224,7 @@ TEST(ClusterStackTest, AMasterKilledMidTrafficLosesNoAcknowledgedWebhook) {
   const size_t expected = static_cast<size_t>(plan.users) * plan.messages_per_user;
   EXPECT_TRUE(testing::WaitFor([&] { return RepliesReceived(stack.emulator_url()) >= expected; }, seconds(60)))
       << "logs in " << stack.dir();
-  std::this_thread::sleep_for(seconds(2));  // a duplicate would arrive by now
+  EXPECT_TRUE(stack.WaitUntilDrained(seconds(30)));  // a duplicate would have arrived by then
   const size_t received = RepliesReceived(stack.emulator_url());
   const auto wrong = UsersNotAnsweredExactlyOnceInOrder(plan, stack.emulator_url());
   EXPECT_EQ(wrong, std::vector<std::string>{}) << "logs in " << stack.dir();
@@ -504,7 +504,7 @@ TEST(ClusterStackTest, ReshardingDuringTrafficLosesNothing) {
   const size_t expected = static_cast<size_t>(plan.users) * plan.messages_per_user;
   EXPECT_TRUE(testing::WaitFor([&] { return RepliesReceived(stack.emulator_url()) >= expected; }, seconds(60)))
       << "logs in " << stack.dir();
-  std::this_thread::sleep_for(seconds(1));  // a duplicate would arrive by now
+  EXPECT_TRUE(stack.WaitUntilDrained(seconds(30)));  // a duplicate would have arrived by then
   EXPECT_EQ(UsersNotAnsweredExactlyOnceInOrder(plan, stack.emulator_url()), std::vector<std::string>{})
       << "logs in " << stack.dir();
   std::printf(

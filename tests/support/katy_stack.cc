@@ -176,6 +176,12 @@ double KatyStack::MetricSum(const std::string& process_name, const std::string& 
   return sum;
 }
 
+bool KatyStack::WaitUntilDrained(std::chrono::milliseconds timeout) const {
+  return WaitFor(
+      [&] { return MetricSum("ingress", "katy_stream_lag") == 0 && MetricSum("ingress", "katy_stream_pending") == 0; },
+      timeout);
+}
+
 CommandResult Katyctl(const KatyStack& stack, const std::string& service, const std::string& args) {
   return RunCommand(BinaryPath("katyctl") + " --addr " + stack.GrpcAddress(service) + " " + args);
 }
