@@ -18,7 +18,7 @@ void ReadGroup(const Reply& info, katy::v1::StreamStatus* out) {
     const Reply& value = info.elements[i + 1];
     if (key == "pending")
       out->set_pending(ToInt(value));
-    else if (key == "lag")
+    else if (key == "lag" && !value.IsNil())  // nil: Redis cannot tell; the length stands
       out->set_lag(ToInt(value));
     else if (key == "consumers")
       out->set_consumers(static_cast<int32_t>(ToInt(value)));
@@ -72,6 +72,10 @@ void AddQueues(const KeySpace& keys, const std::vector<StreamGroup>& streams, co
     out->set_stream(stream);
     out->set_group(group);
     out->set_length(ToInt(replies[at++]));
+    // No group yet (no responder or sender has owned the shard since the stream began): every
+    // entry waits, so the lag is the length. Reading 0 there would tell a scaler from zero, or a
+    // test waiting for the queues to drain, that nothing waits.
+    out->set_lag(out->length());
     const Reply& groups = replies[at++];  // an error when the stream does not exist yet
     if (!groups.IsArray()) continue;
     for (const Reply& info : groups.elements) {

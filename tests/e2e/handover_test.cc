@@ -2,6 +2,7 @@
 // through the emulator's Page Inbox, with every service a real process.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -193,8 +194,82 @@ fallback:
   Say("r1", "thanks, bye");
   ASSERT_TRUE(WaitForBotTexts("r1", 2)) << "logs in " << stack_->dir();
   EXPECT_EQ(BotTexts("r1"), (std::vector<std::string>{"Connecting you to a person...", "bot: thanks, bye"}));
+  // At Meta, in this order: the rule's reply, then the pass (the person would otherwise meet a
+  // conversation the bot still writes into).
+  EXPECT_EQ(testing::CallsAbout(*stack_, "r1"),
+            (std::vector<std::string>{"Connecting you to a person...", "<pass_thread_control 263902037430900>",
+                                      "inbox: Hi, I'm Sam.", "bot: thanks, bye"}));
   EXPECT_GE(stack_->MetricSum("responder", "katy_responder_handovers_total", "reason=\"rule\""), 1);
   EXPECT_EQ(stack_->MetricSum("sender", "katy_sender_delivered_total", "source=\"handover\""), 1);
+}
+
+constexpr const char* kHandoverRules = R"(
+rules:
+  - when: { keywords: [human, person] }
+    reply: "Connecting you to a person..."
+    handover: inbox
+  - when: { keywords: [bot] }
+    reply: "The bot is back."
+    handover: back
+fallback:
+  reply: "bot: {{text}}"
+)";
+
+// A person answered from the inbox, so the bot keeps quiet; the user asks for the bot, and the
+// rule's `handover: back` takes the thread (take_thread_control) before its reply goes out.
+TEST_F(HandoverTest, ARuleTakesTheThreadBackBeforeItsReply) {
+  stack_ = std::make_unique<testing::KatyStack>(testing::KatyStack::Options{
+      kHandoverRules, {{"KATY_APP_ID", kKatyAppId}, {"KATY_HUMAN_TIMEOUT_S", "0"}, {"KATY_EMULATOR_ECHOES", "1"}}});
+  ASSERT_TRUE(stack_->ready());
+  Say("b1", "hello");
+  ASSERT_TRUE(WaitForBotTexts("b1", 1)) << "logs in " << stack_->dir();
+  InboxReply("b1", "Sam here.");
+  Say("b1", "thanks Sam");
+  ASSERT_TRUE(testing::WaitFor([&] { return Withheld() >= 1; }, std::chrono::seconds(10)));
+  Say("b1", "back to the bot please");
+  ASSERT_TRUE(WaitForBotTexts("b1", 2)) << "logs in " << stack_->dir();
+  EXPECT_EQ(testing::CallsAbout(*stack_, "b1"),
+            (std::vector<std::string>{"bot: hello", "inbox: Sam here.", "<take_thread_control>", "The bot is back."}));
+  Say("b1", "and now?");
+  ASSERT_TRUE(WaitForBotTexts("b1", 3)) << "logs in " << stack_->dir();
+  EXPECT_EQ(BotTexts("b1").back(), "bot: and now?");
+  EXPECT_GE(stack_->MetricSum("responder", "katy_responder_handovers_total", "direction=\"to_katy\",reason=\"rule\""),
+            1);
+}
+
+// Thirty people ask for a person at the same moment, across the shards: each gets the rule's
+// reply and then one pass, the inbox has every thread, and each gets the bot back when the
+// inbox passes it back.
+TEST_F(HandoverTest, ManyConversationsHandOverAtOnceEachReplyBeforeItsPass) {
+  stack_ = std::make_unique<testing::KatyStack>(testing::KatyStack::Options{
+      kHandoverRules, {{"KATY_APP_ID", kKatyAppId}, {"KATY_HUMAN_TIMEOUT_S", "0"}, {"KATY_EMULATOR_ECHOES", "1"}}});
+  ASSERT_TRUE(stack_->ready());
+  std::vector<std::string> users;
+  for (int i = 0; i < 30; ++i) users.push_back("m" + std::to_string(i));
+  auto all_at_once = [&](const std::function<void(const std::string&)>& act) {
+    std::vector<std::thread> threads;
+    for (const auto& psid : users) threads.emplace_back([&act, psid] { act(psid); });
+    for (auto& thread : threads) thread.join();
+  };
+  // Each thread its own HTTP client (testing::Say makes one): http_ is for one thread.
+  all_at_once([&](const std::string& psid) { testing::Say(*stack_, psid, "a human please"); });
+  ASSERT_TRUE(stack_->WaitUntilDrained(std::chrono::seconds(30))) << "logs in " << stack_->dir();
+  for (const auto& psid : users) {
+    EXPECT_EQ(testing::CallsAbout(*stack_, psid),
+              (std::vector<std::string>{"Connecting you to a person...", "<pass_thread_control 263902037430900>"}))
+        << psid;
+    EXPECT_EQ(ThreadOwner(psid), "263902037430900") << psid;
+  }
+  all_at_once([&](const std::string& psid) {
+    http::Client http;
+    auto passed = http.Post(stack_->emulator_url() + "/_emulator/inbox/pass",
+                            nlohmann::json{{"page", kPage}, {"psid", psid}}.dump());
+    EXPECT_TRUE(passed.ok() && passed->status == 200) << psid;
+  });
+  all_at_once([&](const std::string& psid) { testing::Say(*stack_, psid, "hello again"); });
+  ASSERT_TRUE(stack_->WaitUntilDrained(std::chrono::seconds(30))) << "logs in " << stack_->dir();
+  for (const auto& psid : users) EXPECT_EQ(BotTexts(psid).back(), "bot: hello again") << psid;
+  EXPECT_EQ(stack_->MetricSum("sender", "katy_sender_delivered_total", "source=\"handover\""), 30);
 }
 
 // The outbound API, through katyctl: the same key twice sends once; an outbound message waits

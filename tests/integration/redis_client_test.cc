@@ -6,6 +6,7 @@
 
 #include "common/redis/async_router.h"
 #include "common/redis/cluster_slots.h"
+#include "common/redis/queue_status.h"
 #include "common/redis/replication_health.h"
 #include "common/redis/script.h"
 #include "common/redis/streams.h"
@@ -204,6 +205,31 @@ TEST(StreamsTest, GroupReadAckAndAutoClaim) {
   EXPECT_EQ(claimed->entries[0].id, *second);
   auto own = XReadGroup(client, "g", "alive", {stream}, {"0"}, 10, std::chrono::milliseconds(0));
   ASSERT_EQ(own->size(), 1u);
+}
+
+// The lag is what waits for the group's consumers. Before any consumer created the group (a
+// responder or sender not started yet, or scaled to zero) every entry waits: the lag is the
+// length, never 0, or a scaler from zero and a "drained" wait would both see nothing to do.
+TEST(QueueStatusTest, AStreamWithoutItsGroupLagsByItsLength) {
+  Client client(testing::TestRedisOptions());
+  const KeySpace keys(testing::UniquePrefix("queues"), 2);
+  ASSERT_TRUE(XAdd(client, keys.InStream(0), {{"pb", "one"}}).ok());
+  ASSERT_TRUE(XAdd(client, keys.InStream(0), {{"pb", "two"}}).ok());
+  ASSERT_TRUE(EnsureGroup(client, keys.InStream(1), KeySpace::kResponderGroup).ok());
+  ASSERT_TRUE(XAdd(client, keys.InStream(1), {{"pb", "three"}}).ok());
+  ASSERT_EQ(XReadGroup(client, KeySpace::kResponderGroup, "c", {keys.InStream(1)}, {">"}, 1,
+                       std::chrono::milliseconds(0))
+                ->size(),
+            1u);
+  katy::v1::Status status;
+  ASSERT_TRUE(ReadQueueStatus(client, keys, &status).ok());
+  std::map<std::string, katy::v1::StreamStatus> by_stream;
+  for (const auto& stream : status.streams()) by_stream[stream.stream()] = stream;
+  EXPECT_EQ(by_stream[keys.InStream(0)].length(), 2);
+  EXPECT_EQ(by_stream[keys.InStream(0)].lag(), 2) << "no group yet: both entries wait";
+  EXPECT_EQ(by_stream[keys.InStream(1)].lag(), 0);
+  EXPECT_EQ(by_stream[keys.InStream(1)].pending(), 1);
+  EXPECT_EQ(by_stream[keys.OutStream(0)].lag(), 0) << "no stream, nothing waits";
 }
 
 }  // namespace

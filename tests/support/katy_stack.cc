@@ -196,9 +196,10 @@ void Say(const KatyStack& stack, const std::string& psid, const std::string& tex
 
 namespace {
 
-// The emulator's record of what page 1045 sent `psid`; the calling test fails when it cannot
-// be read (an empty list would pass for "nothing was sent").
-nlohmann::json SentTo(const KatyStack& stack, const std::string& psid) {
+// The emulator's record of what page 1045 sent `psid` and did about it (thread control
+// included); the calling test fails when it cannot be read (an empty list would pass for
+// "nothing was sent").
+nlohmann::json RecordedFor(const KatyStack& stack, const std::string& psid) {
   http::Client http;
   auto response = http.Get(stack.emulator_url() + "/_emulator/messages?psid=" + psid);
   if (!response || response->status != 200) {
@@ -206,6 +207,15 @@ nlohmann::json SentTo(const KatyStack& stack, const std::string& psid) {
     return nlohmann::json::array();
   }
   return nlohmann::json::parse(response->body);
+}
+
+// What the Send API took for `psid`: messages and sender actions, not thread control.
+nlohmann::json SentTo(const KatyStack& stack, const std::string& psid) {
+  nlohmann::json sent = nlohmann::json::array();
+  for (auto& record : RecordedFor(stack, psid)) {
+    if (!record.contains("thread_control")) sent.push_back(std::move(record));
+  }
+  return sent;
 }
 
 }  // namespace
@@ -218,6 +228,22 @@ std::vector<std::string> ReplyTexts(const KatyStack& stack, const std::string& p
     texts.push_back(message["message"].value("text", ""));
   }
   return texts;
+}
+
+std::vector<std::string> CallsAbout(const KatyStack& stack, const std::string& psid) {
+  std::vector<std::string> calls;
+  for (const auto& record : RecordedFor(stack, psid)) {
+    if (record.contains("thread_control")) {
+      const std::string target = record.value("target_app_id", "");
+      calls.push_back("<" + record["thread_control"].get<std::string>() + (target.empty() ? "" : " " + target) + ">");
+    } else if (record.contains("sender_action")) {
+      calls.push_back("<" + record["sender_action"].get<std::string>() + ">");
+    } else {
+      const std::string text = record.contains("message") ? record["message"].value("text", "") : "";
+      calls.push_back(record.contains("app_id") ? "inbox: " + text : text);
+    }
+  }
+  return calls;
 }
 
 }  // namespace katy::testing

@@ -98,5 +98,10 @@ void Say(const KatyStack& stack, const std::string& psid, const std::string& tex
 // messages, and their texts in order ("" for a message without text).
 size_t RepliesTo(const KatyStack& stack, const std::string& psid);
 std::vector<std::string> ReplyTexts(const KatyStack& stack, const std::string& psid);
+// Every call page 1045 made to Meta about `psid`, in the order the emulator took them: a
+// message's text, "<typing_on>" for a sender action, "<pass_thread_control TARGET>" and
+// "<take_thread_control>" for the Handover Protocol's calls, "inbox: TEXT" for a person's
+// answer from the Page Inbox.
+std::vector<std::string> CallsAbout(const KatyStack& stack, const std::string& psid);
 
 }  // namespace katy::testing

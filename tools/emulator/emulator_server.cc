@@ -53,6 +53,8 @@ json ToJson(const RecordedMessage& message) {
   if (!message.message_json.empty()) out["message"] = json::parse(message.message_json, nullptr, false);
   if (!message.sender_action.empty()) out["sender_action"] = message.sender_action;
   if (!message.app_id.empty()) out["app_id"] = message.app_id;
+  if (!message.thread_control.empty()) out["thread_control"] = message.thread_control;
+  if (!message.target_app_id.empty()) out["target_app_id"] = message.target_app_id;
   return out;
 }
 
@@ -545,6 +547,7 @@ class EmulatorHandler : public Http::Handler {
     }
     if (call == "take_thread_control") {
       thread_owners_->Set(page, psid, "");
+      RecordThreadControl(page, psid, call, "");
       return {200, R"({"success":true})"};
     }
     const std::string target = body.value("target_app_id", json("")).is_string() ? body.value("target_app_id", "")
@@ -556,7 +559,20 @@ class EmulatorHandler : public Http::Handler {
                        .Body()};
     }
     thread_owners_->Set(page, psid, target == options_->app_id ? "" : target);
+    RecordThreadControl(page, psid, call, target);
     return {200, R"({"success":true})"};
+  }
+
+  // Kept in the store with the messages (/_emulator/messages lists it), in arrival order.
+  void RecordThreadControl(const std::string& page, const std::string& psid, const std::string& call,
+                           const std::string& target) {
+    RecordedMessage record;
+    record.page_id = page;
+    record.recipient = psid;
+    record.received_at_ms = WallClockMs();
+    record.thread_control = call;
+    record.target_app_id = target;
+    store_->Add(std::move(record));
   }
 
   // A person answers as the page from the Page Inbox: recorded with the inbox's app id (the

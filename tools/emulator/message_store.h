@@ -11,7 +11,7 @@
 
 namespace katy::emulator {
 
-// One message the emulated Send API accepted.
+// One message the emulated Send API accepted, or one thread-control call of the bot's.
 struct RecordedMessage {
   std::string message_id;  // the mid returned to the bot
   std::string page_id;
@@ -24,6 +24,10 @@ struct RecordedMessage {
   // The app that sent it: empty for the bot (the Send API), kPageInboxAppId for a person
   // answering in the Page Inbox.
   std::string app_id;
+  // A Handover Protocol call the bot made: "pass_thread_control" (to target_app_id) or
+  // "take_thread_control". Kept with the messages so that their order at Meta can be checked.
+  std::string thread_control;
+  std::string target_app_id;
 };
 
 // The Page Inbox's app id: Meta's own inbox, where people answer as the page.
