@@ -328,6 +328,68 @@ TEST_F(HandoverTest, OutboundSendsOnceInOrderAndRefusesWhatMetaWould) {
   EXPECT_EQ(stack_->MetricSum("sender", "katy_outbound_requests_total", "result=\"refused\""), 2);
 }
 
+// The outbound API's promises under pressure and over a message's life:
+// - eight callers racing with one key queue one message, and all are told its id;
+// - the key used again after delivery sends nothing more;
+// - GetMessage says queued while the page is paused, sent once Meta took it, and failed with
+//   the dead letter's reason;
+// - HUMAN_AGENT's 7 days are checked again when the message is sent: one queued inside them
+//   and sent after them is dead-lettered (outside_human_agent_window), not sent.
+TEST_F(HandoverTest, OutboundKeysHoldUnderRacesAndAfterDeliveryAndEveryStateIsReported) {
+  Start("0");
+  Say("q1", "hello");
+  ASSERT_TRUE(WaitForBotTexts("q1", 1)) << "logs in " << stack_->dir();
+  ASSERT_EQ(Katyctl("sender", std::string("pause ") + kPage).status, 0);
+
+  std::vector<testing::CommandResult> racers(8);
+  std::vector<std::thread> threads;
+  for (auto& racer : racers) {
+    threads.emplace_back(
+        [&] { racer = Katyctl("sender", std::string("send ") + kPage + " q1 \"raced\" --key race-1"); });
+  }
+  for (auto& thread : threads) thread.join();
+  const std::string id = "api:1045:q1:race-1";
+  int first = 0;
+  for (const auto& racer : racers) {
+    ASSERT_EQ(racer.status, 0) << racer.output;
+    EXPECT_NE(racer.output.find(id), std::string::npos) << racer.output;
+    if (racer.output.rfind("queued: ", 0) == 0) ++first;
+  }
+  EXPECT_EQ(first, 1) << "one caller queues it, the others are told it is queued already";
+  auto queued = Katyctl("sender", "message " + id);
+  EXPECT_EQ(queued.output, "queued\n");
+
+  // Six days and 23 hours 59 minutes 57 seconds since q2 last wrote: HUMAN_AGENT is still
+  // accepted, and by the time the page is resumed the 7 days are over.
+  redis::Client redis(*redis::ParseUrl(stack_->redis_url()));
+  const KeySpace keys("katy", 16);
+  const int64_t almost_seven_days_ago = WallClockMs() - (7LL * 24 * 3600 - 3) * 1000;
+  ASSERT_TRUE(redis
+                  .Command({"HSET", keys.Conversation(ShardOf(kPage, "q2", 16), kPage, "q2"), "last_user_ms",
+                            std::to_string(almost_seven_days_ago)})
+                  .ok());
+  auto late = Katyctl("sender", std::string("send ") + kPage + " q2 \"sorry for the wait\" --tag HUMAN_AGENT --key late-1");
+  ASSERT_EQ(late.status, 0) << late.output;
+  std::this_thread::sleep_for(std::chrono::seconds(4));  // the 7 days run out in the queue
+  ASSERT_EQ(Katyctl("sender", std::string("resume ") + kPage).status, 0);
+  ASSERT_TRUE(stack_->WaitUntilDrained(std::chrono::seconds(15))) << "logs in " << stack_->dir();
+
+  EXPECT_EQ(AllTexts("q1"), (std::vector<std::string>{"bot: hello", "raced"}));
+  EXPECT_EQ(Katyctl("sender", "message " + id).output.rfind("sent (Meta's id m_", 0), 0u);
+  auto failed = Katyctl("sender", "message api:1045:q2:late-1");
+  EXPECT_EQ(failed.status, 1);
+  EXPECT_EQ(failed.output, "failed: outside_human_agent_window\n");
+  EXPECT_TRUE(AllTexts("q2").empty());
+
+  auto reused = Katyctl("sender", std::string("send ") + kPage + " q1 \"raced\" --key race-1");
+  ASSERT_EQ(reused.status, 0) << reused.output;
+  EXPECT_EQ(reused.output, "already queued (same key): " + id + "\n");
+  ASSERT_TRUE(stack_->WaitUntilDrained(std::chrono::seconds(15)));
+  EXPECT_EQ(AllTexts("q1").size(), 2u) << "the key used again after delivery sent it again";
+  EXPECT_EQ(stack_->MetricSum("sender", "katy_sender_delivered_total", "source=\"outbound\""), 1);
+  EXPECT_EQ(stack_->MetricSum("sender", "katy_outbound_requests_total", "result=\"duplicate\""), 8);
+}
+
 // Two integrations that both use "order-1", for two people on the same shard: both people get
 // their message (the key is scoped to page and recipient), and neither caller is told the
 // other's message id. Before the scope, the second was dropped as a duplicate.

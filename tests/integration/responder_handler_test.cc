@@ -54,7 +54,9 @@ fallback:
   std::vector<std::string> ReplyTexts() {
     std::vector<std::string> texts;
     for (const auto& reply : Outbound()) {
-      if (!reply.sender_action().empty()) {
+      if (!reply.thread_control().empty()) {
+        texts.push_back("<" + reply.thread_control() + " " + reply.target_app_id() + ">");
+      } else if (!reply.sender_action().empty()) {
         texts.push_back("<" + reply.sender_action() + ">");
       } else {
         texts.push_back(nlohmann::json::parse(reply.message_json()).value("text", "<template>"));
@@ -243,6 +245,28 @@ TEST_F(ResponderHandlerTest, SkillAnswersWithMessagesAndVariables) {
   EXPECT_EQ(nlohmann::json::parse(replies[2].message_json())["quick_replies"][0]["payload"], "TOMORROW");
   EXPECT_EQ(replies[0].id(), replies[1].id().substr(0, replies[1].id().find('#')) + "#typing");
   EXPECT_EQ(metrics_.skill_calls.Add({{"rule", "weather"}, {"result", "ok"}}).Value(), 1);
+}
+
+// A skill's answer may hand over like a rule: to the Page Inbox after its messages (the
+// conversation then belongs to the inbox and the bot's next answer is withheld), and back
+// before them.
+TEST_F(ResponderHandlerTest, ASkillHandsOverAfterItsMessagesAndTakesBackBeforeThem) {
+  SkillServer skill;
+  UseRules("rules:\n  - name: agent\n    when: { keywords: [agent] }\n    skill:\n      url: \"" + skill.Url("/agent") +
+           "\"\n  - name: bot\n    when: { keywords: [bot] }\n    skill:\n      url: \"" + skill.Url("/bot") +
+           "\"\nfallback:\n  reply: \"echo: {{text}}\"\n");
+  ASSERT_EQ(Handle(Deliver("an agent please")).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(ReplyTexts(), (std::vector<std::string>{"A person will take it from here.",
+                                                    "<pass_thread_control 263902037430900>"}));
+  EXPECT_EQ(Outbound().back().thread_metadata(), "the skill asked for a person");
+  EXPECT_EQ(ConversationField("owner"), "263902037430900");
+  ASSERT_EQ(Handle(Deliver("hello?")).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(ReplyTexts().size(), 2u) << "the bot answered a conversation the inbox has";
+  ASSERT_EQ(Handle(Deliver("the bot please")).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(ReplyTexts(), (std::vector<std::string>{"A person will take it from here.",
+                                                    "<pass_thread_control 263902037430900>", "<take_thread_control >",
+                                                    "The bot again."}));
+  EXPECT_EQ(ConversationField("owner"), "<nil>");
 }
 
 TEST_F(ResponderHandlerTest, FailingOrSlowSkillGetsTheFallbackReply) {

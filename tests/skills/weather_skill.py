@@ -9,6 +9,8 @@ Katy POSTs {"event": {...}, "conversation": {...}} and expects
   POST /slow      answers after 3 s (longer than any sensible skill timeout)
   POST /echo?delay_ms=N   answers "echo: <text>" after N ms: a skill with a known cost, for
                   bench/scale.sh
+  POST /agent     hands the conversation to the Page Inbox after its message
+  POST /bot       takes the conversation back before its message
 
 Usage: weather_skill.py PORT
 """
@@ -31,6 +33,11 @@ class Skill(BaseHTTPRequestHandler):
         if url.path == "/echo":
             time.sleep(int(parse_qs(url.query).get("delay_ms", ["0"])[0]) / 1000)
             return self.answer(200, {"messages": ["echo: " + body.get("event", {}).get("text", "")]})
+        if url.path == "/agent":
+            return self.answer(200, {"messages": ["A person will take it from here."],
+                                     "handover": {"to": "inbox", "reason": "the skill asked for a person"}})
+        if url.path == "/bot":
+            return self.answer(200, {"messages": ["The bot again."], "handover": "back"})
         event, conversation = body.get("event", {}), body.get("conversation", {})
         match = re.search(r"weather in (\w+)", event.get("text", ""), re.IGNORECASE)
         city = match.group(1) if match else conversation.get("vars", {}).get("city", "Paris")
