@@ -261,5 +261,43 @@ TEST(SenderTest, KilledSenderLosesNothingKeepsOrderAndCountsItsFewDuplicates) {
   RecordProperty("duplicates", static_cast<int>(duplicates));
 }
 
+// SIGTERM while calls are in flight (each Send API call takes 2 s): the sender stops taking
+// entries, lets every call it started finish and records it (delivered mark and XACK), then
+// exits 0 within KATY_DRAIN_TIMEOUT_S. The next sender sends the rest, and nothing twice: an
+// abandoned call would come back as a counted possible duplicate, sent again.
+TEST(SenderTest, SigtermMidSendFinishesTheCallsInFlightAndTheNextSenderDoublesNothing) {
+  testing::KatyStack stack({kRules, {{"KATY_DRAIN_TIMEOUT_S", "10"}}});
+  ASSERT_TRUE(stack.ready());
+  SetFaults(stack, R"({"latency_ms":[2000,2000]})");
+  constexpr int kUsers = 6;  // under the emulator's 8 request threads: every call in flight at once
+  QueueReplies(stack, kUsers, 2);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return stack.MetricSum("ingress", "katy_stream_pending", "group=\"senders\"") >= kUsers; },
+      std::chrono::seconds(10)))
+      << "the sender never had a call per user in hand";
+  ASSERT_TRUE(Received(stack).empty()) << "a call finished before SIGTERM: nothing would be in flight";
+  const auto signalled = std::chrono::steady_clock::now();
+  EXPECT_EQ(stack.process("sender").Stop(SIGTERM, std::chrono::seconds(15)), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - signalled, std::chrono::seconds(10)) << "it waited past the drain";
+  // Each call it had started reached Meta and was recorded before it exited.
+  auto by_user = ByRecipient(Received(stack));
+  for (int user = 0; user < kUsers; ++user) {
+    const std::string psid = "u" + std::to_string(user);
+    EXPECT_EQ(by_user[psid], std::vector<std::string>{psid + " n0"}) << psid;
+  }
+
+  SetFaults(stack, "{}");
+  std::string next;
+  stack.StartExtra("sender", "katy-sender", &next);
+  ASSERT_TRUE(stack.WaitUntilDrained(std::chrono::seconds(20))) << "logs in " << stack.dir();
+  by_user = ByRecipient(Received(stack));
+  for (int user = 0; user < kUsers; ++user) {
+    const std::string psid = "u" + std::to_string(user);
+    EXPECT_EQ(by_user[psid], (std::vector<std::string>{psid + " n0", psid + " n1"})) << psid;
+  }
+  EXPECT_EQ(stack.MetricSum(next, "katy_sender_possible_duplicates_total"), 0);
+  EXPECT_EQ(stack.AllLogs().find("possible duplicate"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace katy

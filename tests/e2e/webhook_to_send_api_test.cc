@@ -276,6 +276,32 @@ TEST(EndToEndTest, ServicesStopCleanlyOnSigterm) {
   }
 }
 
+// SIGTERM while skills are under way (each takes 2 s): the responder finishes the events it
+// has in hand and commits their replies before it exits, so they go out with no responder
+// left to take the shards over.
+TEST(EndToEndTest, SigtermMidSkillCommitsTheEventsInHandBeforeExiting) {
+  testing::ExampleSkill skill;
+  testing::KatyStack stack({"rules:\n  - when: { keywords: [slow] }\n    skill:\n      url: \"" +
+                                skill.Url("/echo?delay_ms=2000") + "\"\n      timeout_ms: 5000\n",
+                            {{"KATY_DRAIN_TIMEOUT_S", "10"}}});
+  ASSERT_TRUE(stack.ready());
+  const std::vector<std::string> users{"d0", "d1", "d2", "d3"};
+  std::vector<std::thread> sayers;
+  for (const auto& psid : users) sayers.emplace_back([&stack, psid] { Say(stack, psid, "slow " + psid); });
+  for (auto& sayer : sayers) sayer.join();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return stack.MetricSum("ingress", "katy_stream_pending", "group=\"responders\"") >= 4; },
+      std::chrono::seconds(10)))
+      << "the responder never had every event in hand";
+  const auto signalled = std::chrono::steady_clock::now();
+  EXPECT_EQ(stack.process("responder").Stop(SIGTERM, std::chrono::seconds(15)), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - signalled, std::chrono::seconds(10)) << "it waited past the drain";
+  ASSERT_TRUE(stack.WaitUntilDrained(std::chrono::seconds(10))) << "logs in " << stack.dir();
+  for (const auto& psid : users) {
+    EXPECT_EQ(testing::ReplyTexts(stack, psid), std::vector<std::string>{"echo: slow " + psid}) << psid;
+  }
+}
+
 TEST(EndToEndTest, MissingRequiredSettingStopsStartUpWithOneLine) {
   const std::string dir = testing::MakeTempDir("config");
   {

@@ -211,23 +211,6 @@ TEST_F(ResponderHandlerTest, AnInstanceThatLostTheShardWritesNothing) {
 }
 
 // The example skill (tests/skills/weather_skill.py) as a real HTTP server.
-class SkillServer {
- public:
-  SkillServer() : port_(testing::FreePort()), dir_(testing::MakeTempDir("skill")) {
-    process_ = std::make_unique<testing::Process>(
-        "/usr/bin/env",
-        std::vector<std::string>{"python3", std::string(KATY_SOURCE_DIR) + "/tests/skills/weather_skill.py",
-                                 std::to_string(port_)},
-        std::map<std::string, std::string>{}, dir_ + "/skill.log");
-    EXPECT_TRUE(testing::WaitForPort(port_, std::chrono::seconds(10))) << "the example skill did not start";
-  }
-  std::string Url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
-
- private:
-  int port_;
-  std::string dir_;
-  std::unique_ptr<testing::Process> process_;
-};
 
 std::string SkillRules(const std::string& url, int timeout_ms) {
   return "rules:\n  - name: weather\n    when: { keywords: [weather] }\n    typing: true\n    skill:\n      url: \"" +
@@ -236,7 +219,7 @@ std::string SkillRules(const std::string& url, int timeout_ms) {
 }
 
 TEST_F(ResponderHandlerTest, SkillAnswersWithMessagesAndVariables) {
-  SkillServer skill;
+  testing::ExampleSkill skill;
   UseRules(SkillRules(skill.Url("/weather"), 2000));
   ASSERT_EQ(Handle(Deliver("weather in Lyon?")).kind, redis::HandleResult::Kind::kDone);
   EXPECT_EQ(ReplyTexts(), (std::vector<std::string>{"<typing_on>", "It's sunny in Lyon, friend.", "Anything else?"}));
@@ -251,7 +234,7 @@ TEST_F(ResponderHandlerTest, SkillAnswersWithMessagesAndVariables) {
 // conversation then belongs to the inbox and the bot's next answer is withheld), and back
 // before them.
 TEST_F(ResponderHandlerTest, ASkillHandsOverAfterItsMessagesAndTakesBackBeforeThem) {
-  SkillServer skill;
+  testing::ExampleSkill skill;
   UseRules("rules:\n  - name: agent\n    when: { keywords: [agent] }\n    skill:\n      url: \"" + skill.Url("/agent") +
            "\"\n  - name: bot\n    when: { keywords: [bot] }\n    skill:\n      url: \"" + skill.Url("/bot") +
            "\"\nfallback:\n  reply: \"echo: {{text}}\"\n");
@@ -270,7 +253,7 @@ TEST_F(ResponderHandlerTest, ASkillHandsOverAfterItsMessagesAndTakesBackBeforeTh
 }
 
 TEST_F(ResponderHandlerTest, FailingOrSlowSkillGetsTheFallbackReply) {
-  SkillServer skill;
+  testing::ExampleSkill skill;
   UseRules(SkillRules(skill.Url("/broken"), 2000));
   ASSERT_EQ(Handle(Deliver("weather?")).kind, redis::HandleResult::Kind::kDone);
   UseRules(SkillRules(skill.Url("/slow"), 200));

@@ -200,6 +200,15 @@ CommandResult RunCommand(const std::string& command) {
   return result;
 }
 
+ExampleSkill::ExampleSkill() : port_(FreePort()), dir_(MakeTempDir("skill")) {
+  process_ = std::make_unique<Process>(
+      "/usr/bin/env",
+      std::vector<std::string>{"python3", std::string(KATY_SOURCE_DIR) + "/tests/skills/weather_skill.py",
+                               std::to_string(port_)},
+      std::map<std::string, std::string>{}, dir_ + "/skill.log");
+  EXPECT_TRUE(WaitForPort(port_, std::chrono::seconds(10))) << "the example skill did not start";
+}
+
 std::string BinaryPath(const std::string& name) { return std::string(KATY_BIN_DIR) + "/" + name; }
 
 std::string MakeTempDir(const std::string& tag) {

@@ -57,6 +57,19 @@ class Process {
   int status_ = 0;
 };
 
+// tests/skills/weather_skill.py as a real HTTP server on a free port (its paths: /weather,
+// /broken, /slow, /echo?delay_ms=N, /agent, /bot). The calling test fails if it does not start.
+class ExampleSkill {
+ public:
+  ExampleSkill();
+  std::string Url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+
+ private:
+  int port_;
+  std::string dir_;
+  std::unique_ptr<Process> process_;
+};
+
 // A throwaway redis-server on 127.0.0.1:port (no persistence, files in `dir`), for tests that
 // stop, stall or reconfigure their Redis. `extra_args` are appended ("--requirepass", "x").
 // Returns once it accepts connections (the calling test fails if it does not within 5 s).
