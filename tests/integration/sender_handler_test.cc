@@ -1,6 +1,8 @@
 #include "services/sender/sender_handler.h"
 
 #include <gtest/gtest.h>
+
+#include <map>
 #include <pistache/endpoint.h>
 #include <pistache/http.h>
 
@@ -295,6 +297,43 @@ TEST_F(SenderHandlerTest, AcquireReservesSlotsAheadAndThePartGoesWhenItsSlotIsDu
   auto next = acquire("part6");
   EXPECT_EQ(next.kind, PageGate::Kind::kWait);
   EXPECT_NEAR(next.wait.count(), 550 - 55, 20);
+}
+
+// The production limiter (its Lua script on Redis's clock, not the C++ Gcra the unit test
+// checks) driven for 4 s by 30 parts that ask as the sender does: each goes when told kGo and
+// asks again when a kWait says. At 50/s no 1-second window takes more than the rate and its
+// tolerance (half an interval), and a backlogged page runs at the rate.
+TEST_F(SenderHandlerTest, TheLimitersScriptKeepsEverySecondAtTheRateOnRedisClock) {
+  PageLimiter limiter(*keys_, 50, 1);
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  auto elapsed_ms = [&] { return std::chrono::duration<double, std::milli>(Clock::now() - start).count(); };
+  std::map<std::string, double> asking;  // part -> when it asks next (ms since start)
+  std::vector<double> sent;
+  int next_part = 0;
+  while (elapsed_ms() < 4000) {
+    while (asking.size() < 30) asking["part" + std::to_string(next_part++)] = elapsed_ms();
+    for (auto it = asking.begin(); it != asking.end();) {
+      if (it->second > elapsed_ms()) {
+        ++it;
+        continue;
+      }
+      auto gate = limiter.Acquire(client_, "busy50", false, it->first);
+      ASSERT_TRUE(gate.ok());
+      if (gate->kind == PageGate::Kind::kGo) {
+        sent.push_back(elapsed_ms());
+        it = asking.erase(it);
+      } else {
+        ASSERT_EQ(gate->kind, PageGate::Kind::kWait);
+        it->second = elapsed_ms() + static_cast<double>(gate->wait.count());
+        ++it;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_LE(testing::BusiestSecond(sent), 51u);
+  EXPECT_GE(sent.size(), static_cast<size_t>(50 * 4 * 0.95));
+  EXPECT_LE(sent.size(), static_cast<size_t>(50 * 4 + 1));
 }
 
 // A one-part message asks for its slot and sets its in-flight mark in the same round trip as

@@ -9,6 +9,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <deque>
 #include <utime.h>
 #include <csignal>
 
@@ -198,6 +201,18 @@ CommandResult RunCommand(const std::string& command) {
   int status = pclose(pipe);
   result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+size_t BusiestSecond(std::vector<double> times_ms) {
+  std::sort(times_ms.begin(), times_ms.end());
+  size_t most = 0;
+  std::deque<double> window;
+  for (double t : times_ms) {
+    window.push_back(t);
+    while (window.front() <= t - 1000) window.pop_front();
+    most = std::max(most, window.size());
+  }
+  return most;
 }
 
 ExampleSkill::ExampleSkill() : port_(FreePort()), dir_(MakeTempDir("skill")) {

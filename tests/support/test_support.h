@@ -34,6 +34,10 @@ bool WaitForPort(int port, std::chrono::milliseconds timeout);
 // Polls `condition` every 20 ms until it holds or `timeout` passes; returns its last value.
 bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
+// The most events any 1-second window holds (a window (t - 1000 ms, t]), for times in
+// milliseconds in any order: what a rate limit of N per second must keep at N or a little over.
+size_t BusiestSecond(std::vector<double> times_ms);
+
 // A real child process (fork + exec) with extra environment variables; stdout and stderr go
 // to `log_path`. Terminated (SIGTERM, then SIGKILL after 5 s) when destroyed.
 class Process {

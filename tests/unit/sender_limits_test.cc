@@ -9,6 +9,7 @@
 #include "services/sender/page_limiter.h"
 #include "services/sender/sender_handler.h"
 #include "services/sender/text_split.h"
+#include "tests/support/test_support.h"
 #include "tools/emulator/fault_injector.h"
 
 namespace katy {
@@ -29,24 +30,13 @@ std::vector<double> Greedy(double rate, int seconds) {
   return sent;
 }
 
-size_t BusiestSecond(const std::vector<double>& times) {
-  size_t most = 0;
-  std::deque<double> window;
-  for (double t : times) {
-    window.push_back(t);
-    while (window.front() <= t - 1000) window.pop_front();
-    most = std::max(most, window.size());
-  }
-  return most;
-}
-
 TEST(GcraTest, NoSecondExceedsTheRateByMoreThanFivePercentAndBackloggedRunsAtTheRate) {
   for (double rate : {10.0, 50.0, 250.0, 1000.0}) {
     auto sent = Greedy(rate, 10);
-    EXPECT_LE(static_cast<double>(BusiestSecond(sent)), rate * 1.05 + 1) << rate;
+    EXPECT_LE(static_cast<double>(testing::BusiestSecond(sent)), rate * 1.05 + 1) << rate;
     EXPECT_GE(static_cast<double>(sent.size()), rate * 10 * 0.95) << rate;
   }
-  EXPECT_LE(BusiestSecond(Greedy(50, 10)), 51u);  // one under the 52 for 50/s: room for jitter
+  EXPECT_LE(testing::BusiestSecond(Greedy(50, 10)), 51u);  // one under the 52 for 50/s: room for jitter
 }
 
 TEST(GcraTest, SaysHowLongToWait) {
@@ -87,7 +77,7 @@ TEST(GcraTest, ReservesSlotsAheadEachAnIntervalApart) {
     }
   }
   std::sort(sent.begin(), sent.end());
-  EXPECT_LE(BusiestSecond(sent), 51u);
+  EXPECT_LE(testing::BusiestSecond(sent), 51u);
 }
 
 TEST(TextSplitTest, SplitsAtWordBoundariesWithoutBreakingUtf8) {
