@@ -273,31 +273,56 @@ TEST_F(SenderHandlerTest, PermanentErrorsArePoisonTransientOnesRetry) {
 // the last; a part asking again when its slot is due goes without taking another.
 TEST_F(SenderHandlerTest, AcquireReservesSlotsAheadAndThePartGoesWhenItsSlotIsDue) {
   PageLimiter limiter(*keys_, 10, 1);  // 100 ms apart, a tolerance of 50 ms
-  auto acquire = [&](const std::string& part) {
-    auto gate = limiter.Acquire(client_, "busy", false, part);
-    EXPECT_TRUE(gate.ok());
-    return gate ? *gate : PageGate{PageGate::Kind::kPaused, {}, {}};
+  // Each answer with the moments (local ms) just before and after the call: the script read
+  // Redis's clock in between, so every expected wait is bounded by measured times, never by a
+  // guess of how long a call takes.
+  struct Asked {
+    PageGate gate;
+    double before = 0;
+    double after = 0;
   };
-  ASSERT_EQ(acquire("part0").kind, PageGate::Kind::kGo);
-  std::vector<std::chrono::milliseconds> due;
+  const auto start = std::chrono::steady_clock::now();
+  auto local_ms = [&] { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count(); };
+  auto acquire = [&](const std::string& part) {
+    Asked asked;
+    asked.before = local_ms();
+    auto gate = limiter.Acquire(client_, "busy", false, part);
+    asked.after = local_ms();
+    EXPECT_TRUE(gate.ok());
+    asked.gate = gate ? *gate : PageGate{PageGate::Kind::kPaused, {}, {}};
+    return asked;
+  };
+  // A wait the script computed as `due_after_first` ms after the first call's clock, less the
+  // time that passed between the two calls (rounded up).
+  auto expect_wait = [](const Asked& first, const Asked& asked, double due_after_first, const std::string& what) {
+    const auto wait = static_cast<double>(asked.gate.wait.count());
+    EXPECT_GE(wait, due_after_first - (asked.after - first.before) - 1) << what;
+    EXPECT_LE(wait, due_after_first - (asked.before - first.after) + 1) << what;
+  };
+  const Asked first = acquire("part0");
+  ASSERT_EQ(first.gate.kind, PageGate::Kind::kGo);
+  std::vector<Asked> reserved;
   for (int part = 1; part <= 5; ++part) {
-    auto gate = acquire("part" + std::to_string(part));
-    ASSERT_EQ(gate.kind, PageGate::Kind::kWait);
-    due.push_back(gate.wait);
+    reserved.push_back(acquire("part" + std::to_string(part)));
+    ASSERT_EQ(reserved.back().gate.kind, PageGate::Kind::kWait);
+    // Part k's slot: k intervals after the first, less the tolerance.
+    expect_wait(first, reserved.back(), 100.0 * part - 50, "part" + std::to_string(part));
   }
-  EXPECT_NEAR(due[0].count(), 50, 10);
-  for (size_t i = 1; i < due.size(); ++i) EXPECT_NEAR((due[i] - due[i - 1]).count(), 100, 10) << i;
-  std::this_thread::sleep_for(due[0] + std::chrono::milliseconds(5));
-  EXPECT_EQ(acquire("part1").kind, PageGate::Kind::kGo);  // its reserved slot
-  auto early = acquire("part2");                          // due in about 100 ms more
-  EXPECT_EQ(early.kind, PageGate::Kind::kWait);
-  EXPECT_GT(early.wait.count(), 50);
-  EXPECT_LE(early.wait.count(), 105);
+  std::this_thread::sleep_for(reserved[0].gate.wait + std::chrono::milliseconds(5));
+  EXPECT_EQ(acquire("part1").gate.kind, PageGate::Kind::kGo);  // its reserved slot
+  // part2 holds its reservation: its wait is counted on this process's clock from its own ask.
+  const Asked early = acquire("part2");
+  EXPECT_EQ(early.gate.kind, PageGate::Kind::kWait);
+  const double part2_due_from = reserved[1].before + static_cast<double>(reserved[1].gate.wait.count());
+  const double part2_due_to = reserved[1].after + static_cast<double>(reserved[1].gate.wait.count());
+  EXPECT_GE(static_cast<double>(early.gate.wait.count()), part2_due_from - early.after - 1);
+  EXPECT_LE(static_cast<double>(early.gate.wait.count()), part2_due_to - early.before + 1);
   // A new part queues behind the five reserved slots: due 550 ms after the first.
-  auto next = acquire("part6");
-  EXPECT_EQ(next.kind, PageGate::Kind::kWait);
-  EXPECT_NEAR(next.wait.count(), 550 - 55, 20);
+  const Asked next = acquire("part6");
+  EXPECT_EQ(next.gate.kind, PageGate::Kind::kWait);
+  expect_wait(first, next, 550, "part6");
 }
+
 
 // The production limiter (its Lua script on Redis's clock, not the C++ Gcra the unit test
 // checks) driven for 4 s by 30 parts that ask as the sender does: each goes when told kGo and

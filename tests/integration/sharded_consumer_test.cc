@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include <map>
 #include <random>
 #include <set>
@@ -243,18 +245,23 @@ TEST_F(ConsumerTest, APacedConversationsNextEntryGoesBeforeTheQueue) {
   options.workers = 1;
   std::mutex mutex;
   std::vector<std::string> log;
-  bool waited = false;
+  std::optional<std::chrono::steady_clock::time_point> slot_due;  // paced0's, once it waited
   RunUntil(
       [&](Client& client, const StreamEntry& entry, const Fence&) {
         const std::string item = UserOf(entry) + *entry.Field("n");
+        std::optional<std::chrono::steady_clock::time_point> hold_until;
         {
           std::lock_guard lock(mutex);
-          if (item == "paced0" && !std::exchange(waited, true)) {
+          if (item == "paced0" && !slot_due) {
+            slot_due = std::chrono::steady_clock::now() + std::chrono::milliseconds(5);
             return HandleResult::Wait("rate_limited", std::chrono::milliseconds(5));
           }
           log.push_back(item);
+          if (item.rfind("other", 0) == 0) hold_until = slot_due;
         }
-        if (item.rfind("other", 0) == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        // The one worker is busy with another conversation when the paced slot falls due (and
+        // a little after): the order below depends on that, not on how long a sleep takes.
+        if (hold_until) std::this_thread::sleep_until(*hold_until + std::chrono::milliseconds(2));
         return Ack(client, entry);
       },
       [&] {
