@@ -10,8 +10,8 @@
 #include <set>
 #include <thread>
 
-#include "common/http/http_client.h"
 #include "common/clock.h"
+#include "common/http/http_client.h"
 #include "common/redis/redis_client.h"
 #include "common/shard.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -487,14 +487,7 @@ TEST(ControlTest, SigtermHandsShardsOverAtOnce) {
   testing::KatyStack stack({kRules, {{"KATY_LEASE_TTL_MS", "30000"}}});
   ASSERT_TRUE(stack.ready());
   stack.StartExtra("responder", "katy-responder");
-  auto owners = [&] {
-    auto json = nlohmann::json::parse(Katyctl(stack, "ingress", "--json status").output);
-    std::map<std::string, int> count;
-    for (const auto& lease : json["leases"]) {
-      if (lease["role"] == "responder" && lease.contains("owner")) ++count[lease["owner"].get<std::string>()];
-    }
-    return count;
-  };
+  auto owners = [&] { return testing::LeaseOwners(stack, "responder"); };
   ASSERT_TRUE(testing::WaitFor([&] { return owners().size() == 2; }, std::chrono::seconds(30)));
   const auto started = std::chrono::steady_clock::now();
   ASSERT_EQ(stack.process("responder").Stop(SIGTERM, std::chrono::seconds(15)), 0);

@@ -8,7 +8,6 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "common/hmac.h"
 #include "common/http/http_client.h"
 #include "common/redis/redis_client.h"
 #include "common/shard.h"
@@ -104,9 +103,7 @@ int PostWebhook(const testing::KatyStack& stack, const std::string& psid, const 
             {"message", {{"mid", "m-" + psid + "-" + std::to_string(now)}, {"text", text}}}}}}}}}};
   const std::string raw = body.dump();
   http::Client http;
-  auto posted = http.Post(stack.ingress_url(), raw,
-                          {"Content-Type: application/json",
-                           "X-Hub-Signature-256: sha256=" + HmacSha256Hex(testing::KatyStack::kAppSecret, raw)});
+  auto posted = http.Post(stack.ingress_url(), raw, testing::SignedWebhookHeaders(testing::KatyStack::kAppSecret, raw));
   return posted ? posted->status : 0;
 }
 

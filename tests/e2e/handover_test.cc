@@ -368,7 +368,8 @@ TEST_F(HandoverTest, OutboundKeysHoldUnderRacesAndAfterDeliveryAndEveryStateIsRe
                   .Command({"HSET", keys.Conversation(ShardOf(kPage, "q2", 16), kPage, "q2"), "last_user_ms",
                             std::to_string(almost_seven_days_ago)})
                   .ok());
-  auto late = Katyctl("sender", std::string("send ") + kPage + " q2 \"sorry for the wait\" --tag HUMAN_AGENT --key late-1");
+  auto late =
+      Katyctl("sender", std::string("send ") + kPage + " q2 \"sorry for the wait\" --tag HUMAN_AGENT --key late-1");
   ASSERT_EQ(late.status, 0) << late.output;
   std::this_thread::sleep_for(std::chrono::seconds(4));  // the 7 days run out in the queue
   ASSERT_EQ(Katyctl("sender", std::string("resume ") + kPage).status, 0);

@@ -318,9 +318,9 @@ TEST(SenderTest, SigtermMidSendFinishesTheCallsInFlightAndTheNextSenderDoublesNo
   SetFaults(stack, R"({"latency_ms":[2000,2000]})");
   constexpr int kUsers = 6;  // under the emulator's 8 request threads: every call in flight at once
   QueueReplies(stack, kUsers, 2);
-  ASSERT_TRUE(testing::WaitFor(
-      [&] { return stack.MetricSum("ingress", "katy_stream_pending", "group=\"senders\"") >= kUsers; },
-      std::chrono::seconds(10)))
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return stack.MetricSum("ingress", "katy_stream_pending", "group=\"senders\"") >= kUsers; },
+                       std::chrono::seconds(10)))
       << "the sender never had a call per user in hand";
   ASSERT_TRUE(Received(stack).empty()) << "a call finished before SIGTERM: nothing would be in flight";
   const auto signalled = std::chrono::steady_clock::now();

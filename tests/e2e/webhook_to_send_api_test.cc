@@ -7,7 +7,6 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "common/hmac.h"
 #include "common/http/http_client.h"
 #include "tests/support/katy_stack.h"
 #include "tests/support/test_support.h"
@@ -148,9 +147,8 @@ fallback:
   for (size_t at = body.find("176423040002"); at != std::string::npos; at = body.find("176423040002", at)) {
     body.replace(at, 12, now.substr(0, 12));
   }
-  auto posted = http.Post(stack.ingress_url(), body,
-                          {"Content-Type: application/json",
-                           "X-Hub-Signature-256: sha256=" + HmacSha256Hex(testing::KatyStack::kAppSecret, body)});
+  auto posted =
+      http.Post(stack.ingress_url(), body, testing::SignedWebhookHeaders(testing::KatyStack::kAppSecret, body));
   ASSERT_TRUE(posted.ok());
   ASSERT_EQ(posted->status, 200) << posted->body;
   nlohmann::json replies;
@@ -289,9 +287,9 @@ TEST(EndToEndTest, SigtermMidSkillCommitsTheEventsInHandBeforeExiting) {
   std::vector<std::thread> sayers;
   for (const auto& psid : users) sayers.emplace_back([&stack, psid] { Say(stack, psid, "slow " + psid); });
   for (auto& sayer : sayers) sayer.join();
-  ASSERT_TRUE(testing::WaitFor(
-      [&] { return stack.MetricSum("ingress", "katy_stream_pending", "group=\"responders\"") >= 4; },
-      std::chrono::seconds(10)))
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return stack.MetricSum("ingress", "katy_stream_pending", "group=\"responders\"") >= 4; },
+                       std::chrono::seconds(10)))
       << "the responder never had every event in hand";
   const auto signalled = std::chrono::steady_clock::now();
   EXPECT_EQ(stack.process("responder").Stop(SIGTERM, std::chrono::seconds(15)), 0);

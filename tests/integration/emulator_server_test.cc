@@ -17,6 +17,7 @@
 #include "services/ingress/webhook_server.h"
 #include "services/ingress/webhook_service.h"
 #include "services/sender/error_classifier.h"
+#include "tests/support/in_process_emulator.h"
 #include "tests/support/test_support.h"
 
 namespace katy::emulator {
@@ -25,16 +26,13 @@ namespace {
 class EmulatorServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    EmulatorOptions options;
-    options.address = {"127.0.0.1", 0};
-    options.app_secret = "secret";
-    options.ingress_url = "http://127.0.0.1:1/webhook";
-    auto started = EmulatorServer::Start(options);
-    ASSERT_TRUE(started.ok());
-    server_ = std::move(*started);
-    base_ = "http://127.0.0.1:" + std::to_string(server_->port()) + "/v25.0";
+    meta_ = std::make_unique<testing::InProcessEmulator>();
+    ASSERT_TRUE(meta_->server);
+    server_ = meta_->server.get();
+    base_ = meta_->graph_url();
   }
-  std::unique_ptr<EmulatorServer> server_;
+  std::unique_ptr<testing::InProcessEmulator> meta_;
+  EmulatorServer* server_ = nullptr;  // meta_'s
   std::string base_;
   http::Client http_;
 };

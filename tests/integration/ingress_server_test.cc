@@ -744,7 +744,7 @@ TEST_F(IngressServerTest, BigRequestsTogetherNeitherBlockRedisNorFailSmallOnes) 
   std::atomic<int> big_ok{0};
   std::atomic<int> small_ok{0};
   auto post = [&](http::Client& client, const std::string& body) {
-    auto response = client.Post(url_, body, {"X-Hub-Signature-256: sha256=" + HmacSha256Hex(kSecret, body)});
+    auto response = client.Post(url_, body, testing::SignedWebhookHeaders(kSecret, body));
     return response.ok() && response->status == 200;
   };
   std::vector<std::string> big_bodies;

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/http/http_client.h"
+#include "tests/support/in_process_emulator.h"
 #include "tests/support/test_support.h"
 #include "tools/emulator/emulator_server.h"
 #include "tools/katyctl/katyctl_commands.h"
@@ -24,15 +25,10 @@ constexpr const char* kToken = "page-token";
 class PageSetupCliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    emulator::EmulatorOptions options;
-    options.address = {"127.0.0.1", 0};
-    options.app_secret = "secret";
-    options.ingress_url = "http://127.0.0.1:1/webhook";
-    options.page_token = kToken;
-    auto started = emulator::EmulatorServer::Start(options);
-    ASSERT_TRUE(started.ok());
-    server_ = std::move(*started);
-    graph_ = "http://127.0.0.1:" + std::to_string(server_->port()) + "/v25.0";
+    meta_ = std::make_unique<testing::InProcessEmulator>(kToken);
+    ASSERT_TRUE(meta_->server);
+    server_ = meta_->server.get();
+    graph_ = meta_->graph_url();
     setenv("KATY_GRAPH_URL", graph_.c_str(), 1);
     setenv("KATY_PAGE_TOKEN", kToken, 1);
     unsetenv("KATY_PAGE_TOKENS_FILE");
@@ -67,7 +63,8 @@ class PageSetupCliTest : public ::testing::Test {
     return path;
   }
 
-  std::unique_ptr<emulator::EmulatorServer> server_;
+  std::unique_ptr<testing::InProcessEmulator> meta_;
+  emulator::EmulatorServer* server_ = nullptr;  // meta_'s
   std::string graph_;
   http::Client http_;
 };

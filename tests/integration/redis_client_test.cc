@@ -217,10 +217,10 @@ TEST(QueueStatusTest, AStreamWithoutItsGroupLagsByItsLength) {
   ASSERT_TRUE(XAdd(client, keys.InStream(0), {{"pb", "two"}}).ok());
   ASSERT_TRUE(EnsureGroup(client, keys.InStream(1), KeySpace::kResponderGroup).ok());
   ASSERT_TRUE(XAdd(client, keys.InStream(1), {{"pb", "three"}}).ok());
-  ASSERT_EQ(XReadGroup(client, KeySpace::kResponderGroup, "c", {keys.InStream(1)}, {">"}, 1,
-                       std::chrono::milliseconds(0))
-                ->size(),
-            1u);
+  ASSERT_EQ(
+      XReadGroup(client, KeySpace::kResponderGroup, "c", {keys.InStream(1)}, {">"}, 1, std::chrono::milliseconds(0))
+          ->size(),
+      1u);
   katy::v1::Status status;
   ASSERT_TRUE(ReadQueueStatus(client, keys, &status).ok());
   std::map<std::string, katy::v1::StreamStatus> by_stream;

@@ -7,6 +7,7 @@
 
 #include "common/page_tokens.h"
 #include "common/redis/streams.h"
+#include "tests/support/in_process_emulator.h"
 #include "tests/support/test_support.h"
 #include "tools/emulator/emulator_server.h"
 
@@ -239,16 +240,16 @@ TEST_F(ResponderHandlerTest, ASkillHandsOverAfterItsMessagesAndTakesBackBeforeTh
            "\"\n  - name: bot\n    when: { keywords: [bot] }\n    skill:\n      url: \"" + skill.Url("/bot") +
            "\"\nfallback:\n  reply: \"echo: {{text}}\"\n");
   ASSERT_EQ(Handle(Deliver("an agent please")).kind, redis::HandleResult::Kind::kDone);
-  EXPECT_EQ(ReplyTexts(), (std::vector<std::string>{"A person will take it from here.",
-                                                    "<pass_thread_control 263902037430900>"}));
+  EXPECT_EQ(ReplyTexts(),
+            (std::vector<std::string>{"A person will take it from here.", "<pass_thread_control 263902037430900>"}));
   EXPECT_EQ(Outbound().back().thread_metadata(), "the skill asked for a person");
   EXPECT_EQ(ConversationField("owner"), "263902037430900");
   ASSERT_EQ(Handle(Deliver("hello?")).kind, redis::HandleResult::Kind::kDone);
   EXPECT_EQ(ReplyTexts().size(), 2u) << "the bot answered a conversation the inbox has";
   ASSERT_EQ(Handle(Deliver("the bot please")).kind, redis::HandleResult::Kind::kDone);
-  EXPECT_EQ(ReplyTexts(), (std::vector<std::string>{"A person will take it from here.",
-                                                    "<pass_thread_control 263902037430900>", "<take_thread_control >",
-                                                    "The bot again."}));
+  EXPECT_EQ(ReplyTexts(),
+            (std::vector<std::string>{"A person will take it from here.", "<pass_thread_control 263902037430900>",
+                                      "<take_thread_control >", "The bot again."}));
   EXPECT_EQ(ConversationField("owner"), "<nil>");
 }
 
@@ -271,17 +272,11 @@ TEST_F(ResponderHandlerTest, FailingOrSlowSkillGetsTheFallbackReply) {
 }
 
 TEST_F(ResponderHandlerTest, FirstNameComesFromTheProfileApiOnceAndFallsBackWhenItFails) {
-  emulator::EmulatorOptions options;
-  options.address = {"127.0.0.1", 0};
-  options.app_secret = "s";
-  options.ingress_url = "http://127.0.0.1:1/webhook";
-  options.page_token = "token";
-  auto graph = emulator::EmulatorServer::Start(options);
-  ASSERT_TRUE(graph.ok());
-  (*graph)->profiles().Set("u1", {"Ada", "Lovelace"});
+  testing::InProcessEmulator graph("token");
+  ASSERT_TRUE(graph.server);
+  graph.server->profiles().Set("u1", {"Ada", "Lovelace"});
   PageTokens tokens = PageTokens::FromMap("token", {});
-  ProfileClient profiles("http://127.0.0.1:" + std::to_string((*graph)->port()) + "/v25.0", tokens,
-                         std::chrono::milliseconds(300));
+  ProfileClient profiles(graph.graph_url(), tokens, std::chrono::milliseconds(300));
   MakeHandler(&profiles);
   UseRules("rules:\n  - when: { keywords: [hi] }\n    reply: \"Hi {{first_name}}!\"\nfallback:\n  reply: \"ok\"\n");
   ASSERT_EQ(Handle(Deliver("hi")).kind, redis::HandleResult::Kind::kDone);
@@ -291,7 +286,7 @@ TEST_F(ResponderHandlerTest, FirstNameComesFromTheProfileApiOnceAndFallsBackWhen
   EXPECT_EQ(metrics_.profile_fetches.Add({{"result", "ok"}}).Value(), 1);
 
   // Another user, and the Graph API is gone: the reply still goes out, with a neutral word.
-  (*graph)->Shutdown();
+  graph.server->Shutdown();
   katy::v1::InboundEvent event;
   event.set_kind(katy::v1::EVENT_KIND_MESSAGE);
   event.set_page_id("p1");

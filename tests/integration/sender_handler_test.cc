@@ -2,15 +2,16 @@
 
 #include <gtest/gtest.h>
 
-#include <map>
 #include <pistache/endpoint.h>
 #include <pistache/http.h>
+#include <map>
 
 #include "common/http/http_client.h"
 #include "common/redis/streams.h"
 
 #include <nlohmann/json.hpp>
 #include "katy/v1/events.pb.h"
+#include "tests/support/in_process_emulator.h"
 #include "tests/support/test_support.h"
 #include "tools/emulator/emulator_server.h"
 
@@ -21,17 +22,12 @@ namespace {
 class SenderHandlerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    emulator::EmulatorOptions options;
-    options.address = {"127.0.0.1", 0};
-    options.app_secret = "s";
-    options.ingress_url = "http://127.0.0.1:1/webhook";
-    options.page_token = "page-token";
-    auto started = emulator::EmulatorServer::Start(options);
-    ASSERT_TRUE(started.ok()) << started.error().message;
-    emulator_ = std::move(*started);
+    meta_ = std::make_unique<testing::InProcessEmulator>("page-token");
+    ASSERT_TRUE(meta_->server);
+    emulator_ = meta_->server.get();
     keys_ = std::make_unique<KeySpace>(testing::UniquePrefix("sender"), 4);
     SenderOptions sender_options;
-    sender_options.graph_url = "http://127.0.0.1:" + std::to_string(emulator_->port()) + "/v25.0";
+    sender_options.graph_url = meta_->graph_url();
     sender_options.request_timeout = std::chrono::milliseconds(1000);
     limiter_ = std::make_unique<PageLimiter>(*keys_, 1000, 100);
     handler_ =
@@ -75,7 +71,8 @@ class SenderHandlerTest : public ::testing::Test {
   prometheus::Registry registry_;
   SenderMetrics metrics_{registry_};
   PageTokens tokens_ = PageTokens::FromMap("page-token", {{"p-other", "wrong-token"}});
-  std::unique_ptr<emulator::EmulatorServer> emulator_;
+  std::unique_ptr<testing::InProcessEmulator> meta_;
+  emulator::EmulatorServer* emulator_ = nullptr;  // meta_'s
   std::unique_ptr<KeySpace> keys_;
   std::unique_ptr<PageLimiter> limiter_;
   std::unique_ptr<SenderHandler> handler_;
@@ -100,7 +97,7 @@ TEST_F(SenderHandlerTest, DeliversRecordsAndAcknowledges) {
 
 TEST_F(SenderHandlerTest, LongTextGoesInOrderedPartsWithTypingAndMarkSeen) {
   SenderOptions options;
-  options.graph_url = "http://127.0.0.1:" + std::to_string(emulator_->port()) + "/v25.0";
+  options.graph_url = meta_->graph_url();
   options.typing = true;
   options.mark_seen = true;
   SenderHandler handler(*keys_, options, tokens_, *limiter_, metrics_, [this] { return now_; });
@@ -187,7 +184,7 @@ TEST_F(SenderHandlerTest, AReusableAttachmentIsUploadedOnceForTwoSends) {
 TEST_F(SenderHandlerTest, InstagramMessagesGoToTheirOwnSendApiBase) {
   SenderOptions options;
   options.graph_url = "http://127.0.0.1:1/v25.0";  // nobody there: Messenger calls would fail
-  options.instagram_graph_url = "http://127.0.0.1:" + std::to_string(emulator_->port()) + "/v25.0";
+  options.instagram_graph_url = meta_->graph_url();
   SenderHandler handler(*keys_, options, tokens_, *limiter_, metrics_, [this] { return now_; });
   auto entry = Queue("14-0#0", R"({"text":"hi on instagram"})", 0, "instagram");
   EXPECT_EQ(handler(client_, entry, fence_).kind, redis::HandleResult::Kind::kDone);
@@ -282,7 +279,9 @@ TEST_F(SenderHandlerTest, AcquireReservesSlotsAheadAndThePartGoesWhenItsSlotIsDu
     double after = 0;
   };
   const auto start = std::chrono::steady_clock::now();
-  auto local_ms = [&] { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count(); };
+  auto local_ms = [&] {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  };
   auto acquire = [&](const std::string& part) {
     Asked asked;
     asked.before = local_ms();
@@ -322,7 +321,6 @@ TEST_F(SenderHandlerTest, AcquireReservesSlotsAheadAndThePartGoesWhenItsSlotIsDu
   EXPECT_EQ(next.gate.kind, PageGate::Kind::kWait);
   expect_wait(first, next, 550, "part6");
 }
-
 
 // The production limiter (its Lua script on Redis's clock, not the C++ Gcra the unit test
 // checks) driven for 4 s by 30 parts that ask as the sender does: each goes when told kGo and
@@ -368,7 +366,7 @@ TEST_F(SenderHandlerTest, TheLimitersScriptKeepsEverySecondAtTheRateOnRedisClock
 TEST_F(SenderHandlerTest, AMessageWaitingForItsSlotLeavesNoInFlightMarkAndGoesOnItsSlot) {
   PageLimiter limiter(*keys_, 10, 1);  // 100 ms apart
   SenderOptions options;
-  options.graph_url = "http://127.0.0.1:" + std::to_string(emulator_->port()) + "/v25.0";
+  options.graph_url = meta_->graph_url();
   SenderHandler handler(*keys_, options, tokens_, limiter, metrics_, [this] { return now_; });
   ASSERT_EQ(handler(client_, Queue("11-0#0", R"({"text":"first"})"), fence_).kind, redis::HandleResult::Kind::kDone);
   EXPECT_EQ(metrics_.slot_lateness.Collect().histogram.sample_count, 0u) << "a slot free now is not reserved";

@@ -186,6 +186,19 @@ CommandResult Katyctl(const KatyStack& stack, const std::string& service, const 
   return RunCommand(BinaryPath("katyctl") + " --addr " + stack.GrpcAddress(service) + " " + args);
 }
 
+std::map<std::string, int> LeaseOwners(const KatyStack& stack, const std::string& role) {
+  std::map<std::string, int> owners;
+  const auto status = nlohmann::json::parse(Katyctl(stack, "ingress", "--json status").output, nullptr, false);
+  if (!status.is_object()) {
+    ADD_FAILURE() << "katyctl status gave no JSON";
+    return owners;
+  }
+  for (const auto& lease : status.value("leases", nlohmann::json::array())) {
+    if (lease.value("role", "") == role && lease.contains("owner")) ++owners[lease["owner"].get<std::string>()];
+  }
+  return owners;
+}
+
 void Say(const KatyStack& stack, const std::string& psid, const std::string& text) {
   http::Client http;
   nlohmann::json body{{"page", "1045"}, {"psid", psid}, {"text", text}};

@@ -91,6 +91,9 @@ class KatyStack {
 
 // Runs the real katyctl against a service process of the stack ("ingress", "sender-1", ...).
 CommandResult Katyctl(const KatyStack& stack, const std::string& service, const std::string& args);
+// Who holds the shards of `role` ("responder" or "sender"), as `katyctl status` on ingress
+// reports the leases: owner -> how many shards.
+std::map<std::string, int> LeaseOwners(const KatyStack& stack, const std::string& role);
 // User `psid` writes `text` to page 1045 through the emulator (a signed webhook to ingress);
 // the calling test fails unless the emulator answers 200.
 void Say(const KatyStack& stack, const std::string& psid, const std::string& text);

@@ -9,19 +9,19 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <algorithm>
-#include <deque>
 #include <utime.h>
 #include <csignal>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <deque>
 #include <fstream>
 #include <random>
 #include <sstream>
 #include <thread>
+
+#include "common/hmac.h"
 
 namespace katy::testing {
 
@@ -201,6 +201,10 @@ CommandResult RunCommand(const std::string& command) {
   int status = pclose(pipe);
   result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+std::vector<std::string> SignedWebhookHeaders(const std::string& app_secret, const std::string& body) {
+  return {"Content-Type: application/json", "X-Hub-Signature-256: sha256=" + HmacSha256Hex(app_secret, body)};
 }
 
 size_t BusiestSecond(std::vector<double> times_ms) {

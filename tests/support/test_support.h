@@ -34,6 +34,10 @@ bool WaitForPort(int port, std::chrono::milliseconds timeout);
 // Polls `condition` every 20 ms until it holds or `timeout` passes; returns its last value.
 bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
+// The headers Meta signs a webhook with: Content-Type and X-Hub-Signature-256 (HMAC-SHA256 of
+// `body` under the app secret).
+std::vector<std::string> SignedWebhookHeaders(const std::string& app_secret, const std::string& body);
+
 // The most events any 1-second window holds (a window (t - 1000 ms, t]), for times in
 // milliseconds in any order: what a rate limit of N per second must keep at N or a little over.
 size_t BusiestSecond(std::vector<double> times_ms);

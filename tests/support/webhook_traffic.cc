@@ -5,8 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
-#include "common/hmac.h"
 #include "common/http/http_client.h"
+#include "tests/support/test_support.h"
 
 namespace katy::testing {
 
@@ -51,8 +51,7 @@ void WebhookTraffic::Join() {
 // Posts `body` until ingress answers 200 (Meta retries a failed delivery), at most 60 s; true
 // when it did. Counts the retries.
 bool WebhookTraffic::PostUntilTaken(http::Client& client, const std::string& body) {
-  const std::vector<std::string> headers = {"Content-Type: application/json",
-                                            "X-Hub-Signature-256: sha256=" + HmacSha256Hex(app_secret_, body)};
+  const std::vector<std::string> headers = SignedWebhookHeaders(app_secret_, body);
   const auto give_up = Clock::now() + std::chrono::seconds(60);
   while (Clock::now() < give_up) {
     auto answer = client.Post(url_, body, headers);
