@@ -261,13 +261,14 @@ TEST(ChaosTest, KillsRestartsAndGraphErrorsLoseNothingAndEveryDuplicateIsCounted
   ASSERT_TRUE(faults.ok() && faults->status == 200);
   const auto injected = nlohmann::json::parse(faults->body).value("injected", nlohmann::json::object());
   const int rate_limited = injected.value("613", 0);
+  const int slow_calls = nlohmann::json::parse(faults->body).value("slow_calls", 0);
   std::printf(
       "chaos accounting: %d users x %d messages = %zu; webhooks delivered %d (retried %d times, %d delivered again "
-      "after their 200); kills: %d responders, %d senders, %d Redis; 613s injected %d; replies %zu, distinct %zu, "
+      "after their 200); kills: %d responders, %d senders, %d Redis; 613s injected %d; calls slowed 200-600 ms %d; replies %zu, distinct %zu, "
       "lost %zu, users out of order %zu, duplicates at the Send API %zu, each matched to a possible duplicate "
       "logged for its message but %zu (logged %.0f); traffic %.1f s, total %.1f s\n",
       kUsers, kMessagesPerUser, kExpected, traffic.delivered(), traffic.retries(), traffic.redelivered(),
-      chaos.responder_kills, chaos.sender_kills, chaos.redis_kills, rate_limited, total, DistinctReplies(received),
+      chaos.responder_kills, chaos.sender_kills, chaos.redis_kills, rate_limited, slow_calls, total, DistinctReplies(received),
       lost, out_of_order_users, duplicates, unmatched, counted, traffic_seconds,
       std::chrono::duration<double>(Clock::now() - started).count());
   EXPECT_TRUE(all_replied) << "logs in " << stack.dir();
@@ -276,6 +277,7 @@ TEST(ChaosTest, KillsRestartsAndGraphErrorsLoseNothingAndEveryDuplicateIsCounted
   EXPECT_EQ(unmatched, 0u) << "a duplicate no sender logged for its message; logs in " << stack.dir();
   EXPECT_GT(traffic.redelivered(), 50) << "webhooks delivered again after their 200";
   EXPECT_GE(rate_limited, 1) << "the 613 burst never reached a sender";
+  EXPECT_GE(slow_calls, 100) << "the latency spike never met the traffic";
   EXPECT_GT(chaos.responder_kills, 0);
   EXPECT_GT(chaos.sender_kills, 0);
   EXPECT_EQ(chaos.redis_kills, 1);

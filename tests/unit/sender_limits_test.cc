@@ -188,5 +188,15 @@ TEST(FaultInjectorTest, FailNextRateLimitAndReproducibleRandomness) {
   EXPECT_NE(pattern(42), pattern(43));
 }
 
+TEST(FaultInjectorTest, CountsTheCallsALatencyHeldBack) {
+  emulator::FaultInjector injector;
+  injector.Set(*emulator::ParseFaults(R"({"latency_ms":[0,50]})"));
+  for (int i = 0; i < 10; ++i) EXPECT_LE(injector.Next("p", i).delay_ms, 50);
+  EXPECT_EQ(injector.SlowCalls(), 0);
+  injector.Set(*emulator::ParseFaults(R"({"latency_ms":[200,600]})"));
+  for (int i = 0; i < 3; ++i) injector.Next("p", 100 + i);
+  EXPECT_EQ(injector.SlowCalls(), 3);
+}
+
 }  // namespace
 }  // namespace katy

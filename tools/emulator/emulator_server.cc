@@ -239,6 +239,7 @@ class EmulatorHandler : public Http::Handler {
     }
     json answer = json::parse(FaultsToJson(faults_->Get()));
     for (const auto& [code, count] : faults_->InjectedCounts()) answer["injected"][std::to_string(code)] = count;
+    answer["slow_calls"] = faults_->SlowCalls();
     return {200, answer.dump()};
   }
 

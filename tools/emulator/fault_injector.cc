@@ -84,6 +84,11 @@ FaultConfig FaultInjector::Get() const {
   return config_;
 }
 
+int64_t FaultInjector::SlowCalls() const {
+  std::lock_guard lock(mutex_);
+  return slow_calls_;
+}
+
 std::map<int, int64_t> FaultInjector::InjectedCounts() const {
   std::lock_guard lock(mutex_);
   return injected_;
@@ -97,6 +102,7 @@ FaultInjector::Verdict FaultInjector::Next(const std::string& page, int64_t now_
     verdict.delay_ms = std::uniform_int_distribution<int>(config_.latency_min_ms, config_.latency_max_ms)(random_);
   }
   if (config_.timeout_rate > 0 && unit(random_) < config_.timeout_rate) verdict.delay_ms += config_.hang_ms;
+  if (verdict.delay_ms >= kSlowCallMs) ++slow_calls_;
   auto inject = [&](GraphError error) {
     ++injected_[error.code];
     verdict.error = std::move(error);

@@ -53,6 +53,10 @@ class FaultInjector {
   Verdict Next(const std::string& page, int64_t now_ms);
   // Calls answered with an injected error, by Graph code.
   std::map<int, int64_t> InjectedCounts() const;
+  // Calls held back kSlowCallMs or more by an injected latency or hang: proof that a latency
+  // spike really met the traffic.
+  int64_t SlowCalls() const;
+  static constexpr int kSlowCallMs = 100;
   // The page's Send API calls in the second before `now_ms`, and its limit (the configured
   // rate_limit, else Meta's 300/s): what the usage headers report.
   double CallsLastSecond(const std::string& page, int64_t now_ms);
@@ -64,6 +68,7 @@ class FaultInjector {
   std::mt19937_64 random_{1};
   std::map<std::string, std::deque<int64_t>> recent_;  // page -> call times in the last second (ms)
   std::map<int, int64_t> injected_;
+  int64_t slow_calls_ = 0;
 };
 
 }  // namespace katy::emulator
