@@ -300,6 +300,25 @@ TEST(EndToEndTest, SigtermMidSkillCommitsTheEventsInHandBeforeExiting) {
   }
 }
 
+// G2: events answered 200 survive a Redis crash. Nobody consumes them (the responder is
+// stopped), Redis is SIGKILLed and started again from its AOF (appendfsync everysec, as
+// deploy/redis.conf), and a new responder answers every one. A process crash loses nothing
+// under everysec: Redis writes the AOF before it answers; only the fsync waits.
+TEST(EndToEndTest, EventsAnsweredBeforeARedisCrashAreAnsweredAfterIt) {
+  testing::KatyStack stack({kRules, {}});
+  ASSERT_TRUE(stack.ready());
+  ASSERT_EQ(stack.process("responder").Stop(SIGTERM, std::chrono::seconds(15)), 0);
+  for (int user = 0; user < 10; ++user) Say(stack, "c" + std::to_string(user), "before the crash");
+  stack.StopRedis();
+  stack.StartRedis();
+  stack.StartExtra("responder", "katy-responder");
+  ASSERT_TRUE(stack.WaitUntilDrained(std::chrono::seconds(30))) << "logs in " << stack.dir();
+  for (int user = 0; user < 10; ++user) {
+    const std::string psid = "c" + std::to_string(user);
+    EXPECT_EQ(testing::ReplyTexts(stack, psid), std::vector<std::string>{"echo: before the crash"}) << psid;
+  }
+}
+
 TEST(EndToEndTest, MissingRequiredSettingStopsStartUpWithOneLine) {
   const std::string dir = testing::MakeTempDir("config");
   {
