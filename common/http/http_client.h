@@ -19,6 +19,15 @@ struct Response {
   std::string Header(const std::string& name) const;
 };
 
+// One HTTP call.
+struct Request {
+  std::string method = "GET";
+  std::string url;
+  std::string body;                          // sent as application/json unless `headers` name a type
+  std::vector<std::string> headers;          // "Name: value"
+  std::chrono::milliseconds timeout{10000};  // the whole call, connecting included
+};
+
 // A blocking HTTP/1.1 client over one libcurl easy handle: connections are kept alive and
 // reused between calls. Not thread-safe: one per thread. Error codes: "timeout", "connect",
 // "io" (anything else libcurl reports). An HTTP error status is a Response, not an Error.

@@ -264,12 +264,13 @@ TEST(ChaosTest, KillsRestartsAndGraphErrorsLoseNothingAndEveryDuplicateIsCounted
   const int slow_calls = nlohmann::json::parse(faults->body).value("slow_calls", 0);
   std::printf(
       "chaos accounting: %d users x %d messages = %zu; webhooks delivered %d (retried %d times, %d delivered again "
-      "after their 200); kills: %d responders, %d senders, %d Redis; 613s injected %d; calls slowed 200-600 ms %d; replies %zu, distinct %zu, "
+      "after their 200); kills: %d responders, %d senders, %d Redis; 613s injected %d; calls slowed 200-600 ms %d; "
+      "replies %zu, distinct %zu, "
       "lost %zu, users out of order %zu, duplicates at the Send API %zu, each matched to a possible duplicate "
       "logged for its message but %zu (logged %.0f); traffic %.1f s, total %.1f s\n",
       kUsers, kMessagesPerUser, kExpected, traffic.delivered(), traffic.retries(), traffic.redelivered(),
-      chaos.responder_kills, chaos.sender_kills, chaos.redis_kills, rate_limited, slow_calls, total, DistinctReplies(received),
-      lost, out_of_order_users, duplicates, unmatched, counted, traffic_seconds,
+      chaos.responder_kills, chaos.sender_kills, chaos.redis_kills, rate_limited, slow_calls, total,
+      DistinctReplies(received), lost, out_of_order_users, duplicates, unmatched, counted, traffic_seconds,
       std::chrono::duration<double>(Clock::now() - started).count());
   EXPECT_TRUE(all_replied) << "logs in " << stack.dir();
   EXPECT_EQ(traffic.delivered(), static_cast<int>(kExpected));

@@ -1,0 +1,53 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/http/http_client.h"
+#include "common/result.h"
+
+namespace katy::http {
+
+// How a call ended: a Response for any HTTP status, or an Error ("timeout", "connect", "io";
+// "io" also when the answer was larger than max_response_bytes or the client stopped).
+using Completion = std::function<void(Result<Response>)>;
+
+struct AsyncClientOptions {
+  // Connections to one host. An HTTP/1.1 connection carries one call at a time, so this is
+  // that host's concurrency; an HTTP/2 host (TLS with ALPN) multiplexes many calls on each
+  // connection and needs few.
+  long max_connections_per_host = 256;
+  long max_total_connections = 1024;
+  std::chrono::milliseconds connect_timeout{3000};
+  // A body larger than this fails the call instead of growing without bound.
+  size_t max_response_bytes = 1 << 20;
+};
+
+// An HTTP client that keeps many calls in flight on one thread: libcurl's multi interface,
+// driven by its own epoll loop. Submit from any thread; each call's Completion runs once, on
+// the client's loop thread, and must not block (hand slow work to another thread): every other
+// call waits while it runs. Connections are kept alive and reused; HTTP/2 is negotiated over
+// TLS and its streams multiplexed (CURLPIPE_MULTIPLEX, PIPEWAIT), HTTP/1.1 otherwise.
+// Destroying the client fails the calls still in flight ("client stopped") and waits for their
+// completions. Thread-safe.
+class AsyncClient {
+ public:
+  explicit AsyncClient(AsyncClientOptions options = {});
+  ~AsyncClient();
+  AsyncClient(const AsyncClient&) = delete;
+  AsyncClient& operator=(const AsyncClient&) = delete;
+
+  void Submit(Request request, Completion done);
+  // Calls submitted and not yet completed.
+  size_t in_flight() const;
+
+ private:
+  class Loop;
+  std::unique_ptr<Loop> loop_;
+};
+
+}  // namespace katy::http

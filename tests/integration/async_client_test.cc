@@ -1,0 +1,165 @@
+// The asynchronous HTTP client against a real server that answers late without a thread per
+// request (tests/support/late_http_server.py, asyncio): many calls in flight on one loop
+// thread, connections bounded per host, timeouts, a server that hangs up mid-answer, an answer
+// too large, and a client destroyed with calls in flight.
+#include "common/http/async_client.h"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "tests/support/test_support.h"
+
+namespace katy::http {
+namespace {
+
+class LateServer {
+ public:
+  LateServer() : port_(testing::FreePort()), dir_(testing::MakeTempDir("late-server")) {
+    process_ = std::make_unique<testing::Process>(
+        "/usr/bin/env",
+        std::vector<std::string>{"python3", std::string(KATY_SOURCE_DIR) + "/tests/support/late_http_server.py",
+                                 std::to_string(port_)},
+        std::map<std::string, std::string>{}, dir_ + "/server.log");
+    EXPECT_TRUE(testing::WaitForPort(port_, std::chrono::seconds(10))) << "the late server did not start";
+  }
+  std::string Url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+  // The server's counters: in_flight, most_in_flight, connections.
+  nlohmann::json Stats() const {
+    Client http;
+    auto stats = http.Get(Url("/stats"));
+    EXPECT_TRUE(stats.ok() && stats->status == 200);
+    return stats.ok() ? nlohmann::json::parse(stats->body) : nlohmann::json::object();
+  }
+
+ private:
+  int port_;
+  std::string dir_;
+  std::unique_ptr<testing::Process> process_;
+};
+
+// Collects completions from the loop thread; Wait blocks until `n` arrived.
+class Outcomes {
+ public:
+  Completion Add(const std::string& name) {
+    return [this, name](Result<Response> result) {
+      std::lock_guard lock(mutex_);
+      results_.emplace(name, std::move(result));
+      changed_.notify_all();
+    };
+  }
+  bool Wait(size_t n, std::chrono::seconds timeout) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, timeout, [&] { return results_.size() >= n; });
+  }
+  const std::multimap<std::string, Result<Response>>& results() const { return results_; }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::multimap<std::string, Result<Response>> results_;
+};
+
+Request Get(const std::string& url, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  Request request;
+  request.url = url;
+  request.timeout = timeout;
+  return request;
+}
+
+// 600 calls that each take 300 ms, on one loop thread: with room for 1,000 connections to the
+// host they are all in flight at once; with 40, never more than 40, and every call still ends.
+TEST(AsyncClientTest, ManyLateCallsAreInFlightAtOnceUpToTheHostsConnectionBound) {
+  LateServer server;
+  {
+    AsyncClient client({.max_connections_per_host = 1000, .max_total_connections = 1000});
+    Outcomes outcomes;
+    for (int i = 0; i < 600; ++i) client.Submit(Get(server.Url("/late?ms=300")), outcomes.Add("late"));
+    ASSERT_TRUE(outcomes.Wait(600, std::chrono::seconds(60)));
+    for (const auto& [name, result] : outcomes.results()) {
+      ASSERT_TRUE(result.ok()) << result.error().message;
+      EXPECT_EQ(result->status, 200);
+      EXPECT_EQ(result->body, "late 300");
+    }
+    EXPECT_GE(server.Stats()["most_in_flight"].get<int>(), 500) << "the calls went a few at a time";
+    EXPECT_EQ(client.in_flight(), 0u);
+  }
+  LateServer bounded_server;
+  AsyncClient bounded({.max_connections_per_host = 40, .max_total_connections = 1000});
+  Outcomes outcomes;
+  for (int i = 0; i < 200; ++i) bounded.Submit(Get(bounded_server.Url("/late?ms=100")), outcomes.Add("late"));
+  ASSERT_TRUE(outcomes.Wait(200, std::chrono::seconds(60)));
+  for (const auto& [name, result] : outcomes.results()) ASSERT_TRUE(result.ok()) << result.error().message;
+  const auto stats = bounded_server.Stats();
+  EXPECT_LE(stats["most_in_flight"].get<int>(), 40);
+  EXPECT_GE(stats["most_in_flight"].get<int>(), 20) << "the bound was not used";
+  // 40, the start-up probe of the port and this stats call.
+  EXPECT_LE(stats["connections"].get<int>(), 42) << "connections were not reused";
+}
+
+// Each call has its own deadline: one that times out fails alone, the others answer; a server
+// hanging up mid-answer and an answer over the size limit fail with "io"; a POST's body arrives.
+TEST(AsyncClientTest, EachCallEndsOnItsOwnTimeoutErrorOrAnswer) {
+  LateServer server;
+  AsyncClient client({.max_response_bytes = 1000});
+  Outcomes outcomes;
+  client.Submit(Get(server.Url("/late?ms=3000"), std::chrono::milliseconds(200)), outcomes.Add("timeout"));
+  for (int i = 0; i < 5; ++i) client.Submit(Get(server.Url("/late?ms=50")), outcomes.Add("ok"));
+  client.Submit(Get(server.Url("/close")), outcomes.Add("closed"));
+  client.Submit(Get(server.Url("/big?bytes=5000")), outcomes.Add("big"));
+  client.Submit(Get(server.Url("/big?bytes=900")), outcomes.Add("small"));
+  client.Submit(Get("http://127.0.0.1:" + std::to_string(testing::FreePort()) + "/"), outcomes.Add("refused"));
+  Request post = Get(server.Url("/late?ms=10"));
+  post.method = "POST";
+  post.body = R"({"hello":"world"})";
+  client.Submit(post, outcomes.Add("post"));
+  ASSERT_TRUE(outcomes.Wait(11, std::chrono::seconds(30)));
+  const auto& results = outcomes.results();
+  const auto& timed_out = results.find("timeout")->second;
+  ASSERT_FALSE(timed_out.ok());
+  EXPECT_EQ(timed_out.error().code, ErrorCode::kTimeout);
+  for (auto [it, end] = results.equal_range("ok"); it != end; ++it) {
+    ASSERT_TRUE(it->second.ok()) << it->second.error().message;
+    EXPECT_EQ(it->second->body, "late 50");
+  }
+  ASSERT_FALSE(results.find("closed")->second.ok());
+  EXPECT_EQ(results.find("closed")->second.error().code, ErrorCode::kIo);
+  ASSERT_FALSE(results.find("big")->second.ok());
+  EXPECT_NE(results.find("big")->second.error().message.find("larger than 1000 bytes"), std::string::npos);
+  ASSERT_TRUE(results.find("small")->second.ok());
+  EXPECT_EQ(results.find("small")->second->body.size(), 900u);
+  ASSERT_FALSE(results.find("refused")->second.ok());
+  EXPECT_EQ(results.find("refused")->second.error().code, ErrorCode::kConnect);
+  ASSERT_TRUE(results.find("post")->second.ok());
+  EXPECT_EQ(results.find("post")->second->status, 200);
+}
+
+// A completion may submit the next call (it runs on the loop thread, which must not deadlock);
+// destroying the client fails what is still in flight, each completion once.
+TEST(AsyncClientTest, CompletionsMaySubmitAndDestructionFailsWhatIsLeftOnce) {
+  LateServer server;
+  Outcomes outcomes;
+  {
+    AsyncClient client;
+    client.Submit(Get(server.Url("/late?ms=10")), [&](Result<Response> first) {
+      outcomes.Add("first")(std::move(first));
+      client.Submit(Get(server.Url("/late?ms=10")), outcomes.Add("second"));
+    });
+    ASSERT_TRUE(outcomes.Wait(2, std::chrono::seconds(10)));
+    for (int i = 0; i < 20; ++i) client.Submit(Get(server.Url("/late?ms=5000")), outcomes.Add("abandoned"));
+    ASSERT_TRUE(
+        testing::WaitFor([&] { return server.Stats()["in_flight"].get<int>() == 20; }, std::chrono::seconds(10)));
+  }
+  ASSERT_EQ(outcomes.results().size(), 22u);
+  EXPECT_TRUE(outcomes.results().find("second")->second.ok());
+  for (auto [it, end] = outcomes.results().equal_range("abandoned"); it != end; ++it) {
+    ASSERT_FALSE(it->second.ok());
+    EXPECT_EQ(it->second.error().message, "client stopped");
+  }
+}
+
+}  // namespace
+}  // namespace katy::http
