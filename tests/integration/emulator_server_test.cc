@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 
@@ -10,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/http/async_client.h"
 #include "common/http/http_client.h"
 #include "common/metrics/metrics.h"
 #include "common/redis/client_pool.h"
@@ -36,6 +38,41 @@ class EmulatorServerTest : public ::testing::Test {
   std::string base_;
   http::Client http_;
 };
+
+// A slow Meta at scale: with 300 ms of injected latency, 2,000 Send API calls at once are all
+// held on timers by the emulator's 8 I/O threads (a thread per call would hold 8), and each is
+// answered and recorded once. The client keeps them in flight on one loop thread.
+TEST_F(EmulatorServerTest, TheSendApiHoldsThousandsOfSlowCallsOnTimersNotThreads) {
+  ASSERT_EQ(http_.Post(meta_->root_url() + "/_emulator/faults", R"({"latency_ms":[300,300]})")->status, 200);
+  constexpr int kCalls = 2000;
+  http::AsyncClient client({.max_connections_per_host = kCalls, .max_total_connections = kCalls});
+  std::mutex mutex;
+  std::condition_variable all_done;
+  int ok = 0;
+  int done = 0;
+  for (int i = 0; i < kCalls; ++i) {
+    http::Request call;
+    call.method = "POST";
+    call.url = base_ + "/1045/messages?access_token=t";
+    call.body =
+        R"({"recipient":{"id":"slow)" + std::to_string(i) + R"("},"messaging_type":"RESPONSE","message":{"text":"x"}})";
+    call.timeout = std::chrono::seconds(30);
+    client.Submit(std::move(call), [&](Result<http::Response> answer) {
+      std::lock_guard lock(mutex);
+      if (answer.ok() && answer->status == 200) ++ok;
+      if (++done == kCalls) all_done.notify_all();
+    });
+  }
+  {
+    std::unique_lock lock(mutex);
+    ASSERT_TRUE(all_done.wait_for(lock, std::chrono::seconds(60), [&] { return done == kCalls; }));
+  }
+  EXPECT_EQ(ok, kCalls);
+  EXPECT_EQ(server_->store().size(), static_cast<size_t>(kCalls));
+  auto faults = nlohmann::json::parse(http_.Get(meta_->root_url() + "/_emulator/faults")->body);
+  EXPECT_GE(faults["most_held_calls"].get<int>(), kCalls / 2) << "the calls were held a few at a time";
+  EXPECT_EQ(faults["slow_calls"].get<int>(), kCalls);
+}
 
 TEST_F(EmulatorServerTest, SendApiTakesFormBodiesAndAnswersWithUsageHeaders) {
   auto response =

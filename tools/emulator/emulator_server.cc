@@ -9,7 +9,10 @@
 #include <cerrno>
 #include <chrono>
 #include <future>
+#include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -116,6 +119,75 @@ std::string CrossSiteRefusal(const Http::Request& request) {
   return "calls from another origin are refused";
 }
 
+// Send API calls a latency fault holds back, each answered from a timer on the I/O thread that
+// read it (Pistache's per-request Timeout), never by sleeping in that thread: a few I/O
+// threads hold thousands of slow calls, like Meta does. Pistache gives each I/O thread a copy
+// of the handler, so each copy holds its own thread's calls and needs no lock; a copy starts
+// empty.
+class HeldCalls {
+ public:
+  struct Call {
+    std::string page;
+    Http::Request request;
+    FaultInjector::Verdict fault;
+    std::weak_ptr<Tcp::Peer> peer;
+    // Holds the armed timer: Pistache disarms it when its writer goes.
+    std::unique_ptr<Http::ResponseWriter> writer;
+  };
+
+  explicit HeldCalls(std::shared_ptr<FaultInjector> faults) : faults_(std::move(faults)) {}
+  HeldCalls(const HeldCalls& other) : faults_(other.faults_) {}
+  HeldCalls& operator=(const HeldCalls&) = delete;
+
+  // Answers `request` in `fault.delay_ms`: Pistache then calls the handler's onTimeout.
+  void Hold(std::string page, const Http::Request& request, Http::ResponseWriter response,
+            FaultInjector::Verdict fault) {
+    ForgetTheGone();
+    auto peer = response.peer();
+    Call call{std::move(page), request, std::move(fault), peer,
+              std::make_unique<Http::ResponseWriter>(std::move(response))};
+    call.writer->timeoutAfter(std::chrono::milliseconds(call.fault.delay_ms));  // armed where it lives
+    held_[peer.get()] = std::move(call);
+    faults_->HeldChanged(+1);
+  }
+
+  // The call whose timer fired for this connection, if any. Its writer (whose timer is running
+  // this very callback) is kept until the next call, when Pistache is done with it.
+  std::optional<Call> TakeDue(Http::ResponseWriter& response) {
+    retired_.clear();
+    std::shared_ptr<Tcp::Peer> peer;
+    try {
+      peer = response.peer();
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+    auto it = held_.find(peer.get());
+    if (it == held_.end()) return std::nullopt;
+    Call call = std::move(it->second);
+    held_.erase(it);
+    faults_->HeldChanged(-1);
+    retired_.push_back(std::move(call.writer));
+    return call;
+  }
+
+ private:
+  // Calls whose client hung up: Pistache never fires their timers.
+  void ForgetTheGone() {
+    for (auto it = held_.begin(); it != held_.end();) {
+      if (!it->second.peer.expired()) {
+        ++it;
+        continue;
+      }
+      it = held_.erase(it);
+      faults_->HeldChanged(-1);
+    }
+  }
+
+  std::shared_ptr<FaultInjector> faults_;
+  std::map<Tcp::Peer*, Call> held_;
+  std::vector<std::unique_ptr<Http::ResponseWriter>> retired_;
+};
+
 class EmulatorHandler : public Http::Handler {
  public:
   HTTP_PROTOTYPE(EmulatorHandler)
@@ -139,7 +211,21 @@ class EmulatorHandler : public Http::Handler {
       return;
     }
     const std::string refusal = CrossSiteRefusal(request);
-    Reply reply = refusal.empty() ? Route(request) : Reply{403, json{{"error", {{"message", refusal}}}}.dump()};
+    if (!refusal.empty()) return Answer(response, {403, json{{"error", {{"message", refusal}}}}.dump()});
+    if (auto page = SendApiPage(request)) return ServeSendApi(*page, request, std::move(response));
+    Answer(response, Route(request));
+  }
+
+  // A Send API call a latency fault held back is due.
+  void onTimeout(const Http::Request&, Http::ResponseWriter response) override {
+    auto call = held_.TakeDue(response);
+    if (!call) return;  // not ours: Pistache's own timeouts are not used
+    http::KeepAliveUnlessClosed(call->request, response);
+    Answer(response, SendApi(call->page, call->request, call->fault));
+  }
+
+ private:
+  void Answer(Http::ResponseWriter& response, const Reply& reply) {
     if (ClientGone(response)) return;
     response.headers().add<Http::Header::ContentType>(MIME(Application, Json));
     if (!reply.usage.app_usage.empty()) {
@@ -149,15 +235,29 @@ class EmulatorHandler : public Http::Handler {
     response.send(static_cast<Http::Code>(reply.status), reply.body);
   }
 
- private:
+  // The page of a Send API call (POST /v{N}/{page}/messages), else nullopt.
+  static std::optional<std::string> SendApiPage(const Http::Request& request) {
+    auto parts = SplitPath(request.resource());
+    if (parts.size() == 3 && parts[0].size() > 1 && parts[0][0] == 'v' && parts[2] == "messages" &&
+        request.method() == Http::Method::Post) {
+      return parts[1];
+    }
+    return std::nullopt;
+  }
+
+  // The call's fault is drawn when it arrives; a latency holds its answer back on a timer.
+  void ServeSendApi(const std::string& page, const Http::Request& request, Http::ResponseWriter response) {
+    Reply refusal;
+    if (!TokenAccepted(request, &refusal)) return Answer(response, refusal);
+    auto fault = faults_->Next(page, WallClockMs());
+    if (fault.delay_ms > 0) return held_.Hold(page, request, std::move(response), std::move(fault));
+    Answer(response, SendApi(page, request, fault));
+  }
+
   Reply Route(const Http::Request& request) {
     const std::string& path = request.resource();
     auto parts = SplitPath(path);
     const auto method = request.method();
-    if (parts.size() == 3 && parts[0].size() > 1 && parts[0][0] == 'v' && parts[2] == "messages" &&
-        method == Http::Method::Post) {
-      return SendApi(parts[1], request);
-    }
     if (parts.size() == 3 && parts[0].size() > 1 && parts[0][0] == 'v' && parts[2] == "messenger_profile") {
       return MessengerProfile(parts[1], request);
     }
@@ -240,6 +340,7 @@ class EmulatorHandler : public Http::Handler {
     json answer = json::parse(FaultsToJson(faults_->Get()));
     for (const auto& [code, count] : faults_->InjectedCounts()) answer["injected"][std::to_string(code)] = count;
     answer["slow_calls"] = faults_->SlowCalls();
+    answer["most_held_calls"] = faults_->MostHeld();
     return {200, answer.dump()};
   }
 
@@ -331,12 +432,9 @@ class EmulatorHandler : public Http::Handler {
     return {200, json{{"attachment_id", attachments_->Add(page, type, payload["url"].get<std::string>())}}.dump()};
   }
 
-  Reply SendApi(const std::string& page_in_path, const Http::Request& request) {
-    Reply refusal;
-    if (!TokenAccepted(request, &refusal)) return refusal;
+  // A Send API call whose token was accepted and whose fault was drawn (any latency is over).
+  Reply SendApi(const std::string& page_in_path, const Http::Request& request, const FaultInjector::Verdict& fault) {
     const int64_t now = WallClockMs();
-    auto fault = faults_->Next(page_in_path, now);
-    if (fault.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(fault.delay_ms));
     // Every answer carries the usage headers, as Meta's do.
     const UsageHeaders usage =
         MakeUsageHeaders(page_in_path, faults_->CallsLastSecond(page_in_path, now), faults_->LimitFor(page_in_path),
@@ -651,6 +749,7 @@ class EmulatorHandler : public Http::Handler {
   std::shared_ptr<ThreadOwners> thread_owners_ = std::make_shared<ThreadOwners>();
   std::shared_ptr<const EmulatorOptions> options_;
   std::shared_ptr<std::atomic<uint64_t>> mid_counter_;
+  HeldCalls held_{faults_};  // this I/O thread's own
 };
 
 }  // namespace

@@ -84,6 +84,17 @@ FaultConfig FaultInjector::Get() const {
   return config_;
 }
 
+void FaultInjector::HeldChanged(int delta) {
+  std::lock_guard lock(mutex_);
+  held_ += delta;
+  most_held_ = std::max(most_held_, held_);
+}
+
+int64_t FaultInjector::MostHeld() const {
+  std::lock_guard lock(mutex_);
+  return most_held_;
+}
+
 int64_t FaultInjector::SlowCalls() const {
   std::lock_guard lock(mutex_);
   return slow_calls_;

@@ -56,6 +56,10 @@ class FaultInjector {
   // Calls held back kSlowCallMs or more by an injected latency or hang: proof that a latency
   // spike really met the traffic.
   int64_t SlowCalls() const;
+  // Calls a latency holds back right now (+1 when one is held, -1 when answered or its client
+  // left), and the most ever held at once: the emulator holds them on timers, not threads.
+  void HeldChanged(int delta);
+  int64_t MostHeld() const;
   static constexpr int kSlowCallMs = 100;
   // The page's Send API calls in the second before `now_ms`, and its limit (the configured
   // rate_limit, else Meta's 300/s): what the usage headers report.
@@ -69,6 +73,8 @@ class FaultInjector {
   std::map<std::string, std::deque<int64_t>> recent_;  // page -> call times in the last second (ms)
   std::map<int, int64_t> injected_;
   int64_t slow_calls_ = 0;
+  int64_t held_ = 0;
+  int64_t most_held_ = 0;
 };
 
 }  // namespace katy::emulator
