@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# One sender against a Send API as slow as Meta's: for each latency, scripts/up.sh runs Katy
+# (default settings, the page's rate limit out of the way) with its Send API at a `katy-emulator
+# load` run whose every call answers after that many ms (held on timers: the emulator keeps
+# thousands waiting at once), while USERS users send RATE messages/s for SECONDS.
+#
+# For each latency it prints, over a steady window (from 2 s after the start to the end of the
+# sending): messages the sender delivered per second, the most Send API calls the emulator held
+# at once, the sender's CPU µs per delivered message, and its peak RSS. The load report's "lost"
+# is not a figure here: the run stops when the sending stops, with whatever a slow sender has
+# not yet delivered still queued.
+# Usage: bench/slow_meta.sh ["LATENCIES_MS"] [users] [rate] [seconds]   (defaults "0 100 500 1000",
+#        5000, 1100, 10)
+set -euo pipefail
+latencies="${1:-0 100 500 1000}"
+users="${2:-5000}"
+rate="${3:-1100}"
+seconds="${4:-10}"
+source "$(dirname "$0")/../tests/e2e/lib_up.sh"
+source "$(dirname "$0")/lib.sh"
+
+delivered() { metric_sum "$KATY_SENDER_ADMIN_ADDR" '^katy_sender_sends_total[{].*result="delivered"'; }
+rss_peak_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+
+printf "%-10s %-14s %-16s %-18s %s\n" "latency" "delivered/s" "most in flight" "sender CPU/msg" "sender peak RSS"
+for latency in $latencies; do
+  work=$(mktemp -d)
+  start_up_for_load
+  sender_pid=$(up_pids katy-sender | awk "{print \$1}")
+  "$root/build/bin/katy-emulator" load --ingress "http://$KATY_HTTP_ADDR/webhook" --listen "127.0.0.1:$load_port" \
+    --app-secret "$KATY_APP_SECRET" --users "$users" --rate "$rate" --duration "$seconds" --drain 1 --json \
+    --faults "{\"latency_ms\":[$latency,$latency]}" >"$work/load.out" &
+  load_pid=$!
+  sleep 2
+  n0=$(delivered)
+  cpu_sample "sender:$sender_pid" >"$work/cpu.before"
+  window=$((seconds - 2))
+  sleep "$window"
+  n1=$(delivered)
+  cpu_sample "sender:$sender_pid" >"$work/cpu.after"
+  held=$(curl -s "http://127.0.0.1:$load_port/_emulator/faults" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("most_held_calls", "?"))')
+  cpu=$(cpu_per_message "$work/cpu.before" "$work/cpu.after" $((n1 > n0 ? n1 - n0 : 1)) | awk '{print $2}')
+  printf "%-10s %-14s %-16s %-18s %s\n" "${latency} ms" "$(((n1 - n0) / window))" "$held" "${cpu} µs" \
+    "$(($(rss_peak_kb "$sender_pid") / 1024)) MB"
+  kill "$load_pid" 2>/dev/null || true
+  wait "$load_pid" 2>/dev/null || true
+  stop_up
+  rm -rf "$work"
+done
