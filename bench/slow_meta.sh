@@ -28,7 +28,7 @@ for latency in $latencies; do
   start_up_for_load
   sender_pid=$(up_pids katy-sender | awk "{print \$1}")
   "$root/build/bin/katy-emulator" load --ingress "http://$KATY_HTTP_ADDR/webhook" --listen "127.0.0.1:$load_port" \
-    --app-secret "$KATY_APP_SECRET" --users "$users" --rate "$rate" --duration "$seconds" --drain 1 --json \
+    --app-secret "$KATY_APP_SECRET" --users "$users" --rate "$rate" --duration "$seconds" --drain 5 --json \
     --faults "{\"latency_ms\":[$latency,$latency]}" >"$work/load.out" &
   load_pid=$!
   sleep 2
@@ -38,9 +38,9 @@ for latency in $latencies; do
   sleep "$window"
   n1=$(delivered)
   cpu_sample "sender:$sender_pid" >"$work/cpu.after"
-  held=$(curl -s "http://127.0.0.1:$load_port/_emulator/faults" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("most_held_calls", "?"))')
+  held=$(curl -s "http://127.0.0.1:$load_port/_emulator/faults" | grep -o '"most_held_calls":[0-9]*' | cut -d: -f2 || true)
   cpu=$(cpu_per_message "$work/cpu.before" "$work/cpu.after" $((n1 > n0 ? n1 - n0 : 1)) | awk '{print $2}')
-  printf "%-10s %-14s %-16s %-18s %s\n" "${latency} ms" "$(((n1 - n0) / window))" "$held" "${cpu} µs" \
+  printf "%-10s %-14s %-16s %-18s %s\n" "${latency} ms" "$(((n1 - n0) / window))" "${held:-?}" "${cpu} µs" \
     "$(($(rss_peak_kb "$sender_pid") / 1024)) MB"
   kill "$load_pid" 2>/dev/null || true
   wait "$load_pid" 2>/dev/null || true

@@ -123,7 +123,10 @@ class AsyncClient::Loop {
       call->easy = curl_easy_init();
       call->state.Prepare(call->easy, call->request, static_cast<long>(options_.connect_timeout.count()));
       curl_easy_setopt(call->easy, CURLOPT_PRIVATE, call);
-      curl_easy_setopt(call->easy, CURLOPT_PIPEWAIT, 1L);  // wait to multiplex rather than open more
+      // Over TLS, wait for a connection being set up to say whether it multiplexes (HTTP/2)
+      // rather than open another. Never in clear text: HTTP/1.1 there, and a call would wait
+      // for the answer to the one ahead of it on that connection.
+      if (call->request.url.rfind("https://", 0) == 0) curl_easy_setopt(call->easy, CURLOPT_PIPEWAIT, 1L);
       curl_easy_setopt(call->easy, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
       active_.emplace(call, std::move(owned));
       curl_multi_add_handle(multi_, call->easy);

@@ -1,7 +1,10 @@
 #include "services/responder/responder_handler.h"
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <random>
 
 #include "common/events.h"
@@ -283,6 +286,7 @@ struct ResponderHandler::EventWork {
   int shard = 0;
   std::string conversation_key;
   Conversation conversation;
+  std::shared_ptr<const RuleSet> rules;  // in force when the event was decided
   Decision decision;
   ConversationUpdate update;
   std::vector<katy::v1::OutboundMessage> replies;
@@ -301,12 +305,40 @@ void ResponderHandler::ResolveProfile(const katy::v1::InboundEvent& event, int64
   update.insert(update.end(), {"profile_checked_ms", std::to_string(now)});
 }
 
-void ResponderHandler::RunSkill(const katy::v1::InboundEvent& event, const Conversation& conversation,
-                                Decision& decision) const {
-  const auto skill_started = std::chrono::steady_clock::now();
-  auto answer = CallSkill(ThreadHttp(), *decision.skill, event, conversation);
+void ResponderHandler::RunSkills(std::vector<EventWork>& work) const {
+  struct Answers {
+    std::mutex mutex;
+    std::condition_variable all_in;
+    size_t waiting = 0;
+    std::map<size_t, std::pair<Result<SkillAnswer>, std::chrono::steady_clock::duration>> by_event;
+  } answers;
+  const auto started = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < work.size(); ++i) {
+    if (work[i].result || work[i].decision.skill == nullptr) continue;
+    {
+      std::lock_guard lock(answers.mutex);
+      ++answers.waiting;
+    }
+    CallSkill(skills_, *work[i].decision.skill, work[i].event, work[i].conversation,
+              [&answers, i, started](Result<SkillAnswer> answer) {
+                std::lock_guard lock(answers.mutex);
+                answers.by_event.emplace(i,
+                                         std::make_pair(std::move(answer), std::chrono::steady_clock::now() - started));
+                if (--answers.waiting == 0) answers.all_in.notify_all();
+              });
+  }
+  std::unique_lock lock(answers.mutex);
+  answers.all_in.wait(lock, [&] { return answers.waiting == 0; });
+  for (auto& [i, answer] : answers.by_event) {
+    ApplySkill(work[i].event, work[i].conversation, work[i].decision, std::move(answer.first), answer.second);
+  }
+}
+
+void ResponderHandler::ApplySkill(const katy::v1::InboundEvent& event, const Conversation& conversation,
+                                  Decision& decision, Result<SkillAnswer> answer,
+                                  std::chrono::steady_clock::duration took) const {
   metrics_.skill_latency.Add({{"rule", decision.rule}}, metrics::LatencyBuckets())
-      .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - skill_started).count());
+      .Observe(std::chrono::duration<double>(took).count());
   metrics_.skill_calls.Add({{"rule", decision.rule}, {"result", answer ? "ok" : answer.error().Label()}}).Increment();
   if (!answer) {
     log::Warn("skill failed; sending its fallback",
@@ -382,8 +414,12 @@ std::vector<redis::HandleResult> ResponderHandler::HandleBatch(redis::Client& cl
   std::vector<EventWork> work(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) Parse(*batch[i].entry, work[i]);
   ReadConversations(client, work);
+  for (auto& one : work) {
+    if (!one.result) Choose(one);
+  }
+  RunSkills(work);
   for (size_t i = 0; i < batch.size(); ++i) {
-    if (!work[i].result) Decide(*batch[i].entry, work[i]);
+    if (!work[i].result) Conclude(*batch[i].entry, work[i]);
   }
   Commit(client, batch, work);
   std::vector<redis::HandleResult> results;
@@ -424,18 +460,23 @@ void ResponderHandler::ReadConversations(redis::Client& client, std::vector<Even
   }
 }
 
-void ResponderHandler::Decide(const redis::StreamEntry& entry, EventWork& work) const {
-  // With the rule set in force for this whole event.
+void ResponderHandler::Choose(EventWork& work) const {
+  const katy::v1::InboundEvent& event = work.event;
+  Conversation& conversation = work.conversation;
+  // The rule set in force now stays with the event (its decision points into it) until the
+  // commit, a reload meanwhile notwithstanding.
+  work.rules = rules_.Current();
+  std::map<std::string, std::string> captures;
+  const Rule* rule = FindRule(*work.rules, event, conversation, &captures);
+  if (rule != nullptr && rule->uses_first_name) ResolveProfile(event, now_ms_(), conversation, work.update.hset);
+  if (rule != nullptr) work.decision = ApplyRule(*rule, event, conversation, std::move(captures), PickRandom);
+}
+
+void ResponderHandler::Conclude(const redis::StreamEntry& entry, EventWork& work) const {
   const katy::v1::InboundEvent& event = work.event;
   Conversation& conversation = work.conversation;
   const int64_t now = now_ms_();
-  const auto rules = rules_.Current();
-  std::map<std::string, std::string> captures;
-  const Rule* rule = FindRule(*rules, event, conversation, &captures);
-  if (rule != nullptr && rule->uses_first_name) ResolveProfile(event, now, conversation, work.update.hset);
   Decision& decision = work.decision;
-  if (rule != nullptr) decision = ApplyRule(*rule, event, conversation, std::move(captures), PickRandom);
-  if (decision.skill != nullptr) RunSkill(event, conversation, decision);
   RecordEvent(event, conversation, decision, work.update);
   if (auto handover = TerminalHandover(event)) {
     decision.rule = "katyctl";

@@ -5,12 +5,14 @@
 #include <mutex>
 #include <string>
 
+#include "common/http/async_client.h"
 #include "common/metrics/metrics.h"
 #include "common/redis/script.h"
 #include "common/redis/sharded_consumer.h"
 #include "common/shard.h"
 #include "services/responder/profile_client.h"
 #include "services/responder/rules.h"
+#include "services/responder/skill_client.h"
 #include "services/responder/thread_owner.h"
 
 namespace katy::responder {
@@ -76,7 +78,14 @@ class ResponderHandler {
   struct EventWork;
   void Parse(const redis::StreamEntry& entry, EventWork& work) const;
   void ReadConversations(redis::Client& client, std::vector<EventWork>& work) const;
-  void Decide(const redis::StreamEntry& entry, EventWork& work) const;
+  // Decides an event in two steps around its skill call: Choose finds the rule (and the first
+  // name it needs); Conclude applies the skill's answer, records the event, follows the
+  // thread's owner and renders the replies.
+  void Choose(EventWork& work) const;
+  void Conclude(const redis::StreamEntry& entry, EventWork& work) const;
+  // Calls the skills of every event of the batch that needs one, all at once, and waits for
+  // the slowest: a batch of 16 behind a 1 s skill takes 1 s, not 16.
+  void RunSkills(std::vector<EventWork>& work) const;
   void Commit(redis::Client& client, const std::vector<redis::BatchEntry>& batch, std::vector<EventWork>& work) const;
   void Committed(const redis::StreamEntry& entry, EventWork& work, long long replies) const;
   // Fetches the user's first name when the rule needs it and it is due; records the attempt
@@ -84,8 +93,9 @@ class ResponderHandler {
   void ResolveProfile(const katy::v1::InboundEvent& event, int64_t now, Conversation& conversation,
                       std::vector<std::string>& update) const;
   // Replaces the decision's messages with the skill's answer, or with its fallback when the
-  // skill fails.
-  void RunSkill(const katy::v1::InboundEvent& event, const Conversation& conversation, Decision& decision) const;
+  // skill failed.
+  void ApplySkill(const katy::v1::InboundEvent& event, const Conversation& conversation, Decision& decision,
+                  Result<SkillAnswer> answer, std::chrono::steady_clock::duration took) const;
   void CountProcessed(const katy::v1::InboundEvent& event, const Decision& decision, long long replies,
                       std::chrono::steady_clock::time_point started) const;
   // Applies the event, then the decision's own handover, to the thread's owner: records a
@@ -103,6 +113,7 @@ class ResponderHandler {
   const ProfileClient* profiles_;
   OwnershipSettings ownership_;
   redis::Script commit_script_;
+  mutable http::AsyncClient skills_;  // every worker's skill calls, on one loop
 };
 
 // The conversation an inbound entry belongs to ("<page>:<user>"), for per-conversation order.

@@ -78,26 +78,47 @@ Result<SkillAnswer> ParseSkillAnswer(const std::string& body) {
   return out;
 }
 
-Result<SkillAnswer> CallSkill(http::Client& http, const Skill& skill, const katy::v1::InboundEvent& event,
-                              const Conversation& conversation) {
-  const std::string body = SkillRequestBody(event, conversation);
-  http.set_timeout(skill.timeout);
-  Error last{ErrorCode::kConnect, "", "skill_unreachable"};
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    auto response = http.Post(skill.url, body, {"Content-Type: application/json"});
-    if (!response) {
-      const bool timed_out = response.error().code == ErrorCode::kTimeout;
-      last = Error{response.error().code, response.error().message, timed_out ? "skill_timeout" : "skill_unreachable"};
-      continue;
-    }
-    if (response->status < 200 || response->status >= 300) {
-      last = Error{ErrorCode::kReply, response->body.substr(0, 200), "skill_http_" + std::to_string(response->status)};
-      if (response->status < 500) break;  // the skill refused this event: retrying will not help
-      continue;
-    }
-    return ParseSkillAnswer(response->body);  // a malformed answer is not retried either
+namespace {
+
+// One attempt's answer: the call's result, or nullopt when another attempt may do better
+// (`last` then says why this one failed).
+std::optional<Result<SkillAnswer>> Judge(const Result<http::Response>& response, Error& last) {
+  if (!response) {
+    const bool timed_out = response.error().code == ErrorCode::kTimeout;
+    last = Error{response.error().code, response.error().message, timed_out ? "skill_timeout" : "skill_unreachable"};
+    return std::nullopt;
   }
-  return last;
+  if (response->status < 200 || response->status >= 300) {
+    last = Error{ErrorCode::kReply, response->body.substr(0, 200), "skill_http_" + std::to_string(response->status)};
+    if (response->status < 500) return Result<SkillAnswer>(last);  // the skill refused this event
+    return std::nullopt;
+  }
+  return ParseSkillAnswer(response->body);  // a malformed answer is not retried either
+}
+
+void Attempt(http::AsyncClient& http, http::Request request, int attempts_left,
+             std::function<void(Result<SkillAnswer>)> done) {
+  http::Request again = request;
+  http.Submit(std::move(request), [&http, again = std::move(again), attempts_left,
+                                   done = std::move(done)](Result<http::Response> response) mutable {
+    Error last{ErrorCode::kConnect, "", "skill_unreachable"};
+    if (auto judged = Judge(response, last)) return done(std::move(*judged));
+    if (attempts_left <= 1) return done(last);
+    Attempt(http, std::move(again), attempts_left - 1, std::move(done));
+  });
+}
+
+}  // namespace
+
+void CallSkill(http::AsyncClient& http, const Skill& skill, const katy::v1::InboundEvent& event,
+               const Conversation& conversation, std::function<void(Result<SkillAnswer>)> done) {
+  http::Request request;
+  request.method = "POST";
+  request.url = skill.url;
+  request.body = SkillRequestBody(event, conversation);
+  request.headers = {"Content-Type: application/json"};
+  request.timeout = skill.timeout;
+  Attempt(http, std::move(request), 2, std::move(done));
 }
 
 }  // namespace katy::responder

@@ -1,11 +1,12 @@
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "common/http/http_client.h"
+#include "common/http/async_client.h"
 #include "common/result.h"
 #include "katy/v1/events.pb.h"
 #include "services/responder/rules.h"
@@ -30,10 +31,12 @@ std::string SkillRequestBody(const katy::v1::InboundEvent& event, const Conversa
 // each object needs `text` or `attachment`. Error code "skill_bad_answer" says what is wrong. Pure.
 Result<SkillAnswer> ParseSkillAnswer(const std::string& body);
 
-// POSTs the event to the skill within its timeout, once more if that fails, and parses the
-// answer. Error codes: "skill_timeout", "skill_unreachable", "skill_http_<status>",
-// "skill_bad_answer". Uses `http` (not thread-safe: one per thread).
-Result<SkillAnswer> CallSkill(http::Client& http, const Skill& skill, const katy::v1::InboundEvent& event,
-                              const Conversation& conversation);
+// POSTs the event to the skill within its timeout, once more if that fails (not after a 4xx
+// or a malformed answer), and passes the parsed answer to `done`, once, on `http`'s loop
+// thread (so `done` must not block). Returns at once: many skills wait together on one
+// client. Error codes: "skill_timeout", "skill_unreachable", "skill_http_<status>",
+// "skill_bad_answer".
+void CallSkill(http::AsyncClient& http, const Skill& skill, const katy::v1::InboundEvent& event,
+               const Conversation& conversation, std::function<void(Result<SkillAnswer>)> done);
 
 }  // namespace katy::responder

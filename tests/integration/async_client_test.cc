@@ -1,5 +1,5 @@
 // The asynchronous HTTP client against a real server that answers late without a thread per
-// request (tests/support/late_http_server.py, asyncio): many calls in flight on one loop
+// request (testing::LateHttpServer): many calls in flight on one loop
 // thread, connections bounded per host, timeouts, a server that hangs up mid-answer, an answer
 // too large, and a client destroyed with calls in flight.
 #include "common/http/async_client.h"
@@ -15,31 +15,6 @@
 
 namespace katy::http {
 namespace {
-
-class LateServer {
- public:
-  LateServer() : port_(testing::FreePort()), dir_(testing::MakeTempDir("late-server")) {
-    process_ = std::make_unique<testing::Process>(
-        "/usr/bin/env",
-        std::vector<std::string>{"python3", std::string(KATY_SOURCE_DIR) + "/tests/support/late_http_server.py",
-                                 std::to_string(port_)},
-        std::map<std::string, std::string>{}, dir_ + "/server.log");
-    EXPECT_TRUE(testing::WaitForPort(port_, std::chrono::seconds(10))) << "the late server did not start";
-  }
-  std::string Url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
-  // The server's counters: in_flight, most_in_flight, connections.
-  nlohmann::json Stats() const {
-    Client http;
-    auto stats = http.Get(Url("/stats"));
-    EXPECT_TRUE(stats.ok() && stats->status == 200);
-    return stats.ok() ? nlohmann::json::parse(stats->body) : nlohmann::json::object();
-  }
-
- private:
-  int port_;
-  std::string dir_;
-  std::unique_ptr<testing::Process> process_;
-};
 
 // Collects completions from the loop thread; Wait blocks until `n` arrived.
 class Outcomes {
@@ -73,7 +48,7 @@ Request Get(const std::string& url, std::chrono::milliseconds timeout = std::chr
 // 600 calls that each take 300 ms, on one loop thread: with room for 1,000 connections to the
 // host they are all in flight at once; with 40, never more than 40, and every call still ends.
 TEST(AsyncClientTest, ManyLateCallsAreInFlightAtOnceUpToTheHostsConnectionBound) {
-  LateServer server;
+  testing::LateHttpServer server;
   {
     AsyncClient client({.max_connections_per_host = 1000, .max_total_connections = 1000});
     Outcomes outcomes;
@@ -87,7 +62,7 @@ TEST(AsyncClientTest, ManyLateCallsAreInFlightAtOnceUpToTheHostsConnectionBound)
     EXPECT_GE(server.Stats()["most_in_flight"].get<int>(), 500) << "the calls went a few at a time";
     EXPECT_EQ(client.in_flight(), 0u);
   }
-  LateServer bounded_server;
+  testing::LateHttpServer bounded_server;
   AsyncClient bounded({.max_connections_per_host = 40, .max_total_connections = 1000});
   Outcomes outcomes;
   for (int i = 0; i < 200; ++i) bounded.Submit(Get(bounded_server.Url("/late?ms=100")), outcomes.Add("late"));
@@ -100,10 +75,25 @@ TEST(AsyncClientTest, ManyLateCallsAreInFlightAtOnceUpToTheHostsConnectionBound)
   EXPECT_LE(stats["connections"].get<int>(), 42) << "connections were not reused";
 }
 
+// A call submitted while another to the same host is under way gets a connection of its own
+// at once (HTTP/1.1 cannot share one): slow calls that come one by one overlap, they do not
+// queue behind each other.
+TEST(AsyncClientTest, CallsSubmittedOneAfterAnotherDoNotWaitForEachOther) {
+  testing::LateHttpServer server;
+  AsyncClient client;
+  Outcomes outcomes;
+  for (int i = 1; i <= 4; ++i) {
+    client.Submit(Get(server.Url("/late?ms=3000")), outcomes.Add("late"));
+    ASSERT_TRUE(testing::WaitFor([&] { return server.Stats()["in_flight"].get<int>() == i; }, std::chrono::seconds(2)))
+        << "call " << i << " waited for the one before it";
+  }
+  ASSERT_TRUE(outcomes.Wait(4, std::chrono::seconds(30)));
+}
+
 // Each call has its own deadline: one that times out fails alone, the others answer; a server
 // hanging up mid-answer and an answer over the size limit fail with "io"; a POST's body arrives.
 TEST(AsyncClientTest, EachCallEndsOnItsOwnTimeoutErrorOrAnswer) {
-  LateServer server;
+  testing::LateHttpServer server;
   AsyncClient client({.max_response_bytes = 1000});
   Outcomes outcomes;
   client.Submit(Get(server.Url("/late?ms=3000"), std::chrono::milliseconds(200)), outcomes.Add("timeout"));
@@ -140,7 +130,7 @@ TEST(AsyncClientTest, EachCallEndsOnItsOwnTimeoutErrorOrAnswer) {
 // A completion may submit the next call (it runs on the loop thread, which must not deadlock);
 // destroying the client fails what is still in flight, each completion once.
 TEST(AsyncClientTest, CompletionsMaySubmitAndDestructionFailsWhatIsLeftOnce) {
-  LateServer server;
+  testing::LateHttpServer server;
   Outcomes outcomes;
   {
     AsyncClient client;

@@ -253,6 +253,30 @@ TEST_F(ResponderHandlerTest, ASkillHandsOverAfterItsMessagesAndTakesBackBeforeTh
   EXPECT_EQ(ConversationField("owner"), "<nil>");
 }
 
+// The events of a batch that need a skill call it together: four conversations behind a
+// 1-second skill take one second, not four, and each gets its own answer (here the skill's
+// plain-text answer is no skill answer, so each gets the fallback).
+TEST_F(ResponderHandlerTest, TheSkillsOfABatchAreCalledTogether) {
+  testing::LateHttpServer skill;
+  UseRules(SkillRules(skill.Url("/late?ms=1000"), 5000));
+  const std::vector<std::string> users = {"u1", "u2", "u3", "u4"};
+  std::vector<redis::StreamEntry> entries;
+  std::vector<redis::BatchEntry> batch;
+  for (const auto& user : users) entries.push_back(Deliver("weather?", katy::v1::EVENT_KIND_MESSAGE, 0, user));
+  for (size_t i = 0; i < users.size(); ++i) {
+    const std::string lease = keys_->Lease(ShardOf("p1", users[i], 4), "responder");
+    ASSERT_TRUE(client_.Command({"SET", lease, "me"}).ok());
+    batch.push_back({&entries[i], {lease, "me"}});
+  }
+  auto results = handler_->HandleBatch(client_, batch);
+  for (const auto& result : results) EXPECT_EQ(result.kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(skill.Stats()["most_in_flight"].get<int>(), 4) << "the skills were called one after another";
+  for (const auto& user : users) {
+    ASSERT_EQ(Outbound(user).size(), 2u) << user;  // typing, then the fallback
+    EXPECT_EQ(nlohmann::json::parse(Outbound(user)[1].message_json())["text"], "No weather today, there.") << user;
+  }
+}
+
 TEST_F(ResponderHandlerTest, FailingOrSlowSkillGetsTheFallbackReply) {
   testing::ExampleSkill skill;
   UseRules(SkillRules(skill.Url("/broken"), 2000));

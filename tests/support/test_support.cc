@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "common/hmac.h"
+#include "common/http/http_client.h"
 
 namespace katy::testing {
 
@@ -226,6 +227,22 @@ ExampleSkill::ExampleSkill() : port_(FreePort()), dir_(MakeTempDir("skill")) {
                                std::to_string(port_)},
       std::map<std::string, std::string>{}, dir_ + "/skill.log");
   EXPECT_TRUE(WaitForPort(port_, std::chrono::seconds(10))) << "the example skill did not start";
+}
+
+LateHttpServer::LateHttpServer() : port_(FreePort()), dir_(MakeTempDir("late-server")) {
+  process_ = std::make_unique<Process>(
+      "/usr/bin/env",
+      std::vector<std::string>{"python3", std::string(KATY_SOURCE_DIR) + "/tests/support/late_http_server.py",
+                               std::to_string(port_)},
+      std::map<std::string, std::string>{}, dir_ + "/server.log");
+  EXPECT_TRUE(WaitForPort(port_, std::chrono::seconds(10))) << "the late server did not start";
+}
+
+nlohmann::json LateHttpServer::Stats() const {
+  http::Client http;
+  auto stats = http.Get(Url("/stats"));
+  EXPECT_TRUE(stats.ok() && stats->status == 200) << "cannot read the late server's stats";
+  return stats.ok() && stats->status == 200 ? nlohmann::json::parse(stats->body) : nlohmann::json::object();
 }
 
 std::string BinaryPath(const std::string& name) { return std::string(KATY_BIN_DIR) + "/" + name; }

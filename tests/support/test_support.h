@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/redis/redis_client.h"
 
 namespace katy::testing {
@@ -71,6 +73,22 @@ class ExampleSkill {
  public:
   ExampleSkill();
   std::string Url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+
+ private:
+  int port_;
+  std::string dir_;
+  std::unique_ptr<Process> process_;
+};
+
+// tests/support/late_http_server.py on a free port: answers /late?ms=N after N ms without a
+// thread per request (asyncio), /close by hanging up mid-answer, /big?bytes=N; /stats counts
+// calls in flight now and at most. The calling test fails if it does not start.
+class LateHttpServer {
+ public:
+  LateHttpServer();
+  std::string Url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+  // {"in_flight", "most_in_flight", "connections"}; {} (and a test failure) when unreadable.
+  nlohmann::json Stats() const;
 
  private:
   int port_;

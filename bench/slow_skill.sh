@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# One responder whose every reply comes from a skill as slow as an LLM: for each skill latency,
+# scripts/up.sh runs Katy with default settings, rules that send every event to a skill
+# answering after that many ms (tests/skills/weather_skill.py /echo: a thread per request, so
+# the skill itself holds any number at once), and its Send API at a `katy-emulator load` run
+# (answering at once) while USERS users send RATE messages/s for SECONDS.
+#
+# For each latency it prints, over a steady window (from 2 s after the start to the end of the
+# sending): events the responder finished per second, its CPU µs per event and its peak RSS.
+# Usage: bench/slow_skill.sh ["LATENCIES_MS"] [users] [rate] [seconds]   (defaults "100 1000 3000",
+#        5000, 600, 12)
+set -euo pipefail
+latencies="${1:-100 1000 3000}"
+users="${2:-5000}"
+rate="${3:-600}"
+seconds="${4:-12}"
+source "$(dirname "$0")/../tests/e2e/lib_up.sh"
+source "$(dirname "$0")/lib.sh"
+
+skill_port=$(free_port)
+python3 "$root/tests/skills/weather_skill.py" "$skill_port" &
+pids+=($!)
+wait_for_port "$skill_port"
+
+finished() { metric_sum "$KATY_RESPONDER_ADMIN_ADDR" '^katy_consumer_entries_total[{].*outcome="done"'; }
+rss_peak_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+
+printf "%-10s %-12s %-20s %s\n" "skill" "events/s" "responder CPU/event" "responder peak RSS"
+for latency in $latencies; do
+  work=$(mktemp -d)
+  cat >"$work/rules.yaml" <<RULES
+fallback:
+  skill:
+    url: "http://127.0.0.1:$skill_port/echo?delay_ms=$latency"
+    timeout_ms: $((latency + 5000))
+RULES
+  export KATY_UP_TEST_RULES="$work/rules.yaml"
+  start_up_for_load
+  responder_pid=$(up_pids katy-responder | awk '{print $1}')
+  "$root/build/bin/katy-emulator" load --ingress "http://$KATY_HTTP_ADDR/webhook" --listen "127.0.0.1:$load_port" \
+    --app-secret "$KATY_APP_SECRET" --users "$users" --rate "$rate" --duration "$seconds" --drain 5 --json \
+    >"$work/load.out" &
+  load_pid=$!
+  sleep 2
+  n0=$(finished)
+  cpu_sample "responder:$responder_pid" >"$work/cpu.before"
+  window=$((seconds - 2))
+  sleep "$window"
+  n1=$(finished)
+  cpu_sample "responder:$responder_pid" >"$work/cpu.after"
+  cpu=$(cpu_per_message "$work/cpu.before" "$work/cpu.after" $((n1 > n0 ? n1 - n0 : 1)) | awk '{print $2}')
+  printf "%-10s %-12s %-20s %s\n" "${latency} ms" "$(((n1 - n0) / window))" "${cpu} µs" \
+    "$(($(rss_peak_kb "$responder_pid") / 1024)) MB"
+  kill "$load_pid" 2>/dev/null || true
+  wait "$load_pid" 2>/dev/null || true
+  stop_up
+  rm -rf "$work"
+done
