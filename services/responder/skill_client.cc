@@ -100,7 +100,7 @@ void Attempt(http::AsyncClient& http, http::Request request, int attempts_left,
              std::function<void(Result<SkillAnswer>)> done) {
   http::Request again = request;
   http.Submit(std::move(request), [&http, again = std::move(again), attempts_left,
-                                   done = std::move(done)](Result<http::Response> response) mutable {
+                                   done = std::move(done)](const Result<http::Response>& response) mutable {
     Error last{ErrorCode::kConnect, "", "skill_unreachable"};
     if (auto judged = Judge(response, last)) return done(std::move(*judged));
     if (attempts_left <= 1) return done(last);
