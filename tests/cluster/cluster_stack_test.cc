@@ -29,20 +29,6 @@ fallback:
 constexpr int kShards = 16;
 const KeySpace kKeys("katy", kShards);
 
-// Each user's replies as the emulator received them, duplicates in place, against the echo of
-// every message the plan sent; returns the users whose replies are not exactly that.
-std::vector<std::string> UsersNotAnsweredExactlyOnceInOrder(const testing::TrafficPlan& plan,
-                                                            const std::string& emulator_url) {
-  auto received = testing::ReceivedTexts(emulator_url);
-  std::vector<std::string> wrong;
-  for (int user = 0; user < plan.users; ++user) {
-    std::vector<std::string> expected;
-    for (int n = 0; n < plan.messages_per_user; ++n) expected.push_back("echo: " + testing::TrafficText(plan, user, n));
-    if (received[testing::TrafficUserId(plan, user)] != expected) wrong.push_back(testing::TrafficUserId(plan, user));
-  }
-  return wrong;
-}
-
 size_t RepliesReceived(const std::string& emulator_url) {
   size_t total = 0;
   for (const auto& [user, texts] : testing::ReceivedTexts(emulator_url)) total += texts.size();
@@ -99,7 +85,7 @@ TEST(ClusterStackTest, EveryPathWorksAndEachUsersRepliesKeepTheirOrder) {
   EXPECT_TRUE(testing::WaitFor([&] { return RepliesReceived(stack.emulator_url()) >= expected; }, seconds(60)))
       << "logs in " << stack.dir();
   EXPECT_TRUE(stack.WaitUntilDrained(seconds(30)));  // a duplicate would have arrived by then
-  EXPECT_EQ(UsersNotAnsweredExactlyOnceInOrder(plan, stack.emulator_url()), std::vector<std::string>{});
+  EXPECT_EQ(testing::UsersNotAnsweredExactlyOnceInOrder(plan, stack.emulator_url()), std::vector<std::string>{});
 
   // The shards' streams live on all three masters, each on the master of its slot.
   std::set<int> masters_used;
@@ -226,7 +212,7 @@ TEST(ClusterStackTest, AMasterKilledMidTrafficLosesNoAcknowledgedWebhook) {
       << "logs in " << stack.dir();
   EXPECT_TRUE(stack.WaitUntilDrained(seconds(30)));  // a duplicate would have arrived by then
   const size_t received = RepliesReceived(stack.emulator_url());
-  const auto wrong = UsersNotAnsweredExactlyOnceInOrder(plan, stack.emulator_url());
+  const auto wrong = testing::UsersNotAnsweredExactlyOnceInOrder(plan, stack.emulator_url());
   EXPECT_EQ(wrong, std::vector<std::string>{}) << "logs in " << stack.dir();
   if (!wrong.empty()) {
     auto texts = testing::ReceivedTexts(stack.emulator_url());
@@ -484,7 +470,7 @@ TEST(ClusterStackTest, ReshardingDuringTrafficLosesNothing) {
   EXPECT_TRUE(testing::WaitFor([&] { return RepliesReceived(stack.emulator_url()) >= expected; }, seconds(60)))
       << "logs in " << stack.dir();
   EXPECT_TRUE(stack.WaitUntilDrained(seconds(30)));  // a duplicate would have arrived by then
-  EXPECT_EQ(UsersNotAnsweredExactlyOnceInOrder(plan, stack.emulator_url()), std::vector<std::string>{})
+  EXPECT_EQ(testing::UsersNotAnsweredExactlyOnceInOrder(plan, stack.emulator_url()), std::vector<std::string>{})
       << "logs in " << stack.dir();
   std::printf(
       "reshard accounting: %d slots (shard %d among them) moved from %d to %d during traffic; webhooks "

@@ -14,6 +14,7 @@
 #include "common/shard.h"
 #include "katy/v1/events.pb.h"
 #include "tests/support/katy_stack.h"
+#include "tests/support/webhook_traffic.h"
 
 namespace katy {
 namespace {
@@ -169,6 +170,27 @@ TEST(SenderTest, TheMediaRateAndARateSetAtRunTimeAreObeyed) {
   EXPECT_LE(testing::BusiestSecond(texts), 11u);
   EXPECT_GE(MeanRate(texts), 9.5);
   EXPECT_LE(MeanRate(texts), 10.5) << "the page's rate set at run time was not obeyed";
+}
+
+// At Meta's speed (every Send API call answered in 200-400 ms, held on the emulator's timers):
+// 2,000 users x 3 messages through one responder and one sender, each user's replies all
+// there, in order, none doubled. The throughput is measured in bench/slow_meta.sh; this holds
+// the guarantees to the latency.
+TEST(SenderTest, AtMetasSpeedEveryReplyGoesOnceAndInOrder) {
+  testing::KatyStack stack({"fallback:\n  reply: \"echo: {{text}}\"\n", {}});
+  ASSERT_TRUE(stack.ready());
+  SetFaults(stack, R"({"latency_ms":[200,400]})");
+  testing::TrafficPlan plan;
+  plan.users = 2000;
+  plan.messages_per_user = 3;
+  plan.messages_per_second = 1000;
+  plan.page = "1045";
+  testing::WebhookTraffic traffic(stack.ingress_url(), testing::KatyStack::kAppSecret, plan);
+  traffic.Start();
+  traffic.Join();
+  ASSERT_TRUE(stack.WaitUntilDrained(std::chrono::seconds(120))) << "logs in " << stack.dir();
+  EXPECT_EQ(testing::UsersNotAnsweredExactlyOnceInOrder(plan, stack.emulator_url()), std::vector<std::string>{});
+  EXPECT_GE(stack.MetricSum("sender", "katy_sender_delivered_total"), 6000);
 }
 
 TEST(SenderTest, TransientErrorsAreRetriedAndDeliveredOnce) {

@@ -102,4 +102,15 @@ std::map<std::string, std::vector<std::string>> ReceivedTexts(const std::string&
   return out;
 }
 
+std::vector<std::string> UsersNotAnsweredExactlyOnceInOrder(const TrafficPlan& plan, const std::string& emulator_url) {
+  auto received = ReceivedTexts(emulator_url);
+  std::vector<std::string> wrong;
+  for (int user = 0; user < plan.users; ++user) {
+    std::vector<std::string> expected;
+    for (int n = 0; n < plan.messages_per_user; ++n) expected.push_back("echo: " + TrafficText(plan, user, n));
+    if (received[TrafficUserId(plan, user)] != expected) wrong.push_back(TrafficUserId(plan, user));
+  }
+  return wrong;
+}
+
 }  // namespace katy::testing

@@ -74,4 +74,9 @@ class WebhookTraffic {
 // Every text the emulator's Send API accepted, by recipient, in the order accepted.
 std::map<std::string, std::vector<std::string>> ReceivedTexts(const std::string& emulator_url);
 
+// Each user's replies as the emulator received them, duplicates in place, against the echo
+// ("echo: <text>") of every message the plan sent; returns the users whose replies are not
+// exactly that.
+std::vector<std::string> UsersNotAnsweredExactlyOnceInOrder(const TrafficPlan& plan, const std::string& emulator_url);
+
 }  // namespace katy::testing
