@@ -33,6 +33,42 @@ metric_sum() {
   curl -s "http://$1/metrics" | awk -v pattern="$2" '$0 ~ pattern {n += $2} END {print n + 0}'
 }
 
+# start_load USERS RATE SECONDS [ARG...]: a `katy-emulator load` run in the background against
+# start_up_for_load's stack (its Send API on $load_port), the extra ARGs added; its pid goes to
+# load_pid, its report to $work/load.out. stop_load ends it.
+start_load() {
+  local users=$1 rate=$2 seconds=$3
+  shift 3
+  "$root/build/bin/katy-emulator" load --ingress "http://$KATY_HTTP_ADDR/webhook" --listen "127.0.0.1:$load_port" \
+    --app-secret "$KATY_APP_SECRET" --users "$users" --rate "$rate" --duration "$seconds" --drain 5 --json "$@" \
+    >"$work/load.out" &
+  load_pid=$!
+}
+stop_load() {
+  kill "$load_pid" 2>/dev/null || true
+  wait "$load_pid" 2>/dev/null || true
+}
+
+# measure_window COUNT PID SECONDS: while a load run of SECONDS goes on, from 2 s in to its end,
+# how fast the command COUNT (a counter read from /metrics) grows and what process PID spends:
+# sets window_rate (per second), window_cpu (µs of CPU per counted item) and window_rss_mb
+# (PID's peak resident memory).
+measure_window() {
+  local count=$1 pid=$2 window=$(($3 - 2)) n0 n1
+  sleep 2
+  n0=$($count)
+  cpu_sample "p:$pid" >"$work/cpu.before"
+  sleep "$window"
+  n1=$($count)
+  cpu_sample "p:$pid" >"$work/cpu.after"
+  # shellcheck disable=SC2034  # the three are what the calling script prints
+  {
+    window_rate=$(((n1 - n0) / window))
+    window_cpu=$(cpu_per_message "$work/cpu.before" "$work/cpu.after" $((n1 > n0 ? n1 - n0 : 1)) | awk '{print $2}')
+    window_rss_mb=$(($(awk '/^VmHWM/ {print $2}' "/proc/$pid/status") / 1024))
+  }
+}
+
 # up_pids NAME: the processes scripts/up.sh (started by tests/e2e/lib_up.sh's start_up, in its
 # own session) runs whose command line has NAME, on one line.
 up_pids() { pgrep -s "$up_pid" -f "$1" | tr '\n' ' '; }

@@ -20,30 +20,17 @@ source "$(dirname "$0")/../tests/e2e/lib_up.sh"
 source "$(dirname "$0")/lib.sh"
 
 delivered() { metric_sum "$KATY_SENDER_ADMIN_ADDR" '^katy_sender_sends_total[{].*result="delivered"'; }
-rss_peak_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 
 printf "%-10s %-14s %-16s %-18s %s\n" "latency" "delivered/s" "most in flight" "sender CPU/msg" "sender peak RSS"
 for latency in $latencies; do
   work=$(mktemp -d)
   start_up_for_load
   sender_pid=$(up_pids katy-sender | awk "{print \$1}")
-  "$root/build/bin/katy-emulator" load --ingress "http://$KATY_HTTP_ADDR/webhook" --listen "127.0.0.1:$load_port" \
-    --app-secret "$KATY_APP_SECRET" --users "$users" --rate "$rate" --duration "$seconds" --drain 5 --json \
-    --faults "{\"latency_ms\":[$latency,$latency]}" >"$work/load.out" &
-  load_pid=$!
-  sleep 2
-  n0=$(delivered)
-  cpu_sample "sender:$sender_pid" >"$work/cpu.before"
-  window=$((seconds - 2))
-  sleep "$window"
-  n1=$(delivered)
-  cpu_sample "sender:$sender_pid" >"$work/cpu.after"
+  start_load "$users" "$rate" "$seconds" --faults "{\"latency_ms\":[$latency,$latency]}"
+  measure_window delivered "$sender_pid" "$seconds"
   held=$(curl -s "http://127.0.0.1:$load_port/_emulator/faults" | grep -o '"most_held_calls":[0-9]*' | cut -d: -f2 || true)
-  cpu=$(cpu_per_message "$work/cpu.before" "$work/cpu.after" $((n1 > n0 ? n1 - n0 : 1)) | awk '{print $2}')
-  printf "%-10s %-14s %-16s %-18s %s\n" "${latency} ms" "$(((n1 - n0) / window))" "${held:-?}" "${cpu} µs" \
-    "$(($(rss_peak_kb "$sender_pid") / 1024)) MB"
-  kill "$load_pid" 2>/dev/null || true
-  wait "$load_pid" 2>/dev/null || true
+  printf "%-10s %-14s %-16s %-18s %s\n" "${latency} ms" "$window_rate" "${held:-?}" "${window_cpu} µs" "$window_rss_mb MB"
+  stop_load
   stop_up
   rm -rf "$work"
 done

@@ -23,7 +23,6 @@ pids+=($!)
 wait_for_port "$skill_port"
 
 finished() { metric_sum "$KATY_RESPONDER_ADMIN_ADDR" '^katy_consumer_entries_total[{].*outcome="done"'; }
-rss_peak_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 
 printf "%-10s %-12s %-20s %s\n" "skill" "events/s" "responder CPU/event" "responder peak RSS"
 for latency in $latencies; do
@@ -37,22 +36,10 @@ RULES
   export KATY_UP_TEST_RULES="$work/rules.yaml"
   start_up_for_load
   responder_pid=$(up_pids katy-responder | awk '{print $1}')
-  "$root/build/bin/katy-emulator" load --ingress "http://$KATY_HTTP_ADDR/webhook" --listen "127.0.0.1:$load_port" \
-    --app-secret "$KATY_APP_SECRET" --users "$users" --rate "$rate" --duration "$seconds" --drain 5 --json \
-    >"$work/load.out" &
-  load_pid=$!
-  sleep 2
-  n0=$(finished)
-  cpu_sample "responder:$responder_pid" >"$work/cpu.before"
-  window=$((seconds - 2))
-  sleep "$window"
-  n1=$(finished)
-  cpu_sample "responder:$responder_pid" >"$work/cpu.after"
-  cpu=$(cpu_per_message "$work/cpu.before" "$work/cpu.after" $((n1 > n0 ? n1 - n0 : 1)) | awk '{print $2}')
-  printf "%-10s %-12s %-20s %s\n" "${latency} ms" "$(((n1 - n0) / window))" "${cpu} µs" \
-    "$(($(rss_peak_kb "$responder_pid") / 1024)) MB"
-  kill "$load_pid" 2>/dev/null || true
-  wait "$load_pid" 2>/dev/null || true
+  start_load "$users" "$rate" "$seconds"
+  measure_window finished "$responder_pid" "$seconds"
+  printf "%-10s %-12s %-20s %s\n" "${latency} ms" "$window_rate" "${window_cpu} µs" "$window_rss_mb MB"
+  stop_load
   stop_up
   rm -rf "$work"
 done

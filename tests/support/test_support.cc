@@ -220,22 +220,12 @@ size_t BusiestSecond(std::vector<double> times_ms) {
   return most;
 }
 
-ExampleSkill::ExampleSkill() : port_(FreePort()), dir_(MakeTempDir("skill")) {
+PythonHttpServer::PythonHttpServer(const std::string& script) : port_(FreePort()), dir_(MakeTempDir("py-server")) {
   process_ = std::make_unique<Process>(
       "/usr/bin/env",
-      std::vector<std::string>{"python3", std::string(KATY_SOURCE_DIR) + "/tests/skills/weather_skill.py",
-                               std::to_string(port_)},
-      std::map<std::string, std::string>{}, dir_ + "/skill.log");
-  EXPECT_TRUE(WaitForPort(port_, std::chrono::seconds(10))) << "the example skill did not start";
-}
-
-LateHttpServer::LateHttpServer() : port_(FreePort()), dir_(MakeTempDir("late-server")) {
-  process_ = std::make_unique<Process>(
-      "/usr/bin/env",
-      std::vector<std::string>{"python3", std::string(KATY_SOURCE_DIR) + "/tests/support/late_http_server.py",
-                               std::to_string(port_)},
+      std::vector<std::string>{"python3", std::string(KATY_SOURCE_DIR) + "/" + script, std::to_string(port_)},
       std::map<std::string, std::string>{}, dir_ + "/server.log");
-  EXPECT_TRUE(WaitForPort(port_, std::chrono::seconds(10))) << "the late server did not start";
+  EXPECT_TRUE(WaitForPort(port_, std::chrono::seconds(10))) << script << " did not start";
 }
 
 nlohmann::json LateHttpServer::Stats() const {

@@ -67,11 +67,12 @@ class Process {
   int status_ = 0;
 };
 
-// tests/skills/weather_skill.py as a real HTTP server on a free port (its paths: /weather,
-// /broken, /slow, /echo?delay_ms=N, /agent, /bot). The calling test fails if it does not start.
-class ExampleSkill {
+// A Python HTTP server of the repository (`script`, relative to its root, taking the port as
+// its one argument) on a free port of 127.0.0.1, logging to a temporary directory. The calling
+// test fails if it does not accept connections within 10 s.
+class PythonHttpServer {
  public:
-  ExampleSkill();
+  explicit PythonHttpServer(const std::string& script);
   std::string Url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
 
  private:
@@ -80,20 +81,21 @@ class ExampleSkill {
   std::unique_ptr<Process> process_;
 };
 
-// tests/support/late_http_server.py on a free port: answers /late?ms=N after N ms without a
-// thread per request (asyncio), /close by hanging up mid-answer, /big?bytes=N; /stats counts
-// calls in flight now and at most. The calling test fails if it does not start.
-class LateHttpServer {
+// tests/skills/weather_skill.py (its paths: /weather, /broken, /slow, /echo?delay_ms=N,
+// /agent, /bot).
+class ExampleSkill : public PythonHttpServer {
  public:
-  LateHttpServer();
-  std::string Url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+  ExampleSkill() : PythonHttpServer("tests/skills/weather_skill.py") {}
+};
+
+// tests/support/late_http_server.py: answers /late?ms=N after N ms without a thread per
+// request (asyncio), /close by hanging up mid-answer, /big?bytes=N; /stats counts calls in
+// flight now and at most.
+class LateHttpServer : public PythonHttpServer {
+ public:
+  LateHttpServer() : PythonHttpServer("tests/support/late_http_server.py") {}
   // {"in_flight", "most_in_flight", "connections"}; {} (and a test failure) when unreadable.
   nlohmann::json Stats() const;
-
- private:
-  int port_;
-  std::string dir_;
-  std::unique_ptr<Process> process_;
 };
 
 // A throwaway redis-server on 127.0.0.1:port (no persistence, files in `dir`), for tests that
