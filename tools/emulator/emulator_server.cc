@@ -142,11 +142,17 @@ class HeldCalls {
   // Answers `request` in `fault.delay_ms`: Pistache then calls the handler's onTimeout.
   void Hold(std::string page, const Http::Request& request, Http::ResponseWriter response,
             FaultInjector::Verdict fault) {
-    ForgetTheGone();
+    // A sweep walks every held call: once per kSweepEvery holds, not on each (thousands may be held).
+    if (++holds_since_sweep_ >= kSweepEvery) {
+      ForgetTheGone();
+      holds_since_sweep_ = 0;
+    }
     auto peer = response.peer();
     Call call{std::move(page), request, std::move(fault), peer,
               std::make_unique<Http::ResponseWriter>(std::move(response))};
     call.writer->timeoutAfter(std::chrono::milliseconds(call.fault.delay_ms));  // armed where it lives
+    // A gone client's call not swept yet, whose Peer's address this new one took.
+    if (held_.erase(peer.get()) > 0) faults_->HeldChanged(-1);
     held_[peer.get()] = std::move(call);
     faults_->HeldChanged(+1);
   }
@@ -183,8 +189,10 @@ class HeldCalls {
     }
   }
 
+  static constexpr int kSweepEvery = 256;
   std::shared_ptr<FaultInjector> faults_;
   std::map<Tcp::Peer*, Call> held_;
+  int holds_since_sweep_ = 0;
   std::vector<std::unique_ptr<Http::ResponseWriter>> retired_;
 };
 
