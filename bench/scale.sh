@@ -36,7 +36,7 @@ fallback:
     url: "http://127.0.0.1:$skill_port/echo?delay_ms=$skill_ms"
     timeout_ms: 5000
 RULES
-export KATY_UP_TEST_RULES="$work/rules.yaml" KATY_WORKERS="$workers" KATY_SHARDS="$shards" KATY_LEASE_TTL_MS=2000
+export KATY_UP_TEST_RULES="$work/rules.yaml" KATY_WORKERS="$workers" KATY_MAX_IN_FLIGHT=2048 KATY_SHARDS="$shards" KATY_LEASE_TTL_MS=2000
 start_up_for_load
 
 # lease_holders: how many responders hold shard leases, and the most shards one holds.

@@ -74,21 +74,24 @@ CommonConfig LoadCommonConfig(const Settings& settings) {
 }
 
 std::vector<SettingSpec> ConsumerSpecs(const ConsumerConfig& defaults, const std::string& workers_help,
-                                       const std::string& attempts_help) {
-  return {
+                                       const std::string& in_flight_help, const std::string& attempts_help) {
+  std::vector<SettingSpec> specs = {
       {"KATY_LEASE_TTL_MS", std::to_string(defaults.lease_ttl.count()),
        "Shard lease TTL; a dead instance's shards and pending work are taken over after it"},
-      {"KATY_WORKERS", std::to_string(defaults.workers), workers_help},
+      {"KATY_MAX_IN_FLIGHT", std::to_string(defaults.max_in_flight), in_flight_help},
       {"KATY_MAX_ATTEMPTS", std::to_string(defaults.max_attempts), attempts_help},
       {"KATY_DLQ_MAXLEN", "10000",
        "Most dead letters kept per shard; at the cap each new one drops the oldest (katy_dlq_dropped_total)"},
   };
+  if (!workers_help.empty()) specs.push_back({"KATY_WORKERS", std::to_string(defaults.workers), workers_help});
+  return specs;
 }
 
-ConsumerConfig LoadConsumerConfig(const Settings& settings) {
-  ConsumerConfig consumer;
+ConsumerConfig LoadConsumerConfig(const Settings& settings, const ConsumerConfig& defaults) {
+  ConsumerConfig consumer = defaults;
   consumer.lease_ttl = std::chrono::milliseconds(settings.Int("KATY_LEASE_TTL_MS", 500, 600000));
-  consumer.workers = static_cast<int>(settings.Int("KATY_WORKERS", 1, 1024));
+  if (settings.Declared("KATY_WORKERS")) consumer.workers = static_cast<int>(settings.Int("KATY_WORKERS", 1, 1024));
+  consumer.max_in_flight = static_cast<int>(settings.Int("KATY_MAX_IN_FLIGHT", 1, 100000));
   consumer.max_attempts = static_cast<int>(settings.Int("KATY_MAX_ATTEMPTS", 1, 1000));
   consumer.dlq_max_length = settings.Int("KATY_DLQ_MAXLEN", 1, 100'000'000);
   return consumer;
@@ -265,6 +268,8 @@ const std::string& Settings::String(const std::string& name) const {
   if (it == entries_.end()) throw ConfigError("setting " + name + " is not declared");
   return it->second.value;
 }
+
+bool Settings::Declared(const std::string& name) const { return entries_.contains(name); }
 
 bool Settings::IsSet(const std::string& name) const {
   auto it = entries_.find(name);

@@ -63,6 +63,7 @@ class Settings {
   // name that was never declared (a programmer error caught at start-up).
   const std::string& String(const std::string& name) const;
   bool IsSet(const std::string& name) const;
+  bool Declared(const std::string& name) const;  // among the specs it was loaded with
   // Typed views; each throws ConfigError naming the setting when the value does not parse.
   int64_t Int(const std::string& name, int64_t min, int64_t max) const;
   double Double(const std::string& name, double min, double max) const;
@@ -146,13 +147,17 @@ CommonConfig LoadCommonConfig(const Settings& settings);
 struct ConsumerConfig {
   std::chrono::milliseconds lease_ttl{};  // KATY_LEASE_TTL_MS: a dead instance's shards
                                           // (and pending work) are taken over after it
-  int workers = 0;                        // KATY_WORKERS: conversations handled at once
+  int workers = 0;                        // KATY_WORKERS: threads doing the Redis work (responder)
+  int max_in_flight = 0;                  // KATY_MAX_IN_FLIGHT: entries read and not yet finished,
+                                          // those waiting on a skill or Send API call included
   int max_attempts = 0;                   // KATY_MAX_ATTEMPTS: before dead-lettering
   int64_t dlq_max_length = 0;             // KATY_DLQ_MAXLEN: a dead-letter stream's cap
 };
+// `workers_help` empty: the service has no KATY_WORKERS setting (the sender: defaults.workers
+// applies as it is).
 std::vector<SettingSpec> ConsumerSpecs(const ConsumerConfig& defaults, const std::string& workers_help,
-                                       const std::string& attempts_help);
-ConsumerConfig LoadConsumerConfig(const Settings& settings);
+                                       const std::string& in_flight_help, const std::string& attempts_help);
+ConsumerConfig LoadConsumerConfig(const Settings& settings, const ConsumerConfig& defaults);
 
 // KATY_REDIS_URL -> --redis-url.
 std::string FlagForSetting(std::string_view name);

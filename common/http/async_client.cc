@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cerrno>
 #include <deque>
+#include <future>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -228,5 +229,13 @@ AsyncClient::~AsyncClient() = default;
 void AsyncClient::Submit(Request request, Completion done) { loop_->Submit(std::move(request), std::move(done)); }
 
 size_t AsyncClient::in_flight() const { return loop_->in_flight(); }
+
+Result<Response> SubmitAndWait(AsyncClient& client, Request request) {
+  std::promise<Result<Response>> answered;
+  auto answer = answered.get_future();
+  client.Submit(std::move(request),
+                [&answered](Result<Response> response) { answered.set_value(std::move(response)); });
+  return answer.get();
+}
 
 }  // namespace katy::http

@@ -50,4 +50,8 @@ class AsyncClient {
   std::unique_ptr<Loop> loop_;
 };
 
+// Submits `request` and blocks the calling thread until it ends: for a call rare enough not
+// to be worth a continuation (an attachment upload). Never call it on the client's loop thread.
+Result<Response> SubmitAndWait(AsyncClient& client, Request request);
+
 }  // namespace katy::http

@@ -103,6 +103,7 @@ ShardedConsumerOptions ShardedConsumerOptions::ForRole(const std::string& role, 
   options.dead_letters = [keys](int shard) { return keys.DeadLetters(shard); };
   options.lease_ttl = consumer.lease_ttl;
   options.workers = consumer.workers;
+  options.max_in_flight = consumer.max_in_flight;
   options.max_attempts = consumer.max_attempts;
   options.dead_letter_max_length = consumer.dlq_max_length;
   // The responder's handler shares round trips across a batch (ResponderHandler::HandleBatch);
@@ -116,7 +117,8 @@ ShardedConsumer::ShardedConsumer(Options redis, KeySpace keys, ShardedConsumerOp
                                  prometheus::Registry* registry)
     : ShardedConsumer(std::move(redis), std::move(keys), std::move(options),
                       BatchHandlerFactory([make_handler = std::move(make_handler)]() -> BatchHandler {
-                        return [handler = make_handler()](Client& client, const std::vector<BatchEntry>& batch) {
+                        return [handler = make_handler()](Client& client, const std::vector<BatchEntry>& batch,
+                                                          const Resume&) {
                           std::vector<HandleResult> results;
                           results.reserve(batch.size());
                           for (const auto& one : batch) results.push_back(handler(client, *one.entry, one.fence));
@@ -532,23 +534,132 @@ std::chrono::milliseconds RetryDelay(int attempts, std::chrono::milliseconds max
 }
 
 std::vector<HandleResult> ShardedConsumer::Attempt(Client& client, const BatchHandler& handler,
-                                                   std::vector<Taken>& taken) {
+                                                   std::vector<Taken>& taken, uint64_t batch) {
   std::vector<HandleResult> results;
   // Paused: entries already read (say, by a blocking read that began before the pause) wait
   // here rather than be handled.
   if (options_.paused && options_.paused()) {
     results.assign(taken.size(), HandleResult::Wait("paused", std::chrono::milliseconds(200)));
   } else {
-    std::vector<BatchEntry> batch;
-    batch.reserve(taken.size());
+    std::vector<BatchEntry> entries;
+    entries.reserve(taken.size());
     for (const auto& one : taken) {
-      batch.push_back({&one.item.entry, {keys_.Lease(one.item.shard, options_.role), options_.instance}});
+      entries.push_back({&one.item.entry, {keys_.Lease(one.item.shard, options_.role), options_.instance}});
     }
-    results = handler(client, batch);
+    results = handler(client, entries, ResumeOf(batch));
     results.resize(taken.size(), HandleResult::Retry("no_result"));  // a handler's bug, not the entry's
   }
-  for (size_t i = 0; i < taken.size(); ++i) results[i] = Settle(client, taken[i], std::move(results[i]));
+  for (size_t i = 0; i < taken.size(); ++i) {
+    if (results[i].kind != HandleResult::Kind::kLater) results[i] = Settle(client, taken[i], std::move(results[i]));
+  }
   return results;
+}
+
+std::vector<HandleResult> ShardedConsumer::Continue(Client& client, const Continuation& finish,
+                                                    std::vector<Taken>& taken, uint64_t batch) {
+  std::vector<HandleResult> results = finish(client, ResumeOf(batch));
+  results.resize(taken.size(), HandleResult::Retry("no_result"));
+  for (size_t i = 0; i < taken.size(); ++i) {
+    if (results[i].kind != HandleResult::Kind::kLater) results[i] = Settle(client, taken[i], std::move(results[i]));
+  }
+  return results;
+}
+
+std::vector<HandleResult> RunToEnd(Client& client,
+                                   const std::function<std::vector<HandleResult>(const Resume&)>& start) {
+  struct Mailbox {
+    std::mutex mutex;
+    std::condition_variable arrived;
+    std::optional<Continuation> next;
+  };
+  auto mailbox = std::make_shared<Mailbox>();
+  const Resume resume([mailbox](Continuation finish) {
+    std::lock_guard lock(mailbox->mutex);
+    mailbox->next = std::move(finish);
+    mailbox->arrived.notify_one();
+  });
+  std::vector<HandleResult> results = start(resume);
+  std::vector<size_t> later;
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (results[i].kind == HandleResult::Kind::kLater) later.push_back(i);
+  }
+  while (!later.empty()) {
+    Continuation finish;
+    {
+      std::unique_lock lock(mailbox->mutex);
+      mailbox->arrived.wait(lock, [&] { return mailbox->next.has_value(); });
+      finish = std::move(*mailbox->next);
+      mailbox->next.reset();
+    }
+    std::vector<HandleResult> finished = finish(client, resume);
+    finished.resize(later.size(), HandleResult::Retry("no_result"));
+    std::vector<size_t> still_later;
+    for (size_t i = 0; i < later.size(); ++i) {
+      if (finished[i].kind == HandleResult::Kind::kLater) still_later.push_back(later[i]);
+      results[later[i]] = std::move(finished[i]);
+    }
+    later = std::move(still_later);
+  }
+  return results;
+}
+
+Resume ShardedConsumer::ResumeOf(uint64_t batch) {
+  return Resume([this, batch](Continuation finish) { Resumed(batch, std::move(finish)); });
+}
+
+void ShardedConsumer::Resumed(uint64_t batch, Continuation finish) {
+  std::lock_guard lock(mutex_);
+  auto parked = parked_.find(batch);
+  if (parked == parked_.end()) {
+    log::Error("a batch was resumed that waits for nothing (a handler's bug)", {{"role", options_.role}});
+    return;
+  }
+  if (!parked->second.waiting) {
+    parked->second.resumed = std::move(finish);  // the handler has not returned yet
+    return;
+  }
+  parked->second.waiting = false;
+  resumed_.emplace_back(batch, std::move(finish));
+  work_ready_.notify_one();
+}
+
+void ShardedConsumer::Conclude(uint64_t batch, std::vector<Taken>& taken, const std::vector<HandleResult>& results) {
+  Parked& parked = parked_[batch];
+  parked.taken.clear();
+  for (size_t i = 0; i < taken.size(); ++i) {
+    Taken& one = taken[i];
+    const HandleResult& result = results[i];
+    if (result.kind == HandleResult::Kind::kLater) {
+      parked.taken.push_back(std::move(one));  // still in hand, its conversation busy
+      continue;
+    }
+    --in_hand_[one.item.shard];
+    conversations_[one.key].busy = false;
+    UpdateHold(one.item.shard, one.key, result);
+    if (result.kind == HandleResult::Kind::kRetry || result.kind == HandleResult::Kind::kWait ||
+        result.kind == HandleResult::Kind::kUnavailable) {
+      Reschedule(one.key, one.item, result);
+    } else {
+      if (result.kind == HandleResult::Kind::kAbandon) {
+        ForgetShard(one.item.shard, one.item.generation, "lease found lost");
+      }
+      Finish(one.key, one.outcome);  // handled, dead-lettered, or left to the shard's new owner
+    }
+  }
+  if (parked.taken.empty()) {
+    if (parked.resumed)
+      log::Error("a batch was resumed that waits for nothing (a handler's bug)", {{"role", options_.role}});
+    parked_.erase(batch);
+    if (workers_stop_ && parked_.empty()) work_ready_.notify_all();  // draining workers may leave
+    return;
+  }
+  if (parked.resumed) {
+    resumed_.emplace_back(batch, std::move(*parked.resumed));
+    parked.resumed.reset();
+    work_ready_.notify_one();
+  } else {
+    parked.waiting = true;
+  }
 }
 
 HandleResult ShardedConsumer::Settle(Client& client, Taken& taken, HandleResult result) {
@@ -725,6 +836,17 @@ void ShardedConsumer::WorkerLoop() {
   BatchHandler handler = make_handler_();
   std::unique_lock lock(mutex_);
   while (true) {
+    // Work that waited on a call goes first: it finishes entries, and makes room for more.
+    if (!resumed_.empty()) {
+      auto [batch, finish] = std::move(resumed_.front());
+      resumed_.pop_front();
+      std::vector<Taken> taken = std::move(parked_[batch].taken);
+      lock.unlock();
+      const std::vector<HandleResult> results = Continue(client, finish, taken, batch);
+      lock.lock();
+      Conclude(batch, taken, results);
+      continue;
+    }
     // Entries that waited for their time (a reserved rate slot, a retry's backoff) go before
     // entries merely read, in the order they fell due: behind a saturated instance's queue, a
     // reserved slot would be used late, and late sends bunch a page's messages past its limit.
@@ -736,7 +858,12 @@ void ShardedConsumer::WorkerLoop() {
       ready_.insert(ready_.begin(), due.begin(), due.end());
       delayed_.erase(delayed_.begin(), due_end);
     }
-    if (workers_stop_) return;
+    if (workers_stop_) {
+      // Draining: nothing new is taken, but entries waiting on a call are finished.
+      if (parked_.empty()) return;
+      work_ready_.wait_for(lock, std::chrono::milliseconds(200));
+      continue;
+    }
     if (ready_.empty()) {
       auto until = delayed_.empty() ? now + std::chrono::milliseconds(200) : delayed_.begin()->first;
       ++idle_workers_;
@@ -749,25 +876,12 @@ void ShardedConsumer::WorkerLoop() {
     // this worker may have been the one woken for that, hand the wake-up on.
     if (!ready_.empty() || !delayed_.empty()) work_ready_.notify_one();
     if (taken.empty()) continue;
+    const uint64_t batch = next_batch_++;
+    parked_.try_emplace(batch);  // a Resume may come before the handler returns
     lock.unlock();
-    const std::vector<HandleResult> results = Attempt(client, handler, taken);
+    const std::vector<HandleResult> results = Attempt(client, handler, taken, batch);
     lock.lock();
-    for (size_t i = 0; i < taken.size(); ++i) {
-      const Taken& one = taken[i];
-      const HandleResult& result = results[i];
-      --in_hand_[one.item.shard];
-      conversations_[one.key].busy = false;
-      UpdateHold(one.item.shard, one.key, result);
-      if (result.kind == HandleResult::Kind::kRetry || result.kind == HandleResult::Kind::kWait ||
-          result.kind == HandleResult::Kind::kUnavailable) {
-        Reschedule(one.key, one.item, result);
-      } else {
-        if (result.kind == HandleResult::Kind::kAbandon) {
-          ForgetShard(one.item.shard, one.item.generation, "lease found lost");
-        }
-        Finish(one.key, one.outcome);  // handled, dead-lettered, or left to the shard's new owner
-      }
-    }
+    Conclude(batch, taken, results);
   }
 }
 

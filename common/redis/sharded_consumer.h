@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -37,6 +38,9 @@ struct HandleResult {
     kUnavailable,  // Redis could not serve it (down, failing over, short of replicas): not this
                    // entry's failure either, and not one to give up on: the whole shard is held
                    // (see ShardedConsumer) until Redis serves it again, however long that takes
+    kLater,        // not finished yet: the handler started work that ends later (an HTTP call in
+                   // flight) and will call its batch's Resume with the Continuation that finishes
+                   // it (see BatchHandler). The entry stays in hand, its conversation busy.
   };
   Kind kind = Kind::kDone;
   std::string reason;                 // becomes the dead letter's reason
@@ -52,6 +56,7 @@ struct HandleResult {
     return {Kind::kWait, std::move(why), wait};
   }
   static HandleResult Unavailable(std::string why) { return {Kind::kUnavailable, std::move(why), {}}; }
+  static HandleResult Later() { return {Kind::kLater, "", {}}; }
   // A Redis call's failure as a handler's result, reason "redis_<label>": kUnavailable when
   // Redis cannot serve now (IsUnavailable), else kRetry (an error reply about the command).
   static HandleResult RedisFailed(const Error& error);
@@ -67,15 +72,45 @@ struct Fence {
 
 // Handles one entry; runs on a worker thread with that thread's own Redis connection.
 using EntryHandler = std::function<HandleResult(Client&, const StreamEntry&, const Fence&)>;
-// One entry of a batch, with the fence of its shard.
+// One entry of a batch, with the fence of its shard. `entry` is valid during the handler's
+// call only: work that finishes later keeps a copy of what it needs.
 struct BatchEntry {
   const StreamEntry* entry;
   Fence fence;
 };
+
+class Resume;
+// The rest of a batch's work, once what it waited for (an HTTP call) has ended: runs on a
+// worker thread with that thread's Redis connection, and returns one result per entry the
+// batch left kLater, in the batch's order. A result may be kLater again (a next call), with
+// `resume` called again for it.
+using Continuation = std::function<std::vector<HandleResult>(Client&, const Resume& resume)>;
+
+// How work that ends later comes back to the consumer: call it once, from any thread (an HTTP
+// client's loop, say), after the handler returned kLater for some of its batch's entries, with
+// the Continuation that finishes them. Calling it before the handler has returned is fine: the
+// continuation runs once the handler has. Cheap to copy.
+class Resume {
+ public:
+  explicit Resume(std::function<void(Continuation)> deliver) : deliver_(std::move(deliver)) {}
+  void operator()(Continuation finish) const { deliver_(std::move(finish)); }
+
+ private:
+  std::function<void(Continuation)> deliver_;
+};
+// Runs a handler's batch to its end on the calling thread: `start` with a Resume, then, while
+// entries are kLater, each continuation it is resumed with, on this thread and `client`.
+// For callers with a thread to spare (tests, one-off tools); the consumer never waits.
+std::vector<HandleResult> RunToEnd(Client& client,
+                                   const std::function<std::vector<HandleResult>(const Resume&)>& start);
+
 // Handles the first entries of several conversations together, so their Redis work can share
 // round trips: one result per entry, in the batch's order. Each result means what it means
-// for an EntryHandler. Runs on a worker thread with that thread's own Redis connection.
-using BatchHandler = std::function<std::vector<HandleResult>(Client&, const std::vector<BatchEntry>&)>;
+// for an EntryHandler; an entry whose work ends later (a skill, a Send API call) is kLater,
+// and `resume` brings its result back without holding this worker meanwhile. Runs on a worker
+// thread with that thread's own Redis connection.
+using BatchHandler =
+    std::function<std::vector<HandleResult>(Client&, const std::vector<BatchEntry>&, const Resume& resume)>;
 // The conversation an entry belongs to: entries with the same key are handled one after
 // another, in stream order. Called on the reader thread; must be thread-safe.
 using ConversationKey = std::function<std::string(const StreamEntry&)>;
@@ -97,8 +132,10 @@ struct ShardedConsumerOptions {
   // katy_dlq_dropped_total, logged), so a flood of failures cannot fill Redis.
   int64_t dead_letter_max_length = 10000;
   std::chrono::milliseconds lease_ttl{10000};
-  int workers = 8;           // conversations handled at once
-  int max_in_flight = 1024;  // entries read but not yet finished
+  // Threads that run handlers and continuations. A handler that waits on the network returns
+  // kLater, so these bound the Redis work at once, not the calls in flight.
+  int workers = 8;
+  int max_in_flight = 1024;  // entries read but not yet finished (calls in flight among them)
   int batch = 128;           // entries per read
   // Conversations a worker takes at once, when more are ready than idle workers to take them
   // one by one; their first entries go to a BatchHandler together (1: one at a time).
@@ -137,6 +174,9 @@ struct ShardedConsumerOptions {
 //    master without replicas holds back only what must be durable on it;
 //    after max_attempts or on kPoison, moves the entry to the dead-letter stream with stage,
 //    reason and attempts, and acknowledges it, atomically and fenced by the lease;
+//  - an entry whose handler returned kLater stays in hand (its conversation busy, its shard's
+//    lease not given back) until its batch's Resume brings the continuation, which a worker
+//    runs; so thousands of entries can wait on calls while a few workers do the Redis work;
 //  - on losing a shard, stops handing out its entries at once (queued ones stay pending);
 //  - every trim_every, trims its shards' streams of the entries the group is done with.
 // Thread-safe accessors; Run() on one thread.
@@ -151,8 +191,9 @@ class ShardedConsumer {
                   ConversationKey conversation_of, prometheus::Registry* registry = nullptr);
   ~ShardedConsumer();
 
-  // Runs until `stop` is set; then finishes the entries in hand (not the queued ones), gives
-  // back every lease so another instance takes over at once, and returns.
+  // Runs until `stop` is set; then finishes the entries in hand (not the queued ones), those
+  // waiting on a Resume included, gives back every lease so another instance takes over at
+  // once, and returns.
   void Run(const std::atomic<bool>& stop);
 
   std::set<int> OwnedShards() const;
@@ -194,12 +235,28 @@ class ShardedConsumer {
     Item item;
     std::string outcome;  // set when the item is finished by the attempt
   };
+  // A batch some of whose entries wait for their Resume.
+  struct Parked {
+    std::vector<Taken> taken;             // its kLater entries, in the batch's order
+    std::optional<Continuation> resumed;  // came before the handler returned
+    bool waiting = false;                 // the entries are parked; a Resume runs them
+  };
   // Under the lock: up to handle_batch ready conversations (a fair share of those ready among
   // the idle workers), each marked busy with its first item in hand.
   std::vector<Taken> TakeReady();
   // One attempt at the taken conversations' first items, without the lock: the handler (or a
   // wait while paused), then, item by item, Settle.
-  std::vector<HandleResult> Attempt(Client& client, const BatchHandler& handler, std::vector<Taken>& taken);
+  std::vector<HandleResult> Attempt(Client& client, const BatchHandler& handler, std::vector<Taken>& taken,
+                                    uint64_t batch);
+  // A resumed batch's continuation, without the lock, then Settle for what it finished.
+  std::vector<HandleResult> Continue(Client& client, const Continuation& finish, std::vector<Taken>& taken,
+                                     uint64_t batch);
+  // Under the lock: what the attempt or continuation of `batch` ended with, entry by entry;
+  // kLater entries are parked until the batch's Resume.
+  void Conclude(uint64_t batch, std::vector<Taken>& taken, const std::vector<HandleResult>& results);
+  Resume ResumeOf(uint64_t batch);
+  // Resume's work: under the lock, queues the continuation (or keeps it until the batch parks).
+  void Resumed(uint64_t batch, Continuation finish);
   // After the handler: dead-lettering when the item is poison or out of attempts. Updates the
   // item's attempt count and `taken.outcome`; returns what the conversation must do next.
   HandleResult Settle(Client& client, Taken& taken, HandleResult result);
@@ -261,7 +318,10 @@ class ShardedConsumer {
   std::deque<std::string> ready_;                                              // conversations with work, not busy
   std::multimap<std::chrono::steady_clock::time_point, std::string> delayed_;  // retry times
   int in_flight_ = 0;
-  int idle_workers_ = 0;  // workers waiting for a conversation
+  int idle_workers_ = 0;                                   // workers waiting for a conversation
+  std::map<uint64_t, Parked> parked_;                      // batches with entries kLater
+  std::deque<std::pair<uint64_t, Continuation>> resumed_;  // continuations for a worker
+  uint64_t next_batch_ = 1;
   uint64_t next_generation_ = 1;
   bool workers_stop_ = false;
   std::atomic<bool> release_now_{false};

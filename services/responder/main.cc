@@ -42,9 +42,8 @@ int Run(int argc, char** argv) {
       redis_options, keys, consumer_options,
       [&]() -> redis::BatchHandler {
         responder::ResponderHandler* shared = &handler;
-        return [shared](redis::Client& client, const std::vector<redis::BatchEntry>& batch) {
-          return shared->HandleBatch(client, batch);
-        };
+        return [shared](redis::Client& client, const std::vector<redis::BatchEntry>& batch,
+                        const redis::Resume& resume) { return shared->HandleBatch(client, batch, resume); };
       },
       responder::ConversationOfEvent, &registry);
 

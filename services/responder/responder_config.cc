@@ -24,8 +24,12 @@ ResponderConfig LoadResponderConfig(int argc, char** argv, config::Settings* set
           {"KATY_HUMAN_TIMEOUT_S", "14400",
            "Silence from the person (or app) that has a thread after which the bot answers again (0: never)"},
       });
-  auto consumer_specs = config::ConsumerSpecs({std::chrono::milliseconds(10000), 8, 5}, "Conversations handled at once",
-                                              "Failed attempts before an event is dead-lettered");
+  const config::ConsumerConfig consumer_defaults{
+      .lease_ttl = std::chrono::milliseconds(10000), .workers = 8, .max_in_flight = 1024, .max_attempts = 5};
+  auto consumer_specs = config::ConsumerSpecs(
+      consumer_defaults, "Threads doing the Redis work of events (skills in flight do not hold one)",
+      "Events read and not yet answered, those waiting on a skill included",
+      "Failed attempts before an event is dead-lettered");
   specs.insert(specs.end(), consumer_specs.begin(), consumer_specs.end());
   auto settings = config::Settings::Load(std::move(specs), argc, argv);
   ResponderConfig cfg;
@@ -38,7 +42,7 @@ ResponderConfig LoadResponderConfig(int argc, char** argv, config::Settings* set
   cfg.profile_timeout = std::chrono::milliseconds(settings.Int("KATY_PROFILE_TIMEOUT_MS", 10, 10000));
   cfg.ownership.katy_app_id = settings.String("KATY_APP_ID");
   cfg.ownership.human_timeout = std::chrono::seconds(settings.Int("KATY_HUMAN_TIMEOUT_S", 0, 30LL * 24 * 3600));
-  cfg.consumer = config::LoadConsumerConfig(settings);
+  cfg.consumer = config::LoadConsumerConfig(settings, consumer_defaults);
   if (settings_out != nullptr) *settings_out = std::move(settings);
   return cfg;
 }

@@ -1,5 +1,7 @@
 #include "services/responder/responder_handler.h"
 
+#include <atomic>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -281,6 +283,9 @@ std::vector<std::string> CommitArgs(const redis::StreamEntry& entry, const redis
 }  // namespace
 
 struct ResponderHandler::EventWork {
+  const redis::StreamEntry* entry = nullptr;
+  std::optional<redis::StreamEntry> owned_entry;  // `entry`, for an event that waits on its skill
+  redis::Fence fence;
   std::chrono::steady_clock::time_point started;
   katy::v1::InboundEvent event;
   int shard = 0;
@@ -305,33 +310,25 @@ void ResponderHandler::ResolveProfile(const katy::v1::InboundEvent& event, int64
   update.insert(update.end(), {"profile_checked_ms", std::to_string(now)});
 }
 
-void ResponderHandler::RunSkills(std::vector<EventWork>& work) const {
-  struct Answers {
-    std::mutex mutex;
-    std::condition_variable all_in;
-    size_t waiting = 0;
-    std::map<size_t, std::pair<Result<SkillAnswer>, std::chrono::steady_clock::duration>> by_event;
-  } answers;
+void ResponderHandler::RunSkills(std::vector<EventWork>& work, std::function<void()> all_answered) const {
+  // Counted on the client's loop thread; the answers go into `work`, which the caller keeps
+  // alive and leaves alone until all_answered.
+  auto left = std::make_shared<std::atomic<size_t>>(1);
+  auto one_answered = [left, all_answered = std::move(all_answered)] {
+    if (left->fetch_sub(1) == 1) all_answered();
+  };
   const auto started = std::chrono::steady_clock::now();
-  for (size_t i = 0; i < work.size(); ++i) {
-    if (work[i].result || work[i].decision.skill == nullptr) continue;
-    {
-      std::lock_guard lock(answers.mutex);
-      ++answers.waiting;
-    }
-    CallSkill(skills_, *work[i].decision.skill, work[i].event, work[i].conversation,
-              [&answers, i, started](Result<SkillAnswer> answer) {
-                std::lock_guard lock(answers.mutex);
-                answers.by_event.emplace(i,
-                                         std::make_pair(std::move(answer), std::chrono::steady_clock::now() - started));
-                if (--answers.waiting == 0) answers.all_in.notify_all();
+  for (auto& one : work) {
+    if (one.result || one.decision.skill == nullptr) continue;
+    left->fetch_add(1);
+    CallSkill(skills_, *one.decision.skill, one.event, one.conversation,
+              [this, &one, started, one_answered](Result<SkillAnswer> answer) {
+                ApplySkill(one.event, one.conversation, one.decision, std::move(answer),
+                           std::chrono::steady_clock::now() - started);
+                one_answered();
               });
   }
-  std::unique_lock lock(answers.mutex);
-  answers.all_in.wait(lock, [&] { return answers.waiting == 0; });
-  for (auto& [i, answer] : answers.by_event) {
-    ApplySkill(work[i].event, work[i].conversation, work[i].decision, std::move(answer.first), answer.second);
-  }
+  one_answered();  // the count's own 1: none answered before every call was made
 }
 
 void ResponderHandler::ApplySkill(const katy::v1::InboundEvent& event, const Conversation& conversation,
@@ -406,26 +403,64 @@ void ResponderHandler::CountProcessed(const katy::v1::InboundEvent& event, const
 
 redis::HandleResult ResponderHandler::operator()(redis::Client& client, const redis::StreamEntry& entry,
                                                  const redis::Fence& fence) const {
-  return HandleBatch(client, {{&entry, fence}}).front();
+  return redis::RunToEnd(client,
+                         [&](const redis::Resume& resume) {
+                           return HandleBatch(client, {{&entry, fence}}, resume);
+                         })
+      .front();
 }
 
 std::vector<redis::HandleResult> ResponderHandler::HandleBatch(redis::Client& client,
-                                                               const std::vector<redis::BatchEntry>& batch) const {
+                                                               const std::vector<redis::BatchEntry>& batch,
+                                                               const redis::Resume& resume) const {
   std::vector<EventWork> work(batch.size());
-  for (size_t i = 0; i < batch.size(); ++i) Parse(*batch[i].entry, work[i]);
-  ReadConversations(client, work);
-  for (auto& one : work) {
-    if (!one.result) Choose(one);
-  }
-  RunSkills(work);
   for (size_t i = 0; i < batch.size(); ++i) {
-    if (!work[i].result) Conclude(*batch[i].entry, work[i]);
+    work[i].entry = batch[i].entry;
+    work[i].fence = batch[i].fence;
   }
-  Commit(client, batch, work);
+  ReadAndChoose(client, work);
+  // The events waiting on a skill leave the batch: the others are committed now, those when
+  // their skills have answered, without a worker waiting for them meanwhile.
+  auto waiting = std::make_shared<std::vector<EventWork>>();
+  std::vector<size_t> waiting_at;
+  for (size_t i = 0; i < work.size(); ++i) {
+    if (work[i].result || work[i].decision.skill == nullptr) continue;
+    work[i].owned_entry = *work[i].entry;  // the consumer's copy is gone by the time it answers
+    waiting->push_back(std::move(work[i]));
+    waiting_at.push_back(i);
+    work[i].result = redis::HandleResult::Later();
+  }
+  Finish(client, work);
+  if (!waiting->empty()) {
+    for (auto& one : *waiting) one.entry = &*one.owned_entry;
+    RunSkills(*waiting, [this, waiting, resume] {
+      resume([this, waiting](redis::Client& later, const redis::Resume&) {
+        Finish(later, *waiting);
+        std::vector<redis::HandleResult> results;
+        for (auto& one : *waiting) results.push_back(std::move(*one.result));
+        return results;
+      });
+    });
+  }
   std::vector<redis::HandleResult> results;
   results.reserve(work.size());
   for (auto& one : work) results.push_back(std::move(*one.result));
   return results;
+}
+
+void ResponderHandler::ReadAndChoose(redis::Client& client, std::vector<EventWork>& work) const {
+  for (auto& one : work) Parse(*one.entry, one);
+  ReadConversations(client, work);
+  for (auto& one : work) {
+    if (!one.result) Choose(one);
+  }
+}
+
+void ResponderHandler::Finish(redis::Client& client, std::vector<EventWork>& work) const {
+  for (auto& one : work) {
+    if (!one.result) Conclude(*one.entry, one);
+  }
+  Commit(client, work);
 }
 
 void ResponderHandler::Parse(const redis::StreamEntry& entry, EventWork& work) const {
@@ -488,8 +523,7 @@ void ResponderHandler::Conclude(const redis::StreamEntry& entry, EventWork& work
   work.replies = Replies(entry, event, decision, now);
 }
 
-void ResponderHandler::Commit(redis::Client& client, const std::vector<redis::BatchEntry>& batch,
-                              std::vector<EventWork>& work) const {
+void ResponderHandler::Commit(redis::Client& client, std::vector<EventWork>& work) const {
   // Replies, conversation and acknowledgement in one script per event, fenced by the lease;
   // the scripts of the whole batch in one round trip.
   std::vector<redis::Script::Call> calls;
@@ -497,11 +531,10 @@ void ResponderHandler::Commit(redis::Client& client, const std::vector<redis::Ba
   for (size_t i = 0; i < work.size(); ++i) {
     EventWork& one = work[i];
     if (one.result) continue;
-    const redis::Fence& fence = batch[i].fence;
+    const redis::Fence& fence = one.fence;
     calls.push_back(
-        {{keys_.OutStream(one.shard), batch[i].entry->stream, one.conversation_key, fence.lease_key,
-          keys_.Owned(one.shard)},
-         CommitArgs(*batch[i].entry, fence, one.event.page_id() + ":" + one.event.user_id(), one.update, one.replies)});
+        {{keys_.OutStream(one.shard), one.entry->stream, one.conversation_key, fence.lease_key, keys_.Owned(one.shard)},
+         CommitArgs(*one.entry, fence, one.event.page_id() + ":" + one.event.user_id(), one.update, one.replies)});
     committing.push_back(i);
   }
   if (calls.empty()) return;
@@ -515,7 +548,7 @@ void ResponderHandler::Commit(redis::Client& client, const std::vector<redis::Ba
     } else if ((*committed)[c].integer == -2) {
       one.result = redis::HandleResult::Abandon("lost_lease");
     } else {
-      Committed(*batch[committing[c]].entry, one, (*committed)[c].integer);
+      Committed(*one.entry, one, (*committed)[c].integer);
     }
   }
 }

@@ -69,8 +69,10 @@ class ResponderHandler {
   // The same for the first events of several conversations (redis::BatchHandler): their
   // conversations read in one round trip, each decided in turn, their commits in one more.
   // Thread-safe.
-  std::vector<redis::HandleResult> HandleBatch(redis::Client& client,
-                                               const std::vector<redis::BatchEntry>& batch) const;
+  // Events whose rule calls a skill are kLater: their skills are called on the shared client
+  // and, once all of them answered, `resume` commits them (in one more round trip).
+  std::vector<redis::HandleResult> HandleBatch(redis::Client& client, const std::vector<redis::BatchEntry>& batch,
+                                               const redis::Resume& resume) const;
 
  private:
   // One event of a batch on its way: what was read, decided and is to be committed; `result`
@@ -83,10 +85,15 @@ class ResponderHandler {
   // thread's owner and renders the replies.
   void Choose(EventWork& work) const;
   void Conclude(const redis::StreamEntry& entry, EventWork& work) const;
-  // Calls the skills of every event of the batch that needs one, all at once, and waits for
-  // the slowest: a batch of 16 behind a 1 s skill takes 1 s, not 16.
-  void RunSkills(std::vector<EventWork>& work) const;
-  void Commit(redis::Client& client, const std::vector<redis::BatchEntry>& batch, std::vector<EventWork>& work) const;
+  // Parse, read the conversations (one round trip) and Choose, for each event of `work`.
+  void ReadAndChoose(redis::Client& client, std::vector<EventWork>& work) const;
+  // Conclude and commit the events of `work` without a result yet.
+  void Finish(redis::Client& client, std::vector<EventWork>& work) const;
+  // Calls the skills of every event of `work` that needs one, all at once, without waiting:
+  // each answer is applied to its event on the client's loop thread, and `all_answered` runs
+  // (there) after the last. `work` must outlive that.
+  void RunSkills(std::vector<EventWork>& work, std::function<void()> all_answered) const;
+  void Commit(redis::Client& client, std::vector<EventWork>& work) const;
   void Committed(const redis::StreamEntry& entry, EventWork& work, long long replies) const;
   // Fetches the user's first name when the rule needs it and it is due; records the attempt
   // in `update` (HSET field/value pairs).

@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "common/redis/client_pool.h"
 #include "common/redis/sharded_consumer.h"
+#include "common/runtime/open_files.h"
 #include "common/runtime/run_service.h"
 #include "common/runtime/service_main.h"
 #include "common/runtime/signals.h"
@@ -40,15 +41,27 @@ int Run(int argc, char** argv) {
   sender::PageLimiter limiter(keys, cfg.page_rate, cfg.media_rate);
 
   auto consumer_options = redis::ShardedConsumerOptions::ForRole("sender", keys, cfg.consumer);
+  // Every call in flight holds a connection over HTTP/1.1 (HTTP/2 to Meta needs few): each
+  // message in flight may need one, so the process may hold that many sockets.
+  runtime::RaiseOpenFileLimit();
+  http::AsyncClientOptions calls;
+  calls.max_connections_per_host = consumer_options.max_in_flight;
+  calls.max_total_connections = 2L * consumer_options.max_in_flight;
+  sender::SenderHandler handler(keys, options, *tokens, limiter, sender_metrics, WallClockMs, calls);
 
   redis::ShardedConsumer consumer(
       redis_options, keys, consumer_options,
-      [&]() -> redis::EntryHandler {
-        // One handler per worker thread: each owns its HTTP connection.
-        auto handler =
-            std::make_shared<sender::SenderHandler>(keys, options, *tokens, limiter, sender_metrics, WallClockMs);
-        return [handler](redis::Client& client, const redis::StreamEntry& entry, const redis::Fence& fence) {
-          return (*handler)(client, entry, fence);
+      [&]() -> redis::BatchHandler {
+        // One handler serves every worker. The sender's batches are of one entry (ForRole), so
+        // the batch's Resume is that entry's.
+        return [&handler](redis::Client& client, const std::vector<redis::BatchEntry>& batch,
+                          const redis::Resume& resume) {
+          std::vector<redis::HandleResult> results;
+          for (const auto& one : batch) {
+            results.push_back(batch.size() == 1 ? handler.Handle(client, *one.entry, one.fence, resume)
+                                                : handler(client, *one.entry, one.fence));
+          }
+          return results;
         };
       },
       sender::ConversationOfMessage, &registry);

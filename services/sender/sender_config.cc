@@ -1,5 +1,7 @@
 #include "services/sender/sender_config.h"
 
+#include <cstdlib>
+
 #include "common/defaults.h"
 
 namespace katy::sender {
@@ -31,9 +33,12 @@ SenderConfig LoadSenderConfig(int argc, char** argv, config::Settings* settings_
           {"KATY_TYPING", "0", "Send typing_on before every text reply"},
           {"KATY_MARK_SEEN", "0", "Send mark_seen before the first reply to an event"},
       });
-  auto consumer_specs =
-      config::ConsumerSpecs({std::chrono::milliseconds(10000), 64, 8}, "Recipients with a message in flight at once",
-                            "Transient failures before a message is dead-lettered");
+  // The Send API calls wait on the event loop, not on threads: these threads do the Redis work.
+  const config::ConsumerConfig consumer_defaults{
+      .lease_ttl = std::chrono::milliseconds(10000), .workers = 8, .max_in_flight = 2048, .max_attempts = 8};
+  auto consumer_specs = config::ConsumerSpecs(
+      consumer_defaults, "", "Messages in flight at once (one per recipient): read, sent or being sent",
+      "Transient failures before a message is dead-lettered");
   specs.insert(specs.end(), consumer_specs.begin(), consumer_specs.end());
   auto settings = config::Settings::Load(std::move(specs), argc, argv);
   SenderConfig cfg;
@@ -52,8 +57,15 @@ SenderConfig LoadSenderConfig(int argc, char** argv, config::Settings* settings_
   cfg.sent_mark_ttl = std::chrono::seconds(settings.Int("KATY_SENT_MARK_TTL_S", 3600, 30LL * 86400));
   cfg.typing = settings.Bool("KATY_TYPING");
   cfg.mark_seen = settings.Bool("KATY_MARK_SEEN");
-  cfg.consumer = config::LoadConsumerConfig(settings);
+  cfg.consumer = config::LoadConsumerConfig(settings, consumer_defaults);
   if (!settings.HelpRequested()) {
+    // KATY_WORKERS once bounded the sender's calls, a thread each; left set alone, it would now
+    // be ignored without a word.
+    if (std::getenv("KATY_WORKERS") != nullptr && !settings.IsSet("KATY_MAX_IN_FLIGHT")) {
+      throw config::ConfigError(
+          "KATY_WORKERS no longer applies to the sender (its Send API calls no longer take a thread each): "
+          "set KATY_MAX_IN_FLIGHT, the messages in flight at once (default 2048), and unset KATY_WORKERS");
+    }
     if (cfg.page_token.empty() && cfg.page_tokens_file.empty()) {
       throw config::ConfigError(
           "missing required setting KATY_PAGE_TOKEN (or KATY_PAGE_TOKEN_FILE, or KATY_PAGE_TOKENS_FILE)");

@@ -11,7 +11,7 @@ namespace katy::sender {
 // --help), not in these members.
 struct SenderConfig {
   config::CommonConfig common;               // the settings every service reads (README)
-  config::ConsumerConfig consumer;           // KATY_LEASE_TTL_MS, KATY_WORKERS, KATY_MAX_ATTEMPTS
+  config::ConsumerConfig consumer;           // KATY_LEASE_TTL_MS, KATY_MAX_IN_FLIGHT, KATY_MAX_ATTEMPTS
   std::string graph_url;                     // KATY_GRAPH_URL: the Send API base (the emulator by default)
   std::string instagram_graph_url;           // empty: graph_url
   std::string page_token;                    // KATY_PAGE_TOKEN (secret): token for every page

@@ -2,9 +2,12 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <variant>
 
+#include "common/http/async_client.h"
 #include "common/http/http_client.h"
 #include "common/metrics/bounded_label.h"
 #include "common/metrics/metrics.h"
@@ -57,27 +60,87 @@ struct SenderMetrics {
 // "handover" (a thread-control call). Pure.
 std::string SourceOf(const katy::v1::OutboundMessage& message);
 
-// Handles one outbound stream entry (docs/sending.md):
-//  1. in one round trip: was it delivered already (skip), does this instance still own the
-//     shard (else leave it), when did the user last write (the 24 h window);
-//  2. refuses automated messages outside the window (dead letter `outside_window`);
-//  3. takes a slot from the page's shared rate limit (a wait or a pause is not a failure);
-//  4. sends, part by part for text over 2000 characters (each part marked when delivered),
-//     with an in-flight mark that reveals a possible duplicate after a crash or a timeout
-//     (a one-part message asks for 3 and sets the mark in step 1's round trip);
-//  5. acts on the classified answer: record the delivery (sent mark, in-flight mark cleared,
-//     XACK: one pipeline), retry, throttle the page, pause the page, or dead-letter.
-// Thread-compatible: one per worker thread (it owns an HTTP connection).
+// What one outbound message becomes on the wire: a sender action alone (one empty body), or
+// the message with long text in ordered parts (quick replies ride on the last part; Instagram
+// parts are at most 1000 bytes). nullopt when message_json is not a JSON object.
+struct PlannedParts {
+  std::vector<std::string> bodies;
+  bool media = false;  // audio or video: the media rate applies
+  // Why Instagram cannot take the message (common/instagram_limits.h), or empty: such a message
+  // is dead-lettered as "instagram_unsupported" without calling Meta.
+  std::string refusal;
+};
+std::optional<PlannedParts> PlanParts(const katy::v1::OutboundMessage& message);
+
+// Handles one outbound stream entry (docs/sending.md, "The sender's loop"), in stages, each
+// in its own file:
+//  - plan (sender_plan.cc): the parts the message goes in;
+//  - gate (sender_gate.cc), on a worker: in one round trip, was it delivered already (skip),
+//    does this instance still own the shard (else leave it), when did the user last write (the
+//    24 h window; automated messages outside it are dead-lettered `outside_window`); then a
+//    slot from the page's shared rate limit (a wait or a pause is not a failure) and an
+//    in-flight mark that reveals a possible duplicate after a crash or a timeout (a one-part
+//    message asks for both in the checks' round trip);
+//  - call (sender_call.cc): the Send API call goes on the shared event-loop client and the
+//    entry is kLater, so no thread waits on Meta; its classified answer comes back through the
+//    consumer's Resume to a worker, which retries, throttles or pauses the page, or
+//    dead-letters;
+//  - record (sender_record.cc): a delivered part is marked (sent mark, in-flight mark cleared,
+//    and for the last part the XACK: one pipeline) before the next part goes.
+// mark_seen and typing_on go the same way, each before what it announces. Thread-safe: one
+// serves every worker.
 class SenderHandler {
  public:
   using Clock = std::function<int64_t()>;  // epoch ms
 
   SenderHandler(KeySpace keys, SenderOptions options, const PageTokens& tokens, const PageLimiter& limiter,
-                SenderMetrics& metrics, Clock now_ms);
+                SenderMetrics& metrics, Clock now_ms, http::AsyncClientOptions calls = {});
 
-  redis::HandleResult operator()(redis::Client& client, const redis::StreamEntry& entry, const redis::Fence& fence);
+  // Starts the entry's delivery: its result, or kLater with `resume` called once the next
+  // step can run (the continuation it brings may be kLater again, for the next call).
+  redis::HandleResult Handle(redis::Client& client, const redis::StreamEntry& entry, const redis::Fence& fence,
+                             const redis::Resume& resume) const;
+  // Handle, its calls waited for on this thread: for a caller with a thread to spare (tests).
+  redis::HandleResult operator()(redis::Client& client, const redis::StreamEntry& entry,
+                                 const redis::Fence& fence) const;
 
  private:
+  // One message on its way through the stages; shared by the continuations of its calls.
+  struct Delivery {
+    redis::StreamEntry entry;  // a copy: the consumer's is the handler call's only
+    redis::Fence fence;
+    katy::v1::OutboundMessage message;
+    int shard = 0;
+    std::string token;
+    PlannedParts plan;
+    std::string sent_key;
+    bool first_slot_taken = false;  // the checks took the first part's slot and in-flight mark
+    size_t part = 0;                // the part being sent
+    std::string body;               // its body, media resolved
+    std::string meta_id;            // Meta's id of the last part delivered
+    // The slot the next Graph call goes on, when it was reserved: when that slot fell due.
+    std::optional<std::chrono::steady_clock::time_point> slot_due;
+    std::chrono::steady_clock::time_point call_started;
+
+    std::string MarkKey() const;  // the part's sent mark (the message's own for one part)
+    std::string InFlightKey() const { return MarkKey() + ":inflight"; }
+    bool LastPart() const { return part + 1 == plan.bodies.size(); }
+  };
+  using DeliveryPtr = std::shared_ptr<Delivery>;
+  // What runs on a worker once a call has answered.
+  using Then = std::function<redis::HandleResult(redis::Client&, const DeliveryPtr&, const Result<http::Response>&,
+                                                 const redis::Resume&)>;
+
+  // --- the loop (sender_handler.cc)
+  // mark_seen before the first reply to an event, then the parts.
+  redis::HandleResult BeginParts(redis::Client& client, const DeliveryPtr& delivery, const redis::Resume& resume) const;
+  // The current part, unless it went out before a retry: its media resolved, typing_on first.
+  redis::HandleResult NextPart(redis::Client& client, const DeliveryPtr& delivery, const redis::Resume& resume) const;
+  // Puts `request` on the event loop; `then` runs on a worker with its answer. Returns kLater.
+  redis::HandleResult CallThen(const DeliveryPtr& delivery, http::Request request, const redis::Resume& resume,
+                               Then then) const;
+
+  // --- gate (sender_gate.cc)
   // What the in-flight mark of a part says about an earlier attempt.
   struct InFlight {
     bool possible_duplicate = false;    // an earlier attempt's outcome is unknown: send, count it
@@ -93,14 +156,66 @@ class SenderHandler {
   // What the consumer must do when the in-flight mark does not let the part go now (and the
   // possible duplicate counted when it goes after an unknown outcome). nullopt: go.
   std::optional<redis::HandleResult> OnInFlight(const Result<InFlight>& in_flight,
-                                                const katy::v1::OutboundMessage& message);
+                                                const katy::v1::OutboundMessage& message) const;
+  // Before anything is sent, in one round trip: the lease still ours, not already delivered
+  // (then acknowledged and counted as skipped), inside the 24 h window; with
+  // `first_slot_taken`, also the part's slot and in-flight mark (cleared again when the part
+  // does not go now). What to do when the entry is finished or must wait; nullopt when it may
+  // be sent.
+  std::optional<redis::HandleResult> CheckBeforeSending(redis::Client& client, Delivery& delivery) const;
+  // What the checks' replies (sent mark, lease owner, last_user_ms) say.
+  std::optional<redis::HandleResult> VerdictOfChecks(redis::Client& client, const Delivery& delivery,
+                                                     const std::vector<redis::Reply>& checks) const;
+  // A slot from the page's limit for a Graph call (reserved for `slot_key` when due later:
+  // delivery.slot_due). nullopt when the call may go now.
+  std::optional<redis::HandleResult> WaitForSlot(redis::Client& client, Delivery& delivery,
+                                                 const std::string& slot_key) const;
+  // What the consumer must do when the page's gate does not let the call go now.
+  std::optional<redis::HandleResult> OnGate(const Result<PageGate>& gate, Delivery& delivery) const;
+  // A slot from the page's limit, then the part's in-flight mark. nullopt when the part may
+  // be sent now.
+  std::optional<redis::HandleResult> TakeSendSlot(redis::Client& client, Delivery& delivery) const;
+  // The current part's body with its reusable media named by attachment_id: the cached one,
+  // else one uploaded now (a slot from the page's limit first; its errors classified as a
+  // send's; the upload, rare, waited for on this worker) and cached for kAttachmentIdTtl. The
+  // body unchanged when it has no reusable media; a HandleResult when the part must wait or
+  // fail.
+  std::variant<std::string, redis::HandleResult> ResolveMedia(redis::Client& client, Delivery& delivery) const;
 
-  // A single-part message's slot and in-flight mark, asked for in the same round trip as the
-  // checks before sending: when those let the message go, both are taken.
-  struct SlotClaim {
-    std::string inflight_key;
-    bool media = false;
-  };
+  // --- call (sender_call.cc)
+  // The part's Send API call, on its slot (taken now unless the checks took it).
+  redis::HandleResult SendPart(redis::Client& client, const DeliveryPtr& delivery, const redis::Resume& resume) const;
+  // The part's answer: what the consumer must do, the part recorded and the next one begun
+  // when Meta took it.
+  redis::HandleResult OnAnswer(redis::Client& client, const DeliveryPtr& delivery, const Result<http::Response>& answer,
+                               const redis::Resume& resume) const;
+  // typing_on / mark_seen, best effort (a lost indicator is no reason to retry a reply), then
+  // `then`.
+  redis::HandleResult SendActionThen(redis::Client& client, const DeliveryPtr& delivery, const std::string& action,
+                                     const redis::Resume& resume, Then then) const;
+  // A Graph POST (an action's: on no slot of its own) with the send timeout; a reserved
+  // slot's lateness is observed when one was taken for it.
+  http::Request PostOnSlot(Delivery& delivery, std::string url, std::string body) const;
+  // What the consumer must do about a classified Send API answer (and the page state it
+  // changes: throttle, pause).
+  redis::HandleResult Act(redis::Client& client, const katy::v1::OutboundMessage& message,
+                          const Classification& verdict) const;
+  // The Send API base for the message's platform.
+  const std::string& GraphUrlFor(const katy::v1::OutboundMessage& message) const;
+
+  // --- record (sender_record.cc)
+  // A part that is not the last, delivered: its sent mark, its in-flight mark cleared.
+  std::optional<redis::HandleResult> RecordPart(redis::Client& client, const Delivery& delivery) const;
+  // Records a delivered message (sent mark, in-flight mark cleared, entry acknowledged),
+  // trying again for up to kRecordRetryFor while Redis cannot be reached.
+  static constexpr std::chrono::milliseconds kRecordRetryFor{5000};
+  static constexpr std::chrono::milliseconds kRecordRetryPause{100};
+  Status RecordDelivery(redis::Client& client, const Delivery& delivery) const;
+  // The whole message delivered: recorded, counted, logged.
+  redis::HandleResult Delivered(redis::Client& client, const Delivery& delivery) const;
+  // The two end-to-end histograms, for a message Meta has just accepted (a reply to no event,
+  // e.g. an outbound message, has neither time and is not counted).
+  void ObserveLatencies(const katy::v1::OutboundMessage& message) const;
 
   KeySpace keys_;
   SenderOptions options_;
@@ -108,87 +223,8 @@ class SenderHandler {
   const PageLimiter& limiter_;
   SenderMetrics& metrics_;
   Clock now_ms_;
-  http::Client http_;
-  // The slot the next Graph call goes on, when it was reserved: when that slot fell due.
-  std::optional<std::chrono::steady_clock::time_point> reserved_slot_due_;
-
-  // POSTs a Graph call on the slot just taken; a reserved slot's lateness is observed first.
-  Result<http::Response> PostOnSlot(const std::string& url, const std::string& body);
-
-  // Sends one Send API call for `message` with `body_json` as its message (a slot from the
-  // page's limit first, an in-flight mark around it) and turns the classified answer into
-  // what the consumer must do. On kDone, `meta_id` is Meta's message id.
-  // `slot_taken`: CheckBeforeSending already took both.
-  redis::HandleResult SendOne(redis::Client& client, const katy::v1::OutboundMessage& message,
-                              const std::string& mark_key, const std::string& body_json, const std::string& token,
-                              bool media, bool slot_taken, std::string* meta_id);
-  // typing_on / mark_seen, best effort (a lost indicator is no reason to retry a reply).
-  void SendAction(const katy::v1::OutboundMessage& message, const std::string& action, const std::string& token);
-
-  // Before anything is sent, in one round trip: the lease still ours, not already delivered
-  // (then acknowledged and counted as skipped), inside the 24 h window; with a `claim`, also
-  // the part's slot and in-flight mark (cleared again when the part does not go now). What to
-  // do when the entry is finished or must wait; nullopt when it may be sent.
-  std::optional<redis::HandleResult> CheckBeforeSending(redis::Client& client, const redis::StreamEntry& entry,
-                                                        const redis::Fence& fence,
-                                                        const katy::v1::OutboundMessage& message, int shard,
-                                                        const SlotClaim* claim);
-  // What the checks' replies (sent mark, lease owner, last_user_ms) say.
-  std::optional<redis::HandleResult> VerdictOfChecks(redis::Client& client, const redis::StreamEntry& entry,
-                                                     const redis::Fence& fence,
-                                                     const katy::v1::OutboundMessage& message,
-                                                     const std::vector<redis::Reply>& checks);
-  // Sends the parts not sent yet, in order, each recorded as sent before the next; the first
-  // with the slot and mark CheckBeforeSending took when `first_slot_taken`.
-  redis::HandleResult SendParts(redis::Client& client, const katy::v1::OutboundMessage& message,
-                                const std::string& sent_key, const std::vector<std::string>& bodies,
-                                const std::string& token, bool media, bool first_slot_taken, std::string* meta_id);
-  // A slot from the page's limit for a Graph call (reserved for `slot_key` when due later).
-  // nullopt when the call may go now.
-  std::optional<redis::HandleResult> WaitForSlot(redis::Client& client, const katy::v1::OutboundMessage& message,
-                                                 const std::string& slot_key, bool media);
-  // What the consumer must do when the page's gate does not let the call go now.
-  std::optional<redis::HandleResult> OnGate(const Result<PageGate>& gate, const katy::v1::OutboundMessage& message);
-  // The part's body with its reusable media named by attachment_id: the cached one, else one
-  // uploaded now (a slot from the page's limit first; its errors classified as a send's) and
-  // cached for kAttachmentIdTtl. The body unchanged when it has no reusable media; a
-  // HandleResult when the part must wait or fail.
-  std::variant<std::string, redis::HandleResult> ResolveMedia(redis::Client& client,
-                                                              const katy::v1::OutboundMessage& message,
-                                                              const std::string& body, const std::string& token,
-                                                              const std::string& slot_key, bool media);
-  // A slot from the page's limit, then the part's in-flight mark. nullopt when the part may
-  // be sent now.
-  std::optional<redis::HandleResult> TakeSendSlot(redis::Client& client, const katy::v1::OutboundMessage& message,
-                                                  const std::string& inflight_key, bool media);
-  // Records a delivered message (sent mark, in-flight mark cleared, entry acknowledged),
-  // trying again for up to kRecordRetryFor while Redis cannot be reached.
-  static constexpr std::chrono::milliseconds kRecordRetryFor{5000};
-  static constexpr std::chrono::milliseconds kRecordRetryPause{100};
-  Status RecordDelivery(redis::Client& client, const redis::StreamEntry& entry, const std::string& sent_key,
-                        const std::string& inflight_key, const std::string& meta_id) const;
-  // What the consumer must do about a classified Send API answer (and the page state it
-  // changes: throttle, pause).
-  redis::HandleResult Act(redis::Client& client, const katy::v1::OutboundMessage& message,
-                          const Classification& verdict);
-  // The Send API base for the message's platform.
-  const std::string& GraphUrlFor(const katy::v1::OutboundMessage& message) const;
-  // The two end-to-end histograms, for a message Meta has just accepted (a reply to no event,
-  // e.g. an outbound message, has neither time and is not counted).
-  void ObserveLatencies(const katy::v1::OutboundMessage& message) const;
+  mutable http::AsyncClient calls_;  // every Graph call of every worker, on one loop
 };
-
-// What one outbound message becomes on the wire: a sender action alone (one empty body), or
-// the message with long text in ordered parts (quick replies ride on the last part; Instagram
-// parts are at most 1000 bytes). nullopt when message_json is not a JSON object.
-struct PlannedParts {
-  std::vector<std::string> bodies;
-  bool media = false;  // audio or video: the media rate applies
-  // Why Instagram cannot take the message (common/instagram_limits.h), or empty: such a message
-  // is dead-lettered as "instagram_unsupported" without calling Meta.
-  std::string refusal;
-};
-std::optional<PlannedParts> PlanParts(const katy::v1::OutboundMessage& message);
 
 // The conversation an outbound entry belongs to ("<page>:<recipient>"): one message in flight
 // per recipient, in order.

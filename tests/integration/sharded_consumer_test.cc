@@ -4,6 +4,8 @@
 
 #include <optional>
 
+#include <condition_variable>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -80,6 +82,52 @@ TEST_F(LeasesTest, ReleaseAllHandsOverAtOnceAndLostLeasesAreDropped) {
   EXPECT_EQ(FairShare(16, 16), 1);
 }
 
+// Stands in for an event-loop HTTP client: runs each callback `after` from now, on one
+// thread of its own, however many are waiting (as the loop answers thousands of calls).
+class LateCalls {
+ public:
+  LateCalls() : thread_([this] { Run(); }) {}
+  ~LateCalls() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    changed_.notify_one();
+    thread_.join();
+  }
+  void After(std::chrono::milliseconds after, std::function<void()> answer) {
+    std::lock_guard lock(mutex_);
+    due_.emplace(std::chrono::steady_clock::now() + after, std::move(answer));
+    changed_.notify_one();
+  }
+
+ private:
+  void Run() {
+    std::unique_lock lock(mutex_);
+    while (!stop_ || !due_.empty()) {
+      if (due_.empty()) {
+        changed_.wait(lock);
+        continue;
+      }
+      const auto first = due_.begin()->first;
+      if (std::chrono::steady_clock::now() < first && !stop_) {
+        changed_.wait_until(lock, first);
+        continue;
+      }
+      auto answer = std::move(due_.begin()->second);
+      due_.erase(due_.begin());
+      lock.unlock();
+      answer();
+      lock.lock();
+    }
+  }
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::multimap<std::chrono::steady_clock::time_point, std::function<void()>> due_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 // A consumer over kShards test streams, with a handler the test controls.
 class ConsumerTest : public ::testing::Test {
  protected:
@@ -117,6 +165,16 @@ class ConsumerTest : public ::testing::Test {
   }
   void RunUntil(EntryHandler handler, const std::function<bool()>& done) {
     RunUntil(std::move(handler), done, options_);
+  }
+  // The same with a handler that may finish its entries later (kLater).
+  void RunBatchesUntil(BatchHandler handler, const std::function<bool()>& done, ShardedConsumerOptions options) {
+    ShardedConsumer consumer(
+        testing::TestRedisOptions(), keys_, std::move(options), [&] { return handler; }, UserOf);
+    std::atomic<bool> stop{false};
+    std::thread thread([&] { consumer.Run(stop); });
+    EXPECT_TRUE(testing::WaitFor(done, std::chrono::seconds(30)));
+    stop = true;
+    thread.join();
   }
 
   static HandleResult Ack(Client& client, const StreamEntry& entry) {
@@ -196,7 +254,7 @@ TEST_F(ConsumerTest, BatchesHoldOneEntryPerConversationAndKeepEachInOrder) {
   size_t largest = 0;
   bool one_conversation_twice = false;
   std::atomic<int> total{0};
-  BatchHandler handler = [&](Client& client, const std::vector<BatchEntry>& batch) {
+  BatchHandler handler = [&](Client& client, const std::vector<BatchEntry>& batch, const Resume&) {
     std::vector<HandleResult> results;
     std::set<std::string> users;
     std::lock_guard lock(mutex);
@@ -657,6 +715,154 @@ TEST_F(ConsumerTest, FinishedEntriesAreTrimmedAndUnfinishedOnesKept) {
       EXPECT_EQ(group[i + 1].integer, 0);
     }
   }
+}
+
+}  // namespace
+}  // namespace katy::redis
+
+namespace katy::redis {
+namespace {
+
+// The completion path (kLater): entries wait on "calls" answered 300 ms later by another
+// thread, as an event-loop client answers. Two workers keep 1,500 conversations' entries in
+// flight at once, each conversation still strictly in order: a worker that waited for each
+// call would hold at most two.
+TEST_F(ConsumerTest, ThousandsOfEntriesWaitOnCallsWithTwoWorkersEachConversationInOrder) {
+  constexpr int kUsers = 1500;
+  for (int n = 0; n < 2; ++n) {
+    for (int u = 0; u < kUsers; ++u) Add("user" + std::to_string(u), n);
+  }
+  ShardedConsumerOptions options = options_;
+  options.workers = 2;
+  options.max_in_flight = 4096;
+  options.batch = 512;
+  options.lease_ttl = std::chrono::milliseconds(5000);
+  LateCalls calls;
+  std::mutex mutex;
+  std::map<std::string, std::vector<int>> seen;
+  std::atomic<int> waiting{0};
+  std::atomic<int> most_waiting{0};
+  std::atomic<int> finished{0};
+  BatchHandler handler = [&](Client&, const std::vector<BatchEntry>& batch, const Resume& resume) {
+    auto entries = std::make_shared<std::vector<StreamEntry>>();
+    for (const auto& one : batch) entries->push_back(*one.entry);
+    const int now_waiting = waiting += static_cast<int>(batch.size());
+    for (int most = most_waiting; now_waiting > most && !most_waiting.compare_exchange_weak(most, now_waiting);) {
+    }
+    calls.After(std::chrono::milliseconds(300), [&, entries, resume] {
+      resume([&, entries](Client& client, const Resume&) {
+        std::vector<HandleResult> results;
+        for (const auto& entry : *entries) {
+          {
+            std::lock_guard lock(mutex);
+            seen[UserOf(entry)].push_back(std::stoi(*entry.Field("n")));
+          }
+          --waiting;
+          ++finished;
+          results.push_back(Ack(client, entry));
+        }
+        return results;
+      });
+    });
+    return std::vector<HandleResult>(batch.size(), HandleResult::Later());
+  };
+  RunBatchesUntil(
+      handler, [&] { return finished == 2 * kUsers; }, options);
+  EXPECT_EQ(finished, 2 * kUsers);
+  EXPECT_GE(most_waiting, 1000) << "entries waited on their calls a worker each";
+  for (const auto& [user, order] : seen) EXPECT_EQ(order, (std::vector<int>{0, 1})) << user;
+  EXPECT_EQ(static_cast<int>(seen.size()), kUsers);
+  EXPECT_EQ(PendingTotal(), 0);
+}
+
+// Stopping while entries wait on their calls: Run returns only once each has been resumed
+// and finished, so nothing in hand is left to a new owner's retry (and its duplicate).
+TEST_F(ConsumerTest, StoppingWaitsForTheEntriesWaitingOnCalls) {
+  constexpr int kUsers = 40;
+  for (int u = 0; u < kUsers; ++u) Add("user" + std::to_string(u), 0);
+  LateCalls calls;
+  std::atomic<int> started{0};
+  std::atomic<int> finished{0};
+  BatchHandler handler = [&](Client&, const std::vector<BatchEntry>& batch, const Resume& resume) {
+    auto entries = std::make_shared<std::vector<StreamEntry>>();
+    for (const auto& one : batch) entries->push_back(*one.entry);
+    started += static_cast<int>(batch.size());
+    calls.After(std::chrono::milliseconds(800), [&, entries, resume] {
+      resume([&, entries](Client& client, const Resume&) {
+        std::vector<HandleResult> results;
+        for (const auto& entry : *entries) {
+          results.push_back(Ack(client, entry));
+          ++finished;
+        }
+        return results;
+      });
+    });
+    return std::vector<HandleResult>(batch.size(), HandleResult::Later());
+  };
+  const auto stopped_at = std::chrono::steady_clock::now();
+  RunBatchesUntil(
+      handler, [&] { return started == kUsers; }, options_);
+  EXPECT_EQ(finished, kUsers) << "Run returned with entries still waiting on their calls";
+  EXPECT_GE(std::chrono::steady_clock::now() - stopped_at, std::chrono::milliseconds(800));
+  EXPECT_EQ(PendingTotal(), 0);
+}
+
+// The lease is lost while calls are in flight: each continuation's fenced commit finds the
+// lease another's and commits nothing; the entries stay pending for the new owner.
+TEST_F(ConsumerTest, ALeaseLostWhileCallsAreInFlightFencesTheirCommits) {
+  constexpr int kUsers = 30;
+  for (int u = 0; u < kUsers; ++u) Add("user" + std::to_string(u), 0);
+  // XACK only while the lease is ours: a commit script's fence, in miniature.
+  const Script fenced_ack(R"lua(
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
+return redis.call('XACK', KEYS[1], 'g', ARGV[2])
+)lua");
+  LateCalls calls;
+  std::atomic<int> started{0};
+  std::atomic<int> refused{0};
+  std::atomic<bool> lease_taken{false};
+  BatchHandler handler = [&](Client&, const std::vector<BatchEntry>& batch, const Resume& resume) {
+    auto entries = std::make_shared<std::vector<BatchEntry>>();
+    auto copies = std::make_shared<std::vector<StreamEntry>>();
+    for (const auto& one : batch) copies->push_back(*one.entry);
+    for (size_t i = 0; i < batch.size(); ++i) entries->push_back({&(*copies)[i], batch[i].fence});
+    started += static_cast<int>(batch.size());
+    calls.After(std::chrono::milliseconds(100), [&, entries, copies, resume] {
+      // Answered only once the lease has gone to another instance.
+      while (!lease_taken) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      resume([&, entries, copies](Client& client, const Resume&) {
+        std::vector<HandleResult> results;
+        for (const auto& one : *entries) {
+          auto acked =
+              fenced_ack.Run(client, {one.entry->stream, one.fence.lease_key}, {one.fence.owner, one.entry->id});
+          if (acked && acked->integer == -1) {
+            ++refused;
+            results.push_back(HandleResult::Abandon("lost_lease"));
+          } else {
+            results.push_back(HandleResult::Done());
+          }
+        }
+        return results;
+      });
+    });
+    return std::vector<HandleResult>(batch.size(), HandleResult::Later());
+  };
+  ShardedConsumerOptions options = options_;
+  options.lease_ttl = std::chrono::milliseconds(60000);  // the lease loop renews, never loses it itself
+  RunBatchesUntil(
+      handler,
+      [&] {
+        if (started == kUsers && !lease_taken) {
+          for (int shard = 0; shard < kShards; ++shard) {
+            EXPECT_TRUE(client_.Command({"SET", keys_.Lease(shard, "responder"), "consumer-2"}).ok());
+          }
+          lease_taken = true;
+        }
+        return refused == kUsers;
+      },
+      options);
+  EXPECT_EQ(refused, kUsers);
+  EXPECT_EQ(PendingTotal(), kUsers) << "a commit went through after the lease was lost";
 }
 
 }  // namespace

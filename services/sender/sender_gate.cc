@@ -1,0 +1,180 @@
+// The sender's gate, on a worker: the checks before a message goes, its page's rate-limit
+// slot and its in-flight mark (and, for reusable media, the attachment it is sent by).
+#include <charconv>
+
+#include "common/http/async_client.h"
+#include "common/message_tags.h"
+#include "services/sender/sender_handler.h"
+#include "services/sender/sender_internal.h"
+
+namespace katy::sender {
+
+using internal::LogIfFailed;
+using internal::ToSendResponse;
+
+namespace {
+constexpr int64_t kInFlightMarkMs = 3600 * 1000;
+}  // namespace
+
+// The mark holds when its attempt began (epoch ms). An attempt begun less than one request
+// timeout ago may still reach Meta, from an instance that died or lost the shard: sending again
+// now could deliver this message after the user's next one (the chaos test saw a resend and the
+// next message overtaken by the first attempt, held up at the Send API). So that attempt is
+// given its timeout first; only then is this one sent, as a counted possible duplicate.
+std::vector<std::string> SenderHandler::InFlightCommand(const std::string& key, int64_t now_ms) {
+  return {"SET", key, std::to_string(now_ms), "NX", "GET", "PX", std::to_string(kInFlightMarkMs)};
+}
+
+Result<SenderHandler::InFlight> SenderHandler::MarkInFlight(redis::Client& client, const std::string& key) const {
+  const int64_t now = now_ms_();
+  auto earlier = client.Command(InFlightCommand(key, now));
+  if (!earlier) return earlier.error();
+  return ReadInFlight(client, key, *earlier, now);
+}
+
+Result<SenderHandler::InFlight> SenderHandler::ReadInFlight(redis::Client& client, const std::string& key,
+                                                            const redis::Reply& earlier, int64_t now) const {
+  if (earlier.IsError()) return redis::ReplyError(earlier.str);
+  if (earlier.IsNil()) return InFlight{};  // the first attempt
+  int64_t began = 0;
+  const std::string& text = earlier.str;
+  std::from_chars(text.data(), text.data() + text.size(), began);  // unreadable: long ago
+  const int64_t timeout_ms = options_.request_timeout.count();
+  if (now - began < timeout_ms) return InFlight{false, std::chrono::milliseconds(timeout_ms - (now - began))};
+  auto restarted = client.Command({"SET", key, std::to_string(now), "XX", "PX", std::to_string(kInFlightMarkMs)});
+  if (!restarted) return restarted.error();
+  return InFlight{true, std::chrono::milliseconds(0)};
+}
+
+std::optional<redis::HandleResult> SenderHandler::OnInFlight(const Result<InFlight>& in_flight,
+                                                             const katy::v1::OutboundMessage& message) const {
+  // The in-flight mark outlives a crash: finding it means an earlier attempt's outcome is
+  // unknown, so this send may duplicate it (the one duplicate at-least-once allows).
+  if (!in_flight) return redis::HandleResult::RedisFailed(in_flight.error());
+  if (in_flight->wait.count() > 0) return redis::HandleResult::Wait("in_flight_elsewhere", in_flight->wait);
+  if (in_flight->possible_duplicate) {
+    // One line per possible duplicate, written before the send: the count survives the
+    // process, which the metric does not.
+    log::Warn("possible duplicate", {{"id", message.id()}, {"page", message.page_id()}});
+    metrics_.possible_duplicates.Increment();
+  }
+  return std::nullopt;
+}
+
+std::optional<redis::HandleResult> SenderHandler::WaitForSlot(redis::Client& client, Delivery& delivery,
+                                                              const std::string& slot_key) const {
+  return OnGate(limiter_.Acquire(client, delivery.message.page_id(), delivery.plan.media, slot_key), delivery);
+}
+
+std::optional<redis::HandleResult> SenderHandler::OnGate(const Result<PageGate>& gate, Delivery& delivery) const {
+  if (!gate) return redis::HandleResult::RedisFailed(gate.error());
+  if (gate->kind == PageGate::Kind::kPaused) return redis::HandleResult::Wait("page_paused", internal::kPausedRecheck);
+  if (gate->kind == PageGate::Kind::kWait) {
+    metrics_.rate_waits.Add({{"page", metrics_.page_label(delivery.message.page_id())}}).Increment();
+    return redis::HandleResult::Wait("rate_limited", gate->wait);
+  }
+  delivery.slot_due = gate->reserved_due;
+  return std::nullopt;
+}
+
+std::optional<redis::HandleResult> SenderHandler::TakeSendSlot(redis::Client& client, Delivery& delivery) const {
+  // A slot from the page's shared limit (reserved for this part when due later).
+  const std::string inflight_key = delivery.InFlightKey();
+  if (auto not_now = WaitForSlot(client, delivery, inflight_key)) return not_now;
+  return OnInFlight(MarkInFlight(client, inflight_key), delivery.message);
+}
+
+std::variant<std::string, redis::HandleResult> SenderHandler::ResolveMedia(redis::Client& client,
+                                                                           Delivery& delivery) const {
+  const katy::v1::OutboundMessage& message = delivery.message;
+  const std::string& body = delivery.plan.bodies[delivery.part];
+  const std::optional<ReusableMedia> reusable = internal::ReusableMediaFor(message, body);
+  if (!reusable) return body;
+  const std::string cache_key = keys_.Attachment(message.page_id(), reusable->url);
+  auto cached = client.Command({"GET", cache_key});
+  if (!cached) return redis::HandleResult::RedisFailed(cached.error());
+  if (!cached->IsNil() && !cached->str.empty()) {
+    metrics_.media_reused.Increment();
+    return WithAttachmentId(body, cached->str);
+  }
+  if (auto not_now = WaitForSlot(client, delivery, delivery.MarkKey() + ":upload")) return *not_now;
+  const SendRequest upload =
+      BuildUploadRequest(options_.graph_url, message.page_id(), *reusable, delivery.token, options_.appsecret);
+  // Once per media and page in kAttachmentIdTtl: rare enough to wait for on this worker.
+  const SendResponse response =
+      ToSendResponse(http::SubmitAndWait(calls_, PostOnSlot(delivery, upload.url, upload.body)));
+  const Classification verdict = Classify(response);
+  const std::string attachment_id = UploadedAttachmentId(response.body);
+  if (verdict.action != SendAction::kDelivered) return Act(client, message, verdict);
+  if (attachment_id.empty()) return redis::HandleResult::Retry("upload_without_attachment_id");
+  // Two conversations uploading the same media at once both succeed; either id serves.
+  const auto ttl = std::chrono::duration_cast<std::chrono::seconds>(kAttachmentIdTtl).count();
+  LogIfFailed(client.Command({"SET", cache_key, attachment_id, "EX", std::to_string(ttl)}),
+              "cannot keep an attachment id");
+  metrics_.media_uploads.Increment();
+  return WithAttachmentId(body, attachment_id);
+}
+
+std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Client& client, Delivery& delivery) const {
+  const katy::v1::OutboundMessage& message = delivery.message;
+  std::vector<std::vector<std::string>> commands = {
+      {"EXISTS", delivery.sent_key},
+      {"GET", delivery.fence.lease_key},
+      {"HGET", keys_.Conversation(delivery.shard, message.page_id(), message.recipient_id()), "last_user_ms"}};
+  std::optional<PageLimiter::Ask> ask;
+  const int64_t now = now_ms_();
+  const std::string inflight_key = delivery.InFlightKey();
+  if (delivery.first_slot_taken) {
+    auto prepared = limiter_.Prepare(client, message.page_id(), delivery.plan.media, inflight_key);
+    if (!prepared) return redis::HandleResult::RedisFailed(prepared.error());
+    ask = std::move(*prepared);
+    if (!ask->decided) commands.push_back(limiter_.Command(*ask));
+    // If this round trip fails after Redis set the mark, the next attempt finds it and waits
+    // out one request timeout before sending (as a possible duplicate): rare, and never a loss.
+    commands.push_back(InFlightCommand(inflight_key, now));
+  }
+  auto checks = client.Pipeline(commands);
+  if (!checks) return redis::HandleResult::RedisFailed(checks.error());
+  auto finished = VerdictOfChecks(client, delivery, *checks);
+  if (!delivery.first_slot_taken) return finished;
+  const redis::Reply& mark = checks->back();
+  if (!finished) {
+    auto gate =
+        ask->decided ? Result<PageGate>(*ask->decided) : limiter_.Finish(client, (*checks)[3], *ask, inflight_key);
+    finished = OnGate(gate, delivery);
+    if (!finished) finished = OnInFlight(ReadInFlight(client, inflight_key, mark, now), message);
+  }
+  // A mark this call set for a part that does not go now would hold its next attempt back.
+  if (finished && mark.IsNil()) LogIfFailed(client.Command({"DEL", inflight_key}), "cannot clear an in-flight mark");
+  return finished;
+}
+
+std::optional<redis::HandleResult> SenderHandler::VerdictOfChecks(redis::Client& client, const Delivery& delivery,
+                                                                  const std::vector<redis::Reply>& checks) const {
+  const katy::v1::OutboundMessage& message = delivery.message;
+  if (checks[1].str != delivery.fence.owner) return redis::HandleResult::Abandon("lost_lease");
+  if (checks[0].integer == 1) {
+    // Delivered before a crash that came between the send and the acknowledgement.
+    auto acked = client.Command({"XACK", delivery.entry.stream, KeySpace::kSenderGroup, delivery.entry.id});
+    if (!acked) return redis::HandleResult::RedisFailed(acked.error());
+    metrics_.skipped.Increment();
+    return redis::HandleResult::Done();
+  }
+
+  // The 24 h window runs from the user's last message: the one this replies to, or a later one.
+  const int64_t last_user_ms = std::max<int64_t>(message.user_last_message_ms(), std::atoll(checks[2].str.c_str()));
+  const bool automated = message.messaging_type() != "MESSAGE_TAG";
+  const int64_t window_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.window).count();
+  if (automated && last_user_ms > 0 && now_ms_() - last_user_ms > window_ms) {
+    metrics_.sends.Add({{"result", "outside_window"}, {"code", "0"}}).Increment();
+    return redis::HandleResult::Poison("outside_window");
+  }
+  // A person's HUMAN_AGENT message: within 7 days of the user's last message (message_tags.h).
+  if (message.tag() == "HUMAN_AGENT" && last_user_ms > 0 && now_ms_() - last_user_ms > kHumanAgentWindowMs) {
+    metrics_.sends.Add({{"result", "outside_human_agent_window"}, {"code", "0"}}).Increment();
+    return redis::HandleResult::Poison("outside_human_agent_window");
+  }
+  return std::nullopt;
+}
+
+}  // namespace katy::sender
