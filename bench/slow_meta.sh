@@ -9,6 +9,7 @@
 # at once, the sender's CPU µs per delivered message, and its peak RSS. The load report's "lost"
 # is not a figure here: the run stops when the sending stops, with whatever a slow sender has
 # not yet delivered still queued.
+# A latency "A-B" draws each call's from A to B ms ("300-800": like Meta).
 # Usage: bench/slow_meta.sh ["LATENCIES_MS"] [users] [rate] [seconds]   (defaults "0 100 500 1000",
 #        5000, 1100, 10)
 set -euo pipefail
@@ -26,7 +27,8 @@ for latency in $latencies; do
   work=$(mktemp -d)
   start_up_for_load
   sender_pid=$(up_pids katy-sender | awk "{print \$1}")
-  start_load "$users" "$rate" "$seconds" --faults "{\"latency_ms\":[$latency,$latency]}"
+  low="${latency%-*}" high="${latency#*-}"
+  start_load "$users" "$rate" "$seconds" --faults "{\"latency_ms\":[$low,$high]}"
   measure_window delivered "$sender_pid" "$seconds"
   held=$(curl -s "http://127.0.0.1:$load_port/_emulator/faults" | grep -o '"most_held_calls":[0-9]*' | cut -d: -f2 || true)
   printf "%-10s %-14s %-16s %-18s %s\n" "${latency} ms" "$window_rate" "${held:-?}" "${window_cpu} µs" "$window_rss_mb MB"
