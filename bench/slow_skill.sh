@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One responder whose every reply comes from a skill as slow as an LLM: for each skill latency,
 # scripts/up.sh runs Katy with default settings, rules that send every event to a skill
-# answering after that many ms (tests/skills/weather_skill.py /echo: a thread per request, so
-# the skill itself holds any number at once), and its Send API at a `katy-emulator load` run
+# answering after that many ms (tests/support/late_http_server.py /skill: asyncio, so the skill
+# itself holds any number at once), and its Send API at a `katy-emulator load` run
 # (answering at once) while USERS users send RATE messages/s for SECONDS.
 #
 # For each latency it prints, over a steady window (from 2 s after the start to the end of the
@@ -18,7 +18,9 @@ source "$(dirname "$0")/../tests/e2e/lib_up.sh"
 source "$(dirname "$0")/lib.sh"
 
 skill_port=$(free_port)
-python3 "$root/tests/skills/weather_skill.py" "$skill_port" &
+# Asyncio: holds any number of calls on timers, so the skill side is not the limit (a thread
+# per request, as tests/skills/weather_skill.py has, fell over at ~1,000 at once).
+python3 "$root/tests/support/late_http_server.py" "$skill_port" &
 pids+=($!)
 wait_for_port "$skill_port"
 
@@ -30,8 +32,8 @@ for latency in $latencies; do
   cat >"$work/rules.yaml" <<RULES
 fallback:
   skill:
-    url: "http://127.0.0.1:$skill_port/echo?delay_ms=$latency"
-    timeout_ms: $((latency + 5000))
+    url: "http://127.0.0.1:$skill_port/skill?ms=$latency"
+    timeout_ms: $((${latency#*-} + 5000))
 RULES
   export KATY_UP_TEST_RULES="$work/rules.yaml"
   start_up_for_load

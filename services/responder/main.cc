@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "common/redis/pause_flag.h"
 #include "common/redis/sharded_consumer.h"
+#include "common/runtime/open_files.h"
 #include "common/runtime/run_service.h"
 #include "common/runtime/service_main.h"
 #include "common/runtime/signals.h"
@@ -37,7 +38,13 @@ int Run(int argc, char** argv) {
   auto tokens = PageTokens::Load(cfg.page_token, cfg.page_tokens_file);
   if (!tokens) throw config::ConfigError(tokens.error().message);
   responder::ProfileClient profiles(cfg.graph_url, *tokens, cfg.profile_timeout, cfg.instagram_graph_url);
-  responder::ResponderHandler handler(keys, rules, responder_metrics, WallClockMs, &profiles, cfg.ownership);
+  // Each event waiting on a skill over HTTP/1.1 holds a connection: as many as may be in flight.
+  runtime::RaiseOpenFileLimit();
+  http::AsyncClientOptions skill_calls;
+  skill_calls.max_connections_per_host = consumer_options.max_in_flight;
+  skill_calls.max_total_connections = 2L * consumer_options.max_in_flight;
+  responder::ResponderHandler handler(keys, rules, responder_metrics, WallClockMs, &profiles, cfg.ownership,
+                                      skill_calls);
   redis::ShardedConsumer consumer(
       redis_options, keys, consumer_options,
       [&]() -> redis::BatchHandler {

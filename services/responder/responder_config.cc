@@ -25,7 +25,7 @@ ResponderConfig LoadResponderConfig(int argc, char** argv, config::Settings* set
            "Silence from the person (or app) that has a thread after which the bot answers again (0: never)"},
       });
   const config::ConsumerConfig consumer_defaults{
-      .lease_ttl = std::chrono::milliseconds(10000), .workers = 8, .max_in_flight = 1024, .max_attempts = 5};
+      .lease_ttl = std::chrono::milliseconds(10000), .workers = 8, .max_in_flight = 2048, .max_attempts = 5};
   auto consumer_specs = config::ConsumerSpecs(
       consumer_defaults, "Threads doing the Redis work of events (skills in flight do not hold one)",
       "Events read and not yet answered, those waiting on a skill included",

@@ -160,14 +160,16 @@ ResponderMetrics::ResponderMetrics(prometheus::Registry& registry)
                    .Add({})) {}
 
 ResponderHandler::ResponderHandler(KeySpace keys, const RulesHolder& rules, ResponderMetrics& metrics, Clock now_ms,
-                                   const ProfileClient* profiles, OwnershipSettings ownership)
+                                   const ProfileClient* profiles, OwnershipSettings ownership,
+                                   http::AsyncClientOptions skill_calls)
     : keys_(std::move(keys)),
       rules_(rules),
       metrics_(metrics),
       now_ms_(std::move(now_ms)),
       profiles_(profiles),
       ownership_(std::move(ownership)),
-      commit_script_(kCommitLua) {}
+      commit_script_(kCommitLua),
+      skills_(skill_calls) {}
 
 std::string ConversationOfEvent(const redis::StreamEntry& entry) {
   katy::v1::InboundEvent event;

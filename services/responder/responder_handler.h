@@ -61,8 +61,11 @@ class ResponderHandler {
   using Clock = std::function<int64_t()>;  // epoch ms
 
   // `profiles` may be null (no Graph access: {{first_name}} stays neutral).
+  // `skill_calls`: the skill client's connection bounds (a skill over HTTP/1.1 needs one
+  // connection per call in flight).
   ResponderHandler(KeySpace keys, const RulesHolder& rules, ResponderMetrics& metrics, Clock now_ms,
-                   const ProfileClient* profiles = nullptr, OwnershipSettings ownership = {});
+                   const ProfileClient* profiles = nullptr, OwnershipSettings ownership = {},
+                   http::AsyncClientOptions skill_calls = {});
 
   redis::HandleResult operator()(redis::Client& client, const redis::StreamEntry& entry,
                                  const redis::Fence& fence) const;

@@ -3,6 +3,8 @@
 tests of clients that keep many calls in flight.
 
   GET|POST /late?ms=N     200 with body "late N" after N ms
+  GET|POST /skill?ms=N    the same late, answering as a Katy skill: {"messages": ["late N"]}
+  (N may be a range A-B: each call's delay drawn from it)
   GET|POST /close         reads the request, sends half a response, closes the connection
   GET|POST /big?bytes=N   200 with a body of N bytes
   GET /stats              {"in_flight": now, "most_in_flight": highest so far, "connections": opened}
@@ -11,6 +13,7 @@ Keeps connections alive. Usage: late_http_server.py PORT
 """
 import asyncio
 import json
+import random
 import sys
 from urllib.parse import parse_qs, urlsplit
 
@@ -57,11 +60,15 @@ async def serve(reader, writer):
                 stats["in_flight"] += 1
                 stats["most_in_flight"] = max(stats["most_in_flight"], stats["in_flight"])
                 try:
-                    ms = int(query.get("ms", ["0"])[0])
+                    low, _, high = query.get("ms", ["0"])[0].partition("-")
+                    ms = random.randint(int(low), int(high or low))
                     await asyncio.sleep(ms / 1000)
                 finally:
                     stats["in_flight"] -= 1
-                writer.write(answer(200, f"late {ms}"))
+                if url.path == "/skill":
+                    writer.write(answer(200, json.dumps({"messages": [f"late {ms}"]}), "application/json"))
+                else:
+                    writer.write(answer(200, f"late {ms}"))
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):
         pass
