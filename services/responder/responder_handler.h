@@ -67,13 +67,15 @@ class ResponderHandler {
                    const ProfileClient* profiles = nullptr, OwnershipSettings ownership = {},
                    http::AsyncClientOptions skill_calls = {});
 
+  // One event, its skill (if any) waited for on this thread: for callers with a thread to
+  // spare (tests).
   redis::HandleResult operator()(redis::Client& client, const redis::StreamEntry& entry,
                                  const redis::Fence& fence) const;
-  // The same for the first events of several conversations (redis::BatchHandler): their
-  // conversations read in one round trip, each decided in turn, their commits in one more.
+  // The first events of several conversations (redis::BatchHandler): their conversations read
+  // in one round trip, each decided in turn, the commits of those that call no skill in one
+  // more. Events whose rule calls a skill are kLater: their skills are called at once on the
+  // shared client, and once all have answered, `resume` commits them (in one more round trip).
   // Thread-safe.
-  // Events whose rule calls a skill are kLater: their skills are called on the shared client
-  // and, once all of them answered, `resume` commits them (in one more round trip).
   std::vector<redis::HandleResult> HandleBatch(redis::Client& client, const std::vector<redis::BatchEntry>& batch,
                                                const redis::Resume& resume) const;
 
