@@ -24,8 +24,9 @@ fi
 # scripts/podman-docker.sh installs its own packages); clang-14 builds the fuzzers and the
 # sanitizer variants; prometheus brings promtool, which checks every service's /metrics and the
 # alert rules; python3-yaml reads the manifests; kubectl renders deploy/k8s (Debian's
-# kubernetes-client unless a kubectl is already there).
-extra="docker-compose clang-14 libclang-rt-14-dev prometheus python3-yaml"
+# kubernetes-client unless a kubectl is already there); nghttp2-server's nghttpd (with openssl's
+# certificate) is the HTTP/2 server the async client multiplexes its calls to.
+extra="docker-compose clang-14 libclang-rt-14-dev prometheus python3-yaml nghttp2-server openssl"
 command -v kubectl >/dev/null || extra+=" kubernetes-client"
 KATY_EXTRA_PACKAGES="$extra ${KATY_EXTRA_PACKAGES:-}" scripts/setup.sh
 

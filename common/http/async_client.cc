@@ -130,6 +130,7 @@ class AsyncClient::Loop {
       if (call->request.url.rfind("https://", 0) == 0) curl_easy_setopt(call->easy, CURLOPT_PIPEWAIT, 1L);
       curl_easy_setopt(call->easy, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
       curl_easy_setopt(call->easy, CURLOPT_BUFFERSIZE, options_.receive_buffer_bytes);
+      if (!options_.ca_file.empty()) curl_easy_setopt(call->easy, CURLOPT_CAINFO, options_.ca_file.c_str());
       active_.emplace(call, std::move(owned));
       curl_multi_add_handle(multi_, call->easy);
     }

@@ -29,6 +29,9 @@ struct AsyncClientOptions {
   // read in, not a bound on it. Answers here are small, and at 16 KB a sender's 5,000 calls in
   // flight held 70 MB of buffers (bench/RESULTS.md, "At Meta's real speed").
   long receive_buffer_bytes = 4096;
+  // A PEM file of the certificate authorities to trust instead of the system's (a test's own,
+  // or a private proxy's); empty: the system's.
+  std::string ca_file = {};
 };
 
 // An HTTP client that keeps many calls in flight on one thread: libcurl's multi interface,

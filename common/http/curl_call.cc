@@ -84,6 +84,10 @@ Result<Response> CurlCall::Finish(CURL* curl, CURLcode code) {
     return Error{ErrorCode::kIo, what};
   }
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response_.status);
+  long version = 0;
+  curl_easy_getinfo(curl, CURLINFO_HTTP_VERSION, &version);
+  response_.http_version = version == CURL_HTTP_VERSION_2_0 ? 2 : 1;
+  curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &response_.new_connections);
   return std::move(response_);
 }
 

@@ -14,6 +14,8 @@ struct Response {
   long status = 0;
   std::string body;
   std::map<std::string, std::string> headers;  // names lowercased
+  int http_version = 1;                        // 2 when the call went over HTTP/2
+  long new_connections = 0;                    // connections the call opened (0: it reused or shared one)
 
   // The header's value, or "" when absent. `name` must be lowercase.
   std::string Header(const std::string& name) const;

@@ -5,8 +5,10 @@
 #include "common/http/async_client.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <condition_variable>
+#include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -149,6 +151,46 @@ TEST(AsyncClientTest, CompletionsMaySubmitAndDestructionFailsWhatIsLeftOnce) {
     ASSERT_FALSE(it->second.ok());
     EXPECT_EQ(it->second.error().message, "client stopped");
   }
+}
+
+// A real HTTP/2 server over TLS (nghttpd, Debian's nghttp2-server, with a certificate made
+// for 127.0.0.1): 100 calls submitted at once, with room for 100 connections to the host, all
+// go over HTTP/2 on one connection, multiplexed (Meta's Graph API offers HTTP/2, so a sender
+// needs a few connections, not one per call in flight). Without multiplexing each call in
+// flight would have opened its own.
+TEST(AsyncClientTest, AnHttp2HostCarriesManyCallsOnOneConnection) {
+  const std::string nghttpd = "/usr/sbin/nghttpd";
+  ASSERT_EQ(access(nghttpd.c_str(), X_OK), 0) << "needs nghttpd (Debian's nghttp2-server; scripts/test.sh installs it)";
+  const std::string dir = testing::MakeTempDir("h2");
+  const auto made = testing::RunCommand(
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+      dir + "/key.pem -out " + dir + "/cert.pem 2>&1");
+  ASSERT_EQ(made.status, 0) << made.output;
+  { std::ofstream(dir + "/hello") << "hello over h2"; }
+  const int port = testing::FreePort();
+  testing::Process server(
+      nghttpd, {"--address=127.0.0.1", "--htdocs=" + dir, std::to_string(port), dir + "/key.pem", dir + "/cert.pem"},
+      {}, dir + "/nghttpd.log");
+  ASSERT_TRUE(testing::WaitForPort(port, std::chrono::seconds(10))) << "nghttpd did not start";
+
+  constexpr int kCalls = 100;
+  AsyncClient client(
+      {.max_connections_per_host = kCalls, .max_total_connections = kCalls, .ca_file = dir + "/cert.pem"});
+  Outcomes outcomes;
+  for (int i = 0; i < kCalls; ++i) {
+    client.Submit(Get("https://127.0.0.1:" + std::to_string(port) + "/hello"), outcomes.Add("h2"));
+  }
+  ASSERT_TRUE(outcomes.Wait(kCalls, std::chrono::seconds(30)));
+  long connections = 0;
+  for (const auto& [name, result] : outcomes.results()) {
+    ASSERT_TRUE(result.ok()) << result.error().message;
+    EXPECT_EQ(result->status, 200);
+    EXPECT_EQ(result->body, "hello over h2");
+    EXPECT_EQ(result->http_version, 2);
+    connections += result->new_connections;
+  }
+  EXPECT_EQ(connections, 1) << "the calls did not share one HTTP/2 connection";
 }
 
 }  // namespace
