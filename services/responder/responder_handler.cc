@@ -62,11 +62,23 @@ constexpr int64_t kConversationTtlS = 90LL * 24 * 3600;
 constexpr int64_t kProfileFreshMs = 24LL * 3600 * 1000;  // re-read a name once a day
 constexpr int64_t kProfileRetryMs = 10LL * 60 * 1000;    // after a failure, do not ask for 10 min
 
-// Skill and profile calls: one HTTP connection per worker thread, kept alive.
-http::Client& ThreadHttp() {
-  thread_local http::Client client;
-  return client;
-}
+// Runs `all_done` once, after every call counted with Start has ended (End) and counting is
+// over (Seal): the last of them, on whichever thread ends it. Cheap to copy.
+class Countdown {
+ public:
+  explicit Countdown(std::function<void()> all_done)
+      : left_(std::make_shared<std::atomic<size_t>>(1)),
+        all_done_(std::make_shared<std::function<void()>>(std::move(all_done))) {}
+  void Start() const { left_->fetch_add(1); }
+  void End() const {
+    if (left_->fetch_sub(1) == 1) (*all_done_)();
+  }
+  void Seal() const { End(); }  // the count's own 1: nothing ends it before every call started
+
+ private:
+  std::shared_ptr<std::atomic<size_t>> left_;
+  std::shared_ptr<std::function<void()>> all_done_;
+};
 
 size_t PickRandom(size_t n) {
   thread_local std::mt19937 generator{std::random_device{}()};
@@ -294,43 +306,59 @@ struct ResponderHandler::EventWork {
   std::string conversation_key;
   Conversation conversation;
   std::shared_ptr<const RuleSet> rules;  // in force when the event was decided
+  const Rule* rule = nullptr;            // the rule found, into `rules`
+  std::map<std::string, std::string> captures;
+  bool profile_due = false;  // the rule needs the first name, to be fetched before it is applied
   Decision decision;
   ConversationUpdate update;
   std::vector<katy::v1::OutboundMessage> replies;
   std::optional<redis::HandleResult> result;
 };
 
-void ResponderHandler::ResolveProfile(const katy::v1::InboundEvent& event, int64_t now, Conversation& conversation,
-                                      std::vector<std::string>& update) const {
-  if (profiles_ == nullptr || !profiles_->enabled() || event.user_is_ref() || !ProfileDue(conversation, now)) return;
-  auto name = profiles_->FirstName(ThreadHttp(), event.page_id(), event.user_id(), event.platform() == "instagram");
+void ResponderHandler::ApplyProfile(EventWork& work, const Result<std::string>& name) const {
   metrics_.profile_fetches.Add({{"result", name ? "ok" : name.error().Label()}}).Increment();
   if (name) {
-    conversation.first_name = *name;
-    update.insert(update.end(), {"first_name", *name});
+    work.conversation.first_name = *name;
+    work.update.hset.insert(work.update.hset.end(), {"first_name", *name});
   }
-  update.insert(update.end(), {"profile_checked_ms", std::to_string(now)});
+  work.update.hset.insert(work.update.hset.end(), {"profile_checked_ms", std::to_string(now_ms_())});
+}
+
+void ResponderHandler::FetchProfiles(std::vector<EventWork>& work, std::function<void()> all_fetched) const {
+  const Countdown countdown(std::move(all_fetched));
+  for (auto& one : work) {
+    if (!one.profile_due) continue;
+    const bool instagram = one.event.platform() == "instagram";
+    auto request = profiles_->Request(one.event.page_id(), one.event.user_id(), instagram);
+    if (!request) {
+      ApplyProfile(one, request.error());
+      continue;
+    }
+    countdown.Start();
+    skills_.Submit(std::move(*request), [this, &one, instagram, countdown](Result<http::Response> answer) {
+      ApplyProfile(one, ProfileClient::FirstNameIn(answer, instagram));
+      countdown.End();
+    });
+  }
+  countdown.Seal();
 }
 
 void ResponderHandler::RunSkills(std::vector<EventWork>& work, std::function<void()> all_answered) const {
-  // Counted on the client's loop thread; the answers go into `work`, which the caller keeps
-  // alive and leaves alone until all_answered.
-  auto left = std::make_shared<std::atomic<size_t>>(1);
-  auto one_answered = [left, all_answered = std::move(all_answered)] {
-    if (left->fetch_sub(1) == 1) all_answered();
-  };
+  // The answers go into `work`, which the caller keeps alive and leaves alone until
+  // all_answered.
+  const Countdown countdown(std::move(all_answered));
   const auto started = std::chrono::steady_clock::now();
   for (auto& one : work) {
     if (one.result || one.decision.skill == nullptr) continue;
-    left->fetch_add(1);
+    countdown.Start();
     CallSkill(skills_, *one.decision.skill, one.event, one.conversation,
-              [this, &one, started, one_answered](Result<SkillAnswer> answer) {
+              [this, &one, started, countdown](Result<SkillAnswer> answer) {
                 ApplySkill(one.event, one.conversation, one.decision, std::move(answer),
                            std::chrono::steady_clock::now() - started);
-                one_answered();
+                countdown.End();
               });
   }
-  one_answered();  // the count's own 1: none answered before every call was made
+  countdown.Seal();
 }
 
 void ResponderHandler::ApplySkill(const katy::v1::InboundEvent& event, const Conversation& conversation,
@@ -421,29 +449,49 @@ std::vector<redis::HandleResult> ResponderHandler::HandleBatch(redis::Client& cl
     work[i].fence = batch[i].fence;
   }
   ReadAndChoose(client, work);
-  // The events waiting on a skill leave the batch: the others are committed now, those when
-  // their skills have answered, without a worker waiting for them meanwhile.
+  // The events waiting on a profile or a skill leave the batch: the others are committed now,
+  // those when their calls have answered, without a worker waiting for them meanwhile.
   auto waiting = std::make_shared<std::vector<EventWork>>();
-  std::vector<size_t> waiting_at;
-  for (size_t i = 0; i < work.size(); ++i) {
-    if (work[i].result || work[i].decision.skill == nullptr) continue;
-    work[i].owned_entry = *work[i].entry;  // the consumer's copy is gone by the time it answers
-    waiting->push_back(std::move(work[i]));
-    waiting_at.push_back(i);
-    work[i].result = redis::HandleResult::Later();
+  for (auto& one : work) {
+    if (one.result || (!one.profile_due && one.decision.skill == nullptr)) continue;
+    one.owned_entry = *one.entry;  // the consumer's copy is gone by the time they answer
+    waiting->push_back(std::move(one));
+    one.result = redis::HandleResult::Later();
   }
   Finish(client, work);
   if (!waiting->empty()) {
     for (auto& one : *waiting) one.entry = &*one.owned_entry;
-    RunSkills(*waiting, [this, waiting, resume] {
-      resume([this, waiting](redis::Client& later, const redis::Resume&) {
-        Finish(later, *waiting);
-        std::vector<redis::HandleResult> results;
-        for (auto& one : *waiting) results.push_back(std::move(*one.result));
-        return results;
+    FetchProfiles(*waiting, [this, waiting, resume] {
+      resume([this, waiting](redis::Client& later, const redis::Resume& next) {
+        return AfterProfiles(later, waiting, next);
       });
     });
   }
+  std::vector<redis::HandleResult> results;
+  results.reserve(work.size());
+  for (auto& one : work) results.push_back(std::move(*one.result));
+  return results;
+}
+
+std::vector<redis::HandleResult> ResponderHandler::AfterProfiles(redis::Client& client,
+                                                                 const std::shared_ptr<std::vector<EventWork>>& waiting,
+                                                                 const redis::Resume& resume) const {
+  bool skills = false;
+  for (auto& one : *waiting) {
+    if (std::exchange(one.profile_due, false)) Decide(one);
+    skills |= !one.result && one.decision.skill != nullptr;
+  }
+  if (!skills) return Finished(client, *waiting);
+  // All of them wait for the skills (one continuation per batch); a profile is fetched once a
+  // day per person, so rarely is one of them held by another's skill.
+  RunSkills(*waiting, [this, waiting, resume] {
+    resume([this, waiting](redis::Client& later, const redis::Resume&) { return Finished(later, *waiting); });
+  });
+  return std::vector<redis::HandleResult>(waiting->size(), redis::HandleResult::Later());
+}
+
+std::vector<redis::HandleResult> ResponderHandler::Finished(redis::Client& client, std::vector<EventWork>& work) const {
+  Finish(client, work);
   std::vector<redis::HandleResult> results;
   results.reserve(work.size());
   for (auto& one : work) results.push_back(std::move(*one.result));
@@ -498,15 +546,18 @@ void ResponderHandler::ReadConversations(redis::Client& client, std::vector<Even
 }
 
 void ResponderHandler::Choose(EventWork& work) const {
-  const katy::v1::InboundEvent& event = work.event;
-  Conversation& conversation = work.conversation;
   // The rule set in force now stays with the event (its decision points into it) until the
   // commit, a reload meanwhile notwithstanding.
   work.rules = rules_.Current();
-  std::map<std::string, std::string> captures;
-  const Rule* rule = FindRule(*work.rules, event, conversation, &captures);
-  if (rule != nullptr && rule->uses_first_name) ResolveProfile(event, now_ms_(), conversation, work.update.hset);
-  if (rule != nullptr) work.decision = ApplyRule(*rule, event, conversation, std::move(captures), PickRandom);
+  work.rule = FindRule(*work.rules, work.event, work.conversation, &work.captures);
+  work.profile_due = work.rule != nullptr && work.rule->uses_first_name && profiles_ != nullptr &&
+                     profiles_->enabled() && !work.event.user_is_ref() && ProfileDue(work.conversation, now_ms_());
+  if (!work.profile_due) Decide(work);
+}
+
+void ResponderHandler::Decide(EventWork& work) const {
+  if (work.rule == nullptr) return;
+  work.decision = ApplyRule(*work.rule, work.event, work.conversation, std::move(work.captures), PickRandom);
 }
 
 void ResponderHandler::Conclude(const redis::StreamEntry& entry, EventWork& work) const {

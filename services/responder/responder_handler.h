@@ -47,7 +47,8 @@ struct ResponderMetrics {
 
 // Handles one inbound stream entry: reads the conversation, finds the rule, fetches the user's
 // first name when the rule needs it (cached in the conversation for a day; a failure or a
-// slow profile API costs at most the profile timeout, and the placeholder turns neutral),
+// slow profile API costs at most the profile timeout, and the placeholder turns neutral; the
+// fetch, like a skill call, waits on the event loop, not on a worker),
 // calls the rule's skill if it has one (falling back to its fallback reply), and
 // commits in one Lua script: check that this instance still holds the shard's lease (else
 // nothing is written and the event is left to the new owner), XACK the event (an event
@@ -85,9 +86,9 @@ class ResponderHandler {
   struct EventWork;
   void Parse(const redis::StreamEntry& entry, EventWork& work) const;
   void ReadConversations(redis::Client& client, std::vector<EventWork>& work) const;
-  // Decides an event in two steps around its skill call: Choose finds the rule (and the first
-  // name it needs); Conclude applies the skill's answer, records the event, follows the
-  // thread's owner and renders the replies.
+  // Decides an event in steps around its calls: Choose finds the rule (and whether the first
+  // name it needs must be fetched first: then Decide comes after the fetch); Conclude applies
+  // the skill's answer, records the event, follows the thread's owner and renders the replies.
   void Choose(EventWork& work) const;
   void Conclude(const redis::StreamEntry& entry, EventWork& work) const;
   // Parse, read the conversations (one round trip) and Choose, for each event of `work`.
@@ -100,10 +101,22 @@ class ResponderHandler {
   void RunSkills(std::vector<EventWork>& work, std::function<void()> all_answered) const;
   void Commit(redis::Client& client, std::vector<EventWork>& work) const;
   void Committed(const redis::StreamEntry& entry, EventWork& work, long long replies) const;
-  // Fetches the user's first name when the rule needs it and it is due; records the attempt
-  // in `update` (HSET field/value pairs).
-  void ResolveProfile(const katy::v1::InboundEvent& event, int64_t now, Conversation& conversation,
-                      std::vector<std::string>& update) const;
+  // Applies the event's rule (found by Choose) to it: its decision.
+  void Decide(EventWork& work) const;
+  // Fetches the first name of every event of `work` whose rule needs it (profile_due), all at
+  // once on the shared client; each answer is recorded (ApplyProfile) on the client's loop
+  // thread and `all_fetched` runs there after the last (at once when none is due).
+  void FetchProfiles(std::vector<EventWork>& work, std::function<void()> all_fetched) const;
+  // Records a profile fetch: the first name in the conversation, and the attempt's time in the
+  // update (HSET field/value pairs), so a failure is not asked again for a while.
+  void ApplyProfile(EventWork& work, const Result<std::string>& name) const;
+  // The events that waited on their profiles, on a worker: decided now, then their skills
+  // called (all of them kLater again) or, with none, committed.
+  std::vector<redis::HandleResult> AfterProfiles(redis::Client& client,
+                                                 const std::shared_ptr<std::vector<EventWork>>& waiting,
+                                                 const redis::Resume& resume) const;
+  // Finish, and the events' results in order.
+  std::vector<redis::HandleResult> Finished(redis::Client& client, std::vector<EventWork>& work) const;
   // Replaces the decision's messages with the skill's answer, or with its fallback when the
   // skill failed.
   void ApplySkill(const katy::v1::InboundEvent& event, const Conversation& conversation, Decision& decision,

@@ -344,6 +344,38 @@ TEST_F(ResponderHandlerTest, FirstNameComesFromTheProfileApiOnceAndFallsBackWhen
   EXPECT_TRUE(neutral);
 }
 
+// The first names a batch needs are fetched together on the event loop, then the skills the
+// same events need: four new people behind a profile API that takes a second each are all
+// asked at once (the late server's count), and each still gets its skill's answer. (The late
+// server is no Graph API: its answer has no first name, so the name turns neutral.)
+TEST_F(ResponderHandlerTest, TheProfilesOfABatchAreFetchedTogetherThenTheirSkills) {
+  testing::LateHttpServer graph;
+  testing::LateHttpServer skill;
+  PageTokens tokens = PageTokens::FromMap("token", {});
+  // The profile call's path and query follow this base ("/<psid>?fields=..."): they land in a
+  // query parameter of its own, and the late server sees /late?ms=1000.
+  ProfileClient profiles(graph.Url("/late?ms=1000&rest="), tokens, std::chrono::milliseconds(5000));
+  MakeHandler(&profiles);
+  UseRules("fallback:\n  skill:\n    url: \"" + skill.Url("/skill?ms=200") +
+           "\"\n    timeout_ms: 5000\n    fallback: \"Sorry {{first_name}}\"\n");
+  const std::vector<std::string> users = {"u1", "u2", "u3", "u4"};
+  std::vector<redis::StreamEntry> entries;
+  std::vector<redis::BatchEntry> batch;
+  for (const auto& user : users) entries.push_back(Deliver("hello", katy::v1::EVENT_KIND_MESSAGE, 0, user));
+  for (size_t i = 0; i < users.size(); ++i) {
+    const std::string lease = keys_->Lease(ShardOf("p1", users[i], 4), "responder");
+    ASSERT_TRUE(client_.Command({"SET", lease, "me"}).ok());
+    batch.push_back({&entries[i], {lease, "me"}});
+  }
+  for (const auto& result : HandleBatch(batch)) EXPECT_EQ(result.kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(graph.Stats()["most_in_flight"].get<int>(), 4) << "the profiles were fetched one after another";
+  EXPECT_EQ(metrics_.profile_fetches.Add({{"result", "bad_answer"}}).Value(), 4);
+  for (const auto& user : users) {
+    ASSERT_EQ(Outbound(user).size(), 1u) << user;
+    EXPECT_EQ(nlohmann::json::parse(Outbound(user)[0].message_json())["text"], "late 200") << user;
+  }
+}
+
 TEST_F(ResponderHandlerTest, UndecodableEntryIsPoison) {
   redis::StreamEntry garbage{keys_->InStream(0), "1-1", {{"pb", "\xff\xff not a protobuf"}}};
   EXPECT_EQ((*handler_)(client_, garbage, fence_).kind, redis::HandleResult::Kind::kPoison);
