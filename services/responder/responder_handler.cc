@@ -1,5 +1,6 @@
 #include "services/responder/responder_handler.h"
 
+#include <algorithm>
 #include <atomic>
 
 #include <chrono>
@@ -237,24 +238,35 @@ std::optional<Handover> TerminalHandover(const katy::v1::InboundEvent& event) {
 // back, typing_on when it asks for it (Meta: sender_action goes alone), one message per part,
 // then pass_thread_control when it hands the thread over. Ids are "<entry id>#take",
 // "#typing", "#0"..., "#pass".
+// A reply to the event, id "<inbound entry id><id_suffix>" (the sender's delivered mark makes
+// the same id go once).
+katy::v1::OutboundMessage ReplyTo(const redis::StreamEntry& entry, const katy::v1::InboundEvent& event,
+                                  const std::string& id_suffix, int64_t now) {
+  katy::v1::OutboundMessage reply;
+  reply.set_id(entry.id + id_suffix);
+  reply.set_page_id(event.page_id());
+  reply.set_platform(event.platform());
+  reply.set_recipient_id(event.user_id());
+  reply.set_recipient_is_ref(event.user_is_ref());
+  reply.set_messaging_type("RESPONSE");
+  reply.set_in_reply_to_mid(event.mid());
+  reply.set_created_at_ms(now);
+  reply.set_event_received_at_ms(event.received_at_ms());
+  reply.set_event_timestamp_ms(event.timestamp_ms());
+  reply.set_user_last_message_ms(IsReplyable(event) ? event.timestamp_ms() : 0);
+  return reply;
+}
+
+katy::v1::OutboundMessage TypingFor(const redis::StreamEntry& entry, const katy::v1::InboundEvent& event, int64_t now) {
+  auto typing = ReplyTo(entry, event, "#typing", now);
+  typing.set_sender_action("typing_on");
+  return typing;
+}
+
+// `typing_sent`: typing_on went out before the skill was called (SendTypingFirst).
 std::vector<katy::v1::OutboundMessage> Replies(const redis::StreamEntry& entry, const katy::v1::InboundEvent& event,
-                                               const Decision& decision, int64_t now) {
-  const int64_t user_last_ms = IsReplyable(event) ? event.timestamp_ms() : 0;
-  auto outbound = [&](const std::string& id_suffix) {
-    katy::v1::OutboundMessage reply;
-    reply.set_id(entry.id + id_suffix);
-    reply.set_page_id(event.page_id());
-    reply.set_platform(event.platform());
-    reply.set_recipient_id(event.user_id());
-    reply.set_recipient_is_ref(event.user_is_ref());
-    reply.set_messaging_type("RESPONSE");
-    reply.set_in_reply_to_mid(event.mid());
-    reply.set_created_at_ms(now);
-    reply.set_event_received_at_ms(event.received_at_ms());
-    reply.set_event_timestamp_ms(event.timestamp_ms());
-    reply.set_user_last_message_ms(user_last_ms);
-    return reply;
-  };
+                                               const Decision& decision, int64_t now, bool typing_sent) {
+  auto outbound = [&](const std::string& id_suffix) { return ReplyTo(entry, event, id_suffix, now); };
   auto thread_control = [&](const char* id_suffix, const char* call) {
     auto control = outbound(id_suffix);
     control.set_thread_control(call);
@@ -264,10 +276,7 @@ std::vector<katy::v1::OutboundMessage> Replies(const redis::StreamEntry& entry, 
   };
   std::vector<katy::v1::OutboundMessage> replies;
   if (decision.handover && decision.handover->take()) replies.push_back(thread_control("#take", "take_thread_control"));
-  if (decision.typing && !decision.messages.empty()) {
-    replies.push_back(outbound("#typing"));
-    replies.back().set_sender_action("typing_on");
-  }
+  if (decision.typing && !decision.messages.empty() && !typing_sent) replies.push_back(TypingFor(entry, event, now));
   for (size_t i = 0; i < decision.messages.size(); ++i) {
     replies.push_back(outbound("#" + std::to_string(i)));
     replies.back().set_message_json(decision.messages[i]);
@@ -309,6 +318,7 @@ struct ResponderHandler::EventWork {
   const Rule* rule = nullptr;            // the rule found, into `rules`
   std::map<std::string, std::string> captures;
   bool profile_due = false;  // the rule needs the first name, to be fetched before it is applied
+  bool typing_sent = false;  // typing_on went out before the skill call
   Decision decision;
   ConversationUpdate update;
   std::vector<katy::v1::OutboundMessage> replies;
@@ -461,16 +471,44 @@ std::vector<redis::HandleResult> ResponderHandler::HandleBatch(redis::Client& cl
   Finish(client, work);
   if (!waiting->empty()) {
     for (auto& one : *waiting) one.entry = &*one.owned_entry;
-    FetchProfiles(*waiting, [this, waiting, resume] {
-      resume([this, waiting](redis::Client& later, const redis::Resume& next) {
-        return AfterProfiles(later, waiting, next);
+    const bool profiles =
+        std::any_of(waiting->begin(), waiting->end(), [](const auto& one) { return one.profile_due; });
+    if (profiles) {
+      FetchProfiles(*waiting, [this, waiting, resume] {
+        resume([this, waiting](redis::Client& later, const redis::Resume& next) {
+          return AfterProfiles(later, waiting, next);
+        });
       });
-    });
+    } else {
+      AwaitSkills(client, waiting, resume);
+    }
   }
   std::vector<redis::HandleResult> results;
   results.reserve(work.size());
   for (auto& one : work) results.push_back(std::move(*one.result));
   return results;
+}
+
+void ResponderHandler::SendTypingFirst(redis::Client& client, std::vector<EventWork>& work) const {
+  std::vector<std::vector<std::string>> adds;
+  std::vector<EventWork*> typing;
+  const int64_t now = now_ms_();
+  for (auto& one : work) {
+    // Only while Katy has the thread and keeps it: typing_on to someone talking to a person
+    // in the Page Inbox, or before a take_thread_control, would be out of turn.
+    const Decision& decision = one.decision;
+    if (one.result || one.profile_due || one.typing_sent || decision.skill == nullptr || !decision.typing ||
+        decision.handover || !one.conversation.owner.empty() || !IsReplyable(one.event)) {
+      continue;
+    }
+    adds.push_back(
+        {"XADD", keys_.OutStream(one.shard), "*", "pb", TypingFor(*one.entry, one.event, now).SerializeAsString()});
+    typing.push_back(&one);
+  }
+  if (adds.empty()) return;
+  // Best effort: not sent now, it goes with the replies at the commit.
+  auto added = client.Pipeline(adds);
+  for (size_t i = 0; added && i < typing.size(); ++i) typing[i]->typing_sent = !(*added)[i].IsError();
 }
 
 std::vector<redis::HandleResult> ResponderHandler::AfterProfiles(redis::Client& client,
@@ -484,10 +522,16 @@ std::vector<redis::HandleResult> ResponderHandler::AfterProfiles(redis::Client& 
   if (!skills) return Finished(client, *waiting);
   // All of them wait for the skills (one continuation per batch); a profile is fetched once a
   // day per person, so rarely is one of them held by another's skill.
+  AwaitSkills(client, waiting, resume);
+  return std::vector<redis::HandleResult>(waiting->size(), redis::HandleResult::Later());
+}
+
+void ResponderHandler::AwaitSkills(redis::Client& client, const std::shared_ptr<std::vector<EventWork>>& waiting,
+                                   const redis::Resume& resume) const {
+  SendTypingFirst(client, *waiting);
   RunSkills(*waiting, [this, waiting, resume] {
     resume([this, waiting](redis::Client& later, const redis::Resume&) { return Finished(later, *waiting); });
   });
-  return std::vector<redis::HandleResult>(waiting->size(), redis::HandleResult::Later());
 }
 
 std::vector<redis::HandleResult> ResponderHandler::Finished(redis::Client& client, std::vector<EventWork>& work) const {
@@ -573,7 +617,7 @@ void ResponderHandler::Conclude(const redis::StreamEntry& entry, EventWork& work
   if (!event.user_id().empty()) {
     work.update.owned_op = FollowOwnership(event, conversation, now, decision, work.update.hset, work.update.hdel);
   }
-  work.replies = Replies(entry, event, decision, now);
+  work.replies = Replies(entry, event, decision, now, work.typing_sent);
 }
 
 void ResponderHandler::Commit(redis::Client& client, std::vector<EventWork>& work) const {

@@ -115,6 +115,13 @@ class ResponderHandler {
   std::vector<redis::HandleResult> AfterProfiles(redis::Client& client,
                                                  const std::shared_ptr<std::vector<EventWork>>& waiting,
                                                  const redis::Resume& resume) const;
+  // typing_on for the events about to wait on a skill whose rule asks for it (`typing: true`),
+  // queued for the sender now rather than with the replies after the skill.
+  void SendTypingFirst(redis::Client& client, std::vector<EventWork>& work) const;
+  // typing_on first, then the skills of `waiting` called; `resume` commits them once all have
+  // answered.
+  void AwaitSkills(redis::Client& client, const std::shared_ptr<std::vector<EventWork>>& waiting,
+                   const redis::Resume& resume) const;
   // Finish, and the events' results in order.
   std::vector<redis::HandleResult> Finished(redis::Client& client, std::vector<EventWork>& work) const;
   // Replaces the decision's messages with the skill's answer, or with its fallback when the

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 
 #include "common/page_tokens.h"
@@ -374,6 +375,26 @@ TEST_F(ResponderHandlerTest, TheProfilesOfABatchAreFetchedTogetherThenTheirSkill
     ASSERT_EQ(Outbound(user).size(), 1u) << user;
     EXPECT_EQ(nlohmann::json::parse(Outbound(user)[0].message_json())["text"], "late 200") << user;
   }
+}
+
+// `typing: true` with a slow skill: typing_on is queued for the sender while the skill is
+// still thinking, and the reply follows it once the skill answers, without a second typing_on.
+TEST_F(ResponderHandlerTest, TypingGoesOutBeforeASlowSkillAnswers) {
+  testing::LateHttpServer skill;
+  UseRules("fallback:\n  typing: true\n  skill:\n    url: \"" + skill.Url("/skill?ms=500") +
+           "\"\n    timeout_ms: 5000\n");
+  const redis::StreamEntry entry = Deliver("tell me a story");
+  const std::string lease = keys_->Lease(Shard(), "responder");
+  ASSERT_TRUE(client_.Command({"SET", lease, "me"}).ok());
+  std::promise<redis::Continuation> resumed;
+  auto results = handler_->HandleBatch(client_, {{&entry, {lease, "me"}}},
+                                       redis::Resume([&](redis::Continuation next) { resumed.set_value(next); }));
+  ASSERT_EQ(results.front().kind, redis::HandleResult::Kind::kLater);
+  EXPECT_EQ(ReplyTexts(), (std::vector<std::string>{"<typing_on>"})) << "typing_on waited for the skill";
+  auto finished = resumed.get_future().get()(client_, redis::Resume([](redis::Continuation) {}));
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_EQ(finished[0].kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(ReplyTexts(), (std::vector<std::string>{"<typing_on>", "late 500"}));
 }
 
 TEST_F(ResponderHandlerTest, UndecodableEntryIsPoison) {
