@@ -63,8 +63,11 @@ std::string KeySpace::Attachment(std::string_view page, std::string_view url) co
 
 namespace katy {
 
+std::string KeySpace::Pages() const { return prefix_ + ":pages"; }
+
 std::vector<std::string> KeySpace::UnwaitedPrefixes() const {
-  return {prefix_ + ":rate:", prefix_ + ":attachment:", prefix_ + ":members:", prefix_ + ":paused:"};
+  return {
+      prefix_ + ":rate:", prefix_ + ":attachment:", prefix_ + ":members:", prefix_ + ":paused:", prefix_ + ":pages"};
 }
 
 std::string KeySpace::Paused(std::string_view role) const { return prefix_ + ":paused:" + std::string(role); }

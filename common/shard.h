@@ -41,7 +41,10 @@ class KeySpace {
   std::string Lease(int shard, std::string_view role) const;
   std::string Members(std::string_view role) const;  // katy:members:<role>
   std::string Rate(std::string_view page) const;     // katy:rate:<page>
-  std::string Paused(std::string_view role) const;   // katy:paused:<role>
+  // katy:pages: the ids of the pages with a katy:rate:<page> hash (a set the sender keeps), so
+  // status and metrics list them without a SCAN of the keyspace.
+  std::string Pages() const;
+  std::string Paused(std::string_view role) const;  // katy:paused:<role>
   // katy:attachment:<page>:<sha256 of url>: the page's attachment_id for a reusable media url.
   std::string Attachment(std::string_view page, std::string_view url) const;
 

@@ -69,6 +69,10 @@ int Run(int argc, char** argv) {
   // Sender state lives in Redis (katy:rate:<page>), so every instance obeys it at once.
   // An operator's rate or pause, lost in a failover, is seen in katyctl status and set again.
   redis::ClientPool control_redis(redis_options.WithoutWait(), 1);
+  if (auto adopted = limiter.AdoptUnlistedPages(*control_redis.Acquire()); !adopted) {
+    log::Warn("cannot list the pages an older sender left unlisted; they show in status once they send again",
+              {{"error", adopted.error().message}});
+  }
   auto with_redis = [&control_redis](auto action) {
     auto client = control_redis.Acquire();
     auto done = action(*client);

@@ -113,6 +113,7 @@ Result<PageLimiter::Ask> PageLimiter::Prepare(redis::Client& client, const std::
                                               const std::string& part_key) const {
   auto global = ReadGlobal(client);
   if (!global) return global.error();
+  List(client, page);
   auto reserved = reservations_.Take(part_key);
   if (global->paused) return Ask{PageGate{PageGate::Kind::kPaused, {}, {}}, {}};
   const auto now = SlotReservations::Clock::now();
@@ -172,6 +173,7 @@ std::optional<SlotReservations::Clock::time_point> SlotReservations::Take(const 
 Status PageLimiter::Throttle(redis::Client& client, const std::string& page, std::chrono::milliseconds duration) const {
   auto reply = throttle_.Run(client, {keys_.Rate(page)}, {std::to_string(duration.count()), kIdleTtlMs});
   if (!reply) return reply.error();
+  List(client, page);
   return Ok{};
 }
 
@@ -183,6 +185,7 @@ Result<bool> PageLimiter::Pause(redis::Client& client, const std::string& page, 
                                   {"PERSIST", keys_.Rate(page)}});
   if (page == kAllPages) ForgetGlobal();
   if (!replies) return replies.error();
+  List(client, page);
   return (*replies)[0].integer == 1;
 }
 
@@ -199,6 +202,36 @@ Status PageLimiter::SetRate(redis::Client& client, const std::string& page, doub
   auto reply = client.Pipeline({{"HSET", keys_.Rate(page), "rate", Number(per_second)}, {"PERSIST", keys_.Rate(page)}});
   if (page == kAllPages) ForgetGlobal();
   if (!reply) return reply.error();
+  List(client, page);
+  return Ok{};
+}
+
+void PageLimiter::List(redis::Client& client, const std::string& page) const {
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(listed_mutex_);
+    auto [it, added] = listed_.try_emplace(page, now);
+    if (!added && now - it->second < kRelistEvery) return;
+    it->second = now;
+  }
+  auto listed = client.Command({"SADD", keys_.Pages(), page});
+  if (!listed || listed->IsError()) {
+    std::lock_guard lock(listed_mutex_);
+    listed_.erase(page);  // tried again with the page's next message
+  }
+}
+
+Status PageLimiter::AdoptUnlistedPages(redis::Client& client) const {
+  auto exists = client.Command({"EXISTS", keys_.Pages()});
+  if (!exists) return exists.error();
+  if (exists->integer == 1) return Ok{};
+  auto found = client.ScanKeys(keys_.Rate("*"));
+  if (!found) return found.error();
+  std::vector<std::string> add{"SADD", keys_.Pages()};
+  for (const std::string& key : *found) add.push_back(key.substr(keys_.Rate("").size()));
+  if (add.size() == 2) return Ok{};
+  auto added = client.Command(add);
+  if (!added) return added.error();
   return Ok{};
 }
 

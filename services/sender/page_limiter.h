@@ -106,6 +106,9 @@ class PageLimiter {
   Status Resume(redis::Client& client, const std::string& page) const;
   // Messages per second for `page` ("*": the default for pages without their own).
   Status SetRate(redis::Client& client, const std::string& page, double per_second) const;
+  // Lists in katy:pages the pages whose katy:rate:<page> hashes an older sender left without
+  // listing them: one SCAN, once, when katy:pages does not exist yet (at start-up).
+  Status AdoptUnlistedPages(redis::Client& client) const;
 
   static constexpr const char* kAllPages = "*";
   static constexpr std::chrono::milliseconds kGlobalRefresh{250};
@@ -124,6 +127,10 @@ class PageLimiter {
   };
   // katy:rate:*, from Redis when the copy is older than kGlobalRefresh.
   Result<Global> ReadGlobal(redis::Client& client) const;
+  // Lists `page` in katy:pages (for status and metrics), at most every kRelistEvery per page
+  // and process: a list lost with a failover is whole again within that. Best effort.
+  void List(redis::Client& client, const std::string& page) const;
+  static constexpr std::chrono::seconds kRelistEvery{60};
   // The gate from the script's reply (a slot due later is held for `part_key`).
   Result<PageGate> GateOf(const redis::Reply& reply, const std::string& part_key) const;
   void ForgetGlobal() const;
@@ -136,6 +143,8 @@ class PageLimiter {
   mutable std::mutex global_mutex_;
   mutable Global global_;  // under global_mutex_
   mutable SlotReservations reservations_;
+  mutable std::mutex listed_mutex_;
+  mutable std::unordered_map<std::string, std::chrono::steady_clock::time_point> listed_;  // under listed_mutex_
 };
 
 }  // namespace katy::sender
