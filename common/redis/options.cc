@@ -1,7 +1,9 @@
 #include "common/redis/options.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <unordered_set>
 
 #include "common/config.h"
 #include "common/redis/cluster_slots.h"
@@ -36,8 +38,23 @@ Options Options::ForNode(const NodeAddress& node) const {
   return copy;
 }
 
+namespace {
+
+// The commands Katy sends that only read. Anything not named here counts as a write.
+bool ReadsOnly(const std::string& command) {
+  static const std::unordered_set<std::string> kReads = {
+      "EXISTS", "GET",   "MGET",   "HGET",      "HMGET",    "HGETALL", "HLEN", "SMEMBERS", "SISMEMBER", "SCARD",
+      "XLEN",   "XINFO", "XRANGE", "XREVRANGE", "XPENDING", "TTL",     "PTTL", "TYPE",     "STRLEN",    "TIME"};
+  std::string upper(command);
+  std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
+  return kReads.contains(upper);
+}
+
+}  // namespace
+
 bool Options::NeedsReplicas(const std::vector<std::string>& argv) const {
   if (wait_replicas <= 0) return false;
+  if (!argv.empty() && ReadsOnly(argv[0])) return false;
   const KeyRange keys = CommandKeys(argv);
   for (size_t i = keys.first; i < keys.last && i < argv.size(); ++i) {
     const std::string& key = argv[i];

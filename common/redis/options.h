@@ -46,8 +46,10 @@ struct Options {
   // (or none) is not followed by WAIT, so a master without replicas that holds them holds back
   // nobody's durable work (a page's rate limiter serves every shard of the page).
   std::vector<std::string> unwaited_key_prefixes;
-  // Whether a write of `argv` must wait for replicas: wait_replicas > 0 and a key of it is not
-  // under unwaited_key_prefixes.
+  // Whether `argv` must wait for replicas: wait_replicas > 0, it may write (a read changes
+  // nothing a replica must hold: WAIT after it only costs a round trip's wait, and fails a read
+  // that a master short of replicas could have served), and a key of it is not under
+  // unwaited_key_prefixes.
   bool NeedsReplicas(const std::vector<std::string>& argv) const;
 
   // These options without WAIT: for bookkeeping whose loss in a failover costs nothing that

@@ -169,6 +169,11 @@ TEST(RedisClientTest, AWriteNoReplicaConfirmsFollowsThePolicyAndBookkeepingNeeds
   EXPECT_EQ(durable.error().reason, "under_replicated");
   EXPECT_NE(durable.error().message.find("the master applied it"), std::string::npos);
   EXPECT_EQ(Client(options.WithoutWait()).Command({"GET", "katy:{s01}:sent:m1"})->str, "1");
+  // A read changes nothing a replica must hold: it sends no WAIT, and a master short of
+  // replicas still serves it.
+  auto read = strict.Pipeline({{"GET", "katy:{s01}:sent:m1"}, {"EXISTS", "katy:{s01}:sent:m1"}});
+  ASSERT_TRUE(read.ok()) << read.error().message;
+  EXPECT_EQ((*read)[0].str, "1");
   auto mixed = strict.Pipeline({{"HSET", "katy:rate:1045", "tat", "2"}, {"INCR", "katy:{s01}:n"}});
   EXPECT_FALSE(mixed.ok()) << "one node's share with a durable write waits for it";
 
