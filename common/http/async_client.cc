@@ -224,7 +224,7 @@ class AsyncClient::Loop {
   std::thread thread_;
 };
 
-AsyncClient::AsyncClient(AsyncClientOptions options) : loop_(std::make_unique<Loop>(options)) {}
+AsyncClient::AsyncClient(const AsyncClientOptions& options) : loop_(std::make_unique<Loop>(options)) {}
 
 AsyncClient::~AsyncClient() = default;
 

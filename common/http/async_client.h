@@ -43,7 +43,7 @@ struct AsyncClientOptions {
 // completions. Thread-safe.
 class AsyncClient {
  public:
-  explicit AsyncClient(AsyncClientOptions options = {});
+  explicit AsyncClient(const AsyncClientOptions& options = {});
   ~AsyncClient();
   AsyncClient(const AsyncClient&) = delete;
   AsyncClient& operator=(const AsyncClient&) = delete;

@@ -174,7 +174,7 @@ ResponderMetrics::ResponderMetrics(prometheus::Registry& registry)
 
 ResponderHandler::ResponderHandler(KeySpace keys, const RulesHolder& rules, ResponderMetrics& metrics, Clock now_ms,
                                    const ProfileClient* profiles, OwnershipSettings ownership,
-                                   http::AsyncClientOptions skill_calls)
+                                   const http::AsyncClientOptions& skill_calls)
     : keys_(std::move(keys)),
       rules_(rules),
       metrics_(metrics),
@@ -345,7 +345,7 @@ void ResponderHandler::FetchProfiles(std::vector<EventWork>& work, std::function
       continue;
     }
     countdown.Start();
-    skills_.Submit(std::move(*request), [this, &one, instagram, countdown](Result<http::Response> answer) {
+    skills_.Submit(std::move(*request), [this, &one, instagram, countdown](const Result<http::Response>& answer) {
       ApplyProfile(one, ProfileClient::FirstNameIn(answer, instagram));
       countdown.End();
     });
@@ -466,6 +466,7 @@ std::vector<redis::HandleResult> ResponderHandler::HandleBatch(redis::Client& cl
     if (one.result || (!one.profile_due && one.decision.skill == nullptr)) continue;
     one.owned_entry = *one.entry;  // the consumer's copy is gone by the time they answer
     waiting->push_back(std::move(one));
+    one = EventWork{};  // what is left in the batch: a place holder, finished later
     one.result = redis::HandleResult::Later();
   }
   Finish(client, work);
@@ -523,7 +524,8 @@ std::vector<redis::HandleResult> ResponderHandler::AfterProfiles(redis::Client& 
   // All of them wait for the skills (one continuation per batch); a profile is fetched once a
   // day per person, so rarely is one of them held by another's skill.
   AwaitSkills(client, waiting, resume);
-  return std::vector<redis::HandleResult>(waiting->size(), redis::HandleResult::Later());
+  std::vector<redis::HandleResult> later(waiting->size(), redis::HandleResult::Later());
+  return later;
 }
 
 void ResponderHandler::AwaitSkills(redis::Client& client, const std::shared_ptr<std::vector<EventWork>>& waiting,

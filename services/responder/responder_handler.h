@@ -66,7 +66,7 @@ class ResponderHandler {
   // connection per call in flight).
   ResponderHandler(KeySpace keys, const RulesHolder& rules, ResponderMetrics& metrics, Clock now_ms,
                    const ProfileClient* profiles = nullptr, OwnershipSettings ownership = {},
-                   http::AsyncClientOptions skill_calls = {});
+                   const http::AsyncClientOptions& skill_calls = {});
 
   // One event, its skill (if any) waited for on this thread: for callers with a thread to
   // spare (tests).

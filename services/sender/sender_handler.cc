@@ -89,7 +89,7 @@ std::string SourceOf(const katy::v1::OutboundMessage& message) {
 }
 
 SenderHandler::SenderHandler(KeySpace keys, SenderOptions options, const PageTokens& tokens, const PageLimiter& limiter,
-                             SenderMetrics& metrics, Clock now_ms, http::AsyncClientOptions calls)
+                             SenderMetrics& metrics, Clock now_ms, const http::AsyncClientOptions& calls)
     : keys_(std::move(keys)),
       options_(std::move(options)),
       tokens_(tokens),

@@ -94,7 +94,7 @@ class SenderHandler {
   using Clock = std::function<int64_t()>;  // epoch ms
 
   SenderHandler(KeySpace keys, SenderOptions options, const PageTokens& tokens, const PageLimiter& limiter,
-                SenderMetrics& metrics, Clock now_ms, http::AsyncClientOptions calls = {});
+                SenderMetrics& metrics, Clock now_ms, const http::AsyncClientOptions& calls = {});
 
   // Starts the entry's delivery: its result, or kLater with `resume` called once the next
   // step can run (the continuation it brings may be kLater again, for the next call).

@@ -387,11 +387,12 @@ TEST_F(ResponderHandlerTest, TypingGoesOutBeforeASlowSkillAnswers) {
   const std::string lease = keys_->Lease(Shard(), "responder");
   ASSERT_TRUE(client_.Command({"SET", lease, "me"}).ok());
   std::promise<redis::Continuation> resumed;
-  auto results = handler_->HandleBatch(client_, {{&entry, {lease, "me"}}},
-                                       redis::Resume([&](redis::Continuation next) { resumed.set_value(next); }));
+  auto results =
+      handler_->HandleBatch(client_, {{&entry, {lease, "me"}}},
+                            redis::Resume([&](const redis::Continuation& next) { resumed.set_value(next); }));
   ASSERT_EQ(results.front().kind, redis::HandleResult::Kind::kLater);
   EXPECT_EQ(ReplyTexts(), (std::vector<std::string>{"<typing_on>"})) << "typing_on waited for the skill";
-  auto finished = resumed.get_future().get()(client_, redis::Resume([](redis::Continuation) {}));
+  auto finished = resumed.get_future().get()(client_, redis::Resume([](const redis::Continuation&) {}));
   ASSERT_EQ(finished.size(), 1u);
   EXPECT_EQ(finished[0].kind, redis::HandleResult::Kind::kDone);
   EXPECT_EQ(ReplyTexts(), (std::vector<std::string>{"<typing_on>", "late 500"}));
