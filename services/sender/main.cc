@@ -41,7 +41,7 @@ int Run(int argc, char** argv) {
   sender::PageLimiter limiter(keys, cfg.page_rate, cfg.media_rate);
 
   auto consumer_options = redis::ShardedConsumerOptions::ForRole("sender", keys, cfg.consumer);
-  // Every call in flight holds a connection over HTTP/1.1 (HTTP/2 to Meta needs few): each
+  // Every call in flight holds a connection over HTTP/1.1 (an HTTP/2 host needs few): each
   // message in flight may need one, so the process may hold that many sockets.
   runtime::RaiseOpenFileLimit();
   http::AsyncClientOptions calls;

@@ -155,9 +155,9 @@ TEST(AsyncClientTest, CompletionsMaySubmitAndDestructionFailsWhatIsLeftOnce) {
 
 // A real HTTP/2 server over TLS (nghttpd, Debian's nghttp2-server, with a certificate made
 // for 127.0.0.1): 100 calls submitted at once, with room for 100 connections to the host, all
-// go over HTTP/2 on one connection, multiplexed (Meta's Graph API offers HTTP/2, so a sender
-// needs a few connections, not one per call in flight). Without multiplexing each call in
-// flight would have opened its own.
+// go over HTTP/2 on one connection, multiplexed (so a sender facing an HTTP/2 host needs a few
+// connections, not one per call in flight). Without multiplexing each call in flight would
+// have opened its own.
 TEST(AsyncClientTest, AnHttp2HostCarriesManyCallsOnOneConnection) {
   const std::string nghttpd = "/usr/sbin/nghttpd";
   ASSERT_EQ(access(nghttpd.c_str(), X_OK), 0) << "needs nghttpd (Debian's nghttp2-server; scripts/test.sh installs it)";
