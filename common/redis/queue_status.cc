@@ -1,6 +1,5 @@
 #include "common/redis/queue_status.h"
 
-#include <algorithm>
 #include <cstdlib>
 
 #include "common/redis/replication_health.h"
@@ -115,13 +114,15 @@ double RedisNowMs(Client& client) {
   return static_cast<double>(ToInt(now->elements[0])) * 1000 + static_cast<double>(ToInt(now->elements[1])) / 1000;
 }
 
-// The sending state of the pages named `names`, read with HMGET replies `pages`.
+// The sending state of the pages named `names`, read with an EXISTS and an HMGET reply each
+// in `pages` (a page whose hash expired while idle is left out; one with only its limiter's
+// state is listed with its defaults).
 void AddPages(const std::vector<std::string>& names, const std::vector<Reply>& pages, double now_ms,
               katy::v1::Status* status) {
-  for (size_t i = 0; i < names.size(); ++i) {
-    const auto& fields = pages[i].elements;
+  for (size_t i = 0; i < names.size() && 2 * i + 1 < pages.size(); ++i) {
+    if (pages[2 * i].integer != 1) continue;
+    const auto& fields = pages[2 * i + 1].elements;
     if (fields.size() != 4) continue;
-    if (std::all_of(fields.begin(), fields.end(), [](const Reply& field) { return field.IsNil(); })) continue;
     auto* page = status->add_pages();
     page->set_page_id(names[i]);
     page->set_rate(std::atof(fields[0].str.c_str()));
@@ -144,6 +145,7 @@ Status ReadPages(Client& client, const KeySpace& keys, katy::v1::Status* status)
   std::vector<std::vector<std::string>> reads;
   std::vector<std::string> names;
   for (const Reply& page : found->elements) {
+    reads.push_back({"EXISTS", keys.Rate(page.str)});
     reads.push_back({"HMGET", keys.Rate(page.str), "rate", "paused", "paused_reason", "blocked_until"});
     names.push_back(page.str);
   }
