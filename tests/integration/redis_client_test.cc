@@ -12,6 +12,7 @@
 #include "common/redis/replication_health.h"
 #include "common/redis/script.h"
 #include "common/redis/streams.h"
+#include "tests/support/redis_cluster.h"
 #include "tests/support/test_support.h"
 
 namespace katy::redis {
@@ -84,7 +85,8 @@ TEST(RedisClientTest, ScriptsSurviveScriptFlush) {
 // Katy's slot arithmetic agrees with a real cluster node's, for every shard's tag and for keys
 // with and without tags.
 TEST(RedisClientTest, KeySlotsAgreeWithAClusterNode) {
-  const int port = testing::FreePort();
+  // Its cluster bus listens on port + 10000: a plain free port could find that one taken.
+  const int port = testing::FreeNodePort();
   auto node = testing::StartPrivateRedis(port, testing::MakeTempDir("cluster-node"), {"--cluster-enabled", "yes"});
   Options options;
   options.port = port;

@@ -13,7 +13,8 @@ namespace {
 constexpr int kNodes = 6;
 constexpr int kClusterBusOffset = 10000;  // each node also listens on port + 10000
 
-// A free port whose cluster bus port is free too and below the ephemeral range (32768).
+}  // namespace
+
 int FreeNodePort() {
   for (int attempt = 0; attempt < 200; ++attempt) {
     const int port = FreePort();
@@ -22,6 +23,8 @@ int FreeNodePort() {
   ADD_FAILURE() << "no free port pair for a cluster node";
   return 0;
 }
+
+namespace {
 
 std::vector<std::string> NodeArgs(int port, const std::string& dir) {
   const std::string p = std::to_string(port);

@@ -11,6 +11,10 @@
 
 namespace katy::testing {
 
+// A free port for a cluster node whose cluster bus port (port + 10000) is free too and below
+// the kernel's ephemeral range (32768), so no outgoing connection can hold it meanwhile.
+int FreeNodePort();
+
 // A real Redis Cluster on loopback for one test: 3 masters and 3 replicas (redis-server
 // --cluster-enabled yes, joined by `redis-cli --cluster create --cluster-replicas 1`), AOF
 // on, cluster-node-timeout 1000 ms so a dead master's replica takes over in about two seconds,
