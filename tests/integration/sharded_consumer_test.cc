@@ -153,28 +153,27 @@ class ConsumerTest : public ::testing::Test {
 
   static std::string UserOf(const StreamEntry& entry) { return entry.Field("user").value_or(""); }
 
-  // Runs a consumer with `handler` until `done` holds (or 20 s pass), then stops it.
-  void RunUntil(EntryHandler handler, const std::function<bool()>& done, ShardedConsumerOptions options) {
+  // Runs a consumer with `handler` (an EntryHandler, or a BatchHandler whose entries may
+  // finish later) until `done` holds (or `limit` passes), then stops it.
+  template <typename Handler>
+  void RunConsumerUntil(Handler handler, const std::function<bool()>& done, ShardedConsumerOptions options,
+                        std::chrono::seconds limit) {
     ShardedConsumer consumer(
         testing::TestRedisOptions(), keys_, std::move(options), [&] { return handler; }, UserOf);
     std::atomic<bool> stop{false};
     std::thread thread([&] { consumer.Run(stop); });
-    EXPECT_TRUE(testing::WaitFor(done, std::chrono::seconds(20)));
+    EXPECT_TRUE(testing::WaitFor(done, limit));
     stop = true;
     thread.join();
+  }
+  void RunUntil(EntryHandler handler, const std::function<bool()>& done, ShardedConsumerOptions options) {
+    RunConsumerUntil(std::move(handler), done, std::move(options), std::chrono::seconds(20));
   }
   void RunUntil(EntryHandler handler, const std::function<bool()>& done) {
     RunUntil(std::move(handler), done, options_);
   }
-  // The same with a handler that may finish its entries later (kLater).
   void RunBatchesUntil(BatchHandler handler, const std::function<bool()>& done, ShardedConsumerOptions options) {
-    ShardedConsumer consumer(
-        testing::TestRedisOptions(), keys_, std::move(options), [&] { return handler; }, UserOf);
-    std::atomic<bool> stop{false};
-    std::thread thread([&] { consumer.Run(stop); });
-    EXPECT_TRUE(testing::WaitFor(done, std::chrono::seconds(30)));
-    stop = true;
-    thread.join();
+    RunConsumerUntil(std::move(handler), done, std::move(options), std::chrono::seconds(30));
   }
 
   static HandleResult Ack(Client& client, const StreamEntry& entry) {
