@@ -407,9 +407,10 @@ void ShardedConsumer::ReadLoop(const std::atomic<bool>& stop) {
       if (in_flight_ >= options_.max_in_flight) continue;
       const auto now = std::chrono::steady_clock::now();
       for (const auto& [shard, generation] : owned_) {
-        // A held shard reads nothing new: what is read would only wait, filling max_in_flight
-        // that the other shards need.
-        if (to_claim_.contains(shard) || held_.contains(shard)) continue;
+        // A held shard reads nothing new while entries of it wait: what is read would only
+        // wait too, filling max_in_flight that the other shards need. With none queued, a read
+        // is how the shard finds its next probe (else the hold could never lift).
+        if (to_claim_.contains(shard) || (held_.contains(shard) && queued_[shard] > 0)) continue;
         // The read must end while the lease is surely ours: an entry it took after the lease
         // expired would sit in this instance's pending list, unseen by the next owner.
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(valid_until_[shard] - now);
@@ -635,7 +636,7 @@ void ShardedConsumer::Conclude(uint64_t batch, std::vector<Taken>& taken, const 
     }
     --in_hand_[one.item.shard];
     conversations_[one.key].busy = false;
-    UpdateHold(one.item.shard, one.key, result);
+    UpdateHold(one.item, one.key, result);
     if (result.kind == HandleResult::Kind::kRetry || result.kind == HandleResult::Kind::kWait ||
         result.kind == HandleResult::Kind::kUnavailable) {
       Reschedule(one.key, one.item, result);
@@ -733,10 +734,13 @@ void ShardedConsumer::Finish(const std::string& key, const std::string& outcome)
   room_.notify_one();
 }
 
-void ShardedConsumer::UpdateHold(int shard, const std::string& key, const HandleResult& result) {
+void ShardedConsumer::UpdateHold(const Item& item, const std::string& key, const HandleResult& result) {
+  const int shard = item.shard;
   const auto now = std::chrono::steady_clock::now();
   if (auto it = held_.find(shard); it != held_.end() && it->second.probe == key) it->second.probe.clear();
-  if (result.kind == HandleResult::Kind::kUnavailable) {
+  // An entry of a generation since dropped (its call outlived the lease) says nothing of the
+  // shard as owned now: a hold it set could have nothing queued to lift it.
+  if (result.kind == HandleResult::Kind::kUnavailable && StillOwned(shard, item.generation)) {
     auto [it, added] = held_.try_emplace(shard);
     Hold& hold = it->second;
     if (added) {

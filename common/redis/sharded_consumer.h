@@ -165,8 +165,8 @@ struct ShardedConsumerOptions {
 //    different conversations concurrently;
 //  - retries with exponential backoff and jitter (a waiting entry holds back only its
 //    conversation); kWait entries wait as asked without using up attempts;
-//  - holds a shard whose entry met kUnavailable: nothing more of it is read, its queued
-//    entries wait, and one entry at a time probes Redis after a backoff (100 ms doubling to
+//  - holds a shard whose entry met kUnavailable: nothing more of it is read while entries of
+//    it are queued (with none, a read is what finds the next probe), its queued entries wait, and one entry at a time probes Redis after a backoff (100 ms doubling to
 //    2 s, or max_backoff if shorter); the first success resumes the shard. No attempt is counted meanwhile, so
 //    Redis's own outage, however long, never dead-letters a message; the other shards (on a
 //    cluster, those of healthy masters) go on. Its reader, lease and trim connections do not
@@ -264,9 +264,10 @@ class ShardedConsumer {
   void Reschedule(const std::string& key, const Item& item, const HandleResult& result);
   // Under the lock: the conversation's first item is done; its next one (if any) is ready.
   void Finish(const std::string& key, const std::string& outcome);
-  // Under the lock: an entry of `shard` (of conversation `key`) ended with `result`: holds the
-  // shard (longer) on kUnavailable, resumes it on kDone, leaves the hold as it is otherwise.
-  void UpdateHold(int shard, const std::string& key, const HandleResult& result);
+  // Under the lock: `item` (of conversation `key`) ended with `result`: holds its shard
+  // (longer) on kUnavailable if the item's generation still owns it, resumes it on kDone,
+  // leaves the hold as it is otherwise.
+  void UpdateHold(const Item& item, const std::string& key, const HandleResult& result);
   // Under the lock: whether the conversation of `key`, whose first item is of a held shard,
   // must wait (then it is back in delayed_); else it becomes the shard's probe.
   bool WaitForHold(const std::string& key, Hold& hold, std::chrono::steady_clock::time_point now);

@@ -864,5 +864,75 @@ return redis.call('XACK', KEYS[1], 'g', ARGV[2])
   EXPECT_EQ(PendingTotal(), kUsers) << "a commit went through after the lease was lost";
 }
 
+// An answer that outlived its lease and found Redis out (the cluster failover test saw it: a
+// write the master applied but no replica confirmed) must not hold the shard as owned again:
+// nothing of it was queued to lift such a hold, and a held shard with entries queued reads
+// nothing more, so the shard stalled for good.
+TEST_F(ConsumerTest, AnAnswerFromALostLeaseFindingRedisOutHoldsNothingBack) {
+  Add("first", 0);
+  const int shard = ShardOf("p", "first", kShards);
+  std::string second = "second";
+  while (ShardOf("p", second, kShards) != shard) second += "+";
+  LateCalls calls;
+  std::atomic<int> started{0};
+  std::atomic<bool> answer{false};
+  std::atomic<bool> answered{false};
+  std::atomic<bool> second_done{false};
+  BatchHandler handler = [&](Client& client, const std::vector<BatchEntry>& batch, const Resume& resume) {
+    std::vector<HandleResult> results;
+    for (const auto& one : batch) {
+      if (UserOf(*one.entry) == second) {
+        results.push_back(Ack(client, *one.entry));
+        second_done = results.back().kind == HandleResult::Kind::kDone;
+        continue;
+      }
+      ++started;
+      calls.After(std::chrono::milliseconds(0), [&, resume] {
+        while (!answer) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        resume([&](Client&, const Resume&) {
+          answered = true;
+          return std::vector<HandleResult>{HandleResult::RedisFailed(Error{ErrorCode::kIo, "redis_io"})};
+        });
+      });
+      results.push_back(HandleResult::Later());
+    }
+    return results;
+  };
+  enum class Step { kCalling, kLeaseTaken, kLeaseFree, kAnswered };
+  Step step = Step::kCalling;
+  auto since = std::chrono::steady_clock::now();
+  RunBatchesUntil(
+      handler,
+      [&] {
+        const auto now = std::chrono::steady_clock::now();
+        if (step == Step::kCalling && started == 1) {
+          // Another instance takes the lease; the entry's write went through all the same.
+          for (int s = 0; s < kShards; ++s) {
+            EXPECT_TRUE(client_.Command({"SET", keys_.Lease(s, "responder"), "consumer-2"}).ok());
+          }
+          auto pending = client_.Command({"XPENDING", keys_.InStream(shard), "g", "-", "+", "10"});
+          for (const auto& entry : pending->elements) {
+            EXPECT_TRUE(client_.Command({"XACK", keys_.InStream(shard), "g", entry.elements[0].str}).ok());
+          }
+          step = Step::kLeaseTaken;
+          since = now;
+        } else if (step == Step::kLeaseTaken && now - since > 4 * options_.lease_ttl) {
+          // Long enough for the lease loop (every ttl/3) to have dropped the shard. It is free
+          // again, but taken anew only once nothing of the old generation is in hand: so the
+          // answer concludes first, and the shard is owned again right after.
+          for (int s = 0; s < kShards; ++s) EXPECT_TRUE(client_.Command({"DEL", keys_.Lease(s, "responder")}).ok());
+          answer = true;
+          step = Step::kLeaseFree;
+        } else if (step == Step::kLeaseFree && answered &&
+                   client_.Command({"GET", keys_.Lease(shard, "responder")})->str == "consumer-1") {
+          Add(second, 0);  // a conversation of the same shard
+          step = Step::kAnswered;
+        }
+        return second_done.load();
+      },
+      options_);
+  EXPECT_TRUE(second_done) << "the shard stayed held with nothing queued to lift the hold";
+}
+
 }  // namespace
 }  // namespace katy::redis
