@@ -79,9 +79,9 @@ double Jitter() {
 }
 
 void SleepUnless(const std::atomic<bool>& stop, std::chrono::milliseconds total) {
-  auto until = std::chrono::steady_clock::now() + total;
-  while (!stop && std::chrono::steady_clock::now() < until) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto until = std::chrono::steady_clock::now() + total;
+  for (auto now = std::chrono::steady_clock::now(); !stop && now < until; now = std::chrono::steady_clock::now()) {
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(std::chrono::milliseconds(20), until - now));
   }
 }
 
@@ -458,12 +458,14 @@ void ShardedConsumer::ReadLoop(const std::atomic<bool>& stop) {
       continue;
     }
     failures = 0;
+    const size_t read = entries->size();
     std::map<std::string, std::vector<StreamEntry>> grouped;
     for (auto& entry : *entries) grouped[entry.stream].push_back(std::move(entry));
     for (auto& [stream, list] : grouped) {
       const auto& [shard, generation] = by_stream[stream];
       Dispatch(std::move(list), shard, generation);
     }
+    if (read > 0 && read < static_cast<size_t>(options_.batch)) SleepUnless(stop, options_.read_gather);
   }
 }
 

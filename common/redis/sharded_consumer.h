@@ -141,6 +141,11 @@ struct ShardedConsumerOptions {
   // one by one; their first entries go to a BatchHandler together (1: one at a time).
   int handle_batch = 1;
   std::chrono::milliseconds block{500};  // longest blocking read; bounds reaction to changes
+  // After a read that found entries but fewer than `batch`, the next read waits this long, so
+  // that under load each read carries several entries: an XREADGROUP over every owned stream
+  // costs Redis about the same for one entry as for many (bench/RESULTS.md, "Redis cost per
+  // message"). A first entry after a quiet spell is read at once (the read blocks for it).
+  std::chrono::milliseconds read_gather{5};
   int max_attempts = 5;                  // kRetry entries are dead-lettered after this many attempts
   std::chrono::milliseconds max_backoff{5000};
   std::function<bool()> paused;  // when set and true, no new entries are read (held ones finish)

@@ -3,7 +3,7 @@
 # finish, and whatever it reports about correctness must hold (nothing lost, duplicated or out
 # of order; no error answers). How fast is not asserted: that is measured by the benchmarks
 # themselves, on a quiet machine, into bench/RESULTS.md.
-# Usage: bench_smoke_test.sh end_to_end|scale|rate|backlog|ingress|emulator_load
+# Usage: bench_smoke_test.sh end_to_end|scale|rate|backlog|ingress|emulator_load|redis_cost
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 name=$1
@@ -52,6 +52,11 @@ case "$name" in
     "$root/bench/ingress.sh" 3 16 1 >"$out" 2>&1 || fail "exit $?" ;;
   emulator_load)
     "$root/bench/emulator_load.sh" 2 >"$out" 2>&1 || fail "exit $?" ;;
+  redis_cost)
+    "$root/bench/redis_cost.sh" 20 100 3 >"$out" 2>&1 || fail "exit $?"
+    load_report_holds
+    grep -q "redis memory held per message after the drain" "$out" || fail "no memory per message"
+    grep -q "seen" "$out" || fail "no dedupe marks among the keys left" ;;
   *) fail "unknown benchmark" ;;
 esac
 tail -n 5 "$out"
