@@ -117,12 +117,16 @@ std::variant<std::string, redis::HandleResult> SenderHandler::ResolveMedia(redis
 
 std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Client& client, Delivery& delivery) const {
   const katy::v1::OutboundMessage& message = delivery.message;
-  std::vector<std::vector<std::string>> commands = {
-      {"EXISTS", delivery.sent_key},
-      {"GET", delivery.fence.lease_key},
-      {"HGET", keys_.Conversation(delivery.shard, message.page_id(), message.recipient_id()), "last_user_ms"}};
-  std::optional<PageLimiter::Ask> ask;
   const int64_t now = now_ms_();
+  std::vector<std::vector<std::string>> commands = {{"EXISTS", delivery.sent_key}, {"GET", delivery.fence.lease_key}};
+  const int64_t window_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.window).count();
+  if (NeedsWindowRead(message, now, window_ms)) {
+    commands.push_back(
+        {"HGET", keys_.Conversation(delivery.shard, message.page_id(), message.recipient_id()), "last_user_ms"});
+  }
+  const bool window_read = commands.size() > 2;
+  const size_t limiter_at = commands.size();
+  std::optional<PageLimiter::Ask> ask;
   const std::string inflight_key = delivery.InFlightKey();
   if (delivery.first_slot_taken) {
     auto prepared = limiter_.Prepare(client, message.page_id(), delivery.plan.media, inflight_key);
@@ -135,12 +139,12 @@ std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Clie
   }
   auto checks = client.Pipeline(commands);
   if (!checks) return redis::HandleResult::RedisFailed(checks.error());
-  auto finished = VerdictOfChecks(client, delivery, *checks);
+  auto finished = VerdictOfChecks(client, delivery, *checks, window_read);
   if (!delivery.first_slot_taken) return finished;
   const redis::Reply& mark = checks->back();
   if (!finished) {
     auto gate =
-        ask->decided ? Result<PageGate>(*ask->decided) : limiter_.Finish(client, (*checks)[3], *ask, inflight_key);
+        ask->decided ? Result<PageGate>(*ask->decided) : limiter_.Finish(client, (*checks)[limiter_at], *ask, inflight_key);
     finished = OnGate(gate, delivery);
     if (!finished) finished = OnInFlight(ReadInFlight(client, inflight_key, mark, now), message);
   }
@@ -149,8 +153,23 @@ std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Clie
   return finished;
 }
 
+int64_t WindowOf(const katy::v1::OutboundMessage& message, int64_t standard_window_ms) {
+  if (message.messaging_type() != "MESSAGE_TAG") return standard_window_ms;
+  return message.tag() == "HUMAN_AGENT" ? kHumanAgentWindowMs : 0;
+}
+
+bool NeedsWindowRead(const katy::v1::OutboundMessage& message, int64_t now_ms, int64_t standard_window_ms) {
+  const int64_t window_ms = WindowOf(message, standard_window_ms);
+  if (window_ms == 0) return false;
+  // A minute short of the window's end: the verdict comes a little after this.
+  constexpr int64_t kMargin = 60 * 1000;
+  const int64_t own = message.user_last_message_ms();
+  return own <= 0 || now_ms - own > window_ms - kMargin;
+}
+
 std::optional<redis::HandleResult> SenderHandler::VerdictOfChecks(redis::Client& client, const Delivery& delivery,
-                                                                  const std::vector<redis::Reply>& checks) const {
+                                                                  const std::vector<redis::Reply>& checks,
+                                                                  bool window_read) const {
   const katy::v1::OutboundMessage& message = delivery.message;
   if (checks[1].str != delivery.fence.owner) return redis::HandleResult::Abandon("lost_lease");
   if (checks[0].integer == 1) {
@@ -161,8 +180,10 @@ std::optional<redis::HandleResult> SenderHandler::VerdictOfChecks(redis::Client&
     return redis::HandleResult::Done();
   }
 
-  // The 24 h window runs from the user's last message: the one this replies to, or a later one.
-  const int64_t last_user_ms = std::max<int64_t>(message.user_last_message_ms(), std::atoll(checks[2].str.c_str()));
+  // The 24 h window runs from the user's last message: the one this replies to, or a later one
+  // (read only when the message's own does not already show it inside: NeedsWindowRead).
+  const int64_t read_ms = window_read ? std::atoll(checks[2].str.c_str()) : 0;
+  const int64_t last_user_ms = std::max<int64_t>(message.user_last_message_ms(), read_ms);
   const bool automated = message.messaging_type() != "MESSAGE_TAG";
   const int64_t window_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.window).count();
   if (automated && last_user_ms > 0 && now_ms_() - last_user_ms > window_ms) {

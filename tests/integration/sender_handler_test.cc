@@ -266,6 +266,39 @@ TEST_F(SenderHandlerTest, PermanentErrorsArePoisonTransientOnesRetry) {
   EXPECT_TRUE(emulator_->store().For("u1").empty());
 }
 
+// The conversation's last_user_ms is read only when the message's own time of the user's last
+// message cannot show it inside the window; when it is read, a later message of the user still
+// keeps the window open, and a message that carries none is still held to it.
+TEST_F(SenderHandlerTest, TheWindowIsReadFromTheConversationOnlyWhenTheMessageCannotTell) {
+  constexpr int64_t kHour = 3600 * 1000;
+  const std::string conversation = keys_->Conversation(ShardOf("p1", "u1", 4), "p1", "u1");
+  ASSERT_TRUE(client_.Command({"HSET", conversation, "last_user_ms", std::to_string(now_ - kHour)}).ok());
+  EXPECT_EQ(Handle(Queue("6-0#0", R"({"text":"kept open"})", now_ - 25 * kHour)).kind,
+            redis::HandleResult::Kind::kDone);
+  ASSERT_TRUE(client_.Command({"HSET", conversation, "last_user_ms", std::to_string(now_ - 25 * kHour)}).ok());
+  auto outside = Handle(Queue("7-0#0", R"({"text":"none carried"})"));
+  EXPECT_EQ(outside.kind, redis::HandleResult::Kind::kPoison);
+  EXPECT_EQ(outside.reason, "outside_window");
+
+  katy::v1::OutboundMessage reply;
+  reply.set_messaging_type("RESPONSE");
+  const int64_t window = 24 * kHour;
+  reply.set_user_last_message_ms(now_ - kHour);
+  EXPECT_FALSE(NeedsWindowRead(reply, now_, window));
+  reply.set_user_last_message_ms(now_ - window + 30 * 1000);  // within a minute of the end
+  EXPECT_TRUE(NeedsWindowRead(reply, now_, window));
+  reply.set_user_last_message_ms(0);
+  EXPECT_TRUE(NeedsWindowRead(reply, now_, window));
+  reply.set_messaging_type("MESSAGE_TAG");
+  reply.set_tag("ACCOUNT_UPDATE");
+  EXPECT_FALSE(NeedsWindowRead(reply, now_, window)) << "no window applies";
+  reply.set_tag("HUMAN_AGENT");
+  reply.set_user_last_message_ms(now_ - 48 * kHour);
+  EXPECT_FALSE(NeedsWindowRead(reply, now_, window));
+  reply.set_user_last_message_ms(now_ - 7 * 24 * kHour);
+  EXPECT_TRUE(NeedsWindowRead(reply, now_, window));
+}
+
 // A busy page's slots are reserved ahead for the parts that ask, each due an interval after
 // the last; a part asking again when its slot is due goes without taking another.
 TEST_F(SenderHandlerTest, AcquireReservesSlotsAheadAndThePartGoesWhenItsSlotIsDue) {
