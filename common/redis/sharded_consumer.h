@@ -142,10 +142,12 @@ struct ShardedConsumerOptions {
   int handle_batch = 1;
   std::chrono::milliseconds block{500};  // longest blocking read; bounds reaction to changes
   // After a read that found entries but fewer than `batch`, the next read waits this long, so
-  // that under load each read carries several entries: an XREADGROUP over every owned stream
-  // costs Redis about the same for one entry as for many (bench/RESULTS.md, "Redis cost per
-  // message"). A first entry after a quiet spell is read at once (the read blocks for it).
-  std::chrono::milliseconds read_gather{5};
+  // that under load each read carries more entries: an XREADGROUP over every owned stream
+  // costs Redis about the same for one entry as for many. Each stage adds up to this much to
+  // a message's latency: 1 ms keeps p50 ≤ 3 ms at 1,000/s, 5 ms would save a third more of
+  // Redis's reads for p50 ~8 ms (bench/RESULTS.md, "What each message costs Redis"). A first
+  // entry after a quiet spell is read at once (the read blocks for it).
+  std::chrono::milliseconds read_gather{1};
   int max_attempts = 5;                  // kRetry entries are dead-lettered after this many attempts
   std::chrono::milliseconds max_backoff{5000};
   std::function<bool()> paused;  // when set and true, no new entries are read (held ones finish)
