@@ -81,7 +81,8 @@ double Jitter() {
 void SleepUnless(const std::atomic<bool>& stop, std::chrono::milliseconds total) {
   const auto until = std::chrono::steady_clock::now() + total;
   for (auto now = std::chrono::steady_clock::now(); !stop && now < until; now = std::chrono::steady_clock::now()) {
-    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(std::chrono::milliseconds(20), until - now));
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(std::chrono::milliseconds(20), until - now));
   }
 }
 

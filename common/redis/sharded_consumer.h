@@ -148,7 +148,7 @@ struct ShardedConsumerOptions {
   // Redis's reads for p50 ~8 ms (bench/RESULTS.md, "What each message costs Redis"). A first
   // entry after a quiet spell is read at once (the read blocks for it).
   std::chrono::milliseconds read_gather{1};
-  int max_attempts = 5;                  // kRetry entries are dead-lettered after this many attempts
+  int max_attempts = 5;  // kRetry entries are dead-lettered after this many attempts
   std::chrono::milliseconds max_backoff{5000};
   std::function<bool()> paused;  // when set and true, no new entries are read (held ones finish)
   // How often an owner removes the entries its group is done with from its shards' streams
@@ -173,10 +173,11 @@ struct ShardedConsumerOptions {
 //  - retries with exponential backoff and jitter (a waiting entry holds back only its
 //    conversation); kWait entries wait as asked without using up attempts;
 //  - holds a shard whose entry met kUnavailable: nothing more of it is read while entries of
-//    it are queued (with none, a read is what finds the next probe), its queued entries wait, and one entry at a time probes Redis after a backoff (100 ms doubling to
-//    2 s, or max_backoff if shorter); the first success resumes the shard. No attempt is counted meanwhile, so
-//    Redis's own outage, however long, never dead-letters a message; the other shards (on a
-//    cluster, those of healthy masters) go on. Its reader, lease and trim connections do not
+//    it are queued (with none, a read is what finds the next probe), its queued entries
+//    wait, and one entry at a time probes Redis after a backoff (100 ms doubling to 2 s, or
+//    max_backoff if shorter); the first success resumes the shard. No attempt is counted
+//    meanwhile, so Redis's own outage, however long, never dead-letters a message; the
+//    other shards (on a cluster, those of healthy masters) go on. Its reader, lease and trim connections do not
 //    WAIT for replicas (what they write is safe to lose: docs/reliability.md, "WAIT"), so a
 //    master without replicas holds back only what must be durable on it;
 //    after max_attempts or on kPoison, moves the entry to the dead-letter stream with stage,

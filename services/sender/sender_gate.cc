@@ -143,8 +143,8 @@ std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Clie
   if (!delivery.first_slot_taken) return finished;
   const redis::Reply& mark = checks->back();
   if (!finished) {
-    auto gate =
-        ask->decided ? Result<PageGate>(*ask->decided) : limiter_.Finish(client, (*checks)[limiter_at], *ask, inflight_key);
+    auto gate = ask->decided ? Result<PageGate>(*ask->decided)
+                             : limiter_.Finish(client, (*checks)[limiter_at], *ask, inflight_key);
     finished = OnGate(gate, delivery);
     if (!finished) finished = OnInFlight(ReadInFlight(client, inflight_key, mark, now), message);
   }
