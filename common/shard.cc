@@ -32,6 +32,9 @@ std::string KeySpace::InStream(int shard) const { return Shard(shard) + "in"; }
 std::string KeySpace::OutStream(int shard) const { return Shard(shard) + "out"; }
 std::string KeySpace::DeadLetters(int shard) const { return Shard(shard) + "dlq"; }
 std::string KeySpace::SeenPrefix(int shard) const { return Shard(shard) + "seen:"; }
+std::string KeySpace::SeenBucket(int shard, int64_t bucket) const {
+  return Shard(shard) + "seen@" + std::to_string(bucket);
+}
 
 std::string KeySpace::Conversation(int shard, std::string_view page, std::string_view user) const {
   return Shard(shard) + "conv:" + std::string(page) + ":" + std::string(user);

@@ -30,6 +30,9 @@ class KeySpace {
   std::string DeadLetters(int shard) const;  // katy:{s07}:dlq
   // Prefix of dedupe marks; the script appends the event's dedupe key.
   std::string SeenPrefix(int shard) const;  // katy:{s07}:seen:
+  // katy:{s07}:seen@<bucket>: the marks of the shard's events whose timestamps fall in the
+  // bucket (ingress's kSeenBucketMs), a set of digests.
+  std::string SeenBucket(int shard, int64_t bucket) const;
   std::string Conversation(int shard, std::string_view page, std::string_view user) const;
   std::string Sent(int shard, std::string_view message_id) const;
   // katy:{s07}:owned: the shard's conversations ("<page>:<user>") whose thread a person or

@@ -1,32 +1,58 @@
 #include "services/ingress/event_store.h"
 
 #include <algorithm>
+#include <charconv>
 #include <map>
 #include <memory>
 #include <optional>
 
+#include "common/clock.h"
+#include "common/hmac.h"
+
 namespace katy::ingress {
 namespace {
 
-// KEYS[1]   the shard's inbound stream
-// KEYS[2..] one dedupe mark per event; ARGV[1] the marks' TTL (s); ARGV[2..] the events (pb).
+// KEYS[1] the shard's inbound stream, then each event's mark key(s); ARGV[1] the TTL (s) of a
+// mark of its own; then four ARGV per event: its shape, its digest, when its bucket expires
+// (epoch s), the event (pb). Shapes:
+//   "b"  a member (the digest) of the bucket KEYS[k], an intset of the shard's events of 5 s;
+//   "bk" the same, after checking that KEYS[k + 1], a mark of its own from the key layout
+//        before buckets (docs/scaling.md), is absent;
+//   "k"  a mark of its own, KEYS[k] (an event without a timestamp to bucket it by).
 // Returns one 1 (enqueued) or 0 (duplicate) per event.
 //
-// SET NX both tests and writes the mark (one command instead of EXISTS then SET: 0.5-0.8 us
-// less of Redis's CPU per event, bench/RESULTS.md). Because the mark now comes first, an XADD
-// that fails must take its mark back, or Meta's retry would be dropped as a duplicate of an
-// event that was never stored: the script deletes it and returns the error, which stops the
-// script there (the events before it stay stored and marked, as their retry expects). A script
-// is atomic in memory and in the AOF (its effects are written as one MULTI/EXEC), so no crash
-// can leave a mark without its event.
+// The mark comes first (SADD or SET NX both test and write it), so an XADD that fails must
+// take its mark back, or Meta's retry would be dropped as a duplicate of an event that was
+// never stored: the script removes it and returns the error, which stops the script there (the
+// events before it stay stored and marked, as their retry expects). A script is atomic in
+// memory and in the AOF (its effects are written as one MULTI/EXEC), so no crash can leave a
+// mark without its event. A bucket's expiry is set once per call: its events of one call share
+// it, and it only moves later.
 constexpr const char* kEnqueueLua = R"lua(
 local results = {}
-for i = 2, #KEYS do
-  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
-    local added = redis.pcall('XADD', KEYS[1], '*', 'pb', ARGV[i])
+local expiring = {}
+local k = 2
+for a = 2, #ARGV, 4 do
+  local shape, digest, expire_at, pb = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local mark = KEYS[k]
+  local fresh
+  if shape == 'k' then
+    fresh = redis.call('SET', mark, '1', 'NX', 'EX', ARGV[1])
+    k = k + 1
+  else
+    fresh = shape ~= 'bk' or redis.call('EXISTS', KEYS[k + 1]) == 0
+    if fresh then fresh = redis.call('SADD', mark, digest) == 1 end
+    k = k + #shape
+  end
+  if fresh then
+    local added = redis.pcall('XADD', KEYS[1], '*', 'pb', pb)
     if type(added) == 'table' and added.err then
-      redis.call('DEL', KEYS[i])
+      if shape == 'k' then redis.call('DEL', mark) else redis.call('SREM', mark, digest) end
       return added
+    end
+    if shape ~= 'k' and not expiring[mark] then
+      redis.call('EXPIREAT', mark, expire_at)
+      expiring[mark] = true
     end
     results[#results + 1] = 1
   else
@@ -43,31 +69,65 @@ const redis::Script& EnqueueScript() {
   return script;
 }
 
+int64_t MarkDigest(std::string_view page, std::string_view dedupe_key) {
+  std::string named;
+  named.reserve(page.size() + 1 + dedupe_key.size());
+  named.append(page).append(":").append(dedupe_key);
+  const std::string hex = Sha256Hex(named);
+  uint64_t digest = 0;
+  std::from_chars(hex.data(), hex.data() + 16, digest, 16);
+  return static_cast<int64_t>(digest);  // Redis packs a set of integers tightly (intset)
+}
+
+namespace {
+
+// The arguments and keys of one event in an enqueue call (kEnqueueLua's shapes).
+void AddEvent(const katy::v1::InboundEvent& event, const KeySpace& keys, int shard, const MarkTimes& times,
+              EnqueueCall& out) {
+  const int64_t timestamp = event.timestamp_ms();
+  if (timestamp <= 0) {
+    out.call.keys.push_back(keys.SeenPrefix(shard) + event.page_id() + ":" + event.dedupe_key());
+    out.call.args.insert(out.call.args.end(), {"k", "", ""});
+  } else {
+    const int64_t bucket = timestamp / kSeenBucketMs;
+    // Kept for the TTL from the later of the bucket's end and now: an event Meta delivers
+    // late (after an outage) keeps its mark as long as one delivered on time. A timestamp far
+    // ahead of this clock keeps it no longer than one of now would (its bucket must not live
+    // for years).
+    const int64_t from_ms =
+        std::min(std::max((bucket + 1) * kSeenBucketMs, times.now_ms), times.now_ms + kSeenBucketMs);
+    const int64_t expire_at = from_ms / 1000 + times.ttl.count();
+    const bool check_legacy = timestamp < times.legacy_before_ms;
+    out.call.keys.push_back(keys.SeenBucket(shard, bucket));
+    if (check_legacy) out.call.keys.push_back(keys.SeenPrefix(shard) + event.page_id() + ":" + event.dedupe_key());
+    out.call.args.insert(out.call.args.end(),
+                         {check_legacy ? "bk" : "b", std::to_string(MarkDigest(event.page_id(), event.dedupe_key())),
+                          std::to_string(expire_at)});
+  }
+  out.call.args.push_back(event.SerializeAsString());
+}
+
+}  // namespace
+
 std::vector<EnqueueCall> PlanEnqueue(const std::vector<katy::v1::InboundEvent>& events, const KeySpace& keys,
-                                     std::chrono::seconds dedupe_ttl) {
+                                     const MarkTimes& times) {
   std::map<int, std::vector<size_t>> by_shard;
   for (size_t i = 0; i < events.size(); ++i) {
     by_shard[ShardOf(events[i].page_id(), events[i].user_id(), keys.shards())].push_back(i);
   }
   std::vector<EnqueueCall> calls;
   calls.reserve(by_shard.size());
-  const std::string ttl = std::to_string(dedupe_ttl.count());
   for (auto& [shard, indexes] : by_shard) {
     std::stable_sort(indexes.begin(), indexes.end(),
                      [&](size_t a, size_t b) { return events[a].timestamp_ms() < events[b].timestamp_ms(); });
-    const std::string seen_prefix = keys.SeenPrefix(shard);
     for (size_t first = 0; first < indexes.size(); first += kMaxEventsPerCall) {
       const size_t last = std::min(indexes.size(), first + kMaxEventsPerCall);
       EnqueueCall out;
-      out.call.keys.reserve(last - first + 1);
-      out.call.args.reserve(last - first + 1);
+      out.call.keys.reserve(2 * (last - first) + 1);
+      out.call.args.reserve(4 * (last - first) + 1);
       out.call.keys.push_back(keys.InStream(shard));
-      out.call.args.push_back(ttl);
-      for (size_t k = first; k < last; ++k) {
-        const auto& event = events[indexes[k]];
-        out.call.keys.push_back(seen_prefix + event.page_id() + ":" + event.dedupe_key());
-        out.call.args.push_back(event.SerializeAsString());
-      }
+      out.call.args.push_back(std::to_string(times.ttl.count()));
+      for (size_t k = first; k < last; ++k) AddEvent(events[indexes[k]], keys, shard, times, out);
       out.events.assign(indexes.begin() + static_cast<long>(first), indexes.begin() + static_cast<long>(last));
       calls.push_back(std::move(out));
     }
@@ -90,7 +150,8 @@ void RedisEventStore::Store(const std::vector<katy::v1::InboundEvent>& events, D
     size_t calls_left;
     Done done;
   };
-  auto calls = PlanEnqueue(events, options_.keys, options_.dedupe_ttl);
+  auto calls =
+      PlanEnqueue(events, options_.keys, {options_.dedupe_ttl, WallClockMs(), options_.legacy_marks_before_ms});
   auto progress = std::make_shared<Progress>(
       Progress{{std::vector<Stored>(events.size(), Stored::kFailed), std::nullopt}, calls.size(), std::move(done)});
   for (auto& call : calls) {

@@ -4,6 +4,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/redis/async_router.h"
@@ -25,13 +26,35 @@ struct EnqueueCall {
 // call took 458 ms; 128 events take well under a millisecond).
 inline constexpr size_t kMaxEventsPerCall = 128;
 
+// Dedupe marks are members of per-shard buckets of the events' own timestamps (Meta's
+// redeliveries repeat them, so a redelivery finds its bucket whenever it comes), each bucket a
+// set of 64-bit digests that Redis packs as an intset (8 bytes a mark, up to 512 a bucket:
+// 100/s on one shard), instead of a key of its own per event (~120 bytes). bench/RESULTS.md,
+// "Compact dedupe marks".
+inline constexpr int64_t kSeenBucketMs = 5000;
+
+// An event's mark in its bucket: the first 64 bits of SHA-256("<page>:<dedupe key>"), as a
+// signed integer. Two different events of one shard and bucket share it with probability
+// n / 2^64 for n marks in the bucket (docs/architecture.md works it out). Pure.
+int64_t MarkDigest(std::string_view page, std::string_view dedupe_key);
+
+// The times a plan's marks depend on.
+struct MarkTimes {
+  std::chrono::seconds ttl;  // how long a mark is kept, from its bucket's end or now, the later
+  int64_t now_ms = 0;
+  // Events older than this (epoch ms) may have a mark of their own from before buckets (the
+  // process's start: an older ingress wrote only those); theirs is checked too.
+  int64_t legacy_before_ms = 0;
+};
+
 // The calls that store `events`: per shard they touch, one call per kMaxEventsPerCall of the
-// shard's events, each with the shard's inbound stream and the events' dedupe marks as keys
-// (all under the shard's hash tag, so each call is valid in Redis Cluster). Inside a shard,
-// events are ordered by timestamp (Meta may deliver out of order after failures), body order
-// kept for equal timestamps, and the shard's calls follow that order. Pure.
+// shard's events, each with the shard's inbound stream and the events' mark keys (buckets, and
+// older marks to check) as keys, all under the shard's hash tag, so each call is valid in Redis
+// Cluster. Inside a shard, events are ordered by timestamp (Meta may deliver out of order
+// after failures), body order kept for equal timestamps, and the shard's calls follow that
+// order. Pure.
 std::vector<EnqueueCall> PlanEnqueue(const std::vector<katy::v1::InboundEvent>& events, const KeySpace& keys,
-                                     std::chrono::seconds dedupe_ttl);
+                                     const MarkTimes& times);
 
 // What became of one event given to RedisEventStore::Store.
 enum class Stored : uint8_t {
@@ -45,8 +68,8 @@ struct StoreResult {
   std::optional<Error> error;  // the first failure, when any event is kFailed
 };
 
-// The Lua script behind PlanEnqueue's calls: for each event, set its mark if absent and then
-// XADD it; one flag per event (1 enqueued, 0 duplicate). An XADD that fails deletes its mark
+// The Lua script behind PlanEnqueue's calls: for each event, add its mark if absent and then
+// XADD it; one flag per event (1 enqueued, 0 duplicate). An XADD that fails removes its mark
 // and fails the call, so a retry stores that event.
 const redis::Script& EnqueueScript();
 
@@ -54,6 +77,8 @@ struct StoreOptions {
   redis::Options redis;  // socket_timeout bounds each batch; connect_timeout each connection
   KeySpace keys;
   std::chrono::seconds dedupe_ttl{86400};
+  // MarkTimes::legacy_before_ms: ingress's start, so marks an older ingress wrote are honoured.
+  int64_t legacy_marks_before_ms = 0;
 };
 
 // Stores batches of events in Redis without ever blocking: each batch is one pipelined write

@@ -52,8 +52,10 @@ int Run(int argc, char** argv) {
   spec.registry = &registry;
   spec.control = &control;
   spec.body.start = [&] {
-    auto started =
-        ingress::WebhookServer::Start(server_options, service, {redis_options, keys, cfg.dedupe_ttl}, &registry);
+    // Marks an ingress before bucketed marks wrote belong to events before this start.
+    const int64_t started_ms = WallClockMs();
+    auto started = ingress::WebhookServer::Start(server_options, service,
+                                                 {redis_options, keys, cfg.dedupe_ttl, started_ms}, &registry);
     if (!started) throw std::runtime_error(started.error().message);
     server = std::move(*started);
     log::Info("serving webhooks", {{"http_port", server->port()}, {"max_connections", server->max_connections()}});

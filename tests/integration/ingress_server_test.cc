@@ -71,8 +71,8 @@ class IngressServerTest : public ::testing::Test {
     metrics_ = std::make_unique<IngressMetrics>(*registry_);
     service_ = std::make_unique<WebhookService>(WebhookOptions{kSecret, "verify-me", false, max_body_bytes_}, *metrics_,
                                                 WallClockMs);
-    auto started = WebhookServer::Start(server_options_, *service_, {redis_options, *keys_, std::chrono::seconds(60)},
-                                        registry_.get());
+    auto started = WebhookServer::Start(server_options_, *service_,
+                                        {redis_options, *keys_, dedupe_ttl_, legacy_marks_before_ms_}, registry_.get());
     ASSERT_TRUE(started.ok()) << started.error().message;
     server_ = std::move(*started);
     url_ = "http://127.0.0.1:" + std::to_string(server_->port()) + "/webhook";
@@ -132,6 +132,8 @@ class IngressServerTest : public ::testing::Test {
   // What Start() gives the server; a test may change it and Start() again.
   size_t max_body_bytes_ = 64 * 1024;
   std::chrono::milliseconds store_timeout_{1000};
+  std::chrono::seconds dedupe_ttl_{60};
+  int64_t legacy_marks_before_ms_ = 0;
   ServerOptions server_options_{{"127.0.0.1", 0}, 2, 64 * 1024, std::chrono::milliseconds(2000)};
   redis::Options redis_options_;
   std::unique_ptr<testing::Process> private_redis_;
@@ -205,6 +207,74 @@ TEST_F(IngressServerTest, SameMidWithNewTimeIsADuplicate) {
   ASSERT_EQ(PostSigned(body)->status, 200);
   body.replace(body.find("\"time\":1764230400000"), 20, "\"time\":1764230499999");
   ASSERT_EQ(PostSigned(body)->status, 200);
+  EXPECT_EQ(StoredCount(), 1u);
+}
+
+// A text message webhook from user `psid` with message id `mid` at `timestamp_ms`.
+std::string MessageAt(const std::string& psid, const std::string& mid, int64_t timestamp_ms) {
+  return R"({"object":"page","entry":[{"id":"1045","time":)" + std::to_string(timestamp_ms) +
+         R"(,"messaging":[{"sender":{"id":")" + psid + R"("},"recipient":{"id":"1045"},"timestamp":)" +
+         std::to_string(timestamp_ms) + R"(,"message":{"mid":")" + mid + R"(","text":"hi"}}]}]})";
+}
+
+// Marks live in buckets of the events' own timestamps, packed as integer sets: two events on
+// either side of a bucket boundary land in two buckets, and their redeliveries, whenever they
+// come, find them there; no event has a key of its own.
+TEST_F(IngressServerTest, ARedeliveryFindsItsMarkInItsEventsBucketAcrossTheBoundary) {
+  // A boundary buckets ago: every delivery here arrives in a later bucket than both events.
+  const int64_t boundary = (WallClockMs() / kSeenBucketMs - 2) * kSeenBucketMs;
+  const std::string before = MessageAt("71", "m_before", boundary - 1);
+  const std::string after = MessageAt("71", "m_after", boundary);
+  ASSERT_EQ(PostSigned(before)->status, 200);
+  ASSERT_EQ(PostSigned(after)->status, 200);
+  ASSERT_EQ(PostSigned(after)->status, 200);
+  ASSERT_EQ(PostSigned(before)->status, 200);
+  EXPECT_EQ(StoredCount(), 2u);
+  redis::Client admin(redis_options_);
+  const int shard = ShardOf("1045", "71", kShards);
+  for (const int64_t bucket : {boundary / kSeenBucketMs - 1, boundary / kSeenBucketMs}) {
+    const std::string key = keys_->SeenBucket(shard, bucket);
+    EXPECT_EQ(admin.Command({"SCARD", key})->integer, 1) << key;
+    EXPECT_EQ(admin.Command({"OBJECT", "ENCODING", key})->str, "intset") << key;
+    EXPECT_GT(admin.Command({"TTL", key})->integer, 0) << key;
+  }
+  EXPECT_EQ(admin.Command({"KEYS", keys_->prefix() + ":*seen:*"})->elements.size(), 0u);
+}
+
+// A bucket expires with its marks: an event redelivered after that is taken again (as with
+// a mark of its own, past KATY_DEDUPE_TTL_S).
+TEST_F(IngressServerTest, AnExpiredBucketIsGoneAndItsEventsAreTakenAgain) {
+  dedupe_ttl_ = std::chrono::seconds(1);
+  Start(redis_options_);
+  const int64_t now = WallClockMs();
+  const std::string old_event = MessageAt("72", "m_old", now - 3 * kSeenBucketMs);
+  ASSERT_EQ(PostSigned(old_event)->status, 200);
+  ASSERT_EQ(PostSigned(old_event)->status, 200);
+  EXPECT_EQ(StoredCount(), 1u) << "a duplicate while the bucket lives";
+  redis::Client admin(redis_options_);
+  const std::string bucket =
+      keys_->SeenBucket(ShardOf("1045", "72", kShards), (now - 3 * kSeenBucketMs) / kSeenBucketMs);
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        return admin.Command({"EXISTS", bucket})->integer == 0;
+      },
+      std::chrono::seconds(5)));
+  ASSERT_EQ(PostSigned(old_event)->status, 200);
+  EXPECT_EQ(StoredCount(), 2u);
+}
+
+// After an upgrade from marks of their own: an event from before this ingress started whose
+// old mark is still there is a duplicate; a new event never looks for one.
+TEST_F(IngressServerTest, MarksOfTheEarlierLayoutAreHonouredForEventsBeforeTheStart) {
+  legacy_marks_before_ms_ = WallClockMs();
+  Start(redis_options_);
+  redis::Client admin(redis_options_);
+  const int64_t earlier = legacy_marks_before_ms_ - 60 * 1000;
+  const int shard = ShardOf("1045", "73", kShards);
+  ASSERT_TRUE(admin.Command({"SET", keys_->SeenPrefix(shard) + "1045:msg:m_upgraded", "1", "EX", "60"}).ok());
+  ASSERT_EQ(PostSigned(MessageAt("73", "m_upgraded", earlier))->status, 200);
+  EXPECT_EQ(StoredCount(), 0u) << "the old mark was not honoured";
+  ASSERT_EQ(PostSigned(MessageAt("73", "m_unmarked", earlier))->status, 200);
   EXPECT_EQ(StoredCount(), 1u);
 }
 

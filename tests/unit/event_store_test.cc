@@ -14,26 +14,32 @@ katy::v1::InboundEvent Event(const std::string& user, int64_t timestamp, const s
   return event;
 }
 
+constexpr int64_t kNow = 1764230400000;
+const MarkTimes kTimes{std::chrono::seconds(60), kNow, 0};
+
 TEST(PlanEnqueueTest, OneCallPerShardWithItsEventsInTimestampOrder) {
   const KeySpace keys("katy", 16);
   // u1 and u2 are chosen on different shards; u1's events arrive out of order.
   std::string u2 = "u2";
   for (int i = 3; ShardOf("1045", u2, 16) == ShardOf("1045", "u1", 16); ++i) u2 = "u" + std::to_string(i);
-  const std::vector<katy::v1::InboundEvent> events = {Event("u1", 300, "m3"), Event(u2, 100, "m9"),
-                                                      Event("u1", 100, "m1"), Event("u1", 300, "m4")};
-  const auto calls = PlanEnqueue(events, keys, std::chrono::seconds(60));
+  const std::vector<katy::v1::InboundEvent> events = {Event("u1", kNow + 300, "m3"), Event(u2, kNow + 100, "m9"),
+                                                      Event("u1", kNow + 100, "m1"), Event("u1", kNow + 300, "m4")};
+  const auto calls = PlanEnqueue(events, keys, kTimes);
   ASSERT_EQ(calls.size(), 2u);
   for (const auto& planned : calls) {
     const int shard = ShardOf("1045", events[planned.events.front()].user_id(), 16);
     ASSERT_EQ(planned.call.keys.size(), planned.events.size() + 1);
+    ASSERT_EQ(planned.call.args.size(), 4 * planned.events.size() + 1);
     EXPECT_EQ(planned.call.keys[0], keys.InStream(shard));
     EXPECT_EQ(planned.call.args[0], "60");
     for (size_t k = 0; k < planned.events.size(); ++k) {
       const auto& event = events[planned.events[k]];
       EXPECT_EQ(ShardOf("1045", event.user_id(), 16), shard);
       // Every key of a call is under the shard's hash tag (valid in Redis Cluster).
-      EXPECT_EQ(planned.call.keys[k + 1], keys.SeenPrefix(shard) + "1045:" + event.dedupe_key());
-      EXPECT_EQ(planned.call.args[k + 1], event.SerializeAsString());
+      EXPECT_EQ(planned.call.keys[k + 1], keys.SeenBucket(shard, event.timestamp_ms() / kSeenBucketMs));
+      EXPECT_EQ(planned.call.args[4 * k + 1], "b");
+      EXPECT_EQ(planned.call.args[4 * k + 2], std::to_string(MarkDigest("1045", event.dedupe_key())));
+      EXPECT_EQ(planned.call.args[4 * k + 4], event.SerializeAsString());
     }
   }
   const auto& u1_call =
@@ -42,12 +48,36 @@ TEST(PlanEnqueueTest, OneCallPerShardWithItsEventsInTimestampOrder) {
   EXPECT_EQ(u1_call.events, (std::vector<size_t>{2, 0, 3}));
 }
 
+// A mark's bucket is its event's own time, whenever it arrives; it is kept for the TTL from
+// the bucket's end or from now, the later; an event older than this ingress's start has its
+// mark of the earlier layout checked too; one without a timestamp has a mark of its own.
+TEST(PlanEnqueueTest, MarksGoToTheBucketOfTheEventsOwnTime) {
+  const KeySpace keys("katy", 1);
+  const int64_t bucket_end = (kNow / kSeenBucketMs + 1) * kSeenBucketMs;
+  const std::vector<katy::v1::InboundEvent> events = {Event("u1", kNow, "on-time"),
+                                                      Event("u1", kNow - 3600 * 1000, "late"), Event("u1", 0, "none")};
+  const auto calls = PlanEnqueue(events, keys, {std::chrono::seconds(60), kNow + 1000, kNow - 1});
+  ASSERT_EQ(calls.size(), 1u);
+  const auto& call = calls[0].call;
+  // In timestamp order: none (0), late, on-time.
+  ASSERT_EQ(call.keys,
+            (std::vector<std::string>{keys.InStream(0), keys.SeenPrefix(0) + "1045:none",
+                                      keys.SeenBucket(0, (kNow - 3600 * 1000) / kSeenBucketMs),
+                                      keys.SeenPrefix(0) + "1045:late", keys.SeenBucket(0, kNow / kSeenBucketMs)}));
+  EXPECT_EQ(call.args[1], "k");
+  EXPECT_EQ(call.args[5], "bk");
+  EXPECT_EQ(call.args[7], std::to_string((kNow + 1000) / 1000 + 60)) << "late: kept for the TTL from now";
+  EXPECT_EQ(call.args[9], "b");
+  EXPECT_EQ(call.args[11], std::to_string(std::max(bucket_end, kNow + 1000) / 1000 + 60));
+  EXPECT_NE(MarkDigest("1045", "on-time"), MarkDigest("1046", "on-time")) << "the page is part of the mark";
+}
+
 TEST(PlanEnqueueTest, ABigRequestIsStoredInBoundedCallsInOrder) {
   // One user's 1,000 events (one shard) become calls of at most kMaxEventsPerCall, so no
   // script holds Redis for long; together they keep the events' order.
   std::vector<katy::v1::InboundEvent> events;
-  for (int i = 0; i < 1000; ++i) events.push_back(Event("u1", i, "m" + std::to_string(i)));
-  const auto calls = PlanEnqueue(events, KeySpace("katy", 16), std::chrono::seconds(60));
+  for (int i = 0; i < 1000; ++i) events.push_back(Event("u1", kNow + i, "m" + std::to_string(i)));
+  const auto calls = PlanEnqueue(events, KeySpace("katy", 16), kTimes);
   ASSERT_EQ(calls.size(), (1000 + kMaxEventsPerCall - 1) / kMaxEventsPerCall);
   size_t next = 0;
   for (const auto& planned : calls) {
@@ -58,9 +88,7 @@ TEST(PlanEnqueueTest, ABigRequestIsStoredInBoundedCallsInOrder) {
   EXPECT_EQ(next, 1000u);
 }
 
-TEST(PlanEnqueueTest, NoEventsNoCalls) {
-  EXPECT_TRUE(PlanEnqueue({}, KeySpace("katy", 16), std::chrono::seconds(60)).empty());
-}
+TEST(PlanEnqueueTest, NoEventsNoCalls) { EXPECT_TRUE(PlanEnqueue({}, KeySpace("katy", 16), kTimes).empty()); }
 
 }  // namespace
 }  // namespace katy::ingress
