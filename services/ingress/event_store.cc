@@ -85,8 +85,10 @@ namespace {
 void AddEvent(const katy::v1::InboundEvent& event, const KeySpace& keys, int shard, const MarkTimes& times,
               EnqueueCall& out) {
   const int64_t timestamp = event.timestamp_ms();
+  // A mark of its own: the layout before buckets, and still for an event without a timestamp.
+  const auto own_mark = [&] { return keys.SeenPrefix(shard) + event.page_id() + ":" + event.dedupe_key(); };
   if (timestamp <= 0) {
-    out.call.keys.push_back(keys.SeenPrefix(shard) + event.page_id() + ":" + event.dedupe_key());
+    out.call.keys.push_back(own_mark());
     out.call.args.insert(out.call.args.end(), {"k", "", ""});
   } else {
     const int64_t bucket = timestamp / kSeenBucketMs;
@@ -99,7 +101,7 @@ void AddEvent(const katy::v1::InboundEvent& event, const KeySpace& keys, int sha
     const int64_t expire_at = from_ms / 1000 + times.ttl.count();
     const bool check_legacy = timestamp < times.legacy_before_ms;
     out.call.keys.push_back(keys.SeenBucket(shard, bucket));
-    if (check_legacy) out.call.keys.push_back(keys.SeenPrefix(shard) + event.page_id() + ":" + event.dedupe_key());
+    if (check_legacy) out.call.keys.push_back(own_mark());
     out.call.args.insert(out.call.args.end(),
                          {check_legacy ? "bk" : "b", std::to_string(MarkDigest(event.page_id(), event.dedupe_key())),
                           std::to_string(expire_at)});

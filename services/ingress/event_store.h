@@ -30,7 +30,7 @@ inline constexpr size_t kMaxEventsPerCall = 128;
 // redeliveries repeat them, so a redelivery finds its bucket whenever it comes), each bucket a
 // set of 64-bit digests that Redis packs as an intset (8 bytes a mark, up to 512 a bucket:
 // 100/s on one shard), instead of a key of its own per event (~120 bytes). bench/RESULTS.md,
-// "Compact dedupe marks".
+// "What each message costs Redis".
 inline constexpr int64_t kSeenBucketMs = 5000;
 
 // An event's mark in its bucket: the first 64 bits of SHA-256("<page>:<dedupe key>"), as a

@@ -119,12 +119,11 @@ std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Clie
   const katy::v1::OutboundMessage& message = delivery.message;
   const int64_t now = now_ms_();
   std::vector<std::vector<std::string>> commands = {{"EXISTS", delivery.sent_key}, {"GET", delivery.fence.lease_key}};
-  const int64_t window_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.window).count();
-  if (NeedsWindowRead(message, now, window_ms)) {
+  const bool window_read = NeedsWindowRead(message, now, StandardWindowMs());
+  if (window_read) {
     commands.push_back(
         {"HGET", keys_.Conversation(delivery.shard, message.page_id(), message.recipient_id()), "last_user_ms"});
   }
-  const bool window_read = commands.size() > 2;
   const size_t limiter_at = commands.size();
   std::optional<PageLimiter::Ask> ask;
   const std::string inflight_key = delivery.InFlightKey();
@@ -184,16 +183,13 @@ std::optional<redis::HandleResult> SenderHandler::VerdictOfChecks(redis::Client&
   // (read only when the message's own does not already show it inside: NeedsWindowRead).
   const int64_t read_ms = window_read ? std::atoll(checks[2].str.c_str()) : 0;
   const int64_t last_user_ms = std::max<int64_t>(message.user_last_message_ms(), read_ms);
-  const bool automated = message.messaging_type() != "MESSAGE_TAG";
-  const int64_t window_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.window).count();
-  if (automated && last_user_ms > 0 && now_ms_() - last_user_ms > window_ms) {
-    metrics_.sends.Add({{"result", "outside_window"}, {"code", "0"}}).Increment();
-    return redis::HandleResult::Poison("outside_window");
-  }
-  // A person's HUMAN_AGENT message: within 7 days of the user's last message (message_tags.h).
-  if (message.tag() == "HUMAN_AGENT" && last_user_ms > 0 && now_ms_() - last_user_ms > kHumanAgentWindowMs) {
-    metrics_.sends.Add({{"result", "outside_human_agent_window"}, {"code", "0"}}).Increment();
-    return redis::HandleResult::Poison("outside_human_agent_window");
+  const int64_t window_ms = WindowOf(message, StandardWindowMs());
+  if (window_ms > 0 && last_user_ms > 0 && now_ms_() - last_user_ms > window_ms) {
+    // Automated messages keep the standard window; a person's HUMAN_AGENT message has 7 days.
+    const std::string reason =
+        message.messaging_type() == "MESSAGE_TAG" ? "outside_human_agent_window" : "outside_window";
+    metrics_.sends.Add({{"result", reason}, {"code", "0"}}).Increment();
+    return redis::HandleResult::Poison(reason);
   }
   return std::nullopt;
 }

@@ -72,24 +72,6 @@ struct PlannedParts {
 };
 std::optional<PlannedParts> PlanParts(const katy::v1::OutboundMessage& message);
 
-// Handles one outbound stream entry (docs/sending.md, "The sender's loop"), in stages, each
-// in its own file:
-//  - plan (sender_plan.cc): the parts the message goes in;
-//  - gate (sender_gate.cc), on a worker: in one round trip, was it delivered already (skip),
-//    does this instance still own the shard (else leave it), when did the user last write (the
-//    24 h window, read only near its end: NeedsWindowRead; automated messages outside it are
-//    dead-lettered `outside_window`); then a
-//    slot from the page's shared rate limit (a wait or a pause is not a failure) and an
-//    in-flight mark that reveals a possible duplicate after a crash or a timeout (a one-part
-//    message asks for both in the checks' round trip);
-//  - call (sender_call.cc): the Send API call goes on the shared event-loop client and the
-//    entry is kLater, so no thread waits on Meta; its classified answer comes back through the
-//    consumer's Resume to a worker, which retries, throttles or pauses the page, or
-//    dead-letters;
-//  - record (sender_record.cc): a delivered part is marked (sent mark, in-flight mark cleared,
-//    and for the last part the XACK: one pipeline) before the next part goes.
-// mark_seen and typing_on go the same way, each before what it announces. Thread-safe: one
-// serves every worker.
 // The window `message` must go in after the user's last message (ms): the standard one for
 // an automated message, 7 days for HUMAN_AGENT, 0 (none) for the other tags.
 int64_t WindowOf(const katy::v1::OutboundMessage& message, int64_t standard_window_ms);
@@ -98,6 +80,23 @@ int64_t WindowOf(const katy::v1::OutboundMessage& message, int64_t standard_wind
 // spare (a later message of the user only moves the window on), nor when no window applies.
 bool NeedsWindowRead(const katy::v1::OutboundMessage& message, int64_t now_ms, int64_t standard_window_ms);
 
+// Handles one outbound stream entry (docs/sending.md, "The sender's loop"), in stages, each
+// in its own file:
+//  - plan (sender_plan.cc): the parts the message goes in;
+//  - gate (sender_gate.cc), on a worker: in one round trip, was it delivered already (skip),
+//    does this instance still own the shard (else leave it), when did the user last write (the
+//    24 h window, read only near its end: NeedsWindowRead; automated messages outside it are
+//    dead-lettered `outside_window`); then a slot from the page's shared rate limit (a wait
+//    or a pause is not a failure) and an in-flight mark that reveals a possible duplicate
+//    after a crash or a timeout (a one-part message asks for both in the checks' round trip);
+//  - call (sender_call.cc): the Send API call goes on the shared event-loop client and the
+//    entry is kLater, so no thread waits on Meta; its classified answer comes back through the
+//    consumer's Resume to a worker, which retries, throttles or pauses the page, or
+//    dead-letters;
+//  - record (sender_record.cc): a delivered part is marked (sent mark, in-flight mark cleared,
+//    and for the last part the XACK: one pipeline) before the next part goes.
+// mark_seen and typing_on go the same way, each before what it announces. Thread-safe: one
+// serves every worker.
 class SenderHandler {
  public:
   using Clock = std::function<int64_t()>;  // epoch ms
@@ -175,6 +174,9 @@ class SenderHandler {
   // What the checks' replies (sent mark, lease owner, then last_user_ms if `window_read`) say.
   std::optional<redis::HandleResult> VerdictOfChecks(redis::Client& client, const Delivery& delivery,
                                                      const std::vector<redis::Reply>& checks, bool window_read) const;
+  int64_t StandardWindowMs() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(options_.window).count();
+  }
   // A slot from the page's limit for a Graph call (reserved for `slot_key` when due later:
   // delivery.slot_due). nullopt when the call may go now.
   std::optional<redis::HandleResult> WaitForSlot(redis::Client& client, Delivery& delivery,
