@@ -40,6 +40,9 @@ inline constexpr MessageTag kMessageTags[] = {
 // The standard messaging window after the user's last message, and HUMAN_AGENT's.
 inline constexpr int64_t kStandardWindowMs = 24LL * 3600 * 1000;
 inline constexpr int64_t kHumanAgentWindowMs = 7LL * 24 * 3600 * 1000;
+// A private reply must go within 7 days of the comment or post (docs/messenger-platform.md,
+// "Comments").
+inline constexpr int64_t kPrivateReplyWindowMs = 7LL * 24 * 3600 * 1000;
 
 // A message Katy is asked to send outside a user event (the outbound API).
 struct TaggedSend {

@@ -44,6 +44,10 @@ std::string KeySpace::Sent(int shard, std::string_view message_id) const {
   return Shard(shard) + "sent:" + std::string(message_id);
 }
 
+std::string KeySpace::CommentAnswered(int shard, std::string_view comment_id) const {
+  return Shard(shard) + "answered:" + std::string(comment_id);
+}
+
 std::string KeySpace::Owned(int shard) const { return Shard(shard) + "owned"; }
 
 std::string KeySpace::Outbound(int shard, std::string_view idempotency_key) const {

@@ -35,6 +35,9 @@ class KeySpace {
   std::string SeenBucket(int shard, int64_t bucket) const;
   std::string Conversation(int shard, std::string_view page, std::string_view user) const;
   std::string Sent(int shard, std::string_view message_id) const;
+  // katy:{s07}:answered:<comment or post id>: the id of the one private reply the comment may
+  // have (docs/comments.md), set before it is sent and kept past Meta's 7 days.
+  std::string CommentAnswered(int shard, std::string_view comment_id) const;
   // katy:{s07}:owned: the shard's conversations ("<page>:<user>") whose thread a person or
   // another app has (docs/handover.md).
   std::string Owned(int shard) const;

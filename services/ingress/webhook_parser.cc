@@ -257,6 +257,73 @@ std::optional<Error> ParseItem(const element& value, const std::string& page_id,
   return std::nullopt;
 }
 
+// The item of a Page `feed` change that is a comment or a visitor's post; any other item (a
+// reaction, a like, a share...) is a feed change Katy keeps but never answers.
+void ReadFeedChange(const object& value, InboundEvent& event) {
+  const std::string item = Str(value, "item");
+  event.set_kind(item == "comment" || item == "post" ? katy::v1::EVENT_KIND_COMMENT : katy::v1::EVENT_KIND_FEED);
+  event.set_verb(Str(value, "verb"));
+  event.set_post_id(Str(value, "post_id"));
+  if (item == "comment") event.set_comment_id(Str(value, "comment_id"));
+  event.set_parent_id(Str(value, "parent_id"));
+  event.set_text(Str(value, "message"));
+  event.set_reaction(Str(value, "reaction_type"));
+  // created_time is epoch seconds (Meta's reference); a redelivery repeats it.
+  if (const int64_t created_s = Millis(value, "created_time"); created_s > 0 && created_s < INT64_MAX / 1000) {
+    event.set_timestamp_ms(created_s * 1000);
+  }
+  if (auto from = ObjectField(value, "from")) {
+    event.set_user_id(Str(*from, "id"));
+    event.set_user_name(Str(*from, "name"));
+  }
+}
+
+// An Instagram `comments` or `live_comments` change: always a new comment (Meta sends no verb
+// and no creation time).
+void ReadInstagramComment(const object& value, InboundEvent& event) {
+  event.set_kind(katy::v1::EVENT_KIND_COMMENT);
+  event.set_verb("add");
+  event.set_comment_id(Str(value, "id"));
+  event.set_parent_id(Str(value, "parent_id"));
+  event.set_text(Str(value, "text"));
+  if (auto media = ObjectField(value, "media")) event.set_post_id(Str(*media, "id"));
+  if (auto from = ObjectField(value, "from")) {
+    event.set_user_id(Str(*from, "id"));
+    event.set_user_name(Str(*from, "username"));
+  }
+}
+
+// One item of entry[].changes[]: {"field": ..., "value": {...}}. Fields Katy does not read are
+// kept raw as UNKNOWN, named by their field.
+std::optional<Error> ParseChange(const element& change_value, const std::string& page_id, int64_t entry_time,
+                                 bool instagram, int64_t received_at_ms, std::vector<InboundEvent>& out) {
+  object change;
+  if (change_value.get_object().get(change) != simdjson::SUCCESS) {
+    return Error{ErrorCode::kRejected, "a changes item is not an object", "bad_shape"};
+  }
+  InboundEvent event;
+  event.set_page_id(page_id);
+  event.set_entry_time_ms(entry_time);
+  event.set_received_at_ms(received_at_ms);
+  event.set_kind_key(Str(change, "field"));
+  const auto value = ObjectField(change, "value");
+  const std::string& field = event.kind_key();
+  if (value && field == "feed" && !instagram) {
+    ReadFeedChange(*value, event);
+  } else if (value && (field == "comments" || field == "live_comments") && instagram) {
+    ReadInstagramComment(*value, event);
+  } else {
+    event.set_kind(katy::v1::EVENT_KIND_UNKNOWN);
+  }
+  event.set_by_page(!event.user_id().empty() && event.user_id() == page_id);
+  if (event.kind() == katy::v1::EVENT_KIND_COMMENT && event.comment_id().empty()) event.set_mid(event.post_id());
+  if (!event.comment_id().empty()) event.set_mid(event.comment_id());
+  event.set_raw_json(simdjson::minify(change_value));
+  event.set_dedupe_key(DedupeKey(event));
+  out.push_back(std::move(event));
+  return std::nullopt;
+}
+
 }  // namespace
 
 int JsonDepth(std::string_view json_text) {
@@ -306,6 +373,11 @@ std::string DedupeKey(const InboundEvent& event) {
       return "read:" + user + ":" + std::to_string(event.watermark());
     case katy::v1::EVENT_KIND_REACTION:
       return "rx:" + event.mid() + ":" + event.action() + ":" + event.emoji();
+    case katy::v1::EVENT_KIND_COMMENT:
+      // An edit changes the text, not the id or the verb: each distinct text is its own edit.
+      if (event.mid().empty()) break;
+      if (event.verb() == "edited") return "cmt:" + event.mid() + ":edited:" + Sha256Hex(event.text()).substr(0, 16);
+      return "cmt:" + event.mid() + ":" + event.verb();
     default:
       break;
   }
@@ -315,6 +387,30 @@ std::string DedupeKey(const InboundEvent& event) {
   // who can send Katy events could search for a 64-bit collision.
   return std::string(event.standby() ? "sb-sha:" : "sha:") + Sha256Hex(event.raw_json());
 }
+
+namespace {
+
+// entry.changes[], after the entry's messaging and standby items.
+std::optional<Error> ParseChanges(const object& entry, const std::string& page_id, int64_t entry_time, bool instagram,
+                                  int64_t received_at_ms, size_t max_events, std::vector<InboundEvent>& events) {
+  auto list = Field(entry, "changes");
+  if (!list) return std::nullopt;
+  simdjson::dom::array changes;
+  if (list->get_array().get(changes) != simdjson::SUCCESS) {
+    return Error{ErrorCode::kRejected, "\"changes\" must be an array", "bad_shape"};
+  }
+  for (element change : changes) {
+    if (events.size() == max_events) {
+      return Error{ErrorCode::kRejected, "more than " + std::to_string(max_events) + " events in one request",
+                   std::string(kTooManyEvents)};
+    }
+    if (auto error = ParseChange(change, page_id, entry_time, instagram, received_at_ms, events)) return error;
+    if (instagram) events.back().set_platform("instagram");
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 
 Result<std::vector<InboundEvent>> ParseWebhook(std::string_view body, int64_t received_at_ms, size_t max_events) {
   if (JsonDepth(body) > kMaxJsonDepth) {
@@ -367,6 +463,9 @@ Result<std::vector<InboundEvent>> ParseWebhook(std::string_view body, int64_t re
         }
         if (instagram) events.back().set_platform("instagram");
       }
+    }
+    if (auto error = ParseChanges(entry, page_id, entry_time, instagram, received_at_ms, max_events, events)) {
+      return *error;
     }
   }
   return events;

@@ -14,8 +14,14 @@ namespace katy::ingress {
 // an attack or a bug, and rejecting it bounds the parser's memory and stack.
 inline constexpr int kMaxJsonDepth = 64;
 
-// Turns a webhook POST body into one InboundEvent per item of every entry[].messaging[] and
-// entry[].standby[], in body order. Pure and thread-safe.
+// Turns a webhook POST body into one InboundEvent per item of every entry[].messaging[],
+// entry[].standby[] and entry[].changes[], in that order within each entry. Pure and
+// thread-safe.
+//
+// changes[]: a Page `feed` change whose item is a comment or a (visitor's) post, and an
+// Instagram `comments` or `live_comments` change, become EVENT_KIND_COMMENT (user_id = from.id,
+// so a commenter's comments share a shard and keep their order); other feed items become
+// EVENT_KIND_FEED; any other field is kept raw as EVENT_KIND_UNKNOWN with kind_key = the field.
 //
 // Accepts numbers given as strings, unknown keys and unknown event kinds (kept as
 // EVENT_KIND_UNKNOWN with their raw JSON), items without a sender (policy_enforcement) and
@@ -29,14 +35,15 @@ inline constexpr size_t kDefaultMaxEventsPerRequest = 1000;
 // `max_events` items; answer 413; parsing stops there, so a hostile body costs no more than
 // `max_events` events), and, all meaning "answer 400": "invalid_json" (includes invalid
 // UTF-8), "too_deep", "not_an_object", "wrong_object" (object neither "page" nor "instagram"), "bad_shape"
-// (entry/messaging not arrays, an item not an object, an entry without id).
+// (entry/messaging/changes not arrays, an item not an object, an entry without id).
 inline constexpr std::string_view kTooManyEvents = "too_many_events";
 Result<std::vector<katy::v1::InboundEvent>> ParseWebhook(std::string_view body, int64_t received_at_ms,
                                                          size_t max_events = kDefaultMaxEventsPerRequest);
 
 // What identifies a redelivery of `event` (docs/messenger-platform.md, "Redelivery and duplicates"): the mid for
 // messages, echoes, postbacks and Instagram deletions (each kind its own key); mid + edit count for edits; (user,
-// watermark) for deliveries and reads; (mid, action, emoji) for reactions; a hash of the raw item for everything else.
+// watermark) for deliveries and reads; (mid, action, emoji) for reactions; (comment or post id, verb) for comments,
+// with a hash of the text for edits; a hash of the raw item for everything else.
 // Meta's genuine duplicates differ in entry.time, which no key includes.
 std::string DedupeKey(const katy::v1::InboundEvent& event);
 

@@ -13,6 +13,7 @@
 #include "common/events.h"
 #include "common/grpc/conversation_control.h"
 #include "common/http/http_client.h"
+#include "common/json_text.h"
 #include "common/log.h"
 #include "katy/v1/events.pb.h"
 #include "services/responder/skill_client.h"
@@ -263,9 +264,42 @@ katy::v1::OutboundMessage TypingFor(const redis::StreamEntry& entry, const katy:
   return typing;
 }
 
+// A comment's answers (docs/comments.md): its one private reply, the decision's first message,
+// to recipient.comment_id (or post_id for a visitor's post), id "#0"; then the public reply
+// under the comment, id "#public". A skill's further messages have no one to go to: the person
+// is in no conversation with the page until they answer the private reply.
+std::vector<katy::v1::OutboundMessage> CommentReplies(const redis::StreamEntry& entry,
+                                                      const katy::v1::InboundEvent& event, const Decision& decision,
+                                                      int64_t now) {
+  std::vector<katy::v1::OutboundMessage> replies;
+  // Meta gives Instagram comments no creation time: the webhook's, a little later, stands in.
+  const int64_t created_ms = event.timestamp_ms() > 0 ? event.timestamp_ms() : event.entry_time_ms();
+  if (!decision.messages.empty()) {
+    auto reply = ReplyTo(entry, event, "#0", now);
+    if (event.comment_id().empty()) {
+      reply.set_recipient_post_id(event.post_id());
+    } else {
+      reply.set_recipient_comment_id(event.comment_id());
+    }
+    reply.set_comment_created_ms(created_ms);
+    reply.set_message_json(decision.messages.front());
+    replies.push_back(std::move(reply));
+  }
+  if (!decision.public_reply.empty() && !event.comment_id().empty()) {
+    auto reply = ReplyTo(entry, event, "#public", now);
+    reply.set_recipient_comment_id(event.comment_id());
+    reply.set_comment_created_ms(created_ms);
+    reply.set_public_reply(true);
+    reply.set_message_json(ToJsonText(nlohmann::json{{"text", decision.public_reply}}));
+    replies.push_back(std::move(reply));
+  }
+  return replies;
+}
+
 // `typing_sent`: typing_on went out before the skill was called (SendTypingFirst).
 std::vector<katy::v1::OutboundMessage> Replies(const redis::StreamEntry& entry, const katy::v1::InboundEvent& event,
                                                const Decision& decision, int64_t now, bool typing_sent) {
+  if (event.kind() == katy::v1::EVENT_KIND_COMMENT) return CommentReplies(entry, event, decision, now);
   auto outbound = [&](const std::string& id_suffix) { return ReplyTo(entry, event, id_suffix, now); };
   auto thread_control = [&](const char* id_suffix, const char* call) {
     auto control = outbound(id_suffix);
@@ -596,8 +630,10 @@ void ResponderHandler::Choose(EventWork& work) const {
   // commit, a reload meanwhile notwithstanding.
   work.rules = rules_.Current();
   work.rule = FindRule(*work.rules, work.event, work.conversation, &work.captures);
+  // A comment names its author; a Facebook commenter's id is not one the profile API knows.
   work.profile_due = work.rule != nullptr && work.rule->uses_first_name && profiles_ != nullptr &&
-                     profiles_->enabled() && !work.event.user_is_ref() && ProfileDue(work.conversation, now_ms_());
+                     profiles_->enabled() && !work.event.user_is_ref() &&
+                     work.event.kind() != katy::v1::EVENT_KIND_COMMENT && ProfileDue(work.conversation, now_ms_());
   if (!work.profile_due) Decide(work);
 }
 

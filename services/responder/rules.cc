@@ -239,6 +239,10 @@ Matcher ParseMatcher(const YAML::Node& node) {
       matcher.state = value.IsNull() ? "" : Scalar(value, "state");
     } else if (key == "first_contact") {
       matcher.first_contact = value.as<bool>();
+    } else if (key == "comment") {
+      matcher.comment = value.as<bool>();
+    } else if (key == "post") {
+      matcher.posts = StringList(value, "post");
     } else if (key == "platform") {
       matcher.platform = Scalar(value, "platform");
       if (matcher.platform != "instagram" && matcher.platform != "messenger") {
@@ -247,6 +251,11 @@ Matcher ParseMatcher(const YAML::Node& node) {
     } else {
       throw RulesError{LineOf(field.first), "unknown condition '" + key + "'"};
     }
+  }
+  if (!matcher.posts.empty() && !matcher.comment) throw RulesError{LineOf(node), "'post' goes with 'comment: true'"};
+  if (matcher.comment && (!matcher.postbacks.empty() || !matcher.quick_replies.empty() || !matcher.refs.empty() ||
+                          !matcher.optins.empty() || !matcher.attachment.empty())) {
+    throw RulesError{LineOf(node), "a comment has no postback, quick_reply, ref, optin or attachment"};
   }
   return matcher;
 }
@@ -336,6 +345,22 @@ Handover ParseHandover(const YAML::Node& node, const std::string& rule_name) {
   return *handover;
 }
 
+// Meta takes one private reply per comment, and the person is not in a conversation with the
+// page until they answer it: a comment rule sends at most one message, and neither typing nor a
+// handover (docs/comments.md).
+void CheckCommentRule(const Rule& rule, const YAML::Node& node) {
+  if (rule.replies.size() > 1)
+    throw RulesError{LineOf(node["reply"]), "a comment has one private reply (Meta's limit)"};
+  if (rule.typing) throw RulesError{LineOf(node["typing"]), "a comment rule cannot send typing"};
+  if (rule.handover) throw RulesError{LineOf(node["handover"]), "a comment rule cannot hand the thread over"};
+  if (rule.replies.empty() && !rule.skill && rule.comment_reply.empty()) {
+    throw RulesError{LineOf(node), "a comment rule needs reply, skill or comment_reply"};
+  }
+  if (!rule.comment_reply.empty() && CodePoints(rule.comment_reply) >= kMaxText) {
+    throw RulesError{LineOf(node["comment_reply"]), "comment_reply must be under 2000 characters"};
+  }
+}
+
 Rule ParseRule(const YAML::Node& node, const std::string& default_name) {
   if (!node.IsMap()) throw RulesError{LineOf(node), "a rule must be a map"};
   Rule rule;
@@ -344,7 +369,7 @@ Rule ParseRule(const YAML::Node& node, const std::string& default_name) {
   for (const auto& field : node) {
     auto key = field.first.as<std::string>();
     if (key != "name" && key != "when" && key != "reply" && key != "set" && key != "state" && key != "typing" &&
-        key != "skill" && key != "handover") {
+        key != "skill" && key != "handover" && key != "comment_reply") {
       throw RulesError{LineOf(field.first), "unknown rule field '" + key + "'"};
     }
   }
@@ -361,6 +386,11 @@ Rule ParseRule(const YAML::Node& node, const std::string& default_name) {
   }
   if (const auto& state = node["state"]) rule.next_state = state.IsNull() ? "" : Scalar(state, "state");
   if (const auto& handover = node["handover"]) rule.handover = ParseHandover(handover, rule.name);
+  if (const auto& public_reply = node["comment_reply"]) rule.comment_reply = Scalar(public_reply, "comment_reply");
+  if (rule.when.comment) CheckCommentRule(rule, node);
+  if (!rule.comment_reply.empty() && !rule.when.comment) {
+    throw RulesError{LineOf(node["comment_reply"]), "comment_reply goes with 'comment: true'"};
+  }
   rule.uses_first_name = MentionsFirstName(rule);
   if (rule.when.platform == "instagram") {
     CheckInstagramLimits(rule.replies, node["reply"]);
@@ -454,8 +484,11 @@ bool Matches(const Matcher& when, const katy::v1::InboundEvent& event, const Con
                                                       !AnyPatternMatches(when.optins, event.referral().ref())))) {
     return false;
   }
-  // A referral or an opt-in alone is answered only by a rule written for it.
+  // A referral or an opt-in alone is answered only by a rule written for it; a comment only by
+  // a comment rule, which answers nothing else.
   if (IsReferralOrOptin(event) && when.refs.empty() && when.optins.empty()) return false;
+  if (when.comment != (event.kind() == katy::v1::EVENT_KIND_COMMENT)) return false;
+  if (!when.posts.empty() && !one_of(when.posts, event.post_id())) return false;
   if (!when.platform.empty() && when.platform != (event.platform().empty() ? "messenger" : event.platform())) {
     return false;
   }
@@ -490,7 +523,14 @@ std::map<std::string, std::string> Values(const katy::v1::InboundEvent& event, c
                                           std::map<std::string, std::string> values) {
   values.emplace("text", event.text());
   values.emplace("ref", event.referral().ref());
-  values.emplace("first_name", conversation.first_name.empty() ? "there" : conversation.first_name);
+  std::string first_name = conversation.first_name;
+  if (event.kind() == katy::v1::EVENT_KIND_COMMENT) {
+    values.emplace("comment_text", event.text());
+    values.emplace("commenter_name", event.user_name());
+    // A commenter's name comes with the comment (no profile look-up): its first word.
+    if (first_name.empty()) first_name = event.user_name().substr(0, event.user_name().find(' '));
+  }
+  values.emplace("first_name", first_name.empty() ? "there" : first_name);
   for (const auto& [name, value] : conversation.vars) values.emplace(name, value);
   return values;
 }
@@ -511,6 +551,7 @@ Decision ApplyRule(const Rule& rule, const katy::v1::InboundEvent& event, const 
   decision.typing = rule.typing;
   if (rule.skill) decision.skill = &*rule.skill;
   if (rule.handover) decision.handover = Handover{rule.handover->target_app_id, Render(rule.handover->reason, values)};
+  if (!rule.comment_reply.empty()) decision.public_reply = Render(rule.comment_reply, values);
   return decision;
 }
 
@@ -573,6 +614,11 @@ bool IsReplyable(const katy::v1::InboundEvent& event) {
   }
 }
 
+bool IsAnswerableComment(const katy::v1::InboundEvent& event) {
+  return event.kind() == katy::v1::EVENT_KIND_COMMENT && event.verb() == "add" && !event.by_page() &&
+         !event.standby() && !event.user_id().empty() && !event.mid().empty();
+}
+
 Result<RuleSet> ParseRules(const std::string& yaml_text, const std::string& file_name) {
   try {
     YAML::Node root = YAML::Load(yaml_text);
@@ -610,15 +656,16 @@ Result<RuleSet> LoadRulesFile(const std::string& path) {
 const Rule* FindRule(const RuleSet& rules, const katy::v1::InboundEvent& event, const Conversation& conversation,
                      std::map<std::string, std::string>* captures) {
   const bool referral_or_optin = IsReferralOrOptin(event) && !event.standby() && !event.user_id().empty();
-  if (!IsReplyable(event) && !referral_or_optin) return nullptr;
+  const bool comment = event.kind() == katy::v1::EVENT_KIND_COMMENT;
+  if (comment ? !IsAnswerableComment(event) : !IsReplyable(event) && !referral_or_optin) return nullptr;
   const std::string folded = FoldForMatching(event.text());
   for (const auto& rule : rules.rules) {
     captures->clear();
     if (Matches(rule.when, event, conversation, folded, captures)) return &rule;
   }
   captures->clear();
-  // "Sorry, I did not understand" is no answer to a link followed or a box ticked.
-  if (IsReferralOrOptin(event)) return nullptr;
+  // "Sorry, I did not understand" is no answer to a link followed, a box ticked or a comment.
+  if (IsReferralOrOptin(event) || comment) return nullptr;
   return rules.fallback ? &*rules.fallback : nullptr;
 }
 

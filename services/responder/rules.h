@@ -85,6 +85,10 @@ struct Matcher {
   std::optional<std::string> state;   // the conversation's state ("" = no state)
   std::optional<bool> first_contact;  // the user's first event ever
   std::string platform;               // "instagram" or "messenger" (empty: either)
+  // `comment: true`: the rule answers comments (and visitors' posts), and only them; the other
+  // conditions apply to the comment's text. `post`: only comments on these posts or media.
+  bool comment = false;
+  std::vector<std::string> posts;
 };
 
 struct Rule {
@@ -98,6 +102,7 @@ struct Rule {
   std::optional<Skill> skill;              // replies come from this skill (then `reply` is unused)
   bool uses_first_name = false;            // a template mentions {{first_name}}: fetch the profile
   std::optional<Handover> handover;        // hand the conversation over (after the replies)
+  std::string comment_reply;               // a comment rule's public reply under the comment (a template)
 };
 
 struct RuleSet {
@@ -127,6 +132,7 @@ struct Decision {
   bool typing = false;               // send typing_on first
   const Skill* skill = nullptr;      // when set, the skill decides the messages
   std::optional<Handover> handover;  // its reason rendered
+  std::string public_reply;          // a comment rule's public reply, rendered ("" for none)
 };
 
 // Parses a rules file's YAML text. Errors carry "file:line: what is wrong" (code "rules").
@@ -137,8 +143,9 @@ Result<RuleSet> ParseRules(const std::string& yaml_text, const std::string& file
 Result<RuleSet> LoadRulesFile(const std::string& path);
 
 // The rule that answers an event: the first whose matcher holds, else the fallback (never for
-// a referral or an opt-in); null when none does or the event must not be answered (echoes,
-// deliveries, reads, standby, page-level events). Fills `captures` with the regex's named groups. Pure, thread-safe.
+// a referral, an opt-in or a comment); null when none does or the event must not be answered
+// (echoes, deliveries, reads, standby, page-level events, comments that are not new or are the
+// page's own: IsAnswerableComment). Fills `captures` with the regex's named groups. Pure, thread-safe.
 const Rule* FindRule(const RuleSet& rules, const katy::v1::InboundEvent& event, const Conversation& conversation,
                      std::map<std::string, std::string>* captures);
 
@@ -161,7 +168,12 @@ std::vector<std::string> RenderMessages(const std::vector<MessageTemplate>& temp
 // only by rules with a `ref` or `optin` condition, within the window of the last message.
 bool IsReplyable(const katy::v1::InboundEvent& event);
 
-// Fills {{name}} placeholders: regex captures first, then text and first_name, then variables.
+// A comment (or a visitor's post) a comment rule may answer with a private reply: just added
+// (not an edit, a removal or a hide), by someone other than the page, not in standby.
+bool IsAnswerableComment(const katy::v1::InboundEvent& event);
+
+// Fills {{name}} placeholders: regex captures first, then text, first_name, ref, and for a
+// comment comment_text and commenter_name, then variables.
 // {{name|default}} gives the default when the value is unknown or empty; otherwise an unknown
 // name becomes "". Pure.
 std::string Render(const std::string& text, const std::map<std::string, std::string>& values);

@@ -18,7 +18,8 @@ enum class SendAction {
 struct Classification {
   SendAction action = SendAction::kRetry;
   std::string reason;                 // transient, throttled, recipient_gone, outside_window, bad_request,
-                                      // page_broken, policy, already_delivered, delivered
+                                      // page_broken, policy, already_delivered, delivered,
+                                      // comment_already_answered, comment_not_replyable
   int code = 0;                       // Graph error code (0 when none)
   int subcode = 0;                    // Graph error_subcode (0 when none)
   std::chrono::milliseconds wait{0};  // for kThrottle: the least time to wait

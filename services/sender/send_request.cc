@@ -8,13 +8,46 @@
 
 namespace katy::sender {
 
+namespace {
+
+// POST /{comment}/comments (a Page) or /{comment}/replies (Instagram), {"message": text}.
+std::optional<SendRequest> BuildPublicReply(const katy::v1::OutboundMessage& message, const std::string& graph_url,
+                                            const std::string& page_token, const std::string& app_secret) {
+  auto content = nlohmann::json::parse(message.message_json(), nullptr, false);
+  if (message.recipient_comment_id().empty() || !content.is_object() || !content.contains("text") ||
+      !content["text"].is_string()) {
+    return std::nullopt;
+  }
+  const char* edge = message.platform() == "instagram" ? "replies" : "comments";
+  SendRequest request;
+  request.url = PageEdgeUrl(graph_url, message.recipient_comment_id(), edge, page_token, app_secret);
+  request.body = ToJsonText(nlohmann::json{{"message", content["text"]}});
+  return request;
+}
+
+}  // namespace
+
+bool IsPrivateReply(const katy::v1::OutboundMessage& message) {
+  return !message.public_reply() && (!message.recipient_comment_id().empty() || !message.recipient_post_id().empty());
+}
+
+bool IsAboutAComment(const katy::v1::OutboundMessage& message) {
+  return !message.recipient_comment_id().empty() || !message.recipient_post_id().empty();
+}
+
 std::optional<SendRequest> BuildSendRequest(const katy::v1::OutboundMessage& message, const std::string& graph_url,
                                             const std::string& page_token, const std::string& app_secret) {
+  if (message.public_reply()) return BuildPublicReply(message, graph_url, page_token, app_secret);
   nlohmann::json body;
-  if (message.recipient_is_ref())
+  if (!message.recipient_comment_id().empty()) {
+    body["recipient"]["comment_id"] = message.recipient_comment_id();
+  } else if (!message.recipient_post_id().empty()) {
+    body["recipient"]["post_id"] = message.recipient_post_id();
+  } else if (message.recipient_is_ref()) {
     body["recipient"]["user_ref"] = message.recipient_id();
-  else
+  } else {
     body["recipient"]["id"] = message.recipient_id();
+  }
   std::string edge = "messages";
   if (!message.thread_control().empty()) {
     // Handover (docs/handover.md): the same recipient, on the page's thread-control edge.
@@ -29,7 +62,10 @@ std::optional<SendRequest> BuildSendRequest(const katy::v1::OutboundMessage& mes
   } else {
     auto content = nlohmann::json::parse(message.message_json(), nullptr, false);
     if (!content.is_object()) return std::nullopt;
-    body["messaging_type"] = message.messaging_type().empty() ? "RESPONSE" : message.messaging_type();
+    // A private reply is answered as Meta's Private Replies guide shows it: recipient and message.
+    if (!IsPrivateReply(message)) {
+      body["messaging_type"] = message.messaging_type().empty() ? "RESPONSE" : message.messaging_type();
+    }
     if (!message.tag().empty()) body["tag"] = message.tag();
     body["message"] = std::move(content);
   }

@@ -32,8 +32,11 @@ SendAnswer ReadSendAnswer(const std::string& body) {
 // Meta's answer names the person it delivered to. An answer naming someone else belongs to
 // another request (a server or proxy that mixed up connections: the chaos test caught the
 // emulator at it), so this message's own outcome is unknown.
+// A private reply's answer names the person's page-scoped id, which a Facebook comment does not
+// carry: there is nothing to compare it with.
 bool AnswersAnotherRecipient(const SendAnswer& answer, const katy::v1::OutboundMessage& message) {
-  return !message.recipient_is_ref() && !answer.recipient_id.empty() && answer.recipient_id != message.recipient_id();
+  return !message.recipient_is_ref() && !IsAboutAComment(message) && !answer.recipient_id.empty() &&
+         answer.recipient_id != message.recipient_id();
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "common/http/async_client.h"
 #include "common/message_tags.h"
+#include "services/sender/send_request.h"
 #include "services/sender/sender_handler.h"
 #include "services/sender/sender_internal.h"
 
@@ -14,6 +15,8 @@ using internal::ToSendResponse;
 
 namespace {
 constexpr int64_t kInFlightMarkMs = 3600 * 1000;
+// A comment's claim outlives the 7 days in which Meta takes a private reply, with a day to spare.
+constexpr int64_t kCommentClaimMs = kPrivateReplyWindowMs + 24LL * 3600 * 1000;
 }  // namespace
 
 // The mark holds when its attempt began (epoch ms). An attempt begun less than one request
@@ -124,6 +127,16 @@ std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Clie
     commands.push_back(
         {"HGET", keys_.Conversation(delivery.shard, message.page_id(), message.recipient_id()), "last_user_ms"});
   }
+  // A private reply claims its comment before it goes: the claim holds this message's id, so
+  // its own retries go on and any other reply to the comment is refused (CommentVerdict).
+  std::optional<size_t> answered_at;
+  if (IsPrivateReply(message)) {
+    answered_at = commands.size();
+    const std::string& comment =
+        message.recipient_comment_id().empty() ? message.recipient_post_id() : message.recipient_comment_id();
+    commands.push_back({"SET", keys_.CommentAnswered(delivery.shard, comment), message.id(), "NX", "GET", "PX",
+                        std::to_string(kCommentClaimMs)});
+  }
   const size_t limiter_at = commands.size();
   std::optional<PageLimiter::Ask> ask;
   const std::string inflight_key = delivery.InFlightKey();
@@ -139,6 +152,7 @@ std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Clie
   auto checks = client.Pipeline(commands);
   if (!checks) return redis::HandleResult::RedisFailed(checks.error());
   auto finished = VerdictOfChecks(client, delivery, *checks, window_read);
+  if (!finished && answered_at) finished = CommentVerdict(delivery, (*checks)[*answered_at]);
   if (!delivery.first_slot_taken) return finished;
   const redis::Reply& mark = checks->back();
   if (!finished) {
@@ -152,7 +166,23 @@ std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Clie
   return finished;
 }
 
+std::optional<redis::HandleResult> SenderHandler::CommentVerdict(const Delivery& delivery,
+                                                                 const redis::Reply& claim) const {
+  const katy::v1::OutboundMessage& message = delivery.message;
+  if (claim.IsError()) return redis::HandleResult::RedisFailed(redis::ReplyError(claim.str));
+  if (!claim.IsNil() && claim.str != message.id()) {
+    log::Warn("private reply refused: its comment has its reply already",
+              {{"id", message.id()}, {"page", message.page_id()}, {"answered_by", claim.str}});
+    metrics_.sends.Add({{"result", "comment_already_answered"}, {"code", "0"}}).Increment();
+    return redis::HandleResult::Poison("comment_already_answered");
+  }
+  return std::nullopt;
+}
+
 int64_t WindowOf(const katy::v1::OutboundMessage& message, int64_t standard_window_ms) {
+  // A private reply has the comment's 7 days instead (VerdictOfChecks); a public reply is no
+  // message at all.
+  if (IsAboutAComment(message)) return 0;
   if (message.messaging_type() != "MESSAGE_TAG") return standard_window_ms;
   return message.tag() == "HUMAN_AGENT" ? kHumanAgentWindowMs : 0;
 }
@@ -179,6 +209,13 @@ std::optional<redis::HandleResult> SenderHandler::VerdictOfChecks(redis::Client&
     return redis::HandleResult::Done();
   }
 
+  // Past the comment's 7 days its private reply cannot go, and a public reply promising one
+  // ("check your inbox") would mislead: neither goes.
+  if (IsAboutAComment(message) && message.comment_created_ms() > 0 &&
+      now_ms_() - message.comment_created_ms() > kPrivateReplyWindowMs) {
+    metrics_.sends.Add({{"result", "outside_comment_window"}, {"code", "0"}}).Increment();
+    return redis::HandleResult::Poison("outside_comment_window");
+  }
   // The 24 h window runs from the user's last message: the one this replies to, or a later one
   // (read only when the message's own does not already show it inside: NeedsWindowRead).
   const int64_t read_ms = window_read ? std::atoll(checks[2].str.c_str()) : 0;

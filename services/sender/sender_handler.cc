@@ -2,6 +2,7 @@
 // loop and the next stage resumed on a worker when it answers.
 #include "services/sender/sender_handler.h"
 
+#include "services/sender/send_request.h"
 #include "services/sender/sender_internal.h"
 
 namespace katy::sender {
@@ -152,7 +153,9 @@ redis::HandleResult SenderHandler::BeginParts(redis::Client& client, const Deliv
                                               const redis::Resume& resume) const {
   const std::string& id = delivery->message.id();
   const bool first_reply = id.size() > 2 && id.compare(id.size() - 2, 2, "#0") == 0;
-  if (!options_.mark_seen || !first_reply) return NextPart(client, delivery, resume);
+  if (!options_.mark_seen || !first_reply || IsAboutAComment(delivery->message)) {
+    return NextPart(client, delivery, resume);
+  }
   return SendActionThen(client, delivery, "mark_seen", resume,
                         [this](redis::Client& later, const DeliveryPtr& delivery, const Result<http::Response>&,
                                const redis::Resume& next) { return NextPart(later, delivery, next); });
@@ -172,7 +175,8 @@ redis::HandleResult SenderHandler::NextPart(redis::Client& client, const Deliver
   auto body = ResolveMedia(client, d);
   if (auto* not_now = std::get_if<redis::HandleResult>(&body)) return *not_now;
   d.body = std::get<std::string>(std::move(body));
-  if (!options_.typing || d.plan.bodies[d.part].empty() || !d.message.sender_action().empty()) {
+  if (!options_.typing || d.plan.bodies[d.part].empty() || !d.message.sender_action().empty() ||
+      IsAboutAComment(d.message)) {
     return SendPart(client, delivery, resume);
   }
   return SendActionThen(client, delivery, "typing_on", resume,

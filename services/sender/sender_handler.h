@@ -174,6 +174,9 @@ class SenderHandler {
   // What the checks' replies (sent mark, lease owner, then last_user_ms if `window_read`) say.
   std::optional<redis::HandleResult> VerdictOfChecks(redis::Client& client, const Delivery& delivery,
                                                      const std::vector<redis::Reply>& checks, bool window_read) const;
+  // A private reply's claim on its comment (the reply of the SET NX GET): refused when another
+  // message has the claim.
+  std::optional<redis::HandleResult> CommentVerdict(const Delivery& delivery, const redis::Reply& claim) const;
   int64_t StandardWindowMs() const {
     return std::chrono::duration_cast<std::chrono::milliseconds>(options_.window).count();
   }

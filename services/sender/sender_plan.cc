@@ -3,6 +3,7 @@
 
 #include "common/instagram_limits.h"
 #include "common/json_text.h"
+#include "services/sender/send_request.h"
 #include "services/sender/sender_handler.h"
 #include "services/sender/sender_internal.h"
 #include "services/sender/text_split.h"
@@ -36,7 +37,9 @@ std::optional<PlannedParts> PlanParts(const katy::v1::OutboundMessage& message) 
   if (!content.is_object()) return std::nullopt;
   plan.media = IsMedia(content);
   const bool instagram = message.platform() == "instagram";
-  if (content.contains("text") && content["text"].is_string()) {
+  // A comment takes one private reply, ever: a text too long for one message is not split
+  // into a second that Meta would refuse; it goes whole, and Meta's answer decides.
+  if (content.contains("text") && content["text"].is_string() && !IsAboutAComment(message)) {
     auto parts = SplitMessageText(content["text"].get<std::string>(), instagram);
     for (size_t i = 0; i < parts.size(); ++i) {
       nlohmann::json part = content;

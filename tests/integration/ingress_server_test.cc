@@ -168,7 +168,16 @@ TEST_F(IngressServerTest, EveryFixtureIsEnqueuedOnceEvenWhenReplayed) {
                                                   {"instagram.json", 3},
                                                   {"instagram_kinds.json", 11},
                                                   {"optin.json", 1},
-                                                  {"referral.json", 1}};
+                                                  {"referral.json", 1},
+                                                  {"feed_comment.json", 1},
+                                                  {"feed_visitor_post.json", 1},
+                                                  {"feed_comment_edit.json", 1},
+                                                  {"feed_comment_remove.json", 1},
+                                                  {"feed_own_comment.json", 1},
+                                                  {"feed_other_changes.json", 2},
+                                                  {"mixed_messaging_and_changes.json", 2},
+                                                  {"instagram_comment.json", 1},
+                                                  {"instagram_live_comment.json", 1}};
   std::vector<std::string> listed;
   for (const auto& [name, count] : expected) listed.push_back(name);
   ASSERT_EQ(listed, testing::FixtureNames());

@@ -6,6 +6,7 @@
 #include <pistache/http.h>
 #include <map>
 
+#include "common/clock.h"
 #include "common/http/http_client.h"
 #include "common/redis/streams.h"
 
@@ -206,6 +207,76 @@ TEST_F(SenderHandlerTest, InstagramLimitsAreKeptBeforeCallingMeta) {
   ASSERT_EQ(emulator_->store().For("u1").size(), 2u);
   EXPECT_EQ(nlohmann::json::parse(emulator_->store().For("u1")[0].message_json)["text"].get<std::string>().size(),
             1000u);
+}
+
+// A private reply goes to recipient.comment_id, with neither mark_seen nor typing (there is no
+// conversation yet); a second message to the same comment (another rule, a replayed outbound
+// entry) is refused before any call, while the first one's own retry still goes.
+TEST_F(SenderHandlerTest, APrivateReplyClaimsItsCommentOnceAndAPublicReplyGoesUnderIt) {
+  emulator::Comment written;
+  written.page_id = "p1";
+  written.author = "u1";
+  written.text = "price?";
+  written.created_ms = WallClockMs();
+  const std::string comment = emulator_->comments().Add(written).id;
+  auto to_comment = [&](const std::string& id, const std::string& text, bool public_reply) {
+    katy::v1::OutboundMessage message;
+    message.set_id(id);
+    message.set_page_id("p1");
+    message.set_recipient_id("u1");
+    message.set_recipient_comment_id(comment);
+    message.set_comment_created_ms(now_ - 3600 * 1000);
+    message.set_public_reply(public_reply);
+    message.set_message_json(nlohmann::json{{"text", text}}.dump());
+    return message;
+  };
+  auto queue = [&](const katy::v1::OutboundMessage& message) {
+    const std::string stream = keys_->OutStream(ShardOf("p1", "u1", 4));
+    EXPECT_TRUE(redis::EnsureGroup(client_, stream, KeySpace::kSenderGroup).ok());
+    EXPECT_TRUE(redis::XAdd(client_, stream, {{"pb", message.SerializeAsString()}}).ok());
+    auto read =
+        redis::XReadGroup(client_, KeySpace::kSenderGroup, "c1", {stream}, {">"}, 1, std::chrono::milliseconds(0));
+    return read->front();
+  };
+  SenderOptions options;
+  options.graph_url = meta_->graph_url();
+  options.mark_seen = true;
+  options.typing = true;
+  SenderHandler handler(*keys_, options, tokens_, *limiter_, metrics_, [this] { return now_; });
+  auto first = queue(to_comment("40-0#0", "the price is 20", false));
+  EXPECT_EQ(handler(client_, first, fence_).kind, redis::HandleResult::Kind::kDone);
+  auto received = emulator_->store().For("u1");
+  ASSERT_EQ(received.size(), 1u);  // no mark_seen, no typing_on: the message alone
+  EXPECT_EQ(received[0].comment_id, comment);
+  EXPECT_EQ(received[0].message_json, R"({"text":"the price is 20"})");
+
+  auto second = handler(client_, queue(to_comment("41-0#0", "another answer", false)), fence_);
+  EXPECT_EQ(second.kind, redis::HandleResult::Kind::kPoison);
+  EXPECT_EQ(second.reason, "comment_already_answered");
+  auto refusals = [&](const char* code) {
+    return metrics_.sends.Add({{"result", "comment_already_answered"}, {"code", code}}).Value();
+  };
+  EXPECT_EQ(refusals("0"), 1);  // refused by Katy's claim: Meta was not called
+  EXPECT_EQ(refusals("10900"), 0);
+  EXPECT_EQ(emulator_->store().For("u1").size(), 1u);
+  // The claim is the first message's: its retry (its sent mark lost, say) is not refused by
+  // Katy, and Meta's own refusal of a second private reply is read as such.
+  ASSERT_TRUE(client_.Command({"DEL", keys_->Sent(ShardOf("p1", "u1", 4), "40-0#0")}).ok());
+  auto retried = handler(client_, queue(to_comment("40-0#0", "the price is 20", false)), fence_);
+  EXPECT_EQ(retried.kind, redis::HandleResult::Kind::kPoison);
+  EXPECT_EQ(retried.reason, "comment_already_answered");
+  EXPECT_EQ(refusals("10900"), 1);  // this time Meta's answer
+  EXPECT_EQ(emulator_->store().For("u1").size(), 1u);
+
+  EXPECT_EQ(handler(client_, queue(to_comment("40-0#public", "Check your inbox!", true)), fence_).kind,
+            redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(emulator_->comments().Find(comment)->public_replies, std::vector<std::string>{"Check your inbox!"});
+
+  auto late = to_comment("42-0#0", "too late", false);
+  late.set_comment_created_ms(now_ - 8 * 24 * 3600 * 1000LL);
+  auto refused = handler(client_, queue(late), fence_);
+  EXPECT_EQ(refused.kind, redis::HandleResult::Kind::kPoison);
+  EXPECT_EQ(refused.reason, "outside_comment_window");
 }
 
 // A Send API that answers every call as if for someone else: a server or proxy that mixed up

@@ -466,3 +466,88 @@ TEST(RulesTest, RenderPlaceholders) {
 
 }  // namespace
 }  // namespace katy::responder
+
+namespace katy::responder {
+namespace {
+
+InboundEvent CommentEvent(const std::string& text, const std::string& verb = "add") {
+  InboundEvent event;
+  event.set_kind(katy::v1::EVENT_KIND_COMMENT);
+  event.set_page_id("p");
+  event.set_user_id("u");
+  event.set_user_name("Ana Example");
+  event.set_comment_id("c1");
+  event.set_mid("c1");
+  event.set_post_id("p_post1");
+  event.set_verb(verb);
+  event.set_text(text);
+  return event;
+}
+
+constexpr const char* kCommentRules = R"yaml(
+rules:
+  - name: price-on-post2
+    when: { comment: true, post: p_post2, keywords: [price] }
+    reply: "post 2"
+  - name: price
+    when: { comment: true, keywords: [price] }
+    reply: "Hi {{first_name}}, 20 EUR (you said: {{comment_text}})"
+    comment_reply: "Check your inbox, {{commenter_name}}!"
+  - name: hello
+    when: { keywords: [price, hello] }
+    reply: "a message rule"
+fallback:
+  reply: "echo: {{text}}"
+)yaml";
+
+TEST(RulesTest, OnlyACommentRuleAnswersACommentAndItAnswersNothingElse) {
+  const RuleSet rules = MustParse(kCommentRules);
+  const Decision decision = Decide(rules, CommentEvent("what is the price?"), {}, First);
+  EXPECT_EQ(decision.rule, "price");
+  ASSERT_EQ(decision.messages.size(), 1u);
+  EXPECT_EQ(TextOf(decision.messages[0]), "Hi Ana, 20 EUR (you said: what is the price?)");
+  EXPECT_EQ(decision.public_reply, "Check your inbox, Ana Example!");
+  auto on_post2 = CommentEvent("price?");
+  on_post2.set_post_id("p_post2");
+  EXPECT_EQ(Decide(rules, on_post2, {}, First).rule, "price-on-post2");
+  // No comment rule matches: not the message rule, not the fallback.
+  EXPECT_TRUE(Decide(rules, CommentEvent("nice photo"), {}, First).rule.empty());
+  // A message never reaches a comment rule.
+  EXPECT_EQ(DecideText(rules, "price please").rule, "hello");
+}
+
+TEST(RulesTest, EditsRemovalsThePagesOwnAndStandbyCommentsAreNeverAnswered) {
+  const RuleSet rules = MustParse(kCommentRules);
+  EXPECT_TRUE(IsAnswerableComment(CommentEvent("price")));
+  for (const char* verb : {"edited", "remove", "hide"}) {
+    EXPECT_TRUE(Decide(rules, CommentEvent("price", verb), {}, First).rule.empty()) << verb;
+  }
+  auto own = CommentEvent("price");
+  own.set_by_page(true);
+  EXPECT_TRUE(Decide(rules, own, {}, First).rule.empty());
+  auto standby = CommentEvent("price");
+  standby.set_standby(true);
+  EXPECT_TRUE(Decide(rules, standby, {}, First).rule.empty());
+  InboundEvent feed = CommentEvent("price");
+  feed.set_kind(katy::v1::EVENT_KIND_FEED);
+  EXPECT_TRUE(Decide(rules, feed, {}, First).rule.empty());
+}
+
+TEST(RulesTest, CommentRulesAreCheckedAtLoad) {
+  EXPECT_NE(LoadError("rules:\n  - when: { comment: true }\n    reply: [a, b]\n").find("one private reply"),
+            std::string::npos);
+  EXPECT_NE(LoadError("rules:\n  - when: { comment: true }\n    typing: true\n    reply: a\n").find("typing"),
+            std::string::npos);
+  EXPECT_NE(LoadError("rules:\n  - when: { comment: true }\n    handover: inbox\n    reply: a\n").find("hand"),
+            std::string::npos);
+  EXPECT_NE(LoadError("rules:\n  - when: { keywords: [x] }\n    comment_reply: a\n").find("comment: true"),
+            std::string::npos);
+  EXPECT_NE(LoadError("rules:\n  - when: { post: p1 }\n    reply: a\n").find("comment: true"), std::string::npos);
+  EXPECT_NE(LoadError("rules:\n  - when: { comment: true, postback: X }\n    reply: a\n").find("no postback"),
+            std::string::npos);
+  EXPECT_NE(LoadError("rules:\n  - when: { comment: true }\n").find("needs reply"), std::string::npos);
+  MustParse("rules:\n  - when: { comment: true }\n    comment_reply: thanks\n");
+}
+
+}  // namespace
+}  // namespace katy::responder

@@ -258,15 +258,136 @@ TEST(WebhookParserTest, UnknownKindIsKeptRaw) {
   EXPECT_NE(events[0].raw_json().find("feedback_screens"), std::string::npos);
 }
 
+TEST(WebhookParserTest, PageFeedComment) {
+  auto events = Parse("feed_comment.json");
+  ASSERT_EQ(events.size(), 1u);
+  const auto& e = events[0];
+  EXPECT_EQ(e.kind(), katy::v1::EVENT_KIND_COMMENT);
+  EXPECT_EQ(e.kind_key(), "feed");
+  EXPECT_EQ(e.page_id(), "104560000000001");
+  EXPECT_EQ(e.user_id(), "7100000000000001");
+  EXPECT_EQ(e.user_name(), "Ana Example");
+  EXPECT_EQ(e.comment_id(), "900000000000001_1200000000000001");
+  EXPECT_EQ(e.mid(), e.comment_id());
+  EXPECT_EQ(e.post_id(), "104560000000001_900000000000001");
+  EXPECT_EQ(e.parent_id(), "104560000000001_900000000000001");
+  EXPECT_EQ(e.verb(), "add");
+  EXPECT_EQ(e.text(), "How much is it? price please");
+  EXPECT_EQ(e.timestamp_ms(), 1764230400000);  // created_time, in seconds
+  EXPECT_FALSE(e.by_page());
+  EXPECT_EQ(e.platform(), "");
+  EXPECT_EQ(e.dedupe_key(), "cmt:900000000000001_1200000000000001:add");
+  EXPECT_EQ(e.raw_json().rfind(R"({"field":"feed","value":{"from":)", 0), 0u) << e.raw_json();
+}
+
+TEST(WebhookParserTest, VisitorPostIsACommentEventWithOnlyAPostId) {
+  auto events = Parse("feed_visitor_post.json");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind(), katy::v1::EVENT_KIND_COMMENT);
+  EXPECT_EQ(events[0].comment_id(), "");
+  EXPECT_EQ(events[0].post_id(), "104560000000001_900000000000002");
+  EXPECT_EQ(events[0].mid(), events[0].post_id());
+  EXPECT_EQ(events[0].user_id(), "7100000000000002");
+  EXPECT_EQ(events[0].dedupe_key(), "cmt:104560000000001_900000000000002:add");
+}
+
+TEST(WebhookParserTest, EditsRemovalsAndThePagesOwnCommentAreTheirOwnEvents) {
+  const auto added = Parse("feed_comment.json");
+  const auto edited = Parse("feed_comment_edit.json");
+  const auto removed = Parse("feed_comment_remove.json");
+  ASSERT_EQ(edited.size(), 1u);
+  ASSERT_EQ(removed.size(), 1u);
+  EXPECT_EQ(edited[0].verb(), "edited");
+  EXPECT_EQ(removed[0].verb(), "remove");
+  EXPECT_EQ(removed[0].text(), "");
+  // Same comment, another verb (or another edit): not a redelivery of the first.
+  std::set<std::string> keys = {added[0].dedupe_key(), edited[0].dedupe_key(), removed[0].dedupe_key()};
+  EXPECT_EQ(keys.size(), 3u);
+  auto second_edit = testing::ReadFixture("feed_comment_edit.json");
+  second_edit.replace(second_edit.find("(edited)"), 8, "(again!)");
+  auto again = ParseWebhook(second_edit, 0);
+  ASSERT_TRUE(again.ok());
+  EXPECT_NE((*again)[0].dedupe_key(), edited[0].dedupe_key());
+
+  const auto own = Parse("feed_own_comment.json");
+  ASSERT_EQ(own.size(), 1u);
+  EXPECT_EQ(own[0].kind(), katy::v1::EVENT_KIND_COMMENT);
+  EXPECT_TRUE(own[0].by_page());
+}
+
+TEST(WebhookParserTest, OtherFeedChangesAndUnknownFieldsAreKeptRaw) {
+  auto events = Parse("feed_other_changes.json");
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].kind(), katy::v1::EVENT_KIND_FEED);
+  EXPECT_EQ(events[0].reaction(), "like");
+  EXPECT_EQ(events[1].kind(), katy::v1::EVENT_KIND_UNKNOWN);
+  EXPECT_EQ(events[1].kind_key(), "ratings");
+  EXPECT_NE(events[1].raw_json().find("review_text"), std::string::npos);
+  EXPECT_NE(events[0].dedupe_key(), events[1].dedupe_key());
+}
+
+TEST(WebhookParserTest, AnEntryWithMessagingAndChangesYieldsBoth) {
+  auto events = Parse("mixed_messaging_and_changes.json");
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].kind(), katy::v1::EVENT_KIND_MESSAGE);
+  EXPECT_EQ(events[0].user_id(), "7100000000000001");
+  EXPECT_EQ(events[1].kind(), katy::v1::EVENT_KIND_COMMENT);
+  EXPECT_EQ(events[1].user_id(), "7100000000000002");
+  EXPECT_EQ(events[1].text(), "price?");
+}
+
+TEST(WebhookParserTest, InstagramCommentsAndLiveComments) {
+  for (const char* fixture : {"instagram_comment.json", "instagram_live_comment.json"}) {
+    auto events = Parse(fixture);
+    ASSERT_EQ(events.size(), 1u) << fixture;
+    const auto& e = events[0];
+    EXPECT_EQ(e.kind(), katy::v1::EVENT_KIND_COMMENT) << fixture;
+    EXPECT_EQ(e.platform(), "instagram");
+    EXPECT_EQ(e.page_id(), "17841400000000001");
+    EXPECT_EQ(e.user_id(), "6100000000000001");  // the Instagram-scoped id, as in Direct messages
+    EXPECT_EQ(e.user_name(), "ana.example");
+    EXPECT_EQ(e.verb(), "add");
+    EXPECT_FALSE(e.comment_id().empty());
+    EXPECT_EQ(e.dedupe_key(), "cmt:" + e.comment_id() + ":add");
+    EXPECT_EQ(e.timestamp_ms(), 0);  // Instagram sends no creation time
+  }
+  auto comment = Parse("instagram_comment.json");
+  EXPECT_EQ(comment[0].post_id(), "18000000000000001");
+  EXPECT_EQ(comment[0].text(), "price? \u2764\ufe0f");
+  EXPECT_EQ(Parse("instagram_live_comment.json")[0].kind_key(), "live_comments");
+}
+
 TEST(WebhookParserTest, EveryFixtureParsesAndIsCovered) {
   // A fixture added to the folder without a test above fails here.
-  const std::set<std::string> covered = {"text_message.json",      "quick_reply.json",  "postback_get_started.json",
-                                         "batched.json",           "echo.json",         "delivery_read.json",
-                                         "reaction.json",          "standby.json",      "policy_enforcement.json",
-                                         "unicode_escaped.json",   "attachments.json",  "user_ref.json",
-                                         "string_timestamps.json", "message_edit.json", "unknown_event_kind.json",
-                                         "referral.json",          "optin.json",        "instagram.json",
-                                         "instagram_kinds.json",   "handover.json"};
+  const std::set<std::string> covered = {"text_message.json",
+                                         "quick_reply.json",
+                                         "postback_get_started.json",
+                                         "batched.json",
+                                         "echo.json",
+                                         "delivery_read.json",
+                                         "reaction.json",
+                                         "standby.json",
+                                         "policy_enforcement.json",
+                                         "unicode_escaped.json",
+                                         "attachments.json",
+                                         "user_ref.json",
+                                         "string_timestamps.json",
+                                         "message_edit.json",
+                                         "unknown_event_kind.json",
+                                         "referral.json",
+                                         "optin.json",
+                                         "instagram.json",
+                                         "instagram_kinds.json",
+                                         "handover.json",
+                                         "feed_comment.json",
+                                         "feed_visitor_post.json",
+                                         "feed_comment_edit.json",
+                                         "feed_comment_remove.json",
+                                         "feed_own_comment.json",
+                                         "feed_other_changes.json",
+                                         "mixed_messaging_and_changes.json",
+                                         "instagram_comment.json",
+                                         "instagram_live_comment.json"};
   auto names = testing::FixtureNames();
   EXPECT_EQ(names.size(), covered.size());
   for (const auto& name : names) {
@@ -323,7 +444,9 @@ TEST(WebhookParserTest, RejectsBadBodies) {
             "bad_shape");
   EXPECT_EQ(ParseWebhook("{\"object\":\"page\",\"entry\":[{\"id\":\"1\",\"messaging\":{}}]}", 0).error().reason,
             "bad_shape");
-  // An entry without messaging/standby (for example only "changes") yields no events.
+  EXPECT_EQ(ParseWebhook(R"({"object":"page","entry":[{"id":"1","changes":{}}]})", 0).error().reason, "bad_shape");
+  EXPECT_EQ(ParseWebhook(R"({"object":"page","entry":[{"id":"1","changes":[1]}]})", 0).error().reason, "bad_shape");
+  // An entry with neither messaging, standby nor changes yields no events.
   auto none = ParseWebhook(R"({"object":"page","entry":[{"id":"1","time":1}]})", 0);
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->empty());

@@ -25,6 +25,7 @@
 #include "common/log.h"
 #include "common/page_setup.h"
 #include "tools/emulator/chat_page.h"
+#include "tools/emulator/comment_book.h"
 #include "tools/emulator/send_api.h"
 #include "tools/emulator/webhook_builder.h"
 
@@ -58,6 +59,7 @@ json ToJson(const RecordedMessage& message) {
   if (!message.app_id.empty()) out["app_id"] = message.app_id;
   if (!message.thread_control.empty()) out["thread_control"] = message.thread_control;
   if (!message.target_app_id.empty()) out["target_app_id"] = message.target_app_id;
+  if (!message.comment_id.empty()) out["comment_id"] = message.comment_id;
   return out;
 }
 
@@ -201,8 +203,10 @@ class EmulatorHandler : public Http::Handler {
   HTTP_PROTOTYPE(EmulatorHandler)
   EmulatorHandler(std::shared_ptr<MessageStore> store, std::shared_ptr<ProfileBook> profiles,
                   std::shared_ptr<FaultInjector> faults, std::shared_ptr<WebhookDelivery> webhooks,
-                  std::shared_ptr<const EmulatorOptions> options, std::shared_ptr<std::atomic<uint64_t>> mid_counter)
+                  std::shared_ptr<const EmulatorOptions> options, std::shared_ptr<std::atomic<uint64_t>> mid_counter,
+                  std::shared_ptr<CommentBook> comments)
       : store_(std::move(store)),
+        comments_(std::move(comments)),
         profiles_(std::move(profiles)),
         faults_(std::move(faults)),
         webhooks_(std::move(webhooks)),
@@ -310,6 +314,18 @@ class EmulatorHandler : public Http::Handler {
       return {200, R"({"cleared":true})"};
     }
     if (path == "/_emulator/say" && method == Http::Method::Post) return Say(request.body());
+    if (path == "/_emulator/comment" && method == Http::Method::Post) return WriteComment(request.body());
+    if (path == "/_emulator/comments" && method == Http::Method::Get) {
+      json list = json::array();
+      for (const auto& comment : comments_->OnPage(request.query().get("page").value_or(""))) {
+        list.push_back(CommentJson(comment));
+      }
+      return {200, list.dump()};
+    }
+    if (parts.size() == 3 && parts[0].size() > 1 && parts[0][0] == 'v' &&
+        (parts[2] == "comments" || parts[2] == "replies") && method == Http::Method::Post) {
+      return PublicReply(parts[1], request);
+    }
     if (path == "/_emulator/faults") return Faults(method, request.body());
     if (path == "/_emulator/config") {
       return {200, json{{"page", options_->chat_page_id}, {"instagram", options_->chat_instagram_id}}.dump()};
@@ -458,8 +474,16 @@ class EmulatorHandler : public Http::Handler {
       if (auto refused = InstagramRefusal(send)) return {refused->http_status, refused->Body(), usage};
     }
     RecordedMessage message;
+    if (!send.comment_id.empty()) {
+      // A private reply reaches the comment's author, once (CommentBook::TakePrivateReply).
+      auto taken = comments_->TakePrivateReply(send.comment_id, now);
+      if (auto* error = std::get_if<GraphError>(&taken)) return {error->http_status, error->Body(), usage};
+      message.recipient = std::get<Comment>(taken).author;
+      message.comment_id = send.comment_id;
+    } else {
+      message.recipient = send.recipient;
+    }
     message.page_id = page_in_path;
-    message.recipient = send.recipient;
     message.messaging_type = send.messaging_type;
     message.message_json = send.message_json;
     message.sender_action = send.sender_action;
@@ -470,7 +494,7 @@ class EmulatorHandler : public Http::Handler {
     log::Debug("send api accepted",
                {{"message_id", stored.message_id}, {"recipient", stored.recipient}, {"message", stored.message_json}});
     Echo(stored);
-    json answer{{"recipient_id", send.recipient}};
+    json answer{{"recipient_id", stored.recipient}};
     if (send.sender_action.empty()) answer["message_id"] = stored.message_id;
     return {200, answer.dump(), usage};
   }
@@ -580,6 +604,74 @@ class EmulatorHandler : public Http::Handler {
     }
     answer["ingress_status"] = status;
     return {status == 200 ? 200 : 502, answer.dump()};
+  }
+
+  // POST /_emulator/comment {"page","psid","text"}: a person comments on the page's post (or,
+  // with "platform":"instagram", on the account's media) and Meta sends the `feed` (`comments`)
+  // webhook. Optional: "name", "post", "age_days" (a comment written that long ago),
+  // "visitor_post" (a post on the page instead), "live" (an Instagram live comment), "repeat"
+  // (deliver the same change that many times, as Meta's redeliveries do), and "comment_id" with
+  // "verb" ("edited", "remove") for an existing comment. Answers its ids.
+  Reply WriteComment(const std::string& body) {
+    json request = json::parse(body, nullptr, false);
+    if (!request.is_object() || !request.contains("page") || !request["page"].is_string() ||
+        !request.contains("psid") || !request["psid"].is_string()) {
+      return {400, R"({"error":"expected {\"page\":\"...\",\"psid\":\"...\",\"text\":\"...\"}"})"};
+    }
+    const std::string verb = request.value("verb", "add");
+    if (verb != "add" && verb != "edited" && verb != "remove") {
+      return {400, R"({"error":"verb is add, edited or remove"})"};
+    }
+    const std::string page = request["page"].get<std::string>();
+    if (request.value("platform", "messenger") == "instagram") instagram_->Add(page);
+    Comment comment;
+    if (request.contains("comment_id")) {
+      auto found = comments_->Find(request.value("comment_id", ""));
+      if (!found) return {404, R"({"error":"no such comment"})"};
+      comment = *found;
+      if (request.contains("text")) comment.text = request.value("text", "");
+      comment = comments_->Add(comment);
+    } else {
+      comment.page_id = page;
+      comment.instagram = instagram_->Contains(page);
+      comment.visitor_post = request.value("visitor_post", false) && !comment.instagram;
+      comment.author = request["psid"].get<std::string>();
+      comment.author_name = request.value("name", "Alex Doe");
+      comment.text = request.value("text", "");
+      comment.post_id = request.value("post", "");
+      const auto age_days = request.value("age_days", 0.0);
+      comment.created_ms = WallClockMs() - static_cast<int64_t>(age_days * 24 * 3600 * 1000);
+      comment = comments_->Add(comment);
+    }
+    const json change = CommentChange(comment, verb, request.value("live", false));
+    const int repeat = std::clamp(request.value("repeat", 1), 1, 5);
+    int status = 0;
+    for (int i = 0; i < repeat; ++i) status = DeliverChangeAndWait(page, change);
+    json answer{{"comment_id", comment.id}, {"post_id", comment.post_id}, {"ingress_status", status}};
+    return {status == 200 ? 200 : 502, answer.dump()};
+  }
+
+  // Graph POST /{comment}/comments (a Page) or /{comment}/replies (Instagram): a public reply.
+  Reply PublicReply(const std::string& comment_id, const Http::Request& request) {
+    Reply refusal;
+    if (!TokenAccepted(request, &refusal)) return refusal;
+    const json body = json::parse(request.body(), nullptr, false);
+    if (!body.is_object() || !body.contains("message") || !body["message"].is_string() ||
+        body["message"].get<std::string>().empty()) {
+      return {400, GraphError{400, 100, 0, "OAuthException", "(#100) param message must be a non-empty string"}.Body()};
+    }
+    auto added = comments_->AddPublicReply(comment_id, body["message"].get<std::string>());
+    if (auto* error = std::get_if<GraphError>(&added)) return {error->http_status, error->Body()};
+    return {200, json{{"id", std::get<std::string>(added)}}.dump()};
+  }
+
+  int DeliverChangeAndWait(const std::string& page, json change) {
+    auto result = std::make_shared<std::promise<int>>();
+    auto delivered = result->get_future();
+    webhooks_->EnqueueChange(
+        page, std::move(change), [result](int status) { result->set_value(status); }, ObjectOf(page));
+    if (delivered.wait_for(std::chrono::seconds(20)) != std::future_status::ready) return 0;
+    return delivered.get();
   }
 
   // The webhook object of a page's or account's events.
@@ -747,6 +839,7 @@ class EmulatorHandler : public Http::Handler {
   }
 
   std::shared_ptr<MessageStore> store_;
+  std::shared_ptr<CommentBook> comments_;
   std::shared_ptr<ProfileBook> profiles_;
   std::shared_ptr<FaultInjector> faults_;
   std::shared_ptr<WebhookDelivery> webhooks_;
@@ -765,6 +858,7 @@ class EmulatorHandler : public Http::Handler {
 Result<std::unique_ptr<EmulatorServer>> EmulatorServer::Start(const EmulatorOptions& options) {
   std::unique_ptr<EmulatorServer> out(new EmulatorServer());
   out->store_ = std::make_shared<MessageStore>();
+  out->comments_ = std::make_shared<CommentBook>();
   out->profiles_ = std::make_shared<ProfileBook>();
   out->faults_ = std::make_shared<FaultInjector>();
   out->webhooks_ = std::make_shared<WebhookDelivery>(
@@ -778,9 +872,9 @@ Result<std::unique_ptr<EmulatorServer>> EmulatorServer::Start(const EmulatorOpti
   try {
     out->endpoint_ = std::make_shared<Http::Endpoint>(Address(options.address.host, Port(options.address.port)));
     out->endpoint_->init(Http::Endpoint::options().threads(options.threads).flags(Tcp::Options::ReuseAddr));
-    out->endpoint_->setHandler(Http::make_handler<EmulatorHandler>(out->store_, out->profiles_, out->faults_,
-                                                                   out->webhooks_, shared_options,
-                                                                   std::make_shared<std::atomic<uint64_t>>(0)));
+    out->endpoint_->setHandler(
+        Http::make_handler<EmulatorHandler>(out->store_, out->profiles_, out->faults_, out->webhooks_, shared_options,
+                                            std::make_shared<std::atomic<uint64_t>>(0), out->comments_));
     out->endpoint_->serveThreaded();
     out->port_ = static_cast<uint16_t>(out->endpoint_->getPort());
   } catch (const std::exception& e) {

@@ -8,6 +8,7 @@
 
 #include "common/config.h"
 #include "common/result.h"
+#include "tools/emulator/comment_book.h"
 #include "tools/emulator/fault_injector.h"
 #include "tools/emulator/message_store.h"
 #include "tools/emulator/webhook_delivery.h"
@@ -48,6 +49,13 @@ struct EmulatorOptions {
 //                                                    batched, retried on non-200 like Meta);
 //                                                    "platform":"instagram" makes "page" an
 //                                                    Instagram account and the webhook Instagram's
+//   POST /_emulator/comment {"page","psid","text"}   a comment on the page's post (Instagram:
+//                                                    the account's media), as Meta's signed
+//                                                    `feed` / `comments` webhook (comment_book.h)
+//   GET  /_emulator/comments?page=ID                 the comments and the replies they got
+//   POST /v{N}/{comment}/comments, /replies          a public reply under a comment
+//                                                    (the Send API takes recipient.comment_id
+//                                                    once per comment, within 7 days)
 //   POST /_emulator/read, /_emulator/delivered {"page","psid"}   read / delivery receipts
 //                                                    (Instagram: reads by mid, no deliveries)
 //   GET  /v{N}/{psid}?fields=...                     the user profile API
@@ -71,6 +79,7 @@ class EmulatorServer {
   ~EmulatorServer();
   int port() const { return port_; }
   MessageStore& store() { return *store_; }
+  CommentBook& comments() { return *comments_; }
   ProfileBook& profiles() { return *profiles_; }
   FaultInjector& faults() { return *faults_; }
   WebhookDelivery& webhooks() { return *webhooks_; }
@@ -79,6 +88,7 @@ class EmulatorServer {
  private:
   EmulatorServer() = default;
   std::shared_ptr<MessageStore> store_;
+  std::shared_ptr<CommentBook> comments_;
   std::shared_ptr<ProfileBook> profiles_;
   std::shared_ptr<FaultInjector> faults_;
   std::shared_ptr<WebhookDelivery> webhooks_;

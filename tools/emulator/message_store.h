@@ -28,6 +28,7 @@ struct RecordedMessage {
   // "take_thread_control". Kept with the messages so that their order at Meta can be checked.
   std::string thread_control;
   std::string target_app_id;
+  std::string comment_id;  // a private reply: the comment (or visitor's post) it answers
 };
 
 // The Page Inbox's app id: Meta's own inbox, where people answer as the page.

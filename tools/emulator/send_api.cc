@@ -144,7 +144,12 @@ std::variant<AcceptedSend, GraphError> ValidateSend(std::string_view body) {
     send.recipient = (*recipient)["user_ref"].get<std::string>();
     send.recipient_is_ref = true;
   }
-  if (send.recipient.empty()) return Invalid("param recipient must have an id or user_ref.");
+  for (const char* key : {"comment_id", "post_id"}) {
+    if (recipient->contains(key) && (*recipient)[key].is_string()) send.comment_id = (*recipient)[key];
+  }
+  if (send.recipient.empty() && send.comment_id.empty()) {
+    return Invalid("param recipient must have an id, user_ref, comment_id or post_id.");
+  }
 
   if (auto action = request.find("sender_action"); action != request.end()) {
     if (request.contains("message")) {
@@ -158,8 +163,13 @@ std::variant<AcceptedSend, GraphError> ValidateSend(std::string_view body) {
   }
 
   auto type = request.find("messaging_type");
-  if (type == request.end() || !type->is_string()) return Invalid("param messaging_type is required");
-  send.messaging_type = type->get<std::string>();
+  if (!send.comment_id.empty() && type == request.end()) {
+    send.messaging_type = "RESPONSE";  // Meta's private replies are sent without one
+  } else if (type == request.end() || !type->is_string()) {
+    return Invalid("param messaging_type is required");
+  } else {
+    send.messaging_type = type->get<std::string>();
+  }
   if (send.messaging_type == "MESSAGE_TAG") {
     if (!request.contains("tag") || !request["tag"].is_string()) return Invalid("param tag is required");
     send.tag = request["tag"].get<std::string>();

@@ -15,6 +15,7 @@ namespace katy::emulator {
 struct AcceptedSend {
   std::string recipient;  // PSID, or the user_ref
   bool recipient_is_ref = false;
+  std::string comment_id;      // a private reply: recipient.comment_id (or post_id); recipient is then empty
   std::string messaging_type;  // empty for sender actions
   std::string tag;
   std::string message_json;   // the `message` object, or empty
@@ -33,9 +34,10 @@ struct GraphError {
 };
 
 // Validates a Send API JSON body the way Meta does (docs/messenger-platform.md, "Send API requests"): recipient with
-// id or user_ref; either sender_action alone or a message with messaging_type RESPONSE, UPDATE
-// or MESSAGE_TAG (+tag); text under 2000 characters; at most 13 quick replies with titles of at
-// most 20 characters and payloads of at most 1000. Pure, thread-safe.
+// id, user_ref, or comment_id / post_id (a private reply, for which messaging_type may be left out); either
+// sender_action alone or a message with messaging_type RESPONSE, UPDATE or MESSAGE_TAG (+tag); text under 2000
+// characters; at most 13 quick replies with titles of at most 20 characters and payloads of at most 1000. Pure,
+// thread-safe.
 std::variant<AcceptedSend, GraphError> ValidateSend(std::string_view body);
 
 // A form-encoded Send API body (recipient={"id":"..."}&message={...}&messaging_type=RESPONSE)

@@ -10,12 +10,12 @@
 namespace katy::emulator {
 std::string BuildBatchBody(const std::vector<BatchItem>& items, int64_t time_ms, const std::string& object) {
   nlohmann::json entries = nlohmann::json::array();
-  std::map<std::pair<std::string, bool>, size_t> entry_of;
-  for (const auto& [page, item, standby] : items) {
-    const char* list = standby ? "standby" : "messaging";
-    auto found = entry_of.find({page, standby});
+  std::map<std::pair<std::string, std::string>, size_t> entry_of;
+  for (const auto& [page, item, standby, change] : items) {
+    const std::string list = change ? "changes" : standby ? "standby" : "messaging";
+    auto found = entry_of.find({page, list});
     if (found == entry_of.end()) {
-      found = entry_of.emplace(std::pair{page, standby}, entries.size()).first;
+      found = entry_of.emplace(std::pair{page, list}, entries.size()).first;
       entries.push_back({{"id", page}, {"time", time_ms}, {list, nlohmann::json::array()}});
     }
     entries[found->second][list].push_back(item);
@@ -30,9 +30,17 @@ WebhookDelivery::WebhookDelivery(DeliveryOptions options) : options_(std::move(o
 WebhookDelivery::~WebhookDelivery() { Stop(); }
 
 void WebhookDelivery::Enqueue(std::string page_id, nlohmann::json item, Done done, std::string object, bool standby) {
+  Push({std::move(page_id), std::move(item), std::move(done), std::move(object), standby, false});
+}
+
+void WebhookDelivery::EnqueueChange(std::string page_id, nlohmann::json change, Done done, std::string object) {
+  Push({std::move(page_id), std::move(change), std::move(done), std::move(object), false, true});
+}
+
+void WebhookDelivery::Push(Item item) {
   {
     std::lock_guard lock(mutex_);
-    queue_.push_back({std::move(page_id), std::move(item), std::move(done), std::move(object), standby});
+    queue_.push_back(std::move(item));
   }
   wake_.notify_one();
 }
@@ -72,7 +80,7 @@ void WebhookDelivery::Work() {
     }
     std::vector<BatchItem> items;
     items.reserve(batch.size());
-    for (const auto& item : batch) items.push_back({item.page_id, item.item, item.standby});
+    for (const auto& item : batch) items.push_back({item.page_id, item.item, item.standby, item.change});
     // Meta re-sends the same items (with a new entry time) until it gets a 200.
     int status = 0;
     for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {

@@ -40,6 +40,8 @@ class WebhookDelivery {
   // `standby`: the item goes in the entry's standby[] (another app has the thread).
   void Enqueue(std::string page_id, nlohmann::json item, Done done = {}, std::string object = "page",
                bool standby = false);
+  // A change ({"field","value"}) for the entry's changes[] (comments: docs/comments.md).
+  void EnqueueChange(std::string page_id, nlohmann::json change, Done done, std::string object);
   // Delivers what is queued (each batch once, without retries), then stops the workers.
   void Stop();
 
@@ -53,7 +55,9 @@ class WebhookDelivery {
     Done done;
     std::string object;
     bool standby = false;
+    bool change = false;
   };
+  void Push(Item item);
   void Work();
   int Post(const std::string& body);
 
@@ -72,10 +76,11 @@ struct BatchItem {
   std::string page_id;
   nlohmann::json item;
   bool standby = false;
+  bool change = false;  // the item goes in the entry's changes[]
 };
 
-// The webhook body for `items`, one entry per page and list (messaging[] or standby[]) in
-// first-seen order, in Meta's escaped wire form; `object` is "page" or "instagram". Pure.
+// The webhook body for `items`, one entry per page and list (messaging[], standby[] or
+// changes[]) in first-seen order, in Meta's escaped wire form; `object` is "page" or "instagram". Pure.
 std::string BuildBatchBody(const std::vector<BatchItem>& items, int64_t time_ms, const std::string& object = "page");
 
 }  // namespace katy::emulator
