@@ -1,5 +1,6 @@
 #include "common/page_setup.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "common/utf8.h"
@@ -107,6 +108,38 @@ std::optional<std::string> DomainsError(const json& value) {
 }
 
 }  // namespace
+
+bool IsInstagramWebhookField(std::string_view field) {
+  for (std::string_view known : kInstagramWebhookFields) {
+    if (known == field) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> WantedWebhookFields(bool instagram, bool comments) {
+  std::vector<std::string> wanted;
+  if (instagram) {
+    wanted.assign(std::begin(kInstagramHandledFields), std::end(kInstagramHandledFields));
+    if (comments) wanted.insert(wanted.end(), std::begin(kInstagramCommentFields), std::end(kInstagramCommentFields));
+  } else {
+    wanted.assign(std::begin(kHandledWebhookFields), std::end(kHandledWebhookFields));
+    if (comments) wanted.emplace_back(kCommentWebhookField);
+  }
+  return wanted;
+}
+
+std::optional<std::string> InstagramProfileError(const nlohmann::json& profile) {
+  if (!profile.is_object()) return "the profile must be an object";
+  nlohmann::json fields = profile;
+  fields.erase("platform");  // the body may name the platform, as Meta's examples do
+  for (const auto& [field, value] : fields.items()) {
+    if (std::find(std::begin(kInstagramProfileFields), std::end(kInstagramProfileFields), field) ==
+        std::end(kInstagramProfileFields)) {
+      return field + ": an Instagram account's profile has only ice_breakers and persistent_menu";
+    }
+  }
+  return MessengerProfileError(fields);
+}
 
 bool IsMessengerWebhookField(std::string_view field) {
   for (std::string_view known : kMessengerWebhookFields) {

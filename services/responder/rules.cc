@@ -614,6 +614,12 @@ bool IsReplyable(const katy::v1::InboundEvent& event) {
   }
 }
 
+bool AnswersComments(const RuleSet& rules, const std::string& platform) {
+  return std::any_of(rules.rules.begin(), rules.rules.end(), [&](const Rule& rule) {
+    return rule.when.comment && (rule.when.platform.empty() || rule.when.platform == platform);
+  });
+}
+
 bool IsAnswerableComment(const katy::v1::InboundEvent& event) {
   return event.kind() == katy::v1::EVENT_KIND_COMMENT && event.verb() == "add" && !event.by_page() &&
          !event.standby() && !event.user_id().empty() && !event.mid().empty();

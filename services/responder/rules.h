@@ -168,6 +168,10 @@ std::vector<std::string> RenderMessages(const std::vector<MessageTemplate>& temp
 // only by rules with a `ref` or `optin` condition, within the window of the last message.
 bool IsReplyable(const katy::v1::InboundEvent& event);
 
+// Whether a rule of `rules` answers comments on `platform` ("messenger" or "instagram"): the
+// page or account must then send its comments' webhook field (katyctl subscriptions). Pure.
+bool AnswersComments(const RuleSet& rules, const std::string& platform);
+
 // A comment (or a visitor's post) a comment rule may answer with a private reply: just added
 // (not an edit, a removal or a hide), by someone other than the page, not in standby.
 bool IsAnswerableComment(const katy::v1::InboundEvent& event);

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/http/http_client.h"
+#include "common/page_setup.h"
 #include "tests/support/in_process_emulator.h"
 #include "tests/support/test_support.h"
 #include "tools/emulator/emulator_server.h"
@@ -33,9 +34,12 @@ class PageSetupCliTest : public ::testing::Test {
     setenv("KATY_PAGE_TOKEN", kToken, 1);
     unsetenv("KATY_PAGE_TOKENS_FILE");
     unsetenv("KATY_APP_ID");
+    setenv("KATY_RULES", "/nonexistent/katy-rules.yaml", 1);  // no comment rules unless a test writes some
   }
   void TearDown() override {
-    for (const char* name : {"KATY_GRAPH_URL", "KATY_PAGE_TOKEN", "KATY_PAGE_TOKENS_FILE"}) unsetenv(name);
+    for (const char* name : {"KATY_GRAPH_URL", "KATY_PAGE_TOKEN", "KATY_PAGE_TOKENS_FILE", "KATY_RULES"}) {
+      unsetenv(name);
+    }
   }
 
   struct Run {
@@ -129,12 +133,45 @@ TEST_F(PageSetupCliTest, CheckReportsTheMissingSubscriptionsAndFixAddsThem) {
   EXPECT_EQ(fix.status, 0) << fix.err;
   auto apps = json::parse(http_.Get(graph_ + "/me/subscribed_apps?access_token=" + std::string(kToken))->body);
   const auto fields = apps["data"][0]["subscribed_fields"].get<std::vector<std::string>>();
-  EXPECT_TRUE(MissingSubscriptions(fields).empty());
+  EXPECT_TRUE(MissingSubscriptions(fields, katy::WantedWebhookFields(false, false)).empty());
   EXPECT_EQ(fields.front(), "messages");  // what the page had stays
 
   Run after = Katyctl({"subscriptions", "check", "1045"});
   EXPECT_EQ(after.status, 0) << after.out << after.err;
   EXPECT_NE(after.out.find("missing: (none)"), std::string::npos) << after.out;
+}
+
+// Comment rules want the page's `feed`, and an Instagram account's comments; the account's
+// profile (ice breakers) goes with platform=instagram and is kept apart from the page's.
+TEST_F(PageSetupCliTest, CommentRulesWantTheCommentsFieldsAndInstagramHasItsOwnProfile) {
+  setenv("KATY_RULES", WriteFile("rules.yaml", "rules:\n  - when: { comment: true }\n    reply: hi\n").c_str(), 1);
+  ASSERT_EQ(Katyctl({"subscriptions", "fix"}).status, 0);
+  Run check = Katyctl({"subscriptions", "check"});
+  EXPECT_EQ(check.status, 0) << check.out;
+  EXPECT_NE(check.out.find("feed"), std::string::npos) << check.out;
+  EXPECT_NE(check.out.find("message_edits"), std::string::npos) << check.out;
+
+  const std::string tokens =
+      WriteFile("tokens.json",
+                R"({"1045": "page-token", "17841400000000001": {"token": "page-token", "platform": "instagram"}})");
+  setenv("KATY_PAGE_TOKENS_FILE", tokens.c_str(), 1);
+  Run account = Katyctl({"subscriptions", "check", "17841400000000001"});
+  EXPECT_EQ(account.status, 1);
+  EXPECT_NE(account.out.find("comments, live_comments"), std::string::npos) << account.out;
+
+  const std::string profile = WriteFile(
+      "ig.yaml",
+      "ice_breakers:\n  - locale: default\n    call_to_actions:\n      - { question: \"Price?\", payload: PRICE }\n");
+  Run apply = Katyctl({"profile", "apply", profile, "1045", "--platform", "instagram"});
+  EXPECT_EQ(apply.status, 0) << apply.err;
+  EXPECT_NE(apply.out.find("applied 1 field(s)"), std::string::npos) << apply.out;
+  Run get = Katyctl({"profile", "get", "1045", "--platform", "instagram"});
+  EXPECT_NE(get.out.find("Price?"), std::string::npos) << get.out;
+  EXPECT_EQ(Katyctl({"profile", "get", "1045"}).out.find("Price?"), std::string::npos) << "the page's own profile";
+  Run greeting = Katyctl(
+      {"profile", "apply", WriteFile("g.yaml", "greeting:\n  - { locale: default, text: Hi }\n"), "17841400000000001"});
+  EXPECT_EQ(greeting.status, 1);
+  EXPECT_NE(greeting.err.find("only ice_breakers and persistent_menu"), std::string::npos) << greeting.err;
 }
 
 TEST_F(PageSetupCliTest, GraphRefusalsAndAmbiguousPagesAreClearErrors) {

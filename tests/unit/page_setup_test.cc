@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <fstream>
 #include <sstream>
 
@@ -84,13 +86,34 @@ TEST(PageSetupTest, ChangesNameEachFieldTheFileSets) {
 }
 
 TEST(PageSetupTest, MissingSubscriptionsAreTheHandledFieldsNotSubscribed) {
+  const std::vector<std::string> page = WantedWebhookFields(false, false);
   EXPECT_EQ(ctl::MissingSubscriptions({"messages", "messaging_postbacks", "message_echoes", "messaging_handovers",
                                        "standby", "message_reactions", "messaging_optins", "message_deliveries",
-                                       "message_reads", "feed"}),
+                                       "message_reads", "feed", "message_edits"},
+                                      page),
             (std::vector<std::string>{"messaging_referrals"}));
-  EXPECT_EQ(ctl::MissingSubscriptions({}).size(), std::size(kHandledWebhookFields));
+  EXPECT_EQ(ctl::MissingSubscriptions({}, page).size(), std::size(kHandledWebhookFields));
+  EXPECT_NE(std::find(page.begin(), page.end(), "message_edits"), page.end());
   for (std::string_view field : kHandledWebhookFields) EXPECT_TRUE(IsMessengerWebhookField(field)) << field;
   EXPECT_FALSE(IsMessengerWebhookField("messages_typo"));
+  // Comment rules want the page's feed, and an Instagram account's comments and live comments.
+  EXPECT_EQ(ctl::MissingSubscriptions(page, WantedWebhookFields(false, true)), (std::vector<std::string>{"feed"}));
+  const auto instagram = WantedWebhookFields(true, true);
+  EXPECT_EQ(ctl::MissingSubscriptions(
+                {"messages", "messaging_postbacks", "messaging_seen", "messaging_reactions", "messaging_referral"},
+                instagram),
+            (std::vector<std::string>{"comments", "live_comments"}));
+  for (const auto& field : instagram) EXPECT_TRUE(IsInstagramWebhookField(field)) << field;
+}
+
+TEST(PageSetupTest, AnInstagramProfileHasOnlyIceBreakersAndAPersistentMenu) {
+  const auto ice_breakers = nlohmann::json::parse(
+      R"({"platform":"instagram","ice_breakers":[{"locale":"default","call_to_actions":[{"question":"Price?","payload":"PRICE"}]}]})");
+  EXPECT_EQ(InstagramProfileError(ice_breakers), std::nullopt);
+  const auto greeting = nlohmann::json::parse(R"({"greeting":[{"locale":"default","text":"Hi"}]})");
+  EXPECT_EQ(MessengerProfileError(greeting), std::nullopt);
+  ASSERT_TRUE(InstagramProfileError(greeting));
+  EXPECT_NE(InstagramProfileError(greeting)->find("only ice_breakers and persistent_menu"), std::string::npos);
 }
 
 // The demo profile keeps Meta's limits, and each postback it offers has its own rule.

@@ -368,9 +368,12 @@ class EmulatorHandler : public Http::Handler {
     return {200, answer.dump()};
   }
 
-  Reply MessengerProfile(const std::string& page, const Http::Request& request) {
+  // ?platform=instagram: the Instagram account's profile (its own, kept apart from the page's).
+  Reply MessengerProfile(const std::string& page_in_path, const Http::Request& request) {
     Reply refusal;
     if (!TokenAccepted(request, &refusal)) return refusal;
+    const bool instagram = request.query().get("platform").value_or("") == "instagram";
+    const std::string page = instagram ? page_in_path + ":instagram" : page_in_path;
     if (request.method() == Http::Method::Get) {
       std::vector<std::string> fields;
       std::stringstream list(request.query().get("fields").value_or(""));
@@ -390,7 +393,14 @@ class EmulatorHandler : public Http::Handler {
       return {200, R"({"result":"success"})"};
     }
     if (request.method() != Http::Method::Post) return {405, R"({"error":"GET, POST or DELETE"})"};
-    if (auto error = ValidateMessengerProfile(body)) return {error->http_status, error->Body()};
+    if (instagram) {
+      if (auto error = InstagramProfileError(body)) {
+        return {400, GraphError{400, 100, 0, "OAuthException", "(#100) " + *error}.Body()};
+      }
+      body.erase("platform");
+    } else if (auto error = ValidateMessengerProfile(body)) {
+      return {error->http_status, error->Body()};
+    }
     messenger_profiles_->Merge(page, body);
     return {200, R"({"result":"success"})"};
   }
@@ -420,8 +430,9 @@ class EmulatorHandler : public Http::Handler {
     }
     std::vector<std::string> fields;
     std::stringstream list(http::UrlDecode(*listed));
+    const bool instagram = instagram_->Contains(page);
     for (std::string field; std::getline(list, field, ',');) {
-      if (!IsMessengerWebhookField(field)) {
+      if (instagram ? !IsInstagramWebhookField(field) : !IsMessengerWebhookField(field) && field != "feed") {
         GraphError error{
             400, 100, 0, "OAuthException",
             "(#100) Param subscribed_fields[" + std::to_string(fields.size()) + "] must be a Page webhook field"};

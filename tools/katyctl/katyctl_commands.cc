@@ -32,6 +32,7 @@ struct Options {
   int limit = 100;
   std::string tag;                 // send: a message tag
   std::string key;                 // send: the idempotency key (a fresh one when empty)
+  std::string platform;            // profile, subscriptions: "instagram" for the page's Instagram account
   std::vector<std::string> words;  // the command and its arguments
 };
 
@@ -405,6 +406,9 @@ KATY_PAGE_TOKENS_FILE, KATY_APP_SECRET, as for the sender; PAGE may be left out 
   subscriptions check [PAGE]  the webhook fields Katy handles that the page does not send
                               (exit 1 when any is missing; KATY_APP_ID picks the app)
   subscriptions fix [PAGE]    subscribe the app to the missing ones
+  PAGE may be an Instagram account (KATY_PAGE_TOKENS_FILE), or --platform instagram names the
+  account linked to PAGE: its ice breakers and persistent menu, its webhook fields. The
+  comments' field (feed; comments, live_comments) is wanted when KATY_RULES has comment rules.
 
 --addr defaults to the service the command is for: )" +
          addresses + R"(; KATY_CTL_ADDR overrides. The token defaults to KATY_CONTROL_TOKEN (or
@@ -463,6 +467,8 @@ int RunKatyctl(const std::vector<std::string>& args, std::ostream& out, std::ost
         options.tag = value("--tag");
       } else if (arg == "--key") {
         options.key = value("--key");
+      } else if (arg == "--platform") {
+        options.platform = value("--platform");
       } else {
         options.words.push_back(arg);
       }
@@ -481,7 +487,8 @@ int RunKatyctl(const std::vector<std::string>& args, std::ostream& out, std::ost
     return 0;
   }
   // Page setup talks to the Graph API, not to a Katy service.
-  if (command == "profile" || command == "subscriptions") return RunPageSetup(options.words, options.dry_run, out, err);
+  if (command == "profile" || command == "subscriptions")
+    return RunPageSetup(options.words, options.dry_run, options.platform, out, err);
   if (options.addr.empty()) options.addr = DefaultAddress(command);
   if (!token_given) {
     try {

@@ -13,6 +13,7 @@
 #include "common/http/http_client.h"
 #include "common/page_setup.h"
 #include "common/page_tokens.h"
+#include "services/responder/rules.h"
 
 namespace katy::ctl {
 namespace {
@@ -75,8 +76,14 @@ struct GraphTarget {
   std::string node;    // the page id, or "me" (the token's page)
   std::string auth;    // "access_token=...[&appsecret_proof=...]"; a secret: never printed
   std::string app_id;  // KATY_APP_ID, or empty
+  // An Instagram account's profile and fields: through its own token (node "me", on
+  // KATY_INSTAGRAM_GRAPH_URL when set) or, with --platform instagram, its linked page's; the
+  // profile calls then carry platform=instagram.
+  bool instagram = false;
+  bool comments = false;  // the rules answer comments on this platform (KATY_RULES)
 
-  std::string Url(const std::string& edge, const std::string& query = "") const {
+  std::string Url(const std::string& edge, std::string query = "") const {
+    if (instagram && edge == "messenger_profile") query += std::string(query.empty() ? "" : "&") + "platform=instagram";
     return base + "/" + node + "/" + edge + "?" + (query.empty() ? "" : query + "&") + auth;
   }
 };
@@ -92,12 +99,21 @@ config::Settings GraphSettings() {
           {"KATY_APP_SECRET", "", "Meta app secret, for appsecret_proof", false, true},
           {"KATY_APPSECRET_PROOF", "0", "Send appsecret_proof"},
           {"KATY_APP_ID", "", "This app's id among the page's subscribed apps"},
+          {"KATY_INSTAGRAM_GRAPH_URL", "", "Graph API base URL for Instagram accounts (Instagram Login)"},
+          {"KATY_RULES", "deploy/rules/katy.yaml", "The responder's rules: comment rules want the comments' field"},
       },
       std::vector<std::string>{});
 }
 
 // PAGE given: its token. Left out: the one page configured, or "me" with the default token.
-Result<GraphTarget> TargetFor(const std::string& page) {
+// Whether the rules at KATY_RULES answer comments on the platform; a rules file that cannot be
+// read answers none (katyctl may run where the responder's file is not).
+bool RulesAnswerComments(const std::string& path, bool instagram) {
+  auto rules = responder::LoadRulesFile(path);
+  return rules && responder::AnswersComments(*rules, instagram ? "instagram" : "messenger");
+}
+
+Result<GraphTarget> TargetFor(const std::string& page, bool instagram_platform) {
   std::optional<config::Settings> settings;
   try {
     settings = GraphSettings();
@@ -121,12 +137,16 @@ Result<GraphTarget> TargetFor(const std::string& page) {
       return Error{ErrorCode::kInvalid, "several pages are configured: name the PAGE"};
     }
   }
-  if (tokens->IsInstagram(target.node)) {
-    return Error{ErrorCode::kInvalid, target.node +
-                                          " is an Instagram account (KATY_PAGE_TOKENS_FILE): its profile and webhook "
-                                          "fields are set through the Facebook Page linked to it; name that page"};
-  }
   auto token = tokens->For(target.node);
+  target.instagram = instagram_platform || tokens->IsInstagram(target.node);
+  if (tokens->IsInstagram(target.node)) {
+    // The account's own token names it ("me"), on Instagram's Graph host when it has one.
+    target.node = "me";
+    const std::string& instagram_base = settings->String("KATY_INSTAGRAM_GRAPH_URL");
+    if (!instagram_base.empty()) target.base = instagram_base;
+    while (!target.base.empty() && target.base.back() == '/') target.base.pop_back();
+  }
+  target.comments = RulesAnswerComments(settings->String("KATY_RULES"), target.instagram);
   if (!token) {
     return Error{ErrorCode::kConfig, "no page token" + (page.empty() ? std::string() : " for page " + page) +
                                          ": set KATY_PAGE_TOKEN or KATY_PAGE_TOKENS_FILE as for the sender"};
@@ -190,16 +210,19 @@ int ProfileApply(const GraphTarget& target, const std::string& file, bool dry_ru
   text << in.rdbuf();
   auto desired = ProfileFromYaml(text.str());
   if (!desired) return Failed(err, {ErrorCode::kConfig, file + ": " + desired.error().message});
-  if (auto broken = MessengerProfileError(*desired)) {
+  if (target.instagram) (*desired)["platform"] = "instagram";
+  if (auto broken = target.instagram ? InstagramProfileError(*desired) : MessengerProfileError(*desired)) {
     return Failed(err, {ErrorCode::kConfig, file + ": " + *broken + "; nothing was changed"});
   }
   auto current = CurrentProfile(target);
   if (!current) return Failed(err, current.error());
   json changed = json::object();
+  desired->erase("platform");
   for (const auto& [field, value] : desired->items()) {
     if (!current->contains(field) || (*current)[field] != value) changed[field] = value;
   }
   for (const auto& line : ProfileChanges(*current, *desired)) out << line << "\n";
+  if (target.instagram && !changed.empty()) changed["platform"] = "instagram";
   if (dry_run) {
     out << "dry run: " << changed.size() << " field(s) would change; nothing was changed\n";
     return 0;
@@ -210,7 +233,7 @@ int ProfileApply(const GraphTarget& target, const std::string& file, bool dry_ru
   }
   auto set = Graph("POST", target.Url("messenger_profile"), changed.dump());
   if (!set) return Failed(err, set.error());
-  out << "applied " << changed.size() << " field(s)\n";
+  out << "applied " << changed.size() - (target.instagram ? 1 : 0) << " field(s)\n";
   return 0;
 }
 
@@ -239,7 +262,7 @@ std::string Joined(const std::vector<std::string>& items) {
 int Subscriptions(const GraphTarget& target, bool fix, std::ostream& out, std::ostream& err) {
   auto subscribed = SubscribedFields(target);
   if (!subscribed) return Failed(err, subscribed.error());
-  const auto missing = MissingSubscriptions(*subscribed);
+  const auto missing = MissingSubscriptions(*subscribed, WantedWebhookFields(target.instagram, target.comments));
   out << "subscribed: " << Joined(*subscribed) << "\nmissing: " << Joined(missing) << "\n";
   if (missing.empty()) return 0;
   if (!fix) {
@@ -290,15 +313,21 @@ std::vector<std::string> ProfileChanges(const json& current, const json& desired
   return lines;
 }
 
-std::vector<std::string> MissingSubscriptions(const std::vector<std::string>& subscribed) {
+std::vector<std::string> MissingSubscriptions(const std::vector<std::string>& subscribed,
+                                              const std::vector<std::string>& wanted) {
   std::vector<std::string> missing;
-  for (std::string_view field : kHandledWebhookFields) {
+  for (const std::string& field : wanted) {
     if (std::find(subscribed.begin(), subscribed.end(), field) == subscribed.end()) missing.emplace_back(field);
   }
   return missing;
 }
 
-int RunPageSetup(const std::vector<std::string>& words, bool dry_run, std::ostream& out, std::ostream& err) {
+int RunPageSetup(const std::vector<std::string>& words, bool dry_run, const std::string& platform, std::ostream& out,
+                 std::ostream& err) {
+  if (!platform.empty() && platform != "instagram" && platform != "messenger") {
+    err << "katyctl: --platform is instagram or messenger\n";
+    return 2;
+  }
   const std::string& command = words[0];
   const std::string action = words.size() > 1 ? words[1] : "";
   const bool apply = command == "profile" && action == "apply";
@@ -312,7 +341,7 @@ int RunPageSetup(const std::vector<std::string>& words, bool dry_run, std::ostre
         << " (katyctl --help)\n";
     return 2;
   }
-  auto target = TargetFor(words.size() > page_at ? words[page_at] : "");
+  auto target = TargetFor(words.size() > page_at ? words[page_at] : "", platform == "instagram");
   if (!target) return Failed(err, target.error());
   if (command == "profile")
     return apply ? ProfileApply(*target, words[2], dry_run, out, err) : ProfileGet(*target, out, err);

@@ -29,13 +29,19 @@ std::string ProfileToYaml(const nlohmann::json& profile);
 // different (values as compact JSON). Fields `desired` leaves out are not touched. Pure.
 std::vector<std::string> ProfileChanges(const nlohmann::json& current, const nlohmann::json& desired);
 
-// The fields Katy handles (kHandledWebhookFields) that `subscribed` lacks, in that order. Pure.
-std::vector<std::string> MissingSubscriptions(const std::vector<std::string>& subscribed);
+// The fields of `wanted` (common/page_setup.h, WantedWebhookFields) that `subscribed` lacks, in
+// that order. Pure.
+std::vector<std::string> MissingSubscriptions(const std::vector<std::string>& subscribed,
+                                              const std::vector<std::string>& wanted);
 
 // `katyctl profile get [PAGE]`, `profile apply FILE [PAGE] [--dry-run]`, `subscriptions check
 // [PAGE]`, `subscriptions fix [PAGE]`; words[0] is "profile" or "subscriptions". PAGE may be
-// left out when one page is configured. Returns the exit status: 0 done (check: nothing
-// missing), 1 failed (check: fields missing), 2 usage.
-int RunPageSetup(const std::vector<std::string>& words, bool dry_run, std::ostream& out, std::ostream& err);
+// left out when one page is configured. PAGE may be an Instagram account of the tokens file; or
+// `platform` "instagram" names the Instagram account linked to the page PAGE (the profile calls
+// carry platform=instagram). Subscriptions want the comments' field (`feed`; `comments` and
+// `live_comments` on Instagram) when the rules at KATY_RULES answer comments there. Returns the exit status: 0 done
+// (check: nothing missing), 1 failed (check: fields missing), 2 usage.
+int RunPageSetup(const std::vector<std::string>& words, bool dry_run, const std::string& platform, std::ostream& out,
+                 std::ostream& err);
 
 }  // namespace katy::ctl
