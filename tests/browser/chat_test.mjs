@@ -1,6 +1,7 @@
 // The chat page as a person uses it, in Debian's headless Chromium: type a message, see the
 // reply, tap a quick reply, see the next reply, tap a button, see cards; then switch to
-// Instagram and talk to the bot as an Instagram user; save a screenshot of each.
+// Instagram and talk to the bot as an Instagram user; then comment on the page's post and see the
+// private reply; save a screenshot of each.
 // Usage: node chat_test.mjs CHAT_URL SCREENSHOT_PATH
 import { chromium } from "playwright-core";
 
@@ -102,6 +103,20 @@ try {
   await page.click("#on-messenger");
   check(await page.waitForSelector(".cards .card >> text=Mittens").then(() => true, () => false),
         "back on Messenger, the first thread is still there");
+
+  // Comment → DM: a comment under the page's post gets one private reply in the person's inbox
+  // and a public reply under the comment.
+  await page.fill("#comment-text", "how much is the adoption price?");
+  await page.press("#comment-text", "Enter");
+  check(await page.waitForSelector("#comments >> text=how much is the adoption price?").then(() => true, () => false),
+        "the comment shows under the post");
+  const privateReply = await page.waitForSelector(".msg.bot:has(.private)").then((e) => e.textContent(), () => "");
+  check(/50 EUR/.test(privateReply), "its private reply arrives in the chat (got \"" + privateReply + "\")");
+  check(await page.waitForSelector("#comments .reply >> text=Sent you a message").then(() => true, () => false),
+        "the page's public reply shows under the comment");
+  const commentShot = screenshot.replace(/\.png$/, "-comment.png");
+  await page.screenshot({ path: commentShot });
+  console.log("screenshot: " + commentShot);
 } catch (error) {
   console.log("FAIL " + error.message);
   failed++;
