@@ -38,14 +38,14 @@ inline constexpr std::string_view kHandledWebhookFields[] = {
 // A Page's comments and visitors' posts come in the Page's `feed` field (not a Messenger one).
 inline constexpr std::string_view kCommentWebhookField = "feed";
 
-// An Instagram account's webhook fields (Instagram API with Instagram Login, "Webhooks"), and
-// those Katy handles; `comments` and `live_comments` are wanted when the rules answer comments.
+// An Instagram account's webhook fields (docs/messenger-platform.md, "Comments"), and those Katy
+// handles; `comments` and `live_comments` are wanted when the rules answer comments.
 inline constexpr std::string_view kInstagramWebhookFields[] = {
-    "messages",         "messaging_postbacks", "messaging_seen", "messaging_reactions", "messaging_referral",
-    "messaging_optins", "message_edit",        "comments",       "live_comments",       "mentions",
-    "story_insights",   "messaging_handover",  "standby"};
+    "messages",           "messaging_postbacks", "messaging_seen",     "message_reactions",
+    "messaging_referral", "messaging_optins",    "messaging_handover", "standby",
+    "comments",           "live_comments",       "mentions",           "story_insights"};
 inline constexpr std::string_view kInstagramHandledFields[] = {"messages", "messaging_postbacks", "messaging_seen",
-                                                               "messaging_reactions", "messaging_referral"};
+                                                               "message_reactions", "messaging_referral"};
 inline constexpr std::string_view kInstagramCommentFields[] = {"comments", "live_comments"};
 
 bool IsMessengerWebhookField(std::string_view field);

@@ -27,7 +27,6 @@ constexpr Row kTable[] = {
     {10, 1893063, SendAction::kPausePage, "page_broken"},
     {10900, -1, SendAction::kDeadLetter, "comment_already_answered"},
     {10902, -1, SendAction::kDeadLetter, "comment_not_replyable"},
-    {10903, -1, SendAction::kDeadLetter, "comment_not_replyable"},
     {1, -1, SendAction::kRetry, "transient"},
     {2, -1, SendAction::kRetry, "transient"},
     {1200, -1, SendAction::kRetry, "transient"},

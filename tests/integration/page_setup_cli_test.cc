@@ -155,7 +155,15 @@ TEST_F(PageSetupCliTest, CommentRulesWantTheCommentsFieldsAndInstagramHasItsOwnP
       WriteFile("tokens.json",
                 R"({"1045": "page-token", "17841400000000001": {"token": "page-token", "platform": "instagram"}})");
   setenv("KATY_PAGE_TOKENS_FILE", tokens.c_str(), 1);
+  // Linked to a page, the account's fields are the app's (App Dashboard): katyctl says which.
+  Run linked = Katyctl({"subscriptions", "check", "17841400000000001"});
+  EXPECT_EQ(linked.status, 2);
+  EXPECT_NE(linked.err.find("App Dashboard"), std::string::npos) << linked.err;
+  EXPECT_NE(linked.err.find("comments, live_comments"), std::string::npos) << linked.err;
+  // With Instagram Login, the account's own subscribed_apps.
+  setenv("KATY_INSTAGRAM_GRAPH_URL", graph_.c_str(), 1);
   Run account = Katyctl({"subscriptions", "check", "17841400000000001"});
+  unsetenv("KATY_INSTAGRAM_GRAPH_URL");
   EXPECT_EQ(account.status, 1);
   EXPECT_NE(account.out.find("comments, live_comments"), std::string::npos) << account.out;
 

@@ -46,6 +46,9 @@ const Case kCases[] = {
     {400, 10, 2018278, SendAction::kDeadLetter, "outside_window"},
     {500, 10, 2534022, SendAction::kDeadLetter, "outside_window"},
     {400, 10, 2018065, SendAction::kDeadLetter, "outside_window"},
+    // private replies (docs/comments.md)
+    {400, 10900, 0, SendAction::kDeadLetter, "comment_already_answered"},
+    {400, 10902, 0, SendAction::kDeadLetter, "comment_not_replyable"},
     // bad request
     {400, 100, 2018109, SendAction::kDeadLetter, "bad_request"},
     {400, 100, 0, SendAction::kDeadLetter, "bad_request"},

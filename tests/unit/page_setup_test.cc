@@ -99,10 +99,10 @@ TEST(PageSetupTest, MissingSubscriptionsAreTheHandledFieldsNotSubscribed) {
   // Comment rules want the page's feed, and an Instagram account's comments and live comments.
   EXPECT_EQ(ctl::MissingSubscriptions(page, WantedWebhookFields(false, true)), (std::vector<std::string>{"feed"}));
   const auto instagram = WantedWebhookFields(true, true);
-  EXPECT_EQ(ctl::MissingSubscriptions(
-                {"messages", "messaging_postbacks", "messaging_seen", "messaging_reactions", "messaging_referral"},
-                instagram),
-            (std::vector<std::string>{"comments", "live_comments"}));
+  EXPECT_EQ(
+      ctl::MissingSubscriptions(
+          {"messages", "messaging_postbacks", "messaging_seen", "message_reactions", "messaging_referral"}, instagram),
+      (std::vector<std::string>{"comments", "live_comments"}));
   for (const auto& field : instagram) EXPECT_TRUE(IsInstagramWebhookField(field)) << field;
 }
 

@@ -80,7 +80,8 @@ struct GraphTarget {
   // KATY_INSTAGRAM_GRAPH_URL when set) or, with --platform instagram, its linked page's; the
   // profile calls then carry platform=instagram.
   bool instagram = false;
-  bool comments = false;  // the rules answer comments on this platform (KATY_RULES)
+  bool instagram_login = false;  // an Instagram account on KATY_INSTAGRAM_GRAPH_URL (Instagram Login)
+  bool comments = false;         // the rules answer comments on this platform (KATY_RULES)
 
   std::string Url(const std::string& edge, std::string query = "") const {
     if (instagram && edge == "messenger_profile") query += std::string(query.empty() ? "" : "&") + "platform=instagram";
@@ -144,6 +145,7 @@ Result<GraphTarget> TargetFor(const std::string& page, bool instagram_platform) 
     target.node = "me";
     const std::string& instagram_base = settings->String("KATY_INSTAGRAM_GRAPH_URL");
     if (!instagram_base.empty()) target.base = instagram_base;
+    target.instagram_login = !instagram_base.empty();
     while (!target.base.empty() && target.base.back() == '/') target.base.pop_back();
   }
   target.comments = RulesAnswerComments(settings->String("KATY_RULES"), target.instagram);
@@ -260,6 +262,14 @@ std::string Joined(const std::vector<std::string>& items) {
 }
 
 int Subscriptions(const GraphTarget& target, bool fix, std::ostream& out, std::ostream& err) {
+  if (target.instagram && !target.instagram_login) {
+    // Through a Facebook Page, an account's fields are the app's Instagram webhook subscription.
+    return Failed(err, {ErrorCode::kInvalid,
+                        "an Instagram account linked to a page gets the fields of the app's Instagram webhooks "
+                        "subscription (App Dashboard, Webhooks, Instagram): subscribe " +
+                            Joined(WantedWebhookFields(true, target.comments)) +
+                            " there; with Instagram Login, set KATY_INSTAGRAM_GRAPH_URL"});
+  }
   auto subscribed = SubscribedFields(target);
   if (!subscribed) return Failed(err, subscribed.error());
   const auto missing = MissingSubscriptions(*subscribed, WantedWebhookFields(target.instagram, target.comments));
