@@ -107,6 +107,39 @@ TEST(CommentsTest, ACommentGetsOnePrivateReplyThroughRedeliveriesAndASenderKille
   EXPECT_TRUE(DeadLetterReasons(stack).empty());
 }
 
+// The sender dies while its private reply is at Meta (held 1.5 s by the emulator). The next
+// sender finds the claim its own, waits out the first attempt's timeout and sends again, as a
+// counted possible duplicate. Had Meta completed the first attempt, its refusal of a second
+// private reply (#10900) would settle it as a dead letter; the emulator drops a held call whose
+// client is gone, so the resend is the reply. Either way: one reply, and no loss.
+TEST(CommentsTest, ASenderKilledMidCallStillLeavesOnePrivateReply) {
+  testing::KatyStack stack({kRules, {{"KATY_LEASE_TTL_MS", "1500"}, {"KATY_SEND_TIMEOUT_MS", "3000"}}});
+  ASSERT_TRUE(stack.ready());
+  http::Client http;
+  ASSERT_EQ(http.Post(stack.emulator_url() + "/_emulator/faults", R"({"latency_ms":[1500,1500]})")->status, 200);
+  Comment(stack, {{"page", kPage}, {"psid", "7100000000000005"}, {"name", "Eve"}, {"text", "price?"}});
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return Get(stack.emulator_url() + "/_emulator/faults").value("most_held_calls", 0) >= 1; },
+                       std::chrono::seconds(15)))
+      << "the private reply never reached the Send API; logs in " << stack.dir();
+  stack.process("sender").Kill();
+  ASSERT_EQ(http.Post(stack.emulator_url() + "/_emulator/faults", "{}")->status, 200);
+  stack.StartExtra("sender", "katy-sender");
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        const auto comments = Comments(stack, kPage);
+        return comments.size() == 1 && comments[0]["public_replies"].size() == 1;
+      },
+      std::chrono::seconds(30)))
+      << Comments(stack, kPage).dump() << "; logs in " << stack.dir();
+  ASSERT_TRUE(stack.WaitUntilDrained(std::chrono::seconds(20)));
+  EXPECT_EQ(Sent(stack, "7100000000000005").size(), 1u) << Sent(stack, "7100000000000005").dump();
+  const auto reasons = DeadLetterReasons(stack);
+  EXPECT_LE(reasons.size(), 1u);
+  EXPECT_EQ(reasons.size(), reasons.count("comment_already_answered"));
+  EXPECT_EQ(stack.MetricSum("sender-1", "katy_sender_possible_duplicates_total"), 1);
+}
+
 TEST(CommentsTest, OwnCommentsEditsOldAndUnmatchedCommentsGetNoReply) {
   testing::KatyStack stack({kRules, {}});
   ASSERT_TRUE(stack.ready());
