@@ -24,7 +24,7 @@ Comment CommentBook::Add(Comment comment) {
     const std::string post = comment.post_id.substr(comment.post_id.find('_') + 1);
     comment.id = comment.instagram ? "1790000000000" + n : post + "_1200000000" + n;
   }
-  if (by_id_.count(comment.id) == 0) order_.push_back(comment.id);
+  if (!by_id_.contains(comment.id)) order_.push_back(comment.id);
   by_id_[comment.id] = comment;
   return comment;
 }
