@@ -191,7 +191,7 @@ TEST(DegradedRedisTest, ARedisDownLongerThanEveryRetryBudgetDeadLettersNothing) 
   std::this_thread::sleep_for(std::chrono::milliseconds(1200));
   stack.StopRedis();
   // Two attempts 100-200 ms apart, many times over; and longer than a sender retries a delivery
-  // record in place (SenderHandler::kRecordRetryFor), so the shard is held.
+  // record in place (SenderHandler::kRecordRetryFor), so the record is given up.
   std::this_thread::sleep_for(std::chrono::seconds(8));
   stack.StartRedis();
 
@@ -215,7 +215,11 @@ TEST(DegradedRedisTest, ARedisDownLongerThanEveryRetryBudgetDeadLettersNothing) 
     EXPECT_EQ(client.Command({"XLEN", keys.DeadLetters(shard)})->integer, 0) << "shard " << shard;
   }
   EXPECT_EQ(stack.AllLogs().find("dead-lettered"), std::string::npos);
-  EXPECT_NE(stack.AllLogs().find("holding back a shard"), std::string::npos);
+  // The outage met delivery records, retried in place and then left to a resend. Whether a shard
+  // is also held depends on timing: the streams' read usually fails first, dropping every shard's
+  // queue to claim it again, and a record failing after that is of a dropped generation, which
+  // holds nothing (ConsumerTest.AnAnswerFromALostLeaseFindingRedisOutHoldsNothingBack).
+  EXPECT_NE(stack.AllLogs().find("delivered but not recorded"), std::string::npos);
 }
 
 }  // namespace
