@@ -61,12 +61,16 @@ class PageSetupCliTest : public ::testing::Test {
     return data.empty() ? json::object() : data[0];
   }
 
+  // In a directory of this test's own: ctest runs the tests of this suite as parallel
+  // processes, and a shared /tmp/tokens.json was overwritten by a neighbour under TSan.
   std::string WriteFile(const std::string& name, const std::string& text) {
-    std::string path = ::testing::TempDir() + name;
+    if (dir_.empty()) dir_ = testing::MakeTempDir("page-setup-cli");
+    std::string path = dir_ + "/" + name;
     std::ofstream(path) << text;
     return path;
   }
 
+  std::string dir_;  // WriteFile's, made at its first call
   std::unique_ptr<testing::InProcessEmulator> meta_;
   emulator::EmulatorServer* server_ = nullptr;  // meta_'s
   std::string graph_;
