@@ -227,17 +227,28 @@ void ReadKind(const object& item, InboundEvent& event) {
   }
 }
 
+// An event of an entry, before its item is read: what every item of the entry shares.
+InboundEvent EntryEvent(const std::string& page_id, int64_t entry_time, int64_t received_at_ms) {
+  InboundEvent event;
+  event.set_page_id(page_id);
+  event.set_entry_time_ms(entry_time);
+  event.set_received_at_ms(received_at_ms);
+  return event;
+}
+
+Error TooManyEvents(size_t max_events) {
+  return Error{ErrorCode::kRejected, "more than " + std::to_string(max_events) + " events in one request",
+               std::string(kTooManyEvents)};
+}
+
 std::optional<Error> ParseItem(const element& value, const std::string& page_id, int64_t entry_time, bool standby,
                                int64_t received_at_ms, std::vector<InboundEvent>& out) {
   object item;
   if (value.get_object().get(item) != simdjson::SUCCESS) {
     return Error{ErrorCode::kRejected, "a messaging item is not an object", "bad_shape"};
   }
-  InboundEvent event;
-  event.set_page_id(page_id);
+  InboundEvent event = EntryEvent(page_id, entry_time, received_at_ms);
   event.set_standby(standby);
-  event.set_entry_time_ms(entry_time);
-  event.set_received_at_ms(received_at_ms);
   event.set_timestamp_ms(Millis(item, "timestamp"));
   ReadKind(item, event);
 
@@ -301,10 +312,7 @@ std::optional<Error> ParseChange(const element& change_value, const std::string&
   if (change_value.get_object().get(change) != simdjson::SUCCESS) {
     return Error{ErrorCode::kRejected, "a changes item is not an object", "bad_shape"};
   }
-  InboundEvent event;
-  event.set_page_id(page_id);
-  event.set_entry_time_ms(entry_time);
-  event.set_received_at_ms(received_at_ms);
+  InboundEvent event = EntryEvent(page_id, entry_time, received_at_ms);
   event.set_kind_key(Str(change, "field"));
   const auto value = ObjectField(change, "value");
   const std::string& field = event.kind_key();
@@ -400,10 +408,7 @@ std::optional<Error> ParseChanges(const object& entry, const std::string& page_i
     return Error{ErrorCode::kRejected, "\"changes\" must be an array", "bad_shape"};
   }
   for (element change : changes) {
-    if (events.size() == max_events) {
-      return Error{ErrorCode::kRejected, "more than " + std::to_string(max_events) + " events in one request",
-                   std::string(kTooManyEvents)};
-    }
+    if (events.size() == max_events) return TooManyEvents(max_events);
     if (auto error = ParseChange(change, page_id, entry_time, instagram, received_at_ms, events)) return error;
     if (instagram) events.back().set_platform("instagram");
   }
@@ -454,10 +459,7 @@ Result<std::vector<InboundEvent>> ParseWebhook(std::string_view body, int64_t re
         return Error{ErrorCode::kRejected, std::string("\"") + key + "\" must be an array", "bad_shape"};
       }
       for (element item : items) {
-        if (events.size() == max_events) {
-          return Error{ErrorCode::kRejected, "more than " + std::to_string(max_events) + " events in one request",
-                       std::string(kTooManyEvents)};
-        }
+        if (events.size() == max_events) return TooManyEvents(max_events);
         if (auto error = ParseItem(item, page_id, entry_time, standby, received_at_ms, events)) {
           return *error;
         }

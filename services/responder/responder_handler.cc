@@ -271,27 +271,24 @@ katy::v1::OutboundMessage TypingFor(const redis::StreamEntry& entry, const katy:
 std::vector<katy::v1::OutboundMessage> CommentReplies(const redis::StreamEntry& entry,
                                                       const katy::v1::InboundEvent& event, const Decision& decision,
                                                       int64_t now) {
-  std::vector<katy::v1::OutboundMessage> replies;
-  // Meta gives Instagram comments no creation time: the webhook's, a little later, stands in.
-  const int64_t created_ms = event.timestamp_ms() > 0 ? event.timestamp_ms() : event.entry_time_ms();
-  if (!decision.messages.empty()) {
-    auto reply = ReplyTo(entry, event, "#0", now);
+  auto to_comment = [&](const std::string& id_suffix, std::string message_json) {
+    auto reply = ReplyTo(entry, event, id_suffix, now);
     if (event.comment_id().empty()) {
       reply.set_recipient_post_id(event.post_id());
     } else {
       reply.set_recipient_comment_id(event.comment_id());
     }
-    reply.set_comment_created_ms(created_ms);
-    reply.set_message_json(decision.messages.front());
-    replies.push_back(std::move(reply));
-  }
+    // Meta gives Instagram comments no creation time: the webhook's, a little later, stands in.
+    reply.set_comment_created_ms(event.timestamp_ms() > 0 ? event.timestamp_ms() : event.entry_time_ms());
+    reply.set_message_json(std::move(message_json));
+    return reply;
+  };
+  std::vector<katy::v1::OutboundMessage> replies;
+  if (!decision.messages.empty()) replies.push_back(to_comment("#0", decision.messages.front()));
+  // A visitor's post takes a private reply only: a public one is a comment on a comment.
   if (!decision.public_reply.empty() && !event.comment_id().empty()) {
-    auto reply = ReplyTo(entry, event, "#public", now);
-    reply.set_recipient_comment_id(event.comment_id());
-    reply.set_comment_created_ms(created_ms);
-    reply.set_public_reply(true);
-    reply.set_message_json(ToJsonText(nlohmann::json{{"text", decision.public_reply}}));
-    replies.push_back(std::move(reply));
+    replies.push_back(to_comment("#public", ToJsonText(nlohmann::json{{"text", decision.public_reply}})));
+    replies.back().set_public_reply(true);
   }
   return replies;
 }

@@ -27,13 +27,15 @@ std::optional<SendRequest> BuildPublicReply(const katy::v1::OutboundMessage& mes
 
 }  // namespace
 
-bool IsPrivateReply(const katy::v1::OutboundMessage& message) {
-  return !message.public_reply() && (!message.recipient_comment_id().empty() || !message.recipient_post_id().empty());
+const std::string& CommentOf(const katy::v1::OutboundMessage& message) {
+  return message.recipient_comment_id().empty() ? message.recipient_post_id() : message.recipient_comment_id();
 }
 
-bool IsAboutAComment(const katy::v1::OutboundMessage& message) {
-  return !message.recipient_comment_id().empty() || !message.recipient_post_id().empty();
+bool IsPrivateReply(const katy::v1::OutboundMessage& message) {
+  return !message.public_reply() && IsAboutAComment(message);
 }
+
+bool IsAboutAComment(const katy::v1::OutboundMessage& message) { return !CommentOf(message).empty(); }
 
 std::optional<SendRequest> BuildSendRequest(const katy::v1::OutboundMessage& message, const std::string& graph_url,
                                             const std::string& page_token, const std::string& app_secret) {

@@ -23,6 +23,9 @@ struct SendRequest {
 std::optional<SendRequest> BuildSendRequest(const katy::v1::OutboundMessage& message, const std::string& graph_url,
                                             const std::string& page_token, const std::string& app_secret);
 
+// The comment (or visitor's post) `message` answers: recipient_comment_id, else
+// recipient_post_id; empty for a message to a person.
+const std::string& CommentOf(const katy::v1::OutboundMessage& message);
 // A private reply (docs/comments.md): to recipient.comment_id or post_id, one per comment, ever.
 bool IsPrivateReply(const katy::v1::OutboundMessage& message);
 // A private reply or a public reply under a comment: neither is in a Messenger conversation,

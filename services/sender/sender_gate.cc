@@ -132,10 +132,8 @@ std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Clie
   std::optional<size_t> answered_at;
   if (IsPrivateReply(message)) {
     answered_at = commands.size();
-    const std::string& comment =
-        message.recipient_comment_id().empty() ? message.recipient_post_id() : message.recipient_comment_id();
-    commands.push_back({"SET", keys_.CommentAnswered(delivery.shard, comment), message.id(), "NX", "GET", "PX",
-                        std::to_string(kCommentClaimMs)});
+    commands.push_back({"SET", keys_.CommentAnswered(delivery.shard, CommentOf(message)), message.id(), "NX", "GET",
+                        "PX", std::to_string(kCommentClaimMs)});
   }
   const size_t limiter_at = commands.size();
   std::optional<PageLimiter::Ask> ask;

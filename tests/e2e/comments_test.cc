@@ -59,6 +59,22 @@ nlohmann::json Comment(const testing::KatyStack& stack, const nlohmann::json& fi
   return nlohmann::json::parse(written->body, nullptr, false);
 }
 
+// Whether the page's one comment gets its one public reply within `timeout` (the comments, and
+// where the logs are, are printed when it does not).
+::testing::AssertionResult WaitForOnePublicReply(const testing::KatyStack& stack, const std::string& page,
+                                                 std::chrono::seconds timeout) {
+  nlohmann::json comments;
+  if (testing::WaitFor(
+          [&] {
+            comments = Comments(stack, page);
+            return comments.size() == 1 && comments[0]["public_replies"].size() == 1;
+          },
+          timeout)) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure() << comments.dump() << "; logs in " << stack.dir();
+}
+
 // The reasons of every dead letter, in no order.
 std::multiset<std::string> DeadLetterReasons(const testing::KatyStack& stack) {
   redis::Client client(*redis::ParseUrl(stack.redis_url()));
@@ -125,13 +141,7 @@ TEST(CommentsTest, ASenderKilledMidCallStillLeavesOnePrivateReply) {
   stack.process("sender").Kill();
   ASSERT_EQ(http.Post(stack.emulator_url() + "/_emulator/faults", "{}")->status, 200);
   stack.StartExtra("sender", "katy-sender");
-  ASSERT_TRUE(testing::WaitFor(
-      [&] {
-        const auto comments = Comments(stack, kPage);
-        return comments.size() == 1 && comments[0]["public_replies"].size() == 1;
-      },
-      std::chrono::seconds(30)))
-      << Comments(stack, kPage).dump() << "; logs in " << stack.dir();
+  ASSERT_TRUE(WaitForOnePublicReply(stack, kPage, std::chrono::seconds(30)));
   ASSERT_TRUE(stack.WaitUntilDrained(std::chrono::seconds(20)));
   EXPECT_EQ(Sent(stack, "7100000000000005").size(), 1u) << Sent(stack, "7100000000000005").dump();
   const auto reasons = DeadLetterReasons(stack);
@@ -210,13 +220,7 @@ TEST(CommentsTest, AnInstagramCommentGetsItsPrivateReplyThroughTheAccount) {
   EXPECT_EQ(sent[0]["page"], kAccount);
   EXPECT_EQ(sent[0]["comment_id"], ids["comment_id"]);
   EXPECT_EQ(sent[0]["message"]["text"], "Hi ana.example, the price is 20 EUR. You wrote: price please");
-  ASSERT_TRUE(testing::WaitFor(
-      [&] {
-        const auto comments = Comments(stack, kAccount);
-        return comments.size() == 1 && comments[0]["public_replies"].size() == 1;
-      },
-      std::chrono::seconds(15)))
-      << Comments(stack, kAccount).dump() << "; logs in " << stack.dir();
+  ASSERT_TRUE(WaitForOnePublicReply(stack, kAccount, std::chrono::seconds(15)));
 }
 
 }  // namespace

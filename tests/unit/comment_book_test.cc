@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/message_tags.h"
 #include "services/ingress/webhook_parser.h"
 #include "tools/emulator/webhook_delivery.h"
 

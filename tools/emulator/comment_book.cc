@@ -1,5 +1,7 @@
 #include "tools/emulator/comment_book.h"
 
+#include "common/message_tags.h"
+
 namespace katy::emulator {
 namespace {
 

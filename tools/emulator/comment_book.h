@@ -29,11 +29,9 @@ struct Comment {
   std::vector<std::string> public_replies;  // texts posted under it, in order
 };
 
-// Meta's rules for private replies (docs/messenger-platform.md, "Comments"): one per comment,
-// ever, within 7 days of it.
-inline constexpr int64_t kPrivateReplyWindowMs = 7LL * 24 * 3600 * 1000;
-
-// The comments people wrote through the emulator, and the replies they got. Thread-safe.
+// The comments people wrote through the emulator, and the replies they got, under Meta's rules
+// for private replies (docs/messenger-platform.md, "Comments"): one per comment, ever, within
+// kPrivateReplyWindowMs (common/message_tags.h) of it. Thread-safe.
 class CommentBook {
  public:
   // Keeps `comment`, giving it an id (and a post id) when it has none; returns the kept copy.
