@@ -39,23 +39,36 @@ inline constexpr MessageTag kMessageTags[] = {
 
 // The standard messaging window after the user's last message, and HUMAN_AGENT's.
 inline constexpr int64_t kStandardWindowMs = 24LL * 3600 * 1000;
+// The standard window a person's first message after clicking a Click-to-Messenger or
+// Click-to-Direct ad opens (docs/messenger-platform.md, "The standard messaging window").
+inline constexpr int64_t kAdWindowMs = 7LL * 24 * 3600 * 1000;
 inline constexpr int64_t kHumanAgentWindowMs = 7LL * 24 * 3600 * 1000;
 // A private reply must go within 7 days of the comment or post (docs/messenger-platform.md,
 // "Comments").
 inline constexpr int64_t kPrivateReplyWindowMs = 7LL * 24 * 3600 * 1000;
+
+// What a conversation's hash says about its windows.
+struct UserWindow {
+  int64_t last_user_ms = 0;        // the user's last message; 0 when the user never wrote
+  int64_t ad_window_until_ms = 0;  // the end of an ad-started conversation's 7 days; 0: none
+};
+
+// When the standard window closes (ms): the later of `standard_ms` after the user's last
+// message and the end of an ad's 7 days; 0 when the user never wrote. Pure.
+int64_t StandardWindowEnd(const UserWindow& window, int64_t standard_ms = kStandardWindowMs);
 
 // A message Katy is asked to send outside a user event (the outbound API).
 struct TaggedSend {
   std::string tag;           // empty: an untagged message
   bool from_person = false;  // a person wrote it
   bool instagram = false;
-  int64_t last_user_ms = 0;  // the user's last message; 0 when the user never wrote
+  UserWindow window;
 };
 
 // Why the message may not be sent at `now_ms`, in one sentence; nullopt when it may. Untagged:
-// only within 24 hours of the user's last message. A tag must exist and not be retired (nor be
-// Messenger-only on Instagram); HUMAN_AGENT only from a person and within 7 days of the user's
-// last message. Pure.
+// only inside the standard window (StandardWindowEnd). A tag must exist and not be retired (nor
+// be Messenger-only on Instagram); HUMAN_AGENT only from a person and within 7 days of the
+// user's last message. Pure.
 std::optional<std::string> TagRefusal(const TaggedSend& send, int64_t now_ms);
 
 }  // namespace katy

@@ -44,7 +44,9 @@ Result<katy::v1::Conversation> ReadConversationState(redis::Client& client, cons
   out.set_owner(fields.contains("owner") ? fields.at("owner") : "katy");
   out.set_owner_since_ms(number("owner_since_ms"));
   out.set_last_user_ms(number("last_user_ms"));
-  out.set_window_open(out.last_user_ms() > 0 && now_ms - out.last_user_ms() <= kStandardWindowMs);
+  out.set_ad_window_until_ms(number("ad_window_until_ms"));
+  out.set_window_closes_ms(StandardWindowEnd({out.last_user_ms(), out.ad_window_until_ms()}));
+  out.set_window_open(out.last_user_ms() > 0 && now_ms <= out.window_closes_ms());
   out.set_human_agent_window_open(out.last_user_ms() > 0 && now_ms - out.last_user_ms() <= kHumanAgentWindowMs);
 
   const std::string stream = keys.InStream(shard);

@@ -17,8 +17,9 @@ inline constexpr const char* kPauseEvent = "katy_pause";
 inline constexpr const char* kResumeEvent = "katy_resume";
 
 // Reads one conversation: its hash, owner and windows at `now_ms` (the bot answers within 24
-// hours of the user's last message, a person with HUMAN_AGENT within 7 days: message_tags.h), and its latest `events`
-// events (newest last) among the last 1,000 of its shard's inbound stream.
+// hours of the user's last message or an ad-started conversation's 7 days, a person with
+// HUMAN_AGENT within 7 days: message_tags.h), and its latest `events` events (newest last)
+// among the last 1,000 of its shard's inbound stream.
 Result<katy::v1::Conversation> ReadConversationState(redis::Client& client, const KeySpace& keys,
                                                      const std::string& page, const std::string& user, int events,
                                                      int64_t now_ms);

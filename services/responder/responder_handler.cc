@@ -113,6 +113,10 @@ Conversation ReadConversation(const redis::Reply& hash) {
       conversation.owner_since_ms = std::atoll(value.c_str());
     else if (field == "human_last_ms")
       conversation.human_last_ms = std::atoll(value.c_str());
+    else if (field == "ad_clicked_ms")
+      conversation.ad.clicked_ms = std::atoll(value.c_str());
+    else if (field == "ad_window_until_ms")
+      conversation.ad.until_ms = std::atoll(value.c_str());
     else if (field.rfind("var:", 0) == 0)
       conversation.vars[field.substr(4)] = value;
   }
@@ -202,13 +206,29 @@ struct ConversationUpdate {
   std::string owned_op;
 };
 
-// What the event itself says about the conversation (last user message, receipts) and what
-// the decision sets (variables, state).
+// What an ad click or the message after it does to the conversation's window (ad_window.h).
+void RecordAdWindow(const katy::v1::InboundEvent& event, int64_t at, const Conversation& conversation,
+                    ConversationUpdate& update) {
+  const auto after = AdWindowAfter(event, at, conversation.ad);
+  if (!after) return;
+  if (after->clicked_ms > 0) {
+    update.hset.insert(update.hset.end(), {"ad_clicked_ms", std::to_string(after->clicked_ms)});
+  } else if (conversation.ad.clicked_ms > 0) {
+    update.hdel.emplace_back("ad_clicked_ms");
+  }
+  if (after->until_ms != conversation.ad.until_ms) {
+    update.hset.insert(update.hset.end(), {"ad_window_until_ms", std::to_string(after->until_ms)});
+  }
+}
+
+// What the event itself says about the conversation (last user message, an ad's window,
+// receipts) and what the decision sets (variables, state).
 void RecordEvent(const katy::v1::InboundEvent& event, const Conversation& conversation, const Decision& decision,
                  ConversationUpdate& update) {
   auto& hset = update.hset;
+  const int64_t at = event.timestamp_ms() > 0 ? event.timestamp_ms() : event.received_at_ms();
+  RecordAdWindow(event, at, conversation, update);
   if (IsReplyable(event)) {
-    const int64_t at = event.timestamp_ms() > 0 ? event.timestamp_ms() : event.received_at_ms();
     hset.insert(hset.end(), {"last_user_ms", std::to_string(at)});
     if (conversation.first_contact) hset.insert(hset.end(), {"first_seen_ms", std::to_string(at)});
   } else if (event.kind() == katy::v1::EVENT_KIND_DELIVERY) {

@@ -10,6 +10,7 @@
 
 #include "common/result.h"
 #include "katy/v1/events.pb.h"
+#include "services/responder/ad_window.h"
 
 namespace re2 {
 class RE2;
@@ -121,6 +122,7 @@ struct Conversation {
   std::string owner;
   int64_t owner_since_ms = 0;
   int64_t human_last_ms = 0;
+  AdWindow ad;  // an ad's click and 7 days (services/responder/ad_window.h)
 };
 
 // The result of matching one event.

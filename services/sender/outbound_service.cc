@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/message_tags.h"
 #include "common/redis/streams.h"
+#include "services/sender/sender_handler.h"
 #include "services/sender/text_split.h"
 
 namespace katy::sender {
@@ -79,7 +80,7 @@ std::variant<std::string, std::string> MessageOf(const katy::v1::OutboundSendReq
 
 }  // namespace
 
-OutboundCheck CheckOutbound(const katy::v1::OutboundSendRequest& request, int64_t last_user_ms, int64_t now_ms) {
+OutboundCheck CheckOutbound(const katy::v1::OutboundSendRequest& request, const UserWindow& window, int64_t now_ms) {
   OutboundCheck check;
   auto refuse = [&](std::string why, bool invalid) {
     check.refusal = std::move(why);
@@ -101,7 +102,7 @@ OutboundCheck CheckOutbound(const katy::v1::OutboundSendRequest& request, int64_
   auto message = MessageOf(request);
   if (message.index() == 1) return refuse(std::get<1>(message), true);
   if (auto why =
-          TagRefusal({request.tag(), request.from_person(), request.platform() == "instagram", last_user_ms}, now_ms)) {
+          TagRefusal({request.tag(), request.from_person(), request.platform() == "instagram", window}, now_ms)) {
     return refuse(*why + "; nothing was sent", false);
   }
   auto& out = check.message;
@@ -113,7 +114,7 @@ OutboundCheck CheckOutbound(const katy::v1::OutboundSendRequest& request, int64_
   out.set_tag(request.tag());
   out.set_message_json(std::get<0>(message));
   out.set_created_at_ms(now_ms);
-  out.set_user_last_message_ms(last_user_ms);
+  out.set_user_last_message_ms(window.last_user_ms);
   return check;
 }
 
@@ -147,10 +148,9 @@ grpc::Status OutboundService::Send(grpc::ServerContext* context, const katy::v1:
   if (auto auth = grpcsvc::AuthorizeBearer(*context, token_); !auth.ok()) return auth;
   const int shard = ShardOf(request->page_id(), request->recipient_id(), keys_.shards());
   auto client = pool_.Acquire();
-  auto last_user =
-      client->Command({"HGET", keys_.Conversation(shard, request->page_id(), request->recipient_id()), "last_user_ms"});
-  if (!last_user) return grpcsvc::ToGrpc(last_user.error());
-  const OutboundCheck check = CheckOutbound(*request, std::atoll(last_user->str.c_str()), now_ms_());
+  auto window = client->Command(UserWindowRead(keys_.Conversation(shard, request->page_id(), request->recipient_id())));
+  if (!window) return grpcsvc::ToGrpc(window.error());
+  const OutboundCheck check = CheckOutbound(*request, UserWindowOfReply(*window), now_ms_());
   if (!check.refusal.empty()) {
     requests_.Add({{"result", "refused"}}).Increment();
     return {check.invalid_argument ? grpc::StatusCode::INVALID_ARGUMENT : grpc::StatusCode::FAILED_PRECONDITION,

@@ -6,6 +6,7 @@
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
 
+#include "common/message_tags.h"
 #include "common/redis/client_pool.h"
 #include "common/redis/script.h"
 #include "common/shard.h"
@@ -20,9 +21,9 @@ struct OutboundCheck {
   std::string refusal;                // why not, in one sentence
   bool invalid_argument = false;      // the request itself is wrong (else: not allowed now)
 };
-// `last_user_ms` is the conversation's last user message (0: never). Ids are
+// `window` is what the conversation says of its windows (TagRefusal). Ids are
 // "api:<page>:<recipient>:<idempotency key>".
-OutboundCheck CheckOutbound(const katy::v1::OutboundSendRequest& request, int64_t last_user_ms, int64_t now_ms);
+OutboundCheck CheckOutbound(const katy::v1::OutboundSendRequest& request, const UserWindow& window, int64_t now_ms);
 
 // The name of an idempotency key's mark: SHA-256 of page, recipient and the caller's key, so
 // two callers' "order-1" for two people are two keys, and the mark's name is fixed-size. Pure.

@@ -124,8 +124,7 @@ std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Clie
   std::vector<std::vector<std::string>> commands = {{"EXISTS", delivery.sent_key}, {"GET", delivery.fence.lease_key}};
   const bool window_read = NeedsWindowRead(message, now, StandardWindowMs());
   if (window_read) {
-    commands.push_back(
-        {"HGET", keys_.Conversation(delivery.shard, message.page_id(), message.recipient_id()), "last_user_ms"});
+    commands.push_back(UserWindowRead(keys_.Conversation(delivery.shard, message.page_id(), message.recipient_id())));
   }
   // A private reply claims its comment before it goes: the claim holds this message's id, so
   // its own retries go on and any other reply to the comment is refused (CommentVerdict).
@@ -185,6 +184,18 @@ int64_t WindowOf(const katy::v1::OutboundMessage& message, int64_t standard_wind
   return message.tag() == "HUMAN_AGENT" ? kHumanAgentWindowMs : 0;
 }
 
+std::vector<std::string> UserWindowRead(const std::string& conversation_key) {
+  return {"HMGET", conversation_key, "last_user_ms", "ad_window_until_ms"};
+}
+
+UserWindow UserWindowOfReply(const redis::Reply& reply) {
+  UserWindow window;
+  if (reply.elements.size() != 2) return window;
+  window.last_user_ms = std::atoll(reply.elements[0].str.c_str());
+  window.ad_window_until_ms = std::atoll(reply.elements[1].str.c_str());
+  return window;
+}
+
 bool NeedsWindowRead(const katy::v1::OutboundMessage& message, int64_t now_ms, int64_t standard_window_ms) {
   const int64_t window_ms = WindowOf(message, standard_window_ms);
   if (window_ms == 0) return false;
@@ -214,15 +225,17 @@ std::optional<redis::HandleResult> SenderHandler::VerdictOfChecks(redis::Client&
     metrics_.sends.Add({{"result", "outside_comment_window"}, {"code", "0"}}).Increment();
     return redis::HandleResult::Poison("outside_comment_window");
   }
-  // The 24 h window runs from the user's last message: the one this replies to, or a later one
-  // (read only when the message's own does not already show it inside: NeedsWindowRead).
-  const int64_t read_ms = window_read ? std::atoll(checks[2].str.c_str()) : 0;
-  const int64_t last_user_ms = std::max<int64_t>(message.user_last_message_ms(), read_ms);
+  // The window runs from the user's last message: the one this replies to, or a later one (read
+  // only when the message's own does not already show it inside: NeedsWindowRead). An
+  // ad-started conversation's standard window lasts 7 days from its first message.
+  UserWindow window = window_read ? UserWindowOfReply(checks[2]) : UserWindow{};
+  window.last_user_ms = std::max<int64_t>(message.user_last_message_ms(), window.last_user_ms);
   const int64_t window_ms = WindowOf(message, StandardWindowMs());
-  if (window_ms > 0 && last_user_ms > 0 && now_ms_() - last_user_ms > window_ms) {
+  const bool standard = message.messaging_type() != "MESSAGE_TAG";
+  const int64_t closes_at = standard ? StandardWindowEnd(window, window_ms) : window.last_user_ms + window_ms;
+  if (window_ms > 0 && window.last_user_ms > 0 && now_ms_() > closes_at) {
     // Automated messages keep the standard window; a person's HUMAN_AGENT message has 7 days.
-    const std::string reason =
-        message.messaging_type() == "MESSAGE_TAG" ? "outside_human_agent_window" : "outside_window";
+    const std::string reason = standard ? "outside_window" : "outside_human_agent_window";
     metrics_.sends.Add({{"result", reason}, {"code", "0"}}).Increment();
     return redis::HandleResult::Poison(reason);
   }

@@ -9,6 +9,7 @@
 
 #include "common/http/async_client.h"
 #include "common/http/http_client.h"
+#include "common/message_tags.h"
 #include "common/metrics/bounded_label.h"
 #include "common/metrics/metrics.h"
 #include "common/page_tokens.h"
@@ -79,16 +80,20 @@ int64_t WindowOf(const katy::v1::OutboundMessage& message, int64_t standard_wind
 // user's last message the message carries already puts it inside its window with a minute to
 // spare (a later message of the user only moves the window on), nor when no window applies.
 bool NeedsWindowRead(const katy::v1::OutboundMessage& message, int64_t now_ms, int64_t standard_window_ms);
+// The read of the conversation's windows (its last user message, an ad's 7 days): the command,
+// and what its reply says.
+std::vector<std::string> UserWindowRead(const std::string& conversation_key);
+UserWindow UserWindowOfReply(const redis::Reply& reply);
 
 // Handles one outbound stream entry (docs/sending.md, "The sender's loop"), in stages, each
 // in its own file:
 //  - plan (sender_plan.cc): the parts the message goes in;
 //  - gate (sender_gate.cc), on a worker: in one round trip, was it delivered already (skip),
 //    does this instance still own the shard (else leave it), when did the user last write (the
-//    24 h window, read only near its end: NeedsWindowRead; automated messages outside it are
-//    dead-lettered `outside_window`); then a slot from the page's shared rate limit (a wait
-//    or a pause is not a failure) and an in-flight mark that reveals a possible duplicate
-//    after a crash or a timeout (a one-part message asks for both in the checks' round trip);
+//    standard window: 24 h, or an ad's 7 days; read only near its end: NeedsWindowRead;
+//    automated messages outside it are dead-lettered `outside_window`); then a slot from the page's shared rate limit
+//    (a wait or a pause is not a failure) and an in-flight mark that reveals a possible duplicate after a crash or a
+//    timeout (a one-part message asks for both in the checks' round trip);
 //  - call (sender_call.cc): the Send API call goes on the shared event-loop client and the
 //    entry is kLater, so no thread waits on Meta; its classified answer comes back through the
 //    consumer's Resume to a worker, which retries, throttles or pauses the page, or
@@ -171,7 +176,7 @@ class SenderHandler {
   // does not go now). What to do when the entry is finished or must wait; nullopt when it may
   // be sent.
   std::optional<redis::HandleResult> CheckBeforeSending(redis::Client& client, Delivery& delivery) const;
-  // What the checks' replies (sent mark, lease owner, then last_user_ms if `window_read`) say.
+  // What the checks' replies (sent mark, lease owner, then the UserWindowRead if `window_read`) say.
   std::optional<redis::HandleResult> VerdictOfChecks(redis::Client& client, const Delivery& delivery,
                                                      const std::vector<redis::Reply>& checks, bool window_read) const;
   // A private reply's claim on its comment (the reply of the SET NX GET): refused when another

@@ -75,21 +75,6 @@ nlohmann::json Comment(const testing::KatyStack& stack, const nlohmann::json& fi
   return ::testing::AssertionFailure() << comments.dump() << "; logs in " << stack.dir();
 }
 
-// The reasons of every dead letter, in no order.
-std::multiset<std::string> DeadLetterReasons(const testing::KatyStack& stack) {
-  redis::Client client(*redis::ParseUrl(stack.redis_url()));
-  KeySpace keys("katy", kShards);
-  std::multiset<std::string> reasons;
-  for (int shard = 0; shard < kShards; ++shard) {
-    auto range = client.Command({"XRANGE", keys.DeadLetters(shard), "-", "+"});
-    if (!range) continue;
-    for (const auto& entry : redis::ParseEntries(keys.DeadLetters(shard), *range)) {
-      reasons.insert(entry.Field("reason").value_or(""));
-    }
-  }
-  return reasons;
-}
-
 TEST(CommentsTest, ACommentGetsOnePrivateReplyThroughRedeliveriesAndASenderKilled) {
   testing::KatyStack stack({kRules, {{"KATY_LEASE_TTL_MS", "1500"}}});
   ASSERT_TRUE(stack.ready());

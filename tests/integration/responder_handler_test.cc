@@ -6,6 +6,7 @@
 #include <future>
 #include <nlohmann/json.hpp>
 
+#include "common/message_tags.h"
 #include "common/page_tokens.h"
 #include "common/redis/streams.h"
 #include "tests/support/in_process_emulator.h"
@@ -78,9 +79,11 @@ fallback:
 
   // Adds an event to its shard's inbound stream and reads it back through the group.
   redis::StreamEntry Deliver(const std::string& text, katy::v1::EventKind kind = katy::v1::EVENT_KIND_MESSAGE,
-                             int64_t watermark = 0, const std::string& user = "u1") {
+                             int64_t watermark = 0, const std::string& user = "u1",
+                             const std::string& referral_source = "") {
     katy::v1::InboundEvent event;
     event.set_kind(kind);
+    if (!referral_source.empty()) event.mutable_referral()->set_source(referral_source);
     event.set_watermark(watermark);
     event.set_page_id("p1");
     event.set_user_id(user);
@@ -206,6 +209,25 @@ TEST_F(ResponderHandlerTest, EchoesAndReceiptsUpdateStateWithoutReplying) {
   // And each event was acknowledged with that commit.
   auto pending = client_.Command({"XPENDING", keys_->InStream(Shard()), KeySpace::kResponderGroup});
   EXPECT_EQ(pending->elements[0].integer, 0);
+}
+
+// A click on an ad (here a referral event in an existing thread) is remembered; the person's
+// next message opens a standard window of 7 days from itself, which the sender then reads
+// (services/responder/ad_window.h).
+TEST_F(ResponderHandlerTest, TheFirstMessageAfterAnAdClickOpensSevenDays) {
+  ASSERT_EQ(Handle(Deliver("", katy::v1::EVENT_KIND_REFERRAL, 0, "u1", "ADS")).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(ConversationField("ad_clicked_ms"), "4000");
+  EXPECT_EQ(ConversationField("ad_window_until_ms"), "<nil>");
+  ASSERT_EQ(Handle(Deliver("hello")).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(ConversationField("ad_clicked_ms"), "<nil>");
+  EXPECT_EQ(ConversationField("ad_window_until_ms"), std::to_string(4000 + kAdWindowMs));
+  ASSERT_EQ(Handle(Deliver("again")).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(ConversationField("ad_window_until_ms"), std::to_string(4000 + kAdWindowMs));
+  // An ordinary conversation keeps no such field.
+  ASSERT_EQ(Handle(Deliver("hi", katy::v1::EVENT_KIND_MESSAGE, 0, "u2")).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(client_.Command({"HEXISTS", keys_->Conversation(ShardOf("p1", "u2", 4), "p1", "u2"), "ad_window_until_ms"})
+                ->integer,
+            0);
 }
 
 TEST_F(ResponderHandlerTest, AnInstanceThatLostTheShardWritesNothing) {

@@ -370,6 +370,28 @@ TEST_F(SenderHandlerTest, TheWindowIsReadFromTheConversationOnlyWhenTheMessageCa
   EXPECT_TRUE(NeedsWindowRead(reply, now_, window));
 }
 
+// A conversation an ad started (its first message after the click) has a standard window of 7
+// days from that message: a reply 3 days after goes; the same reply in an ordinary
+// conversation is dead-lettered outside_window.
+TEST_F(SenderHandlerTest, AReplyThreeDaysIntoAnAdStartedConversationGoes) {
+  constexpr int64_t kDay = 24LL * 3600 * 1000;
+  const std::string conversation = keys_->Conversation(ShardOf("p1", "u1", 4), "p1", "u1");
+  ASSERT_TRUE(client_.Command({"HSET", conversation, "last_user_ms", std::to_string(now_ - 3 * kDay)}).ok());
+  auto ordinary = Handle(Queue("11-0#0", R"({"text":"three days later"})", now_ - 3 * kDay));
+  EXPECT_EQ(ordinary.kind, redis::HandleResult::Kind::kPoison);
+  EXPECT_EQ(ordinary.reason, "outside_window");
+
+  ASSERT_TRUE(client_.Command({"HSET", conversation, "ad_window_until_ms", std::to_string(now_ + 4 * kDay)}).ok());
+  EXPECT_EQ(Handle(Queue("12-0#0", R"({"text":"three days later"})", now_ - 3 * kDay)).kind,
+            redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(emulator_->store().For("u1").size(), 1u);
+
+  now_ += 4 * kDay + 1;  // past the 7 days
+  auto late = Handle(Queue("13-0#0", R"({"text":"a week later"})", now_ - 7 * kDay));
+  EXPECT_EQ(late.kind, redis::HandleResult::Kind::kPoison);
+  EXPECT_EQ(late.reason, "outside_window");
+}
+
 // A busy page's slots are reserved ahead for the parts that ask, each due an interval after
 // the last; a part asking again when its slot is due goes without taking another.
 TEST_F(SenderHandlerTest, AcquireReservesSlotsAheadAndThePartGoesWhenItsSlotIsDue) {

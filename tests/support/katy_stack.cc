@@ -9,6 +9,9 @@
 #include <sstream>
 
 #include "common/http/http_client.h"
+#include "common/redis/redis_client.h"
+#include "common/redis/streams.h"
+#include "common/shard.h"
 
 namespace katy::testing {
 
@@ -200,11 +203,30 @@ std::map<std::string, int> LeaseOwners(const KatyStack& stack, const std::string
 }
 
 void Say(const KatyStack& stack, const std::string& psid, const std::string& text) {
+  SayWith(stack, {{"psid", psid}, {"text", text}});
+}
+
+void SayWith(const KatyStack& stack, nlohmann::json fields) {
+  if (!fields.contains("page")) fields["page"] = "1045";
   http::Client http;
-  nlohmann::json body{{"page", "1045"}, {"psid", psid}, {"text", text}};
-  auto said = http.Post(stack.emulator_url() + "/_emulator/say", body.dump());
+  auto said = http.Post(stack.emulator_url() + "/_emulator/say", fields.dump());
   ASSERT_TRUE(said.ok());
-  ASSERT_EQ(said->status, 200);
+  ASSERT_EQ(said->status, 200) << said->body;
+}
+
+std::multiset<std::string> DeadLetterReasons(const KatyStack& stack) {
+  constexpr int kShards = 16;
+  redis::Client client(*redis::ParseUrl(stack.redis_url()));
+  KeySpace keys("katy", kShards);
+  std::multiset<std::string> reasons;
+  for (int shard = 0; shard < kShards; ++shard) {
+    auto range = client.Command({"XRANGE", keys.DeadLetters(shard), "-", "+"});
+    if (!range) continue;
+    for (const auto& entry : redis::ParseEntries(keys.DeadLetters(shard), *range)) {
+      reasons.insert(entry.Field("reason").value_or(""));
+    }
+  }
+  return reasons;
 }
 
 namespace {

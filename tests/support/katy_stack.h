@@ -3,6 +3,8 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -97,6 +99,11 @@ std::map<std::string, int> LeaseOwners(const KatyStack& stack, const std::string
 // User `psid` writes `text` to page 1045 through the emulator (a signed webhook to ingress);
 // the calling test fails unless the emulator answers 200.
 void Say(const KatyStack& stack, const std::string& psid, const std::string& text);
+// The same with any of /_emulator/say's fields (tools/emulator/README.md); page 1045 unless
+// `fields` names one.
+void SayWith(const KatyStack& stack, nlohmann::json fields);
+// The reasons of every dead letter in the stack's Redis (16 shards, prefix katy), in no order.
+std::multiset<std::string> DeadLetterReasons(const KatyStack& stack);
 // What page 1045 has sent `psid` so far, as the emulator's Send API recorded it: how many
 // messages, and their texts in order ("" for a message without text).
 size_t RepliesTo(const KatyStack& stack, const std::string& psid);

@@ -27,13 +27,27 @@ TEST(MessageTagsTest, WindowsAndTheTagTable) {
   EXPECT_NE(TagRefusal({"CONFIRMED_EVENT_UPDATE", false, true, 0}, kNow)->find("Instagram"), std::string::npos);
 }
 
+// An ad-started conversation's standard window lasts 7 days from its first message; each later
+// message still gives 24 h, and the later end wins.
+TEST(MessageTagsTest, AnAdStartedConversationsWindowLastsSevenDays) {
+  EXPECT_EQ(StandardWindowEnd({}), 0);
+  EXPECT_EQ(StandardWindowEnd({kNow, 0}), kNow + kDay);
+  EXPECT_EQ(StandardWindowEnd({kNow, kNow + 7 * kDay}), kNow + 7 * kDay);
+  EXPECT_EQ(StandardWindowEnd({kNow + 7 * kDay, kNow + 7 * kDay}), kNow + 8 * kDay);
+  const UserWindow ad_three_days_ago{kNow - 3 * kDay, kNow + 4 * kDay};
+  EXPECT_FALSE(TagRefusal({"", false, false, ad_three_days_ago}, kNow));
+  EXPECT_NE(TagRefusal({"", false, false, ad_three_days_ago}, kNow + 4 * kDay + 1)->find("7 days are over"),
+            std::string::npos);
+  EXPECT_TRUE(TagRefusal({"", false, false, {kNow - 3 * kDay, 0}}, kNow));
+}
+
 TEST(OutboundCheckTest, QueuesWhatMayGoAndRefusesTheRest) {
   katy::v1::OutboundSendRequest request;
   request.set_page_id("1045");
   request.set_recipient_id("u1");
   request.set_text("Your order shipped");
   request.set_idempotency_key("order-42");
-  auto ok = sender::CheckOutbound(request, kNow - 3600 * 1000, kNow);
+  auto ok = sender::CheckOutbound(request, {kNow - 3600 * 1000}, kNow);
   ASSERT_TRUE(ok.refusal.empty()) << ok.refusal;
   EXPECT_EQ(ok.message.id(), "api:1045:u1:order-42");
   EXPECT_EQ(ok.message.messaging_type(), "RESPONSE");
@@ -41,25 +55,25 @@ TEST(OutboundCheckTest, QueuesWhatMayGoAndRefusesTheRest) {
   EXPECT_EQ(sender::ConversationOfOutboundId(ok.message.id()), (std::pair<std::string, std::string>{"1045", "u1"}));
   EXPECT_EQ(sender::ConversationOfOutboundId("1045#0").first, "");
 
-  auto late = sender::CheckOutbound(request, kNow - 2 * kDay, kNow);
+  auto late = sender::CheckOutbound(request, {kNow - 2 * kDay}, kNow);
   EXPECT_FALSE(late.refusal.empty());
   EXPECT_FALSE(late.invalid_argument);
   request.set_tag("HUMAN_AGENT");
   request.set_from_person(true);
-  auto human = sender::CheckOutbound(request, kNow - 2 * kDay, kNow);
+  auto human = sender::CheckOutbound(request, {kNow - 2 * kDay}, kNow);
   ASSERT_TRUE(human.refusal.empty()) << human.refusal;
   EXPECT_EQ(human.message.messaging_type(), "MESSAGE_TAG");
   EXPECT_EQ(human.message.tag(), "HUMAN_AGENT");
 
   request.set_idempotency_key("");
-  EXPECT_TRUE(sender::CheckOutbound(request, kNow, kNow).invalid_argument);
+  EXPECT_TRUE(sender::CheckOutbound(request, {kNow}, kNow).invalid_argument);
   request.set_idempotency_key("k");
   request.set_message_json(R"({"text":"both"})");
-  EXPECT_TRUE(sender::CheckOutbound(request, kNow, kNow).invalid_argument);  // text and message_json
+  EXPECT_TRUE(sender::CheckOutbound(request, {kNow}, kNow).invalid_argument);  // text and message_json
   request.clear_text();
   request.set_platform("instagram");
   request.set_message_json(R"({"attachment":{"type":"template","payload":{"template_type":"receipt"}}})");
-  EXPECT_NE(sender::CheckOutbound(request, kNow, kNow).refusal.find("'receipt'"), std::string::npos);
+  EXPECT_NE(sender::CheckOutbound(request, {kNow}, kNow).refusal.find("'receipt'"), std::string::npos);
 }
 
 // Ids go into Graph paths and Redis keys; text into at most ten of Meta's messages.
@@ -70,19 +84,19 @@ TEST(OutboundCheckTest, RefusesIdsThatAreNotIdsAndTextBeyondTenMessages) {
   request.set_idempotency_key("k");
   for (const char* page : {"1045/../4242", "1045:9", "abc", "", "1045 "}) {
     request.set_page_id(page);
-    auto check = sender::CheckOutbound(request, kNow, kNow);
+    auto check = sender::CheckOutbound(request, {kNow}, kNow);
     EXPECT_TRUE(check.invalid_argument) << page;
   }
   request.set_page_id("1045");
   for (const char* recipient : {"u:1", "a/b", "u 1"}) {
     request.set_recipient_id(recipient);
-    EXPECT_TRUE(sender::CheckOutbound(request, kNow, kNow).invalid_argument) << recipient;
+    EXPECT_TRUE(sender::CheckOutbound(request, {kNow}, kNow).invalid_argument) << recipient;
   }
   request.set_recipient_id("u1");
   request.set_text(std::string(10 * 1999, 'a'));
-  EXPECT_TRUE(sender::CheckOutbound(request, kNow, kNow).refusal.empty());
+  EXPECT_TRUE(sender::CheckOutbound(request, {kNow}, kNow).refusal.empty());
   request.set_text(std::string(10 * 1999 + 1, 'a'));
-  auto long_text = sender::CheckOutbound(request, kNow, kNow);
+  auto long_text = sender::CheckOutbound(request, {kNow}, kNow);
   EXPECT_TRUE(long_text.invalid_argument);
   EXPECT_NE(long_text.refusal.find("10 messages"), std::string::npos) << long_text.refusal;
 }
@@ -128,6 +142,7 @@ TEST(ConversationFormatTest, ShowsOwnerWindowsAndEvents) {
   conversation.set_owner_since_ms(kNow - 90 * 60 * 1000);
   conversation.set_last_user_ms(kNow - 2 * 3600 * 1000);
   conversation.set_window_open(true);
+  conversation.set_window_closes_ms(kNow + 22 * 3600 * 1000);
   conversation.set_human_agent_window_open(true);
   (*conversation.mutable_fields())["state"] = "asking_name";
   (*conversation.mutable_fields())["var:city"] = "Lyon";
@@ -142,6 +157,13 @@ TEST(ConversationFormatTest, ShowsOwnerWindowsAndEvents) {
   EXPECT_NE(shown.find("state:       asking_name"), std::string::npos) << shown;
   EXPECT_NE(shown.find("city:"), std::string::npos) << shown;
   EXPECT_NE(shown.find("1-0"), std::string::npos) << shown;
+  EXPECT_EQ(shown.find("ad window"), std::string::npos) << shown;
+
+  conversation.set_ad_window_until_ms(kNow + 4 * kDay);
+  conversation.set_window_closes_ms(kNow + 4 * kDay);
+  const std::string ad_started = ctl::RenderConversation(conversation, now);
+  EXPECT_NE(ad_started.find("bot window:  open, 4d0h left"), std::string::npos) << ad_started;
+  EXPECT_NE(ad_started.find("ad window:   started by an ad: 7 days, 4d0h left"), std::string::npos) << ad_started;
 }
 
 }  // namespace

@@ -581,12 +581,15 @@ class EmulatorHandler : public Http::Handler {
     json request = json::parse(body, nullptr, false);
     if (!request.is_object() || !request.contains("psid") || !request["psid"].is_string() ||
         !request.contains("page") || !request["page"].is_string() ||
-        (!request.contains("text") && !request.contains("postback") && !request.contains("ref"))) {
+        (!request.contains("text") && !request.contains("postback") && !request.contains("ref") &&
+         !request.contains("ad"))) {
       json error{{"error",
                   "expected {\"page\":\"...\",\"psid\":\"...\",\"text\":\"...\"} "
-                  "(or \"postback\" instead of \"text\"; \"ref\" alone for a referral)"}};
+                  "(or \"postback\" instead of \"text\"; \"ref\" or \"ad\": true alone for a referral)"}};
       return {400, error.dump()};
     }
+    const double age_days = request.value("age_days", 0.0);
+    if (age_days < 0 || age_days > 365) return {400, R"({"error":"age_days is between 0 and 365"})"};
     const std::string platform = request.value("platform", "messenger");
     if (platform != "messenger" && platform != "instagram") {
       return {400, R"({"error":"platform is \"messenger\" or \"instagram\""})"};
@@ -595,13 +598,14 @@ class EmulatorHandler : public Http::Handler {
     event.page_id = request["page"].get<std::string>();
     if (platform == "instagram") instagram_->Add(event.page_id);
     event.psid = request["psid"].get<std::string>();
-    event.timestamp_ms = WallClockMs();
+    event.timestamp_ms = WallClockMs() - static_cast<int64_t>(age_days * 24 * 3600 * 1000);
     event.mid = "m_user_" + std::to_string(event.timestamp_ms) + "_" + std::to_string(++*mid_counter_);
     event.text = request.value("text", "");
     event.quick_reply_payload = request.value("quick_reply", "");
     event.postback_payload = request.value("postback", "");
     event.postback_title = request.value("title", event.postback_payload);
     event.ref = request.value("ref", "");
+    event.from_ad = request.value("ad", false);
     if (request.contains("first_name") && request["first_name"].is_string()) {
       profiles_->Set(event.psid, {request["first_name"].get<std::string>(), request.value("last_name", "")});
     }

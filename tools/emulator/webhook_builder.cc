@@ -12,18 +12,25 @@ nlohmann::json UserEventItem(const UserEvent& event) {
   using nlohmann::json;
   json item{
       {"sender", {{"id", event.psid}}}, {"recipient", {{"id", event.page_id}}}, {"timestamp", event.timestamp_ms}};
-  const json referral{{"ref", event.ref}, {"source", "SHORTLINK"}, {"type", "OPEN_THREAD"}};
+  json referral{{"ref", event.ref}, {"source", "SHORTLINK"}, {"type", "OPEN_THREAD"}};
+  if (event.from_ad) {
+    // Meta's ad referral (messaging_referrals reference, "Ad Referral").
+    referral["source"] = "ADS";
+    referral["ad_id"] = "6045246247433";
+    referral["ads_context_data"] = {{"ad_title", "Emulator ad"}, {"post_id", event.page_id + "_900000000000001"}};
+  }
+  const bool referred = !event.ref.empty() || event.from_ad;
   if (!event.postback_payload.empty()) {
     item["postback"] = {{"mid", event.mid}, {"title", event.postback_title}, {"payload", event.postback_payload}};
-    if (!event.ref.empty()) item["postback"]["referral"] = referral;
-  } else if (event.text.empty() && !event.ref.empty()) {
+    if (referred) item["postback"]["referral"] = referral;
+  } else if (event.text.empty() && referred) {
     item["referral"] = referral;
   } else {
     item["message"] = {{"mid", event.mid}, {"text", event.text}};
     if (!event.quick_reply_payload.empty()) {
       item["message"]["quick_reply"] = {{"payload", event.quick_reply_payload}};
     }
-    if (!event.ref.empty()) item["message"]["referral"] = referral;
+    if (referred) item["message"]["referral"] = referral;
   }
   return item;
 }

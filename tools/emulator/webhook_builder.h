@@ -21,6 +21,9 @@ struct UserEvent {
   // thread), on the message, or alone as a referral event (an existing thread) when the event
   // has neither text nor postback.
   std::string ref;
+  // The person came from a Click-to-Messenger ad: the referral says source ADS (with an ad id),
+  // alone when the event has neither text nor postback.
+  bool from_ad = false;
 };
 
 // The messaging item Meta would send for `event` (a message, a postback, or a referral). Pure.

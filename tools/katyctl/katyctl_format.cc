@@ -150,10 +150,10 @@ std::string Span(int64_t ms) {
   return std::to_string(minutes / (24 * 60)) + "d" + std::to_string(minutes / 60 % 24) + "h";
 }
 
-std::string Window(bool open, int64_t last_ms, int64_t length_ms, int64_t now_ms) {
+std::string Window(bool open, int64_t last_ms, int64_t closes_ms, int64_t now_ms) {
   if (last_ms == 0) return "closed (the user never wrote)";
   if (!open) return "closed (" + Span(now_ms - last_ms) + " since the user's last message)";
-  return "open, " + Span(last_ms + length_ms - now_ms) + " left";
+  return "open, " + Span(closes_ms - now_ms) + " left";
 }
 
 }  // namespace
@@ -168,11 +168,16 @@ std::string RenderConversation(const katy::v1::Conversation& conversation, std::
     owner += ", for " + Span(now_ms - conversation.owner_since_ms());
   }
   out += Row("  thread:      %s", owner.c_str());
-  out += Row("  bot window:  %s",
-             Window(conversation.window_open(), conversation.last_user_ms(), kStandardWindowMs, now_ms).c_str());
   out += Row(
-      "  HUMAN_AGENT: %s",
-      Window(conversation.human_agent_window_open(), conversation.last_user_ms(), kHumanAgentWindowMs, now_ms).c_str());
+      "  bot window:  %s",
+      Window(conversation.window_open(), conversation.last_user_ms(), conversation.window_closes_ms(), now_ms).c_str());
+  if (conversation.ad_window_until_ms() > 0) {
+    const int64_t left = conversation.ad_window_until_ms() - now_ms;
+    out += Row("  ad window:   started by an ad: 7 days, %s", left > 0 ? (Span(left) + " left").c_str() : "over");
+  }
+  out += Row("  HUMAN_AGENT: %s", Window(conversation.human_agent_window_open(), conversation.last_user_ms(),
+                                         conversation.last_user_ms() + kHumanAgentWindowMs, now_ms)
+                                      .c_str());
   const auto& fields = conversation.fields();
   out += Row("  state:       %s", fields.contains("state") ? fields.at("state").c_str() : "(none)");
   for (const auto& [name, value] : fields) {
