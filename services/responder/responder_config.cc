@@ -1,6 +1,7 @@
 #include "services/responder/responder_config.h"
 
 #include "common/defaults.h"
+#include "common/utf8.h"
 
 namespace katy::responder {
 
@@ -23,6 +24,10 @@ ResponderConfig LoadResponderConfig(int argc, char** argv, config::Settings* set
            "conversation (empty: echoes pause nothing)"},
           {"KATY_HUMAN_TIMEOUT_S", "14400",
            "Silence from the person (or app) that has a thread after which the bot answers again (0: never)"},
+          {"KATY_BOT_DISCLOSURE", "",
+           "Text sent before the bot's first reply in a conversation, after KATY_BOT_DISCLOSURE_GAP_H of silence and "
+           "after a person hands the thread back (empty: off; bot_disclosure in the rules file per page)"},
+          {"KATY_BOT_DISCLOSURE_GAP_H", "24", "Hours of silence after which the bot discloses itself again"},
       });
   const config::ConsumerConfig consumer_defaults{
       .lease_ttl = std::chrono::milliseconds(10000), .workers = 8, .max_in_flight = 2048, .max_attempts = 5};
@@ -42,6 +47,11 @@ ResponderConfig LoadResponderConfig(int argc, char** argv, config::Settings* set
   cfg.profile_timeout = std::chrono::milliseconds(settings.Int("KATY_PROFILE_TIMEOUT_MS", 10, 10000));
   cfg.ownership.katy_app_id = settings.String("KATY_APP_ID");
   cfg.ownership.human_timeout = std::chrono::seconds(settings.Int("KATY_HUMAN_TIMEOUT_S", 0, 30LL * 24 * 3600));
+  cfg.disclosure.text = settings.String("KATY_BOT_DISCLOSURE");
+  if (CodePoints(cfg.disclosure.text) >= 2000) {
+    throw config::ConfigError("KATY_BOT_DISCLOSURE must be under 2000 characters (Meta's limit for a text)");
+  }
+  cfg.disclosure.gap = std::chrono::hours(settings.Int("KATY_BOT_DISCLOSURE_GAP_H", 1, 24 * 365));
   cfg.consumer = config::LoadConsumerConfig(settings, consumer_defaults);
   if (settings_out != nullptr) *settings_out = std::move(settings);
   return cfg;

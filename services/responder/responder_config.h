@@ -4,6 +4,7 @@
 #include <string>
 
 #include "common/config.h"
+#include "services/responder/disclosure.h"
 #include "services/responder/thread_owner.h"
 
 namespace katy::responder {
@@ -21,6 +22,7 @@ struct ResponderConfig {
   std::chrono::milliseconds profile_timeout{};  // KATY_PROFILE_TIMEOUT_MS: longest a
                                                 // reply waits for a first name
   OwnershipSettings ownership;                  // KATY_APP_ID, KATY_HUMAN_TIMEOUT_S
+  DisclosureSettings disclosure;                // KATY_BOT_DISCLOSURE, KATY_BOT_DISCLOSURE_GAP_H
 };
 
 // Throws config::ConfigError with one clear line.

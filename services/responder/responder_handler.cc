@@ -117,6 +117,12 @@ Conversation ReadConversation(const redis::Reply& hash) {
       conversation.ad.clicked_ms = std::atoll(value.c_str());
     else if (field == "ad_window_until_ms")
       conversation.ad.until_ms = std::atoll(value.c_str());
+    else if (field == "last_user_ms")
+      conversation.disclosure.last_user_ms = std::atoll(value.c_str());
+    else if (field == "disclosed_ms")
+      conversation.disclosure.disclosed_ms = std::atoll(value.c_str());
+    else if (field == "returned_ms")
+      conversation.disclosure.returned_ms = std::atoll(value.c_str());
     else if (field.rfind("var:", 0) == 0)
       conversation.vars[field.substr(4)] = value;
   }
@@ -175,17 +181,23 @@ ResponderMetrics::ResponderMetrics(prometheus::Registry& registry)
                    .Name("katy_responder_replies_withheld_total")
                    .Help("Replies not sent because a person or another app had the thread")
                    .Register(registry)
-                   .Add({})) {}
+                   .Add({})),
+      disclosures(
+          prometheus::BuildCounter()
+              .Name("katy_responder_disclosures_total")
+              .Help("Bot disclosures sent before a reply, by occasion (first_reply, after_silence, handed_back)")
+              .Register(registry)) {}
 
 ResponderHandler::ResponderHandler(KeySpace keys, const RulesHolder& rules, ResponderMetrics& metrics, Clock now_ms,
                                    const ProfileClient* profiles, OwnershipSettings ownership,
-                                   const http::AsyncClientOptions& skill_calls)
+                                   const http::AsyncClientOptions& skill_calls, DisclosureSettings disclosure)
     : keys_(std::move(keys)),
       rules_(rules),
       metrics_(metrics),
       now_ms_(std::move(now_ms)),
       profiles_(profiles),
       ownership_(std::move(ownership)),
+      disclosure_(std::move(disclosure)),
       commit_script_(kCommitLua),
       skills_(skill_calls) {}
 
@@ -314,8 +326,10 @@ std::vector<katy::v1::OutboundMessage> CommentReplies(const redis::StreamEntry& 
 }
 
 // `typing_sent`: typing_on went out before the skill was called (SendTypingFirst).
+// `disclosure`: the bot's disclosure to send before its messages ("" for none), id "#disclosure".
 std::vector<katy::v1::OutboundMessage> Replies(const redis::StreamEntry& entry, const katy::v1::InboundEvent& event,
-                                               const Decision& decision, int64_t now, bool typing_sent) {
+                                               const Decision& decision, int64_t now, bool typing_sent,
+                                               const std::string& disclosure) {
   if (event.kind() == katy::v1::EVENT_KIND_COMMENT) return CommentReplies(entry, event, decision, now);
   auto outbound = [&](const std::string& id_suffix) { return ReplyTo(entry, event, id_suffix, now); };
   auto thread_control = [&](const char* id_suffix, const char* call) {
@@ -327,6 +341,10 @@ std::vector<katy::v1::OutboundMessage> Replies(const redis::StreamEntry& entry, 
   };
   std::vector<katy::v1::OutboundMessage> replies;
   if (decision.handover && decision.handover->take()) replies.push_back(thread_control("#take", "take_thread_control"));
+  if (!disclosure.empty() && !decision.messages.empty()) {
+    replies.push_back(outbound("#disclosure"));
+    replies.back().set_message_json(ToJsonText(nlohmann::json{{"text", disclosure}}));
+  }
   if (decision.typing && !decision.messages.empty() && !typing_sent) replies.push_back(TypingFor(entry, event, now));
   for (size_t i = 0; i < decision.messages.size(); ++i) {
     replies.push_back(outbound("#" + std::to_string(i)));
@@ -372,6 +390,7 @@ struct ResponderHandler::EventWork {
   bool typing_sent = false;  // typing_on went out before the skill call
   Decision decision;
   ConversationUpdate update;
+  DisclosureOccasion disclosure = DisclosureOccasion::kNone;  // the disclosure going before the replies
   std::vector<katy::v1::OutboundMessage> replies;
   std::optional<redis::HandleResult> result;
 };
@@ -476,6 +495,8 @@ std::string ResponderHandler::FollowOwnership(const katy::v1::InboundEvent& even
   if (step.owner.katy()) {
     if (before.katy()) return "";
     hdel.insert(hdel.end(), {"owner", "owner_since_ms", "human_last_ms"});
+    // The chat moves from people back to the bot: its next reply discloses it (disclosure.h).
+    hset.insert(hset.end(), {"returned_ms", std::to_string(now)});
     return "rem";
   }
   hset.insert(hset.end(), {"owner", step.owner.app_id, "owner_since_ms", std::to_string(step.owner.since_ms)});
@@ -672,7 +693,21 @@ void ResponderHandler::Conclude(const redis::StreamEntry& entry, EventWork& work
   if (!event.user_id().empty()) {
     work.update.owned_op = FollowOwnership(event, conversation, now, decision, work.update.hset, work.update.hdel);
   }
-  work.replies = Replies(entry, event, decision, now, work.typing_sent);
+  const std::string& disclosure = Disclosure(work, now);
+  work.replies = Replies(entry, event, decision, now, work.typing_sent, disclosure);
+}
+
+const std::string& ResponderHandler::Disclosure(EventWork& work, int64_t now) const {
+  static const std::string kNone;
+  const katy::v1::InboundEvent& event = work.event;
+  // A comment's private reply is its one message: nothing may go before it.
+  if (work.decision.messages.empty() || event.kind() == katy::v1::EVENT_KIND_COMMENT || !work.rules) return kNone;
+  const std::string& text = disclosure_.TextFor(event.page_id(), work.rules->disclosure_by_page);
+  if (text.empty()) return kNone;
+  work.disclosure = DisclosureDue(work.conversation.disclosure, now, work.update.owned_op == "rem", disclosure_.gap);
+  if (work.disclosure == DisclosureOccasion::kNone) return kNone;
+  work.update.hset.insert(work.update.hset.end(), {"disclosed_ms", std::to_string(now)});
+  return text;
 }
 
 void ResponderHandler::Commit(redis::Client& client, std::vector<EventWork>& work) const {
@@ -707,6 +742,9 @@ void ResponderHandler::Commit(redis::Client& client, std::vector<EventWork>& wor
 
 void ResponderHandler::Committed(const redis::StreamEntry& entry, EventWork& work, long long replies) const {
   CountProcessed(work.event, work.decision, replies, work.started);
+  if (work.disclosure != DisclosureOccasion::kNone && replies > 0) {
+    metrics_.disclosures.Add({{"occasion", OccasionName(work.disclosure)}}).Increment();
+  }
   log::Debug("event processed", {{"id", entry.id},
                                  {"page", work.event.page_id()},
                                  {"mid", work.event.mid()},

@@ -43,6 +43,7 @@ struct ResponderMetrics {
   prometheus::Family<prometheus::Counter>& profile_fetches;  // by result
   prometheus::Family<prometheus::Counter>& handovers;        // thread ownership changes, by direction and reason
   prometheus::Counter& withheld;                             // replies not sent: someone else had the thread
+  prometheus::Family<prometheus::Counter>& disclosures;      // by occasion
 };
 
 // Handles one inbound stream entry: reads the conversation, finds the rule, fetches the user's
@@ -63,10 +64,10 @@ class ResponderHandler {
 
   // `profiles` may be null (no Graph access: {{first_name}} stays neutral).
   // `skill_calls`: the skill client's connection bounds (a skill over HTTP/1.1 needs one
-  // connection per call in flight).
+  // connection per call in flight). `disclosure`: the bot disclosure (off by default).
   ResponderHandler(KeySpace keys, const RulesHolder& rules, ResponderMetrics& metrics, Clock now_ms,
                    const ProfileClient* profiles = nullptr, OwnershipSettings ownership = {},
-                   const http::AsyncClientOptions& skill_calls = {});
+                   const http::AsyncClientOptions& skill_calls = {}, DisclosureSettings disclosure = {});
 
   // One event, its skill (if any) waited for on this thread: for callers with a thread to
   // spare (tests).
@@ -137,6 +138,9 @@ class ResponderHandler {
   void NoteOwnerChange(const katy::v1::InboundEvent& event, const OwnershipStep& step) const;
   std::string FollowOwnership(const katy::v1::InboundEvent& event, const Conversation& conversation, int64_t now,
                               Decision& decision, std::vector<std::string>& hset, std::vector<std::string>& hdel) const;
+  // The disclosure text to send before the work's replies, "" for none; when one goes, its
+  // occasion is noted in the work and its time in the conversation's update.
+  const std::string& Disclosure(EventWork& work, int64_t now) const;
 
   KeySpace keys_;
   const RulesHolder& rules_;
@@ -144,6 +148,7 @@ class ResponderHandler {
   Clock now_ms_;
   const ProfileClient* profiles_;
   OwnershipSettings ownership_;
+  DisclosureSettings disclosure_;
   redis::Script commit_script_;
   mutable http::AsyncClient skills_;  // every worker's skill calls, on one loop
 };

@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -625,6 +626,29 @@ bool IsAnswerableComment(const katy::v1::InboundEvent& event) {
          !event.standby() && !event.user_id().empty() && !event.mid().empty();
 }
 
+namespace {
+
+// bot_disclosure: {<page id>: <text>}: the page's own KATY_BOT_DISCLOSURE ("" turns it off).
+std::map<std::string, std::string> ParseDisclosures(const YAML::Node& node) {
+  if (!node.IsMap()) throw RulesError{LineOf(node), "'bot_disclosure' must map page ids to texts"};
+  std::map<std::string, std::string> by_page;
+  for (const auto& page : node) {
+    const auto id = page.first.as<std::string>();
+    if (id.empty() || !std::all_of(id.begin(), id.end(), [](unsigned char c) { return std::isdigit(c); })) {
+      throw RulesError{LineOf(page.first), "bot_disclosure: '" + id + "' is not a page's or account's numeric id"};
+    }
+    if (!page.second.IsScalar()) throw RulesError{LineOf(page.second), "bot_disclosure: a page's text is a string"};
+    const auto text = page.second.as<std::string>();
+    if (CodePoints(text) >= kMaxText) {
+      throw RulesError{LineOf(page.second), "bot_disclosure text must be under 2000 characters (Meta's limit)"};
+    }
+    by_page[id] = text;
+  }
+  return by_page;
+}
+
+}  // namespace
+
 Result<RuleSet> ParseRules(const std::string& yaml_text, const std::string& file_name) {
   try {
     YAML::Node root = YAML::Load(yaml_text);
@@ -632,10 +656,11 @@ Result<RuleSet> ParseRules(const std::string& yaml_text, const std::string& file
     RuleSet set;
     for (const auto& field : root) {
       auto key = field.first.as<std::string>();
-      if (key != "rules" && key != "fallback") {
+      if (key != "rules" && key != "fallback" && key != "bot_disclosure") {
         throw RulesError{LineOf(field.first), "unknown top-level key '" + key + "'"};
       }
     }
+    if (const auto& disclosure = root["bot_disclosure"]) set.disclosure_by_page = ParseDisclosures(disclosure);
     if (const auto& rules = root["rules"]) {
       if (!rules.IsSequence()) throw RulesError{LineOf(rules), "'rules' must be a list"};
       for (size_t i = 0; i < rules.size(); ++i) {

@@ -11,6 +11,7 @@
 #include "common/result.h"
 #include "katy/v1/events.pb.h"
 #include "services/responder/ad_window.h"
+#include "services/responder/disclosure.h"
 
 namespace re2 {
 class RE2;
@@ -109,6 +110,8 @@ struct Rule {
 struct RuleSet {
   std::vector<Rule> rules;  // tried in file order; the first match wins
   std::optional<Rule> fallback;
+  // bot_disclosure: a page's own disclosure text instead of KATY_BOT_DISCLOSURE ("" off).
+  std::map<std::string, std::string> disclosure_by_page;
 };
 
 // What the responder knows of a conversation when it picks a reply.
@@ -122,7 +125,8 @@ struct Conversation {
   std::string owner;
   int64_t owner_since_ms = 0;
   int64_t human_last_ms = 0;
-  AdWindow ad;  // an ad's click and 7 days (services/responder/ad_window.h)
+  AdWindow ad;                   // an ad's click and 7 days (services/responder/ad_window.h)
+  DisclosureHistory disclosure;  // services/responder/disclosure.h
 };
 
 // The result of matching one event.

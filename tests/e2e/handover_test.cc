@@ -422,5 +422,55 @@ TEST_F(HandoverTest, OutboundKeysAreScopedToTheirRecipient) {
   EXPECT_NE(walk.output.find("page_id must be"), std::string::npos) << walk.output;
 }
 
+// The bot says it is a bot (KATY_BOT_DISCLOSURE) before its first reply in a conversation,
+// not before the next; again after a day of silence (the conversation aged in Redis); and again
+// when a person who had the thread in the Page Inbox hands it back. Each time once, in order,
+// and counted by occasion.
+TEST_F(HandoverTest, TheBotDisclosesItselfFirstAfterSilenceAndWhenAPersonHandsTheThreadBack) {
+  constexpr const char* kDisclosure = "You are talking to a bot.";
+  stack_ = std::make_unique<testing::KatyStack>(testing::KatyStack::Options{"fallback:\n  reply: \"bot: {{text}}\"\n",
+                                                                            {{"KATY_APP_ID", kKatyAppId},
+                                                                             {"KATY_HUMAN_TIMEOUT_S", "0"},
+                                                                             {"KATY_EMULATOR_ECHOES", "1"},
+                                                                             {"KATY_BOT_DISCLOSURE", kDisclosure}}});
+  ASSERT_TRUE(stack_->ready());
+  Say("x1", "hello");
+  ASSERT_TRUE(WaitForBotTexts("x1", 2)) << "logs in " << stack_->dir();
+  Say("x1", "again");
+  ASSERT_TRUE(WaitForBotTexts("x1", 3)) << "logs in " << stack_->dir();
+  EXPECT_EQ(BotTexts("x1"), (std::vector<std::string>{kDisclosure, "bot: hello", "bot: again"}));
+
+  // A day and an hour of silence.
+  redis::Client redis(*redis::ParseUrl(stack_->redis_url()));
+  const KeySpace keys("katy", 16);
+  const std::string day_ago = std::to_string(WallClockMs() - 25LL * 3600 * 1000);
+  ASSERT_TRUE(redis
+                  .Command({"HSET", keys.Conversation(ShardOf(kPage, "x1", 16), kPage, "x1"), "last_user_ms", day_ago,
+                            "disclosed_ms", day_ago})
+                  .ok());
+  Say("x1", "still there?");
+  ASSERT_TRUE(WaitForBotTexts("x1", 5)) << "logs in " << stack_->dir();
+
+  // A person answers from the Page Inbox, then hands the thread back to the bot.
+  InboxReply("x1", "Sam here.");
+  Say("x1", "thanks Sam");
+  ASSERT_TRUE(testing::WaitFor([&] { return Withheld() >= 1; }, std::chrono::seconds(10)));
+  Post("/_emulator/inbox/pass", {{"page", kPage}, {"psid", "x1"}});
+  ASSERT_TRUE(OwnerBecomes("x1", kKatyAppId));
+  Say("x1", "and the bot?");
+  ASSERT_TRUE(WaitForBotTexts("x1", 7)) << "logs in " << stack_->dir();
+  Say("x1", "ok");
+  ASSERT_TRUE(WaitForBotTexts("x1", 8)) << "logs in " << stack_->dir();
+  EXPECT_EQ(BotTexts("x1"),
+            (std::vector<std::string>{kDisclosure, "bot: hello", "bot: again", kDisclosure, "bot: still there?",
+                                      kDisclosure, "bot: and the bot?", "bot: ok"}));
+  for (const char* occasion : {"first_reply", "after_silence", "handed_back"}) {
+    EXPECT_EQ(stack_->MetricSum("responder", "katy_responder_disclosures_total",
+                                std::string("occasion=\"") + occasion + "\""),
+              1)
+        << occasion;
+  }
+}
+
 }  // namespace
 }  // namespace katy
