@@ -50,6 +50,8 @@ std::string KeySpace::CommentAnswered(int shard, std::string_view comment_id) co
 
 std::string KeySpace::Owned(int shard) const { return Shard(shard) + "owned"; }
 
+std::string KeySpace::Timers(int shard) const { return Shard(shard) + "timers"; }
+
 std::string KeySpace::Outbound(int shard, std::string_view idempotency_key) const {
   return Shard(shard) + "outbound:" + std::string(idempotency_key);
 }

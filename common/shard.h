@@ -41,6 +41,9 @@ class KeySpace {
   // katy:{s07}:owned: the shard's conversations ("<page>:<user>") whose thread a person or
   // another app has (docs/handover.md).
   std::string Owned(int shard) const;
+  // katy:{s07}:timers: the shard's pending reminders, member "<page>:<user>:<name>" scored by
+  // the time it falls due (services/responder/reminders.h).
+  std::string Timers(int shard) const;
   // katy:{s07}:outbound:<key>: the outbound API's id for a key already used; the key is
   // sender::ScopedIdempotencyKey (page, recipient and the caller's key, hashed).
   std::string Outbound(int shard, std::string_view idempotency_key) const;

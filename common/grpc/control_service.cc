@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/redis/queue_status.h"
 #include "common/redis/streams.h"
+#include "common/reminder_keys.h"
 #include "katy/v1/events.pb.h"
 
 namespace katy::grpcsvc {
@@ -257,6 +258,23 @@ grpc::Status ControlService::SetConversationOwner(grpc::ServerContext* context,
   log::Info(request->pause() ? "conversation paused from the terminal" : "conversation resumed from the terminal",
             {{"page", request->page_id()}, {"entry", *id}});
   response->set_stream_id(*id);
+  return grpc::Status::OK;
+}
+
+grpc::Status ControlService::CancelReminder(grpc::ServerContext* context,
+                                            const katy::v1::CancelReminderRequest* request,
+                                            katy::v1::CancelReminderResponse* response) {
+  if (auto auth = Authorize(context); !auth.ok()) return auth;
+  if (request->page_id().empty() || request->user_id().empty() || !IsReminderName(request->name())) {
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "a reminder is named by its page, user (PSID) and name (1 to 64 of A-Z, a-z, 0-9, _ and -)"};
+  }
+  auto client = pool_.Acquire();
+  auto cancelled = grpcsvc::CancelReminder(*client, options_.keys, *request);
+  if (!cancelled) return ToGrpc(cancelled.error());
+  if (*cancelled)
+    log::Info("reminder cancelled from the terminal", {{"page", request->page_id()}, {"name", request->name()}});
+  response->set_cancelled(*cancelled);
   return grpc::Status::OK;
 }
 

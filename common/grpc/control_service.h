@@ -71,6 +71,8 @@ class ControlService final : public katy::v1::Control::Service {
                                katy::v1::Conversation* response) override;
   grpc::Status SetConversationOwner(grpc::ServerContext* context, const katy::v1::SetConversationOwnerRequest* request,
                                     katy::v1::SetConversationOwnerResponse* response) override;
+  grpc::Status CancelReminder(grpc::ServerContext* context, const katy::v1::CancelReminderRequest* request,
+                              katy::v1::CancelReminderResponse* response) override;
 
  private:
   grpc::Status Authorize(grpc::ServerContext* context) const;

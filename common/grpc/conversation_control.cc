@@ -1,5 +1,10 @@
 #include "common/grpc/conversation_control.h"
 
+#include <map>
+
+#include "common/redis/script.h"
+#include "common/reminder_keys.h"
+
 #include <algorithm>
 #include <cstdlib>
 
@@ -47,6 +52,13 @@ Result<katy::v1::Conversation> ReadConversationState(redis::Client& client, cons
   out.set_ad_window_until_ms(number("ad_window_until_ms"));
   out.set_window_closes_ms(StandardWindowEnd({out.last_user_ms(), out.ad_window_until_ms()}));
   out.set_window_open(out.last_user_ms() > 0 && now_ms <= out.window_closes_ms());
+  std::map<std::string, std::string> hash_fields(fields.begin(), fields.end());
+  for (const auto& pending : PendingReminders(hash_fields)) {
+    auto* reminder = out.add_reminders();
+    reminder->set_name(pending.name);
+    reminder->set_due_ms(pending.due_ms);
+    reminder->set_keep(pending.keep);
+  }
   out.set_human_agent_window_open(out.last_user_ms() > 0 && now_ms - out.last_user_ms() <= kHumanAgentWindowMs);
 
   const std::string stream = keys.InStream(shard);
@@ -81,6 +93,23 @@ Result<std::string> AppendOwnerEvent(redis::Client& client, const KeySpace& keys
   auto added = client.Command({"XADD", keys.InStream(shard), "*", "pb", event.SerializeAsString()});
   if (!added) return added.error();
   return added->str;
+}
+
+Result<bool> CancelReminder(redis::Client& client, const KeySpace& keys,
+                            const katy::v1::CancelReminderRequest& request) {
+  // The sorted set's member and the conversation's field go together (common/reminder_keys.h);
+  // a reminder already fired is in neither.
+  static const redis::Script cancel(R"lua(
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[2])
+return removed
+)lua");
+  const int shard = ShardOf(request.page_id(), request.user_id(), keys.shards());
+  auto removed =
+      cancel.Run(client, {keys.Timers(shard), keys.Conversation(shard, request.page_id(), request.user_id())},
+                 {ReminderMember(request.page_id(), request.user_id(), request.name()), ReminderField(request.name())});
+  if (!removed) return removed.error();
+  return removed->integer == 1;
 }
 
 }  // namespace katy::grpcsvc

@@ -29,4 +29,10 @@ Result<katy::v1::Conversation> ReadConversationState(redis::Client& client, cons
 Result<std::string> AppendOwnerEvent(redis::Client& client, const KeySpace& keys,
                                      const katy::v1::SetConversationOwnerRequest& request, int64_t now_ms);
 
+// Cancels a conversation's pending reminder: its member in the shard's timers and its field in
+// the conversation, in one script. False when none by that name was pending (never set,
+// cancelled, or fired already).
+Result<bool> CancelReminder(redis::Client& client, const KeySpace& keys,
+                            const katy::v1::CancelReminderRequest& request);
+
 }  // namespace katy::grpcsvc

@@ -1,6 +1,7 @@
 // katy-responder: picks replies for inbound events with the YAML rules engine.
 #include <chrono>
 #include <cstdio>
+#include <thread>
 
 #include "common/clock.h"
 #include "common/grpc/control_service.h"
@@ -11,6 +12,7 @@
 #include "common/runtime/run_service.h"
 #include "common/runtime/service_main.h"
 #include "common/runtime/signals.h"
+#include "services/responder/reminder_pump.h"
 #include "services/responder/responder_config.h"
 #include "services/responder/responder_handler.h"
 
@@ -96,7 +98,21 @@ int Run(int argc, char** argv) {
     int rules_in_force = 0;
     reload(&rules_in_force);  // SIGHUP has no one to answer: the log says what happened
   };
-  spec.body.run = [&consumer](const std::atomic<bool>& stop) { consumer.Run(stop); };
+  // Due reminders go onto their conversations' streams from the shards this instance holds.
+  responder::ReminderPump::Metrics reminder_metrics(registry, responder_metrics.reminders);
+  responder::ReminderPump reminders(
+      keys, consumer_options.instance, [&consumer] { return consumer.OwnedShardList(); }, reminder_metrics,
+      WallClockMs);
+  spec.body.run = [&](const std::atomic<bool>& stop) {
+    std::atomic<bool> consumer_done{false};
+    std::thread pump([&] {
+      redis::Client client(redis_options);
+      reminders.Run(client, consumer_done, std::chrono::milliseconds(500));
+    });
+    consumer.Run(stop);
+    consumer_done = true;
+    pump.join();
+  };
   return runtime::RunService(spec);
 }
 

@@ -51,6 +51,12 @@ if ARGV[i] == 'add' then
 end
 if ARGV[i] == 'rem' then redis.call('SREM', KEYS[5], ARGV[i + 1]) end
 i = i + 2
+local r = tonumber(ARGV[i]); i = i + 1
+for k = 0, r - 1 do redis.call('ZREM', KEYS[6], ARGV[i + k]) end
+i = i + r
+local z = tonumber(ARGV[i]); i = i + 1
+for k = 0, z - 1 do redis.call('ZADD', KEYS[6], ARGV[i + 2 * k], ARGV[i + 2 * k + 1]) end
+i = i + 2 * z
 if n > 0 or m > 0 then redis.call('EXPIRE', KEYS[3], ARGV[3]) end
 local added = 0
 for k = i, #ARGV do
@@ -95,6 +101,7 @@ bool ProfileDue(const Conversation& conversation, int64_t now) {
 
 Conversation ReadConversation(const redis::Reply& hash) {
   Conversation conversation;
+  std::map<std::string, std::string> timers;
   conversation.first_contact = true;
   for (size_t i = 0; i + 1 < hash.elements.size(); i += 2) {
     const std::string& field = hash.elements[i].str;
@@ -125,7 +132,10 @@ Conversation ReadConversation(const redis::Reply& hash) {
       conversation.disclosure.returned_ms = std::atoll(value.c_str());
     else if (field.rfind("var:", 0) == 0)
       conversation.vars[field.substr(4)] = value;
+    else if (field.rfind("timer:", 0) == 0)
+      timers[field] = value;
   }
+  conversation.reminders = PendingReminders(timers);
   return conversation;
 }
 
@@ -135,6 +145,8 @@ Result<size_t> RulesHolder::Reload() {
   auto loaded = LoadRulesFile(path_);
   if (!loaded) return loaded.error();
   size_t count = loaded->rules.size();
+  for (const auto& warning : loaded->warnings)
+    log::Warn("rules: allowed, but probably not what you want", {{"why", warning}});
   auto rules = std::make_shared<const RuleSet>(std::move(*loaded));
   std::lock_guard lock(mutex_);
   rules_ = std::move(rules);
@@ -182,6 +194,10 @@ ResponderMetrics::ResponderMetrics(prometheus::Registry& registry)
                    .Help("Replies not sent because a person or another app had the thread")
                    .Register(registry)
                    .Add({})),
+      reminders(prometheus::BuildCounter()
+                    .Name("katy_reminders_total")
+                    .Help("Reminders by action: scheduled, cancelled (the person wrote, or a rule), fired")
+                    .Register(registry)),
       disclosures(
           prometheus::BuildCounter()
               .Name("katy_responder_disclosures_total")
@@ -216,6 +232,8 @@ struct ConversationUpdate {
   std::vector<std::string> hset;
   std::vector<std::string> hdel;
   std::string owned_op;
+  std::vector<std::string> timers_removed;  // the shard's timers: members to ZREM
+  std::vector<std::string> timers_added;    // and score, member pairs to ZADD
 };
 
 // What an ad click or the message after it does to the conversation's window (ad_window.h).
@@ -281,7 +299,8 @@ katy::v1::OutboundMessage ReplyTo(const redis::StreamEntry& entry, const katy::v
   reply.set_platform(event.platform());
   reply.set_recipient_id(event.user_id());
   reply.set_recipient_is_ref(event.user_is_ref());
-  reply.set_messaging_type("RESPONSE");
+  // A reminder's reply answers no message of the person: Meta's type for that is UPDATE.
+  reply.set_messaging_type(event.kind() == katy::v1::EVENT_KIND_TIMER ? "UPDATE" : "RESPONSE");
   reply.set_in_reply_to_mid(event.mid());
   reply.set_created_at_ms(now);
   reply.set_event_received_at_ms(event.received_at_ms());
@@ -356,8 +375,8 @@ std::vector<katy::v1::OutboundMessage> Replies(const redis::StreamEntry& entry, 
 }
 
 // ARGV of the commit script: group, entry id, TTL, fence owner, the HSET pairs and HDEL
-// fields (each counted), the owned-set change and the conversation, then the serialized
-// replies.
+// fields (each counted), the owned-set change and the conversation, the timers to remove and
+// to add (each counted), then the serialized replies.
 std::vector<std::string> CommitArgs(const redis::StreamEntry& entry, const redis::Fence& fence,
                                     const std::string& conversation, const ConversationUpdate& update,
                                     const std::vector<katy::v1::OutboundMessage>& replies) {
@@ -368,6 +387,10 @@ std::vector<std::string> CommitArgs(const redis::StreamEntry& entry, const redis
   args.insert(args.end(), update.hdel.begin(), update.hdel.end());
   args.push_back(update.owned_op);
   args.push_back(conversation);
+  args.push_back(std::to_string(update.timers_removed.size()));
+  args.insert(args.end(), update.timers_removed.begin(), update.timers_removed.end());
+  args.push_back(std::to_string(update.timers_added.size() / 2));
+  args.insert(args.end(), update.timers_added.begin(), update.timers_added.end());
   for (const auto& reply : replies) args.push_back(reply.SerializeAsString());
   return args;
 }
@@ -391,6 +414,7 @@ struct ResponderHandler::EventWork {
   Decision decision;
   ConversationUpdate update;
   DisclosureOccasion disclosure = DisclosureOccasion::kNone;  // the disclosure going before the replies
+  ReminderChanges reminders;                                  // what the event does to the reminders
   std::vector<katy::v1::OutboundMessage> replies;
   std::optional<redis::HandleResult> result;
 };
@@ -693,8 +717,30 @@ void ResponderHandler::Conclude(const redis::StreamEntry& entry, EventWork& work
   if (!event.user_id().empty()) {
     work.update.owned_op = FollowOwnership(event, conversation, now, decision, work.update.hset, work.update.hdel);
   }
+  PlanTimers(work, now);
   const std::string& disclosure = Disclosure(work, now);
   work.replies = Replies(entry, event, decision, now, work.typing_sent, disclosure);
+}
+
+void ResponderHandler::PlanTimers(EventWork& work, int64_t now) const {
+  const katy::v1::InboundEvent& event = work.event;
+  if (event.user_id().empty() || event.kind() == katy::v1::EVENT_KIND_COMMENT) return;
+  // The person writing again (in standby too) cancels the nudges that wait for their silence.
+  const bool person_wrote =
+      event.kind() == katy::v1::EVENT_KIND_MESSAGE || event.kind() == katy::v1::EVENT_KIND_POSTBACK;
+  work.reminders =
+      PlanReminders(work.conversation.reminders, person_wrote, work.decision.remind, work.decision.cancel, now);
+  ConversationUpdate& update = work.update;
+  for (const auto& name : work.reminders.cancelled) {
+    update.hdel.push_back(ReminderField(name));
+    update.timers_removed.push_back(ReminderMember(event.page_id(), event.user_id(), name));
+  }
+  for (const auto& reminder : work.reminders.scheduled) {
+    update.hset.insert(update.hset.end(), {ReminderField(reminder.name), ReminderFieldValue(reminder)});
+    update.timers_added.insert(
+        update.timers_added.end(),
+        {std::to_string(reminder.due_ms), ReminderMember(event.page_id(), event.user_id(), reminder.name)});
+  }
 }
 
 const std::string& ResponderHandler::Disclosure(EventWork& work, int64_t now) const {
@@ -720,7 +766,8 @@ void ResponderHandler::Commit(redis::Client& client, std::vector<EventWork>& wor
     if (one.result) continue;
     const redis::Fence& fence = one.fence;
     calls.push_back(
-        {{keys_.OutStream(one.shard), one.entry->stream, one.conversation_key, fence.lease_key, keys_.Owned(one.shard)},
+        {{keys_.OutStream(one.shard), one.entry->stream, one.conversation_key, fence.lease_key, keys_.Owned(one.shard),
+          keys_.Timers(one.shard)},
          CommitArgs(*one.entry, fence, one.event.page_id() + ":" + one.event.user_id(), one.update, one.replies)});
     committing.push_back(i);
   }
@@ -742,6 +789,12 @@ void ResponderHandler::Commit(redis::Client& client, std::vector<EventWork>& wor
 
 void ResponderHandler::Committed(const redis::StreamEntry& entry, EventWork& work, long long replies) const {
   CountProcessed(work.event, work.decision, replies, work.started);
+  if (!work.reminders.scheduled.empty()) {
+    metrics_.reminders.Add({{"action", "scheduled"}}).Increment(static_cast<double>(work.reminders.scheduled.size()));
+  }
+  if (!work.reminders.cancelled.empty()) {
+    metrics_.reminders.Add({{"action", "cancelled"}}).Increment(static_cast<double>(work.reminders.cancelled.size()));
+  }
   if (work.disclosure != DisclosureOccasion::kNone && replies > 0) {
     metrics_.disclosures.Add({{"occasion", OccasionName(work.disclosure)}}).Increment();
   }

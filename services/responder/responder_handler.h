@@ -43,6 +43,7 @@ struct ResponderMetrics {
   prometheus::Family<prometheus::Counter>& profile_fetches;  // by result
   prometheus::Family<prometheus::Counter>& handovers;        // thread ownership changes, by direction and reason
   prometheus::Counter& withheld;                             // replies not sent: someone else had the thread
+  prometheus::Family<prometheus::Counter>& reminders;        // by action (scheduled, cancelled, fired)
   prometheus::Family<prometheus::Counter>& disclosures;      // by occasion
 };
 
@@ -138,6 +139,8 @@ class ResponderHandler {
   void NoteOwnerChange(const katy::v1::InboundEvent& event, const OwnershipStep& step) const;
   std::string FollowOwnership(const katy::v1::InboundEvent& event, const Conversation& conversation, int64_t now,
                               Decision& decision, std::vector<std::string>& hset, std::vector<std::string>& hdel) const;
+  // What the event does to the conversation's reminders, into the work's update (reminders.h).
+  void PlanTimers(EventWork& work, int64_t now) const;
   // The disclosure text to send before the work's replies, "" for none; when one goes, its
   // occasion is noted in the work and its time in the conversation's update.
   const std::string& Disclosure(EventWork& work, int64_t now) const;

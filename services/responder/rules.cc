@@ -244,6 +244,11 @@ Matcher ParseMatcher(const YAML::Node& node) {
       matcher.comment = value.as<bool>();
     } else if (key == "post") {
       matcher.posts = StringList(value, "post");
+    } else if (key == "timer") {
+      matcher.timer = Scalar(value, "timer");
+      if (!IsReminderName(matcher.timer)) {
+        throw RulesError{LineOf(value), "timer: a reminder's name is 1 to 64 of A-Z, a-z, 0-9, _ and -"};
+      }
     } else if (key == "platform") {
       matcher.platform = Scalar(value, "platform");
       if (matcher.platform != "instagram" && matcher.platform != "messenger") {
@@ -257,6 +262,11 @@ Matcher ParseMatcher(const YAML::Node& node) {
   if (matcher.comment && (!matcher.postbacks.empty() || !matcher.quick_replies.empty() || !matcher.refs.empty() ||
                           !matcher.optins.empty() || !matcher.attachment.empty())) {
     throw RulesError{LineOf(node), "a comment has no postback, quick_reply, ref, optin or attachment"};
+  }
+  if (!matcher.timer.empty() && (matcher.comment || !matcher.keywords.empty() || matcher.regex ||
+                                 !matcher.postbacks.empty() || !matcher.quick_replies.empty() ||
+                                 !matcher.refs.empty() || !matcher.optins.empty() || !matcher.attachment.empty())) {
+    throw RulesError{LineOf(node), "a reminder has no text, comment, postback, quick_reply, ref, optin or attachment"};
   }
   return matcher;
 }
@@ -362,6 +372,37 @@ void CheckCommentRule(const Rule& rule, const YAML::Node& node) {
   }
 }
 
+// remind: {after: 30m, name: NUDGE, keep: true}, or a list of them.
+std::vector<ReminderRequest> ParseReminders(const YAML::Node& node) {
+  std::vector<ReminderRequest> reminders;
+  auto parse_one = [&](const YAML::Node& item) {
+    if (!item.IsMap()) throw RulesError{LineOf(item), "remind: {after: 30m, name: NUDGE} (keep: true optional)"};
+    for (const auto& field : item) {
+      const auto key = field.first.as<std::string>();
+      if (key != "after" && key != "name" && key != "keep") {
+        throw RulesError{LineOf(field.first), "remind: unknown field '" + key + "' (after, name, keep)"};
+      }
+    }
+    if (!item["after"] || !item["name"]) throw RulesError{LineOf(item), "remind needs 'after' and 'name'"};
+    ReminderRequest reminder;
+    reminder.name = Scalar(item["name"], "name");
+    if (!IsReminderName(reminder.name)) {
+      throw RulesError{LineOf(item["name"]), "remind: a name is 1 to 64 of A-Z, a-z, 0-9, _ and -"};
+    }
+    auto after = ParseReminderDelay(Scalar(item["after"], "after"));
+    if (!after) throw RulesError{LineOf(item["after"]), "remind: " + after.error().message};
+    reminder.after = *after;
+    if (item["keep"]) reminder.keep = item["keep"].as<bool>();
+    reminders.push_back(std::move(reminder));
+  };
+  if (node.IsSequence()) {
+    for (const auto& item : node) parse_one(item);
+  } else {
+    parse_one(node);
+  }
+  return reminders;
+}
+
 Rule ParseRule(const YAML::Node& node, const std::string& default_name) {
   if (!node.IsMap()) throw RulesError{LineOf(node), "a rule must be a map"};
   Rule rule;
@@ -370,7 +411,7 @@ Rule ParseRule(const YAML::Node& node, const std::string& default_name) {
   for (const auto& field : node) {
     auto key = field.first.as<std::string>();
     if (key != "name" && key != "when" && key != "reply" && key != "set" && key != "state" && key != "typing" &&
-        key != "skill" && key != "handover" && key != "comment_reply") {
+        key != "skill" && key != "handover" && key != "comment_reply" && key != "remind" && key != "cancel") {
       throw RulesError{LineOf(field.first), "unknown rule field '" + key + "'"};
     }
   }
@@ -388,6 +429,16 @@ Rule ParseRule(const YAML::Node& node, const std::string& default_name) {
   if (const auto& state = node["state"]) rule.next_state = state.IsNull() ? "" : Scalar(state, "state");
   if (const auto& handover = node["handover"]) rule.handover = ParseHandover(handover, rule.name);
   if (const auto& public_reply = node["comment_reply"]) rule.comment_reply = Scalar(public_reply, "comment_reply");
+  if (const auto& remind = node["remind"]) rule.remind = ParseReminders(remind);
+  if (const auto& cancel = node["cancel"]) {
+    rule.cancel = StringList(cancel, "cancel");
+    for (const auto& name : rule.cancel) {
+      if (!IsReminderName(name)) throw RulesError{LineOf(cancel), "cancel: '" + name + "' is no reminder's name"};
+    }
+  }
+  if (rule.when.comment && (!rule.remind.empty() || !rule.cancel.empty())) {
+    throw RulesError{LineOf(node), "a comment rule sets no reminder: the commenter has no conversation yet"};
+  }
   if (rule.when.comment) CheckCommentRule(rule, node);
   if (!rule.comment_reply.empty() && !rule.when.comment) {
     throw RulesError{LineOf(node["comment_reply"]), "comment_reply goes with 'comment: true'"};
@@ -489,6 +540,9 @@ bool Matches(const Matcher& when, const katy::v1::InboundEvent& event, const Con
   // a comment rule, which answers nothing else.
   if (IsReferralOrOptin(event) && when.refs.empty() && when.optins.empty()) return false;
   if (when.comment != (event.kind() == katy::v1::EVENT_KIND_COMMENT)) return false;
+  // A reminder only by a rule for that reminder, which answers nothing else.
+  if (when.timer.empty() != (event.kind() != katy::v1::EVENT_KIND_TIMER)) return false;
+  if (!when.timer.empty() && event.kind_key() != when.timer) return false;
   if (!when.posts.empty() && !one_of(when.posts, event.post_id())) return false;
   if (!when.platform.empty() && when.platform != (event.platform().empty() ? "messenger" : event.platform())) {
     return false;
@@ -553,6 +607,8 @@ Decision ApplyRule(const Rule& rule, const katy::v1::InboundEvent& event, const 
   if (rule.skill) decision.skill = &*rule.skill;
   if (rule.handover) decision.handover = Handover{rule.handover->target_app_id, Render(rule.handover->reason, values)};
   if (!rule.comment_reply.empty()) decision.public_reply = Render(rule.comment_reply, values);
+  decision.remind = rule.remind;
+  decision.cancel = rule.cancel;
   return decision;
 }
 
@@ -668,6 +724,15 @@ Result<RuleSet> ParseRules(const std::string& yaml_text, const std::string& file
       }
     }
     if (const auto& fallback = root["fallback"]) set.fallback = ParseRule(fallback, "fallback");
+    for (const auto& rule : set.rules) {
+      for (const auto& reminder : rule.remind) {
+        if (reminder.after <= std::chrono::hours(24)) continue;
+        set.warnings.push_back(file_name + ":" + std::to_string(rule.line) + ": rule " + rule.name + " reminds " +
+                               reminder.name +
+                               " after more than 24 hours: its reply goes untagged, so unless the person writes "
+                               "again first it falls outside the window and is dead-lettered (outside_window)");
+      }
+    }
     return set;
   } catch (const RulesError& e) {
     return Error{ErrorCode::kConfig, file_name + ":" + std::to_string(e.line) + ": " + e.message};
@@ -686,17 +751,24 @@ Result<RuleSet> LoadRulesFile(const std::string& path) {
 
 const Rule* FindRule(const RuleSet& rules, const katy::v1::InboundEvent& event, const Conversation& conversation,
                      std::map<std::string, std::string>* captures) {
-  const bool referral_or_optin = IsReferralOrOptin(event) && !event.standby() && !event.user_id().empty();
+  const bool of_a_person = !event.standby() && !event.user_id().empty();
+  const bool referral_or_optin = IsReferralOrOptin(event) && of_a_person;
   const bool comment = event.kind() == katy::v1::EVENT_KIND_COMMENT;
-  if (comment ? !IsAnswerableComment(event) : !IsReplyable(event) && !referral_or_optin) return nullptr;
+  const bool timer = event.kind() == katy::v1::EVENT_KIND_TIMER;
+  if (timer) {
+    if (!of_a_person) return nullptr;
+  } else if (comment ? !IsAnswerableComment(event) : !IsReplyable(event) && !referral_or_optin) {
+    return nullptr;
+  }
   const std::string folded = FoldForMatching(event.text());
   for (const auto& rule : rules.rules) {
     captures->clear();
     if (Matches(rule.when, event, conversation, folded, captures)) return &rule;
   }
   captures->clear();
-  // "Sorry, I did not understand" is no answer to a link followed, a box ticked or a comment.
-  if (IsReferralOrOptin(event) || comment) return nullptr;
+  // "Sorry, I did not understand" is no answer to a link followed, a box ticked, a comment or
+  // a reminder.
+  if (IsReferralOrOptin(event) || comment || timer) return nullptr;
   return rules.fallback ? &*rules.fallback : nullptr;
 }
 

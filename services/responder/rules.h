@@ -12,6 +12,7 @@
 #include "katy/v1/events.pb.h"
 #include "services/responder/ad_window.h"
 #include "services/responder/disclosure.h"
+#include "services/responder/reminders.h"
 
 namespace re2 {
 class RE2;
@@ -91,6 +92,9 @@ struct Matcher {
   // conditions apply to the comment's text. `post`: only comments on these posts or media.
   bool comment = false;
   std::vector<std::string> posts;
+  // `timer: NAME`: the rule answers that reminder when it falls due, and nothing else; no other
+  // kind of rule answers a reminder (docs/rules.md, "Reminders").
+  std::string timer;
 };
 
 struct Rule {
@@ -105,6 +109,8 @@ struct Rule {
   bool uses_first_name = false;            // a template mentions {{first_name}}: fetch the profile
   std::optional<Handover> handover;        // hand the conversation over (after the replies)
   std::string comment_reply;               // a comment rule's public reply under the comment (a template)
+  std::vector<ReminderRequest> remind;     // reminders to set (services/responder/reminders.h)
+  std::vector<std::string> cancel;         // reminders to cancel, by name
 };
 
 struct RuleSet {
@@ -112,6 +118,8 @@ struct RuleSet {
   std::optional<Rule> fallback;
   // bot_disclosure: a page's own disclosure text instead of KATY_BOT_DISCLOSURE ("" off).
   std::map<std::string, std::string> disclosure_by_page;
+  // What is allowed but probably wrong ("file:line: why"), logged when the rules load.
+  std::vector<std::string> warnings;
 };
 
 // What the responder knows of a conversation when it picks a reply.
@@ -125,8 +133,9 @@ struct Conversation {
   std::string owner;
   int64_t owner_since_ms = 0;
   int64_t human_last_ms = 0;
-  AdWindow ad;                   // an ad's click and 7 days (services/responder/ad_window.h)
-  DisclosureHistory disclosure;  // services/responder/disclosure.h
+  AdWindow ad;                             // an ad's click and 7 days (services/responder/ad_window.h)
+  DisclosureHistory disclosure;            // services/responder/disclosure.h
+  std::vector<PendingReminder> reminders;  // services/responder/reminders.h
 };
 
 // The result of matching one event.
@@ -135,10 +144,12 @@ struct Decision {
   std::vector<std::string> messages;  // Send API `message` objects, as JSON
   std::map<std::string, std::string> set_vars;
   std::optional<std::string> next_state;
-  bool typing = false;               // send typing_on first
-  const Skill* skill = nullptr;      // when set, the skill decides the messages
-  std::optional<Handover> handover;  // its reason rendered
-  std::string public_reply;          // a comment rule's public reply, rendered ("" for none)
+  bool typing = false;                  // send typing_on first
+  const Skill* skill = nullptr;         // when set, the skill decides the messages
+  std::optional<Handover> handover;     // its reason rendered
+  std::string public_reply;             // a comment rule's public reply, rendered ("" for none)
+  std::vector<ReminderRequest> remind;  // reminders to set, and to cancel by name
+  std::vector<std::string> cancel;
 };
 
 // Parses a rules file's YAML text. Errors carry "file:line: what is wrong" (code "rules").

@@ -254,11 +254,13 @@ class Session {
     return 0;
   }
 
-  // conv show|pause|resume PAGE PSID [REASON]
+  // conv show|pause|resume PAGE PSID [REASON], conv cancel PAGE PSID NAME
   int Conversation(const std::vector<std::string>& words) {
-    if (words.size() < 4 || (words[1] != "show" && words[1] != "pause" && words[1] != "resume")) {
-      return UsageError("conv takes show, pause or resume, then PAGE and PSID");
+    if (words.size() < 4 ||
+        (words[1] != "show" && words[1] != "pause" && words[1] != "resume" && words[1] != "cancel")) {
+      return UsageError("conv takes show, pause, resume or cancel, then PAGE and PSID");
     }
+    if (words[1] == "cancel") return CancelReminder(words);
     if (words[1] == "show") {
       katy::v1::GetConversationRequest request;
       request.set_page_id(words[2]);
@@ -284,6 +286,25 @@ class Session {
     out_ << (request.pause() ? "paused: the thread goes to the Page Inbox; the bot stays quiet in "
                              : "resumed: the bot has the thread again in ")
          << words[2] << "/" << words[3] << "\n";
+    return 0;
+  }
+
+  // conv cancel PAGE PSID NAME: the conversation's pending reminder NAME is cancelled.
+  int CancelReminder(const std::vector<std::string>& words) {
+    if (words.size() != 5) return UsageError("conv cancel takes PAGE, PSID and the reminder's NAME");
+    katy::v1::CancelReminderRequest request;
+    request.set_page_id(words[2]);
+    request.set_user_id(words[3]);
+    request.set_name(words[4]);
+    katy::v1::CancelReminderResponse response;
+    auto result = control_->CancelReminder(Context().get(), request, &response);
+    if (!result.ok()) return Fail(result);
+    if (!response.cancelled()) {
+      out_ << "no reminder " << words[4] << " is pending in " << words[2] << "/" << words[3]
+           << " (never set, cancelled, or fired already)\n";
+      return 1;
+    }
+    out_ << "cancelled: reminder " << words[4] << " in " << words[2] << "/" << words[3] << "\n";
     return 0;
   }
 
@@ -391,6 +412,7 @@ std::string Usage() {
   conv pause PAGE PSID [REASON]     a person takes the thread (passed to the Page Inbox):
                               the bot stays quiet in it, in order with its other events
   conv resume PAGE PSID [REASON]    the thread goes back to the bot
+  conv cancel PAGE PSID NAME        cancel the conversation's pending reminder NAME
   send PAGE PSID TEXT [--tag TAG] [--key KEY]   sender: a person's message, in order with the
                               bot's replies; outside 24 h only with a tag (HUMAN_AGENT: 7 days);
                               the same KEY again sends nothing more (default: a fresh one)

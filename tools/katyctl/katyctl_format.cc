@@ -180,6 +180,12 @@ std::string RenderConversation(const katy::v1::Conversation& conversation, std::
                                       .c_str());
   const auto& fields = conversation.fields();
   out += Row("  state:       %s", fields.contains("state") ? fields.at("state").c_str() : "(none)");
+  for (const auto& reminder : conversation.reminders()) {
+    const int64_t left = reminder.due_ms() - now_ms;
+    out += Row("  reminder:    %s %s%s", reminder.name().c_str(),
+               left > 0 ? ("in " + Span(left)).c_str() : ("due " + Span(-left) + " ago").c_str(),
+               reminder.keep() ? " (kept when the person writes)" : "");
+  }
   for (const auto& [name, value] : fields) {
     if (name.rfind("var:", 0) == 0) out += Row("  %-12s %s", (name.substr(4) + ":").c_str(), value.c_str());
   }
