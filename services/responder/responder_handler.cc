@@ -481,6 +481,8 @@ void ResponderHandler::ApplySkill(const katy::v1::InboundEvent& event, const Con
   for (auto& [name, value] : answer->set_vars) decision.set_vars[name] = std::move(value);
   if (answer->next_state) decision.next_state = answer->next_state;
   if (answer->handover) decision.handover = answer->handover;
+  decision.remind.insert(decision.remind.end(), answer->remind.begin(), answer->remind.end());
+  decision.cancel.insert(decision.cancel.end(), answer->cancel.begin(), answer->cancel.end());
 }
 
 void ResponderHandler::NoteOwnerChange(const katy::v1::InboundEvent& event, const OwnershipStep& step) const {

@@ -35,6 +35,41 @@ std::string SkillRequestBody(const katy::v1::InboundEvent& event, const Conversa
   return ToJsonText(body);
 }
 
+namespace {
+
+// "remind": {"after": "30m", "name": "NUDGE", "keep": true} or a list of them; "cancel": a
+// name or a list of names: as a rule's remind and cancel.
+Status ParseSkillReminders(const nlohmann::json& answer, SkillAnswer& out) {
+  auto bad = [](const std::string& why) { return Error{ErrorCode::kReply, why, "skill_bad_answer"}; };
+  if (auto remind = answer.find("remind"); remind != answer.end()) {
+    const nlohmann::json list = remind->is_array() ? *remind : nlohmann::json::array({*remind});
+    for (const auto& item : list) {
+      if (!item.is_object() || !item.contains("after") || !item["after"].is_string() || !item.contains("name") ||
+          !item["name"].is_string()) {
+        return bad("remind is {\"after\": \"30m\", \"name\": \"NUDGE\"} or a list of them");
+      }
+      ReminderRequest request;
+      request.name = item["name"].get<std::string>();
+      if (!IsReminderName(request.name)) return bad("remind: a name is 1 to 64 of A-Z, a-z, 0-9, _ and -");
+      auto after = ParseReminderDelay(item["after"].get<std::string>());
+      if (!after) return bad("remind: " + after.error().message);
+      request.after = *after;
+      request.keep = item.value("keep", false);
+      out.remind.push_back(std::move(request));
+    }
+  }
+  if (auto cancel = answer.find("cancel"); cancel != answer.end()) {
+    const nlohmann::json list = cancel->is_array() ? *cancel : nlohmann::json::array({*cancel});
+    for (const auto& name : list) {
+      if (!name.is_string() || !IsReminderName(name.get<std::string>())) return bad("cancel names reminders");
+      out.cancel.push_back(name.get<std::string>());
+    }
+  }
+  return Ok{};
+}
+
+}  // namespace
+
 Result<SkillAnswer> ParseSkillAnswer(const std::string& body) {
   auto bad = [](const std::string& why) { return Error{ErrorCode::kReply, why, "skill_bad_answer"}; };
   json answer = json::parse(body, nullptr, false);
@@ -67,6 +102,7 @@ Result<SkillAnswer> ParseSkillAnswer(const std::string& body) {
     out.handover = ParseHandoverTarget(target.get<std::string>(), reason.get<std::string>());
     if (!out.handover) return bad("handover is 'inbox', an app id or 'back'");
   }
+  if (auto reminders = ParseSkillReminders(answer, out); !reminders) return reminders.error();
   if (auto state = answer.find("state"); state != answer.end()) {
     if (state->is_null())
       out.next_state = "";

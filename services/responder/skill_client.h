@@ -19,6 +19,8 @@ struct SkillAnswer {
   std::map<std::string, std::string> set_vars;
   std::optional<std::string> next_state;  // "" clears the state
   std::optional<Handover> handover;       // "handover": "inbox" | app id | "back" | {"to","reason"}
+  std::vector<ReminderRequest> remind;    // "remind": as a rule's (reminders.h)
+  std::vector<std::string> cancel;        // "cancel": reminder names
 };
 
 // The JSON a skill receives: {"event": {page, user, kind, mid, text, postback_payload,
@@ -27,7 +29,8 @@ struct SkillAnswer {
 std::string SkillRequestBody(const katy::v1::InboundEvent& event, const Conversation& conversation);
 
 // Parses a skill's answer: {"messages": ["text" | {Send API message}, ...], "set": {name:
-// value}, "state": "name" | null, "handover": "inbox" | "<app id>" | "back" | {"to", "reason"}}. At most 10 messages;
+// value}, "state": "name" | null, "handover": "inbox" | "<app id>" | "back" | {"to", "reason"},
+// "remind": {"after", "name", "keep"} or a list, "cancel": a name or a list}. At most 10 messages;
 // each object needs `text` or `attachment`. Error code "skill_bad_answer" says what is wrong. Pure.
 Result<SkillAnswer> ParseSkillAnswer(const std::string& body);
 

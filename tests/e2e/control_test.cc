@@ -136,6 +136,7 @@ TEST(ControlTest, EveryRpcNeedsItsOwnApisToken) {
       {"Drain", Rpc(&Control::Drain)},
       {"GetConversation", Rpc(&Control::GetConversation)},
       {"SetConversationOwner", Rpc(&Control::SetConversationOwner)},
+      {"CancelReminder", Rpc(&Control::CancelReminder)},
   };
   const std::map<std::string, RpcCall> outbound = {{"Send", Rpc(&Outbound::Send)},
                                                    {"GetMessage", Rpc(&Outbound::GetMessage)}};

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "services/responder/rules.h"
+#include "services/responder/skill_client.h"
 
 namespace katy::responder {
 namespace {
@@ -145,6 +146,21 @@ TEST(ReminderRulesTest, BadRemindersAreRefusedWithTheirLine) {
     ASSERT_FALSE(parsed) << yaml;
     EXPECT_NE(parsed.error().message.find(expected), std::string::npos) << parsed.error().message;
   }
+}
+
+// A skill's answer sets and cancels reminders as a rule does.
+TEST(ReminderRulesTest, ASkillsAnswerSetsAndCancelsReminders) {
+  auto answer = ParseSkillAnswer(
+      R"({"messages":["ok"],"remind":[{"after":"10m","name":"NUDGE"},{"after":"1d","name":"LATER","keep":true}],)"
+      R"("cancel":"OLD"})");
+  ASSERT_TRUE(answer) << answer.error().message;
+  ASSERT_EQ(answer->remind.size(), 2u);
+  EXPECT_EQ(answer->remind[0].after, seconds(600));
+  EXPECT_TRUE(answer->remind[1].keep);
+  EXPECT_EQ(answer->cancel, std::vector<std::string>{"OLD"});
+  EXPECT_FALSE(ParseSkillAnswer(R"({"remind":{"after":"soon","name":"N"}})"));
+  EXPECT_FALSE(ParseSkillAnswer(R"({"remind":{"name":"N"}})"));
+  EXPECT_FALSE(ParseSkillAnswer(R"({"cancel":[1]})"));
 }
 
 }  // namespace

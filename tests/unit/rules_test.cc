@@ -434,6 +434,14 @@ TEST(RulesTest, TheDemoBotLoadsAndHolds) {
   EXPECT_NE(TextOf(welcome.messages.at(0)).find("Grace"), std::string::npos);
 
   EXPECT_EQ(DecideText(rules, "Hello!").rule, "greeting");
+  // "remind me" sets the demo's reminder, whose rule answers it when it falls due.
+  Decision remind = DecideText(rules, "please remind me");
+  ASSERT_EQ(remind.remind.size(), 1u);
+  InboundEvent nudge;
+  nudge.set_kind(katy::v1::EVENT_KIND_TIMER);
+  nudge.set_user_id("u");
+  nudge.set_kind_key(remind.remind[0].name);
+  EXPECT_EQ(Decide(rules, nudge, grace, First).rule, "demo_nudge");
   Decision ask = DecideText(rules, "my name");
   EXPECT_EQ(ask.next_state, "asking_name");
   Conversation asking;
