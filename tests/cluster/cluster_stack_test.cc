@@ -478,5 +478,47 @@ TEST(ClusterStackTest, ReshardingDuringTrafficLosesNothing) {
       last_slot + 1, moved_shard, source, target, traffic.delivered(), traffic.retries());
 }
 
+// Reminders set on the shards of one master (the responder's commit waits for a replica:
+// KATY_REDIS_WAIT_REPLICAS), which is killed before they fall due: a replica takes over, and
+// each reminder still fires once, after the reply that set it.
+TEST(ClusterStackTest, RemindersSetBeforeAMasterFailsOverFireOnce) {
+  constexpr const char* kReminderRules = R"(
+rules:
+  - when: { keywords: [price] }
+    reply: "20 EUR"
+    remind: { after: 4s, name: NUDGE }
+  - when: { timer: NUDGE }
+    reply: "Still interested?"
+)";
+  testing::RedisCluster cluster;
+  ASSERT_TRUE(cluster.ready());
+  testing::KatyStack stack(
+      {kReminderRules, {{"KATY_LEASE_TTL_MS", "2000"}, {"KATY_REDIS_WAIT_REPLICAS", "1"}}, cluster.url()});
+  ASSERT_TRUE(stack.ready());
+  const auto shard_masters = MasterOfShard(cluster);
+  const int victim = shard_masters.at(0);
+  std::vector<std::string> users;
+  for (int n = 0; users.size() < 5; ++n) {
+    const std::string user = "c" + std::to_string(n);
+    if (shard_masters.at(ShardOf("1045", user, kShards)) == victim) users.push_back(user);
+  }
+  for (const auto& user : users) testing::Say(stack, user, "the price?");
+  for (const auto& user : users) {
+    ASSERT_TRUE(testing::WaitFor([&] { return testing::RepliesTo(stack, user) >= 1; }, seconds(15)))
+        << user << "; logs in " << stack.dir();
+  }
+  cluster.Kill(victim);
+  ASSERT_TRUE(cluster.WaitUntilServing(seconds(20))) << "no replica took over";
+  ASSERT_TRUE(cluster.Restart(victim));
+  for (const auto& user : users) {
+    ASSERT_TRUE(testing::WaitFor([&] { return testing::RepliesTo(stack, user) >= 2; }, seconds(30)))
+        << user << "; logs in " << stack.dir();
+  }
+  std::this_thread::sleep_for(seconds(2));
+  for (const auto& user : users) {
+    EXPECT_EQ(testing::ReplyTexts(stack, user), (std::vector<std::string>{"20 EUR", "Still interested?"})) << user;
+  }
+}
+
 }  // namespace
 }  // namespace katy
