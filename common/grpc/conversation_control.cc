@@ -23,6 +23,7 @@ void FillEvent(const std::string& id, const katy::v1::InboundEvent& event, katy:
   std::string text = event.text();
   if (text.empty()) text = event.postback_payload();
   if (text.empty()) text = event.metadata();
+  if (event.kind() == katy::v1::EVENT_KIND_TIMER) text = event.kind_key();  // the reminder's name
   out->set_text(text);
   out->set_timestamp_ms(event.timestamp_ms());
   out->set_standby(event.standby());

@@ -46,7 +46,7 @@ Status ParseSkillReminders(const nlohmann::json& answer, SkillAnswer& out) {
     for (const auto& item : list) {
       if (!item.is_object() || !item.contains("after") || !item["after"].is_string() || !item.contains("name") ||
           !item["name"].is_string()) {
-        return bad("remind is {\"after\": \"30m\", \"name\": \"NUDGE\"} or a list of them");
+        return bad(R"(remind is {"after": "30m", "name": "NUDGE"} or a list of them)");
       }
       ReminderRequest request;
       request.name = item["name"].get<std::string>();

@@ -1,7 +1,7 @@
 // The chat page as a person uses it, in Debian's headless Chromium: type a message, see the
 // reply, tap a quick reply, see the next reply, tap a button, see cards; then switch to
 // Instagram and talk to the bot as an Instagram user; then comment on the page's post and see the
-// private reply; save a screenshot of each.
+// private reply; then ask for a reminder and see it arrive; save a screenshot of each.
 // Usage: node chat_test.mjs CHAT_URL SCREENSHOT_PATH
 import { chromium } from "playwright-core";
 
@@ -117,6 +117,19 @@ try {
   const commentShot = screenshot.replace(/\.png$/, "-comment.png");
   await page.screenshot({ path: commentShot });
   console.log("screenshot: " + commentShot);
+
+  // A reminder: "remind me" sets one (the demo rules: 20 seconds); it arrives in the chat by
+  // itself, with nothing typed meanwhile (writing would cancel it).
+  await page.fill("#text", "remind me");
+  await page.press("#text", "Enter");
+  check(await page.waitForSelector(".msg.bot >> text=nudge you in 20 seconds").then(() => true, () => false),
+        "the bot says it will remind");
+  check(await page.waitForSelector(".msg.bot >> text=Here is your reminder", { timeout: 60000 })
+          .then(() => true, () => false),
+        "the reminder arrives in the chat by itself");
+  const reminderShot = screenshot.replace(/\.png$/, "-reminder.png");
+  await page.screenshot({ path: reminderShot });
+  console.log("screenshot: " + reminderShot);
 } catch (error) {
   console.log("FAIL " + error.message);
   failed++;
