@@ -158,6 +158,15 @@ TEST(ConversationFormatTest, ShowsOwnerWindowsAndEvents) {
   EXPECT_NE(shown.find("city:"), std::string::npos) << shown;
   EXPECT_NE(shown.find("1-0"), std::string::npos) << shown;
   EXPECT_EQ(shown.find("ad window"), std::string::npos) << shown;
+  EXPECT_EQ(shown.find("reminder:"), std::string::npos) << shown;
+
+  auto* reminder = conversation.add_reminders();
+  reminder->set_name("NUDGE");
+  reminder->set_due_ms(kNow + 45 * 1000);
+  reminder->set_keep(true);
+  EXPECT_NE(ctl::RenderConversation(conversation, now).find("reminder:    NUDGE in 45s (kept when the person writes)"),
+            std::string::npos)
+      << ctl::RenderConversation(conversation, now);
 
   conversation.set_ad_window_until_ms(kNow + 4 * kDay);
   conversation.set_window_closes_ms(kNow + 4 * kDay);

@@ -145,6 +145,7 @@ namespace {
 // "3h12m" for a duration in ms (negative: "0m").
 std::string Span(int64_t ms) {
   const int64_t minutes = std::max<int64_t>(ms, 0) / 60000;
+  if (minutes == 0) return std::to_string(std::max<int64_t>(ms, 0) / 1000) + "s";  // a reminder's last minute
   if (minutes < 60) return std::to_string(minutes) + "m";
   if (minutes < 48 * 60) return std::to_string(minutes / 60) + "h" + std::to_string(minutes % 60) + "m";
   return std::to_string(minutes / (24 * 60)) + "d" + std::to_string(minutes / 60 % 24) + "h";
