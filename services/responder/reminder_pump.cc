@@ -62,79 +62,76 @@ ReminderPump::ReminderPump(KeySpace keys, std::string owner, std::function<std::
       now_ms_(std::move(now_ms)),
       fire_script_(kFireLua) {}
 
-Result<size_t> ReminderPump::FireShard(redis::Client& client, int shard, int64_t now, bool* more) {
-  const std::string timers = keys_.Timers(shard);
-  auto due = client.Command(
-      {"ZRANGEBYSCORE", timers, "-inf", std::to_string(now), "WITHSCORES", "LIMIT", "0", std::to_string(kBatch)});
-  if (!due) return due.error();
-  std::vector<redis::Script::Call> calls;
-  for (size_t i = 0; i + 1 < due->elements.size(); i += 2) {
-    const std::string& member = due->elements[i].str;
-    const auto owner = ParseReminderMember(member);
-    if (!owner) {
-      // Not one Katy wrote: removed so it does not block the rest.
-      log::Warn("a timers member names no reminder; removed", {{"shard", shard}, {"member", member}});
-      if (auto removed = client.Command({"ZREM", timers, member}); !removed) return removed.error();
-      continue;
-    }
-    const int64_t due_ms = std::atoll(due->elements[i + 1].str.c_str());
-    calls.push_back(
-        {{timers, keys_.InStream(shard), keys_.Lease(shard, "responder"),
-          keys_.Conversation(shard, owner->page, owner->user)},
-         {member, owner_, std::to_string(now), ReminderField(owner->name), TimerEvent(*owner, due_ms, now)}});
-  }
-  *more = due->elements.size() / 2 >= kBatch;
-  if (calls.empty()) return size_t{0};
-  auto fired = fire_script_.RunPipelined(client, calls);
-  if (!fired) return fired.error();
-  size_t count = 0;
-  for (const auto& reply : *fired) {
-    if (reply.IsError()) return redis::ReplyError(reply.str);
-    if (reply.integer == 1) ++count;
-    if (reply.integer == -2) *more = false;  // the shard moved: its next owner fires the rest
-  }
-  metrics_.fired.Increment(static_cast<double>(count));
-  return count;
-}
-
-Status ReminderPump::UpdateBacklog(redis::Client& client, const std::vector<int>& shards, int64_t now) {
+Result<ReminderPump::Round> ReminderPump::FireRound(redis::Client& client, const std::vector<int>& shards,
+                                                    int64_t now) {
+  Round round;
+  round.oldest_ms = now;
+  if (shards.empty()) return round;
   std::vector<std::vector<std::string>> reads;
   for (int shard : shards) {
-    reads.push_back({"ZCOUNT", keys_.Timers(shard), "-inf", std::to_string(now)});
-    reads.push_back({"ZRANGE", keys_.Timers(shard), "0", "0", "WITHSCORES"});
+    reads.push_back({"ZRANGEBYSCORE", keys_.Timers(shard), "-inf", std::to_string(now), "WITHSCORES", "LIMIT", "0",
+                     std::to_string(kBatch)});
   }
-  if (reads.empty()) {
-    metrics_.due.Set(0);
-    metrics_.lag_seconds.Set(0);
-    return Ok{};
+  auto due = client.Pipeline(reads);
+  if (!due) return due.error();
+  std::vector<redis::Script::Call> calls;
+  std::vector<int> shard_of_call;
+  for (size_t s = 0; s < shards.size(); ++s) {
+    const int shard = shards[s];
+    const auto& found = (*due)[s];
+    if (found.IsError()) return redis::ReplyError(found.str);
+    const size_t count = found.elements.size() / 2;
+    round.due += static_cast<long long>(count);
+    if (count > 0) round.oldest_ms = std::min<int64_t>(round.oldest_ms, std::atoll(found.elements[1].str.c_str()));
+    if (count >= kBatch) round.full.push_back(shard);
+    for (size_t i = 0; i + 1 < found.elements.size(); i += 2) {
+      const std::string& member = found.elements[i].str;
+      const auto owner = ParseReminderMember(member);
+      if (!owner) {
+        // Not one Katy wrote: removed so it does not block the rest.
+        log::Warn("a timers member names no reminder; removed", {{"shard", shard}, {"member", member}});
+        if (auto removed = client.Command({"ZREM", keys_.Timers(shard), member}); !removed) return removed.error();
+        continue;
+      }
+      const int64_t due_ms = std::atoll(found.elements[i + 1].str.c_str());
+      calls.push_back(
+          {{keys_.Timers(shard), keys_.InStream(shard), keys_.Lease(shard, "responder"),
+            keys_.Conversation(shard, owner->page, owner->user)},
+           {member, owner_, std::to_string(now), ReminderField(owner->name), TimerEvent(*owner, due_ms, now)}});
+      shard_of_call.push_back(shard);
+    }
   }
-  auto replies = client.Pipeline(reads);
-  if (!replies) return replies.error();
-  long long due = 0;
-  int64_t oldest = now;
-  for (size_t i = 0; i + 1 < replies->size(); i += 2) {
-    due += (*replies)[i].integer;
-    const auto& first = (*replies)[i + 1].elements;
-    if (first.size() == 2) oldest = std::min<int64_t>(oldest, std::atoll(first[1].str.c_str()));
+  if (calls.empty()) return round;
+  auto fired = fire_script_.RunPipelined(client, calls);
+  if (!fired) return fired.error();
+  for (size_t c = 0; c < fired->size(); ++c) {
+    const redis::Reply& reply = (*fired)[c];
+    if (reply.IsError()) return redis::ReplyError(reply.str);
+    if (reply.integer == 1) ++round.fired;
+    // The shard moved: its next owner fires the rest.
+    if (reply.integer == -2) std::erase(round.full, shard_of_call[c]);
   }
-  metrics_.due.Set(static_cast<double>(due));
-  metrics_.lag_seconds.Set(static_cast<double>(now - oldest) / 1000.0);
-  return Ok{};
+  metrics_.fired.Increment(static_cast<double>(round.fired));
+  return round;
 }
 
 Result<size_t> ReminderPump::FireDue(redis::Client& client) {
-  const std::vector<int> shards = owned_shards_();
   const int64_t now = now_ms_();
   size_t fired = 0;
-  for (int shard : shards) {
-    bool more = true;
-    while (more) {
-      auto count = FireShard(client, shard, now, &more);
-      if (!count) return count.error();
-      fired += *count;
+  bool first = true;
+  // Shards with a full batch due go round again until none is left behind.
+  for (std::vector<int> shards = owned_shards_(); first || !shards.empty(); first = false) {
+    auto round = FireRound(client, shards, now);
+    if (!round) return round.error();
+    if (first) {
+      // The backlog as this turn found it: how many were due (up to a batch a shard) and how
+      // late the oldest was. A pump keeping up shows at most a turn's interval.
+      metrics_.due.Set(static_cast<double>(round->due));
+      metrics_.lag_seconds.Set(static_cast<double>(now - round->oldest_ms) / 1000.0);
     }
+    fired += round->fired;
+    shards = std::move(round->full);
   }
-  if (auto backlog = UpdateBacklog(client, shards, now_ms_()); !backlog) return backlog.error();
   return fired;
 }
 

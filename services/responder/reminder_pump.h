@@ -32,15 +32,16 @@ class ReminderPump {
     // `reminders`: katy_reminders_total, which the responder's handler counts in too.
     Metrics(prometheus::Registry& registry, prometheus::Family<prometheus::Counter>& reminders);
     prometheus::Counter& fired;      // katy_reminders_total{action="fired"}
-    prometheus::Gauge& due;          // katy_reminders_due: due, not yet fired, on this instance's shards
-    prometheus::Gauge& lag_seconds;  // katy_reminders_lag_seconds: how late the oldest of them is
+    prometheus::Gauge& due;          // katy_reminders_due: due, not yet fired, when a turn began
+    prometheus::Gauge& lag_seconds;  // katy_reminders_lag_seconds: how late the oldest of them was
   };
 
   ReminderPump(KeySpace keys, std::string owner, std::function<std::vector<int>()> owned_shards, Metrics& metrics,
                Clock now_ms);
 
-  // One turn over the owned shards: fires at most kBatch due reminders of each, then updates
-  // the backlog gauges. Returns how many it fired.
+  // One turn over the owned shards: reads what is due on all of them in one round trip and
+  // fires it in one more (again for a shard that had more than kBatch due), and sets the
+  // backlog gauges from what the turn found. Returns how many it fired.
   Result<size_t> FireDue(redis::Client& client);
   // Turns every `interval` (at once again while a shard had more than a batch due) until
   // `stop`; a Redis error is logged and the next turn tries again.
@@ -49,8 +50,14 @@ class ReminderPump {
   static constexpr size_t kBatch = 500;
 
  private:
-  Result<size_t> FireShard(redis::Client& client, int shard, int64_t now, bool* more);
-  Status UpdateBacklog(redis::Client& client, const std::vector<int>& shards, int64_t now);
+  // One round over `shards`: their due reminders read in one pipeline and fired in one more.
+  struct Round {
+    size_t fired = 0;
+    std::vector<int> full;  // shards that had a whole batch due: more may wait
+    long long due = 0;      // due when read (up to a batch a shard)
+    int64_t oldest_ms = 0;  // the oldest of them (now when none)
+  };
+  Result<Round> FireRound(redis::Client& client, const std::vector<int>& shards, int64_t now);
 
   KeySpace keys_;
   std::string owner_;

@@ -4,11 +4,11 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <cctype>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/events.h"
 #include "common/instagram_limits.h"
 #include "common/json_text.h"
 #include "common/utf8.h"
@@ -615,9 +615,7 @@ Decision ApplyRule(const Rule& rule, const katy::v1::InboundEvent& event, const 
 std::optional<Handover> ParseHandoverTarget(const std::string& target, std::string reason) {
   if (target == "inbox") return Handover{kPageInboxAppId, std::move(reason)};
   if (target == "back") return Handover{"", std::move(reason)};
-  const bool app_id = !target.empty() && target.size() <= 20 &&
-                      std::all_of(target.begin(), target.end(), [](char c) { return c >= '0' && c <= '9'; });
-  if (app_id) return Handover{target, std::move(reason)};
+  if (IsNumericId(target, 20)) return Handover{target, std::move(reason)};
   return std::nullopt;
 }
 
@@ -690,7 +688,7 @@ std::map<std::string, std::string> ParseDisclosures(const YAML::Node& node) {
   std::map<std::string, std::string> by_page;
   for (const auto& page : node) {
     const auto id = page.first.as<std::string>();
-    if (id.empty() || !std::all_of(id.begin(), id.end(), [](unsigned char c) { return std::isdigit(c); })) {
+    if (!IsNumericId(id, 64)) {
       throw RulesError{LineOf(page.first), "bot_disclosure: '" + id + "' is not a page's or account's numeric id"};
     }
     if (!page.second.IsScalar()) throw RulesError{LineOf(page.second), "bot_disclosure: a page's text is a string"};

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/events.h"
 #include "common/grpc/control_service.h"
 #include "common/hmac.h"
 #include "common/instagram_limits.h"
@@ -42,11 +43,6 @@ constexpr size_t kMaxKey = 200;
 // which the outbound API is not for.
 constexpr size_t kMaxParts = 10;
 constexpr size_t kMaxIdLength = 64;
-
-bool AllDigits(const std::string& text) {
-  return !text.empty() && text.size() <= kMaxIdLength &&
-         std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
 
 // A recipient id goes into Redis keys and the message id ("api:<page>:<recipient>:<key>"):
 // printable, without the separator, bounded.
@@ -89,7 +85,8 @@ OutboundCheck CheckOutbound(const katy::v1::OutboundSendRequest& request, const 
   };
   if (request.page_id().empty() || request.recipient_id().empty())
     return refuse("page_id and recipient_id are required", true);
-  if (!AllDigits(request.page_id())) return refuse("page_id must be a page's or account's numeric id", true);
+  if (!IsNumericId(request.page_id(), kMaxIdLength))
+    return refuse("page_id must be a page's or account's numeric id", true);
   if (!IsRecipientId(request.recipient_id())) {
     return refuse("recipient_id must be a page-scoped id (printable, no ':' or '/', at most 64 characters)", true);
   }
