@@ -51,6 +51,9 @@ inline constexpr int64_t kPrivateReplyWindowMs = 7LL * 24 * 3600 * 1000;
 struct UserWindow {
   int64_t last_user_ms = 0;        // the user's last message; 0 when the user never wrote
   int64_t ad_window_until_ms = 0;  // the end of an ad-started conversation's 7 days; 0: none
+  // Read with the windows, from the same hash: when the person opted out of messages (0: they
+  // have not). From then on only answers to their own later messages go (docs/privacy.md).
+  int64_t opted_out_ms = 0;
 };
 
 // When the standard window closes (ms): the later of `standard_ms` after the user's last

@@ -6,6 +6,8 @@
 #include <cstdlib>
 
 #include "common/clock.h"
+#include "common/events.h"
+#include "common/forget.h"
 #include "common/grpc/conversation_control.h"
 #include "common/hmac.h"
 #include "common/log.h"
@@ -275,6 +277,29 @@ grpc::Status ControlService::CancelReminder(grpc::ServerContext* context,
   if (*cancelled)
     log::Info("reminder cancelled from the terminal", {{"page", request->page_id()}, {"name", request->name()}});
   response->set_cancelled(*cancelled);
+  return grpc::Status::OK;
+}
+
+grpc::Status ControlService::Forget(grpc::ServerContext* context, const katy::v1::ForgetRequest* request,
+                                    katy::v1::ForgetResponse* response) {
+  if (auto auth = Authorize(context); !auth.ok()) return auth;
+  // Ids are digits (Meta's PSIDs and page ids are): they go into key patterns unescaped.
+  constexpr size_t kMaxIdLength = 64;
+  if (!IsNumericId(request->page_id(), kMaxIdLength) || !IsNumericId(request->user_id(), kMaxIdLength)) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "a person is named by the page's id and their PSID, both digits"};
+  }
+  auto client = pool_.Acquire();
+  auto erased = ForgetPerson(*client, options_.keys, request->page_id(), request->user_id());
+  if (!erased) return ToGrpc(erased.error());
+  log::Info("person forgotten from the terminal",
+            {{"page", request->page_id()}, {"erased", std::to_string(erased->Total())}});
+  response->set_conversations(erased->conversations);
+  response->set_reminders(erased->reminders);
+  response->set_ownership(erased->ownership);
+  response->set_inbound_events(erased->inbound_events);
+  response->set_outbound_messages(erased->outbound_messages);
+  response->set_dead_letters(erased->dead_letters);
+  response->set_outbound_records(erased->outbound_records);
   return grpc::Status::OK;
 }
 

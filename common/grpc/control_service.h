@@ -73,6 +73,8 @@ class ControlService final : public katy::v1::Control::Service {
                                     katy::v1::SetConversationOwnerResponse* response) override;
   grpc::Status CancelReminder(grpc::ServerContext* context, const katy::v1::CancelReminderRequest* request,
                               katy::v1::CancelReminderResponse* response) override;
+  grpc::Status Forget(grpc::ServerContext* context, const katy::v1::ForgetRequest* request,
+                      katy::v1::ForgetResponse* response) override;
 
  private:
   grpc::Status Authorize(grpc::ServerContext* context) const;

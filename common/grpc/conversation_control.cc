@@ -51,6 +51,7 @@ Result<katy::v1::Conversation> ReadConversationState(redis::Client& client, cons
   out.set_owner_since_ms(number("owner_since_ms"));
   out.set_last_user_ms(number("last_user_ms"));
   out.set_ad_window_until_ms(number("ad_window_until_ms"));
+  out.set_opted_out_ms(number("opted_out_ms"));
   out.set_window_closes_ms(StandardWindowEnd({out.last_user_ms(), out.ad_window_until_ms()}));
   out.set_window_open(out.last_user_ms() > 0 && now_ms <= out.window_closes_ms());
   std::map<std::string, std::string> hash_fields(fields.begin(), fields.end());

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "common/events.h"
+#include "common/forget.h"
 #include "common/grpc/conversation_control.h"
 #include "common/http/http_client.h"
 #include "common/json_text.h"
@@ -130,6 +131,8 @@ Conversation ReadConversation(const redis::Reply& hash) {
       conversation.disclosure.disclosed_ms = std::atoll(value.c_str());
     else if (field == "returned_ms")
       conversation.disclosure.returned_ms = std::atoll(value.c_str());
+    else if (field == "opted_out_ms")
+      conversation.opted_out_ms = std::atoll(value.c_str());
     else if (field.rfind("var:", 0) == 0)
       conversation.vars[field.substr(4)] = value;
     else if (field.rfind("timer:", 0) == 0)
@@ -202,7 +205,11 @@ ResponderMetrics::ResponderMetrics(prometheus::Registry& registry)
           prometheus::BuildCounter()
               .Name("katy_responder_disclosures_total")
               .Help("Bot disclosures sent before a reply, by occasion (first_reply, after_silence, handed_back)")
-              .Register(registry)) {}
+              .Register(registry)),
+      privacy(prometheus::BuildCounter()
+                  .Name("katy_responder_privacy_actions_total")
+                  .Help("People's privacy requests carried out by rules, by action (opt_out, opt_in, forget)")
+                  .Register(registry)) {}
 
 ResponderHandler::ResponderHandler(KeySpace keys, const RulesHolder& rules, ResponderMetrics& metrics, Clock now_ms,
                                    const ProfileClient* profiles, OwnershipSettings ownership,
@@ -267,6 +274,11 @@ void RecordEvent(const katy::v1::InboundEvent& event, const Conversation& conver
     hset.insert(hset.end(), {"read_watermark", std::to_string(event.watermark())});
   }
   for (const auto& [name, value] : decision.set_vars) hset.insert(hset.end(), {"var:" + name, value});
+  // From the opt-out on, the sender lets through only replies to the person's own messages
+  // from that time on (services/sender: OptedOutVerdict).
+  if (decision.privacy == PrivacyAction::kOptOut) hset.insert(hset.end(), {"opted_out_ms", std::to_string(at)});
+  if (decision.privacy == PrivacyAction::kOptIn && conversation.opted_out_ms > 0)
+    update.hdel.emplace_back("opted_out_ms");
   if (decision.next_state) {
     if (decision.next_state->empty()) {
       update.hdel.emplace_back("state");
@@ -654,7 +666,26 @@ void ResponderHandler::Finish(redis::Client& client, std::vector<EventWork>& wor
   for (auto& one : work) {
     if (!one.result) Conclude(*one.entry, one);
   }
+  for (auto& one : work) {
+    if (!one.result && one.decision.privacy == PrivacyAction::kForget) Forget(client, one);
+  }
   Commit(client, work);
+}
+
+void ResponderHandler::Forget(redis::Client& client, EventWork& work) const {
+  // Everything of the person goes but this event, which the commit acknowledges with the
+  // replies (the answer comes after the erase); the commit then writes nothing about them.
+  const katy::v1::InboundEvent& event = work.event;
+  auto erased = ForgetPerson(client, keys_, event.page_id(), event.user_id(), work.entry->id);
+  if (!erased) {
+    work.result = redis::HandleResult::RedisFailed(erased.error());
+    return;
+  }
+  work.update = ConversationUpdate{};
+  work.reminders = ReminderChanges{};
+  metrics_.privacy.Add({{"action", "forget"}}).Increment();
+  log::Info("person forgotten by a rule",
+            {{"page", event.page_id()}, {"rule", work.decision.rule}, {"erased", std::to_string(erased->Total())}});
 }
 
 void ResponderHandler::Parse(const redis::StreamEntry& entry, EventWork& work) const {
@@ -791,6 +822,11 @@ void ResponderHandler::Commit(redis::Client& client, std::vector<EventWork>& wor
 
 void ResponderHandler::Committed(const redis::StreamEntry& entry, EventWork& work, long long replies) const {
   CountProcessed(work.event, work.decision, replies, work.started);
+  if (replies >= 0 &&
+      (work.decision.privacy == PrivacyAction::kOptOut || work.decision.privacy == PrivacyAction::kOptIn)) {
+    metrics_.privacy.Add({{"action", work.decision.privacy == PrivacyAction::kOptOut ? "opt_out" : "opt_in"}})
+        .Increment();
+  }
   if (!work.reminders.scheduled.empty()) {
     metrics_.reminders.Add({{"action", "scheduled"}}).Increment(static_cast<double>(work.reminders.scheduled.size()));
   }

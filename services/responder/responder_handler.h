@@ -45,6 +45,7 @@ struct ResponderMetrics {
   prometheus::Counter& withheld;                             // replies not sent: someone else had the thread
   prometheus::Family<prometheus::Counter>& reminders;        // by action (scheduled, cancelled, fired)
   prometheus::Family<prometheus::Counter>& disclosures;      // by occasion
+  prometheus::Family<prometheus::Counter>& privacy;          // by action (opt_out, opt_in, forget)
 };
 
 // Handles one inbound stream entry: reads the conversation, finds the rule, fetches the user's
@@ -139,6 +140,9 @@ class ResponderHandler {
   void NoteOwnerChange(const katy::v1::InboundEvent& event, const OwnershipStep& step) const;
   std::string FollowOwnership(const katy::v1::InboundEvent& event, const Conversation& conversation, int64_t now,
                               Decision& decision, std::vector<std::string>& hset, std::vector<std::string>& hdel) const;
+  // A rule's `forget: true`: erases the person (common/forget.h) before the commit, which then
+  // writes nothing about them; a failure leaves the event to be tried again.
+  void Forget(redis::Client& client, EventWork& work) const;
   // What the event does to the conversation's reminders, into the work's update (reminders.h).
   void PlanTimers(EventWork& work, int64_t now) const;
   // The disclosure text to send before the work's replies, "" for none; when one goes, its

@@ -249,6 +249,11 @@ Matcher ParseMatcher(const YAML::Node& node) {
       if (!IsReminderName(matcher.timer)) {
         throw RulesError{LineOf(value), "timer: a reminder's name is 1 to 64 of A-Z, a-z, 0-9, _ and -"};
       }
+    } else if (key == "page") {
+      matcher.pages = StringList(value, "page");
+      for (const auto& page : matcher.pages) {
+        if (!IsNumericId(page, 64)) throw RulesError{LineOf(value), "page: '" + page + "' is not a numeric id"};
+      }
     } else if (key == "platform") {
       matcher.platform = Scalar(value, "platform");
       if (matcher.platform != "instagram" && matcher.platform != "messenger") {
@@ -403,6 +408,25 @@ std::vector<ReminderRequest> ParseReminders(const YAML::Node& node) {
   return reminders;
 }
 
+// forget, opt_out, opt_in: at most one of them, each `true` (false is the same as leaving it out).
+PrivacyAction ParsePrivacyAction(const YAML::Node& node) {
+  PrivacyAction action = PrivacyAction::kNone;
+  const std::pair<const char*, PrivacyAction> kinds[] = {
+      {"forget", PrivacyAction::kForget}, {"opt_out", PrivacyAction::kOptOut}, {"opt_in", PrivacyAction::kOptIn}};
+  for (const auto& [key, kind] : kinds) {
+    const YAML::Node& value = node[key];
+    if (!value) continue;
+    bool on = false;
+    if (!value.IsScalar() || !YAML::convert<bool>::decode(value, on)) {
+      throw RulesError{LineOf(value), std::string(key) + " is true or false"};
+    }
+    if (!on) continue;
+    if (action != PrivacyAction::kNone) throw RulesError{LineOf(value), "a rule has one of forget, opt_out and opt_in"};
+    action = kind;
+  }
+  return action;
+}
+
 Rule ParseRule(const YAML::Node& node, const std::string& default_name) {
   if (!node.IsMap()) throw RulesError{LineOf(node), "a rule must be a map"};
   Rule rule;
@@ -411,7 +435,8 @@ Rule ParseRule(const YAML::Node& node, const std::string& default_name) {
   for (const auto& field : node) {
     auto key = field.first.as<std::string>();
     if (key != "name" && key != "when" && key != "reply" && key != "set" && key != "state" && key != "typing" &&
-        key != "skill" && key != "handover" && key != "comment_reply" && key != "remind" && key != "cancel") {
+        key != "skill" && key != "handover" && key != "comment_reply" && key != "remind" && key != "cancel" &&
+        key != "forget" && key != "opt_out" && key != "opt_in") {
       throw RulesError{LineOf(field.first), "unknown rule field '" + key + "'"};
     }
   }
@@ -435,6 +460,11 @@ Rule ParseRule(const YAML::Node& node, const std::string& default_name) {
     for (const auto& name : rule.cancel) {
       if (!IsReminderName(name)) throw RulesError{LineOf(cancel), "cancel: '" + name + "' is no reminder's name"};
     }
+  }
+  rule.privacy = ParsePrivacyAction(node);
+  if (rule.when.comment && rule.privacy != PrivacyAction::kNone) {
+    throw RulesError{LineOf(node),
+                     "a comment rule has no forget, opt_out or opt_in: the commenter has no conversation yet"};
   }
   if (rule.when.comment && (!rule.remind.empty() || !rule.cancel.empty())) {
     throw RulesError{LineOf(node), "a comment rule sets no reminder: the commenter has no conversation yet"};
@@ -544,6 +574,7 @@ bool Matches(const Matcher& when, const katy::v1::InboundEvent& event, const Con
   if (when.timer.empty() != (event.kind() != katy::v1::EVENT_KIND_TIMER)) return false;
   if (!when.timer.empty() && event.kind_key() != when.timer) return false;
   if (!when.posts.empty() && !one_of(when.posts, event.post_id())) return false;
+  if (!when.pages.empty() && !one_of(when.pages, event.page_id())) return false;
   if (!when.platform.empty() && when.platform != (event.platform().empty() ? "messenger" : event.platform())) {
     return false;
   }
@@ -609,6 +640,7 @@ Decision ApplyRule(const Rule& rule, const katy::v1::InboundEvent& event, const 
   if (!rule.comment_reply.empty()) decision.public_reply = Render(rule.comment_reply, values);
   decision.remind = rule.remind;
   decision.cancel = rule.cancel;
+  decision.privacy = rule.privacy;
   return decision;
 }
 

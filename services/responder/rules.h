@@ -88,6 +88,7 @@ struct Matcher {
   std::optional<std::string> state;   // the conversation's state ("" = no state)
   std::optional<bool> first_contact;  // the user's first event ever
   std::string platform;               // "instagram" or "messenger" (empty: either)
+  std::vector<std::string> pages;     // the page's (or Instagram account's) id, one of these
   // `comment: true`: the rule answers comments (and visitors' posts), and only them; the other
   // conditions apply to the comment's text. `post`: only comments on these posts or media.
   bool comment = false;
@@ -97,20 +98,26 @@ struct Matcher {
   std::string timer;
 };
 
+// What a rule does to the person's data and consent (docs/privacy.md): `forget: true` erases
+// everything Katy holds about them before the rule's replies go; `opt_out: true` stops every
+// message but answers to their own later messages until `opt_in: true`.
+enum class PrivacyAction { kNone, kForget, kOptOut, kOptIn };
+
 struct Rule {
   std::string name;
   int line = 0;  // where the rule starts in its file, for errors and metrics
   Matcher when;
   std::vector<MessageTemplate> replies;
-  std::map<std::string, std::string> set;  // variables to set (values are templates)
-  std::optional<std::string> next_state;   // set the state ("" clears it)
-  bool typing = false;                     // send typing_on before the replies
-  std::optional<Skill> skill;              // replies come from this skill (then `reply` is unused)
-  bool uses_first_name = false;            // a template mentions {{first_name}}: fetch the profile
-  std::optional<Handover> handover;        // hand the conversation over (after the replies)
-  std::string comment_reply;               // a comment rule's public reply under the comment (a template)
-  std::vector<ReminderRequest> remind;     // reminders to set (services/responder/reminders.h)
-  std::vector<std::string> cancel;         // reminders to cancel, by name
+  std::map<std::string, std::string> set;        // variables to set (values are templates)
+  std::optional<std::string> next_state;         // set the state ("" clears it)
+  bool typing = false;                           // send typing_on before the replies
+  std::optional<Skill> skill;                    // replies come from this skill (then `reply` is unused)
+  bool uses_first_name = false;                  // a template mentions {{first_name}}: fetch the profile
+  std::optional<Handover> handover;              // hand the conversation over (after the replies)
+  std::string comment_reply;                     // a comment rule's public reply under the comment (a template)
+  std::vector<ReminderRequest> remind;           // reminders to set (services/responder/reminders.h)
+  std::vector<std::string> cancel;               // reminders to cancel, by name
+  PrivacyAction privacy = PrivacyAction::kNone;  // forget, opt_out or opt_in (docs/privacy.md)
 };
 
 struct RuleSet {
@@ -136,6 +143,7 @@ struct Conversation {
   AdWindow ad;                             // an ad's click and 7 days (services/responder/ad_window.h)
   DisclosureHistory disclosure;            // services/responder/disclosure.h
   std::vector<PendingReminder> reminders;  // services/responder/reminders.h
+  int64_t opted_out_ms = 0;                // when the person opted out (0: they have not)
 };
 
 // The result of matching one event.
@@ -150,6 +158,7 @@ struct Decision {
   std::string public_reply;             // a comment rule's public reply, rendered ("" for none)
   std::vector<ReminderRequest> remind;  // reminders to set, and to cancel by name
   std::vector<std::string> cancel;
+  PrivacyAction privacy = PrivacyAction::kNone;
 };
 
 // Parses a rules file's YAML text. Errors carry "file:line: what is wrong" (code "rules").

@@ -98,6 +98,12 @@ OutboundCheck CheckOutbound(const katy::v1::OutboundSendRequest& request, const 
   }
   auto message = MessageOf(request);
   if (message.index() == 1) return refuse(std::get<1>(message), true);
+  if (window.opted_out_ms > 0) {
+    return refuse(
+        "opted_out: the person asked not to be messaged; only answers to their own messages go until they "
+        "opt back in; nothing was sent",
+        false);
+  }
   if (auto why =
           TagRefusal({request.tag(), request.from_person(), request.platform() == "instagram", window}, now_ms)) {
     return refuse(*why + "; nothing was sent", false);

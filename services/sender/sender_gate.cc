@@ -121,7 +121,14 @@ std::variant<std::string, redis::HandleResult> SenderHandler::ResolveMedia(redis
 std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Client& client, Delivery& delivery) const {
   const katy::v1::OutboundMessage& message = delivery.message;
   const int64_t now = now_ms_();
-  std::vector<std::vector<std::string>> commands = {{"EXISTS", delivery.sent_key}, {"GET", delivery.fence.lease_key}};
+  // The entry still pending in the group: a person forgotten (common/forget.h) has theirs
+  // acknowledged and deleted, and a message held here (waiting for its page's rate or a pause)
+  // must then not go.
+  const redis::StreamEntry& entry = delivery.entry;
+  std::vector<std::vector<std::string>> commands = {
+      {"EXISTS", delivery.sent_key},
+      {"GET", delivery.fence.lease_key},
+      {"XPENDING", entry.stream, KeySpace::kSenderGroup, entry.id, entry.id, "1"}};
   const bool window_read = NeedsWindowRead(message, now, StandardWindowMs());
   if (window_read) {
     commands.push_back(UserWindowRead(keys_.Conversation(delivery.shard, message.page_id(), message.recipient_id())));
@@ -185,18 +192,30 @@ int64_t WindowOf(const katy::v1::OutboundMessage& message, int64_t standard_wind
 }
 
 std::vector<std::string> UserWindowRead(const std::string& conversation_key) {
-  return {"HMGET", conversation_key, "last_user_ms", "ad_window_until_ms"};
+  return {"HMGET", conversation_key, "last_user_ms", "ad_window_until_ms", "opted_out_ms"};
 }
 
 UserWindow UserWindowOfReply(const redis::Reply& reply) {
   UserWindow window;
-  if (reply.elements.size() != 2) return window;
+  if (reply.elements.size() != 3) return window;
   window.last_user_ms = std::atoll(reply.elements[0].str.c_str());
   window.ad_window_until_ms = std::atoll(reply.elements[1].str.c_str());
+  window.opted_out_ms = std::atoll(reply.elements[2].str.c_str());
   return window;
 }
 
+bool AnswersTheirMessage(const katy::v1::OutboundMessage& message) {
+  return message.messaging_type() == "RESPONSE" && !message.in_reply_to_mid().empty();
+}
+
+bool OptOutStops(const katy::v1::OutboundMessage& message, int64_t opted_out_ms) {
+  if (opted_out_ms <= 0 || IsAboutAComment(message)) return false;
+  return !AnswersTheirMessage(message) || message.user_last_message_ms() < opted_out_ms;
+}
+
 bool NeedsWindowRead(const katy::v1::OutboundMessage& message, int64_t now_ms, int64_t standard_window_ms) {
+  if (IsAboutAComment(message)) return false;
+  if (!AnswersTheirMessage(message)) return true;  // the person's opt-out may stop it
   const int64_t window_ms = WindowOf(message, standard_window_ms);
   if (window_ms == 0) return false;
   // A minute short of the window's end: the verdict comes a little after this.
@@ -210,6 +229,10 @@ std::optional<redis::HandleResult> SenderHandler::VerdictOfChecks(redis::Client&
                                                                   bool window_read) const {
   const katy::v1::OutboundMessage& message = delivery.message;
   if (checks[1].str != delivery.fence.owner) return redis::HandleResult::Abandon("lost_lease");
+  if (checks[2].IsArray() && checks[2].elements.empty()) {
+    metrics_.sends.Add({{"result", "forgotten"}, {"code", "0"}}).Increment();
+    return redis::HandleResult::Done();
+  }
   if (checks[0].integer == 1) {
     // Delivered before a crash that came between the send and the acknowledgement.
     auto acked = client.Command({"XACK", delivery.entry.stream, KeySpace::kSenderGroup, delivery.entry.id});
@@ -228,7 +251,11 @@ std::optional<redis::HandleResult> SenderHandler::VerdictOfChecks(redis::Client&
   // The window runs from the user's last message: the one this replies to, or a later one (read
   // only when the message's own does not already show it inside: NeedsWindowRead). An
   // ad-started conversation's standard window lasts 7 days from its first message.
-  UserWindow window = window_read ? UserWindowOfReply(checks[2]) : UserWindow{};
+  UserWindow window = window_read ? UserWindowOfReply(checks[3]) : UserWindow{};
+  if (OptOutStops(message, window.opted_out_ms)) {
+    metrics_.sends.Add({{"result", "opted_out"}, {"code", "0"}}).Increment();
+    return redis::HandleResult::Poison("opted_out");
+  }
   window.last_user_ms = std::max<int64_t>(message.user_last_message_ms(), window.last_user_ms);
   const int64_t window_ms = WindowOf(message, StandardWindowMs());
   const bool standard = message.messaging_type() != "MESSAGE_TAG";

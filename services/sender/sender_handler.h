@@ -76,12 +76,20 @@ std::optional<PlannedParts> PlanParts(const katy::v1::OutboundMessage& message);
 // The window `message` must go in after the user's last message (ms): the standard one for
 // an automated message, 7 days for HUMAN_AGENT, 0 (none) for the other tags.
 int64_t WindowOf(const katy::v1::OutboundMessage& message, int64_t standard_window_ms);
-// Whether the conversation's last_user_ms must be read before `message` goes: not when the
-// user's last message the message carries already puts it inside its window with a minute to
-// spare (a later message of the user only moves the window on), nor when no window applies.
+// Whether `message` answers a message (or postback) of the person's: a responder's reply
+// with the mid it answers. Anything else (a reminder's reply, the outbound API's messages) the
+// person's opt-out stops. Pure.
+bool AnswersTheirMessage(const katy::v1::OutboundMessage& message);
+// Whether the conversation's hash must be read before `message` goes: for its window, unless
+// the user's last message the message carries already puts it inside with a minute to spare
+// (a later message of the user only moves the window on) or no window applies; and for the
+// person's opt-out, unless it answers their message. A comment's messages read nothing.
 bool NeedsWindowRead(const katy::v1::OutboundMessage& message, int64_t now_ms, int64_t standard_window_ms);
-// The read of the conversation's windows (its last user message, an ad's 7 days): the command,
-// and what its reply says.
+// Whether the person's opt-out (at `opted_out_ms`, 0 for none) stops `message`: everything but
+// an answer to a message of theirs from the opt-out on (the opt-out's own confirmation). Pure.
+bool OptOutStops(const katy::v1::OutboundMessage& message, int64_t opted_out_ms);
+// The read of the conversation's windows (its last user message, an ad's 7 days) and opt-out:
+// the command, and what its reply says.
 std::vector<std::string> UserWindowRead(const std::string& conversation_key);
 UserWindow UserWindowOfReply(const redis::Reply& reply);
 

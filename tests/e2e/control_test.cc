@@ -137,6 +137,7 @@ TEST(ControlTest, EveryRpcNeedsItsOwnApisToken) {
       {"GetConversation", Rpc(&Control::GetConversation)},
       {"SetConversationOwner", Rpc(&Control::SetConversationOwner)},
       {"CancelReminder", Rpc(&Control::CancelReminder)},
+      {"Forget", Rpc(&Control::Forget)},
   };
   const std::map<std::string, RpcCall> outbound = {{"Send", Rpc(&Outbound::Send)},
                                                    {"GetMessage", Rpc(&Outbound::GetMessage)}};

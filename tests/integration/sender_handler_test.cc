@@ -353,6 +353,7 @@ TEST_F(SenderHandlerTest, TheWindowIsReadFromTheConversationOnlyWhenTheMessageCa
 
   katy::v1::OutboundMessage reply;
   reply.set_messaging_type("RESPONSE");
+  reply.set_in_reply_to_mid("m.1");  // an answer to the person's message
   const int64_t window = 24 * kHour;
   reply.set_user_last_message_ms(now_ - kHour);
   EXPECT_FALSE(NeedsWindowRead(reply, now_, window));
@@ -360,14 +361,15 @@ TEST_F(SenderHandlerTest, TheWindowIsReadFromTheConversationOnlyWhenTheMessageCa
   EXPECT_TRUE(NeedsWindowRead(reply, now_, window));
   reply.set_user_last_message_ms(0);
   EXPECT_TRUE(NeedsWindowRead(reply, now_, window));
+  // Anything but an answer reads the conversation, for the person's opt-out at least.
+  reply.set_in_reply_to_mid("");
+  reply.set_user_last_message_ms(now_ - kHour);
+  EXPECT_TRUE(NeedsWindowRead(reply, now_, window)) << "the outbound API's message";
   reply.set_messaging_type("MESSAGE_TAG");
   reply.set_tag("ACCOUNT_UPDATE");
-  EXPECT_FALSE(NeedsWindowRead(reply, now_, window)) << "no window applies";
-  reply.set_tag("HUMAN_AGENT");
-  reply.set_user_last_message_ms(now_ - 48 * kHour);
-  EXPECT_FALSE(NeedsWindowRead(reply, now_, window));
-  reply.set_user_last_message_ms(now_ - 7 * 24 * kHour);
-  EXPECT_TRUE(NeedsWindowRead(reply, now_, window));
+  EXPECT_TRUE(NeedsWindowRead(reply, now_, window)) << "no window applies, but an opt-out may";
+  reply.set_recipient_comment_id("c1");
+  EXPECT_FALSE(NeedsWindowRead(reply, now_, window)) << "a comment's message has no conversation yet";
 }
 
 // A conversation an ad started (its first message after the click) has a standard window of 7

@@ -6,6 +6,7 @@
 #include "common/message_tags.h"
 #include "services/sender/outbound_service.h"
 #include "services/sender/send_request.h"
+#include "services/sender/sender_handler.h"
 #include "tools/katyctl/katyctl_format.h"
 
 namespace katy {
@@ -39,6 +40,41 @@ TEST(MessageTagsTest, AnAdStartedConversationsWindowLastsSevenDays) {
   EXPECT_NE(TagRefusal({"", false, false, ad_three_days_ago}, kNow + 4 * kDay + 1)->find("7 days are over"),
             std::string::npos);
   EXPECT_TRUE(TagRefusal({"", false, false, {kNow - 3 * kDay, 0}}, kNow));
+}
+
+// A person who opted out gets nothing from the outbound API, tagged or not, until they opt in;
+// from the sender, only answers to their own messages since the opt-out go.
+TEST(OutboundCheckTest, APersonWhoOptedOutIsSentNothingButAnswers) {
+  katy::v1::OutboundSendRequest request;
+  request.set_page_id("1045");
+  request.set_recipient_id("u1");
+  request.set_text("Your order shipped");
+  request.set_idempotency_key("order-42");
+  UserWindow opted_out{kNow - 3600 * 1000, 0, kNow - 60 * 1000};
+  auto refused = sender::CheckOutbound(request, opted_out, kNow);
+  EXPECT_EQ(refused.refusal.rfind("opted_out:", 0), 0u) << refused.refusal;
+  EXPECT_FALSE(refused.invalid_argument);
+  request.set_tag("ACCOUNT_UPDATE");
+  EXPECT_EQ(sender::CheckOutbound(request, opted_out, kNow).refusal.rfind("opted_out:", 0), 0u);
+  opted_out.opted_out_ms = 0;
+  EXPECT_TRUE(sender::CheckOutbound(request, opted_out, kNow).refusal.empty());
+
+  const int64_t stop_at = kNow - 60 * 1000;
+  katy::v1::OutboundMessage answer;
+  answer.set_messaging_type("RESPONSE");
+  answer.set_in_reply_to_mid("m.stop");
+  answer.set_user_last_message_ms(stop_at);
+  EXPECT_FALSE(sender::OptOutStops(answer, stop_at)) << "the opt-out's own confirmation";
+  EXPECT_FALSE(sender::OptOutStops(answer, 0));
+  answer.set_user_last_message_ms(stop_at - 1);
+  EXPECT_TRUE(sender::OptOutStops(answer, stop_at)) << "an answer to a message from before the opt-out";
+  katy::v1::OutboundMessage reminder;
+  reminder.set_messaging_type("UPDATE");
+  EXPECT_TRUE(sender::OptOutStops(reminder, stop_at));
+  katy::v1::OutboundMessage api = answer;
+  api.set_in_reply_to_mid("");
+  api.set_user_last_message_ms(kNow);
+  EXPECT_TRUE(sender::OptOutStops(api, stop_at)) << "the outbound API's message answers nothing";
 }
 
 TEST(OutboundCheckTest, QueuesWhatMayGoAndRefusesTheRest) {

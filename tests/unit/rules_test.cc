@@ -557,5 +557,47 @@ TEST(RulesTest, CommentRulesAreCheckedAtLoad) {
   MustParse("rules:\n  - when: { comment: true }\n    comment_reply: thanks\n");
 }
 
+// Privacy actions (docs/privacy.md): a rule forgets the person, opts them out or back in; the
+// words are the rules' own, and a `page` condition makes them a page's.
+TEST(RulesTest, PrivacyActionsAndAPagesOwnWords) {
+  RuleSet rules = MustParse(R"yaml(
+rules:
+  - when: { page: "1045", regex: "^(?i)\\s*(stop|arret)\\s*$" }
+    opt_out: true
+    reply: "You won't hear from us again. Write START to undo."
+  - when: { regex: "^(?i)\\s*(stop|unsubscribe)\\s*$" }
+    opt_out: true
+    reply: "Unsubscribed."
+  - when: { keywords: [start] }
+    opt_in: true
+    reply: "Welcome back."
+  - when: { keywords: ["delete my data"] }
+    forget: true
+    opt_out: false
+    reply: "Done: we have forgotten you."
+)yaml");
+  auto on_page = [&](const std::string& page, const std::string& text) {
+    InboundEvent event = Text(text);
+    event.set_page_id(page);
+    return Decide(rules, event, {}, First);
+  };
+  EXPECT_EQ(on_page("1045", "arret").privacy, PrivacyAction::kOptOut);
+  EXPECT_EQ(on_page("1045", "arret").rule, "rule1");
+  EXPECT_EQ(on_page("2000", "arret").rule, "") << "another page's words are not this one's";
+  EXPECT_EQ(on_page("2000", " STOP ").rule, "rule2");
+  EXPECT_EQ(on_page("2000", "please don't stop").rule, "") << "only the word alone opts out";
+  EXPECT_EQ(DecideText(rules, "start").privacy, PrivacyAction::kOptIn);
+  EXPECT_EQ(DecideText(rules, "please delete my data").privacy, PrivacyAction::kForget);
+  EXPECT_EQ(DecideText(rules, "hello").privacy, PrivacyAction::kNone);
+
+  EXPECT_NE(LoadError("rules:\n  - when: { keywords: [x] }\n    forget: true\n    opt_out: true\n").find("one of"),
+            std::string::npos);
+  EXPECT_NE(LoadError("rules:\n  - when: { keywords: [x] }\n    forget: please\n").find("true or false"),
+            std::string::npos);
+  EXPECT_NE(LoadError("rules:\n  - when: { page: abc }\n    reply: a\n").find("numeric"), std::string::npos);
+  EXPECT_NE(LoadError("rules:\n  - when: { comment: true }\n    opt_out: true\n    reply: a\n").find("comment"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace katy::responder

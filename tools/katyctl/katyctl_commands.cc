@@ -42,7 +42,7 @@ std::string DefaultAddress(const std::string& command) {
   if (command == "pause" || command == "resume" || command == "rate" || command == "send" || command == "message") {
     return std::string(defaults::kSenderGrpc);
   }
-  if (command == "rules" || command == "conv") return std::string(defaults::kResponderGrpc);
+  if (command == "rules" || command == "conv" || command == "forget") return std::string(defaults::kResponderGrpc);
   return std::string(defaults::kIngressGrpc);
 }
 
@@ -308,6 +308,23 @@ class Session {
     return 0;
   }
 
+  // forget PAGE PSID: everything Katy holds about the person on the page is erased.
+  int Forget(const std::vector<std::string>& words) {
+    if (words.size() != 3) return UsageError("forget takes PAGE and PSID");
+    katy::v1::ForgetRequest request;
+    request.set_page_id(words[1]);
+    request.set_user_id(words[2]);
+    katy::v1::ForgetResponse response;
+    auto result = control_->Forget(Context().get(), request, &response);
+    if (!result.ok()) return Fail(result);
+    if (options_.json) {
+      PrintJson(response);
+      return 0;
+    }
+    out_ << "forgotten: " << words[1] << "/" << words[2] << "\n" << RenderForgotten(response);
+    return 0;
+  }
+
   // send PAGE PSID TEXT: a person's message through the outbound API (katyctl is a person at a
   // terminal). The key makes a retried command send once; a fresh one is made when not given.
   int Send(const std::vector<std::string>& words) {
@@ -413,6 +430,9 @@ std::string Usage() {
                               the bot stays quiet in it, in order with its other events
   conv resume PAGE PSID [REASON]    the thread goes back to the bot
   conv cancel PAGE PSID NAME        cancel the conversation's pending reminder NAME
+  forget PAGE PSID            erase everything Katy holds about the person on PAGE: their
+                              conversation, reminders, queued events and messages (never sent
+                              afterwards), dead letters, outbound records (docs/privacy.md)
   send PAGE PSID TEXT [--tag TAG] [--key KEY]   sender: a person's message, in order with the
                               bot's replies; outside 24 h only with a tag (HUMAN_AGENT: 7 days);
                               the same KEY again sends nothing more (default: a fresh one)
@@ -530,6 +550,7 @@ int RunKatyctl(const std::vector<std::string>& args, std::ostream& out, std::ost
   if (command == "rate") return session.Rate(options.words);
   if (command == "rules") return session.Rules(options.words);
   if (command == "conv") return session.Conversation(options.words);
+  if (command == "forget") return session.Forget(options.words);
   if (command == "send") return session.Send(options.words);
   if (command == "message") return session.Message(options.words);
   if (command == "drain") return session.Drain();

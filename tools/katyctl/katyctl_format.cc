@@ -176,6 +176,10 @@ std::string RenderConversation(const katy::v1::Conversation& conversation, std::
     const int64_t left = conversation.ad_window_until_ms() - now_ms;
     out += Row("  ad window:   started by an ad: 7 days, %s", left > 0 ? (Span(left) + " left").c_str() : "over");
   }
+  if (conversation.opted_out_ms() > 0) {
+    out += Row("  opted out:   %s ago: only answers to the person's own messages go",
+               Span(now_ms - conversation.opted_out_ms()).c_str());
+  }
   out += Row("  HUMAN_AGENT: %s", Window(conversation.human_agent_window_open(), conversation.last_user_ms(),
                                          conversation.last_user_ms() + kHumanAgentWindowMs, now_ms)
                                       .c_str());
@@ -197,6 +201,20 @@ std::string RenderConversation(const katy::v1::Conversation& conversation, std::
                event.standby() ? " (standby)" : "", event.text().c_str());
   }
   return out;
+}
+
+std::string RenderForgotten(const katy::v1::ForgetResponse& erased) {
+  const std::pair<const char*, int> kinds[] = {
+      {"conversation", erased.conversations()},          {"reminders", erased.reminders()},
+      {"thread ownership", erased.ownership()},          {"inbound events", erased.inbound_events()},
+      {"outbound messages", erased.outbound_messages()}, {"dead letters", erased.dead_letters()},
+      {"outbound records", erased.outbound_records()}};
+  std::ostringstream out;
+  for (const auto& [kind, count] : kinds) {
+    if (count > 0) out << "  " << kind << ": " << count << "\n";
+  }
+  const std::string text = out.str();
+  return text.empty() ? "  nothing was held\n" : text;
 }
 
 }  // namespace katy::ctl

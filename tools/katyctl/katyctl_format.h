@@ -35,4 +35,7 @@ std::string RenderDeadLetters(const katy::v1::ListDeadLettersResponse& letters);
 // `now`), state and variables, then the latest events, one per line. Pure.
 std::string RenderConversation(const katy::v1::Conversation& conversation, std::chrono::system_clock::time_point now);
 
+// `katyctl forget`: what was erased, one kind a line ("nothing was held" when nothing). Pure.
+std::string RenderForgotten(const katy::v1::ForgetResponse& erased);
+
 }  // namespace katy::ctl

@@ -1,0 +1,153 @@
+#include "common/forget.h"
+
+#include <map>
+#include <vector>
+
+#include "common/redis/replication_health.h"
+#include "common/redis/script.h"
+#include "common/redis/streams.h"
+#include "common/reminder_keys.h"
+#include "katy/v1/events.pb.h"
+
+namespace katy {
+namespace {
+
+// Rounds of reading and erasing before a shard whose streams keep changing is given up on.
+// Each later round reads only what was added since the last, a round trip's worth.
+constexpr int kRounds = 20;
+constexpr int kReadChunk = 500;
+
+// KEYS: conversation, timers, owned, in, out, dlq, then the records to delete.
+// ARGV: "<page>:<user>", the last ids read of in, out and dlq ("" when empty), then the
+// number of in, out and dlq ids and the ids themselves.
+// Returns {-1} when a stream has an entry after the one last read (read again), else the counts
+// {conversations, reminders, ownership, in, out, dlq, records}.
+constexpr const char* kForgetLua = R"lua(
+for s = 1, 3 do
+  local from = ARGV[1 + s] == '' and '-' or '(' .. ARGV[1 + s]
+  if redis.call('XRANGE', KEYS[3 + s], from, '+', 'COUNT', 1)[1] then return {-1} end
+end
+local counts = {0, 0, 0, 0, 0, 0, 0}
+local fields = redis.call('HKEYS', KEYS[1])
+for _, field in ipairs(fields) do
+  if string.sub(field, 1, 6) == 'timer:' then
+    counts[2] = counts[2] + redis.call('ZREM', KEYS[2], ARGV[1] .. ':' .. string.sub(field, 7))
+  end
+end
+counts[1] = redis.call('DEL', KEYS[1])
+counts[3] = redis.call('SREM', KEYS[3], ARGV[1])
+local i = 5
+local groups = {'responders', 'senders', false}
+for s = 1, 3 do
+  local n = tonumber(ARGV[i])
+  for k = 1, n do
+    local id = ARGV[i + k]
+    if groups[s] then redis.call('XACK', KEYS[3 + s], groups[s], id) end
+    counts[3 + s] = counts[3 + s] + redis.call('XDEL', KEYS[3 + s], id)
+  end
+  i = i + n + 1
+end
+for k = 7, #KEYS do counts[7] = counts[7] + redis.call('DEL', KEYS[k]) end
+return counts
+)lua";
+
+// Whether a stream entry is the person's: an inbound event from them, or a message to them (a
+// dead letter holds either, by the stage that gave it up).
+bool IsTheirs(const redis::StreamEntry& entry, bool inbound, const std::string& page, const std::string& user) {
+  auto payload = entry.Field("pb");
+  if (!payload) return false;
+  if (auto stage = entry.Field("stage")) inbound = *stage != "sender";
+  if (inbound) {
+    katy::v1::InboundEvent event;
+    return event.ParseFromString(*payload) && event.page_id() == page && event.user_id() == user;
+  }
+  katy::v1::OutboundMessage message;
+  return message.ParseFromString(*payload) && message.page_id() == page && message.recipient_id() == user;
+}
+
+struct StreamScan {
+  std::string key;
+  bool inbound = false;
+  std::string last_id;  // the newest entry read; "" before the first
+  std::vector<std::string> theirs;
+};
+
+// Reads the entries after `scan.last_id` and keeps the ids of the person's.
+Status ReadOn(redis::Client& client, StreamScan& scan, const std::string& page, const std::string& user,
+              const std::string& keep_entry) {
+  while (true) {
+    const std::string from = scan.last_id.empty() ? "-" : "(" + scan.last_id;
+    auto range = client.Command({"XRANGE", scan.key, from, "+", "COUNT", std::to_string(kReadChunk)});
+    if (!range) return range.error();
+    const auto entries = redis::ParseEntries(scan.key, *range);
+    for (const auto& entry : entries) {
+      scan.last_id = entry.id;
+      if (entry.id != keep_entry && IsTheirs(entry, scan.inbound, page, user)) scan.theirs.push_back(entry.id);
+    }
+    if (static_cast<int>(entries.size()) < kReadChunk) return Ok{};
+  }
+}
+
+// The outbound API's keys that name the person: its messages' delivered and in-flight marks
+// (sent:api:<page>:<user>:...) and the idempotency keys whose message id is theirs.
+Result<std::vector<std::string>> OutboundRecords(redis::Client& client, const KeySpace& keys, int shard,
+                                                 const std::string& page, const std::string& user) {
+  const std::string message_prefix = "api:" + page + ":" + user + ":";
+  auto records = client.ScanKeys(keys.Sent(shard, message_prefix) + "*");
+  if (!records) return records.error();
+  auto idempotency = client.ScanKeys(keys.Outbound(shard, "*"));
+  if (!idempotency) return idempotency.error();
+  if (idempotency->empty()) return records;
+  std::vector<std::vector<std::string>> reads;
+  for (const auto& key : *idempotency) reads.push_back({"GET", key});
+  auto ids = client.Pipeline(reads);
+  if (!ids) return ids.error();
+  for (size_t i = 0; i < ids->size(); ++i) {
+    if ((*ids)[i].str.starts_with(message_prefix)) records->push_back((*idempotency)[i]);
+  }
+  return records;
+}
+
+ForgetCounts CountsOf(const redis::Reply& reply) {
+  auto at = [&](size_t i) { return static_cast<int>(reply.elements[i].integer); };
+  return {at(0), at(1), at(2), at(3), at(4), at(5), at(6)};
+}
+
+}  // namespace
+
+Result<ForgetCounts> ForgetPerson(redis::Client& client, const KeySpace& keys, const std::string& page,
+                                  const std::string& user, const std::string& keep_entry) {
+  static const redis::Script forget(kForgetLua);
+  const int shard = ShardOf(page, user, keys.shards());
+  std::vector<StreamScan> streams(3);
+  streams[0].key = keys.InStream(shard);
+  streams[0].inbound = true;
+  streams[1].key = keys.OutStream(shard);
+  streams[2].key = keys.DeadLetters(shard);  // a dead letter's stage says which it holds
+  for (int round = 0; round < kRounds; ++round) {
+    for (auto& scan : streams) {
+      if (auto read = ReadOn(client, scan, page, user, keep_entry); !read) return read.error();
+    }
+    auto records = OutboundRecords(client, keys, shard, page, user);
+    if (!records) return records.error();
+    std::vector<std::string> script_keys = {keys.Conversation(shard, page, user), keys.Timers(shard),
+                                            keys.Owned(shard)};
+    std::vector<std::string> args = {page + ":" + user};
+    for (const auto& scan : streams) {
+      script_keys.push_back(scan.key);
+      args.push_back(scan.last_id);
+    }
+    for (const auto& scan : streams) {
+      args.push_back(std::to_string(scan.theirs.size()));
+      args.insert(args.end(), scan.theirs.begin(), scan.theirs.end());
+    }
+    script_keys.insert(script_keys.end(), records->begin(), records->end());
+    auto erased = forget.Run(client, script_keys, args);
+    if (!erased) return erased.error();
+    if (erased->IsError()) return redis::ReplyError(erased->str);
+    if (erased->elements.size() == 7) return CountsOf(*erased);
+  }
+  return Error{ErrorCode::kIo, "the shard's streams kept changing: nothing was erased, try again"};
+}
+
+}  // namespace katy

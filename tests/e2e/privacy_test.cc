@@ -1,0 +1,215 @@
+// Privacy (docs/privacy.md) with every service a real process: `katyctl forget` leaves no
+// trace of a person anywhere in Redis, and nothing of another; a message to the forgotten
+// person still queued is never sent; a rule forgets on request; an opted-out person gets
+// nothing but answers to their own messages until they opt back in.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "common/http/http_client.h"
+#include "common/redis/redis_client.h"
+#include "tests/support/katy_stack.h"
+#include "tests/support/test_support.h"
+
+namespace katy {
+namespace {
+
+// Page-scoped ids are long digit strings; these two could not turn up inside a timestamp or
+// an entry id by chance, so finding one in Redis means it was kept.
+constexpr const char* kForgotten = "9988776655443322";
+constexpr const char* kKept = "9911223344556677";
+
+constexpr const char* kRules = R"(
+rules:
+  - name: welcome
+    when: { first_contact: true }
+    reply: "welcome"
+  - name: price
+    when: { keywords: [price] }
+    reply: "20 EUR"
+    set: { asked: price }
+    remind: { after: 1h, name: NUDGE, keep: true }
+  - name: delete_me
+    when: { keywords: ["delete my data"] }
+    forget: true
+    reply: "Done: everything we held about you is erased."
+  - name: stop
+    when: { regex: "^(?i)\\s*stop\\s*$" }
+    opt_out: true
+    reply: "You will hear from us only when you write. Send START to undo."
+  - name: start
+    when: { regex: "^(?i)\\s*start\\s*$" }
+    opt_in: true
+    reply: "Welcome back."
+  - name: soon
+    when: { keywords: [soon] }
+    reply: "I'll write again in a moment."
+    remind: { after: 3s, name: SOON, keep: true }
+  - name: soon_fires
+    when: { timer: SOON }
+    reply: "as promised"
+fallback:
+  reply: "echo: {{text}}"
+)";
+
+// Every place in Redis that holds `needle`: key names, and every string, field, member,
+// value and stream entry field, as "<key>: <where>".
+std::vector<std::string> TracesOf(redis::Client& redis, const std::string& needle) {
+  std::vector<std::string> found;
+  auto keys = redis.ScanKeys("*");
+  EXPECT_TRUE(keys.ok());
+  if (!keys.ok()) return found;
+  auto holds = [&](const std::string& key, const redis::Reply& reply, const char* where) {
+    std::vector<const redis::Reply*> todo{&reply};
+    while (!todo.empty()) {
+      const redis::Reply* one = todo.back();
+      todo.pop_back();
+      if (one->str.find(needle) != std::string::npos) found.push_back(key + ": " + where);
+      for (const auto& element : one->elements) todo.push_back(&element);
+    }
+  };
+  for (const auto& key : *keys) {
+    if (key.find(needle) != std::string::npos) found.push_back(key + ": its name");
+    const std::string type = redis.Command({"TYPE", key})->str;
+    if (type == "string") holds(key, *redis.Command({"GET", key}), "value");
+    if (type == "hash") holds(key, *redis.Command({"HGETALL", key}), "hash");
+    if (type == "set") holds(key, *redis.Command({"SMEMBERS", key}), "set");
+    if (type == "zset") holds(key, *redis.Command({"ZRANGE", key, "0", "-1"}), "sorted set");
+    if (type == "list") holds(key, *redis.Command({"LRANGE", key, "0", "-1"}), "list");
+    if (type == "stream") holds(key, *redis.Command({"XRANGE", key, "-", "+"}), "stream entry");
+  }
+  return found;
+}
+
+class PrivacyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    stack_ = std::make_unique<testing::KatyStack>(testing::KatyStack::Options{kRules, {}});
+    ASSERT_TRUE(stack_->ready());
+    redis_ = std::make_unique<redis::Client>(*redis::ParseUrl(stack_->redis_url()));
+  }
+  void Post(const std::string& path, const nlohmann::json& body) {
+    auto answer = http_.Post(stack_->emulator_url() + path, body.dump());
+    ASSERT_TRUE(answer.ok());
+    EXPECT_EQ(answer->status, 200) << path << ": " << answer->body;
+  }
+  bool WaitForReplies(const std::string& psid, size_t n) {
+    return testing::WaitFor([&] { return testing::RepliesTo(*stack_, psid) >= n; }, std::chrono::seconds(20));
+  }
+  testing::CommandResult Katyctl(const std::string& service, const std::string& args) {
+    return testing::Katyctl(*stack_, service, args);
+  }
+
+  std::unique_ptr<testing::KatyStack> stack_;
+  std::unique_ptr<redis::Client> redis_;
+  http::Client http_;
+};
+
+// Three messages each from X and Y, an outbound API message and a dead letter for X, then a
+// reply to X held by a paused sender while `katyctl forget` runs: afterwards nothing in Redis
+// names X, Y's conversation is whole, the held reply never reaches Meta, and X writing again
+// is a first contact.
+TEST_F(PrivacyTest, ForgetLeavesNoTraceOfThePersonAndNothingOfAnotherIsLost) {
+  for (const char* psid : {kForgotten, kKept}) {
+    testing::Say(*stack_, psid, "hello");
+    testing::Say(*stack_, psid, "what is the price?");
+    testing::Say(*stack_, psid, "thanks");
+    ASSERT_TRUE(WaitForReplies(psid, 3)) << "logs in " << stack_->dir();
+  }
+  ASSERT_EQ(Katyctl("sender", std::string("send 1045 ") + kForgotten + " \"your order shipped\" --key order-1").status,
+            0);
+  ASSERT_TRUE(WaitForReplies(kForgotten, 4));
+  // Meta refuses the next reply for good (551: the person is unavailable): a dead letter.
+  Post("/_emulator/faults", {{"fail_next", 1}, {"error", {{"http_status", 400}, {"code", 551}}}});
+  testing::Say(*stack_, kForgotten, "are you there?");
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return testing::DeadLetterReasons(*stack_).size() == 1; }, std::chrono::seconds(20)));
+  Post("/_emulator/faults", nlohmann::json::object());
+
+  ASSERT_EQ(Katyctl("sender", "pause 1045").status, 0);
+  testing::Say(*stack_, kForgotten, "one more thing");
+  testing::Say(*stack_, kKept, "one more thing");
+  ASSERT_TRUE(testing::WaitFor([&] { return stack_->MetricSum("responder", "katy_responder_replies_total") >= 9; },
+                               std::chrono::seconds(20)));
+  const auto forgotten = Katyctl("responder", std::string("forget 1045 ") + kForgotten);
+  ASSERT_EQ(forgotten.status, 0) << forgotten.output;
+  EXPECT_NE(forgotten.output.find("conversation: 1"), std::string::npos) << forgotten.output;
+  EXPECT_NE(forgotten.output.find("reminders: 1"), std::string::npos) << forgotten.output;
+  EXPECT_NE(forgotten.output.find("outbound messages: "), std::string::npos) << "the held reply";
+  EXPECT_NE(forgotten.output.find("dead letters: 1"), std::string::npos) << forgotten.output;
+  EXPECT_NE(forgotten.output.find("outbound records: "), std::string::npos) << forgotten.output;
+  ASSERT_EQ(Katyctl("sender", "resume 1045").status, 0);
+  ASSERT_TRUE(stack_->WaitUntilDrained(std::chrono::seconds(30))) << "logs in " << stack_->dir();
+  ASSERT_TRUE(WaitForReplies(kKept, 4));
+
+  EXPECT_EQ(TracesOf(*redis_, kForgotten), std::vector<std::string>{});
+  EXPECT_FALSE(TracesOf(*redis_, kKept).empty());
+  const auto kept = Katyctl("responder", std::string("conv show 1045 ") + kKept);
+  EXPECT_NE(kept.output.find("reminder:    NUDGE"), std::string::npos) << kept.output;
+  EXPECT_NE(kept.output.find("asked:"), std::string::npos) << kept.output;
+  EXPECT_EQ(testing::ReplyTexts(*stack_, kForgotten),
+            (std::vector<std::string>{"welcome", "20 EUR", "echo: thanks", "your order shipped"}))
+      << "the reply held while the person was forgotten never went";
+  EXPECT_EQ(stack_->MetricSum("sender", "katy_sender_sends_total", R"(result="forgotten")"), 1);
+
+  testing::Say(*stack_, kForgotten, "hello again");
+  ASSERT_TRUE(WaitForReplies(kForgotten, 5));
+  EXPECT_EQ(testing::ReplyTexts(*stack_, kForgotten).back(), "welcome") << "a first contact";
+  EXPECT_EQ(Katyctl("responder", "forget 1045 not-a-psid").status, 1);
+}
+
+// "delete my data" erases the person, then answers; their next message is a first contact.
+TEST_F(PrivacyTest, ARuleForgetsThePersonAndAnswersAfterTheErase) {
+  // Each answered before the next: the erase would take replies still queued with it.
+  testing::Say(*stack_, kForgotten, "hello");
+  ASSERT_TRUE(WaitForReplies(kForgotten, 1)) << "logs in " << stack_->dir();
+  testing::Say(*stack_, kForgotten, "the price?");
+  ASSERT_TRUE(WaitForReplies(kForgotten, 2));
+  testing::Say(*stack_, kForgotten, "please delete my data");
+  ASSERT_TRUE(WaitForReplies(kForgotten, 3));
+  EXPECT_EQ(testing::ReplyTexts(*stack_, kForgotten).back(), "Done: everything we held about you is erased.");
+  ASSERT_TRUE(stack_->WaitUntilDrained(std::chrono::seconds(30)));
+  const auto shown = Katyctl("responder", std::string("conv show 1045 ") + kForgotten);
+  EXPECT_EQ(shown.output.find("reminder:"), std::string::npos) << shown.output;
+  EXPECT_EQ(shown.output.find("asked:"), std::string::npos) << shown.output;
+  EXPECT_EQ(stack_->MetricSum("responder", "katy_responder_privacy_actions_total", R"(action="forget")"), 1);
+  testing::Say(*stack_, kForgotten, "hi");
+  ASSERT_TRUE(WaitForReplies(kForgotten, 4));
+  EXPECT_EQ(testing::ReplyTexts(*stack_, kForgotten).back(), "welcome");
+}
+
+// After STOP: a reminder falling due and an outbound API message are refused (opted_out), while
+// the person's own next message is answered; START lets everything through again.
+TEST_F(PrivacyTest, AfterStopOnlyAnswersGoUntilStart) {
+  testing::Say(*stack_, kKept, "hello");
+  testing::Say(*stack_, kKept, "write soon");  // a reminder due in 3 s
+  testing::Say(*stack_, kKept, "STOP");
+  ASSERT_TRUE(WaitForReplies(kKept, 3)) << "logs in " << stack_->dir();
+  const auto shown = Katyctl("responder", std::string("conv show 1045 ") + kKept);
+  EXPECT_NE(shown.output.find("opted out:"), std::string::npos) << shown.output;
+  ASSERT_TRUE(testing::WaitFor([&] { return testing::DeadLetterReasons(*stack_).count("opted_out") == 1; },
+                               std::chrono::seconds(20)))
+      << "the reminder's reply is refused";
+  const auto refused = Katyctl("sender", std::string("send 1045 ") + kKept + " \"a sale!\" --key sale-1");
+  EXPECT_NE(refused.status, 0);
+  EXPECT_NE(refused.output.find("opted_out"), std::string::npos) << refused.output;
+
+  testing::Say(*stack_, kKept, "what is the price?");
+  ASSERT_TRUE(WaitForReplies(kKept, 4));
+  testing::Say(*stack_, kKept, "start");
+  ASSERT_TRUE(WaitForReplies(kKept, 5));
+  EXPECT_EQ(Katyctl("sender", std::string("send 1045 ") + kKept + " \"a sale!\" --key sale-2").status, 0);
+  ASSERT_TRUE(WaitForReplies(kKept, 6));
+  EXPECT_EQ(testing::ReplyTexts(*stack_, kKept),
+            (std::vector<std::string>{"welcome", "I'll write again in a moment.",
+                                      "You will hear from us only when you write. Send START to undo.", "20 EUR",
+                                      "Welcome back.", "a sale!"}));
+  EXPECT_EQ(stack_->MetricSum("responder", "katy_responder_privacy_actions_total", R"(action="opt_out")"), 1);
+  EXPECT_EQ(stack_->MetricSum("responder", "katy_responder_privacy_actions_total", R"(action="opt_in")"), 1);
+}
+
+}  // namespace
+}  // namespace katy
