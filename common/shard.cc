@@ -74,6 +74,8 @@ namespace katy {
 
 std::string KeySpace::Pages() const { return prefix_ + ":pages"; }
 
+std::string KeySpace::DeletionStatus(std::string_view code) const { return prefix_ + ":deletion:" + std::string(code); }
+
 std::vector<std::string> KeySpace::UnwaitedPrefixes() const {
   return {
       prefix_ + ":rate:", prefix_ + ":attachment:", prefix_ + ":members:", prefix_ + ":paused:", prefix_ + ":pages"};

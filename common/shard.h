@@ -47,6 +47,9 @@ class KeySpace {
   // katy:{s07}:outbound:<key>: the outbound API's id for a key already used; the key is
   // sender::ScopedIdempotencyKey (page, recipient and the caller's key, hashed).
   std::string Outbound(int shard, std::string_view idempotency_key) const;
+  // katy:deletion:<confirmation code>: how a data deletion request ended ("done",
+  // "nothing_found"), for its status page; absent while it is being carried out.
+  std::string DeletionStatus(std::string_view code) const;
   std::string Lease(int shard, std::string_view role) const;
   std::string Members(std::string_view role) const;  // katy:members:<role>
   std::string Rate(std::string_view page) const;     // katy:rate:<page>

@@ -296,7 +296,7 @@ std::string_view ReasonPhrase(int status) {
 }
 
 void AppendHttpResponse(std::string& out, int status, std::string_view body, int retry_after_s, bool keep_alive,
-                        std::string_view allow) {
+                        std::string_view allow, std::string_view content_type) {
   char number[16];
   auto append_number = [&](long value) {
     const auto [end, ec] = std::to_chars(number, number + sizeof number, value);
@@ -306,7 +306,9 @@ void AppendHttpResponse(std::string& out, int status, std::string_view body, int
   append_number(status);
   out += ' ';
   out += ReasonPhrase(status);
-  out += "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ";
+  out += "\r\nContent-Type: ";
+  out += content_type;
+  out += "\r\nContent-Length: ";
   append_number(static_cast<long>(body.size()));
   if (retry_after_s > 0) {
     out += "\r\nRetry-After: ";

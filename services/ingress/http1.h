@@ -72,11 +72,11 @@ std::optional<std::string> QueryParam(std::string_view query, std::string_view n
 // The standard reason phrase for `status` ("OK", "Not Found", ...; "Unknown" otherwise).
 std::string_view ReasonPhrase(int status);
 
-// Appends a whole response with a text/plain `body` to `out`. `retry_after_s` > 0 adds
-// Retry-After; `keep_alive` false adds "Connection: close"; a non-empty `allow` adds Allow
-// (the methods a 405 must list).
+// Appends a whole response with `body` (of `content_type`, plain text by default) to `out`.
+// `retry_after_s` > 0 adds Retry-After; `keep_alive` false adds "Connection: close"; a
+// non-empty `allow` adds Allow (the methods a 405 must list).
 void AppendHttpResponse(std::string& out, int status, std::string_view body, int retry_after_s, bool keep_alive,
-                        std::string_view allow = {});
+                        std::string_view allow = {}, std::string_view content_type = "text/plain; charset=utf-8");
 
 // The interim answer to "Expect: 100-continue".
 inline constexpr std::string_view kHttpContinue = "HTTP/1.1 100 Continue\r\n\r\n";

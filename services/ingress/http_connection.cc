@@ -131,7 +131,7 @@ void HttpConnection::Refuse(const HttpReply& reply, Clock::time_point now) {
 void HttpConnection::Respond(const HttpReply& reply, bool close_after, Clock::time_point now) {
   if (state_ != State::kAwaiting) return;
   if (close_after) closing_ = true;
-  AppendHttpResponse(out_, reply.status, reply.body, reply.retry_after_s, !closing_, reply.allow);
+  AppendHttpResponse(out_, reply.status, reply.body, reply.retry_after_s, !closing_, reply.allow, reply.content_type);
   state_ = State::kWriting;
   Flush(now);
 }

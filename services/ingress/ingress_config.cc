@@ -35,6 +35,12 @@ IngressConfig LoadIngressConfig(int argc, char** argv, config::Settings* setting
            "Webhook connections held at once; more get 503. 0: the open-file limit less 256"},
           {"KATY_MAX_EVENTS_PER_REQUEST", std::to_string(kDefaultMaxEventsPerRequest),
            "Most events in one webhook body (Meta sends up to 1000); more get 413"},
+          {"KATY_PUBLIC_URL", "",
+           "Where Meta and people reach the webhook port (https://bot.example.com): turns on POST "
+           "/data-deletion, Meta's data deletion callback, and its status page"},
+          {"KATY_DELETION_STATUS_TTL_D", "90", "Days a data deletion request's outcome is kept for its status page"},
+          {"KATY_DELETION_MAX_AGE_H", "24",
+           "A data deletion request signed longer ago than this is refused (a replay); Meta's retries come sooner"},
       });
   auto settings = config::Settings::Load(std::move(specs), argc, argv);
   IngressConfig cfg;
@@ -50,6 +56,11 @@ IngressConfig LoadIngressConfig(int argc, char** argv, config::Settings* setting
   cfg.read_timeout = std::chrono::milliseconds(settings.Int("KATY_HTTP_READ_TIMEOUT_MS", 100, 600000));
   cfg.max_connections = static_cast<size_t>(settings.Int("KATY_MAX_CONNECTIONS", 0, 10'000'000));
   cfg.max_events = static_cast<size_t>(settings.Int("KATY_MAX_EVENTS_PER_REQUEST", 1, 100'000));
+  cfg.deletion.app_secret = cfg.app_secret;
+  cfg.deletion.public_url = settings.String("KATY_PUBLIC_URL");
+  while (cfg.deletion.public_url.ends_with('/')) cfg.deletion.public_url.pop_back();
+  cfg.deletion.status_ttl_s = settings.Int("KATY_DELETION_STATUS_TTL_D", 1, 3650) * 24 * 3600;
+  cfg.deletion.bounds.max_age_s = settings.Int("KATY_DELETION_MAX_AGE_H", 1, 24 * 30) * 3600;
   // Whoever knows the app secret can sign webhooks; the verify token only answers the handshake.
   config::CheckSecretStrength("KATY_APP_SECRET", cfg.app_secret, config::kMinSecretLength);
   config::CheckSecretStrength("KATY_VERIFY_TOKEN", cfg.verify_token, kMinVerifyTokenLength);

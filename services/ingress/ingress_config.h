@@ -4,6 +4,7 @@
 #include <string>
 
 #include "common/config.h"
+#include "services/ingress/data_deletion.h"
 
 namespace katy::ingress {
 
@@ -17,6 +18,7 @@ struct IngressConfig {
   bool accept_sha1 = false;                   // KATY_ACCEPT_SHA1: also accept legacy X-Hub-Signature
   size_t max_body_bytes = 0;                  // KATY_MAX_BODY_BYTES: larger bodies get 413
   std::chrono::seconds dedupe_ttl{};          // KATY_DEDUPE_TTL_S
+  DeletionOptions deletion;                   // KATY_PUBLIC_URL, KATY_DELETION_STATUS_TTL_D, KATY_DELETION_MAX_AGE_H
   int http_threads = 0;                       // KATY_HTTP_THREADS: HTTP event loops (one Redis connection each)
   std::chrono::milliseconds redis_timeout{};  // KATY_REDIS_TIMEOUT_MS: per Redis round trip
   std::chrono::milliseconds read_timeout{};   // KATY_HTTP_READ_TIMEOUT_MS: slow clients (and

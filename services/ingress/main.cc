@@ -30,8 +30,8 @@ int Run(int argc, char** argv) {
   prometheus::Registry registry;
   ingress::IngressMetrics ingress_metrics(registry);
   ingress::WebhookService service(
-      {cfg.app_secret, cfg.verify_token, cfg.accept_sha1, cfg.max_body_bytes, cfg.max_events}, ingress_metrics,
-      WallClockMs);
+      {cfg.app_secret, cfg.verify_token, cfg.accept_sha1, cfg.max_body_bytes, cfg.max_events, cfg.deletion},
+      ingress_metrics, WallClockMs);
 
   const KeySpace keys(cfg.common.key_prefix, cfg.common.shards);
   grpcsvc::ControlHooks hooks;

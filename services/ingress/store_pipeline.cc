@@ -16,8 +16,8 @@ StorePipeline::StorePipeline(const StoreOptions& store, const WebhookService& se
     : store_(store), service_(service), metrics_(metrics), respond_(std::move(respond)) {}
 
 void StorePipeline::Add(ConnectionPtr conn, std::vector<katy::v1::InboundEvent> events,
-                        HttpConnection::Clock::time_point read_at) {
-  waiting_.push_back({std::move(conn), std::move(events), read_at});
+                        HttpConnection::Clock::time_point read_at, std::string stored_answer) {
+  waiting_.push_back({std::move(conn), std::move(events), read_at, std::move(stored_answer)});
 }
 
 void StorePipeline::Dispatch() {
@@ -41,7 +41,8 @@ std::unique_ptr<StorePipeline::Batch> StorePipeline::NextBatch() {
     const size_t total = in_flight_events_ + batch->events.size() + next.events.size();
     const bool nothing_else_in_flight = in_flight_events_ == 0 && batch->requests.empty();
     if (total > kMaxEventsInFlight && !nothing_else_in_flight) break;
-    batch->requests.push_back({std::move(next.conn), batch->events.size(), next.events.size(), next.read_at});
+    batch->requests.push_back(
+        {std::move(next.conn), batch->events.size(), next.events.size(), next.read_at, std::move(next.stored_answer)});
     for (auto& event : next.events) batch->events.push_back(std::move(event));
     waiting_.pop_front();
   }
@@ -58,8 +59,12 @@ void StorePipeline::Finish(const Batch& batch, const StoreResult& result) {
   const std::span<const katy::v1::InboundEvent> events(batch.events);
   const std::span<const Stored> stored(result.events);
   for (const Request& request : batch.requests) {
-    const HttpReply reply = service_.FinishPost(events.subspan(request.first, request.count),
-                                                stored.subspan(request.first, request.count), result.error);
+    HttpReply reply = service_.FinishPost(events.subspan(request.first, request.count),
+                                          stored.subspan(request.first, request.count), result.error);
+    if (reply.status == 200 && !request.stored_answer.empty()) {
+      reply.body = request.stored_answer;
+      reply.content_type = "application/json";
+    }
     service_.RecordRequest(reply.status, SecondsBetween(request.read_at, now));
     respond_(request.conn, reply);
   }

@@ -38,8 +38,10 @@ class StorePipeline {
 
   StorePipeline(const StoreOptions& store, const WebhookService& service, PipelineMetrics metrics, Respond respond);
 
-  // A request whose `events` are to be stored before it is answered.
-  void Add(ConnectionPtr conn, std::vector<katy::v1::InboundEvent> events, HttpConnection::Clock::time_point read_at);
+  // A request whose `events` are to be stored before it is answered. `stored_answer`, when
+  // given, is the JSON answered with 200 once they are stored (a data deletion request's).
+  void Add(ConnectionPtr conn, std::vector<katy::v1::InboundEvent> events, HttpConnection::Clock::time_point read_at,
+           std::string stored_answer = {});
 
   // Sends what was added, as far as the in-flight limit allows. Call at the end of each pass,
   // then redis().Flush().
@@ -56,6 +58,7 @@ class StorePipeline {
     size_t first = 0;  // its events in the batch's
     size_t count = 0;
     HttpConnection::Clock::time_point read_at;
+    std::string stored_answer;
   };
   struct Batch {
     std::vector<Request> requests;
@@ -66,6 +69,7 @@ class StorePipeline {
     ConnectionPtr conn;
     std::vector<katy::v1::InboundEvent> events;
     HttpConnection::Clock::time_point read_at;
+    std::string stored_answer;
   };
 
   std::unique_ptr<Batch> NextBatch();

@@ -24,6 +24,10 @@
 namespace katy::ingress {
 namespace {
 
+// Meta's data deletion callback and the status page its answer points to (data_deletion.h).
+constexpr std::string_view kDeletionPath = "/data-deletion";
+constexpr std::string_view kDeletionStatusPath = "/data-deletion/status";
+
 using Clock = std::chrono::steady_clock;
 
 using Clock = std::chrono::steady_clock;
@@ -93,6 +97,7 @@ class WebhookServer::Loop final : public ConnectionHost {
       : limits_{16 * 1024, options.max_body_bytes},
         timeouts_{options.read_timeout, options.idle_timeout, kLingerTime},
         service_(service),
+        store_keys_(store.keys),
         shared_(shared),
         pipeline_(store, service, shared.pipeline,
                   [this](const ConnectionPtr& conn, const HttpReply& reply) { Answer(conn, reply); }) {
@@ -126,6 +131,8 @@ class WebhookServer::Loop final : public ConnectionHost {
   // ConnectionHost: what the webhook port serves.
   void OnRequest(const ConnectionPtr& conn, const HttpRequest& request) override {
     if (std::optional<HttpReply> refusal = RouteError(request)) return Answer(conn, Counted(*refusal));
+    if (request.path == kDeletionStatusPath) return DeletionStatus(conn, request);
+    if (request.path == kDeletionPath) return Deletion(conn, request);
     if (request.method == "GET") return Answer(conn, Counted(Handshake(request)));
     auto checked =
         service_.CheckPost(request.body, request.Header("X-Hub-Signature-256"), request.Header("X-Hub-Signature"));
@@ -138,6 +145,7 @@ class WebhookServer::Loop final : public ConnectionHost {
   // Only a POST to /webhook is worth its body. A handshake GET is answered on its head.
   std::optional<HttpReply> CheckHead(const HttpRequest& head) override {
     if (std::optional<HttpReply> refusal = RouteError(head)) return Counted(*refusal);
+    if (head.path == kDeletionStatusPath) return std::nullopt;  // answered once Redis has
     if (head.method == "GET") return Counted(Handshake(head));
     return std::nullopt;
   }
@@ -209,7 +217,8 @@ class WebhookServer::Loop final : public ConnectionHost {
     }
     for (const ConnectionPtr& conn : idle) conn->Close();
     graveyard_.clear();
-    while (!pipeline_.idle()) {
+    // Status pages read from Redis are answered too.
+    while (!pipeline_.idle() || pipeline_.redis().waiting() > 0) {
       Pass(static_cast<int>(kSweepInterval.count()));
       pipeline_.redis().CheckTimeouts(now_);
       SendToStore();
@@ -224,11 +233,36 @@ class WebhookServer::Loop final : public ConnectionHost {
   }
 
   std::optional<HttpReply> RouteError(const HttpRequest& request) const {
+    if (request.path == kDeletionPath && request.method != "POST") return HttpReply{405, "POST only\n", 0, "POST"};
+    if (request.path == kDeletionStatusPath && request.method != "GET") return HttpReply{405, "GET only\n", 0, "GET"};
+    if (request.path == kDeletionPath || request.path == kDeletionStatusPath) return std::nullopt;
     if (request.path != "/webhook") return HttpReply{404, "not found\n", 0, {}};
     if (request.method != "GET" && request.method != "POST") {
       return HttpReply{405, "GET or POST only\n", 0, "GET, POST"};
     }
     return std::nullopt;
+  }
+
+  // Meta's data deletion callback: made durable like a webhook's events, then answered with
+  // its status page and confirmation code (data_deletion.h).
+  void Deletion(const ConnectionPtr& conn, const HttpRequest& request) {
+    auto checked = service_.CheckDeletion(request.body);
+    if (auto* accepted = std::get_if<DeletionAccepted>(&checked)) {
+      std::vector<katy::v1::InboundEvent> events{std::move(accepted->event)};
+      return pipeline_.Add(conn, std::move(events), now_, std::move(accepted->answer_json));
+    }
+    Answer(conn, Counted(std::get<HttpReply>(std::move(checked))));
+  }
+
+  // The status page of a deletion request: one GET of its record on the loop's own
+  // (non-blocking) Redis connection.
+  void DeletionStatus(const ConnectionPtr& conn, const HttpRequest& request) {
+    auto code = StatusCode(service_.deletion(), request.query);
+    if (auto* reply = std::get_if<HttpReply>(&code)) return Answer(conn, Counted(std::move(*reply)));
+    const std::string key = store_keys_.DeletionStatus(std::get<std::string>(code));
+    pipeline_.redis().Send({"GET", key}, [this, conn, code = std::get<std::string>(code)](Result<redis::Reply> record) {
+      Answer(conn, Counted(StatusAnswer(service_.deletion(), code, record, service_.NowMs())));
+    });
   }
 
   HttpReply Handshake(const HttpRequest& request) const {
@@ -373,6 +407,7 @@ class WebhookServer::Loop final : public ConnectionHost {
   const HttpLimits limits_;
   const ConnectionTimeouts timeouts_;
   const WebhookService& service_;
+  KeySpace store_keys_;
   const LoopShared shared_;
   StorePipeline pipeline_;
   int epoll_ = -1;

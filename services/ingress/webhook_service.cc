@@ -94,4 +94,11 @@ HttpReply WebhookService::FinishPost(std::span<const katy::v1::InboundEvent> eve
   return {200, "EVENT_RECEIVED", 0, {}};
 }
 
+std::variant<HttpReply, DeletionAccepted> WebhookService::CheckDeletion(std::string_view body) const {
+  auto checked = CheckDeletionRequest(options_.deletion, body, now_ms_());
+  if (auto* accepted = std::get_if<DeletionAccepted>(&checked)) return std::move(*accepted);
+  const auto& refusal = std::get<DeletionRefusal>(checked);
+  return Reject(refusal.status, "deletion_" + refusal.reason, refusal.message);
+}
+
 }  // namespace katy::ingress

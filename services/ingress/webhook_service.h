@@ -15,17 +15,12 @@
 #include "common/metrics/metrics.h"
 #include "common/result.h"
 #include "katy/v1/events.pb.h"
+#include "services/ingress/data_deletion.h"
 #include "services/ingress/event_store.h"
+#include "services/ingress/http_reply.h"
 #include "services/ingress/webhook_parser.h"
 
 namespace katy::ingress {
-
-struct HttpReply {
-  int status = 200;
-  std::string body;
-  int retry_after_s = 0;   // > 0: send Retry-After (with 503)
-  std::string_view allow;  // the methods a 405 lists in Allow (a literal)
-};
 
 // Meta's webhook bodies are small; 1 MiB leaves room for a 1,000-item batch.
 inline constexpr size_t kDefaultMaxBodyBytes = 1 << 20;
@@ -36,6 +31,7 @@ struct WebhookOptions {
   bool accept_sha1 = false;
   size_t max_body_bytes = kDefaultMaxBodyBytes;
   size_t max_events = kDefaultMaxEventsPerRequest;  // more items in one body get 413
+  DeletionOptions deletion = {};                    // Meta's data deletion callback (docs/privacy.md)
 };
 
 // Ingress's metrics, registered once per process.
@@ -72,6 +68,12 @@ class WebhookService {
   // `error` saying why (Meta retries; dedupe makes that safe).
   HttpReply FinishPost(std::span<const katy::v1::InboundEvent> events, std::span<const Stored> stored,
                        const std::optional<Error>& error) const;
+
+  // POST /data-deletion, first half: the refusal (counted as a rejection), or the request to
+  // store and the answer to give once it is stored (data_deletion.h).
+  std::variant<HttpReply, DeletionAccepted> CheckDeletion(std::string_view body) const;
+  const DeletionOptions& deletion() const { return options_.deletion; }
+  int64_t NowMs() const { return now_ms_(); }
 
   // Counts one finished HTTP request (any path) by status, with its duration.
   void RecordRequest(int status, double seconds) const;

@@ -213,14 +213,16 @@ ResponderMetrics::ResponderMetrics(prometheus::Registry& registry)
 
 ResponderHandler::ResponderHandler(KeySpace keys, const RulesHolder& rules, ResponderMetrics& metrics, Clock now_ms,
                                    const ProfileClient* profiles, OwnershipSettings ownership,
-                                   const http::AsyncClientOptions& skill_calls, DisclosureSettings disclosure)
-    : keys_(std::move(keys)),
+                                   const http::AsyncClientOptions& skill_calls, DisclosureSettings disclosure,
+                                   DataDeletionSettings deletion)
+    : keys_(keys),
       rules_(rules),
       metrics_(metrics),
       now_ms_(std::move(now_ms)),
       profiles_(profiles),
       ownership_(std::move(ownership)),
       disclosure_(std::move(disclosure)),
+      deletions_(std::move(keys), std::move(deletion)),
       commit_script_(kCommitLua),
       skills_(skill_calls) {}
 
@@ -656,6 +658,7 @@ std::vector<redis::HandleResult> ResponderHandler::Finished(redis::Client& clien
 
 void ResponderHandler::ReadAndChoose(redis::Client& client, std::vector<EventWork>& work) const {
   for (auto& one : work) Parse(*one.entry, one);
+  CarryOutDeletions(client, work);
   ReadConversations(client, work);
   for (auto& one : work) {
     if (!one.result) Choose(one);
@@ -670,6 +673,17 @@ void ResponderHandler::Finish(redis::Client& client, std::vector<EventWork>& wor
     if (!one.result && one.decision.privacy == PrivacyAction::kForget) Forget(client, one);
   }
   Commit(client, work);
+}
+
+void ResponderHandler::CarryOutDeletions(redis::Client& client, std::vector<EventWork>& work) const {
+  for (auto& one : work) {
+    if (one.result || one.event.kind() != katy::v1::EVENT_KIND_DATA_DELETION) continue;
+    int erased = 0;
+    one.result = deletions_.Handle(client, *one.entry, one.event, &erased);
+    if (one.result->kind == redis::HandleResult::Kind::kDone) {
+      metrics_.privacy.Add({{"action", "data_deletion"}}).Increment();
+    }
+  }
 }
 
 void ResponderHandler::Forget(redis::Client& client, EventWork& work) const {

@@ -10,6 +10,7 @@
 #include "common/redis/script.h"
 #include "common/redis/sharded_consumer.h"
 #include "common/shard.h"
+#include "services/responder/data_deletion.h"
 #include "services/responder/profile_client.h"
 #include "services/responder/rules.h"
 #include "services/responder/skill_client.h"
@@ -69,7 +70,8 @@ class ResponderHandler {
   // connection per call in flight). `disclosure`: the bot disclosure (off by default).
   ResponderHandler(KeySpace keys, const RulesHolder& rules, ResponderMetrics& metrics, Clock now_ms,
                    const ProfileClient* profiles = nullptr, OwnershipSettings ownership = {},
-                   const http::AsyncClientOptions& skill_calls = {}, DisclosureSettings disclosure = {});
+                   const http::AsyncClientOptions& skill_calls = {}, DisclosureSettings disclosure = {},
+                   DataDeletionSettings deletion = {});
 
   // One event, its skill (if any) waited for on this thread: for callers with a thread to
   // spare (tests).
@@ -140,6 +142,8 @@ class ResponderHandler {
   void NoteOwnerChange(const katy::v1::InboundEvent& event, const OwnershipStep& step) const;
   std::string FollowOwnership(const katy::v1::InboundEvent& event, const Conversation& conversation, int64_t now,
                               Decision& decision, std::vector<std::string>& hset, std::vector<std::string>& hdel) const;
+  // Meta's data deletion requests among the batch, carried out now (data_deletion.h).
+  void CarryOutDeletions(redis::Client& client, std::vector<EventWork>& work) const;
   // A rule's `forget: true`: erases the person (common/forget.h) before the commit, which then
   // writes nothing about them; a failure leaves the event to be tried again.
   void Forget(redis::Client& client, EventWork& work) const;
@@ -156,6 +160,7 @@ class ResponderHandler {
   const ProfileClient* profiles_;
   OwnershipSettings ownership_;
   DisclosureSettings disclosure_;
+  DataDeletions deletions_;
   redis::Script commit_script_;
   mutable http::AsyncClient skills_;  // every worker's skill calls, on one loop
 };

@@ -24,6 +24,7 @@
 #include "common/instagram_limits.h"
 #include "common/log.h"
 #include "common/page_setup.h"
+#include "common/signed_request.h"
 #include "tools/emulator/chat_page.h"
 #include "tools/emulator/comment_book.h"
 #include "tools/emulator/send_api.h"
@@ -334,6 +335,11 @@ class EmulatorHandler : public Http::Handler {
     if (path == "/_emulator/read" && method == Http::Method::Post) return Receipt(request.body(), false);
     if (path == "/_emulator/delivered" && method == Http::Method::Post) return Receipt(request.body(), true);
     if (path == "/_emulator/profiles" && method == Http::Method::Post) return NameUser(request.body());
+    if (path == "/_emulator/delete-user" && method == Http::Method::Post) return DeleteUser(request.body());
+    if (parts.size() == 3 && parts[0].size() > 1 && parts[0][0] == 'v' && parts[2] == "ids_for_pages" &&
+        method == Http::Method::Get) {
+      return IdsForPages(parts[1], request);
+    }
     if (parts.size() == 2 && parts[0].size() > 1 && parts[0][0] == 'v' && method == Http::Method::Get &&
         parts[1].rfind('_', 0) != 0) {
       return UserProfile(parts[1], request);
@@ -598,6 +604,7 @@ class EmulatorHandler : public Http::Handler {
     event.page_id = request["page"].get<std::string>();
     if (platform == "instagram") instagram_->Add(event.page_id);
     event.psid = request["psid"].get<std::string>();
+    app_users_->Wrote(event.page_id, event.psid);
     event.timestamp_ms = WallClockMs() - static_cast<int64_t>(age_days * 24 * 3600 * 1000);
     event.mid = "m_user_" + std::to_string(event.timestamp_ms) + "_" + std::to_string(++*mid_counter_);
     event.text = request.value("text", "");
@@ -693,6 +700,72 @@ class EmulatorHandler : public Http::Handler {
   std::string ObjectOf(const std::string& page) const { return instagram_->Contains(page) ? "instagram" : "page"; }
 
   // Queues one item and waits (at most 20 s) for the final status of its delivery.
+  // Meta's data deletion callback for a person (docs/privacy.md): a signed_request naming
+  // their app-scoped id, POSTed as a form to ingress's /data-deletion. "forge" spoils it
+  // ("signature", "algorithm", "expired", "future"); "resend" sends the last one again, as
+  // Meta retries. Answers Katy's status and answer, and the id used.
+  Reply DeleteUser(const std::string& body) {
+    json request = json::parse(body, nullptr, false);
+    if (!request.is_object() || (!request.contains("psid") && !request.value("resend", false))) {
+      return {400, R"json({"error":"expected {\"psid\":\"...\"} (\"forge\", \"resend\" optional)"})json"};
+    }
+    std::string signed_request;
+    std::string app_scoped_id;
+    if (request.value("resend", false)) {
+      std::lock_guard lock(last_deletion_->mutex);
+      signed_request = last_deletion_->signed_request;
+      app_scoped_id = last_deletion_->app_scoped_id;
+      if (signed_request.empty()) return {400, R"({"error":"no deletion request was sent yet"})"};
+    } else {
+      app_scoped_id = AppScopedUsers::IdOf(request["psid"].get<std::string>());
+      signed_request = SignedDeletion(app_scoped_id, request.value("forge", ""));
+      std::lock_guard lock(last_deletion_->mutex);
+      last_deletion_->signed_request = signed_request;
+      last_deletion_->app_scoped_id = app_scoped_id;
+    }
+    thread_local http::Client client(std::chrono::milliseconds(10000), std::chrono::milliseconds(2000));
+    const std::string url = options_->ingress_url.substr(0, options_->ingress_url.rfind('/')) + "/data-deletion";
+    auto answer =
+        client.Post(url, "signed_request=" + signed_request, {"Content-Type: application/x-www-form-urlencoded"});
+    if (!answer) return {502, json{{"error", "ingress unreachable at " + url}}.dump()};
+    json katy = json::parse(answer->body, nullptr, false);
+    return {200, json{{"status", answer->status},
+                      {"answer", katy.is_discarded() ? json(answer->body) : katy},
+                      {"app_scoped_id", app_scoped_id}}
+                     .dump()};
+  }
+
+  std::string SignedDeletion(const std::string& app_scoped_id, const std::string& forge) const {
+    int64_t issued_at = WallClockMs() / 1000;
+    if (forge == "expired") issued_at -= 30LL * 24 * 3600;
+    if (forge == "future") issued_at += 24 * 3600;
+    json payload{{"algorithm", forge == "algorithm" ? "HMAC-SHA1" : "HMAC-SHA256"},
+                 {"expires", issued_at + 3600},
+                 {"issued_at", issued_at},
+                 {"user_id", app_scoped_id}};
+    return SignRequest(payload.dump(), forge == "signature" ? "not-the-app-secret" : options_->app_secret);
+  }
+
+  // Graph's ID Matching API: the person's PSIDs on the pages they wrote to, for the app's token
+  // ("<app id>|<app secret>") with its appsecret_proof.
+  Reply IdsForPages(const std::string& app_scoped_id, const Http::Request& request) {
+    std::string token = request.query().get("access_token").value_or("");
+    if (const size_t bar = token.find("%7C"); bar != std::string::npos) token.replace(bar, 3, "|");
+    const std::string app_token = options_->app_id + "|" + options_->app_secret;
+    if (!ConstantTimeEquals(token, app_token) ||
+        !ConstantTimeEquals(request.query().get("appsecret_proof").value_or(""),
+                            HmacSha256Hex(options_->app_secret, app_token))) {
+      return {
+          400,
+          GraphError{400, 190, 0, "OAuthException", "Invalid OAuth access token - Cannot parse access token"}.Body()};
+    }
+    json data = json::array();
+    for (const auto& [page, psid] : app_users_->PagesOf(app_scoped_id)) {
+      data.push_back({{"id", psid}, {"page", {{"id", page}, {"name", "Page " + page}}}});
+    }
+    return {200, json{{"data", data}}.dump()};
+  }
+
   int DeliverAndWait(const std::string& page, json item, bool standby = false) {
     auto result = std::make_shared<std::promise<int>>();
     auto delivered = result->get_future();
@@ -863,6 +936,13 @@ class EmulatorHandler : public Http::Handler {
   std::shared_ptr<AttachmentStore> attachments_ = std::make_shared<AttachmentStore>();
   std::shared_ptr<InstagramAccounts> instagram_ = std::make_shared<InstagramAccounts>();
   std::shared_ptr<ThreadOwners> thread_owners_ = std::make_shared<ThreadOwners>();
+  std::shared_ptr<AppScopedUsers> app_users_ = std::make_shared<AppScopedUsers>();
+  struct LastDeletion {
+    std::mutex mutex;
+    std::string signed_request;
+    std::string app_scoped_id;
+  };
+  std::shared_ptr<LastDeletion> last_deletion_ = std::make_shared<LastDeletion>();
   std::shared_ptr<const EmulatorOptions> options_;
   std::shared_ptr<std::atomic<uint64_t>> mid_counter_;
   HeldCalls held_{faults_};  // this I/O thread's own

@@ -130,4 +130,23 @@ bool InstagramAccounts::Contains(const std::string& account_id) const {
   return ids_.contains(account_id);
 }
 
+void AppScopedUsers::Wrote(const std::string& page, const std::string& psid) {
+  std::lock_guard lock(mutex_);
+  auto& pages = pages_[IdOf(psid)];
+  const std::pair<std::string, std::string> pair{page, psid};
+  if (std::find(pages.begin(), pages.end(), pair) == pages.end()) pages.push_back(pair);
+}
+
+std::string AppScopedUsers::IdOf(const std::string& psid) {
+  // 16 digits from the PSID's hash, so that no part of the PSID shows in it.
+  constexpr uint64_t kDigits = 1'000'000'000'000'000ULL;
+  return std::to_string(kDigits + Fnv1a64("app-scoped:" + psid) % (9 * kDigits));
+}
+
+std::vector<std::pair<std::string, std::string>> AppScopedUsers::PagesOf(const std::string& app_scoped_id) const {
+  std::lock_guard lock(mutex_);
+  auto it = pages_.find(app_scoped_id);
+  return it == pages_.end() ? std::vector<std::pair<std::string, std::string>>{} : it->second;
+}
+
 }  // namespace katy::emulator

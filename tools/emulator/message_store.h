@@ -136,4 +136,21 @@ class InstagramAccounts {
   std::set<std::string> ids_;
 };
 
+// The people who wrote to the emulator's pages, by the app-scoped id Meta would know them by
+// in a data deletion request: each person (PSID) gets one, and it names their PSIDs on every
+// page they wrote to (what Graph's ids_for_pages answers). Thread-safe.
+class AppScopedUsers {
+ public:
+  // `psid` wrote to `page`.
+  void Wrote(const std::string& page, const std::string& psid);
+  // The person's app-scoped id: digits, unrelated to the PSID's.
+  static std::string IdOf(const std::string& psid);
+  // Their (page, PSID) pairs, oldest first; empty for an id nobody has.
+  std::vector<std::pair<std::string, std::string>> PagesOf(const std::string& app_scoped_id) const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> pages_;
+};
+
 }  // namespace katy::emulator
