@@ -1,5 +1,6 @@
 #include "common/forget.h"
 
+#include <functional>
 #include <map>
 #include <vector>
 
@@ -51,30 +52,36 @@ for k = 7, #KEYS do counts[7] = counts[7] + redis.call('DEL', KEYS[k]) end
 return counts
 )lua";
 
-// Whether a stream entry is the person's: an inbound event from them, or a message to them (a
-// dead letter holds either, by the stage that gave it up).
-bool IsTheirs(const redis::StreamEntry& entry, bool inbound, const std::string& page, const std::string& user) {
+// Reads an entry's payload as what its stream holds: an inbound event, or a message (a dead
+// letter holds either, by the stage that gave it up). False when it holds neither.
+bool ReadPayload(const redis::StreamEntry& entry, bool inbound, katy::v1::InboundEvent& event,
+                 katy::v1::OutboundMessage& message) {
   auto payload = entry.Field("pb");
   if (!payload) return false;
   if (auto stage = entry.Field("stage")) inbound = *stage != "sender";
-  if (inbound) {
-    katy::v1::InboundEvent event;
-    return event.ParseFromString(*payload) && event.page_id() == page && event.user_id() == user;
-  }
-  katy::v1::OutboundMessage message;
-  return message.ParseFromString(*payload) && message.page_id() == page && message.recipient_id() == user;
+  return inbound ? event.ParseFromString(*payload) : message.ParseFromString(*payload);
 }
+
+// Whether an entry's payload (ReadPayload) is the person's: an event from them, a message to them.
+bool IsTheirs(const katy::v1::InboundEvent& event, const katy::v1::OutboundMessage& message, const std::string& page,
+              const std::string& user) {
+  return (event.page_id() == page && event.user_id() == user) ||
+         (message.page_id() == page && message.recipient_id() == user);
+}
+
+// Which of a stream's entries to take: given the entry and its payload (one of the two set).
+using EntryTest =
+    std::function<bool(const redis::StreamEntry&, const katy::v1::InboundEvent&, const katy::v1::OutboundMessage&)>;
 
 struct StreamScan {
   std::string key;
   bool inbound = false;
   std::string last_id;  // the newest entry read; "" before the first
-  std::vector<std::string> theirs;
+  std::vector<std::string> taken;
 };
 
-// Reads the entries after `scan.last_id` and keeps the ids of the person's.
-Status ReadOn(redis::Client& client, StreamScan& scan, const std::string& page, const std::string& user,
-              const std::string& keep_entry) {
+// Reads the entries after `scan.last_id` and keeps the ids of those `take` wants.
+Status ReadOn(redis::Client& client, StreamScan& scan, const EntryTest& take) {
   while (true) {
     const std::string from = scan.last_id.empty() ? "-" : "(" + scan.last_id;
     auto range = client.Command({"XRANGE", scan.key, from, "+", "COUNT", std::to_string(kReadChunk)});
@@ -82,10 +89,24 @@ Status ReadOn(redis::Client& client, StreamScan& scan, const std::string& page, 
     const auto entries = redis::ParseEntries(scan.key, *range);
     for (const auto& entry : entries) {
       scan.last_id = entry.id;
-      if (entry.id != keep_entry && IsTheirs(entry, scan.inbound, page, user)) scan.theirs.push_back(entry.id);
+      katy::v1::InboundEvent event;
+      katy::v1::OutboundMessage message;
+      if (ReadPayload(entry, scan.inbound, event, message) && take(entry, event, message)) {
+        scan.taken.push_back(entry.id);
+      }
     }
     if (static_cast<int>(entries.size()) < kReadChunk) return Ok{};
   }
+}
+
+// A shard's inbound, outbound and dead-letter streams, to be read.
+std::vector<StreamScan> ShardStreams(const KeySpace& keys, int shard) {
+  std::vector<StreamScan> streams(3);
+  streams[0].key = keys.InStream(shard);
+  streams[0].inbound = true;
+  streams[1].key = keys.OutStream(shard);
+  streams[2].key = keys.DeadLetters(shard);  // a dead letter's stage says which it holds
+  return streams;
 }
 
 // The outbound API's keys that name the person: its messages' delivered and in-flight marks
@@ -119,14 +140,14 @@ Result<ForgetCounts> ForgetPerson(redis::Client& client, const KeySpace& keys, c
                                   const std::string& user, const std::string& keep_entry) {
   static const redis::Script forget(kForgetLua);
   const int shard = ShardOf(page, user, keys.shards());
-  std::vector<StreamScan> streams(3);
-  streams[0].key = keys.InStream(shard);
-  streams[0].inbound = true;
-  streams[1].key = keys.OutStream(shard);
-  streams[2].key = keys.DeadLetters(shard);  // a dead letter's stage says which it holds
+  std::vector<StreamScan> streams = ShardStreams(keys, shard);
+  const EntryTest theirs = [&](const redis::StreamEntry& entry, const katy::v1::InboundEvent& event,
+                               const katy::v1::OutboundMessage& message) {
+    return entry.id != keep_entry && IsTheirs(event, message, page, user);
+  };
   for (int round = 0; round < kRounds; ++round) {
     for (auto& scan : streams) {
-      if (auto read = ReadOn(client, scan, page, user, keep_entry); !read) return read.error();
+      if (auto read = ReadOn(client, scan, theirs); !read) return read.error();
     }
     auto records = OutboundRecords(client, keys, shard, page, user);
     if (!records) return records.error();
@@ -138,8 +159,8 @@ Result<ForgetCounts> ForgetPerson(redis::Client& client, const KeySpace& keys, c
       args.push_back(scan.last_id);
     }
     for (const auto& scan : streams) {
-      args.push_back(std::to_string(scan.theirs.size()));
-      args.insert(args.end(), scan.theirs.begin(), scan.theirs.end());
+      args.push_back(std::to_string(scan.taken.size()));
+      args.insert(args.end(), scan.taken.begin(), scan.taken.end());
     }
     script_keys.insert(script_keys.end(), records->begin(), records->end());
     auto erased = forget.Run(client, script_keys, args);
@@ -148,6 +169,61 @@ Result<ForgetCounts> ForgetPerson(redis::Client& client, const KeySpace& keys, c
     if (erased->elements.size() == 7) return CountsOf(*erased);
   }
   return Error{ErrorCode::kIo, "the shard's streams kept changing: nothing was erased, try again"};
+}
+
+Result<ScrubCounts> ScrubMessage(redis::Client& client, const KeySpace& keys, const std::string& page,
+                                 const std::string& user, const std::string& mid) {
+  if (mid.empty()) return ScrubCounts{};  // no message is named
+  const int shard = ShardOf(page, user, keys.shards());
+  std::vector<StreamScan> streams = ShardStreams(keys, shard);
+  const EntryTest of_the_message = [&](const redis::StreamEntry&, const katy::v1::InboundEvent& event,
+                                       const katy::v1::OutboundMessage& message) {
+    if (!IsTheirs(event, message, page, user)) return false;
+    // The message and its edits carry its text; the deletion itself carries none.
+    const bool the_message = event.mid() == mid && event.kind() != katy::v1::EVENT_KIND_MESSAGE_DELETE;
+    return the_message || message.in_reply_to_mid() == mid;
+  };
+  for (auto& scan : streams) {
+    if (auto read = ReadOn(client, scan, of_the_message); !read) return read.error();
+  }
+  std::vector<std::vector<std::string>> commands;
+  for (const auto& id : streams[0].taken) commands.push_back({"XDEL", streams[0].key, id});
+  for (const auto& id : streams[1].taken) {
+    commands.push_back({"XACK", streams[1].key, KeySpace::kSenderGroup, id});
+    commands.push_back({"XDEL", streams[1].key, id});
+  }
+  ScrubCounts counts{static_cast<int>(streams[0].taken.size()), static_cast<int>(streams[1].taken.size()), 0};
+  for (const auto& id : streams[2].taken) {
+    // A dead letter of the message keeps its place in the replay order's meaning (reason,
+    // stage, attempts) without the text; one of a reply to it goes.
+    auto entry = client.Command({"XRANGE", streams[2].key, id, id});
+    if (!entry) return entry.error();
+    for (auto& letter : redis::ParseEntries(streams[2].key, *entry)) {
+      katy::v1::InboundEvent event;
+      katy::v1::OutboundMessage message;
+      if (ReadPayload(letter, false, event, message) && letter.Field("stage").value_or("") != "sender") {
+        event.clear_text();
+        event.clear_attachments();
+        event.clear_quick_reply_payload();
+        std::vector<std::string> add{"XADD", streams[2].key, "*"};
+        for (const auto& [name, value] : letter.fields) {
+          add.push_back(name);
+          add.push_back(name == "pb" ? event.SerializeAsString() : value);
+        }
+        add.insert(add.end(), {"scrubbed", "message_deleted"});
+        commands.push_back(std::move(add));
+      }
+    }
+    commands.push_back({"XDEL", streams[2].key, id});
+    ++counts.dead_letters;
+  }
+  if (commands.empty()) return counts;
+  auto done = client.Pipeline(commands);
+  if (!done) return done.error();
+  for (const auto& reply : *done) {
+    if (reply.IsError()) return redis::ReplyError(reply.str);
+  }
+  return counts;
 }
 
 }  // namespace katy

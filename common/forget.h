@@ -39,4 +39,19 @@ struct ForgetCounts {
 Result<ForgetCounts> ForgetPerson(redis::Client& client, const KeySpace& keys, const std::string& page,
                                   const std::string& user, const std::string& keep_entry = "");
 
+// What scrubbing a deleted message took away.
+struct ScrubCounts {
+  int inbound_events = 0;     // the message and its edits, deleted from the inbound stream
+  int outbound_messages = 0;  // replies to it not yet sent: dropped, never sent
+  int dead_letters = 0;       // the message's dead letters rewritten without its text, replies' deleted
+};
+
+// Removes a message the person deleted (Meta's message_delete, Instagram's is_deleted) from
+// what Katy still holds, by its mid: its inbound entries and edits, the replies to it not yet
+// sent (acknowledged and deleted, as ForgetPerson does), and its dead letters, which stay
+// (replayable, marked `scrubbed`) without its text, attachments and quick-reply payload. A
+// reply already sent cannot be taken back (docs/privacy.md).
+Result<ScrubCounts> ScrubMessage(redis::Client& client, const KeySpace& keys, const std::string& page,
+                                 const std::string& user, const std::string& mid);
+
 }  // namespace katy

@@ -206,10 +206,11 @@ ResponderMetrics::ResponderMetrics(prometheus::Registry& registry)
               .Name("katy_responder_disclosures_total")
               .Help("Bot disclosures sent before a reply, by occasion (first_reply, after_silence, handed_back)")
               .Register(registry)),
-      privacy(prometheus::BuildCounter()
-                  .Name("katy_responder_privacy_actions_total")
-                  .Help("People's privacy requests carried out by rules, by action (opt_out, opt_in, forget)")
-                  .Register(registry)) {}
+      privacy(
+          prometheus::BuildCounter()
+              .Name("katy_responder_privacy_actions_total")
+              .Help("People's privacy requests carried out, by action (opt_out, opt_in, forget, data_deletion, scrub)")
+              .Register(registry)) {}
 
 ResponderHandler::ResponderHandler(KeySpace keys, const RulesHolder& rules, ResponderMetrics& metrics, Clock now_ms,
                                    const ProfileClient* profiles, OwnershipSettings ownership,
@@ -671,8 +672,27 @@ void ResponderHandler::Finish(redis::Client& client, std::vector<EventWork>& wor
   }
   for (auto& one : work) {
     if (!one.result && one.decision.privacy == PrivacyAction::kForget) Forget(client, one);
+    if (!one.result && one.event.kind() == katy::v1::EVENT_KIND_MESSAGE_DELETE && !one.event.mid().empty()) {
+      Scrub(client, one);
+    }
   }
   Commit(client, work);
+}
+
+void ResponderHandler::Scrub(redis::Client& client, EventWork& work) const {
+  // The deleted message came before this event on the conversation's stream, so it was handled
+  // already: what is left of it goes now.
+  const katy::v1::InboundEvent& event = work.event;
+  auto scrubbed = ScrubMessage(client, keys_, event.page_id(), event.user_id(), event.mid());
+  if (!scrubbed) {
+    work.result = redis::HandleResult::RedisFailed(scrubbed.error());
+    return;
+  }
+  metrics_.privacy.Add({{"action", "scrub"}}).Increment();
+  log::Info("deleted message scrubbed", {{"page", event.page_id()},
+                                         {"inbound", scrubbed->inbound_events},
+                                         {"unsent_replies", scrubbed->outbound_messages},
+                                         {"dead_letters", scrubbed->dead_letters}});
 }
 
 void ResponderHandler::CarryOutDeletions(redis::Client& client, std::vector<EventWork>& work) const {

@@ -46,7 +46,7 @@ struct ResponderMetrics {
   prometheus::Counter& withheld;                             // replies not sent: someone else had the thread
   prometheus::Family<prometheus::Counter>& reminders;        // by action (scheduled, cancelled, fired)
   prometheus::Family<prometheus::Counter>& disclosures;      // by occasion
-  prometheus::Family<prometheus::Counter>& privacy;          // by action (opt_out, opt_in, forget)
+  prometheus::Family<prometheus::Counter>& privacy;  // by action (opt_out, opt_in, forget, data_deletion, scrub)
 };
 
 // Handles one inbound stream entry: reads the conversation, finds the rule, fetches the user's
@@ -142,6 +142,8 @@ class ResponderHandler {
   void NoteOwnerChange(const katy::v1::InboundEvent& event, const OwnershipStep& step) const;
   std::string FollowOwnership(const katy::v1::InboundEvent& event, const Conversation& conversation, int64_t now,
                               Decision& decision, std::vector<std::string>& hset, std::vector<std::string>& hdel) const;
+  // A message the person deleted: its text and attachments leave what Katy holds (ScrubMessage).
+  void Scrub(redis::Client& client, EventWork& work) const;
   // Meta's data deletion requests among the batch, carried out now (data_deletion.h).
   void CarryOutDeletions(redis::Client& client, std::vector<EventWork>& work) const;
   // A rule's `forget: true`: erases the person (common/forget.h) before the commit, which then

@@ -286,5 +286,40 @@ TEST_F(PrivacyTest, TheDataDeletionCallbackErasesThePersonOnceItIsDurable) {
   EXPECT_EQ(status, 404) << "a code Katy never gave";
 }
 
+// A message the person deletes leaves no trace of its text: one still unprocessed when the
+// deletion comes (the responders paused), and one whose reply was dead-lettered.
+TEST_F(PrivacyTest, ADeletedMessagesTextLeavesWhatKatyHolds) {
+  auto say = [&](const std::string& text) {
+    auto answer = http_.Post(stack_->emulator_url() + "/_emulator/say",
+                             nlohmann::json{{"page", "1045"}, {"psid", kKept}, {"text", text}}.dump());
+    EXPECT_TRUE(answer.ok() && answer->status == 200);
+    return answer.ok() ? nlohmann::json::parse(answer->body, nullptr, false).value("mid", "") : "";
+  };
+  testing::Say(*stack_, kKept, "hello");
+  ASSERT_TRUE(WaitForReplies(kKept, 1)) << "logs in " << stack_->dir();
+  // Meta refuses the reply for good (551): its dead letter echoes the text.
+  Post("/_emulator/faults", {{"fail_next", 1}, {"error", {{"http_status", 400}, {"code", 551}}}});
+  const std::string dead = say("my card is 4111-dead-letter");
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return testing::DeadLetterReasons(*stack_).size() == 1; }, std::chrono::seconds(20)));
+  Post("/_emulator/faults", nlohmann::json::object());
+
+  ASSERT_EQ(Katyctl("responder", "pause").status, 0);
+  const std::string unprocessed = say("my secret is 4242-unprocessed");
+  Post("/_emulator/unsend", {{"page", "1045"}, {"psid", kKept}, {"mid", unprocessed}});
+  Post("/_emulator/unsend", {{"page", "1045"}, {"psid", kKept}, {"mid", dead}});
+  EXPECT_FALSE(TracesOf(*redis_, "4242-unprocessed").empty()) << "queued, not yet handled";
+  ASSERT_EQ(Katyctl("responder", "resume").status, 0);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return stack_->MetricSum("responder", "katy_responder_privacy_actions_total", R"(action="scrub")") == 2; },
+      std::chrono::seconds(20)))
+      << "logs in " << stack_->dir();
+  ASSERT_TRUE(stack_->WaitUntilDrained(std::chrono::seconds(20)));
+  EXPECT_EQ(TracesOf(*redis_, "4242-unprocessed"), std::vector<std::string>{});
+  EXPECT_EQ(TracesOf(*redis_, "4111-dead-letter"), std::vector<std::string>{});
+  EXPECT_TRUE(testing::DeadLetterReasons(*stack_).empty()) << "a reply to a deleted message is not replayable";
+  EXPECT_FALSE(TracesOf(*redis_, kKept).empty()) << "the conversation itself stays";
+}
+
 }  // namespace
 }  // namespace katy

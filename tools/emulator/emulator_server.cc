@@ -336,6 +336,7 @@ class EmulatorHandler : public Http::Handler {
     if (path == "/_emulator/delivered" && method == Http::Method::Post) return Receipt(request.body(), true);
     if (path == "/_emulator/profiles" && method == Http::Method::Post) return NameUser(request.body());
     if (path == "/_emulator/delete-user" && method == Http::Method::Post) return DeleteUser(request.body());
+    if (path == "/_emulator/unsend" && method == Http::Method::Post) return Unsend(request.body());
     if (parts.size() == 3 && parts[0].size() > 1 && parts[0][0] == 'v' && parts[2] == "ids_for_pages" &&
         method == Http::Method::Get) {
       return IdsForPages(parts[1], request);
@@ -733,6 +734,23 @@ class EmulatorHandler : public Http::Handler {
                       {"answer", katy.is_discarded() ? json(answer->body) : katy},
                       {"app_scoped_id", app_scoped_id}}
                      .dump()};
+  }
+
+  // The person deletes (unsends) a message they wrote: Meta's `message` with `is_deleted`
+  // naming its mid (docs/messenger-platform.md).
+  Reply Unsend(const std::string& body) {
+    json request = json::parse(body, nullptr, false);
+    if (!request.is_object() || !request.contains("psid") || !request.contains("page") || !request.contains("mid")) {
+      return {400, R"({"error":"expected {\"page\":\"...\",\"psid\":\"...\",\"mid\":\"...\"}"})"};
+    }
+    const std::string page = request["page"].get<std::string>();
+    json item{{"sender", {{"id", request["psid"]}}},
+              {"recipient", {{"id", page}}},
+              {"timestamp", WallClockMs()},
+              {"message", {{"mid", request["mid"]}, {"is_deleted", true}}}};
+    const int status = DeliverAndWait(page, std::move(item));
+    if (status == 0) return {502, json{{"error", "ingress unreachable at " + options_->ingress_url}}.dump()};
+    return {200, json{{"ingress_status", status}}.dump()};
   }
 
   std::string SignedDeletion(const std::string& app_scoped_id, const std::string& forge) const {
