@@ -23,6 +23,11 @@ TlsFiles LoadTlsFiles(const std::string& cert_file, const std::string& key_file)
 
 SettingSpec LogLevelSpec() { return {"KATY_LOG_LEVEL", "info", "debug, info, warn or error"}; }
 
+SettingSpec LogMessageTextSpec() {
+  return {"KATY_LOG_MESSAGE_TEXT", "false",
+          "Let log lines carry what people wrote and what the bot answered (debugging only: docs/privacy.md)"};
+}
+
 std::vector<SettingSpec> CommonSpecs(std::string grpc_addr_default, std::string admin_addr_default) {
   return {
       {"KATY_REDIS_URL", std::string(defaults::kRedisUrl),
@@ -45,6 +50,7 @@ std::vector<SettingSpec> CommonSpecs(std::string grpc_addr_default, std::string 
       {"KATY_CONTROL_TOKEN", "",
        "Bearer token of katy.v1.Control (operators, katyctl); required unless KATY_GRPC_ADDR is loopback", false, true},
       LogLevelSpec(),
+      LogMessageTextSpec(),
       {"KATY_DRAIN_TIMEOUT_S", "10", "Seconds to finish in-flight work after SIGTERM"},
   };
 }

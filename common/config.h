@@ -37,6 +37,9 @@ struct SettingSpec {
 std::vector<SettingSpec> CommonSpecs(std::string grpc_addr_default, std::string admin_addr_default);
 // KATY_LOG_LEVEL, which CommonSpecs includes, for programs that are not services (the emulator).
 SettingSpec LogLevelSpec();
+// KATY_LOG_MESSAGE_TEXT: whether log lines may carry what people wrote (off by default:
+// docs/privacy.md).
+SettingSpec LogMessageTextSpec();
 
 struct HostPort {
   std::string host;

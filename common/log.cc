@@ -89,6 +89,13 @@ bool ParseLevel(std::string_view text, Level* level) {
   return true;
 }
 
+namespace {
+std::atomic<bool> g_message_text{false};
+}  // namespace
+
+void AllowMessageText(bool allowed) { g_message_text = allowed; }
+bool MessageTextAllowed() { return g_message_text.load(std::memory_order_relaxed); }
+
 bool Enabled(Level level) { return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed); }
 
 void Write(Level level, std::string_view msg, std::initializer_list<Field> fields) {

@@ -31,6 +31,12 @@ bool ParseLevel(std::string_view text, Level* level);
 
 bool Enabled(Level level);
 
+// What people write and what the bot answers stays out of the logs unless the operator allows
+// it (KATY_LOG_MESSAGE_TEXT, for debugging). Lines that would carry it add it only when
+// MessageTextAllowed(). Set once at start-up.
+void AllowMessageText(bool allowed);
+bool MessageTextAllowed();
+
 // Writes one JSON object per line to stdout: {"ts","level","service","msg",...fields}.
 // Thread-safe: a line is written with one write(2) so lines of different threads never mix.
 // Never pass secrets as fields.

@@ -34,6 +34,7 @@ bool BeginService(const char* program, const std::string& service, const config:
                               ": expected debug, info, warn or error");
   }
   log::Init(service, level);
+  log::AllowMessageText(settings.Bool("KATY_LOG_MESSAGE_TEXT"));
   log::Info("starting", {{"config", log::RawJson{settings.RedactedJson()}}});
   return true;
 }

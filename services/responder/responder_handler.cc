@@ -870,12 +870,15 @@ void ResponderHandler::Committed(const redis::StreamEntry& entry, EventWork& wor
   if (work.disclosure != DisclosureOccasion::kNone && replies > 0) {
     metrics_.disclosures.Add({{"occasion", OccasionName(work.disclosure)}}).Increment();
   }
+  // What the person wrote only where the operator allows message text in logs.
+  const std::string text = log::MessageTextAllowed() ? work.event.text() : "";
   log::Debug("event processed", {{"id", entry.id},
                                  {"page", work.event.page_id()},
                                  {"mid", work.event.mid()},
                                  {"shard", work.shard},
                                  {"rule", work.decision.rule},
-                                 {"replies", replies}});
+                                 {"replies", replies},
+                                 {"text", text}});
   work.result = redis::HandleResult::Done();
 }
 

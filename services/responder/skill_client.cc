@@ -1,9 +1,12 @@
 #include "services/responder/skill_client.h"
 
+#include "common/log.h"
+
 #include <nlohmann/json.hpp>
 
 #include "common/events.h"
 #include "common/json_text.h"
+#include "common/log.h"
 
 namespace katy::responder {
 
@@ -125,7 +128,10 @@ std::optional<Result<SkillAnswer>> Judge(const Result<http::Response>& response,
     return std::nullopt;
   }
   if (response->status < 200 || response->status >= 300) {
-    last = Error{ErrorCode::kReply, response->body.substr(0, 200), "skill_http_" + std::to_string(response->status)};
+    // The skill's own words may repeat the person's: logged only where message text may be.
+    std::string why = "the skill answered HTTP " + std::to_string(response->status);
+    if (log::MessageTextAllowed()) why += ": " + response->body.substr(0, 200);
+    last = Error{ErrorCode::kReply, std::move(why), "skill_http_" + std::to_string(response->status)};
     if (response->status < 500) return Result<SkillAnswer>(last);  // the skill refused this event
     return std::nullopt;
   }

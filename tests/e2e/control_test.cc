@@ -403,12 +403,18 @@ TEST(ControlTest, PromtoolAcceptsEveryServicesMetrics) {
   EXPECT_EQ(http.Get(stack.AdminUrl("sender") + "/healthz")->status, 200);
 }
 
+// Nor does what people write, or what the bot answers them (the fallback echoes it), at the
+// most verbose level, unless KATY_LOG_MESSAGE_TEXT allows it (docs/privacy.md).
+constexpr const char* kPrivateWords = "my-own-words-3b7f";
+
 TEST(ControlTest, SecretsNeverReachTheLogs) {
   const std::map<std::string, std::string> secrets = {{"KATY_CONTROL_TOKEN", "ctl-token-5e3f9a"}};
   testing::KatyStack stack({kRules, secrets});
   ASSERT_TRUE(stack.ready());
   Say(stack, "s1", "hello");
   ASSERT_TRUE(testing::WaitFor([&] { return RepliesTo(stack, "s1") == 1; }, std::chrono::seconds(15)));
+  Say(stack, "s1", kPrivateWords);
+  ASSERT_TRUE(testing::WaitFor([&] { return RepliesTo(stack, "s1") == 2; }, std::chrono::seconds(15)));
   // Some failures too: a bad signature, a wrong control token, a Send API error.
   http::Client http;
   auto forged = http.Post(stack.ingress_url(), "{}", {"X-Hub-Signature-256: sha256=" + std::string(64, '0')});
@@ -430,6 +436,17 @@ TEST(ControlTest, SecretsNeverReachTheLogs) {
     EXPECT_EQ(logs.find(secret), std::string::npos) << "a secret is in the logs: " << secret;
   }
   EXPECT_NE(logs.find("[redacted]"), std::string::npos);  // the config lines are there, redacted
+  EXPECT_EQ(logs.find(kPrivateWords), std::string::npos) << "message text is in the logs";
+}
+
+// The operator may let message text into the logs, for debugging: then it is there.
+TEST(ControlTest, MessageTextReachesTheLogsOnlyWhenAllowed) {
+  testing::KatyStack stack({kRules, {{"KATY_LOG_MESSAGE_TEXT", "true"}}});
+  ASSERT_TRUE(stack.ready());
+  Say(stack, "t1", kPrivateWords);
+  ASSERT_TRUE(testing::WaitFor([&] { return RepliesTo(stack, "t1") == 1; }, std::chrono::seconds(15)));
+  ASSERT_TRUE(testing::WaitFor([&] { return stack.AllLogs().find(kPrivateWords) != std::string::npos; },
+                               std::chrono::seconds(5)));
 }
 
 // A Redis password holding every character a URL gives meaning to ('/', '@', ':', '%') works,

@@ -30,6 +30,7 @@ std::vector<config::SettingSpec> EmulatorSpecs() {
        "Read only to refuse to start when it names Meta's Graph API: that environment is a real page's, and its app "
        "secret must not sign emulated webhooks"},
       config::LogLevelSpec(),
+      config::LogMessageTextSpec(),
   };
 }
 

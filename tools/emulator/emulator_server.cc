@@ -509,8 +509,13 @@ class EmulatorHandler : public Http::Handler {
     RecordedMessage stored = store_->Add(std::move(message));
     if (options_->on_message) options_->on_message(stored);
     // Each accepted message at debug: with the sender's "delivered" lines, who got which id.
-    log::Debug("send api accepted",
-               {{"message_id", stored.message_id}, {"recipient", stored.recipient}, {"message", stored.message_json}});
+    // The message itself only where the operator allows message text in logs.
+    if (log::MessageTextAllowed()) {
+      log::Debug("send api accepted",
+                 {{"message_id", stored.message_id}, {"recipient", stored.recipient}, {"message", stored.message_json}});
+    } else {
+      log::Debug("send api accepted", {{"message_id", stored.message_id}, {"recipient", stored.recipient}});
+    }
     Echo(stored);
     json answer{{"recipient_id", stored.recipient}};
     if (send.sender_action.empty()) answer["message_id"] = stored.message_id;
