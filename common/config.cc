@@ -88,6 +88,8 @@ std::vector<SettingSpec> ConsumerSpecs(const ConsumerConfig& defaults, const std
       {"KATY_MAX_ATTEMPTS", std::to_string(defaults.max_attempts), attempts_help},
       {"KATY_DLQ_MAXLEN", "10000",
        "Most dead letters kept per shard; at the cap each new one drops the oldest (katy_dlq_dropped_total)"},
+      {"KATY_DLQ_RETENTION_D", "30",
+       "Days a dead letter is kept (it holds what a person wrote or was sent): older ones are dropped"},
   };
   if (!workers_help.empty()) specs.push_back({"KATY_WORKERS", std::to_string(defaults.workers), workers_help});
   return specs;
@@ -100,6 +102,7 @@ ConsumerConfig LoadConsumerConfig(const Settings& settings, const ConsumerConfig
   consumer.max_in_flight = static_cast<int>(settings.Int("KATY_MAX_IN_FLIGHT", 1, 100000));
   consumer.max_attempts = static_cast<int>(settings.Int("KATY_MAX_ATTEMPTS", 1, 1000));
   consumer.dlq_max_length = settings.Int("KATY_DLQ_MAXLEN", 1, 100'000'000);
+  consumer.dlq_retention = std::chrono::hours(24 * settings.Int("KATY_DLQ_RETENTION_D", 1, 3650));
   return consumer;
 }
 

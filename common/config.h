@@ -155,6 +155,7 @@ struct ConsumerConfig {
                                           // those waiting on a skill or Send API call included
   int max_attempts = 0;                   // KATY_MAX_ATTEMPTS: before dead-lettering
   int64_t dlq_max_length = 0;             // KATY_DLQ_MAXLEN: a dead-letter stream's cap
+  std::chrono::seconds dlq_retention{};   // KATY_DLQ_RETENTION_D: a dead letter's longest stay
 };
 // `workers_help` empty: the service has no KATY_WORKERS setting (the sender: defaults.workers
 // applies as it is).

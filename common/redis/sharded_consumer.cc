@@ -107,6 +107,7 @@ ShardedConsumerOptions ShardedConsumerOptions::ForRole(const std::string& role, 
   options.max_in_flight = consumer.max_in_flight;
   options.max_attempts = consumer.max_attempts;
   options.dead_letter_max_length = consumer.dlq_max_length;
+  options.dead_letter_retention = consumer.dlq_retention;
   // The responder's handler shares round trips across a batch (ResponderHandler::HandleBatch);
   // the sender's calls Meta one message at a time, and a batch would only queue them.
   options.handle_batch = inbound ? kResponderHandleBatch : 1;
@@ -341,6 +342,28 @@ void ShardedConsumer::TrimFinished(Client& client, const std::set<int>& shards) 
                           {{"role", options_.role}, {"error", reply.str}});
     } else if (trimmed_ != nullptr && reply.integer > 0) {
       trimmed_->Increment(static_cast<double>(reply.integer));
+    }
+  }
+  DropOldDeadLetters(client, shards);
+}
+
+void ShardedConsumer::DropOldDeadLetters(Client& client, const std::set<int>& shards) {
+  if (options_.dead_letter_retention.count() <= 0) return;
+  // A dead letter's id is when it was written: every id below the cut is older than allowed.
+  const auto now =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
+  const std::string cut = std::to_string((now - options_.dead_letter_retention).count());
+  std::vector<std::vector<std::string>> trims;
+  for (int shard : shards) trims.push_back({"XTRIM", options_.dead_letters(shard), "MINID", cut});
+  auto dropped = client.Pipeline(trims);
+  if (!dropped) {
+    g_trim_errors.Write(log::Level::kWarn, "cannot drop old dead letters", {{"error", dropped.error().message}});
+    return;
+  }
+  for (size_t i = 0; i < dropped->size(); ++i) {
+    if ((*dropped)[i].integer > 0) {
+      log::Info("dead letters past KATY_DLQ_RETENTION_D dropped",
+                {{"stream", trims[i][1]}, {"dropped", (*dropped)[i].integer}});
     }
   }
 }

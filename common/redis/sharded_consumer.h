@@ -131,6 +131,9 @@ struct ShardedConsumerOptions {
   // A dead-letter stream's cap: at it, each new letter drops the oldest (counted in
   // katy_dlq_dropped_total, logged), so a flood of failures cannot fill Redis.
   int64_t dead_letter_max_length = 10000;
+  // How long a dead letter is kept (it holds what a person wrote or was sent): older ones are
+  // dropped with the finished entries' trim (docs/privacy.md). 0: kept until the cap drops them.
+  std::chrono::seconds dead_letter_retention{0};
   std::chrono::milliseconds lease_ttl{10000};
   // Threads that run handlers and continuations. A handler that waits on the network returns
   // kLater, so these bound the Redis work at once, not the calls in flight.
@@ -295,6 +298,8 @@ class ShardedConsumer {
   void Dispatch(std::vector<StreamEntry> entries, int shard, uint64_t generation);
   bool StillOwned(int shard, uint64_t generation) const;
   Status DeadLetter(Client& client, const Item& item, const std::string& reason);
+  // Drops the shards' dead letters older than options_.dead_letter_retention.
+  void DropOldDeadLetters(Client& client, const std::set<int>& shards);
   void TrimFinished(Client& client, const std::set<int>& shards);
 
   Options redis_;

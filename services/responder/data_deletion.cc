@@ -8,7 +8,7 @@
 
 namespace katy::responder {
 
-std::string IdsForPagesUrl(const DataDeletionSettings& settings, const std::string& app_scoped_id) {
+std::string IdsForPagesUrl(const PrivacySettings& settings, const std::string& app_scoped_id) {
   const std::string token = settings.app_id + "|" + settings.app_secret;
   return settings.graph_url + "/" + app_scoped_id + "/ids_for_pages?access_token=" + settings.app_id + "%7C" +
          settings.app_secret + "&appsecret_proof=" + HmacSha256Hex(settings.app_secret, token);

@@ -46,7 +46,7 @@ int Run(int argc, char** argv) {
   skill_calls.max_connections_per_host = consumer_options.max_in_flight;
   skill_calls.max_total_connections = 2L * consumer_options.max_in_flight;
   responder::ResponderHandler handler(keys, rules, responder_metrics, WallClockMs, &profiles, cfg.ownership,
-                                      skill_calls, cfg.disclosure, cfg.deletion);
+                                      skill_calls, cfg.disclosure, cfg.privacy);
   redis::ShardedConsumer consumer(
       redis_options, keys, consumer_options,
       [&]() -> redis::BatchHandler {

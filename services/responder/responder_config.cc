@@ -32,6 +32,8 @@ ResponderConfig LoadResponderConfig(int argc, char** argv, config::Settings* set
            "Meta app secret: with KATY_APP_ID, the app token that maps a data deletion request to page-scoped ids",
            false, true},
           {"KATY_DELETION_STATUS_TTL_D", "90", "Days a data deletion request's outcome is kept for its status page"},
+          {"KATY_CONVERSATION_TTL_D", "90",
+           "Days a conversation's state, variables, first name and windows are kept after its last event"},
       });
   const config::ConsumerConfig consumer_defaults{
       .lease_ttl = std::chrono::milliseconds(10000), .workers = 8, .max_in_flight = 2048, .max_attempts = 5};
@@ -56,10 +58,11 @@ ResponderConfig LoadResponderConfig(int argc, char** argv, config::Settings* set
     throw config::ConfigError("KATY_BOT_DISCLOSURE must be under 2000 characters (Meta's limit for a text)");
   }
   cfg.disclosure.gap = std::chrono::hours(settings.Int("KATY_BOT_DISCLOSURE_GAP_H", 1, 24 * 365));
-  cfg.deletion.graph_url = cfg.graph_url;
-  cfg.deletion.app_id = cfg.ownership.katy_app_id;
-  cfg.deletion.app_secret = settings.String("KATY_APP_SECRET");
-  cfg.deletion.status_ttl = std::chrono::hours(24 * settings.Int("KATY_DELETION_STATUS_TTL_D", 1, 3650));
+  cfg.privacy.graph_url = cfg.graph_url;
+  cfg.privacy.app_id = cfg.ownership.katy_app_id;
+  cfg.privacy.app_secret = settings.String("KATY_APP_SECRET");
+  cfg.privacy.status_ttl = std::chrono::hours(24 * settings.Int("KATY_DELETION_STATUS_TTL_D", 1, 3650));
+  cfg.privacy.conversation_ttl = std::chrono::hours(24 * settings.Int("KATY_CONVERSATION_TTL_D", 1, 3650));
   cfg.consumer = config::LoadConsumerConfig(settings, consumer_defaults);
   if (settings_out != nullptr) *settings_out = std::move(settings);
   return cfg;

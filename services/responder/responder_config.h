@@ -22,7 +22,7 @@ struct ResponderConfig {
   std::string page_tokens_file;     // KATY_PAGE_TOKENS_FILE: JSON {page id: token}
   std::chrono::milliseconds profile_timeout{};  // KATY_PROFILE_TIMEOUT_MS: longest a
                                                 // reply waits for a first name
-  DataDeletionSettings deletion;  // KATY_APP_ID, KATY_APP_SECRET, KATY_GRAPH_URL, KATY_DELETION_STATUS_TTL_D
+  PrivacySettings privacy;        // KATY_CONVERSATION_TTL_D, KATY_APP_ID, KATY_APP_SECRET, KATY_DELETION_STATUS_TTL_D
   OwnershipSettings ownership;    // KATY_APP_ID, KATY_HUMAN_TIMEOUT_S
   DisclosureSettings disclosure;  // KATY_BOT_DISCLOSURE, KATY_BOT_DISCLOSURE_GAP_H
 };

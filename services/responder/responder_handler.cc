@@ -67,7 +67,6 @@ end
 return added
 )lua";
 
-constexpr int64_t kConversationTtlS = 90LL * 24 * 3600;
 constexpr int64_t kProfileFreshMs = 24LL * 3600 * 1000;  // re-read a name once a day
 constexpr int64_t kProfileRetryMs = 10LL * 60 * 1000;    // after a failure, do not ask for 10 min
 
@@ -215,7 +214,7 @@ ResponderMetrics::ResponderMetrics(prometheus::Registry& registry)
 ResponderHandler::ResponderHandler(KeySpace keys, const RulesHolder& rules, ResponderMetrics& metrics, Clock now_ms,
                                    const ProfileClient* profiles, OwnershipSettings ownership,
                                    const http::AsyncClientOptions& skill_calls, DisclosureSettings disclosure,
-                                   DataDeletionSettings deletion)
+                                   PrivacySettings privacy)
     : keys_(keys),
       rules_(rules),
       metrics_(metrics),
@@ -223,7 +222,8 @@ ResponderHandler::ResponderHandler(KeySpace keys, const RulesHolder& rules, Resp
       profiles_(profiles),
       ownership_(std::move(ownership)),
       disclosure_(std::move(disclosure)),
-      deletions_(std::move(keys), std::move(deletion)),
+      conversation_ttl_s_(privacy.conversation_ttl.count()),
+      deletions_(std::move(keys), std::move(privacy)),
       commit_script_(kCommitLua),
       skills_(skill_calls) {}
 
@@ -392,10 +392,10 @@ std::vector<katy::v1::OutboundMessage> Replies(const redis::StreamEntry& entry, 
 // ARGV of the commit script: group, entry id, TTL, fence owner, the HSET pairs and HDEL
 // fields (each counted), the owned-set change and the conversation, the timers to remove and
 // to add (each counted), then the serialized replies.
-std::vector<std::string> CommitArgs(const redis::StreamEntry& entry, const redis::Fence& fence,
+std::vector<std::string> CommitArgs(const redis::StreamEntry& entry, const redis::Fence& fence, int64_t ttl_s,
                                     const std::string& conversation, const ConversationUpdate& update,
                                     const std::vector<katy::v1::OutboundMessage>& replies) {
-  std::vector<std::string> args{KeySpace::kResponderGroup, entry.id, std::to_string(kConversationTtlS), fence.owner,
+  std::vector<std::string> args{KeySpace::kResponderGroup, entry.id, std::to_string(ttl_s), fence.owner,
                                 std::to_string(update.hset.size() / 2)};
   args.insert(args.end(), update.hset.begin(), update.hset.end());
   args.push_back(std::to_string(update.hdel.size()));
@@ -832,10 +832,10 @@ void ResponderHandler::Commit(redis::Client& client, std::vector<EventWork>& wor
     EventWork& one = work[i];
     if (one.result) continue;
     const redis::Fence& fence = one.fence;
-    calls.push_back(
-        {{keys_.OutStream(one.shard), one.entry->stream, one.conversation_key, fence.lease_key, keys_.Owned(one.shard),
-          keys_.Timers(one.shard)},
-         CommitArgs(*one.entry, fence, one.event.page_id() + ":" + one.event.user_id(), one.update, one.replies)});
+    calls.push_back({{keys_.OutStream(one.shard), one.entry->stream, one.conversation_key, fence.lease_key,
+                      keys_.Owned(one.shard), keys_.Timers(one.shard)},
+                     CommitArgs(*one.entry, fence, conversation_ttl_s_, one.event.page_id() + ":" + one.event.user_id(),
+                                one.update, one.replies)});
     committing.push_back(i);
   }
   if (calls.empty()) return;

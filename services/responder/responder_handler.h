@@ -71,7 +71,7 @@ class ResponderHandler {
   ResponderHandler(KeySpace keys, const RulesHolder& rules, ResponderMetrics& metrics, Clock now_ms,
                    const ProfileClient* profiles = nullptr, OwnershipSettings ownership = {},
                    const http::AsyncClientOptions& skill_calls = {}, DisclosureSettings disclosure = {},
-                   DataDeletionSettings deletion = {});
+                   PrivacySettings privacy = {});
 
   // One event, its skill (if any) waited for on this thread: for callers with a thread to
   // spare (tests).
@@ -162,6 +162,7 @@ class ResponderHandler {
   const ProfileClient* profiles_;
   OwnershipSettings ownership_;
   DisclosureSettings disclosure_;
+  int64_t conversation_ttl_s_;  // PrivacySettings::conversation_ttl
   DataDeletions deletions_;
   redis::Script commit_script_;
   mutable http::AsyncClient skills_;  // every worker's skill calls, on one loop

@@ -101,7 +101,7 @@ int Run(int argc, char** argv) {
                                   hooks);
 
   // katy.v1.Outbound beside Control: messages no user event triggered, behind the same token.
-  sender::OutboundService outbound(keys, redis_options, cfg.outbound_token, registry, WallClockMs);
+  sender::OutboundService outbound(keys, redis_options, cfg.outbound_token, registry, WallClockMs, cfg.sent_mark_ttl);
 
   runtime::ServiceSpec spec;
   spec.common = cfg.common;

@@ -35,9 +35,6 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 return {1, ARGV[1]}
 )lua";
 
-// A key is remembered as long as a sent mark is (KATY_SENT_MARK_TTL_S's default): a retry
-// within it is recognised.
-constexpr int64_t kKeyTtlS = 7LL * 24 * 3600;
 constexpr size_t kMaxKey = 200;
 // Parts one call may become: a 2,000-character Messenger part each. More is a bulk mailing,
 // which the outbound API is not for.
@@ -135,8 +132,9 @@ std::pair<std::string, std::string> ConversationOfOutboundId(const std::string& 
 }
 
 OutboundService::OutboundService(KeySpace keys, const redis::Options& redis, std::string token,
-                                 prometheus::Registry& registry, Clock now_ms)
+                                 prometheus::Registry& registry, Clock now_ms, std::chrono::seconds key_ttl)
     : keys_(std::move(keys)),
+      key_ttl_s_(key_ttl.count()),
       token_(std::move(token)),
       now_ms_(std::move(now_ms)),
       pool_(redis, 2),
@@ -163,7 +161,7 @@ grpc::Status OutboundService::Send(grpc::ServerContext* context, const katy::v1:
                              {keys_.Outbound(shard, ScopedIdempotencyKey(request->page_id(), request->recipient_id(),
                                                                          request->idempotency_key())),
                               keys_.OutStream(shard), keys_.Outbound(shard, request->idempotency_key())},
-                             {check.message.id(), check.message.SerializeAsString(), std::to_string(kKeyTtlS)});
+                             {check.message.id(), check.message.SerializeAsString(), std::to_string(key_ttl_s_)});
   if (!queued) return grpcsvc::ToGrpc(queued.error());
   if (queued->elements.size() != 2) return {grpc::StatusCode::INTERNAL, "unexpected answer from the enqueue script"};
   response->set_duplicate(queued->elements[0].integer == 0);

@@ -41,8 +41,10 @@ std::pair<std::string, std::string> ConversationOfOutboundId(const std::string& 
 class OutboundService final : public katy::v1::Outbound::Service {
  public:
   using Clock = std::function<int64_t()>;  // epoch ms
+  // An idempotency key is kept `key_ttl` (KATY_SENT_MARK_TTL_S, as long as the delivered mark
+  // of its message): a retry within it is recognised.
   OutboundService(KeySpace keys, const redis::Options& redis, std::string token, prometheus::Registry& registry,
-                  Clock now_ms);
+                  Clock now_ms, std::chrono::seconds key_ttl);
 
   grpc::Status Send(grpc::ServerContext* context, const katy::v1::OutboundSendRequest* request,
                     katy::v1::OutboundSendResponse* response) override;
@@ -51,6 +53,7 @@ class OutboundService final : public katy::v1::Outbound::Service {
 
  private:
   KeySpace keys_;
+  int64_t key_ttl_s_;
   std::string token_;
   Clock now_ms_;
   redis::ClientPool pool_;

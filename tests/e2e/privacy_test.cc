@@ -321,5 +321,51 @@ TEST_F(PrivacyTest, ADeletedMessagesTextLeavesWhatKatyHolds) {
   EXPECT_FALSE(TracesOf(*redis_, kKept).empty()) << "the conversation itself stays";
 }
 
+// Every time docs/privacy.md says Katy keeps something is the setting's: the conversation,
+// dedupe marks, delivered marks, the outbound API's keys, a deletion request's outcome.
+TEST(RetentionTest, EachKindOfRecordIsKeptForItsSettingsTime) {
+  testing::KatyStack stack({kRules,
+                            {{"KATY_CONVERSATION_TTL_D", "2"},
+                             {"KATY_DEDUPE_TTL_S", "3000"},
+                             {"KATY_SENT_MARK_TTL_S", "4000"},
+                             {"KATY_DELETION_STATUS_TTL_D", "3"},
+                             {"KATY_PUBLIC_URL", kPublicUrl},
+                             {"KATY_APP_ID", "1517776481860111"}}});
+  ASSERT_TRUE(stack.ready());
+  redis::Client redis(*redis::ParseUrl(stack.redis_url()));
+  testing::Say(stack, kKept, "hello");
+  ASSERT_TRUE(testing::WaitFor([&] { return testing::RepliesTo(stack, kKept) >= 1; }, std::chrono::seconds(20)));
+  ASSERT_EQ(testing::Katyctl(stack, "sender", std::string("send 1045 ") + kKept + " \"news\" --key k1").status, 0);
+  ASSERT_TRUE(testing::WaitFor([&] { return testing::RepliesTo(stack, kKept) >= 2; }, std::chrono::seconds(20)));
+  http::Client http;
+  auto deletion = http.Post(stack.emulator_url() + "/_emulator/delete-user", R"({"psid":"5550001112223334"})");
+  ASSERT_TRUE(deletion.ok() && deletion->status == 200);
+  ASSERT_TRUE(stack.WaitUntilDrained(std::chrono::seconds(20)));
+  // The TTLs of the keys of each kind, by the part of their name that tells the kind.
+  std::map<std::string, std::vector<int64_t>> ttls;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        ttls.clear();
+        auto keys = redis.ScanKeys("katy:*");
+        if (!keys.ok()) return false;
+        for (const auto& key : *keys) {
+          for (const char* kind : {":conv:", ":seen@", ":sent:", ":outbound:", ":deletion:"}) {
+            auto ttl = redis.Command({"TTL", key});
+            if (key.find(kind) != std::string::npos && ttl.ok()) ttls[kind].push_back(ttl->integer);
+          }
+        }
+        return ttls.size() == 5;
+      },
+      std::chrono::seconds(10)));
+  auto all_near = [&](const char* kind, int64_t seconds, int64_t slack) {
+    for (int64_t ttl : ttls[kind]) EXPECT_NEAR(ttl, seconds, slack) << kind;
+  };
+  all_near(":conv:", 2 * 24 * 3600, 60);
+  all_near(":seen@", 3000, 60);  // from the end of its 5 s bucket
+  all_near(":sent:", 4000, 60);
+  all_near(":outbound:", 4000, 60);
+  all_near(":deletion:", 3 * 24 * 3600, 60);
+}
+
 }  // namespace
 }  // namespace katy

@@ -230,6 +230,20 @@ TEST_F(ResponderHandlerTest, TheFirstMessageAfterAnAdClickOpensSevenDays) {
             0);
 }
 
+// A conversation is kept KATY_CONVERSATION_TTL_D after its last event (docs/privacy.md).
+TEST_F(ResponderHandlerTest, AConversationIsKeptItsConfiguredLifetime) {
+  ASSERT_EQ(Handle(Deliver("hello")).kind, redis::HandleResult::Kind::kDone);
+  const std::string conversation = keys_->Conversation(Shard(), "p1", "u1");
+  EXPECT_NEAR(client_.Command({"TTL", conversation})->integer, 90 * 24 * 3600, 5) << "the default: 90 days";
+  PrivacySettings privacy;
+  privacy.conversation_ttl = std::chrono::hours(48);
+  handler_ = std::make_unique<ResponderHandler>(
+      *keys_, *rules_, metrics_, [] { return int64_t{5000}; }, nullptr, OwnershipSettings{}, http::AsyncClientOptions{},
+      DisclosureSettings{}, privacy);
+  ASSERT_EQ(Handle(Deliver("again")).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_NEAR(client_.Command({"TTL", conversation})->integer, 48 * 3600, 5);
+}
+
 TEST_F(ResponderHandlerTest, AnInstanceThatLostTheShardWritesNothing) {
   auto entry = Deliver("hello");
   ASSERT_TRUE(client_.Command({"SET", fence_.lease_key, "someone-else"}).ok());

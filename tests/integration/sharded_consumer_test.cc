@@ -537,6 +537,29 @@ TEST_F(ConsumerTest, DeadLettersBeyondTheCapDropTheOldestAndAreCounted) {
   EXPECT_EQ(dropped, 2);
 }
 
+// Dead letters hold what a person wrote or was sent: past KATY_DLQ_RETENTION_D they go, with
+// the finished entries' trim; younger ones stay (docs/privacy.md).
+TEST_F(ConsumerTest, DeadLettersPastTheirRetentionAreDropped) {
+  const int shard = ShardOf("p", "u", kShards);
+  const std::string dlq = keys_.DeadLetters(shard);
+  const int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  const int64_t day_ms = 24LL * 3600 * 1000;
+  ASSERT_TRUE(client_.Command({"XADD", dlq, std::to_string(now_ms - 3 * day_ms) + "-0", "reason", "old"}).ok());
+  ASSERT_TRUE(client_.Command({"XADD", dlq, std::to_string(now_ms - day_ms / 2) + "-0", "reason", "young"}).ok());
+  Add("u", 0);
+  options_.trim_every = std::chrono::milliseconds(100);
+  options_.dead_letter_retention = std::chrono::hours(48);
+  RunUntil([&](Client& client, const StreamEntry& entry, const Fence&) { return Ack(client, entry); },
+           [&] {
+             return client_.Command({"XLEN", dlq})->integer == 1;
+           });
+  auto letters = ParseEntries(dlq, *client_.Command({"XRANGE", dlq, "-", "+"}));
+  ASSERT_EQ(letters.size(), 1u);
+  EXPECT_EQ(letters[0].Field("reason"), "young");
+}
+
 // Redis that cannot serve a shard (down, failing over, a master short of replicas) is not the
 // entries' failure: the shard is held — no attempt counted, no dead letter, however many retry
 // budgets the outage lasts — one entry at a time probes it, the other shards go on, and the

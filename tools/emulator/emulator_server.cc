@@ -511,8 +511,9 @@ class EmulatorHandler : public Http::Handler {
     // Each accepted message at debug: with the sender's "delivered" lines, who got which id.
     // The message itself only where the operator allows message text in logs.
     if (log::MessageTextAllowed()) {
-      log::Debug("send api accepted",
-                 {{"message_id", stored.message_id}, {"recipient", stored.recipient}, {"message", stored.message_json}});
+      log::Debug(
+          "send api accepted",
+          {{"message_id", stored.message_id}, {"recipient", stored.recipient}, {"message", stored.message_json}});
     } else {
       log::Debug("send api accepted", {{"message_id", stored.message_id}, {"recipient", stored.recipient}});
     }
