@@ -109,13 +109,19 @@ std::vector<StreamScan> ShardStreams(const KeySpace& keys, int shard) {
   return streams;
 }
 
-// The outbound API's keys that name the person: its messages' delivered and in-flight marks
-// (sent:api:<page>:<user>:...) and the idempotency keys whose message id is theirs.
+// The keys that name the person: the outbound API's delivered and in-flight marks of their
+// messages (sent:api:<page>:<user>:...) and idempotency keys whose message id is theirs, and
+// the dedupe marks of their receipts that came without a timestamp.
 Result<std::vector<std::string>> OutboundRecords(redis::Client& client, const KeySpace& keys, int shard,
                                                  const std::string& page, const std::string& user) {
   const std::string message_prefix = "api:" + page + ":" + user + ":";
   auto records = client.ScanKeys(keys.Sent(shard, message_prefix) + "*");
   if (!records) return records.error();
+  // A dedupe mark of its own (an event without a timestamp) is named by the event's key, which
+  // for a receipt names the person ("dlv:<user>:<watermark>", "read:<user>:<mid>").
+  auto marks = client.ScanKeys(keys.SeenPrefix(shard) + page + ":*:" + user + ":*");
+  if (!marks) return marks.error();
+  records->insert(records->end(), marks->begin(), marks->end());
   auto idempotency = client.ScanKeys(keys.Outbound(shard, "*"));
   if (!idempotency) return idempotency.error();
   if (idempotency->empty()) return records;

@@ -86,6 +86,9 @@ if [[ -z "${KATY_GRAPH_URL:-}" ]]; then
   # The emulator's app id: its echoes of the bot's messages are the bot's own, and an echo from
   # the Page Inbox (a person answering) pauses the bot (docs/handover.md).
   export KATY_APP_ID="${KATY_APP_ID:-1517776481860111}"
+  # Meta's data deletion callback on ingress's port, which the emulator calls
+  # (/_emulator/delete-user; docs/privacy.md). For a real page, set your https:// origin.
+  export KATY_PUBLIC_URL="${KATY_PUBLIC_URL:-http://127.0.0.1:$ingress_port}"
   emulator="http://$KATY_EMULATOR_ADDR"
   start emulator env KATY_EMULATOR_METRICS_URLS="http://${KATY_INGRESS_ADMIN_ADDR:-$KATY_DEFAULT_INGRESS_ADMIN_ADDR}/metrics,http://${KATY_SENDER_ADMIN_ADDR:-$KATY_DEFAULT_SENDER_ADMIN_ADDR}/metrics" \
     "$bin/katy-emulator"

@@ -457,6 +457,10 @@ TEST(RulesTest, TheDemoBotLoadsAndHolds) {
   ASSERT_EQ(kittens.messages.size(), 2u);
   EXPECT_EQ(nlohmann::json::parse(kittens.messages[1])["attachment"]["payload"]["template_type"], "generic");
   EXPECT_EQ(DecideText(rules, "qwertyuiop").rule, "fallback");
+  EXPECT_EQ(DecideText(rules, "STOP").privacy, PrivacyAction::kOptOut);
+  EXPECT_EQ(DecideText(rules, "please don't stop").privacy, PrivacyAction::kNone);
+  EXPECT_EQ(DecideText(rules, "Start!").privacy, PrivacyAction::kOptIn);
+  EXPECT_EQ(DecideText(rules, "please delete my data").privacy, PrivacyAction::kForget);
   Decision human = DecideText(rules, "can I talk to a human?");
   EXPECT_EQ(human.rule, "human");
   ASSERT_TRUE(human.handover);
