@@ -260,9 +260,10 @@ class WebhookServer::Loop final : public ConnectionHost {
     auto code = StatusCode(service_.deletion(), request.query);
     if (auto* reply = std::get_if<HttpReply>(&code)) return Answer(conn, Counted(std::move(*reply)));
     const std::string key = store_keys_.DeletionStatus(std::get<std::string>(code));
-    pipeline_.redis().Send({"GET", key}, [this, conn, code = std::get<std::string>(code)](Result<redis::Reply> record) {
-      Answer(conn, Counted(StatusAnswer(service_.deletion(), code, record, service_.NowMs())));
-    });
+    pipeline_.redis().Send({"GET", key},
+                           [this, conn, code = std::get<std::string>(code)](const Result<redis::Reply>& record) {
+                             Answer(conn, Counted(StatusAnswer(service_.deletion(), code, record, service_.NowMs())));
+                           });
   }
 
   HttpReply Handshake(const HttpRequest& request) const {

@@ -1,7 +1,5 @@
 #include "services/responder/skill_client.h"
 
-#include "common/log.h"
-
 #include <nlohmann/json.hpp>
 
 #include "common/events.h"

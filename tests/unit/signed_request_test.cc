@@ -14,8 +14,8 @@ constexpr const char* kSecret = "app-secret-0123456789abcdef";
 constexpr int64_t kNow = 1'765'000'000;
 
 std::string Payload(int64_t issued_at, const std::string& algorithm = "HMAC-SHA256") {
-  return nlohmann::json{{"algorithm", algorithm}, {"expires", issued_at + 3600}, {"issued_at", issued_at},
-                        {"user_id", "218471"}}
+  return nlohmann::json{
+      {"algorithm", algorithm}, {"expires", issued_at + 3600}, {"issued_at", issued_at}, {"user_id", "218471"}}
       .dump();
 }
 
@@ -29,16 +29,14 @@ TEST(SignedRequestTest, AGoodRequestIsReadAndEveryBadOneRefusedWithItsReason) {
   EXPECT_EQ(parsed->issued_at_s, kNow - 10);
   EXPECT_EQ(good.find('='), std::string::npos) << "base64url without padding, as Meta sends it";
 
-  EXPECT_EQ(ReasonOf(ParseSignedRequest(SignRequest(Payload(kNow), "another-secret"), kSecret, kNow)),
-            "bad_signature");
+  EXPECT_EQ(ReasonOf(ParseSignedRequest(SignRequest(Payload(kNow), "another-secret"), kSecret, kNow)), "bad_signature");
   std::string tampered = good;
   tampered.back() = tampered.back() == 'A' ? 'B' : 'A';
   EXPECT_EQ(ReasonOf(ParseSignedRequest(tampered, kSecret, kNow)), "bad_signature");
   EXPECT_EQ(ReasonOf(ParseSignedRequest(SignRequest(Payload(kNow, "HMAC-SHA1"), kSecret), kSecret, kNow)),
             "bad_algorithm");
   EXPECT_EQ(ReasonOf(ParseSignedRequest(SignRequest(Payload(kNow - 7200), kSecret), kSecret, kNow)), "expired");
-  EXPECT_EQ(ReasonOf(ParseSignedRequest(SignRequest(Payload(kNow + 3600), kSecret), kSecret, kNow)),
-            "from_the_future");
+  EXPECT_EQ(ReasonOf(ParseSignedRequest(SignRequest(Payload(kNow + 3600), kSecret), kSecret, kNow)), "from_the_future");
   EXPECT_EQ(ReasonOf(ParseSignedRequest("no-dot-here", kSecret, kNow)), "bad_format");
   EXPECT_EQ(ReasonOf(ParseSignedRequest("a+b.c/d", kSecret, kNow)), "bad_format");
   EXPECT_EQ(ReasonOf(ParseSignedRequest(SignRequest("[1,2]", kSecret), kSecret, kNow)), "bad_payload");
