@@ -6,17 +6,19 @@
 #include <cstring>
 
 namespace katy {
-namespace {
 
-std::string HexOf(const unsigned char* bytes, unsigned len) {
+std::string LowerHex(std::string_view bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(len * 2, '\0');
-  for (unsigned i = 0; i < len; ++i) {
-    out[2 * i] = kDigits[bytes[i] >> 4];
-    out[2 * i + 1] = kDigits[bytes[i] & 0xF];
+  std::string hex(bytes.size() * 2, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(bytes[i]);
+    hex[2 * i] = kDigits[byte >> 4];
+    hex[2 * i + 1] = kDigits[byte & 0xF];
   }
-  return out;
+  return hex;
 }
+
+namespace {
 
 // HMAC with the keyed halves precomputed (RFC 2104): H((K ^ opad) || H((K ^ ipad) || data)).
 // OpenSSL 3's one-shot HMAC() looks the digest up by name in its provider tables on every call
@@ -51,7 +53,7 @@ class KeyedDigest {
     EVP_MD_CTX_copy_ex(work_, outer_);
     EVP_DigestUpdate(work_, inner_hash, inner_len);
     EVP_DigestFinal_ex(work_, digest, &len);
-    return HexOf(digest, len);
+    return LowerHex(std::string_view(reinterpret_cast<const char*>(digest), len));
   }
 
  private:

@@ -5,6 +5,9 @@
 
 namespace katy {
 
+// Lowercase hex of bytes ("\x01\xab" -> "01ab"). Pure.
+std::string LowerHex(std::string_view bytes);
+
 // Lowercase hex HMAC-SHA256(key, data). Thread-safe.
 std::string HmacSha256Hex(std::string_view key, std::string_view data);
 // Lowercase hex SHA-256(data): a name for data too long or too free to be a key. Thread-safe.

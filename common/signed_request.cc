@@ -67,16 +67,6 @@ std::string BytesOfHex(std::string_view hex) {
   return bytes;
 }
 
-std::string HexOfBytes(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned char c : bytes) {
-    hex += kDigits[c >> 4];
-    hex += kDigits[c & 0xF];
-  }
-  return hex;
-}
-
 Result<SignedRequest> ReadPayload(const std::string& json, int64_t now_s, SignedRequestBounds bounds) {
   const auto payload = nlohmann::json::parse(json, nullptr, false);
   if (!payload.is_object()) return Refused("bad_payload", "the payload is not a JSON object");
@@ -93,13 +83,6 @@ Result<SignedRequest> ReadPayload(const std::string& json, int64_t now_s, Signed
   request.user_id = user.is_string() ? user.get<std::string>() : user.is_number_unsigned() ? user.dump() : "";
   if (!IsNumericId(request.user_id, kMaxIdLength)) return Refused("bad_payload", "user_id is not an id");
   return request;
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 std::string CodeTag(std::string_view app_secret, std::string_view issued_and_id) {
@@ -119,7 +102,7 @@ Result<SignedRequest> ParseSignedRequest(std::string_view signed_request, std::s
   const auto payload = DecodeBase64Url(encoded_payload);
   if (!signature || !payload) return Refused("bad_format", "the signed_request is not base64url");
   // Meta signs the payload as sent, base64url and all.
-  if (!ConstantTimeEquals(HexOfBytes(*signature), HmacSha256Hex(app_secret, encoded_payload))) {
+  if (!ConstantTimeEquals(LowerHex(*signature), HmacSha256Hex(app_secret, encoded_payload))) {
     return Refused("bad_signature", "the signature does not match the app secret");
   }
   return ReadPayload(*payload, now_s, bounds);
@@ -146,34 +129,6 @@ std::optional<int64_t> IssuedAtOfDeletionCode(std::string_view code, std::string
   const auto [end, ec] = std::from_chars(issued_and_id.data(), issued_and_id.data() + issued_and_id.size(), issued);
   if (ec != std::errc() || end == issued_and_id.data() + issued_and_id.size() || *end != '-') return std::nullopt;
   return issued;
-}
-
-std::optional<std::string> FormField(std::string_view body, std::string_view name) {
-  while (!body.empty()) {
-    const size_t amp = body.find('&');
-    const std::string_view pair = body.substr(0, amp);
-    body = amp == std::string_view::npos ? std::string_view() : body.substr(amp + 1);
-    const size_t eq = pair.find('=');
-    if (pair.substr(0, eq) != name || eq == std::string_view::npos) continue;
-    std::string value;
-    const std::string_view raw = pair.substr(eq + 1);
-    for (size_t i = 0; i < raw.size(); ++i) {
-      if (raw[i] == '+') {
-        value += ' ';
-      } else if (raw[i] != '%') {
-        value += raw[i];
-      } else {
-        if (i + 2 >= raw.size()) return std::nullopt;
-        const int high = HexValue(raw[i + 1]);
-        const int low = HexValue(raw[i + 2]);
-        if (high < 0 || low < 0) return std::nullopt;
-        value += static_cast<char>(high * 16 + low);
-        i += 2;
-      }
-    }
-    return value;
-  }
-  return std::nullopt;
 }
 
 }  // namespace katy

@@ -41,8 +41,4 @@ std::string DeletionCode(std::string_view signed_request, std::string_view app_s
 // When a code Katy gave was issued (seconds), or nullopt for a code it never gave. Pure.
 std::optional<int64_t> IssuedAtOfDeletionCode(std::string_view code, std::string_view app_secret);
 
-// The value of `name` in an application/x-www-form-urlencoded body, decoded; nullopt when absent
-// or badly encoded. Pure.
-std::optional<std::string> FormField(std::string_view body, std::string_view name);
-
 }  // namespace katy

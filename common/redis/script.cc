@@ -1,5 +1,7 @@
 #include "common/redis/script.h"
 
+#include "common/hmac.h"
+
 #include <openssl/sha.h>
 
 #include "common/redis/replication_health.h"
@@ -12,13 +14,7 @@ namespace {
 std::string Sha1Hex(const std::string& text) {
   unsigned char digest[SHA_DIGEST_LENGTH];
   SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned char byte : digest) {
-    hex += kDigits[byte >> 4];
-    hex += kDigits[byte & 0xF];
-  }
-  return hex;
+  return LowerHex(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
 }
 
 }  // namespace

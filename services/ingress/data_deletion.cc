@@ -18,7 +18,8 @@ std::variant<DeletionRefusal, DeletionAccepted> CheckDeletionRequest(const Delet
   if (!options.enabled()) {
     return DeletionRefusal{404, "not_configured", "data deletion is not configured here (KATY_PUBLIC_URL)"};
   }
-  const std::optional<std::string> signed_request = FormField(body, "signed_request");
+  // A form body is a query string: the same decoding.
+  const std::optional<std::string> signed_request = QueryParam(body, "signed_request");
   if (!signed_request) return DeletionRefusal{400, "no_signed_request", "the form has no signed_request"};
   auto request = ParseSignedRequest(*signed_request, options.app_secret, now_ms / 1000, options.bounds);
   if (!request) return DeletionRefusal{400, request.error().reason, request.error().message};

@@ -62,14 +62,6 @@ TEST(SignedRequestTest, ACodeIsStableForOneRequestAndOnlyKatysCodesAreKnown) {
   EXPECT_FALSE(IssuedAtOfDeletionCode("", kSecret));
 }
 
-TEST(SignedRequestTest, FormFieldsAreDecoded) {
-  EXPECT_EQ(FormField("a=1&signed_request=ab.cd%3D&b=2", "signed_request"), "ab.cd=");
-  EXPECT_EQ(FormField("x=a+b", "x"), "a b");
-  EXPECT_FALSE(FormField("x=%4", "x"));
-  EXPECT_FALSE(FormField("x=%zz", "x"));
-  EXPECT_FALSE(FormField("y=1", "x"));
-}
-
 // The callback's first half, before storage: refused without touching anything, or the event
 // to store and the answer that names the status page.
 TEST(DataDeletionTest, TheCallbackAnswersWithTheStatusPageAndItsCode) {
