@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "common/http/http_client.h"
 #include "common/redis/redis_client.h"
 #include "common/redis/streams.h"
 #include "common/shard.h"
@@ -481,6 +482,50 @@ TEST(ClusterStackTest, ReshardingDuringTrafficLosesNothing) {
 // Reminders set on the shards of one master (the responder's commit waits for a replica:
 // KATY_REDIS_WAIT_REPLICAS), which is killed before they fall due: a replica takes over, and
 // each reminder still fires once, after the reply that set it.
+// Privacy on a cluster (docs/privacy.md): katyctl forget and Meta's data deletion callback
+// each leave no trace of their person on any master, and the other person's data stays.
+TEST(ClusterStackTest, ForgetAndTheDataDeletionCallbackEraseAPersonOnACluster) {
+  testing::RedisCluster cluster;
+  ASSERT_TRUE(cluster.ready());
+  testing::KatyStack stack({"fallback:\n  reply: \"echo: {{text}}\"\n",
+                            {{"KATY_PUBLIC_URL", "https://bot.example.com"}, {"KATY_APP_ID", "1517776481860111"}},
+                            cluster.url()});
+  ASSERT_TRUE(stack.ready());
+  const std::vector<std::string> people = {"7712340000000001", "7712340000000002", "7712340000000003"};
+  for (const auto& psid : people) {
+    testing::Say(stack, psid, "hello");
+    testing::Say(stack, psid, "again");
+  }
+  for (const auto& psid : people) {
+    ASSERT_TRUE(testing::WaitFor([&] { return testing::RepliesTo(stack, psid) >= 2; }, seconds(20)))
+        << psid << "; logs in " << stack.dir();
+  }
+  const auto forgotten = testing::Katyctl(stack, "responder", "forget 1045 " + people[0]);
+  ASSERT_EQ(forgotten.status, 0) << forgotten.output;
+  EXPECT_NE(forgotten.output.find("conversation: 1"), std::string::npos) << forgotten.output;
+  http::Client http;
+  auto deletion =
+      http.Post(stack.emulator_url() + "/_emulator/delete-user", nlohmann::json{{"psid", people[1]}}.dump());
+  ASSERT_TRUE(deletion.ok() && deletion->status == 200);
+  const auto answer = nlohmann::json::parse(deletion->body);
+  ASSERT_EQ(answer["status"], 200) << deletion->body;
+  const std::string url = answer["answer"]["url"];
+  const std::string status_url = stack.ingress_url().substr(0, stack.ingress_url().rfind('/')) +
+                                 url.substr(std::string("https://bot.example.com").size());
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto page = http.Get(status_url);
+        return page.ok() && page->body.find(": done.") != std::string::npos;
+      },
+      seconds(20)))
+      << "logs in " << stack.dir();
+  ASSERT_TRUE(stack.WaitUntilDrained(seconds(20)));
+  redis::Client redis(*redis::ParseUrl(cluster.url()));
+  EXPECT_EQ(testing::TracesOf(redis, people[0]), std::vector<std::string>{});
+  EXPECT_EQ(testing::TracesOf(redis, people[1]), std::vector<std::string>{});
+  EXPECT_FALSE(testing::TracesOf(redis, people[2]).empty());
+}
+
 TEST(ClusterStackTest, RemindersSetBeforeAMasterFailsOverFireOnce) {
   constexpr const char* kReminderRules = R"(
 rules:

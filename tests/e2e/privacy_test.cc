@@ -55,35 +55,6 @@ fallback:
   reply: "echo: {{text}}"
 )";
 
-// Every place in Redis that holds `needle`: key names, and every string, field, member,
-// value and stream entry field, as "<key>: <where>".
-std::vector<std::string> TracesOf(redis::Client& redis, const std::string& needle) {
-  std::vector<std::string> found;
-  auto keys = redis.ScanKeys("*");
-  if (!keys.ok()) keys = redis.ScanKeys("*");  // a connection from before a Redis restart
-  if (!keys.ok()) return {"the scan failed: " + keys.error().message};
-  auto holds = [&](const std::string& key, const redis::Reply& reply, const char* where) {
-    std::vector<const redis::Reply*> todo{&reply};
-    while (!todo.empty()) {
-      const redis::Reply* one = todo.back();
-      todo.pop_back();
-      if (one->str.find(needle) != std::string::npos) found.push_back(key + ": " + where);
-      for (const auto& element : one->elements) todo.push_back(&element);
-    }
-  };
-  for (const auto& key : *keys) {
-    if (key.find(needle) != std::string::npos) found.push_back(key + ": its name");
-    const std::string type = redis.Command({"TYPE", key})->str;
-    if (type == "string") holds(key, *redis.Command({"GET", key}), "value");
-    if (type == "hash") holds(key, *redis.Command({"HGETALL", key}), "hash");
-    if (type == "set") holds(key, *redis.Command({"SMEMBERS", key}), "set");
-    if (type == "zset") holds(key, *redis.Command({"ZRANGE", key, "0", "-1"}), "sorted set");
-    if (type == "list") holds(key, *redis.Command({"LRANGE", key, "0", "-1"}), "list");
-    if (type == "stream") holds(key, *redis.Command({"XRANGE", key, "-", "+"}), "stream entry");
-  }
-  return found;
-}
-
 // Where the status page of a data deletion request says it is (ingress serves it).
 constexpr const char* kPublicUrl = "https://bot.example.com";
 
@@ -166,8 +137,8 @@ TEST_F(PrivacyTest, ForgetLeavesNoTraceOfThePersonAndNothingOfAnotherIsLost) {
   ASSERT_TRUE(stack_->WaitUntilDrained(std::chrono::seconds(30))) << "logs in " << stack_->dir();
   ASSERT_TRUE(WaitForReplies(kKept, 4));
 
-  EXPECT_EQ(TracesOf(*redis_, kForgotten), std::vector<std::string>{});
-  EXPECT_FALSE(TracesOf(*redis_, kKept).empty());
+  EXPECT_EQ(testing::TracesOf(*redis_, kForgotten), std::vector<std::string>{});
+  EXPECT_FALSE(testing::TracesOf(*redis_, kKept).empty());
   const auto kept = Katyctl("responder", std::string("conv show 1045 ") + kKept);
   EXPECT_NE(kept.output.find("reminder:    NUDGE"), std::string::npos) << kept.output;
   EXPECT_NE(kept.output.find("asked:"), std::string::npos) << kept.output;
@@ -248,7 +219,7 @@ TEST_F(PrivacyTest, TheDataDeletionCallbackErasesThePersonOnceItIsDurable) {
   EXPECT_EQ(stack_->MetricSum("ingress", "katy_ingress_rejections_total", R"(reason="deletion_bad_signature")"), 1);
   EXPECT_EQ(stack_->MetricSum("ingress", "katy_ingress_rejections_total", R"(reason="deletion_expired")"), 1);
   ASSERT_TRUE(stack_->WaitUntilDrained(std::chrono::seconds(20)));
-  EXPECT_FALSE(TracesOf(*redis_, kForgotten).empty()) << "a refused request erases nothing";
+  EXPECT_FALSE(testing::TracesOf(*redis_, kForgotten).empty()) << "a refused request erases nothing";
 
   stack_->StopRedis();
   EXPECT_EQ(DeleteUser({{"psid", kForgotten}})["status"], 503);
@@ -271,8 +242,8 @@ TEST_F(PrivacyTest, TheDataDeletionCallbackErasesThePersonOnceItIsDurable) {
       << StatusPage(url) << " logs in " << stack_->dir();
   EXPECT_EQ(StatusPage(url).find("held nothing"), std::string::npos);
   ASSERT_TRUE(stack_->WaitUntilDrained(std::chrono::seconds(20)));
-  EXPECT_EQ(TracesOf(*redis_, kForgotten), std::vector<std::string>{});
-  EXPECT_FALSE(TracesOf(*redis_, kKept).empty());
+  EXPECT_EQ(testing::TracesOf(*redis_, kForgotten), std::vector<std::string>{});
+  EXPECT_FALSE(testing::TracesOf(*redis_, kKept).empty());
   EXPECT_EQ(stack_->MetricSum("responder", "katy_responder_privacy_actions_total", R"(action="data_deletion")"), 1);
 
   // Someone who never wrote: Meta's mapping names no page; nothing was held.
@@ -308,17 +279,17 @@ TEST_F(PrivacyTest, ADeletedMessagesTextLeavesWhatKatyHolds) {
   const std::string unprocessed = say("my secret is 4242-unprocessed");
   Post("/_emulator/unsend", {{"page", "1045"}, {"psid", kKept}, {"mid", unprocessed}});
   Post("/_emulator/unsend", {{"page", "1045"}, {"psid", kKept}, {"mid", dead}});
-  EXPECT_FALSE(TracesOf(*redis_, "4242-unprocessed").empty()) << "queued, not yet handled";
+  EXPECT_FALSE(testing::TracesOf(*redis_, "4242-unprocessed").empty()) << "queued, not yet handled";
   ASSERT_EQ(Katyctl("responder", "resume").status, 0);
   ASSERT_TRUE(testing::WaitFor(
       [&] { return stack_->MetricSum("responder", "katy_responder_privacy_actions_total", R"(action="scrub")") == 2; },
       std::chrono::seconds(20)))
       << "logs in " << stack_->dir();
   ASSERT_TRUE(stack_->WaitUntilDrained(std::chrono::seconds(20)));
-  EXPECT_EQ(TracesOf(*redis_, "4242-unprocessed"), std::vector<std::string>{});
-  EXPECT_EQ(TracesOf(*redis_, "4111-dead-letter"), std::vector<std::string>{});
+  EXPECT_EQ(testing::TracesOf(*redis_, "4242-unprocessed"), std::vector<std::string>{});
+  EXPECT_EQ(testing::TracesOf(*redis_, "4111-dead-letter"), std::vector<std::string>{});
   EXPECT_TRUE(testing::DeadLetterReasons(*stack_).empty()) << "a reply to a deleted message is not replayable";
-  EXPECT_FALSE(TracesOf(*redis_, kKept).empty()) << "the conversation itself stays";
+  EXPECT_FALSE(testing::TracesOf(*redis_, kKept).empty()) << "the conversation itself stays";
 }
 
 // Every time docs/privacy.md says Katy keeps something is the setting's: the conversation,

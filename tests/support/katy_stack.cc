@@ -214,6 +214,33 @@ void SayWith(const KatyStack& stack, nlohmann::json fields) {
   ASSERT_EQ(said->status, 200) << said->body;
 }
 
+std::vector<std::string> TracesOf(redis::Client& redis, const std::string& needle) {
+  std::vector<std::string> found;
+  auto keys = redis.ScanKeys("*");
+  if (!keys.ok()) keys = redis.ScanKeys("*");  // a connection from before a Redis restart
+  if (!keys.ok()) return {"the scan failed: " + keys.error().message};
+  auto holds = [&](const std::string& key, const redis::Reply& reply, const char* where) {
+    std::vector<const redis::Reply*> todo{&reply};
+    while (!todo.empty()) {
+      const redis::Reply* one = todo.back();
+      todo.pop_back();
+      if (one->str.find(needle) != std::string::npos) found.push_back(key + ": " + where);
+      for (const auto& element : one->elements) todo.push_back(&element);
+    }
+  };
+  for (const auto& key : *keys) {
+    if (key.find(needle) != std::string::npos) found.push_back(key + ": its name");
+    const std::string type = redis.Command({"TYPE", key})->str;
+    if (type == "string") holds(key, *redis.Command({"GET", key}), "value");
+    if (type == "hash") holds(key, *redis.Command({"HGETALL", key}), "hash");
+    if (type == "set") holds(key, *redis.Command({"SMEMBERS", key}), "set");
+    if (type == "zset") holds(key, *redis.Command({"ZRANGE", key, "0", "-1"}), "sorted set");
+    if (type == "list") holds(key, *redis.Command({"LRANGE", key, "0", "-1"}), "list");
+    if (type == "stream") holds(key, *redis.Command({"XRANGE", key, "-", "+"}), "stream entry");
+  }
+  return found;
+}
+
 std::multiset<std::string> DeadLetterReasons(const KatyStack& stack) {
   constexpr int kShards = 16;
   redis::Client client(*redis::ParseUrl(stack.redis_url()));

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/redis/redis_client.h"
 #include "tests/support/test_support.h"
 
 namespace katy::testing {
@@ -104,6 +105,11 @@ void Say(const KatyStack& stack, const std::string& psid, const std::string& tex
 void SayWith(const KatyStack& stack, nlohmann::json fields);
 // The reasons of every dead letter in the stack's Redis (16 shards, prefix katy), in no order.
 std::multiset<std::string> DeadLetterReasons(const KatyStack& stack);
+// Every place in a Redis (or Redis Cluster) that holds `needle`: key names, and every string,
+// hash field and value, set and sorted-set member, list item and stream entry field, as
+// "<key>: <where>" (privacy tests: "no trace of the person"). A failed scan is one such line,
+// so an empty answer always means a scan that found nothing.
+std::vector<std::string> TracesOf(redis::Client& redis, const std::string& needle);
 // What page 1045 has sent `psid` so far, as the emulator's Send API recorded it: how many
 // messages, and their texts in order ("" for a message without text).
 size_t RepliesTo(const KatyStack& stack, const std::string& psid);
