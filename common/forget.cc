@@ -38,7 +38,7 @@ end
 counts[1] = redis.call('DEL', KEYS[1])
 counts[3] = redis.call('SREM', KEYS[3], ARGV[1])
 local i = 5
-local groups = {'responders', 'senders', false}
+local groups = {'responders', 'senders', false}  -- KeySpace::kResponderGroup, kSenderGroup
 for s = 1, 3 do
   local n = tonumber(ARGV[i])
   for k = 1, n do
@@ -77,10 +77,10 @@ struct StreamScan {
   std::string key;
   bool inbound = false;
   std::string last_id;  // the newest entry read; "" before the first
-  std::vector<std::string> taken;
+  std::vector<redis::StreamEntry> taken;
 };
 
-// Reads the entries after `scan.last_id` and keeps the ids of those `take` wants.
+// Reads the entries after `scan.last_id` and keeps those `take` wants.
 Status ReadOn(redis::Client& client, StreamScan& scan, const EntryTest& take) {
   while (true) {
     const std::string from = scan.last_id.empty() ? "-" : "(" + scan.last_id;
@@ -92,7 +92,7 @@ Status ReadOn(redis::Client& client, StreamScan& scan, const EntryTest& take) {
       katy::v1::InboundEvent event;
       katy::v1::OutboundMessage message;
       if (ReadPayload(entry, scan.inbound, event, message) && take(entry, event, message)) {
-        scan.taken.push_back(entry.id);
+        scan.taken.push_back(entry);
       }
     }
     if (static_cast<int>(entries.size()) < kReadChunk) return Ok{};
@@ -151,12 +151,20 @@ Result<ForgetCounts> ForgetPerson(redis::Client& client, const KeySpace& keys, c
                                const katy::v1::OutboundMessage& message) {
     return entry.id != keep_entry && IsTheirs(event, message, page, user);
   };
+  // The records are found by SCANs of the whole keyspace: slow, so read once, and again only
+  // when a round finds a new outbound message of the person (an outbound API call made
+  // meanwhile brings its own records). Within a round only the streams' new entries are read.
+  Result<std::vector<std::string>> records = std::vector<std::string>{};
+  size_t outbound_seen = 0;
   for (int round = 0; round < kRounds; ++round) {
     for (auto& scan : streams) {
       if (auto read = ReadOn(client, scan, theirs); !read) return read.error();
     }
-    auto records = OutboundRecords(client, keys, shard, page, user);
-    if (!records) return records.error();
+    if (round == 0 || streams[1].taken.size() > outbound_seen) {
+      records = OutboundRecords(client, keys, shard, page, user);
+      if (!records) return records.error();
+      outbound_seen = streams[1].taken.size();
+    }
     std::vector<std::string> script_keys = {keys.Conversation(shard, page, user), keys.Timers(shard),
                                             keys.Owned(shard)};
     std::vector<std::string> args = {page + ":" + user};
@@ -166,7 +174,7 @@ Result<ForgetCounts> ForgetPerson(redis::Client& client, const KeySpace& keys, c
     }
     for (const auto& scan : streams) {
       args.push_back(std::to_string(scan.taken.size()));
-      args.insert(args.end(), scan.taken.begin(), scan.taken.end());
+      for (const auto& entry : scan.taken) args.push_back(entry.id);
     }
     script_keys.insert(script_keys.end(), records->begin(), records->end());
     auto erased = forget.Run(client, script_keys, args);
@@ -193,34 +201,30 @@ Result<ScrubCounts> ScrubMessage(redis::Client& client, const KeySpace& keys, co
     if (auto read = ReadOn(client, scan, of_the_message); !read) return read.error();
   }
   std::vector<std::vector<std::string>> commands;
-  for (const auto& id : streams[0].taken) commands.push_back({"XDEL", streams[0].key, id});
-  for (const auto& id : streams[1].taken) {
-    commands.push_back({"XACK", streams[1].key, KeySpace::kSenderGroup, id});
-    commands.push_back({"XDEL", streams[1].key, id});
+  for (const auto& entry : streams[0].taken) commands.push_back({"XDEL", streams[0].key, entry.id});
+  for (const auto& entry : streams[1].taken) {
+    commands.push_back({"XACK", streams[1].key, KeySpace::kSenderGroup, entry.id});
+    commands.push_back({"XDEL", streams[1].key, entry.id});
   }
   ScrubCounts counts{static_cast<int>(streams[0].taken.size()), static_cast<int>(streams[1].taken.size()), 0};
-  for (const auto& id : streams[2].taken) {
+  for (const auto& letter : streams[2].taken) {
     // A dead letter of the message keeps its place in the replay order's meaning (reason,
     // stage, attempts) without the text; one of a reply to it goes.
-    auto entry = client.Command({"XRANGE", streams[2].key, id, id});
-    if (!entry) return entry.error();
-    for (auto& letter : redis::ParseEntries(streams[2].key, *entry)) {
-      katy::v1::InboundEvent event;
-      katy::v1::OutboundMessage message;
-      if (ReadPayload(letter, false, event, message) && letter.Field("stage").value_or("") != "sender") {
-        event.clear_text();
-        event.clear_attachments();
-        event.clear_quick_reply_payload();
-        std::vector<std::string> add{"XADD", streams[2].key, "*"};
-        for (const auto& [name, value] : letter.fields) {
-          add.push_back(name);
-          add.push_back(name == "pb" ? event.SerializeAsString() : value);
-        }
-        add.insert(add.end(), {"scrubbed", "message_deleted"});
-        commands.push_back(std::move(add));
+    katy::v1::InboundEvent event;
+    katy::v1::OutboundMessage message;
+    if (ReadPayload(letter, false, event, message) && letter.Field("stage").value_or("") != "sender") {
+      event.clear_text();
+      event.clear_attachments();
+      event.clear_quick_reply_payload();
+      std::vector<std::string> add{"XADD", streams[2].key, "*"};
+      for (const auto& [name, value] : letter.fields) {
+        add.push_back(name);
+        add.push_back(name == "pb" ? event.SerializeAsString() : value);
       }
+      add.insert(add.end(), {"scrubbed", "message_deleted"});
+      commands.push_back(std::move(add));
     }
-    commands.push_back({"XDEL", streams[2].key, id});
+    commands.push_back({"XDEL", streams[2].key, letter.id});
     ++counts.dead_letters;
   }
   if (commands.empty()) return counts;
