@@ -33,7 +33,7 @@ Result<std::vector<std::pair<std::string, std::string>>> PagesIn(const Result<ht
 }
 
 redis::HandleResult DataDeletions::Handle(redis::Client& client, const redis::StreamEntry& entry,
-                                          const katy::v1::InboundEvent& event, int* erased) const {
+                                          const katy::v1::InboundEvent& event) const {
   if (!settings_.enabled()) return redis::HandleResult::Poison("data_deletion_not_configured");
   http::Client graph(settings_.timeout);
   auto pages = PagesIn(graph.Get(IdsForPagesUrl(settings_, event.user_id())));
@@ -56,7 +56,6 @@ redis::HandleResult DataDeletions::Handle(redis::Client& client, const redis::St
   if (!recorded) return redis::HandleResult::RedisFailed(recorded.error());
   log::Info("data deletion request carried out",
             {{"pages", static_cast<int64_t>(pages->size())}, {"people_erased", people}});
-  *erased = people;
   return redis::HandleResult::Done();
 }
 

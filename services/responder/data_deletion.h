@@ -48,9 +48,8 @@ class DataDeletions {
  public:
   DataDeletions(KeySpace keys, PrivacySettings settings) : keys_(std::move(keys)), settings_(std::move(settings)) {}
 
-  // `erased`: the people forgotten, for the metric.
   redis::HandleResult Handle(redis::Client& client, const redis::StreamEntry& entry,
-                             const katy::v1::InboundEvent& event, int* erased) const;
+                             const katy::v1::InboundEvent& event) const;
 
  private:
   KeySpace keys_;

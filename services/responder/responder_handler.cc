@@ -278,7 +278,7 @@ void RecordEvent(const katy::v1::InboundEvent& event, const Conversation& conver
   }
   for (const auto& [name, value] : decision.set_vars) hset.insert(hset.end(), {"var:" + name, value});
   // From the opt-out on, the sender lets through only replies to the person's own messages
-  // from that time on (services/sender: OptedOutVerdict).
+  // from that time on (OptOutStops, services/sender/sender_handler.h).
   if (decision.privacy == PrivacyAction::kOptOut) hset.insert(hset.end(), {"opted_out_ms", std::to_string(at)});
   if (decision.privacy == PrivacyAction::kOptIn && conversation.opted_out_ms > 0)
     update.hdel.emplace_back("opted_out_ms");
@@ -698,8 +698,7 @@ void ResponderHandler::Scrub(redis::Client& client, EventWork& work) const {
 void ResponderHandler::CarryOutDeletions(redis::Client& client, std::vector<EventWork>& work) const {
   for (auto& one : work) {
     if (one.result || one.event.kind() != katy::v1::EVENT_KIND_DATA_DELETION) continue;
-    int erased = 0;
-    one.result = deletions_.Handle(client, *one.entry, one.event, &erased);
+    one.result = deletions_.Handle(client, *one.entry, one.event);
     if (one.result->kind == redis::HandleResult::Kind::kDone) {
       metrics_.privacy.Add({{"action", "data_deletion"}}).Increment();
     }
