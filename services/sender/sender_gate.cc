@@ -230,6 +230,8 @@ std::optional<redis::HandleResult> SenderHandler::VerdictOfChecks(redis::Client&
   const katy::v1::OutboundMessage& message = delivery.message;
   if (checks[1].str != delivery.fence.owner) return redis::HandleResult::Abandon("lost_lease");
   if (checks[2].IsArray() && checks[2].elements.empty()) {
+    log::Info("not sent: its entry is no longer pending (its person was forgotten)",
+              {{"id", message.id()}, {"page", message.page_id()}, {"entry", delivery.entry.id}});
     metrics_.sends.Add({{"result", "forgotten"}, {"code", "0"}}).Increment();
     return redis::HandleResult::Done();
   }
@@ -237,6 +239,7 @@ std::optional<redis::HandleResult> SenderHandler::VerdictOfChecks(redis::Client&
     // Delivered before a crash that came between the send and the acknowledgement.
     auto acked = client.Command({"XACK", delivery.entry.stream, KeySpace::kSenderGroup, delivery.entry.id});
     if (!acked) return redis::HandleResult::RedisFailed(acked.error());
+    log::Info("not sent again: delivered before a restart", {{"id", message.id()}, {"page", message.page_id()}});
     metrics_.skipped.Increment();
     return redis::HandleResult::Done();
   }

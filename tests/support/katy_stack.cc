@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <deque>
 #include <fstream>
+#include <iostream>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -36,6 +38,21 @@ std::optional<std::map<std::string, int>> LoggedPorts(const std::string& log_pat
   const bool has_grpc = ports.contains("grpc_port") && ports.contains("admin_port");
   if ((expects_http && !has_http) || (expects_grpc && !has_grpc)) return std::nullopt;
   return ports;
+}
+
+// The last lines of a process's log, for a failing test's output: CI keeps no stack directory,
+// and a failure seen once must say what the services did.
+void PrintLogTail(const std::string& name, const std::string& log_path) {
+  constexpr size_t kLines = 30;
+  constexpr size_t kWidth = 400;
+  std::ifstream in(log_path);
+  std::deque<std::string> tail;
+  for (std::string line; std::getline(in, line);) {
+    tail.push_back(line.size() > kWidth ? line.substr(0, kWidth) + "..." : line);
+    if (tail.size() > kLines) tail.pop_front();
+  }
+  std::cerr << "--- the last " << tail.size() << " lines of " << name << "'s log\n";
+  for (const auto& line : tail) std::cerr << line << "\n";
 }
 
 }  // namespace
@@ -98,6 +115,9 @@ bool KatyStack::Launch(const std::string& name, const std::string& binary,
 }
 
 KatyStack::~KatyStack() {
+  if (::testing::Test::HasFailure()) {
+    for (const auto& [name, process] : processes_) PrintLogTail(name, dir_ + "/" + name + ".log");
+  }
   // Services first, Redis last.
   for (auto it = processes_.begin(); it != processes_.end();) {
     if (it->first != "redis")
