@@ -23,7 +23,7 @@ redis_cpu_us() { "${redis[@]}" INFO cpu | awk -F: '/^used_cpu_(sys|user):/ {s +=
 used_memory() { "${redis[@]}" INFO memory | awk -F: '/^used_memory:/ {print $2 + 0}'; }
 
 # key_usage: one "kind type bytes" line per key, the kind being the key with its variable parts
-# (ids, shard tags, pages) replaced, so that marks of one kind add up.
+# (ids, shard tags, buckets, pages) replaced, so that marks of one kind add up.
 key_usage() {
   "${redis[@]}" --scan >"$work/key_names"
   # Two commands per key, through one redis-cli: its answers come back in order.
@@ -31,6 +31,7 @@ key_usage() {
     "${redis[@]}" | paste - - | paste "$work/key_names" - | awk '{
     kind = $1
     gsub(/\{s[0-9]+\}/, "{sNN}", kind)
+    gsub(/@[0-9]+/, "@<bucket>", kind)
     n = split(kind, part, ":")
     kind = part[1]
     for (i = 2; i <= n && i <= 3; ++i) kind = kind ":" part[i]

@@ -44,6 +44,10 @@ std::string KeySpace::Sent(int shard, std::string_view message_id) const {
   return Shard(shard) + "sent:" + std::string(message_id);
 }
 
+std::string KeySpace::SentBucket(int shard, int64_t bucket) const {
+  return Shard(shard) + "sent@" + std::to_string(bucket);
+}
+
 std::string KeySpace::CommentAnswered(int shard, std::string_view comment_id) const {
   return Shard(shard) + "answered:" + std::string(comment_id);
 }

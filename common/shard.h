@@ -34,7 +34,13 @@ class KeySpace {
   // bucket (ingress's kSeenBucketMs), a set of digests.
   std::string SeenBucket(int shard, int64_t bucket) const;
   std::string Conversation(int shard, std::string_view page, std::string_view user) const;
+  // katy:{s07}:sent:<message id>: a delivered mark of its own, holding Meta's message id (the
+  // outbound API's messages, whose state it reports; any message before sent buckets), and the
+  // prefix of a part's mark (…@<part>) and of the in-flight mark (…:inflight).
   std::string Sent(int shard, std::string_view message_id) const;
+  // katy:{s07}:sent@<bucket>: the delivered marks of the shard's messages created in the bucket
+  // (the sender's kSentBucketMs), a set of digests.
+  std::string SentBucket(int shard, int64_t bucket) const;
   // katy:{s07}:answered:<comment or post id>: the id of the one private reply the comment may
   // have (docs/comments.md), set before it is sent and kept past Meta's 7 days.
   std::string CommentAnswered(int shard, std::string_view comment_id) const;

@@ -7,7 +7,6 @@
 #include <optional>
 
 #include "common/clock.h"
-#include "common/hmac.h"
 
 namespace katy::ingress {
 namespace {
@@ -69,16 +68,6 @@ const redis::Script& EnqueueScript() {
   return script;
 }
 
-int64_t MarkDigest(std::string_view page, std::string_view dedupe_key) {
-  std::string named;
-  named.reserve(page.size() + 1 + dedupe_key.size());
-  named.append(page).append(":").append(dedupe_key);
-  const std::string hex = Sha256Hex(named);
-  uint64_t digest = 0;
-  std::from_chars(hex.data(), hex.data() + 16, digest, 16);
-  return static_cast<int64_t>(digest);  // Redis packs a set of integers tightly (intset)
-}
-
 namespace {
 
 // The arguments and keys of one event in an enqueue call (kEnqueueLua's shapes).
@@ -91,20 +80,13 @@ void AddEvent(const katy::v1::InboundEvent& event, const KeySpace& keys, int sha
     out.call.keys.push_back(own_mark());
     out.call.args.insert(out.call.args.end(), {"k", "", ""});
   } else {
-    const int64_t bucket = timestamp / kSeenBucketMs;
-    // Kept for the TTL from the later of the bucket's end and now: an event Meta delivers
-    // late (after an outage) keeps its mark as long as one delivered on time. A timestamp far
-    // ahead of this clock keeps it no longer than one of now would (its bucket must not live
-    // for years).
-    const int64_t from_ms =
-        std::min(std::max((bucket + 1) * kSeenBucketMs, times.now_ms), times.now_ms + kSeenBucketMs);
-    const int64_t expire_at = from_ms / 1000 + times.ttl.count();
+    const BucketPlace place = PlaceInBucket(timestamp, kSeenBucketMs, times.ttl, times.now_ms);
     const bool check_legacy = timestamp < times.legacy_before_ms;
-    out.call.keys.push_back(keys.SeenBucket(shard, bucket));
+    out.call.keys.push_back(keys.SeenBucket(shard, place.bucket));
     if (check_legacy) out.call.keys.push_back(own_mark());
     out.call.args.insert(out.call.args.end(),
                          {check_legacy ? "bk" : "b", std::to_string(MarkDigest(event.page_id(), event.dedupe_key())),
-                          std::to_string(expire_at)});
+                          std::to_string(place.expire_at_s)});
   }
   out.call.args.push_back(event.SerializeAsString());
 }

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/bucketed_marks.h"
 #include "common/redis/async_router.h"
 #include "common/redis/script.h"
 #include "common/result.h"
@@ -27,16 +28,9 @@ struct EnqueueCall {
 inline constexpr size_t kMaxEventsPerCall = 128;
 
 // Dedupe marks are members of per-shard buckets of the events' own timestamps (Meta's
-// redeliveries repeat them, so a redelivery finds its bucket whenever it comes), each bucket a
-// set of 64-bit digests that Redis packs as an intset (8 bytes a mark, up to 512 a bucket:
-// 100/s on one shard), instead of a key of its own per event (~120 bytes). bench/RESULTS.md,
-// "What each message costs Redis".
+// redeliveries repeat them), each mark MarkDigest(page, dedupe key) (common/bucketed_marks.h):
+// up to 512 a bucket stay an intset, 100/s on one shard.
 inline constexpr int64_t kSeenBucketMs = 5000;
-
-// An event's mark in its bucket: the first 64 bits of SHA-256("<page>:<dedupe key>"), as a
-// signed integer. Two different events of one shard and bucket share it with probability
-// n / 2^64 for n marks in the bucket (docs/architecture.md works it out). Pure.
-int64_t MarkDigest(std::string_view page, std::string_view dedupe_key);
 
 // The times a plan's marks depend on.
 struct MarkTimes {

@@ -126,7 +126,7 @@ std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Clie
   // must then not go.
   const redis::StreamEntry& entry = delivery.entry;
   std::vector<std::vector<std::string>> commands = {
-      {"EXISTS", delivery.sent_key},
+      delivery.delivered.Check(),
       {"GET", delivery.fence.lease_key},
       {"XPENDING", entry.stream, KeySpace::kSenderGroup, entry.id, entry.id, "1"}};
   const bool window_read = NeedsWindowRead(message, now, StandardWindowMs());
@@ -224,6 +224,26 @@ bool NeedsWindowRead(const katy::v1::OutboundMessage& message, int64_t now_ms, i
   return own <= 0 || now_ms - own > window_ms - kMargin;
 }
 
+std::optional<redis::HandleResult> SenderHandler::SkipIfDelivered(redis::Client& client, const Delivery& delivery,
+                                                                  const redis::Reply& mark) const {
+  const katy::v1::OutboundMessage& message = delivery.message;
+  bool delivered = mark.integer == 1;
+  if (!delivered && !delivery.delivered.legacy_key().empty()) {
+    auto legacy = client.Command({"EXISTS", delivery.delivered.legacy_key()});
+    if (!legacy) return redis::HandleResult::RedisFailed(legacy.error());
+    delivered = legacy->integer == 1;
+  }
+  if (!delivered) return std::nullopt;
+  // Delivered before a crash that came between the send and the acknowledgement.
+  auto finish = delivery.delivered.Keep(options_.sent_ttl, now_ms_());
+  finish.push_back({"XACK", delivery.entry.stream, KeySpace::kSenderGroup, delivery.entry.id});
+  auto acked = client.Pipeline(finish);
+  if (!acked) return redis::HandleResult::RedisFailed(acked.error());
+  log::Info("not sent again: delivered before a restart", {{"id", message.id()}, {"page", message.page_id()}});
+  metrics_.skipped.Increment();
+  return redis::HandleResult::Done();
+}
+
 std::optional<redis::HandleResult> SenderHandler::VerdictOfChecks(redis::Client& client, const Delivery& delivery,
                                                                   const std::vector<redis::Reply>& checks,
                                                                   bool window_read) const {
@@ -235,14 +255,7 @@ std::optional<redis::HandleResult> SenderHandler::VerdictOfChecks(redis::Client&
     metrics_.sends.Add({{"result", "forgotten"}, {"code", "0"}}).Increment();
     return redis::HandleResult::Done();
   }
-  if (checks[0].integer == 1) {
-    // Delivered before a crash that came between the send and the acknowledgement.
-    auto acked = client.Command({"XACK", delivery.entry.stream, KeySpace::kSenderGroup, delivery.entry.id});
-    if (!acked) return redis::HandleResult::RedisFailed(acked.error());
-    log::Info("not sent again: delivered before a restart", {{"id", message.id()}, {"page", message.page_id()}});
-    metrics_.skipped.Increment();
-    return redis::HandleResult::Done();
-  }
+  if (auto skipped = SkipIfDelivered(client, delivery, checks[0])) return skipped;
 
   // Past the comment's 7 days its private reply cannot go, and a public reply promising one
   // ("check your inbox") would mislead: neither goes.

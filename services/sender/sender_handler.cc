@@ -97,6 +97,7 @@ SenderHandler::SenderHandler(KeySpace keys, SenderOptions options, const PageTok
       limiter_(limiter),
       metrics_(metrics),
       now_ms_(std::move(now_ms)),
+      legacy_before_ms_(now_ms_()),
       calls_(calls) {}
 
 std::string ConversationOfMessage(const redis::StreamEntry& entry) {
@@ -129,6 +130,7 @@ redis::HandleResult SenderHandler::Handle(redis::Client& client, const redis::St
   d.fence = fence;
   d.shard = ShardOf(d.message.page_id(), d.message.recipient_id(), keys_.shards());
   d.sent_key = keys_.Sent(d.shard, d.message.id());
+  d.delivered = DeliveredMark(keys_, d.shard, d.message, legacy_before_ms_);
   const auto token = tokens_.For(d.message.page_id());
   std::optional<PlannedParts> plan = PlanParts(d.message);
   if (plan) d.plan = *plan;

@@ -17,6 +17,7 @@
 #include "common/redis/sharded_consumer.h"
 #include "common/shard.h"
 #include "katy/v1/events.pb.h"
+#include "services/sender/delivered_mark.h"
 #include "services/sender/error_classifier.h"
 #include "services/sender/page_limiter.h"
 
@@ -29,7 +30,7 @@ struct SenderOptions {
   std::string appsecret;  // non-empty: send appsecret_proof with every call
   // How long delivered marks are kept (KATY_SENT_MARK_TTL_S). A bot reply is never sent more
   // than 24 h after the user's message (the window), so a mark older than that protects
-  // nothing; each one costs Redis ~150 bytes (bench/RESULTS.md, the backlog).
+  // nothing (a reply's mark costs Redis 8 bytes, an outbound API message's ~100: DeliveredMark).
   std::chrono::seconds sent_ttl{2 * 24 * 3600};
   std::chrono::hours window{24};                     // Meta's standard messaging window
   std::chrono::milliseconds request_timeout{10000};  // one Send API call, connect to answer
@@ -45,7 +46,7 @@ struct SenderMetrics {
   prometheus::Histogram& latency;                       // Send API call, seconds
   prometheus::Histogram& end_to_end;                    // ingress receipt -> Send API 2xx, seconds
   prometheus::Histogram& webhook_to_send;               // event's webhook timestamp -> Send API 2xx
-  prometheus::Counter& skipped;                         // already delivered (sent mark present)
+  prometheus::Counter& skipped;                         // already delivered (delivered mark present)
   prometheus::Family<prometheus::Counter>& throttled;   // by page: seconds of throttle imposed
   prometheus::Family<prometheus::Counter>& pauses;      // by page and reason
   prometheus::Counter& possible_duplicates;             // sends after an unknown outcome
@@ -106,8 +107,9 @@ UserWindow UserWindowOfReply(const redis::Reply& reply);
 //    entry is kLater, so no thread waits on Meta; its classified answer comes back through the
 //    consumer's Resume to a worker, which retries, throttles or pauses the page, or
 //    dead-letters;
-//  - record (sender_record.cc): a delivered part is marked (sent mark, in-flight mark cleared,
-//    and for the last part the XACK: one pipeline) before the next part goes.
+//  - record (sender_record.cc): a delivered part is marked (its mark, in-flight mark cleared,
+//    and for the last part the message's delivered mark and the XACK: one pipeline) before
+//    the next part goes.
 // mark_seen and typing_on go the same way, each before what it announces. Thread-safe: one
 // serves every worker.
 class SenderHandler {
@@ -134,7 +136,8 @@ class SenderHandler {
     int shard = 0;
     std::string token;
     PlannedParts plan;
-    std::string sent_key;
+    std::string sent_key;           // keys.Sent: its parts' and in-flight marks are named after it
+    DeliveredMark delivered;        // where the whole message's delivered mark is
     bool first_slot_taken = false;  // the checks took the first part's slot and in-flight mark
     size_t part = 0;                // the part being sent
     std::string body;               // its body, media resolved
@@ -143,7 +146,7 @@ class SenderHandler {
     std::optional<std::chrono::steady_clock::time_point> slot_due;
     std::chrono::steady_clock::time_point call_started;
 
-    std::string MarkKey() const;  // the part's sent mark (the message's own for one part)
+    std::string MarkKey() const;  // a part's mark (of its own); for one part, sent_key
     std::string InFlightKey() const { return MarkKey() + ":inflight"; }
     bool LastPart() const { return part + 1 == plan.bodies.size(); }
   };
@@ -184,9 +187,14 @@ class SenderHandler {
   // does not go now). What to do when the entry is finished or must wait; nullopt when it may
   // be sent.
   std::optional<redis::HandleResult> CheckBeforeSending(redis::Client& client, Delivery& delivery) const;
-  // What the checks' replies (sent mark, lease owner, then the UserWindowRead if `window_read`) say.
+  // What the checks' replies (delivered mark, lease owner, pending entry, then the
+  // UserWindowRead if `window_read`) say.
   std::optional<redis::HandleResult> VerdictOfChecks(redis::Client& client, const Delivery& delivery,
                                                      const std::vector<redis::Reply>& checks, bool window_read) const;
+  // Done (the entry acknowledged, counted as skipped) when the message's delivered mark (the
+  // checks' `mark` reply, or its mark from before buckets) says an earlier attempt delivered it.
+  std::optional<redis::HandleResult> SkipIfDelivered(redis::Client& client, const Delivery& delivery,
+                                                     const redis::Reply& mark) const;
   // A private reply's claim on its comment (the reply of the SET NX GET): refused when another
   // message has the claim.
   std::optional<redis::HandleResult> CommentVerdict(const Delivery& delivery, const redis::Reply& claim) const;
@@ -231,9 +239,9 @@ class SenderHandler {
   const std::string& GraphUrlFor(const katy::v1::OutboundMessage& message) const;
 
   // --- record (sender_record.cc)
-  // A part that is not the last, delivered: its sent mark, its in-flight mark cleared.
+  // A part that is not the last, delivered: its mark, its in-flight mark cleared.
   std::optional<redis::HandleResult> RecordPart(redis::Client& client, const Delivery& delivery) const;
-  // Records a delivered message (sent mark, in-flight mark cleared, entry acknowledged),
+  // Records a delivered message (delivered mark, in-flight mark cleared, entry acknowledged),
   // trying again for up to kRecordRetryFor while Redis cannot be reached.
   static constexpr std::chrono::milliseconds kRecordRetryFor{5000};
   static constexpr std::chrono::milliseconds kRecordRetryPause{100};
@@ -250,6 +258,9 @@ class SenderHandler {
   const PageLimiter& limiter_;
   SenderMetrics& metrics_;
   Clock now_ms_;
+  // Messages created before this: their delivered mark may be a key of its own, from before
+  // sent buckets (DeliveredMark).
+  int64_t legacy_before_ms_;
   mutable http::AsyncClient calls_;  // every Graph call of every worker, on one loop
 };
 

@@ -15,15 +15,15 @@ std::optional<redis::HandleResult> SenderHandler::RecordPart(redis::Client& clie
 }
 
 Status SenderHandler::RecordDelivery(redis::Client& client, const Delivery& delivery) const {
-  // Three plain commands in one round trip, in this order on one connection (the keys share
+  // Plain commands in one round trip, in this order on one connection (the keys share
   // the shard's hash tag, so one node even on a cluster). Not atomic, and need not be: a crash
   // after the sent mark and before the XACK leaves the entry pending with its mark, which the
   // next attempt acknowledges without sending; a stray in-flight mark expires. A Lua script
   // did the same atomically at ~20 µs more of Redis CPU per message (bench/RESULTS.md).
-  const std::vector<std::vector<std::string>> record = {
-      {"SET", delivery.sent_key, delivery.meta_id, "EX", std::to_string(options_.sent_ttl.count())},
-      {"DEL", delivery.InFlightKey()},
-      {"XACK", delivery.entry.stream, KeySpace::kSenderGroup, delivery.entry.id}};
+  std::vector<std::vector<std::string>> record =
+      delivery.delivered.Record(delivery.meta_id, options_.sent_ttl, now_ms_());
+  record.push_back({"DEL", delivery.InFlightKey()});
+  record.push_back({"XACK", delivery.entry.stream, KeySpace::kSenderGroup, delivery.entry.id});
   // Idempotent, so tried again while Redis is away for a moment (a failover, a restart):
   // giving up would send the message a second time.
   const auto give_up = std::chrono::steady_clock::now() + kRecordRetryFor;

@@ -320,12 +320,12 @@ TEST(RetentionTest, EachKindOfRecordIsKeptForItsSettingsTime) {
         auto keys = redis.ScanKeys("katy:*");
         if (!keys.ok()) return false;
         for (const auto& key : *keys) {
-          for (const char* kind : {":conv:", ":seen@", ":sent:", ":outbound:", ":deletion:"}) {
+          for (const char* kind : {":conv:", ":seen@", ":sent@", ":sent:", ":outbound:", ":deletion:"}) {
             auto ttl = redis.Command({"TTL", key});
             if (key.find(kind) != std::string::npos && ttl.ok()) ttls[kind].push_back(ttl->integer);
           }
         }
-        return ttls.size() == 5;
+        return ttls.size() == 6;
       },
       std::chrono::seconds(10)));
   auto all_near = [&](const char* kind, int64_t seconds, int64_t slack) {
@@ -333,7 +333,8 @@ TEST(RetentionTest, EachKindOfRecordIsKeptForItsSettingsTime) {
   };
   all_near(":conv:", 2 * 24 * 3600, 60);
   all_near(":seen@", 3000, 60);  // from the end of its 5 s bucket
-  all_near(":sent:", 4000, 60);
+  all_near(":sent@", 4000, 60);  // the replies' marks, from the end of their 5 s bucket
+  all_near(":sent:", 4000, 60);  // the outbound API's message keeps a mark of its own
   all_near(":outbound:", 4000, 60);
   all_near(":deletion:", 3 * 24 * 3600, 60);
 }

@@ -6,6 +6,7 @@
 #include <pistache/http.h>
 #include <map>
 
+#include "common/bucketed_marks.h"
 #include "common/clock.h"
 #include "common/http/http_client.h"
 #include "common/redis/streams.h"
@@ -51,6 +52,7 @@ class SenderHandlerTest : public ::testing::Test {
     message.set_user_last_message_ms(last_user_ms);
     message.set_event_received_at_ms(now_ - 5);
     message.set_event_timestamp_ms(now_ - 2000);  // Meta took its time delivering the webhook
+    message.set_created_at_ms(now_);
     const std::string stream = keys_->OutStream(ShardOf("p1", "u1", 4));
     EXPECT_TRUE(redis::EnsureGroup(client_, stream, KeySpace::kSenderGroup).ok());
     EXPECT_TRUE(redis::XAdd(client_, stream, {{"pb", message.SerializeAsString()}}).ok());
@@ -62,6 +64,15 @@ class SenderHandlerTest : public ::testing::Test {
 
   int64_t Pending(const std::string& stream) {
     return client_.Command({"XPENDING", stream, KeySpace::kSenderGroup})->elements[0].integer;
+  }
+
+  // The delivered mark of a reply created at now_ (in its bucket, DeliveredMark).
+  bool DeliveredMarked(const std::string& id) {
+    katy::v1::OutboundMessage message;
+    message.set_id(id);
+    message.set_page_id("p1");
+    message.set_created_at_ms(now_);
+    return client_.Command(DeliveredMark(*keys_, ShardOf("p1", "u1", 4), message, 0).Check())->integer == 1;
   }
 
   bool InFlightMarked(const std::string& id) {
@@ -78,7 +89,9 @@ class SenderHandlerTest : public ::testing::Test {
   std::unique_ptr<PageLimiter> limiter_;
   std::unique_ptr<SenderHandler> handler_;
   redis::Fence fence_;
-  int64_t now_ = 10'000'000'000;
+  // The handler's clock, moved by hand; from the real time, since delivered marks' buckets
+  // expire at a time Redis compares with its own clock.
+  int64_t now_ = WallClockMs();
 };
 
 TEST_F(SenderHandlerTest, DeliversRecordsAndAcknowledges) {
@@ -89,8 +102,11 @@ TEST_F(SenderHandlerTest, DeliversRecordsAndAcknowledges) {
   EXPECT_EQ(received[0].page_id, "p1");
   EXPECT_EQ(received[0].message_json, R"({"text":"hello there"})");
   EXPECT_EQ(Pending(entry.stream), 0);
-  auto mark = client_.Command({"GET", keys_->Sent(ShardOf("p1", "u1", 4), "1-0#0")});
-  EXPECT_EQ(mark->str, received[0].message_id);
+  EXPECT_TRUE(DeliveredMarked("1-0#0"));
+  // Kept KATY_SENT_MARK_TTL_S (2 days by default) from the end of its 5 s bucket.
+  const std::string bucket = keys_->SentBucket(ShardOf("p1", "u1", 4), now_ / kSentBucketMs);
+  EXPECT_NEAR(client_.Command({"TTL", bucket})->integer, (now_ / kSentBucketMs + 1) * 5 + 2 * 24 * 3600 - now_ / 1000,
+              60);
   // Both latencies: from ingress receipt, and from the webhook's own timestamp.
   EXPECT_DOUBLE_EQ(metrics_.end_to_end.Collect().histogram.sample_sum, 0.005);
   EXPECT_DOUBLE_EQ(metrics_.webhook_to_send.Collect().histogram.sample_sum, 2.0);
@@ -135,6 +151,35 @@ TEST_F(SenderHandlerTest, AlreadyDeliveredMessageIsNotSentAgain) {
   EXPECT_EQ(emulator_->store().For("u1").size(), 1u);
   EXPECT_EQ(Pending(again.stream), 0);
   EXPECT_FALSE(InFlightMarked("2-0#0"));  // the checks' round trip set one; it was cleared
+}
+
+// An upgrade from delivered marks of their own (docs/scaling.md): a message created before this
+// sender started whose mark of its own says it went is not sent again; its bucket is not
+// where that mark is.
+TEST_F(SenderHandlerTest, ADeliveredMarkOfItsOwnFromBeforeBucketsIsHonoured) {
+  const int shard = ShardOf("p1", "u1", 4);
+  ASSERT_TRUE(client_.Command({"SET", keys_->Sent(shard, "3-0#0"), "m_earlier", "EX", "60"}).ok());
+  now_ -= 1000;  // created before the handler started
+  auto entry = Queue("3-0#0", R"({"text":"once"})");
+  now_ += 1000;
+  EXPECT_EQ(Handle(entry).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_TRUE(emulator_->store().For("u1").empty());
+  EXPECT_EQ(metrics_.skipped.Value(), 1);
+  EXPECT_EQ(Pending(entry.stream), 0);
+}
+
+// A mark found in its bucket after the record's EXPIREAT was lost (the pipeline cut after its
+// SADD, so its XACK was lost too and the entry comes again) gets its lifetime back: no bucket
+// outlives its TTL.
+TEST_F(SenderHandlerTest, AMarkFoundWithoutItsLifetimeGetsItBack) {
+  auto entry = Queue("4-0#0", R"({"text":"once"})");
+  const std::string bucket = keys_->SentBucket(ShardOf("p1", "u1", 4), now_ / kSentBucketMs);
+  ASSERT_TRUE(client_.Command({"SADD", bucket, std::to_string(MarkDigest("p1", "4-0#0"))}).ok());
+  ASSERT_EQ(client_.Command({"TTL", bucket})->integer, -1);
+  EXPECT_EQ(Handle(entry).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_TRUE(emulator_->store().For("u1").empty());
+  EXPECT_GT(client_.Command({"TTL", bucket})->integer, 2 * 24 * 3600 - 60);
+  EXPECT_EQ(Pending(entry.stream), 0);
 }
 
 TEST_F(SenderHandlerTest, AnInstanceThatLostTheShardSendsNothing) {
@@ -306,7 +351,7 @@ TEST_F(SenderHandlerTest, AnAnswerForAnotherRecipientIsNotTakenForThisMessagesDe
   EXPECT_EQ(result.kind, redis::HandleResult::Kind::kRetry);
   EXPECT_EQ(result.reason, "crossed_answer");
   const int shard = ShardOf("p1", "u1", 4);
-  EXPECT_EQ(client_.Command({"EXISTS", keys_->Sent(shard, "9-0#0")})->integer, 0);
+  EXPECT_FALSE(DeliveredMarked("9-0#0"));
   EXPECT_EQ(client_.Command({"EXISTS", keys_->Sent(shard, "9-0#0") + ":inflight"})->integer, 1);
   EXPECT_EQ(Pending(entry.stream), 1);
   EXPECT_EQ(metrics_.sends.Add({{"result", "crossed_answer"}, {"code", "0"}}).Value(), 1);
