@@ -27,7 +27,8 @@ namespace {
 // metrics (the conversation hash holds the owner), living as long as a conversation after its
 // last addition, so a shard whose threads stopped moving leaves nothing behind.
 // ARGV[1] group, ARGV[2] inbound entry id, ARGV[3] conversation TTL (s), ARGV[4] lease owner,
-// ARGV[5] n = number of HSET pairs, then 2n values, then m = number of HDEL fields, m names,
+// ARGV[5] "1" when the conversation's lifetime is renewed (ConversationRenewalDue),
+// ARGV[6] n = number of HSET pairs, then 2n values, then m = number of HDEL fields, m names,
 // then "add", "rem" or "" and the conversation (for KEYS[5]), then one serialized
 // OutboundMessage per reply.
 // Returns the number of replies added, -1 when the event was already committed, -2 when this
@@ -35,7 +36,7 @@ namespace {
 constexpr const char* kCommitLua = R"lua(
 if redis.call('GET', KEYS[4]) ~= ARGV[4] then return -2 end
 if redis.call('XACK', KEYS[2], ARGV[1], ARGV[2]) == 0 then return -1 end
-local i = 5
+local i = 6
 local n = tonumber(ARGV[i]); i = i + 1
 if n > 0 then
   local pairs = {}
@@ -58,7 +59,7 @@ i = i + r
 local z = tonumber(ARGV[i]); i = i + 1
 for k = 0, z - 1 do redis.call('ZADD', KEYS[6], ARGV[i + 2 * k], ARGV[i + 2 * k + 1]) end
 i = i + 2 * z
-if n > 0 or m > 0 then redis.call('EXPIRE', KEYS[3], ARGV[3]) end
+if ARGV[5] == '1' and (n > 0 or m > 0) then redis.call('EXPIRE', KEYS[3], ARGV[3]) end
 local added = 0
 for k = i, #ARGV do
   redis.call('XADD', KEYS[1], '*', 'pb', ARGV[k])
@@ -132,6 +133,8 @@ Conversation ReadConversation(const redis::Reply& hash) {
       conversation.disclosure.returned_ms = std::atoll(value.c_str());
     else if (field == "opted_out_ms")
       conversation.opted_out_ms = std::atoll(value.c_str());
+    else if (field == "kept_from_ms")
+      conversation.kept_from_ms = std::atoll(value.c_str());
     else if (field.rfind("var:", 0) == 0)
       conversation.vars[field.substr(4)] = value;
     else if (field.rfind("timer:", 0) == 0)
@@ -226,6 +229,12 @@ ResponderHandler::ResponderHandler(KeySpace keys, const RulesHolder& rules, Resp
       deletions_(std::move(keys), std::move(privacy)),
       commit_script_(kCommitLua),
       skills_(skill_calls) {}
+
+bool ConversationRenewalDue(int64_t kept_from_ms, int64_t now_ms, std::chrono::seconds lifetime) {
+  constexpr int64_t kDayMs = 24LL * 3600 * 1000;
+  const int64_t every_ms = std::min<int64_t>(kDayMs, lifetime.count() * 1000 / 10);
+  return kept_from_ms <= 0 || now_ms - kept_from_ms >= every_ms;
+}
 
 std::string ConversationOfEvent(const redis::StreamEntry& entry) {
   katy::v1::InboundEvent event;
@@ -393,10 +402,11 @@ std::vector<katy::v1::OutboundMessage> Replies(const redis::StreamEntry& entry, 
 // fields (each counted), the owned-set change and the conversation, the timers to remove and
 // to add (each counted), then the serialized replies.
 std::vector<std::string> CommitArgs(const redis::StreamEntry& entry, const redis::Fence& fence, int64_t ttl_s,
-                                    const std::string& conversation, const ConversationUpdate& update,
+                                    bool renew, const std::string& conversation, const ConversationUpdate& update,
                                     const std::vector<katy::v1::OutboundMessage>& replies) {
-  std::vector<std::string> args{KeySpace::kResponderGroup, entry.id, std::to_string(ttl_s), fence.owner,
-                                std::to_string(update.hset.size() / 2)};
+  std::vector<std::string> args{KeySpace::kResponderGroup, entry.id,
+                                std::to_string(ttl_s),     fence.owner,
+                                renew ? "1" : "0",         std::to_string(update.hset.size() / 2)};
   args.insert(args.end(), update.hset.begin(), update.hset.end());
   args.push_back(std::to_string(update.hdel.size()));
   args.insert(args.end(), update.hdel.begin(), update.hdel.end());
@@ -831,10 +841,16 @@ void ResponderHandler::Commit(redis::Client& client, std::vector<EventWork>& wor
     EventWork& one = work[i];
     if (one.result) continue;
     const redis::Fence& fence = one.fence;
+    const int64_t now = now_ms_();
+    // A commit that changes nothing of the conversation leaves it alone (creates no hash).
+    const bool changes = !one.update.hset.empty() || !one.update.hdel.empty();
+    const bool renew = changes && ConversationRenewalDue(one.conversation.kept_from_ms, now,
+                                                         std::chrono::seconds(conversation_ttl_s_));
+    if (renew) one.update.hset.insert(one.update.hset.end(), {"kept_from_ms", std::to_string(now)});
     calls.push_back({{keys_.OutStream(one.shard), one.entry->stream, one.conversation_key, fence.lease_key,
                       keys_.Owned(one.shard), keys_.Timers(one.shard)},
-                     CommitArgs(*one.entry, fence, conversation_ttl_s_, one.event.page_id() + ":" + one.event.user_id(),
-                                one.update, one.replies)});
+                     CommitArgs(*one.entry, fence, conversation_ttl_s_, renew,
+                                one.event.page_id() + ":" + one.event.user_id(), one.update, one.replies)});
     committing.push_back(i);
   }
   if (calls.empty()) return;

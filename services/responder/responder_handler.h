@@ -171,4 +171,11 @@ class ResponderHandler {
 // The conversation an inbound entry belongs to ("<page>:<user>"), for per-conversation order.
 std::string ConversationOfEvent(const redis::StreamEntry& entry);
 
+// Whether a commit that changes a conversation renews its lifetime: when the lifetime last
+// began (`kept_from_ms`, the hash's field; 0 never) a tenth of `lifetime`, at most a day, ago.
+// A conversation is then kept at most `lifetime` after its last change and at least that less
+// the renewal interval (docs/privacy.md); renewing on every commit was one EXPIRE a message
+// (bench/RESULTS.md). Pure.
+bool ConversationRenewalDue(int64_t kept_from_ms, int64_t now_ms, std::chrono::seconds lifetime);
+
 }  // namespace katy::responder

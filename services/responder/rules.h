@@ -144,6 +144,7 @@ struct Conversation {
   DisclosureHistory disclosure;            // services/responder/disclosure.h
   std::vector<PendingReminder> reminders;  // services/responder/reminders.h
   int64_t opted_out_ms = 0;                // when the person opted out (0: they have not)
+  int64_t kept_from_ms = 0;                // when the hash's lifetime was last renewed (ConversationRenewalDue)
 };
 
 // The result of matching one event.

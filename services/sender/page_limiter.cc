@@ -13,7 +13,9 @@ namespace {
 // Returns {1, due_ms} a slot taken, due in due_ms (0: now), {0, wait_ms} none taken: ask again
 // after wait_ms, {-1, 0} paused. Uses Redis's clock: every sender instance measures time the
 // same way. A hash that holds only the limiter's own state (no operator's rate or pause)
-// expires once unused, so pages that stopped sending leave nothing behind.
+// expires once unused, so pages that stopped sending leave nothing behind: its idle lifetime is
+// renewed when its slots move into a new minute (or it has none yet), not on every slot, which
+// was one command more a message (bench/RESULTS.md); a day give or take a minute is the same.
 constexpr const char* kAcquireLua = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -30,7 +32,8 @@ local due = tat - tolerance - now
 local ahead = tonumber(ARGV[5])
 if due > ahead then return {0, math.ceil(due - ahead)} end
 redis.call('HSET', KEYS[1], ARGV[1], tostring(tat + interval))
-if not cfg[5] and not cfg[6] then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end
+local renew = not cfg[4] or math.floor(tonumber(cfg[4]) / 60000) ~= math.floor((tat + interval) / 60000)
+if renew and not cfg[5] and not cfg[6] then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end
 return {1, math.max(0, math.ceil(due))}
 )lua";
 

@@ -235,13 +235,33 @@ TEST_F(ResponderHandlerTest, AConversationIsKeptItsConfiguredLifetime) {
   ASSERT_EQ(Handle(Deliver("hello")).kind, redis::HandleResult::Kind::kDone);
   const std::string conversation = keys_->Conversation(Shard(), "p1", "u1");
   EXPECT_NEAR(client_.Command({"TTL", conversation})->integer, 90 * 24 * 3600, 5) << "the default: 90 days";
+  // Another lifetime set: it applies from the conversation's next renewal (ConversationRenewalDue).
   PrivacySettings privacy;
   privacy.conversation_ttl = std::chrono::hours(48);
+  int64_t now = 5000;
   handler_ = std::make_unique<ResponderHandler>(
-      *keys_, *rules_, metrics_, [] { return int64_t{5000}; }, nullptr, OwnershipSettings{}, http::AsyncClientOptions{},
+      *keys_, *rules_, metrics_, [&now] { return now; }, nullptr, OwnershipSettings{}, http::AsyncClientOptions{},
       DisclosureSettings{}, privacy);
   ASSERT_EQ(Handle(Deliver("again")).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_NEAR(client_.Command({"TTL", conversation})->integer, 90 * 24 * 3600, 5) << "renewed just now";
+  now += 5 * 3600 * 1000;  // past a tenth of 48 h
+  ASSERT_EQ(Handle(Deliver("later")).kind, redis::HandleResult::Kind::kDone);
   EXPECT_NEAR(client_.Command({"TTL", conversation})->integer, 48 * 3600, 5);
+  // Renewed when due, not by every commit: a commit within the interval leaves the lifetime.
+  ASSERT_TRUE(client_.Command({"EXPIRE", conversation, "1000"}).ok());
+  now += 3600 * 1000;
+  ASSERT_EQ(Handle(Deliver("soon after")).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_LE(client_.Command({"TTL", conversation})->integer, 1000);
+  EXPECT_EQ(ConversationField("kept_from_ms"), std::to_string(5000 + 5 * 3600 * 1000));
+}
+
+TEST(ConversationRenewalTest, DueATenthOfTheLifetimeAtMostADayAfterTheLast) {
+  constexpr int64_t kHourMs = 3600 * 1000;
+  EXPECT_TRUE(ConversationRenewalDue(0, 1000, std::chrono::hours(48))) << "never renewed";
+  EXPECT_FALSE(ConversationRenewalDue(1000, 1000 + 4 * kHourMs, std::chrono::hours(48)));
+  EXPECT_TRUE(ConversationRenewalDue(1000, 1000 + 5 * kHourMs, std::chrono::hours(48)));  // 4.8 h
+  EXPECT_FALSE(ConversationRenewalDue(1000, 1000 + 23 * kHourMs, std::chrono::hours(90 * 24)));
+  EXPECT_TRUE(ConversationRenewalDue(1000, 1000 + 24 * kHourMs, std::chrono::hours(90 * 24)));  // a day
 }
 
 TEST_F(ResponderHandlerTest, AnInstanceThatLostTheShardWritesNothing) {

@@ -621,6 +621,23 @@ TEST_F(SenderHandlerTest, AnUnusedPagesLimiterStateExpiresAndOperatorSettingsSta
   EXPECT_EQ(ttl("held"), -1);
 }
 
+// The idle lifetime is renewed when the page's slots move into another minute, not by every
+// slot: one PEXPIRE a minute per page instead of one a message.
+TEST_F(SenderHandlerTest, ALimitersIdleLifetimeIsRenewedOnceAMinuteNotByEverySlot) {
+  const std::string hash = keys_->Rate("busy");
+  auto ttl = [&] { return client_.Command({"PTTL", hash})->integer; };
+  ASSERT_TRUE(limiter_->Acquire(client_, "busy", false, "part-1").ok());
+  ASSERT_TRUE(client_.Command({"PEXPIRE", hash, "3600000"}).ok());
+  ASSERT_TRUE(limiter_->Acquire(client_, "busy", false, "part-2").ok());
+  EXPECT_LE(ttl(), 3600LL * 1000) << "renewed within the minute";
+  // The page's last slot two minutes ago: this one is in another minute.
+  auto redis_now = client_.Command({"TIME"});
+  const int64_t now_ms = std::stoll(redis_now->elements[0].str) * 1000;
+  ASSERT_TRUE(client_.Command({"HSET", hash, "tat", std::to_string(now_ms - 120000)}).ok());
+  ASSERT_TRUE(limiter_->Acquire(client_, "busy", false, "part-3").ok());
+  EXPECT_GT(ttl(), 23LL * 3600 * 1000);
+}
+
 TEST_F(SenderHandlerTest, PausingEveryPageReachesEverySenderWithinTheRefresh) {
   PageLimiter other(*keys_, 1000, 100);  // another sender instance
   auto gate = [&](const PageLimiter& limiter) {

@@ -57,8 +57,7 @@ TEST(DeliveredMarkTest, AnOutboundApiMessageOrOneWithoutACreationTimeHasAMarkOfI
     const DeliveredMark mark(keys, 3, message, kCreated + 1000);
     const std::string own = keys.Sent(3, message.id());
     EXPECT_EQ(mark.Check(), (std::vector<std::string>{"EXISTS", own}));
-    EXPECT_EQ(mark.Record("m_7", std::chrono::seconds(60), kCreated),
-              (Commands{{"SET", own, "m_7", "EX", "60"}}));
+    EXPECT_EQ(mark.Record("m_7", std::chrono::seconds(60), kCreated), (Commands{{"SET", own, "m_7", "EX", "60"}}));
     EXPECT_TRUE(mark.Keep(std::chrono::seconds(60), kCreated).empty());
     EXPECT_EQ(mark.legacy_key(), "");
   }
