@@ -384,7 +384,7 @@ void ShardedConsumer::ClaimPending(Client& client, int shard, uint64_t generatio
     }
     if (!claimed->entries.empty()) {
       log::Info("taking over pending entries", {{"stream", stream}, {"count", claimed->entries.size()}});
-      Dispatch(std::move(claimed->entries), shard, generation);
+      Dispatch(std::move(claimed->entries), shard, generation, true);
     }
     start = claimed->next_start;
   } while (start != "0-0" && !stop);
@@ -487,13 +487,15 @@ void ShardedConsumer::ReadLoop(const std::atomic<bool>& stop) {
     for (auto& entry : *entries) grouped[entry.stream].push_back(std::move(entry));
     for (auto& [stream, list] : grouped) {
       const auto& [shard, generation] = by_stream[stream];
-      Dispatch(std::move(list), shard, generation);
+      Dispatch(std::move(list), shard, generation, false);
     }
     if (read > 0 && read < static_cast<size_t>(options_.batch)) SleepUnless(stop, options_.read_gather);
   }
 }
 
-void ShardedConsumer::Dispatch(std::vector<StreamEntry> entries, int shard, uint64_t generation) {
+void ShardedConsumer::Dispatch(std::vector<StreamEntry> entries, int shard, uint64_t generation, bool claimed) {
+  std::optional<std::chrono::steady_clock::time_point> read_at;
+  if (!claimed) read_at = std::chrono::steady_clock::now();
   std::vector<std::string> keys;
   keys.reserve(entries.size());
   for (const auto& entry : entries) keys.push_back(conversation_of_(entry));
@@ -505,7 +507,7 @@ void ShardedConsumer::Dispatch(std::vector<StreamEntry> entries, int shard, uint
     queued_[shard] += static_cast<int>(entries.size());
     for (size_t i = 0; i < entries.size(); ++i) {
       Conversation& conversation = conversations_[keys[i]];
-      conversation.items.push_back(Item{std::move(entries[i]), shard, generation, 0});
+      conversation.items.push_back(Item{std::move(entries[i]), shard, generation, 0, read_at});
       ++in_flight_;
       // A conversation is in ready_ (or delayed_) exactly when it has items and no worker holds it.
       if (!conversation.busy && conversation.items.size() == 1) {
@@ -570,8 +572,12 @@ std::vector<HandleResult> ShardedConsumer::Attempt(Client& client, const BatchHa
   } else {
     std::vector<BatchEntry> entries;
     entries.reserve(taken.size());
+    const auto now = std::chrono::steady_clock::now();
     for (const auto& one : taken) {
-      entries.push_back({&one.item.entry, {keys_.Lease(one.item.shard, options_.role), options_.instance}});
+      const auto held = one.item.read_at
+                            ? std::chrono::duration_cast<std::chrono::milliseconds>(now - *one.item.read_at)
+                            : kHeldSinceLongAgo;
+      entries.push_back({&one.item.entry, {keys_.Lease(one.item.shard, options_.role), options_.instance}, held});
     }
     results = handler(client, entries, ResumeOf(batch));
     results.resize(taken.size(), HandleResult::Retry("no_result"));  // a handler's bug, not the entry's

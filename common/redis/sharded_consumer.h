@@ -77,7 +77,11 @@ using EntryHandler = std::function<HandleResult(Client&, const StreamEntry&, con
 struct BatchEntry {
   const StreamEntry* entry;
   Fence fence;
+  // How long this instance has held the entry since it read it: one taken over from another
+  // consumer's pending list counts as held since long ago (kHeldSinceLongAgo).
+  std::chrono::milliseconds in_hand{0};
 };
+inline constexpr std::chrono::milliseconds kHeldSinceLongAgo = std::chrono::hours(24 * 365);
 
 class Resume;
 // The rest of a batch's work, once what it waited for (an HTTP call) has ended: runs on a
@@ -218,6 +222,9 @@ class ShardedConsumer {
     int shard;
     uint64_t generation;  // the shard's ownership generation when the entry was read
     int attempts = 0;
+    // When this instance read it; none for an entry claimed from a pending list (held since
+    // no one knows when: BatchEntry::in_hand).
+    std::optional<std::chrono::steady_clock::time_point> read_at;
   };
   // A shard held back by kUnavailable (see the class comment).
   struct Hold {
@@ -295,7 +302,8 @@ class ShardedConsumer {
   // in id order before reading new ones.
   void ForgetShard(int shard, uint64_t generation, std::string_view why);
   void ClaimPending(Client& client, int shard, uint64_t generation, const std::atomic<bool>& stop);
-  void Dispatch(std::vector<StreamEntry> entries, int shard, uint64_t generation);
+  // Queues entries read now (`claimed`: taken over from a pending list) on their conversations.
+  void Dispatch(std::vector<StreamEntry> entries, int shard, uint64_t generation, bool claimed);
   bool StillOwned(int shard, uint64_t generation) const;
   Status DeadLetter(Client& client, const Item& item, const std::string& reason);
   // Drops the shards' dead letters older than options_.dead_letter_retention.

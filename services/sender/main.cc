@@ -58,8 +58,7 @@ int Run(int argc, char** argv) {
                           const redis::Resume& resume) {
           std::vector<redis::HandleResult> results;
           for (const auto& one : batch) {
-            results.push_back(batch.size() == 1 ? handler.Handle(client, *one.entry, one.fence, resume)
-                                                : handler(client, *one.entry, one.fence));
+            results.push_back(batch.size() == 1 ? handler.Handle(client, one, resume) : handler(client, one));
           }
           return results;
         };

@@ -121,16 +121,20 @@ std::variant<std::string, redis::HandleResult> SenderHandler::ResolveMedia(redis
 std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Client& client, Delivery& delivery) const {
   const katy::v1::OutboundMessage& message = delivery.message;
   const int64_t now = now_ms_();
+  std::vector<std::vector<std::string>> commands = {delivery.delivered.Check(), {"GET", delivery.fence.lease_key}};
   // The entry still pending in the group: a person forgotten (common/forget.h) has theirs
-  // acknowledged and deleted, and a message held here (waiting for its page's rate or a pause)
-  // must then not go.
-  const redis::StreamEntry& entry = delivery.entry;
-  std::vector<std::vector<std::string>> commands = {
-      delivery.delivered.Check(),
-      {"GET", delivery.fence.lease_key},
-      {"XPENDING", entry.stream, KeySpace::kSenderGroup, entry.id, entry.id, "1"}};
-  const bool window_read = NeedsWindowRead(message, now, StandardWindowMs());
-  if (window_read) {
+  // acknowledged and deleted, and a message held here (waiting for its page's rate, a pause, an
+  // earlier message of the conversation) must then not go. One read just now is on its way, as
+  // one already called is (kPendingCheckAfter).
+  std::optional<size_t> pending_at;
+  if (delivery.in_hand >= kPendingCheckAfter) {
+    pending_at = commands.size();
+    const redis::StreamEntry& entry = delivery.entry;
+    commands.push_back({"XPENDING", entry.stream, KeySpace::kSenderGroup, entry.id, entry.id, "1"});
+  }
+  std::optional<size_t> window_at;
+  if (NeedsWindowRead(message, now, StandardWindowMs())) {
+    window_at = commands.size();
     commands.push_back(UserWindowRead(keys_.Conversation(delivery.shard, message.page_id(), message.recipient_id())));
   }
   // A private reply claims its comment before it goes: the claim holds this message's id, so
@@ -155,7 +159,7 @@ std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Clie
   }
   auto checks = client.Pipeline(commands);
   if (!checks) return redis::HandleResult::RedisFailed(checks.error());
-  auto finished = VerdictOfChecks(client, delivery, *checks, window_read);
+  auto finished = VerdictOfChecks(client, delivery, *checks, pending_at, window_at);
   if (!finished && answered_at) finished = CommentVerdict(delivery, (*checks)[*answered_at]);
   if (!delivery.first_slot_taken) return finished;
   const redis::Reply& mark = checks->back();
@@ -246,10 +250,11 @@ std::optional<redis::HandleResult> SenderHandler::SkipIfDelivered(redis::Client&
 
 std::optional<redis::HandleResult> SenderHandler::VerdictOfChecks(redis::Client& client, const Delivery& delivery,
                                                                   const std::vector<redis::Reply>& checks,
-                                                                  bool window_read) const {
+                                                                  std::optional<size_t> pending_at,
+                                                                  std::optional<size_t> window_at) const {
   const katy::v1::OutboundMessage& message = delivery.message;
   if (checks[1].str != delivery.fence.owner) return redis::HandleResult::Abandon("lost_lease");
-  if (checks[2].IsArray() && checks[2].elements.empty()) {
+  if (pending_at && checks[*pending_at].IsArray() && checks[*pending_at].elements.empty()) {
     log::Info("not sent: its entry is no longer pending (its person was forgotten)",
               {{"id", message.id()}, {"page", message.page_id()}, {"entry", delivery.entry.id}});
     metrics_.sends.Add({{"result", "forgotten"}, {"code", "0"}}).Increment();
@@ -267,7 +272,7 @@ std::optional<redis::HandleResult> SenderHandler::VerdictOfChecks(redis::Client&
   // The window runs from the user's last message: the one this replies to, or a later one (read
   // only when the message's own does not already show it inside: NeedsWindowRead). An
   // ad-started conversation's standard window lasts 7 days from its first message.
-  UserWindow window = window_read ? UserWindowOfReply(checks[3]) : UserWindow{};
+  UserWindow window = window_at ? UserWindowOfReply(checks[*window_at]) : UserWindow{};
   if (OptOutStops(message, window.opted_out_ms)) {
     metrics_.sends.Add({{"result", "opted_out"}, {"code", "0"}}).Increment();
     return redis::HandleResult::Poison("opted_out");

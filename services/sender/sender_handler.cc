@@ -111,23 +111,28 @@ std::string SenderHandler::Delivery::MarkKey() const {
   return plan.bodies.size() <= 1 ? sent_key : sent_key + "@" + std::to_string(part);
 }
 
-redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis::StreamEntry& entry,
-                                              const redis::Fence& fence) const {
-  return redis::RunToEnd(client,
-                         [&](const redis::Resume& resume) {
-                           return std::vector<redis::HandleResult>{Handle(client, entry, fence, resume)};
-                         })
+redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis::BatchEntry& one) const {
+  return redis::RunToEnd(
+             client,
+             [&](const redis::Resume& resume) { return std::vector<redis::HandleResult>{Handle(client, one, resume)}; })
       .front();
 }
 
-redis::HandleResult SenderHandler::Handle(redis::Client& client, const redis::StreamEntry& entry,
-                                          const redis::Fence& fence, const redis::Resume& resume) const {
+redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis::StreamEntry& entry,
+                                              const redis::Fence& fence) const {
+  return (*this)(client, redis::BatchEntry{&entry, fence, redis::kHeldSinceLongAgo});
+}
+
+redis::HandleResult SenderHandler::Handle(redis::Client& client, const redis::BatchEntry& one,
+                                          const redis::Resume& resume) const {
   auto delivery = std::make_shared<Delivery>();
   Delivery& d = *delivery;
+  const redis::StreamEntry& entry = *one.entry;
   auto payload = entry.Field("pb");
   if (!payload || !d.message.ParseFromString(*payload)) return redis::HandleResult::Poison("undecodable_message");
   d.entry = entry;
-  d.fence = fence;
+  d.fence = one.fence;
+  d.in_hand = one.in_hand;
   d.shard = ShardOf(d.message.page_id(), d.message.recipient_id(), keys_.shards());
   d.sent_key = keys_.Sent(d.shard, d.message.id());
   d.delivered = DeliveredMark(keys_, d.shard, d.message, legacy_before_ms_);

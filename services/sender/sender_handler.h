@@ -121,17 +121,25 @@ class SenderHandler {
 
   // Starts the entry's delivery: its result, or kLater with `resume` called once the next
   // step can run (the continuation it brings may be kLater again, for the next call).
-  redis::HandleResult Handle(redis::Client& client, const redis::StreamEntry& entry, const redis::Fence& fence,
-                             const redis::Resume& resume) const;
+  redis::HandleResult Handle(redis::Client& client, const redis::BatchEntry& one, const redis::Resume& resume) const;
   // Handle, its calls waited for on this thread: for a caller with a thread to spare (tests).
+  // Without `in_hand`, the entry counts as held since long ago.
+  redis::HandleResult operator()(redis::Client& client, const redis::BatchEntry& one) const;
   redis::HandleResult operator()(redis::Client& client, const redis::StreamEntry& entry,
                                  const redis::Fence& fence) const;
+
+  // A message held at least this long since it was read has its entry checked, before it is
+  // sent, to be still pending (a person forgotten meanwhile has theirs deleted,
+  // docs/privacy.md); one read just now is on its way, as one already called is. Saves the
+  // XPENDING of nearly every message (bench/RESULTS.md).
+  static constexpr std::chrono::milliseconds kPendingCheckAfter{100};
 
  private:
   // One message on its way through the stages; shared by the continuations of its calls.
   struct Delivery {
     redis::StreamEntry entry;  // a copy: the consumer's is the handler call's only
     redis::Fence fence;
+    std::chrono::milliseconds in_hand{0};  // redis::BatchEntry::in_hand
     katy::v1::OutboundMessage message;
     int shard = 0;
     std::string token;
@@ -187,10 +195,12 @@ class SenderHandler {
   // does not go now). What to do when the entry is finished or must wait; nullopt when it may
   // be sent.
   std::optional<redis::HandleResult> CheckBeforeSending(redis::Client& client, Delivery& delivery) const;
-  // What the checks' replies (delivered mark, lease owner, pending entry, then the
-  // UserWindowRead if `window_read`) say.
+  // What the checks' replies say: [0] the delivered mark, [1] the lease owner, and where the
+  // checks put them, the entry's XPENDING and the UserWindowRead.
   std::optional<redis::HandleResult> VerdictOfChecks(redis::Client& client, const Delivery& delivery,
-                                                     const std::vector<redis::Reply>& checks, bool window_read) const;
+                                                     const std::vector<redis::Reply>& checks,
+                                                     std::optional<size_t> pending_at,
+                                                     std::optional<size_t> window_at) const;
   // Done (the entry acknowledged, counted as skipped) when the message's delivered mark (the
   // checks' `mark` reply, or its mark from before buckets) says an earlier attempt delivered it.
   std::optional<redis::HandleResult> SkipIfDelivered(redis::Client& client, const Delivery& delivery,

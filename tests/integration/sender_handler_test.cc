@@ -182,6 +182,28 @@ TEST_F(SenderHandlerTest, AMarkFoundWithoutItsLifetimeGetsItBack) {
   EXPECT_EQ(Pending(entry.stream), 0);
 }
 
+// A message held a while (a rate wait, a pause, an earlier message of the conversation) is
+// checked to be still pending before it goes: a person forgotten meanwhile had it deleted. One
+// read just now is on its way, like one already called, and costs no XPENDING.
+TEST_F(SenderHandlerTest, AMessageHeldAWhileGoesOnlyWhileItsEntryIsPending) {
+  auto forget = [&](const redis::StreamEntry& entry) {
+    ASSERT_TRUE(client_.Command({"XACK", entry.stream, KeySpace::kSenderGroup, entry.id}).ok());
+    ASSERT_TRUE(client_.Command({"XDEL", entry.stream, entry.id}).ok());
+  };
+  auto held = Queue("5-0#0", R"({"text":"held"})");
+  forget(held);
+  EXPECT_EQ((*handler_)(client_, redis::BatchEntry{&held, fence_, SenderHandler::kPendingCheckAfter}).kind,
+            redis::HandleResult::Kind::kDone);
+  EXPECT_TRUE(emulator_->store().For("u1").empty());
+  EXPECT_EQ(metrics_.sends.Add({{"result", "forgotten"}, {"code", "0"}}).Value(), 1);
+
+  auto fresh = Queue("6-0#0", R"({"text":"just read"})");
+  forget(fresh);
+  EXPECT_EQ((*handler_)(client_, redis::BatchEntry{&fresh, fence_, std::chrono::milliseconds(2)}).kind,
+            redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(emulator_->store().For("u1").size(), 1u);
+}
+
 TEST_F(SenderHandlerTest, AnInstanceThatLostTheShardSendsNothing) {
   auto entry = Queue("6-0#0", R"({"text":"not mine"})");
   ASSERT_TRUE(client_.Command({"SET", fence_.lease_key, "someone-else"}).ok());

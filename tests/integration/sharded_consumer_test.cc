@@ -672,6 +672,42 @@ TEST_F(ConsumerTest, ANewOwnerFinishesTheDeadOwnersPendingEntriesFirstInOrder) {
   EXPECT_EQ(PendingTotal(), 0);
 }
 
+// How long the consumer has held an entry reaches its handler (the sender checks a message
+// held a while for a person forgotten meanwhile): a wait shows in the next attempt, and an
+// entry taken over from a dead owner's pending list counts as held since long ago.
+TEST_F(ConsumerTest, TheHandlerLearnsHowLongItsEntryHasBeenHeld) {
+  Add("claimed", 0);
+  const int shard = ShardOf("p", "claimed", kShards);
+  ASSERT_EQ(
+      XReadGroup(client_, "g", "dead-owner", {keys_.InStream(shard)}, {">"}, 10, std::chrono::milliseconds(0))->size(),
+      1u);
+  Add("fresh", 0);
+  std::mutex mutex;
+  std::map<std::string, std::vector<std::chrono::milliseconds>> held;
+  BatchHandler handler = [&](Client& client, const std::vector<BatchEntry>& batch, const Resume&) {
+    std::vector<HandleResult> results;
+    for (const auto& one : batch) {
+      std::lock_guard lock(mutex);
+      auto& attempts = held[UserOf(*one.entry)];
+      attempts.push_back(one.in_hand);
+      results.push_back(attempts.size() == 1 ? HandleResult::Wait("test", std::chrono::milliseconds(300))
+                                             : Ack(client, *one.entry));
+    }
+    return results;
+  };
+  RunBatchesUntil(
+      handler,
+      [&] {
+        std::lock_guard lock(mutex);
+        return held["claimed"].size() == 2 && held["fresh"].size() == 2;
+      },
+      options_);
+  EXPECT_EQ(held["claimed"][0], kHeldSinceLongAgo);
+  EXPECT_LT(held["fresh"][0], std::chrono::seconds(5));
+  EXPECT_GE(held["fresh"][1], std::chrono::milliseconds(300));
+  EXPECT_EQ(PendingTotal(), 0);
+}
+
 TEST_F(ConsumerTest, StoppingReleasesTheLeases) {
   Add("u", 0);
   std::atomic<bool> handled{false};
