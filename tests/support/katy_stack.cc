@@ -201,7 +201,12 @@ double KatyStack::MetricSum(const std::string& process_name, const std::string& 
 
 bool KatyStack::WaitUntilDrained(std::chrono::milliseconds timeout) const {
   return WaitFor(
-      [&] { return MetricSum("ingress", "katy_stream_lag") == 0 && MetricSum("ingress", "katy_stream_pending") == 0; },
+      [&] {
+        // Only a scrape that read Redis says so: when the read fails, the queue families are
+        // left out, and their absence would read as zero.
+        return MetricSum("ingress", "katy_redis_up") == 1 && MetricSum("ingress", "katy_stream_lag") == 0 &&
+               MetricSum("ingress", "katy_stream_pending") == 0;
+      },
       timeout);
 }
 

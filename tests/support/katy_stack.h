@@ -61,8 +61,9 @@ class KatyStack {
   // comparison with it holds.
   double MetricSum(const std::string& process_name, const std::string& metric, const std::string& label = "") const;
   // Waits until nothing is left to handle or send: no entry undelivered or unacknowledged in any
-  // stream (katy_stream_lag and katy_stream_pending at 0, as ingress reads them from Redis). A
-  // duplicate or a late reply would have reached the Send API by then. False on timeout.
+  // stream (katy_stream_lag and katy_stream_pending at 0, as ingress reads them from Redis, in a
+  // scrape that did read it: katy_redis_up 1). A duplicate or a late reply would have reached
+  // the Send API by then. False on timeout.
   bool WaitUntilDrained(std::chrono::milliseconds timeout) const;
 
   static constexpr const char* kAppSecret = "e2e-app-secret-5d81c2";
