@@ -7,8 +7,7 @@ namespace katy::sender {
 DeliveredMark::DeliveredMark(const KeySpace& keys, int shard, const katy::v1::OutboundMessage& message,
                              int64_t legacy_before_ms)
     : own_key_(keys.Sent(shard, message.id())) {
-  const bool outbound_api = message.id().rfind("api:", 0) == 0;
-  if (outbound_api || message.created_at_ms() <= 0) return;
+  if (IsOutboundApiId(message.id()) || message.created_at_ms() <= 0) return;
   created_ms_ = message.created_at_ms();
   bucket_key_ = keys.SentBucket(shard, created_ms_ / kSentBucketMs);
   digest_ = std::to_string(MarkDigest(message.page_id(), message.id()));

@@ -15,6 +15,9 @@ namespace katy::sender {
 // (common/bucketed_marks.h): 8 bytes a message instead of a key of its own (~104 bytes).
 inline constexpr int64_t kSentBucketMs = 5000;
 
+// Whether `message_id` names a message of the outbound API (OutboundService: "api:<page>:..."). Pure.
+inline bool IsOutboundApiId(const std::string& message_id) { return message_id.rfind("api:", 0) == 0; }
+
 // Where a message's delivered mark is, what checks it and what writes it (docs/sending.md,
 // "Already delivered?"). A message of the outbound API keeps a mark of its own holding Meta's
 // message id, which GetMessage reports, and so does a message without a creation time. A

@@ -123,7 +123,7 @@ std::string ScopedIdempotencyKey(const std::string& page, const std::string& rec
 }
 
 std::pair<std::string, std::string> ConversationOfOutboundId(const std::string& id) {
-  if (id.rfind("api:", 0) != 0) return {};
+  if (!IsOutboundApiId(id)) return {};
   const size_t page_end = id.find(':', 4);
   if (page_end == std::string::npos) return {};
   const size_t recipient_end = id.find(':', page_end + 1);

@@ -85,7 +85,7 @@ SenderMetrics::SenderMetrics(prometheus::Registry& registry)
 
 std::string SourceOf(const katy::v1::OutboundMessage& message) {
   if (!message.thread_control().empty()) return "handover";
-  if (message.id().rfind("api:", 0) == 0) return "outbound";
+  if (IsOutboundApiId(message.id())) return "outbound";
   return "reply";
 }
 
