@@ -603,12 +603,12 @@ std::vector<HandleResult> RunToEnd(Client& client,
   struct Mailbox {
     std::mutex mutex;
     std::condition_variable arrived;
-    std::optional<Continuation> next;
+    std::deque<Continuation> next;
   };
   auto mailbox = std::make_shared<Mailbox>();
   const Resume resume([mailbox](Continuation finish) {
     std::lock_guard lock(mailbox->mutex);
-    mailbox->next = std::move(finish);
+    mailbox->next.push_back(std::move(finish));
     mailbox->arrived.notify_one();
   });
   std::vector<HandleResult> results = start(resume);
@@ -620,9 +620,9 @@ std::vector<HandleResult> RunToEnd(Client& client,
     Continuation finish;
     {
       std::unique_lock lock(mailbox->mutex);
-      mailbox->arrived.wait(lock, [&] { return mailbox->next.has_value(); });
-      finish = std::move(*mailbox->next);
-      mailbox->next.reset();
+      mailbox->arrived.wait(lock, [&] { return !mailbox->next.empty(); });
+      finish = std::move(mailbox->next.front());
+      mailbox->next.pop_front();
     }
     std::vector<HandleResult> finished = finish(client, resume);
     finished.resize(later.size(), HandleResult::Retry("no_result"));
@@ -648,7 +648,7 @@ void ShardedConsumer::Resumed(uint64_t batch, Continuation finish) {
     return;
   }
   if (!parked->second.waiting) {
-    parked->second.resumed = std::move(finish);  // the handler has not returned yet
+    parked->second.resumed.push_back(std::move(finish));  // the handler or a continuation still runs
     return;
   }
   parked->second.waiting = false;
@@ -680,15 +680,15 @@ void ShardedConsumer::Conclude(uint64_t batch, std::vector<Taken>& taken, const 
     }
   }
   if (parked.taken.empty()) {
-    if (parked.resumed)
+    if (!parked.resumed.empty())
       log::Error("a batch was resumed that waits for nothing (a handler's bug)", {{"role", options_.role}});
     parked_.erase(batch);
     if (workers_stop_ && parked_.empty()) work_ready_.notify_all();  // draining workers may leave
     return;
   }
-  if (parked.resumed) {
-    resumed_.emplace_back(batch, std::move(*parked.resumed));
-    parked.resumed.reset();
+  if (!parked.resumed.empty()) {
+    resumed_.emplace_back(batch, std::move(parked.resumed.front()));
+    parked.resumed.pop_front();
     work_ready_.notify_one();
   } else {
     parked.waiting = true;

@@ -90,10 +90,13 @@ class Resume;
 // `resume` called again for it.
 using Continuation = std::function<std::vector<HandleResult>(Client&, const Resume& resume)>;
 
-// How work that ends later comes back to the consumer: call it once, from any thread (an HTTP
+// How work that ends later comes back to the consumer: call it from any thread (an HTTP
 // client's loop, say), after the handler returned kLater for some of its batch's entries, with
 // the Continuation that finishes them. Calling it before the handler has returned is fine: the
-// continuation runs once the handler has. Cheap to copy.
+// continuation runs once the handler has. It may be called again before that continuation has
+// run (a batch whose calls answer one by one): the continuations then run one after another,
+// each seeing the entries the one before left kLater, so a continuation may finish only some
+// and leave the rest kLater. Call it only while some entry of the batch is kLater. Cheap to copy.
 class Resume {
  public:
   explicit Resume(std::function<void(Continuation)> deliver) : deliver_(std::move(deliver)) {}
@@ -255,9 +258,9 @@ class ShardedConsumer {
   };
   // A batch some of whose entries wait for their Resume.
   struct Parked {
-    std::vector<Taken> taken;             // its kLater entries, in the batch's order
-    std::optional<Continuation> resumed;  // came before the handler returned
-    bool waiting = false;                 // the entries are parked; a Resume runs them
+    std::vector<Taken> taken;          // its kLater entries, in the batch's order
+    std::deque<Continuation> resumed;  // came while the handler or a continuation ran
+    bool waiting = false;              // the entries are parked; a Resume runs them
   };
   // Under the lock: up to handle_batch ready conversations (a fair share of those ready among
   // the idle workers), each marked busy with its first item in hand.

@@ -833,6 +833,70 @@ TEST_F(ConsumerTest, ThousandsOfEntriesWaitOnCallsWithTwoWorkersEachConversation
   EXPECT_EQ(PendingTotal(), 0);
 }
 
+// A batch whose calls answer one by one (the sender's) is resumed once per answer: each
+// continuation finishes the entry whose call answered and leaves the rest kLater, so no entry
+// waits for the slowest call of its batch, and every entry finishes once.
+TEST_F(ConsumerTest, ABatchResumedOncePerAnswerFinishesEachEntryWhenItsOwnCallAnswers) {
+  constexpr int kUsers = 24;
+  for (int u = 0; u < kUsers; ++u) Add("user" + std::to_string(u), 0);
+  ShardedConsumerOptions options = options_;
+  options.workers = 1;
+  options.handle_batch = 8;
+  LateCalls calls;
+  std::mutex mutex;
+  std::map<std::string, std::chrono::steady_clock::duration> waited;  // from its answer to its finish
+  std::atomic<int> finished{0};
+  std::atomic<size_t> largest_batch{0};
+  struct Batch {
+    std::vector<StreamEntry> entries;
+    std::vector<bool> done;  // touched by continuations only, which run one at a time
+  };
+  BatchHandler handler = [&](Client&, const std::vector<BatchEntry>& batch, const Resume& resume) {
+    auto open = std::make_shared<Batch>();
+    for (const auto& one : batch) open->entries.push_back(*one.entry);
+    open->done.assign(batch.size(), false);
+    largest_batch = std::max(largest_batch.load(), batch.size());
+    // Entry i's answer: its Resume, with a continuation that finishes entry i alone.
+    auto answer = [&, open, resume](size_t i) {
+      const auto answered = std::chrono::steady_clock::now();
+      resume([&, open, i, answered](Client& client, const Resume&) {
+        std::vector<HandleResult> results;  // one per entry still kLater, in the batch's order
+        for (size_t j = 0; j < open->entries.size(); ++j) {
+          if (open->done[j]) continue;
+          if (j != i) {
+            results.push_back(HandleResult::Later());
+            continue;
+          }
+          open->done[j] = true;
+          {
+            std::lock_guard lock(mutex);
+            waited[UserOf(open->entries[j])] = std::chrono::steady_clock::now() - answered;
+          }
+          ++finished;
+          results.push_back(Ack(client, open->entries[j]));
+        }
+        return results;
+      });
+    };
+    // The batch's first call is slow; the others answer in one turn of the "loop", their
+    // Resumes coming while a continuation of the batch is queued or running.
+    calls.After(std::chrono::milliseconds(1500), [answer] { answer(0); });
+    calls.After(std::chrono::milliseconds(100), [answer, n = batch.size()] {
+      for (size_t i = 1; i < n; ++i) answer(i);
+    });
+    return std::vector<HandleResult>(batch.size(), HandleResult::Later());
+  };
+  RunBatchesUntil(
+      handler, [&] { return finished == kUsers; }, options);
+  EXPECT_EQ(finished, kUsers);
+  EXPECT_GE(largest_batch, 2U) << "no batch held more than one entry: nothing was shown";
+  EXPECT_EQ(static_cast<int>(waited.size()), kUsers);
+  for (const auto& [user, wait] : waited) {
+    EXPECT_LT(wait, std::chrono::milliseconds(1000)) << user << " waited for another entry's call";
+  }
+  EXPECT_EQ(PendingTotal(), 0);
+}
+
 // Stopping while entries wait on their calls: Run returns only once each has been resumed
 // and finished, so nothing in hand is left to a new owner's retry (and its duplicate).
 TEST_F(ConsumerTest, StoppingWaitsForTheEntriesWaitingOnCalls) {
