@@ -62,9 +62,10 @@ log::RateLimited g_read_errors(std::chrono::seconds(5));
 constexpr std::chrono::milliseconds kShortestRead{10};
 log::RateLimited g_trim_errors(std::chrono::seconds(60));
 
-// Events a responder worker takes at once under load: two round trips per batch instead of
-// two per event (bench/RESULTS.md), without holding many conversations behind a slow skill.
-constexpr int kResponderHandleBatch = 16;
+// Entries a worker takes at once under load: the responder's share two round trips per batch
+// instead of two per event, the sender's their checks' round trip and, as their calls answer,
+// their records' (bench/RESULTS.md), without holding a message behind another's call.
+constexpr int kHandleBatch = 16;
 
 // A conversation of a held shard looks again at least this much later (its probe may be out).
 constexpr std::chrono::milliseconds kHeldRecheck{100};
@@ -108,9 +109,10 @@ ShardedConsumerOptions ShardedConsumerOptions::ForRole(const std::string& role, 
   options.max_attempts = consumer.max_attempts;
   options.dead_letter_max_length = consumer.dlq_max_length;
   options.dead_letter_retention = consumer.dlq_retention;
-  // The responder's handler shares round trips across a batch (ResponderHandler::HandleBatch);
-  // the sender's calls Meta one message at a time, and a batch would only queue them.
-  options.handle_batch = inbound ? kResponderHandleBatch : 1;
+  // Both handlers share round trips across a batch (ResponderHandler::HandleBatch,
+  // SenderHandler::HandleBatch).
+  options.handle_batch = kHandleBatch;
+  options.fair_share = inbound;
   return options;
 }
 
@@ -842,8 +844,8 @@ void ShardedConsumer::ForgetShard(int shard, uint64_t generation, std::string_vi
 std::vector<ShardedConsumer::Taken> ShardedConsumer::TakeReady() {
   const auto now = std::chrono::steady_clock::now();
   // A fair share: while other workers are idle, each takes one conversation, so a slow entry
-  // (a skill, a Send API call) holds up no conversation another worker could have run.
-  const size_t share = (ready_.size() + idle_workers_) / (idle_workers_ + 1);
+  // (a skill its batch waits for) holds up no conversation another worker could have run.
+  const size_t share = options_.fair_share ? (ready_.size() + idle_workers_) / (idle_workers_ + 1) : ready_.size();
   const size_t wanted = std::clamp<size_t>(share, 1, static_cast<size_t>(std::max(1, options_.handle_batch)));
   std::vector<Taken> taken;
   while (taken.size() < wanted && !ready_.empty()) {

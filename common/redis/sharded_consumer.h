@@ -150,6 +150,11 @@ struct ShardedConsumerOptions {
   // Conversations a worker takes at once, when more are ready than idle workers to take them
   // one by one; their first entries go to a BatchHandler together (1: one at a time).
   int handle_batch = 1;
+  // Whether a worker takes a fair share of the ready conversations (one each while others are
+  // idle), for a handler whose batch waits for its slowest entry (the responder's skills);
+  // false: it takes every ready one up to handle_batch, fewer wake-ups and round trips for a
+  // handler that holds no entry behind another (the sender's: each finishes on its own call).
+  bool fair_share = true;
   std::chrono::milliseconds block{500};  // longest blocking read; bounds reaction to changes
   // After a read that found entries but fewer than `batch`, the next read waits this long, so
   // that under load each read carries more entries: an XREADGROUP over every owned stream

@@ -52,16 +52,9 @@ int Run(int argc, char** argv) {
   redis::ShardedConsumer consumer(
       redis_options, keys, consumer_options,
       [&]() -> redis::BatchHandler {
-        // One handler serves every worker. The sender's batches are of one entry (ForRole), so
-        // the batch's Resume is that entry's.
+        // One handler serves every worker.
         return [&handler](redis::Client& client, const std::vector<redis::BatchEntry>& batch,
-                          const redis::Resume& resume) {
-          std::vector<redis::HandleResult> results;
-          for (const auto& one : batch) {
-            results.push_back(batch.size() == 1 ? handler.Handle(client, one, resume) : handler(client, one));
-          }
-          return results;
-        };
+                          const redis::Resume& resume) { return handler.HandleBatch(client, batch, resume); };
       },
       sender::ConversationOfMessage, &registry);
 

@@ -118,56 +118,61 @@ std::variant<std::string, redis::HandleResult> SenderHandler::ResolveMedia(redis
   return WithAttachmentId(body, attachment_id);
 }
 
-std::optional<redis::HandleResult> SenderHandler::CheckBeforeSending(redis::Client& client, Delivery& delivery) const {
+Result<SenderHandler::Checks> SenderHandler::ChecksOf(redis::Client& client, Delivery& delivery) const {
   const katy::v1::OutboundMessage& message = delivery.message;
-  const int64_t now = now_ms_();
-  std::vector<std::vector<std::string>> commands = {delivery.delivered.Check(), {"GET", delivery.fence.lease_key}};
+  Checks checks;
+  checks.now_ms = now_ms_();
+  auto& commands = checks.commands;
+  commands = {delivery.delivered.Check(), {"GET", delivery.fence.lease_key}};
   // The entry still pending in the group: a person forgotten (common/forget.h) has theirs
   // acknowledged and deleted, and a message held here (waiting for its page's rate, a pause, an
   // earlier message of the conversation) must then not go. One read just now is on its way, as
   // one already called is (kPendingCheckAfter).
-  std::optional<size_t> pending_at;
   if (delivery.in_hand >= kPendingCheckAfter) {
-    pending_at = commands.size();
+    checks.pending_at = commands.size();
     const redis::StreamEntry& entry = delivery.entry;
     commands.push_back({"XPENDING", entry.stream, KeySpace::kSenderGroup, entry.id, entry.id, "1"});
   }
-  std::optional<size_t> window_at;
-  if (NeedsWindowRead(message, now, StandardWindowMs())) {
-    window_at = commands.size();
+  if (NeedsWindowRead(message, checks.now_ms, StandardWindowMs())) {
+    checks.window_at = commands.size();
     commands.push_back(UserWindowRead(keys_.Conversation(delivery.shard, message.page_id(), message.recipient_id())));
   }
   // A private reply claims its comment before it goes: the claim holds this message's id, so
   // its own retries go on and any other reply to the comment is refused (CommentVerdict).
-  std::optional<size_t> answered_at;
   if (IsPrivateReply(message)) {
-    answered_at = commands.size();
+    checks.answered_at = commands.size();
     commands.push_back({"SET", keys_.CommentAnswered(delivery.shard, CommentOf(message)), message.id(), "NX", "GET",
                         "PX", std::to_string(kCommentClaimMs)});
   }
-  const size_t limiter_at = commands.size();
-  std::optional<PageLimiter::Ask> ask;
-  const std::string inflight_key = delivery.InFlightKey();
   if (delivery.first_slot_taken) {
-    auto prepared = limiter_.Prepare(client, message.page_id(), delivery.plan.media, inflight_key);
-    if (!prepared) return redis::HandleResult::RedisFailed(prepared.error());
-    ask = std::move(*prepared);
-    if (!ask->decided) commands.push_back(limiter_.Command(*ask));
+    auto prepared = limiter_.Prepare(client, message.page_id(), delivery.plan.media, delivery.InFlightKey());
+    if (!prepared) return prepared.error();
+    checks.ask = std::move(*prepared);
+    if (!checks.ask->decided) {
+      checks.limiter_at = commands.size();
+      commands.push_back(limiter_.Command(*checks.ask));
+    }
     // If this round trip fails after Redis set the mark, the next attempt finds it and waits
     // out one request timeout before sending (as a possible duplicate): rare, and never a loss.
-    commands.push_back(InFlightCommand(inflight_key, now));
+    commands.push_back(InFlightCommand(delivery.InFlightKey(), checks.now_ms));
   }
-  auto checks = client.Pipeline(commands);
-  if (!checks) return redis::HandleResult::RedisFailed(checks.error());
-  auto finished = VerdictOfChecks(client, delivery, *checks, pending_at, window_at);
-  if (!finished && answered_at) finished = CommentVerdict(delivery, (*checks)[*answered_at]);
+  return checks;
+}
+
+std::optional<redis::HandleResult> SenderHandler::JudgeChecks(redis::Client& client, Delivery& delivery,
+                                                              const Checks& checks,
+                                                              std::span<const redis::Reply> replies) const {
+  auto finished = VerdictOfChecks(client, delivery, replies, checks);
+  if (!finished && checks.answered_at) finished = CommentVerdict(delivery, replies[*checks.answered_at]);
   if (!delivery.first_slot_taken) return finished;
-  const redis::Reply& mark = checks->back();
+  const std::string inflight_key = delivery.InFlightKey();
+  const redis::Reply& mark = replies.back();
   if (!finished) {
-    auto gate = ask->decided ? Result<PageGate>(*ask->decided)
-                             : limiter_.Finish(client, (*checks)[limiter_at], *ask, inflight_key);
+    const PageLimiter::Ask& ask = *checks.ask;
+    auto gate = ask.decided ? Result<PageGate>(*ask.decided)
+                            : limiter_.Finish(client, replies[*checks.limiter_at], ask, inflight_key);
     finished = OnGate(gate, delivery);
-    if (!finished) finished = OnInFlight(ReadInFlight(client, inflight_key, mark, now), message);
+    if (!finished) finished = OnInFlight(ReadInFlight(client, inflight_key, mark, checks.now_ms), delivery.message);
   }
   // A mark this call set for a part that does not go now would hold its next attempt back.
   if (finished && mark.IsNil()) LogIfFailed(client.Command({"DEL", inflight_key}), "cannot clear an in-flight mark");
@@ -249,18 +254,18 @@ std::optional<redis::HandleResult> SenderHandler::SkipIfDelivered(redis::Client&
 }
 
 std::optional<redis::HandleResult> SenderHandler::VerdictOfChecks(redis::Client& client, const Delivery& delivery,
-                                                                  const std::vector<redis::Reply>& checks,
-                                                                  std::optional<size_t> pending_at,
-                                                                  std::optional<size_t> window_at) const {
+                                                                  std::span<const redis::Reply> replies,
+                                                                  const Checks& checks) const {
   const katy::v1::OutboundMessage& message = delivery.message;
-  if (checks[1].str != delivery.fence.owner) return redis::HandleResult::Abandon("lost_lease");
-  if (pending_at && checks[*pending_at].IsArray() && checks[*pending_at].elements.empty()) {
+  if (replies[1].str != delivery.fence.owner) return redis::HandleResult::Abandon("lost_lease");
+  const auto& pending_at = checks.pending_at;
+  if (pending_at && replies[*pending_at].IsArray() && replies[*pending_at].elements.empty()) {
     log::Info("not sent: its entry is no longer pending (its person was forgotten)",
               {{"id", message.id()}, {"page", message.page_id()}, {"entry", delivery.entry.id}});
     metrics_.sends.Add({{"result", "forgotten"}, {"code", "0"}}).Increment();
     return redis::HandleResult::Done();
   }
-  if (auto skipped = SkipIfDelivered(client, delivery, checks[0])) return skipped;
+  if (auto skipped = SkipIfDelivered(client, delivery, replies[0])) return skipped;
 
   // Past the comment's 7 days its private reply cannot go, and a public reply promising one
   // ("check your inbox") would mislead: neither goes.
@@ -272,7 +277,7 @@ std::optional<redis::HandleResult> SenderHandler::VerdictOfChecks(redis::Client&
   // The window runs from the user's last message: the one this replies to, or a later one (read
   // only when the message's own does not already show it inside: NeedsWindowRead). An
   // ad-started conversation's standard window lasts 7 days from its first message.
-  UserWindow window = window_at ? UserWindowOfReply(checks[*window_at]) : UserWindow{};
+  UserWindow window = checks.window_at ? UserWindowOfReply(replies[*checks.window_at]) : UserWindow{};
   if (OptOutStops(message, window.opted_out_ms)) {
     metrics_.sends.Add({{"result", "opted_out"}, {"code", "0"}}).Increment();
     return redis::HandleResult::Poison("opted_out");

@@ -112,9 +112,7 @@ std::string SenderHandler::Delivery::MarkKey() const {
 }
 
 redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis::BatchEntry& one) const {
-  return redis::RunToEnd(
-             client,
-             [&](const redis::Resume& resume) { return std::vector<redis::HandleResult>{Handle(client, one, resume)}; })
+  return redis::RunToEnd(client, [&](const redis::Resume& resume) { return HandleBatch(client, {one}, resume); })
       .front();
 }
 
@@ -123,32 +121,15 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
   return (*this)(client, redis::BatchEntry{&entry, fence, redis::kHeldSinceLongAgo});
 }
 
-redis::HandleResult SenderHandler::Handle(redis::Client& client, const redis::BatchEntry& one,
-                                          const redis::Resume& resume) const {
-  auto delivery = std::make_shared<Delivery>();
+redis::HandleResult SenderHandler::Begin(redis::Client& client, const DeliveryPtr& delivery,
+                                         const redis::Resume& resume) const {
   Delivery& d = *delivery;
-  const redis::StreamEntry& entry = *one.entry;
-  auto payload = entry.Field("pb");
-  if (!payload || !d.message.ParseFromString(*payload)) return redis::HandleResult::Poison("undecodable_message");
-  d.entry = entry;
-  d.fence = one.fence;
-  d.in_hand = one.in_hand;
-  d.shard = ShardOf(d.message.page_id(), d.message.recipient_id(), keys_.shards());
-  d.sent_key = keys_.Sent(d.shard, d.message.id());
-  d.delivered = DeliveredMark(keys_, d.shard, d.message, legacy_before_ms_);
   const auto token = tokens_.For(d.message.page_id());
-  std::optional<PlannedParts> plan = PlanParts(d.message);
-  if (plan) d.plan = *plan;
-  // A message of one part (most are) that can go as it is asks for its slot and marks itself
-  // in flight in the checks' round trip: two round trips fewer (bench/RESULTS.md, issue 18).
-  d.first_slot_taken = token && plan && plan->refusal.empty() && plan->bodies.size() == 1 &&
-                       !internal::ReusableMediaFor(d.message, plan->bodies[0]);
-  if (auto finished = CheckBeforeSending(client, d)) return *finished;
   if (!token) return redis::HandleResult::Poison("no_page_token");
-  if (!plan) return redis::HandleResult::Poison("bad_message");
-  if (!plan->refusal.empty()) {
+  if (d.plan.bodies.empty()) return redis::HandleResult::Poison("bad_message");  // not a JSON object (PlanParts)
+  if (!d.plan.refusal.empty()) {
     log::Warn("message refused before sending: Instagram cannot take it",
-              {{"id", d.message.id()}, {"page", d.message.page_id()}, {"why", plan->refusal}});
+              {{"id", d.message.id()}, {"page", d.message.page_id()}, {"why", d.plan.refusal}});
     metrics_.sends.Add({{"result", "instagram_unsupported"}, {"code", "0"}}).Increment();
     return redis::HandleResult::Poison("instagram_unsupported");
   }

@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <variant>
 
@@ -94,22 +95,24 @@ bool OptOutStops(const katy::v1::OutboundMessage& message, int64_t opted_out_ms)
 std::vector<std::string> UserWindowRead(const std::string& conversation_key);
 UserWindow UserWindowOfReply(const redis::Reply& reply);
 
-// Handles one outbound stream entry (docs/sending.md, "The sender's loop"), in stages, each
-// in its own file:
+// Handles outbound stream entries (docs/sending.md, "The sender's loop"), a batch of
+// conversations' first messages at a time (sender_batch.cc), each message in stages, each in
+// its own file:
 //  - plan (sender_plan.cc): the parts the message goes in;
-//  - gate (sender_gate.cc), on a worker: in one round trip, was it delivered already (skip),
-//    does this instance still own the shard (else leave it), when did the user last write (the
-//    standard window: 24 h, or an ad's 7 days; read only near its end: NeedsWindowRead;
-//    automated messages outside it are dead-lettered `outside_window`); then a slot from the page's shared rate limit
-//    (a wait or a pause is not a failure) and an in-flight mark that reveals a possible duplicate after a crash or a
-//    timeout (a one-part message asks for both in the checks' round trip);
+//  - gate (sender_gate.cc), on a worker: in one round trip for the batch, was it delivered
+//    already (skip), does this instance still own the shard (else leave it), when did the user
+//    last write (the standard window: 24 h, or an ad's 7 days; read only near its end:
+//    NeedsWindowRead; automated messages outside it are dead-lettered `outside_window`); then
+//    a slot from the page's shared rate limit (a wait or a pause is not a failure) and an
+//    in-flight mark that reveals a possible duplicate after a crash or a timeout (a one-part
+//    message asks for both in the checks' round trip);
 //  - call (sender_call.cc): the Send API call goes on the shared event-loop client and the
 //    entry is kLater, so no thread waits on Meta; its classified answer comes back through the
 //    consumer's Resume to a worker, which retries, throttles or pauses the page, or
 //    dead-letters;
-//  - record (sender_record.cc): a delivered part is marked (its mark, in-flight mark cleared,
-//    and for the last part the message's delivered mark and the XACK: one pipeline) before
-//    the next part goes.
+//  - record (sender_record.cc): a delivered part is marked (its mark, in-flight mark cleared)
+//    before the next part goes; a delivered message's mark, in-flight mark cleared and XACK go
+//    in one pipeline with those of the batch's other messages answered meanwhile.
 // mark_seen and typing_on go the same way, each before what it announces. Thread-safe: one
 // serves every worker.
 class SenderHandler {
@@ -119,11 +122,17 @@ class SenderHandler {
   SenderHandler(KeySpace keys, SenderOptions options, const PageTokens& tokens, const PageLimiter& limiter,
                 SenderMetrics& metrics, Clock now_ms, const http::AsyncClientOptions& calls = {});
 
-  // Starts the entry's delivery: its result, or kLater with `resume` called once the next
-  // step can run (the continuation it brings may be kLater again, for the next call).
-  redis::HandleResult Handle(redis::Client& client, const redis::BatchEntry& one, const redis::Resume& resume) const;
-  // Handle, its calls waited for on this thread: for a caller with a thread to spare (tests).
-  // Without `in_hand`, the entry counts as held since long ago.
+  // Starts the deliveries of the first messages of several conversations (redis::BatchHandler;
+  // sender_batch.cc): their checks, slots and in-flight marks in one round trip, then their
+  // calls on the event loop. Each message is done, or kLater until its own call answers: then
+  // `resume` is called, and its continuation takes every message whose call has answered
+  // since the last, records the delivered ones together (one pipeline, their marks and
+  // acknowledgements merged: redis::CommandBatch) and leaves the others kLater. So no message
+  // waits for another's call, and under load the records of many share a round trip.
+  std::vector<redis::HandleResult> HandleBatch(redis::Client& client, const std::vector<redis::BatchEntry>& batch,
+                                               const redis::Resume& resume) const;
+  // One entry's HandleBatch, its calls waited for on this thread: for a caller with a thread
+  // to spare (tests). Without `in_hand`, the entry counts as held since long ago.
   redis::HandleResult operator()(redis::Client& client, const redis::BatchEntry& one) const;
   redis::HandleResult operator()(redis::Client& client, const redis::StreamEntry& entry,
                                  const redis::Fence& fence) const;
@@ -137,6 +146,7 @@ class SenderHandler {
  private:
   // One message on its way through the stages; shared by the continuations of its calls.
   struct Delivery {
+    size_t index = 0;          // in its batch
     redis::StreamEntry entry;  // a copy: the consumer's is the handler call's only
     redis::Fence fence;
     std::chrono::milliseconds in_hand{0};  // redis::BatchEntry::in_hand
@@ -153,6 +163,9 @@ class SenderHandler {
     // The slot the next Graph call goes on, when it was reserved: when that slot fell due.
     std::optional<std::chrono::steady_clock::time_point> slot_due;
     std::chrono::steady_clock::time_point call_started;
+    // Set while a batch's continuation runs the message: its record (Delivered) joins the
+    // continuation's one pipeline instead of going on its own.
+    std::vector<const Delivery*>* deferred_records = nullptr;
 
     std::string MarkKey() const;  // a part's mark (of its own); for one part, sent_key
     std::string InFlightKey() const { return MarkKey() + ":inflight"; }
@@ -163,7 +176,17 @@ class SenderHandler {
   using Then = std::function<redis::HandleResult(redis::Client&, const DeliveryPtr&, const Result<http::Response>&,
                                                  const redis::Resume&)>;
 
+  // --- the batch (sender_batch.cc)
+  class BatchRun;
+  // The message's delivery from its entry, or what to do with an entry that cannot be one.
+  std::variant<DeliveryPtr, redis::HandleResult> DeliveryOf(const redis::BatchEntry& one) const;
+  // A batch's continuation: the messages whose calls have answered, their records in one
+  // pipeline; a result for each message of the batch still kLater, in the batch's order.
+  std::vector<redis::HandleResult> Drain(redis::Client& client, BatchRun& run) const;
+
   // --- the loop (sender_handler.cc)
+  // Once the checks let the message go: the refusals that need no Redis, then the parts.
+  redis::HandleResult Begin(redis::Client& client, const DeliveryPtr& delivery, const redis::Resume& resume) const;
   // mark_seen before the first reply to an event, then the parts.
   redis::HandleResult BeginParts(redis::Client& client, const DeliveryPtr& delivery, const redis::Resume& resume) const;
   // The current part, unless it went out before a retry: its media resolved, typing_on first.
@@ -189,18 +212,29 @@ class SenderHandler {
   // possible duplicate counted when it goes after an unknown outcome). nullopt: go.
   std::optional<redis::HandleResult> OnInFlight(const Result<InFlight>& in_flight,
                                                 const katy::v1::OutboundMessage& message) const;
-  // Before anything is sent, in one round trip: the lease still ours, not already delivered
-  // (then acknowledged and counted as skipped), inside the 24 h window; with
-  // `first_slot_taken`, also the part's slot and in-flight mark (cleared again when the part
-  // does not go now). What to do when the entry is finished or must wait; nullopt when it may
-  // be sent.
-  std::optional<redis::HandleResult> CheckBeforeSending(redis::Client& client, Delivery& delivery) const;
-  // What the checks' replies say: [0] the delivered mark, [1] the lease owner, and where the
-  // checks put them, the entry's XPENDING and the UserWindowRead.
+  // The checks before anything is sent, for one round trip (a batch's messages' together):
+  // the lease still ours, not already delivered (then acknowledged and counted as skipped),
+  // inside the 24 h window; with `first_slot_taken`, also the part's slot and in-flight mark.
+  // `commands` in that round trip's order, and where each check's reply is.
+  struct Checks {
+    std::vector<std::vector<std::string>> commands;
+    std::optional<size_t> pending_at;   // the entry's XPENDING
+    std::optional<size_t> window_at;    // the UserWindowRead
+    std::optional<size_t> answered_at;  // a private reply's claim on its comment
+    std::optional<size_t> limiter_at;   // the page limiter's script, when it runs
+    std::optional<PageLimiter::Ask> ask;
+    int64_t now_ms = 0;
+  };
+  Result<Checks> ChecksOf(redis::Client& client, Delivery& delivery) const;
+  // What the checks' replies (in their commands' order) say: what to do when the entry is
+  // finished or must wait (a mark the checks set for a part that does not go now is cleared
+  // again); nullopt when it may be sent.
+  std::optional<redis::HandleResult> JudgeChecks(redis::Client& client, Delivery& delivery, const Checks& checks,
+                                                 std::span<const redis::Reply> replies) const;
+  // What the checks' replies say of the message itself: [0] the delivered mark, [1] the lease
+  // owner, and where the checks put them, the entry's XPENDING and the UserWindowRead.
   std::optional<redis::HandleResult> VerdictOfChecks(redis::Client& client, const Delivery& delivery,
-                                                     const std::vector<redis::Reply>& checks,
-                                                     std::optional<size_t> pending_at,
-                                                     std::optional<size_t> window_at) const;
+                                                     std::span<const redis::Reply> replies, const Checks& checks) const;
   // Done (the entry acknowledged, counted as skipped) when the message's delivered mark (the
   // checks' `mark` reply, or its mark from before buckets) says an earlier attempt delivered it.
   std::optional<redis::HandleResult> SkipIfDelivered(redis::Client& client, const Delivery& delivery,
@@ -251,13 +285,19 @@ class SenderHandler {
   // --- record (sender_record.cc)
   // A part that is not the last, delivered: its mark, its in-flight mark cleared.
   std::optional<redis::HandleResult> RecordPart(redis::Client& client, const Delivery& delivery) const;
-  // Records a delivered message (delivered mark, in-flight mark cleared, entry acknowledged),
-  // trying again for up to kRecordRetryFor while Redis cannot be reached.
+  // Records delivered messages (delivered marks, in-flight marks cleared, entries
+  // acknowledged) in one pipeline, trying again for up to kRecordRetryFor while Redis cannot be
+  // reached.
   static constexpr std::chrono::milliseconds kRecordRetryFor{5000};
   static constexpr std::chrono::milliseconds kRecordRetryPause{100};
-  Status RecordDelivery(redis::Client& client, const Delivery& delivery) const;
-  // The whole message delivered: recorded, counted, logged.
+  Status RecordDeliveries(redis::Client& client, const std::vector<const Delivery*>& deliveries) const;
+  // The whole message delivered: recorded (or left to its batch's record: deferred_records),
+  // counted, logged.
   redis::HandleResult Delivered(redis::Client& client, const Delivery& delivery) const;
+  // What Redis did not record: Meta has the message, so its retry will count a possible
+  // duplicate.
+  redis::HandleResult NotRecorded(const Delivery& delivery, const Error& error) const;
+  void CountDelivered(const Delivery& delivery) const;
   // The two end-to-end histograms, for a message Meta has just accepted (a reply to no event,
   // e.g. an outbound message, has neither time and is not counted).
   void ObserveLatencies(const katy::v1::OutboundMessage& message) const;

@@ -1,6 +1,7 @@
 // The sender's record stage: what Meta took is marked before anything else goes.
 #include <thread>
 
+#include "common/redis/command_batch.h"
 #include "services/sender/sender_handler.h"
 #include "services/sender/sender_internal.h"
 
@@ -14,21 +15,23 @@ std::optional<redis::HandleResult> SenderHandler::RecordPart(redis::Client& clie
   return std::nullopt;
 }
 
-Status SenderHandler::RecordDelivery(redis::Client& client, const Delivery& delivery) const {
-  // Plain commands in one round trip, in this order on one connection (the keys share
-  // the shard's hash tag, so one node even on a cluster). Not atomic, and need not be: a crash
-  // after the sent mark and before the XACK leaves the entry pending with its mark, which the
-  // next attempt acknowledges without sending; a stray in-flight mark expires. A Lua script
-  // did the same atomically at ~20 µs more of Redis CPU per message (bench/RESULTS.md).
-  std::vector<std::vector<std::string>> record =
-      delivery.delivered.Record(delivery.meta_id, options_.sent_ttl, now_ms_());
-  record.push_back({"DEL", delivery.InFlightKey()});
-  record.push_back({"XACK", delivery.entry.stream, KeySpace::kSenderGroup, delivery.entry.id});
+Status SenderHandler::RecordDeliveries(redis::Client& client, const std::vector<const Delivery*>& deliveries) const {
+  // Plain commands in one round trip, in phases: every mark, then every in-flight mark
+  // cleared, then every acknowledgement, merged where Redis takes them as one (the keys of one
+  // shard share its hash tag, so one node even on a cluster). Not atomic, and need not be: a
+  // crash after the marks and before the XACK leaves the entries pending with their marks,
+  // which the next attempt acknowledges without sending; a stray in-flight mark expires. A Lua
+  // script did the same atomically at ~20 µs more of Redis CPU per message (bench/RESULTS.md).
+  const int64_t now = now_ms_();
+  redis::CommandBatch record;
+  for (const Delivery* d : deliveries) record.Add(d->delivered.Record(d->meta_id, options_.sent_ttl, now));
+  for (const Delivery* d : deliveries) record.Add({"DEL", d->InFlightKey()});
+  for (const Delivery* d : deliveries) record.Add({"XACK", d->entry.stream, KeySpace::kSenderGroup, d->entry.id});
   // Idempotent, so tried again while Redis is away for a moment (a failover, a restart):
-  // giving up would send the message a second time.
+  // giving up would send the messages a second time.
   const auto give_up = std::chrono::steady_clock::now() + kRecordRetryFor;
   while (true) {
-    auto replies = client.Pipeline(record);
+    auto replies = client.Pipeline(record.commands());
     Status recorded = Ok{};
     if (!replies) {
       recorded = replies.error();
@@ -43,14 +46,24 @@ Status SenderHandler::RecordDelivery(redis::Client& client, const Delivery& deli
 }
 
 redis::HandleResult SenderHandler::Delivered(redis::Client& client, const Delivery& delivery) const {
-  const katy::v1::OutboundMessage& message = delivery.message;
-  auto committed = RecordDelivery(client, delivery);
-  if (!committed) {
-    // Meta has it but Redis did not record it: the retry finds the in-flight mark, sends again
-    // and counts a possible duplicate. This is the one duplicate window of at-least-once.
-    log::Error("delivered but not recorded", {{"id", message.id()}, {"error", committed.error().message}});
-    return redis::HandleResult::RedisFailed(committed.error());
+  if (delivery.deferred_records != nullptr) {
+    delivery.deferred_records->push_back(&delivery);  // recorded with its batch (Drain)
+    return redis::HandleResult::Done();
   }
+  if (auto recorded = RecordDeliveries(client, {&delivery}); !recorded) return NotRecorded(delivery, recorded.error());
+  CountDelivered(delivery);
+  return redis::HandleResult::Done();
+}
+
+redis::HandleResult SenderHandler::NotRecorded(const Delivery& delivery, const Error& error) const {
+  // Meta has it but Redis did not record it: the retry finds the in-flight mark, sends again
+  // and counts a possible duplicate. This is the one duplicate window of at-least-once.
+  log::Error("delivered but not recorded", {{"id", delivery.message.id()}, {"error", error.message}});
+  return redis::HandleResult::RedisFailed(error);
+}
+
+void SenderHandler::CountDelivered(const Delivery& delivery) const {
+  const katy::v1::OutboundMessage& message = delivery.message;
   ObserveLatencies(message);
   metrics_.delivered.Add({{"source", SourceOf(message)}}).Increment();
   log::Debug("delivered", {{"id", message.id()},
@@ -58,7 +71,6 @@ redis::HandleResult SenderHandler::Delivered(redis::Client& client, const Delive
                            {"shard", delivery.shard},
                            {"message_id", delivery.meta_id},
                            {"parts", delivery.plan.bodies.size()}});
-  return redis::HandleResult::Done();
 }
 
 void SenderHandler::ObserveLatencies(const katy::v1::OutboundMessage& message) const {

@@ -3,7 +3,7 @@
 # finish, and whatever it reports about correctness must hold (nothing lost, duplicated or out
 # of order; no error answers). How fast is not asserted: that is measured by the benchmarks
 # themselves, on a quiet machine, into bench/RESULTS.md.
-# Usage: bench_smoke_test.sh end_to_end|scale|rate|backlog|ingress|emulator_load|redis_cost
+# Usage: bench_smoke_test.sh end_to_end|scale|rate|backlog|sender_backlog|ingress|emulator_load|redis_cost
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 name=$1
@@ -48,6 +48,10 @@ case "$name" in
     "$root/bench/backlog.sh" 5000 5000 >"$out" 2>&1 || fail "exit $?"
     load_report_holds
     grep -q "stream entries left in 0, out 0" "$out" || fail "the streams were not trimmed" ;;
+  sender_backlog)
+    "$root/bench/sender_backlog.sh" 2000 1000 >"$out" 2>&1 || fail "exit $?"
+    load_report_holds
+    grep -q "^drained 2000 in" "$out" || fail "the backlog was not drained" ;;
   ingress)
     "$root/bench/ingress.sh" 3 16 1 >"$out" 2>&1 || fail "exit $?" ;;
   emulator_load)

@@ -4,7 +4,9 @@
 
 #include <pistache/endpoint.h>
 #include <pistache/http.h>
+#include <deque>
 #include <map>
+#include <numeric>
 
 #include "common/bucketed_marks.h"
 #include "common/clock.h"
@@ -60,6 +62,32 @@ class SenderHandlerTest : public ::testing::Test {
         redis::XReadGroup(client_, KeySpace::kSenderGroup, "c1", {stream}, {">"}, 1, std::chrono::milliseconds(0));
     EXPECT_TRUE(read.ok() && read->size() == 1);
     return read->front();
+  }
+
+  // A one-part reply to `recipient` (page p1), read from its shard's stream as the consumer
+  // reads it, with that shard's fence (this instance holds every shard's lease).
+  redis::BatchEntry QueueTo(const std::string& recipient, const std::string& id,
+                            std::deque<redis::StreamEntry>& entries) {
+    katy::v1::OutboundMessage message;
+    message.set_id(id);
+    message.set_page_id("p1");
+    message.set_recipient_id(recipient);
+    message.set_messaging_type("RESPONSE");
+    message.set_message_json(R"({"text":"hi"})");
+    message.set_in_reply_to_mid("m-" + recipient);
+    message.set_user_last_message_ms(now_ - 1000);
+    message.set_created_at_ms(now_);
+    const int shard = ShardOf("p1", recipient, 4);
+    const std::string stream = keys_->OutStream(shard);
+    EXPECT_TRUE(redis::EnsureGroup(client_, stream, KeySpace::kSenderGroup).ok());
+    EXPECT_TRUE(redis::XAdd(client_, stream, {{"pb", message.SerializeAsString()}}).ok());
+    auto read =
+        redis::XReadGroup(client_, KeySpace::kSenderGroup, "c1", {stream}, {">"}, 1, std::chrono::milliseconds(0));
+    EXPECT_TRUE(read.ok() && read->size() == 1);
+    entries.push_back(read->front());
+    const std::string lease = keys_->Lease(shard, "sender");
+    EXPECT_TRUE(client_.Command({"SET", lease, "me"}).ok());
+    return {&entries.back(), {lease, "me"}, std::chrono::milliseconds(0)};
   }
 
   int64_t Pending(const std::string& stream) {
@@ -675,6 +703,63 @@ TEST_F(SenderHandlerTest, PausingEveryPageReachesEverySenderWithinTheRefresh) {
   ASSERT_TRUE(limiter_->Resume(client_, PageLimiter::kAllPages).ok());
   EXPECT_EQ(gate(*limiter_), PageGate::Kind::kGo);
   EXPECT_TRUE(testing::WaitFor([&] { return gate(other) == PageGate::Kind::kGo; }, std::chrono::seconds(5)));
+}
+
+}  // namespace
+}  // namespace katy::sender
+
+namespace katy::sender {
+namespace {
+
+// A batch of messages to different people whose calls answer at different times (20-900 ms):
+// checked together, each then finishes in the continuation after its own answer, not with the
+// batch's slowest, and every one is delivered once, marked and acknowledged.
+TEST_F(SenderHandlerTest, ABatchsMessagesEachFinishOnTheirOwnAnswerAndAreRecorded) {
+  emulator::FaultConfig faults;
+  faults.seed = 7;
+  faults.latency_min_ms = 20;
+  faults.latency_max_ms = 900;
+  emulator_->faults().Set(faults);
+  constexpr int kPeople = 8;
+  std::deque<redis::StreamEntry> entries;
+  std::vector<redis::BatchEntry> batch;
+  for (int n = 0; n < kPeople; ++n) {
+    batch.push_back(QueueTo("p" + std::to_string(n), std::to_string(n) + "-0#0", entries));
+  }
+  std::vector<int> finished_by_each;  // how many messages each continuation finished
+  auto results = redis::RunToEnd(client_, [&](const redis::Resume& resume) {
+    redis::Resume counting([&, resume](const redis::Continuation& finish) {
+      resume([&, finish](redis::Client& client, const redis::Resume& next) {
+        auto finished = finish(client, next);
+        finished_by_each.push_back(static_cast<int>(std::count_if(finished.begin(), finished.end(), [](const auto& r) {
+          return r.kind != redis::HandleResult::Kind::kLater;
+        })));
+        return finished;
+      });
+    });
+    return handler_->HandleBatch(client_, batch, counting);
+  });
+  ASSERT_EQ(results.size(), static_cast<size_t>(kPeople));
+  for (const auto& result : results) EXPECT_EQ(result.kind, redis::HandleResult::Kind::kDone) << result.reason;
+  EXPECT_GE(finished_by_each.size(), 3U) << "the messages waited for each other's answers";
+  EXPECT_EQ(std::accumulate(finished_by_each.begin(), finished_by_each.end(), 0), kPeople);
+  for (int n = 0; n < kPeople; ++n) {
+    const std::string person = "p" + std::to_string(n);
+    EXPECT_EQ(emulator_->store().For(person).size(), 1U) << person;
+    katy::v1::OutboundMessage message;
+    message.set_id(std::to_string(n) + "-0#0");
+    message.set_page_id("p1");
+    message.set_created_at_ms(now_);
+    EXPECT_EQ(client_.Command(DeliveredMark(*keys_, ShardOf("p1", person, 4), message, 0).Check())->integer, 1)
+        << person;
+    EXPECT_FALSE(
+        client_.Command({"EXISTS", keys_->Sent(ShardOf("p1", person, 4), message.id()) + ":inflight"})->integer)
+        << person;
+  }
+  for (int shard = 0; shard < 4; ++shard) {
+    if (client_.Command({"EXISTS", keys_->OutStream(shard)})->integer == 1)
+      EXPECT_EQ(Pending(keys_->OutStream(shard)), 0);
+  }
 }
 
 }  // namespace
