@@ -1,5 +1,6 @@
 #include "services/sender/page_limiter.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/redis/replication_health.h"
@@ -9,13 +10,15 @@ namespace {
 
 // KEYS[1] the page's hash. ARGV: tat field (tat|media_tat), rate field (rate|media_rate),
 // default rate, the default-rate fallback hash's rate (from katy:rate:*, may be empty).
-// ARGV[5] how far ahead a slot may be reserved (ms), ARGV[6] how long an unused hash lives (ms).
-// Returns {1, due_ms} a slot taken, due in due_ms (0: now), {0, wait_ms} none taken: ask again
-// after wait_ms, {-1, 0} paused. Uses Redis's clock: every sender instance measures time the
-// same way. A hash that holds only the limiter's own state (no operator's rate or pause)
-// expires once unused, so pages that stopped sending leave nothing behind: its idle lifetime is
-// renewed when its slots move into a new minute (or it has none yet), not on every slot, which
-// was one command more a message (bench/RESULTS.md); a day give or take a minute is the same.
+// ARGV[5] how far ahead a slot may be reserved (ms), ARGV[6] how long an unused hash lives (ms),
+// ARGV[7] how many slots more to take after the first, if they fall due within ARGV[8] ms (for
+// the caller's pool, SlotPool).
+// Returns {1, due_ms, more due_ms...} slots taken, the first due in due_ms (0: now), {0,
+// wait_ms} none taken: ask again after wait_ms, {-1, 0} paused. Uses Redis's clock: every sender instance measures time
+// the same way. A hash that holds only the limiter's own state (no operator's rate or pause) expires once unused, so
+// pages that stopped sending leave nothing behind: its idle lifetime is renewed when its slots move into a new minute
+// (or it has none yet), not on every slot, which was one command more a message (bench/RESULTS.md); a day give or take
+// a minute is the same.
 constexpr const char* kAcquireLua = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -31,10 +34,17 @@ if tat < now then tat = now end
 local due = tat - tolerance - now
 local ahead = tonumber(ARGV[5])
 if due > ahead then return {0, math.ceil(due - ahead)} end
-redis.call('HSET', KEYS[1], ARGV[1], tostring(tat + interval))
-local renew = not cfg[4] or math.floor(tonumber(cfg[4]) / 60000) ~= math.floor((tat + interval) / 60000)
+local slots = {1, math.max(0, math.ceil(due))}
+tat = tat + interval
+local more, within = tonumber(ARGV[7]) or 0, tonumber(ARGV[8]) or 0
+while #slots - 2 < more and tat - tolerance - now <= within do
+  slots[#slots + 1] = math.max(0, math.ceil(tat - tolerance - now))
+  tat = tat + interval
+end
+redis.call('HSET', KEYS[1], ARGV[1], tostring(tat))
+local renew = not cfg[4] or math.floor(tonumber(cfg[4]) / 60000) ~= math.floor(tat / 60000)
 if renew and not cfg[5] and not cfg[6] then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end
-return {1, math.max(0, math.ceil(due))}
+return slots
 )lua";
 
 // KEYS[1] the page's hash. ARGV[1] duration ms, ARGV[2] how long an unused hash lives (ms).
@@ -62,6 +72,8 @@ const std::string kReserveAheadMs = std::to_string(PageLimiter::kReserveAhead.co
 // How long a page's hash outlives its last send when no operator set its rate or paused it: a
 // day, far past any Retry-After Meta gives.
 const std::string kIdleTtlMs = std::to_string(24LL * 3600 * 1000);
+// The slots beyond the first an ask takes for the pool fall due within this (the script's ARGV[8]).
+const std::string kPoolWindowMs = std::to_string(SlotPool::kWindow.count());
 
 }  // namespace
 
@@ -109,7 +121,7 @@ Result<PageGate> PageLimiter::Acquire(redis::Client& client, const std::string& 
   if (ask->decided) return *ask->decided;
   auto reply = acquire_.Run(client, ask->call.keys, ask->call.args);
   if (!reply) return reply.error();
-  return GateOf(*reply, part_key);
+  return GateOf(*reply, part_key, ask->lane);
 }
 
 Result<PageLimiter::Ask> PageLimiter::Prepare(redis::Client& client, const std::string& page, bool media,
@@ -118,17 +130,25 @@ Result<PageLimiter::Ask> PageLimiter::Prepare(redis::Client& client, const std::
   if (!global) return global.error();
   List(client, page);
   auto reserved = reservations_.Take(part_key);
-  if (global->paused) return Ask{PageGate{PageGate::Kind::kPaused, {}, {}}, {}};
+  if (global->paused) return Ask{PageGate{PageGate::Kind::kPaused, {}, {}}, {}, {}};
   const auto now = SlotReservations::Clock::now();
-  if (reserved) {
-    if (*reserved <= now) return Ask{PageGate{PageGate::Kind::kGo, {}, *reserved}, {}};
-    reservations_.Hold(part_key, *reserved);  // woken early: keep it
-    return Ask{PageGate{PageGate::Kind::kWait, std::chrono::ceil<std::chrono::milliseconds>(*reserved - now), {}}, {}};
-  }
+  // Woken early for its reservation, a part keeps it (GateOfSlot holds it again).
+  if (reserved) return Ask{GateOfSlot(*reserved, now, part_key), {}, {}};
+  std::string lane = media ? page + "/media" : page;
+  if (auto pooled = pool_.Take(lane, now)) return Ask{GateOfSlot(*pooled, now, part_key), {}, std::move(lane)};
+  const std::string more = std::to_string(pool_.Wanted(lane, now) - 1);
   return Ask{std::nullopt,
              {{keys_.Rate(page)},
               {media ? "media_tat" : "tat", media ? "media_rate" : "rate", media ? default_media_rate_ : default_rate_,
-               media ? global->media_rate : global->rate, kReserveAheadMs, kIdleTtlMs}}};
+               media ? global->media_rate : global->rate, kReserveAheadMs, kIdleTtlMs, more, kPoolWindowMs}},
+             std::move(lane)};
+}
+
+PageGate PageLimiter::GateOfSlot(SlotReservations::Clock::time_point due, SlotReservations::Clock::time_point now,
+                                 const std::string& part_key) const {
+  if (due <= now) return PageGate{PageGate::Kind::kGo, {}, due};
+  reservations_.Hold(part_key, due);
+  return PageGate{PageGate::Kind::kWait, std::chrono::ceil<std::chrono::milliseconds>(due - now), {}};
 }
 
 std::vector<std::string> PageLimiter::Command(const Ask& ask) const {
@@ -137,17 +157,26 @@ std::vector<std::string> PageLimiter::Command(const Ask& ask) const {
 
 Result<PageGate> PageLimiter::Finish(redis::Client& client, const redis::Reply& reply, const Ask& ask,
                                      const std::string& part_key) const {
-  if (!redis::IsNoScript(reply)) return GateOf(reply, part_key);
+  if (!redis::IsNoScript(reply)) return GateOf(reply, part_key, ask.lane);
   auto again = acquire_.Run(client, ask.call.keys, ask.call.args);
   if (!again) return again.error();
-  return GateOf(*again, part_key);
+  return GateOf(*again, part_key, ask.lane);
 }
 
-Result<PageGate> PageLimiter::GateOf(const redis::Reply& reply, const std::string& part_key) const {
+Result<PageGate> PageLimiter::GateOf(const redis::Reply& reply, const std::string& part_key,
+                                     const std::string& lane) const {
   if (reply.IsError()) return redis::ReplyError(reply.str);
-  if (!reply.IsArray() || reply.elements.size() != 2) return Error{ErrorCode::kReply, "unexpected limiter answer"};
+  if (!reply.IsArray() || reply.elements.size() < 2) return Error{ErrorCode::kReply, "unexpected limiter answer"};
   const long long verdict = reply.elements[0].integer;
   if (verdict == -1) return PageGate{PageGate::Kind::kPaused, {}, {}};
+  if (verdict == 1 && reply.elements.size() > 2) {
+    const auto now = SlotPool::Clock::now();
+    std::vector<SlotPool::Clock::time_point> more;
+    for (size_t i = 2; i < reply.elements.size(); ++i) {
+      more.push_back(now + std::chrono::milliseconds(reply.elements[i].integer));
+    }
+    pool_.Add(lane, more);
+  }
   const std::chrono::milliseconds wait(reply.elements[1].integer);
   if (verdict == 1 && wait.count() == 0) return PageGate{};
   if (verdict == 1) reservations_.Hold(part_key, SlotReservations::Clock::now() + wait);
@@ -174,6 +203,7 @@ std::optional<SlotReservations::Clock::time_point> SlotReservations::Take(const 
 }
 
 Status PageLimiter::Throttle(redis::Client& client, const std::string& page, std::chrono::milliseconds duration) const {
+  DropPooledSlots(page);
   auto reply = throttle_.Run(client, {keys_.Rate(page)}, {std::to_string(duration.count()), kIdleTtlMs});
   if (!reply) return reply.error();
   List(client, page);
@@ -183,6 +213,7 @@ Status PageLimiter::Throttle(redis::Client& client, const std::string& page, std
 Result<bool> PageLimiter::Pause(redis::Client& client, const std::string& page, const std::string& reason) const {
   // HSETNX: of several senders (or workers) hitting the same broken page, one pauses it.
   // PERSIST: an operator's (or Meta's) pause lasts until resumed, however long the page is quiet.
+  DropPooledSlots(page);
   auto replies = client.Pipeline({{"HSETNX", keys_.Rate(page), "paused", "1"},
                                   {"HSETNX", keys_.Rate(page), "paused_reason", reason},
                                   {"PERSIST", keys_.Rate(page)}});
@@ -236,6 +267,63 @@ Status PageLimiter::AdoptUnlistedPages(redis::Client& client) const {
   auto added = client.Command(add);
   if (!added) return added.error();
   return Ok{};
+}
+
+}  // namespace katy::sender
+
+namespace katy::sender {
+
+void PageLimiter::DropPooledSlots(const std::string& page) const {
+  if (page == kAllPages) {
+    pool_.Clear();
+    return;
+  }
+  pool_.Drop(page);
+  pool_.Drop(page + "/media");
+}
+
+void SlotPool::Roll(Lane& lane, Clock::time_point now) {
+  if (now - lane.window_start < kWindow) return;
+  // The window just ended counts only if it ended just now: a quiet lane wants one slot.
+  lane.asks_before = now - lane.window_start < 2 * kWindow ? lane.asks : 0;
+  lane.asks = 0;
+  lane.window_start = now;
+}
+
+std::optional<SlotPool::Clock::time_point> SlotPool::Take(const std::string& lane, Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  Lane& found = lanes_[lane];
+  Roll(found, now);
+  ++found.asks;
+  while (!found.slots.empty() && found.slots.front() < now - kWindow) found.slots.pop_front();  // too late now
+  if (found.slots.empty()) return std::nullopt;
+  const Clock::time_point due = found.slots.front();
+  found.slots.pop_front();
+  return due;
+}
+
+int SlotPool::Wanted(const std::string& lane, Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  Lane& found = lanes_[lane];
+  Roll(found, now);
+  return std::clamp(found.asks_before, 1, kMost);
+}
+
+void SlotPool::Add(const std::string& lane, const std::vector<Clock::time_point>& slots) {
+  std::lock_guard lock(mutex_);
+  auto& pooled = lanes_[lane].slots;
+  pooled.insert(pooled.end(), slots.begin(), slots.end());
+  std::sort(pooled.begin(), pooled.end());  // asks answered out of order interleave
+}
+
+void SlotPool::Drop(const std::string& lane) {
+  std::lock_guard lock(mutex_);
+  lanes_.erase(lane);
+}
+
+void SlotPool::Clear() {
+  std::lock_guard lock(mutex_);
+  lanes_.clear();
 }
 
 }  // namespace katy::sender

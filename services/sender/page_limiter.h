@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -63,6 +64,44 @@ class SlotReservations {
   std::unordered_map<std::string, Clock::time_point> due_;  // under mutex_
 };
 
+// Slots the limiter took from Redis beyond the one it was asked for, for the same page's next
+// messages on this instance: under a steady stream of one page's messages one script call
+// serves a run of them instead of one each (bench/RESULTS.md). A lane (a page's messages, or
+// its audio/video) asks for as many as it was asked for in the last kWindow (its demand here),
+// and the script gives only those due within kWindow of now, so at most a window of the page's
+// rate waits here. A slot not taken by kWindow after it fell due is dropped: used later, it
+// would bunch the page's sends. A dropped or unused slot is a slot no one uses, never one used
+// twice. Thread-safe.
+class SlotPool {
+ public:
+  using Clock = std::chrono::steady_clock;
+  static constexpr std::chrono::milliseconds kWindow{20};
+  static constexpr int kMost = 32;
+
+  // Counts an ask of `lane` and takes out its earliest slot still usable, if any.
+  std::optional<Clock::time_point> Take(const std::string& lane, Clock::time_point now);
+  // How many slots an ask of `lane` that found none should take from Redis: the lane's asks
+  // in the last whole window (at least 1, at most kMost).
+  int Wanted(const std::string& lane, Clock::time_point now);
+  void Add(const std::string& lane, const std::vector<Clock::time_point>& slots);
+  // Drops the lane's slots (Meta throttled or refused the page), or every lane's (every page
+  // paused).
+  void Drop(const std::string& lane);
+  void Clear();
+
+ private:
+  struct Lane {
+    std::deque<Clock::time_point> slots;  // in due order
+    Clock::time_point window_start{};
+    int asks = 0;         // in the window from window_start
+    int asks_before = 0;  // in the whole window before it
+  };
+  // Moves the lane's windows on to `now`.
+  static void Roll(Lane& lane, Clock::time_point now);
+  std::mutex mutex_;
+  std::unordered_map<std::string, Lane> lanes_;  // under mutex_
+};
+
 // The shared per-page limits in Redis (katy:rate:<page>, a hash): GCRA state for messages and
 // for audio/video, the rate and media rate (set at run time; defaults otherwise), a throttle
 // deadline after Meta said 'slow down', and a paused flag. Every sender instance goes through
@@ -90,6 +129,7 @@ class PageLimiter {
   struct Ask {
     std::optional<PageGate> decided;
     redis::Script::Call call;
+    std::string lane;  // whose pool the slots beyond the first go to
   };
   Result<Ask> Prepare(redis::Client& client, const std::string& page, bool media, const std::string& part_key) const;
   std::vector<std::string> Command(const Ask& ask) const;
@@ -131,9 +171,16 @@ class PageLimiter {
   // and process: a list lost with a failover is whole again within that. Best effort.
   void List(redis::Client& client, const std::string& page) const;
   static constexpr std::chrono::seconds kRelistEvery{60};
-  // The gate from the script's reply (a slot due later is held for `part_key`).
-  Result<PageGate> GateOf(const redis::Reply& reply, const std::string& part_key) const;
+  // The gate from the script's reply (a slot due later is held for `part_key`; the slots
+  // beyond the first go to `lane`'s pool).
+  Result<PageGate> GateOf(const redis::Reply& reply, const std::string& part_key, const std::string& lane) const;
+  // The gate of a slot due at `due`: go now, or wait for it, held for `part_key`.
+  PageGate GateOfSlot(SlotReservations::Clock::time_point due, SlotReservations::Clock::time_point now,
+                      const std::string& part_key) const;
   void ForgetGlobal() const;
+  // Drops the slots pooled for `page` ("*": every page), which Meta throttled or refused or an
+  // operator paused.
+  void DropPooledSlots(const std::string& page) const;
 
   KeySpace keys_;
   std::string default_rate_;
@@ -143,6 +190,7 @@ class PageLimiter {
   mutable std::mutex global_mutex_;
   mutable Global global_;  // under global_mutex_
   mutable SlotReservations reservations_;
+  mutable SlotPool pool_;
   mutable std::mutex listed_mutex_;
   mutable std::unordered_map<std::string, std::chrono::steady_clock::time_point> listed_;  // under listed_mutex_
 };

@@ -7,6 +7,7 @@
 #include <deque>
 #include <map>
 #include <numeric>
+#include <thread>
 
 #include "common/bucketed_marks.h"
 #include "common/clock.h"
@@ -760,6 +761,39 @@ TEST_F(SenderHandlerTest, ABatchsMessagesEachFinishOnTheirOwnAnswerAndAreRecorde
     if (client_.Command({"EXISTS", keys_->OutStream(shard)})->integer == 1)
       EXPECT_EQ(Pending(keys_->OutStream(shard)), 0);
   }
+}
+
+}  // namespace
+}  // namespace katy::sender
+
+namespace katy::sender {
+namespace {
+
+// A page's messages in a steady run take their slots from Redis a run at a time: a script call
+// gives the message that asked its slot and, for the page's next messages here, as many more
+// as the page was asked for in the last window (due within SlotPool::kWindow). Redis's state
+// (the page's tat) moves once a run, not once a message.
+TEST_F(SenderHandlerTest, ABusyPagesSlotsComeFromRedisARunAtATime) {
+  const std::string rate_key = keys_->Rate("busy");
+  constexpr int kAsks = 150;
+  int script_calls = 0;
+  std::string tat;
+  for (int i = 0; i < kAsks; ++i) {
+    auto gate = limiter_->Acquire(client_, "busy", false, "part" + std::to_string(i));
+    ASSERT_TRUE(gate.ok());
+    EXPECT_NE(gate->kind, PageGate::Kind::kPaused);
+    const std::string now_tat = client_.Command({"HGET", rate_key, "tat"})->str;
+    if (now_tat != tat) ++script_calls;
+    tat = now_tat;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // a steady run over several windows
+  }
+  EXPECT_LE(script_calls, kAsks / 2) << "each message asked Redis for its own slot";
+  // Meta's throttle drops what the pool holds: the next ask goes to Redis (and waits).
+  ASSERT_TRUE(limiter_->Throttle(client_, "busy", std::chrono::milliseconds(500)).ok());
+  auto after = limiter_->Acquire(client_, "busy", false, "after-throttle");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->kind, PageGate::Kind::kWait);
+  EXPECT_GT(after->wait, std::chrono::milliseconds(400));
 }
 
 }  // namespace

@@ -188,6 +188,37 @@ TEST(FaultInjectorTest, FailNextRateLimitAndReproducibleRandomness) {
   EXPECT_NE(pattern(42), pattern(43));
 }
 
+// A lane's pool: it wants as many slots as it was asked for in the last whole window, hands
+// them out earliest first, and drops those a window past due (used that late they would bunch
+// the page's sends).
+TEST(SlotPoolTest, WantsItsRecentDemandHandsOutEarliestFirstAndDropsLateSlots) {
+  using std::chrono::milliseconds;
+  sender::SlotPool pool;
+  const auto start = sender::SlotPool::Clock::now();
+  EXPECT_EQ(pool.Wanted("p", start), 1) << "no demand seen yet";
+  for (int i = 0; i < 12; ++i) EXPECT_FALSE(pool.Take("p", start + milliseconds(i)));
+  EXPECT_EQ(pool.Wanted("p", start + milliseconds(15)), 1) << "the window is not over";
+  const auto next = start + sender::SlotPool::kWindow + milliseconds(1);
+  EXPECT_EQ(pool.Wanted("p", next), 12) << "the last window's asks";
+  EXPECT_EQ(pool.Wanted("other", next), 1) << "lanes are apart";
+  pool.Add("p", {next + milliseconds(2), next, next + milliseconds(1)});
+  EXPECT_EQ(pool.Take("p", next), next);
+  EXPECT_EQ(pool.Take("p", next), next + milliseconds(1));
+  // A window and more past its due, the last one is dropped.
+  EXPECT_FALSE(pool.Take("p", next + milliseconds(2) + sender::SlotPool::kWindow + milliseconds(1)));
+  // A quiet spell: demand starts again from one.
+  EXPECT_EQ(pool.Wanted("p", next + milliseconds(500)), 1);
+  EXPECT_EQ(pool.Wanted("p", next + milliseconds(10000)), 1);
+  for (int i = 0; i < 100; ++i) pool.Take("p", next + milliseconds(10000));
+  EXPECT_EQ(pool.Wanted("p", next + milliseconds(10021)), sender::SlotPool::kMost) << "capped";
+  pool.Add("p", {next + milliseconds(10021)});
+  pool.Drop("p");
+  EXPECT_FALSE(pool.Take("p", next + milliseconds(10021)));
+  pool.Add("q", {next + milliseconds(10021)});
+  pool.Clear();
+  EXPECT_FALSE(pool.Take("q", next + milliseconds(10021)));
+}
+
 TEST(FaultInjectorTest, CountsTheCallsALatencyHeldBack) {
   emulator::FaultInjector injector;
   injector.Set(*emulator::ParseFaults(R"({"latency_ms":[0,50]})"));
