@@ -24,4 +24,23 @@ BucketPlace PlaceInBucket(int64_t timestamp_ms, int64_t bucket_ms, std::chrono::
   return {bucket, from_ms / 1000 + ttl.count()};
 }
 
+bool BucketExpiries::Due(const std::string& bucket_key, Clock::time_point now) const {
+  std::lock_guard lock(mutex_);
+  auto found = set_at_.find(bucket_key);
+  return found == set_at_.end() || now - found->second >= kRenewEvery;
+}
+
+void BucketExpiries::Set(const std::string& bucket_key, Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  if (set_at_.size() >= kSweepAbove) {
+    std::erase_if(set_at_, [&](const auto& entry) { return now - entry.second >= kRenewEvery; });
+  }
+  set_at_[bucket_key] = now;
+}
+
+void BucketExpiries::Forget() {
+  std::lock_guard lock(mutex_);
+  set_at_.clear();
+}
+
 }  // namespace katy

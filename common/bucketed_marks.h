@@ -2,7 +2,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <mutex>
+#include <string>
 #include <string_view>
+#include <unordered_map>
 
 namespace katy {
 
@@ -30,5 +33,29 @@ struct BucketPlace {
 // of this clock keeps it no longer than one of now would (its bucket must not live for
 // years). Pure.
 BucketPlace PlaceInBucket(int64_t timestamp_ms, int64_t bucket_ms, std::chrono::seconds ttl, int64_t now_ms);
+
+// Whether a bucket's EXPIREAT must go with a mark a writer (a process's sender, an ingress
+// loop) writes to it: the first time the writer writes to the bucket, then at most every
+// kRenewEvery, and again after any write of the writer failed (Redis may have failed over to a
+// replica that never had the expiry: the next write sets it). A bucket is written for its few
+// seconds, so nearly every mark goes without an EXPIREAT of its own, one command a mark less
+// (bench/RESULTS.md), and no bucket the writer writes to is left without one. Thread-safe.
+class BucketExpiries {
+ public:
+  using Clock = std::chrono::steady_clock;
+  static constexpr std::chrono::milliseconds kRenewEvery{1000};
+
+  // Whether a write to `bucket_key` at `now` must set its expiry.
+  bool Due(const std::string& bucket_key, Clock::time_point now) const;
+  // A write that set `bucket_key`'s expiry at `now` succeeded.
+  void Set(const std::string& bucket_key, Clock::time_point now);
+  // A write failed: every bucket's expiry is due again.
+  void Forget();
+
+ private:
+  static constexpr size_t kSweepAbove = 4096;  // buckets not written for a while go past this
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, Clock::time_point> set_at_;  // under mutex_
+};
 
 }  // namespace katy

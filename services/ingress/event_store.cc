@@ -13,7 +13,7 @@ namespace {
 
 // KEYS[1] the shard's inbound stream, then each event's mark key(s); ARGV[1] the TTL (s) of a
 // mark of its own; then four ARGV per event: its shape, its digest, when its bucket expires
-// (epoch s), the event (pb). Shapes:
+// (epoch s; empty when the bucket's expiry is not due: BucketExpiries), the event (pb). Shapes:
 //   "b"  a member (the digest) of the bucket KEYS[k], an intset of the shard's events of 5 s;
 //   "bk" the same, after checking that KEYS[k + 1], a mark of its own from the key layout
 //        before buckets (docs/scaling.md), is absent;
@@ -25,8 +25,9 @@ namespace {
 // never stored: the script removes it and returns the error, which stops the script there (the
 // events before it stay stored and marked, as their retry expects). A script is atomic in
 // memory and in the AOF (its effects are written as one MULTI/EXEC), so no crash can leave a
-// mark without its event. A bucket's expiry is set once per call: its events of one call share
-// it, and it only moves later.
+// mark without its event. A bucket's expiry is set at most once per call, and only when due
+// (the ingress loop's first write to the bucket, then every second, and after a failed call):
+// its events of one call share it, and it only moves later.
 constexpr const char* kEnqueueLua = R"lua(
 local results = {}
 local expiring = {}
@@ -49,7 +50,7 @@ for a = 2, #ARGV, 4 do
       if shape == 'k' then redis.call('DEL', mark) else redis.call('SREM', mark, digest) end
       return added
     end
-    if shape ~= 'k' and not expiring[mark] then
+    if shape ~= 'k' and expire_at ~= '' and not expiring[mark] then
       redis.call('EXPIREAT', mark, expire_at)
       expiring[mark] = true
     end
@@ -82,11 +83,16 @@ void AddEvent(const katy::v1::InboundEvent& event, const KeySpace& keys, int sha
   } else {
     const BucketPlace place = PlaceInBucket(timestamp, kSeenBucketMs, times.ttl, times.now_ms);
     const bool check_legacy = timestamp < times.legacy_before_ms;
-    out.call.keys.push_back(keys.SeenBucket(shard, place.bucket));
+    std::string bucket = keys.SeenBucket(shard, place.bucket);
+    const bool set_expiry = !times.expiry_due || times.expiry_due(bucket);
+    if (set_expiry && std::find(out.expiring.begin(), out.expiring.end(), bucket) == out.expiring.end()) {
+      out.expiring.push_back(bucket);
+    }
+    out.call.keys.push_back(std::move(bucket));
     if (check_legacy) out.call.keys.push_back(own_mark());
     out.call.args.insert(out.call.args.end(),
                          {check_legacy ? "bk" : "b", std::to_string(MarkDigest(event.page_id(), event.dedupe_key())),
-                          std::to_string(place.expire_at_s)});
+                          set_expiry ? std::to_string(place.expire_at_s) : ""});
   }
   out.call.args.push_back(event.SerializeAsString());
 }
@@ -134,14 +140,19 @@ void RedisEventStore::Store(const std::vector<katy::v1::InboundEvent>& events, D
     size_t calls_left;
     Done done;
   };
-  auto calls =
-      PlanEnqueue(events, options_.keys, {options_.dedupe_ttl, WallClockMs(), options_.legacy_marks_before_ms});
+  const auto now = BucketExpiries::Clock::now();
+  auto calls = PlanEnqueue(events, options_.keys,
+                           {options_.dedupe_ttl, WallClockMs(), options_.legacy_marks_before_ms,
+                            [this, now](const std::string& bucket) { return expiries_.Due(bucket, now); }});
   auto progress = std::make_shared<Progress>(
       Progress{{std::vector<Stored>(events.size(), Stored::kFailed), std::nullopt}, calls.size(), std::move(done)});
   for (auto& call : calls) {
     redis_.Send(EnqueueScript().EvalShaCommand(std::move(call.call)),
-                [this, progress, indexes = std::move(call.events)](Result<redis::Reply> reply) {
+                [this, progress, now, indexes = std::move(call.events),
+                 expiring = std::move(call.expiring)](Result<redis::Reply> reply) {
                   StoreResult& result = progress->result;
+                  // A failure may be a failover to a replica that never had the expiries.
+                  if (!reply || reply->IsError()) expiries_.Forget();
                   if (!reply) {
                     if (!result.error) result.error = reply.error();
                   } else if (reply->IsError()) {
@@ -150,6 +161,7 @@ void RedisEventStore::Store(const std::vector<katy::v1::InboundEvent>& events, D
                     if (redis::IsNoScript(*reply)) redis_.Broadcast({"SCRIPT", "LOAD", EnqueueScript().source()});
                     if (!result.error) result.error = Error{ErrorCode::kReply, reply->str};
                   } else {
+                    for (const std::string& bucket : expiring) expiries_.Set(bucket, now);
                     for (size_t k = 0; k < indexes.size() && k < reply->elements.size(); ++k) {
                       result.events[indexes[k]] =
                           reply->elements[k].integer == 1 ? Stored::kEnqueued : Stored::kDuplicate;

@@ -19,7 +19,8 @@ namespace katy::ingress {
 // One call of the enqueue script (EnqueueScript): a shard's events of one batch.
 struct EnqueueCall {
   redis::Script::Call call;
-  std::vector<size_t> events;  // indexes into the batch, in the order the script returns flags
+  std::vector<size_t> events;         // indexes into the batch, in the order the script returns flags
+  std::vector<std::string> expiring;  // the buckets whose expiry the call sets
 };
 
 // Most events one script call stores. Redis runs a script to its end while every other
@@ -39,6 +40,8 @@ struct MarkTimes {
   // Events older than this (epoch ms) may have a mark of their own from before buckets (the
   // process's start: an older ingress wrote only those); theirs is checked too.
   int64_t legacy_before_ms = 0;
+  // Whether a bucket's expiry goes with its marks (BucketExpiries::Due); unset: always.
+  std::function<bool(const std::string& bucket_key)> expiry_due;
 };
 
 // The calls that store `events`: per shard they touch, one call per kMaxEventsPerCall of the
@@ -95,6 +98,7 @@ class RedisEventStore {
  private:
   StoreOptions options_;
   redis::AsyncRouter redis_;
+  BucketExpiries expiries_;  // when the dedupe buckets' EXPIREAT goes
 };
 
 }  // namespace katy::ingress

@@ -20,9 +20,10 @@ std::vector<std::string> DeliveredMark::Check() const {
 }
 
 std::vector<std::vector<std::string>> DeliveredMark::Record(const std::string& meta_id, std::chrono::seconds ttl,
-                                                            int64_t now_ms) const {
+                                                            int64_t now_ms, bool set_expiry) const {
   if (created_ms_ <= 0) return {{"SET", own_key_, meta_id, "EX", std::to_string(ttl.count())}};
-  auto commands = Keep(ttl, now_ms);
+  std::vector<std::vector<std::string>> commands;
+  if (set_expiry) commands = Keep(ttl, now_ms);
   commands.insert(commands.begin(), {"SADD", bucket_key_, digest_});
   return commands;
 }

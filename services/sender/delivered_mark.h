@@ -33,9 +33,12 @@ class DeliveredMark {
   // The mark of its own from before buckets, when it may exist; empty when none may.
   const std::string& legacy_key() const { return legacy_key_; }
   // The commands that write the mark for a message Meta took as `meta_id`, kept `ttl` (from
-  // the bucket's end or `now_ms`, the later).
-  std::vector<std::vector<std::string>> Record(const std::string& meta_id, std::chrono::seconds ttl,
-                                               int64_t now_ms) const;
+  // the bucket's end or `now_ms`, the later). A bucketed mark's EXPIREAT goes only with
+  // `set_expiry` (BucketExpiries says when).
+  std::vector<std::vector<std::string>> Record(const std::string& meta_id, std::chrono::seconds ttl, int64_t now_ms,
+                                               bool set_expiry = true) const;
+  // The bucket the mark goes in; empty for a mark of its own.
+  const std::string& bucket_key() const { return bucket_key_; }
   // What gives a mark found in its bucket its lifetime again, should the EXPIREAT of its
   // Record have been lost (the pipeline cut between the SADD and it; the XACK after them was
   // then lost too, so the found mark's entry is still pending and this runs): nothing for a

@@ -8,6 +8,7 @@
 #include <string>
 #include <variant>
 
+#include "common/bucketed_marks.h"
 #include "common/http/async_client.h"
 #include "common/http/http_client.h"
 #include "common/message_tags.h"
@@ -311,7 +312,8 @@ class SenderHandler {
   // Messages created before this: their delivered mark may be a key of its own, from before
   // sent buckets (DeliveredMark).
   int64_t legacy_before_ms_;
-  mutable http::AsyncClient calls_;  // every Graph call of every worker, on one loop
+  mutable http::AsyncClient calls_;       // every Graph call of every worker, on one loop
+  mutable BucketExpiries sent_expiries_;  // when a delivered-mark bucket's EXPIREAT goes
 };
 
 // The conversation an outbound entry belongs to ("<page>:<recipient>"): one message in flight

@@ -22,16 +22,28 @@ Status SenderHandler::RecordDeliveries(redis::Client& client, const std::vector<
   // crash after the marks and before the XACK leaves the entries pending with their marks,
   // which the next attempt acknowledges without sending; a stray in-flight mark expires. A Lua
   // script did the same atomically at ~20 µs more of Redis CPU per message (bench/RESULTS.md).
+  // A bucket's EXPIREAT goes only when due (BucketExpiries).
   const int64_t now = now_ms_();
-  redis::CommandBatch record;
-  for (const Delivery* d : deliveries) record.Add(d->delivered.Record(d->meta_id, options_.sent_ttl, now));
-  for (const Delivery* d : deliveries) record.Add({"DEL", d->InFlightKey()});
-  for (const Delivery* d : deliveries) record.Add({"XACK", d->entry.stream, KeySpace::kSenderGroup, d->entry.id});
+  const auto record = [&](std::vector<std::string>& expiring) {
+    const auto steady_now = BucketExpiries::Clock::now();
+    redis::CommandBatch batch;
+    for (const Delivery* d : deliveries) {
+      const std::string& bucket = d->delivered.bucket_key();
+      const bool set_expiry = bucket.empty() || sent_expiries_.Due(bucket, steady_now);
+      if (set_expiry && !bucket.empty()) expiring.push_back(bucket);
+      batch.Add(d->delivered.Record(d->meta_id, options_.sent_ttl, now, set_expiry));
+    }
+    for (const Delivery* d : deliveries) batch.Add({"DEL", d->InFlightKey()});
+    for (const Delivery* d : deliveries) batch.Add({"XACK", d->entry.stream, KeySpace::kSenderGroup, d->entry.id});
+    return batch;
+  };
   // Idempotent, so tried again while Redis is away for a moment (a failover, a restart):
   // giving up would send the messages a second time.
   const auto give_up = std::chrono::steady_clock::now() + kRecordRetryFor;
   while (true) {
-    auto replies = client.Pipeline(record.commands());
+    std::vector<std::string> expiring;
+    const auto set_at = BucketExpiries::Clock::now();
+    auto replies = client.Pipeline(record(expiring).commands());
     Status recorded = Ok{};
     if (!replies) {
       recorded = replies.error();
@@ -40,7 +52,12 @@ Status SenderHandler::RecordDeliveries(redis::Client& client, const std::vector<
         if (reply.IsError()) recorded = redis::ReplyError(reply.str);  // e.g. IOERR from a cluster node
       }
     }
-    if (recorded || std::chrono::steady_clock::now() >= give_up) return recorded;
+    if (recorded) {
+      for (const std::string& bucket : expiring) sent_expiries_.Set(bucket, set_at);
+      return recorded;
+    }
+    sent_expiries_.Forget();  // the next try (and every next write) sets the expiries again
+    if (std::chrono::steady_clock::now() >= give_up) return recorded;
     std::this_thread::sleep_for(kRecordRetryPause);
   }
 }

@@ -798,3 +798,25 @@ TEST_F(SenderHandlerTest, ABusyPagesSlotsComeFromRedisARunAtATime) {
 
 }  // namespace
 }  // namespace katy::sender
+
+namespace katy::sender {
+namespace {
+
+// A delivered mark's bucket gets its EXPIREAT with the first mark this sender writes to it,
+// then at most once a second (BucketExpiries), not with every mark: with the bucket's expiry
+// removed behind the sender's back, the next mark within the second leaves it so, and one
+// after the second gives it back.
+TEST_F(SenderHandlerTest, ABucketsExpiryGoesWithItsFirstMarkThenOnceASecond) {
+  ASSERT_EQ(Handle(Queue("21-0#0", R"({"text":"one"})", now_ - 1000)).kind, redis::HandleResult::Kind::kDone);
+  const std::string bucket = keys_->SentBucket(ShardOf("p1", "u1", 4), now_ / kSentBucketMs);
+  EXPECT_GT(client_.Command({"TTL", bucket})->integer, 0);
+  ASSERT_EQ(client_.Command({"PERSIST", bucket})->integer, 1);
+  ASSERT_EQ(Handle(Queue("22-0#0", R"({"text":"two"})", now_ - 1000)).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(client_.Command({"TTL", bucket})->integer, -1) << "an EXPIREAT went with every mark";
+  std::this_thread::sleep_for(BucketExpiries::kRenewEvery);
+  ASSERT_EQ(Handle(Queue("23-0#0", R"({"text":"three"})", now_ - 1000)).kind, redis::HandleResult::Kind::kDone);
+  EXPECT_GT(client_.Command({"TTL", bucket})->integer, 0) << "the expiry was not set again a second later";
+}
+
+}  // namespace
+}  // namespace katy::sender

@@ -88,6 +88,45 @@ TEST(PlanEnqueueTest, ABigRequestIsStoredInBoundedCallsInOrder) {
   EXPECT_EQ(next, 1000u);
 }
 
+// A bucket's expiry goes with its marks only when due (BucketExpiries): the plan leaves the
+// expiry out of every event of a bucket not due and names each due bucket once.
+TEST(PlanEnqueueTest, ABucketsExpiryGoesOnlyWhenDueAndIsNamedOnce) {
+  const KeySpace keys("katy", 16);
+  const std::vector<katy::v1::InboundEvent> events = {Event("u1", kNow + 100, "m1"), Event("u1", kNow + 200, "m2"),
+                                                      Event("u1", kNow + kSeenBucketMs, "m3")};
+  const int shard = ShardOf("1045", "u1", 16);
+  const std::string due = keys.SeenBucket(shard, (kNow + kSeenBucketMs) / kSeenBucketMs);
+  MarkTimes times = kTimes;
+  times.expiry_due = [&](const std::string& bucket) { return bucket == due; };
+  const auto calls = PlanEnqueue(events, keys, times);
+  ASSERT_EQ(calls.size(), 1u);
+  const auto& args = calls[0].call.args;
+  ASSERT_EQ(args.size(), 13u);
+  EXPECT_EQ(args[3], "") << "not due: no expiry";
+  EXPECT_EQ(args[7], "");
+  EXPECT_EQ(args[11], std::to_string(PlaceInBucket(kNow + kSeenBucketMs, kSeenBucketMs, times.ttl, kNow).expire_at_s));
+  EXPECT_EQ(calls[0].expiring, std::vector<std::string>{due});
+  times.expiry_due = nullptr;  // unset: every bucket, each named once
+  const auto all = PlanEnqueue(events, keys, times);
+  EXPECT_EQ(all[0].expiring.size(), 2u);
+  EXPECT_NE(all[0].call.args[3], "");
+}
+
+// A writer sets a bucket's expiry with its first mark, then once a second, and again after
+// any failed write.
+TEST(BucketExpiriesTest, DueFirstThenOnceASecondAndAgainAfterAFailure) {
+  BucketExpiries expiries;
+  const auto start = BucketExpiries::Clock::now();
+  EXPECT_TRUE(expiries.Due("b1", start));
+  expiries.Set("b1", start);
+  EXPECT_FALSE(expiries.Due("b1", start + std::chrono::milliseconds(999)));
+  EXPECT_TRUE(expiries.Due("b2", start)) << "buckets are apart";
+  EXPECT_TRUE(expiries.Due("b1", start + BucketExpiries::kRenewEvery));
+  expiries.Set("b1", start + BucketExpiries::kRenewEvery);
+  expiries.Forget();
+  EXPECT_TRUE(expiries.Due("b1", start + BucketExpiries::kRenewEvery));
+}
+
 TEST(PlanEnqueueTest, NoEventsNoCalls) { EXPECT_TRUE(PlanEnqueue({}, KeySpace("katy", 16), kTimes).empty()); }
 
 }  // namespace
