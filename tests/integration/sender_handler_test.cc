@@ -758,8 +758,9 @@ TEST_F(SenderHandlerTest, ABatchsMessagesEachFinishOnTheirOwnAnswerAndAreRecorde
         << person;
   }
   for (int shard = 0; shard < 4; ++shard) {
-    if (client_.Command({"EXISTS", keys_->OutStream(shard)})->integer == 1)
+    if (client_.Command({"EXISTS", keys_->OutStream(shard)})->integer == 1) {
       EXPECT_EQ(Pending(keys_->OutStream(shard)), 0);
+    }
   }
 }
 

@@ -15,7 +15,7 @@ katy::v1::InboundEvent Event(const std::string& user, int64_t timestamp, const s
 }
 
 constexpr int64_t kNow = 1764230400000;
-const MarkTimes kTimes{std::chrono::seconds(60), kNow, 0};
+const MarkTimes kTimes{std::chrono::seconds(60), kNow, 0, {}};
 
 TEST(PlanEnqueueTest, OneCallPerShardWithItsEventsInTimestampOrder) {
   const KeySpace keys("katy", 16);
@@ -56,7 +56,7 @@ TEST(PlanEnqueueTest, MarksGoToTheBucketOfTheEventsOwnTime) {
   const int64_t bucket_end = (kNow / kSeenBucketMs + 1) * kSeenBucketMs;
   const std::vector<katy::v1::InboundEvent> events = {Event("u1", kNow, "on-time"),
                                                       Event("u1", kNow - 3600 * 1000, "late"), Event("u1", 0, "none")};
-  const auto calls = PlanEnqueue(events, keys, {std::chrono::seconds(60), kNow + 1000, kNow - 1});
+  const auto calls = PlanEnqueue(events, keys, {std::chrono::seconds(60), kNow + 1000, kNow - 1, {}});
   ASSERT_EQ(calls.size(), 1u);
   const auto& call = calls[0].call;
   // In timestamp order: none (0), late, on-time.
