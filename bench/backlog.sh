@@ -17,14 +17,6 @@ source "$(dirname "$0")/lib.sh"
 start_up_for_load
 redis() { redis-cli -p "$KATY_REDIS_PORT" "$@"; }
 used_memory() { redis INFO memory | awk -F: '/^used_memory:/ {printf "%.1f MB", $2 / 1048576}'; }
-# stream_entries KIND: entries in the in or out streams of every shard.
-stream_entries() {
-  local shard total=0
-  for ((shard = 0; shard < 16; ++shard)); do
-    total=$((total + $(redis XLEN "$(printf 'katy:{s%02d}:%s' "$shard" "$1")")))
-  done
-  echo "$total"
-}
 services=(ingress responder sender)
 declare -A service_pid
 for service in "${services[@]}"; do read -r service_pid[$service] _ <<<"$(up_pids "katy-$service")"; done

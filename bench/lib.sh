@@ -69,6 +69,15 @@ measure_window() {
   }
 }
 
+# stream_entries KIND: entries in the in (or out, dlq) streams of every shard of up.sh's Redis.
+stream_entries() {
+  local shard total=0
+  for ((shard = 0; shard < 16; ++shard)); do
+    total=$((total + $(redis-cli -p "$KATY_REDIS_PORT" XLEN "$(printf 'katy:{s%02d}:%s' "$shard" "$1")")))
+  done
+  echo "$total"
+}
+
 # up_pids NAME: the processes scripts/up.sh (started by tests/e2e/lib_up.sh's start_up, in its
 # own session) runs whose command line has NAME, on one line.
 up_pids() { pgrep -s "$up_pid" -f "$1" | tr '\n' ' '; }

@@ -17,13 +17,6 @@ source "$(dirname "$0")/lib.sh"
 start_up_for_load
 ingress="http://$KATY_HTTP_ADDR/webhook"
 delivered() { metric_sum "$KATY_SENDER_ADMIN_ADDR" '^katy_sender_sends_total[{].*result="delivered"'; }
-queued() {
-  local shard total=0
-  for ((shard = 0; shard < 16; ++shard)); do
-    total=$((total + $(redis-cli -p "$KATY_REDIS_PORT" XLEN "$(printf 'katy:{s%02d}:out' "$shard")")))
-  done
-  echo "$total"
-}
 
 read -r sender _ <<<"$(up_pids katy-sender)"
 seconds=$((messages / rate))
@@ -42,7 +35,7 @@ wait_for() {
   done
 }
 # Every reply queued: the responder has answered every message.
-wait_for "replies queued" '(($(queued) >= messages))'
+wait_for "replies queued" '(($(stream_entries out) >= messages))'
 n0=0  # the sender has been stopped since before the first message
 cpu_sample "sender:$sender" >"$work/cpu.before"
 redis-cli -p "$KATY_REDIS_PORT" CONFIG RESETSTAT >/dev/null
