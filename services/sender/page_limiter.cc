@@ -14,11 +14,12 @@ namespace {
 // ARGV[7] how many slots more to take after the first, if they fall due within ARGV[8] ms (for
 // the caller's pool, SlotPool).
 // Returns {1, due_ms, more due_ms...} slots taken, the first due in due_ms (0: now), {0,
-// wait_ms} none taken: ask again after wait_ms, {-1, 0} paused. Uses Redis's clock: every sender instance measures time
-// the same way. A hash that holds only the limiter's own state (no operator's rate or pause) expires once unused, so
-// pages that stopped sending leave nothing behind: its idle lifetime is renewed when its slots move into a new minute
-// (or it has none yet), not on every slot, which was one command more a message (bench/RESULTS.md); a day give or take
-// a minute is the same.
+// wait_ms} none taken: ask again after wait_ms, {-1, 0} paused. Uses Redis's clock: every
+// sender instance measures time the same way. A hash that holds only the limiter's own state
+// (no operator's rate or pause) expires once unused, so pages that stopped sending leave nothing
+// behind: its idle lifetime is renewed when its slots move into a new minute (or it has none
+// yet), not on every slot, which was one command more a message (bench/RESULTS.md); a day give
+// or take a minute is the same.
 constexpr const char* kAcquireLua = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -268,10 +269,6 @@ Status PageLimiter::AdoptUnlistedPages(redis::Client& client) const {
   if (!added) return added.error();
   return Ok{};
 }
-
-}  // namespace katy::sender
-
-namespace katy::sender {
 
 void PageLimiter::DropPooledSlots(const std::string& page) const {
   if (page == kAllPages) {

@@ -75,7 +75,8 @@ std::variant<SenderHandler::DeliveryPtr, redis::HandleResult> SenderHandler::Del
   if (std::optional<PlannedParts> plan = PlanParts(d.message)) d.plan = std::move(*plan);
   // A message of one part (most are) that can go as it is asks for its slot and marks itself
   // in flight in the checks' round trip: two round trips fewer (bench/RESULTS.md, issue 18).
-  d.first_slot_taken = tokens_.For(d.message.page_id()) && d.plan.refusal.empty() && d.plan.bodies.size() == 1 &&
+  if (auto token = tokens_.For(d.message.page_id())) d.token = std::move(*token);
+  d.first_slot_taken = !d.token.empty() && d.plan.refusal.empty() && d.plan.bodies.size() == 1 &&
                        !internal::ReusableMediaFor(d.message, d.plan.bodies[0]);
   return delivery;
 }

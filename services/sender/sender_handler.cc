@@ -124,8 +124,7 @@ redis::HandleResult SenderHandler::operator()(redis::Client& client, const redis
 redis::HandleResult SenderHandler::Begin(redis::Client& client, const DeliveryPtr& delivery,
                                          const redis::Resume& resume) const {
   Delivery& d = *delivery;
-  const auto token = tokens_.For(d.message.page_id());
-  if (!token) return redis::HandleResult::Poison("no_page_token");
+  if (d.token.empty()) return redis::HandleResult::Poison("no_page_token");      // DeliveryOf found none
   if (d.plan.bodies.empty()) return redis::HandleResult::Poison("bad_message");  // not a JSON object (PlanParts)
   if (!d.plan.refusal.empty()) {
     log::Warn("message refused before sending: Instagram cannot take it",
@@ -133,7 +132,6 @@ redis::HandleResult SenderHandler::Begin(redis::Client& client, const DeliveryPt
     metrics_.sends.Add({{"result", "instagram_unsupported"}, {"code", "0"}}).Increment();
     return redis::HandleResult::Poison("instagram_unsupported");
   }
-  d.token = *token;
   return BeginParts(client, delivery, resume);
 }
 

@@ -153,7 +153,7 @@ class SenderHandler {
     std::chrono::milliseconds in_hand{0};  // redis::BatchEntry::in_hand
     katy::v1::OutboundMessage message;
     int shard = 0;
-    std::string token;
+    std::string token;  // the page's; empty when it has none (then dead-lettered: Begin)
     PlannedParts plan;
     std::string sent_key;           // keys.Sent: its parts' and in-flight marks are named after it
     DeliveredMark delivered;        // where the whole message's delivered mark is

@@ -821,3 +821,22 @@ TEST_F(SenderHandlerTest, ABucketsExpiryGoesWithItsFirstMarkThenOnceASecond) {
 
 }  // namespace
 }  // namespace katy::sender
+
+namespace katy::sender {
+namespace {
+
+// A page with no token of its own and no default one cannot send: its message is dead-lettered
+// as no_page_token once the checks have passed, and Meta is not called.
+TEST_F(SenderHandlerTest, APageWithoutATokenIsDeadLetteredWithoutCallingMeta) {
+  const PageTokens none = PageTokens::FromMap("", {});
+  SenderOptions options;
+  options.graph_url = meta_->graph_url();
+  SenderHandler without_tokens(*keys_, options, none, *limiter_, metrics_, [this] { return now_; });
+  auto result = without_tokens(client_, Queue("31-0#0", R"({"text":"hi"})", now_ - 1000), fence_);
+  EXPECT_EQ(result.kind, redis::HandleResult::Kind::kPoison);
+  EXPECT_EQ(result.reason, "no_page_token");
+  EXPECT_TRUE(emulator_->store().For("u1").empty());
+}
+
+}  // namespace
+}  // namespace katy::sender
