@@ -52,6 +52,9 @@ std::vector<SettingSpec> CommonSpecs(std::string grpc_addr_default, std::string 
       LogLevelSpec(),
       LogMessageTextSpec(),
       {"KATY_DRAIN_TIMEOUT_S", "10", "Seconds to finish in-flight work after SIGTERM"},
+      {"KATY_STATUS_MAX_AGE_MS", "10000",
+       "How long one scrape's read of the queue gauges serves every instance's /metrics (0: each scrape reads "
+       "Redis); Prometheus's scrape interval"},
   };
 }
 
@@ -75,6 +78,7 @@ CommonConfig LoadCommonConfig(const Settings& settings) {
     CheckServiceToken("KATY_CONTROL_TOKEN", common.control_token, common.grpc_addr);
   }
   common.drain_timeout = std::chrono::seconds(settings.Int("KATY_DRAIN_TIMEOUT_S", 0, 3600));
+  common.status_max_age = std::chrono::milliseconds(settings.Int("KATY_STATUS_MAX_AGE_MS", 0, 3600000));
   common.log_level = settings.String("KATY_LOG_LEVEL");
   return common;
 }

@@ -141,7 +141,8 @@ struct CommonConfig {
   std::string control_token;                       // KATY_CONTROL_TOKEN (secret): katy.v1.Control's bearer token
   TlsFiles grpc_tls;                     // KATY_GRPC_TLS_CERT_FILE + KATY_GRPC_TLS_KEY_FILE: the gRPC port speaks TLS
   std::chrono::seconds drain_timeout{};  // KATY_DRAIN_TIMEOUT_S
-  std::string log_level;                 // KATY_LOG_LEVEL
+  std::chrono::milliseconds status_max_age{};  // KATY_STATUS_MAX_AGE_MS: the queue gauges' shared read
+  std::string log_level;                       // KATY_LOG_LEVEL
 };
 // Reads them from settings loaded with CommonSpecs; throws ConfigError naming a bad one.
 CommonConfig LoadCommonConfig(const Settings& settings);

@@ -81,10 +81,12 @@ std::string KeySpace::Pages() const { return prefix_ + ":pages"; }
 std::string KeySpace::DeletionStatus(std::string_view code) const { return prefix_ + ":deletion:" + std::string(code); }
 
 std::vector<std::string> KeySpace::UnwaitedPrefixes() const {
-  return {
-      prefix_ + ":rate:", prefix_ + ":attachment:", prefix_ + ":members:", prefix_ + ":paused:", prefix_ + ":pages"};
+  return {prefix_ + ":rate:",   prefix_ + ":attachment:", prefix_ + ":members:",
+          prefix_ + ":paused:", prefix_ + ":pages",       prefix_ + ":status"};
 }
 
 std::string KeySpace::Paused(std::string_view role) const { return prefix_ + ":paused:" + std::string(role); }
+
+std::string KeySpace::SharedStatus() const { return prefix_ + ":status"; }
 
 }  // namespace katy

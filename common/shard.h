@@ -63,12 +63,16 @@ class KeySpace {
   // status and metrics list them without a SCAN of the keyspace.
   std::string Pages() const;
   std::string Paused(std::string_view role) const;  // katy:paused:<role>
+  // katy:status: the last queue status a scrape read (redis::ReadSharedQueueStatus), a
+  // serialized katy.v1.Status that expires when the next scrape should read afresh.
+  std::string SharedStatus() const;
   // katy:attachment:<page>:<sha256 of url>: the page's attachment_id for a reusable media url.
   std::string Attachment(std::string_view page, std::string_view url) const;
 
   // The prefixes of the keys whose writes need no replica (redis::Options::unwaited_key_prefixes):
   // rate limiter and page pauses (katy:rate:), cached attachment ids, membership, the responder's
-  // pause flag. Their loss in a failover costs a throttle, an upload, a pause set again.
+  // pause flag, the shared queue status. Their loss in a failover costs a throttle, an upload, a
+  // pause set again, a status read afresh.
   std::vector<std::string> UnwaitedPrefixes() const;
 
   static constexpr const char* kResponderGroup = "responders";

@@ -49,32 +49,16 @@ void AddPageFamilies(const katy::v1::Status& status, std::vector<MetricFamily>* 
 
 }  // namespace
 
-void QueueDepthCollector::AddOwnedFamily(std::vector<MetricFamily>* families) const {
-  std::vector<std::vector<std::string>> counts;
-  for (int shard = 0; shard < keys_.shards(); ++shard) counts.push_back({"SCARD", keys_.Owned(shard)});
-  Result<std::vector<redis::Reply>> replies = Error{ErrorCode::kIo, "not read"};
-  {
-    std::lock_guard lock(mutex_);
-    replies = client_.Pipeline(counts);
-  }
-  if (!replies) return;
-  double owned = 0;
-  for (const auto& reply : *replies) owned += static_cast<double>(reply.integer);
-  MetricFamily family = GaugeFamily("katy_conversations_with_others",
-                                    "Conversations whose thread a person (the Page Inbox) or another app has");
-  family.metric.push_back(GaugeSample({}, owned));
-  families->push_back(std::move(family));
-}
-
-QueueDepthCollector::QueueDepthCollector(const redis::Options& redis, KeySpace keys)
-    : client_(WithScrapeTimeout(redis)), keys_(std::move(keys)) {}
+QueueDepthCollector::QueueDepthCollector(const redis::Options& redis, KeySpace keys,
+                                         std::chrono::milliseconds status_max_age)
+    : client_(WithScrapeTimeout(redis)), keys_(std::move(keys)), status_max_age_(status_max_age) {}
 
 std::vector<MetricFamily> QueueDepthCollector::Collect() const {
   katy::v1::Status status;
   bool up = false;
   {
     std::lock_guard lock(mutex_);
-    up = redis::ReadQueueStatus(client_, keys_, &status).ok();
+    up = redis::ReadSharedQueueStatus(client_, keys_, status_max_age_, &status).ok();
   }
   std::vector<MetricFamily> families{GaugeFamily("katy_redis_up", "1 when Redis answered this scrape")};
   families[0].metric.push_back(GaugeSample({}, up ? 1.0 : 0.0));
@@ -99,7 +83,10 @@ std::vector<MetricFamily> QueueDepthCollector::Collect() const {
   families.push_back(std::move(lag));
   families.push_back(std::move(dead_letters));
   AddPageFamilies(status, &families);
-  AddOwnedFamily(&families);
+  MetricFamily owned = GaugeFamily("katy_conversations_with_others",
+                                   "Conversations whose thread a person (the Page Inbox) or another app has");
+  owned.metric.push_back(GaugeSample({}, static_cast<double>(status.conversations_with_others())));
+  families.push_back(std::move(owned));
   return families;
 }
 

@@ -3,6 +3,7 @@
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
 
+#include <chrono>
 #include <mutex>
 #include <vector>
 
@@ -17,19 +18,20 @@ namespace katy::metrics {
 // katy_page_throttled_seconds (label page) for the pages the senders have state for;
 // katy_conversations_with_others (threads a person or another app has, every shard); and
 // katy_redis_up (0 when Redis did not answer, and then it is the only family). Every instance
-// reports the same values: aggregate them with max by (stream) or (page). Owns one Redis
+// reports the same values: aggregate them with max by (stream) or (page). The values are read
+// from Redis by one scrape per `status_max_age` across all instances and may be that old
+// (redis::ReadSharedQueueStatus, KATY_STATUS_MAX_AGE_MS; 0: every scrape reads). Owns one Redis
 // connection, used under a lock, with a short socket timeout so a scrape does not hang on Redis.
 class QueueDepthCollector : public prometheus::Collectable {
  public:
-  QueueDepthCollector(const redis::Options& redis, KeySpace keys);
+  QueueDepthCollector(const redis::Options& redis, KeySpace keys, std::chrono::milliseconds status_max_age);
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
-  void AddOwnedFamily(std::vector<prometheus::MetricFamily>* families) const;
-
   mutable std::mutex mutex_;
   mutable redis::Client client_;
   const KeySpace keys_;
+  const std::chrono::milliseconds status_max_age_;
 };
 
 // katy_redis_under_replicated{node}: 1 while the last WAIT this process sent to that master

@@ -1,5 +1,6 @@
 #include "common/redis/queue_status.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "common/redis/replication_health.h"
@@ -44,8 +45,9 @@ std::vector<StreamGroup> StreamsOf(const KeySpace& keys) {
 
 constexpr const char* kRoles[] = {"responder", "sender"};
 
-// One pipeline's commands: per stream XLEN and XINFO GROUPS, per shard the dead letters' XLEN,
-// per role and shard the lease. AddQueues reads the replies in this order.
+// One pipeline's commands: per stream XLEN and XINFO GROUPS, per shard the dead letters' XLEN
+// and the count of conversations with others, per role and shard the lease. AddQueues reads the
+// replies in this order.
 std::vector<std::vector<std::string>> QueueCommands(const KeySpace& keys, const std::vector<StreamGroup>& streams) {
   std::vector<std::vector<std::string>> commands;
   for (const auto& [stream, group] : streams) {
@@ -53,6 +55,7 @@ std::vector<std::vector<std::string>> QueueCommands(const KeySpace& keys, const 
     commands.push_back({"XINFO", "GROUPS", stream});
   }
   for (int shard = 0; shard < keys.shards(); ++shard) commands.push_back({"XLEN", keys.DeadLetters(shard)});
+  for (int shard = 0; shard < keys.shards(); ++shard) commands.push_back({"SCARD", keys.Owned(shard)});
   for (const char* role : kRoles) {
     for (int shard = 0; shard < keys.shards(); ++shard) commands.push_back({"GET", keys.Lease(shard, role)});
   }
@@ -94,6 +97,10 @@ void AddQueues(const KeySpace& keys, const std::vector<StreamGroup>& streams, co
     auto* out = status->add_dead_letters();
     out->set_stream(keys.DeadLetters(shard));
     out->set_length(ToInt(replies[at++]));
+  }
+  for (int shard = 0; shard < keys.shards(); ++shard) {
+    const Reply& owned = replies[at++];
+    if (!owned.IsError()) status->set_conversations_with_others(status->conversations_with_others() + owned.integer);
   }
   for (const char* role : kRoles) {
     for (int shard = 0; shard < keys.shards(); ++shard) {
@@ -156,7 +163,47 @@ Status ReadPages(Client& client, const KeySpace& keys, katy::v1::Status* status)
   return Ok{};
 }
 
+// The shared status is "<max age in ms>\n<serialized katy.v1.Status>": with the writer's max
+// age and the key's PTTL, a reader knows how long ago it was read, on Redis's clock.
+std::string SharedValue(const katy::v1::Status& status, std::chrono::milliseconds max_age) {
+  return std::to_string(max_age.count()) + "\n" + status.SerializeAsString();
+}
+
+// Fills `status` from a GET and a PTTL of the shared status; false when there is none (or it
+// cannot be read: the caller then reads afresh). Throttles are told the time since the read.
+bool TakeShared(const Reply& value, const Reply& ttl, katy::v1::Status* status) {
+  if (value.type != Reply::Type::kString || ttl.type != Reply::Type::kInteger || ttl.integer <= 0) return false;
+  const size_t newline = value.str.find('\n');
+  if (newline == std::string::npos) return false;
+  katy::v1::Status shared;
+  if (!shared.ParseFromArray(value.str.data() + newline + 1, static_cast<int>(value.str.size() - newline - 1))) {
+    return false;
+  }
+  const int64_t age_ms = std::max<int64_t>(0, std::atoll(value.str.c_str()) - ttl.integer);
+  for (auto& page : *shared.mutable_pages()) {
+    page.set_throttled_for_ms(std::max<int64_t>(0, page.throttled_for_ms() - age_ms));
+  }
+  status->MergeFrom(shared);
+  return true;
+}
+
 }  // namespace
+
+Status ReadSharedQueueStatus(Client& client, const KeySpace& keys, std::chrono::milliseconds max_age,
+                             katy::v1::Status* status) {
+  if (max_age.count() <= 0) return ReadQueueStatus(client, keys, status);
+  auto shared = client.Pipeline({{"GET", keys.SharedStatus()}, {"PTTL", keys.SharedStatus()}});
+  if (!shared) return shared.error();
+  if (TakeShared((*shared)[0], (*shared)[1], status)) return Ok{};
+  katy::v1::Status fresh;
+  if (auto read = ReadQueueStatus(client, keys, &fresh); !read) return read;
+  // One SET with its expiry, so a status is never left without one. Failing to share it only
+  // means the next scrape reads too.
+  (void)client.Command(
+      {"SET", keys.SharedStatus(), SharedValue(fresh, max_age), "PX", std::to_string(max_age.count())});
+  status->MergeFrom(fresh);
+  return Ok{};
+}
 
 Status ReadQueueStatus(Client& client, const KeySpace& keys, katy::v1::Status* status) {
   const std::vector<StreamGroup> streams = StreamsOf(keys);

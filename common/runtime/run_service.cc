@@ -81,8 +81,8 @@ int RunService(const ServiceSpec& spec) {
   RedisProbe probe(spec.redis.WithoutWait());
   grpcsvc::HealthMonitor health(**grpc_server, [&probe] { return probe(); });
   if (spec.control != nullptr) spec.control->SetServingSource([&health] { return health.last_healthy(); });
-  metrics::QueueDepthCollector queue_depth(spec.redis.WithoutWait(),
-                                           KeySpace(spec.common.key_prefix, spec.common.shards));
+  metrics::QueueDepthCollector queue_depth(
+      spec.redis.WithoutWait(), KeySpace(spec.common.key_prefix, spec.common.shards), spec.common.status_max_age);
   metrics::ReplicationCollector replication;
   auto admin = metrics::AdminServer::Start(spec.common.admin_addr, {spec.registry, &queue_depth, &replication},
                                            [&health] { return health.last_healthy(); });

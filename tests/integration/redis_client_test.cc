@@ -5,7 +5,9 @@
 
 #include <map>
 #include <sstream>
+#include <thread>
 
+#include "common/metrics/queue_metrics.h"
 #include "common/redis/async_router.h"
 #include "common/redis/cluster_slots.h"
 #include "common/redis/queue_status.h"
@@ -293,6 +295,93 @@ TEST(QueueStatusTest, AStatusReadCostsTheSameWhateverTheKeyspaceHolds) {
        "300000"});
   ASSERT_TRUE(filled.ok() && !filled->IsError()) << (filled.ok() ? filled->str : filled.error().message);
   EXPECT_EQ(cost_of_a_read(), empty) << "a status read's Redis work grew with the keyspace";
+}
+
+// The redis commands run since `before` (CommandCounts), INFO itself left out.
+int64_t CommandsSince(Client& client, const std::map<std::string, int64_t>& before) {
+  int64_t total = 0;
+  for (const auto& [name, calls] : CommandCounts(client)) {
+    if (name != "info") total += calls - (before.contains(name) ? before.at(name) : 0);
+  }
+  return total;
+}
+
+double GaugeOf(const std::vector<prometheus::MetricFamily>& families, const std::string& name,
+               const std::string& stream) {
+  for (const auto& family : families) {
+    if (family.name != name) continue;
+    for (const auto& sample : family.metric) {
+      for (const auto& label : sample.label) {
+        if (label.name == "stream" && label.value == stream) return sample.gauge.value;
+      }
+    }
+  }
+  return -1;
+}
+
+// Every instance's /metrics reports the same queue gauges: within KATY_STATUS_MAX_AGE_MS of a
+// scrape that read them, another instance's scrape takes that read from katy:status (a GET and
+// a PTTL) instead of reading every stream, lease and page again; past it, a scrape reads afresh.
+TEST(QueueStatusTest, InstancesScrapesShareOneStatusReadPerMaxAge) {
+  const int port = testing::FreePort();
+  auto redis = testing::StartPrivateRedis(port, testing::MakeTempDir("scrape-share"));
+  Options options;
+  options.host = "127.0.0.1";
+  options.port = port;
+  Client client(options);
+  const KeySpace keys("katy", 4);
+  ASSERT_TRUE(XAdd(client, keys.InStream(0), {{"pb", "one"}}).ok());
+  const auto max_age = std::chrono::seconds(60);
+  metrics::QueueDepthCollector one(options, keys, max_age);
+  metrics::QueueDepthCollector other(options, keys, max_age);
+
+  auto before = CommandCounts(client);
+  EXPECT_EQ(GaugeOf(one.Collect(), "katy_stream_length", keys.InStream(0)), 1);
+  const int64_t full_read = CommandsSince(client, before);
+  EXPECT_GT(full_read, 20) << "4 shards' streams, dead letters and leases";
+
+  ASSERT_TRUE(XAdd(client, keys.InStream(0), {{"pb", "two"}}).ok());
+  before = CommandCounts(client);
+  EXPECT_EQ(GaugeOf(other.Collect(), "katy_stream_length", keys.InStream(0)), 1) << "not the shared read";
+  EXPECT_EQ(CommandsSince(client, before), 2) << "the shared read costs a GET and a PTTL";
+
+  // Past its max age the shared read is gone, and the next scrape reads afresh.
+  ASSERT_TRUE(client.Command({"PEXPIRE", keys.SharedStatus(), "1"}).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  before = CommandCounts(client);
+  EXPECT_EQ(GaugeOf(other.Collect(), "katy_stream_length", keys.InStream(0)), 2);
+  EXPECT_EQ(CommandsSince(client, before), full_read) << "the shared read tried, then a full read shared again";
+
+  // Without a max age, every scrape reads.
+  metrics::QueueDepthCollector unshared(options, keys, std::chrono::milliseconds(0));
+  ASSERT_TRUE(XAdd(client, keys.InStream(0), {{"pb", "three"}}).ok());
+  EXPECT_EQ(GaugeOf(unshared.Collect(), "katy_stream_length", keys.InStream(0)), 3);
+}
+
+// A throttle's time left in a shared read counts from when it was read, not from its scrape.
+TEST(QueueStatusTest, ASharedReadsThrottleIsToldTheTimeSinceItWasRead) {
+  const int port = testing::FreePort();
+  auto redis = testing::StartPrivateRedis(port, testing::MakeTempDir("scrape-throttle"));
+  Options options;
+  options.host = "127.0.0.1";
+  options.port = port;
+  Client client(options);
+  const KeySpace keys("katy", 2);
+  auto now = client.Command({"TIME"});
+  ASSERT_TRUE(now.ok() && now->elements.size() == 2);
+  const int64_t now_ms = std::atoll(now->elements[0].str.c_str()) * 1000;
+  ASSERT_TRUE(client.Command({"HSET", keys.Rate("1045"), "blocked_until", std::to_string(now_ms + 100'000)}).ok());
+  ASSERT_TRUE(client.Command({"SADD", keys.Pages(), "1045"}).ok());
+  const auto max_age = std::chrono::seconds(60);
+  auto throttled_ms = [&] {
+    katy::v1::Status status;
+    EXPECT_TRUE(ReadSharedQueueStatus(client, keys, max_age, &status).ok());
+    return status.pages_size() == 1 ? status.pages(0).throttled_for_ms() : -1;
+  };
+  EXPECT_NEAR(throttled_ms(), 100'000, 2'000);
+  // As if it had been read 40 s ago: 20 s of its 60 left.
+  ASSERT_TRUE(client.Command({"PEXPIRE", keys.SharedStatus(), "20000"}).ok());
+  EXPECT_NEAR(throttled_ms(), 60'000, 2'000);
 }
 
 }  // namespace

@@ -133,6 +133,9 @@ std::map<std::string, std::string> KatyStack::ServiceEnv() const {
   // Each process picks its own gRPC and admin ports, so several can run side by side.
   env["KATY_GRPC_ADDR"] = "127.0.0.1:0";
   env["KATY_ADMIN_ADDR"] = "127.0.0.1:0";
+  // Tests wait on the queue gauges (WaitUntilDrained): every scrape reads them afresh, unless a
+  // test sets its own (the shared read has its own tests).
+  env.emplace("KATY_STATUS_MAX_AGE_MS", "0");
   return env;
 }
 

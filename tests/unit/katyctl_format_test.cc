@@ -40,6 +40,7 @@ katy::v1::Status Sample() {
   page->set_rate(50);
   page->set_paused(true);
   page->set_paused_reason("page_broken_190");
+  status.set_conversations_with_others(4);
   return status;
 }
 
@@ -59,6 +60,7 @@ TEST(KatyctlFormatTest, StatusTableShowsWhatMatters) {
   EXPECT_EQ(table.find("katy:{s00}:out "), std::string::npos);  // nothing waiting there: hidden
   EXPECT_NE(table.find("(dead)"), std::string::npos);
   EXPECT_NE(table.find("dead letters 2"), std::string::npos);
+  EXPECT_NE(table.find("with others 4 conversations"), std::string::npos) << table;
   EXPECT_NE(table.find("sender-a"), std::string::npos);
   EXPECT_NE(table.find("(nobody)"), std::string::npos);
   EXPECT_NE(table.find("yes (page_broken_190)"), std::string::npos);

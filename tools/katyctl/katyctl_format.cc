@@ -75,6 +75,10 @@ std::string RenderStatus(const katy::v1::Status& status, bool all) {
   out += Row("outbound %8lld entries  %6lld pending  %6lld lag", static_cast<long long>(totals.out_length),
              static_cast<long long>(totals.out_pending), static_cast<long long>(totals.out_lag));
   out += Row("dead letters %lld", static_cast<long long>(totals.dead_letters));
+  if (status.conversations_with_others() > 0) {
+    out += Row("with others %lld conversations (a person or another app has the thread)",
+               static_cast<long long>(status.conversations_with_others()));
+  }
 
   out += "\n" + Row("%-18s %-11s %8s %8s %8s %9s", "STREAM", "GROUP", "LENGTH", "PENDING", "LAG", "CONSUMERS");
   size_t shown = 0;
