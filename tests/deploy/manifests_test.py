@@ -185,6 +185,9 @@ def check_kubernetes(settings_of):
     scaled = by_kind["ScaledObject"][0]["spec"]
     check(scaled["scaleTargetRef"]["name"] in ports_of, "ScaledObject: scales no Deployment of this base")
     check(scaled["maxReplicaCount"] == int(config["KATY_SHARDS"]), "ScaledObject: maxReplicaCount is not KATY_SHARDS")
+    trigger = scaled["triggers"][0]["metadata"]
+    check(trigger.get("ignoreNullValues") == "false" and "fallback" in scaled,
+          "ScaledObject: an empty query (Redis unreadable, no queue gauges) would read as no backlog")
     redis_pod = by_kind["StatefulSet"][0]["spec"]["template"]["spec"]
     redis = redis_pod["containers"][0]["args"]
     for key, value in redis_conf_settings().items():
