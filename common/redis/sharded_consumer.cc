@@ -579,7 +579,9 @@ std::vector<HandleResult> ShardedConsumer::Attempt(Client& client, const BatchHa
       const auto held = one.item.read_at
                             ? std::chrono::duration_cast<std::chrono::milliseconds>(now - *one.item.read_at)
                             : kHeldSinceLongAgo;
-      entries.push_back({&one.item.entry, {keys_.Lease(one.item.shard, options_.role), options_.instance}, held});
+      entries.push_back({&one.item.entry,
+                         {keys_.Lease(one.item.shard, options_.role), options_.instance, one.lease_surely_until},
+                         held});
     }
     results = handler(client, entries, ResumeOf(batch));
     results.resize(taken.size(), HandleResult::Retry("no_result"));  // a handler's bug, not the entry's
@@ -864,7 +866,9 @@ std::vector<ShardedConsumer::Taken> ShardedConsumer::TakeReady() {
     if (auto hold = held_.find(item.shard); hold != held_.end() && WaitForHold(key, hold->second, now)) continue;
     conversation.busy = true;
     ++in_hand_[item.shard];
-    taken.push_back({key, item, ""});
+    const auto lease = valid_until_.find(item.shard);
+    taken.push_back(
+        {key, item, "", lease == valid_until_.end() ? std::chrono::steady_clock::time_point{} : lease->second});
   }
   return taken;
 }

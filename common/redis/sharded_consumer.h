@@ -68,6 +68,13 @@ struct HandleResult {
 struct Fence {
   std::string lease_key;
   std::string owner;
+  // Until then this instance surely holds the lease (ShardLeases's local bound: the TTL from
+  // before its last renewal was sent, a tenth short), so no other instance can have taken the
+  // shard: a check that only asks "is the shard still mine now?", not a commit, may skip its
+  // read of the lease. Past it (or unset) the lease must be read.
+  std::chrono::steady_clock::time_point surely_ours_until{};
+
+  bool SurelyOursNow() const { return std::chrono::steady_clock::now() < surely_ours_until; }
 };
 
 // Handles one entry; runs on a worker thread with that thread's own Redis connection.
@@ -259,7 +266,8 @@ class ShardedConsumer {
   struct Taken {
     std::string key;
     Item item;
-    std::string outcome;  // set when the item is finished by the attempt
+    std::string outcome;                                         // set when the item is finished by the attempt
+    std::chrono::steady_clock::time_point lease_surely_until{};  // Fence::surely_ours_until
   };
   // A batch some of whose entries wait for their Resume.
   struct Parked {

@@ -123,7 +123,13 @@ Result<SenderHandler::Checks> SenderHandler::ChecksOf(redis::Client& client, Del
   Checks checks;
   checks.now_ms = now_ms_();
   auto& commands = checks.commands;
-  commands = {delivery.delivered.Check(), {"GET", delivery.fence.lease_key}};
+  commands = {delivery.delivered.Check()};
+  // While this instance surely holds the shard's lease no other can have taken it: reading the
+  // lease would only say so again (a command a message saved).
+  if (!delivery.fence.SurelyOursNow()) {
+    checks.lease_at = commands.size();
+    commands.push_back({"GET", delivery.fence.lease_key});
+  }
   // The entry still pending in the group: a person forgotten (common/forget.h) has theirs
   // acknowledged and deleted, and a message held here (waiting for its page's rate, a pause, an
   // earlier message of the conversation) must then not go. One read just now is on its way, as
@@ -257,7 +263,9 @@ std::optional<redis::HandleResult> SenderHandler::VerdictOfChecks(redis::Client&
                                                                   std::span<const redis::Reply> replies,
                                                                   const Checks& checks) const {
   const katy::v1::OutboundMessage& message = delivery.message;
-  if (replies[1].str != delivery.fence.owner) return redis::HandleResult::Abandon("lost_lease");
+  if (checks.lease_at && replies[*checks.lease_at].str != delivery.fence.owner) {
+    return redis::HandleResult::Abandon("lost_lease");
+  }
   const auto& pending_at = checks.pending_at;
   if (pending_at && replies[*pending_at].IsArray() && replies[*pending_at].elements.empty()) {
     log::Info("not sent: its entry is no longer pending (its person was forgotten)",

@@ -219,6 +219,7 @@ class SenderHandler {
   // `commands` in that round trip's order, and where each check's reply is.
   struct Checks {
     std::vector<std::vector<std::string>> commands;
+    std::optional<size_t> lease_at;     // the shard lease's GET, unless surely ours (Fence)
     std::optional<size_t> pending_at;   // the entry's XPENDING
     std::optional<size_t> window_at;    // the UserWindowRead
     std::optional<size_t> answered_at;  // a private reply's claim on its comment
@@ -232,8 +233,8 @@ class SenderHandler {
   // again); nullopt when it may be sent.
   std::optional<redis::HandleResult> JudgeChecks(redis::Client& client, Delivery& delivery, const Checks& checks,
                                                  std::span<const redis::Reply> replies) const;
-  // What the checks' replies say of the message itself: [0] the delivered mark, [1] the lease
-  // owner, and where the checks put them, the entry's XPENDING and the UserWindowRead.
+  // What the checks' replies say of the message itself: [0] the delivered mark and, where the
+  // checks put them, the lease owner, the entry's XPENDING and the UserWindowRead.
   std::optional<redis::HandleResult> VerdictOfChecks(redis::Client& client, const Delivery& delivery,
                                                      std::span<const redis::Reply> replies, const Checks& checks) const;
   // Done (the entry acknowledged, counted as skipped) when the message's delivered mark (the

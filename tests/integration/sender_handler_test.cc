@@ -243,6 +243,23 @@ TEST_F(SenderHandlerTest, AnInstanceThatLostTheShardSendsNothing) {
   EXPECT_EQ(ConversationOfMessage(entry), "p1:u1");
 }
 
+// While the consumer's local bound says the shard's lease is surely this instance's (the TTL
+// from before its last renewal, a tenth short), no other instance can hold it: the checks do
+// not read the lease. So a lease key changed behind Redis's back (not possible by the lease
+// protocol) is not seen then, and is again once the bound has passed.
+TEST_F(SenderHandlerTest, ALeaseSurelyOursIsNotReadBeforeSending) {
+  ASSERT_TRUE(client_.Command({"SET", fence_.lease_key, "someone-else"}).ok());
+  redis::Fence sure = fence_;
+  sure.surely_ours_until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  EXPECT_EQ((*handler_)(client_, Queue("7-0#0", R"({"text":"mine for sure"})"), sure).kind,
+            redis::HandleResult::Kind::kDone);
+  EXPECT_EQ(emulator_->store().For("u1").size(), 1u);
+  sure.surely_ours_until = std::chrono::steady_clock::now() - std::chrono::milliseconds(1);
+  EXPECT_EQ((*handler_)(client_, Queue("8-0#0", R"({"text":"no longer sure"})"), sure).kind,
+            redis::HandleResult::Kind::kAbandon);
+  EXPECT_EQ(emulator_->store().For("u1").size(), 1u);
+}
+
 // A reusable image is uploaded once through the Attachment Upload API; its attachment_id is
 // kept in Redis (a day short of Meta's 90) and both sends name it instead of the url.
 TEST_F(SenderHandlerTest, AReusableAttachmentIsUploadedOnceForTwoSends) {

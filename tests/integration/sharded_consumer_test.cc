@@ -332,6 +332,28 @@ TEST_F(ConsumerTest, APacedConversationsNextEntryGoesBeforeTheQueue) {
   EXPECT_GE(log.end() - paced1 - 1, 3) << "the paced conversation waited behind the queue";
 }
 
+// Each entry's fence carries the local bound until which the shard's lease is surely this
+// instance's: set, in the future while the lease is held, and within one lease TTL of now.
+TEST_F(ConsumerTest, AFenceSaysUntilWhenItsLeaseIsSurelyHeld) {
+  for (int n = 0; n < 3; ++n) Add("sure", n);
+  std::mutex mutex;
+  std::vector<std::chrono::steady_clock::duration> left;
+  RunUntil(
+      [&](Client& client, const StreamEntry& entry, const Fence& fence) {
+        std::lock_guard lock(mutex);
+        left.push_back(fence.surely_ours_until - std::chrono::steady_clock::now());
+        return Ack(client, entry);
+      },
+      [&] {
+        std::lock_guard lock(mutex);
+        return left.size() == 3;
+      });
+  for (const auto& one : left) {
+    EXPECT_GT(one, std::chrono::milliseconds(0)) << "the lease is held, yet not surely";
+    EXPECT_LE(one, options_.lease_ttl) << "surer than the lease's own TTL";
+  }
+}
+
 TEST_F(ConsumerTest, ARetryHoldsBackItsConversationOnly) {
   Add("slow", 0);
   Add("slow", 1);
