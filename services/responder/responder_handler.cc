@@ -29,8 +29,10 @@ namespace {
 // ARGV[1] group, ARGV[2] inbound entry id, ARGV[3] conversation TTL (s), ARGV[4] lease owner,
 // ARGV[5] "1" when the conversation's lifetime is renewed (ConversationRenewalDue),
 // ARGV[6] n = number of HSET pairs, then 2n values, then m = number of HDEL fields, m names,
-// then "add", "rem" or "" and the conversation (for KEYS[5]), then one serialized
-// OutboundMessage per reply.
+// then "add", "rem" or "" and the conversation (for KEYS[5]), then r = number of timers to
+// remove from KEYS[6] (the shard's timers), r members, then z = number of timers to add, z score
+// and member pairs, then one serialized OutboundMessage per reply. Each of HSET, HDEL, ZREM and
+// ZADD is one call whatever its number of fields.
 // Returns the number of replies added, -1 when the event was already committed, -2 when this
 // instance no longer owns the shard.
 constexpr const char* kCommitLua = R"lua(
@@ -45,7 +47,7 @@ if n > 0 then
 end
 i = i + 2 * n
 local m = tonumber(ARGV[i]); i = i + 1
-for k = 0, m - 1 do redis.call('HDEL', KEYS[3], ARGV[i + k]) end
+if m > 0 then redis.call('HDEL', KEYS[3], unpack(ARGV, i, i + m - 1)) end
 i = i + m
 if ARGV[i] == 'add' then
   redis.call('SADD', KEYS[5], ARGV[i + 1])
@@ -54,10 +56,10 @@ end
 if ARGV[i] == 'rem' then redis.call('SREM', KEYS[5], ARGV[i + 1]) end
 i = i + 2
 local r = tonumber(ARGV[i]); i = i + 1
-for k = 0, r - 1 do redis.call('ZREM', KEYS[6], ARGV[i + k]) end
+if r > 0 then redis.call('ZREM', KEYS[6], unpack(ARGV, i, i + r - 1)) end
 i = i + r
 local z = tonumber(ARGV[i]); i = i + 1
-for k = 0, z - 1 do redis.call('ZADD', KEYS[6], ARGV[i + 2 * k], ARGV[i + 2 * k + 1]) end
+if z > 0 then redis.call('ZADD', KEYS[6], unpack(ARGV, i, i + 2 * z - 1)) end
 i = i + 2 * z
 if ARGV[5] == '1' and (n > 0 or m > 0) then redis.call('EXPIRE', KEYS[3], ARGV[3]) end
 local added = 0
