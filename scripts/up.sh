@@ -90,6 +90,9 @@ if [[ -z "${KATY_GRAPH_URL:-}" ]]; then
   # (/_emulator/delete-user; docs/privacy.md). For a real page, set your https:// origin.
   export KATY_PUBLIC_URL="${KATY_PUBLIC_URL:-http://127.0.0.1:$ingress_port}"
   emulator="http://$KATY_EMULATOR_ADDR"
+  # The chat page's side panel reads the services' queue gauges every second: share each read
+  # for a second, not for a Prometheus scrape interval (README.md, KATY_STATUS_MAX_AGE_MS).
+  export KATY_STATUS_MAX_AGE_MS="${KATY_STATUS_MAX_AGE_MS:-1000}"
   start emulator env KATY_EMULATOR_METRICS_URLS="http://${KATY_INGRESS_ADMIN_ADDR:-$KATY_DEFAULT_INGRESS_ADMIN_ADDR}/metrics,http://${KATY_SENDER_ADMIN_ADDR:-$KATY_DEFAULT_SENDER_ADMIN_ADDR}/metrics" \
     "$bin/katy-emulator"
 fi
