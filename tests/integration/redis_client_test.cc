@@ -257,15 +257,26 @@ std::map<std::string, int64_t> CommandCounts(Client& client) {
   return counts;
 }
 
+// A Redis of the test's own, so that its command counts are the test's alone, and the options
+// that reach it.
+struct OwnRedis {
+  std::unique_ptr<testing::Process> process;
+  Options options;
+};
+OwnRedis StartOwnRedis(const std::string& name) {
+  const int port = testing::FreePort();
+  OwnRedis redis{testing::StartPrivateRedis(port, testing::MakeTempDir(name)), {}};
+  redis.options.host = "127.0.0.1";
+  redis.options.port = port;
+  return redis;
+}
+
 // What a status read (every /metrics scrape, katyctl status) costs Redis does not grow with
 // the keyspace: with 300,000 marks it runs exactly the commands it ran with none, and never a
 // SCAN. A page's sending state is listed from katy:pages; a page whose hash expired is left out.
 TEST(QueueStatusTest, AStatusReadCostsTheSameWhateverTheKeyspaceHolds) {
-  const int port = testing::FreePort();
-  auto redis = testing::StartPrivateRedis(port, testing::MakeTempDir("scrape-cost"));
-  Options options;
-  options.host = "127.0.0.1";
-  options.port = port;
+  auto redis = StartOwnRedis("scrape-cost");
+  Options& options = redis.options;
   // Filling the keyspace is one script of 300,000 SETs: past the default 2 s under ASan with a
   // neighbour test's load (it failed so once in three runs).
   options.socket_timeout = std::chrono::seconds(30);
@@ -323,11 +334,8 @@ double GaugeOf(const std::vector<prometheus::MetricFamily>& families, const std:
 // scrape that read them, another instance's scrape takes that read from katy:status (a GET and
 // a PTTL) instead of reading every stream, lease and page again; past it, a scrape reads afresh.
 TEST(QueueStatusTest, InstancesScrapesShareOneStatusReadPerMaxAge) {
-  const int port = testing::FreePort();
-  auto redis = testing::StartPrivateRedis(port, testing::MakeTempDir("scrape-share"));
-  Options options;
-  options.host = "127.0.0.1";
-  options.port = port;
+  auto redis = StartOwnRedis("scrape-share");
+  const Options& options = redis.options;
   Client client(options);
   const KeySpace keys("katy", 4);
   ASSERT_TRUE(XAdd(client, keys.InStream(0), {{"pb", "one"}}).ok());
@@ -360,11 +368,8 @@ TEST(QueueStatusTest, InstancesScrapesShareOneStatusReadPerMaxAge) {
 
 // A throttle's time left in a shared read counts from when it was read, not from its scrape.
 TEST(QueueStatusTest, ASharedReadsThrottleIsToldTheTimeSinceItWasRead) {
-  const int port = testing::FreePort();
-  auto redis = testing::StartPrivateRedis(port, testing::MakeTempDir("scrape-throttle"));
-  Options options;
-  options.host = "127.0.0.1";
-  options.port = port;
+  auto redis = StartOwnRedis("scrape-throttle");
+  const Options& options = redis.options;
   Client client(options);
   const KeySpace keys("katy", 2);
   auto now = client.Command({"TIME"});
