@@ -16,7 +16,9 @@
 #include <atomic>
 #include <cstdlib>
 #include <deque>
+#include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -237,11 +239,47 @@ nlohmann::json LateHttpServer::Stats() const {
 
 std::string BinaryPath(const std::string& name) { return std::string(KATY_BIN_DIR) + "/" + name; }
 
+namespace {
+
+// The directories the tests of this process made, removed when they all passed: a failed
+// test's logs stay for a look (its output names the directory), and passing runs leave nothing
+// behind (a full suite made ~100 of them, a megabyte each, every run).
+class TempDirsOfPassingTests : public ::testing::Environment {
+ public:
+  static TempDirsOfPassingTests& Instance() {
+    // Owned by googletest once added; added on first use, before the process's tests end.
+    static auto* instance =
+        static_cast<TempDirsOfPassingTests*>(::testing::AddGlobalTestEnvironment(new TempDirsOfPassingTests));
+    return *instance;
+  }
+  void Add(std::string dir) {
+    std::lock_guard lock(mutex_);
+    dirs_.push_back(std::move(dir));
+  }
+  // Runs after every test of the process, once their stacks and servers have stopped.
+  void TearDown() override {
+    if (!::testing::UnitTest::GetInstance()->Passed()) return;
+    std::lock_guard lock(mutex_);
+    for (const auto& dir : dirs_) {
+      std::error_code ignored;
+      std::filesystem::remove_all(dir, ignored);
+    }
+    dirs_.clear();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::string> dirs_;
+};
+
+}  // namespace
+
 std::string MakeTempDir(const std::string& tag) {
   std::string pattern = "/tmp/katy-test-" + tag + "-XXXXXX";
   std::vector<char> buffer(pattern.begin(), pattern.end());
   buffer.push_back('\0');
   char* dir = mkdtemp(buffer.data());
+  if (dir != nullptr) TempDirsOfPassingTests::Instance().Add(dir);
   return dir != nullptr ? dir : "/tmp";
 }
 

@@ -114,7 +114,8 @@ CommandResult RunCommand(const std::string& command);
 
 // Where the built binaries are (build/bin).
 std::string BinaryPath(const std::string& name);
-// A fresh temporary directory for a test's logs and files.
+// A fresh temporary directory for a test's logs and files: removed when the process's tests
+// have all passed, kept when one failed.
 std::string MakeTempDir(const std::string& tag);
 
 }  // namespace katy::testing
