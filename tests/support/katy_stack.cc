@@ -180,18 +180,30 @@ std::string KatyStack::GrpcAddress(const std::string& process_name) const {
   return "127.0.0.1:" + std::to_string(ports_.at(process_name).grpc);
 }
 
-double KatyStack::MetricSum(const std::string& process_name, const std::string& metric,
-                            const std::string& label) const {
+std::optional<std::string> KatyStack::Scrape(const std::string& process_name) const {
   http::Client http;
   auto response = http.Get(AdminUrl(process_name) + "/metrics");
-  // NaN equals nothing: a check built on a scrape that failed must fail, not pass as a 0 would.
-  const double nothing = std::numeric_limits<double>::quiet_NaN();
   if (!response || response->status != 200) {
     ADD_FAILURE() << "cannot scrape " << process_name << "'s /metrics";
-    return nothing;
+    return std::nullopt;
   }
+  return std::move(response->body);
+}
+
+double KatyStack::MetricSum(const std::string& process_name, const std::string& metric,
+                            const std::string& label) const {
+  return SumOf(Scrape(process_name), metric, label);
+}
+
+bool KatyStack::WaitUntilDrained(std::chrono::milliseconds timeout) const {
+  return WaitFor([&] { return Drained(Scrape("ingress")); }, timeout);
+}
+
+double SumOf(const std::optional<std::string>& scrape, const std::string& metric, const std::string& label) {
+  // NaN equals nothing: a check built on a scrape that failed must fail, not pass as a 0 would.
+  if (!scrape) return std::numeric_limits<double>::quiet_NaN();
   double sum = 0;
-  std::istringstream lines(response->body);
+  std::istringstream lines(*scrape);
   for (std::string line; std::getline(lines, line);) {
     if (line.rfind(metric, 0) != 0) continue;
     const char next = line.size() > metric.size() ? line[metric.size()] : '\0';
@@ -202,15 +214,11 @@ double KatyStack::MetricSum(const std::string& process_name, const std::string& 
   return sum;
 }
 
-bool KatyStack::WaitUntilDrained(std::chrono::milliseconds timeout) const {
-  return WaitFor(
-      [&] {
-        // Only a scrape that read Redis says so: when the read fails, the queue families are
-        // left out, and their absence would read as zero.
-        return MetricSum("ingress", "katy_redis_up") == 1 && MetricSum("ingress", "katy_stream_lag") == 0 &&
-               MetricSum("ingress", "katy_stream_pending") == 0;
-      },
-      timeout);
+bool Drained(const std::optional<std::string>& scrape, const std::string& label) {
+  // Only a scrape that read Redis says so: when the read fails, the queue families are left
+  // out, and their absence would read as zero.
+  return SumOf(scrape, "katy_redis_up") == 1 && SumOf(scrape, "katy_stream_lag", label) == 0 &&
+         SumOf(scrape, "katy_stream_pending", label) == 0;
 }
 
 CommandResult Katyctl(const KatyStack& stack, const std::string& service, const std::string& args) {

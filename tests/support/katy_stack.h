@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -60,10 +61,12 @@ class KatyStack {
   // told from zero). When the scrape fails, the calling test fails and the answer is NaN, so no
   // comparison with it holds.
   double MetricSum(const std::string& process_name, const std::string& metric, const std::string& label = "") const;
+  // One scrape of a process's /metrics, for checks that read several samples at one instant;
+  // nullopt (and the calling test fails) when it cannot be scraped.
+  std::optional<std::string> Scrape(const std::string& process_name) const;
   // Waits until nothing is left to handle or send: no entry undelivered or unacknowledged in any
-  // stream (katy_stream_lag and katy_stream_pending at 0, as ingress reads them from Redis, in a
-  // scrape that did read it: katy_redis_up 1). A duplicate or a late reply would have reached
-  // the Send API by then. False on timeout.
+  // stream (Drained, on ingress's scrapes). A duplicate or a late reply would have reached the
+  // Send API by then. False on timeout.
   bool WaitUntilDrained(std::chrono::milliseconds timeout) const;
 
   static constexpr const char* kAppSecret = "e2e-app-secret-5d81c2";
@@ -95,6 +98,14 @@ class KatyStack {
 
 // Runs the real katyctl against a service process of the stack ("ingress", "sender-1", ...).
 CommandResult Katyctl(const KatyStack& stack, const std::string& service, const std::string& args);
+// The sum of the samples of `metric` in one scrape (KatyStack::Scrape) whose labels include
+// `label`, as KatyStack::MetricSum; NaN when the scrape failed.
+double SumOf(const std::optional<std::string>& scrape, const std::string& metric, const std::string& label = "");
+// Whether a scrape says no entry waits undelivered or unacknowledged in any stream (of the
+// streams whose labels include `label`): katy_stream_lag and katy_stream_pending at 0, in a
+// scrape that did read Redis (katy_redis_up 1). One scrape for both: between two, an entry can
+// move from a stream where it was pending to one where it waits, and neither read would see it.
+bool Drained(const std::optional<std::string>& scrape, const std::string& label = "");
 // Who holds the shards of `role` ("responder" or "sender"), as `katyctl status` on ingress
 // reports the leases: owner -> how many shards.
 std::map<std::string, int> LeaseOwners(const KatyStack& stack, const std::string& role);
