@@ -7,12 +7,14 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <deque>
 #include <future>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include "common/http/curl_call.h"
 
@@ -82,9 +84,15 @@ class AsyncClient::Loop {
   void Run() {
     epoll_event events[256];
     while (!stopping_) {
-      const int ready = epoll_wait(epoll_, events, 256, -1);
+      const int ready = epoll_wait(epoll_, events, 256, timeout_due_ ? 0 : -1);
       if (ready < 0 && errno != EINTR) break;
       for (int i = 0; i < ready; ++i) Handle(events[i]);
+      // What libcurl asked to be called back for at once (TimerChanged with 0): the calls just
+      // added, mostly. Run here, without a timerfd round trip.
+      while (std::exchange(timeout_due_, false)) {
+        int running = 0;
+        curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+      }
       Complete();
     }
     FailEverything();
@@ -102,7 +110,13 @@ class AsyncClient::Loop {
       uint64_t expirations;
       while (read(timer_, &expirations, sizeof expirations) > 0) {
       }
+      armed_until_ = kNotArmed;
       curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+      // The timer may have been armed for an earlier need than libcurl's next one (TimerChanged
+      // leaves an earlier timer be), and libcurl tells a need only when it changes: ask it.
+      long next_ms = -1;
+      curl_multi_timeout(multi_, &next_ms);
+      ArmFor(next_ms);
     } else {
       int flags = 0;
       if (event.events & EPOLLIN) flags |= CURL_CSELECT_IN;
@@ -200,15 +214,27 @@ class AsyncClient::Loop {
 
   // libcurl: call back in `timeout_ms` (0: as soon as possible, -1: no timer).
   static int TimerChanged(CURLM*, long timeout_ms, void* self) {
-    auto* loop = static_cast<Loop*>(self);
-    itimerspec spec{};
-    if (timeout_ms >= 0) {
-      // A zero it_value disarms a timerfd: "now" is one nanosecond.
-      spec.it_value.tv_sec = timeout_ms / 1000;
-      spec.it_value.tv_nsec = timeout_ms % 1000 * 1000000 + (timeout_ms == 0 ? 1 : 0);
-    }
-    timerfd_settime(loop->timer_, 0, &spec, nullptr);
+    static_cast<Loop*>(self)->ArmFor(timeout_ms);
     return 0;
+  }
+
+  // Sees that libcurl is called back within `timeout_ms`. libcurl moves its need with nearly
+  // every step of every call (a timerfd_settime each was 5% of the sender's CPU), and a
+  // callback earlier than needed only makes it look and find nothing due, so the timer is
+  // re-armed only for an earlier need; when it fires, the loop asks libcurl for the next.
+  void ArmFor(long timeout_ms) {
+    if (timeout_ms < 0) return;  // no need: an armed timer firing finds nothing due
+    if (timeout_ms == 0) {
+      timeout_due_ = true;
+      return;
+    }
+    const auto due = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    if (armed_until_ <= due) return;
+    armed_until_ = due;
+    itimerspec spec{};
+    spec.it_value.tv_sec = timeout_ms / 1000;
+    spec.it_value.tv_nsec = timeout_ms % 1000 * 1000000;
+    timerfd_settime(timer_, 0, &spec, nullptr);
   }
 
   AsyncClientOptions options_;
@@ -216,6 +242,9 @@ class AsyncClient::Loop {
   int wake_ = -1;
   int timer_ = -1;
   CURLM* multi_ = nullptr;
+  bool timeout_due_ = false;  // loop thread only
+  static constexpr auto kNotArmed = std::chrono::steady_clock::time_point::max();
+  std::chrono::steady_clock::time_point armed_until_ = kNotArmed;  // loop thread only
   std::atomic<bool> stopping_{false};
   std::atomic<size_t> in_flight_{0};
   std::mutex mutex_;

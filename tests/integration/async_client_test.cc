@@ -52,8 +52,8 @@ Request Get(const std::string& url, std::chrono::milliseconds timeout = std::chr
 TEST(AsyncClientTest, ManyLateCallsAreInFlightAtOnceUpToTheHostsConnectionBound) {
   testing::LateHttpServer server;
   {
+    Outcomes outcomes;  // outlives the client, whose end completes the calls left
     AsyncClient client({.max_connections_per_host = 1000, .max_total_connections = 1000});
-    Outcomes outcomes;
     for (int i = 0; i < 600; ++i) client.Submit(Get(server.Url("/late?ms=300")), outcomes.Add("late"));
     ASSERT_TRUE(outcomes.Wait(600, std::chrono::seconds(60)));
     for (const auto& [name, result] : outcomes.results()) {
@@ -65,8 +65,8 @@ TEST(AsyncClientTest, ManyLateCallsAreInFlightAtOnceUpToTheHostsConnectionBound)
     EXPECT_EQ(client.in_flight(), 0u);
   }
   testing::LateHttpServer bounded_server;
+  Outcomes outcomes;  // outlives the client, whose end completes the calls left
   AsyncClient bounded({.max_connections_per_host = 40, .max_total_connections = 1000});
-  Outcomes outcomes;
   for (int i = 0; i < 200; ++i) bounded.Submit(Get(bounded_server.Url("/late?ms=100")), outcomes.Add("late"));
   ASSERT_TRUE(outcomes.Wait(200, std::chrono::seconds(60)));
   for (const auto& [name, result] : outcomes.results()) ASSERT_TRUE(result.ok()) << result.error().message;
@@ -82,8 +82,8 @@ TEST(AsyncClientTest, ManyLateCallsAreInFlightAtOnceUpToTheHostsConnectionBound)
 // queue behind each other.
 TEST(AsyncClientTest, CallsSubmittedOneAfterAnotherDoNotWaitForEachOther) {
   testing::LateHttpServer server;
+  Outcomes outcomes;  // outlives the client, whose end completes the calls left
   AsyncClient client;
-  Outcomes outcomes;
   for (int i = 1; i <= 4; ++i) {
     client.Submit(Get(server.Url("/late?ms=3000")), outcomes.Add("late"));
     ASSERT_TRUE(testing::WaitFor([&] { return server.Stats()["in_flight"].get<int>() == i; }, std::chrono::seconds(2)))
@@ -96,9 +96,11 @@ TEST(AsyncClientTest, CallsSubmittedOneAfterAnotherDoNotWaitForEachOther) {
 // hanging up mid-answer and an answer over the size limit fail with "io"; a POST's body arrives.
 TEST(AsyncClientTest, EachCallEndsOnItsOwnTimeoutErrorOrAnswer) {
   testing::LateHttpServer server;
+  Outcomes outcomes;  // outlives the client, whose end completes the calls left
   AsyncClient client({.max_response_bytes = 1000});
-  Outcomes outcomes;
-  client.Submit(Get(server.Url("/late?ms=3000"), std::chrono::milliseconds(200)), outcomes.Add("timeout"));
+  // Answered in a minute unless its deadline ends it (libcurl would otherwise find the deadline
+  // passed only when the answer came).
+  client.Submit(Get(server.Url("/late?ms=60000"), std::chrono::milliseconds(200)), outcomes.Add("timeout"));
   for (int i = 0; i < 5; ++i) client.Submit(Get(server.Url("/late?ms=50")), outcomes.Add("ok"));
   client.Submit(Get(server.Url("/close")), outcomes.Add("closed"));
   client.Submit(Get(server.Url("/big?bytes=5000")), outcomes.Add("big"));
@@ -127,6 +129,24 @@ TEST(AsyncClientTest, EachCallEndsOnItsOwnTimeoutErrorOrAnswer) {
   EXPECT_EQ(results.find("refused")->second.error().code, ErrorCode::kConnect);
   ASSERT_TRUE(results.find("post")->second.ok());
   EXPECT_EQ(results.find("post")->second->status, 200);
+}
+
+// The loop's timer is left armed for the earliest need libcurl told it (TimerChanged): a later
+// call's own deadline, told while an earlier one was armed, must still end it once that earlier
+// one has fired and its call is long done.
+TEST(AsyncClientTest, ACallsDeadlineHoldsAfterAnEarlierDeadlineFiredForAnotherCall) {
+  testing::LateHttpServer server;
+  Outcomes outcomes;  // outlives the client, whose end completes the calls left
+  AsyncClient client(AsyncClientOptions{});
+  client.Submit(Get(server.Url("/late?ms=10"), std::chrono::milliseconds(300)), outcomes.Add("quick"));
+  ASSERT_TRUE(outcomes.Wait(1, std::chrono::seconds(10)));
+  // The server would answer in a minute: only the call's own deadline can end it sooner (libcurl
+  // also finds a deadline passed when the answer comes, which would hide a timer never armed).
+  client.Submit(Get(server.Url("/late?ms=60000"), std::chrono::milliseconds(1000)), outcomes.Add("late"));
+  ASSERT_TRUE(outcomes.Wait(2, std::chrono::seconds(20))) << "the 1 s deadline was never acted on";
+  const auto& late = outcomes.results().find("late")->second;
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.error().code, ErrorCode::kTimeout);
 }
 
 // A completion may submit the next call (it runs on the loop thread, which must not deadlock);
@@ -175,9 +195,9 @@ TEST(AsyncClientTest, AnHttp2HostCarriesManyCallsOnOneConnection) {
   ASSERT_TRUE(testing::WaitForPort(port, std::chrono::seconds(10))) << "nghttpd did not start";
 
   constexpr int kCalls = 100;
+  Outcomes outcomes;  // outlives the client, whose end completes the calls left
   AsyncClient client(
       {.max_connections_per_host = kCalls, .max_total_connections = kCalls, .ca_file = dir + "/cert.pem"});
-  Outcomes outcomes;
   for (int i = 0; i < kCalls; ++i) {
     client.Submit(Get("https://127.0.0.1:" + std::to_string(port) + "/hello"), outcomes.Add("h2"));
   }
