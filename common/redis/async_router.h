@@ -46,6 +46,9 @@ class AsyncRouter {
   void Flush();
   void CheckTimeouts(Clock::time_point now);
 
+  // Whether Redis is known to be one node, not a cluster (false until the first Send has
+  // found out): then commands may name keys of any slots.
+  bool single_node() const { return topology_ && !topology_->cluster; }
   // One per node used so far; addresses are stable for the router's lifetime.
   const std::vector<std::unique_ptr<AsyncConnection>>& connections() const { return connections_; }
   // Commands sent and not yet answered, over all connections.

@@ -11,9 +11,12 @@
 namespace katy::ingress {
 namespace {
 
-// KEYS[1] the shard's inbound stream, then each event's mark key(s); ARGV[1] the TTL (s) of a
-// mark of its own; then four ARGV per event: its shape, its digest, when its bucket expires
-// (epoch s; empty when the bucket's expiry is not due: BucketExpiries), the event (pb). Shapes:
+// KEYS[1] the first shard's inbound stream, then each event's mark key(s); ARGV[1] the TTL (s)
+// of a mark of its own; then four ARGV per event: its shape, its digest, when its bucket
+// expires (epoch s; empty when the bucket's expiry is not due: BucketExpiries), the event
+// (pb). Shapes:
+//   "s"  not an event: the events after it go to the inbound stream KEYS[k] (the next shard's,
+//        when the call carries several shards' events: one Redis, not a cluster);
 //   "b"  a member (the digest) of the bucket KEYS[k], an intset of the shard's events of 5 s;
 //   "bk" the same, after checking that KEYS[k + 1], a mark of its own from the key layout
 //        before buckets (docs/scaling.md), is absent;
@@ -31,9 +34,11 @@ namespace {
 constexpr const char* kEnqueueLua = R"lua(
 local results = {}
 local expiring = {}
+local stream = KEYS[1]
 local k = 2
-for a = 2, #ARGV, 4 do
-  local shape, digest, expire_at, pb = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+-- One event: 1 when its mark was new and it went on the stream, 0 when a duplicate, or the
+-- error of a failed XADD (its mark taken back).
+local function enqueue(shape, digest, expire_at, pb)
   local mark = KEYS[k]
   local fresh
   if shape == 'k' then
@@ -44,19 +49,26 @@ for a = 2, #ARGV, 4 do
     if fresh then fresh = redis.call('SADD', mark, digest) == 1 end
     k = k + #shape
   end
-  if fresh then
-    local added = redis.pcall('XADD', KEYS[1], '*', 'pb', pb)
-    if type(added) == 'table' and added.err then
-      if shape == 'k' then redis.call('DEL', mark) else redis.call('SREM', mark, digest) end
-      return added
-    end
-    if shape ~= 'k' and expire_at ~= '' and not expiring[mark] then
-      redis.call('EXPIREAT', mark, expire_at)
-      expiring[mark] = true
-    end
-    results[#results + 1] = 1
+  if not fresh then return 0 end
+  local added = redis.pcall('XADD', stream, '*', 'pb', pb)
+  if type(added) == 'table' and added.err then
+    if shape == 'k' then redis.call('DEL', mark) else redis.call('SREM', mark, digest) end
+    return added
+  end
+  if shape ~= 'k' and expire_at ~= '' and not expiring[mark] then
+    redis.call('EXPIREAT', mark, expire_at)
+    expiring[mark] = true
+  end
+  return 1
+end
+for a = 2, #ARGV, 4 do
+  if ARGV[a] == 's' then
+    stream = KEYS[k]
+    k = k + 1
   else
-    results[#results + 1] = 0
+    local outcome = enqueue(ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3])
+    if type(outcome) == 'table' then return outcome end
+    results[#results + 1] = outcome
   end
 end
 return results
@@ -100,26 +112,30 @@ void AddEvent(const katy::v1::InboundEvent& event, const KeySpace& keys, int sha
 }  // namespace
 
 std::vector<EnqueueCall> PlanEnqueue(const std::vector<katy::v1::InboundEvent>& events, const KeySpace& keys,
-                                     const MarkTimes& times) {
+                                     const MarkTimes& times, bool one_node) {
   std::map<int, std::vector<size_t>> by_shard;
   for (size_t i = 0; i < events.size(); ++i) {
     by_shard[ShardOf(events[i].page_id(), events[i].user_id(), keys.shards())].push_back(i);
   }
   std::vector<EnqueueCall> calls;
-  calls.reserve(by_shard.size());
+  const auto start_call = [&](int shard) {
+    EnqueueCall& out = calls.emplace_back();
+    out.call.keys.push_back(keys.InStream(shard));
+    out.call.args.push_back(std::to_string(times.ttl.count()));
+  };
   for (auto& [shard, indexes] : by_shard) {
     std::stable_sort(indexes.begin(), indexes.end(),
                      [&](size_t a, size_t b) { return events[a].timestamp_ms() < events[b].timestamp_ms(); });
-    for (size_t first = 0; first < indexes.size(); first += kMaxEventsPerCall) {
-      const size_t last = std::min(indexes.size(), first + kMaxEventsPerCall);
-      EnqueueCall out;
-      out.call.keys.reserve(2 * (last - first) + 1);
-      out.call.args.reserve(4 * (last - first) + 1);
-      out.call.keys.push_back(keys.InStream(shard));
-      out.call.args.push_back(std::to_string(times.ttl.count()));
-      for (size_t k = first; k < last; ++k) AddEvent(events[indexes[k]], keys, shard, times, out);
-      out.events.assign(indexes.begin() + static_cast<long>(first), indexes.begin() + static_cast<long>(last));
-      calls.push_back(std::move(out));
+    for (size_t k = 0; k < indexes.size(); ++k) {
+      const bool call_full = calls.empty() || calls.back().events.size() == kMaxEventsPerCall;
+      if (call_full || (k == 0 && !one_node)) {
+        start_call(shard);
+      } else if (k == 0) {  // the shard's events join the call: its stream first
+        calls.back().call.keys.push_back(keys.InStream(shard));
+        calls.back().call.args.insert(calls.back().call.args.end(), {"s", "", "", ""});
+      }
+      AddEvent(events[indexes[k]], keys, shard, times, calls.back());
+      calls.back().events.push_back(indexes[k]);
     }
   }
   return calls;
@@ -143,7 +159,8 @@ void RedisEventStore::Store(const std::vector<katy::v1::InboundEvent>& events, D
   const auto now = BucketExpiries::Clock::now();
   auto calls = PlanEnqueue(events, options_.keys,
                            {options_.dedupe_ttl, WallClockMs(), options_.legacy_marks_before_ms,
-                            [this, now](const std::string& bucket) { return expiries_.Due(bucket, now); }});
+                            [this, now](const std::string& bucket) { return expiries_.Due(bucket, now); }},
+                           redis_.single_node());
   auto progress = std::make_shared<Progress>(
       Progress{{std::vector<Stored>(events.size(), Stored::kFailed), std::nullopt}, calls.size(), std::move(done)});
   for (auto& call : calls) {

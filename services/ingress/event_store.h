@@ -16,7 +16,8 @@
 
 namespace katy::ingress {
 
-// One call of the enqueue script (EnqueueScript): a shard's events of one batch.
+// One call of the enqueue script (EnqueueScript): a shard's events of one batch, or on one
+// Redis (not a cluster) several shards' events.
 struct EnqueueCall {
   redis::Script::Call call;
   std::vector<size_t> events;         // indexes into the batch, in the order the script returns flags
@@ -44,14 +45,18 @@ struct MarkTimes {
   std::function<bool(const std::string& bucket_key)> expiry_due;
 };
 
-// The calls that store `events`: per shard they touch, one call per kMaxEventsPerCall of the
-// shard's events, each with the shard's inbound stream and the events' mark keys (buckets, and
-// older marks to check) as keys, all under the shard's hash tag, so each call is valid in Redis
-// Cluster. Inside a shard, events are ordered by timestamp (Meta may deliver out of order
-// after failures), body order kept for equal timestamps, and the shard's calls follow that
-// order. Pure.
+// The calls that store `events`, each with at most kMaxEventsPerCall events, the events'
+// inbound streams and mark keys (buckets, and older marks to check) as keys. Inside a shard,
+// events are ordered by timestamp (Meta may deliver out of order after failures), body order
+// kept for equal timestamps, and the shard's calls follow that order.
+//  - On a cluster (`one_node` false), a call holds one shard's events: all its keys are under
+//    the shard's hash tag, as a script's keys must be there (one slot).
+//  - On one Redis (`one_node`), the shards' events share calls, the next shard's stream named
+//    before its events (shape "s"): one call per pass where the events fit, since each script
+//    call costs Redis far more than the commands inside it.
+// Pure.
 std::vector<EnqueueCall> PlanEnqueue(const std::vector<katy::v1::InboundEvent>& events, const KeySpace& keys,
-                                     const MarkTimes& times);
+                                     const MarkTimes& times, bool one_node = false);
 
 // What became of one event given to RedisEventStore::Store.
 enum class Stored : uint8_t {

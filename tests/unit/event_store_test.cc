@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <set>
+
 namespace katy::ingress {
 namespace {
 
@@ -46,6 +49,65 @@ TEST(PlanEnqueueTest, OneCallPerShardWithItsEventsInTimestampOrder) {
       ShardOf("1045", "u1", 16) == ShardOf("1045", events[calls[0].events[0]].user_id(), 16) ? calls[0] : calls[1];
   // By timestamp, body order kept for equal timestamps.
   EXPECT_EQ(u1_call.events, (std::vector<size_t>{2, 0, 3}));
+}
+
+// On one Redis, the shards' events share a call: each shard's stream is named ("s") before its
+// events, which keep their order; the call's size stays bounded across shards.
+TEST(PlanEnqueueTest, OnOneRedisTheShardsShareCallsEachStreamNamedBeforeItsEvents) {
+  const KeySpace keys("katy", 16);
+  std::vector<std::string> users{"u1"};
+  for (int i = 2; users.size() < 3; ++i) {
+    const std::string user = "u" + std::to_string(i);
+    bool apart = true;
+    for (const auto& other : users) apart = apart && ShardOf("1045", user, 16) != ShardOf("1045", other, 16);
+    if (apart) users.push_back(user);
+  }
+  std::vector<katy::v1::InboundEvent> events;
+  for (int i = 0; i < 6; ++i) events.push_back(Event(users[i % 3], kNow + 100 - i, "m" + std::to_string(i)));
+  const auto calls = PlanEnqueue(events, keys, kTimes, /*one_node=*/true);
+  ASSERT_EQ(calls.size(), 1u);
+  const auto& call = calls[0].call;
+  ASSERT_EQ(call.keys.size(), 3u + 6u);
+  ASSERT_EQ(call.args.size(), 1u + 4 * (2u + 6u));
+  // Walk the call as the script does: each event goes to the stream named last.
+  std::string stream = call.keys[0];
+  size_t key = 1;
+  size_t event = 0;
+  std::set<std::string> streams{stream};
+  for (size_t a = 1; a < call.args.size(); a += 4) {
+    if (call.args[a] == "s") {
+      stream = call.keys[key++];
+      streams.insert(stream);
+      continue;
+    }
+    const auto& planned = events[calls[0].events[event++]];
+    const int shard = ShardOf("1045", planned.user_id(), 16);
+    EXPECT_EQ(stream, keys.InStream(shard));
+    EXPECT_EQ(call.keys[key++], keys.SeenBucket(shard, planned.timestamp_ms() / kSeenBucketMs));
+    EXPECT_EQ(call.args[a + 3], planned.SerializeAsString());
+  }
+  EXPECT_EQ(event, 6u);
+  EXPECT_EQ(streams.size(), 3u);
+  // Each user's two events in timestamp order (the later index is the earlier time).
+  for (int user = 0; user < 3; ++user) {
+    const auto& order = calls[0].events;
+    const auto first = std::find(order.begin(), order.end(), static_cast<size_t>(user + 3));
+    const auto second = std::find(order.begin(), order.end(), static_cast<size_t>(user));
+    EXPECT_LT(first, second) << users[user];
+  }
+
+  // 300 events of two shards: calls of at most kMaxEventsPerCall, each starting on its stream.
+  events.clear();
+  for (int i = 0; i < 300; ++i) events.push_back(Event(users[i % 2], kNow + i, "n" + std::to_string(i)));
+  const auto bounded = PlanEnqueue(events, keys, kTimes, /*one_node=*/true);
+  ASSERT_EQ(bounded.size(), 3u);
+  size_t total = 0;
+  for (const auto& planned : bounded) {
+    EXPECT_LE(planned.events.size(), kMaxEventsPerCall);
+    EXPECT_EQ(planned.call.keys[0], keys.InStream(ShardOf("1045", events[planned.events[0]].user_id(), 16)));
+    total += planned.events.size();
+  }
+  EXPECT_EQ(total, 300u);
 }
 
 // A mark's bucket is its event's own time, whenever it arrives; it is kept for the TTL from
