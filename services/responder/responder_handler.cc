@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <tuple>
 
 #include "common/events.h"
 #include "common/forget.h"
@@ -22,52 +23,62 @@
 namespace katy::responder {
 namespace {
 
-// KEYS[1] outbound stream, KEYS[2] inbound stream, KEYS[3] conversation hash, KEYS[4] lease,
-// KEYS[5] the shard's set of conversations others have the thread of: an index for the
-// metrics (the conversation hash holds the owner), living as long as a conversation after its
-// last addition, so a shard whose threads stopped moving leaves nothing behind.
-// ARGV[1] group, ARGV[2] inbound entry id, ARGV[3] conversation TTL (s), ARGV[4] lease owner,
-// ARGV[5] "1" when the conversation's lifetime is renewed (ConversationRenewalDue),
-// ARGV[6] n = number of HSET pairs, then 2n values, then m = number of HDEL fields, m names,
-// then "add", "rem" or "" and the conversation (for KEYS[5]), then r = number of timers to
-// remove from KEYS[6] (the shard's timers), r members, then z = number of timers to add, z score
-// and member pairs, then one serialized OutboundMessage per reply. Each of HSET, HDEL, ZREM and
-// ZADD is one call whatever its number of fields.
-// Returns the number of replies added, -1 when the event was already committed, -2 when this
-// instance no longer owns the shard.
+// One commit of a shard's events of a batch, fenced once by the shard's lease.
+// KEYS[1] outbound stream, KEYS[2] inbound stream, KEYS[3] lease, KEYS[4] the shard's set of
+// conversations others have the thread of: an index for the metrics (the conversation hash
+// holds the owner), living as long as a conversation after its last addition, so a shard whose
+// threads stopped moving leaves nothing behind; KEYS[5] the shard's timers; then each event's
+// conversation hash, KEYS[5 + e] for the e-th event.
+// ARGV[1] group, ARGV[2] conversation TTL (s), ARGV[3] lease owner, then per event the number
+// of its arguments, then those: its inbound entry id, "1" when the conversation's lifetime is
+// renewed (ConversationRenewalDue), n = number of HSET pairs, then 2n values, then m = number
+// of HDEL fields, m names, then "add", "rem" or "" and the conversation (for KEYS[4]), then
+// r = number of timers to remove from KEYS[5], r members, then z = number of timers to add, z
+// score and member pairs, then one serialized OutboundMessage per reply. Each of HSET, HDEL,
+// ZREM and ZADD is one call whatever its number of fields.
+// Returns -2 (and does nothing) when this instance no longer owns the shard, else one number
+// per event: the replies it added, or -1 when it was already committed (and nothing of it is
+// done again).
 constexpr const char* kCommitLua = R"lua(
-if redis.call('GET', KEYS[4]) ~= ARGV[4] then return -2 end
-if redis.call('XACK', KEYS[2], ARGV[1], ARGV[2]) == 0 then return -1 end
-local i = 6
-local n = tonumber(ARGV[i]); i = i + 1
-if n > 0 then
-  local pairs = {}
-  for k = 0, 2 * n - 1 do pairs[#pairs + 1] = ARGV[i + k] end
-  redis.call('HSET', KEYS[3], unpack(pairs))
+if redis.call('GET', KEYS[3]) ~= ARGV[3] then return -2 end
+local function commit(conversation, i, last)
+  if redis.call('XACK', KEYS[2], ARGV[1], ARGV[i]) == 0 then return -1 end
+  local renew = ARGV[i + 1] == '1'
+  i = i + 2
+  local n = tonumber(ARGV[i]); i = i + 1
+  if n > 0 then redis.call('HSET', conversation, unpack(ARGV, i, i + 2 * n - 1)) end
+  i = i + 2 * n
+  local m = tonumber(ARGV[i]); i = i + 1
+  if m > 0 then redis.call('HDEL', conversation, unpack(ARGV, i, i + m - 1)) end
+  i = i + m
+  if ARGV[i] == 'add' then
+    redis.call('SADD', KEYS[4], ARGV[i + 1])
+    redis.call('EXPIRE', KEYS[4], ARGV[2])
+  end
+  if ARGV[i] == 'rem' then redis.call('SREM', KEYS[4], ARGV[i + 1]) end
+  i = i + 2
+  local r = tonumber(ARGV[i]); i = i + 1
+  if r > 0 then redis.call('ZREM', KEYS[5], unpack(ARGV, i, i + r - 1)) end
+  i = i + r
+  local z = tonumber(ARGV[i]); i = i + 1
+  if z > 0 then redis.call('ZADD', KEYS[5], unpack(ARGV, i, i + 2 * z - 1)) end
+  i = i + 2 * z
+  if renew and (n > 0 or m > 0) then redis.call('EXPIRE', conversation, ARGV[2]) end
+  local added = 0
+  for k = i, last do
+    redis.call('XADD', KEYS[1], '*', 'pb', ARGV[k])
+    added = added + 1
+  end
+  return added
 end
-i = i + 2 * n
-local m = tonumber(ARGV[i]); i = i + 1
-if m > 0 then redis.call('HDEL', KEYS[3], unpack(ARGV, i, i + m - 1)) end
-i = i + m
-if ARGV[i] == 'add' then
-  redis.call('SADD', KEYS[5], ARGV[i + 1])
-  redis.call('EXPIRE', KEYS[5], ARGV[3])
+local results = {}
+local at = 4
+while at <= #ARGV do
+  local size = tonumber(ARGV[at])
+  results[#results + 1] = commit(KEYS[5 + #results + 1], at + 1, at + size)
+  at = at + size + 1
 end
-if ARGV[i] == 'rem' then redis.call('SREM', KEYS[5], ARGV[i + 1]) end
-i = i + 2
-local r = tonumber(ARGV[i]); i = i + 1
-if r > 0 then redis.call('ZREM', KEYS[6], unpack(ARGV, i, i + r - 1)) end
-i = i + r
-local z = tonumber(ARGV[i]); i = i + 1
-if z > 0 then redis.call('ZADD', KEYS[6], unpack(ARGV, i, i + 2 * z - 1)) end
-i = i + 2 * z
-if ARGV[5] == '1' and (n > 0 or m > 0) then redis.call('EXPIRE', KEYS[3], ARGV[3]) end
-local added = 0
-for k = i, #ARGV do
-  redis.call('XADD', KEYS[1], '*', 'pb', ARGV[k])
-  added = added + 1
-end
-return added
+return results
 )lua";
 
 constexpr int64_t kProfileFreshMs = 24LL * 3600 * 1000;  // re-read a name once a day
@@ -403,12 +414,13 @@ std::vector<katy::v1::OutboundMessage> Replies(const redis::StreamEntry& entry, 
 // ARGV of the commit script: group, entry id, TTL, fence owner, the HSET pairs and HDEL
 // fields (each counted), the owned-set change and the conversation, the timers to remove and
 // to add (each counted), then the serialized replies.
-std::vector<std::string> CommitArgs(const redis::StreamEntry& entry, const redis::Fence& fence, int64_t ttl_s,
-                                    bool renew, const std::string& conversation, const ConversationUpdate& update,
-                                    const std::vector<katy::v1::OutboundMessage>& replies) {
-  std::vector<std::string> args{KeySpace::kResponderGroup, entry.id,
-                                std::to_string(ttl_s),     fence.owner,
-                                renew ? "1" : "0",         std::to_string(update.hset.size() / 2)};
+// One event's arguments in a commit call (kCommitLua), its count first.
+void AddCommitArgs(const redis::StreamEntry& entry, bool renew, const std::string& conversation,
+                   const ConversationUpdate& update, const std::vector<katy::v1::OutboundMessage>& replies,
+                   std::vector<std::string>& args) {
+  const size_t count_at = args.size();
+  args.push_back("");
+  args.insert(args.end(), {entry.id, renew ? "1" : "0", std::to_string(update.hset.size() / 2)});
   args.insert(args.end(), update.hset.begin(), update.hset.end());
   args.push_back(std::to_string(update.hdel.size()));
   args.insert(args.end(), update.hdel.begin(), update.hdel.end());
@@ -419,7 +431,7 @@ std::vector<std::string> CommitArgs(const redis::StreamEntry& entry, const redis
   args.push_back(std::to_string(update.timers_added.size() / 2));
   args.insert(args.end(), update.timers_added.begin(), update.timers_added.end());
   for (const auto& reply : replies) args.push_back(reply.SerializeAsString());
-  return args;
+  args[count_at] = std::to_string(args.size() - count_at - 1);
 }
 
 }  // namespace
@@ -835,38 +847,56 @@ const std::string& ResponderHandler::Disclosure(EventWork& work, int64_t now) co
 }
 
 void ResponderHandler::Commit(redis::Client& client, std::vector<EventWork>& work) const {
-  // Replies, conversation and acknowledgement in one script per event, fenced by the lease;
-  // the scripts of the whole batch in one round trip.
-  std::vector<redis::Script::Call> calls;
-  std::vector<size_t> committing;
+  // Replies, conversations and acknowledgements of a shard's events in one script, fenced once
+  // by the lease; the scripts of the whole batch in one round trip.
+  struct ShardCommit {
+    redis::Script::Call call;
+    std::vector<size_t> events;  // into `work`, in the order the script answers
+  };
+  std::map<std::tuple<int, std::string, std::string>, ShardCommit> by_fence;
   for (size_t i = 0; i < work.size(); ++i) {
     EventWork& one = work[i];
     if (one.result) continue;
     const redis::Fence& fence = one.fence;
+    ShardCommit& shard = by_fence[{one.shard, fence.lease_key, fence.owner}];
+    if (shard.events.empty()) {
+      shard.call.keys = {keys_.OutStream(one.shard), one.entry->stream, fence.lease_key, keys_.Owned(one.shard),
+                         keys_.Timers(one.shard)};
+      shard.call.args = {KeySpace::kResponderGroup, std::to_string(conversation_ttl_s_), fence.owner};
+    }
     const int64_t now = now_ms_();
     // A commit that changes nothing of the conversation leaves it alone (creates no hash).
     const bool changes = !one.update.hset.empty() || !one.update.hdel.empty();
     const bool renew = changes && ConversationRenewalDue(one.conversation.kept_from_ms, now,
                                                          std::chrono::seconds(conversation_ttl_s_));
     if (renew) one.update.hset.insert(one.update.hset.end(), {"kept_from_ms", std::to_string(now)});
-    calls.push_back({{keys_.OutStream(one.shard), one.entry->stream, one.conversation_key, fence.lease_key,
-                      keys_.Owned(one.shard), keys_.Timers(one.shard)},
-                     CommitArgs(*one.entry, fence, conversation_ttl_s_, renew,
-                                one.event.page_id() + ":" + one.event.user_id(), one.update, one.replies)});
-    committing.push_back(i);
+    shard.call.keys.push_back(one.conversation_key);
+    AddCommitArgs(*one.entry, renew, one.event.page_id() + ":" + one.event.user_id(), one.update, one.replies,
+                  shard.call.args);
+    shard.events.push_back(i);
   }
-  if (calls.empty()) return;
+  if (by_fence.empty()) return;
+  std::vector<redis::Script::Call> calls;
+  for (auto& [fence, shard] : by_fence) calls.push_back(std::move(shard.call));
   auto committed = commit_script_.RunPipelined(client, calls);
-  for (size_t c = 0; c < committing.size(); ++c) {
-    EventWork& one = work[committing[c]];
-    if (!committed) {
-      one.result = redis::HandleResult::RedisFailed(committed.error());
-    } else if ((*committed)[c].IsError()) {
-      one.result = redis::HandleResult::RedisFailed(redis::ReplyError((*committed)[c].str));
-    } else if ((*committed)[c].integer == -2) {
-      one.result = redis::HandleResult::Abandon("lost_lease");
-    } else {
-      Committed(*one.entry, one, (*committed)[c].integer);
+  size_t c = 0;
+  for (const auto& [fence, shard] : by_fence) {
+    const redis::Reply* reply = committed ? &(*committed)[c++] : nullptr;
+    for (size_t e = 0; e < shard.events.size(); ++e) {
+      EventWork& one = work[shard.events[e]];
+      if (!committed) {
+        one.result = redis::HandleResult::RedisFailed(committed.error());
+      } else if (reply->IsError()) {
+        one.result = redis::HandleResult::RedisFailed(redis::ReplyError(reply->str));
+      } else if (!reply->IsArray()) {  // -2: the shard is no longer this instance's
+        one.result = redis::HandleResult::Abandon("lost_lease");
+      } else if (reply->elements.size() != shard.events.size()) {  // not this script's answer
+        one.result = redis::HandleResult::RedisFailed(
+            redis::ReplyError("the commit answered for " + std::to_string(reply->elements.size()) + " events, not " +
+                              std::to_string(shard.events.size())));
+      } else {
+        Committed(*one.entry, one, reply->elements[e].integer);
+      }
     }
   }
 }

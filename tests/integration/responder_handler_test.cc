@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
@@ -155,6 +156,51 @@ TEST_F(ResponderHandlerTest, ABatchCommitsEachEventOnItsOwnConversationAndFence)
   EXPECT_EQ(nlohmann::json::parse(Outbound("u2")[0].message_json())["text"], "echo: hello");
   EXPECT_TRUE(Outbound("u3").empty());
   EXPECT_EQ(ConversationField("state"), "asking_name");
+}
+
+// Script calls Redis has run so far (INFO commandstats: EVALSHA and EVAL).
+int64_t ScriptCalls(redis::Client& client) {
+  auto info = client.Command({"INFO", "commandstats"});
+  int64_t calls = 0;
+  for (const char* name : {"cmdstat_evalsha:calls=", "cmdstat_eval:calls="}) {
+    const auto at = info->str.find(name);
+    if (at != std::string::npos) calls += std::atoll(info->str.c_str() + at + std::strlen(name));
+  }
+  return calls;
+}
+
+// A shard's events in a batch commit in one script, fenced once by the shard's lease, each
+// with its own outcome: an event committed before adds nothing again while the others commit;
+// with the lease gone, every one of them is left to the shard's new owner, nothing written.
+TEST_F(ResponderHandlerTest, AShardsEventsCommitInOneScriptEachWithItsOwnOutcome) {
+  std::vector<std::string> users{"u1"};
+  for (int i = 2; users.size() < 3; ++i) {
+    if (ShardOf("p1", "u" + std::to_string(i), 4) == Shard()) users.push_back("u" + std::to_string(i));
+  }
+  std::vector<redis::StreamEntry> entries;
+  for (const auto& user : users) entries.push_back(Deliver("hello", katy::v1::EVENT_KIND_MESSAGE, 0, user));
+  ASSERT_EQ(Handle(entries[0]).kind, redis::HandleResult::Kind::kDone);  // committed before the batch
+  std::vector<redis::BatchEntry> batch;
+  for (const auto& entry : entries) batch.push_back({&entry, fence_});
+  const int64_t scripts_before = ScriptCalls(client_);
+  auto results = HandleBatch(batch);
+  EXPECT_EQ(ScriptCalls(client_) - scripts_before, 1) << "one commit script for the shard's three events";
+  ASSERT_EQ(results.size(), 3u);
+  for (size_t i = 0; i < users.size(); ++i) {
+    EXPECT_EQ(results[i].kind, redis::HandleResult::Kind::kDone) << users[i];
+    EXPECT_EQ(Outbound(users[i]).size(), 1u) << users[i];
+  }
+
+  entries = {Deliver("hello again", katy::v1::EVENT_KIND_MESSAGE, 0, users[1]),
+             Deliver("hello again", katy::v1::EVENT_KIND_MESSAGE, 0, users[2])};
+  batch = {{&entries[0], fence_}, {&entries[1], fence_}};
+  ASSERT_TRUE(client_.Command({"SET", fence_.lease_key, "someone-else"}).ok());
+  results = HandleBatch(batch);
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& result : results) EXPECT_EQ(result.kind, redis::HandleResult::Kind::kAbandon);
+  for (const auto& user : users) EXPECT_EQ(Outbound(user).size(), 1u) << user;
+  auto pending = client_.Command({"XPENDING", entries[0].stream, KeySpace::kResponderGroup});
+  EXPECT_EQ(pending->elements[0].integer, 2) << "both left unacknowledged for the new owner";
 }
 
 TEST_F(ResponderHandlerTest, CommitsRepliesConversationAndAckTogether) {
