@@ -26,11 +26,15 @@ kill -STOP "$sender"
   >"$work/load.out" &
 load_pid=$!
 # wait_for WHAT CONDITION: polls CONDITION (an arithmetic test of a function's output) for up
-# to two minutes, else fails with WHAT.
+# to two minutes, else fails with WHAT, the sender's outcomes and queue gauges, and the logs.
 wait_for() {
   local deadline=$((SECONDS + 120))
   until eval "$2"; do
-    ((SECONDS < deadline)) || { echo "gave up waiting: $1" >&2; kill -CONT "$sender"; exit 1; }
+    if ((SECONDS >= deadline)); then
+      kill -CONT "$sender"
+      curl -s "http://$KATY_SENDER_ADMIN_ADDR/metrics" | grep -E '^katy_(sender_sends_total|stream_lag|stream_pending)' || true
+      fail "gave up waiting: $1"
+    fi
     sleep 0.1
   done
 }
