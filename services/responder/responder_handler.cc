@@ -419,7 +419,7 @@ void AddCommitArgs(const redis::StreamEntry& entry, bool renew, const std::strin
                    const ConversationUpdate& update, const std::vector<katy::v1::OutboundMessage>& replies,
                    std::vector<std::string>& args) {
   const size_t count_at = args.size();
-  args.push_back("");
+  args.emplace_back();  // the count, once known
   args.insert(args.end(), {entry.id, renew ? "1" : "0", std::to_string(update.hset.size() / 2)});
   args.insert(args.end(), update.hset.begin(), update.hset.end());
   args.push_back(std::to_string(update.hdel.size()));

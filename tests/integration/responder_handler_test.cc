@@ -193,7 +193,8 @@ TEST_F(ResponderHandlerTest, AShardsEventsCommitInOneScriptEachWithItsOwnOutcome
 
   entries = {Deliver("hello again", katy::v1::EVENT_KIND_MESSAGE, 0, users[1]),
              Deliver("hello again", katy::v1::EVENT_KIND_MESSAGE, 0, users[2])};
-  batch = {{&entries[0], fence_}, {&entries[1], fence_}};
+  batch.clear();
+  for (const auto& entry : entries) batch.push_back({&entry, fence_});
   ASSERT_TRUE(client_.Command({"SET", fence_.lease_key, "someone-else"}).ok());
   results = HandleBatch(batch);
   ASSERT_EQ(results.size(), 2u);
