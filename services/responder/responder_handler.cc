@@ -9,7 +9,7 @@
 #include <map>
 #include <mutex>
 #include <random>
-#include <tuple>
+#include <utility>
 
 #include "common/events.h"
 #include "common/forget.h"
@@ -411,10 +411,9 @@ std::vector<katy::v1::OutboundMessage> Replies(const redis::StreamEntry& entry, 
   return replies;
 }
 
-// ARGV of the commit script: group, entry id, TTL, fence owner, the HSET pairs and HDEL
-// fields (each counted), the owned-set change and the conversation, the timers to remove and
-// to add (each counted), then the serialized replies.
-// One event's arguments in a commit call (kCommitLua), its count first.
+// One event's arguments in a commit call (kCommitLua), their count first: entry id, renewal,
+// the HSET pairs and HDEL fields (each counted), the owned-set change and the conversation, the
+// timers to remove and to add (each counted), then the serialized replies.
 void AddCommitArgs(const redis::StreamEntry& entry, bool renew, const std::string& conversation,
                    const ConversationUpdate& update, const std::vector<katy::v1::OutboundMessage>& replies,
                    std::vector<std::string>& args) {
@@ -853,12 +852,12 @@ void ResponderHandler::Commit(redis::Client& client, std::vector<EventWork>& wor
     redis::Script::Call call;
     std::vector<size_t> events;  // into `work`, in the order the script answers
   };
-  std::map<std::tuple<int, std::string, std::string>, ShardCommit> by_fence;
+  std::map<std::pair<std::string, std::string>, ShardCommit> by_fence;  // lease key (a shard's), owner
   for (size_t i = 0; i < work.size(); ++i) {
     EventWork& one = work[i];
     if (one.result) continue;
     const redis::Fence& fence = one.fence;
-    ShardCommit& shard = by_fence[{one.shard, fence.lease_key, fence.owner}];
+    ShardCommit& shard = by_fence[{fence.lease_key, fence.owner}];
     if (shard.events.empty()) {
       shard.call.keys = {keys_.OutStream(one.shard), one.entry->stream, fence.lease_key, keys_.Owned(one.shard),
                          keys_.Timers(one.shard)};
