@@ -7,7 +7,8 @@
 # Prints the load run's JSON report, then what each process spent on a core per message
 # delivered (µs, over a steady window from 1 s after the start to 1 s before the end), so the
 # next limit is visible: the largest figure is the process to make cheaper; then what Redis
-# ran per message over the same window (INFO commandstats: calls, scripts, time in commands).
+# ran per message over the same window (INFO commandstats: calls, scripts, time in commands),
+# and how often each process's threads were woken per message (thread hand-offs, blocking waits).
 # Usage: bench/end_to_end.sh [users] [rate] [seconds]   (defaults 50, 500, 5)
 set -euo pipefail
 users="${1:-50}"
@@ -31,17 +32,20 @@ window=$((seconds - 2))
 if ((window > 0)); then
   sleep 1
   n0=$(delivered)
-  cpu_sample "${groups[@]}" >"$work/sched.before"
+  cpu_sample "${groups[@]}" >"$work/cpu.before"
+  sched_sample "${groups[@]}" >"$work/sched.before"
   redis-cli -p "$KATY_REDIS_PORT" CONFIG RESETSTAT >/dev/null
   sleep "$window"
   n1=$(delivered)
-  cpu_sample "${groups[@]}" >"$work/sched.after"
+  cpu_sample "${groups[@]}" >"$work/cpu.after"
+  sched_sample "${groups[@]}" >"$work/sched.after"
   redis-cli -p "$KATY_REDIS_PORT" INFO commandstats >"$work/commandstats"
 fi
 wait "$load_pid"
 cat "$work/load.out"
 if ((window > 0)) && ((n1 > n0)); then
-  echo "$(cpu_per_message "$work/sched.before" "$work/sched.after" $((n1 - n0))) delivered ($((n1 - n0)) in the window)"
+  echo "$(cpu_per_message "$work/cpu.before" "$work/cpu.after" $((n1 - n0))) delivered ($((n1 - n0)) in the window)"
+  echo "wake-ups per message: $(wakeups_per_message "$work/sched.before" "$work/sched.after" $((n1 - n0)))"
   redis_per_message "$work/commandstats" $((n1 - n0))
 fi
 stop_up

@@ -205,6 +205,15 @@ cpu_per_message() {
     END {printf "all %.1f µs of CPU per message", total}' "$1" "$2"
 }
 
+# wakeups_per_message BEFORE AFTER MESSAGES: from two sched_sample files, each label's times a
+# thread was put on a core, per message: the thread hand-offs and blocking waits a message
+# costs, which is what a process's kernel time goes to at a steady rate (bench/RESULTS.md).
+wakeups_per_message() {
+  awk -v messages="$3" '
+    NR == FNR {slices[$1] = $4; next}
+    { printf "%s %.1f   ", $1, ($4 - slices[$1]) / messages }' "$1" "$2"
+}
+
 # machine_idle BEFORE AFTER: the share of the machine's CPU time left idle between two copies
 # of /proc/stat's first line (user nice system idle iowait irq softirq steal, then guest time,
 # already counted in user; idle is idle + iowait).

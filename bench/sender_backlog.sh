@@ -7,7 +7,8 @@
 # carry one message each.
 #
 # Prints the drain rate (replies delivered per second from the continue to the last), the
-# sender's CPU per delivered message over the drain, and what Redis ran per message meanwhile.
+# sender's CPU per delivered message over the drain, its threads' wake-ups per message, and what
+# Redis ran per message meanwhile.
 # Usage: bench/sender_backlog.sh [messages] [rate]   (defaults 20000, 2000)
 set -euo pipefail
 messages="${1:-20000}"
@@ -42,18 +43,21 @@ wait_for() {
 wait_for "replies queued" '(($(stream_entries out) >= messages))'
 n0=0  # the sender has been stopped since before the first message
 cpu_sample "sender:$sender" >"$work/cpu.before"
+sched_sample "sender:$sender" >"$work/sched.before"
 redis-cli -p "$KATY_REDIS_PORT" CONFIG RESETSTAT >/dev/null
 started=$(date +%s.%N)
 kill -CONT "$sender"
 wait_for "replies delivered" '(($(delivered) - n0 >= messages))'
 ended=$(date +%s.%N)
 cpu_sample "sender:$sender" >"$work/cpu.after"
+sched_sample "sender:$sender" >"$work/sched.after"
 redis-cli -p "$KATY_REDIS_PORT" INFO commandstats >"$work/commandstats"
 n1=$(delivered)
 wait "$load_pid"
 tail -n 1 "$work/load.out"
 awk -v a="$started" -v b="$ended" -v n=$((n1 - n0)) 'BEGIN {printf "drained %d in %.1f s: %.0f replies/s\n", n, b - a, n / (b - a)}'
 echo "$(cpu_per_message "$work/cpu.before" "$work/cpu.after" $((n1 - n0))) delivered"
+echo "wake-ups per message: $(wakeups_per_message "$work/sched.before" "$work/sched.after" $((n1 - n0)))"
 redis_per_message "$work/commandstats" $((n1 - n0))
 stop_up
 rm -rf "$work"
