@@ -149,6 +149,43 @@ TEST(AsyncClientTest, ACallsDeadlineHoldsAfterAnEarlierDeadlineFiredForAnotherCa
   EXPECT_EQ(late.error().code, ErrorCode::kTimeout);
 }
 
+// The loop keeps a finished call's easy handle for the next call: each call, one after
+// another (so each takes the handle the one before gave back), arrives as it was made, with
+// nothing of the call before it: not its method, body or headers.
+TEST(AsyncClientTest, AHandleGivenBackCarriesNothingOfItsCallToTheNext) {
+  testing::LateHttpServer server;
+  Outcomes outcomes;  // outlives the client, whose end completes the calls left
+  AsyncClient client;
+  Request post = Get(server.Url("/echo"));
+  post.method = "POST";
+  post.body = R"({"first":true})";
+  post.headers = {"X-Katy-Test: first"};
+  Request remove = Get(server.Url("/echo"));
+  remove.method = "DELETE";
+  const std::vector<std::pair<std::string, Request>> calls = {
+      {"1 post", post}, {"2 get", Get(server.Url("/echo"))}, {"3 delete", remove}, {"4 get", Get(server.Url("/echo"))}};
+  for (size_t i = 0; i < calls.size(); ++i) {
+    client.Submit(calls[i].second, outcomes.Add(calls[i].first));
+    ASSERT_TRUE(outcomes.Wait(i + 1, std::chrono::seconds(10)));
+  }
+  std::map<std::string, nlohmann::json> seen;
+  for (const auto& [name, result] : outcomes.results()) {
+    ASSERT_TRUE(result.ok()) << name << ": " << result.error().message;
+    seen[name] = nlohmann::json::parse(result->body);
+  }
+  EXPECT_EQ(seen["1 post"]["method"], "POST");
+  EXPECT_EQ(seen["1 post"]["body"], R"({"first":true})");
+  EXPECT_EQ(seen["1 post"]["headers"]["x-katy-test"], "first");
+  for (const char* get : {"2 get", "4 get"}) {
+    EXPECT_EQ(seen[get]["method"], "GET") << get;
+    EXPECT_EQ(seen[get]["body"], "") << get;
+    EXPECT_FALSE(seen[get]["headers"].contains("x-katy-test")) << get;
+    EXPECT_FALSE(seen[get]["headers"].contains("content-type")) << get;
+  }
+  EXPECT_EQ(seen["3 delete"]["method"], "DELETE");
+  EXPECT_EQ(seen["3 delete"]["body"], "");
+}
+
 // A completion may submit the next call (it runs on the loop thread, which must not deadlock);
 // destroying the client fails what is still in flight, each completion once.
 TEST(AsyncClientTest, CompletionsMaySubmitAndDestructionFailsWhatIsLeftOnce) {

@@ -7,6 +7,7 @@ tests of clients that keep many calls in flight.
   (N may be a range A-B: each call's delay drawn from it)
   GET|POST /close         reads the request, sends half a response, closes the connection
   GET|POST /big?bytes=N   200 with a body of N bytes
+  ANY /echo               200 with what came: {"method", "headers" (names in lower case), "body"}
   GET /stats              {"in_flight": now, "most_in_flight": highest so far, "connections": opened}
 
 Keeps connections alive. Usage: late_http_server.py PORT
@@ -24,14 +25,14 @@ async def read_request(reader):
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     method, target, _ = lines[0].split(" ", 2)
-    length = 0
+    headers = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
-        if name.strip().lower() == "content-length":
-            length = int(value.strip())
-    if length:
-        await reader.readexactly(length)
-    return method, target
+        if name:
+            headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    body = await reader.readexactly(length) if length else b""
+    return method, target, headers, body
 
 
 def answer(status, body, content_type="text/plain"):
@@ -44,7 +45,7 @@ async def serve(reader, writer):
     stats["connections"] += 1
     try:
         while True:
-            method, target = await read_request(reader)
+            method, target, headers, body = await read_request(reader)
             url = urlsplit(target)
             query = parse_qs(url.query)
             if url.path == "/stats":
@@ -54,6 +55,9 @@ async def serve(reader, writer):
                 await writer.drain()
                 writer.close()
                 return
+            elif url.path == "/echo":
+                seen = {"method": method, "headers": headers, "body": body.decode("latin-1")}
+                writer.write(answer(200, json.dumps(seen), "application/json"))
             elif url.path == "/big":
                 writer.write(answer(200, b"x" * int(query.get("bytes", ["0"])[0])))
             else:
