@@ -12,6 +12,13 @@ const browser = await chromium.launch({
          "--disable-component-update", "--disable-sync"],
 });
 let failed = 0;
+// Whether `condition` (async) holds within `ms`, asked every 100 ms.
+const eventually = async (condition, ms = 20000) => {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((resolve) => setTimeout(resolve, 100))) {
+    if (await condition()) return true;
+  }
+  return false;
+};
 const check = (ok, what) => {
   console.log((ok ? "ok   " : "FAIL ") + what);
   if (!ok) failed++;
@@ -64,15 +71,24 @@ try {
   check(await page.waitForSelector(".msg.inbox >> text=Sam from support").then(() => true, () => false),
         "a person's reply from the Page Inbox shows in the thread");
   const before = await botReplies();
+  // Each step waits for the emulator's answer, which comes once ingress has the event: the
+  // page's fetches run concurrently, and a pass_thread_control that reached ingress before
+  // "thanks Sam" would hand that message to the bot (or "hello" to the person).
+  const accepted = (path) => page.waitForResponse((response) => new URL(response.url()).pathname === path);
+  const thanked = accepted("/_emulator/say");
   await page.fill("#text", "thanks Sam");
   await page.press("#text", "Enter");
+  check((await thanked).ok(), "ingress took \"thanks Sam\"");
+  const passed = accepted("/_emulator/inbox/pass");
   await page.click("#inbox-pass");
+  check((await passed).ok(), "ingress took the pass_thread_control");
   check(await page.waitForSelector("#inbox-owner >> text=routes this conversation to the bot")
           .then(() => true, () => false), "the person gave the conversation back to the bot");
   await page.fill("#text", "hello");
   await page.press("#text", "Enter");
-  await page.waitForFunction(async (n) => (await (await fetch("/_emulator/messages?psid=web-you")).json())
-    .filter((m) => m.message && !m.app_id).length > n, before);
+  // Polled from here: page.waitForFunction takes the Promise an async predicate returns for a
+  // truthy answer, so it would not wait for the reply at all.
+  check(await eventually(async () => (await botReplies()) > before), "the bot answers \"hello\"");
   // In order: "thanks Sam" came while the person had the thread, "hello" after it came back.
   check((await botReplies()) === before + 1, "the bot stayed quiet while the person had the thread, " +
         "and answered again once it was given back");
